@@ -1,0 +1,134 @@
+// Package cpuset reads and writes the kernel's CPU list format ("0-3,8,10-11"),
+// used by /sys/devices/system/cpu/online, node cpulists, libvirt and lscpu.
+package cpuset
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// MaxCPU is the largest CPU number accepted; larger numbers in input are
+// refused so that a hostile list ("0-4294967295") cannot exhaust memory.
+const MaxCPU = 1 << 16
+
+// Set is a sorted list of distinct CPU numbers.
+type Set []int
+
+// Parse reads a CPU list such as "0-3,8,16-31:4" (a range may carry a
+// ":stride", as lscpu prints). An empty or blank string is the empty set.
+func Parse(s string) (Set, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Set{}, nil
+	}
+	seen := make(map[int]bool)
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			return nil, fmt.Errorf("cpu list %q: empty element", clip(s))
+		}
+		stride := 1
+		if i := strings.IndexByte(part, ':'); i >= 0 {
+			n, err := strconv.Atoi(part[i+1:])
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("cpu list %q: bad stride in %q", clip(s), clip(part))
+			}
+			stride = n
+			part = part[:i]
+		}
+		lo, hi := part, part
+		if i := strings.IndexByte(part, '-'); i >= 0 {
+			lo, hi = part[:i], part[i+1:]
+		}
+		a, err1 := number(lo)
+		b, err2 := number(hi)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("cpu list %q: %q is not a CPU number or range", clip(s), clip(part))
+		}
+		if b < a {
+			return nil, fmt.Errorf("cpu list %q: range %q runs backwards", clip(s), clip(part))
+		}
+		for c := a; c <= b; c += stride {
+			seen[c] = true
+		}
+	}
+	out := make(Set, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func number(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || n > MaxCPU {
+		return 0, fmt.Errorf("CPU number %d out of range 0..%d", n, MaxCPU)
+	}
+	return n, nil
+}
+
+// Of returns the set of the given CPUs, sorted and without duplicates.
+func Of(cpus ...int) Set {
+	m := make(map[int]bool, len(cpus))
+	out := make(Set, 0, len(cpus))
+	for _, c := range cpus {
+		if !m[c] {
+			m[c] = true
+			out = append(out, c)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Contains reports whether c is in s.
+func (s Set) Contains(c int) bool {
+	i := sort.SearchInts(s, c)
+	return i < len(s) && s[i] == c
+}
+
+// Len is the number of CPUs in s.
+func (s Set) Len() int { return len(s) }
+
+// String prints s in the kernel's compact form: "0-3,8,10-11".
+func (s Set) String() string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for j+1 < len(s) && s[j+1] == s[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(s[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(s[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// Commas prints s as a plain comma list, "0,8,16", as VDSM's onlineCpus does.
+func (s Set) Commas() string {
+	parts := make([]string, len(s))
+	for i, c := range s {
+		parts[i] = strconv.Itoa(c)
+	}
+	return strings.Join(parts, ",")
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,71 @@
+package cpuset
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		in     string
+		want   Set
+		str    string
+		commas string
+	}{
+		{"", Set{}, "", ""},
+		{"0", Set{0}, "0", "0"},
+		{"0-3", Set{0, 1, 2, 3}, "0-3", "0,1,2,3"},
+		{"0,8,16,24\n", Set{0, 8, 16, 24}, "0,8,16,24", "0,8,16,24"},
+		{"1-5,8-19", Set{1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, "1-5,8-19", "1,2,3,4,5,8,9,10,11,12,13,14,15,16,17,18,19"},
+		{"0-62:20", Set{0, 20, 40, 60}, "0,20,40,60", "0,20,40,60"},
+		{"3,1,2,2", Set{1, 2, 3}, "1-3", "1,2,3"},
+	}
+	for _, c := range cases {
+		got, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.in, err)
+			continue
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("Parse(%q) (-want +got):\n%s", c.in, diff)
+		}
+		if got.String() != c.str || got.Commas() != c.commas {
+			t.Errorf("Parse(%q) prints %q / %q; want %q / %q", c.in, got.String(), got.Commas(), c.str, c.commas)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, in := range []string{"a", "1-", "-1", "3-1", "0,,1", "0-4294967295", "1:0", "0-9:x"} {
+		if _, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) succeeded; want an error", in)
+		}
+	}
+}
+
+func TestContains(t *testing.T) {
+	s := Of(8, 0, 16)
+	if !s.Contains(8) || s.Contains(9) {
+		t.Errorf("Contains on %v is wrong", s)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{"0-3,8", "0,8,16,24,32", "0-62:2", "", "1-5,8-19", "99999999"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := Parse(in)
+		if err != nil {
+			return
+		}
+		again, err := Parse(s.String())
+		if err != nil {
+			t.Fatalf("printed form %q of %q does not parse: %v", s.String(), in, err)
+		}
+		if diff := cmp.Diff(s, again); diff != "" {
+			t.Fatalf("round trip of %q changed the set:\n%s", in, diff)
+		}
+	})
+}
