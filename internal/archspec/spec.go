@@ -1,0 +1,275 @@
+// Package archspec is the one place that knows what each CPU architecture
+// allows, needs and defaults to: machines, firmware, CPU modes and models,
+// displays, inputs, buses, NIC models, consoles, limits, and how a host of
+// that architecture shows its CPU level. Every other package asks it; none
+// tests an architecture string itself.
+//
+// Each architecture is one value of Spec in a table (table.go); the methods
+// in this package answer the questions that need a little logic on top of
+// the table (CPU model flags, KVM usability, allowed display pairs).
+package archspec
+
+import (
+	"fmt"
+	"sort"
+
+	"polyvirt/internal/arch"
+)
+
+// Spec describes one guest/host architecture.
+type Spec struct {
+	// Arch is the canonical architecture.
+	Arch arch.Arch `json:"arch"`
+	// Title is a human name ("IBM POWER, little endian").
+	Title string `json:"title"`
+	// ClusterArch is the architecture a cluster of such hosts has: every
+	// POWER host belongs to a "ppc64" cluster (one family for both
+	// endiannesses), as in oVirt.
+	ClusterArch arch.Arch `json:"clusterArch"`
+	// GuestArches are the libvirt guest architectures a host of this
+	// architecture runs natively (a ppc64le host runs ppc64le and ppc64).
+	GuestArches []arch.Arch `json:"guestArches"`
+	// Emulator is the QEMU binary that runs guests of this architecture
+	// (also under TCG on another host).
+	Emulator string `json:"emulator"`
+
+	Machine  MachineRules  `json:"machine"`
+	Firmware FirmwareRules `json:"firmware"`
+	Platform PlatformRules `json:"platform"`
+	CPU      CPURules      `json:"cpu"`
+	Memory   MemoryRules   `json:"memory"`
+	Display  DisplayRules  `json:"display"`
+	Input    InputRules    `json:"input"`
+	USB      Choice        `json:"usbController"`
+	Disk     DiskRules     `json:"disk"`
+	NIC      Choice        `json:"nic"`
+	Sound    Choice        `json:"sound"`
+	Watchdog Choice        `json:"watchdog"`
+	RNG      Choice        `json:"rng"`
+	Console  ConsoleRules  `json:"console"`
+	// Panic is the <panic model>, "" when the architecture has none.
+	Panic string `json:"panic,omitempty"`
+	// Floppy tells whether a floppy drive exists on this architecture.
+	Floppy bool `json:"floppy"`
+	// PCI names the PCI topology: "pcie" (q35, virt), "pci" (pseries), "ccw".
+	PCI string `json:"pci"`
+	// Migration tells whether live migration is supported between hosts of
+	// this architecture.
+	Migration bool `json:"migration"`
+	// Pages are the base and default huge page sizes of the host kernel.
+	Pages PageSizes `json:"pages"`
+	// Host describes how a host of this architecture shows its CPU.
+	Host HostRules `json:"host"`
+}
+
+// MachineRules are the emulated machine types.
+type MachineRules struct {
+	// Default is the machine used when a VM names none.
+	Default string `json:"default"`
+	// Families are the machine name stems accepted ("pseries" accepts
+	// "pseries" and "pseries-7.2").
+	Families []string `json:"families"`
+	// ClusterCandidates is the ordered list a cluster chooses its emulated
+	// machine from ("pseries-*" style patterns; the first one its first
+	// host offers wins).
+	ClusterCandidates []string `json:"clusterCandidates"`
+}
+
+// FirmwareRules is the guest firmware.
+type FirmwareRules struct {
+	// Kind is "seabios", "slof", "uefi" or "none".
+	Kind string `json:"kind"`
+	// Allowed lists the firmware choices a VM may ask for.
+	Allowed []string `json:"allowed"`
+	// Loader tells whether a <loader>/<nvram> may be given (no on pseries:
+	// SLOF is built into QEMU).
+	Loader bool `json:"loader"`
+}
+
+// PlatformRules are the machine-wide features.
+type PlatformRules struct {
+	SMBIOS bool `json:"smbios"`
+	ACPI   bool `json:"acpi"`
+	APIC   bool `json:"apic"`
+	GIC    bool `json:"gic"`
+	VMPort bool `json:"vmport"`
+	HPET   bool `json:"hpet"`
+	PIT    bool `json:"pit"`
+}
+
+// CPURules are the guest CPU choices.
+type CPURules struct {
+	// Modes lists the allowed CPU modes: "custom", "host-model",
+	// "host-passthrough", "maximum".
+	Modes []string `json:"modes"`
+	// DefaultMode is the mode used when the VM names none.
+	DefaultMode string `json:"defaultMode"`
+	// Models are the named models a VM may ask for (custom mode), newest
+	// first; empty means any model the host's domcapabilities offer.
+	Models []string `json:"models,omitempty"`
+	// CompatLadder is the ordered list of compatibility levels, newest
+	// first: a host of one level also runs guests of every later entry
+	// (POWER10 → POWER9 → POWER8).
+	CompatLadder []string `json:"compatLadder,omitempty"`
+	// TCGModel is the model used under TCG when the VM asks for
+	// host-model or host-passthrough (which TCG cannot give).
+	TCGModel string `json:"tcgModel"`
+	// MaxVCPUs is the largest vCPU count of one VM.
+	MaxVCPUs int `json:"maxVcpus"`
+	// HotPlug tells whether vCPUs can be added to a running VM.
+	HotPlug bool `json:"hotPlug"`
+}
+
+// MemoryRules are the guest memory limits.
+type MemoryRules struct {
+	// MinMiB and MaxMiB bound the memory of one VM.
+	MinMiB uint64 `json:"minMiB"`
+	MaxMiB uint64 `json:"maxMiB"`
+	// MultipleMiB, when not zero, is the granule memory must be a
+	// multiple of (256 MiB, the LMB size, on POWER).
+	MultipleMiB uint64 `json:"multipleMiB,omitempty"`
+	// HotPlug tells whether memory can be added to a running VM.
+	HotPlug bool `json:"hotPlug"`
+}
+
+// DisplayRules are the graphics protocols and video models.
+type DisplayRules struct {
+	// Pairs are the allowed graphics/video combinations.
+	Pairs []DisplayPair `json:"pairs"`
+	// Default is the pair a VM with a display gets when it names none.
+	Default DisplayPair `json:"default"`
+	// MaxMonitors is the largest number of heads of one video device.
+	MaxMonitors int `json:"maxMonitors"`
+}
+
+// DisplayPair is one graphics protocol with one video model.
+type DisplayPair struct {
+	Graphics string `json:"graphics"`
+	Video    string `json:"video"`
+}
+
+// InputRules are the input devices.
+type InputRules struct {
+	// Buses lists the allowed input buses ("ps2", "usb", "virtio").
+	Buses []string `json:"buses"`
+	// Defaults are the input devices a VM with a display gets.
+	Defaults []InputDevice `json:"defaults"`
+	// Implicit are the inputs the machine has whether asked or not (PS/2
+	// mouse and keyboard on x86), never written to the domain.
+	Implicit []InputDevice `json:"implicit,omitempty"`
+}
+
+// InputDevice is one input: type (tablet, mouse, keyboard) on a bus.
+type InputDevice struct {
+	Type string `json:"type"`
+	Bus  string `json:"bus"`
+}
+
+// Choice is an allowed list with its default ("" when nothing is added
+// by default). An empty Allowed list means the device class does not exist.
+type Choice struct {
+	Allowed []string `json:"allowed"`
+	Default string   `json:"default,omitempty"`
+}
+
+// Allows reports whether v is in the allowed list.
+func (c Choice) Allows(v string) bool { return contains(c.Allowed, v) }
+
+// DiskRules are the disk and CD-ROM buses and SCSI controllers.
+type DiskRules struct {
+	// Buses are the allowed disk buses.
+	Buses []string `json:"buses"`
+	// DefaultBus is the bus of a disk that names none.
+	DefaultBus string `json:"defaultBus"`
+	// CDROMBus is the default bus of a CD-ROM.
+	CDROMBus string `json:"cdromBus"`
+	// SCSIControllers are the allowed SCSI controller models, the default
+	// first.
+	SCSIControllers []string `json:"scsiControllers"`
+	// MaxSPAPRVSCSIDisks limits the disks of one sPAPR VSCSI controller
+	// (0 when the controller does not exist).
+	MaxSPAPRVSCSIDisks int `json:"maxSpaprVscsiDisks,omitempty"`
+	// BusMachines restricts a bus to machine families (IDE exists on the
+	// x86 "pc" machine only); a bus not listed exists on every machine.
+	BusMachines map[string][]string `json:"busMachines,omitempty"`
+	// CDROMBusByMachine overrides CDROMBus for a machine family.
+	CDROMBusByMachine map[string]string `json:"cdromBusByMachine,omitempty"`
+}
+
+// ConsoleRules are the serial console.
+type ConsoleRules struct {
+	// Element is "serial" (a <serial> with a <console> alias) or "console"
+	// (a <console> alone).
+	Element string `json:"element"`
+	// TargetType and TargetModel are the libvirt target (serial/isa-serial,
+	// serial/spapr-vty, serial/pl011, sclp/sclpconsole).
+	TargetType  string `json:"targetType"`
+	TargetModel string `json:"targetModel,omitempty"`
+	// GuestDevice is the guest's console device, for console= on the kernel
+	// command line (ttyS0, hvc0, ttyAMA0, ttysclp0).
+	GuestDevice string `json:"guestDevice"`
+}
+
+// PageSizes are page sizes in KiB.
+type PageSizes struct {
+	BaseKiB     int `json:"baseKiB"`
+	HugePageKiB int `json:"hugePageKiB"`
+}
+
+// HostRules describe a host of this architecture.
+type HostRules struct {
+	// VendorMarkers are flags added to the host's flag list to mark its
+	// vendor group when the CPU prints no flags (POWER: "powernv").
+	VendorMarkers []string `json:"vendorMarkers,omitempty"`
+	// KVMFlags: KVM is usable only when the CPU flags hold at least one of
+	// these (x86: vmx or svm; s390x: sie). Empty: /dev/kvm suffices.
+	KVMFlags []string `json:"kvmFlags,omitempty"`
+	// ModelsFromHostModel: the usable CPU models come from domcapabilities'
+	// host-model (plus CompatLadder), not from custom usable='yes' (POWER,
+	// where custom mode is often unsupported under KVM).
+	ModelsFromHostModel bool `json:"modelsFromHostModel,omitempty"`
+	// FakeCPUModel and FakeFlags are what a fake-KVM host of this effective
+	// architecture reports (VDSM's values).
+	FakeCPUModel string   `json:"fakeCpuModel"`
+	FakeFlags    []string `json:"fakeFlags"`
+	// NestedVirt tells whether nested virtualization can exist.
+	NestedVirt bool `json:"nestedVirt"`
+}
+
+// For returns the Spec of an architecture, or an error naming the
+// architectures polyvirt has rules for.
+func For(a arch.Arch) (*Spec, error) {
+	s, ok := specs[a]
+	if !ok {
+		return nil, fmt.Errorf("no rules for architecture %q (polyvirt knows %v)", a, Arches())
+	}
+	return s, nil
+}
+
+// Lookup parses an architecture name or alias and returns its Spec.
+func Lookup(name string) (*Spec, error) {
+	a, err := arch.Parse(name)
+	if err != nil {
+		return nil, err
+	}
+	return For(a)
+}
+
+// Arches lists the architectures with rules, sorted.
+func Arches() []arch.Arch {
+	out := make([]arch.Arch, 0, len(specs))
+	for a := range specs {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
