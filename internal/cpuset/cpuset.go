@@ -132,3 +132,62 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// ParseMask reads a kernel CPU mask such as "00000000,000000f0" (comma
+// separated 32-bit hexadecimal words, most significant first, as in
+// /sys/devices/system/cpu/cpu0/topology/thread_siblings). A mask that would
+// name a CPU above MaxCPU is refused.
+func ParseMask(s string) (Set, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Set{}, nil
+	}
+	// Count the hex digits first: the position of a digit gives its CPUs.
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ',':
+		case hexValue(c) >= 0:
+			digits++
+		default:
+			return nil, fmt.Errorf("cpu mask %q: %q is not a hexadecimal digit", clip(s), c)
+		}
+	}
+	out := Set{}
+	pos := digits // digits left to read, the current one included
+	for i := 0; i < len(s); i++ {
+		v := hexValue(s[i])
+		if v < 0 {
+			continue
+		}
+		pos--
+		if v == 0 {
+			continue
+		}
+		base := pos * 4
+		for b := 3; b >= 0; b-- {
+			if v&(1<<uint(b)) == 0 {
+				continue
+			}
+			if base+b > MaxCPU {
+				return nil, fmt.Errorf("cpu mask %q names CPU %d, above %d", clip(s), base+b, MaxCPU)
+			}
+			out = append(out, base+b)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func hexValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}

@@ -1,6 +1,7 @@
 package cpuset
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -66,6 +67,58 @@ func FuzzParse(f *testing.F) {
 		}
 		if diff := cmp.Diff(s, again); diff != "" {
 			t.Fatalf("round trip of %q changed the set:\n%s", in, diff)
+		}
+	})
+}
+
+func TestParseMask(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Set
+	}{
+		{"", Set{}},
+		{"00000000", Set{}},
+		{"01", Set{0}},
+		{"07", Set{0, 1, 2}},
+		{"78", Set{3, 4, 5, 6}},
+		{"00000000,000000f0\n", Set{4, 5, 6, 7}},
+		{"00000001,00000001", Set{0, 32}},
+		{"FF", Set{0, 1, 2, 3, 4, 5, 6, 7}},
+	}
+	for _, c := range cases {
+		got, err := ParseMask(c.in)
+		if err != nil {
+			t.Errorf("ParseMask(%q): %v", c.in, err)
+			continue
+		}
+		if diff := cmp.Diff(c.want, got); diff != "" {
+			t.Errorf("ParseMask(%q) (-want +got):\n%s", c.in, diff)
+		}
+	}
+}
+
+func TestParseMaskErrors(t *testing.T) {
+	huge := "1" + strings.Repeat("0", MaxCPU/4+1)
+	for _, in := range []string{"0x10", "g", "1-3", huge} {
+		if _, err := ParseMask(in); err == nil {
+			t.Errorf("ParseMask(%.20q) succeeded; want an error", in)
+		}
+	}
+}
+
+func FuzzParseMask(f *testing.F) {
+	for _, seed := range []string{"01", "00000000,000000f0", "ff,ffffffff", "", "zz", "8000"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := ParseMask(in)
+		if err != nil {
+			return
+		}
+		for i, c := range s {
+			if c < 0 || c > MaxCPU || (i > 0 && s[i-1] >= c) {
+				t.Fatalf("ParseMask(%q) = %v: not a sorted set of CPUs in range", in, s)
+			}
 		}
 	})
 }
