@@ -10,7 +10,9 @@ import "polyvirt/internal/arch"
 
 // Capabilities is the parsed `virsh capabilities` document.
 type Capabilities struct {
-	// HostArch is host/cpu/arch.
+	// HostUUID is host/uuid ("" when absent).
+	HostUUID string
+	// HostArch is host/cpu/arch, exactly as libvirt spells it.
 	HostArch arch.Arch
 	// HostCPUModel and HostCPUVendor are host/cpu/model and vendor.
 	HostCPUModel  string
@@ -19,6 +21,9 @@ type Capabilities struct {
 	HostCPUFeatures []string
 	// Topology is host/cpu/topology (zeros when absent).
 	Topology Topology
+	// HostPageSizesKiB are the host/cpu/pages sizes in KiB, in document
+	// order (the base page first, then the huge page sizes).
+	HostPageSizesKiB []uint64
 	// Cells are the NUMA cells of host/topology/cells.
 	Cells []Cell
 	// Guests are the guest entries, in document order.
@@ -27,30 +32,37 @@ type Capabilities struct {
 
 // Topology is libvirt's host/cpu/topology.
 type Topology struct {
-	Sockets, Dies, Cores, Threads int
+	Sockets, Dies, Clusters, Cores, Threads int
 }
 
 // Cell is one NUMA cell of the host topology.
 type Cell struct {
-	ID        int
+	ID int
+	// MemoryKiB is the cell's memory in KiB (0 when libvirt printed none).
 	MemoryKiB uint64
 	CPUs      []CellCPU
 	// Distances maps a sibling cell id to its distance.
 	Distances map[int]int
 }
 
-// CellCPU is one CPU of a cell. SocketID, CoreID and Siblings are empty
-// when libvirt did not print them (the CPU is offline).
+// CellCPU is one CPU of a cell. SocketID, DieID, ClusterID, CoreID and
+// Siblings are empty when libvirt did not print them (the CPU is offline,
+// or libvirt is too old to know them).
 type CellCPU struct {
-	ID       int
-	SocketID *int
-	CoreID   *int
-	Siblings string
+	ID        int
+	SocketID  *int
+	DieID     *int
+	ClusterID *int
+	CoreID    *int
+	Siblings  string
 }
 
 // Guest is one guest entry: an OS type on a guest architecture.
 type Guest struct {
-	OSType   string // "hvm", "exe", ...
+	OSType string // "hvm", "exe", ...
+	// Arch is guest/arch/@name exactly as libvirt spells it (libvirt's
+	// names are polyvirt's canonical ones; names polyvirt does not know,
+	// such as armv6l or mips, are kept as they are).
 	Arch     arch.Arch
 	WordSize int
 	Emulator string
@@ -71,7 +83,9 @@ type GuestDomain struct {
 type Machine struct {
 	Name      string
 	Canonical string // the versioned name an alias stands for, or ""
-	MaxCPUs   int
+	MaxCPUs   int    // 0 when libvirt did not say
+	// Deprecated is true when libvirt marks the machine deprecated='yes'.
+	Deprecated bool
 }
 
 // DomainCaps is the parsed `virsh domcapabilities` document for one
@@ -82,10 +96,17 @@ type DomainCaps struct {
 	Machine  string
 	Arch     arch.Arch
 	MaxVCPUs int
-	CPU      CPUModes
-	// Graphics, Video, DiskBuses, DiskDevices, InputBuses, InputTypes,
-	// HostdevModes, RNGBackends, ... are the supported enum values of the
-	// devices section; an unsupported device leaves its list empty.
+	// IOThreads is true when iothreads are supported.
+	IOThreads bool
+	CPU       CPUModes
+	// Graphics (graphics/type), Video (video/modelType), DiskBuses
+	// (disk/bus), DiskDevices (disk/diskDevice) and RNGModels (rng/model)
+	// are the enum values of the devices section; an unsupported device
+	// leaves its list empty. DeviceEnums has every device enum.
+	//
+	// InputTypes, InputBuses and Watchdogs stay empty: libvirt's
+	// domcapabilities (schema of libvirt 11.3) has no input or watchdog
+	// device, and libvirtxml models none.
 	Graphics    []string
 	Video       []string
 	DiskBuses   []string
@@ -93,17 +114,25 @@ type DomainCaps struct {
 	InputTypes  []string
 	InputBuses  []string
 	RNGModels   []string
-	Watchdogs   []string // watchdog models (libvirt ≥ 10), empty when not listed
-	Panics      []string // panic models from features
-	// Firmware lists os/firmware values and loader paths when supported.
+	Watchdogs   []string // see above: always empty today
+	Panics      []string // devices/panic/enum[@name='model']
+	// DeviceEnums maps each supported device of the devices section
+	// (disk, graphics, video, hostdev, rng, filesystem, tpm, redirdev,
+	// channel, crypto, interface, panic, console) to its enums, by enum
+	// name, values in document order.
+	DeviceEnums map[string]map[string][]string
+	// Firmware lists the os/enum[@name='firmware'] values and Loaders the
+	// os/loader/value paths, each when supported.
 	Firmware []string
 	Loaders  []string
-	// Features lists the supported features by name (gic, vmcoreinfo,
-	// sev, s390-pv, ...).
+	// Features lists the features with supported='yes' by element name
+	// (gic, vmcoreinfo, genid, backingStoreInput, backup, async-teardown,
+	// s390-pv, ps2, tdx, sev, sgx, hyperv, launchSecurity), in that order.
 	Features []string
 }
 
-// CPUModes is the cpu section of domcapabilities.
+// CPUModes is the cpu section of domcapabilities; each bool is the mode's
+// supported='yes'.
 type CPUModes struct {
 	HostPassthrough bool
 	MaximumMode     bool
@@ -111,12 +140,13 @@ type CPUModes struct {
 	Custom          CustomModes
 }
 
-// HostModel is mode host-model.
+// HostModel is mode host-model: the named CPU model libvirt would give a
+// guest that asks for the host's CPU.
 type HostModel struct {
 	Supported bool
 	Model     string
 	Vendor    string
-	Fallback  string
+	Fallback  string // "allow" or "forbid"
 }
 
 // CustomModes is mode custom with its models.
@@ -131,4 +161,7 @@ type CPUModel struct {
 	Usable     string
 	Vendor     string
 	Deprecated bool
+	// Canonical is the versioned model an alias stands for (libvirt ≥ 9.x
+	// with QEMU versioned x86 models), or "".
+	Canonical string
 }
