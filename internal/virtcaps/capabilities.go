@@ -17,7 +17,8 @@ import (
 // a DOCTYPE or ENTITY declaration, another root element, malformed XML, a
 // value that is not a number where libvirt writes one) is a *ParseError
 // naming the document kind, the line when known and the reason.
-func ParseCapabilities(data []byte) (*Capabilities, error) {
+func ParseCapabilities(data []byte) (c *Capabilities, err error) {
+	defer recoverParse(docCaps, &err)
 	var doc libvirtxml.Caps
 	if err := decodeDocument(docCaps, "capabilities", data, &doc); err != nil {
 		return nil, err

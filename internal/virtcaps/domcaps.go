@@ -11,7 +11,8 @@ import (
 // ParseDomainCapabilities parses a `virsh domcapabilities` document (root
 // element <domainCapabilities>). Bad input is refused as by
 // ParseCapabilities, with a *ParseError naming "libvirt domcapabilities".
-func ParseDomainCapabilities(data []byte) (*DomainCaps, error) {
+func ParseDomainCapabilities(data []byte) (d *DomainCaps, err error) {
+	defer recoverParse(docDomCaps, &err)
 	var doc libvirtxml.DomainCaps
 	if err := decodeDocument(docDomCaps, "domainCapabilities", data, &doc); err != nil {
 		return nil, err
