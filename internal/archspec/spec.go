@@ -32,10 +32,14 @@ type Spec struct {
 	// Emulator is the QEMU binary that runs guests of this architecture
 	// (also under TCG on another host).
 	Emulator string `json:"emulator"`
+	// GuestOS lists the guest operating system types a VM of this
+	// architecture may declare ("linux", "windows", "other") and the default.
+	GuestOS Choice `json:"guestOs"`
 
 	Machine  MachineRules  `json:"machine"`
 	Firmware FirmwareRules `json:"firmware"`
 	Platform PlatformRules `json:"platform"`
+	Clock    ClockRules    `json:"clock"`
 	CPU      CPURules      `json:"cpu"`
 	Memory   MemoryRules   `json:"memory"`
 	Display  DisplayRules  `json:"display"`
@@ -95,6 +99,24 @@ type PlatformRules struct {
 	VMPort bool `json:"vmport"`
 	HPET   bool `json:"hpet"`
 	PIT    bool `json:"pit"`
+	// HasVMPort tells whether the machine has a VMware I/O port at all, so
+	// that VMPort false is written as <vmport state='off'/> (x86 only).
+	HasVMPort bool `json:"hasVmport,omitempty"`
+}
+
+// ClockRules are the guest clock timers written into <clock>.
+type ClockRules struct {
+	// Timers are written in order; an empty list leaves the clock to the
+	// machine's defaults (pseries has an RTC only).
+	Timers []Timer `json:"timers,omitempty"`
+}
+
+// Timer is one <timer> of the guest clock.
+type Timer struct {
+	Name       string `json:"name"`
+	TickPolicy string `json:"tickPolicy,omitempty"`
+	// Present is "no" to remove a timer the machine has by default.
+	Present string `json:"present,omitempty"`
 }
 
 // CPURules are the guest CPU choices.
@@ -114,6 +136,10 @@ type CPURules struct {
 	// TCGModel is the model used under TCG when the VM asks for
 	// host-model or host-passthrough (which TCG cannot give).
 	TCGModel string `json:"tcgModel"`
+	// TCGModels are the named models QEMU's TCG emulates well enough to be
+	// kept as they are in fake-KVM mode; any other named model is replaced
+	// by TCGModel.
+	TCGModels []string `json:"tcgModels,omitempty"`
 	// MaxVCPUs is the largest vCPU count of one VM.
 	MaxVCPUs int `json:"maxVcpus"`
 	// HotPlug tells whether vCPUs can be added to a running VM.
@@ -125,9 +151,14 @@ type MemoryRules struct {
 	// MinMiB and MaxMiB bound the memory of one VM.
 	MinMiB uint64 `json:"minMiB"`
 	MaxMiB uint64 `json:"maxMiB"`
+	// DefaultMiB is the memory of a VM that names none.
+	DefaultMiB uint64 `json:"defaultMiB"`
 	// MultipleMiB, when not zero, is the granule memory must be a
 	// multiple of (256 MiB, the LMB size, on POWER).
 	MultipleMiB uint64 `json:"multipleMiB,omitempty"`
+	// MultipleCode is the validation error code of a size that is not a
+	// multiple of MultipleMiB (the reference engine's code).
+	MultipleCode string `json:"multipleCode,omitempty"`
 	// HotPlug tells whether memory can be added to a running VM.
 	HotPlug bool `json:"hotPlug"`
 }
@@ -140,6 +171,10 @@ type DisplayRules struct {
 	Default DisplayPair `json:"default"`
 	// MaxMonitors is the largest number of heads of one video device.
 	MaxMonitors int `json:"maxMonitors"`
+	// Headless tells that a VM of this architecture gets no display unless
+	// its definition asks for one (s390x); elsewhere a VM that says nothing
+	// gets the Default pair.
+	Headless bool `json:"headless,omitempty"`
 }
 
 // DisplayPair is one graphics protocol with one video model.
@@ -234,6 +269,11 @@ type HostRules struct {
 	FakeFlags    []string `json:"fakeFlags"`
 	// NestedVirt tells whether nested virtualization can exist.
 	NestedVirt bool `json:"nestedVirt"`
+	// TCGGuests are the foreign guest architectures a host of this
+	// architecture runs emulated, as they are, in fake-KVM mode (an x86_64
+	// host runs a pseries VM with qemu-system-ppc64). A VM of any other
+	// foreign architecture is rewritten for the host's own architecture.
+	TCGGuests []arch.Arch `json:"tcgGuests,omitempty"`
 }
 
 // For returns the Spec of an architecture, or an error naming the

@@ -16,21 +16,28 @@ var x86_64 = &Spec{
 	ClusterArch: arch.X86_64,
 	GuestArches: []arch.Arch{arch.X86_64, arch.I686},
 	Emulator:    "/usr/bin/qemu-system-x86_64",
+	GuestOS:     Choice{Allowed: []string{"linux", "windows", "other"}, Default: "linux"},
 	Machine: MachineRules{
 		Default:           "q35",
 		Families:          []string{"q35", "pc"},
 		ClusterCandidates: []string{"pc-q35-*", "q35", "pc-i440fx-*", "pc"},
 	},
 	Firmware: FirmwareRules{Kind: "seabios", Allowed: []string{"bios", "efi"}, Loader: true},
-	Platform: PlatformRules{SMBIOS: true, ACPI: true, APIC: true, VMPort: false, HPET: false, PIT: true},
+	Platform: PlatformRules{SMBIOS: true, ACPI: true, APIC: true, VMPort: false, HPET: false, PIT: true, HasVMPort: true},
+	Clock: ClockRules{Timers: []Timer{
+		{Name: "rtc", TickPolicy: "catchup"},
+		{Name: "pit", TickPolicy: "delay"},
+		{Name: "hpet", Present: "no"},
+	}},
 	CPU: CPURules{
 		Modes:       []string{"custom", "host-model", "host-passthrough", "maximum"},
 		DefaultMode: "host-model",
 		TCGModel:    "qemu64",
+		TCGModels:   []string{"qemu64", "qemu32", "max"},
 		MaxVCPUs:    710,
 		HotPlug:     true,
 	},
-	Memory: MemoryRules{MinMiB: 16, MaxMiB: 6 * tib, HotPlug: true},
+	Memory: MemoryRules{MinMiB: 16, MaxMiB: 6 * tib, DefaultMiB: 1024, HotPlug: true},
 	Display: DisplayRules{
 		Pairs: []DisplayPair{
 			{"spice", "qxl"}, {"vnc", "vga"}, {"vnc", "cirrus"}, {"vnc", "qxl"},
@@ -46,11 +53,11 @@ var x86_64 = &Spec{
 	},
 	USB: Choice{Allowed: []string{"qemu-xhci", "nec-xhci", "piix3-uhci", "ich9-ehci1"}, Default: "qemu-xhci"},
 	Disk: DiskRules{
-		Buses:           []string{"virtio", "sata", "scsi", "ide", "usb"},
+		Buses:           []string{"virtio", "sata", "scsi", "ide", "usb", "fdc"},
 		DefaultBus:      "virtio",
 		CDROMBus:        "sata",
 		SCSIControllers: []string{"virtio-scsi", "lsilogic"},
-		BusMachines:     map[string][]string{"ide": {"pc"}, "sata": {"q35", "pc"}},
+		BusMachines:     map[string][]string{"ide": {"pc"}, "sata": {"q35", "pc"}, "fdc": {"pc"}},
 		CDROMBusByMachine: map[string]string{
 			"pc": "ide",
 		},
@@ -73,6 +80,8 @@ var x86_64 = &Spec{
 			"model_Haswell-noTSX", "model_Broadwell-noTSX", "model_Skylake-Client",
 			"model_Skylake-Server", "model_Cascadelake-Server", "model_qemu64"},
 		NestedVirt: true,
+		// Debian's qemu-system-ppc, -arm and -misc run these under TCG.
+		TCGGuests: []arch.Arch{arch.PPC64LE, arch.PPC64, arch.AArch64, arch.S390X},
 	},
 }
 
@@ -86,6 +95,7 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 		GuestArches: guests,
 		// qemu-system-ppc64 runs both endiannesses.
 		Emulator: "/usr/bin/qemu-system-ppc64",
+		GuestOS:  Choice{Allowed: []string{"linux", "other"}, Default: "linux"},
 		Machine: MachineRules{
 			Default:           "pseries",
 			Families:          []string{"pseries"},
@@ -100,10 +110,13 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 			Models:       models,
 			CompatLadder: models,
 			TCGModel:     "POWER8",
-			MaxVCPUs:     384,
-			HotPlug:      true,
+			// QEMU's TCG emulates every POWER level of the ladder.
+			TCGModels: models,
+			MaxVCPUs:  384,
+			HotPlug:   true,
 		},
-		Memory: MemoryRules{MinMiB: 256, MaxMiB: 6 * tib, MultipleMiB: 256, HotPlug: true},
+		Memory: MemoryRules{MinMiB: 256, MaxMiB: 6 * tib, DefaultMiB: 1024, MultipleMiB: 256,
+			MultipleCode: "MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC", HotPlug: true},
 		Display: DisplayRules{
 			Pairs:       []DisplayPair{{"vnc", "vga"}, {"vnc", "virtio"}},
 			Default:     DisplayPair{"vnc", "vga"},
@@ -154,6 +167,7 @@ var aarch64 = &Spec{
 	ClusterArch: arch.AArch64,
 	GuestArches: []arch.Arch{arch.AArch64},
 	Emulator:    "/usr/bin/qemu-system-aarch64",
+	GuestOS:     Choice{Allowed: []string{"linux", "windows", "other"}, Default: "linux"},
 	Machine: MachineRules{
 		Default:           "virt",
 		Families:          []string{"virt"},
@@ -166,10 +180,11 @@ var aarch64 = &Spec{
 		Modes:       []string{"host-passthrough", "custom", "maximum"},
 		DefaultMode: "host-passthrough",
 		TCGModel:    "max",
+		TCGModels:   []string{"max", "cortex-a57", "cortex-a72"},
 		MaxVCPUs:    512,
 		HotPlug:     false,
 	},
-	Memory: MemoryRules{MinMiB: 128, MaxMiB: 4 * tib, HotPlug: false},
+	Memory: MemoryRules{MinMiB: 128, MaxMiB: 4 * tib, DefaultMiB: 1024, HotPlug: false},
 	Display: DisplayRules{
 		Pairs:       []DisplayPair{{"vnc", "virtio"}, {"vnc", "ramfb"}},
 		Default:     DisplayPair{"vnc", "virtio"},
@@ -208,6 +223,7 @@ var s390x = &Spec{
 	ClusterArch: arch.S390X,
 	GuestArches: []arch.Arch{arch.S390X},
 	Emulator:    "/usr/bin/qemu-system-s390x",
+	GuestOS:     Choice{Allowed: []string{"linux", "other"}, Default: "linux"},
 	Machine: MachineRules{
 		Default:           "s390-ccw-virtio",
 		Families:          []string{"s390-ccw-virtio"},
@@ -219,14 +235,16 @@ var s390x = &Spec{
 		Modes:       []string{"host-model", "host-passthrough", "custom"},
 		DefaultMode: "host-model",
 		TCGModel:    "qemu",
+		TCGModels:   []string{"qemu", "max"},
 		MaxVCPUs:    248,
 		HotPlug:     true,
 	},
-	Memory: MemoryRules{MinMiB: 128, MaxMiB: 4 * tib, HotPlug: false},
+	Memory: MemoryRules{MinMiB: 128, MaxMiB: 4 * tib, DefaultMiB: 1024, HotPlug: false},
 	Display: DisplayRules{
 		Pairs:       []DisplayPair{{"vnc", "virtio"}},
 		Default:     DisplayPair{"vnc", "virtio"},
 		MaxMonitors: 1,
+		Headless:    true,
 	},
 	Input: InputRules{
 		Buses:    []string{"virtio"},

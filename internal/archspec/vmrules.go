@@ -1,0 +1,123 @@
+package archspec
+
+import (
+	"strings"
+
+	"polyvirt/internal/arch"
+)
+
+// The methods below answer the questions of VM validation (package vmspec),
+// domain XML building and the fake-KVM rewrite (package domxml).
+
+// GuestOSAllowed reports whether a guest OS type may run on this
+// architecture.
+func (s *Spec) GuestOSAllowed(osType string) bool { return s.GuestOS.Allows(osType) }
+
+// DefaultFirmware is the firmware a VM gets when it names none: the first
+// allowed choice ("bios", "slof", "efi"), or "" where there is no choice.
+func (s *Spec) DefaultFirmware() string {
+	if len(s.Firmware.Allowed) == 0 {
+		return ""
+	}
+	return s.Firmware.Allowed[0]
+}
+
+// FirmwareAllowed reports whether a firmware choice exists here.
+func (s *Spec) FirmwareAllowed(fw string) bool { return contains(s.Firmware.Allowed, fw) }
+
+// DefaultVideo is the video model that goes with a graphics protocol: the
+// default pair's video when the protocol is the default one, else the first
+// allowed pair's; "" when the protocol does not exist.
+func (s *Spec) DefaultVideo(graphics string) string {
+	if s.Display.Default.Graphics == graphics {
+		return s.Display.Default.Video
+	}
+	for _, p := range s.Display.Pairs {
+		if p.Graphics == graphics {
+			return p.Video
+		}
+	}
+	return ""
+}
+
+// SCSIControllerAllowed reports whether a SCSI controller model exists.
+func (s *Spec) SCSIControllerAllowed(model string) bool {
+	return contains(s.Disk.SCSIControllers, model)
+}
+
+// DefaultSCSIController is the controller SCSI disks go on when they name
+// none ("" where SCSI does not exist).
+func (s *Spec) DefaultSCSIController() string {
+	if len(s.Disk.SCSIControllers) == 0 {
+		return ""
+	}
+	return s.Disk.SCSIControllers[0]
+}
+
+// HostModelCompat returns the libvirt spelling of a compatibility level
+// given with host-model ("power9" for "POWER9": libvirt wants it lower
+// case), and whether this architecture has such levels at all.
+func (s *Spec) HostModelCompat(model string) (string, bool) {
+	for _, m := range s.CPU.CompatLadder {
+		if strings.EqualFold(m, model) {
+			return strings.ToLower(m), true
+		}
+	}
+	return "", false
+}
+
+// CanonicalCPUModel returns the table's spelling of a named model
+// ("POWER8" for "power8"), or the model as given when the table names none.
+func (s *Spec) CanonicalCPUModel(model string) string {
+	for _, m := range s.CPU.Models {
+		if strings.EqualFold(m, model) {
+			return m
+		}
+	}
+	return model
+}
+
+// TCGCPUModel is the named model a VM runs with under TCG: a named model
+// (custom mode) or a host-model compatibility level that TCG emulates is
+// kept, in the table's spelling; anything else (host-model,
+// host-passthrough, a model TCG lacks) becomes TCGModel.
+func (s *Spec) TCGCPUModel(model string) string {
+	for _, m := range s.CPU.TCGModels {
+		if model != "" && strings.EqualFold(m, model) {
+			return m
+		}
+	}
+	return s.CPU.TCGModel
+}
+
+// RoundMemory rounds a size in MiB up to the architecture's granule (a
+// multiple of 256 MiB on POWER); sizes are returned as they are elsewhere.
+func (s *Spec) RoundMemory(mib uint64) uint64 {
+	g := s.Memory.MultipleMiB
+	if g == 0 || mib%g == 0 {
+		return mib
+	}
+	return (mib/g + 1) * g
+}
+
+// RunsNatively reports whether a host of this architecture runs guests of
+// architecture a as its own (a ppc64le host runs ppc64 guests too).
+func (s *Spec) RunsNatively(a arch.Arch) bool {
+	for _, g := range s.GuestArches {
+		if g == a {
+			return true
+		}
+	}
+	return false
+}
+
+// RunsEmulated reports whether a host of this architecture runs a foreign
+// guest architecture unchanged under TCG in fake-KVM mode.
+func (s *Spec) RunsEmulated(a arch.Arch) bool {
+	for _, g := range s.Host.TCGGuests {
+		if g == a {
+			return true
+		}
+	}
+	return false
+}
