@@ -181,6 +181,8 @@ type DocumentError struct {
 	Err   error
 }
 
+// Error prints the parse error, prefixed with the position of a
+// domcapabilities document.
 func (e *DocumentError) Error() string {
 	if e.Index < 0 {
 		return e.Err.Error()

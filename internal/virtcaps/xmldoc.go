@@ -24,6 +24,7 @@ type ParseError struct {
 	Reason string
 }
 
+// Error prints "KIND XML: line N: reason" (the line when known).
 func (e *ParseError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("%s XML: line %d: %s", e.Doc, e.Line, e.Reason)
@@ -46,6 +47,7 @@ type guardedTokens struct {
 
 var errDirective = errors.New("directive")
 
+// Token returns the next raw token, or errDirective for a directive.
 func (g *guardedTokens) Token() (xml.Token, error) {
 	t, err := g.d.RawToken()
 	if err != nil {
