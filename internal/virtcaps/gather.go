@@ -76,6 +76,9 @@ type GatherOptions struct {
 	Concurrency int
 	// SkipDomainCaps asks only for capabilities and versions.
 	SkipDomainCaps bool
+	// DomainType, when set ("qemu" on a host whose KVM is unusable), is
+	// asked for every arch that offers it instead of the preferred type.
+	DomainType string
 }
 
 // Gather asks the daemon behind conn for its capabilities and versions,
@@ -137,6 +140,9 @@ func Gather(ctx context.Context, conn libvirtconn.Conn, opts GatherOptions) (*Li
 			e := &live.DomainCaps[i]
 			e.Arch = a
 			e.DomainType = caps.PreferredDomainType(a)
+			if opts.DomainType != "" && caps.HasDomainType(a, opts.DomainType) {
+				e.DomainType = opts.DomainType
+			}
 			e.Emulator = caps.Emulator(a, e.DomainType)
 			if e.DomainType == "" {
 				e.Err = fmt.Sprintf("libvirt offers no guest of architecture %q", a)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,11 +161,27 @@ func TestGatherOptions(t *testing.T) {
 	if len(f.calls) != 1 || f.calls[0] != `x86_64 /usr/bin/qemu-kvm "" kvm` {
 		t.Errorf("calls: %q", f.calls)
 	}
+	// A host whose KVM is unusable asks for TCG where the arch offers it.
+	f = &fakeConn{caps: debianTCGCapsWithKVM, domcaps: map[string]string{"x86_64": "<domainCapabilities><arch>x86_64</arch></domainCapabilities>", "ppc64": "<domainCapabilities><arch>ppc64</arch></domainCapabilities>"}}
+	if _, err := Gather(context.Background(), f, GatherOptions{Arches: []arch.Arch{arch.X86_64, arch.PPC64}, DomainType: "qemu", Concurrency: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(f.calls)
+	if diff := cmp.Diff([]string{`ppc64 /usr/bin/qemu-system-ppc64 "" qemu`, `x86_64 /usr/bin/qemu-system-x86_64 "" qemu`}, f.calls); diff != "" {
+		t.Errorf("DomainType qemu calls (-want +got):\n%s", diff)
+	}
 	live, err = Gather(context.Background(), &fakeConn{caps: rhelCaps}, GatherOptions{SkipDomainCaps: true})
 	if err != nil || live.DomainCaps != nil {
 		t.Errorf("SkipDomainCaps: %+v, %v", live, err)
 	}
 }
+
+// debianTCGCapsWithKVM is a host offering x86_64 under kvm and qemu and
+// ppc64 under qemu only.
+const debianTCGCapsWithKVM = `<capabilities><host><cpu><arch>x86_64</arch></cpu></host>
+<guest><os_type>hvm</os_type><arch name='x86_64'><emulator>/usr/bin/qemu-system-x86_64</emulator><domain type='qemu'/><domain type='kvm'/></arch></guest>
+<guest><os_type>hvm</os_type><arch name='ppc64'><emulator>/usr/bin/qemu-system-ppc64</emulator><domain type='qemu'/></arch></guest>
+</capabilities>`
 
 func TestGatherErrors(t *testing.T) {
 	down := fmt.Errorf("%w at qemu:///system: dial unix /var/run/libvirt/libvirt-sock: connect: no such file or directory", libvirtconn.ErrUnavailable)
