@@ -104,3 +104,42 @@ build_polyvirt() {
 	log "building bin/polyvirt"
 	CGO_ENABLED=0 go build -o bin/polyvirt ./cmd/polyvirt || die "build failed"
 }
+
+# ensure_postgres installs Debian's PostgreSQL 15, starts its "main" cluster
+# without systemd, creates the role and database "polyvirt" (password
+# authentication on 127.0.0.1) and exports POLYVIRT_TEST_POSTGRES, the DSN the
+# store tests use. The password is generated once and kept, readable by root
+# only, in /var/lib/postgresql/polyvirt-test.password.
+ensure_postgres() {
+	apt_install postgresql
+	local ver=15 cluster=main port=5432
+	if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$ver $cluster"; then
+		log "creating PostgreSQL cluster $ver/$cluster"
+		pg_createcluster "$ver" "$cluster" >/dev/null || die "pg_createcluster $ver $cluster failed"
+	fi
+	if ! pg_lsclusters -h | awk -v v="$ver" -v c="$cluster" '$1==v && $2==c {print $4}' | grep -q online; then
+		log "starting PostgreSQL $ver/$cluster"
+		pg_ctlcluster "$ver" "$cluster" start || die "pg_ctlcluster $ver $cluster start failed (see /var/log/postgresql/postgresql-$ver-$cluster.log)"
+	fi
+	local i
+	for i in $(seq 1 60); do
+		runuser -u postgres -- psql -p "$port" -qAtc 'SELECT 1' >/dev/null 2>&1 && break
+		[ "$i" = 60 ] && die "PostgreSQL $ver/$cluster does not answer on port $port"
+		sleep 0.5
+	done
+	local pwfile=/var/lib/postgresql/polyvirt-test.password
+	if [ ! -s "$pwfile" ]; then
+		(umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pwfile") || die "cannot write $pwfile"
+		chown root:root "$pwfile"
+	fi
+	local pw
+	pw=$(cat "$pwfile")
+	runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qAt -v pw="$pw" >/dev/null <<'SQL' || die "cannot create the PostgreSQL role and database polyvirt"
+SELECT format('CREATE ROLE polyvirt LOGIN PASSWORD %L', :'pw') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'polyvirt') \gexec
+SELECT format('ALTER ROLE polyvirt LOGIN PASSWORD %L', :'pw') \gexec
+SELECT 'CREATE DATABASE polyvirt OWNER polyvirt' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'polyvirt') \gexec
+SQL
+	export POLYVIRT_TEST_POSTGRES="postgres://polyvirt:${pw}@127.0.0.1:${port}/polyvirt?sslmode=disable"
+	PGPASSWORD="$pw" psql "$POLYVIRT_TEST_POSTGRES" -qAtc 'SELECT 1' >/dev/null 2>&1 ||
+		die "PostgreSQL does not accept the polyvirt role on 127.0.0.1:$port"
+}

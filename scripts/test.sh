@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_root
 ensure_go
 ensure_libvirt
+ensure_postgres
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
