@@ -21,10 +21,14 @@ type Host struct {
 	// Arch is the real architecture, recognised from the data (cpuinfo
 	// format, device tree, sysinfo) or given by Options.Arch.
 	Arch arch.Arch
-	// ArchSource says how Arch was found: "cpuinfo", "device-tree",
-	// "sysinfo", "option" or "runtime".
+	// ArchSource says how Arch was found: "option" (Options.Arch),
+	// "kernel" (proc/sys/kernel/arch, the kernel's uname -m), "cpuinfo"
+	// (the cpuinfo format, refined for POWER endianness by the ELF header
+	// of bin/sh when the root has one), "device-tree", "sysinfo", or
+	// "none" when nothing said.
 	ArchSource string
-	CPU        CPU
+	// CPU is what /proc/cpuinfo says of the processors.
+	CPU CPU
 	// Topology is lscpu's reading of the CPUs.
 	Topology Topology
 	// NodeInfo is libvirt's reading (virsh nodeinfo), POWER rules included.
@@ -33,7 +37,8 @@ type Host struct {
 	NUMA []NUMANode
 	// MemTotalKiB is MemTotal of /proc/meminfo (0 when unavailable).
 	MemTotalKiB uint64
-	Identity    Identity
+	// Identity is the hardware identity (DMI, device tree, sysinfo).
+	Identity Identity
 	// Firmware lists firmware components and their levels.
 	Firmware []Firmware
 	// KVMDevice reports whether dev/kvm exists under the root. Whether KVM
@@ -70,8 +75,21 @@ type CPU struct {
 	// Machine is the POWER trailer "machine" ("PowerNV 8247-22L",
 	// "CHRP IBM,8233-E8B"); s390x the machine type.
 	Machine string
-	// TypeModel is the POWER trailer "model" ("8247-22L"), the s390x type.
+	// TypeModel is the POWER trailer "model" ("8247-22L" as printed, which
+	// may be "IBM,8233-E8B"), the s390x machine type.
 	TypeModel string
+	// Timebase is the POWER trailer "timebase" ("512000000").
+	Timebase string
+	// Family is x86 "cpu family" ("6").
+	Family string
+	// ModelID is the numeric model: x86 "model" ("46"), aarch64 "CPU
+	// part" ("0xd46").
+	ModelID string
+	// Implementer is aarch64 "CPU implementer" as printed ("0x41").
+	Implementer string
+	// MaxThreadID is s390x "max thread id" (SMT threads per core minus
+	// one), which lscpu prefers to sysfs for threads per core.
+	MaxThreadID string
 	// FirmwareInterface is the POWER trailer "firmware" ("OPAL v3").
 	FirmwareInterface string
 	// MMU is the POWER trailer "MMU" ("Radix", "Hash").
@@ -82,38 +100,72 @@ type CPU struct {
 	// Processors counts the processor blocks of /proc/cpuinfo.
 	Processors int
 	// Types lists the distinct CPU types of a heterogeneous (big.LITTLE)
-	// system in lscpu's order; one entry on every other system.
+	// system in lscpu's order (sorted by vendor, model, model name and
+	// stepping as cpuinfo prints them: for ARM implementer, part, model
+	// name and variant); one entry on every other system. ParseCPUInfo fills the identity of each type;
+	// Read adds the topology.
 	Types []CPUType
 }
 
 // CPUType is one kind of core on a host, with lscpu's topology for it.
 type CPUType struct {
-	Model          string
-	Vendor         string
-	Revision       string
-	CPUs           cpuset.Set // the CPUs of this type
+	// Model is lscpu's "Model name" of the type: x86 "model name", POWER
+	// "cpu", aarch64 the part's name from lscpu's tables (or "model
+	// name"), and "" where lscpu prints "-" (s390x, an unknown ARM part).
+	Model string
+	// Vendor is lscpu's "Vendor ID": x86 vendor_id, the aarch64
+	// implementer's name, "IBM/S390"; "IBM" on POWER.
+	Vendor string
+	// Revision has CPU.Revision's meaning for this type.
+	Revision string
+	// Flags are the feature flags of the type's first processor (CPU.Flags'
+	// meaning); the cores of a heterogeneous host may differ.
+	Flags []string
+	// CPUs are the CPUs of this type: those cpuinfo lists with it, and for
+	// the first type also the possible CPUs cpuinfo does not list (as
+	// lscpu gives them its default type).
+	CPUs           cpuset.Set
 	ThreadsPerCore int
 	CoresPerSocket int
 	Sockets        int
+	// SocketsPerBook, Books, BooksPerDrawer and Drawers are set on s390x
+	// (lscpu's "Socket(s) per book", "Book(s)", "Book(s) per drawer",
+	// "Drawer(s)"); Books is then the total (BooksPerDrawer × Drawers when
+	// there are drawers) and Sockets is SocketsPerBook × Books.
+	SocketsPerBook int
+	Books          int
+	BooksPerDrawer int
+	Drawers        int
 }
 
 // Topology is lscpu's reading of the CPUs ("CPU(s)", "On-line CPU(s)
 // list", "Thread(s) per core", "Core(s) per socket", "Socket(s)").
 type Topology struct {
-	// TotalCPUs is lscpu's "CPU(s)": the possible (or present) CPUs.
+	// TotalCPUs is lscpu's "CPU(s)": the present CPUs
+	// (sys/devices/system/cpu/present; when that file is missing, the
+	// possible CPUs, then the cpuN directories).
 	TotalCPUs int
 	// Online is the online CPU list.
 	Online cpuset.Set
 	// Offline is the offline CPU list ("Off-line CPU(s) list").
 	Offline cpuset.Set
-	// ThreadsPerCore counts online threads per core, as lscpu prints.
+	// ThreadsPerCore counts online threads per core, as lscpu prints
+	// (the largest online thread_siblings set; s390x "max thread id"+1).
 	ThreadsPerCore int
+	// CoresPerSocket is the distinct thread_siblings sets (cores) divided
+	// by the distinct core_siblings sets (sockets), or /proc/sysinfo's
+	// "CPU Topology SW" on s390x.
 	CoresPerSocket int
 	// Sockets is lscpu's "Socket(s)"; on s390x with books it is the total
 	// (SocketsPerBook × Books) and SocketsPerBook/Books are set.
-	Sockets        int
+	// Topology is computed over all CPUs as one type; on a heterogeneous
+	// host the per-type figures lscpu prints are in CPU.Types.
+	Sockets int
+	// SocketsPerBook, Books, BooksPerDrawer and Drawers have CPUType's
+	// meaning.
 	SocketsPerBook int
 	Books          int
+	BooksPerDrawer int
 	Drawers        int
 }
 
@@ -134,15 +186,30 @@ type NodeInfo struct {
 
 // NUMANode is one node of /sys/devices/system/node.
 type NUMANode struct {
-	ID        int
-	CPUs      cpuset.Set
+	ID int
+	// CPUs come from the node's cpulist, else its cpumap, else its cpuN
+	// entries.
+	CPUs cpuset.Set
+	// MemoryKiB is "Node N MemTotal" of the node's meminfo (0 when absent).
 	MemoryKiB uint64
 	// Distances is the node's row of the distance table, in node order;
 	// empty when the kernel does not print it.
 	Distances []int
 }
 
-// Identity is the machine's hardware identity.
+// Identity is the machine's hardware identity. Empty fields are unknown.
+// Where each field comes from, per source:
+//
+//	field         dmi              device-tree (+ cpuinfo trailer)          sysinfo (s390x)
+//	Manufacturer  sys_vendor       vendor (else "IBM" for an "IBM,…" model)  Manufacturer
+//	ProductName   product_name     model-name (else a model with spaces)    Type
+//	Version       product_version  cpuinfo machine                          -
+//	SerialNumber  product_serial   system-id                                Sequence Code
+//	UUID          product_uuid     system-id without NULs and commas        -
+//	Family        product_family   cpuinfo platform (else from compatible)  Type (as libvirt)
+//	TypeModel     -                cpuinfo model / dt model without "IBM,"  Type
+//
+// DMI values "Not Specified" are omitted.
 type Identity struct {
 	Manufacturer string
 	ProductName  string
@@ -153,7 +220,8 @@ type Identity struct {
 	// TypeModel is the machine type-model ("8247-22L", s390x "2817").
 	TypeModel string
 	// Source names where the identity came from: "dmi", "device-tree",
-	// "sysinfo", or "none" when the host has none of them.
+	// "sysinfo", "cpuinfo" (a POWER host without a device tree: only the
+	// cpuinfo trailer), or "none" when the host has none of them.
 	Source string
 }
 
@@ -171,12 +239,14 @@ type Firmware struct {
 type Problem struct {
 	// Field is the report field concerned ("cpu.model", "numa", ...).
 	Field string
-	// Path is the file relative to the root ("proc/cpuinfo").
+	// Path is the file relative to the root ("proc/cpuinfo"); empty when
+	// the problem is not one file's.
 	Path string
 	// Reason says why, in a few words.
 	Reason string
 }
 
+// Error prints the problem as "path: reason (field unavailable)".
 func (p Problem) Error() string {
 	return fmt.Sprintf("%s: %s (%s unavailable)", p.Path, p.Reason, p.Field)
 }
@@ -187,6 +257,8 @@ type Options struct {
 	Arch arch.Arch
 	// ThreadsPerSubcore is what KVM says of POWER subcores (the
 	// KVM_CAP_PPC_SMT value libvirt asks /dev/kvm for). Zero means: derive
-	// it from the data as libvirt would on that host.
+	// it from the data as libvirt would on that host (see
+	// DeriveThreadsPerSubcore); a negative value means KVM reports none
+	// (no kvm_hv, a guest), which is libvirt's 0.
 	ThreadsPerSubcore int
 }
