@@ -50,6 +50,11 @@ func TestCapsOnRealPPC64LEKernel(t *testing.T) {
 		t.Run(tc.cpu, func(t *testing.T) {
 			t.Parallel()
 			out := bootPseries(t, qemu, tc.cpu, tc.smp, initrd)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("%s guest printed:\n%s", tc.cpu, out)
+				}
+			})
 			var r caps.Report
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
 				t.Fatalf("the guest printed no JSON report: %v\n%s", err, out)
@@ -68,6 +73,9 @@ func TestCapsOnRealPPC64LEKernel(t *testing.T) {
 			}
 			if len(r.CPU.OnlineCPUs) != tc.smp || r.CPU.TotalCPUs != tc.smp {
 				t.Errorf("online CPUs %v, total %d; want %d (-smp)", r.CPU.OnlineCPUs, r.CPU.TotalCPUs, tc.smp)
+			}
+			if r.Hardware.ProductName != "IBM pSeries (emulated by qemu)" || r.Hardware.Family != "pSeries" {
+				t.Errorf("identity %+v; want the pseries device tree's", r.Hardware)
 			}
 			if r.Hardware.Source != "device-tree" {
 				t.Errorf("identity source %q; want device-tree", r.Hardware.Source)
