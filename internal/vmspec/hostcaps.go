@@ -1,0 +1,168 @@
+package vmspec
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
+	"polyvirt/internal/caps"
+)
+
+// LoadHostCaps reads a host capabilities report written by
+// `polyvirt caps -o json`. Fields it does not know are ignored (the report
+// grows); a report without an architecture is refused.
+func LoadHostCaps(path string) (*caps.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	return ParseHostCaps(data)
+}
+
+// ParseHostCaps decodes a host capabilities report.
+func ParseHostCaps(data []byte) (*caps.Report, error) {
+	var r caps.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("host capabilities: %v", err)
+	}
+	if r.Arch == "" && r.EffectiveArch == "" {
+		return nil, fmt.Errorf("host capabilities: no arch or effectiveArch; is this a `polyvirt caps -o json` report?")
+	}
+	return &r, nil
+}
+
+// TCGOnly reports whether a host runs guests under TCG only: fake-KVM
+// mode, or libvirt's domain type is qemu (no usable KVM).
+func TCGOnly(h *caps.Report) bool {
+	return h != nil && (h.FakeKVM || h.Virt.DomainType == "qemu")
+}
+
+// hostOffer is what a host offers for one guest architecture; an empty
+// list means the report does not say, and is not checked.
+type hostOffer struct {
+	machines, models, graphics, video, diskBuses []string
+}
+
+func offerFor(h *caps.Report, a arch.Arch) (hostOffer, bool) {
+	var o hostOffer
+	found := false
+	for _, g := range h.Virt.Guests {
+		if ga, err := arch.Parse(g.Arch); err == nil && ga == a {
+			found = true
+			o.machines = append(o.machines, g.Machines...)
+			o.models = append(o.models, g.CPUModels...)
+			o.graphics = append(o.graphics, g.Graphics...)
+			o.video = append(o.video, g.Video...)
+			o.diskBuses = append(o.diskBuses, g.DiskBuses...)
+		}
+	}
+	if eff, err := arch.Parse(firstNonEmpty(h.EffectiveArch, h.Arch)); err == nil && eff == a {
+		found = true
+		v := h.Virt
+		o.machines = append(o.machines, v.EmulatedMachines...)
+		o.models = append(o.models, v.CPUModels...)
+		o.graphics = append(o.graphics, v.Graphics...)
+		o.video = append(o.video, v.Video...)
+		o.diskBuses = append(o.diskBuses, v.DiskBuses...)
+	}
+	return o, found
+}
+
+// checkHost checks a completed definition against a host's report.
+func checkHost(vm *VM, spec *archspec.Spec, h *caps.Report, errs *Errors) {
+	effName := firstNonEmpty(h.EffectiveArch, h.Arch)
+	eff, err := archspec.Lookup(effName)
+	if err != nil {
+		errs.add(CodeHostCaps, "", "the host report's architecture %q is unknown: %v", clip(effName), err)
+		return
+	}
+	offer, listed := offerFor(h, spec.Arch)
+	if !eff.RunsNatively(spec.Arch) && !(TCGOnly(h) && listed) {
+		errs.add(CodeHostArch, "arch", "the host runs %s guests (%s) and cannot run a %s VM; choose a host of that architecture",
+			eff.Arch, archList(eff.GuestArches), spec.Arch)
+		return
+	}
+	if len(offer.machines) > 0 && !contains(offer.machines, vm.Machine) {
+		errs.add(CodeHostMachine, "machine", "the host does not offer machine %q for %s; it offers %s", vm.Machine, spec.Arch, shortList(offer.machines))
+	}
+	c := vm.CPU
+	tcg := TCGOnly(h)
+	switch c.Mode {
+	case "custom":
+		if len(offer.models) > 0 && !containsFold(offer.models, c.Model) {
+			errs.add(CodeHostCPUModel, "cpu.model", "the host cannot run CPU model %s; it offers %s", c.Model, shortList(offer.models))
+		}
+	case "host-model":
+		if c.Model != "" && len(offer.models) > 0 && !containsFold(offer.models, c.Model) {
+			errs.add(CodeHostCPUModel, "cpu.model", "the host cannot run compatibility level %s; it offers %s", c.Model, shortList(offer.models))
+		}
+	}
+	// Under TCG host-model and host-passthrough are turned into a named
+	// model (fake-KVM rewrite); with KVM the host must support the mode.
+	if !tcg && c.Mode != "custom" && len(h.Virt.CPUModes) > 0 && !contains(h.Virt.CPUModes, c.Mode) {
+		code := CodeHostCPUMode
+		if c.Mode == "host-passthrough" {
+			code = CodeUseHostCPU
+		}
+		errs.add(code, "cpu.mode", "the host does not support CPU mode %s; use %s", c.Mode, list(h.Virt.CPUModes))
+	}
+	if d := vm.Display; d.Type != "none" {
+		if len(offer.graphics) > 0 && !contains(offer.graphics, d.Type) {
+			errs.add(CodeHostGraphics, "display.type", "the host's QEMU has no %s; use %s", d.Type, list(intersect(offer.graphics, spec.GraphicsProtocols())))
+		}
+		if len(offer.video) > 0 && !contains(offer.video, d.Video) {
+			errs.add(CodeHostVideo, "display.video", "the host's QEMU has no %s video; use %s", d.Video, list(intersect(offer.video, spec.VideoModels(d.Type))))
+		}
+	}
+	if len(offer.diskBuses) > 0 {
+		for i, d := range vm.Disks {
+			if !contains(offer.diskBuses, d.Bus) {
+				errs.add(CodeHostDiskBus, fmt.Sprintf("disks[%d].bus", i), "the host's QEMU has no %s disk bus; use %s", d.Bus, list(intersect(offer.diskBuses, spec.Disk.Buses)))
+			}
+		}
+	}
+}
+
+func containsFold(l []string, v string) bool {
+	for _, x := range l {
+		if strings.EqualFold(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range b {
+		if contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func archList(as []arch.Arch) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ", ")
+}
+
+// shortList names at most eight entries.
+func shortList(l []string) string {
+	if len(l) > 8 {
+		return strings.Join(l[:8], ", ") + fmt.Sprintf(" and %d more", len(l)-8)
+	}
+	return strings.Join(l, ", ")
+}
