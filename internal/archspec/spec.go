@@ -274,6 +274,12 @@ type HostRules struct {
 	// host runs a pseries VM with qemu-system-ppc64). A VM of any other
 	// foreign architecture is rewritten for the host's own architecture.
 	TCGGuests []arch.Arch `json:"tcgGuests,omitempty"`
+	// FirmwareUpdate names how the host's system firmware is inventoried
+	// and updated from the running OS: "update_flash" (POWER: lsmcode for
+	// the levels, powerpc-utils' update_flash to validate, flash, commit
+	// and reject), or "" when polyvirt has no such mechanism for the
+	// architecture (firmware actions answer NOT_SUPPORTED_ON_ARCH).
+	FirmwareUpdate string `json:"firmwareUpdate,omitempty"`
 }
 
 // For returns the Spec of an architecture, or an error naming the

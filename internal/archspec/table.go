@@ -151,6 +151,7 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 			FakeCPUModel:        "POWER 8 (fake)",
 			FakeFlags:           []string{"powernv", "model_POWER8"},
 			NestedVirt:          false,
+			FirmwareUpdate:      "update_flash",
 		},
 	}
 }
