@@ -170,10 +170,7 @@ func checkShape(v any, t reflect.Type, path string, errs *Errors) {
 				*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: fmt.Sprintf("the number %s is too large", n)})
 				return
 			}
-			if f, ferr := strconv.ParseFloat(n.String(), 64); ferr == nil && f == float64(int64(f)) && f < 1<<62 && f > -(1<<62) {
-				return // 1e3 or 2.0: a whole number written another way
-			}
-			*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: fmt.Sprintf("expected a whole number, got %s", n)})
+			*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: fmt.Sprintf("expected a whole number written with digits only, got %s", n)})
 			return
 		}
 		if t.Kind() == reflect.Int && (i > 1<<31-1 || i < -(1<<31)) {

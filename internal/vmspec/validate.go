@@ -95,16 +95,23 @@ func Validate(in *VM, opts Options) (*Valid, error) {
 	return &Valid{vm: vm, spec: spec, host: opts.Host}, nil
 }
 
-// dedupe drops a repeated (code, field) pair, keeping the first.
+// dedupe drops a repeated (code, field) pair, and any later violation of
+// a field whose value was already refused as text (too long, control
+// characters): one clear reason per bad value.
 func dedupe(errs Errors) Errors {
 	seen := make(map[string]bool, len(errs))
+	badText := map[string]bool{}
 	out := errs[:0]
 	for _, e := range errs {
 		k := e.Code + "\x00" + e.Field
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, e)
+		if seen[k] || badText[e.Field] {
+			continue
 		}
+		seen[k] = true
+		if e.Code == CodeTooLong || e.Code == CodeControlChars || (e.Code == CodePathInvalid && e.Field != "") {
+			badText[e.Field] = true
+		}
+		out = append(out, e)
 	}
 	return out
 }
@@ -149,7 +156,7 @@ func resolveArch(vm *VM, opts Options, errs *Errors) *archspec.Spec {
 		name = firstNonEmpty(opts.Host.EffectiveArch, opts.Host.Arch)
 	}
 	if name == "" {
-		errs.add(CodeArchRequired, "arch", "name the guest architecture (%s), or pass --arch", knownArches())
+		errs.add(CodeArchRequired, "arch", "the VM has no architecture; name one (%s), or pass --arch", knownArches())
 		return nil
 	}
 	a, err := arch.Parse(name)
@@ -223,8 +230,8 @@ func checkPlatform(vm *VM, spec *archspec.Spec, errs *Errors) {
 		errs.add(CodeOSType, "osType", "guest OS type %q does not run on %s; use one of %s", clip(vm.OSType), spec.Arch, list(spec.GuestOS.Allowed))
 	}
 	if !wordRE.MatchString(vm.Machine) || !spec.AcceptsMachine(vm.Machine) {
-		errs.add(CodeMachine, "machine", "%q is not an emulated machine of %s; use %s (or a versioned one such as %s-7.2), or leave it out",
-			clip(vm.Machine), spec.Arch, list(spec.Machine.Families), spec.Machine.Default)
+		errs.add(CodeMachine, "machine", "%q is not an emulated machine of %s; use %s (or a versioned one the host lists), or leave it out",
+			clip(vm.Machine), spec.Arch, list(spec.Machine.Families))
 	}
 	if vm.Firmware != "" && !spec.FirmwareAllowed(vm.Firmware) {
 		if len(spec.Firmware.Allowed) == 0 {
@@ -517,7 +524,7 @@ func checkDisplay(vm *VM, spec *archspec.Spec, errs *Errors) {
 		errs.add(CodeListen, "display.listen", "%q is not an IP address; use 127.0.0.1 (local only), 0.0.0.0 or ::", clip(d.Listen))
 	}
 	if max := passwordMax[d.Type]; len(d.Password) > max {
-		errs.add(CodePassword, "display.password", "%s takes a password of at most %d characters", strings.ToUpper(d.Type), max)
+		errs.add(CodePassword, "display.password", "%s takes a password of at most %d characters; shorten it", strings.ToUpper(d.Type), max)
 	}
 }
 
