@@ -93,8 +93,8 @@ func dtStrings(fsys fs.FS, p *problems, field, name string) []string {
 // ParseDTStrings decodes a device-tree string property: NUL-terminated
 // strings, possibly several ("ibm,powernv\x00ibm,firenze\x00"). The final
 // NUL may be missing. Empty strings at the end (padding) are dropped. Bytes
-// that no string holds (control characters, invalid UTF-8: a numeric
-// property read as a string) are an error.
+// that no string holds (control characters, invalid UTF-8, a leading NUL: a
+// numeric property read as a string) are an error.
 func ParseDTStrings(b []byte) ([]string, error) {
 	if len(b) == 0 {
 		return nil, nil
@@ -104,6 +104,9 @@ func ParseDTStrings(b []byte) ([]string, error) {
 	parts := strings.Split(s, "\x00")
 	for len(parts) > 0 && parts[len(parts)-1] == "" {
 		parts = parts[:len(parts)-1]
+	}
+	if len(parts) > 1 && parts[0] == "" {
+		return nil, errors.New("binary property (starts with a NUL byte), not a string")
 	}
 	for _, part := range parts {
 		if !utf8.ValidString(part) {

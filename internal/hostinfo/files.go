@@ -40,6 +40,11 @@ func readFile(fsys fs.FS, name string, limit int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi.Mode().IsRegular() && fi.Size() > int64(limit) {
+		// A file on disk says its size; /proc and /sys files say 0 and
+		// are measured while read.
+		return nil, fmt.Errorf("%w: %d bytes, larger than the %d byte limit", errTooLarge, fi.Size(), limit)
+	}
 	return readRegular(fsys, name, fi.Mode(), limit)
 }
 

@@ -43,6 +43,10 @@ import (
 type nodeDirInfo struct {
 	id   int
 	cpus []int // its cpuN entries
+	// err is why the directory could not be listed (path names it);
+	// libvirt fails the nodeinfo there.
+	path string
+	err  error
 }
 
 // nodeInfoInput is what the computation needs.
@@ -74,6 +78,9 @@ func computeNodeInfo(in nodeInfoInput) (NodeInfo, error) {
 			tps = 0
 		}
 		for _, nd := range in.nodeDirs {
+			if nd.err != nil {
+				return NodeInfo{}, &nodeInfoError{nd.path, reason(nd.err)}
+			}
 			ni.Nodes++
 			r, err := parseNode(in, nd.cpus, tps, &offline)
 			if err != nil {

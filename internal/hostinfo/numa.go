@@ -35,6 +35,7 @@ func readNodeDirs(fsys fs.FS, p *problems) []nodeDirInfo {
 		sub, err := readDir(fsys, dir)
 		if err != nil {
 			p.addErr("numa", dir, err, false)
+			out = append(out, nodeDirInfo{id: id, path: dir, err: err})
 			continue
 		}
 		nd := nodeDirInfo{id: id}
@@ -63,6 +64,9 @@ func sortNodes(n []nodeDirInfo) {
 func readNUMA(fsys fs.FS, p *problems, dirs []nodeDirInfo) []NUMANode {
 	out := make([]NUMANode, 0, len(dirs))
 	for _, nd := range dirs {
+		if nd.err != nil {
+			continue // reported by readNodeDirs
+		}
 		base := fmt.Sprintf("%s/node%d", SysNodePath, nd.id)
 		n := NUMANode{ID: nd.id, CPUs: nil}
 		if v, ok := readAttr(fsys, p, "numa", base+"/cpulist"); ok {

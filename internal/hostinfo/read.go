@@ -79,13 +79,15 @@ func Read(fsys fs.FS, opts Options) (*Host, error) {
 	if lists.found {
 		readTopology(h, sf, lists, si)
 		h.NodeInfo = readNodeInfo(fsys, &p, h, sf, lists, nodeDirs, dt, opts)
-	}
-	if cpuData != nil {
-		mhz, err := LibvirtMHz(cpuData, h.Arch)
-		if err != nil {
-			p.add("nodeinfo", CPUInfoPath, err.Error())
+		// libvirt reads the clock from cpuinfo; a malformed clock line
+		// leaves the MHz read so far (libvirt only warns).
+		if h.NodeInfo.CPUs > 0 && cpuData != nil {
+			mhz, err := LibvirtMHz(cpuData, h.Arch)
+			if err != nil {
+				p.add("nodeinfo", CPUInfoPath, err.Error())
+			}
+			h.NodeInfo.MHz = mhz
 		}
-		h.NodeInfo.MHz = mhz
 	}
 
 	// Memory and KVM.

@@ -170,7 +170,10 @@ type Topology struct {
 }
 
 // NodeInfo is libvirt's virNodeInfo as `virsh nodeinfo` prints it, computed
-// with libvirt's rules (offline SMT threads and subcores on POWER).
+// with libvirt's rules (offline SMT threads and subcores on POWER). It is
+// all zero where libvirt's reading would fail (no sys/devices/system/cpu,
+// a malformed topology file, an unreadable node directory); a Problem with
+// Field "nodeinfo" or "topology" then says why.
 type NodeInfo struct {
 	// CPUs is the number of online CPUs libvirt counts ("CPUs: N/…").
 	CPUs int
