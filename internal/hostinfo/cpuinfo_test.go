@@ -38,7 +38,7 @@ func TestParseCPUInfo(t *testing.T) {
 			want: CPU{Model: "POWER7 (architected), altivec supported", Vendor: "IBM", MHz: "3000.000000", Revision: "2.1 (pvr 003f 0201)",
 				PVR: "003f0201", Platform: "pSeries", Machine: "CHRP IBM,8233-E8B", TypeModel: "IBM,8233-E8B", Timebase: "512000000",
 				Processors: 1,
-				Types: []CPUType{{Model: "POWER7 (architected), altivec supported", Vendor: "IBM", Revision: "2.1 (pvr 003f 0201)", CPUs: cpuset.Of(0)}}},
+				Types:      []CPUType{{Model: "POWER7 (architected), altivec supported", Vendor: "IBM", Revision: "2.1 (pvr 003f 0201)", CPUs: cpuset.Of(0)}}},
 		},
 		{
 			name: "x86_64",
@@ -59,7 +59,7 @@ func TestParseCPUInfo(t *testing.T) {
 		},
 		{
 			name: "aarch64 big.LITTLE, types in lscpu's order",
-			in: armBlock(0, "0x41", "0x1", "0xd46", "1") + armBlock(1, "0x41", "0x1", "0xd4e", "0") + armBlock(2, "0x41", "0x2", "0xd47", "0"),
+			in:   armBlock(0, "0x41", "0x1", "0xd46", "1") + armBlock(1, "0x41", "0x1", "0xd4e", "0") + armBlock(2, "0x41", "0x2", "0xd47", "0"),
 			arch: arch.AArch64,
 			want: CPU{Model: "Cortex-A510", Vendor: "ARM", MHz: "38.40", Revision: "r1p1", ModelID: "0xd46", Implementer: "0x41",
 				Flags: []string{"fp", "asimd"}, Processors: 3,
