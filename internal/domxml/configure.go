@@ -183,7 +183,12 @@ func configureDisks(b *builder) {
 			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: d.Format},
 			Target: &libvirtxml.DomainDiskTarget{Dev: d.Target, Bus: d.Bus},
 		}
-		if d.Source != "" {
+		switch {
+		case d.Source == "":
+			// An empty tray: a file disk without a file (type='file'
+			// written, as libvirt reads it back).
+			disk.Source = &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{}}
+		default:
 			if d.Type == "block" {
 				disk.Source = &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: d.Source}}
 			} else {

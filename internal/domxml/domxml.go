@@ -11,8 +11,10 @@
 package domxml
 
 import (
+	"encoding/xml"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"libvirt.org/go/libvirtxml"
 
@@ -110,7 +112,20 @@ func Render(v *vmspec.Valid, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return dom.Marshal()
+	return Marshal(dom)
+}
+
+// Marshal writes a domain as libvirtxml's Domain.Marshal does (two-space
+// indent), into a buffer sized for a typical domain.
+func Marshal(dom *libvirtxml.Domain) (string, error) {
+	var sb strings.Builder
+	sb.Grow(8192)
+	enc := xml.NewEncoder(&sb)
+	enc.Indent("", "  ")
+	if err := enc.Encode(dom); err != nil {
+		return "", err
+	}
+	return sb.String(), nil
 }
 
 // Steps names the configurators in pipeline order (for documentation and

@@ -58,6 +58,12 @@ var goldenCases = []goldenCase{
 		opts: Options{FakeKVM: true, HostArch: arch.X86_64}},
 	{name: "fake-aarch64-on-x86_64", in: "testdata/aarch64-virt.yaml",
 		opts: Options{FakeKVM: true, HostArch: arch.X86_64, MemoryCapMiB: 512}},
+	// The examples the README uses.
+	{name: "example-ppc64le-debian-installer", in: "../../examples/ppc64le-debian-installer.yaml"},
+	{name: "example-ppc64le-disk", in: "../../examples/ppc64le-disk.yaml"},
+	{name: "example-x86_64-server", in: "../../examples/x86_64-server.yaml"},
+	{name: "example-ppc64le-debian-installer-fake-on-x86_64", in: "../../examples/ppc64le-debian-installer.yaml",
+		opts: Options{FakeKVM: true, HostArch: arch.X86_64, MemoryCapMiB: 768}},
 	// A host report that says TCG only turns fake KVM on by itself.
 	{name: "hostcaps-tcg-ppc64le-kernel-boot", in: "testdata/ppc64le-kernel-boot.yaml",
 		hostCaps: "../vmspec/testdata/hostcaps-x86_64-tcg.json"},

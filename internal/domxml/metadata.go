@@ -3,6 +3,7 @@ package domxml
 import (
 	"encoding/xml"
 	"sort"
+	"strings"
 
 	"libvirt.org/go/libvirtxml"
 )
@@ -12,8 +13,9 @@ import (
 const MetadataNamespace = "urn:polyvirt:vm:1"
 
 // Metadata is polyvirt's element in <metadata>: the guest OS type and the
-// definition's free-form entries. It is marshalled by encoding/xml, so keys
-// and values are escaped and cannot inject elements.
+// definition's free-form entries. It is written with every key and value
+// escaped (encoding/xml's EscapeText), so none can inject elements; this
+// type reads it back.
 type Metadata struct {
 	XMLName xml.Name        `xml:"urn:polyvirt:vm:1 vm"`
 	OSType  string          `xml:"osType,omitempty"`
@@ -27,20 +29,32 @@ type MetadataEntry struct {
 }
 
 func configureMetadata(b *builder) {
-	md := Metadata{OSType: b.vm.OSType}
+	var sb strings.Builder
+	sb.Grow(96 + 64*len(b.vm.Metadata))
+	sb.WriteString(`<vm xmlns="` + MetadataNamespace + `"><osType>`)
+	escape(&sb, b.vm.OSType)
+	sb.WriteString("</osType>")
 	keys := make([]string, 0, len(b.vm.Metadata))
 	for k := range b.vm.Metadata {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		md.Entries = append(md.Entries, MetadataEntry{Key: k, Value: b.vm.Metadata[k]})
+		sb.WriteString(`<entry key="`)
+		escape(&sb, k)
+		sb.WriteString(`">`)
+		escape(&sb, b.vm.Metadata[k])
+		sb.WriteString("</entry>")
 	}
-	data, err := xml.Marshal(md)
-	if err != nil {
-		return // cannot happen with string fields; leave the metadata out
-	}
-	b.dom.Metadata = &libvirtxml.DomainMetadata{XML: string(data)}
+	sb.WriteString("</vm>")
+	b.dom.Metadata = &libvirtxml.DomainMetadata{XML: sb.String()}
+}
+
+// escape writes s as XML text or attribute value: xml.EscapeText escapes
+// the quotes, <, >, & and the newline and tab, and turns characters XML
+// cannot carry into U+FFFD, so nothing in s can end the element.
+func escape(sb *strings.Builder, s string) {
+	_ = xml.EscapeText(sb, []byte(s))
 }
 
 // ParseMetadata reads polyvirt's element back from a domain's metadata

@@ -58,7 +58,6 @@ func (es *Errors) add(code, field, format string, args ...any) {
 	*es = append(*es, &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
-
 // The error codes. Those marked (oVirt) are the reference engine's codes
 // for the same rule; the others are polyvirt's own.
 const (
