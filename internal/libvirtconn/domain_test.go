@@ -1,0 +1,63 @@
+package libvirtconn
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+)
+
+func TestUUIDText(t *testing.T) {
+	u, err := ParseUUID("6F1C1A9E-3D2B-4C55-9A0E-2B7D1C9E4F10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := FormatUUID(u); got != "6f1c1a9e-3d2b-4c55-9a0e-2b7d1c9e4f10" {
+		t.Errorf("FormatUUID = %s", got)
+	}
+	if v, err := ParseUUID("6f1c1a9e3d2b4c559a0e2b7d1c9e4f10"); err != nil || v != u {
+		t.Errorf("undashed UUID: %v %v", v, err)
+	}
+	for _, bad := range []string{"", "1234", "zz1c1a9e-3d2b-4c55-9a0e-2b7d1c9e4f10", "6f1c1a9e-3d2b-4c55-9a0e-2b7d1c9e4f1011"} {
+		if _, err := ParseUUID(bad); err == nil {
+			t.Errorf("ParseUUID(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDomainStateNames(t *testing.T) {
+	cases := map[DomainState]string{StateRunning: "running", StateShutoff: "shut off", StatePaused: "paused", DomainState(42): "state 42", DomainState(-1): "state -1"}
+	for s, want := range cases {
+		if got := s.String(); got != want {
+			t.Errorf("%d: %q, want %q", s, got, want)
+		}
+	}
+	if StateRunning != DomainState(golibvirt.DomainRunning) || StateShutoff != DomainState(golibvirt.DomainShutoff) {
+		t.Error("states drifted from libvirt's numbers")
+	}
+	if UndefineNVRAM != 4 || UndefineAll&UndefineTPM == 0 {
+		t.Error("undefine flags drifted from libvirt's numbers")
+	}
+}
+
+func TestNotFoundWrapsErrNoDomain(t *testing.T) {
+	err := notFound("x", golibvirt.Error{Code: uint32(golibvirt.ErrNoDomain), Message: "Domain not found"})
+	if !errors.Is(err, ErrNoDomain) {
+		t.Errorf("not wrapped: %v", err)
+	}
+	other := fmt.Errorf("boom")
+	if notFound("x", other) != other || notFound("x", nil) != nil {
+		t.Error("other errors must pass unchanged")
+	}
+}
+
+func TestLimitedBuffer(t *testing.T) {
+	b := limitedBuffer{max: 4}
+	if _, err := b.Write([]byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write([]byte("de")); err == nil {
+		t.Error("grew past its limit")
+	}
+}
