@@ -21,10 +21,13 @@ type DeviceTree struct {
 	// vendor ("IBM"), model ("8247-22L", "IBM,8233-E8B", "IBM pSeries
 	// (emulated by qemu)"), model-name ("IBM Power System S822L") and
 	// system-id (the serial, "TU00163" or "IBM,03061C14A").
-	Vendor    string
-	Model     string
+	Vendor string
+	// Model is the root "model" property.
+	Model string
+	// ModelName is the root "model-name" property.
 	ModelName string
-	SystemID  string
+	// SystemID is the root "system-id" property.
+	SystemID string
 	// Compatible lists the root's compatible strings ("ibm,powernv",
 	// "qemu,pseries").
 	Compatible []string

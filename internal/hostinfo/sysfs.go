@@ -39,6 +39,9 @@ type sysfs struct {
 	fsys fs.FS
 	p    *problems
 	topo map[int]*cpuTopo
+	// dirs are the cpuN directories once lists ran: a CPU without one has
+	// no files to read, whatever the CPU lists claim.
+	dirs cpuset.Set
 }
 
 // cpuTopo is what cpuN/topology says of one CPU.
@@ -102,6 +105,7 @@ func (s *sysfs) lists() cpuLists {
 		s.p.add("topology", SysCPUPath, fmt.Sprintf("%d cpuN entries with a number above %d ignored", tooBig, cpuset.MaxCPU))
 	}
 	l.dirs = cpuset.Of(dirs...)
+	s.dirs = l.dirs
 	l.possibleFile = s.readList(path.Join(SysCPUPath, "possible"), "topology")
 	l.presentFile = s.readList(path.Join(SysCPUPath, "present"), "topology")
 	l.onlineFile = s.readList(path.Join(SysCPUPath, "online"), "topology")
@@ -112,6 +116,10 @@ func (s *sysfs) lists() cpuLists {
 	if l.online == nil {
 		var on []int
 		for _, c := range l.present {
+			if !l.dirs.Contains(c) {
+				on = append(on, c) // no cpuN/online: cannot be offlined
+				continue
+			}
 			name := fmt.Sprintf("%s/cpu%d/online", SysCPUPath, c)
 			data, err := readFile(s.fsys, name, MaxAttrBytes)
 			if err != nil {
@@ -144,6 +152,9 @@ func (s *sysfs) topology(cpu int) *cpuTopo {
 	}
 	t := &cpuTopo{}
 	s.topo[cpu] = t
+	if !s.dirs.Contains(cpu) {
+		return t
+	}
 	dir := fmt.Sprintf("%s/cpu%d/topology", SysCPUPath, cpu)
 	ents, err := readDir(s.fsys, dir)
 	if err != nil {

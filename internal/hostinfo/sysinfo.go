@@ -26,7 +26,8 @@ type Sysinfo struct {
 	// Plant is the plant of manufacture ("02").
 	Plant string
 	// LPARName and LPARNumber identify the LPAR this system runs in.
-	LPARName   string
+	LPARName string
+	// LPARNumber is the LPAR's number.
 	LPARNumber string
 	// TopologySW is the "CPU Topology SW:" line (six numbers; the last four
 	// are drawers, books per drawer, sockets per book and cores per

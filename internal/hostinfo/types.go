@@ -124,18 +124,26 @@ type CPUType struct {
 	// CPUs are the CPUs of this type: those cpuinfo lists with it, and for
 	// the first type also the possible CPUs cpuinfo does not list (as
 	// lscpu gives them its default type).
-	CPUs           cpuset.Set
+	CPUs cpuset.Set
+	// ThreadsPerCore, CoresPerSocket and Sockets are lscpu's "Thread(s)
+	// per core", "Core(s) per socket" and "Socket(s)" for this type (see
+	// Topology).
 	ThreadsPerCore int
+	// CoresPerSocket is lscpu's "Core(s) per socket" for this type.
 	CoresPerSocket int
-	Sockets        int
+	// Sockets is lscpu's "Socket(s)" for this type.
+	Sockets int
 	// SocketsPerBook, Books, BooksPerDrawer and Drawers are set on s390x
 	// (lscpu's "Socket(s) per book", "Book(s)", "Book(s) per drawer",
 	// "Drawer(s)"); Books is then the total (BooksPerDrawer × Drawers when
 	// there are drawers) and Sockets is SocketsPerBook × Books.
 	SocketsPerBook int
-	Books          int
+	// Books is the total number of books (lscpu's "Book(s)").
+	Books int
+	// BooksPerDrawer is lscpu's "Book(s) per drawer".
 	BooksPerDrawer int
-	Drawers        int
+	// Drawers is lscpu's "Drawer(s)".
+	Drawers int
 }
 
 // Topology is lscpu's reading of the CPUs ("CPU(s)", "On-line CPU(s)
@@ -164,9 +172,12 @@ type Topology struct {
 	// SocketsPerBook, Books, BooksPerDrawer and Drawers have CPUType's
 	// meaning.
 	SocketsPerBook int
-	Books          int
+	// Books is the total number of books (s390x).
+	Books int
+	// BooksPerDrawer is lscpu's "Book(s) per drawer" (s390x).
 	BooksPerDrawer int
-	Drawers        int
+	// Drawers is lscpu's "Drawer(s)" (s390x).
+	Drawers int
 }
 
 // NodeInfo is libvirt's virNodeInfo as `virsh nodeinfo` prints it, computed
@@ -179,16 +190,22 @@ type NodeInfo struct {
 	CPUs int
 	// TotalCPUs is libvirt's maximum: Nodes × Sockets × Cores × Threads.
 	TotalCPUs int
-	MHz       int
-	Nodes     int
+	// MHz is the clock libvirt reads from cpuinfo (see LibvirtMHz).
+	MHz int
+	// Nodes is the number of NUMA nodes.
+	Nodes int
 	// Sockets counts sockets per NUMA node, as libvirt does.
 	Sockets int
-	Cores   int
+	// Cores is the largest number of cores in one socket.
+	Cores int
+	// Threads is threads per core, times the threads per subcore on a
+	// POWER host whose secondary threads are offline for KVM.
 	Threads int
 }
 
 // NUMANode is one node of /sys/devices/system/node.
 type NUMANode struct {
+	// ID is the N of nodeN (node numbers may be sparse: 0, 1, 16, 17).
 	ID int
 	// CPUs come from the node's cpulist, else its cpumap, else its cpuN
 	// entries.
@@ -214,12 +231,18 @@ type NUMANode struct {
 //
 // DMI values "Not Specified" are omitted.
 type Identity struct {
+	// Manufacturer is the system manufacturer ("IBM", "Dell Inc.").
 	Manufacturer string
-	ProductName  string
-	Version      string
+	// ProductName is the product ("IBM Power System S822L").
+	ProductName string
+	// Version is the product version ("PowerNV 8247-22L" on POWER).
+	Version string
+	// SerialNumber is the machine serial.
 	SerialNumber string
-	UUID         string
-	Family       string
+	// UUID is the system UUID (on POWER, derived from system-id).
+	UUID string
+	// Family is the product family ("PowerNV", "pSeries" on POWER).
+	Family string
 	// TypeModel is the machine type-model ("8247-22L", s390x "2817").
 	TypeModel string
 	// Source names where the identity came from: "dmi", "device-tree",
@@ -233,7 +256,8 @@ type Firmware struct {
 	// Component names it: "bios" (DMI), "opal" (ibm,opal/firmware/version),
 	// or the property name under ibm,firmware-versions ("skiboot", ...).
 	Component string
-	Version   string
+	// Version is the component's level as the source prints it.
+	Version string
 	// Date is the release date when the source gives one (DMI bios_date).
 	Date string
 }
