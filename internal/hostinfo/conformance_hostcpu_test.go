@@ -18,9 +18,11 @@ func TestConformanceLibvirtHostCPU(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no linux-*.cpuinfo in %s (%v)", dir, err)
 	}
+	used := map[string]bool{}
 	for _, f := range files {
 		base := strings.TrimSuffix(filepath.Base(f), ".cpuinfo")
 		fileArch, name := splitHostCPUName(base)
+		used["linux-"+name+".sysfs.tar.gz"] = true
 		if fileArch == arch.Unknown {
 			t.Errorf("%s: no known architecture in the name", base)
 			continue
@@ -60,6 +62,12 @@ func TestConformanceLibvirtHostCPU(t *testing.T) {
 				t.Errorf("nodeinfo, libvirt's test options %+v:\n got: %s\nwant: %s\nproblems: %v", opts, got, want, h.Problems)
 			}
 		})
+	}
+	tars, _ := filepath.Glob(filepath.Join(dir, "linux-*.sysfs.tar.gz"))
+	for _, tgz := range tars {
+		if !used[filepath.Base(tgz)] {
+			t.Errorf("%s is not read by any dataset", filepath.Base(tgz))
+		}
 	}
 }
 

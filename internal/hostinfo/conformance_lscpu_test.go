@@ -132,6 +132,10 @@ func TestConformanceLscpu(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no .expected files in %s (%v)", dir, err)
 	}
+	tars, _ := filepath.Glob(filepath.Join(dir, "*.tar.gz"))
+	if len(tars) != len(files) {
+		t.Errorf("%d dumps and %d .expected files in %s", len(tars), len(files), dir)
+	}
 	// The keys compared: these must be in every dump's summary (or, for
 	// the s390 book keys, replace Socket(s)).
 	required := []string{"CPU(s)", "On-line CPU(s) list"}
@@ -212,7 +216,7 @@ func TestConformanceLscpu(t *testing.T) {
 			if checked < 6 {
 				t.Errorf("only %d values compared", checked)
 			}
-			t.Logf("%d values match lscpu (arch %s from %s)", checked, h.Arch, h.ArchSource)
+			t.Logf("%d values match lscpu (arch %s from %s); problems: %v", checked, h.Arch, h.ArchSource, h.Problems)
 		})
 	}
 }

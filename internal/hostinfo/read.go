@@ -24,6 +24,17 @@ const KVMDevicePath = "dev/kvm"
 // malformed piece leaves its values empty and is listed in Host.Problems
 // with its file and the reason. Read fails only when nothing at all could be
 // read: no cpuinfo, no sysfs CPU tree, no identity source and no meminfo.
+//
+// The architecture is, in order: Options.Arch; proc/sys/kernel/arch (the
+// kernel's uname -m, Linux 6.1+); the cpuinfo format; a POWER device tree;
+// an s390x sysinfo. POWER endianness, which neither cpuinfo nor the device
+// tree states, comes from the ELF header of the root's bin/sh when it is a
+// 64-bit POWER executable; otherwise a POWER7 or older processor means ppc64
+// (little-endian Linux needs POWER8) and anything else ppc64le, the
+// endianness of every current PowerNV and pSeries distribution.
+//
+// Threads per subcore, for NodeInfo, is Options.ThreadsPerSubcore when set,
+// else derived from the data (DeriveThreadsPerSubcore).
 func Read(fsys fs.FS, opts Options) (*Host, error) {
 	if fsys == nil {
 		return nil, errors.New("hostinfo: no root filesystem")

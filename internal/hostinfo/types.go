@@ -7,6 +7,25 @@
 //
 // Nothing here asks libvirt and nothing decides policy: the values are what
 // the files say, read the way lscpu and libvirt read them.
+//
+// Read is the entry point; each parser is exported on its own as well
+// (ParseCPUInfo, ParseSysinfo, ParseDTStrings, ParseMeminfo, ParseDmidecode,
+// LibvirtMHz, ParsePVR, ARMNames) and each has a fuzz test.
+//
+// Two readings of the topology are kept side by side because both are
+// reported: Topology (and CPU.Types) with lscpu's meaning, where threads per
+// core counts online threads (1 on a POWER KVM host with SMT off), and
+// NodeInfo with libvirt's meaning, where the offline secondary threads of
+// such a host are counted back (8 threads per core on POWER8).
+//
+// Decisions the data does not make by itself, documented where they are
+// made: the architecture and ppc64/ppc64le (Read), the threads per subcore
+// KVM would report (DeriveThreadsPerSubcore), and a
+// device-tree property without its NUL (ReadDeviceTree: read as if it had
+// one).
+//
+// Every file is read through a size limit and only if it is a regular file;
+// see Read.
 package hostinfo
 
 import (
