@@ -1,0 +1,1031 @@
+package firmware
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
+	"polyvirt/internal/hostexec"
+)
+
+// Timeouts bound the host tools of the workflow.
+type Timeouts struct {
+	// Lsmcode bounds one lsmcode run.
+	Lsmcode time.Duration
+	// Validate bounds update_flash -v (it copies the image into the
+	// kernel's flash interface).
+	Validate time.Duration
+	// Flash bounds update_flash -f until it reports the image staged.
+	Flash time.Duration
+	// Manage bounds update_flash -c and -r (the service processor copies
+	// one bank to the other).
+	Manage time.Duration
+}
+
+// DefaultTimeouts are used for zero fields of Config.Timeouts.
+var DefaultTimeouts = Timeouts{
+	Lsmcode:  2 * time.Minute,
+	Validate: 15 * time.Minute,
+	Flash:    60 * time.Minute,
+	Manage:   30 * time.Minute,
+}
+
+// Config configures a Manager.
+type Config struct {
+	// DataDir is the agent's data directory; the firmware state file and
+	// the uploaded images live in DataDir/firmware.
+	DataDir string
+	// Arch is the host's architecture; archspec tells whether it has a
+	// firmware update mechanism.
+	Arch arch.Arch
+	// Runner runs lsmcode and update_flash.
+	Runner hostexec.Runner
+	// Root is the host's root filesystem: the device tree identity and the
+	// kernel boot id (proc/sys/kernel/random/boot_id) are read there.
+	Root fs.FS
+	// TypeModel, when set, is the host's type-model; otherwise it is read
+	// from Root.
+	TypeModel string
+	// UpdateFlash and Lsmcode are the program names; empty means
+	// "update_flash" and "lsmcode".
+	UpdateFlash string
+	Lsmcode     string
+	// Timeouts bound the tools; zero fields take DefaultTimeouts.
+	Timeouts Timeouts
+	// MaxImageBytes bounds an image; zero means DefaultMaxImageBytes.
+	MaxImageBytes int64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Preconditions are what the caller asserts before a flash: the engine's
+// maintenance flag for the host and the number of VMs running on it.
+type Preconditions struct {
+	// Maintenance tells that the engine has the host in Maintenance.
+	Maintenance bool
+	// RunningVMs counts the VMs running on the host.
+	RunningVMs int
+}
+
+// PreconditionCheck returns the current Preconditions. Flash calls it
+// after the host is locked against VM starts (HostLocked is true), right
+// before update_flash -f runs, so that a VM started in between is seen.
+type PreconditionCheck func(ctx context.Context) (Preconditions, error)
+
+// Assert is a PreconditionCheck that returns fixed values.
+func Assert(p Preconditions) PreconditionCheck {
+	return func(context.Context) (Preconditions, error) { return p, nil }
+}
+
+// Manager runs the firmware update workflow of one host and persists its
+// state. One Manager per data directory; its methods are safe for
+// concurrent use, and a step asked while another runs is refused with
+// CodeBusy rather than queued.
+type Manager struct {
+	cfg       Config
+	mechanism string
+	dir       string
+
+	mu   sync.Mutex
+	op   *Operation
+	busy string
+}
+
+// Open prepares the firmware directory and loads the persisted state. It
+// runs no host command; recovery that needs one (a flash or reboot in
+// progress, a commit or reject interrupted) is Resume's, which the agent
+// calls right after Open. Open itself settles what needs no command: an
+// operation found validating was interrupted by the agent's restart and is
+// failed with CodeInterrupted (its image is kept: Validate may be asked
+// again). An unreadable state file is an error (CodeStateFile): the agent
+// must not guess what the firmware is doing.
+func Open(cfg Config) (*Manager, error) {
+	if cfg.DataDir == "" {
+		return nil, errorf(CodeStateFile, "dataDir", "no data directory given")
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, &Error{Code: CodeStateFile, Field: "dataDir", Message: err.Error(), Err: err}
+	}
+	cfg.DataDir = abs
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.UpdateFlash == "" {
+		cfg.UpdateFlash = "update_flash"
+	}
+	if cfg.Lsmcode == "" {
+		cfg.Lsmcode = "lsmcode"
+	}
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = DefaultMaxImageBytes
+	}
+	t := &cfg.Timeouts
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&t.Lsmcode, DefaultTimeouts.Lsmcode}, {&t.Validate, DefaultTimeouts.Validate},
+		{&t.Flash, DefaultTimeouts.Flash}, {&t.Manage, DefaultTimeouts.Manage},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	m := &Manager{cfg: cfg, dir: filepath.Join(cfg.DataDir, "firmware")}
+	if spec, err := archspec.For(cfg.Arch); err == nil {
+		m.mechanism = spec.Host.FirmwareUpdate
+	}
+	if err := os.MkdirAll(m.imagesDir(), 0o700); err != nil {
+		return nil, &Error{Code: CodeStateFile, Field: m.dir, Message: "cannot create the firmware directory: " + err.Error(), Err: err}
+	}
+	op, err := loadState(m.statePath())
+	if err != nil {
+		return nil, err
+	}
+	m.op = op
+	m.removeStrayUploads()
+	if op != nil && op.State == StateValidating {
+		m.fail(op, "validate", "agent", &Error{Code: CodeInterrupted,
+			Message: "the agent restarted while update_flash -v ran; nothing was flashed. Validate again"})
+		if err := m.save(); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Manager) statePath() string { return filepath.Join(m.dir, StateFileName) }
+func (m *Manager) imagesDir() string { return filepath.Join(m.dir, "images") }
+
+// removeStrayUploads deletes partial uploads and images of no operation.
+func (m *Manager) removeStrayUploads() {
+	ents, err := os.ReadDir(m.imagesDir())
+	if err != nil {
+		return
+	}
+	keep := ""
+	if m.op != nil {
+		keep = filepath.Base(m.op.ImagePath)
+	}
+	for _, e := range ents {
+		if e.Name() != keep {
+			os.Remove(filepath.Join(m.imagesDir(), e.Name()))
+		}
+	}
+}
+
+// Supported tells whether the host's architecture has a firmware update
+// mechanism polyvirt drives.
+func (m *Manager) Supported() bool { return m.mechanism == MechanismUpdateFlash }
+
+// Status returns a copy of the current operation (State idle when none was
+// ever started).
+func (m *Manager) Status() Operation {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.op.clone()
+}
+
+// HostLocked tells whether VMs must not be started on the host now: a
+// flash is being prepared or runs, or the host waits for its reboot.
+func (m *Manager) HostLocked() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.busy == "flash" {
+		return true
+	}
+	return m.op != nil && (m.op.State == StateFlashing || m.op.State == StateRebooting)
+}
+
+// Inventory reads the host's firmware inventory (see ReadInventory).
+func (m *Manager) Inventory(ctx context.Context) (Inventory, error) {
+	return ReadInventory(ctx, Source{Arch: m.cfg.Arch, Root: m.cfg.Root, Runner: m.cfg.Runner,
+		Lsmcode: m.cfg.Lsmcode, Timeout: m.cfg.Timeouts.Lsmcode})
+}
+
+// begin checks the architecture and marks step as running; the returned
+// function ends it.
+func (m *Manager) begin(step string) (func(), error) {
+	if !m.Supported() {
+		return nil, errorf(CodeNotSupportedOnArch, "arch",
+			"firmware %s is not supported on %s: polyvirt updates system firmware on POWER hosts only (update_flash)", step, archName(m.cfg.Arch))
+	}
+	if m.cfg.Runner == nil {
+		return nil, errorf(CodeToolNotFound, "runner", "no command runner configured")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.busy != "" {
+		return nil, errorf(CodeBusy, "", "a firmware %s is running on this host; wait for it to end", m.busy)
+	}
+	m.busy = step
+	return func() {
+		m.mu.Lock()
+		m.busy = ""
+		m.mu.Unlock()
+	}, nil
+}
+
+func archName(a arch.Arch) string {
+	if a == "" {
+		return "an unknown architecture"
+	}
+	return string(a)
+}
+
+func who(w string) string {
+	if strings.TrimSpace(w) == "" {
+		return "agent"
+	}
+	return w
+}
+
+// save persists the current operation; the caller holds no lock or mu.
+func (m *Manager) save() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return saveState(m.statePath(), m.op)
+}
+
+// mutate changes the operation under the lock and persists it.
+func (m *Manager) mutate(f func(op *Operation)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m.op)
+	return saveState(m.statePath(), m.op)
+}
+
+// current returns the live operation (callers hold the busy flag, so no
+// other step changes it).
+func (m *Manager) current() *Operation {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.op
+}
+
+// setState moves op to s and logs the step.
+func (m *Manager) setState(op *Operation, s State, st Step) {
+	now := m.cfg.Now().UTC()
+	if op.State != s {
+		op.Since = now
+	}
+	op.State = s
+	st.Time = now
+	st.State = s
+	op.Steps = append(op.Steps, st)
+	if len(op.Steps) > maxSteps {
+		op.Steps = append([]Step(nil), op.Steps[len(op.Steps)-maxSteps:]...)
+	}
+}
+
+// fail moves op to failed with the error's code and message.
+func (m *Manager) fail(op *Operation, step, by string, err error) {
+	code, msg := codeOf(err), messageOf(err)
+	op.Failure = &Failure{Step: step, Code: code, Message: msg, Time: m.cfg.Now().UTC()}
+	m.setState(op, StateFailed, Step{Step: step, Result: "failed", Who: who(by), Code: code, Message: msg})
+}
+
+// refuse records a refused or failed step that leaves the state as it is.
+func (m *Manager) refuse(op *Operation, step, by, result string, err error) {
+	m.refuseTo(op, op.State, step, by, result, err)
+}
+
+// refuseTo records a failed step that puts the operation back in state s
+// (a commit that failed goes back to awaiting-decision).
+func (m *Manager) refuseTo(op *Operation, s State, step, by, result string, err error) {
+	code, msg := codeOf(err), messageOf(err)
+	op.LastError = &Failure{Step: step, Code: code, Message: msg, Time: m.cfg.Now().UTC()}
+	m.setState(op, s, Step{Step: step, Result: result, Who: who(by), Code: code, Message: msg})
+}
+
+func codeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeToolFailed
+}
+
+func messageOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Field != "" {
+			return e.Field + ": " + e.Message
+		}
+		return e.Message
+	}
+	return err.Error()
+}
+
+// wrongState is the error of a step asked in the wrong state.
+func wrongState(step string, op *Operation, need string) error {
+	if op == nil {
+		return errorf(CodeNoOperation, "", "no firmware update to %s: upload an image first", step)
+	}
+	return errorf(CodeWrongState, "state", "cannot %s: the firmware operation %s is %s; %s", step, op.ID, op.State, need)
+}
+
+// Upload stores a firmware image — the vendor's RPM (the .img is extracted
+// in Go) or a bare .img — and starts a new operation in state uploaded.
+// Refused with CodeOperationActive while another operation has not ended.
+// A corrupt upload is an error and changes no state.
+func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) (Operation, error) {
+	done, err := m.begin("upload")
+	if err != nil {
+		return Operation{}, err
+	}
+	defer done()
+	if prev := m.current(); prev != nil && !prev.State.Terminal() {
+		return Operation{}, errorf(CodeOperationActive, "", "firmware operation %s is %s on this host; finish it (commit, reject) or cancel it before starting another",
+			prev.ID, prev.State)
+	}
+	tmp, err := os.CreateTemp(m.imagesDir(), ".upload-*")
+	if err != nil {
+		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: "cannot store the image: " + err.Error(), Err: err}
+	}
+	tmpName := tmp.Name()
+	kept := false
+	defer func() {
+		if !kept {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	info, err := ExtractImage(&ctxReader{ctx: ctx, r: r}, fileName, tmp, Limits{MaxImageBytes: m.cfg.MaxImageBytes})
+	if err != nil {
+		return Operation{}, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+	}
+	if err := tmp.Close(); err != nil {
+		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+	}
+	id := newID(m.cfg.Now())
+	final := filepath.Join(m.imagesDir(), id+".img")
+	if err := os.Rename(tmpName, final); err != nil {
+		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+	}
+	kept = true
+	now := m.cfg.Now().UTC()
+	ident := m.identity()
+	op := &Operation{ID: id, Started: now, Since: now, TypeModel: ident.TypeModel, Serial: ident.Serial,
+		Image: &info, ImagePath: final, Steps: []Step{}}
+	desc := fmt.Sprintf("%s (%s), image %s, %d bytes, sha256 %s", info.FileName, info.Format, info.ImageName, info.Size, info.SHA256)
+	if info.Package != nil {
+		desc += ", payload " + info.Package.PayloadCompressor
+	}
+	m.setState(op, StateUploaded, Step{Step: "upload", Result: "ok", Who: who(by), ToLevel: info.Level, Message: desc})
+
+	m.mu.Lock()
+	prev := m.op
+	m.op = op
+	err = saveState(m.statePath(), m.op)
+	if err != nil {
+		m.op = prev
+	}
+	m.mu.Unlock()
+	if err != nil {
+		os.Remove(final)
+		return Operation{}, err
+	}
+	if prev != nil && prev.ImagePath != "" && prev.ImagePath != final {
+		os.Remove(prev.ImagePath)
+	}
+	return op.clone(), nil
+}
+
+// ctxReader stops an upload when the caller gives up.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func newID(t time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "fw-" + t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// identity is the host's type-model and serial: Config.TypeModel, else
+// the root's device tree or cpuinfo.
+func (m *Manager) identity() Identity {
+	var id Identity
+	if m.cfg.Root != nil {
+		id = ReadIdentity(m.cfg.Root)
+	}
+	if m.cfg.TypeModel != "" {
+		id.TypeModel = m.cfg.TypeModel
+	}
+	return id
+}
+
+var levelStream = regexp.MustCompile(`^([A-Z]{2})[0-9]{3}_[0-9]{3}$`)
+
+// stream is the firmware stream of an image level ("SV" of SV810_133),
+// "" when the level does not follow IBM's naming.
+func stream(level string) string {
+	if m := levelStream.FindStringSubmatch(level); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// Validate runs `update_flash -v -f IMAGE` on the uploaded image and
+// records the projected levels (state validated). Allowed in uploaded,
+// validated (to validate again) and failed when the failure was the
+// validation's. The image is refused (state failed,
+// CodeImageWrongMachine) when the package names machine types that do not
+// include the host's type-model, when update_flash says it is not for this
+// platform, or when its projected level belongs to another firmware stream
+// than the host's (SC… on an SV… host). A failing or hanging update_flash
+// fails the operation with the tool's reason.
+func (m *Manager) Validate(ctx context.Context, by string) (Operation, error) {
+	done, err := m.begin("validate")
+	if err != nil {
+		return Operation{}, err
+	}
+	defer done()
+	op := m.current()
+	switch {
+	case op == nil:
+		return Operation{}, wrongState("validate", nil, "")
+	case op.State == StateUploaded, op.State == StateValidated:
+	case op.State == StateFailed && op.Failure != nil && op.Failure.Step == "validate" && op.ImagePath != "":
+	default:
+		return Operation{}, wrongState("validate", op, "only an uploaded (or already validated) image can be validated")
+	}
+	if _, err := os.Stat(op.ImagePath); err != nil {
+		e := errorf(CodeImageMissing, "image", "the uploaded image %s is gone from the data directory: upload it again", op.ImagePath)
+		return m.failAndSave(op, "validate", by, e)
+	}
+	ident := m.identity()
+	if err := checkMachineTypes(op.Image, ident.TypeModel); err != nil {
+		return m.failAndSave(op, "validate", by, err)
+	}
+	if err := m.mutate(func(op *Operation) {
+		op.Failure, op.Projection, op.Before = nil, nil, nil
+		op.TypeModel, op.Serial = ident.TypeModel, ident.Serial
+		m.setState(op, StateValidating, Step{Step: "validate", Result: "started", Who: who(by), ToLevel: op.Image.Level,
+			Message: "update_flash -v -f " + op.ImagePath})
+	}); err != nil {
+		return Operation{}, err
+	}
+
+	before, err := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
+	if err != nil {
+		return m.failAndSave(op, "validate", by, err)
+	}
+	res, err := m.cfg.Runner.Run(ctx, hostexec.Command{Name: m.cfg.UpdateFlash,
+		Args: []string{"-v", "-f", op.ImagePath}, Timeout: m.cfg.Timeouts.Validate})
+	if err != nil {
+		return m.failAndSave(op, "validate", by, m.toolError("-v", res, err, false))
+	}
+	proj, err := ParseValidation(res.Stdout)
+	if err != nil {
+		return m.failAndSave(op, "validate", by, &Error{Code: CodeToolOutput, Field: "update_flash -v", Message: err.Error(), Err: err})
+	}
+	if s, h := stream(proj.NewT), stream(proj.CurrentT); s != "" && h != "" && s != h {
+		e := errorf(CodeImageWrongMachine, "image", "the image is firmware stream %s (%s) but this host (%s) runs stream %s (%s): it is for another machine type",
+			s, proj.NewT, orUnknown(ident.TypeModel), h, proj.CurrentT)
+		return m.failAndSave(op, "validate", by, e)
+	}
+	msg := fmt.Sprintf("projected: T %s → %s, P %s → %s", proj.CurrentT, proj.NewT, proj.CurrentP, proj.NewP)
+	if len(proj.Info) > 0 {
+		msg += "; " + strings.Join(proj.Info, "; ")
+	}
+	if op.Image.Level != "" && op.Image.Level != proj.NewT {
+		msg += fmt.Sprintf("; note: the package is named for %s but update_flash projects %s", op.Image.Level, proj.NewT)
+	}
+	if err := m.mutate(func(op *Operation) {
+		op.Before, op.Projection, op.LastError = &before, &proj, nil
+		m.setState(op, StateValidated, Step{Step: "validate", Result: "ok", Who: who(by),
+			FromLevel: proj.CurrentT, ToLevel: proj.NewT, Message: msg})
+	}); err != nil {
+		return Operation{}, err
+	}
+	return m.Status(), nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "type-model unknown"
+	}
+	return s
+}
+
+// checkMachineTypes refuses an image whose package names machine types
+// that do not include the host's.
+func checkMachineTypes(img *ImageInfo, typeModel string) error {
+	if img == nil || len(img.MachineTypes) == 0 {
+		return nil
+	}
+	if typeModel == "" {
+		return errorf(CodeImageWrongMachine, "image", "the package is for %s, and this host's type-model is unknown: refusing to flash an image that may be for another machine",
+			strings.Join(img.MachineTypes, ", "))
+	}
+	for _, t := range img.MachineTypes {
+		if t == typeModel {
+			return nil
+		}
+	}
+	return errorf(CodeImageWrongMachine, "image", "the package is for %s, not for this host's type-model %s", strings.Join(img.MachineTypes, ", "), typeModel)
+}
+
+// failAndSave fails the operation and returns the error.
+func (m *Manager) failAndSave(op *Operation, step, by string, cause error) (Operation, error) {
+	if err := m.mutate(func(op *Operation) { m.fail(op, step, by, cause) }); err != nil {
+		return Operation{}, errors.Join(cause, err)
+	}
+	return Operation{}, cause
+}
+
+// toolError turns a failed update_flash run into an *Error. staged adds
+// that an image may be staged (a flash that did not report).
+func (m *Manager) toolError(opt string, res hostexec.Result, err error, staged bool) error {
+	field := "update_flash " + opt
+	var e *Error
+	switch {
+	case errors.Is(err, hostexec.ErrNotFound):
+		e = &Error{Code: CodeToolNotFound, Field: field, Message: "update_flash is not installed (package powerpc-utils)", Err: err}
+	case errors.Is(err, hostexec.ErrTimeout):
+		e = &Error{Code: CodeToolTimeout, Field: field, Message: err.Error(), Err: err}
+	case errors.Is(err, hostexec.ErrCanceled):
+		e = &Error{Code: CodeAborted, Field: field, Message: "the request was canceled while update_flash ran; its process group was killed", Err: err}
+	case errors.Is(err, hostexec.ErrExit):
+		f := ParseUpdateFlashFailure(res.ExitCode, res.Stdout, res.Stderr)
+		if res.ExitCode < 0 {
+			f.Reason, f.Message = "killed", err.Error()
+		}
+		e = &Error{Code: f.Code, Field: field, Message: f.Error(), Err: err}
+	default:
+		e = &Error{Code: CodeToolFailed, Field: field, Message: err.Error(), Err: err}
+	}
+	if staged {
+		e.Message += "; the image may be staged and would then be applied at the next reboot"
+	}
+	return e
+}
+
+// bootID reads the kernel's boot id from the root.
+func (m *Manager) bootID() (string, error) {
+	if m.cfg.Root == nil {
+		return "", errorf(CodeStateFile, BootIDPath, "no host root to read the boot id from")
+	}
+	data, err := readLimited(m.cfg.Root, BootIDPath, 256)
+	if err != nil {
+		return "", &Error{Code: CodeStateFile, Field: BootIDPath, Message: "cannot read the boot id: " + err.Error(), Err: err}
+	}
+	id := strings.TrimSpace(string(data))
+	if id == "" {
+		return "", errorf(CodeStateFile, BootIDPath, "the boot id is empty")
+	}
+	return id, nil
+}
+
+// Flash runs `update_flash -f IMAGE` on the validated image: the image is
+// staged and the host reboots (state rebooting). Only in state validated,
+// with the image unchanged since its upload, and only when check says the
+// host is in Maintenance with no VM running; check is called after the
+// host is locked against VM starts (HostLocked). A refused flash leaves
+// the operation validated (LastError says why). update_flash failing or
+// hanging fails the operation with the reason.
+func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck) (Operation, error) {
+	done, err := m.begin("flash")
+	if err != nil {
+		return Operation{}, err
+	}
+	defer done()
+	op := m.current()
+	if op == nil || op.State != StateValidated {
+		need := "validate the image first"
+		if op != nil && !op.State.Terminal() && op.State != StateUploaded {
+			need = "it was flashed already"
+		}
+		return Operation{}, wrongState("flash", op, need)
+	}
+	if err := verifyImage(op); err != nil {
+		return m.failAndSave(op, "flash", by, err)
+	}
+	var pre Preconditions
+	var perr error
+	if check == nil {
+		perr = errorf(CodePrecondition, "preconditions", "no maintenance and running-VM check was given")
+	} else if pre, err = check(ctx); err != nil {
+		perr = &Error{Code: CodePrecondition, Field: "preconditions", Message: "checking maintenance and running VMs failed: " + err.Error(), Err: err}
+	} else if !pre.Maintenance {
+		perr = errorf(CodeNotMaintenance, "", "the host is not in Maintenance: put it into Maintenance before flashing its firmware (the flash reboots it)")
+	} else if pre.RunningVMs > 0 {
+		perr = errorf(CodeVMsRunning, "", "%d VM(s) run on the host: migrate or shut them down before flashing (the flash reboots the host)", pre.RunningVMs)
+	}
+	bootID := ""
+	if perr == nil {
+		bootID, perr = m.bootID()
+	}
+	if perr != nil {
+		if err := m.mutate(func(op *Operation) { m.refuse(op, "flash", by, "refused", perr) }); err != nil {
+			return Operation{}, errors.Join(perr, err)
+		}
+		return Operation{}, perr
+	}
+	from, to := op.Projection.CurrentT, op.Projection.NewT
+	if err := m.mutate(func(op *Operation) {
+		op.BootIDAtFlash, op.LastError = bootID, nil
+		m.setState(op, StateFlashing, Step{Step: "flash", Result: "started", Who: who(by), FromLevel: from, ToLevel: to,
+			Message: "update_flash -f " + op.ImagePath})
+	}); err != nil {
+		return Operation{}, err
+	}
+	res, err := m.cfg.Runner.Run(ctx, hostexec.Command{Name: m.cfg.UpdateFlash,
+		Args: []string{"-f", op.ImagePath}, Timeout: m.cfg.Timeouts.Flash})
+	if err != nil {
+		return m.failAndSave(op, "flash", by, m.toolError("-f", res, err, true))
+	}
+	rep, err := ParseFlash(res.Stdout)
+	if err != nil {
+		return m.failAndSave(op, "flash", by, &Error{Code: CodeToolOutput, Field: "update_flash -f",
+			Message: err.Error() + "; the image may be staged and would then be applied at the next reboot", Err: err})
+	}
+	if err := m.mutate(func(op *Operation) {
+		m.setState(op, StateRebooting, Step{Step: "flash", Result: "ok", Who: who(by), FromLevel: from, ToLevel: to,
+			Message: rep.Ready})
+	}); err != nil {
+		return Operation{}, err
+	}
+	return m.Status(), nil
+}
+
+// verifyImage checks that the image file is the one uploaded.
+func verifyImage(op *Operation) error {
+	f, err := os.Open(op.ImagePath)
+	if err != nil {
+		return &Error{Code: CodeImageMissing, Field: "image", Message: "the uploaded image is gone: " + err.Error(), Err: err}
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return &Error{Code: CodeImageMissing, Field: "image", Message: "reading the uploaded image: " + err.Error(), Err: err}
+	}
+	if op.Image == nil || n != op.Image.Size || hex.EncodeToString(h.Sum(nil)) != op.Image.SHA256 {
+		return errorf(CodeImageChanged, "image", "the image file changed since it was uploaded and validated: upload and validate it again")
+	}
+	return nil
+}
+
+// Resume re-checks an operation that waits for something outside the
+// agent, and is called when the agent starts (after Open) and whenever the
+// caller wants to know whether the host came back:
+//
+//   - flashing or rebooting, the boot id changed (the host rebooted):
+//     lsmcode is read; if the temporary side holds the projected level the
+//     operation awaits a decision (Booted says which level the host runs:
+//     the permanent one when the new image did not boot), else it failed
+//     with CodeFlashNotApplied;
+//   - flashing, same boot id: the agent restarted while update_flash -f
+//     ran; failed with CodeInterrupted (the image may be staged);
+//   - rebooting, same boot id: unchanged (the caller times the state out
+//     from Since);
+//   - failed during the flash, and the host since rebooted: handled as
+//     rebooting (a staged image was applied after all);
+//   - committing or rejecting (the agent restarted in the middle):
+//     lsmcode decides whether the banks were changed (committed,
+//     rejected) or not (awaiting-decision again, LastError says so).
+//
+// A host command that fails leaves the state as it is and returns the
+// error.
+func (m *Manager) Resume(ctx context.Context, by string) (Operation, error) {
+	done, err := m.begin("resume")
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Code == CodeNotSupportedOnArch {
+			return m.Status(), nil
+		}
+		return Operation{}, err
+	}
+	defer done()
+	op := m.current()
+	if op == nil {
+		return m.Status(), nil
+	}
+	switch {
+	case op.State == StateFlashing, op.State == StateRebooting,
+		op.State == StateFailed && op.Failure != nil && op.Failure.Step == "flash" && op.BootIDAtFlash != "":
+		return m.resumeReboot(ctx, op, by)
+	case op.State == StateCommitting, op.State == StateRejecting:
+		return m.resumeManage(ctx, op, by)
+	}
+	return m.Status(), nil
+}
+
+func (m *Manager) resumeReboot(ctx context.Context, op *Operation, by string) (Operation, error) {
+	id, err := m.bootID()
+	if err != nil {
+		return Operation{}, err
+	}
+	if id == op.BootIDAtFlash {
+		if op.State == StateFlashing {
+			e := errorf(CodeInterrupted, "flash", "the agent restarted while update_flash -f ran and the host has not rebooted: whether the image was staged is unknown; if it was, it is applied at the next reboot")
+			return m.failAndSave(op, "flash", who(by), e)
+		}
+		return m.Status(), nil
+	}
+	sf, err := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
+	if err != nil {
+		return Operation{}, err
+	}
+	newT, oldT := "", ""
+	if op.Projection != nil {
+		newT, oldT = op.Projection.NewT, op.Projection.CurrentT
+	}
+	if sf.Temporary.Code() != newT {
+		e := errorf(CodeFlashNotApplied, "flash", "the host rebooted but its temporary side holds %s, not the projected %s: the image was not applied",
+			sf.Temporary.Code(), newT)
+		if err := m.mutate(func(op *Operation) { op.Booted = &sf; m.fail(op, "reboot", by, e) }); err != nil {
+			return Operation{}, errors.Join(e, err)
+		}
+		return m.Status(), e
+	}
+	msg := fmt.Sprintf("the host came back on %s (booted side %s); temporary %s, permanent %s: commit or reject",
+		sf.Booted.Code(), sideName(sf.BootedSide), sf.Temporary.Code(), sf.Permanent.Code())
+	if sf.Booted.Code() != newT || sf.BootedSide == SidePermanent {
+		msg = fmt.Sprintf("the host came back on %s from the permanent side: the new image %s did not boot; reject it",
+			sf.Booted.Code(), newT)
+	}
+	if err := m.mutate(func(op *Operation) {
+		op.Booted, op.Failure = &sf, nil
+		m.setState(op, StateAwaitingDecision, Step{Step: "reboot", Result: "ok", Who: who(by),
+			FromLevel: oldT, ToLevel: sf.Booted.Code(), Message: msg})
+	}); err != nil {
+		return Operation{}, err
+	}
+	return m.Status(), nil
+}
+
+func sideName(s Side) string {
+	switch s {
+	case SideTemporary:
+		return "temporary"
+	case SidePermanent:
+		return "permanent"
+	}
+	return "unknown"
+}
+
+func (m *Manager) resumeManage(ctx context.Context, op *Operation, by string) (Operation, error) {
+	sf, err := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
+	if err != nil {
+		return Operation{}, err
+	}
+	commit := op.State == StateCommitting
+	if m.manageDone(op, sf, commit) {
+		return m.finishManage(op, sf, commit, by, "the agent restarted during the step; lsmcode shows it done")
+	}
+	step := "reject"
+	if commit {
+		step = "commit"
+	}
+	e := errorf(CodeInterrupted, step, "the agent restarted during update_flash; lsmcode shows temporary %s, permanent %s: the %s did not happen, ask again",
+		sf.Temporary.Code(), sf.Permanent.Code(), step)
+	if err := m.mutate(func(op *Operation) {
+		op.After = &sf
+		m.refuseTo(op, StateAwaitingDecision, step, by, "failed", e)
+	}); err != nil {
+		return Operation{}, errors.Join(e, err)
+	}
+	return m.Status(), e
+}
+
+// manageDone tells whether the banks show the commit (both hold the new
+// level) or the reject (both hold the old permanent level).
+func (m *Manager) manageDone(op *Operation, sf SystemFirmware, commit bool) bool {
+	t, p := sf.Temporary.Code(), sf.Permanent.Code()
+	if t != p {
+		return false
+	}
+	if commit {
+		return op.Projection != nil && t == op.Projection.NewT
+	}
+	return op.Booted != nil && t == op.Booted.Permanent.Code()
+}
+
+// Commit runs `update_flash -c`: the new level on the temporary side is
+// copied to the permanent side (state committed). Only in
+// awaiting-decision, and only when the host runs the new level (committing
+// an image that did not boot is refused with CodeNewLevelNotUp). A
+// failing or hanging update_flash leaves the operation awaiting a decision
+// (LastError says why): the banks were not changed, or lsmcode shows
+// whether they were.
+func (m *Manager) Commit(ctx context.Context, by string) (Operation, error) {
+	return m.manage(ctx, by, true)
+}
+
+// Reject runs `update_flash -r`: the permanent side is copied back to the
+// temporary side and the old level is back (state rejected; the host runs
+// the rejected level until its next reboot). Only in awaiting-decision;
+// failures as for Commit.
+func (m *Manager) Reject(ctx context.Context, by string) (Operation, error) {
+	return m.manage(ctx, by, false)
+}
+
+func (m *Manager) manage(ctx context.Context, by string, commit bool) (Operation, error) {
+	step, opt, next := "reject", "-r", StateRejecting
+	if commit {
+		step, opt, next = "commit", "-c", StateCommitting
+	}
+	done, err := m.begin(step)
+	if err != nil {
+		return Operation{}, err
+	}
+	defer done()
+	op := m.current()
+	if op == nil || op.State != StateAwaitingDecision {
+		need := "it must be flashed and the host rebooted first"
+		if op != nil && (op.State == StateCommitted || op.State == StateRejected) {
+			need = "the decision was made already"
+		}
+		return Operation{}, wrongState(step, op, need)
+	}
+	newT := ""
+	if op.Projection != nil {
+		newT = op.Projection.NewT
+	}
+	if commit && op.Booted != nil && (op.Booted.Booted.Code() != newT || op.Booted.BootedSide == SidePermanent) {
+		e := errorf(CodeNewLevelNotUp, "", "the host runs %s, not the new level %s: committing would make an image that did not boot permanent; reject it",
+			op.Booted.Booted.Code(), newT)
+		if err := m.mutate(func(op *Operation) { m.refuse(op, step, by, "refused", e) }); err != nil {
+			return Operation{}, errors.Join(e, err)
+		}
+		return Operation{}, e
+	}
+	from, to := "", ""
+	if op.Booted != nil {
+		if commit {
+			from, to = op.Booted.Permanent.Code(), op.Booted.Temporary.Code()
+		} else {
+			from, to = op.Booted.Temporary.Code(), op.Booted.Permanent.Code()
+		}
+	}
+	if err := m.mutate(func(op *Operation) {
+		op.LastError = nil
+		m.setState(op, next, Step{Step: step, Result: "started", Who: who(by), FromLevel: from, ToLevel: to,
+			Message: "update_flash " + opt})
+	}); err != nil {
+		return Operation{}, err
+	}
+	res, err := m.cfg.Runner.Run(ctx, hostexec.Command{Name: m.cfg.UpdateFlash, Args: []string{opt}, Timeout: m.cfg.Timeouts.Manage})
+	if err == nil {
+		if perr := ParseManage(res.Stdout, commit); perr != nil {
+			var fe *Error
+			if !errors.As(perr, &fe) {
+				fe = &Error{Code: CodeToolOutput, Field: "update_flash " + opt, Message: perr.Error(), Err: perr}
+			}
+			err = fe
+		}
+	} else {
+		err = m.toolError(opt, res, err, false)
+	}
+	sf, lerr := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
+	if err != nil {
+		if lerr == nil && m.manageDone(op, sf, commit) {
+			// The tool failed (or hung) after doing the work.
+			return m.finishManage(op, sf, commit, by, "update_flash reported a failure ("+messageOf(err)+") but lsmcode shows the step done")
+		}
+		if lerr == nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Message += fmt.Sprintf("; lsmcode shows temporary %s, permanent %s", sf.Temporary.Code(), sf.Permanent.Code())
+			}
+		}
+		if serr := m.mutate(func(op *Operation) {
+			if lerr == nil {
+				op.After = &sf
+			}
+			m.refuseTo(op, StateAwaitingDecision, step, by, "failed", err)
+		}); serr != nil {
+			return Operation{}, errors.Join(err, serr)
+		}
+		return Operation{}, err
+	}
+	if lerr != nil {
+		return m.finishManageUnread(op, commit, by, lerr)
+	}
+	return m.finishManage(op, sf, commit, by, "")
+}
+
+// finishManage records a commit or reject that is done.
+func (m *Manager) finishManage(op *Operation, sf SystemFirmware, commit bool, by, note string) (Operation, error) {
+	step, state := "reject", StateRejected
+	if commit {
+		step, state = "commit", StateCommitted
+	}
+	var msg string
+	if commit {
+		msg = fmt.Sprintf("%s committed: temporary and permanent sides hold %s", sf.Temporary.Code(), sf.Permanent.Code())
+	} else {
+		msg = fmt.Sprintf("rejected: the old level %s is back on both sides", sf.Temporary.Code())
+		if sf.Booted.Code() != sf.Temporary.Code() {
+			msg += fmt.Sprintf("; the host runs %s until its next reboot", sf.Booted.Code())
+		}
+	}
+	if note != "" {
+		msg += "; " + note
+	}
+	from, to := "", sf.Temporary.Code()
+	if op.Booted != nil {
+		from = op.Booted.Booted.Code()
+	}
+	if err := m.mutate(func(op *Operation) {
+		op.After, op.LastError = &sf, nil
+		m.setState(op, state, Step{Step: step, Result: "ok", Who: who(by), FromLevel: from, ToLevel: to, Message: msg})
+	}); err != nil {
+		return Operation{}, err
+	}
+	if op.ImagePath != "" {
+		os.Remove(op.ImagePath)
+	}
+	return m.Status(), nil
+}
+
+// finishManageUnread records a commit or reject update_flash reported done
+// when lsmcode could not be read afterwards.
+func (m *Manager) finishManageUnread(op *Operation, commit bool, by string, lerr error) (Operation, error) {
+	step, state := "reject", StateRejected
+	if commit {
+		step, state = "commit", StateCommitted
+	}
+	msg := "update_flash reported success; the levels could not be read afterwards: " + messageOf(lerr)
+	if err := m.mutate(func(op *Operation) {
+		op.LastError = nil
+		m.setState(op, state, Step{Step: step, Result: "ok", Who: who(by), Message: msg})
+	}); err != nil {
+		return Operation{}, err
+	}
+	if op.ImagePath != "" {
+		os.Remove(op.ImagePath)
+	}
+	return m.Status(), nil
+}
+
+// Cancel ends an operation that has not flashed anything (uploaded,
+// validated) or whose reboot the caller gave up waiting for (rebooting, the
+// host not rebooted: the staged image would still be applied at the next
+// reboot, and the step log says so). The image is deleted.
+func (m *Manager) Cancel(ctx context.Context, by, reason string) (Operation, error) {
+	done, err := m.begin("cancel")
+	if err != nil {
+		return Operation{}, err
+	}
+	defer done()
+	op := m.current()
+	if op == nil {
+		return Operation{}, wrongState("cancel", nil, "")
+	}
+	msg := strings.TrimSpace(reason)
+	switch op.State {
+	case StateUploaded, StateValidated:
+	case StateRebooting:
+		id, err := m.bootID()
+		if err != nil {
+			return Operation{}, err
+		}
+		if id != op.BootIDAtFlash {
+			return Operation{}, errorf(CodeWrongState, "state", "the host rebooted since the flash: call Resume to read the level it came back with")
+		}
+		if msg != "" {
+			msg += "; "
+		}
+		msg += "the host has not rebooted: the image staged by update_flash -f is applied at its next reboot"
+	default:
+		return Operation{}, wrongState("cancel", op, "only an uploaded or validated operation, or one waiting for a reboot, can be cancelled")
+	}
+	if err := m.mutate(func(op *Operation) {
+		m.setState(op, StateCancelled, Step{Step: "cancel", Result: "ok", Who: who(by), Message: msg})
+	}); err != nil {
+		return Operation{}, err
+	}
+	if op.ImagePath != "" {
+		os.Remove(op.ImagePath)
+	}
+	return m.Status(), nil
+}
