@@ -72,7 +72,7 @@ func parsePower(blocks []cpuBlock) (CPU, arch.Arch) {
 // "3690.000000".
 func powerClock(v string) string {
 	v = strings.TrimSpace(v)
-	if strings.HasSuffix(strings.ToLower(v), "mhz") {
+	if len(v) >= 3 && strings.EqualFold(v[len(v)-3:], "mhz") {
 		v = strings.TrimSpace(v[:len(v)-3])
 	}
 	return v
@@ -82,7 +82,7 @@ func powerClock(v string) string {
 // "revision" as 8 lower-case hex digits: "2.1 (pvr 004b 0201)" → "004b0201".
 // It returns "" when the revision names no PVR.
 func ParsePVR(revision string) string {
-	i := strings.Index(strings.ToLower(revision), "pvr")
+	i := indexFold(revision, "pvr")
 	if i < 0 {
 		return ""
 	}
@@ -91,6 +91,17 @@ func ParsePVR(revision string) string {
 		return ""
 	}
 	return strings.ToLower(f[0] + f[1])
+}
+
+// indexFold is strings.Index ignoring ASCII case, with byte offsets into s
+// itself (strings.ToLower may change the length of non-ASCII text).
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
 }
 
 func isHex(s string, n int) bool {

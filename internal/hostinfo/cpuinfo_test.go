@@ -154,6 +154,7 @@ func TestParsePVRAndGeneration(t *testing.T) {
 		{"1.1", "POWER11 (raw)", "", 11},
 		{"garbage (pvr 12 34)", "PPC970MP, altivec supported", "", 4},
 		{"", "e500v2", "", 0},
+		{"İİİİİİİİİİİİ (PVR 004B 0201)", "", "004b0201", 8},
 	}
 	for _, c := range cases {
 		pvr := ParsePVR(c.revision)

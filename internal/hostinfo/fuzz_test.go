@@ -232,6 +232,7 @@ func FuzzParsePVR(f *testing.F) {
 	f.Add("2.1 (pvr 004b 0201)", "POWER8E (raw), altivec supported")
 	f.Add("pvr", "POWER")
 	f.Add("(pvr zzzz 0201)", "POWER999999999999999999")
+	f.Add("İİİİ pvr 004b 0201", "ǅ")
 	f.Fuzz(func(t *testing.T, revision, model string) {
 		pvr := ParsePVR(revision)
 		if pvr != "" && (len(pvr) != 8 || strings.ToLower(pvr) != pvr) {
