@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"path"
 	"regexp"
@@ -132,6 +133,12 @@ func ExtractImage(r io.Reader, fileName string, w io.Writer, lim Limits) (ImageI
 	}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
+	if len(head) < len(rpmLeadMagic) && len(head) > 0 && bytes.HasPrefix(rpmLeadMagic, head) {
+		return ImageInfo{}, rpmErr("lead", "the file is truncated (it ends inside the lead)")
+	}
+	if !IsRPM(head) && strings.HasSuffix(strings.ToLower(info.FileName), ".rpm") {
+		return ImageInfo{}, rpmErr("lead", "%s is named like an RPM but does not start with the RPM magic ed ab ee db", info.FileName)
+	}
 	if IsRPM(head) {
 		info.Format = "rpm"
 		pkg, name, err := extractRPM(br, cw, max)
@@ -306,7 +313,8 @@ func extractRPM(br *bufio.Reader, w io.Writer, max int64) (*RPMInfo, string, err
 	if info.PayloadCompressor == "" {
 		info.PayloadCompressor = "gzip" // rpm's default when the tag is absent
 	}
-	payload, closeFn, err := decompressor(br, info.PayloadCompressor)
+	raw := &tailReader{r: br}
+	payload, closeFn, err := decompressor(raw, info.PayloadCompressor)
 	if err != nil {
 		return nil, "", err
 	}
@@ -316,7 +324,47 @@ func extractRPM(br *bufio.Reader, w io.Writer, max int64) (*RPMInfo, string, err
 	if err != nil {
 		return nil, "", err
 	}
+	if info.PayloadCompressor == "xz" && !xzFooterOK(raw.tail) {
+		// The xz reader accepts a stream cut right after its last block;
+		// the stream footer must be there.
+		return nil, "", rpmErr("payload", "the xz stream has no valid footer: the file is truncated")
+	}
 	return info, name, nil
+}
+
+// tailReader remembers the last bytes read through it.
+type tailReader struct {
+	r    io.Reader
+	tail []byte
+}
+
+const tailKeep = 64
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.tail = append(t.tail, p[:n]...)
+		if len(t.tail) > tailKeep {
+			t.tail = append(t.tail[:0:0], t.tail[len(t.tail)-tailKeep:]...)
+		}
+	}
+	return n, err
+}
+
+// xzFooterOK checks the xz stream footer at the end of tail (after any
+// stream padding): CRC32 of backward size and flags, then "YZ".
+func xzFooterOK(tail []byte) bool {
+	for len(tail) >= 4 && bytes.Equal(tail[len(tail)-4:], []byte{0, 0, 0, 0}) {
+		tail = tail[:len(tail)-4]
+	}
+	if len(tail) < 12 {
+		return false
+	}
+	f := tail[len(tail)-12:]
+	if f[10] != 'Y' || f[11] != 'Z' {
+		return false
+	}
+	return crc32.ChecksumIEEE(f[4:10]) == binary.LittleEndian.Uint32(f[0:4])
 }
 
 // rpmHeader is one parsed header structure: its index and data store.
@@ -416,7 +464,8 @@ func utfValid(s string) bool { return strings.ToValidUTF8(s, "") == s }
 
 // decompressor opens the payload stream for the header's compressor and
 // checks it against the stream's own magic.
-func decompressor(br *bufio.Reader, comp string) (io.Reader, func(), error) {
+func decompressor(raw io.Reader, comp string) (io.Reader, func(), error) {
+	br := bufio.NewReader(raw)
 	magic, err := br.Peek(6)
 	if err != nil && len(magic) == 0 {
 		return nil, nil, truncated("payload", io.ErrUnexpectedEOF)

@@ -116,7 +116,7 @@ func TestParseFlash(t *testing.T) {
 	}{
 		{
 			name: "PowerNV",
-			out: referenceValidation + "\nFLASH: Image ready...rebooting the system...\nFLASH: This will take several minutes.\nFLASH: Do not power off!\n",
+			out:  referenceValidation + "\nFLASH: Image ready...rebooting the system...\nFLASH: This will take several minutes.\nFLASH: Do not power off!\n",
 			want: FlashReport{Projection: &proj, Ready: "FLASH: Image ready...rebooting the system..."},
 		},
 		{
