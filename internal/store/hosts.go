@@ -1,0 +1,349 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"polyvirt/internal/arch"
+)
+
+// hostCols are the columns of a host; capabilities is replaced by NULL
+// when not asked for.
+func hostCols(withCaps bool) string {
+	caps := "h.capabilities"
+	if !withCaps {
+		caps = "NULL"
+	}
+	return `h.id, h.name, h.address, h.cluster_id, h.status, h.status_code, h.status_message, h.arch,
+	h.cpu_model, h.cpu_flags, h.cpu_type, h.cpu_level, h.emulated_machines, ` + caps + `, h.capabilities_hash,
+	h.cert_fingerprint, h.cert_serial, h.join_token_expires_at, h.join_token_used_at,
+	s.stats, s.stats_at, s.last_seen_at, h.version, h.created_at, h.updated_at`
+}
+
+const hostFrom = ` FROM hosts h LEFT JOIN host_stats s ON s.host_id = h.id `
+
+func scanHost(h *Host) func(rowScanner) error {
+	return func(r rowScanner) error {
+		var status, a string
+		err := r.Scan(&h.ID, &h.Name, &h.Address, &h.ClusterID, &status, &h.StatusCode, &h.StatusMessage, &a,
+			&h.CPUModel, jlist{&h.CPUFlags}, &h.CPUType, &h.CPULevel, jlist{&h.EmulatedMachines},
+			jcol{&h.Capabilities}, &h.CapabilitiesHash, nstr{&h.CertFingerprint}, &h.CertSerial,
+			tcol{&h.JoinTokenExpires}, tcol{&h.JoinTokenUsed},
+			jcol{&h.Stats}, tcol{&h.StatsAt}, tcol{&h.LastSeen}, &h.Version, tcol{&h.Created}, tcol{&h.Updated})
+		h.Status, h.Arch = HostStatus(status), arch.Arch(a)
+		return err
+	}
+}
+
+func checkHost(op string, h *Host) error {
+	obj := describe("host", h.Name, h.ID)
+	if err := ValidName(h.Name); err != nil {
+		return invalid(op, obj, "name", "%s", err)
+	}
+	if strings.TrimSpace(h.Address) == "" || len(h.Address) > 255 || strings.ContainsAny(h.Address, " \t\r\n") {
+		return invalid(op, obj, "address", "address %q: want HOST:PORT, at most 255 characters, no spaces", h.Address)
+	}
+	if h.ClusterID == "" {
+		return invalid(op, obj, "clusterId", "is empty: a host belongs to a cluster")
+	}
+	if h.Status == "" {
+		h.Status = HostInstalling
+	}
+	if !h.Status.Valid() {
+		return invalid(op, obj, "status", "unknown host status %q (known: %v)", h.Status, hostStatuses)
+	}
+	if h.Arch != arch.Unknown {
+		a, err := arch.Parse(string(h.Arch))
+		if err != nil {
+			return invalid(op, obj, "arch", "%s", err)
+		}
+		h.Arch = a
+	}
+	if h.CPULevel < 0 {
+		return invalid(op, obj, "cpuLevel", "is negative")
+	}
+	if err := validJSON(op, obj, "capabilities", h.Capabilities); err != nil {
+		return err
+	}
+	if h.CPUFlags == nil {
+		h.CPUFlags = []string{}
+	}
+	if h.EmulatedMachines == nil {
+		h.EmulatedMachines = []string{}
+	}
+	return nil
+}
+
+func (q *queries) CreateHost(ctx context.Context, in *Host) error {
+	const op = "create"
+	h := *in
+	if h.ID == "" {
+		h.ID = uuid.NewString()
+	} else if err := validID(h.ID); err != nil {
+		return invalid(op, describe("host", h.Name, ""), "id", "%s", err)
+	}
+	if err := checkHost(op, &h); err != nil {
+		return err
+	}
+	obj := describe("host", h.Name, "")
+	h.Version, h.Created = 1, now()
+	h.Updated = h.Created
+	// Monitoring data and the join token have their own methods.
+	h.Stats, h.StatsAt, h.LastSeen = nil, time.Time{}, time.Time{}
+	h.JoinTokenExpires, h.JoinTokenUsed = time.Time{}, time.Time{}
+	d := q.s.d
+	err := q.write(ctx, op, func(w *queries) error {
+		if ok, err := w.exists(ctx, op, obj, `SELECT 1 FROM clusters WHERE id = ?`, h.ClusterID); err != nil {
+			return err
+		} else if !ok {
+			return newErr(ErrNotFound, op, obj, "clusterId", fmt.Sprintf("cluster %s does not exist", h.ClusterID))
+		}
+		if _, err := w.exec(ctx, op, obj, `INSERT INTO hosts (id, name, address, cluster_id, status, status_code,
+			status_message, arch, cpu_model, cpu_flags, cpu_type, cpu_level, emulated_machines, capabilities,
+			capabilities_hash, cert_fingerprint, cert_serial, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			h.ID, h.Name, h.Address, h.ClusterID, string(h.Status), h.StatusCode, h.StatusMessage, string(h.Arch),
+			h.CPUModel, list(h.CPUFlags), h.CPUType, h.CPULevel, list(h.EmulatedMachines), d.js(h.Capabilities),
+			h.CapabilitiesHash, str(h.CertFingerprint), h.CertSerial, h.Version, d.ts(h.Created), d.ts(h.Updated)); err != nil {
+			return err
+		}
+		_, err := w.exec(ctx, op, obj, `INSERT INTO host_stats (host_id) VALUES (?)`, h.ID)
+		return err
+	})
+	if err == nil {
+		*in = h
+	}
+	return err
+}
+
+func (q *queries) getHost(ctx context.Context, object, where string, arg any) (Host, error) {
+	var h Host
+	err := q.read("get", func() error {
+		return q.one(ctx, "get", object, scanHost(&h), `SELECT `+hostCols(true)+hostFrom+`WHERE `+where, arg)
+	})
+	return h, err
+}
+
+func (q *queries) GetHost(ctx context.Context, id string) (Host, error) {
+	return q.getHost(ctx, describe("host", "", id), "h.id = ?", id)
+}
+
+func (q *queries) GetHostByName(ctx context.Context, name string) (Host, error) {
+	return q.getHost(ctx, describe("host", name, ""), "h.name = ?", name)
+}
+
+func (q *queries) GetHostByCertFingerprint(ctx context.Context, fingerprint string) (Host, error) {
+	if fingerprint == "" {
+		return Host{}, notFound("get", "host with this certificate")
+	}
+	return q.getHost(ctx, "host with certificate "+fingerprint, "h.cert_fingerprint = ?", fingerprint)
+}
+
+func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
+	var where []string
+	var args []any
+	if f.ClusterID != "" {
+		where, args = append(where, "h.cluster_id = ?"), append(args, f.ClusterID)
+	}
+	if len(f.Statuses) > 0 {
+		where = append(where, "h.status IN ("+placeholders(len(f.Statuses))+")")
+		for _, s := range f.Statuses {
+			args = append(args, string(s))
+		}
+	}
+	query := `SELECT ` + hostCols(f.WithCapabilities) + hostFrom
+	if len(where) > 0 {
+		query += "WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY h.name"
+	out := []Host{}
+	err := q.read("list", func() error {
+		return q.many(ctx, "list", "hosts", func(r rowScanner) error {
+			var h Host
+			if err := scanHost(&h)(r); err != nil {
+				return err
+			}
+			out = append(out, h)
+			return nil
+		}, query, args...)
+	})
+	return out, err
+}
+
+func (q *queries) UpdateHost(ctx context.Context, in *Host) error {
+	const op = "update"
+	h := *in
+	if err := checkHost(op, &h); err != nil {
+		return err
+	}
+	obj := describe("host", h.Name, h.ID)
+	h.Updated = now()
+	d := q.s.d
+	err := q.write(ctx, op, func(w *queries) error {
+		n, err := w.exec(ctx, op, obj, `UPDATE hosts SET name = ?, address = ?, cluster_id = ?, status = ?,
+			status_code = ?, status_message = ?, arch = ?, cpu_model = ?, cpu_flags = ?, cpu_type = ?, cpu_level = ?,
+			emulated_machines = ?, capabilities = ?, capabilities_hash = ?, cert_fingerprint = ?, cert_serial = ?,
+			version = version + 1, updated_at = ?
+			WHERE id = ? AND version = ?`,
+			h.Name, h.Address, h.ClusterID, string(h.Status), h.StatusCode, h.StatusMessage, string(h.Arch),
+			h.CPUModel, list(h.CPUFlags), h.CPUType, h.CPULevel, list(h.EmulatedMachines), d.js(h.Capabilities),
+			h.CapabilitiesHash, str(h.CertFingerprint), h.CertSerial, d.ts(h.Updated), h.ID, h.Version)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return w.afterUpdate(ctx, op, obj, "hosts", h.ID, h.Version)
+		}
+		return nil
+	})
+	if err == nil {
+		h.Version++
+		*in = h
+	}
+	return err
+}
+
+func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missing []string, err error) {
+	const op = "update stats"
+	if len(stats) == 0 {
+		return nil, nil
+	}
+	at := now()
+	for _, s := range stats {
+		if err := validJSON(op, describe("host", "", s.HostID), "stats", s.Stats); err != nil {
+			return nil, err
+		}
+	}
+	d := q.s.d
+	err = q.write(ctx, op, func(w *queries) error {
+		missing = nil
+		for _, s := range stats {
+			t := s.At
+			if t.IsZero() {
+				t = at
+			}
+			obj := describe("host", "", s.HostID)
+			var n int64
+			var err error
+			if len(s.Stats) == 0 {
+				n, err = w.exec(ctx, op, obj, `UPDATE host_stats SET last_seen_at = ? WHERE host_id = ?`, d.ts(t), s.HostID)
+			} else {
+				n, err = w.exec(ctx, op, obj, `UPDATE host_stats SET stats = ?, stats_at = ?, last_seen_at = ? WHERE host_id = ?`,
+					d.js(s.Stats), d.ts(t), d.ts(t), s.HostID)
+			}
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				missing = append(missing, s.HostID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+func (q *queries) SetHostJoinToken(ctx context.Context, hostID, hash string, expires time.Time) error {
+	const op = "set join token"
+	obj := describe("host", "", hostID)
+	if hash == "" || len(hash) > 128 {
+		return invalid(op, obj, "hash", "want the token's hash (HashToken), 1 to 128 characters")
+	}
+	if expires.IsZero() {
+		return invalid(op, obj, "expires", "a join token must expire")
+	}
+	d := q.s.d
+	return q.write(ctx, op, func(w *queries) error {
+		n, err := w.exec(ctx, op, obj, `UPDATE hosts SET join_token_hash = ?, join_token_expires_at = ?,
+			join_token_used_at = NULL, version = version + 1, updated_at = ? WHERE id = ?`,
+			hash, d.ts(expires), d.ts(now()), hostID)
+		if err == nil && n == 0 {
+			return notFound(op, obj)
+		}
+		return err
+	})
+}
+
+func (q *queries) ConsumeJoinToken(ctx context.Context, hash string) (Host, error) {
+	const op = "consume"
+	const obj = "join token"
+	var h Host
+	if hash == "" {
+		return h, notFound(op, obj)
+	}
+	d := q.s.d
+	err := q.write(ctx, op, func(w *queries) error {
+		var id string
+		var expires, used time.Time
+		// FOR UPDATE: a second consumer waits here, then sees the token used.
+		if err := w.one(ctx, op, obj, func(r rowScanner) error {
+			return r.Scan(&id, tcol{&expires}, tcol{&used})
+		}, `SELECT id, join_token_expires_at, join_token_used_at FROM hosts WHERE join_token_hash = ?`+d.forUpdate, hash); err != nil {
+			return err
+		}
+		t := now()
+		if !used.IsZero() {
+			return newErr(ErrConflict, op, obj, "", "was already used at "+used.Format(time.RFC3339))
+		}
+		if !expires.After(t) {
+			return newErr(ErrExpired, op, obj, "", "expired at "+expires.Format(time.RFC3339)+": issue a new one")
+		}
+		n, err := w.exec(ctx, op, obj, `UPDATE hosts SET join_token_used_at = ?, version = version + 1, updated_at = ?
+			WHERE id = ? AND join_token_used_at IS NULL`, d.ts(t), d.ts(t), id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return newErr(ErrConflict, op, obj, "", "was already used")
+		}
+		return w.one(ctx, op, obj, scanHost(&h), `SELECT `+hostCols(true)+hostFrom+`WHERE h.id = ?`, id)
+	})
+	if err != nil {
+		return Host{}, err
+	}
+	return h, nil
+}
+
+func (q *queries) DeleteHost(ctx context.Context, id string) error {
+	const op = "delete"
+	obj := describe("host", "", id)
+	d := q.s.d
+	return q.write(ctx, op, func(w *queries) error {
+		var name string
+		if err := w.one(ctx, op, obj, func(r rowScanner) error { return r.Scan(&name) },
+			`SELECT name FROM hosts WHERE id = ?`+d.forUpdate, id); err != nil {
+			return err
+		}
+		obj = describe("host", name, "")
+		vms, err := w.count(ctx, op, obj, `SELECT COUNT(*) FROM vms WHERE host_id = ? OR pinned_host_id = ?`, id, id)
+		if err != nil {
+			return err
+		}
+		if vms > 0 {
+			return newErr(ErrInUse, op, obj, "", fmt.Sprintf("%d VMs run on the host or are pinned to it", vms))
+		}
+		var fw string
+		if err := w.one(ctx, op, obj, func(r rowScanner) error { return r.Scan(&fw) },
+			`SELECT id FROM firmware_operations WHERE host_id = ? AND active = ?`, id, true); err == nil {
+			return newErr(ErrInUse, op, obj, "", "firmware operation "+fw+" is in progress")
+		} else if !isNotFound(err) {
+			return err
+		}
+		n, err := w.exec(ctx, op, obj, `DELETE FROM hosts WHERE id = ?`, id)
+		if err == nil && n == 0 {
+			return notFound(op, obj)
+		}
+		return err
+	})
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
