@@ -13,6 +13,10 @@ import (
 // refused so that a hostile list ("0-4294967295") cannot exhaust memory.
 const MaxCPU = 1 << 16
 
+// maxExpanded bounds the CPUs all ranges of one list may name together,
+// repeats included, so that parsing stays cheap on hostile input.
+const maxExpanded = 2 * (MaxCPU + 1)
+
 // Set is a sorted list of distinct CPU numbers.
 type Set []int
 
@@ -24,6 +28,7 @@ func Parse(s string) (Set, error) {
 		return Set{}, nil
 	}
 	seen := make(map[int]bool)
+	expanded := 0
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -49,6 +54,13 @@ func Parse(s string) (Set, error) {
 		}
 		if b < a {
 			return nil, fmt.Errorf("cpu list %q: range %q runs backwards", clip(s), clip(part))
+		}
+		// The kernel never repeats a CPU; a list whose ranges add up to
+		// more than twice every possible CPU is hostile (a 64 KiB list of
+		// "0-65536," would otherwise cost seconds).
+		expanded += (b-a)/stride + 1
+		if expanded > maxExpanded {
+			return nil, fmt.Errorf("cpu list %q: ranges name more than %d CPUs in all", clip(s), maxExpanded)
 		}
 		for c := a; c <= b; c += stride {
 			seen[c] = true

@@ -3,6 +3,7 @@ package cpuset
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -42,6 +43,23 @@ func TestParseErrors(t *testing.T) {
 		if _, err := Parse(in); err == nil {
 			t.Errorf("Parse(%q) succeeded; want an error", in)
 		}
+	}
+}
+
+func TestParseOverlappingRangesBounded(t *testing.T) {
+	// Two full ranges are still fine (twice every CPU)...
+	if s, err := Parse("0-65536,0-65536"); err != nil || s.Len() != MaxCPU+1 {
+		t.Fatalf("two full ranges: %d CPUs, %v", s.Len(), err)
+	}
+	// ...a 64 KiB list of them is refused at once instead of costing
+	// seconds.
+	in := strings.TrimSuffix(strings.Repeat("0-65536,", 8000), ",")
+	start := time.Now()
+	if _, err := Parse(in); err == nil {
+		t.Fatal("hostile list parsed")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing took %v", d)
 	}
 }
 

@@ -1,6 +1,7 @@
 package hostinfo
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -342,6 +343,49 @@ func TestHostileSysfs(t *testing.T) {
 			}
 			c.check(t, h)
 		})
+	}
+}
+
+// TestCPUInfoWorstCase parses cpuinfo texts of megabytes made of as many
+// distinct processors as fit: the parsers stay linear, and Read keeps only
+// the types of processors that exist.
+func TestCPUInfoWorstCase(t *testing.T) {
+	gen := map[string]func(i int) string{
+		"x86": func(i int) string {
+			return fmt.Sprintf("processor : %d\nvendor_id : V%d\nmodel name : M%d\nflags : lm\n\n", i%60000, i, i)
+		},
+		"arm": func(i int) string {
+			return fmt.Sprintf("processor : %d\nCPU part : 0x%x\n\nFeatures : fp\n\n", i%60000, i)
+		},
+		"power": func(i int) string {
+			return fmt.Sprintf("processor : %d\ncpu : POWER%d\nclock : 1MHz\n\ntimebase : %d\n\n", i%60000, i, i)
+		},
+	}
+	for name, g := range gen {
+		var b strings.Builder
+		const size = MaxCPUInfoBytes / 4 // quadratic work would show already
+		for i := 0; b.Len() < size; i++ {
+			b.WriteString(g(i))
+		}
+		data := []byte(b.String()[:size])
+		start := time.Now()
+		cpu, _, err := ParseCPUInfo(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: %d processors, %d types parsed in %v", name, cpu.Processors, len(cpu.Types), d)
+		}
+		m := fixtureX86NoDMI()
+		m[CPUInfoPath] = &fstest.MapFile{Data: data}
+		start = time.Now()
+		h, err := Read(m, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 5*time.Second || len(h.CPU.Types) > 4 {
+			t.Errorf("%s: Read took %v and kept %d types for 4 CPUs", name, d, len(h.CPU.Types))
+		}
 	}
 }
 

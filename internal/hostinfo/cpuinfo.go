@@ -202,17 +202,20 @@ func cpuBlocks(blocks []cpuBlock) (cpus, other []cpuBlock) {
 type typeBuilder struct {
 	keys  []string
 	types []CPUType
+	index map[string]int
 }
 
 func (tb *typeBuilder) add(key string, t CPUType, cpu int, hasCPU bool) {
-	for i, k := range tb.keys {
-		if k == key {
-			if hasCPU {
-				tb.types[i].CPUs = append(tb.types[i].CPUs, cpu)
-			}
-			return
+	if i, ok := tb.index[key]; ok {
+		if hasCPU {
+			tb.types[i].CPUs = append(tb.types[i].CPUs, cpu)
 		}
+		return
 	}
+	if tb.index == nil {
+		tb.index = make(map[string]int)
+	}
+	tb.index[key] = len(tb.types)
 	if hasCPU {
 		t.CPUs = cpuset.Set{cpu}
 	} else {

@@ -21,14 +21,15 @@ import (
 // VDSM reports BogoMIPS), Revision "rVpR" from variant and revision.
 func parseARM(blocks []cpuBlock) (CPU, arch.Arch) {
 	procs, other := cpuBlocks(blocks)
-	global := func(key string) string {
-		for _, b := range other {
-			if v, ok := b.get(key); ok {
-				return v
+	shared := make(map[string]string)
+	for _, b := range other {
+		for _, e := range b {
+			if _, dup := shared[e.key]; !dup {
+				shared[e.key] = e.value
 			}
 		}
-		return ""
 	}
+	global := func(key string) string { return shared[key] }
 	val := func(b cpuBlock, key string) string {
 		if v, ok := b.get(key); ok {
 			return v

@@ -20,11 +20,17 @@ func parsePower(blocks []cpuBlock) (CPU, arch.Arch) {
 	if len(procs) > 0 {
 		first = procs[0]
 	}
-	trailer := func(key string) string {
-		for _, b := range other {
-			if v, ok := b.get(key); ok {
-				return v
+	shared := make(map[string]string)
+	for _, b := range other {
+		for _, e := range b {
+			if _, dup := shared[e.key]; !dup {
+				shared[e.key] = e.value
 			}
+		}
+	}
+	trailer := func(key string) string {
+		if v, ok := shared[key]; ok {
+			return v
 		}
 		if len(procs) > 0 {
 			return procs[len(procs)-1].value(key)

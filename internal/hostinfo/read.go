@@ -155,6 +155,15 @@ func readTopology(h *Host, sf *sysfs, l cpuLists, si *Sysinfo) {
 		}
 	}
 	h.CPU.Types[0].CPUs = cpuset.Of(append(h.CPU.Types[0].CPUs, rest...)...)
+	// A type none of whose processors is a possible CPU describes nothing
+	// on this host (and a hostile cpuinfo could list thousands of them).
+	kept := h.CPU.Types[:1]
+	for _, t := range h.CPU.Types[1:] {
+		if len(t.CPUs) > 0 {
+			kept = append(kept, t)
+		}
+	}
+	h.CPU.Types = kept
 	for i := range h.CPU.Types {
 		t := &h.CPU.Types[i]
 		r := lscpuTopology(t.CPUs, sf.topology, h.CPU.MaxThreadID, sw)

@@ -121,8 +121,10 @@ type CPU struct {
 	// Types lists the distinct CPU types of a heterogeneous (big.LITTLE)
 	// system in lscpu's order (sorted by vendor, model, model name and
 	// stepping as cpuinfo prints them: for ARM implementer, part, model
-	// name and variant); one entry on every other system. ParseCPUInfo fills the identity of each type;
-	// Read adds the topology.
+	// name and variant); one entry on every other system. ParseCPUInfo
+	// fills the identity of each type; Read adds the topology, keeps only
+	// the possible CPUs in each type, and drops a type (other than the
+	// first) left without any.
 	Types []CPUType
 }
 
