@@ -161,6 +161,8 @@ func lsmcodeRunError(cmd string, res hostexec.Result, err error) error {
 		return &Error{Code: CodeToolNotFound, Field: "lsmcode", Message: "lsmcode is not installed (package lsvpd)", Err: err}
 	case errors.Is(err, hostexec.ErrTimeout):
 		return &Error{Code: CodeToolTimeout, Field: "lsmcode", Message: err.Error(), Err: err}
+	case errors.Is(err, hostexec.ErrCanceled):
+		return &Error{Code: CodeAborted, Field: "lsmcode", Message: "the request was canceled while lsmcode ran", Err: err}
 	}
 	if code, msg, ok := LsmcodeFailure(res.Stdout); ok {
 		return &Error{Code: code, Field: "lsmcode", Message: cmd + ": " + msg, Err: err}

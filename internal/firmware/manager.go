@@ -713,8 +713,9 @@ func verifyImage(op *Operation) error {
 //     lsmcode decides whether the banks were changed (committed,
 //     rejected) or not (awaiting-decision again, LastError says so).
 //
-// A host command that fails leaves the state as it is and returns the
-// error.
+// The error is nil whenever the state was settled, the outcome a failure
+// or not (Failure and LastError say why); a host command that fails leaves
+// the state as it is and returns the error.
 func (m *Manager) Resume(ctx context.Context, by string) (Operation, error) {
 	done, err := m.begin("resume")
 	if err != nil {
@@ -746,7 +747,9 @@ func (m *Manager) resumeReboot(ctx context.Context, op *Operation, by string) (O
 	if id == op.BootIDAtFlash {
 		if op.State == StateFlashing {
 			e := errorf(CodeInterrupted, "flash", "the agent restarted while update_flash -f ran and the host has not rebooted: whether the image was staged is unknown; if it was, it is applied at the next reboot")
-			return m.failAndSave(op, "flash", who(by), e)
+			if err := m.mutate(func(op *Operation) { m.fail(op, "flash", by, e) }); err != nil {
+				return Operation{}, err
+			}
 		}
 		return m.Status(), nil
 	}
@@ -762,9 +765,9 @@ func (m *Manager) resumeReboot(ctx context.Context, op *Operation, by string) (O
 		e := errorf(CodeFlashNotApplied, "flash", "the host rebooted but its temporary side holds %s, not the projected %s: the image was not applied",
 			sf.Temporary.Code(), newT)
 		if err := m.mutate(func(op *Operation) { op.Booted = &sf; m.fail(op, "reboot", by, e) }); err != nil {
-			return Operation{}, errors.Join(e, err)
+			return Operation{}, err
 		}
-		return m.Status(), e
+		return m.Status(), nil
 	}
 	msg := fmt.Sprintf("the host came back on %s (booted side %s); temporary %s, permanent %s: commit or reject",
 		sf.Booted.Code(), sideName(sf.BootedSide), sf.Temporary.Code(), sf.Permanent.Code())
@@ -811,9 +814,9 @@ func (m *Manager) resumeManage(ctx context.Context, op *Operation, by string) (O
 		op.After = &sf
 		m.refuseTo(op, StateAwaitingDecision, step, by, "failed", e)
 	}); err != nil {
-		return Operation{}, errors.Join(e, err)
+		return Operation{}, err
 	}
-	return m.Status(), e
+	return m.Status(), nil
 }
 
 // manageDone tells whether the banks show the commit (both hold the new

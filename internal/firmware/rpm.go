@@ -73,14 +73,18 @@ const DefaultMaxImageBytes = 1 << 30
 // RPM format limits (rpm's own are larger; a firmware package is far below
 // these).
 const (
-	rpmLeadSize       = 96
-	rpmMaxIndex       = 1 << 16
-	rpmMaxHeaderData  = 64 << 20
-	cpioMaxName       = 4096
-	cpioMaxEntries    = 100000
-	cpioHeaderSize    = 110
-	rpmMaxExtraBefore = 64 << 20 // payload bytes (other files) beyond the image
+	rpmLeadSize      = 96
+	rpmMaxIndex      = 1 << 16
+	rpmMaxHeaderData = 64 << 20
+	cpioMaxName      = 4096
+	cpioMaxEntries   = 100000
+	cpioHeaderSize   = 110
 )
+
+// payloadLimit bounds the decompressed payload: the image, as much again
+// for other files, and 1 MiB of archive headers (a decompression bomb
+// stops there).
+func payloadLimit(maxImage int64) int64 { return 2*maxImage + 1<<20 }
 
 var (
 	rpmLeadMagic   = []byte{0xed, 0xab, 0xee, 0xdb}
@@ -319,7 +323,7 @@ func extractRPM(br *bufio.Reader, w io.Writer, max int64) (*RPMInfo, string, err
 		return nil, "", err
 	}
 	defer closeFn()
-	limited := &limitReader{r: payload, left: max + rpmMaxExtraBefore}
+	limited := &limitReader{r: payload, left: payloadLimit(max)}
 	name, err := extractCPIO(limited, w, max)
 	if err != nil {
 		return nil, "", err
@@ -508,7 +512,7 @@ func decompressor(raw io.Reader, comp string) (io.Reader, func(), error) {
 		return zr, nop, nil
 	case "zstd":
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30),
-			zstd.WithDecoderMaxWindow(256<<20))
+			zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return nil, nil, rpmErr("payload", "zstd: %v", err)
 		}

@@ -274,7 +274,9 @@ func ParseUpdateFlashFailure(exitStatus int, stdout, stderr []byte) ToolFailure 
 				first = line
 			}
 			if m, ok := strings.CutPrefix(line, "update_flash:"); ok {
-				msgs = append(msgs, strings.TrimSpace(m))
+				if m = strings.TrimSpace(m); m != "" {
+					msgs = append(msgs, m)
+				}
 			} else if strings.HasPrefix(strings.ToUpper(line), "USAGE:") && usage == "" {
 				usage = line
 			}

@@ -199,7 +199,8 @@ func compress(data []byte, comp string) ([]byte, error) {
 	case "gzip":
 		w = gzip.NewWriter(&b)
 	case "xz":
-		w, err = xz.NewWriter(&b)
+		// A small dictionary keeps test packages cheap to decode.
+		w, err = xz.WriterConfig{DictCap: 1 << 16}.NewWriter(&b)
 	case "zstd":
 		w, err = zstd.NewWriter(&b)
 	case "identity":
