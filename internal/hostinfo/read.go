@@ -164,14 +164,27 @@ func readTopology(h *Host, sf *sysfs, l cpuLists, si *Sysinfo) {
 		}
 	}
 	h.CPU.Types = kept
+	// The kernel removes the topology directory of an offline CPU: lscpu
+	// looks for it on every possible CPU and finds nothing on the offline
+	// ones, so only the online CPUs are looked at (on a POWER KVM host with
+	// SMT off that saves 7 of 8 lookups).
+	online := func(set cpuset.Set) cpuset.Set {
+		var out []int
+		for _, c := range set {
+			if l.online.Contains(c) {
+				out = append(out, c)
+			}
+		}
+		return cpuset.Set(out)
+	}
 	for i := range h.CPU.Types {
 		t := &h.CPU.Types[i]
-		r := lscpuTopology(t.CPUs, sf.topology, h.CPU.MaxThreadID, sw)
+		r := lscpuTopology(online(t.CPUs), sf.topology, h.CPU.MaxThreadID, sw)
 		t.ThreadsPerCore, t.CoresPerSocket, t.Sockets = r.threadsPerCore, r.coresPerSocket, r.sockets
 		t.SocketsPerBook, t.Books, t.BooksPerDrawer, t.Drawers = r.socketsPerBook, r.books, r.booksPerDrawer, r.draw
 	}
 
-	all := lscpuTopology(l.possible, sf.topology, h.CPU.MaxThreadID, sw)
+	all := lscpuTopology(online(l.possible), sf.topology, h.CPU.MaxThreadID, sw)
 	var offline []int
 	for _, c := range l.present {
 		if !l.online.Contains(c) {

@@ -9,7 +9,7 @@ import (
 // This file computes lscpu's topology (util-linux sys-utils/lscpu-topology.c
 // and the summary printing of lscpu.c), reimplemented from its rules. For the
 // CPUs of one type, among the possible CPUs that have a topology directory
-// with thread siblings:
+// with thread siblings (only online CPUs have one):
 //
 //   - threads per core is the largest thread_siblings count (the kernel
 //     lists online siblings only, so with SMT off it is 1), or s390x "max
