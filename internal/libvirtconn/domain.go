@@ -1,12 +1,12 @@
 package libvirtconn
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -41,7 +41,8 @@ type Domains interface {
 	DomainState(ctx context.Context, d Domain) (DomainState, error)
 	// Screenshot takes a picture of a running domain's display (screen 0
 	// is the first head) and returns the image and its MIME type
-	// (image/png from QEMU 7.1 on, else image/x-portable-pixmap).
+	// (image/png from QEMU 7.1 on, else image/x-portable-pixmap). It needs
+	// a local libvirt socket (see screenshot.go).
 	Screenshot(ctx context.Context, d Domain, screen uint32) ([]byte, string, error)
 }
 
@@ -59,12 +60,25 @@ func DialDomains(uri string, timeout time.Duration) (DomainConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc, ok := c.(DomainConn)
+	rc, ok := c.(*rpcConn)
 	if !ok {
 		c.Close()
 		return nil, fmt.Errorf("libvirt connection %T cannot manage domains", c)
 	}
-	return dc, nil
+	dialedURIs.Store(rc, uri)
+	return rc, nil
+}
+
+// dialedURIs remembers the URI each connection made by DialDomains was
+// dialed with: screenshots open a private connection to the same socket
+// (screenshot.go). A connection not found here uses qemu:///system.
+var dialedURIs sync.Map
+
+func (c *rpcConn) uri() string {
+	if u, ok := dialedURIs.Load(c); ok {
+		return u.(string)
+	}
+	return DefaultURI
 }
 
 var _ DomainConn = (*rpcConn)(nil)
@@ -256,34 +270,5 @@ func (c *rpcConn) DomainState(ctx context.Context, d Domain) (DomainState, error
 const maxScreenshot = 64 << 20
 
 func (c *rpcConn) Screenshot(ctx context.Context, d Domain, screen uint32) ([]byte, string, error) {
-	var buf limitedBuffer
-	buf.max = maxScreenshot
-	var mime string
-	err := c.withDomain(ctx, d, func(rd golibvirt.Domain) error {
-		m, err := c.l.DomainScreenshot(rd, &buf, screen, 0)
-		if len(m) > 0 {
-			mime = m[0]
-		}
-		return err
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	if buf.Len() == 0 {
-		return nil, "", fmt.Errorf("screenshot of %s: libvirt sent no image", d.Name)
-	}
-	return buf.Bytes(), mime, nil
-}
-
-// limitedBuffer is a bytes.Buffer that refuses to grow past max.
-type limitedBuffer struct {
-	bytes.Buffer
-	max int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > b.max {
-		return 0, fmt.Errorf("screenshot larger than %d bytes", b.max)
-	}
-	return b.Buffer.Write(p)
+	return screenshot(ctx, c.uri(), d, screen, maxScreenshot)
 }

@@ -1,6 +1,7 @@
 package libvirtconn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -52,12 +53,46 @@ func TestNotFoundWrapsErrNoDomain(t *testing.T) {
 	}
 }
 
-func TestLimitedBuffer(t *testing.T) {
-	b := limitedBuffer{max: 4}
-	if _, err := b.Write([]byte("abc")); err != nil {
-		t.Fatal(err)
+func TestSocketPath(t *testing.T) {
+	cases := []struct {
+		uri, want string
+		ok        bool
+	}{
+		{"qemu:///system", "/var/run/libvirt/libvirt-sock", true},
+		{"qemu+unix:///system?socket=/tmp/s", "/tmp/s", true},
+		{"qemu+ssh://host/system", "", false},
+		{"qemu:///session", "", false},
 	}
-	if _, err := b.Write([]byte("de")); err == nil {
-		t.Error("grew past its limit")
+	for _, c := range cases {
+		got, err := socketPath(c.uri)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("socketPath(%q) = %q, %v", c.uri, got, err)
+		}
+	}
+}
+
+func TestXDR(t *testing.T) {
+	var x xdrBuf
+	x.optString("abcde")
+	x.uint32(7)
+	want := []byte{0, 0, 0, 1, 0, 0, 0, 5, 'a', 'b', 'c', 'd', 'e', 0, 0, 0, 0, 0, 0, 7}
+	if !bytes.Equal(x.Bytes(), want) {
+		t.Errorf("got % x", x.Bytes())
+	}
+	if s, err := decodeOptString(want); s != "abcde" || err != nil {
+		t.Errorf("decodeOptString = %q, %v", s, err)
+	}
+	if _, err := decodeOptString([]byte{0, 0, 0, 1, 0, 0, 0, 9, 'a'}); err == nil {
+		t.Error("short string accepted")
+	}
+	if l, err := decodeUint32List([]byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2}); err != nil || len(l) != 2 || l[1] != 2 {
+		t.Errorf("list %v %v", l, err)
+	}
+	var e xdrBuf
+	e.uint32(42)
+	e.uint32(10)
+	e.optString("Domain not found")
+	if err := decodeRemoteError(e.Bytes()); !errors.Is(err, ErrNoDomain) {
+		t.Errorf("no-domain error: %v", err)
 	}
 }
