@@ -7,10 +7,14 @@ import "fmt"
 // what to do. Err, when set, is the cause (a hostexec error, a
 // *ParseError, ...).
 type Error struct {
-	Code    string `json:"code"`
-	Field   string `json:"field,omitempty"`
+	// Code is the stable error code (CodeBusy, ...).
+	Code string `json:"code"`
+	// Field names the field, tool or step concerned; may be empty.
+	Field string `json:"field,omitempty"`
+	// Message says what happened and what to do.
 	Message string `json:"message"`
-	Err     error  `json:"-"`
+	// Err is the cause, if any.
+	Err error `json:"-"`
 }
 
 // Error prints "CODE: field: message".
@@ -87,8 +91,11 @@ const (
 // ParseError is tool output or file content that cannot be read: the source
 // ("lsmcode -A", "update_flash -v", "rpm"), the field and the reason.
 type ParseError struct {
+	// Source is the tool or format ("lsmcode -A", "rpm").
 	Source string
-	Field  string
+	// Field is the field at fault ("temporary", "New T Image").
+	Field string
+	// Reason says what is wrong with it.
 	Reason string
 }
 

@@ -26,7 +26,8 @@ type Component struct {
 	// Name is "bios" (DMI), "opal", "opal-mi", "opal-ml"
 	// (ibm,opal/firmware/*) or the property name under
 	// ibm,firmware-versions ("skiboot", "hostboot", "version", ...).
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Version is the level.
 	Version string `json:"version"`
 	// Vendor and Date come with the DMI BIOS.
 	Vendor string `json:"vendor,omitempty"`
@@ -37,6 +38,7 @@ type Component struct {
 
 // Inventory is a host's firmware inventory.
 type Inventory struct {
+	// Arch is the host's architecture.
 	Arch arch.Arch `json:"arch"`
 	// Mechanism is the architecture's firmware update mechanism
 	// ("update_flash"), empty when polyvirt has none for it.
@@ -172,12 +174,15 @@ func lsmcodeRunError(cmd string, res hostexec.Result, err error) error {
 
 // Identity is the machine's identity as the host root shows it.
 type Identity struct {
+	// TypeModel ("8247-22L"), Serial, ModelName and Vendor identify the
+	// machine.
 	TypeModel string
 	Serial    string
 	ModelName string
 	Vendor    string
 	// Source is "device-tree", "cpuinfo", "dmi" or "" when none.
-	Source   string
+	Source string
+	// Problems are what could not be read.
 	Problems []string
 }
 

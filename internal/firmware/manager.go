@@ -415,6 +415,7 @@ type ctxReader struct {
 	r   io.Reader
 }
 
+// Read fails once the context is done.
 func (c *ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
@@ -620,7 +621,11 @@ func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck)
 	op := m.current()
 	if op == nil || op.State != StateValidated {
 		need := "validate the image first"
-		if op != nil && !op.State.Terminal() && op.State != StateUploaded {
+		switch {
+		case op == nil, op.State == StateUploaded, op.State == StateValidating:
+		case op.State.Terminal():
+			need = "it has ended; upload an image to start a new update"
+		default:
 			need = "it was flashed already"
 		}
 		return Operation{}, wrongState("flash", op, need)
@@ -774,6 +779,9 @@ func (m *Manager) resumeReboot(ctx context.Context, op *Operation, by string) (O
 	if sf.Booted.Code() != newT || sf.BootedSide == SidePermanent {
 		msg = fmt.Sprintf("the host came back on %s from the permanent side: the new image %s did not boot; reject it",
 			sf.Booted.Code(), newT)
+	}
+	if op.Projection != nil && sf.Permanent.Code() != op.Projection.NewP {
+		msg += fmt.Sprintf("; note: the permanent side holds %s, update_flash projected %s", sf.Permanent.Code(), op.Projection.NewP)
 	}
 	if err := m.mutate(func(op *Operation) {
 		op.Booted, op.Failure = &sf, nil
@@ -954,9 +962,14 @@ func (m *Manager) finishManage(op *Operation, sf SystemFirmware, commit bool, by
 	if note != "" {
 		msg += "; " + note
 	}
+	// As the started step: commit moves the permanent side from the old
+	// level, reject moves the temporary side from the new one.
 	from, to := "", sf.Temporary.Code()
 	if op.Booted != nil {
-		from = op.Booted.Booted.Code()
+		from = op.Booted.Temporary.Code()
+		if commit {
+			from = op.Booted.Permanent.Code()
+		}
 	}
 	if err := m.mutate(func(op *Operation) {
 		op.After, op.LastError = &sf, nil

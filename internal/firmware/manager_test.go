@@ -254,7 +254,7 @@ func TestWorkflow(t *testing.T) {
 		"flash ok rebooting SV810_081→SV860_100 admin@internal",
 		"reboot ok awaiting-decision SV810_081→SV860_100 agent",
 		"commit started committing SV810_081→SV860_100 admin@internal",
-		"commit ok committed SV860_100→SV860_100 admin@internal",
+		"commit ok committed SV810_081→SV860_100 admin@internal",
 	}
 	if diff := cmp.Diff(wantSteps, steps(op)); diff != "" {
 		t.Errorf("step log (-want +got):\n%s", diff)

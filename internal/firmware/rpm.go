@@ -49,12 +49,16 @@ type ImageInfo struct {
 
 // RPMInfo is what an RPM's main header says about the package.
 type RPMInfo struct {
-	Name              string `json:"name"`
-	Version           string `json:"version"`
-	Release           string `json:"release"`
-	Arch              string `json:"arch,omitempty"`
-	Summary           string `json:"summary,omitempty"`
-	Description       string `json:"description,omitempty"`
+	// Name, Version, Release and Arch identify the package.
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Release string `json:"release"`
+	Arch    string `json:"arch,omitempty"`
+	// Summary and Description are the vendor's text (cut to 4 KiB).
+	Summary     string `json:"summary,omitempty"`
+	Description string `json:"description,omitempty"`
+	// PayloadFormat ("cpio") and PayloadCompressor ("gzip", "xz", ...)
+	// say how the files are packed.
 	PayloadFormat     string `json:"payloadFormat"`
 	PayloadCompressor string `json:"payloadCompressor"`
 }
@@ -190,6 +194,7 @@ type countWriter struct {
 	n int64
 }
 
+// Write counts and passes on.
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
@@ -344,6 +349,7 @@ type tailReader struct {
 
 const tailKeep = 64
 
+// Read passes on and keeps the last tailKeep bytes.
 func (t *tailReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
@@ -532,6 +538,7 @@ type limitReader struct {
 
 var errPayloadTooLarge = errors.New("payload too large")
 
+// Read passes on until the limit, then fails.
 func (l *limitReader) Read(p []byte) (int, error) {
 	if l.left <= 0 {
 		return 0, errPayloadTooLarge

@@ -19,6 +19,7 @@ import (
 //	New T Image:     SV810_133
 //	New P Image:     SV810_133
 type Projection struct {
+	// CurrentT, CurrentP, NewT and NewP are the four projected levels.
 	CurrentT string `json:"currentT"`
 	CurrentP string `json:"currentP"`
 	NewT     string `json:"newT"`

@@ -18,6 +18,7 @@ type FakeFunc func(ctx context.Context, cmd Command) (Result, error)
 
 // Call is one command a Fake received.
 type Call struct {
+	// Name, Args, Env and Timeout are the command's.
 	Name    string
 	Args    []string
 	Env     []string
