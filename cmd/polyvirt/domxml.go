@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/domxml"
+	"polyvirt/internal/vmspec"
+)
+
+func init() { register(newDomxmlCommand) }
+
+func newDomxmlCommand() *cobra.Command {
+	var (
+		flags    definitionFlags
+		fake     bool
+		hostArch string
+		capMiB   uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "domxml -f FILE [--arch A] [--host-caps caps.json] [--fake-kvm] [--fake-memory-mib N]",
+		Short: "Print the libvirt domain XML of a VM definition",
+		Long: `Validate a VM definition (as 'polyvirt vm validate' does) and print its
+libvirt domain XML. A refused definition prints its violations on standard
+error and exits with status 1.
+
+--fake-kvm runs the VM under TCG (domain type qemu) on a host of
+--host-arch (default: the --host-caps report's, else this machine's): a
+POWER VM on an x86_64 host keeps its pseries machine, an x86_64 VM on a
+POWER host is rewritten for pseries, host-model becomes a named model TCG
+has. --fake-memory-mib caps the memory. A --host-caps report of a host
+without usable KVM turns fake KVM on by itself.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := domxml.Options{FakeKVM: fake, MemoryCapMiB: capMiB}
+			if hostArch != "" {
+				a, err := arch.Parse(hostArch)
+				if err != nil {
+					return withStatus(2, fmt.Errorf("--host-arch: %w", err))
+				}
+				opts.HostArch = a
+			}
+			if capMiB != 0 && !fake {
+				return withStatus(2, errors.New("--fake-memory-mib needs --fake-kvm"))
+			}
+			v, err := flags.load()
+			var es vmspec.Errors
+			if errors.As(err, &es) {
+				printErrors(cmd.ErrOrStderr(), es)
+				return withStatus(1, fmt.Errorf("%s: %d violation(s)", flags.file, len(es)))
+			}
+			if err != nil {
+				return err
+			}
+			doc, err := domxml.Render(v, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), doc)
+			return nil
+		},
+	}
+	flags.add(cmd)
+	cmd.Flags().BoolVar(&fake, "fake-kvm", false, "run under TCG (domain type qemu), rewriting what this host cannot run")
+	cmd.Flags().StringVar(&hostArch, "host-arch", "", "the real host architecture for --fake-kvm")
+	cmd.Flags().Uint64Var(&capMiB, "fake-memory-mib", 0, "cap the memory in fake-KVM mode (MiB)")
+	return cmd
+}
