@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/libvirtconn"
+)
+
+// eventHub fans VM events out to the subscribers of GET /v1/events. A
+// subscriber that does not keep up loses events rather than slowing the
+// others (its channel is buffered; a full channel drops).
+type eventHub struct {
+	mu   sync.Mutex
+	subs map[chan api.Event]struct{}
+}
+
+func newEventHub() *eventHub { return &eventHub{subs: map[chan api.Event]struct{}{}} }
+
+// subscribe returns a channel of events and its cancel function.
+func (h *eventHub) subscribe() (<-chan api.Event, func()) {
+	ch := make(chan api.Event, 256)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *eventHub) publish(ev api.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// pumpEvents turns libvirt's lifecycle events of the domains this host
+// owns into VM events, until the stream ends.
+func (a *Agent) pumpEvents(ctx context.Context, c libvirtconn.AgentConn, events <-chan libvirtconn.LifecycleEvent) {
+	for ev := range events {
+		e, ok := a.index.get(ev.Domain.UUID)
+		if !ok {
+			if a.index.isForeign(ev.Domain.UUID) || ev.Event == libvirtconn.EventUndefined {
+				continue
+			}
+			// A domain we have not seen: ours only if its owner element
+			// says so (defined by this agent a moment ago, or by another
+			// process on our behalf).
+			var err error
+			e, err = a.readEntry(ctx, c, ev.Domain)
+			if err != nil {
+				a.index.markForeign(ev.Domain.UUID)
+				continue
+			}
+			a.index.put(e)
+		}
+		out := api.Event{
+			Time: time.Now().UTC(), Host: a.cfg.HostID, VM: e.ID, Name: e.Name,
+			Event: libvirtconn.EventName(ev.Event), Detail: eventDetail(ev.Event, ev.Detail),
+		}
+		if ev.Event == libvirtconn.EventUndefined {
+			out.State = api.StateUnknown
+			a.index.remove(e.ID)
+		} else if st, _, err := c.DomainStateReason(ctx, ev.Domain); err == nil {
+			out.State = stateOf(st)
+		}
+		a.hub.publish(out)
+	}
+}
+
+// eventDetail names libvirt's detail of an event type.
+func eventDetail(event, detail int32) string {
+	var names []string
+	switch event {
+	case libvirtconn.EventDefined:
+		names = []string{"added", "updated", "renamed", "from-snapshot"}
+	case libvirtconn.EventUndefined:
+		names = []string{"removed", "renamed"}
+	case libvirtconn.EventStarted:
+		names = []string{"booted", "migrated", "restored", "from-snapshot", "wakeup"}
+	case libvirtconn.EventSuspended:
+		names = []string{"paused", "migrated", "ioerror", "watchdog", "restored", "from-snapshot", "api-error", "postcopy", "postcopy-failed"}
+	case libvirtconn.EventResumed:
+		names = []string{"unpaused", "migrated", "from-snapshot", "postcopy", "postcopy-failed"}
+	case libvirtconn.EventStopped:
+		names = []string{"shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot"}
+	case libvirtconn.EventShutdown:
+		names = []string{"finished", "guest", "host"}
+	case libvirtconn.EventCrashed:
+		names = []string{"panicked", "crashloaded"}
+	}
+	if detail >= 0 && int(detail) < len(names) {
+		return names[detail]
+	}
+	return ""
+}

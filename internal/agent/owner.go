@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+// OwnerNamespace is the XML namespace of the agent's element in a domain's
+// <metadata>.
+const OwnerNamespace = "urn:polyvirt:agent:1"
+
+// Owner is the agent's mark on a domain it manages: the VM id, the owning
+// host, the architecture and the definition the VM was created from (JSON).
+// Every other domain on the libvirtd is left alone.
+type Owner struct {
+	XMLName    xml.Name `xml:"urn:polyvirt:agent:1 owner"`
+	VM         string   `xml:"vm,attr"`
+	Host       string   `xml:"host,attr"`
+	Arch       string   `xml:"arch,attr"`
+	FakeKVM    bool     `xml:"fakeKvm,attr,omitempty"`
+	Definition string   `xml:"definition"`
+}
+
+// markOwner appends the owner element to the domain's metadata. encoding/xml
+// escapes every value, so nothing in the definition can inject elements.
+func markOwner(dom *libvirtxml.Domain, o Owner) error {
+	b, err := xml.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("owner metadata: %w", err)
+	}
+	if dom.Metadata == nil {
+		dom.Metadata = &libvirtxml.DomainMetadata{}
+	}
+	dom.Metadata.XML += string(b)
+	return nil
+}
+
+// errNotOwned says a domain carries no owner element.
+var errNotOwned = errors.New("not managed by polyvirt")
+
+// ownerOf reads the owner element of a domain's XML.
+func ownerOf(domainXML string) (Owner, error) {
+	var dom struct {
+		Metadata struct {
+			Owners []Owner `xml:"urn:polyvirt:agent:1 owner"`
+		} `xml:"metadata"`
+	}
+	if err := xml.Unmarshal([]byte(domainXML), &dom); err != nil {
+		return Owner{}, fmt.Errorf("domain XML: %w", err)
+	}
+	if len(dom.Metadata.Owners) == 0 {
+		return Owner{}, errNotOwned
+	}
+	return dom.Metadata.Owners[0], nil
+}

@@ -1,0 +1,342 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/domxml"
+	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/vmspec"
+)
+
+// stateOf maps libvirt's state to the API's.
+func stateOf(s libvirtconn.DomainState) api.VMState {
+	switch s {
+	case libvirtconn.StateRunning:
+		return api.StateRunning
+	case libvirtconn.StateBlocked:
+		return api.StateBlocked
+	case libvirtconn.StatePaused:
+		return api.StatePaused
+	case libvirtconn.StateShutdown:
+		return api.StateShutdown
+	case libvirtconn.StateShutoff:
+		return api.StateDefined
+	case libvirtconn.StateCrashed:
+		return api.StateCrashed
+	case libvirtconn.StatePMSuspended:
+		return api.StateSuspend
+	}
+	return api.StateUnknown
+}
+
+// reasonOf names libvirt's state reason (virDomainRunningReason,
+// virDomainPausedReason, virDomainShutoffReason, ...).
+func reasonOf(s libvirtconn.DomainState, r int32) string {
+	var names []string
+	switch s {
+	case libvirtconn.StateRunning:
+		names = []string{"unknown", "booted", "migrated", "restored", "from-snapshot", "unpaused", "migration-canceled", "save-canceled", "wakeup", "crashed", "postcopy"}
+	case libvirtconn.StatePaused:
+		names = []string{"unknown", "user", "migration", "save", "dump", "ioerror", "watchdog", "from-snapshot", "shutting-down", "snapshot", "crashed", "starting-up", "postcopy", "postcopy-failed"}
+	case libvirtconn.StateShutoff:
+		names = []string{"unknown", "shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot", "daemon"}
+	case libvirtconn.StateShutdown:
+		names = []string{"unknown", "user"}
+	case libvirtconn.StateCrashed:
+		names = []string{"unknown", "panicked"}
+	}
+	if r >= 0 && int(r) < len(names) {
+		return names[r]
+	}
+	return ""
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return libvirtconn.FormatUUID(b)
+}
+
+// CreateVM validates a definition for this host, renders its domain and
+// defines it in libvirt. Nothing is defined when anything is wrong.
+func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
+	def, err := vmspec.Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	if def.UUID == "" {
+		def.UUID = newUUID()
+	}
+	id, err := canonicalID(def.UUID)
+	if err != nil {
+		return nil, apiErr(http.StatusUnprocessableEntity, vmspec.CodeUUIDInvalid, "%v", err)
+	}
+	def.UUID = id
+	original, err := json.Marshal(def)
+	if err != nil {
+		return nil, err
+	}
+	report, err := a.Capabilities(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	// The agent keeps every pty console's output in a log of its own, so
+	// that a console client sees the boot from its start.
+	render := def.Clone()
+	if render.Console == nil {
+		render.Console = &vmspec.Console{}
+	}
+	if (render.Console.Type == "" || render.Console.Type == "pty") && render.Console.Log == "" {
+		render.Console.Log = a.consoleLog(id)
+	}
+	valid, err := vmspec.Validate(render, vmspec.Options{Host: report})
+	if err != nil {
+		return nil, err
+	}
+	dom, err := domxml.Build(valid, domxml.Options{FakeKVM: a.fake, HostArch: a.realArch, MemoryCapMiB: a.cfg.FakeMemoryMiB})
+	if err != nil {
+		return nil, apiErr(http.StatusUnprocessableEntity, CodeInvalidDef, "%v", err)
+	}
+	vm := valid.VM()
+	if err := markOwner(dom, Owner{VM: id, Host: a.cfg.HostID, Arch: vm.Arch, FakeKVM: a.fake, Definition: string(original)}); err != nil {
+		return nil, err
+	}
+	xml, err := domxml.Marshal(dom)
+	if err != nil {
+		return nil, err
+	}
+
+	unlock := a.locks.lock("name:" + vm.Name)
+	defer unlock()
+	unlockID := a.locks.lock(id)
+	defer unlockID()
+	c, err := a.conn.get()
+	if err != nil {
+		return nil, err
+	}
+	if d, err := c.LookupDomain(ctx, vm.Name); err == nil {
+		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain named %q already exists on this host (uuid %s)", vm.Name, d.UUID)
+	}
+	if d, err := c.LookupDomainByUUID(ctx, id); err == nil {
+		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain with uuid %s already exists on this host (%s)", id, d.Name)
+	}
+	d, err := c.DefineDomain(ctx, xml)
+	if err != nil {
+		return nil, err
+	}
+	e := &vmEntry{ID: id, Name: vm.Name, Arch: vm.Arch, Fake: a.fake, Domain: d, Definition: original}
+	a.index.put(e)
+	a.log.Info("VM defined", "vm", id, "name", vm.Name, "arch", vm.Arch, "fake", a.fake)
+	return a.describe(ctx, c, e, false)
+}
+
+// canonicalID writes a UUID in lower-case 8-4-4-4-12 form.
+func canonicalID(s string) (string, error) {
+	u, err := libvirtconn.ParseUUID(s)
+	if err != nil {
+		return "", err
+	}
+	return libvirtconn.FormatUUID(u), nil
+}
+
+func (a *Agent) consoleLog(id string) string {
+	return filepath.Join(a.consoleDir(), id+".log")
+}
+
+// entry finds a VM this host owns.
+func (a *Agent) entry(id string) (*vmEntry, error) {
+	cid, err := canonicalID(id)
+	if err == nil {
+		if e, ok := a.index.get(cid); ok {
+			return e, nil
+		}
+	}
+	return nil, apiErr(http.StatusNotFound, CodeVMNotFound, "no VM %q on host %s", id, a.cfg.HostID)
+}
+
+// describe reports a VM with its current state (and with full the live
+// domain XML).
+func (a *Agent) describe(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry, full bool) (*api.VM, error) {
+	st, reason, err := c.DomainStateReason(ctx, e.Domain)
+	if err != nil {
+		return nil, err
+	}
+	vm := &api.VM{
+		ID: e.ID, Name: e.Name, Arch: e.Arch, Host: a.cfg.HostID, FakeKVM: e.Fake,
+		State: stateOf(st), Reason: reasonOf(st, reason), Definition: json.RawMessage(e.Definition),
+	}
+	if full {
+		x, err := c.DomainXML(ctx, e.Domain, false)
+		if err != nil {
+			return nil, err
+		}
+		vm.DomainXML = x
+	}
+	return vm, nil
+}
+
+// GetVM reports one VM with its live domain XML.
+func (a *Agent) GetVM(ctx context.Context, id string) (*api.VM, error) {
+	e, err := a.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.conn.get()
+	if err != nil {
+		return nil, err
+	}
+	return a.describe(ctx, c, e, true)
+}
+
+// ListVMs reports every VM this host owns.
+func (a *Agent) ListVMs(ctx context.Context) ([]*api.VM, error) {
+	c, err := a.conn.get()
+	if err != nil {
+		return nil, err
+	}
+	out := []*api.VM{}
+	for _, e := range a.index.list() {
+		vm, err := a.describe(ctx, c, e, false)
+		if err != nil {
+			if asAPIError(err).Code == CodeVMNotFound {
+				a.index.remove(e.ID)
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, vm)
+	}
+	return out, nil
+}
+
+// DeleteVM removes a stopped VM (with force, a running one is destroyed
+// first) and its console log.
+func (a *Agent) DeleteVM(ctx context.Context, id string, force bool) error {
+	e, err := a.entry(id)
+	if err != nil {
+		return err
+	}
+	unlock := a.locks.lock(e.ID)
+	defer unlock()
+	c, err := a.conn.get()
+	if err != nil {
+		return err
+	}
+	st, err := c.DomainState(ctx, e.Domain)
+	if err != nil {
+		return err
+	}
+	if st != libvirtconn.StateShutoff {
+		if !force {
+			return apiErr(http.StatusConflict, CodeVMRunning, "VM %s is %s; stop it first (or delete with force=true)", e.Name, stateOf(st))
+		}
+		if err := c.DestroyDomain(ctx, e.Domain); err != nil {
+			return err
+		}
+	}
+	if err := c.UndefineDomain(ctx, e.Domain, libvirtconn.UndefineAll); err != nil {
+		return err
+	}
+	a.index.remove(e.ID)
+	_ = os.Remove(a.consoleLog(e.ID))
+	a.log.Info("VM removed", "vm", e.ID, "name", e.Name)
+	return nil
+}
+
+// Actions are the lifecycle actions of POST /v1/vms/{id}/{action}.
+var Actions = []string{"start", "shutdown", "destroy", "reboot", "pause", "resume"}
+
+// Act runs a lifecycle action. Asking for the state a VM is already in
+// (start a running VM, stop a stopped one) is a no-op that says so.
+func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, error) {
+	e, err := a.entry(id)
+	if err != nil {
+		return nil, err
+	}
+	unlock := a.locks.lock(e.ID)
+	defer unlock()
+	c, err := a.conn.get()
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.DomainState(ctx, e.Domain)
+	if err != nil {
+		return nil, err
+	}
+	res := &api.ActionResult{VM: e.ID, Action: action, Changed: true}
+	noop := func(msg string) (*api.ActionResult, error) {
+		res.Changed, res.Message, res.State = false, msg, stateOf(st)
+		return res, nil
+	}
+	running := st == libvirtconn.StateRunning || st == libvirtconn.StateBlocked
+	stopped := st == libvirtconn.StateShutoff || st == libvirtconn.StateCrashed
+	switch action {
+	case "start":
+		if !stopped {
+			return noop(fmt.Sprintf("VM %s is already %s", e.Name, stateOf(st)))
+		}
+		// Every boot gets a fresh console log.
+		_ = os.Remove(a.consoleLog(e.ID))
+		err = c.StartDomain(ctx, e.Domain)
+		res.Message = "started"
+	case "shutdown":
+		if stopped {
+			return noop(fmt.Sprintf("VM %s is already stopped", e.Name))
+		}
+		err = c.ShutdownDomain(ctx, e.Domain)
+		res.Message = "shutdown requested from the guest"
+	case "destroy":
+		if stopped {
+			return noop(fmt.Sprintf("VM %s is already stopped", e.Name))
+		}
+		err = c.DestroyDomain(ctx, e.Domain)
+		res.Message = "powered off"
+	case "reboot":
+		if !running {
+			return nil, apiErr(http.StatusConflict, CodeVMNotRunning, "VM %s is %s; only a running VM reboots", e.Name, stateOf(st))
+		}
+		err = c.RebootDomain(ctx, e.Domain)
+		res.Message = "reboot requested from the guest"
+	case "pause":
+		if st == libvirtconn.StatePaused {
+			return noop(fmt.Sprintf("VM %s is already paused", e.Name))
+		}
+		if !running {
+			return nil, apiErr(http.StatusConflict, CodeVMNotRunning, "VM %s is %s; only a running VM pauses", e.Name, stateOf(st))
+		}
+		err = c.SuspendDomain(ctx, e.Domain)
+		res.Message = "paused"
+	case "resume":
+		if running {
+			return noop(fmt.Sprintf("VM %s is already running", e.Name))
+		}
+		if st != libvirtconn.StatePaused {
+			return nil, apiErr(http.StatusConflict, CodeVMNotPaused, "VM %s is %s; only a paused VM resumes", e.Name, stateOf(st))
+		}
+		err = c.ResumeDomain(ctx, e.Domain)
+		res.Message = "resumed"
+	default:
+		return nil, apiErr(http.StatusNotFound, CodeUnknownAction, "unknown action %q (known: %s)", action, strings.Join(Actions, ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	after, _, err := c.DomainStateReason(ctx, e.Domain)
+	if err != nil {
+		return nil, err
+	}
+	res.State = stateOf(after)
+	a.log.Info("VM action", "vm", e.ID, "name", e.Name, "action", action, "state", res.State)
+	return res, nil
+}

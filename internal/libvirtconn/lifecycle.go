@@ -1,0 +1,324 @@
+package libvirtconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+)
+
+// Lifecycle is what a host agent needs beyond Domains: the gentle and the
+// paused states, the state's reason, statistics, lifecycle events and
+// knowing when the daemon went away.
+type Lifecycle interface {
+	// ShutdownDomain asks the guest to power off (ACPI, or the platform's
+	// power button: an EPOW event on pseries).
+	ShutdownDomain(ctx context.Context, d Domain) error
+	// RebootDomain asks the guest to reboot.
+	RebootDomain(ctx context.Context, d Domain) error
+	// SuspendDomain pauses a running domain's vCPUs; ResumeDomain resumes.
+	SuspendDomain(ctx context.Context, d Domain) error
+	ResumeDomain(ctx context.Context, d Domain) error
+	// DomainStateReason returns the state with libvirt's reason code.
+	DomainStateReason(ctx context.Context, d Domain) (DomainState, int32, error)
+	// DomainStats returns the statistics of the given domains (state, CPU,
+	// balloon, vCPUs, interfaces, block devices).
+	DomainStats(ctx context.Context, ds []Domain) ([]DomainStats, error)
+	// Events streams lifecycle events until ctx ends or the connection is
+	// lost; the channel is then closed.
+	Events(ctx context.Context) (<-chan LifecycleEvent, error)
+	// Disconnected is closed when the connection to the daemon is lost.
+	Disconnected() <-chan struct{}
+}
+
+// AgentConn is everything the host agent uses.
+type AgentConn interface {
+	DomainConn
+	Lifecycle
+}
+
+// DialAgent is Dial for the host agent's connection.
+func DialAgent(uri string, timeout time.Duration) (AgentConn, error) {
+	c, err := Dial(uri, timeout)
+	if err != nil {
+		return nil, err
+	}
+	ac, ok := c.(AgentConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("libvirt connection %T cannot serve an agent", c)
+	}
+	return ac, nil
+}
+
+var _ AgentConn = (*rpcConn)(nil)
+
+// LifecycleEvent is one libvirt lifecycle event.
+type LifecycleEvent struct {
+	Domain Domain
+	// Event and Detail are libvirt's virDomainEventType and its detail.
+	Event  int32
+	Detail int32
+}
+
+// The lifecycle event types (libvirt's virDomainEventType).
+const (
+	EventDefined     = int32(golibvirt.DomainEventDefined)
+	EventUndefined   = int32(golibvirt.DomainEventUndefined)
+	EventStarted     = int32(golibvirt.DomainEventStarted)
+	EventSuspended   = int32(golibvirt.DomainEventSuspended)
+	EventResumed     = int32(golibvirt.DomainEventResumed)
+	EventStopped     = int32(golibvirt.DomainEventStopped)
+	EventShutdown    = int32(golibvirt.DomainEventShutdown)
+	EventPMSuspended = int32(golibvirt.DomainEventPmsuspended)
+	EventCrashed     = int32(golibvirt.DomainEventCrashed)
+)
+
+var eventNames = []string{"defined", "undefined", "started", "suspended", "resumed", "stopped", "shutdown", "pmsuspended", "crashed"}
+
+// EventName names a lifecycle event type.
+func EventName(e int32) string {
+	if e >= 0 && int(e) < len(eventNames) {
+		return eventNames[e]
+	}
+	return fmt.Sprintf("event-%d", e)
+}
+
+// DomainStats are the statistics of one domain.
+type DomainStats struct {
+	Domain       Domain
+	State        DomainState
+	Reason       int32
+	CPUTimeNs    uint64
+	VCPUs        int
+	BalloonKiB   uint64 // current memory
+	MaxMemoryKiB uint64
+	Blocks       []BlockStats
+	Interfaces   []InterfaceStats
+}
+
+// BlockStats are one block device's counters.
+type BlockStats struct {
+	Name                                     string
+	ReadBytes, WriteBytes, ReadOps, WriteOps uint64
+}
+
+// InterfaceStats are one interface's counters.
+type InterfaceStats struct {
+	Name                             string
+	RxBytes, TxBytes, RxPkts, TxPkts uint64
+}
+
+// Error codes of libvirt that callers map to their own answers.
+const (
+	CodeNoDomain          = int(golibvirt.ErrNoDomain)
+	CodeOperationInvalid  = int(golibvirt.ErrOperationInvalid)
+	CodeDomainExists      = int(golibvirt.ErrDomExist)
+	CodeConfigUnsupported = int(golibvirt.ErrConfigUnsupported)
+	CodeInvalidArg        = int(golibvirt.ErrInvalidArg)
+	CodeOperationFailed   = int(golibvirt.ErrOperationFailed)
+)
+
+// ErrorCode returns libvirt's error number carried by err, or 0.
+func ErrorCode(err error) int {
+	var le golibvirt.Error
+	if errors.As(err, &le) {
+		return int(le.Code)
+	}
+	var lp *golibvirt.Error
+	if errors.As(err, &lp) && lp != nil {
+		return int(lp.Code)
+	}
+	return 0
+}
+
+func (c *rpcConn) ShutdownDomain(ctx context.Context, d Domain) error {
+	return c.withDomain(ctx, d, c.l.DomainShutdown)
+}
+
+func (c *rpcConn) RebootDomain(ctx context.Context, d Domain) error {
+	return c.withDomain(ctx, d, func(rd golibvirt.Domain) error { return c.l.DomainReboot(rd, 0) })
+}
+
+func (c *rpcConn) SuspendDomain(ctx context.Context, d Domain) error {
+	return c.withDomain(ctx, d, c.l.DomainSuspend)
+}
+
+func (c *rpcConn) ResumeDomain(ctx context.Context, d Domain) error {
+	return c.withDomain(ctx, d, c.l.DomainResume)
+}
+
+func (c *rpcConn) DomainStateReason(ctx context.Context, d Domain) (DomainState, int32, error) {
+	var st, reason int32
+	err := c.withDomain(ctx, d, func(rd golibvirt.Domain) error {
+		var err error
+		st, reason, err = c.l.DomainGetState(rd, 0)
+		return err
+	})
+	return DomainState(st), reason, err
+}
+
+func (c *rpcConn) DomainStats(ctx context.Context, ds []Domain) ([]DomainStats, error) {
+	rds := make([]golibvirt.Domain, 0, len(ds))
+	for _, d := range ds {
+		rd, err := c.toRPC(d)
+		if err != nil {
+			return nil, err
+		}
+		rds = append(rds, rd)
+	}
+	if len(rds) == 0 {
+		return nil, nil
+	}
+	kinds := golibvirt.DomainStatsState | golibvirt.DomainStatsCPUTotal | golibvirt.DomainStatsBalloon |
+		golibvirt.DomainStatsVCPU | golibvirt.DomainStatsInterface | golibvirt.DomainStatsBlock
+	recs, err := call(ctx, func() ([]golibvirt.DomainStatsRecord, error) {
+		return c.l.ConnectGetAllDomainStats(rds, uint32(kinds), 0)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DomainStats, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, statsOf(r))
+	}
+	return out, nil
+}
+
+// statsOf reads the typed parameters of one record ("state.state",
+// "cpu.time", "balloon.current", "vcpu.current", "net.0.name",
+// "block.0.rd.bytes", ...).
+func statsOf(r golibvirt.DomainStatsRecord) DomainStats {
+	s := DomainStats{Domain: fromRPC(r.Dom)}
+	blocks := map[int]*BlockStats{}
+	nets := map[int]*InterfaceStats{}
+	block := func(i int) *BlockStats {
+		if blocks[i] == nil {
+			blocks[i] = &BlockStats{}
+		}
+		return blocks[i]
+	}
+	net := func(i int) *InterfaceStats {
+		if nets[i] == nil {
+			nets[i] = &InterfaceStats{}
+		}
+		return nets[i]
+	}
+	for _, p := range r.Params {
+		v := p.Value.I
+		switch p.Field {
+		case "state.state":
+			s.State = DomainState(asUint(v))
+		case "state.reason":
+			s.Reason = int32(asUint(v))
+		case "cpu.time":
+			s.CPUTimeNs = asUint(v)
+		case "vcpu.current":
+			s.VCPUs = int(asUint(v))
+		case "balloon.current":
+			s.BalloonKiB = asUint(v)
+		case "balloon.maximum":
+			s.MaxMemoryKiB = asUint(v)
+		default:
+			var i int
+			var rest string
+			if n, _ := fmt.Sscanf(p.Field, "block.%d.%s", &i, &rest); n == 2 && i >= 0 && i < 1024 {
+				b := block(i)
+				switch rest {
+				case "name":
+					b.Name, _ = v.(string)
+				case "rd.bytes":
+					b.ReadBytes = asUint(v)
+				case "wr.bytes":
+					b.WriteBytes = asUint(v)
+				case "rd.reqs":
+					b.ReadOps = asUint(v)
+				case "wr.reqs":
+					b.WriteOps = asUint(v)
+				}
+			} else if n, _ := fmt.Sscanf(p.Field, "net.%d.%s", &i, &rest); n == 2 && i >= 0 && i < 1024 {
+				nt := net(i)
+				switch rest {
+				case "name":
+					nt.Name, _ = v.(string)
+				case "rx.bytes":
+					nt.RxBytes = asUint(v)
+				case "tx.bytes":
+					nt.TxBytes = asUint(v)
+				case "rx.pkts":
+					nt.RxPkts = asUint(v)
+				case "tx.pkts":
+					nt.TxPkts = asUint(v)
+				}
+			}
+		}
+	}
+	s.Blocks, s.Interfaces = ordered(blocks), ordered(nets)
+	return s
+}
+
+// ordered returns the map's values in key order.
+func ordered[T any](m map[int]*T) []T {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	out := make([]T, len(keys))
+	for i, k := range keys {
+		out[i] = *m[k]
+	}
+	return out
+}
+
+func asUint(v any) uint64 {
+	switch n := v.(type) {
+	case uint64:
+		return n
+	case int64:
+		if n < 0 {
+			return 0
+		}
+		return uint64(n)
+	case uint32:
+		return uint64(n)
+	case int32:
+		if n < 0 {
+			return 0
+		}
+		return uint64(n)
+	case float64:
+		if n < 0 {
+			return 0
+		}
+		return uint64(n)
+	}
+	return 0
+}
+
+func (c *rpcConn) Events(ctx context.Context) (<-chan LifecycleEvent, error) {
+	in, err := c.l.LifecycleEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan LifecycleEvent, 64)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			select {
+			case out <- LifecycleEvent{Domain: fromRPC(ev.Dom), Event: ev.Event, Detail: ev.Detail}:
+			case <-ctx.Done():
+				// Drain so that go-libvirt's goroutine can finish.
+				for range in {
+				}
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (c *rpcConn) Disconnected() <-chan struct{} { return c.l.Disconnected() }
