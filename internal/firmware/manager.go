@@ -367,6 +367,9 @@ func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) 
 	}()
 	info, err := ExtractImage(&ctxReader{ctx: ctx, r: r}, fileName, tmp, Limits{MaxImageBytes: m.cfg.MaxImageBytes})
 	if err != nil {
+		if ctx.Err() != nil {
+			return Operation{}, &Error{Code: CodeAborted, Field: "image", Message: "the upload was canceled", Err: ctx.Err()}
+		}
 		return Operation{}, err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -381,6 +384,10 @@ func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) 
 		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	kept = true
+	if err := syncDir(m.imagesDir()); err != nil {
+		os.Remove(final)
+		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+	}
 	now := m.cfg.Now().UTC()
 	ident := m.identity()
 	op := &Operation{ID: id, Started: now, Since: now, TypeModel: ident.TypeModel, Serial: ident.Serial,

@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"polyvirt/internal/arch"
+	"polyvirt/internal/hostexec"
 	"polyvirt/test/fakehost"
 )
 
@@ -857,5 +859,50 @@ func TestCommitUnsupportedOnOpenPOWER(t *testing.T) {
 	wantCode(t, err, CodeManageUnsupported)
 	if st := e.m.Status(); st.State != StateAwaitingDecision {
 		t.Fatalf("state %s", st.State)
+	}
+}
+
+// TestScriptedRunner drives the manager with hostexec.Fake: an
+// update_flash -f that exits 0 without saying the image is staged fails
+// the operation, and says what that may mean.
+func TestScriptedRunner(t *testing.T) {
+	f := hostexec.NewFake()
+	f.Handle("lsmcode", hostexec.Reply("sys0!system:SV810_081 (t) SV810_081 (p) SV810_081 (t)service:\n"))
+	f.Handle("update_flash", func(ctx context.Context, cmd hostexec.Command) (hostexec.Result, error) {
+		if cmd.Args[0] == "-v" {
+			return hostexec.Result{Stdout: []byte("Projected Flash Update Results:\nCurrent T Image: SV810_081\n" +
+				"Current P Image: SV810_081\nNew T Image:     SV860_100\nNew P Image:     SV810_081\n")}, nil
+		}
+		return hostexec.Result{Stdout: []byte("something else\n")}, nil
+	})
+	root := fstest.MapFS{
+		"proc/device-tree/model":         file("8247-22L\x00"),
+		"proc/sys/kernel/random/boot_id": file("b6a1c3e0-0000-4000-8000-000000000001\n"),
+	}
+	m, err := Open(Config{DataDir: t.TempDir(), Arch: arch.PPC64, Runner: f, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := m.Upload(ctx, bytes.NewReader(fakehost.Image("SV860_100", "8247-22L")), "01SV860_100_081.img", admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Validate(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Flash(ctx, admin, inMaintenance)
+	wantCode(t, err, CodeToolOutput)
+	st := m.Status()
+	if st.State != StateFailed || !strings.Contains(st.Failure.Message, "the image may be staged") {
+		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
+	}
+	var args []string
+	for _, c := range f.Calls() {
+		args = append(args, c.Name+" "+strings.Join(c.Args, " "))
+	}
+	img := st.ImagePath
+	want := []string{"lsmcode -A", "update_flash -v -f " + img, "update_flash -f " + img}
+	if diff := cmp.Diff(want, args); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
