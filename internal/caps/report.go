@@ -48,13 +48,15 @@ type Hardware struct {
 	Family       string `json:"family"`
 	// Model is the machine type-model ("8247-22L").
 	Model string `json:"model"`
-	// Source is "dmi", "device-tree", "sysinfo" or "none".
+	// Source is "dmi", "device-tree", "sysinfo", "cpuinfo" (a POWER host
+	// with only the cpuinfo trailer) or "none".
 	Source string `json:"source"`
 }
 
 // Firmware is one firmware component and its level.
 type Firmware struct {
 	Component string `json:"component"`
+	Vendor    string `json:"vendor,omitempty"`
 	Version   string `json:"version"`
 	Date      string `json:"date,omitempty"`
 }

@@ -129,7 +129,11 @@ func vdsmFromCells(v *VDSM, cells []virtcaps.Cell) {
 			sockets[*cpu.SocketID] = true
 			siblings[cpu.Siblings] = true
 			online = append(online, cpu.ID)
-			v.CPUTopology = append(v.CPUTopology, VDSMCPU{CPUID: cpu.ID, NUMACellID: c.ID, SocketID: *cpu.SocketID, CoreID: *cpu.CoreID})
+			die := 0
+			if cpu.DieID != nil {
+				die = *cpu.DieID
+			}
+			v.CPUTopology = append(v.CPUTopology, VDSMCPU{CPUID: cpu.ID, NUMACellID: c.ID, SocketID: *cpu.SocketID, DieID: die, CoreID: *cpu.CoreID})
 		}
 		v.NUMANodes[key] = node
 		if len(c.Distances) > 0 {

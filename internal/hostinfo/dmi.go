@@ -47,7 +47,7 @@ func ReadDMI(fsys fs.FS) (id Identity, fw []Firmware, found bool, probs []Proble
 		UUID:         read("product_uuid"),
 		Family:       read("product_family"),
 	}
-	bios := Firmware{Component: "bios", Version: read("bios_version"), Date: read("bios_date")}
+	bios := Firmware{Component: "bios", Vendor: read("bios_vendor"), Version: read("bios_version"), Date: read("bios_date")}
 	if bios.Version != "" || bios.Date != "" {
 		fw = append(fw, bios)
 	}

@@ -277,6 +277,8 @@ type Firmware struct {
 	// Component names it: "bios" (DMI), "opal" (ibm,opal/firmware/version),
 	// or the property name under ibm,firmware-versions ("skiboot", ...).
 	Component string
+	// Vendor is who made it, when the source says (DMI bios_vendor).
+	Vendor string
 	// Version is the component's level as the source prints it.
 	Version string
 	// Date is the release date when the source gives one (DMI bios_date).

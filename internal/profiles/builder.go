@@ -203,6 +203,21 @@ func (m *machine) build() (*Profile, error) {
 			}
 		}
 		dir := fmt.Sprintf("%snode/node%d/", sys, id)
+		// A node directory holds an entry per CPU of the node, online or
+		// not (symlinks to the cpu directories on a real host; copies
+		// here), which is where libvirt's nodeinfo reads the topology.
+		for _, p := range byCPU {
+			if p.node != id {
+				continue
+			}
+			src := fmt.Sprintf("%scpu/cpu%d/", sys, p.cpu)
+			dst := fmt.Sprintf("%scpu%d/", dir, p.cpu)
+			for name, f := range files {
+				if rest, ok := strings.CutPrefix(name, src); ok {
+					files[dst+rest] = f
+				}
+			}
+		}
 		put(dir+"cpulist", cpuset.Of(cpus...).String()+"\n")
 		put(dir+"cpumap", mask(cpus, n)+"\n")
 		var dist []string
