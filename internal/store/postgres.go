@@ -109,7 +109,9 @@ func acquirePostgres(ctx context.Context, base *pgx.ConnConfig, schema, role str
 	const op = "acquire leadership"
 	obj := "role " + role
 	cfg := base.Copy()
-	cfg.RuntimeParams["application_name"] = "polyvirt leader " + role
+	// Named so that an operator (or a test) finds the lock's connection in
+	// pg_stat_activity: "polyvirt leader SCHEMA/ROLE".
+	cfg.RuntimeParams["application_name"] = "polyvirt leader " + schema + "/" + role
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, false, postgresDialect.wrap(ctx, err, op, obj)
