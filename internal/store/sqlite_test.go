@@ -301,7 +301,6 @@ func checkHostsHaveEvents(t *testing.T, s store.Store) (hosts int) {
 	return len(list)
 }
 
-
 // TestSQLiteOneLeaderPerFile: stores of one process on one file share
 // leadership; closing the holder frees the role.
 func TestSQLiteOneLeaderPerFile(t *testing.T) {
