@@ -128,18 +128,18 @@ const (
 	CodeNICName      = "NIC_SOURCE_NAME_INVALID"
 
 	// Display and inputs.
-	CodeDisplayType   = "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS" // (oVirt)
-	CodeDisplayUnknwn = "DISPLAY_TYPE_UNKNOWN"
-	CodeVideoModel    = "VIDEO_MODEL_NOT_SUPPORTED_WITH_DISPLAY"
-	CodeMonitors      = "DISPLAY_MONITORS_OUT_OF_RANGE"
-	CodeListen        = "DISPLAY_LISTEN_INVALID"
-	CodePassword      = "DISPLAY_PASSWORD_INVALID"
-	CodeHeadlessField = "DISPLAY_NONE_WITH_SETTINGS"
-	CodeInputType     = "INPUT_TYPE_UNKNOWN"
-	CodeInputBus      = "INPUT_BUS_NOT_SUPPORTED_BY_ARCH"
-	CodeInputDup      = "INPUT_DUPLICATE"
-	CodeUSBModel      = "USB_CONTROLLER_NOT_SUPPORTED_BY_ARCH"
-	CodeUSBMissing    = "USB_DEVICE_WITHOUT_USB_CONTROLLER"
+	CodeDisplayType    = "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS" // (oVirt)
+	CodeDisplayUnknown = "DISPLAY_TYPE_UNKNOWN"
+	CodeVideoModel     = "VIDEO_MODEL_NOT_SUPPORTED_WITH_DISPLAY"
+	CodeMonitors       = "DISPLAY_MONITORS_OUT_OF_RANGE"
+	CodeListen         = "DISPLAY_LISTEN_INVALID"
+	CodePassword       = "DISPLAY_PASSWORD_INVALID"
+	CodeHeadlessField  = "DISPLAY_NONE_WITH_SETTINGS"
+	CodeInputType      = "INPUT_TYPE_UNKNOWN"
+	CodeInputBus       = "INPUT_BUS_NOT_SUPPORTED_BY_ARCH"
+	CodeInputDup       = "INPUT_DUPLICATE"
+	CodeUSBModel       = "USB_CONTROLLER_NOT_SUPPORTED_BY_ARCH"
+	CodeUSBMissing     = "USB_DEVICE_WITHOUT_USB_CONTROLLER"
 
 	// Other devices.
 	CodeConsoleType   = "CONSOLE_TYPE_UNKNOWN"

@@ -503,7 +503,7 @@ func checkDisplay(vm *VM, spec *archspec.Spec, errs *Errors) {
 	d := vm.Display
 	switch {
 	case !contains(displayTypes, d.Type):
-		errs.add(CodeDisplayUnknwn, "display.type", "unknown display %q; use %s or none", clip(d.Type), list(spec.GraphicsProtocols()))
+		errs.add(CodeDisplayUnknown, "display.type", "unknown display %q; use %s or none", clip(d.Type), list(spec.GraphicsProtocols()))
 		return
 	case d.Type == "none":
 		if d.Video != "" || d.Monitors != 0 || d.Listen != "" || d.Password != "" {
