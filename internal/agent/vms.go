@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
+	"polyvirt/internal/caps"
 	"polyvirt/internal/domxml"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/vmspec"
@@ -89,6 +92,9 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
 	}
 	report, err := a.Capabilities(ctx, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkArch(def, report); err != nil {
 		return nil, err
 	}
 	// The agent keeps every pty console's output in a log of its own, so
@@ -339,4 +345,41 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, 
 	res.State = stateOf(after)
 	a.log.Info("VM action", "vm", e.ID, "name", e.Name, "action", action, "state", res.State)
 	return res, nil
+}
+
+// checkArch refuses a definition for an architecture this host does not
+// run natively (an x86_64 VM sent to a POWER host, fake or not): such a VM
+// belongs on a host of its own architecture. A definition naming none gets
+// the host's.
+func (a *Agent) checkArch(def *vmspec.VM, report *caps.Report) error {
+	effective := arch.Arch(report.EffectiveArch)
+	spec, err := archspec.For(effective)
+	if err != nil {
+		return apiErr(http.StatusUnprocessableEntity, vmspec.CodeHostArch, "this host's architecture %q has no VM rules", effective)
+	}
+	if def.Arch == "" {
+		def.Arch = string(effective)
+		return nil
+	}
+	want, err := arch.Parse(def.Arch)
+	if err != nil {
+		// vmspec names the unknown architecture precisely.
+		return nil
+	}
+	for _, g := range spec.GuestArches {
+		if g == want {
+			return nil
+		}
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Code: vmspec.CodeHostArch,
+		Message: fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, archList(spec.GuestArches), want),
+		Violations: vmspec.Errors{{Code: vmspec.CodeHostArch, Field: "arch", Message: fmt.Sprintf("this host runs %s VMs, not %s", archList(spec.GuestArches), want)}}}
+}
+
+func archList(as []arch.Arch) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	return strings.Join(s, " and ")
 }
