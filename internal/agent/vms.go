@@ -372,7 +372,7 @@ func (a *Agent) checkArch(def *vmspec.VM, report *caps.Report) error {
 		}
 	}
 	return &Error{Status: http.StatusUnprocessableEntity, Code: vmspec.CodeHostArch,
-		Message: fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, archList(spec.GuestArches), want),
+		Message:    fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, archList(spec.GuestArches), want),
 		Violations: vmspec.Errors{{Code: vmspec.CodeHostArch, Field: "arch", Message: fmt.Sprintf("this host runs %s VMs, not %s", archList(spec.GuestArches), want)}}}
 }
 
