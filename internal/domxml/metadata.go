@@ -17,13 +17,16 @@ const MetadataNamespace = "urn:polyvirt:vm:1"
 // escaped (encoding/xml's EscapeText), so none can inject elements; this
 // type reads it back.
 type Metadata struct {
-	XMLName xml.Name        `xml:"urn:polyvirt:vm:1 vm"`
-	OSType  string          `xml:"osType,omitempty"`
+	XMLName xml.Name `xml:"urn:polyvirt:vm:1 vm"`
+	// OSType is the definition's guest OS type.
+	OSType string `xml:"osType,omitempty"`
+	// Entries are the definition's metadata, sorted by key.
 	Entries []MetadataEntry `xml:"entry"`
 }
 
 // MetadataEntry is one key/value pair.
 type MetadataEntry struct {
+	// Key is the entry's name, Value its text.
 	Key   string `xml:"key,attr"`
 	Value string `xml:",chardata"`
 }

@@ -9,8 +9,11 @@ import (
 // ("disks[2].bus", "" for the whole definition) and a sentence that says
 // what is wrong and what to do instead.
 type Error struct {
-	Code    string `json:"code"`
-	Field   string `json:"field,omitempty"`
+	// Code is the stable identifier (MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC).
+	Code string `json:"code"`
+	// Field is the path of the field at fault, "" for the whole definition.
+	Field string `json:"field,omitempty"`
+	// Message says what is wrong and what to do instead.
 	Message string `json:"message"`
 }
 

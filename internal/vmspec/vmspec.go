@@ -60,6 +60,8 @@ type VM struct {
 
 // CPU is the vCPU topology and the CPU model.
 type CPU struct {
+	// Sockets, Cores (per socket) and Threads (per core) are the topology;
+	// 0 means 1.
 	Sockets int `json:"sockets,omitempty"`
 	Cores   int `json:"cores,omitempty"`
 	Threads int `json:"threads,omitempty"`
