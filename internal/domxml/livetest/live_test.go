@@ -245,6 +245,17 @@ func TestLiveDefineGolden(t *testing.T) {
 		if _, err := conn.DomainXML(ctx, d, true); err != nil {
 			t.Errorf("%s: read back: %v", f, err)
 		}
+		if defined == 0 {
+			// A screenshot of a domain that does not run is an error, at once.
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			if _, _, err := conn.Screenshot(sctx, d, 0); err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("screenshot of a stopped domain: %v", err)
+			}
+			scancel()
+			if st, err := conn.DomainState(ctx, d); err != nil || st != libvirtconn.StateShutoff {
+				t.Errorf("state of a defined domain: %v, %v", st, err)
+			}
+		}
 		if err := conn.UndefineDomain(ctx, d, libvirtconn.UndefineAll); err != nil {
 			t.Errorf("%s: undefine: %v", f, err)
 		}
