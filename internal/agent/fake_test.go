@@ -1,0 +1,259 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/caps"
+	"polyvirt/internal/libvirtconn"
+)
+
+// fakeDomain is one domain of the fake libvirt.
+type fakeDomain struct {
+	d     libvirtconn.Domain
+	xml   string
+	state libvirtconn.DomainState
+}
+
+// fakeConn is an in-memory libvirt for the agent's unit tests: domains
+// with states, an error to inject per call, a delay on start, call counts.
+type fakeConn struct {
+	mu      sync.Mutex
+	doms    map[string]*fakeDomain // by UUID
+	fail    map[string]error       // call name → error
+	delay   time.Duration
+	starts  atomic.Int32
+	defines atomic.Int32
+	events  chan libvirtconn.LifecycleEvent
+	gone    chan struct{}
+}
+
+func newFakeConn() *fakeConn {
+	return &fakeConn{doms: map[string]*fakeDomain{}, fail: map[string]error{}, events: make(chan libvirtconn.LifecycleEvent, 16), gone: make(chan struct{})}
+}
+
+var _ libvirtconn.AgentConn = (*fakeConn)(nil)
+
+func (f *fakeConn) err(call string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail[call]
+}
+
+func (f *fakeConn) dom(d libvirtconn.Domain) (*fakeDomain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, ok := f.doms[d.UUID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", libvirtconn.ErrNoDomain, d.Name)
+	}
+	return x, nil
+}
+
+func (f *fakeConn) Capabilities(context.Context) (string, error) { return "", errors.New("unused") }
+func (f *fakeConn) DomainCapabilities(context.Context, string, string, string, string) (string, error) {
+	return "", errors.New("unused")
+}
+func (f *fakeConn) Versions(context.Context) (string, string, error) { return "9.0.0", "7.2.0", nil }
+func (f *fakeConn) Close() error                                     { return nil }
+
+func (f *fakeConn) DefineDomain(_ context.Context, xml string) (libvirtconn.Domain, error) {
+	if err := f.err("define"); err != nil {
+		return libvirtconn.Domain{}, err
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(xml); err != nil {
+		return libvirtconn.Domain{}, err
+	}
+	f.defines.Add(1)
+	d := libvirtconn.Domain{Name: dom.Name, UUID: dom.UUID, ID: -1}
+	f.mu.Lock()
+	f.doms[d.UUID] = &fakeDomain{d: d, xml: xml, state: libvirtconn.StateShutoff}
+	f.mu.Unlock()
+	return d, nil
+}
+
+func (f *fakeConn) LookupDomain(_ context.Context, name string) (libvirtconn.Domain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, x := range f.doms {
+		if x.d.Name == name {
+			return x.d, nil
+		}
+	}
+	return libvirtconn.Domain{}, fmt.Errorf("%w: %s", libvirtconn.ErrNoDomain, name)
+}
+
+func (f *fakeConn) LookupDomainByUUID(_ context.Context, uuid string) (libvirtconn.Domain, error) {
+	x, err := f.dom(libvirtconn.Domain{UUID: uuid, Name: uuid})
+	if err != nil {
+		return libvirtconn.Domain{}, err
+	}
+	return x.d, nil
+}
+
+func (f *fakeConn) ListDomains(context.Context) ([]libvirtconn.Domain, error) {
+	if err := f.err("list"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []libvirtconn.Domain
+	for _, x := range f.doms {
+		out = append(out, x.d)
+	}
+	return out, nil
+}
+
+// transition changes a domain's state after the injected error check.
+func (f *fakeConn) transition(call string, d libvirtconn.Domain, to libvirtconn.DomainState) error {
+	if err := f.err(call); err != nil {
+		return err
+	}
+	x, err := f.dom(d)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	x.state = to
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeConn) StartDomain(_ context.Context, d libvirtconn.Domain) error {
+	f.starts.Add(1)
+	time.Sleep(f.delay)
+	return f.transition("start", d, libvirtconn.StateRunning)
+}
+func (f *fakeConn) DestroyDomain(_ context.Context, d libvirtconn.Domain) error {
+	return f.transition("destroy", d, libvirtconn.StateShutoff)
+}
+func (f *fakeConn) ShutdownDomain(_ context.Context, d libvirtconn.Domain) error {
+	return f.transition("shutdown", d, libvirtconn.StateShutoff)
+}
+func (f *fakeConn) RebootDomain(_ context.Context, d libvirtconn.Domain) error {
+	return f.transition("reboot", d, libvirtconn.StateRunning)
+}
+func (f *fakeConn) SuspendDomain(_ context.Context, d libvirtconn.Domain) error {
+	return f.transition("suspend", d, libvirtconn.StatePaused)
+}
+func (f *fakeConn) ResumeDomain(_ context.Context, d libvirtconn.Domain) error {
+	return f.transition("resume", d, libvirtconn.StateRunning)
+}
+
+func (f *fakeConn) UndefineDomain(_ context.Context, d libvirtconn.Domain, _ libvirtconn.UndefineFlags) error {
+	if err := f.err("undefine"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.doms, d.UUID)
+	return nil
+}
+
+func (f *fakeConn) DomainXML(_ context.Context, d libvirtconn.Domain, _ bool) (string, error) {
+	x, err := f.dom(d)
+	if err != nil {
+		return "", err
+	}
+	return x.xml, nil
+}
+
+func (f *fakeConn) DomainState(ctx context.Context, d libvirtconn.Domain) (libvirtconn.DomainState, error) {
+	s, _, err := f.DomainStateReason(ctx, d)
+	return s, err
+}
+
+func (f *fakeConn) DomainStateReason(_ context.Context, d libvirtconn.Domain) (libvirtconn.DomainState, int32, error) {
+	x, err := f.dom(d)
+	if err != nil {
+		return 0, 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return x.state, 1, nil
+}
+
+func (f *fakeConn) Screenshot(context.Context, libvirtconn.Domain, uint32) ([]byte, string, error) {
+	if err := f.err("screenshot"); err != nil {
+		return nil, "", err
+	}
+	// A 2x1 PPM: one red, one blue pixel.
+	return []byte("P6\n2 1\n255\n\xff\x00\x00\x00\x00\xff"), "image/x-portable-pixmap", nil
+}
+
+func (f *fakeConn) DomainStats(_ context.Context, ds []libvirtconn.Domain) ([]libvirtconn.DomainStats, error) {
+	var out []libvirtconn.DomainStats
+	for _, d := range ds {
+		x, err := f.dom(d)
+		if err != nil {
+			continue
+		}
+		out = append(out, libvirtconn.DomainStats{Domain: d, State: x.state, VCPUs: 1, BalloonKiB: 512 * 1024, CPUTimeNs: 1e9})
+	}
+	return out, nil
+}
+
+func (f *fakeConn) Events(ctx context.Context) (<-chan libvirtconn.LifecycleEvent, error) {
+	return f.events, nil
+}
+
+func (f *fakeConn) Disconnected() <-chan struct{} { return f.gone }
+
+// addForeign defines a domain with XML polyvirt did not write (or another
+// host's owner element).
+func (f *fakeConn) addForeign(name, uuid, ownerHost string) {
+	meta := ""
+	if ownerHost != "" {
+		meta = `<metadata><owner xmlns="urn:polyvirt:agent:1" vm="` + uuid + `" host="` + ownerHost + `" arch="x86_64"><definition>{}</definition></owner></metadata>`
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.doms[uuid] = &fakeDomain{d: libvirtconn.Domain{Name: name, UUID: uuid}, state: libvirtconn.StateRunning,
+		xml: `<domain type="kvm"><name>` + name + `</name><uuid>` + uuid + `</uuid>` + meta + `</domain>`}
+}
+
+// newTestAgent is an agent on the fake libvirt, with the S822L profile's
+// capabilities (a fake-KVM POWER8 host).
+func newTestAgent(t *testing.T, f *fakeConn) *Agent {
+	t.Helper()
+	cfg, err := Config{HostID: "unit-power8", DataDir: t.TempDir(), Profile: "s822l-power8e"}.WithDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := caps.Collect(context.Background(), caps.Options{Profile: cfg.Profile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{
+		cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		realArch: arch.X86_64, fake: true, capsRes: res,
+		index: newVMIndex(), locks: newKeyedMutex(), hub: newEventHub(),
+	}
+	a.conn = newConnManager("fake:///", a.log)
+	a.conn.dial = func(string, time.Duration) (libvirtconn.AgentConn, error) { return f, nil }
+	return a
+}
+
+const unitVM = `{"name": "unit-ppc", "arch": "ppc64le", "memory": {"sizeMiB": 512}, "display": {"type": "vnc"}}`
+
+// libvirtErr is a libvirt RPC error with a code.
+func libvirtErr(code golibvirt.ErrorNumber, msg string) error {
+	return golibvirt.Error{Code: uint32(code), Message: msg}
+}
+
+func decodePNG(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) }
