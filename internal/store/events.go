@@ -77,6 +77,15 @@ func (q *queries) ListEvents(ctx context.Context, f EventFilter) (EventPage, err
 			where, args = append(where, c.col+" = ?"), append(args, c.v)
 		}
 	}
+	if len(f.ObjectIDs) > 1000 {
+		return EventPage{}, invalid(op, "events", "objectIds", "%d object IDs: at most 1000", len(f.ObjectIDs))
+	}
+	if len(f.ObjectIDs) > 0 {
+		where = append(where, "object_id IN ("+placeholders(len(f.ObjectIDs))+")")
+		for _, id := range f.ObjectIDs {
+			args = append(args, id)
+		}
+	}
 	if f.MinSeverity != "" && f.MinSeverity != SeverityInfo {
 		worse := severities[f.MinSeverity.rank():]
 		where = append(where, "severity IN ("+placeholders(len(worse))+")")

@@ -298,9 +298,12 @@ type Event struct {
 type EventFilter struct {
 	ObjectKind string
 	ObjectID   string
-	User       string
-	Action     string
-	Code       string
+	// ObjectIDs, when not empty, selects the events of any of these
+	// objects (at most 1000; a cluster and its hosts).
+	ObjectIDs []string
+	User      string
+	Action    string
+	Code      string
 	// CorrelationID selects the events of one request or operation.
 	CorrelationID string
 	// MinSeverity keeps events of this severity or worse.
