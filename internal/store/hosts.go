@@ -207,39 +207,70 @@ func (q *queries) UpdateHost(ctx context.Context, in *Host) error {
 	return err
 }
 
+// statsChunk bounds the rows of one multi-row stats UPDATE (3 parameters
+// each, far below both backends' parameter limits).
+const statsChunk = 250
+
 func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missing []string, err error) {
 	const op = "update stats"
 	if len(stats) == 0 {
 		return nil, nil
 	}
 	at := now()
-	for _, s := range stats {
+	// One report per host, the last one winning; order kept.
+	last := make(map[string]int, len(stats))
+	for i, s := range stats {
 		if err := validJSON(op, describe("host", "", s.HostID), "stats", s.Stats); err != nil {
 			return nil, err
 		}
+		last[s.HostID] = i
+	}
+	reports := make([]HostStats, 0, len(last))
+	for i, s := range stats {
+		if last[s.HostID] == i {
+			if s.At.IsZero() {
+				s.At = at
+			}
+			reports = append(reports, s)
+		}
 	}
 	d := q.s.d
+	jsonType, timeType := "TEXT", "TEXT"
+	if d.backend == Postgres {
+		jsonType, timeType = "JSONB", "TIMESTAMPTZ"
+	}
+	row := "(?, CAST(? AS " + jsonType + "), CAST(? AS " + timeType + "))"
 	err = q.write(ctx, op, func(w *queries) error {
 		missing = nil
-		for _, s := range stats {
-			t := s.At
-			if t.IsZero() {
-				t = at
+		for start := 0; start < len(reports); start += statsChunk {
+			chunk := reports[start:min(start+statsChunk, len(reports))]
+			args := make([]any, 0, 3*len(chunk))
+			for _, s := range chunk {
+				args = append(args, s.HostID, d.js(s.Stats), d.ts(s.At))
 			}
-			obj := describe("host", "", s.HostID)
-			var n int64
-			var err error
-			if len(s.Stats) == 0 {
-				n, err = w.exec(ctx, op, obj, `UPDATE host_stats SET last_seen_at = ? WHERE host_id = ?`, d.ts(t), s.HostID)
-			} else {
-				n, err = w.exec(ctx, op, obj, `UPDATE host_stats SET stats = ?, stats_at = ?, last_seen_at = ? WHERE host_id = ?`,
-					d.js(s.Stats), d.ts(t), d.ts(t), s.HostID)
-			}
-			if err != nil {
+			// VALUES columns are column1, column2, ... in both dialects.
+			query := `UPDATE host_stats SET
+				stats = COALESCE(v.column2, host_stats.stats),
+				stats_at = CASE WHEN v.column2 IS NULL THEN host_stats.stats_at ELSE v.column3 END,
+				last_seen_at = v.column3
+				FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", len(chunk)), ", ") + `) AS v
+				WHERE host_stats.host_id = v.column1
+				RETURNING host_stats.host_id`
+			done := make(map[string]bool, len(chunk))
+			if err := w.many(ctx, op, "hosts", func(r rowScanner) error {
+				var id string
+				if err := r.Scan(&id); err != nil {
+					return err
+				}
+				done[id] = true
+				return nil
+			}, query, args...); err != nil {
 				return err
 			}
-			if n == 0 {
-				missing = append(missing, s.HostID)
+			for _, s := range chunk {
+				if !done[s.HostID] {
+					missing = append(missing, s.HostID)
+				}
 			}
 		}
 		return nil
