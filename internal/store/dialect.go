@@ -254,7 +254,12 @@ func (d *dialect) classify(err error) (kind error, field, detail string, ok bool
 		return nil, "", "", false
 	}
 	if d.backend == Postgres && connectionError(err) {
-		return ErrUnavailable, "", "lost the connection to PostgreSQL: " + err.Error(), true
+		msg := strings.Join(strings.Fields(err.Error()), " ") // pgx's messages span lines
+		var ce *pgconn.ConnectError
+		if errors.As(err, &ce) {
+			return ErrUnavailable, "", "cannot connect to PostgreSQL: " + msg, true
+		}
+		return ErrUnavailable, "", "lost the connection to PostgreSQL: " + msg, true
 	}
 	return nil, "", "", false
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 const eventCols = `id, occurred_at, username, action, severity, object_kind, object_id, object_name,
@@ -41,7 +42,7 @@ func (q *queries) AppendEvent(ctx context.Context, in *Event) error {
 	if e.Time.IsZero() {
 		e.Time = now()
 	}
-	e.Time = e.Time.UTC().Truncate(1000)
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	d := q.s.d
 	err := q.write(ctx, op, func(w *queries) error {
 		return w.one(ctx, op, obj, func(r rowScanner) error { return r.Scan(&e.ID) },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -43,7 +44,7 @@ func checkFirmware(op string, o *FirmwareOperation) (string, error) {
 		if !o.Steps[i].State.Valid() {
 			return "", invalid(op, obj, "steps", "step %d has unknown state %q", i, o.Steps[i].State)
 		}
-		o.Steps[i].Time = o.Steps[i].Time.UTC().Truncate(1000)
+		o.Steps[i].Time = o.Steps[i].Time.UTC().Truncate(time.Microsecond)
 	}
 	if o.Steps == nil {
 		o.Steps = []FirmwareStep{}

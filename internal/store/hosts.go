@@ -184,6 +184,11 @@ func (q *queries) UpdateHost(ctx context.Context, in *Host) error {
 	h.Updated = now()
 	d := q.s.d
 	err := q.write(ctx, op, func(w *queries) error {
+		if ok, err := w.exists(ctx, op, obj, `SELECT 1 FROM clusters WHERE id = ?`, h.ClusterID); err != nil {
+			return err
+		} else if !ok {
+			return newErr(ErrNotFound, op, obj, "clusterId", fmt.Sprintf("cluster %s does not exist", h.ClusterID))
+		}
 		n, err := w.exec(ctx, op, obj, `UPDATE hosts SET name = ?, address = ?, cluster_id = ?, status = ?,
 			status_code = ?, status_message = ?, arch = ?, cpu_model = ?, cpu_flags = ?, cpu_type = ?, cpu_level = ?,
 			emulated_machines = ?, capabilities = ?, capabilities_hash = ?, cert_fingerprint = ?, cert_serial = ?,

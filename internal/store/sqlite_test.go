@@ -105,6 +105,11 @@ func TestOpenBadURLs(t *testing.T) {
 	if !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("bad schema name: %v", err)
 	}
+	// Nothing listens on port 1: unavailable, retryable, no password shown.
+	_, err = store.OpenPostgres(ctx, "postgres://u:secret@127.0.0.1:1/db?connect_timeout=2", store.Options{})
+	if !store.IsRetryable(err) || strings.Contains(err.Error(), "secret") {
+		t.Errorf("open an unreachable server: %v", err)
+	}
 }
 
 // TestSQLiteFileDeleted deletes the database under an open store: every

@@ -94,12 +94,13 @@ type Queries interface {
 	// then nothing was written.
 	UpdateHostStats(ctx context.Context, stats []HostStats) (missing []string, err error)
 	// SetHostJoinToken gives a host a new one-time join token (its hash)
-	// valid until expires, replacing any previous one.
+	// valid until expires, replacing any previous one; the host's version
+	// changes.
 	SetHostJoinToken(ctx context.Context, hostID, hash string, expires time.Time) error
 	// ConsumeJoinToken uses a join token once, atomically: it returns the
 	// host the token was issued for. An unknown token is ErrNotFound, an
 	// expired one ErrExpired, a used one ErrConflict; of two concurrent
-	// calls with one token exactly one succeeds.
+	// calls with one token exactly one succeeds. The host's version changes.
 	ConsumeJoinToken(ctx context.Context, hash string) (Host, error)
 	// DeleteHost removes a host and its firmware history; ErrInUse while
 	// VMs run on it or are pinned to it, or a firmware operation is active.
@@ -154,6 +155,9 @@ type Store interface {
 	Queries
 	// InTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back when it returns an error (returned as it is) or panics.
+	// It runs at the database's isolation: read committed on PostgreSQL
+	// (the store locks the rows its checks depend on), serializable on
+	// SQLite (one writer at a time).
 	// Objects fn changed through pointers keep the values written even
 	// when the transaction is rolled back.
 	InTx(ctx context.Context, fn func(tx Tx) error) error

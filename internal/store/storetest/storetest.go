@@ -367,7 +367,7 @@ func testHosts(t *testing.T, s store.Store) {
 	h.ClusterID = c2.ID
 	must(t, "move", s.UpdateHost(ctx, &h))
 	h.ClusterID = "nope"
-	wantErr(t, "move to a missing cluster", s.UpdateHost(ctx, &h), store.ErrInUse, "")
+	wantErr(t, "move to a missing cluster", s.UpdateHost(ctx, &h), store.ErrNotFound, "clusterId")
 	must(t, "delete", s.DeleteHost(ctx, x.ID))
 	wantErr(t, "delete again", s.DeleteHost(ctx, x.ID), store.ErrNotFound, "")
 }
