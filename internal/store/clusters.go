@@ -49,6 +49,7 @@ func checkCluster(op string, c *Cluster) error {
 	return nil
 }
 
+// CreateCluster implements Queries.
 func (q *queries) CreateCluster(ctx context.Context, in *Cluster) error {
 	const op = "create"
 	c := *in
@@ -84,14 +85,17 @@ func (q *queries) getCluster(ctx context.Context, object, where string, arg any)
 	return c, err
 }
 
+// GetCluster implements Queries.
 func (q *queries) GetCluster(ctx context.Context, id string) (Cluster, error) {
 	return q.getCluster(ctx, describe("cluster", "", id), "id = ?", id)
 }
 
+// GetClusterByName implements Queries.
 func (q *queries) GetClusterByName(ctx context.Context, name string) (Cluster, error) {
 	return q.getCluster(ctx, describe("cluster", name, ""), "name = ?", name)
 }
 
+// ListClusters implements Queries.
 func (q *queries) ListClusters(ctx context.Context) ([]Cluster, error) {
 	out := []Cluster{}
 	err := q.read("list", func() error {
@@ -116,6 +120,7 @@ func (q *queries) clusterUsers(ctx context.Context, op, obj, id string) (hosts, 
 	return hosts, vms, err
 }
 
+// UpdateCluster implements Queries.
 func (q *queries) UpdateCluster(ctx context.Context, in *Cluster) error {
 	const op = "update"
 	c := *in
@@ -172,6 +177,7 @@ func (q *queries) UpdateCluster(ctx context.Context, in *Cluster) error {
 	return err
 }
 
+// DeleteCluster implements Queries.
 func (q *queries) DeleteCluster(ctx context.Context, id string) error {
 	const op = "delete"
 	obj := describe("cluster", "", id)

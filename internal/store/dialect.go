@@ -106,6 +106,7 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // tcol scans a nullable time.
 type tcol struct{ p *time.Time }
 
+// Scan implements sql.Scanner.
 func (c tcol) Scan(v any) error {
 	switch x := v.(type) {
 	case nil:
@@ -134,6 +135,7 @@ func (c tcol) parse(s string) error {
 // nstr scans a nullable text as "" for NULL.
 type nstr struct{ p *string }
 
+// Scan implements sql.Scanner.
 func (c nstr) Scan(v any) error {
 	switch x := v.(type) {
 	case nil:
@@ -151,6 +153,7 @@ func (c nstr) Scan(v any) error {
 // jcol scans a nullable JSON document.
 type jcol struct{ p *json.RawMessage }
 
+// Scan implements sql.Scanner.
 func (c jcol) Scan(v any) error {
 	switch x := v.(type) {
 	case nil:
@@ -168,6 +171,7 @@ func (c jcol) Scan(v any) error {
 // jlist scans a JSON array of strings; NULL and [] give an empty list.
 type jlist struct{ p *[]string }
 
+// Scan implements sql.Scanner.
 func (c jlist) Scan(v any) error {
 	var raw json.RawMessage
 	if err := (jcol{&raw}).Scan(v); err != nil {

@@ -19,6 +19,7 @@ func scanEvent(e *Event) func(rowScanner) error {
 	}
 }
 
+// AppendEvent implements Queries.
 func (q *queries) AppendEvent(ctx context.Context, in *Event) error {
 	const op = "append"
 	e := *in
@@ -57,6 +58,7 @@ func (q *queries) AppendEvent(ctx context.Context, in *Event) error {
 	return err
 }
 
+// ListEvents implements Queries.
 func (q *queries) ListEvents(ctx context.Context, f EventFilter) (EventPage, error) {
 	const op = "list"
 	limit := f.Limit

@@ -56,6 +56,7 @@ func checkFirmware(op string, o *FirmwareOperation) (string, error) {
 	return string(steps), nil
 }
 
+// CreateFirmwareOperation implements Queries.
 func (q *queries) CreateFirmwareOperation(ctx context.Context, in *FirmwareOperation) error {
 	const op = "create"
 	o := *in
@@ -105,6 +106,7 @@ func (q *queries) CreateFirmwareOperation(ctx context.Context, in *FirmwareOpera
 	return err
 }
 
+// GetFirmwareOperation implements Queries.
 func (q *queries) GetFirmwareOperation(ctx context.Context, id string) (FirmwareOperation, error) {
 	var o FirmwareOperation
 	err := q.read("get", func() error {
@@ -114,6 +116,7 @@ func (q *queries) GetFirmwareOperation(ctx context.Context, id string) (Firmware
 	return o, err
 }
 
+// GetActiveFirmwareOperation implements Queries.
 func (q *queries) GetActiveFirmwareOperation(ctx context.Context, hostID string) (FirmwareOperation, error) {
 	var o FirmwareOperation
 	err := q.read("get", func() error {
@@ -123,6 +126,7 @@ func (q *queries) GetActiveFirmwareOperation(ctx context.Context, hostID string)
 	return o, err
 }
 
+// ListFirmwareOperations implements Queries.
 func (q *queries) ListFirmwareOperations(ctx context.Context, hostID string) ([]FirmwareOperation, error) {
 	out := []FirmwareOperation{}
 	err := q.read("list", func() error {
@@ -138,6 +142,7 @@ func (q *queries) ListFirmwareOperations(ctx context.Context, hostID string) ([]
 	return out, err
 }
 
+// UpdateFirmwareOperation implements Queries.
 func (q *queries) UpdateFirmwareOperation(ctx context.Context, in *FirmwareOperation) error {
 	const op = "update"
 	o := *in

@@ -78,6 +78,7 @@ func checkHost(op string, h *Host) error {
 	return nil
 }
 
+// CreateHost implements Queries.
 func (q *queries) CreateHost(ctx context.Context, in *Host) error {
 	const op = "create"
 	h := *in
@@ -128,14 +129,17 @@ func (q *queries) getHost(ctx context.Context, object, where string, arg any) (H
 	return h, err
 }
 
+// GetHost implements Queries.
 func (q *queries) GetHost(ctx context.Context, id string) (Host, error) {
 	return q.getHost(ctx, describe("host", "", id), "h.id = ?", id)
 }
 
+// GetHostByName implements Queries.
 func (q *queries) GetHostByName(ctx context.Context, name string) (Host, error) {
 	return q.getHost(ctx, describe("host", name, ""), "h.name = ?", name)
 }
 
+// GetHostByCertFingerprint implements Queries.
 func (q *queries) GetHostByCertFingerprint(ctx context.Context, fingerprint string) (Host, error) {
 	if fingerprint == "" {
 		return Host{}, notFound("get", "host with this certificate")
@@ -143,6 +147,7 @@ func (q *queries) GetHostByCertFingerprint(ctx context.Context, fingerprint stri
 	return q.getHost(ctx, "host with certificate "+fingerprint, "h.cert_fingerprint = ?", fingerprint)
 }
 
+// ListHosts implements Queries.
 func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	var where []string
 	var args []any
@@ -174,6 +179,7 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	return out, err
 }
 
+// UpdateHost implements Queries.
 func (q *queries) UpdateHost(ctx context.Context, in *Host) error {
 	const op = "update"
 	h := *in
@@ -216,6 +222,7 @@ func (q *queries) UpdateHost(ctx context.Context, in *Host) error {
 // each, far below both backends' parameter limits).
 const statsChunk = 250
 
+// UpdateHostStats implements Queries.
 func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missing []string, err error) {
 	const op = "update stats"
 	if len(stats) == 0 {
@@ -286,6 +293,7 @@ func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missi
 	return missing, nil
 }
 
+// SetHostJoinToken implements Queries.
 func (q *queries) SetHostJoinToken(ctx context.Context, hostID, hash string, expires time.Time) error {
 	const op = "set join token"
 	obj := describe("host", "", hostID)
@@ -307,6 +315,7 @@ func (q *queries) SetHostJoinToken(ctx context.Context, hostID, hash string, exp
 	})
 }
 
+// ConsumeJoinToken implements Queries.
 func (q *queries) ConsumeJoinToken(ctx context.Context, hash string) (Host, error) {
 	const op = "consume"
 	const obj = "join token"
@@ -347,6 +356,7 @@ func (q *queries) ConsumeJoinToken(ctx context.Context, hash string) (Host, erro
 	return h, nil
 }
 
+// DeleteHost implements Queries.
 func (q *queries) DeleteHost(ctx context.Context, id string) error {
 	const op = "delete"
 	obj := describe("host", "", id)

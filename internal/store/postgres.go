@@ -138,8 +138,11 @@ func acquirePostgres(ctx context.Context, base *pgx.ConnConfig, schema, role str
 	return l, true, nil
 }
 
-func (l *pgLeadership) Role() string          { return l.role }
-func (l *pgLeadership) holder() any           { return nil }
+// Role implements Leadership.
+func (l *pgLeadership) Role() string { return l.role }
+func (l *pgLeadership) holder() any  { return nil }
+
+// Lost implements Leadership.
 func (l *pgLeadership) Lost() <-chan struct{} { return l.lost.ch }
 
 // watch pings the lock's connection: when it breaks, PostgreSQL has
@@ -173,6 +176,7 @@ func (l *pgLeadership) ping(ctx context.Context) error {
 	return err
 }
 
+// Check implements Leadership.
 func (l *pgLeadership) Check(ctx context.Context) error {
 	if l.lost.isLost() {
 		return newErr(ErrConflict, "check leadership", "role "+l.role, "", "the leadership was lost")
@@ -204,6 +208,7 @@ func (l *pgLeadership) end() {
 	})
 }
 
+// Release implements Leadership.
 func (l *pgLeadership) Release(ctx context.Context) error {
 	l.mu.Lock()
 	var err error

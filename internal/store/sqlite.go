@@ -112,11 +112,15 @@ type localLeadership struct {
 	owner *sqlStore
 }
 
-func (l *localLeadership) Role() string          { return l.role }
+// Role implements Leadership.
+func (l *localLeadership) Role() string { return l.role }
+
+// Lost implements Leadership.
 func (l *localLeadership) Lost() <-chan struct{} { return l.lost.ch }
 func (l *localLeadership) end()                  { l.lost.close() }
 func (l *localLeadership) holder() any           { return l.owner }
 
+// Check implements Leadership.
 func (l *localLeadership) Check(ctx context.Context) error {
 	if l.lost.isLost() {
 		return newErr(ErrConflict, "check leadership", "role "+l.role, "", "the leadership was released")
@@ -124,6 +128,7 @@ func (l *localLeadership) Check(ctx context.Context) error {
 	return nil
 }
 
+// Release implements Leadership.
 func (l *localLeadership) Release(ctx context.Context) error {
 	l.ls.remove(l.role, l)
 	l.lost.close()

@@ -48,6 +48,7 @@ func newSQLStore(db *sql.DB, d *dialect) *sqlStore {
 	return s
 }
 
+// Backend implements Store.
 func (s *sqlStore) Backend() Backend { return s.d.backend }
 
 func (s *sqlStore) check(op string) error {
@@ -64,6 +65,7 @@ func (s *sqlStore) check(op string) error {
 	return nil
 }
 
+// Ping implements Store.
 func (s *sqlStore) Ping(ctx context.Context) error {
 	if err := s.check("ping"); err != nil {
 		return err
@@ -75,6 +77,7 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SchemaVersion implements Store.
 func (s *sqlStore) SchemaVersion(ctx context.Context) (int, error) {
 	if err := s.check("read schema version"); err != nil {
 		return 0, err
@@ -86,6 +89,7 @@ func (s *sqlStore) SchemaVersion(ctx context.Context) (int, error) {
 	return int(v.Int64), nil
 }
 
+// TryAcquireLeadership implements Store.
 func (s *sqlStore) TryAcquireLeadership(ctx context.Context, role string) (Leadership, bool, error) {
 	if err := ValidName(role); err != nil {
 		return nil, false, invalid("acquire leadership", "", "role", "%s", err)
@@ -96,6 +100,7 @@ func (s *sqlStore) TryAcquireLeadership(ctx context.Context, role string) (Leade
 	return s.lead(ctx, role)
 }
 
+// Close implements Store.
 func (s *sqlStore) Close() error {
 	s.closeOnce.Do(func() {
 		errs := []error{s.db.Close()}

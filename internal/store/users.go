@@ -31,6 +31,7 @@ func checkUser(op string, u *User) error {
 	return nil
 }
 
+// CreateUser implements Queries.
 func (q *queries) CreateUser(ctx context.Context, u *User) error {
 	const op = "create"
 	c := *u
@@ -65,14 +66,17 @@ func (q *queries) getUser(ctx context.Context, object, where string, arg any) (U
 	return u, err
 }
 
+// GetUser implements Queries.
 func (q *queries) GetUser(ctx context.Context, id string) (User, error) {
 	return q.getUser(ctx, describe("user", "", id), "id = ?", id)
 }
 
+// GetUserByName implements Queries.
 func (q *queries) GetUserByName(ctx context.Context, name string) (User, error) {
 	return q.getUser(ctx, describe("user", name, ""), "name = ?", name)
 }
 
+// GetUserByTokenHash implements Queries.
 func (q *queries) GetUserByTokenHash(ctx context.Context, hash string) (User, error) {
 	if hash == "" {
 		return User{}, notFound("get", "user with this token")
@@ -80,6 +84,7 @@ func (q *queries) GetUserByTokenHash(ctx context.Context, hash string) (User, er
 	return q.getUser(ctx, "user with this token", "token_hash = ?", hash)
 }
 
+// ListUsers implements Queries.
 func (q *queries) ListUsers(ctx context.Context) ([]User, error) {
 	out := []User{}
 	err := q.read("list", func() error {
@@ -95,6 +100,7 @@ func (q *queries) ListUsers(ctx context.Context) ([]User, error) {
 	return out, err
 }
 
+// UpdateUser implements Queries.
 func (q *queries) UpdateUser(ctx context.Context, u *User) error {
 	const op = "update"
 	c := *u
@@ -123,6 +129,7 @@ func (q *queries) UpdateUser(ctx context.Context, u *User) error {
 	return err
 }
 
+// DeleteUser implements Queries.
 func (q *queries) DeleteUser(ctx context.Context, id string) error {
 	const op = "delete"
 	obj := describe("user", "", id)

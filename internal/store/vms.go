@@ -62,6 +62,7 @@ func (q *queries) checkVMRefs(ctx context.Context, op, obj string, v *VM) error 
 	return nil
 }
 
+// CreateVM implements Queries.
 func (q *queries) CreateVM(ctx context.Context, in *VM) error {
 	const op = "create"
 	v := *in
@@ -100,14 +101,17 @@ func (q *queries) getVM(ctx context.Context, object, where string, arg any) (VM,
 	return v, err
 }
 
+// GetVM implements Queries.
 func (q *queries) GetVM(ctx context.Context, id string) (VM, error) {
 	return q.getVM(ctx, describe("VM", "", id), "id = ?", id)
 }
 
+// GetVMByName implements Queries.
 func (q *queries) GetVMByName(ctx context.Context, name string) (VM, error) {
 	return q.getVM(ctx, describe("VM", name, ""), "name = ?", name)
 }
 
+// ListVMs implements Queries.
 func (q *queries) ListVMs(ctx context.Context, f VMFilter) ([]VM, error) {
 	var where []string
 	var args []any
@@ -144,6 +148,7 @@ func (q *queries) ListVMs(ctx context.Context, f VMFilter) ([]VM, error) {
 	return out, err
 }
 
+// UpdateVM implements Queries.
 func (q *queries) UpdateVM(ctx context.Context, in *VM) error {
 	const op = "update"
 	v := *in
@@ -191,6 +196,7 @@ func (q *queries) UpdateVM(ctx context.Context, in *VM) error {
 	return err
 }
 
+// DeleteVM implements Queries.
 func (q *queries) DeleteVM(ctx context.Context, id string) error {
 	const op = "delete"
 	obj := describe("VM", "", id)
