@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,6 +38,8 @@ type Agent struct {
 
 	capsMu   sync.RWMutex
 	capsRes  *caps.Result
+	capsDoc  []byte // the report as served, and its ETag
+	capsETag string
 	capsSeen string // fingerprint of what can change the report
 	capsTime time.Time
 
@@ -171,10 +176,28 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*caps.Report, e
 	if err != nil {
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
+	doc, err := json.MarshalIndent(res.Report, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	doc = append(doc, '\n')
+	sum := sha256.Sum256(doc)
 	a.capsMu.Lock()
 	a.capsRes, a.capsTime, a.capsSeen = res, time.Now(), a.capsFingerprint()
+	a.capsDoc, a.capsETag = doc, `"`+hex.EncodeToString(sum[:16])+`"`
 	a.capsMu.Unlock()
 	return res.Report, nil
+}
+
+// capabilitiesDocument returns the report as JSON with its ETag (the hash
+// of the document), computed once per collection.
+func (a *Agent) capabilitiesDocument(ctx context.Context, refresh bool) ([]byte, string, error) {
+	if _, err := a.Capabilities(ctx, refresh); err != nil {
+		return nil, "", err
+	}
+	a.capsMu.RLock()
+	defer a.capsMu.RUnlock()
+	return a.capsDoc, a.capsETag, nil
 }
 
 // capsFingerprint summarizes what can change the report: the online CPUs,

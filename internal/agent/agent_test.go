@@ -214,6 +214,12 @@ func TestRecoveryTakesOnlyOwnDomains(t *testing.T) {
 	f.addForeign("hand-made", "11111111-2222-4333-8444-555555555555", "")
 	f.addForeign("neighbour", "66666666-7777-4888-8999-000000000000", "another-host")
 
+	// A copy of our VM's XML defined by hand under another UUID carries our
+	// owner element: still not one of ours.
+	x, _ := f.DomainXML(context.Background(), libvirtconn.Domain{UUID: mine.ID}, true)
+	copyUUID := "99999999-8888-4777-8666-555555555555"
+	f.doms[copyUUID] = &fakeDomain{d: libvirtconn.Domain{Name: "copy", UUID: copyUUID}, xml: x, state: libvirtconn.StateRunning}
+
 	restarted := newTestAgent(t, f)
 	if err := restarted.recover(context.Background(), f); err != nil {
 		t.Fatal(err)
@@ -225,7 +231,7 @@ func TestRecoveryTakesOnlyOwnDomains(t *testing.T) {
 	if len(vms) != 1 || vms[0].ID != mine.ID || vms[0].State != api.StateRunning {
 		t.Fatalf("recovered %+v; want only %s, running", vms, mine.ID)
 	}
-	for _, id := range []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-000000000000"} {
+	for _, id := range []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-000000000000", copyUUID} {
 		if _, err := restarted.Act(context.Background(), id, "destroy"); asAPIError(err).Code != CodeVMNotFound {
 			t.Errorf("acted on a foreign domain %s: %v", id, err)
 		}

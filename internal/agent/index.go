@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 
 	"polyvirt/internal/libvirtconn"
@@ -131,6 +132,12 @@ func (a *Agent) readEntry(ctx context.Context, c libvirtconn.AgentConn, d libvir
 	}
 	if o.Host != a.cfg.HostID {
 		return nil, errOtherHost
+	}
+	// The agent gives every domain its VM's id as UUID: a domain whose
+	// owner element names another VM is a copy of one (its XML defined
+	// again by hand), not a VM of ours.
+	if !strings.EqualFold(o.VM, d.UUID) {
+		return nil, errNotOwned
 	}
 	return &vmEntry{ID: o.VM, Name: d.Name, Arch: o.Arch, Fake: o.FakeKVM, Domain: d, Definition: []byte(o.Definition)}, nil
 }
