@@ -18,6 +18,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/caps"
+	"polyvirt/internal/firmware"
 	"polyvirt/internal/hostinfo"
 	"polyvirt/internal/hoststats"
 	"polyvirt/internal/libvirtconn"
@@ -48,6 +49,7 @@ type Agent struct {
 	hub   *eventHub
 
 	stats *statsKeeper
+	fw    *firmware.Manager
 }
 
 // New makes an agent from a configuration (defaults applied) and decides
@@ -134,6 +136,9 @@ func (a *Agent) consoleDir() string { return filepath.Join(a.cfg.DataDir, "conso
 // the background work (events, statistics, capabilities refresh) until ctx
 // ends. A libvirt that is down is retried in the background.
 func (a *Agent) Start(ctx context.Context) error {
+	if err := a.openFirmware(ctx); err != nil {
+		return fmt.Errorf("firmware: %w", err)
+	}
 	if _, err := a.Capabilities(ctx, false); err != nil {
 		return err
 	}
@@ -176,6 +181,7 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*caps.Report, e
 	if err != nil {
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
+	a.withFirmwareLevels(ctx, res.Report)
 	doc, err := json.MarshalIndent(res.Report, "", "  ")
 	if err != nil {
 		return nil, err

@@ -66,6 +66,10 @@ type Config struct {
 	// StatsInterval is how often host and VM statistics are sampled
 	// (default 5 s).
 	StatsInterval Duration `json:"stats_interval"`
+	// Firmware says where the system firmware tools are (POWER hosts).
+	Firmware FirmwareConfig `json:"firmware"`
+	// MaxFirmwareBytes limits an uploaded firmware image (default 1 GiB).
+	MaxFirmwareBytes int64 `json:"max_firmware_bytes"`
 }
 
 // TLSFiles are the agent's certificate files.
@@ -173,6 +177,9 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return c, fmt.Errorf("max_body_bytes %d: at least 1024", c.MaxBodyBytes)
+	}
+	if c.MaxFirmwareBytes == 0 {
+		c.MaxFirmwareBytes = 1 << 30
 	}
 	if c.RequestTimeout.Duration == 0 {
 		c.RequestTimeout.Duration = 30 * time.Second

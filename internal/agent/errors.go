@@ -29,6 +29,7 @@ const (
 	CodeNoConsole        = "VM_HAS_NO_CONSOLE"
 	CodeInternal         = "INTERNAL_ERROR"
 	CodeNotFound         = "NOT_FOUND"
+	CodeFirmwareLocked   = "HOST_LOCKED_BY_FIRMWARE_UPDATE"
 )
 
 // Error is an API error: an HTTP status, a stable code, a message, and for
@@ -61,6 +62,9 @@ func asAPIError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if fe := firmwareError(err); fe != nil {
+		return fe
 	}
 	var ve vmspec.Errors
 	if errors.As(err, &ve) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	_ "embed"
@@ -105,6 +106,57 @@ func (a *Agent) Handler() http.Handler {
 		a.serveConsole(w, r, r.PathValue("id"))
 	})
 	mux.HandleFunc("GET /v1/events", a.serveEvents)
+	mux.HandleFunc("GET /v1/firmware", a.plain(func(w http.ResponseWriter, r *http.Request) error {
+		st, err := a.FirmwareStatus(r.Context())
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, st)
+	}))
+	mux.HandleFunc("POST /v1/firmware/image", func(w http.ResponseWriter, r *http.Request) {
+		// An image is large and may come slowly: its own limits.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(30 * time.Minute))
+		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxFirmwareBytes)
+		name := r.URL.Query().Get("name")
+		op, err := a.FirmwareUpload(r.Context(), r.Body, name, who(r))
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			err = apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "firmware image larger than %d bytes", a.cfg.MaxFirmwareBytes)
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		_ = writeJSON(w, http.StatusOK, op)
+	})
+	mux.HandleFunc("POST /v1/firmware/{step}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			// Maintenance is the engine's assertion that it holds the
+			// host in Maintenance (flash only).
+			Maintenance bool `json:"maintenance"`
+		}
+		b, err := a.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		if len(b) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&body); err != nil {
+				return apiErr(http.StatusBadRequest, CodeBadRequest, "request body: %v", err)
+			}
+		}
+		op, done, err := a.FirmwareAction(r.Context(), r.PathValue("step"), who(r), body.Maintenance)
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if !done {
+			status = http.StatusAccepted
+		}
+		return writeJSON(w, status, op)
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
 	})
@@ -240,3 +292,15 @@ func (a *Agent) tlsConfig() (*tls.Config, error) {
 
 // Close releases the libvirt connection.
 func (a *Agent) Close() { a.conn.close() }
+
+// who is the user a request acts for: the engine names it in
+// X-Polyvirt-User; otherwise the client certificate's subject.
+func who(r *http.Request) string {
+	if u := r.Header.Get("X-Polyvirt-User"); u != "" && len(u) <= 128 {
+		return u
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	return "unknown"
+}

@@ -292,6 +292,9 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, 
 		if !stopped {
 			return noop(fmt.Sprintf("VM %s is already %s", e.Name, stateOf(st)))
 		}
+		if err := a.hostLocked(); err != nil {
+			return nil, err
+		}
 		// Every boot gets a fresh console log.
 		_ = os.Remove(a.consoleLog(e.ID))
 		err = c.StartDomain(ctx, e.Domain)
@@ -326,6 +329,9 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, 
 	case "resume":
 		if running {
 			return noop(fmt.Sprintf("VM %s is already running", e.Name))
+		}
+		if err := a.hostLocked(); err != nil {
+			return nil, err
 		}
 		if st != libvirtconn.StatePaused {
 			return nil, apiErr(http.StatusConflict, CodeVMNotPaused, "VM %s is %s; only a paused VM resumes", e.Name, stateOf(st))

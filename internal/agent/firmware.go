@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/arch"
+	"polyvirt/internal/caps"
+	"polyvirt/internal/firmware"
+	"polyvirt/internal/hostexec"
+	"polyvirt/internal/profiles"
+)
+
+// FirmwareConfig says how the agent reaches the host's firmware tools.
+type FirmwareConfig struct {
+	// Path is the PATH lsmcode and update_flash are looked up in (default
+	// the agent's own PATH plus /usr/sbin and /sbin).
+	Path string `json:"path"`
+	// Env are extra environment variables for the tools (NAME=value).
+	Env []string `json:"env"`
+	// Root is the filesystem root the device tree and the kernel boot id
+	// are read from (default "/", or the profile's root).
+	Root string `json:"root"`
+}
+
+// FirmwareStatus is the answer of GET /v1/firmware.
+type FirmwareStatus struct {
+	// Supported tells whether polyvirt updates this host's system
+	// firmware (POWER hosts with update_flash).
+	Supported bool               `json:"supported"`
+	Inventory firmware.Inventory `json:"inventory"`
+	// Operation is the current or last update, nil when there was none.
+	Operation *firmware.Operation `json:"operation,omitempty"`
+}
+
+// openFirmware opens the firmware manager of this host and settles an
+// operation a restart or a reboot interrupted.
+func (a *Agent) openFirmware(ctx context.Context) error {
+	fc := a.cfg.Firmware
+	path := fc.Path
+	if path == "" {
+		path = os.Getenv("PATH") + ":/usr/sbin:/sbin"
+	}
+	var root fs.FS = os.DirFS("/")
+	hostArch := a.realArch
+	if a.cfg.Profile != "" {
+		p, err := profiles.Get(a.cfg.Profile)
+		if err != nil {
+			return err
+		}
+		root, hostArch = p.Root, p.Arch
+	}
+	if fc.Root != "" {
+		root = os.DirFS(fc.Root)
+	}
+	if a.cfg.FakeArch != "" {
+		hostArch = arch.Arch(a.cfg.FakeArch)
+	}
+	m, err := firmware.Open(firmware.Config{
+		DataDir: a.cfg.DataDir,
+		Arch:    hostArch,
+		Runner:  &hostexec.Exec{Path: path, Env: fc.Env},
+		Root:    root,
+	})
+	if err != nil {
+		return err
+	}
+	a.fw = m
+	if m.Supported() {
+		if op, err := m.Resume(ctx, "agent"); err != nil {
+			a.log.Warn("firmware operation could not be checked after the restart", "err", err)
+		} else if op.ID != "" {
+			a.log.Info("firmware operation", "id", op.ID, "state", op.State)
+		}
+	}
+	return nil
+}
+
+// FirmwareStatus reports the inventory and the operation. While a flash
+// waits for its reboot it checks whether the host has rebooted.
+func (a *Agent) FirmwareStatus(ctx context.Context) (*FirmwareStatus, error) {
+	st := &FirmwareStatus{Supported: a.fw.Supported()}
+	op := a.fw.Status()
+	if st.Supported && (op.State == firmware.StateRebooting || op.State == firmware.StateFlashing) {
+		if resumed, err := a.fw.Resume(ctx, "agent"); err == nil {
+			op = resumed
+		}
+	}
+	if op.ID != "" {
+		st.Operation = &op
+	}
+	inv, err := a.fw.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.Inventory = inv
+	return st, nil
+}
+
+// stepWait is how long a firmware step request waits for the step to end
+// before answering 202 Accepted (the step goes on; GET /v1/firmware tells
+// its progress). Refusals come back at once.
+const stepWait = 2 * time.Second
+
+// FirmwareAction runs one step of the update workflow. who is the user the
+// engine acts for; flash asks the engine's maintenance assertion. The step
+// runs on its own (the tools take minutes, and a reboot may end the
+// agent): done reports whether it ended within stepWait.
+func (a *Agent) FirmwareAction(ctx context.Context, step, who string, maintenance bool) (op *firmware.Operation, done bool, err error) {
+	type result struct {
+		op  *firmware.Operation
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		op, err := a.firmwareStep(context.Background(), step, who, maintenance)
+		ch <- result{op, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.op, true, r.err
+	case <-time.After(stepWait):
+		cur := a.fw.Status()
+		return &cur, false, nil
+	case <-ctx.Done():
+		cur := a.fw.Status()
+		return &cur, false, nil
+	}
+}
+
+func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance bool) (*firmware.Operation, error) {
+	var (
+		op  firmware.Operation
+		err error
+	)
+	switch step {
+	case "validate":
+		op, err = a.fw.Validate(ctx, who)
+	case "flash":
+		op, err = a.fw.Flash(ctx, who, func(ctx context.Context) (firmware.Preconditions, error) {
+			n, err := a.runningVMs(ctx)
+			return firmware.Preconditions{Maintenance: maintenance, RunningVMs: n}, err
+		})
+	case "commit":
+		op, err = a.fw.Commit(ctx, who)
+	case "reject":
+		op, err = a.fw.Reject(ctx, who)
+	case "cancel":
+		op, err = a.fw.Cancel(ctx, who, "cancelled by "+who)
+	default:
+		return nil, apiErr(http.StatusNotFound, CodeUnknownAction, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// FirmwareUpload stores an image (the vendor's RPM or a bare .img).
+func (a *Agent) FirmwareUpload(ctx context.Context, r io.Reader, name, who string) (*firmware.Operation, error) {
+	op, err := a.fw.Upload(ctx, r, name, who)
+	if err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// runningVMs counts the VMs of this agent that run (or are paused: their
+// memory is live).
+func (a *Agent) runningVMs(ctx context.Context) (int, error) {
+	c, err := a.conn.get()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range a.index.list() {
+		st, err := c.DomainState(ctx, e.Domain)
+		if err != nil {
+			return 0, err
+		}
+		if stateOf(st) != api.StateDefined {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// hostLocked refuses to start a VM while a firmware flash holds the host.
+func (a *Agent) hostLocked() error {
+	if a.fw != nil && a.fw.HostLocked() {
+		return apiErr(http.StatusConflict, CodeFirmwareLocked, "a firmware update holds this host (%s); VMs start again once it ends", a.fw.Status().State)
+	}
+	return nil
+}
+
+// withFirmwareLevels adds the system firmware levels lsmcode reports (FSP
+// POWER hosts) to a capabilities report.
+func (a *Agent) withFirmwareLevels(ctx context.Context, r *caps.Report) {
+	if a.fw == nil || !a.fw.Supported() {
+		return
+	}
+	inv, err := a.fw.Inventory(ctx)
+	if err != nil || inv.System == nil {
+		return
+	}
+	s := inv.System
+	for _, l := range []struct {
+		side  string
+		level firmware.Level
+	}{{"temporary", s.Temporary}, {"permanent", s.Permanent}, {"booted", s.Booted}} {
+		if l.level.Name != "" {
+			r.Firmware = append(r.Firmware, caps.Firmware{Component: "system-" + l.side, Version: levelText(l.level)})
+		}
+	}
+}
+
+func levelText(l firmware.Level) string {
+	if l.Image != "" {
+		return l.Name + " (" + l.Image + ")"
+	}
+	return l.Name
+}
+
+// firmwareError maps the workflow's codes to HTTP statuses.
+func firmwareError(err error) *Error {
+	var fe *firmware.Error
+	if !errors.As(err, &fe) {
+		return nil
+	}
+	status := http.StatusBadGateway
+	switch fe.Code {
+	case firmware.CodeNotSupportedOnArch:
+		status = http.StatusUnprocessableEntity
+	case firmware.CodeOperationActive, firmware.CodeBusy, firmware.CodeWrongState, firmware.CodeNoOperation,
+		firmware.CodeNotMaintenance, firmware.CodeVMsRunning, firmware.CodeNewLevelNotUp, firmware.CodeRebootPending,
+		firmware.CodePrecondition:
+		status = http.StatusConflict
+	case firmware.CodeImageTooLarge:
+		status = http.StatusRequestEntityTooLarge
+	case firmware.CodeImageInvalid, firmware.CodeRPMNoImage, firmware.CodeImageWrongMachine, firmware.CodeImageChanged, firmware.CodeImageMissing:
+		status = http.StatusUnprocessableEntity
+	case firmware.CodeStateFile:
+		status = http.StatusInternalServerError
+	}
+	msg := fe.Message
+	if fe.Field != "" && !strings.Contains(msg, fe.Field) {
+		msg = fmt.Sprintf("%s: %s", fe.Field, msg)
+	}
+	return &Error{Status: status, Code: fe.Code, Message: msg}
+}

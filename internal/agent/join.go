@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/engine/enroll"
+	"polyvirt/internal/pki"
+)
+
+// EnrollmentFile is the record of an agent's enrollment in its data
+// directory (which engine, as which host).
+const EnrollmentFile = "enrollment.json"
+
+// Enrollment is an agent's enrollment by an engine: the engine's answer
+// and the private key the certificate belongs to.
+type Enrollment struct {
+	enroll.JoinResponse
+	// Engine is the engine's URL.
+	Engine string `json:"engine"`
+	// CAFingerprint is the engine CA's SHA-256 (the token's hash).
+	CAFingerprint string `json:"caFingerprint"`
+	// Joined is when the engine answered.
+	Joined time.Time `json:"joined"`
+	// KeyPEM is the agent's private key (never sent, never in the record).
+	KeyPEM []byte `json:"-"`
+}
+
+// Enroll runs the agent's side of the join protocol (package enroll) in
+// memory: it makes a key pair and a certificate request, connects to the
+// engine over HTTPS and checks, before sending anything, that the engine's
+// certificate chains to the CA whose hash is in the token (and names the
+// engine's host), posts the token and the request to /api/v1/join, and
+// checks the answer: the CA is the token's, the certificate is for this
+// key and signed by that CA. The engine consumes the token; a refused
+// token (forged, expired, used) is an error that says which.
+func Enroll(ctx context.Context, engineURL, token string, timeout time.Duration) (*Enrollment, error) {
+	tok, err := enroll.ParseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(engineURL), "/"))
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("--engine %q: want https://HOST:PORT", engineURL)
+	}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	csrPEM, keyPEM, err := pki.NewCSR("polyvirt-agent")
+	if err != nil {
+		return nil, err
+	}
+	host := u.Hostname()
+	tlsCfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The chain is checked against the token's CA hash below.
+		InsecureSkipVerify: true,
+		VerifyConnection:   func(cs tls.ConnectionState) error { return verifyEngine(cs, tok.CAHash, host) },
+	}
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}}
+	defer client.CloseIdleConnections()
+	body, _ := json.Marshal(enroll.JoinRequest{Token: tok.String(), CSR: string(csrPEM)})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+u.Host+"/api/v1/join", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("join %s: %w", u.Host, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("join %s: reading the answer: %w", u.Host, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb api.ErrorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+			return nil, &JoinError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return nil, &JoinError{Status: resp.StatusCode, Code: "HTTP_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+	}
+	var jr enroll.JoinResponse
+	if err := json.Unmarshal(b, &jr); err != nil {
+		return nil, fmt.Errorf("join %s: the answer is not a join response: %v", u.Host, err)
+	}
+	if err := checkEnrollment(jr, tok.CAHash, keyPEM); err != nil {
+		return nil, fmt.Errorf("join %s: %w", u.Host, err)
+	}
+	return &Enrollment{JoinResponse: jr, Engine: "https://" + u.Host, CAFingerprint: tok.CAHash,
+		Joined: time.Now().UTC(), KeyPEM: keyPEM}, nil
+}
+
+// JoinError is an engine's refusal of a join.
+type JoinError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *JoinError) Error() string {
+	return fmt.Sprintf("the engine refused the join: %s: %s", e.Code, e.Message)
+}
+
+// verifyEngine accepts the engine when a CA certificate of its chain has
+// the token's hash, its certificate chains to that CA for server use, and
+// names host.
+func verifyEngine(cs tls.ConnectionState, caHash, host string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("the engine sent no certificate")
+	}
+	var ca *x509.Certificate
+	for _, c := range cs.PeerCertificates {
+		if c.IsCA && enroll.CAHash(c) == caHash {
+			ca = c
+			break
+		}
+	}
+	if ca == nil {
+		return fmt.Errorf("the engine's certificate chain does not hold the CA of the join token (SHA-256 %.16s…): this is not the engine that issued the token", caHash)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("the engine's certificate is not signed by the join token's CA: %v", err)
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		return fmt.Errorf("the engine's certificate is not valid for %q (it names %s): use one of those names in --engine, or give the engine that name (polyvirt engine cert)",
+			host, strings.Join(append(append([]string{}, leaf.DNSNames...), ipStrings(leaf.IPAddresses)...), ", "))
+	}
+	return nil
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
+
+// checkEnrollment checks the engine's answer: its CA is the token's, the
+// certificate is signed by it, for this key, for server and client use.
+func checkEnrollment(jr enroll.JoinResponse, caHash string, keyPEM []byte) error {
+	ca, err := pki.ParseCertificate([]byte(jr.CACert))
+	if err != nil {
+		return fmt.Errorf("the CA in the answer: %v", err)
+	}
+	if enroll.CAHash(ca) != caHash {
+		return errors.New("the CA in the answer is not the join token's")
+	}
+	cert, err := pki.ParseCertificate([]byte(jr.Cert))
+	if err != nil {
+		return fmt.Errorf("the certificate in the answer: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			return fmt.Errorf("the certificate in the answer: %v", err)
+		}
+	}
+	pair, err := tls.X509KeyPair([]byte(jr.Cert), keyPEM)
+	if err != nil {
+		return fmt.Errorf("the certificate in the answer is not for this agent's key: %v", err)
+	}
+	if s, ok := pair.PrivateKey.(crypto.Signer); !ok || s == nil {
+		return errors.New("the agent's key cannot sign")
+	}
+	if jr.HostName == "" || jr.Address == "" {
+		return errors.New("the answer names no host")
+	}
+	return nil
+}
+
+// Save writes the enrollment into an agent data directory: ca.pem (the
+// engine CA, from now on the only CA whose client certificates the agent
+// accepts), agent.pem, agent-key.pem (0600) and enrollment.json. The
+// directory is created (0700) when missing.
+func (e *Enrollment) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	rec, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"agent-key.pem", e.KeyPEM, 0o600},
+		{"agent.pem", []byte(e.Cert), 0o644},
+		{"ca.pem", []byte(e.CACert), 0o644},
+		{EnrollmentFile, append(rec, '\n'), 0o644},
+	} {
+		if err := pki.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Join enrolls this agent with an engine (Enroll) and writes the result
+// into dataDir (Save). Nothing is written when the engine refuses.
+func Join(ctx context.Context, engineURL, token, dataDir string, timeout time.Duration) (*Enrollment, error) {
+	if strings.TrimSpace(dataDir) == "" {
+		return nil, errors.New("no data directory (--data-dir)")
+	}
+	e, err := Enroll(ctx, engineURL, token, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Save(dataDir); err != nil {
+		return nil, fmt.Errorf("enrolled as host %s, but writing %s failed (issue a new token and join again): %w", e.HostName, dataDir, err)
+	}
+	return e, nil
+}
