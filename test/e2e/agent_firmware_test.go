@@ -48,7 +48,9 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 		t.Fatalf("inventory: %+v", st)
 	}
 	// The capabilities show the system firmware levels too.
-	var caps struct{ Firmware []struct{ Component, Version string } }
+	var caps struct {
+		Firmware []struct{ Component, Version string }
+	}
 	p.do("GET", "/v1/capabilities", nil, &caps)
 	found := false
 	for _, f := range caps.Firmware {
