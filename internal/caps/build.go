@@ -17,6 +17,10 @@ type Input struct {
 	// is empty when it was skipped on purpose).
 	Libvirt      *virtcaps.Live
 	LibvirtError string
+	// CPUSource, when set, is where the usable CPU models are read from
+	// instead of Libvirt: a profile host's own documents, when Libvirt is
+	// the daemon that emulates it.
+	CPUSource *virtcaps.Live
 	// FakeArch, when set, is the effective architecture of a fake-KVM
 	// host (VDSM's fake_kvm_architecture).
 	FakeArch arch.Arch
@@ -149,7 +153,11 @@ func flagsPart(r *Report, h *hostinfo.Host, in Input, realSpec, effSpec *archspe
 	}
 	flags := spec.HostFlags(h.CPU.Flags)
 	var models []string
-	if dc := nativeDomainCaps(in.Libvirt, spec); dc != nil {
+	src := in.Libvirt
+	if in.CPUSource != nil {
+		src = in.CPUSource
+	}
+	if dc := nativeDomainCaps(src, spec); dc != nil {
 		models = spec.UsableCPUModels(hostModelOf(dc), usableModels(dc))
 	}
 	if models == nil {

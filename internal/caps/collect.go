@@ -100,6 +100,16 @@ func Collect(ctx context.Context, opts Options) (*Result, error) {
 		in.Profile = prof.Name
 	}
 	live, lerr := libvirtFacts(ctx, opts, prof, source, tcgUnlessKVM(host, opts.FakeArch))
+	if prof != nil && opts.LibvirtURI != "" && opts.LibvirtURI != LibvirtNone {
+		// A profile host asks a daemon for what the local QEMU emulates,
+		// but its CPU is the profile's: read its models from the profile's
+		// own documents (a POWER8 is not a POWER10 because TCG is).
+		own, err := libvirtFacts(ctx, Options{}, prof, source, "")
+		if err != nil {
+			return nil, err
+		}
+		in.CPUSource = own
+	}
 	switch {
 	case lerr != nil && !errors.Is(lerr, libvirtconn.ErrUnavailable):
 		return nil, lerr
