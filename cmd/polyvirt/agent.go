@@ -54,6 +54,7 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 				}
 			}
 			override("host-id", &base.HostID, cfg.HostID)
+			override("domain-prefix", &base.DomainPrefix, cfg.DomainPrefix)
 			override("listen", &base.Listen, cfg.Listen)
 			override("data-dir", &base.DataDir, cfg.DataDir)
 			override("libvirt", &base.LibvirtURI, cfg.LibvirtURI)
@@ -77,6 +78,7 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 	f := cmd.Flags()
 	f.StringVarP(&configFile, "config", "c", "", "YAML configuration file")
 	f.StringVar(&cfg.HostID, "host-id", "", "this host's id (default: the hostname)")
+	f.StringVar(&cfg.DomainPrefix, "domain-prefix", "", "prefix of libvirt domain names (several agents on one libvirtd)")
 	f.StringVar(&cfg.Listen, "listen", "", "HTTPS listen address (default 127.0.0.1:7443)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default /var/lib/polyvirt/agent)")
 	f.StringVar(&cfg.LibvirtURI, "libvirt", "", "libvirt URI (default qemu:///system)")

@@ -303,3 +303,39 @@ func TestDeleteNeedsAStoppedVMOrForce(t *testing.T) {
 		t.Errorf("domains left: %d", len(f.doms))
 	}
 }
+
+// TestDomainPrefixLetsTwoAgentsRunOneVM: with domain prefixes, two agents on
+// one libvirtd define the same VM (same id and name) without clashing, each
+// seeing only its own domain (an HA restart in a lab).
+func TestDomainPrefixLetsTwoAgentsRunOneVM(t *testing.T) {
+	f := newFakeConn()
+	a := newTestAgent(t, f)
+	b := newTestAgent(t, f)
+	a.cfg.HostID, a.cfg.DomainPrefix = "power8-a", "power8-a-"
+	b.cfg.HostID, b.cfg.DomainPrefix = "power8-b", "power8-b-"
+	def := `{"name": "ha-vm", "uuid": "0f0e0d0c-0b0a-4908-8706-050403020100", "arch": "ppc64le", "memory": {"sizeMiB": 512}}`
+	va := create(t, a, def)
+	vb := create(t, b, def)
+	if va.ID != vb.ID || va.Name != "ha-vm" || vb.Name != "ha-vm" {
+		t.Fatalf("VMs %+v / %+v", va, vb)
+	}
+	names := map[string]bool{}
+	uuids := map[string]bool{}
+	for _, d := range f.doms {
+		names[d.d.Name], uuids[d.d.UUID] = true, true
+	}
+	if !names["power8-a-ha-vm"] || !names["power8-b-ha-vm"] || len(uuids) != 2 || uuids[va.ID] {
+		t.Errorf("domains %v %v; want two prefixed names and two derived UUIDs", names, uuids)
+	}
+	for _, ag := range []*Agent{a, b} {
+		restarted := newTestAgent(t, f)
+		restarted.cfg = ag.cfg
+		if err := restarted.recover(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+		vms, _ := restarted.ListVMs(context.Background())
+		if len(vms) != 1 || vms[0].ID != va.ID || vms[0].Name != "ha-vm" || vms[0].Host != ag.cfg.HostID {
+			t.Errorf("%s recovers %+v", ag.cfg.HostID, vms)
+		}
+	}
+}

@@ -38,6 +38,12 @@ type Config struct {
 	// HostID names this host; it marks the domains the agent owns, so two
 	// agents on one libvirtd keep apart. Default: the hostname.
 	HostID string `json:"host_id"`
+	// DomainPrefix, when set, is put before every libvirt domain name, and
+	// the domain UUIDs are derived from the VM id and the host id instead of
+	// being the VM id: several agents on one libvirtd (a lab) can then each
+	// run the same VM (an HA restart elsewhere) without name or UUID
+	// clashes. Leave it empty on a real host.
+	DomainPrefix string `json:"domain_prefix"`
 	// Listen is the HTTPS address of the API (default 127.0.0.1:7443).
 	Listen string `json:"listen"`
 	// DataDir holds the agent's files: certificates, console logs
@@ -131,6 +137,9 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if !validHostID(c.HostID) {
 		return c, fmt.Errorf("host_id %q: use 1-63 letters, digits, '.', '_' or '-'", c.HostID)
+	}
+	if c.DomainPrefix != "" && (len(c.DomainPrefix) > 32 || !validHostID(c.DomainPrefix)) {
+		return c, fmt.Errorf("domain_prefix %q: use up to 32 letters, digits, '.', '_' or '-'", c.DomainPrefix)
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7443"

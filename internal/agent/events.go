@@ -50,7 +50,7 @@ func (h *eventHub) publish(ev api.Event) {
 // owns into VM events, until the stream ends.
 func (a *Agent) pumpEvents(ctx context.Context, c libvirtconn.AgentConn, events <-chan libvirtconn.LifecycleEvent) {
 	for ev := range events {
-		e, ok := a.index.get(ev.Domain.UUID)
+		e, ok := a.index.byDomainUUID(ev.Domain.UUID)
 		if !ok {
 			if a.index.isForeign(ev.Domain.UUID) || ev.Event == libvirtconn.EventUndefined {
 				continue

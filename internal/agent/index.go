@@ -25,16 +25,17 @@ type vmEntry struct {
 	MemoryMiB uint64
 }
 
-// vmIndex maps VM ids to entries.
+// vmIndex maps VM ids (and domain UUIDs) to entries.
 type vmIndex struct {
-	mu  sync.RWMutex
-	vms map[string]*vmEntry
+	mu       sync.RWMutex
+	vms      map[string]*vmEntry
+	byDomain map[string]*vmEntry
 	// foreign remembers domain UUIDs known not to be ours.
 	foreign map[string]bool
 }
 
 func newVMIndex() *vmIndex {
-	return &vmIndex{vms: map[string]*vmEntry{}, foreign: map[string]bool{}}
+	return &vmIndex{vms: map[string]*vmEntry{}, byDomain: map[string]*vmEntry{}, foreign: map[string]bool{}}
 }
 
 func (x *vmIndex) get(id string) (*vmEntry, bool) {
@@ -44,16 +45,28 @@ func (x *vmIndex) get(id string) (*vmEntry, bool) {
 	return e, ok
 }
 
+// byDomainUUID finds the entry of a libvirt domain.
+func (x *vmIndex) byDomainUUID(uuid string) (*vmEntry, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.byDomain[uuid]
+	return e, ok
+}
+
 func (x *vmIndex) put(e *vmEntry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.vms[e.ID] = e
-	delete(x.foreign, e.ID)
+	x.byDomain[e.Domain.UUID] = e
+	delete(x.foreign, e.Domain.UUID)
 }
 
 func (x *vmIndex) remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if e, ok := x.vms[id]; ok {
+		delete(x.byDomain, e.Domain.UUID)
+	}
 	delete(x.vms, id)
 }
 
@@ -86,6 +99,10 @@ func (x *vmIndex) replace(vms map[string]*vmEntry, foreign map[string]bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.vms, x.foreign = vms, foreign
+	x.byDomain = make(map[string]*vmEntry, len(vms))
+	for _, e := range vms {
+		x.byDomain[e.Domain.UUID] = e
+	}
 }
 
 // recover rebuilds the index from libvirt: every domain whose owner element
@@ -133,11 +150,15 @@ func (a *Agent) readEntry(ctx context.Context, c libvirtconn.AgentConn, d libvir
 	if o.Host != a.cfg.HostID {
 		return nil, errOtherHost
 	}
-	// The agent gives every domain its VM's id as UUID: a domain whose
-	// owner element names another VM is a copy of one (its XML defined
-	// again by hand), not a VM of ours.
-	if !strings.EqualFold(o.VM, d.UUID) {
+	// The agent gives every domain a UUID derived from its VM's id: a
+	// domain whose owner element names another VM is a copy of one (its
+	// XML defined again by hand), not a VM of ours.
+	if !strings.EqualFold(a.domainUUID(o.VM), d.UUID) {
 		return nil, errNotOwned
 	}
-	return &vmEntry{ID: o.VM, Name: d.Name, Arch: o.Arch, Fake: o.FakeKVM, Domain: d, Definition: []byte(o.Definition)}, nil
+	name := o.Name
+	if name == "" {
+		name = strings.TrimPrefix(d.Name, a.cfg.DomainPrefix)
+	}
+	return &vmEntry{ID: o.VM, Name: name, Arch: o.Arch, Fake: o.FakeKVM, Domain: d, Definition: []byte(o.Definition)}, nil
 }

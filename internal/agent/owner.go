@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"crypto/sha1"
 	"encoding/xml"
 	"errors"
 	"fmt"
 
 	"libvirt.org/go/libvirtxml"
+
+	"polyvirt/internal/libvirtconn"
 )
 
 // OwnerNamespace is the XML namespace of the agent's element in a domain's
@@ -18,11 +21,30 @@ const OwnerNamespace = "urn:polyvirt:agent:1"
 type Owner struct {
 	XMLName    xml.Name `xml:"urn:polyvirt:agent:1 owner"`
 	VM         string   `xml:"vm,attr"`
+	Name       string   `xml:"name,attr,omitempty"`
 	Host       string   `xml:"host,attr"`
 	Arch       string   `xml:"arch,attr"`
 	FakeKVM    bool     `xml:"fakeKvm,attr,omitempty"`
 	Definition string   `xml:"definition"`
 }
+
+// domainUUID is the libvirt UUID of a VM's domain on this host: the VM id
+// itself, or with a domain prefix a UUID derived from the VM id and the host
+// id (name-based, SHA-1, RFC 9562 version 5 layout).
+func (a *Agent) domainUUID(vmID string) string {
+	if a.cfg.DomainPrefix == "" {
+		return vmID
+	}
+	sum := sha1.Sum([]byte("polyvirt/" + a.cfg.HostID + "/" + vmID))
+	var u [16]byte
+	copy(u[:], sum[:16])
+	u[6] = u[6]&0x0f | 0x50
+	u[8] = u[8]&0x3f | 0x80
+	return libvirtconn.FormatUUID(u)
+}
+
+// domainName is the libvirt name of a VM's domain on this host.
+func (a *Agent) domainName(vmName string) string { return a.cfg.DomainPrefix + vmName }
 
 // markOwner appends the owner element to the domain's metadata. encoding/xml
 // escapes every value, so nothing in the definition can inject elements.

@@ -106,6 +106,8 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
 	if (render.Console.Type == "" || render.Console.Type == "pty") && render.Console.Log == "" {
 		render.Console.Log = a.consoleLog(id)
 	}
+	// The domain's own name and UUID (with a domain prefix, per host).
+	render.Name, render.UUID = a.domainName(def.Name), a.domainUUID(id)
 	valid, err := vmspec.Validate(render, vmspec.Options{Host: report})
 	if err != nil {
 		return nil, err
@@ -115,7 +117,7 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
 		return nil, apiErr(http.StatusUnprocessableEntity, CodeInvalidDef, "%v", err)
 	}
 	vm := valid.VM()
-	if err := markOwner(dom, Owner{VM: id, Host: a.cfg.HostID, Arch: vm.Arch, FakeKVM: a.fake, Definition: string(original)}); err != nil {
+	if err := markOwner(dom, Owner{VM: id, Name: def.Name, Host: a.cfg.HostID, Arch: vm.Arch, FakeKVM: a.fake, Definition: string(original)}); err != nil {
 		return nil, err
 	}
 	xml, err := domxml.Marshal(dom)
@@ -134,16 +136,16 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
 	if d, err := c.LookupDomain(ctx, vm.Name); err == nil {
 		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain named %q already exists on this host (uuid %s)", vm.Name, d.UUID)
 	}
-	if d, err := c.LookupDomainByUUID(ctx, id); err == nil {
-		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain with uuid %s already exists on this host (%s)", id, d.Name)
+	if d, err := c.LookupDomainByUUID(ctx, render.UUID); err == nil {
+		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain with uuid %s already exists on this host (%s)", render.UUID, d.Name)
 	}
 	d, err := c.DefineDomain(ctx, xml)
 	if err != nil {
 		return nil, err
 	}
-	e := &vmEntry{ID: id, Name: vm.Name, Arch: vm.Arch, Fake: a.fake, Domain: d, Definition: original}
+	e := &vmEntry{ID: id, Name: def.Name, Arch: vm.Arch, Fake: a.fake, Domain: d, Definition: original}
 	a.index.put(e)
-	a.log.Info("VM defined", "vm", id, "name", vm.Name, "arch", vm.Arch, "fake", a.fake)
+	a.log.Info("VM defined", "vm", id, "name", def.Name, "domain", d.Name, "arch", vm.Arch, "fake", a.fake)
 	return a.describe(ctx, c, e, false)
 }
 
