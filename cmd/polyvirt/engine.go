@@ -1,0 +1,183 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"polyvirt/internal/engine"
+	"polyvirt/internal/pki"
+)
+
+func init() { register(newEngineCommand) }
+
+// engineRunFlags are the flags of `polyvirt engine [run]`.
+type engineRunFlags struct {
+	cfg      engine.Config
+	logLevel string
+}
+
+func (f *engineRunFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.DataDir, "data-dir", "/var/lib/polyvirt/engine", "the engine's data directory (polyvirt engine init)")
+	fl.StringVar(&f.cfg.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL (default: engine.json's, else DATA_DIR/polyvirt.db; $POLYVIRT_DB)")
+	fl.StringVar(&f.cfg.DBSchema, "db-schema", "", "PostgreSQL schema (default: engine.json's, else public)")
+	fl.StringVar(&f.cfg.Listen, "listen", "", "HTTPS listen address (default: engine.json's, else :8443)")
+	fl.StringVar(&f.cfg.Name, "name", "", "the engine's name in events (default: engine.json's)")
+	fl.StringVar(&f.cfg.URL, "url", "", "the engine's URL as agents reach it, for join commands (default: engine.json's)")
+	m := &f.cfg.Monitor
+	fl.DurationVar(&m.StatsInterval, "stats-interval", 3*time.Second, "how often each host's statistics are read")
+	fl.DurationVar(&m.CapsInterval, "caps-interval", 30*time.Second, "how often each host is asked whether its capabilities changed")
+	fl.DurationVar(&m.PollTimeout, "poll-timeout", 5*time.Second, "timeout of one request to an agent")
+	fl.IntVar(&m.Failures, "failures", 3, "consecutive failed polls that make a host NonResponsive")
+	fl.DurationVar(&m.HostsReload, "hosts-reload", 5*time.Second, "how often the host list is read again (changes made by other engines)")
+	fl.DurationVar(&m.StatsFlush, "stats-flush", time.Second, "how often the collected statistics are written")
+	fl.DurationVar(&m.LeaderRetry, "leader-retry", 2*time.Second, "how often an engine that does not lead the monitoring tries to")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *engineRunFlags) run(cmd *cobra.Command) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return withStatus(2, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel))
+	}
+	f.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	e, err := engine.Open(ctx, f.cfg)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ln, err := net.Listen("tcp", e.Listen())
+	if err != nil {
+		return err
+	}
+	return e.Serve(ctx, ln)
+}
+
+func newEngineCommand() *cobra.Command {
+	var rf engineRunFlags
+	cmd := &cobra.Command{
+		Use:   "engine",
+		Short: "Run the engine (the manager): clusters, hosts, monitoring, REST API over HTTPS",
+		Long: `Run the polyvirt engine: the REST API under /api/v1 (HTTPS, API tokens), and
+the monitoring of the enrolled hosts by the engine that leads it (several
+engines can share one PostgreSQL database; one leads, the others serve the API
+and take over when it dies).
+
+Create an engine first with polyvirt engine init. "polyvirt engine" and
+"polyvirt engine run" are the same.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return rf.run(cmd) },
+	}
+	rf.add(cmd)
+	var rf2 engineRunFlags
+	run := &cobra.Command{
+		Use:   "run",
+		Short: "Run the engine",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return rf2.run(cmd) },
+	}
+	rf2.add(run)
+	cmd.AddCommand(run, newEngineInitCommand(), newEngineCertCommand())
+	return cmd
+}
+
+func newEngineInitCommand() *cobra.Command {
+	var (
+		o         engine.InitOptions
+		output    string
+		tokenFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create an engine: data directory, CA and certificates, database, first administrator",
+		Long: `Create an engine in --data-dir: the engine CA (ca.pem, ca-key.pem), its HTTPS
+certificate (engine.pem, for --name and every --address), the certificate it
+presents to agents (engine-client.pem), engine.json, and the database — the
+SQLite file polyvirt.db in the data directory, or PostgreSQL with
+--db postgres://... — with its first administrator. The administrator's API
+token is printed once (only its hash is stored); --token-file writes it to a
+file (0600) instead.
+
+A second engine on the same PostgreSQL database is not initialized: copy ca.pem,
+ca-key.pem, engine-client.pem, engine-client-key.pem, engine.json and the HTTPS
+certificate (or make one with polyvirt engine cert) to its data directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return withStatus(2, fmt.Errorf("-o %q: want text or json", output))
+			}
+			res, err := engine.Init(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if tokenFile != "" {
+				if err := pki.WriteFile(tokenFile, []byte(res.AdminToken+"\n"), 0o600); err != nil {
+					return fmt.Errorf("the engine was created, but writing the token failed (use polyvirt user token to make another): %w", err)
+				}
+			}
+			if output == "json" {
+				if tokenFile != "" {
+					res.AdminToken = ""
+				}
+				return printJSON(w, res)
+			}
+			fmt.Fprintf(w, "Engine created in %s\n", res.DataDir)
+			keyValues(w, [][2]string{{"  database", res.Backend + " " + res.Database}, {"  URL", res.URL},
+				{"  CA", res.CAFile}, {"  CA fingerprint (SHA-256)", res.CAFingerprint}})
+			if tokenFile != "" {
+				fmt.Fprintf(w, "The API token of administrator %s is in %s.\n", res.Admin, tokenFile)
+			} else {
+				fmt.Fprintf(w, "API token of administrator %s (shown once, keep it safe):\n%s\n", res.Admin, res.AdminToken)
+			}
+			fmt.Fprintf(w, "Start it:  polyvirt engine run --data-dir %s\n", res.DataDir)
+			fmt.Fprintf(w, "Log in:    polyvirt login --engine %s --ca-file %s   (the token on stdin)\n", res.URL, res.CAFile)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	hostname, _ := os.Hostname()
+	f.StringVar(&o.DataDir, "data-dir", "/var/lib/polyvirt/engine", "the data directory to create")
+	f.StringVar(&o.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL (default DATA_DIR/polyvirt.db; postgres://... for PostgreSQL; $POLYVIRT_DB)")
+	f.StringVar(&o.DBSchema, "db-schema", "", "PostgreSQL schema (default public)")
+	f.StringVar(&o.Name, "name", hostname, "the engine's host name (its certificate and URL)")
+	f.StringSliceVar(&o.Addresses, "address", nil, "more DNS names or IP addresses the engine answers on (repeatable)")
+	f.StringVar(&o.Listen, "listen", engine.DefaultListen, "HTTPS listen address")
+	f.StringVar(&o.Admin, "admin", "admin", "the first administrator's name")
+	f.StringVar(&tokenFile, "token-file", "", "write the administrator's token to this file (0600) instead of printing it")
+	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func newEngineCertCommand() *cobra.Command {
+	var (
+		dir, name string
+		addresses []string
+	)
+	cmd := &cobra.Command{
+		Use:   "cert",
+		Short: "Issue a new HTTPS certificate for an engine of this installation (other names)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := engine.IssueServerCert(dir, name, addresses); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s/%s and %s for %s\n", dir, engine.FileServerCert, engine.FileServerKey, name)
+			return nil
+		},
+	}
+	hostname, _ := os.Hostname()
+	cmd.Flags().StringVar(&dir, "data-dir", "/var/lib/polyvirt/engine", "the engine's data directory (with the CA)")
+	cmd.Flags().StringVar(&name, "name", hostname, "the engine's host name")
+	cmd.Flags().StringSliceVar(&addresses, "address", nil, "more DNS names or IP addresses (repeatable)")
+	return cmd
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine/wire"
+)
+
+func init() { register(newHostCommand) }
+
+func newHostCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "host",
+		Short: "Manage hosts: enroll agents, maintenance, activation, removal",
+	}
+	cmd.AddCommand(newHostAddCommand(), newHostListCommand(), newHostShowCommand(), newHostActionCommand("maintenance"),
+		newHostActionCommand("activate"), newHostRemoveCommand(), newHostUpdateCommand(), newHostJoinTokenCommand())
+	return cmd
+}
+
+func printJoinToken(w io.Writer, output string, jt wire.JoinToken) error {
+	if output == "json" {
+		return printJSON(w, jt)
+	}
+	fmt.Fprintf(w, "Host %s added to cluster %s (status %s).\n", jt.Host.Name, jt.Host.Cluster, jt.Host.Status)
+	fmt.Fprintf(w, "One-time join token (shown once, valid until %s):\n%s\n", timeText(jt.Expires), jt.Token)
+	fmt.Fprintf(w, "On the host, give it to:\n  %s\n", jt.Command)
+	return nil
+}
+
+func newHostAddCommand() *cobra.Command {
+	var req wire.HostRequest
+	var output string
+	cmd := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Add a host and print its one-time join token",
+		Long: `Add a host to a cluster. The host is Installing until its agent joins with the
+printed one-time token (polyvirt agent join on the host, the token on stdin),
+then the engine contacts the agent at --address and admits the host into the
+cluster (Up) or refuses it with the reason (NonOperational).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			req.Name = args[0]
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				jt, err := c.AddHost(ctx, req)
+				if err != nil {
+					return err
+				}
+				return printJoinToken(cmd.OutOrStdout(), output, jt)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Address, "address", "", "HOST:PORT the agent listens on (required)")
+	f.StringVar(&req.Cluster, "cluster", "", "the host's cluster (required)")
+	f.StringVar(&req.TokenTTL, "token-ttl", "", "how long the join token lasts (default 1h)")
+	_ = cmd.MarkFlagRequired("address")
+	_ = cmd.MarkFlagRequired("cluster")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newHostListCommand() *cobra.Command {
+	var (
+		output, cluster string
+		statuses        []string
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the hosts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				hs, err := c.Hosts(ctx, client.HostFilter{Cluster: cluster, Statuses: statuses})
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), hs)
+				}
+				var rows [][]string
+				for _, h := range hs {
+					rows = append(rows, []string{h.Name, h.Cluster, h.Status, h.StatusCode, h.Arch, h.CPUType, h.Address, ago(h.LastSeen)})
+				}
+				return table(cmd.OutOrStdout(), []string{"NAME", "CLUSTER", "STATUS", "REASON", "ARCH", "CPU TYPE", "ADDRESS", "LAST SEEN"}, rows)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only the hosts of this cluster")
+	cmd.Flags().StringSliceVar(&statuses, "status", nil, "only hosts in these statuses (Up, NonOperational, ...)")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// ago prints how long ago t was ("3s ago").
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := time.Since(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String() + " ago"
+}
+
+func printHost(w io.Writer, output string, h wire.Host) error {
+	if output == "json" {
+		return printJSON(w, h)
+	}
+	level := ""
+	if h.CPULevel > 0 {
+		level = strconv.Itoa(h.CPULevel)
+	}
+	enrolled := "no (waiting for polyvirt agent join)"
+	if h.Enrolled {
+		enrolled = "yes, certificate serial " + h.CertSerial
+	}
+	kv := [][2]string{
+		{"Name", h.Name}, {"ID", h.ID}, {"Address", h.Address}, {"Cluster", h.Cluster},
+		{"Status", h.Status}, {"Reason", h.StatusCode}, {"Message", h.StatusMessage},
+		{"Architecture", h.Arch}, {"CPU model", h.CPUModel}, {"CPU type", h.CPUType}, {"CPU level", level},
+		{"CPU flags", strings.Join(h.CPUFlags, " ")}, {"Emulated machines", shortMachines(h.EmulatedMachines)},
+		{"Enrolled", enrolled}, {"Last seen", timeText(h.LastSeen)},
+		{"Created", timeText(h.Created)}, {"Updated", timeText(h.Updated)},
+	}
+	if !h.JoinTokenExpires.IsZero() && h.JoinTokenUsed.IsZero() {
+		kv = append(kv, [2]string{"Join token expires", timeText(h.JoinTokenExpires)})
+	}
+	if len(h.Stats) > 0 {
+		kv = append(kv, [2]string{"Statistics", string(h.Stats)})
+	}
+	return keyValues(w, kv)
+}
+
+func shortMachines(l []string) string {
+	if len(l) > 12 {
+		return strings.Join(l[:12], ", ") + fmt.Sprintf(", ... (%d)", len(l))
+	}
+	return strings.Join(l, ", ")
+}
+
+func newHostShowCommand() *cobra.Command {
+	var (
+		output string
+		withCaps bool
+	)
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a host",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				h, err := c.Host(ctx, args[0], withCaps)
+				if err != nil {
+					return err
+				}
+				return printHost(cmd.OutOrStdout(), output, h)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&withCaps, "capabilities", false, "include the capabilities report (with -o json)")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newHostActionCommand(action string) *cobra.Command {
+	var (
+		output, reason string
+		wait           time.Duration
+	)
+	short := map[string]string{
+		"maintenance": "Switch a host to Maintenance (no VMs may run on it)",
+		"activate":    "Activate a host: the engine checks it and admits it again (Up or NonOperational)",
+	}[action]
+	cmd := &cobra.Command{
+		Use:   action + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				var h wire.Host
+				var err error
+				if action == "maintenance" {
+					h, err = c.Maintenance(ctx, args[0], reason)
+				} else {
+					h, err = c.Activate(ctx, args[0], reason)
+				}
+				if err != nil {
+					return err
+				}
+				if wait > 0 && action == "activate" {
+					deadline := time.Now().Add(wait)
+					for h.Status == "Connecting" && time.Now().Before(deadline) {
+						time.Sleep(500 * time.Millisecond)
+						if h, err = c.Host(ctx, args[0], false); err != nil {
+							return err
+						}
+					}
+				}
+				return printHost(cmd.OutOrStdout(), output, h)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	if action == "activate" {
+		cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the engine's verdict (Up or NonOperational)")
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newHostRemoveCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a host (in Maintenance, NonResponsive, NonOperational or Installing; no VMs)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.RemoveHost(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "host %s removed\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func newHostUpdateCommand() *cobra.Command {
+	var name, address, cluster, output string
+	cmd := &cobra.Command{
+		Use:   "update NAME",
+		Short: "Rename a host, or change its address or cluster (in Maintenance)",
+		Long: `Change a host. Its cluster and address change only in Maintenance (or before
+its agent joined); a host cannot move to a cluster of another architecture.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var upd wire.HostUpdate
+			f := cmd.Flags()
+			if f.Changed("name") {
+				upd.Name = &name
+			}
+			if f.Changed("address") {
+				upd.Address = &address
+			}
+			if f.Changed("cluster") {
+				upd.Cluster = &cluster
+			}
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				h, err := c.UpdateHost(ctx, args[0], upd)
+				if err != nil {
+					return err
+				}
+				return printHost(cmd.OutOrStdout(), output, h)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "new name")
+	cmd.Flags().StringVar(&address, "address", "", "new HOST:PORT")
+	cmd.Flags().StringVar(&cluster, "cluster", "", "new cluster")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newHostJoinTokenCommand() *cobra.Command {
+	var output, ttl string
+	cmd := &cobra.Command{
+		Use:   "join-token NAME",
+		Short: "Issue a new one-time join token for a host (to enroll its agent again)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				jt, err := c.JoinToken(ctx, args[0], ttl)
+				if err != nil {
+					return err
+				}
+				return printJoinToken(cmd.OutOrStdout(), output, jt)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&ttl, "token-ttl", "", "how long the token lasts (default 1h)")
+	outputFlag(cmd, &output)
+	return cmd
+}

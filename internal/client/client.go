@@ -1,0 +1,435 @@
+// Package client is the Go client of the engine's REST API (/api/v1),
+// used by the CLI and the tests: typed calls over HTTPS with a bearer
+// token, errors as *Error with the API's stable codes, and the CLI's login
+// configuration (~/.config/polyvirt/config.json and its environment
+// overrides).
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/engine/wire"
+)
+
+// Options say which engine to call and how to trust it.
+type Options struct {
+	// Engine is the engine's URL (https://HOST:PORT).
+	Engine string
+	// Token is the API token ("" for the public routes only).
+	Token string
+	// CAPEM is the engine CA (PEM) to trust; when empty the system's
+	// roots are used, unless Fingerprint is set.
+	CAPEM []byte
+	// Fingerprint pins a certificate of the engine's chain (hex SHA-256
+	// of its DER, ':' allowed) instead of a CA.
+	Fingerprint string
+	// Timeout bounds each call (default 30s).
+	Timeout time.Duration
+}
+
+// Client calls one engine.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New makes a client.
+func New(o Options) (*Client, error) {
+	base, err := EngineURL(o.Engine)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := TLSConfig(o.CAPEM, o.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}
+	return &Client{base: base, token: strings.TrimSpace(o.Token), http: &http.Client{Transport: tr, Timeout: o.Timeout}}, nil
+}
+
+// EngineURL checks and normalizes an engine URL: https://HOST[:PORT].
+func EngineURL(s string) (string, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "/")
+	if s == "" {
+		return "", errors.New("no engine: give --engine https://HOST:PORT, set POLYVIRT_ENGINE, or run polyvirt login")
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/api/v1") || u.RawQuery != "" {
+		return "", fmt.Errorf("engine %q: want https://HOST:PORT", s)
+	}
+	return "https://" + u.Host, nil
+}
+
+// TLSConfig trusts the engine through a CA (PEM), a pinned fingerprint of
+// a certificate of its chain, or the system's roots.
+func TLSConfig(caPEM []byte, fingerprint string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("the engine CA file holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	if fingerprint != "" {
+		fp, err := NormalizeFingerprint(fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			for _, c := range cs.PeerCertificates {
+				if Fingerprint(c) == fp {
+					return nil
+				}
+			}
+			if len(cs.PeerCertificates) > 0 {
+				return fmt.Errorf("the engine's certificate chain does not hold the pinned fingerprint %.16s… (its certificate is %s)", fp, Fingerprint(cs.PeerCertificates[0]))
+			}
+			return errors.New("the engine sent no certificate")
+		}
+	}
+	return cfg, nil
+}
+
+// Fingerprint is the hex SHA-256 of a certificate's DER.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// NormalizeFingerprint reads a SHA-256 fingerprint: 64 hex digits, with or
+// without ':' separators and a "sha256:" prefix, any case.
+func NormalizeFingerprint(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "sha256:")
+	s = strings.ReplaceAll(s, ":", "")
+	if len(s) != 64 {
+		return "", fmt.Errorf("fingerprint %q: want the 64 hex digits of a SHA-256", s)
+	}
+	if _, err := hex.DecodeString(s); err != nil {
+		return "", fmt.Errorf("fingerprint %q: not hex", s)
+	}
+	return s, nil
+}
+
+// PeerChain connects to an engine without trusting it and returns the
+// certificates it presents (leaf first), to show or pin a fingerprint.
+func PeerChain(ctx context.Context, engine string) ([]*x509.Certificate, error) {
+	base, err := EngineURL(engine)
+	if err != nil {
+		return nil, err
+	}
+	host := strings.TrimPrefix(base, "https://")
+	if !strings.Contains(host, ":") || strings.HasSuffix(host, "]") {
+		host += ":443"
+	}
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.(*tls.Conn).ConnectionState().PeerCertificates, nil
+}
+
+// Error is an error answer of the engine.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Code is the API error code of err ("" when err is not an API error).
+func Code(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// Do sends a request: in (when not nil) as the JSON body, the JSON answer
+// decoded into out (when not nil). An error answer is an *Error.
+func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := c.base + "/api/v1" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("%s %s: %w", method, c.base, ue.Err)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
+		}
+		return &Error{Status: resp.StatusCode, Code: "HTTP_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+	}
+	if out != nil && len(b) > 0 {
+		if raw, ok := out.(*json.RawMessage); ok {
+			*raw = append((*raw)[:0], b...)
+			return nil
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: the answer is not what was expected: %v", method, path, err)
+		}
+	}
+	return nil
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Health asks whether the engine and its database answer (no token).
+func (c *Client) Health(ctx context.Context) (wire.Health, error) {
+	var h wire.Health
+	err := c.Do(ctx, "GET", "/health", nil, nil, &h)
+	return h, err
+}
+
+// Info describes the engine.
+func (c *Client) Info(ctx context.Context) (wire.Info, error) {
+	var i wire.Info
+	err := c.Do(ctx, "GET", "/info", nil, nil, &i)
+	return i, err
+}
+
+// WhoAmI is the token's user.
+func (c *Client) WhoAmI(ctx context.Context) (wire.User, error) {
+	var u wire.User
+	err := c.Do(ctx, "GET", "/whoami", nil, nil, &u)
+	return u, err
+}
+
+// Users lists the users.
+func (c *Client) Users(ctx context.Context) ([]wire.User, error) {
+	var out []wire.User
+	err := c.Do(ctx, "GET", "/users", nil, nil, &out)
+	return out, err
+}
+
+// CreateUser adds a user; its token is in the answer, once.
+func (c *Client) CreateUser(ctx context.Context, name, role string) (wire.UserToken, error) {
+	var out wire.UserToken
+	err := c.Do(ctx, "POST", "/users", nil, wire.UserRequest{Name: name, Role: role}, &out)
+	return out, err
+}
+
+// DeleteUser removes a user.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	return c.Do(ctx, "DELETE", "/users/"+esc(name), nil, nil, nil)
+}
+
+// RotateToken gives a user a new token.
+func (c *Client) RotateToken(ctx context.Context, name string) (wire.UserToken, error) {
+	var out wire.UserToken
+	err := c.Do(ctx, "POST", "/users/"+esc(name)+"/token", nil, nil, &out)
+	return out, err
+}
+
+// CPUTypes lists the cluster CPU types ("" arch: all).
+func (c *Client) CPUTypes(ctx context.Context, arch string) ([]cpucatalog.Type, error) {
+	var out []cpucatalog.Type
+	q := url.Values{}
+	if arch != "" {
+		q.Set("arch", arch)
+	}
+	err := c.Do(ctx, "GET", "/cpu-types", q, nil, &out)
+	return out, err
+}
+
+// Clusters lists the clusters.
+func (c *Client) Clusters(ctx context.Context) ([]wire.Cluster, error) {
+	var out []wire.Cluster
+	err := c.Do(ctx, "GET", "/clusters", nil, nil, &out)
+	return out, err
+}
+
+// Cluster shows a cluster (by name or ID).
+func (c *Client) Cluster(ctx context.Context, ref string) (wire.Cluster, error) {
+	var out wire.Cluster
+	err := c.Do(ctx, "GET", "/clusters/"+esc(ref), nil, nil, &out)
+	return out, err
+}
+
+// CreateCluster creates a cluster.
+func (c *Client) CreateCluster(ctx context.Context, req wire.ClusterRequest) (wire.Cluster, error) {
+	var out wire.Cluster
+	err := c.Do(ctx, "POST", "/clusters", nil, req, &out)
+	return out, err
+}
+
+// UpdateCluster changes a cluster.
+func (c *Client) UpdateCluster(ctx context.Context, ref string, upd wire.ClusterUpdate) (wire.Cluster, error) {
+	var out wire.Cluster
+	err := c.Do(ctx, "PATCH", "/clusters/"+esc(ref), nil, upd, &out)
+	return out, err
+}
+
+// DeleteCluster deletes a cluster.
+func (c *Client) DeleteCluster(ctx context.Context, ref string) error {
+	return c.Do(ctx, "DELETE", "/clusters/"+esc(ref), nil, nil, nil)
+}
+
+// HostFilter selects hosts.
+type HostFilter struct {
+	Cluster  string
+	Statuses []string
+}
+
+// Hosts lists hosts.
+func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]wire.Host, error) {
+	q := url.Values{}
+	if f.Cluster != "" {
+		q.Set("cluster", f.Cluster)
+	}
+	if len(f.Statuses) > 0 {
+		q.Set("status", strings.Join(f.Statuses, ","))
+	}
+	var out []wire.Host
+	err := c.Do(ctx, "GET", "/hosts", q, nil, &out)
+	return out, err
+}
+
+// Host shows a host; withCaps includes its capabilities report.
+func (c *Client) Host(ctx context.Context, ref string, withCaps bool) (wire.Host, error) {
+	var out wire.Host
+	var q url.Values
+	if withCaps {
+		q = url.Values{"capabilities": {"true"}}
+	}
+	err := c.Do(ctx, "GET", "/hosts/"+esc(ref), q, nil, &out)
+	return out, err
+}
+
+// AddHost adds a host and returns its one-time join token.
+func (c *Client) AddHost(ctx context.Context, req wire.HostRequest) (wire.JoinToken, error) {
+	var out wire.JoinToken
+	err := c.Do(ctx, "POST", "/hosts", nil, req, &out)
+	return out, err
+}
+
+// UpdateHost changes a host.
+func (c *Client) UpdateHost(ctx context.Context, ref string, upd wire.HostUpdate) (wire.Host, error) {
+	var out wire.Host
+	err := c.Do(ctx, "PATCH", "/hosts/"+esc(ref), nil, upd, &out)
+	return out, err
+}
+
+// Maintenance switches a host to Maintenance.
+func (c *Client) Maintenance(ctx context.Context, ref, reason string) (wire.Host, error) {
+	var out wire.Host
+	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/maintenance", nil, wire.ActionRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// Activate activates a host.
+func (c *Client) Activate(ctx context.Context, ref, reason string) (wire.Host, error) {
+	var out wire.Host
+	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/activate", nil, wire.ActionRequest{Reason: reason}, &out)
+	return out, err
+}
+
+// RemoveHost removes a host.
+func (c *Client) RemoveHost(ctx context.Context, ref string) error {
+	return c.Do(ctx, "DELETE", "/hosts/"+esc(ref), nil, nil, nil)
+}
+
+// JoinToken issues a new join token for a host ("" ttl: the default).
+func (c *Client) JoinToken(ctx context.Context, ref, ttl string) (wire.JoinToken, error) {
+	var out wire.JoinToken
+	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/join-token", nil, wire.JoinTokenRequest{TokenTTL: ttl}, &out)
+	return out, err
+}
+
+// EventFilter selects events.
+type EventFilter struct {
+	Host, Cluster, Kind, Object, User, Action, Code, Severity string
+	Since, Until                                              time.Time
+	Before                                                    int64
+	Limit                                                     int
+}
+
+// Events reads a page of the audit log, newest first.
+func (c *Client) Events(ctx context.Context, f EventFilter) (wire.EventPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"host": f.Host, "cluster": f.Cluster, "kind": f.Kind, "object": f.Object,
+		"user": f.User, "action": f.Action, "code": f.Code, "severity": f.Severity} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	if f.Before > 0 {
+		q.Set("before", strconv.FormatInt(f.Before, 10))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out wire.EventPage
+	err := c.Do(ctx, "GET", "/events", q, nil, &out)
+	return out, err
+}

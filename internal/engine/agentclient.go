@@ -1,0 +1,213 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/pki"
+)
+
+// maxAgentBody bounds an agent's answer.
+const maxAgentBody = 16 << 20
+
+// agentClient calls the agents' APIs over mutual TLS: it presents the
+// engine's client certificate, and accepts an agent only when its
+// certificate is signed by the engine CA and is the one enrolled for the
+// address it answers at (the fingerprint recorded at join). The host name
+// in the certificate is not checked: the pinned fingerprint is stronger,
+// and a host keeps working when its address changes.
+type agentClient struct {
+	http    *http.Client
+	tr      *http.Transport
+	base    *tls.Config
+	roots   *x509.CertPool
+	timeout time.Duration
+	// pins maps an address to the fingerprint of the certificate expected
+	// there.
+	pins sync.Map
+}
+
+func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
+	cert, err := tls.X509KeyPair(p.clientPEM, p.clientKey)
+	if err != nil {
+		return nil, fmt.Errorf("engine client certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.ca.Cert)
+	c := &agentClient{roots: roots, timeout: timeout}
+	c.base = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		// Verified in VerifyConnection: the chain to the engine CA and the
+		// pinned fingerprint (not the name).
+		InsecureSkipVerify: true,
+	}
+	c.tr = &http.Transport{
+		DialTLSContext:        c.dialTLS,
+		MaxIdleConns:          0, // no global limit: one kept-alive connection per host
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		DisableCompression:    true,
+	}
+	c.http = &http.Client{Transport: c.tr}
+	return c, nil
+}
+
+// pin records the certificate expected at an address.
+func (c *agentClient) pin(addr, fingerprint string) {
+	if old, ok := c.pins.Load(addr); ok && old.(string) == fingerprint {
+		return
+	}
+	c.pins.Store(addr, fingerprint)
+}
+
+func (c *agentClient) unpin(addr string) { c.pins.Delete(addr) }
+
+func (c *agentClient) close() { c.tr.CloseIdleConnections() }
+
+func (c *agentClient) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	want := ""
+	if v, ok := c.pins.Load(addr); ok {
+		want = v.(string)
+	}
+	if want == "" {
+		return nil, fmt.Errorf("no enrolled host has the address %s", addr)
+	}
+	d := net.Dialer{Timeout: c.timeout, KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := c.base.Clone()
+	if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
+		cfg.ServerName = host
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return c.verify(cs, want) }
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// errWrongAgent is a TLS refusal of an agent's certificate.
+var errWrongAgent = errors.New("wrong agent certificate")
+
+func (c *agentClient) verify(cs tls.ConnectionState, want string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: the agent sent no certificate", errWrongAgent)
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, x := range cs.PeerCertificates[1:] {
+		inter.AddCert(x)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("%w: not signed by the engine CA (was the agent enrolled with polyvirt agent join?): %v", errWrongAgent, err)
+	}
+	if got := pki.Fingerprint(leaf); got != want {
+		return fmt.Errorf("%w: the agent's certificate (SHA-256 %.16s…) is not the one enrolled for this host (%.16s…): another agent answers at this address, or it was enrolled again", errWrongAgent, got, want)
+	}
+	return nil
+}
+
+// agentResponse is an agent's answer.
+type agentResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// do sends one request to the agent at addr and reads its answer.
+func (c *agentClient) do(ctx context.Context, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
+	}
+	if len(b) > maxAgentBody {
+		return nil, fmt.Errorf("the answer of %s %s is larger than %d bytes", method, path, maxAgentBody)
+	}
+	return &agentResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// agentError turns an agent's error answer into an error.
+func agentError(path string, r *agentResponse) error {
+	var eb api.ErrorBody
+	if json.Unmarshal(r.Body, &eb) == nil && eb.Error.Code != "" {
+		return fmt.Errorf("GET %s: %d %s: %s", path, r.Status, eb.Error.Code, eb.Error.Message)
+	}
+	return fmt.Errorf("GET %s: HTTP %d", path, r.Status)
+}
+
+// capabilities asks for the report; with etag, a 304 answer means it did
+// not change (notModified, no body).
+func (c *agentClient) capabilities(ctx context.Context, addr, etag string) (body []byte, newTag string, notModified bool, err error) {
+	h := http.Header{}
+	if etag != "" {
+		h.Set("If-None-Match", etag)
+	}
+	r, err := c.do(ctx, http.MethodGet, addr, "/v1/capabilities", h, nil)
+	if err != nil {
+		return nil, "", false, err
+	}
+	switch r.Status {
+	case http.StatusNotModified:
+		return nil, etag, true, nil
+	case http.StatusOK:
+		if !json.Valid(r.Body) {
+			return nil, "", false, errors.New("GET /v1/capabilities: the answer is not JSON")
+		}
+		return r.Body, r.Header.Get("ETag"), false, nil
+	}
+	return nil, "", false, agentError("/v1/capabilities", r)
+}
+
+// stats reads the agent's statistics (compacted JSON).
+func (c *agentClient) stats(ctx context.Context, addr string) ([]byte, error) {
+	r, err := c.do(ctx, http.MethodGet, addr, "/v1/stats", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != http.StatusOK {
+		return nil, agentError("/v1/stats", r)
+	}
+	return compactJSON(r.Body)
+}
+
+func compactJSON(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, fmt.Errorf("the answer is not JSON: %v", err)
+	}
+	return buf.Bytes(), nil
+}

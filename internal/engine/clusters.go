@@ -1,0 +1,333 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
+	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/store"
+)
+
+// migrationPolicies are the known migration policies; the first is the
+// default.
+var migrationPolicies = []string{"minimal-downtime", "post-copy", "suspend-workload", "none"}
+
+func clusterView(c store.Cluster, counts map[string]int) wire.Cluster {
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	v := wire.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: string(c.Arch), CPUType: c.CPUType,
+		EmulatedMachineCandidates: c.EmulatedMachineCandidates, EmulatedMachine: c.EmulatedMachine,
+		MigrationPolicy: c.MigrationPolicy, Hosts: counts, Version: c.Version, Created: c.Created, Updated: c.Updated}
+	if t, ok := cpucatalog.Lookup(c.CPUType); ok {
+		v.CPULevel = t.Level
+	}
+	if v.EmulatedMachineCandidates == nil {
+		v.EmulatedMachineCandidates = []string{}
+	}
+	return v
+}
+
+// hostCounts counts the hosts of every cluster by status.
+func hostCounts(hosts []store.Host) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, h := range hosts {
+		m := out[h.ClusterID]
+		if m == nil {
+			m = map[string]int{}
+			out[h.ClusterID] = m
+		}
+		m[string(h.Status)]++
+	}
+	return out
+}
+
+func (e *Engine) listClusters(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	cs, err := e.st.ListClusters(ctx)
+	if err != nil {
+		return err
+	}
+	hosts, err := e.st.ListHosts(ctx, store.HostFilter{})
+	if err != nil {
+		return err
+	}
+	counts := hostCounts(hosts)
+	out := make([]wire.Cluster, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, clusterView(c, counts[c.ID]))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (e *Engine) getCluster(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	c, err := e.findCluster(ctx, r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, clusterView(c, hostCounts(hosts)[c.ID]))
+}
+
+// clusterArch reads a requested architecture as a cluster architecture
+// (ppc64le, ppc64el, ppc64 → ppc64).
+func clusterArch(name string) (arch.Arch, error) {
+	a, err := arch.Parse(name)
+	if err != nil {
+		return arch.Unknown, invalidField("arch", "%v", err)
+	}
+	ca, err := cpucatalog.ClusterArch(a)
+	if err != nil {
+		return arch.Unknown, invalidField("arch", "architecture %s: %v", a, err)
+	}
+	if len(cpucatalog.Types(ca)) == 0 {
+		return arch.Unknown, invalidField("arch", "architecture %s has no cluster CPU types (there are for %s)", ca, archList(cpucatalog.Arches()))
+	}
+	return ca, nil
+}
+
+func archList(as []arch.Arch) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ", ")
+}
+
+func checkCandidates(l []string) error {
+	if len(l) > 32 {
+		return invalidField("emulatedMachineCandidates", "%d entries: at most 32", len(l))
+	}
+	for i, m := range l {
+		if strings.TrimSpace(m) == "" || len(m) > 64 || strings.ContainsAny(m, " \t\r\n,") {
+			return invalidField("emulatedMachineCandidates", "entry %d %q: want a machine name or a pattern such as pseries-*", i, m)
+		}
+	}
+	return nil
+}
+
+func defaultCandidates(a arch.Arch) []string {
+	if a == arch.Unknown {
+		return []string{}
+	}
+	spec, err := archspec.For(a)
+	if err != nil {
+		return []string{}
+	}
+	return slices.Clone(spec.Machine.ClusterCandidates)
+}
+
+func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req wire.ClusterRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return err
+	}
+	if err := store.ValidName(req.Name); err != nil {
+		return invalidField("name", "%v", err)
+	}
+	c := store.Cluster{Name: req.Name, Description: req.Description, MigrationPolicy: req.MigrationPolicy}
+	if req.Arch != "" {
+		a, err := clusterArch(req.Arch)
+		if err != nil {
+			return err
+		}
+		c.Arch = a
+	}
+	if req.CPUType != "" {
+		t, err := cpucatalog.Find(c.Arch, req.CPUType)
+		if err != nil {
+			return invalidField("cpuType", "%v", err)
+		}
+		c.CPUType, c.Arch = t.Name, t.Arch
+	}
+	if req.EmulatedMachineCandidates != nil {
+		if err := checkCandidates(req.EmulatedMachineCandidates); err != nil {
+			return err
+		}
+		c.EmulatedMachineCandidates = req.EmulatedMachineCandidates
+	} else {
+		c.EmulatedMachineCandidates = defaultCandidates(c.Arch)
+	}
+	if c.MigrationPolicy == "" {
+		c.MigrationPolicy = migrationPolicies[0]
+	}
+	if !slices.Contains(migrationPolicies, c.MigrationPolicy) {
+		return invalidField("migrationPolicy", "migration policy %q: want one of %s", c.MigrationPolicy, strings.Join(migrationPolicies, ", "))
+	}
+	err := e.st.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateCluster(ctx, &c); err != nil {
+			return err
+		}
+		return e.appendEvent(ctx, tx, store.Event{Action: "cluster.add", ObjectKind: "cluster", ObjectID: c.ID, ObjectName: c.Name,
+			Message: fmt.Sprintf("Cluster %s was added by %s.", c.Name, userName(ctx)), Reason: clusterSummary(c)})
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, clusterView(c, nil))
+}
+
+func clusterSummary(c store.Cluster) string {
+	a, t := string(c.Arch), c.CPUType
+	if a == "" {
+		a = "(set by its first host)"
+	}
+	if t == "" {
+		t = "(set by its first host)"
+	}
+	return fmt.Sprintf("architecture %s, CPU type %s, emulated machine candidates %s", a, t, strings.Join(c.EmulatedMachineCandidates, ", "))
+}
+
+func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var upd wire.ClusterUpdate
+	if err := decodeBody(r, &upd, false); err != nil {
+		return err
+	}
+	c, err := e.findCluster(ctx, r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	if upd.Version != nil && *upd.Version != c.Version {
+		return &apiError{Status: http.StatusConflict, Code: CodeVersionConflict, Field: "version",
+			Message: fmt.Sprintf("cluster %s is at version %d, not %d: read it again", c.Name, c.Version, *upd.Version)}
+	}
+	old := c
+	var changes []string
+	if upd.Name != nil && *upd.Name != c.Name {
+		if err := store.ValidName(*upd.Name); err != nil {
+			return invalidField("name", "%v", err)
+		}
+		changes = append(changes, fmt.Sprintf("name %s → %s", c.Name, *upd.Name))
+		c.Name = *upd.Name
+	}
+	if upd.Description != nil {
+		c.Description = *upd.Description
+	}
+	if upd.MigrationPolicy != nil {
+		if !slices.Contains(migrationPolicies, *upd.MigrationPolicy) {
+			return invalidField("migrationPolicy", "migration policy %q: want one of %s", *upd.MigrationPolicy, strings.Join(migrationPolicies, ", "))
+		}
+		c.MigrationPolicy = *upd.MigrationPolicy
+	}
+	if upd.Arch != nil {
+		a, err := clusterArch(*upd.Arch)
+		if err != nil {
+			return err
+		}
+		if a != c.Arch {
+			changes = append(changes, fmt.Sprintf("architecture %s → %s", orNone(string(c.Arch)), a))
+			c.Arch = a
+			// Another architecture: its own CPU types and machines.
+			if t, ok := cpucatalog.Lookup(c.CPUType); !ok || t.Arch != a {
+				c.CPUType = ""
+			}
+			c.EmulatedMachineCandidates = defaultCandidates(a)
+			c.EmulatedMachine = ""
+		}
+	}
+	if upd.CPUType != nil && *upd.CPUType != c.CPUType {
+		if *upd.CPUType == "" {
+			return invalidField("cpuType", "a cluster's CPU type cannot be unset; choose another one (polyvirt cpu-types)")
+		}
+		t, err := cpucatalog.Find(c.Arch, *upd.CPUType)
+		if err != nil {
+			return invalidField("cpuType", "%v", err)
+		}
+		if t.Name != c.CPUType {
+			if err := e.checkCPUTypeFits(ctx, c, t); err != nil {
+				return err
+			}
+			changes = append(changes, fmt.Sprintf("CPU type %s → %s", orNone(c.CPUType), t.Name))
+			c.CPUType, c.Arch = t.Name, t.Arch
+		}
+	}
+	if upd.EmulatedMachineCandidates != nil {
+		if err := checkCandidates(*upd.EmulatedMachineCandidates); err != nil {
+			return err
+		}
+		c.EmulatedMachineCandidates = *upd.EmulatedMachineCandidates
+		if c.EmulatedMachine != "" && !slices.ContainsFunc(c.EmulatedMachineCandidates, func(p string) bool {
+			return archspec.MachineMatches(p, c.EmulatedMachine)
+		}) {
+			c.EmulatedMachine = ""
+		}
+		changes = append(changes, "emulated machine candidates "+strings.Join(c.EmulatedMachineCandidates, ", "))
+	}
+	err = e.st.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.UpdateCluster(ctx, &c); err != nil {
+			return err
+		}
+		return e.appendEvent(ctx, tx, store.Event{Action: "cluster.update", ObjectKind: "cluster", ObjectID: c.ID, ObjectName: c.Name,
+			Message: fmt.Sprintf("Configuration of Cluster %s was updated by %s.", old.Name, userName(ctx)), Reason: strings.Join(changes, "; ")})
+	})
+	if err != nil {
+		return err
+	}
+	e.hostChanged()
+	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, clusterView(c, hostCounts(hosts)[c.ID]))
+}
+
+// checkCPUTypeFits refuses a CPU type that an Up host of the cluster does
+// not support (the reference refuses to raise the CPU level over its
+// active hosts).
+func (e *Engine) checkCPUTypeFits(ctx context.Context, c store.Cluster, t cpucatalog.Type) error {
+	up, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID, Statuses: []store.HostStatus{store.HostUp}})
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, h := range up {
+		if miss := cpucatalog.Missing(t, h.CPUFlags); len(miss) > 0 {
+			bad = append(bad, fmt.Sprintf("%s (missing %s)", h.Name, strings.Join(miss, ", ")))
+		}
+	}
+	if len(bad) > 0 {
+		return &apiError{Status: http.StatusConflict, Code: CodeClusterCPUIllegal, Field: "cpuType",
+			Message: fmt.Sprintf("Cannot change the CPU type of cluster %s to %s: these Up hosts do not support it: %s. Switch them to Maintenance or move them first.",
+				c.Name, t.Name, strings.Join(bad, "; "))}
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func (e *Engine) deleteCluster(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	c, err := e.findCluster(ctx, r.PathValue("cluster"))
+	if err != nil {
+		return err
+	}
+	err = e.st.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.DeleteCluster(ctx, c.ID); err != nil {
+			return err
+		}
+		return e.appendEvent(ctx, tx, store.Event{Action: "cluster.remove", ObjectKind: "cluster", ObjectID: c.ID, ObjectName: c.Name,
+			Message: fmt.Sprintf("Cluster %s was removed by %s.", c.Name, userName(ctx))})
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

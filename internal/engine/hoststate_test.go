@@ -1,0 +1,144 @@
+package engine
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/store"
+)
+
+func TestNeedsAdmission(t *testing.T) {
+	tests := []struct {
+		status                      store.HostStatus
+		capsChanged, clusterChanged bool
+		want                        bool
+	}{
+		{store.HostInstalling, false, false, true},
+		{store.HostConnecting, false, false, true},
+		{store.HostNonResponsive, false, false, true},
+		{store.HostUp, false, false, false},
+		{store.HostUp, true, false, true},
+		{store.HostUp, false, true, true},
+		{store.HostNonOperational, false, false, false},
+		{store.HostNonOperational, true, false, true},
+		{store.HostMaintenance, true, true, false},
+		{store.HostPreparingForMaintenance, true, true, false},
+	}
+	for _, tc := range tests {
+		if got := needsAdmission(tc.status, tc.capsChanged, tc.clusterChanged); got != tc.want {
+			t.Errorf("needsAdmission(%s, caps %v, cluster %v) = %v, want %v", tc.status, tc.capsChanged, tc.clusterChanged, got, tc.want)
+		}
+	}
+}
+
+func TestNextStatus(t *testing.T) {
+	host := func(s store.HostStatus, code string) store.Host {
+		return store.Host{Name: "h", Address: "10.0.0.1:7443", Status: s, StatusCode: code}
+	}
+	ok := &admission{OK: true}
+	refused := &admission{Code: "CPU_TYPE_INCOMPATIBLE_WITH_CLUSTER", Message: "Host h moved to Non-Operational state as host does not meet the cluster's minimum CPU level. Missing CPU features: model_POWER9"}
+	type want struct {
+		Changed  bool
+		Status   store.HostStatus
+		Code     string
+		Event    string
+		Severity store.Severity
+	}
+	tests := []struct {
+		name string
+		host store.Host
+		out  pollOutcome
+		want want
+	}{
+		{"installing admitted", host(store.HostInstalling, ""), pollOutcome{OK: true, Admission: ok},
+			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
+		{"installing refused", host(store.HostInstalling, ""), pollOutcome{OK: true, Admission: refused},
+			want{true, store.HostNonOperational, refused.Code, refused.Message, store.SeverityError}},
+		{"up stays up", host(store.HostUp, ""), pollOutcome{OK: true, Admission: ok},
+			want{false, store.HostUp, "", "", ""}},
+		{"up without admission", host(store.HostUp, ""), pollOutcome{OK: true},
+			want{false, store.HostUp, "", "", ""}},
+		{"up refused after a change", host(store.HostUp, ""), pollOutcome{OK: true, Admission: refused},
+			want{true, store.HostNonOperational, refused.Code, refused.Message, store.SeverityError}},
+		{"non-operational the same way", store.Host{Name: "h", Status: store.HostNonOperational, StatusCode: refused.Code, StatusMessage: refused.Message},
+			pollOutcome{OK: true, Admission: refused}, want{false, store.HostNonOperational, refused.Code, "", ""}},
+		{"non-operational admitted", host(store.HostNonOperational, refused.Code), pollOutcome{OK: true, Admission: ok},
+			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
+		{"non-responsive back", host(store.HostNonResponsive, CodeAgentUnreachable), pollOutcome{OK: true, Admission: ok},
+			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
+		{"connecting admitted", host(store.HostConnecting, ""), pollOutcome{OK: true, Admission: ok},
+			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
+		{"one failure is not enough", host(store.HostUp, ""), pollOutcome{Failures: 1, Err: "refused"},
+			want{false, store.HostUp, "", "", ""}},
+		{"up unreachable", host(store.HostUp, ""), pollOutcome{Failures: 3, Err: "refused"},
+			want{true, store.HostNonResponsive, CodeAgentUnreachable, "Host h moved to Non-Responsive state.", store.SeverityError}},
+		{"non-operational unreachable", host(store.HostNonOperational, refused.Code), pollOutcome{Failures: 3, Err: "refused"},
+			want{true, store.HostNonResponsive, CodeAgentUnreachable, "Host h moved to Non-Responsive state.", store.SeverityError}},
+		{"non-responsive stays", host(store.HostNonResponsive, CodeAgentUnreachable), pollOutcome{Failures: 9, Err: "refused"},
+			want{false, store.HostNonResponsive, CodeAgentUnreachable, "", ""}},
+		{"installing agent not started", host(store.HostInstalling, ""), pollOutcome{Failures: 3, Err: "refused"},
+			want{true, store.HostInstalling, CodeAgentUnreachable, "Host h is enrolled but its agent at 10.0.0.1:7443 does not answer yet.", store.SeverityWarning}},
+		{"installing said once", host(store.HostInstalling, CodeAgentUnreachable), pollOutcome{Failures: 4, Err: "refused"},
+			want{false, store.HostInstalling, CodeAgentUnreachable, "", ""}},
+		{"maintenance ignores failures", host(store.HostMaintenance, ""), pollOutcome{Failures: 9, Err: "refused"},
+			want{false, store.HostMaintenance, "", "", ""}},
+		{"maintenance ignores admission", host(store.HostMaintenance, ""), pollOutcome{OK: true, Admission: refused},
+			want{false, store.HostMaintenance, "", "", ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := nextStatus(tc.host, tc.out, 3)
+			got := want{ch.Changed, ch.Status, ch.Code, ch.Event, ch.Severity}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("nextStatus (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckAction(t *testing.T) {
+	type result struct {
+		Noop bool
+		Code string
+	}
+	allowed, noop, illegal := result{}, result{Noop: true}, result{Code: CodeHostStatusIllegal}
+	tests := []struct {
+		action hostAction
+		status store.HostStatus
+		want   result
+	}{
+		{actMaintenance, store.HostUp, allowed},
+		{actMaintenance, store.HostNonResponsive, allowed},
+		{actMaintenance, store.HostMaintenance, noop},
+		{actActivate, store.HostMaintenance, allowed},
+		{actActivate, store.HostNonOperational, allowed},
+		{actActivate, store.HostUp, noop},
+		{actActivate, store.HostInstalling, illegal},
+		{actRemove, store.HostUp, illegal},
+		{actRemove, store.HostConnecting, illegal},
+		{actRemove, store.HostMaintenance, allowed},
+		{actRemove, store.HostNonResponsive, allowed},
+		{actRemove, store.HostNonOperational, allowed},
+		{actRemove, store.HostInstalling, allowed},
+		{actMove, store.HostUp, illegal},
+		{actMove, store.HostNonOperational, illegal},
+		{actMove, store.HostMaintenance, allowed},
+		{actJoinToken, store.HostUp, illegal},
+		{actJoinToken, store.HostMaintenance, allowed},
+	}
+	for _, tc := range tests {
+		n, err := checkAction(tc.action, "h", tc.status)
+		got := result{Noop: n}
+		if err != nil {
+			got.Code = err.Code
+			if err.Status != http.StatusConflict {
+				t.Errorf("%s while %s: status %d, want 409", tc.action, tc.status, err.Status)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s while %s = %+v, want %+v", tc.action, tc.status, got, tc.want)
+		}
+	}
+}

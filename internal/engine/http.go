@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+
+	"polyvirt/internal/store"
+)
+
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+type ctxKey int
+
+const (
+	userKey ctxKey = iota
+	correlationKey
+)
+
+// userFrom is the authenticated user of a request (nil for public routes
+// and the engine's own work).
+func userFrom(ctx context.Context) *store.User {
+	u, _ := ctx.Value(userKey).(*store.User)
+	return u
+}
+
+func correlationFrom(ctx context.Context) string {
+	c, _ := ctx.Value(correlationKey).(string)
+	return c
+}
+
+// handlerFunc is a route's handler: it writes the answer, or returns the
+// error to answer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route is one API route: method, path under /api/v1, whether it needs a
+// token, and a summary (the OpenAPI document has the same routes).
+type route struct {
+	Method  string
+	Path    string
+	Public  bool
+	Summary string
+	h       handlerFunc
+}
+
+// Handler is the engine's HTTP API (without TLS: Serve adds it).
+func (e *Engine) Handler() http.Handler {
+	mux := http.NewServeMux()
+	methods := map[string][]string{}
+	for _, rt := range e.routes() {
+		mux.Handle(rt.Method+" /api/v1"+rt.Path, e.wrap(rt))
+		methods[rt.Path] = append(methods[rt.Path], rt.Method)
+	}
+	// A known path with another method: 405 with a JSON body (the
+	// method-less pattern is less specific than the routes).
+	for path, ms := range methods {
+		allow := strings.Join(ms, ", ")
+		mux.HandleFunc("/api/v1"+path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// wrap adds what every route needs: a correlation ID, authentication and
+// the role check, a body limit, JSON errors, and a recover so that a bug
+// answers 500 instead of killing the engine.
+func (e *Engine) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		corr := r.Header.Get("X-Correlation-ID")
+		if !validCorrelation(corr) {
+			corr = newCorrelationID()
+		}
+		w.Header().Set("X-Correlation-ID", corr)
+		ctx := context.WithValue(r.Context(), correlationKey, corr)
+		defer func() {
+			if p := recover(); p != nil {
+				e.log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				writeError(w, newError(http.StatusInternalServerError, CodeInternal, "internal error (correlation ID %s)", corr))
+			}
+		}()
+		if !rt.Public {
+			u, err := e.authenticate(ctx, r)
+			if err != nil {
+				if ae := asAPIError(err); ae.Status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="polyvirt"`)
+				}
+				writeError(w, err)
+				return
+			}
+			if r.Method != http.MethodGet && r.Method != http.MethodHead && u.Role != store.RoleAdmin {
+				writeError(w, newError(http.StatusForbidden, CodePermissionDenied,
+					"user %s has the %s role: it may read, not %s %s", u.Name, u.Role, r.Method, r.URL.Path))
+				return
+			}
+			ctx = context.WithValue(ctx, userKey, &u)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := rt.h(w, r.WithContext(ctx)); err != nil {
+			ae := asAPIError(err)
+			if ae.Status >= 500 {
+				e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
+			}
+			writeError(w, ae)
+		}
+		e.log.Debug("API", "method", r.Method, "path", r.URL.Path, "took", time.Since(start), "correlation", corr)
+	})
+}
+
+// authenticate finds the user of the request's bearer token.
+func (e *Engine) authenticate(ctx context.Context, r *http.Request) (store.User, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return store.User{}, newError(http.StatusUnauthorized, CodeUnauthenticated,
+			"missing Authorization header: send \"Authorization: Bearer TOKEN\" (polyvirt login)")
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return store.User{}, newError(http.StatusUnauthorized, CodeUnauthenticated, "the Authorization header is not \"Bearer TOKEN\"")
+	}
+	u, err := e.st.GetUserByTokenHash(ctx, store.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, newError(http.StatusUnauthorized, CodeUnauthenticated, "invalid API token (revoked, or from another engine?)")
+	}
+	return u, err
+}
+
+// writeJSON writes v as the JSON answer.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	ae := asAPIError(err)
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
+	}
+	_ = writeJSON(w, ae.Status, ae.body())
+}
+
+// decodeBody reads a JSON request body into v: one object, no unknown
+// fields. optional lets an empty body through.
+func decodeBody(r *http.Request, v any, optional bool) error {
+	b, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body larger than %d bytes", maxBody)
+	}
+	if err != nil {
+		return newError(http.StatusBadRequest, CodeBadRequest, "reading the request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		if optional {
+			return nil
+		}
+		return newError(http.StatusBadRequest, CodeBadRequest, "the request body is empty: want a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return newError(http.StatusBadRequest, CodeBadRequest, "the request body is not valid JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return invalidField(te.Field, "%s: want a JSON %s, not %s", te.Field, te.Type, te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return invalidField(f, "unknown field %q", f)
+		}
+		return newError(http.StatusBadRequest, CodeBadRequest, "the request body: %v", err)
+	}
+	if dec.More() {
+		return newError(http.StatusBadRequest, CodeBadRequest, "the request body has data after its JSON object")
+	}
+	return nil
+}
+
+func validCorrelation(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newCorrelationID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// appendEvent adds an event to the audit log, with the request's user and
+// correlation ID.
+func (e *Engine) appendEvent(ctx context.Context, q store.Queries, ev store.Event) error {
+	if u := userFrom(ctx); u != nil && ev.User == "" {
+		ev.User = u.Name
+	}
+	if ev.CorrelationID == "" {
+		ev.CorrelationID = correlationFrom(ctx)
+	}
+	if ev.Severity == "" {
+		ev.Severity = store.SeverityInfo
+	}
+	return q.AppendEvent(ctx, &ev)
+}
+
+// userName is the request's user, for messages.
+func userName(ctx context.Context) string {
+	if u := userFrom(ctx); u != nil {
+		return u.Name
+	}
+	return "the engine"
+}
+
+// routePaths lists the routes as "METHOD /api/v1/path", sorted.
+func (e *Engine) routePaths() []string {
+	var out []string
+	for _, rt := range e.routes() {
+		out = append(out, fmt.Sprintf("%s /api/v1%s", rt.Method, rt.Path))
+	}
+	sort.Strings(out)
+	return out
+}

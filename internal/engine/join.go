@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"polyvirt/internal/engine/enroll"
+	"polyvirt/internal/pki"
+	"polyvirt/internal/store"
+)
+
+// postJoin enrolls an agent (POST /api/v1/join, no authentication but the
+// one-time token): the token is consumed and the agent's certificate
+// request signed in one transaction, so a refused request issues nothing
+// and leaves the token as it was.
+func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req enroll.JoinRequest
+	if err := decodeBody(r, &req, false); err != nil {
+		return err
+	}
+	tok, err := enroll.ParseToken(req.Token)
+	if err != nil {
+		e.auditJoinRefusal(r, enroll.CodeTokenMalformed, err.Error())
+		return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeTokenMalformed, Field: "token", Message: err.Error()}
+	}
+	if tok.CAHash != e.caFP {
+		e.auditJoinRefusal(r, enroll.CodeTokenWrongEngine, "the token names CA "+tok.CAHash)
+		return &apiError{Status: http.StatusUnauthorized, Code: enroll.CodeTokenWrongEngine, Field: "token",
+			Message: fmt.Sprintf("the join token was issued by another engine (CA %s…); this engine's CA is %s…", tok.CAHash[:16], e.caFP[:16])}
+	}
+	if err := checkCSR(req.CSR); err != nil {
+		return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeCSRInvalid, Field: "csr", Message: err.Error()}
+	}
+	var resp enroll.JoinResponse
+	err = e.st.InTx(ctx, func(tx store.Tx) error {
+		h, err := tx.ConsumeJoinToken(ctx, tok.Hash())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return &apiError{Status: http.StatusUnauthorized, Code: enroll.CodeTokenInvalid, Field: "token",
+				Message: "the join token is not valid: no host has it (mistyped, forged, or replaced by a newer token)"}
+		case errors.Is(err, store.ErrExpired):
+			return &apiError{Status: http.StatusUnauthorized, Code: enroll.CodeTokenExpired, Field: "token",
+				Message: "the join token has expired: issue a new one (polyvirt host join-token NAME)"}
+		case errors.Is(err, store.ErrConflict):
+			return &apiError{Status: http.StatusConflict, Code: enroll.CodeTokenUsed, Field: "token",
+				Message: "the join token was used already: a token enrolls one agent once; issue a new one (polyvirt host join-token NAME)"}
+		case err != nil:
+			return err
+		}
+		certPEM, err := e.pki.ca.SignCSR([]byte(req.CSR), h.Name, hostCertNames(h), pki.Both, certValidity)
+		if err != nil {
+			return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeCSRInvalid, Field: "csr", Message: err.Error()}
+		}
+		cert, err := pki.ParseCertificate(certPEM)
+		if err != nil {
+			return err
+		}
+		h.CertFingerprint, h.CertSerial = pki.Fingerprint(cert), cert.SerialNumber.Text(16)
+		if h.Status != store.HostMaintenance {
+			h.Status, h.StatusCode = store.HostInstalling, ""
+			h.StatusMessage = fmt.Sprintf("enrolled; waiting for its agent to answer at %s", h.Address)
+		}
+		if err := tx.UpdateHost(ctx, &h); err != nil {
+			return err
+		}
+		c, err := tx.GetCluster(ctx, h.ClusterID)
+		if err != nil {
+			return err
+		}
+		if err := e.appendEvent(ctx, tx, store.Event{Action: "host.join", ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
+			Message: fmt.Sprintf("Host %s was enrolled: its agent received a certificate signed by the engine CA (serial %s).", h.Name, h.CertSerial),
+			Reason:  "join request from " + remoteIP(r)}); err != nil {
+			return err
+		}
+		resp = enroll.JoinResponse{HostID: h.ID, HostName: h.Name, Address: h.Address, Cluster: c.Name,
+			CACert: string(e.pki.ca.CertPEM), Cert: string(certPEM), CertFingerprint: h.CertFingerprint}
+		return nil
+	})
+	if err != nil {
+		if ae := asAPIError(err); ae.Code == enroll.CodeTokenInvalid || ae.Code == enroll.CodeTokenExpired || ae.Code == enroll.CodeTokenUsed {
+			e.auditJoinRefusal(r, ae.Code, ae.Message)
+		}
+		return err
+	}
+	e.hostChanged()
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// auditJoinRefusal records a refused join in the audit log (at most a
+// few per minute: the route is open to anyone).
+func (e *Engine) auditJoinRefusal(r *http.Request, code, why string) {
+	e.log.Warn("join refused", "from", remoteIP(r), "code", code, "why", why)
+	if !e.joinAudit.allow() {
+		return
+	}
+	err := e.appendEvent(r.Context(), e.st, store.Event{Action: "host.join", Severity: store.SeverityWarning, ObjectKind: "host",
+		Code: code, Message: fmt.Sprintf("A join request from %s was refused (%s).", remoteIP(r), code), Reason: why})
+	if err != nil {
+		e.log.Warn("audit log", "err", err)
+	}
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// hostCertNames are the names of an agent's certificate: the host's name
+// and the host part of its address.
+func hostCertNames(h store.Host) []string {
+	names := []string{h.Name}
+	if host, _, err := net.SplitHostPort(h.Address); err == nil && host != "" && host != h.Name {
+		names = append(names, host)
+	}
+	return names
+}
+
+// checkCSR checks a PEM certificate request before anything is consumed.
+func checkCSR(csrPEM string) error {
+	if csrPEM == "" {
+		return errors.New("csr is empty: send the agent's PEM certificate request")
+	}
+	block, rest := pem.Decode([]byte(csrPEM))
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return errors.New("csr is not a PEM CERTIFICATE REQUEST")
+	}
+	if len(rest) > 0 && len(pemTrim(rest)) > 0 {
+		return errors.New("csr has data after the certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("csr: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return fmt.Errorf("csr: bad signature: %v", err)
+	}
+	return nil
+}
+
+func pemTrim(b []byte) []byte {
+	for len(b) > 0 && (b[0] == '\n' || b[0] == '\r' || b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}

@@ -1,0 +1,496 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"polyvirt/internal/store"
+)
+
+// CodeCapsInvalid: the agent answered with a capabilities report the
+// engine cannot read.
+const CodeCapsInvalid = "HOST_CAPABILITIES_INVALID"
+
+// monitor watches every enrolled host while this engine leads: one poller
+// goroutine per host reads its statistics every StatsInterval (kept-alive
+// mutual-TLS connections), asks whether its capabilities changed every
+// CapsInterval (If-None-Match), runs admission when needed and drives the
+// host's status (hoststate.go). Statistics are written in batches, one
+// transaction per StatsFlush; statuses when they change, with an event.
+type monitor struct {
+	e   *Engine
+	cfg MonitorConfig
+	log *slog.Logger
+
+	reload chan struct{}
+
+	mu       sync.Mutex
+	pollers  map[string]*poller
+	clusterV map[string]int64
+
+	clusterLocks sync.Map // cluster ID → *sync.Mutex
+	batch        statsBatch
+	wg           sync.WaitGroup
+	warned       rateLimiter
+}
+
+func newMonitor(e *Engine) *monitor {
+	return &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
+		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
+		warned: rateLimiter{every: 30 * time.Second, burst: 3}}
+}
+
+// reloadSoon asks for the host list to be read again now.
+func (m *monitor) reloadSoon() {
+	select {
+	case m.reload <- struct{}{}:
+	default:
+	}
+}
+
+func (m *monitor) run(ctx context.Context) {
+	batchDone := make(chan struct{})
+	go func() { m.batch.run(ctx, m); close(batchDone) }()
+	t := time.NewTicker(m.cfg.HostsReload)
+	defer t.Stop()
+	m.reloadHosts(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			m.wg.Wait()
+			<-batchDone
+			return
+		case <-t.C:
+		case <-m.reload:
+		}
+		m.reloadHosts(ctx)
+	}
+}
+
+// warn logs a warning, a few per half minute (a database that is down
+// would otherwise flood the log).
+func (m *monitor) warn(msg string, args ...any) {
+	if m.warned.allow() {
+		m.log.Warn(msg, args...)
+	}
+}
+
+// reloadHosts reads the hosts and clusters: it starts a poller per newly
+// enrolled host, stops those of removed hosts, passes the changes (status,
+// address, certificate) to the others, and tells those of a changed
+// cluster to run admission again.
+func (m *monitor) reloadHosts(ctx context.Context) {
+	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.warn("cannot read the hosts", "err", err)
+		}
+		return
+	}
+	clusters, err := m.e.st.ListClusters(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.warn("cannot read the clusters", "err", err)
+		}
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := map[string]bool{}
+	versions := map[string]int64{}
+	for _, c := range clusters {
+		if v, ok := m.clusterV[c.ID]; ok && v != c.Version {
+			changed[c.ID] = true
+		}
+		versions[c.ID] = c.Version
+	}
+	m.clusterV = versions
+	seen := map[string]bool{}
+	addrs := map[string]bool{}
+	for _, h := range hosts {
+		if h.CertFingerprint == "" {
+			continue
+		}
+		seen[h.ID] = true
+		addrs[h.Address] = true
+		m.e.agents.pin(h.Address, h.CertFingerprint)
+		p := m.pollers[h.ID]
+		if p == nil {
+			pctx, cancel := context.WithCancel(ctx)
+			p = &poller{m: m, id: h.ID, host: h, cancel: cancel, kick: make(chan struct{}, 1)}
+			m.pollers[h.ID] = p
+			m.wg.Add(1)
+			go p.run(pctx)
+			continue
+		}
+		p.update(h, changed[h.ClusterID])
+	}
+	for id, p := range m.pollers {
+		if !seen[id] {
+			p.cancel()
+			delete(m.pollers, id)
+			if a := p.snapshot().Address; !addrs[a] {
+				m.e.agents.unpin(a)
+			}
+		}
+	}
+}
+
+// clusterLock serializes the admissions into one cluster (the first host
+// sets its CPU type).
+func (m *monitor) clusterLock(id string) *sync.Mutex {
+	v, _ := m.clusterLocks.LoadOrStore(id, &sync.Mutex{})
+	return v.(*sync.Mutex)
+}
+
+// poller monitors one host.
+type poller struct {
+	m      *monitor
+	id     string
+	cancel context.CancelFunc
+	kick   chan struct{}
+
+	mu             sync.Mutex
+	host           store.Host
+	clusterChanged bool
+
+	// Owned by the run goroutine.
+	failures int
+	etag     string
+	capsAt   time.Time
+}
+
+func (p *poller) snapshot() store.Host {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.host
+}
+
+// setHost records the host as last written or read, unless a newer
+// version is known already.
+func (p *poller) setHost(h store.Host) {
+	h.Capabilities = nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if h.Version >= p.host.Version {
+		p.host = h
+	}
+}
+
+// update passes a reloaded host row; a change that needs action (an
+// activation, a new address or certificate, a changed cluster) makes the
+// poller act at once.
+func (p *poller) update(h store.Host, clusterChanged bool) {
+	p.mu.Lock()
+	old := p.host
+	if h.Version >= p.host.Version {
+		p.host = h
+	}
+	if clusterChanged {
+		p.clusterChanged = true
+	}
+	p.mu.Unlock()
+	if clusterChanged || h.Address != old.Address || h.CertFingerprint != old.CertFingerprint ||
+		(h.Status != old.Status && (h.Status == store.HostConnecting || h.Status == store.HostInstalling)) {
+		p.kickNow()
+	}
+}
+
+func (p *poller) kickNow() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *poller) run(ctx context.Context) {
+	defer p.m.wg.Done()
+	interval := p.m.cfg.StatsInterval
+	// Spread the hosts over the interval.
+	timer := time.NewTimer(rand.N(interval))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-p.kick:
+		}
+		p.round(ctx)
+		timer.Reset(interval)
+	}
+}
+
+// round is one monitoring round: capabilities when due (always when the
+// host's agent was not known to answer), statistics, then what the
+// outcome means for the host.
+func (p *poller) round(ctx context.Context) {
+	h := p.snapshot()
+	p.mu.Lock()
+	clusterChanged := p.clusterChanged
+	p.clusterChanged = false
+	p.mu.Unlock()
+	full := p.etag == "" || clusterChanged || needsAdmission(h.Status, false, false)
+	var body []byte
+	var hash string
+	if full || time.Since(p.capsAt) >= p.m.cfg.CapsInterval {
+		etag := p.etag
+		if full {
+			etag = ""
+		}
+		b, tag, notModified, err := p.m.e.agents.capabilities(ctx, h.Address, etag)
+		if err != nil {
+			p.failed(ctx, err, clusterChanged)
+			return
+		}
+		p.capsAt = time.Now()
+		if !notModified {
+			p.etag = tag
+			body = b
+			sum := sha256.Sum256(b)
+			hash = hex.EncodeToString(sum[:])
+		}
+	}
+	stats, err := p.m.e.agents.stats(ctx, h.Address)
+	if err != nil {
+		p.failed(ctx, err, clusterChanged)
+		return
+	}
+	p.failures = 0
+	p.m.batch.add(store.HostStats{HostID: p.id, Stats: stats, At: time.Now()})
+	capsChanged := body != nil && hash != h.CapabilitiesHash
+	if body != nil && (capsChanged || needsAdmission(h.Status, capsChanged, clusterChanged)) {
+		p.admit(ctx, body, hash, clusterChanged)
+	}
+}
+
+// failed handles a round the agent did not answer.
+func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
+	if ctx.Err() != nil {
+		return
+	}
+	if clusterChanged {
+		p.mu.Lock()
+		p.clusterChanged = true
+		p.mu.Unlock()
+	}
+	p.failures++
+	p.etag = ""
+	o := pollOutcome{Failures: p.failures, Err: shortError(err)}
+	th := p.m.cfg.Failures
+	if !nextStatus(p.snapshot(), o, th).Changed {
+		return
+	}
+	for attempt := 0; attempt < 8; attempt++ {
+		h, err := p.m.e.st.GetHost(ctx, p.id)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+				p.m.warn("cannot read a host", "host", p.id, "err", err)
+			}
+			return
+		}
+		ch := nextStatus(h, o, th)
+		if !ch.Changed {
+			p.setHost(h)
+			return
+		}
+		h.Status, h.StatusCode, h.StatusMessage = ch.Status, ch.Code, ch.Message
+		err = p.m.e.st.InTx(ctx, func(tx store.Tx) error {
+			if err := tx.UpdateHost(ctx, &h); err != nil {
+				return err
+			}
+			return p.m.e.appendEvent(ctx, tx, store.Event{Action: "host.status", Severity: ch.Severity, ObjectKind: "host",
+				ObjectID: h.ID, ObjectName: h.Name, Code: ch.EventCode, Message: ch.Event, Reason: o.Err})
+		})
+		if isStale(err) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.m.warn("cannot record a host's status", "host", h.Name, "status", ch.Status, "err", err)
+			}
+			return
+		}
+		p.m.log.Info("host status", "host", h.Name, "status", h.Status, "reason", o.Err)
+		p.setHost(h)
+		return
+	}
+}
+
+// admit records a new capabilities report and, unless the host is in
+// Maintenance, runs admission and sets the status it gives, all in one
+// transaction (with the cluster when the host is its first).
+func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterChanged bool) {
+	facts, ferr := factsFromReport(body)
+	doc, err := compactJSON(body)
+	if err != nil {
+		ferr = err
+	}
+	th := p.m.cfg.Failures
+	for attempt := 0; attempt < 8; attempt++ {
+		h, err := p.m.e.st.GetHost(ctx, p.id)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+				p.m.warn("cannot read a host", "host", p.id, "err", err)
+			}
+			return
+		}
+		lock := p.m.clusterLock(h.ClusterID)
+		lock.Lock()
+		c, err := p.m.e.st.GetCluster(ctx, h.ClusterID)
+		if err != nil {
+			lock.Unlock()
+			if ctx.Err() == nil {
+				p.m.warn("cannot read a cluster", "cluster", h.ClusterID, "err", err)
+			}
+			return
+		}
+		var a admission
+		if ferr != nil {
+			a = admission{Code: CodeCapsInvalid, Message: fmt.Sprintf("Host %s moved to Non-Operational state as its capabilities report cannot be read: %v", h.Name, ferr), Cluster: c}
+		} else {
+			a = admit(h.Name, facts, c)
+		}
+		capsChanged := h.CapabilitiesHash != hash
+		var ch statusChange
+		ran := needsAdmission(h.Status, capsChanged, clusterChanged)
+		if ran {
+			ch = nextStatus(h, pollOutcome{OK: true, Admission: &a}, th)
+		}
+		clusterWrite := ran && a.OK && a.ClusterChanged
+		if !ch.Changed && !capsChanged && !clusterWrite {
+			lock.Unlock()
+			p.setHost(h)
+			return
+		}
+		if ferr == nil {
+			h.Arch, h.CPUModel, h.CPUFlags = facts.Arch, facts.CPUModel, slices.Clone(facts.Flags)
+			h.EmulatedMachines = slices.Clone(facts.Machines)
+			h.Capabilities = doc
+		}
+		h.CPUType, h.CPULevel, h.CapabilitiesHash = a.Best.Name, a.Best.Level, hash
+		if ch.Changed {
+			h.Status, h.StatusCode, h.StatusMessage = ch.Status, ch.Code, ch.Message
+		}
+		err = p.m.e.st.InTx(ctx, func(tx store.Tx) error {
+			if clusterWrite {
+				if err := tx.UpdateCluster(ctx, &a.Cluster); err != nil {
+					return err
+				}
+				if err := p.m.e.appendEvent(ctx, tx, store.Event{Action: "cluster.update", ObjectKind: "cluster",
+					ObjectID: c.ID, ObjectName: c.Name, Message: a.ClusterChange}); err != nil {
+					return err
+				}
+			}
+			if err := tx.UpdateHost(ctx, &h); err != nil {
+				return err
+			}
+			if ch.Changed && ch.Event != "" {
+				return p.m.e.appendEvent(ctx, tx, store.Event{Action: "host.status", Severity: ch.Severity, ObjectKind: "host",
+					ObjectID: h.ID, ObjectName: h.Name, Code: ch.EventCode, Message: ch.Event})
+			}
+			return nil
+		})
+		lock.Unlock()
+		if isStale(err) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.m.warn("cannot record a host's capabilities", "host", h.Name, "err", err)
+			}
+			return
+		}
+		if ch.Changed {
+			p.m.log.Info("host status", "host", h.Name, "status", h.Status, "code", h.StatusCode)
+		}
+		p.setHost(h)
+		if clusterWrite {
+			p.m.reloadSoon()
+		}
+		return
+	}
+}
+
+// shortError is an agent error without the URL the HTTP client adds.
+func shortError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within the poll timeout (" + err.Error() + ")"
+	}
+	return err.Error()
+}
+
+// statsBatch collects the statistics of the last rounds (the latest per
+// host) and writes them in one transaction per flush.
+type statsBatch struct {
+	mu      sync.Mutex
+	pending map[string]store.HostStats
+}
+
+func (b *statsBatch) add(s store.HostStats) {
+	b.mu.Lock()
+	b.pending[s.HostID] = s
+	b.mu.Unlock()
+}
+
+func (b *statsBatch) take() []store.HostStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) == 0 {
+		return nil
+	}
+	out := make([]store.HostStats, 0, len(b.pending))
+	for _, s := range b.pending {
+		out = append(out, s)
+	}
+	b.pending = make(map[string]store.HostStats, len(out))
+	return out
+}
+
+func (b *statsBatch) run(ctx context.Context, m *monitor) {
+	t := time.NewTicker(m.cfg.StatsFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			b.flush(fctx, m)
+			cancel()
+			return
+		case <-t.C:
+			b.flush(ctx, m)
+		}
+	}
+}
+
+func (b *statsBatch) flush(ctx context.Context, m *monitor) {
+	batch := b.take()
+	if len(batch) == 0 {
+		return
+	}
+	slices.SortFunc(batch, func(x, y store.HostStats) int {
+		switch {
+		case x.HostID < y.HostID:
+			return -1
+		case x.HostID > y.HostID:
+			return 1
+		}
+		return 0
+	})
+	if _, err := m.e.st.UpdateHostStats(ctx, batch); err != nil && ctx.Err() == nil {
+		m.warn("cannot record the hosts' statistics (dropped; the next ones will be written)", "hosts", len(batch), "err", err)
+	}
+}

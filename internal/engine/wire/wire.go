@@ -1,0 +1,217 @@
+// Package wire holds the JSON documents of the engine's REST API
+// (/api/v1): what the engine answers and accepts, shared by the engine,
+// its Go client (package client) and the CLI. Errors are api.ErrorBody.
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Info describes the engine that answered (GET /api/v1/info).
+type Info struct {
+	// Name is the engine's name (--name; default the hostname).
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Backend is the database: sqlite or postgres.
+	Backend       string `json:"backend"`
+	SchemaVersion int    `json:"schemaVersion"`
+	// Leader tells whether this engine monitors the hosts now.
+	Leader bool `json:"leader"`
+	// CAFingerprint is the hex SHA-256 of the engine CA certificate.
+	CAFingerprint string    `json:"caFingerprint"`
+	Time          time.Time `json:"time"`
+}
+
+// Health is the answer of GET /api/v1/health (no authentication): 200 with
+// status "ok", or 503 with status "unavailable" and the database's error.
+type Health struct {
+	Status string `json:"status"`
+	Leader bool   `json:"leader"`
+	Error  string `json:"error,omitempty"`
+}
+
+// User is an API user (never with its token).
+type User struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	Version int64     `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// UserRequest creates a user (POST /api/v1/users).
+type UserRequest struct {
+	Name string `json:"name"`
+	// Role is admin or readonly.
+	Role string `json:"role"`
+}
+
+// UserToken is a user with a new API token, shown once (create, rotate).
+type UserToken struct {
+	User  User   `json:"user"`
+	Token string `json:"token"`
+}
+
+// Cluster is a cluster of hosts of one architecture and CPU type.
+type Cluster struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Arch is the cluster architecture (ppc64 for POWER), "" until set by
+	// the request or by the first host.
+	Arch string `json:"arch,omitempty"`
+	// CPUType is the cluster CPU type ("IBM POWER8"), "" until set.
+	CPUType string `json:"cpuType,omitempty"`
+	// CPULevel is the CPU type's level in its vendor group.
+	CPULevel int `json:"cpuLevel,omitempty"`
+	// EmulatedMachineCandidates is the ordered list of machine patterns
+	// the cluster picks its emulated machine from; EmulatedMachine the one
+	// picked (by its first Up host).
+	EmulatedMachineCandidates []string `json:"emulatedMachineCandidates"`
+	EmulatedMachine           string   `json:"emulatedMachine,omitempty"`
+	MigrationPolicy           string   `json:"migrationPolicy,omitempty"`
+	// Hosts counts the cluster's hosts by status.
+	Hosts   map[string]int `json:"hosts"`
+	Version int64          `json:"version"`
+	Created time.Time      `json:"created"`
+	Updated time.Time      `json:"updated"`
+}
+
+// ClusterRequest creates a cluster (POST /api/v1/clusters).
+type ClusterRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Arch is a host or cluster architecture or an alias (ppc64le, ppc64el
+	// and ppc64 all give ppc64); "" lets the first host set it.
+	Arch string `json:"arch,omitempty"`
+	// CPUType must be a type of Arch (see GET /api/v1/cpu-types); "" lets
+	// the first host set it.
+	CPUType string `json:"cpuType,omitempty"`
+	// EmulatedMachineCandidates overrides the architecture's default list.
+	EmulatedMachineCandidates []string `json:"emulatedMachineCandidates,omitempty"`
+	// MigrationPolicy is minimal-downtime (default), post-copy,
+	// suspend-workload or none.
+	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+}
+
+// ClusterUpdate changes a cluster (PATCH /api/v1/clusters/{cluster}):
+// only the fields given change.
+type ClusterUpdate struct {
+	Name                      *string   `json:"name,omitempty"`
+	Description               *string   `json:"description,omitempty"`
+	Arch                      *string   `json:"arch,omitempty"`
+	CPUType                   *string   `json:"cpuType,omitempty"`
+	EmulatedMachineCandidates *[]string `json:"emulatedMachineCandidates,omitempty"`
+	MigrationPolicy           *string   `json:"migrationPolicy,omitempty"`
+	// Version, when set, must be the cluster's current version.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// Host is a hypervisor host as the engine sees it.
+type Host struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// ClusterID and Cluster (its name) are the host's cluster.
+	ClusterID string `json:"clusterId"`
+	Cluster   string `json:"cluster"`
+	// Status is Installing, Up, NonOperational, NonResponsive,
+	// Maintenance, Connecting, ...; StatusCode and StatusMessage say why.
+	Status        string `json:"status"`
+	StatusCode    string `json:"statusCode,omitempty"`
+	StatusMessage string `json:"statusMessage,omitempty"`
+	// Arch is the host's (effective) architecture: ppc64le for a POWER8.
+	Arch     string `json:"arch,omitempty"`
+	CPUModel string `json:"cpuModel,omitempty"`
+	// CPUType and CPULevel are the host's best cluster CPU type.
+	CPUType          string   `json:"cpuType,omitempty"`
+	CPULevel         int      `json:"cpuLevel,omitempty"`
+	CPUFlags         []string `json:"cpuFlags"`
+	EmulatedMachines []string `json:"emulatedMachines"`
+	// Enrolled tells whether the agent has joined (has a certificate).
+	Enrolled         bool      `json:"enrolled"`
+	CertFingerprint  string    `json:"certFingerprint,omitempty"`
+	CertSerial       string    `json:"certSerial,omitempty"`
+	JoinTokenExpires time.Time `json:"joinTokenExpires,omitzero"`
+	JoinTokenUsed    time.Time `json:"joinTokenUsed,omitzero"`
+	// LastSeen is when the agent last answered the monitoring; Stats its
+	// last statistics (the agent's GET /v1/stats) taken at StatsAt.
+	LastSeen time.Time       `json:"lastSeen,omitzero"`
+	StatsAt  time.Time       `json:"statsAt,omitzero"`
+	Stats    json.RawMessage `json:"stats,omitempty"`
+	// Capabilities is the agent's capabilities report (GET of one host
+	// with ?capabilities=true only).
+	Capabilities json.RawMessage `json:"capabilities,omitempty"`
+	Version      int64           `json:"version"`
+	Created      time.Time       `json:"created"`
+	Updated      time.Time       `json:"updated"`
+}
+
+// HostRequest adds a host (POST /api/v1/hosts).
+type HostRequest struct {
+	Name string `json:"name"`
+	// Address is the agent's HOST:PORT.
+	Address string `json:"address"`
+	// Cluster is the cluster's name or ID.
+	Cluster string `json:"cluster"`
+	// TokenTTL is how long the join token lasts ("1h", the default; at
+	// most 168h).
+	TokenTTL string `json:"tokenTtl,omitempty"`
+}
+
+// JoinToken is a new one-time join token of a host, shown once.
+type JoinToken struct {
+	Host    Host      `json:"host"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+	// Command is what to run on the agent host (with the token on stdin).
+	Command string `json:"command"`
+}
+
+// JoinTokenRequest asks for a new join token
+// (POST /api/v1/hosts/{host}/join-token).
+type JoinTokenRequest struct {
+	TokenTTL string `json:"tokenTtl,omitempty"`
+}
+
+// HostUpdate changes a host (PATCH /api/v1/hosts/{host}): only the fields
+// given change. Changing the address or the cluster needs Maintenance.
+type HostUpdate struct {
+	Name    *string `json:"name,omitempty"`
+	Address *string `json:"address,omitempty"`
+	Cluster *string `json:"cluster,omitempty"`
+	Version *int64  `json:"version,omitempty"`
+}
+
+// ActionRequest is the optional body of an action (maintenance,
+// activate): why, for the audit log.
+type ActionRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Event is one entry of the audit log.
+type Event struct {
+	ID         int64     `json:"id"`
+	Time       time.Time `json:"time"`
+	User       string    `json:"user,omitempty"`
+	Action     string    `json:"action"`
+	Severity   string    `json:"severity"`
+	ObjectKind string    `json:"objectKind,omitempty"`
+	ObjectID   string    `json:"objectId,omitempty"`
+	ObjectName string    `json:"objectName,omitempty"`
+	Code       string    `json:"code,omitempty"`
+	Message    string    `json:"message"`
+	Reason     string    `json:"reason,omitempty"`
+	// CorrelationID ties the events of one request together (the
+	// X-Correlation-ID header of its answer).
+	CorrelationID string `json:"correlationId,omitempty"`
+}
+
+// EventPage is a page of events, newest first; Next is the "before" of the
+// next page, 0 on the last one.
+type EventPage struct {
+	Events []Event `json:"events"`
+	Next   int64   `json:"next,omitempty"`
+}

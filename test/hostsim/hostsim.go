@@ -1,0 +1,258 @@
+// Package hostsim simulates polyvirt hosts (the role of oVirt's vdsmfake):
+// each simulated host listens on its own port and speaks the agent API
+// the engine monitors — GET /v1/capabilities (with ETag / If-None-Match)
+// and GET /v1/stats — over mutual TLS, with a certificate it gets by
+// enrolling with the engine like a real agent (agent.Enroll). Thousands of
+// hosts fit in one process; the engine cannot tell them from agents.
+//
+// The capabilities reports are those of the built-in profiles (package
+// profiles, read through package caps without a libvirt daemon), so a
+// simulated POWER8 is admitted like the real fake-KVM POWER8 agent. A
+// host can be stopped (connection refused), hung (accepts, never answers)
+// and given another profile (a reinstall), to drive the engine's status
+// machine in tests.
+package hostsim
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"polyvirt/internal/agent"
+	"polyvirt/internal/api"
+	"polyvirt/internal/caps"
+	"polyvirt/internal/pki"
+)
+
+// Sim is a set of simulated hosts.
+type Sim struct {
+	mu      sync.Mutex
+	reports map[string]*report
+	hosts   []*Host
+}
+
+// report is a profile's capabilities report and its ETag.
+type report struct {
+	body []byte
+	etag string
+}
+
+// New makes an empty simulator.
+func New() *Sim { return &Sim{reports: map[string]*report{}} }
+
+// Report returns the capabilities report (JSON) of a built-in profile.
+func (s *Sim) report(profile string) (*report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.reports[profile]; ok {
+		return r, nil
+	}
+	res, err := caps.Collect(context.Background(), caps.Options{Profile: profile})
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", profile, err)
+	}
+	body, err := json.MarshalIndent(res.Report, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	r := &report{body: body, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	s.reports[profile] = r
+	return r, nil
+}
+
+// Host is one simulated host.
+type Host struct {
+	sim  *Sim
+	name string
+	addr string
+
+	mu      sync.Mutex
+	rep     *report
+	tlsCfg  *tls.Config
+	srv     *http.Server
+	serving bool
+
+	hung     atomic.Bool
+	requests atomic.Int64
+	cpu      atomic.Uint64 // float64 bits: the simulated CPU usage
+}
+
+// AddHost makes a host presenting a profile, listening on a free port of
+// 127.0.0.1 (the port is reserved until Close). It answers once enrolled.
+func (s *Sim) AddHost(name, profile string) (*Host, error) {
+	rep, err := s.report(profile)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{sim: s, name: name, addr: ln.Addr().String(), rep: rep}
+	ln.Close()
+	s.mu.Lock()
+	s.hosts = append(s.hosts, h)
+	s.mu.Unlock()
+	return h, nil
+}
+
+// Name is the host's name.
+func (h *Host) Name() string { return h.name }
+
+// Addr is the HOST:PORT the host listens on.
+func (h *Host) Addr() string { return h.addr }
+
+// Requests counts the requests the host answered.
+func (h *Host) Requests() int64 { return h.requests.Load() }
+
+// Enroll joins the engine with a join token (as polyvirt agent join does)
+// and starts answering with the certificate received.
+func (h *Host) Enroll(ctx context.Context, engineURL, token string) (*agent.Enrollment, error) {
+	e, err := agent.Enroll(ctx, engineURL, token, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pki.ServerTLS([]byte(e.Cert), e.KeyPEM, []byte(e.CACert))
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.tlsCfg = cfg
+	h.mu.Unlock()
+	return e, h.Start()
+}
+
+// UseTLS sets the host's TLS configuration directly (tests that enroll
+// otherwise).
+func (h *Host) UseTLS(cfg *tls.Config) {
+	h.mu.Lock()
+	h.tlsCfg = cfg
+	h.mu.Unlock()
+}
+
+// Start (re)starts answering; an enrolled host that was stopped comes back.
+func (h *Host) Start() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.serving {
+		return nil
+	}
+	if h.tlsCfg == nil {
+		return errors.New("host " + h.name + " is not enrolled")
+	}
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", h.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	h.serving = true
+	srv := h.srv
+	go srv.Serve(tls.NewListener(ln, h.tlsCfg))
+	return nil
+}
+
+// Stop closes the host's listener and connections: the engine gets
+// "connection refused", as from a killed agent.
+func (h *Host) Stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.serving {
+		h.srv.Close()
+		h.serving = false
+	}
+}
+
+// Hang makes the host accept requests and never answer them (an agent
+// that disappears mid-request), or answer again.
+func (h *Host) Hang(on bool) { h.hung.Store(on) }
+
+// SetProfile makes the host report another profile's capabilities (a
+// reinstall on other hardware).
+func (h *Host) SetProfile(profile string) error {
+	rep, err := h.sim.report(profile)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.rep = rep
+	h.mu.Unlock()
+	return nil
+}
+
+// ServeHTTP answers the agent API the engine uses.
+func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.hung.Load() {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Minute):
+		}
+		return
+	}
+	h.requests.Add(1)
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/capabilities":
+		h.mu.Lock()
+		rep := h.rep
+		h.mu.Unlock()
+		w.Header().Set("ETag", rep.etag)
+		if r.Header.Get("If-None-Match") == rep.etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(rep.body)
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/stats":
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(h.stats())
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "NOT_FOUND", Message: "the host simulator answers GET /v1/capabilities and /v1/stats only"}})
+	}
+}
+
+// stats makes plausible figures: CPU usage wandering between 0 and 100.
+func (h *Host) stats() api.Stats {
+	u := h.cpuUsage() + (rand.Float64()-0.5)*10
+	u = min(max(u, 0), 100)
+	h.cpu.Store(uint64(u * 1000))
+	return api.Stats{Host: api.HostStats{Time: time.Now().UTC(), CPUUsagePercent: float64(int(u*100)) / 100, CPUs: 160,
+		MemTotalMiB: 262144, MemFreeMiB: 200000, MemAvailableMiB: 210000, Load1: u / 10, Load5: u / 12, Load15: u / 15},
+		VMs: []api.VMStats{}}
+}
+
+func (h *Host) cpuUsage() float64 {
+	v := h.cpu.Load()
+	if v == 0 {
+		return 20
+	}
+	return float64(v) / 1000
+}
+
+// Close stops every host.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	hosts := append([]*Host(nil), s.hosts...)
+	s.mu.Unlock()
+	for _, h := range hosts {
+		h.Stop()
+	}
+}
