@@ -156,7 +156,7 @@ func shortMachines(l []string) string {
 
 func newHostShowCommand() *cobra.Command {
 	var (
-		output string
+		output   string
 		withCaps bool
 	)
 	cmd := &cobra.Command{
