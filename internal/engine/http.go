@@ -97,8 +97,11 @@ func (e *Engine) wrap(rt route) http.Handler {
 		if !rt.Public {
 			u, err := e.authenticate(ctx, r)
 			if err != nil {
-				if ae := asAPIError(err); ae.Status == http.StatusUnauthorized {
+				switch ae := asAPIError(err); {
+				case ae.Status == http.StatusUnauthorized:
 					w.Header().Set("WWW-Authenticate", `Bearer realm="polyvirt"`)
+				case ae.Status >= 500:
+					e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
 				}
 				writeError(w, err)
 				return

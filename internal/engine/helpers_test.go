@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine/wire"
+)
+
+// testMonitor is a fast monitoring configuration for tests.
+var testMonitor = MonitorConfig{StatsInterval: 150 * time.Millisecond, CapsInterval: time.Second, PollTimeout: 700 * time.Millisecond,
+	Failures: 2, HostsReload: 300 * time.Millisecond, StatsFlush: 150 * time.Millisecond, LeaderRetry: 200 * time.Millisecond}
+
+// syncBuffer is a log buffer written by the engine's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testEngine is an engine on a SQLite file, serving HTTPS on 127.0.0.1.
+type testEngine struct {
+	e     *Engine
+	dir   string
+	url   string
+	token string
+	caPEM []byte
+	admin *client.Client
+	log   *syncBuffer
+}
+
+// startEngine initializes and runs an engine; it stops with the test.
+func startEngine(t *testing.T, mc MonitorConfig) *testEngine {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	res, err := Init(ctx, InitOptions{DataDir: dir, Name: "localhost", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + ln.Addr().String()
+	logs := &syncBuffer{}
+	e, err := Open(ctx, Config{DataDir: dir, URL: url, Monitor: mc,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { e.Serve(sctx, ln); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		e.Close()
+		if t.Failed() {
+			t.Logf("engine log:\n%s", logs.String())
+		}
+	})
+	caPEM, err := os.ReadFile(filepath.Join(dir, FileCA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := &testEngine{e: e, dir: dir, url: url, token: res.AdminToken, caPEM: caPEM, log: logs}
+	te.admin = te.client(t, res.AdminToken)
+	return te
+}
+
+func (te *testEngine) client(t *testing.T, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Options{Engine: te.url, Token: token, CAPEM: te.caPEM, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitHost waits until a host satisfies ok and returns it.
+func waitHost(t *testing.T, c *client.Client, name string, within time.Duration, ok func(wire.Host) bool) wire.Host {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var h wire.Host
+	var err error
+	for time.Now().Before(deadline) {
+		h, err = c.Host(context.Background(), name, false)
+		if err == nil && ok(h) {
+			return h
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("host %s did not reach the expected state within %s: last %+v (err %v)", name, within, h, err)
+	return h
+}
+
+func status(s string) func(wire.Host) bool { return func(h wire.Host) bool { return h.Status == s } }
