@@ -288,7 +288,9 @@ func waitHost(t *testing.T, api *client.Client, name string, within time.Duratio
 	return h
 }
 
-func hostStatus(s string) func(wire.Host) bool { return func(h wire.Host) bool { return h.Status == s } }
+func hostStatus(s string) func(wire.Host) bool {
+	return func(h wire.Host) bool { return h.Status == s }
+}
 
 // signal sends a signal to an agent process.
 func (p *agentProc) signal(sig syscall.Signal) {
