@@ -71,12 +71,12 @@ type engineProc struct {
 
 // initEngine runs `polyvirt engine init` into a new data directory; the
 // engine answers at 127.0.0.1 on a free port once started.
-func initEngine(t *testing.T, name string, extra ...string) *engineProc {
+func initEngine(t *testing.T, name string, env []string, extra ...string) *engineProc {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "engine")
 	addr := freeAddr(t)
 	args := append([]string{"engine", "init", "--data-dir", dir, "--name", "localhost", "--listen", addr, "-o", "json"}, extra...)
-	out, errOut, code := runCLI(t, nil, "", args...)
+	out, errOut, code := runCLI(t, env, "", args...)
 	if code != 0 {
 		t.Fatalf("engine init: exit %d\n%s%s", code, out, errOut)
 	}

@@ -27,7 +27,7 @@ import (
 func TestEngineEndToEnd(t *testing.T) {
 	requireLibvirt(t)
 	ctx := context.Background()
-	eng := initEngine(t, "engine-a")
+	eng := initEngine(t, "engine-a", nil)
 	eng.start()
 	c := newCLI(t)
 
