@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"polyvirt/internal/hostinfo"
 )
 
 // maxFile bounds every file read: these files are a few KiB on any host.
@@ -100,36 +102,16 @@ func ParseStat(data []byte) (CPUTimes, error) {
 	return t, nil
 }
 
-// ParseMeminfo reads MemTotal, MemFree and MemAvailable (KiB).
+// ParseMeminfo reads MemTotal, MemFree and MemAvailable (KiB) with the
+// same reader as the host inventory (hostinfo.ParseMeminfo).
 func ParseMeminfo(data []byte) (Memory, error) {
-	var m Memory
-	found := false
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		var dst *uint64
-		switch strings.TrimSpace(k) {
-		case "MemTotal":
-			dst, found = &m.TotalKiB, true
-		case "MemFree":
-			dst = &m.FreeKiB
-		case "MemAvailable":
-			dst = &m.AvailableKiB
-		default:
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("proc/meminfo: %s: %q is not a number of kB", strings.TrimSpace(k), strings.TrimSpace(v))
-		}
-		*dst = n
+	kv := hostinfo.ParseMeminfo(data)
+	total, ok := kv["MemTotal"]
+	if !ok {
+		return Memory{}, fmt.Errorf("proc/meminfo: no readable MemTotal")
 	}
-	if !found {
-		return m, fmt.Errorf("proc/meminfo: no MemTotal")
-	}
-	if m.AvailableKiB == 0 {
+	m := Memory{TotalKiB: total, FreeKiB: kv["MemFree"], AvailableKiB: kv["MemAvailable"]}
+	if _, ok := kv["MemAvailable"]; !ok {
 		m.AvailableKiB = m.FreeKiB
 	}
 	return m, nil
