@@ -1,16 +1,14 @@
 package caps
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/testcorpus"
 )
 
 // TestLiveLibvirt asks the real libvirtd the test command starts: the report
@@ -78,9 +76,9 @@ func TestLiveLibvirt(t *testing.T) {
 // TestCorpusPOWERHost reads the real POWER7 LPAR snapshot of the corpus with
 // a real POWER KVM host's domcapabilities (QEMU 7.1, host-model POWER8).
 func TestCorpusPOWERHost(t *testing.T) {
-	corpus := findCorpus(t)
+	corpus := testcorpus.Need(t, "")
 	root := t.TempDir()
-	untar(t, filepath.Join(corpus, "lscpu", "ppc64-POWER7.tar.gz"), root)
+	testcorpus.Untar(t, filepath.Join(corpus, "lscpu", "ppc64-POWER7.tar.gz"), root)
 	res, err := Collect(context.Background(), Options{
 		Root:         filepath.Join(root, "ppc64-POWER7"),
 		DomCapsFiles: []string{filepath.Join(corpus, "libvirt-domcaps", "qemu_7.1.0.ppc64.xml")},
@@ -105,69 +103,5 @@ func TestCorpusPOWERHost(t *testing.T) {
 	want := []any{"POWER7 (architected), altivec supported", 16, 4, 1, 4, "pSeries", "8233-E8B"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("model/cpus/threads/cores/sockets/platform/type-model (-want +got):\n%s", diff)
-	}
-}
-
-func findCorpus(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		c := filepath.Join(dir, "..", "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Skip("../shared/corpus is absent: the corpus tests need the real-machine data beside the project")
-		}
-		dir = up
-	}
-}
-
-func untar(t *testing.T, archive, dst string) {
-	t.Helper()
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Clean(h.Name)
-		if strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
-			t.Fatalf("bad path %q in %s", h.Name, archive)
-		}
-		p := filepath.Join(dst, name)
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		case tar.TypeSymlink:
-			_ = os.MkdirAll(filepath.Dir(p), 0o755)
-			_ = os.Symlink(h.Linkname, p)
-		}
 	}
 }

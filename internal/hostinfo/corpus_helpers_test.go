@@ -9,33 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"polyvirt/internal/testcorpus"
 )
 
-// corpusDir returns ../shared/corpus relative to the module root (the
-// directory holding go.mod, found by walking up from the working
-// directory), or "" when it is absent. POLYVIRT_CORPUS overrides it.
-func corpusDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("POLYVIRT_CORPUS"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("working directory: %v", err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			c := filepath.Join(d, "..", "shared", "corpus")
-			if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-				return c
-			}
-			return ""
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
+// corpusDir returns ../shared/corpus ("" when absent).
+func corpusDir(tb testing.TB) string { return testcorpus.Dir(tb) }
 
 // needCorpus returns the corpus directory or skips the test with a message
 // saying why.

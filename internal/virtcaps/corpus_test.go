@@ -14,31 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"polyvirt/internal/arch"
+	"polyvirt/internal/testcorpus"
 )
 
-// corpusDir finds the shared real-machine corpus: POLYVIRT_CORPUS when set,
-// else the first ancestor D of the working directory holding D/shared/corpus
-// (the module is /work/main, the corpus /work/shared/corpus). It returns ""
-// when there is none.
-func corpusDir(tb testing.TB) string {
-	tb.Helper()
-	if d := os.Getenv("POLYVIRT_CORPUS"); d != "" {
-		return d
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		c := filepath.Join(d, "shared", "corpus")
-		if st, err := os.Stat(c); err == nil && st.IsDir() {
-			return c
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
-}
+// corpusDir finds the shared real-machine corpus ("" when absent).
+func corpusDir(tb testing.TB) string { return testcorpus.Dir(tb) }
 
 // requireCorpus returns the corpus directory or skips the test.
 func requireCorpus(tb testing.TB) string {
