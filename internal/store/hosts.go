@@ -12,14 +12,18 @@ import (
 )
 
 // hostCols are the columns of a host; capabilities is replaced by NULL
-// when not asked for.
-func hostCols(withCaps bool) string {
-	caps := "h.capabilities"
+// when not asked for, and the CPU flags and emulated machines too when
+// brief.
+func hostCols(withCaps bool, brief ...bool) string {
+	caps, flags, machines := "h.capabilities", "h.cpu_flags", "h.emulated_machines"
 	if !withCaps {
 		caps = "NULL"
 	}
+	if len(brief) > 0 && brief[0] {
+		caps, flags, machines = "NULL", "NULL", "NULL"
+	}
 	return `h.id, h.name, h.address, h.cluster_id, h.status, h.status_code, h.status_message, h.arch,
-	h.cpu_model, h.cpu_flags, h.cpu_type, h.cpu_level, h.emulated_machines, ` + caps + `, h.capabilities_hash,
+	h.cpu_model, ` + flags + `, h.cpu_type, h.cpu_level, ` + machines + `, ` + caps + `, h.capabilities_hash,
 	h.cert_fingerprint, h.cert_serial, h.join_token_expires_at, h.join_token_used_at,
 	s.stats, s.stats_at, s.last_seen_at, h.version, h.created_at, h.updated_at`
 }
@@ -160,7 +164,7 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 			args = append(args, string(s))
 		}
 	}
-	query := `SELECT ` + hostCols(f.WithCapabilities) + hostFrom
+	query := `SELECT ` + hostCols(f.WithCapabilities, f.Brief) + hostFrom
 	if len(where) > 0 {
 		query += "WHERE " + strings.Join(where, " AND ")
 	}
@@ -175,6 +179,28 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 			out = append(out, h)
 			return nil
 		}, query, args...)
+	})
+	return out, err
+}
+
+// CountHosts implements Queries.
+func (q *queries) CountHosts(ctx context.Context) (map[string]map[HostStatus]int, error) {
+	out := map[string]map[HostStatus]int{}
+	err := q.read("count", func() error {
+		return q.many(ctx, "count", "hosts", func(r rowScanner) error {
+			var cluster, status string
+			var n int
+			if err := r.Scan(&cluster, &status, &n); err != nil {
+				return err
+			}
+			m := out[cluster]
+			if m == nil {
+				m = map[HostStatus]int{}
+				out[cluster] = m
+			}
+			m[HostStatus(status)] = n
+			return nil
+		}, `SELECT cluster_id, status, COUNT(*) FROM hosts GROUP BY cluster_id, status`)
 	})
 	return out, err
 }

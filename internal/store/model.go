@@ -166,6 +166,11 @@ type HostFilter struct {
 	// WithCapabilities loads the capabilities report, which can be large;
 	// without it Host.Capabilities is nil.
 	WithCapabilities bool
+	// Brief leaves out the CPU flags and the emulated machines too (empty
+	// lists): a cheaper list for views and pollers that do not need them.
+	// Like a host read without its capabilities, a brief host must not be
+	// written back with UpdateHost (it writes what it is given).
+	Brief bool
 }
 
 // VMState is the state of a VM.

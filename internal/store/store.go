@@ -84,6 +84,9 @@ type Queries interface {
 	GetHostByCertFingerprint(ctx context.Context, fingerprint string) (Host, error)
 	// ListHosts lists hosts by name.
 	ListHosts(ctx context.Context, f HostFilter) ([]Host, error)
+	// CountHosts counts the hosts of every cluster by status (cluster ID →
+	// status → count; clusters without hosts are absent).
+	CountHosts(ctx context.Context) (map[string]map[HostStatus]int, error)
 	// UpdateHost writes a host (everything but its stats and join token)
 	// if its version is still h.Version.
 	UpdateHost(ctx context.Context, h *Host) error
