@@ -35,17 +35,20 @@ func clusterView(c store.Cluster, counts map[string]int) wire.Cluster {
 }
 
 // hostCounts counts the hosts of every cluster by status.
-func hostCounts(hosts []store.Host) map[string]map[string]int {
-	out := map[string]map[string]int{}
-	for _, h := range hosts {
-		m := out[h.ClusterID]
-		if m == nil {
-			m = map[string]int{}
-			out[h.ClusterID] = m
-		}
-		m[string(h.Status)]++
+func (e *Engine) hostCounts(ctx context.Context) (map[string]map[string]int, error) {
+	counts, err := e.st.CountHosts(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	out := make(map[string]map[string]int, len(counts))
+	for c, m := range counts {
+		o := make(map[string]int, len(m))
+		for s, n := range m {
+			o[string(s)] = n
+		}
+		out[c] = o
+	}
+	return out, nil
 }
 
 func (e *Engine) listClusters(w http.ResponseWriter, r *http.Request) error {
@@ -54,11 +57,10 @@ func (e *Engine) listClusters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{})
+	counts, err := e.hostCounts(ctx)
 	if err != nil {
 		return err
 	}
-	counts := hostCounts(hosts)
 	out := make([]wire.Cluster, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, clusterView(c, counts[c.ID]))
@@ -72,11 +74,11 @@ func (e *Engine) getCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+	counts, err := e.hostCounts(ctx)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, clusterView(c, hostCounts(hosts)[c.ID]))
+	return writeJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
 }
 
 // clusterArch reads a requested architecture as a cluster architecture
@@ -276,11 +278,11 @@ func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e.hostChanged()
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+	counts, err := e.hostCounts(ctx)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, clusterView(c, hostCounts(hosts)[c.ID]))
+	return writeJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
 }
 
 // checkCPUTypeFits refuses a CPU type that an Up host of the cluster does

@@ -60,11 +60,15 @@ func (e *Engine) hostAnswer(ctx context.Context, w http.ResponseWriter, status i
 	return writeJSON(w, status, hostView(h, c.Name))
 }
 
-// listHosts answers GET /api/v1/hosts?cluster=&status=Up,NonOperational.
+// listHosts answers GET /api/v1/hosts?cluster=&status=Up,NonOperational
+// &details=true: without details, the hosts come without their CPU flags
+// and emulated machines (GET /hosts/{host} has them).
 func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	var f store.HostFilter
+	details, _ := strconv.ParseBool(q.Get("details"))
+	f.Brief = !details
 	if ref := q.Get("cluster"); ref != "" {
 		c, err := e.findCluster(ctx, ref)
 		if err != nil {
@@ -126,7 +130,7 @@ func checkAddress(a string) error {
 
 // addressTaken tells which other host has an address.
 func addressTaken(ctx context.Context, q store.Queries, addr, except string) (string, error) {
-	hosts, err := q.ListHosts(ctx, store.HostFilter{})
+	hosts, err := q.ListHosts(ctx, store.HostFilter{Brief: true})
 	if err != nil {
 		return "", err
 	}

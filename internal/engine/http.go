@@ -144,13 +144,12 @@ func (e *Engine) authenticate(ctx context.Context, r *http.Request) (store.User,
 	return u, err
 }
 
-// writeJSON writes v as the JSON answer.
+// writeJSON writes v as the JSON answer (compact: lists of a thousand
+// hosts are the common case; clients indent what they show).
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return json.NewEncoder(w).Encode(v)
 }
 
 func writeError(w http.ResponseWriter, err error) {

@@ -16,6 +16,9 @@ import (
 	"polyvirt/internal/store"
 )
 
+// reloadSpacing is the shortest time between two reloads of the hosts.
+const reloadSpacing = 200 * time.Millisecond
+
 // CodeCapsInvalid: the agent answered with a capabilities report the
 // engine cannot read.
 const CodeCapsInvalid = "HOST_CAPABILITIES_INVALID"
@@ -72,7 +75,14 @@ func (m *monitor) run(ctx context.Context) {
 		case <-t.C:
 		case <-m.reload:
 		}
+		last := time.Now()
 		m.reloadHosts(ctx)
+		// Changes arriving in bursts (hosts enrolled by the hundred) are
+		// taken together, at most one reload per reloadSpacing.
+		select {
+		case <-ctx.Done():
+		case <-time.After(reloadSpacing - time.Since(last)):
+		}
 	}
 }
 
@@ -89,7 +99,7 @@ func (m *monitor) warn(msg string, args ...any) {
 // address, certificate) to the others, and tells those of a changed
 // cluster to run admission again.
 func (m *monitor) reloadHosts(ctx context.Context) {
-	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{})
+	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{Brief: true})
 	if err != nil {
 		if ctx.Err() == nil {
 			m.warn("cannot read the hosts", "err", err)

@@ -283,7 +283,7 @@ func (e *Engine) listEvents(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+		hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID, Brief: true})
 		if err != nil {
 			return err
 		}

@@ -80,6 +80,7 @@ type Host struct {
 	addr string
 
 	mu      sync.Mutex
+	ln      net.Listener // held from AddHost to the first Start
 	rep     *report
 	tlsCfg  *tls.Config
 	srv     *http.Server
@@ -91,7 +92,7 @@ type Host struct {
 }
 
 // AddHost makes a host presenting a profile, listening on a free port of
-// 127.0.0.1 (the port is reserved until Close). It answers once enrolled.
+// 127.0.0.1 (held from now on). It answers once enrolled.
 func (s *Sim) AddHost(name, profile string) (*Host, error) {
 	rep, err := s.report(profile)
 	if err != nil {
@@ -101,8 +102,7 @@ func (s *Sim) AddHost(name, profile string) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{sim: s, name: name, addr: ln.Addr().String(), rep: rep}
-	ln.Close()
+	h := &Host{sim: s, name: name, addr: ln.Addr().String(), rep: rep, ln: ln}
 	s.mu.Lock()
 	s.hosts = append(s.hosts, h)
 	s.mu.Unlock()
@@ -153,16 +153,16 @@ func (h *Host) Start() error {
 	if h.tlsCfg == nil {
 		return errors.New("host " + h.name + " is not enrolled")
 	}
-	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ {
+	ln, err := h.ln, error(nil)
+	h.ln = nil
+	for i := 0; ln == nil && i < 50; i++ {
 		if ln, err = net.Listen("tcp", h.addr); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err != nil {
-		return err
+	if ln == nil {
+		return fmt.Errorf("host %s: cannot listen on %s again: %v", h.name, h.addr, err)
 	}
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: log.New(io.Discard, "", 0)}
@@ -180,6 +180,10 @@ func (h *Host) Stop() {
 	if h.serving {
 		h.srv.Close()
 		h.serving = false
+	}
+	if h.ln != nil {
+		h.ln.Close()
+		h.ln = nil
 	}
 }
 

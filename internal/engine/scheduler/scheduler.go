@@ -1,0 +1,392 @@
+// Package scheduler chooses the host a VM starts on. It is pure: it works
+// on facts about one cluster's hosts and the VM (no database, no network),
+// so that it is easy to test and to benchmark.
+//
+// A host is a candidate when it passes every filter, in this order (the
+// oVirt engine's internal filters, reduced to what polyvirt knows):
+//
+//	Status            the host is Up
+//	Cluster           the host is in the VM's cluster
+//	Exclude           the host is not excluded (the host an HA VM died with)
+//	PinToHost         the VM is pinned to no host, or to this one
+//	Arch              the host runs the VM's architecture natively
+//	CPU-Level         the host's CPU type is of the cluster's vendor group
+//	                  and its level is at least the cluster's
+//	Emulated-Machine  the host offers the VM's emulated machine
+//	Memory            the VM's memory fits in what the VMs already placed
+//	                  there leave free (Policy: no overcommit by default)
+//	CPU               the VM's vCPUs fit in the host's vCPU budget
+//	                  (Policy: VCPUsPerCPU per online CPU)
+//
+// A host that fails a filter gets a Verdict with every failing filter's
+// code and a sentence saying why ("The host power8-b did not satisfy
+// internal filter Memory because its available memory is too low (512
+// MiB) to run the VM (2048 MiB)."). Among the candidates the host with the
+// lowest committed memory ratio after placing the VM wins (then the fewest
+// running VMs, then the lowest vCPU ratio, then the name): VMs spread over
+// the hosts in proportion to their memory.
+package scheduler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
+	"polyvirt/internal/cpucatalog"
+)
+
+// The filters, as named in the verdicts.
+const (
+	FilterStatus  = "Status"
+	FilterCluster = "Cluster"
+	FilterExclude = "Exclude"
+	FilterPin     = "PinToHost"
+	FilterArch    = "Arch"
+	FilterCPU     = "CPU-Level"
+	FilterMachine = "Emulated-Machine"
+	FilterMemory  = "Memory"
+	FilterVCPUs   = "CPU"
+)
+
+// The codes of the reasons a host does not fit, and of the whole refusal.
+const (
+	// CodeNoHost: no host passed the filters (oVirt's
+	// SCHEDULING_ALL_HOSTS_FILTERED_OUT); the verdicts say why for each.
+	CodeNoHost = "SCHEDULING_ALL_HOSTS_FILTERED_OUT"
+	// CodeNoHosts: the cluster has no hosts at all.
+	CodeNoHosts = "SCHEDULING_NO_HOSTS"
+
+	CodeHostNotUp       = "HOST_NOT_UP"
+	CodeHostCluster     = "HOST_NOT_IN_VM_CLUSTER"
+	CodeHostExcluded    = "HOST_EXCLUDED"
+	CodeHostNotPinned   = "HOST_NOT_THE_PINNED_HOST"
+	CodeHostArch        = "HOST_CANNOT_RUN_VM_ARCH"
+	CodeLowCPULevel     = "LOW_CPU_LEVEL"
+	CodeMachine         = "EMULATED_MACHINE_NOT_OFFERED_BY_HOST"
+	CodeNotEnoughMemory = "NOT_ENOUGH_MEMORY"
+	CodeNotEnoughCPUs   = "NOT_ENOUGH_CPUS"
+	CodeCapacityUnknown = "HOST_CAPACITY_UNKNOWN"
+)
+
+// Policy says how far VMs may commit a host's resources.
+type Policy struct {
+	// MemoryOvercommitPercent is the share of a host's memory (after
+	// ReservedMemoryMiB) the memory of its VMs may add up to: 100 means no
+	// overcommit.
+	MemoryOvercommitPercent int `json:"memoryOvercommitPercent"`
+	// ReservedMemoryMiB is kept for the host itself.
+	ReservedMemoryMiB int64 `json:"reservedMemoryMiB"`
+	// VCPUsPerCPU is how many vCPUs of its VMs a host runs per online
+	// CPU.
+	VCPUsPerCPU int `json:"vcpusPerCpu"`
+}
+
+// DefaultPolicy: memory is not overcommitted (256 MiB are kept for the
+// host), vCPUs are, up to 4 per online CPU.
+func DefaultPolicy() Policy {
+	return Policy{MemoryOvercommitPercent: 100, ReservedMemoryMiB: 256, VCPUsPerCPU: 4}
+}
+
+// withDefaults fills unset fields with DefaultPolicy's.
+func (p Policy) withDefaults() Policy {
+	d := DefaultPolicy()
+	if p.MemoryOvercommitPercent <= 0 {
+		p.MemoryOvercommitPercent = d.MemoryOvercommitPercent
+	}
+	if p.ReservedMemoryMiB < 0 {
+		p.ReservedMemoryMiB = 0
+	}
+	if p.VCPUsPerCPU <= 0 {
+		p.VCPUsPerCPU = d.VCPUsPerCPU
+	}
+	return p
+}
+
+// MemoryCapacityMiB is the memory of a host of totalMiB its VMs may use.
+func (p Policy) MemoryCapacityMiB(totalMiB int64) int64 {
+	p = p.withDefaults()
+	c := (totalMiB - p.ReservedMemoryMiB) * int64(p.MemoryOvercommitPercent) / 100
+	return max(c, 0)
+}
+
+// VCPUCapacity is the number of vCPUs a host with cpus online CPUs runs.
+func (p Policy) VCPUCapacity(cpus int) int {
+	p = p.withDefaults()
+	return cpus * p.VCPUsPerCPU
+}
+
+// Host is what the scheduler knows of a host.
+type Host struct {
+	ID        string
+	Name      string
+	ClusterID string
+	// Up tells whether the host's status is Up; Status is the status, for
+	// the verdict.
+	Up     bool
+	Status string
+	// Arch is the host's (effective) architecture (ppc64le).
+	Arch arch.Arch
+	// CPUType is the host's best cluster CPU type (zero when unknown).
+	CPUType cpucatalog.Type
+	// Machines are the emulated machines the host offers.
+	Machines []string
+	// MemoryMiB and CPUs are the host's memory and online CPUs (0: not
+	// known yet).
+	MemoryMiB int64
+	CPUs      int
+	// CommittedMemoryMiB, CommittedVCPUs and RunningVMs add up the VMs
+	// placed on the host (running, starting, paused, or on a host that
+	// does not answer).
+	CommittedMemoryMiB int64
+	CommittedVCPUs     int
+	RunningVMs         int
+}
+
+// VM is what the scheduler needs of a VM.
+type VM struct {
+	ID        string
+	Name      string
+	ClusterID string
+	Arch      arch.Arch
+	Machine   string
+	MemoryMiB int64
+	VCPUs     int
+	// PinnedHostID is the host the VM may only run on ("" for any).
+	PinnedHostID string
+}
+
+// Cluster is what the scheduler needs of the VM's cluster.
+type Cluster struct {
+	ID   string
+	Name string
+	// CPUType is the cluster's CPU type (zero: not set yet, no CPU check).
+	CPUType cpucatalog.Type
+}
+
+// Request is one scheduling question.
+type Request struct {
+	VM      VM
+	Cluster Cluster
+	// Exclude are hosts not to use (the host an HA VM died with).
+	Exclude []string
+}
+
+// Reason is one filter a host failed.
+type Reason struct {
+	Filter  string `json:"filter"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Verdict is the outcome for one host.
+type Verdict struct {
+	HostID   string `json:"hostId"`
+	HostName string `json:"hostName"`
+	// Fits tells whether the host passed every filter; Reasons says why
+	// not.
+	Fits    bool     `json:"fits"`
+	Reasons []Reason `json:"reasons,omitempty"`
+	// MemoryRatio is the host's committed memory ratio with the VM placed
+	// (candidates only): the balancing score, lower is better.
+	MemoryRatio float64 `json:"memoryRatio,omitempty"`
+}
+
+// Decision is a successful answer: the chosen host (an index into the
+// fleet's hosts, its ID and name) and every verdict.
+type Decision struct {
+	Index    int
+	HostID   string
+	HostName string
+	Verdicts []Verdict
+}
+
+// NoHostError says that no host fits, with each host's verdict.
+type NoHostError struct {
+	VM       string
+	Cluster  string
+	Verdicts []Verdict
+}
+
+// Code is CodeNoHost, or CodeNoHosts when the cluster has no hosts.
+func (e *NoHostError) Code() string {
+	if len(e.Verdicts) == 0 {
+		return CodeNoHosts
+	}
+	return CodeNoHost
+}
+
+func (e *NoHostError) Error() string {
+	if len(e.Verdicts) == 0 {
+		return fmt.Sprintf("Cannot run VM %s: cluster %s has no hosts.", e.VM, e.Cluster)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Cannot run VM %s. There is no host that satisfies current scheduling constraints:", e.VM)
+	for _, v := range e.Verdicts {
+		for _, r := range v.Reasons {
+			b.WriteString(" ")
+			b.WriteString(r.Message)
+		}
+	}
+	return b.String()
+}
+
+// Fleet is a cluster's hosts prepared for many decisions: machine lists
+// become sets, and Place records a VM on a host so that the next decision
+// sees it.
+type Fleet struct {
+	hosts    []Host
+	machines []map[string]struct{}
+	policy   Policy
+	// guests caches archspec's answer per host architecture.
+	guests map[arch.Arch]*archspec.Spec
+}
+
+// NewFleet prepares hosts (copied) under a policy.
+func NewFleet(hosts []Host, p Policy) *Fleet {
+	f := &Fleet{hosts: slices.Clone(hosts), machines: make([]map[string]struct{}, len(hosts)),
+		policy: p.withDefaults(), guests: map[arch.Arch]*archspec.Spec{}}
+	for i, h := range f.hosts {
+		set := make(map[string]struct{}, len(h.Machines))
+		for _, m := range h.Machines {
+			set[m] = struct{}{}
+		}
+		f.machines[i] = set
+		if _, ok := f.guests[h.Arch]; !ok {
+			s, err := archspec.For(h.Arch)
+			if err != nil {
+				s = nil
+			}
+			f.guests[h.Arch] = s
+		}
+	}
+	return f
+}
+
+// Hosts are the fleet's hosts with what Place added.
+func (f *Fleet) Hosts() []Host { return f.hosts }
+
+// Place records vm on host i (after a decision).
+func (f *Fleet) Place(i int, vm VM) {
+	h := &f.hosts[i]
+	h.CommittedMemoryMiB += vm.MemoryMiB
+	h.CommittedVCPUs += vm.VCPUs
+	h.RunningVMs++
+}
+
+// Schedule is NewFleet(hosts, p).Schedule(req).
+func Schedule(req Request, hosts []Host, p Policy) (Decision, error) {
+	return NewFleet(hosts, p).Schedule(req)
+}
+
+// Schedule picks a host for the request, or returns a *NoHostError with
+// every host's verdict.
+func (f *Fleet) Schedule(req Request) (Decision, error) {
+	verdicts := make([]Verdict, len(f.hosts))
+	best := -1
+	for i := range f.hosts {
+		verdicts[i] = f.judge(i, req)
+		if !verdicts[i].Fits {
+			continue
+		}
+		if best < 0 || f.better(i, best, verdicts[i].MemoryRatio, verdicts[best].MemoryRatio, req.VM) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return Decision{}, &NoHostError{VM: req.VM.Name, Cluster: req.Cluster.Name, Verdicts: verdicts}
+	}
+	return Decision{Index: best, HostID: f.hosts[best].ID, HostName: f.hosts[best].Name, Verdicts: verdicts}, nil
+}
+
+// better tells whether candidate i beats candidate j.
+func (f *Fleet) better(i, j int, ri, rj float64, vm VM) bool {
+	if ri != rj {
+		return ri < rj
+	}
+	a, b := &f.hosts[i], &f.hosts[j]
+	if a.RunningVMs != b.RunningVMs {
+		return a.RunningVMs < b.RunningVMs
+	}
+	ci, cj := f.vcpuRatio(a, vm), f.vcpuRatio(b, vm)
+	if ci != cj {
+		return ci < cj
+	}
+	return a.Name < b.Name
+}
+
+func (f *Fleet) vcpuRatio(h *Host, vm VM) float64 {
+	c := f.policy.VCPUCapacity(h.CPUs)
+	if c <= 0 {
+		return 1
+	}
+	return float64(h.CommittedVCPUs+vm.VCPUs) / float64(c)
+}
+
+// judge runs every filter on host i.
+func (f *Fleet) judge(i int, req Request) Verdict {
+	h := &f.hosts[i]
+	vm := req.VM
+	v := Verdict{HostID: h.ID, HostName: h.Name}
+	fail := func(filter, code, format string, args ...any) {
+		v.Reasons = append(v.Reasons, Reason{Filter: filter, Code: code,
+			Message: fmt.Sprintf("The host %s did not satisfy internal filter %s because %s.", h.Name, filter, fmt.Sprintf(format, args...))})
+	}
+	if !h.Up {
+		fail(FilterStatus, CodeHostNotUp, "it is %s, not Up", orUnknown(h.Status))
+	}
+	if h.ClusterID != vm.ClusterID {
+		fail(FilterCluster, CodeHostCluster, "it is not in the VM's cluster %s", orUnknown(req.Cluster.Name))
+	}
+	if slices.Contains(req.Exclude, h.ID) {
+		fail(FilterExclude, CodeHostExcluded, "the VM is being restarted away from it")
+	}
+	if vm.PinnedHostID != "" && vm.PinnedHostID != h.ID {
+		fail(FilterPin, CodeHostNotPinned, "the VM is pinned to another host")
+	}
+	if spec := f.guests[h.Arch]; spec == nil || !spec.RunsNatively(vm.Arch) {
+		fail(FilterArch, CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(string(h.Arch)), vm.Arch)
+	}
+	if ct := req.Cluster.CPUType; !ct.IsZero() && !cpucatalog.AtLeast(h.CPUType, ct) {
+		if h.CPUType.IsZero() {
+			fail(FilterCPU, CodeLowCPULevel, "its CPU type is not known or not of the %s group, and the cluster requires %s", ct.Vendor, ct.Name)
+		} else {
+			fail(FilterCPU, CodeLowCPULevel, "its CPU level %d (%s) is lower than the cluster's %d (%s)", h.CPUType.Level, h.CPUType.Name, ct.Level, ct.Name)
+		}
+	}
+	if vm.Machine != "" {
+		if _, ok := f.machines[i][vm.Machine]; !ok {
+			fail(FilterMachine, CodeMachine, "it does not offer the VM's emulated machine %s", vm.Machine)
+		}
+	}
+	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
+	vcpuCap := f.policy.VCPUCapacity(h.CPUs)
+	switch {
+	case h.MemoryMiB <= 0 || h.CPUs <= 0:
+		fail(FilterMemory, CodeCapacityUnknown, "its memory and CPUs are not known yet (no capabilities report)")
+	default:
+		if free := memCap - h.CommittedMemoryMiB; vm.MemoryMiB > free {
+			fail(FilterMemory, CodeNotEnoughMemory, "its available memory is too low (%d MiB) to run the VM (%d MiB)", max(free, 0), vm.MemoryMiB)
+		}
+		if free := vcpuCap - h.CommittedVCPUs; vm.VCPUs > free {
+			fail(FilterVCPUs, CodeNotEnoughCPUs, "it does not have enough CPUs to run the VM (%d vCPUs; %d of its %d free: %d online CPUs × %d)",
+				vm.VCPUs, max(free, 0), vcpuCap, h.CPUs, f.policy.VCPUsPerCPU)
+		}
+	}
+	v.Fits = len(v.Reasons) == 0
+	if v.Fits {
+		v.MemoryRatio = 1
+		if memCap > 0 {
+			v.MemoryRatio = float64(h.CommittedMemoryMiB+vm.MemoryMiB) / float64(memCap)
+		}
+	}
+	return v
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
