@@ -89,7 +89,8 @@ func DefaultPolicy() Policy {
 	return Policy{MemoryOvercommitPercent: 100, ReservedMemoryMiB: 256, VCPUsPerCPU: 4}
 }
 
-// withDefaults fills unset fields with DefaultPolicy's.
+// withDefaults fills the unset overcommit fields with DefaultPolicy's (a
+// zero ReservedMemoryMiB reserves nothing).
 func (p Policy) withDefaults() Policy {
 	d := DefaultPolicy()
 	if p.MemoryOvercommitPercent <= 0 {
@@ -194,12 +195,12 @@ type Verdict struct {
 }
 
 // Decision is a successful answer: the chosen host (an index into the
-// fleet's hosts, its ID and name) and every verdict.
+// fleet's hosts, its ID and name) and how many hosts were candidates.
 type Decision struct {
-	Index    int
-	HostID   string
-	HostName string
-	Verdicts []Verdict
+	Index      int
+	HostID     string
+	HostName   string
+	Candidates int
 }
 
 // NoHostError says that no host fits, with each host's verdict.
@@ -232,34 +233,47 @@ func (e *NoHostError) Error() string {
 	return b.String()
 }
 
-// Fleet is a cluster's hosts prepared for many decisions: machine lists
-// become sets, and Place records a VM on a host so that the next decision
-// sees it.
+// Fleet is a cluster's hosts prepared for many decisions: the hosts'
+// machine lists become bit sets over the fleet's machines, their
+// architectures' rules are looked up once, and Place records a VM on a
+// host so that the next decision sees it.
 type Fleet struct {
-	hosts    []Host
-	machines []map[string]struct{}
-	policy   Policy
-	// guests caches archspec's answer per host architecture.
-	guests map[arch.Arch]*archspec.Spec
+	hosts  []Host
+	policy Policy
+	// machineBit numbers every machine some host offers; machines[i] is
+	// host i's set, one bit per machine.
+	machineBit map[string]int
+	machines   [][]uint64
+	// specs are the hosts' architecture rules (nil: none known).
+	specs []*archspec.Spec
 }
 
 // NewFleet prepares hosts (copied) under a policy.
 func NewFleet(hosts []Host, p Policy) *Fleet {
-	f := &Fleet{hosts: slices.Clone(hosts), machines: make([]map[string]struct{}, len(hosts)),
-		policy: p.withDefaults(), guests: map[arch.Arch]*archspec.Spec{}}
+	f := &Fleet{hosts: slices.Clone(hosts), policy: p.withDefaults(), machineBit: map[string]int{},
+		machines: make([][]uint64, len(hosts)), specs: make([]*archspec.Spec, len(hosts))}
+	specs := map[arch.Arch]*archspec.Spec{}
 	for i, h := range f.hosts {
-		set := make(map[string]struct{}, len(h.Machines))
 		for _, m := range h.Machines {
-			set[m] = struct{}{}
+			if _, ok := f.machineBit[m]; !ok {
+				f.machineBit[m] = len(f.machineBit)
+			}
+		}
+		s, ok := specs[h.Arch]
+		if !ok {
+			s, _ = archspec.For(h.Arch)
+			specs[h.Arch] = s
+		}
+		f.specs[i] = s
+	}
+	words := (len(f.machineBit) + 63) / 64
+	for i, h := range f.hosts {
+		set := make([]uint64, words)
+		for _, m := range h.Machines {
+			b := f.machineBit[m]
+			set[b/64] |= 1 << (b % 64)
 		}
 		f.machines[i] = set
-		if _, ok := f.guests[h.Arch]; !ok {
-			s, err := archspec.For(h.Arch)
-			if err != nil {
-				s = nil
-			}
-			f.guests[h.Arch] = s
-		}
 	}
 	return f
 }
@@ -283,21 +297,92 @@ func Schedule(req Request, hosts []Host, p Policy) (Decision, error) {
 // Schedule picks a host for the request, or returns a *NoHostError with
 // every host's verdict.
 func (f *Fleet) Schedule(req Request) (Decision, error) {
-	verdicts := make([]Verdict, len(f.hosts))
-	best := -1
+	q := f.prepare(req)
+	best, n := -1, 0
+	var bestRatio float64
 	for i := range f.hosts {
-		verdicts[i] = f.judge(i, req)
-		if !verdicts[i].Fits {
+		ok, ratio := f.fits(i, &q)
+		if !ok {
 			continue
 		}
-		if best < 0 || f.better(i, best, verdicts[i].MemoryRatio, verdicts[best].MemoryRatio, req.VM) {
-			best = i
+		n++
+		if best < 0 || f.better(i, best, ratio, bestRatio, req.VM) {
+			best, bestRatio = i, ratio
 		}
 	}
 	if best < 0 {
-		return Decision{}, &NoHostError{VM: req.VM.Name, Cluster: req.Cluster.Name, Verdicts: verdicts}
+		return Decision{}, &NoHostError{VM: req.VM.Name, Cluster: req.Cluster.Name, Verdicts: f.Explain(req)}
 	}
-	return Decision{Index: best, HostID: f.hosts[best].ID, HostName: f.hosts[best].Name, Verdicts: verdicts}, nil
+	return Decision{Index: best, HostID: f.hosts[best].ID, HostName: f.hosts[best].Name, Candidates: n}, nil
+}
+
+// Explain judges every host for the request: whether it fits and, when
+// not, every filter it fails and why.
+func (f *Fleet) Explain(req Request) []Verdict {
+	q := f.prepare(req)
+	out := make([]Verdict, len(f.hosts))
+	for i := range f.hosts {
+		out[i] = f.judge(i, &q)
+	}
+	return out
+}
+
+// query is a request with what every host's check needs computed once.
+type query struct {
+	req Request
+	// machine is the VM's machine's bit (-1: no host offers it, -2: the
+	// VM names none).
+	machine int
+}
+
+func (f *Fleet) prepare(req Request) query {
+	q := query{req: req, machine: -2}
+	if req.VM.Machine != "" {
+		q.machine = -1
+		if b, ok := f.machineBit[req.VM.Machine]; ok {
+			q.machine = b
+		}
+	}
+	return q
+}
+
+func (f *Fleet) hasMachine(i int, q *query) bool {
+	switch q.machine {
+	case -2:
+		return true
+	case -1:
+		return false
+	}
+	return f.machines[i][q.machine/64]&(1<<(q.machine%64)) != 0
+}
+
+// fits is judge without the explanations: the hot path.
+func (f *Fleet) fits(i int, q *query) (bool, float64) {
+	h := &f.hosts[i]
+	vm := &q.req.VM
+	if !h.Up || h.ClusterID != vm.ClusterID || (vm.PinnedHostID != "" && vm.PinnedHostID != h.ID) {
+		return false, 0
+	}
+	if s := f.specs[i]; s == nil || !s.RunsNatively(vm.Arch) {
+		return false, 0
+	}
+	if ct := q.req.Cluster.CPUType; !ct.IsZero() && !cpucatalog.AtLeast(h.CPUType, ct) {
+		return false, 0
+	}
+	if !f.hasMachine(i, q) || h.MemoryMiB <= 0 || h.CPUs <= 0 {
+		return false, 0
+	}
+	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
+	if vm.MemoryMiB > memCap-h.CommittedMemoryMiB || vm.VCPUs > f.policy.VCPUCapacity(h.CPUs)-h.CommittedVCPUs {
+		return false, 0
+	}
+	if slices.Contains(q.req.Exclude, h.ID) {
+		return false, 0
+	}
+	if memCap <= 0 {
+		return true, 1
+	}
+	return true, float64(h.CommittedMemoryMiB+vm.MemoryMiB) / float64(memCap)
 }
 
 // better tells whether candidate i beats candidate j.
@@ -324,9 +409,10 @@ func (f *Fleet) vcpuRatio(h *Host, vm VM) float64 {
 	return float64(h.CommittedVCPUs+vm.VCPUs) / float64(c)
 }
 
-// judge runs every filter on host i.
-func (f *Fleet) judge(i int, req Request) Verdict {
+// judge runs every filter on host i and says why it fails each.
+func (f *Fleet) judge(i int, q *query) Verdict {
 	h := &f.hosts[i]
+	req := q.req
 	vm := req.VM
 	v := Verdict{HostID: h.ID, HostName: h.Name}
 	fail := func(filter, code, format string, args ...any) {
@@ -345,7 +431,7 @@ func (f *Fleet) judge(i int, req Request) Verdict {
 	if vm.PinnedHostID != "" && vm.PinnedHostID != h.ID {
 		fail(FilterPin, CodeHostNotPinned, "the VM is pinned to another host")
 	}
-	if spec := f.guests[h.Arch]; spec == nil || !spec.RunsNatively(vm.Arch) {
+	if spec := f.specs[i]; spec == nil || !spec.RunsNatively(vm.Arch) {
 		fail(FilterArch, CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(string(h.Arch)), vm.Arch)
 	}
 	if ct := req.Cluster.CPUType; !ct.IsZero() && !cpucatalog.AtLeast(h.CPUType, ct) {
@@ -355,10 +441,8 @@ func (f *Fleet) judge(i int, req Request) Verdict {
 			fail(FilterCPU, CodeLowCPULevel, "its CPU level %d (%s) is lower than the cluster's %d (%s)", h.CPUType.Level, h.CPUType.Name, ct.Level, ct.Name)
 		}
 	}
-	if vm.Machine != "" {
-		if _, ok := f.machines[i][vm.Machine]; !ok {
-			fail(FilterMachine, CodeMachine, "it does not offer the VM's emulated machine %s", vm.Machine)
-		}
+	if !f.hasMachine(i, q) {
+		fail(FilterMachine, CodeMachine, "it does not offer the VM's emulated machine %s", vm.Machine)
 	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	vcpuCap := f.policy.VCPUCapacity(h.CPUs)
