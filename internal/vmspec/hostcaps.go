@@ -98,6 +98,11 @@ func checkHost(vm *VM, spec *archspec.Spec, h *caps.Report, errs *Errors) {
 	tcg := TCGOnly(h)
 	switch c.Mode {
 	case "custom":
+		// A fake-KVM host runs the models it presents (its model_X flags):
+		// the fake-KVM rewrite replaces those TCG cannot emulate.
+		if h.FakeKVM && containsFold(h.CPU.Models, c.Model) {
+			break
+		}
 		if len(offer.models) > 0 && !containsFold(offer.models, c.Model) {
 			errs.add(CodeHostCPUModel, "cpu.model", "the host cannot run CPU model %s; it offers %s", c.Model, shortList(offer.models))
 		}

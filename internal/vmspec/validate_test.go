@@ -215,6 +215,7 @@ disks:
 		{"bochs the POWER9 host lacks", "name: a\narch: ppc64le\ndisplay: {video: virtio}\ninputs: []\n", Options{Host: withoutVideo(p9, "virtio")},
 			[]violation{{CodeHostVideo, "display.video"}}},
 		{"Haswell on the TCG host", "name: a\narch: x86_64\ncpu: {model: Haswell}\n", Options{Host: tcg}, []violation{{CodeHostCPUModel, "cpu.model"}}},
+		{"a model a fake-KVM host does not present", "name: a\narch: x86_64\ncpu: {model: Icelake-Server-noTSX}\n", Options{Host: fakeX86(t)}, []violation{{CodeHostCPUModel, "cpu.model"}}},
 		{"s390x on the x86_64 TCG host", "name: a\narch: s390x\n", Options{Host: tcg}, []violation{{CodeHostArch, "arch"}}},
 	}
 	for _, c := range cases {
@@ -236,6 +237,16 @@ disks:
 			}
 		})
 	}
+}
+
+// fakeX86 is the TCG host in fake-KVM mode presenting a Cascadelake (as
+// archspec's fake x86_64 flags do).
+func fakeX86(t *testing.T) *caps.Report {
+	t.Helper()
+	c := *loadCaps(t, "hostcaps-x86_64-tcg.json")
+	c.FakeKVM = true
+	c.CPU.Models = []string{"Nehalem", "Cascadelake-Server-noTSX", "qemu64"}
+	return &c
 }
 
 func loadCapsNoUSB(t *testing.T, h *caps.Report) *caps.Report {
@@ -304,6 +315,7 @@ func TestDefaults(t *testing.T) {
 		{"MAC lower case", "name: a\narch: x86_64\nnics: [{mac: \"52:54:00:AB:CD:EF\"}]\n", Options{}, func(v *VM) any { return v.NICs[0].MAC }, "52:54:00:ab:cd:ef"},
 		{"targets skip taken names", "name: a\narch: x86_64\ndisks: [{source: /a}, {source: /b, target: vda}]\n", Options{}, func(v *VM) any { return v.Disks[0].Target }, "vdb"},
 		{"ppc64le on the x86 TCG host", "name: a\narch: ppc64le\ncpu: {model: POWER9}\n", Options{Host: loadCaps(t, "hostcaps-x86_64-tcg.json")}, func(v *VM) any { return v.Arch }, "ppc64le"},
+		{"a model a fake-KVM host presents but TCG lacks", "name: a\narch: x86_64\ncpu: {model: Cascadelake-Server-noTSX}\n", Options{Host: fakeX86(t)}, func(v *VM) any { return v.CPU.Model }, "Cascadelake-Server-noTSX"},
 		{"host-model on the TCG host", "name: a\narch: x86_64\n", Options{Host: loadCaps(t, "hostcaps-x86_64-tcg.json")}, func(v *VM) any { return v.CPU.Mode }, "host-model"},
 	}
 	for _, c := range cases {
