@@ -38,8 +38,9 @@ type options struct {
 	engine, caFile, tokenFile, cluster, prefix, output string
 	cpuType                                            string
 	profiles                                           []string
-	hosts, parallel, apiClients                        int
-	bench, warmup, apiPause, upTimeout                 time.Duration
+	hosts, parallel                                    int
+	bench, warmup, upTimeout                           time.Duration
+	loads                                              []load
 	enginePID                                          int
 	dbProcess                                          string
 }
@@ -61,19 +62,37 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 15*time.Second, "wait this long after every host is Up before measuring")
 	flag.IntVar(&o.enginePID, "engine-pid", 0, "the engine's process id (CPU and memory from /proc)")
 	flag.StringVar(&o.dbProcess, "db-process", "", "also measure the CPU of the processes with this name (postgres)")
-	flag.IntVar(&o.apiClients, "api-clients", 4, "concurrent API clients during the measurement")
-	flag.DurationVar(&o.apiPause, "api-pause", 20*time.Millisecond, "pause of each API client between calls")
+	var loads string
+	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,4:20ms", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
+	for _, l := range strings.Split(loads, ",") {
+		c, p, ok := strings.Cut(strings.TrimSpace(l), ":")
+		n, err1 := strconv.Atoi(c)
+		d, err2 := time.ParseDuration(p)
+		if !ok || err1 != nil || err2 != nil || n < 0 || d < 0 {
+			fmt.Fprintf(os.Stderr, "polyvirt-hostsim: --api-loads %q: want CLIENTS:PAUSE,... such as 4:20ms\n", loads)
+			os.Exit(2)
+		}
+		o.loads = append(o.loads, load{Clients: n, Pause: d})
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "polyvirt-hostsim:", err)
 		os.Exit(1)
 	}
 }
 
-// Result is what a benchmark run measured.
+// load is an API load: clients calling in a loop with a pause.
+type load struct {
+	Clients int           `json:"clients"`
+	Pause   time.Duration `json:"pauseNs"`
+}
+
+// Result is what a benchmark window measured.
 type Result struct {
+	Load            load    `json:"load"`
+	CallsPerS       float64 `json:"apiCallsPerSecond"`
 	Hosts           int     `json:"hosts"`
 	EnrollSeconds   float64 `json:"enrollSeconds"`
 	AllUpSeconds    float64 `json:"allUpSeconds"`
@@ -87,13 +106,12 @@ type Result struct {
 	PollsPerSecond  float64 `json:"pollsPerSecond"`
 	// LastSeenMaxAge and LastSeenP99Age are how old the hosts' last
 	// contact was at the end (the monitoring keeping up).
-	LastSeenP99Age float64                `json:"lastSeenP99AgeSeconds"`
-	LastSeenMaxAge float64                `json:"lastSeenMaxAgeSeconds"`
-	HostsUp        int                    `json:"hostsUp"`
-	API            map[string]*Latencies  `json:"api"`
-	APIAll         *Latencies             `json:"apiAll"`
-	APIErrors      map[string]int         `json:"apiErrors,omitempty"`
-	Extra          map[string]interface{} `json:"extra,omitempty"`
+	LastSeenP99Age float64               `json:"lastSeenP99AgeSeconds"`
+	LastSeenMaxAge float64               `json:"lastSeenMaxAgeSeconds"`
+	HostsUp        int                   `json:"hostsUp"`
+	API            map[string]*Latencies `json:"api"`
+	APIAll         *Latencies            `json:"apiAll"`
+	APIErrors      map[string]int        `json:"apiErrors,omitempty"`
 }
 
 // Latencies summarizes call durations in milliseconds.
@@ -236,11 +254,21 @@ feed:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return measure(ctx, o, api, sim, hosts, res)
+	var results []*Result
+	for _, l := range o.loads {
+		r := *res
+		r.Load, r.API, r.APIErrors = l, map[string]*Latencies{}, map[string]int{}
+		fmt.Fprintf(os.Stderr, "measuring for %s with %d API clients pausing %s\n", o.bench, l.Clients, l.Pause)
+		if err := measure(ctx, o, api, hosts, &r); err != nil {
+			return err
+		}
+		results = append(results, &r)
+	}
+	return report(o, results)
 }
 
 // measure runs the measurement window.
-func measure(ctx context.Context, o options, api *client.Client, sim *hostsim.Sim, hosts []*hostsim.Host, res *Result) error {
+func measure(ctx context.Context, o options, api *client.Client, hosts []*hostsim.Host, res *Result) error {
 	names := make([]string, len(hosts))
 	for i, h := range hosts {
 		names[i] = h.Name()
@@ -301,7 +329,7 @@ func measure(ctx context.Context, o options, api *client.Client, sim *hostsim.Si
 	for _, c := range calls {
 		total += c.weight
 	}
-	for w := 0; w < o.apiClients; w++ {
+	for w := 0; w < res.Load.Clients; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -327,7 +355,7 @@ func measure(ctx context.Context, o options, api *client.Client, sim *hostsim.Si
 					lat[c.name] = append(lat[c.name], d)
 				}
 				mu.Unlock()
-				time.Sleep(o.apiPause)
+				time.Sleep(res.Load.Pause)
 			}
 		}()
 	}
@@ -352,6 +380,7 @@ func measure(ctx context.Context, o options, api *client.Client, sim *hostsim.Si
 		res.API[name] = summarize(d)
 	}
 	res.APIAll = summarize(all)
+	res.CallsPerS = float64(res.APIAll.Calls) / window
 	hs, err := api.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
 	if err != nil {
 		return err
@@ -366,16 +395,26 @@ func measure(ctx context.Context, o options, api *client.Client, sim *hostsim.Si
 	}
 	a := summarize(ages)
 	res.LastSeenP99Age, res.LastSeenMaxAge = a.P99/1000, a.Max/1000
-	return report(o, res)
+	return nil
 }
 
-func report(o options, r *Result) error {
+func report(o options, rs []*Result) error {
 	if o.output == "json" {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return enc.Encode(rs)
 	}
+	for _, r := range rs {
+		if err := reportOne(o, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func reportOne(o options, r *Result) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "API load\t%d clients pausing %s: %.0f calls/s\n", r.Load.Clients, r.Load.Pause, r.CallsPerS)
 	fmt.Fprintf(w, "hosts\t%d (%d Up at the end)\n", r.Hosts, r.HostsUp)
 	fmt.Fprintf(w, "enrolled in\t%.1f s (all Up after %.1f s)\n", r.EnrollSeconds, r.AllUpSeconds)
 	fmt.Fprintf(w, "window\t%.0f s\n", r.WindowSeconds)
@@ -387,7 +426,9 @@ func report(o options, r *Result) error {
 	}
 	fmt.Fprintf(w, "simulator CPU\t%.3f cores\n", r.SimCPUCores)
 	fmt.Fprintf(w, "last seen age at the end\tp99 %.1f s, max %.1f s\n", r.LastSeenP99Age, r.LastSeenMaxAge)
-	fmt.Fprintf(w, "API (all calls)\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.APIAll.Calls, r.APIAll.P50, r.APIAll.P95, r.APIAll.P99, r.APIAll.Max)
+	if r.APIAll.Calls > 0 {
+		fmt.Fprintf(w, "API (all calls)\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.APIAll.Calls, r.APIAll.P50, r.APIAll.P95, r.APIAll.P99, r.APIAll.Max)
+	}
 	var names []string
 	for n := range r.API {
 		names = append(names, n)
@@ -400,6 +441,7 @@ func report(o options, r *Result) error {
 	for e, n := range r.APIErrors {
 		fmt.Fprintf(w, "API error\t%d × %s\n", n, e)
 	}
+	fmt.Fprintln(w)
 	return w.Flush()
 }
 

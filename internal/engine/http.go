@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sort"
@@ -114,7 +116,14 @@ func (e *Engine) wrap(rt route) http.Handler {
 			ctx = context.WithValue(ctx, userKey, &u)
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if err := rt.h(w, r.WithContext(ctx)); err != nil {
+		tw := &trackingWriter{ResponseWriter: w}
+		if err := rt.h(tw, r.WithContext(ctx)); err != nil {
+			if tw.wrote || r.Context().Err() != nil {
+				// The answer was under way, or the client left: nothing
+				// more can be said to it.
+				e.log.Debug("API answer not completed", "method", r.Method, "path", r.URL.Path, "err", err, "correlation", corr)
+				return
+			}
 			ae := asAPIError(err)
 			if ae.Status >= 500 {
 				e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
@@ -124,6 +133,37 @@ func (e *Engine) wrap(rt route) http.Handler {
 		e.log.Debug("API", "method", r.Method, "path", r.URL.Path, "took", time.Since(start), "correlation", corr)
 	})
 }
+
+// trackingWriter notes whether the answer's header was written.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+// Flush sends what was written (server-sent events).
+func (t *trackingWriter) Flush() {
+	t.wrote = true
+	_ = http.NewResponseController(t.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over (websockets).
+func (t *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	t.wrote = true
+	return http.NewResponseController(t.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // authenticate finds the user of the request's bearer token.
 func (e *Engine) authenticate(ctx context.Context, r *http.Request) (store.User, error) {

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Benchmarks one engine monitoring many simulated hosts (polyvirt-hostsim:
+# the agent API over mutual TLS, one port per host, enrolled with join
+# tokens like real agents), on SQLite and on PostgreSQL, and prints the
+# figures: the engine's CPU and memory, the agents' polls answered, how
+# fresh the hosts' statistics stay, and the API latencies under several API
+# loads. docs/benchmarks.md has the results and how to read them.
+#
+#   scripts/bench-engine.sh                  # 1000 hosts, stats every 2 s
+#   HOSTS=200 WINDOW=20s scripts/bench-engine.sh sqlite
+#
+# Environment: HOSTS (1000), INTERVAL (2s, the engine's --stats-interval),
+# WINDOW (30s per API load), WARMUP (15s), LOADS (API loads, CLIENTS:PAUSE,...:
+# 0:0s,2:100ms,4:20ms). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the
+# server scripts/lib.sh's ensure_postgres sets up; a schema of its own, dropped
+# afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+HOSTS=${HOSTS:-1000}
+INTERVAL=${INTERVAL:-2s}
+WINDOW=${WINDOW:-30s}
+WARMUP=${WARMUP:-15s}
+LOADS=${LOADS:-0:0s,2:100ms,4:20ms}
+backends=${*:-sqlite postgres}
+
+log "building bin/polyvirt and bin/polyvirt-hostsim"
+mkdir -p bin
+CGO_ENABLED=0 go build -o bin/polyvirt ./cmd/polyvirt
+CGO_ENABLED=0 go build -o bin/polyvirt-hostsim ./cmd/polyvirt-hostsim
+# Every host is a listening socket in the simulator and a connection in the
+# engine.
+ulimit -n $((HOSTS * 4 + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+work=$(mktemp -d /tmp/polyvirt-bench.XXXXXX)
+engine_pid=
+schema=
+cleanup() {
+	[ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null || true
+	if [ -n "$schema" ]; then
+		psql "$POLYVIRT_TEST_POSTGRES" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+run_backend() {
+	local backend=$1 dir="$work/$1" port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	local init=(bin/polyvirt engine init --data-dir "$dir" --name localhost --listen "127.0.0.1:$port" --token-file "$work/$backend.token")
+	local dbproc=()
+	if [ "$backend" = postgres ]; then
+		schema="bench_$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+		POLYVIRT_DB="$POLYVIRT_TEST_POSTGRES" "${init[@]}" --db-schema "$schema" >/dev/null
+		dbproc=(--db-process postgres)
+	else
+		"${init[@]}" >/dev/null
+	fi
+	bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn 2>"$work/$backend.engine.log" &
+	engine_pid=$!
+	for _ in $(seq 1 100); do
+		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	log "$backend: $HOSTS simulated hosts, statistics every $INTERVAL, $WINDOW per API load"
+	bin/polyvirt-hostsim --engine "https://127.0.0.1:$port" --ca-file "$dir/ca.pem" --token-file "$work/$backend.token" \
+		--hosts "$HOSTS" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" --engine-pid "$engine_pid" "${dbproc[@]}"
+	kill "$engine_pid"
+	wait "$engine_pid" 2>/dev/null || true
+	engine_pid=
+	if [ -s "$work/$backend.engine.log" ]; then
+		echo "engine warnings:"
+		sed 's/^/  /' "$work/$backend.engine.log" | tail -20
+	fi
+	if [ -n "$schema" ]; then
+		psql "$POLYVIRT_TEST_POSTGRES" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+		schema=
+	fi
+}
+
+for b in $backends; do
+	case $b in
+	sqlite) run_backend sqlite ;;
+	postgres)
+		if [ -z "${POLYVIRT_TEST_POSTGRES:-}" ]; then
+			if [ "$(id -u)" = 0 ]; then
+				ensure_postgres
+			else
+				log "postgres: skipped (set POLYVIRT_TEST_POSTGRES, or run as root to set the server up)"
+				continue
+			fi
+		fi
+		run_backend postgres
+		;;
+	*) die "unknown backend $b (sqlite or postgres)" ;;
+	esac
+done
