@@ -91,6 +91,8 @@ type Config struct {
 	// URL is the engine's address as agents reach it (join commands).
 	URL     string
 	Monitor MonitorConfig
+	// VMs tunes scheduling, VM state synchronization and HA restarts.
+	VMs VMConfig
 	// Store tunes the database connections.
 	Store store.Options
 	// Logger receives the engine's log (default: text on stderr).
@@ -106,6 +108,7 @@ type Engine struct {
 	pki      *pkiFiles
 	caFP     string
 	agents   *agentClient
+	vms      *vmService
 
 	leader atomic.Bool
 	monMu  sync.Mutex
@@ -162,6 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, settings: s, log: cfg.Logger.With("engine", s.Name), st: st, pki: p,
 		caFP: pki.Fingerprint(p.ca.Cert), agents: agents}
 	e.joinAudit = rateLimiter{every: time.Minute, burst: 20}
+	e.vms = newVMService(e, cfg.VMs)
 	return e, nil
 }
 
@@ -210,6 +214,8 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { e.RunMonitoring(ctx); close(leadDone) }()
 	go func() {
 		<-ctx.Done()
+		// Consoles are hijacked connections Shutdown does not wait for.
+		e.vms.stopStreams()
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
@@ -298,6 +304,7 @@ func (e *Engine) hostChanged() {
 
 // Close releases the database.
 func (e *Engine) Close() error {
+	e.vms.close()
 	e.agents.close()
 	return e.st.Close()
 }

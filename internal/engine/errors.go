@@ -45,19 +45,22 @@ const (
 	CodeHostHasVMs = "ACTION_TYPE_FAILED_VDS_HAS_RUNNING_VMS"
 )
 
-// apiError is an error answer: status, code, message, field.
+// apiError is an error answer: status, code, message, field, and the
+// details when there are several (every violation of a VM definition, the
+// reason of every host a VM cannot start on).
 type apiError struct {
 	Status  int
 	Code    string
 	Message string
 	Field   string
+	Details []api.Error
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 // body is the JSON answer.
 func (e *apiError) body() api.ErrorBody {
-	return api.ErrorBody{Error: api.Error{Code: e.Code, Message: e.Message, Field: e.Field}}
+	return api.ErrorBody{Error: api.Error{Code: e.Code, Message: e.Message, Field: e.Field}, Errors: e.Details}
 }
 
 func newError(status int, code, format string, args ...any) *apiError {

@@ -42,6 +42,7 @@ type monitor struct {
 
 	clusterLocks sync.Map // cluster ID → *sync.Mutex
 	batch        statsBatch
+	vsync        *vmSync
 	wg           sync.WaitGroup
 	warned       rateLimiter
 }
@@ -63,6 +64,9 @@ func (m *monitor) reloadSoon() {
 func (m *monitor) run(ctx context.Context) {
 	batchDone := make(chan struct{})
 	go func() { m.batch.run(ctx, m); close(batchDone) }()
+	m.vsync = newVMSync(ctx, m)
+	haDone := make(chan struct{})
+	go func() { m.vsync.haRun(ctx); close(haDone) }()
 	t := time.NewTicker(m.cfg.HostsReload)
 	defer t.Stop()
 	m.reloadHosts(ctx)
@@ -71,6 +75,8 @@ func (m *monitor) run(ctx context.Context) {
 		case <-ctx.Done():
 			m.wg.Wait()
 			<-batchDone
+			<-haDone
+			m.vsync.wait()
 			return
 		case <-t.C:
 		case <-m.reload:
@@ -124,6 +130,7 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 		versions[c.ID] = c.Version
 	}
 	m.clusterV = versions
+	m.vsync.hostsLoaded(hosts)
 	seen := map[string]bool{}
 	addrs := map[string]bool{}
 	for _, h := range hosts {
@@ -332,6 +339,7 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 		}
 		p.m.log.Info("host status", "host", h.Name, "status", h.Status, "reason", o.Err)
 		p.setHost(h)
+		p.m.vsync.hostStatusChanged(h)
 		return
 	}
 }
@@ -424,6 +432,9 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 			p.m.log.Info("host status", "host", h.Name, "status", h.Status, "code", h.StatusCode)
 		}
 		p.setHost(h)
+		if ch.Changed {
+			p.m.vsync.hostStatusChanged(h)
+		}
 		if clusterWrite {
 			p.m.reloadSoon()
 		}

@@ -21,7 +21,7 @@ var openAPI []byte
 
 // routes is the API: every route, in the order of the OpenAPI document.
 func (e *Engine) routes() []route {
-	return []route{
+	return append([]route{
 		{Method: "GET", Path: "/openapi.json", Public: true, Summary: "This API's OpenAPI document", h: e.getOpenAPI},
 		{Method: "GET", Path: "/health", Public: true, Summary: "Whether the engine and its database answer", h: e.getHealth},
 		{Method: "POST", Path: "/join", Public: true, Summary: "Enroll an agent with a one-time join token", h: e.postJoin},
@@ -47,7 +47,7 @@ func (e *Engine) routes() []route {
 		{Method: "POST", Path: "/hosts/{host}/activate", Summary: "Activate a host (admission again)", h: e.hostActivate},
 		{Method: "POST", Path: "/hosts/{host}/join-token", Summary: "Issue a new one-time join token for a host", h: e.hostJoinToken},
 		{Method: "GET", Path: "/events", Summary: "The audit log, newest first", h: e.listEvents},
-	}
+	}, e.vmRoutes()...)
 }
 
 func (e *Engine) getOpenAPI(w http.ResponseWriter, r *http.Request) error {

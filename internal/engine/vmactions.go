@@ -1,0 +1,491 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/caps"
+	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/engine/scheduler"
+	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/store"
+	"polyvirt/internal/vmspec"
+)
+
+// VMActions are the lifecycle actions of POST /api/v1/vms/{vm}/{action}.
+var VMActions = []string{"start", "shutdown", "destroy", "reboot", "pause", "resume"}
+
+// launchGrace is how long a VM may stay WaitForLaunch before the engine
+// takes the start as failed (an engine that died mid-start).
+const launchGrace = 2*opsTimeout + 30*time.Second
+
+// vmAction is the handler of one action route.
+func (e *Engine) vmAction(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ctx := r.Context()
+		var req wire.VMActionRequest
+		if err := decodeBody(r, &req, true); err != nil {
+			return err
+		}
+		v, err := e.findVM(ctx, r.PathValue("vm"))
+		if err != nil {
+			return err
+		}
+		var res wire.VMAction
+		if action == "start" {
+			res, err = e.vms.start(ctx, v.ID, startOptions{reason: req.Reason})
+		} else {
+			res, err = e.vms.act(ctx, v.ID, action, req.Reason)
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// startOptions tune a start.
+type startOptions struct {
+	// exclude are hosts not to start on (the host an HA VM died with).
+	exclude []string
+	// ha tells that the engine restarts a highly available VM.
+	ha bool
+	// fromHost is the host an HA VM is restarted away from (it keeps the
+	// VM as its run-on host until the restart is decided).
+	fromHost string
+	reason   string
+}
+
+// hostCapacity is a host's memory and online CPUs from its capabilities
+// report, cached per report.
+type hostCapacity struct {
+	hash      string
+	memoryMiB int64
+	cpus      int
+}
+
+// capacityOf reads a host's capacity (its capabilities report, parsed once
+// per report).
+func (s *vmService) capacityOf(ctx context.Context, h store.Host) hostCapacity {
+	if v, ok := s.capacity.Load(h.ID); ok && v.(hostCapacity).hash == h.CapabilitiesHash {
+		return v.(hostCapacity)
+	}
+	full := h
+	if len(full.Capabilities) == 0 {
+		var err error
+		if full, err = s.e.st.GetHost(ctx, h.ID); err != nil {
+			return hostCapacity{}
+		}
+	}
+	c := hostCapacity{hash: full.CapabilitiesHash}
+	var r caps.Report
+	if len(full.Capabilities) > 0 && json.Unmarshal(full.Capabilities, &r) == nil {
+		c.memoryMiB, c.cpus = int64(r.MemoryMiB), len(r.CPU.OnlineCPUs)
+	}
+	if c.cpus == 0 || c.memoryMiB == 0 {
+		// Without a report (or with a partial one): the agent's statistics.
+		var st api.Stats
+		if json.Unmarshal(full.Stats, &st) == nil {
+			if c.cpus == 0 {
+				c.cpus = st.Host.CPUs
+			}
+			if c.memoryMiB == 0 {
+				c.memoryMiB = int64(st.Host.MemTotalMiB)
+			}
+		}
+	}
+	if c.hash != "" {
+		s.capacity.Store(h.ID, c)
+	}
+	return c
+}
+
+// committed are the states in which a VM holds its host's resources.
+func committed(v store.VM) bool { return v.HostID != "" && v.State != store.VMDown }
+
+// fleetFor gathers the scheduling facts of a cluster: its hosts with what
+// their VMs commit.
+func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.Host, []store.Host, error) {
+	hosts, err := s.e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+	if err != nil {
+		return nil, nil, err
+	}
+	vms, err := s.e.st.ListVMs(ctx, store.VMFilter{ClusterID: c.ID})
+	if err != nil {
+		return nil, nil, err
+	}
+	type load struct {
+		mem   int64
+		vcpus int
+		n     int
+	}
+	loads := map[string]*load{}
+	for _, v := range vms {
+		if !committed(v) {
+			continue
+		}
+		sz, err := sizesOf(v.Definition)
+		if err != nil {
+			continue
+		}
+		l := loads[v.HostID]
+		if l == nil {
+			l = &load{}
+			loads[v.HostID] = l
+		}
+		l.mem += sz.MemoryMiB
+		l.vcpus += sz.VCPUs
+		l.n++
+	}
+	out := make([]scheduler.Host, 0, len(hosts))
+	for _, h := range hosts {
+		ct, _ := cpucatalog.Lookup(h.CPUType)
+		capa := s.capacityOf(ctx, h)
+		sh := scheduler.Host{ID: h.ID, Name: h.Name, ClusterID: h.ClusterID, Up: h.Status == store.HostUp, Status: string(h.Status),
+			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus}
+		if l := loads[h.ID]; l != nil {
+			sh.CommittedMemoryMiB, sh.CommittedVCPUs, sh.RunningVMs = l.mem, l.vcpus, l.n
+		}
+		out = append(out, sh)
+	}
+	return out, hosts, nil
+}
+
+// schedRequest is the scheduler's question for a VM.
+func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Request, error) {
+	sz, err := sizesOf(v.Definition)
+	if err != nil {
+		return scheduler.Request{}, err
+	}
+	ct, _ := cpucatalog.Lookup(c.CPUType)
+	return scheduler.Request{
+		VM: scheduler.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Arch: sz.Arch, Machine: sz.Machine,
+			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID},
+		Cluster: scheduler.Cluster{ID: c.ID, Name: c.Name, CPUType: ct},
+		Exclude: exclude,
+	}, nil
+}
+
+// noHostError answers a refused scheduling: 409 with every host's reasons.
+func noHostError(err *scheduler.NoHostError) *apiError {
+	ae := &apiError{Status: http.StatusConflict, Code: err.Code(), Message: err.Error()}
+	if len(err.Verdicts) > 0 {
+		ae.Message = fmt.Sprintf("Cannot run VM %s. There is no host that satisfies current scheduling constraints (%d hosts in cluster %s; the reasons are in errors).",
+			err.VM, len(err.Verdicts), err.Cluster)
+	}
+	for _, v := range err.Verdicts {
+		for _, r := range v.Reasons {
+			ae.Details = append(ae.Details, api.Error{Code: r.Code, Message: r.Message, Field: "host:" + v.HostName})
+		}
+	}
+	return ae
+}
+
+// result makes an action's answer.
+func (s *vmService) result(ctx context.Context, v store.VM, action string, changed bool, msg string) wire.VMAction {
+	out := wire.VMAction{VM: v.ID, Name: v.Name, Action: action, Changed: changed, Message: msg, State: string(v.State), HostID: v.HostID}
+	if v.HostID != "" {
+		if h, err := s.e.st.GetHost(ctx, v.HostID); err == nil {
+			out.Host = h.Name
+		}
+	}
+	return out
+}
+
+// start schedules a Down VM and starts it on the host chosen: the VM is
+// recorded WaitForLaunch on that host (so that the next decision counts
+// it), its definition is created on the host's agent (replacing an older
+// one there) and started.
+func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.VMAction, error) {
+	e := s.e
+	v, err := e.st.GetVM(ctx, id)
+	if err != nil {
+		return wire.VMAction{}, err
+	}
+	lock := s.clusterLock(v.ClusterID)
+	lock.Lock()
+	v, host, decided, err := s.decide(ctx, id, o)
+	lock.Unlock()
+	if err != nil || !decided {
+		if err == nil {
+			return s.result(ctx, v, "start", false, noopStartMessage(v)), nil
+		}
+		return wire.VMAction{}, err
+	}
+	state, err := s.launch(ctx, v, host)
+	if err != nil {
+		msg := err.Error()
+		v2, werr := e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
+			if cur.HostID != host.ID || cur.State != store.VMWaitForLaunch {
+				return false, nil
+			}
+			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", host.ID
+			return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.start", Severity: store.SeverityError, ObjectKind: "vm",
+				ObjectID: cur.ID, ObjectName: cur.Name, Code: "USER_FAILED_RUN_VM",
+				Message: fmt.Sprintf("Failed to run VM %s on host %s.", cur.Name, host.Name), Reason: msg})
+		})
+		if werr != nil {
+			e.log.Warn("cannot record a failed start", "vm", v2.Name, "err", werr)
+		}
+		return wire.VMAction{}, agentAPIError(err)
+	}
+	last := v.LastHostID
+	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
+		if cur.HostID != host.ID {
+			return false, nil
+		}
+		write := cur.State != state
+		cur.State = state
+		msg := fmt.Sprintf("VM %s was started by %s (Host: %s).", cur.Name, userName(ctx), host.Name)
+		action, severity := "vm.start", store.SeverityInfo
+		if o.ha {
+			msg = fmt.Sprintf("Highly available VM %s was restarted on host %s.", cur.Name, host.Name)
+			action, severity = "vm.ha-restart", store.SeverityWarning
+		}
+		return write, e.appendEvent(ctx, tx, store.Event{Action: action, Severity: severity, ObjectKind: "vm", ObjectID: cur.ID,
+			ObjectName: cur.Name, Message: msg, Reason: o.reason})
+	})
+	if err != nil {
+		return wire.VMAction{}, err
+	}
+	for _, old := range []string{last, o.fromHost} {
+		if old != "" && old != host.ID {
+			if h, err := e.st.GetHost(ctx, old); err == nil && h.Status == store.HostUp {
+				go s.forget(h, v.ID, v.Name)
+			}
+		}
+	}
+	return s.result(ctx, v, "start", true, fmt.Sprintf("started on host %s", host.Name)), nil
+}
+
+func noopStartMessage(v store.VM) string {
+	switch v.State {
+	case store.VMPaused:
+		return fmt.Sprintf("VM %s is Paused; resume it (polyvirt vm resume)", v.Name)
+	case store.VMWaitForLaunch:
+		return fmt.Sprintf("VM %s is starting already", v.Name)
+	}
+	return fmt.Sprintf("VM %s is already %s", v.Name, v.State)
+}
+
+// decide reads the VM under the cluster's scheduling lock, chooses its
+// host and records it (WaitForLaunch). decided is false when the VM runs
+// already (a no-op).
+func (s *vmService) decide(ctx context.Context, id string, o startOptions) (store.VM, store.Host, bool, error) {
+	e := s.e
+	v, err := e.st.GetVM(ctx, id)
+	if err != nil {
+		return v, store.Host{}, false, err
+	}
+	switch {
+	case o.ha:
+		// An HA restart: the VM still names the host it died with.
+		if v.HostID != o.fromHost || (v.State != store.VMUnknown && v.State != store.VMDown) {
+			return v, store.Host{}, false, nil
+		}
+	case v.State == store.VMWaitForLaunch && time.Since(v.StateChanged) > launchGrace:
+		// An earlier start never finished (its engine died): start again.
+	case v.State == store.VMPoweringDown || v.State == store.VMUnknown || v.State == store.VMNotResponding:
+		hint := "wait until it is Down, or destroy it"
+		if v.State != store.VMPoweringDown {
+			hint = "its host does not answer; wait for the host, or destroy the VM"
+		}
+		return v, store.Host{}, false, vmStatusError(v, "start", hint)
+	case !isDown(v):
+		return v, store.Host{}, false, nil
+	}
+	c, err := e.st.GetCluster(ctx, v.ClusterID)
+	if err != nil {
+		return v, store.Host{}, false, err
+	}
+	fleet, hosts, err := s.fleetFor(ctx, c)
+	if err != nil {
+		return v, store.Host{}, false, err
+	}
+	req, err := schedRequest(v, c, o.exclude)
+	if err != nil {
+		return v, store.Host{}, false, err
+	}
+	d, err := scheduler.Schedule(req, fleet, s.cfg.Policy)
+	if err != nil {
+		var nh *scheduler.NoHostError
+		if errors.As(err, &nh) {
+			return v, store.Host{}, false, noHostError(nh)
+		}
+		return v, store.Host{}, false, err
+	}
+	host := hosts[d.Index]
+	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
+		if cur.Version != v.Version {
+			return false, newError(http.StatusConflict, CodeVersionConflict, "VM %s changed while it was being scheduled; try again", cur.Name)
+		}
+		if cur.HostID != "" && cur.HostID != host.ID {
+			cur.LastHostID = cur.HostID
+		}
+		cur.State, cur.HostID = store.VMWaitForLaunch, host.ID
+		return true, nil
+	})
+	if err != nil {
+		return v, store.Host{}, false, err
+	}
+	e.log.Info("VM scheduled", "vm", v.Name, "host", host.Name, "candidates", d.Candidates, "ha", o.ha)
+	return v, host, true, nil
+}
+
+// agentDefinition is the definition sent to an agent: the stored one with
+// the engine's marker in its metadata.
+func (s *vmService) agentDefinition(v store.VM) ([]byte, error) {
+	def, err := vmspec.Decode(v.Definition)
+	if err != nil {
+		return nil, fmt.Errorf("VM %s: the stored definition: %v", v.Name, err)
+	}
+	if def.Metadata == nil {
+		def.Metadata = map[string]string{}
+	}
+	def.Metadata[engineMarkerKey] = s.marker()
+	def.UUID = v.ID
+	return json.Marshal(def)
+}
+
+// launch creates a VM on a host's agent (replacing a stopped older
+// definition there) and starts it; it returns the state the agent
+// reports. A VM the host runs already is taken as started.
+func (s *vmService) launch(ctx context.Context, v store.VM, h store.Host) (store.VMState, error) {
+	if existing, err := s.ops.getVM(ctx, h, v.ID); err == nil {
+		if st := stateFromAgent(existing.State, existing.Reason); st != store.VMDown {
+			return st, nil
+		}
+		if err := s.ops.deleteVM(ctx, h, v.ID, false); err != nil {
+			if ae := asAgentError(err); ae == nil || !ae.notFound() {
+				return "", err
+			}
+		}
+	} else if ae := asAgentError(err); ae == nil || !ae.notFound() {
+		return "", err
+	}
+	def, err := s.agentDefinition(v)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.ops.createVM(ctx, h, def); err != nil {
+		return "", err
+	}
+	res, err := s.ops.act(ctx, h, v.ID, "start")
+	if err != nil {
+		return "", err
+	}
+	st := stateFromAgent(res.State, "")
+	if st == store.VMDown {
+		// The agent answered before QEMU reported running.
+		st = store.VMPoweringUp
+	}
+	return st, nil
+}
+
+// act runs an action other than start on the VM's host.
+func (s *vmService) act(ctx context.Context, id, action, reason string) (wire.VMAction, error) {
+	e := s.e
+	v, err := e.st.GetVM(ctx, id)
+	if err != nil {
+		return wire.VMAction{}, err
+	}
+	if v.HostID == "" {
+		switch action {
+		case "shutdown", "destroy":
+			return s.result(ctx, v, action, false, fmt.Sprintf("VM %s is already Down", v.Name)), nil
+		}
+		return wire.VMAction{}, vmStatusError(v, action, "start it first")
+	}
+	h, err := e.st.GetHost(ctx, v.HostID)
+	if err != nil {
+		return wire.VMAction{}, err
+	}
+	if action == "shutdown" && (v.State == store.VMUp || v.State == store.VMPaused || v.State == store.VMPoweringUp) {
+		// Recorded first: the Down that follows is then expected (not a
+		// crash for an HA VM), whichever engine sees it.
+		if v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
+			if cur.HostID != h.ID {
+				return false, nil
+			}
+			cur.State = store.VMPoweringDown
+			return true, nil
+		}); err != nil {
+			return wire.VMAction{}, err
+		}
+	}
+	res, err := s.ops.act(ctx, h, v.ID, action)
+	if err != nil {
+		if ae := asAgentError(err); ae != nil && ae.notFound() && ae.Code == "VM_NOT_FOUND" {
+			v, _ = s.markDown(ctx, v.ID, h, fmt.Sprintf("VM %s is down: host %s does not have it.", v.Name, h.Name), "")
+			return wire.VMAction{}, vmStatusError(v, action, fmt.Sprintf("host %s does not have it", h.Name))
+		}
+		return wire.VMAction{}, agentAPIError(err)
+	}
+	after := stateFromAgent(res.State, "")
+	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
+		if cur.HostID != h.ID {
+			return false, nil
+		}
+		write := false
+		switch {
+		case after == store.VMDown:
+			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
+			write = true
+		case action == "shutdown" && res.Changed:
+			// Still running: the guest powers down; its stop event ends it.
+		case after != cur.State:
+			cur.State, write = after, true
+		}
+		if !res.Changed {
+			return write, nil
+		}
+		return write, e.appendEvent(ctx, tx, store.Event{Action: "vm." + action, ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
+			Message: actionMessage(action, cur.Name, userName(ctx), h.Name), Reason: reason})
+	})
+	if err != nil {
+		return wire.VMAction{}, err
+	}
+	out := s.result(ctx, v, action, res.Changed, res.Message)
+	if out.Host == "" {
+		out.Host, out.HostID = h.Name, h.ID
+	}
+	return out, nil
+}
+
+func actionMessage(action, vm, user, host string) string {
+	switch action {
+	case "shutdown":
+		return fmt.Sprintf("VM shutdown initiated by %s on VM %s (Host: %s).", user, vm, host)
+	case "destroy":
+		return fmt.Sprintf("VM %s powered off by %s (Host: %s).", vm, user, host)
+	case "reboot":
+		return fmt.Sprintf("VM %s was restarted by %s (Host: %s).", vm, user, host)
+	case "pause":
+		return fmt.Sprintf("VM %s was paused by %s (Host: %s).", vm, user, host)
+	case "resume":
+		return fmt.Sprintf("VM %s was resumed by %s (Host: %s).", vm, user, host)
+	}
+	return fmt.Sprintf("VM %s: %s by %s (Host: %s).", vm, action, user, host)
+}
+
+// markDown records that a VM runs nowhere any more (it ran on h), with an
+// event when message is not empty.
+func (s *vmService) markDown(ctx context.Context, id string, h store.Host, message, reason string) (store.VM, error) {
+	e := s.e
+	return e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
+		if cur.HostID != h.ID {
+			return false, nil
+		}
+		cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
+		if message == "" {
+			return true, nil
+		}
+		return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
+			Code: "VM_DOWN", Message: message, Reason: reason})
+	})
+}

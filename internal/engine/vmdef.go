@@ -1,0 +1,271 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
+	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/store"
+	"polyvirt/internal/vmspec"
+)
+
+// The codes of a VM definition refused for its cluster (besides package
+// vmspec's own).
+const (
+	// CodeVMClusterArch: the VM's architecture is not its cluster's (or
+	// the VM would move to a cluster of another architecture).
+	CodeVMClusterArch = "ACTION_TYPE_FAILED_VM_CLUSTER_DIFFERENT_ARCHITECTURES"
+	// CodeClusterNoArch: the cluster has no architecture yet (no CPU type
+	// set and no host admitted).
+	CodeClusterNoArch = "ACTION_TYPE_FAILED_CLUSTER_UNDEFINED_ARCHITECTURE"
+	// CodeVMCPUAboveCluster: the VM's named CPU model is above the
+	// cluster's CPU type, or of another vendor.
+	CodeVMCPUAboveCluster = "VM_CPU_MODEL_EXCEEDS_CLUSTER_CPU_TYPE"
+	// CodeVMMachineNotInCluster: no host of the cluster offers the VM's
+	// emulated machine.
+	CodeVMMachineNotInCluster = "EMULATED_MACHINE_NOT_SUPPORTED_BY_CLUSTER"
+	// CodeVMDefinitionInvalid: a definition with several violations (the
+	// errors list has each).
+	CodeVMDefinitionInvalid = "VM_DEFINITION_INVALID"
+)
+
+// clusterGuestArches are the guest architectures the hosts of a cluster
+// of architecture ca run natively: every architecture whose cluster
+// architecture is ca contributes its guests (a ppc64 cluster runs ppc64le
+// and ppc64 VMs).
+func clusterGuestArches(ca arch.Arch) []arch.Arch {
+	var out []arch.Arch
+	for _, a := range archspec.Arches() {
+		s, err := archspec.For(a)
+		if err != nil || s.ClusterArch != ca {
+			continue
+		}
+		for _, g := range s.GuestArches {
+			if !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// definitionError is a refused definition: every violation, as one
+// answer (422, or 400 for a document that cannot be read).
+func definitionError(errs vmspec.Errors) error {
+	status := http.StatusUnprocessableEntity
+	for _, v := range errs {
+		switch v.Code {
+		case vmspec.CodeSyntax, vmspec.CodeUnknownField, vmspec.CodeWrongType, vmspec.CodeEmpty:
+			status = http.StatusBadRequest
+		case vmspec.CodeTooLarge:
+			status = http.StatusRequestEntityTooLarge
+		}
+	}
+	ae := &apiError{Status: status, Code: CodeVMDefinitionInvalid, Message: errs.Error()}
+	if len(errs) == 1 {
+		ae.Code, ae.Field, ae.Message = errs[0].Code, errs[0].Field, errs[0].Message
+	}
+	for _, v := range errs {
+		ae.Details = append(ae.Details, api.Error{Code: v.Code, Message: v.Message, Field: v.Field})
+	}
+	return ae
+}
+
+// vmSizes are what scheduling needs of a definition.
+type vmSizes struct {
+	Arch      arch.Arch
+	Machine   string
+	MemoryMiB int64
+	VCPUs     int
+	CPUModel  string
+}
+
+// sizesOf reads the sizes of a stored (completed) definition.
+func sizesOf(def json.RawMessage) (vmSizes, error) {
+	var d struct {
+		Arch    string `json:"arch"`
+		Machine string `json:"machine"`
+		CPU     *struct {
+			Sockets, Cores, Threads int
+			Model                   string `json:"model"`
+		} `json:"cpu"`
+		Memory *struct {
+			SizeMiB int64 `json:"sizeMiB"`
+		} `json:"memory"`
+	}
+	if err := json.Unmarshal(def, &d); err != nil {
+		return vmSizes{}, fmt.Errorf("the stored definition: %v", err)
+	}
+	s := vmSizes{Arch: arch.Arch(d.Arch), Machine: d.Machine, VCPUs: 1}
+	if a, err := arch.Parse(d.Arch); err == nil {
+		s.Arch = a
+	}
+	if d.CPU != nil {
+		s.VCPUs = max(d.CPU.Sockets, 1) * max(d.CPU.Cores, 1) * max(d.CPU.Threads, 1)
+		s.CPUModel = d.CPU.Model
+	}
+	if d.Memory != nil {
+		s.MemoryMiB = d.Memory.SizeMiB
+	}
+	return s, nil
+}
+
+// clusterHostFacts are what a definition's completion needs of a
+// cluster's hosts: the architecture of its hosts and the machines they
+// offer.
+type clusterHostFacts struct {
+	// Arches are the hosts' architectures, the Up hosts' first.
+	Arches []arch.Arch
+	// Machines are the machines some host offers; Known tells whether any
+	// host reported its machines.
+	Machines map[string]bool
+	Known    bool
+}
+
+func hostFactsOf(hosts []store.Host) clusterHostFacts {
+	f := clusterHostFacts{Machines: map[string]bool{}}
+	sorted := slices.Clone(hosts)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		return sorted[i].Status == store.HostUp && sorted[j].Status != store.HostUp
+	})
+	for _, h := range sorted {
+		if h.Arch != "" && !slices.Contains(f.Arches, h.Arch) {
+			f.Arches = append(f.Arches, h.Arch)
+		}
+		for _, m := range h.EmulatedMachines {
+			f.Machines[m] = true
+			f.Known = true
+		}
+	}
+	return f
+}
+
+// completeDefinition checks a VM definition for a cluster and completes
+// it: the VM id as its uuid, the architecture (the cluster's hosts' when
+// it names none), the CPU (the cluster CPU type's model when it names
+// none), the emulated machine (the cluster's), then every default of the
+// architecture (vmspec.Validate). It reports every violation at once:
+// vmspec's and the cluster's (architecture, CPU level, machine).
+func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts clusterHostFacts) (*vmspec.VM, error) {
+	if c.Arch == arch.Unknown {
+		return nil, &apiError{Status: http.StatusConflict, Code: CodeClusterNoArch, Field: "cluster",
+			Message: fmt.Sprintf("Cannot add a VM to cluster %s: the cluster has no architecture yet; set its CPU type (polyvirt cluster update %s --cpu-type ...) or add a host first.", c.Name, c.Name)}
+	}
+	vm := def.Clone()
+	vm.UUID = id
+	var errs vmspec.Errors
+	guests := clusterGuestArches(c.Arch)
+	var vmArch arch.Arch
+	if vm.Arch == "" {
+		for _, a := range hosts.Arches {
+			if s, err := archspec.For(a); err == nil && slices.Contains(guests, a) {
+				vmArch = s.Arch
+				break
+			}
+		}
+		if vmArch == arch.Unknown {
+			errs = append(errs, &vmspec.Error{Code: vmspec.CodeArchRequired, Field: "arch",
+				Message: fmt.Sprintf("cluster %s has no host to take the architecture from; give arch (%s)", c.Name, archList(guests))})
+		}
+		vm.Arch = string(vmArch)
+	} else if a, err := arch.Parse(vm.Arch); err == nil {
+		vmArch = a
+		if !slices.Contains(guests, a) {
+			errs = append(errs, &vmspec.Error{Code: CodeVMClusterArch, Field: "arch",
+				Message: fmt.Sprintf("a %s VM cannot be in cluster %s, whose architecture is %s; choose a cluster of %s hosts, or give arch %s",
+					a, c.Name, c.Arch, a, archList(guests))})
+		}
+	}
+	if ct, ok := cpucatalog.Lookup(c.CPUType); ok && vmArch != arch.Unknown && slices.Contains(guests, vmArch) {
+		checkCPUForCluster(vm, ct, vmArch, &errs)
+	}
+	if vm.Machine == "" {
+		vm.Machine = c.EmulatedMachine
+	} else if hosts.Known && vm.Machine != c.EmulatedMachine && !hosts.Machines[vm.Machine] {
+		errs = append(errs, &vmspec.Error{Code: CodeVMMachineNotInCluster, Field: "machine",
+			Message: fmt.Sprintf("no host of cluster %s offers machine %q; leave machine out for the cluster's %s", c.Name, vm.Machine, orNone(c.EmulatedMachine))})
+	}
+	valid, err := vmspec.Validate(vm, vmspec.Options{Arch: vmArch})
+	if err != nil {
+		var ve vmspec.Errors
+		if !asVMSpecErrors(err, &ve) {
+			return nil, err
+		}
+		errs = append(errs, ve...)
+	}
+	if len(errs) > 0 {
+		return nil, definitionError(errs)
+	}
+	return valid.VM().Clone(), nil
+}
+
+// checkCPUForCluster gives a VM without a CPU model the cluster CPU
+// type's, and refuses a named model above the cluster's level or of
+// another vendor (a VM must run on every host of its cluster).
+func checkCPUForCluster(vm *vmspec.VM, ct cpucatalog.Type, vmArch arch.Arch, errs *vmspec.Errors) {
+	if vm.CPU == nil {
+		vm.CPU = &vmspec.CPU{}
+	}
+	c := vm.CPU
+	if c.Model == "" && c.Mode == "" {
+		if ct.Model != "" {
+			c.Model = ct.Model
+		} else {
+			c.Mode = ct.Mode
+		}
+		return
+	}
+	if c.Model == "" {
+		return
+	}
+	spec, err := archspec.For(vmArch)
+	if err != nil {
+		return
+	}
+	model := spec.CanonicalCPUModel(c.Model)
+	for _, t := range cpucatalog.Types(vmArch) {
+		if !strings.EqualFold(t.Model, model) {
+			continue
+		}
+		if cpucatalog.AtLeast(ct, t) {
+			return
+		}
+		*errs = append(*errs, &vmspec.Error{Code: CodeVMCPUAboveCluster, Field: "cpu.model",
+			Message: fmt.Sprintf("CPU model %s (%s, level %d) is above the cluster's CPU type %s (%s, level %d): not every host of the cluster runs it; use %s or leave cpu.model out",
+				model, t.Vendor, t.Level, ct.Name, ct.Vendor, ct.Level, orNone(ct.Model))})
+		return
+	}
+}
+
+// asVMSpecErrors unwraps vmspec's violations.
+func asVMSpecErrors(err error, out *vmspec.Errors) bool {
+	ve, ok := err.(vmspec.Errors)
+	if ok {
+		*out = ve
+	}
+	return ok
+}
+
+// decodeDefinition reads a request's definition strictly.
+func decodeDefinition(raw json.RawMessage) (*vmspec.VM, error) {
+	if len(strings.TrimSpace(string(raw))) == 0 || string(raw) == "null" {
+		return nil, invalidField("definition", "no definition: give the VM definition (docs/vm-definition.md) as a JSON object")
+	}
+	def, err := vmspec.Decode(raw)
+	if err != nil {
+		var ve vmspec.Errors
+		if asVMSpecErrors(err, &ve) {
+			return nil, definitionError(ve)
+		}
+		return nil, invalidField("definition", "%v", err)
+	}
+	return def, nil
+}

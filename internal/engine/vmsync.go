@@ -1,0 +1,477 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"polyvirt/internal/store"
+)
+
+// vmSync keeps the VMs' states in step with the agents, in the engine that
+// leads the monitoring: one watcher per host that can run VMs (Up or
+// NonOperational) subscribes to the agent's event stream, reads its VM
+// list on every (re)connection and every Resync (reconcile), and applies
+// what it sees. It also notes when hosts stop answering, for the HA
+// restarts (ha.go).
+type vmSync struct {
+	m   *monitor
+	s   *vmService
+	ctx context.Context
+
+	mu       sync.Mutex
+	watchers map[string]*vmWatcher
+	// downSince is when this leader saw each NonResponsive host become so.
+	downSince map[string]time.Time
+	// reported remembers the foreign VMs already reported (host/VM).
+	reported map[string]bool
+	wg       sync.WaitGroup
+}
+
+func newVMSync(ctx context.Context, m *monitor) *vmSync {
+	return &vmSync{m: m, s: m.e.vms, ctx: ctx, watchers: map[string]*vmWatcher{}, downSince: map[string]time.Time{},
+		reported: map[string]bool{}}
+}
+
+// watches tells whether a host's VMs are followed in a status.
+func watches(s store.HostStatus) bool {
+	return s == store.HostUp || s == store.HostNonOperational
+}
+
+// hostsLoaded starts and stops the watchers after the monitor read the
+// hosts, and notes the hosts that stopped answering.
+func (y *vmSync) hostsLoaded(hosts []store.Host) {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		seen[h.ID] = true
+		y.noteStatusLocked(h)
+		w := y.watchers[h.ID]
+		want := h.CertFingerprint != "" && watches(h.Status)
+		switch {
+		case want && w == nil:
+			y.startLocked(h)
+		case !want && w != nil:
+			w.cancel()
+			delete(y.watchers, h.ID)
+		case want && (w.host().Address != h.Address || w.host().CertFingerprint != h.CertFingerprint):
+			w.cancel()
+			y.startLocked(h)
+		case want:
+			w.setHost(h)
+		}
+	}
+	for id, w := range y.watchers {
+		if !seen[id] {
+			w.cancel()
+			delete(y.watchers, id)
+		}
+	}
+	for id := range y.downSince {
+		if !seen[id] {
+			delete(y.downSince, id)
+		}
+	}
+}
+
+// hostStatusChanged is told at once when the monitor changed a host's
+// status.
+func (y *vmSync) hostStatusChanged(h store.Host) {
+	y.mu.Lock()
+	y.noteStatusLocked(h)
+	if w := y.watchers[h.ID]; w != nil && !watches(h.Status) {
+		w.cancel()
+		delete(y.watchers, h.ID)
+	} else if w == nil && h.CertFingerprint != "" && watches(h.Status) {
+		y.startLocked(h)
+	}
+	y.mu.Unlock()
+}
+
+func (y *vmSync) noteStatusLocked(h store.Host) {
+	if h.Status != store.HostNonResponsive {
+		delete(y.downSince, h.ID)
+		return
+	}
+	if _, ok := y.downSince[h.ID]; !ok {
+		y.downSince[h.ID] = time.Now()
+		// The VMs of a host that stops answering are Unknown (once, when
+		// this leader first sees it so).
+		go y.hostLost(h)
+	}
+}
+
+// lostHosts lists the hosts NonResponsive for at least d.
+func (y *vmSync) lostHosts(d time.Duration) []string {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	var out []string
+	for id, t := range y.downSince {
+		if time.Since(t) >= d {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (y *vmSync) startLocked(h store.Host) {
+	ctx, cancel := context.WithCancel(y.ctx)
+	w := &vmWatcher{y: y, cancel: cancel, h: h}
+	y.watchers[h.ID] = w
+	y.wg.Add(1)
+	go func() { defer y.wg.Done(); w.run(ctx) }()
+}
+
+func (y *vmSync) wait() { y.wg.Wait() }
+
+// hostLost marks the running VMs of a host that stopped answering Unknown.
+func (y *vmSync) hostLost(h store.Host) {
+	ctx := y.ctx
+	e := y.m.e
+	vms, err := e.st.ListVMs(ctx, store.VMFilter{HostID: h.ID})
+	if err != nil {
+		if ctx.Err() == nil {
+			y.m.warn("cannot read the VMs of a host that stopped answering", "host", h.Name, "err", err)
+		}
+		return
+	}
+	for _, v := range vms {
+		if v.State == store.VMDown || v.State == store.VMUnknown {
+			continue
+		}
+		_, err := e.mutateVM(ctx, v.ID, func(tx store.Tx, cur *store.VM) (bool, error) {
+			if cur.HostID != h.ID || cur.State == store.VMDown || cur.State == store.VMUnknown {
+				return false, nil
+			}
+			was := cur.State
+			cur.State = store.VMUnknown
+			return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.state", Severity: store.SeverityWarning, ObjectKind: "vm",
+				ObjectID: cur.ID, ObjectName: cur.Name, Code: "VM_SET_TO_UNKNOWN_STATUS",
+				Message: fmt.Sprintf("VM %s was set to the Unknown status: host %s does not answer.", cur.Name, h.Name),
+				Reason:  fmt.Sprintf("was %s", was)})
+		})
+		if err != nil && ctx.Err() == nil {
+			y.m.warn("cannot record a VM's Unknown state", "vm", v.Name, "err", err)
+		}
+	}
+}
+
+// vmWatcher follows one host's VMs.
+type vmWatcher struct {
+	y      *vmSync
+	cancel context.CancelFunc
+
+	mu sync.Mutex
+	h  store.Host
+}
+
+func (w *vmWatcher) host() store.Host {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.h
+}
+
+func (w *vmWatcher) setHost(h store.Host) {
+	w.mu.Lock()
+	w.h = h
+	w.mu.Unlock()
+}
+
+// run subscribes, reconciles, and applies the events until ctx ends,
+// reconnecting with a backoff; an agent without an event stream (a host
+// simulator) is asked again rarely.
+func (w *vmWatcher) run(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		h := w.host()
+		err := w.follow(ctx, h)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := backoff
+		if errors.Is(err, errNoEvents) {
+			wait = 5 * time.Minute
+		} else {
+			backoff = min(backoff*2, 15*time.Second)
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			w.y.m.log.Debug("VM event stream", "host", h.Name, "err", err, "retry", wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// follow is one connection: subscribe first (no event is lost between the
+// list and the stream), reconcile, then apply events; reconcile again
+// every Resync.
+func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
+	s := w.y.s
+	stream, err := s.ops.events(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer stream.close()
+	if err := w.y.reconcile(ctx, h); err != nil {
+		return err
+	}
+	events := make(chan observation, 64)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			ev, err := stream.next()
+			if err != nil {
+				done <- err
+				close(events)
+				return
+			}
+			select {
+			case events <- observeEvent(ev):
+			case <-ctx.Done():
+				done <- ctx.Err()
+				close(events)
+				return
+			}
+		}
+	}()
+	t := time.NewTicker(s.cfg.Resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case o, ok := <-events:
+			if !ok {
+				return <-done
+			}
+			w.y.observe(ctx, w.host(), o, false)
+		case <-t.C:
+			if err := w.y.reconcile(ctx, w.host()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// reconcile compares a host's VM list with the database: what it runs is
+// applied (observe), and the VMs the database has on it that it does not
+// list are Down.
+func (y *vmSync) reconcile(ctx context.Context, h store.Host) error {
+	e := y.m.e
+	list, err := y.s.ops.listVMs(ctx, h)
+	if err != nil {
+		if ae := asAgentError(err); ae != nil && ae.notFound() {
+			return errNoEvents
+		}
+		return err
+	}
+	listed := map[string]bool{}
+	for _, vm := range list {
+		listed[vm.ID] = true
+		y.observe(ctx, h, observeListed(vm), true)
+	}
+	vms, err := e.st.ListVMs(ctx, store.VMFilter{HostID: h.ID})
+	if err != nil {
+		return err
+	}
+	for _, v := range vms {
+		if listed[v.ID] {
+			continue
+		}
+		y.observe(ctx, h, observation{ID: v.ID, Name: v.Name, Gone: true, State: store.VMDown, Why: "not on the host"}, true)
+	}
+	return nil
+}
+
+// launching tells whether a VM is being started (its Down observations
+// are the start's own steps: the old definition removed, the new one
+// defined).
+func launching(v store.VM) bool {
+	return v.State == store.VMWaitForLaunch && time.Since(v.StateChanged) < launchGrace
+}
+
+// observe applies what host h says of one VM:
+//
+//   - the VM runs on h for the engine: its state follows (Down clears
+//     the host; a crash of an HA VM restarts it);
+//   - the VM runs nowhere for the engine and runs on h: it is adopted;
+//   - the VM runs on another host for the engine (an HA restart happened
+//     while h did not answer): the copy on h is destroyed and removed;
+//   - the engine does not know the VM: removed when the engine's marker
+//     says the engine created it (deleted while h did not answer), else
+//     reported once and left alone.
+func (y *vmSync) observe(ctx context.Context, h store.Host, o observation, listed bool) {
+	e := y.m.e
+	v, err := e.st.GetVM(ctx, o.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		if listed {
+			y.foreign(ctx, h, o)
+		}
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			y.m.warn("cannot read a VM", "vm", o.ID, "err", err)
+		}
+		return
+	}
+	switch {
+	case v.HostID == h.ID:
+		y.follow(ctx, h, v, o)
+	case v.HostID == "" && !o.Gone && runs(o.State):
+		y.adopt(ctx, h, v, o)
+	case v.HostID != "" && v.HostID != h.ID && !o.Gone:
+		y.stale(ctx, h, v, o)
+	}
+}
+
+// follow applies a state the VM's own host reports.
+func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observation) {
+	e := y.m.e
+	if launching(v) && !runs(o.State) {
+		return
+	}
+	if !o.Gone && o.State == v.State {
+		return
+	}
+	restart := false
+	_, err := e.mutateVM(ctx, v.ID, func(tx store.Tx, cur *store.VM) (bool, error) {
+		restart = false
+		if cur.HostID != h.ID || (launching(*cur) && !runs(o.State)) {
+			return false, nil
+		}
+		was := cur.State
+		if !o.Gone && o.State == was {
+			return false, nil
+		}
+		ev := store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name, Reason: o.Why}
+		if o.Gone || o.State == store.VMDown {
+			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
+			ev.Code = "VM_DOWN"
+			ev.Message = fmt.Sprintf("VM %s is down on host %s.", cur.Name, h.Name)
+			if o.Gone {
+				ev.Message = fmt.Sprintf("VM %s is down: host %s no longer has it.", cur.Name, h.Name)
+			}
+			if o.Crashed {
+				ev.Code, ev.Severity = "VM_DOWN_ERROR", store.SeverityError
+				ev.Message = fmt.Sprintf("VM %s is down with error on host %s.", cur.Name, h.Name)
+			}
+			// An HA VM that crashed (not one shut down or destroyed on
+			// purpose) starts again.
+			restart = cur.HA && o.Crashed && was != store.VMPoweringDown
+		} else {
+			cur.State = o.State
+			if was == store.VMWaitForLaunch {
+				// The start's own outcome: the start records it.
+				return true, nil
+			}
+			ev.Message = fmt.Sprintf("VM %s is %s on host %s.", cur.Name, cur.State, h.Name)
+		}
+		ev.Reason = fmt.Sprintf("was %s; %s", was, o.Why)
+		return true, e.appendEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			y.m.warn("cannot record a VM's state", "vm", v.Name, "err", err)
+		}
+		return
+	}
+	if restart {
+		go y.s.haRestart(y.ctx, v.ID, "", "it crashed on host "+h.Name)
+	}
+}
+
+// adopt records a VM the engine thought Down that a host runs.
+func (y *vmSync) adopt(ctx context.Context, h store.Host, v store.VM, o observation) {
+	e := y.m.e
+	_, err := e.mutateVM(ctx, v.ID, func(tx store.Tx, cur *store.VM) (bool, error) {
+		if cur.HostID != "" {
+			return false, nil
+		}
+		cur.State, cur.HostID = o.State, h.ID
+		return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.state", Severity: store.SeverityWarning, ObjectKind: "vm",
+			ObjectID: cur.ID, ObjectName: cur.Name,
+			Message: fmt.Sprintf("VM %s was found %s on host %s while the engine had it Down; it runs there now.", cur.Name, o.State, h.Name),
+			Reason:  o.Why})
+	})
+	if err != nil && ctx.Err() == nil {
+		y.m.warn("cannot record a VM found running", "vm", v.Name, "err", err)
+	}
+}
+
+// stale removes a copy of a VM from a host it does not run on for the
+// engine: destroyed when it runs (an HA restart elsewhere happened while
+// the host did not answer), its definition removed anyway.
+func (y *vmSync) stale(ctx context.Context, h store.Host, v store.VM, o observation) {
+	e := y.m.e
+	if err := y.s.ops.deleteVM(ctx, h, v.ID, true); err != nil {
+		if ae := asAgentError(err); ae == nil || !ae.notFound() {
+			if ctx.Err() == nil {
+				y.m.warn("cannot remove a stale copy of a VM", "vm", v.Name, "host", h.Name, "err", err)
+			}
+			return
+		}
+	}
+	if !runs(o.State) {
+		return
+	}
+	other := v.HostID
+	if oh, err := e.st.GetHost(ctx, v.HostID); err == nil {
+		other = oh.Name
+	}
+	ev := store.Event{Action: "vm.stale-copy", Severity: store.SeverityWarning, ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
+		Code: "VM_STALE_COPY_DESTROYED",
+		Message: fmt.Sprintf("VM %s was found %s on host %s while it runs on host %s: the copy on %s was destroyed.",
+			v.Name, o.State, h.Name, other, h.Name)}
+	if err := e.appendEvent(ctx, e.st, ev); err != nil && ctx.Err() == nil {
+		y.m.warn("audit log", "err", err)
+	}
+	y.m.log.Warn("stale copy of a VM destroyed", "vm", v.Name, "host", h.Name, "runs-on", other)
+}
+
+// foreign handles a VM a host has that the engine does not know.
+func (y *vmSync) foreign(ctx context.Context, h store.Host, o observation) {
+	e := y.m.e
+	var def struct {
+		Metadata map[string]string `json:"metadata"`
+	}
+	_ = json.Unmarshal(o.Definition, &def)
+	if def.Metadata[engineMarkerKey] == y.s.marker() {
+		if err := y.s.ops.deleteVM(ctx, h, o.ID, true); err != nil {
+			if ae := asAgentError(err); ae == nil || !ae.notFound() {
+				if ctx.Err() == nil {
+					y.m.warn("cannot remove a deleted VM from its host", "vm", o.Name, "host", h.Name, "err", err)
+				}
+			}
+			return
+		}
+		ev := store.Event{Action: "vm.remove", ObjectKind: "vm", ObjectID: o.ID, ObjectName: o.Name,
+			Message: fmt.Sprintf("VM %s, removed from the engine while host %s did not answer, was removed from the host.", o.Name, h.Name)}
+		if err := e.appendEvent(ctx, e.st, ev); err != nil && ctx.Err() == nil {
+			y.m.warn("audit log", "err", err)
+		}
+		return
+	}
+	key := h.ID + "/" + o.ID
+	y.mu.Lock()
+	done := y.reported[key]
+	y.reported[key] = true
+	y.mu.Unlock()
+	if done {
+		return
+	}
+	ev := store.Event{Action: "vm.foreign", Severity: store.SeverityWarning, ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
+		Code:    "HOST_HAS_UNMANAGED_VM",
+		Message: fmt.Sprintf("Host %s has VM %s (%s, %s) that this engine does not manage; it is left alone.", h.Name, o.Name, o.ID, o.State)}
+	if err := e.appendEvent(ctx, e.st, ev); err != nil && ctx.Err() == nil {
+		y.m.warn("audit log", "err", err)
+	}
+}
