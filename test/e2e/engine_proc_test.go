@@ -63,6 +63,7 @@ type engineProc struct {
 	url    string
 	token  string
 	caFile string
+	caFP   string
 	extra  []string
 	cmd    *exec.Cmd
 	log    *lockedBuffer
@@ -88,7 +89,7 @@ func initEngine(t *testing.T, name string, env []string, extra ...string) *engin
 		t.Fatalf("engine init: %+v", res)
 	}
 	return &engineProc{t: t, name: name, dir: dir, addr: addr, url: "https://" + addr, token: res.AdminToken,
-		caFile: filepath.Join(dir, engine.FileCA)}
+		caFile: filepath.Join(dir, engine.FileCA), caFP: res.CAFingerprint}
 }
 
 // clone makes a second engine of the same installation: the data

@@ -1,0 +1,182 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/pki"
+)
+
+func TestEngineURL(t *testing.T) {
+	tests := []struct{ in, want, err string }{
+		{"https://engine:8443", "https://engine:8443", ""},
+		{" https://engine:8443/ ", "https://engine:8443", ""},
+		{"https://engine:8443/api/v1", "https://engine:8443", ""},
+		{"https://[::1]:8443", "https://[::1]:8443", ""},
+		{"", "", "no engine"},
+		{"http://engine:8443", "", "want https"},
+		{"engine:8443", "", "want https"},
+		{"https://engine:8443/other", "", "want https"},
+		{"https://engine:8443?x=1", "", "want https"},
+	}
+	for _, tc := range tests {
+		got, err := EngineURL(tc.in)
+		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("EngineURL(%q) = %q, %v; want %q, error %q", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestNormalizeFingerprint(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	colons := strings.TrimSuffix(strings.Repeat("AB:", 32), ":")
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{hex, hex, true},
+		{colons, hex, true},
+		{"sha256:" + strings.ToUpper(hex), hex, true},
+		{hex[:62], "", false},
+		{strings.Repeat("zz", 32), "", false},
+	}
+	for _, tc := range tests {
+		got, err := NormalizeFingerprint(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("NormalizeFingerprint(%q) = %q, %v", tc.in, got, err)
+		}
+	}
+}
+
+// engineLike serves /api/v1/health with a certificate of a CA, sent with
+// the CA as an engine does.
+func engineLike(t *testing.T) (*httptest.Server, *pki.CA) {
+	t.Helper()
+	ca, err := pki.NewCA("test engine CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Issue("localhost", []string{"127.0.0.1"}, pki.Server, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(append(append([]byte{}, srv.CertPEM...), ca.CertPEM...), srv.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/api/v1/health" {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":{"code":"NOT_FOUND","message":"no"}}`))
+			return
+		}
+		w.Write([]byte(`{"status":"ok","leader":true}`))
+	}))
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s, ca
+}
+
+func TestTrust(t *testing.T) {
+	s, ca := engineLike(t)
+	other, _ := pki.NewCA("another")
+	tests := []struct {
+		name string
+		o    Options
+		ok   bool
+	}{
+		{"the CA", Options{CAPEM: ca.CertPEM}, true},
+		{"the CA's fingerprint", Options{Fingerprint: pki.Fingerprint(ca.Cert)}, true},
+		{"another CA", Options{CAPEM: other.CertPEM}, false},
+		{"another fingerprint", Options{Fingerprint: pki.Fingerprint(other.Cert)}, false},
+		{"the system's roots", Options{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Engine = s.URL
+			c, err := New(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := c.Health(context.Background())
+			if (err == nil) != tc.ok || (tc.ok && h.Status != "ok") {
+				t.Errorf("health: %+v %v; want success %v", h, err, tc.ok)
+			}
+		})
+	}
+	chain, err := PeerChain(context.Background(), s.URL)
+	if err != nil || len(chain) != 2 || Fingerprint(chain[1]) != pki.Fingerprint(ca.Cert) {
+		t.Errorf("peer chain: %d certificates, %v", len(chain), err)
+	}
+	c, _ := New(Options{Engine: s.URL, CAPEM: ca.CertPEM})
+	err = c.Do(context.Background(), "GET", "/nothing", nil, nil, nil)
+	if Code(err) != "NOT_FOUND" {
+		t.Errorf("an error answer: %v", err)
+	}
+}
+
+func TestConfigAndEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "config.json")
+	want := Config{Engine: "https://engine:8443", Token: "pvt1.secret", CA: "PEM", User: "admin"}
+	if err := SaveConfig(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("config file mode: %v %v", fi.Mode(), err)
+	}
+	got, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("\n  pvt1.other  \n"), 0o600)
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, []byte("CA2"), 0o600)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want Options
+		err  string
+	}{
+		{"the login", map[string]string{EnvConfig: path}, Options{Engine: want.Engine, Token: want.Token, CAPEM: []byte("PEM")}, ""},
+		{"overridden", map[string]string{EnvConfig: path, EnvEngine: "https://e2:1", EnvTokenFile: tokenFile, EnvCAFile: caFile},
+			Options{Engine: "https://e2:1", Token: "pvt1.other", CAPEM: []byte("CA2")}, ""},
+		{"not logged in", map[string]string{EnvConfig: filepath.Join(dir, "none.json")}, Options{}, "not logged in"},
+		{"missing token file", map[string]string{EnvConfig: path, EnvTokenFile: filepath.Join(dir, "none")}, Options{}, EnvTokenFile},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{EnvConfig, EnvEngine, EnvTokenFile, EnvCAFile} {
+				t.Setenv(k, tc.env[k])
+			}
+			o, err := FromEnvironment()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, o); diff != "" {
+				t.Errorf("options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
