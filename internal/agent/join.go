@@ -118,6 +118,7 @@ type JoinError struct {
 	Message string
 }
 
+// Error says that the engine refused, with its code and message.
 func (e *JoinError) Error() string {
 	return fmt.Sprintf("the engine refused the join: %s: %s", e.Code, e.Message)
 }

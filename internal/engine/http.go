@@ -140,11 +140,13 @@ type trackingWriter struct {
 	wrote bool
 }
 
+// WriteHeader notes that the answer started.
 func (t *trackingWriter) WriteHeader(code int) {
 	t.wrote = true
 	t.ResponseWriter.WriteHeader(code)
 }
 
+// Write notes that the answer started.
 func (t *trackingWriter) Write(b []byte) (int, error) {
 	t.wrote = true
 	return t.ResponseWriter.Write(b)
