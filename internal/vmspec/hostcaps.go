@@ -98,9 +98,11 @@ func checkHost(vm *VM, spec *archspec.Spec, h *caps.Report, errs *Errors) {
 	tcg := TCGOnly(h)
 	switch c.Mode {
 	case "custom":
-		// A fake-KVM host runs the models it presents (its model_X flags):
-		// the fake-KVM rewrite replaces those TCG cannot emulate.
-		if h.FakeKVM && containsFold(h.CPU.Models, c.Model) {
+		// A fake-KVM host runs the models it presents (its model_X flags)
+		// and their variants (Cascadelake-Server-noTSX for
+		// Cascadelake-Server): the fake-KVM rewrite replaces those TCG
+		// cannot emulate.
+		if h.FakeKVM && presents(h.CPU.Models, c.Model) {
 			break
 		}
 		if len(offer.models) > 0 && !containsFold(offer.models, c.Model) {
@@ -135,6 +137,19 @@ func checkHost(vm *VM, spec *archspec.Spec, h *caps.Report, errs *Errors) {
 			}
 		}
 	}
+}
+
+// presents tells whether model is one of models or a variant of one
+// (libvirt names variants BASE-SUFFIX).
+func presents(models []string, model string) bool {
+	m := strings.ToLower(model)
+	for _, x := range models {
+		x = strings.ToLower(x)
+		if m == x || strings.HasPrefix(m, x+"-") {
+			return true
+		}
+	}
+	return false
 }
 
 func containsFold(l []string, v string) bool {
