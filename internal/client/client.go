@@ -155,12 +155,15 @@ func PeerChain(ctx context.Context, engine string) ([]*x509.Certificate, error) 
 	return conn.(*tls.Conn).ConnectionState().PeerCertificates, nil
 }
 
-// Error is an error answer of the engine.
+// Error is an error answer of the engine. Errors holds the details when
+// there are several (every violation of a VM definition, every host's
+// reason not to run a VM).
 type Error struct {
 	Status  int
 	Code    string
 	Message string
 	Field   string
+	Errors  []api.Error
 }
 
 func (e *Error) Error() string {
@@ -220,7 +223,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode >= 300 {
 		var eb api.ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field, Errors: eb.Errors}
 		}
 		return &Error{Status: resp.StatusCode, Code: "HTTP_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
 	}

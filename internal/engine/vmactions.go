@@ -175,8 +175,8 @@ func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Requ
 func noHostError(err *scheduler.NoHostError) *apiError {
 	ae := &apiError{Status: http.StatusConflict, Code: err.Code(), Message: err.Error()}
 	if len(err.Verdicts) > 0 {
-		ae.Message = fmt.Sprintf("Cannot run VM %s. There is no host that satisfies current scheduling constraints (%d hosts in cluster %s; the reasons are in errors).",
-			err.VM, len(err.Verdicts), err.Cluster)
+		ae.Message = fmt.Sprintf("Cannot run VM %s: no host of cluster %s satisfies the scheduling constraints (errors has each host's reasons).",
+			err.VM, err.Cluster)
 	}
 	for _, v := range err.Verdicts {
 		for _, r := range v.Reasons {

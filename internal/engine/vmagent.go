@@ -123,7 +123,11 @@ func (e *agentCallError) apiError() *apiError {
 	case status >= 500:
 		status = http.StatusBadGateway
 	}
-	return &apiError{Status: status, Code: code, Message: e.Error(), Details: e.Errors}
+	msg := fmt.Sprintf("host %s: %s", e.Host, e.Msg)
+	if e.Status == 0 {
+		msg = e.Error()
+	}
+	return &apiError{Status: status, Code: code, Message: msg, Details: e.Errors}
 }
 
 func asAgentError(err error) *agentCallError {

@@ -1,0 +1,573 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/vmspec"
+)
+
+// The engine's VM commands are children of `polyvirt vm` (vm.go, which
+// holds the offline `vm validate`): this file's init runs after vm.go's
+// (files are initialized in name order) and adds them when the root is
+// built.
+func init() {
+	for i, f := range commands {
+		f := f
+		commands[i] = func() *cobra.Command {
+			c := f()
+			if c.Name() == "vm" {
+				c.Short = "VMs: create, start, stop, watch them through the engine; validate definitions offline"
+				c.AddCommand(newVMCreateCommand(), newVMListCommand(), newVMShowCommand(), newVMStartCommand(),
+					newVMStopCommand(), newVMSimpleActionCommand("destroy", "Power a VM off at once (the guest is not asked)"),
+					newVMSimpleActionCommand("reboot", "Ask a VM's guest to reboot"),
+					newVMSimpleActionCommand("pause", "Pause a running VM"), newVMSimpleActionCommand("resume", "Resume a paused VM"),
+					newVMDeleteCommand(), newVMUpdateCommand(), newVMScreenshotCommand(), newVMConsoleCommand())
+			}
+			return c
+		}
+	}
+}
+
+// vmError prints an engine refusal with every detail: each violation of a
+// definition, each host's reason not to run a VM.
+func vmError(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) || len(ce.Errors) == 0 || (len(ce.Errors) == 1 && ce.Errors[0].Code == ce.Code && ce.Errors[0].Message == ce.Message) {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString(ce.Error())
+	for _, d := range ce.Errors {
+		b.WriteString("\n  ")
+		b.WriteString(d.Code)
+		if d.Field != "" {
+			b.WriteString(" (" + d.Field + ")")
+		}
+		b.WriteString(": " + d.Message)
+	}
+	return withStatus(1, errors.New(b.String()))
+}
+
+// vmCall is apiCall with the VM errors printed in full.
+func vmCall(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+	return vmError(apiCall(cmd, f))
+}
+
+// vmFlags build a definition from a file and/or flags.
+type vmFlags struct {
+	file, name, arch, cpuModel, machine, kernel, initrd, cmdline, display string
+	memory                                                                int64
+	cpus                                                                  int
+	disks                                                                 []string
+}
+
+func (f *vmFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "the VM definition (YAML or JSON, docs/vm-definition.md; - reads standard input)")
+	fl.StringVar(&f.name, "name", "", "the VM's name (overrides the definition's)")
+	fl.StringVar(&f.arch, "arch", "", "guest architecture (default: the cluster's hosts')")
+	fl.Int64Var(&f.memory, "memory", 0, "memory in MiB")
+	fl.IntVar(&f.cpus, "cpus", 0, "number of vCPUs")
+	fl.StringVar(&f.cpuModel, "cpu-model", "", "CPU model (default: the cluster CPU type's)")
+	fl.StringVar(&f.machine, "machine", "", "emulated machine (default: the cluster's)")
+	fl.StringVar(&f.kernel, "kernel", "", "boot this kernel directly (a path on the host)")
+	fl.StringVar(&f.initrd, "initrd", "", "initial ramdisk of --kernel")
+	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line of --kernel")
+	fl.StringSliceVar(&f.disks, "disk", nil, "a disk image on the host (repeatable)")
+	fl.StringVar(&f.display, "display", "", "vnc, spice or none")
+}
+
+// definition reads the file (if any) and applies the flags.
+func (f *vmFlags) definition(args []string) (*vmspec.VM, error) {
+	def := &vmspec.VM{}
+	if f.file != "" {
+		var err error
+		if def, err = vmspec.DecodeFile(f.file); err != nil {
+			var es vmspec.Errors
+			if errors.As(err, &es) {
+				var b strings.Builder
+				fmt.Fprintf(&b, "%s:", f.file)
+				for _, e := range es {
+					b.WriteString("\n  " + e.Error())
+				}
+				return nil, withStatus(1, errors.New(b.String()))
+			}
+			return nil, withStatus(2, err)
+		}
+	}
+	if len(args) > 0 {
+		if f.name != "" && f.name != args[0] {
+			return nil, withStatus(2, fmt.Errorf("the name is %s or %s?", args[0], f.name))
+		}
+		f.name = args[0]
+	}
+	if f.name != "" {
+		def.Name = f.name
+	}
+	if def.Name == "" {
+		return nil, withStatus(2, errors.New("the VM needs a name: give NAME, --name or a definition (-f) with one"))
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&def.Arch, f.arch)
+	set(&def.Machine, f.machine)
+	if f.memory != 0 {
+		if def.Memory == nil {
+			def.Memory = &vmspec.Memory{}
+		}
+		def.Memory.SizeMiB = f.memory
+	}
+	if f.cpus != 0 || f.cpuModel != "" {
+		if def.CPU == nil {
+			def.CPU = &vmspec.CPU{}
+		}
+		if f.cpus != 0 {
+			def.CPU.Sockets, def.CPU.Cores, def.CPU.Threads = 1, f.cpus, 1
+		}
+		set(&def.CPU.Model, f.cpuModel)
+	}
+	if f.kernel != "" || f.initrd != "" || f.cmdline != "" {
+		if def.Kernel == nil {
+			def.Kernel = &vmspec.Kernel{}
+		}
+		set(&def.Kernel.Path, f.kernel)
+		set(&def.Kernel.Initrd, f.initrd)
+		set(&def.Kernel.Cmdline, f.cmdline)
+	}
+	for _, d := range f.disks {
+		def.Disks = append(def.Disks, vmspec.Disk{Source: d})
+	}
+	if f.display != "" {
+		if def.Display == nil {
+			def.Display = &vmspec.Display{}
+		}
+		def.Display.Type = f.display
+	}
+	return def, nil
+}
+
+func newVMCreateCommand() *cobra.Command {
+	var (
+		flags                 vmFlags
+		cluster, host, output string
+		ha, start             bool
+		timeout               time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create [NAME] --cluster C [-f FILE] [flags]",
+		Short: "Create a VM in a cluster (and start it with --start)",
+		Long: `Create a VM in a cluster, from a definition file (-f, YAML or JSON, see
+docs/vm-definition.md) and/or flags. The engine checks it against the cluster:
+its architecture must be the cluster's (a ppc64le VM goes in a POWER cluster),
+its CPU model not above the cluster's CPU type, its machine offered by the
+cluster's hosts, and every rule of its architecture (SPICE is refused on POWER,
+for one). Every violation is printed at once. What the definition leaves out
+comes from the cluster: the CPU model of its CPU type, its emulated machine,
+its hosts' architecture.
+
+  polyvirt vm create --cluster power -f examples/ppc64le-debian-installer.yaml --start
+  polyvirt vm create web1 --cluster x86_64 --memory 512 --cpus 1 --start
+  polyvirt vm create db --cluster power --arch ppc64le --memory 2048 --ha --host power8-a`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			def, err := flags.definition(args)
+			if err != nil {
+				return err
+			}
+			raw, err := json.Marshal(def)
+			if err != nil {
+				return err
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				vm, err := c.CreateVM(ctx, wire.VMRequest{Definition: raw, Cluster: cluster, Host: host, HA: ha})
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if !start {
+					if output == "json" {
+						return printJSON(w, vm)
+					}
+					fmt.Fprintf(w, "VM %s created in cluster %s (%s, %d MiB, %d vCPUs, CPU %s, machine %s).\n",
+						vm.Name, vm.Cluster, vm.Arch, vm.MemoryMiB, vm.VCPUs, orDash(vm.CPUModel, "-"), orDash(vm.Machine, "-"))
+					fmt.Fprintf(w, "Start it: polyvirt vm start %s\n", vm.Name)
+					return nil
+				}
+				if output == "table" {
+					fmt.Fprintf(w, "VM %s created in cluster %s.\n", vm.Name, vm.Cluster)
+				}
+				return startWithProgress(ctx, c, w, vm.Name, output, timeout)
+			})
+		},
+	}
+	flags.add(cmd)
+	f := cmd.Flags()
+	f.StringVar(&cluster, "cluster", "", "the VM's cluster (required)")
+	f.StringVar(&host, "host", "", "pin the VM to this host of its cluster")
+	f.BoolVar(&ha, "ha", false, "highly available: restarted on another host when its host stops answering")
+	f.BoolVar(&start, "start", false, "start it once created")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "with --start: how long to wait for it to run")
+	_ = cmd.MarkFlagRequired("cluster")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// startWithProgress starts a VM and shows the steps: scheduling, the host
+// chosen, starting, running.
+func startWithProgress(ctx context.Context, c *client.Client, w io.Writer, name, output string, timeout time.Duration) error {
+	t0 := time.Now()
+	say := func(format string, args ...any) {
+		if output == "table" {
+			fmt.Fprintf(w, format, args...)
+		}
+	}
+	say("Starting VM %s: scheduling… ", name)
+	res, err := c.VMAction(ctx, name, "start", "")
+	if err != nil {
+		say("\n")
+		return err
+	}
+	if !res.Changed {
+		say("%s\n", res.Message)
+		if output == "json" {
+			return printJSON(w, res)
+		}
+		return nil
+	}
+	say("on %s… starting… ", res.Host)
+	deadline := time.Now().Add(timeout)
+	state := res.State
+	for state != "Up" {
+		if state == "Down" || state == "Unknown" {
+			say("%s\n", state)
+			return fmt.Errorf("VM %s is %s (polyvirt events --kind vm says why)", name, state)
+		}
+		if time.Now().After(deadline) {
+			say("\n")
+			return fmt.Errorf("VM %s is still %s after %s", name, state, timeout)
+		}
+		time.Sleep(300 * time.Millisecond)
+		vm, err := c.VM(ctx, name)
+		if err != nil {
+			return err
+		}
+		state, res.State = vm.State, vm.State
+	}
+	say("running (%.1fs)\n", time.Since(t0).Seconds())
+	if output == "json" {
+		return printJSON(w, res)
+	}
+	return nil
+}
+
+func newVMListCommand() *cobra.Command {
+	var (
+		output, cluster, host string
+		states                []string
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the VMs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				vms, err := c.VMs(ctx, client.VMFilter{Cluster: cluster, Host: host, States: states})
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), vms)
+				}
+				var rows [][]string
+				for _, v := range vms {
+					ha := ""
+					if v.HA {
+						ha = "yes"
+					}
+					rows = append(rows, []string{v.Name, v.Cluster, v.Arch, v.State, v.Host, strconv.FormatInt(v.MemoryMiB, 10),
+						strconv.Itoa(v.VCPUs), v.CPUModel, ha, v.PinnedHost})
+				}
+				return table(cmd.OutOrStdout(), []string{"NAME", "CLUSTER", "ARCH", "STATE", "HOST", "MEMORY MiB", "VCPUS", "CPU", "HA", "PINNED"}, rows)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only the VMs of this cluster")
+	cmd.Flags().StringVar(&host, "host", "", "only the VMs running on this host")
+	cmd.Flags().StringSliceVar(&states, "state", nil, "only VMs in these states (Up, Down, ...)")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newVMShowCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a VM and its definition",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				v, err := c.VM(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if output == "json" {
+					return printJSON(w, v)
+				}
+				ha := "no"
+				if v.HA {
+					ha = "yes"
+				}
+				if err := keyValues(w, [][2]string{{"name", v.Name}, {"id", v.ID}, {"cluster", v.Cluster}, {"arch", v.Arch},
+					{"state", v.State + " since " + timeText(v.StateChanged)}, {"host", v.Host}, {"pinned to", v.PinnedHost},
+					{"last host", v.LastHost}, {"highly available", ha}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
+					{"vcpus", strconv.Itoa(v.VCPUs)}, {"cpu model", v.CPUModel}, {"machine", v.Machine},
+					{"created", timeText(v.Created)}, {"version", strconv.FormatInt(v.Version, 10)}}); err != nil {
+					return err
+				}
+				y, err := yaml.JSONToYAML(v.Definition)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "definition:\n")
+				for _, line := range strings.Split(strings.TrimRight(string(y), "\n"), "\n") {
+					fmt.Fprintf(w, "  %s\n", line)
+				}
+				return nil
+			})
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newVMStartCommand() *cobra.Command {
+	var (
+		output  string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "start NAME",
+		Short: "Start a VM on a host the engine chooses (or its pinned host)",
+		Long: `Start a VM: the engine chooses an Up host of its cluster whose CPU level is at
+least the cluster's, which offers its emulated machine and has its memory and
+vCPUs free, the least loaded of those; when none fits, it says for each host
+why not.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				return startWithProgress(ctx, c, cmd.OutOrStdout(), args[0], output, timeout)
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for it to run")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+// printAction prints an action's outcome.
+func printAction(w io.Writer, output string, res wire.VMAction) error {
+	if output == "json" {
+		return printJSON(w, res)
+	}
+	if res.Host != "" {
+		fmt.Fprintf(w, "VM %s: %s (host %s, now %s)\n", res.Name, res.Message, res.Host, res.State)
+	} else {
+		fmt.Fprintf(w, "VM %s: %s (now %s)\n", res.Name, res.Message, res.State)
+	}
+	return nil
+}
+
+func newVMStopCommand() *cobra.Command {
+	var (
+		output string
+		force  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "stop NAME",
+		Short: "Ask a VM's guest to power off (--force powers it off at once)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			action := "shutdown"
+			if force {
+				action = "destroy"
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				res, err := c.VMAction(ctx, args[0], action, "")
+				if err != nil {
+					return err
+				}
+				return printAction(cmd.OutOrStdout(), output, res)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "power off at once (destroy)")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newVMSimpleActionCommand(action, short string) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   action + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				res, err := c.VMAction(ctx, args[0], action, "")
+				if err != nil {
+					return err
+				}
+				return printAction(cmd.OutOrStdout(), output, res)
+			})
+		},
+	}
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newVMDeleteCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Remove a VM (Down; --force powers a running one off first)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.DeleteVM(ctx, args[0], force); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "VM %s removed\n", args[0])
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "power a running VM off first")
+	return cmd
+}
+
+func newVMUpdateCommand() *cobra.Command {
+	var (
+		file, cluster, host, output string
+		unpin, ha                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update NAME [-f FILE] [--cluster C] [--host H | --unpin] [--ha=true|false]",
+		Short: "Change a VM: its definition or cluster (while Down), its pin and HA flag",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			var upd wire.VMUpdate
+			if file != "" {
+				def, err := vmspec.DecodeFile(file)
+				if err != nil {
+					return withStatus(2, err)
+				}
+				if upd.Definition, err = json.Marshal(def); err != nil {
+					return err
+				}
+			}
+			fl := cmd.Flags()
+			if fl.Changed("cluster") {
+				upd.Cluster = &cluster
+			}
+			if unpin && fl.Changed("host") {
+				return withStatus(2, errors.New("give --host or --unpin, not both"))
+			}
+			if fl.Changed("host") {
+				upd.Host = &host
+			}
+			if unpin {
+				empty := ""
+				upd.Host = &empty
+			}
+			if fl.Changed("ha") {
+				upd.HA = &ha
+			}
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				v, err := c.UpdateVM(ctx, args[0], upd)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "VM %s updated (cluster %s, pinned to %s, highly available %v)\n", v.Name, v.Cluster, orDash(v.PinnedHost, "-"), v.HA)
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&file, "file", "f", "", "a new definition (YAML or JSON)")
+	f.StringVar(&cluster, "cluster", "", "move to this cluster (same architecture)")
+	f.StringVar(&host, "host", "", "pin to this host")
+	f.BoolVar(&unpin, "unpin", false, "run on any host of the cluster")
+	f.BoolVar(&ha, "ha", false, "highly available")
+	outputFlag(cmd, &output)
+	return cmd
+}
+
+func newVMScreenshotCommand() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "screenshot NAME -o FILE.png",
+		Short: "Save a PNG screenshot of a running VM's display",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
+				img, err := c.Screenshot(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if out == "-" {
+					_, err := cmd.OutOrStdout().Write(img)
+					return err
+				}
+				if err := os.WriteFile(out, img, 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes)\n", out, len(img))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the PNG file to write (- for standard output; required)")
+	_ = cmd.MarkFlagRequired("output")
+	return cmd
+}
