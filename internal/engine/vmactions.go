@@ -428,11 +428,10 @@ func (s *vmService) act(ctx context.Context, id, action, reason string) (wire.VM
 	}
 	after := stateFromAgent(res.State, "")
 	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
-		if cur.HostID != h.ID {
-			return false, nil
-		}
 		write := false
 		switch {
+		case cur.HostID != h.ID:
+			// Its host's event got there first (a destroy: Down already).
 		case after == store.VMDown:
 			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
 			write = true

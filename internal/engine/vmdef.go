@@ -57,6 +57,18 @@ func clusterGuestArches(ca arch.Arch) []arch.Arch {
 	return out
 }
 
+// orList writes "a", "a or b", "a, b or c".
+func orList(as []arch.Arch) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
 // definitionError is a refused definition: every violation, as one
 // answer (422, or 400 for a document that cannot be read).
 func definitionError(errs vmspec.Errors) error {
@@ -173,7 +185,7 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 		}
 		if vmArch == arch.Unknown {
 			errs = append(errs, &vmspec.Error{Code: vmspec.CodeArchRequired, Field: "arch",
-				Message: fmt.Sprintf("cluster %s has no host to take the architecture from; give arch (%s)", c.Name, archList(guests))})
+				Message: fmt.Sprintf("cluster %s has no host to take the architecture from; give arch %s", c.Name, orList(guests))})
 		}
 		vm.Arch = string(vmArch)
 	} else if a, err := arch.Parse(vm.Arch); err == nil {
@@ -181,15 +193,18 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 		if !slices.Contains(guests, a) {
 			errs = append(errs, &vmspec.Error{Code: CodeVMClusterArch, Field: "arch",
 				Message: fmt.Sprintf("a %s VM cannot be in cluster %s, whose architecture is %s; choose a cluster of %s hosts, or give arch %s",
-					a, c.Name, c.Arch, a, archList(guests))})
+					a, c.Name, c.Arch, a, orList(guests))})
 		}
 	}
 	if ct, ok := cpucatalog.Lookup(c.CPUType); ok && vmArch != arch.Unknown && slices.Contains(guests, vmArch) {
 		checkCPUForCluster(vm, ct, vmArch, &errs)
 	}
+	inCluster := vmArch != arch.Unknown && slices.Contains(guests, vmArch)
 	if vm.Machine == "" {
-		vm.Machine = c.EmulatedMachine
-	} else if hosts.Known && vm.Machine != c.EmulatedMachine && !hosts.Machines[vm.Machine] {
+		if inCluster {
+			vm.Machine = c.EmulatedMachine
+		}
+	} else if inCluster && hosts.Known && vm.Machine != c.EmulatedMachine && !hosts.Machines[vm.Machine] {
 		errs = append(errs, &vmspec.Error{Code: CodeVMMachineNotInCluster, Field: "machine",
 			Message: fmt.Sprintf("no host of cluster %s offers machine %q; leave machine out for the cluster's %s", c.Name, vm.Machine, orNone(c.EmulatedMachine))})
 	}
@@ -199,7 +214,13 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 		if !asVMSpecErrors(err, &ve) {
 			return nil, err
 		}
-		errs = append(errs, ve...)
+		for _, v := range ve {
+			// The cluster's own words for a missing architecture suffice.
+			if v.Code == vmspec.CodeArchRequired && errs.Has(vmspec.CodeArchRequired) {
+				continue
+			}
+			errs = append(errs, v)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, definitionError(errs)

@@ -270,10 +270,7 @@ func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v := store.VM{Name: def.Name, ClusterID: c.ID, State: store.VMDown, HA: req.HA}
-	if err := store.ValidName(v.Name); err != nil {
-		return invalidField("definition.name", "%v", err)
-	}
+	v := store.VM{ClusterID: c.ID, State: store.VMDown, HA: req.HA}
 	if req.Host != "" {
 		h, err := e.pinnedHost(ctx, req.Host, c)
 		if err != nil {
@@ -295,6 +292,10 @@ func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 	full, err := completeDefinition(def, v.ID, c, hostFactsOf(hosts))
 	if err != nil {
 		return err
+	}
+	v.Name = full.Name
+	if err := store.ValidName(v.Name); err != nil {
+		return invalidField("definition.name", "%v", err)
 	}
 	if v.Definition, err = json.Marshal(full); err != nil {
 		return err
