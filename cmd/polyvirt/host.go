@@ -22,7 +22,8 @@ func newHostCommand() *cobra.Command {
 		Short: "Manage hosts: enroll agents, maintenance, activation, removal",
 	}
 	cmd.AddCommand(newHostAddCommand(), newHostListCommand(), newHostShowCommand(), newHostActionCommand("maintenance"),
-		newHostActionCommand("activate"), newHostRemoveCommand(), newHostUpdateCommand(), newHostJoinTokenCommand())
+		newHostActionCommand("activate"), newHostRemoveCommand(), newHostUpdateCommand(), newHostJoinTokenCommand(),
+		newHostFirmwareCommand())
 	return cmd
 }
 

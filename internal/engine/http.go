@@ -52,6 +52,9 @@ type route struct {
 	Path    string
 	Public  bool
 	Summary string
+	// MaxBody, when not zero, replaces the request body limit (a
+	// firmware image).
+	MaxBody int64
 	h       handlerFunc
 }
 
@@ -115,7 +118,11 @@ func (e *Engine) wrap(rt route) http.Handler {
 			}
 			ctx = context.WithValue(ctx, userKey, &u)
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		limit := int64(maxBody)
+		if rt.MaxBody > 0 {
+			limit = rt.MaxBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		tw := &trackingWriter{ResponseWriter: w}
 		if err := rt.h(tw, r.WithContext(ctx)); err != nil {
 			if tw.wrote || r.Context().Err() != nil {

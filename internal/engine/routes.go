@@ -46,6 +46,13 @@ func (e *Engine) routes() []route {
 		{Method: "POST", Path: "/hosts/{host}/maintenance", Summary: "Switch a host to Maintenance", h: e.hostMaintenance},
 		{Method: "POST", Path: "/hosts/{host}/activate", Summary: "Activate a host (admission again)", h: e.hostActivate},
 		{Method: "POST", Path: "/hosts/{host}/join-token", Summary: "Issue a new one-time join token for a host", h: e.hostJoinToken},
+		{Method: "GET", Path: "/hosts/{host}/firmware", Summary: "A host's system firmware: levels, the current operation, the engine's records", h: e.getHostFirmware},
+		{Method: "POST", Path: "/hosts/{host}/firmware/image", Summary: "Upload a firmware image (the vendor's RPM or a .img) to a host", h: e.postHostFirmwareImage, MaxBody: MaxFirmwareUpload},
+		{Method: "POST", Path: "/hosts/{host}/firmware/validate", Summary: "Validate the uploaded firmware image against the host (update_flash -v)", h: e.firmwareStep("validate")},
+		{Method: "POST", Path: "/hosts/{host}/firmware/flash", Summary: "Flash the validated image: the host in Maintenance, no VM running; it reboots (update_flash -f)", h: e.firmwareStep("flash")},
+		{Method: "POST", Path: "/hosts/{host}/firmware/commit", Summary: "Keep the new firmware level (update_flash -c)", h: e.firmwareStep("commit")},
+		{Method: "POST", Path: "/hosts/{host}/firmware/reject", Summary: "Return to the old firmware level (update_flash -r)", h: e.firmwareStep("reject")},
+		{Method: "POST", Path: "/hosts/{host}/firmware/cancel", Summary: "Drop an uploaded or validated firmware image", h: e.firmwareStep("cancel")},
 		{Method: "GET", Path: "/events", Summary: "The audit log, newest first", h: e.listEvents},
 	}, e.vmRoutes()...)
 }

@@ -336,6 +336,7 @@ type FirmwareState string
 // The firmware operation states: the workflow of issue 7 and its ends.
 const (
 	FirmwareUploading        FirmwareState = "uploading"
+	FirmwareUploaded         FirmwareState = "uploaded"
 	FirmwareValidating       FirmwareState = "validating"
 	FirmwareValidated        FirmwareState = "validated"
 	FirmwareFlashing         FirmwareState = "flashing"
@@ -350,7 +351,7 @@ const (
 )
 
 var firmwareStates = map[FirmwareState]bool{ // value: terminal
-	FirmwareUploading: false, FirmwareValidating: false, FirmwareValidated: false,
+	FirmwareUploading: false, FirmwareUploaded: false, FirmwareValidating: false, FirmwareValidated: false,
 	FirmwareFlashing: false, FirmwareRebooting: false, FirmwareAwaitingDecision: false,
 	FirmwareCommitting: false, FirmwareRejecting: false,
 	FirmwareCommitted: true, FirmwareRejected: true, FirmwareFailed: true, FirmwareCancelled: true,

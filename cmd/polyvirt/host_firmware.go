@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/firmware"
+)
+
+// newHostFirmwareCommand is `polyvirt host firmware ...`: the POWER system
+// firmware of a host, its inventory and the update workflow.
+func newHostFirmwareCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "firmware",
+		Short: "System firmware of a POWER host: levels, and a safe validate → flash → commit or reject update",
+		Long: `The system firmware of a host: its levels (lsmcode's temporary, permanent
+and booted sides on FSP POWER systems; the device tree's components on
+OpenPOWER; the BIOS on x86_64) and the update workflow, step by step:
+
+  polyvirt host maintenance HOST
+  polyvirt host firmware update HOST --image 01SV810_133_081.rpm   # upload, validate, flash, reboot
+  polyvirt host firmware show HOST                                 # the booted level, the decision pending
+  polyvirt host firmware commit HOST    (or: reject HOST)
+  polyvirt host activate HOST
+
+Each step is in the audit log (polyvirt events --host HOST). A flash needs the
+host in Maintenance with no VM running; other architectures answer
+NOT_SUPPORTED_ON_ARCH.`,
+	}
+	var output string
+	show := &cobra.Command{
+		Use:   "show HOST",
+		Short: "Show the firmware levels and the current operation",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				f, err := c.HostFirmware(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), f)
+				}
+				return printFirmware(cmd.OutOrStdout(), f)
+			})
+		},
+	}
+	outputFlag(show, &output)
+	cmd.AddCommand(show, newFirmwareStepCommand("validate"), newFirmwareStepCommand("flash"), newFirmwareUpdateCommand(),
+		newFirmwareStepCommand("commit"), newFirmwareStepCommand("reject"), newFirmwareStepCommand("cancel"))
+	return cmd
+}
+
+// waitFor polls the host's firmware until the operation reaches one of the
+// states, printing each state it passes through; a host that does not
+// answer (rebooting) is waited for too.
+func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, timeout time.Duration, states ...firmware.State) (wire.HostFirmware, error) {
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		f, err := c.HostFirmware(ctx, host)
+		if err != nil {
+			return f, err
+		}
+		now := "agent not answering"
+		if f.Reachable && f.Operation != nil {
+			now = string(f.Operation.State)
+		}
+		if now != last {
+			fmt.Fprintf(w, "  %s  %s\n", time.Now().Format("15:04:05"), progressText(f, now))
+			last = now
+		}
+		if f.Reachable && f.Operation != nil {
+			for _, s := range states {
+				if f.Operation.State == s {
+					return f, nil
+				}
+			}
+			if f.Operation.State == firmware.StateFailed || f.Operation.State == firmware.StateCancelled {
+				return f, fmt.Errorf("the firmware operation %s", failureText(f.Operation))
+			}
+		}
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("still %s after %s", now, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return f, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func progressText(f wire.HostFirmware, state string) string {
+	op := f.Operation
+	switch {
+	case !f.Reachable:
+		return "rebooting (the agent does not answer yet)"
+	case op == nil:
+		return state
+	case op.State == firmware.StateValidated && op.Projection != nil:
+		p := op.Projection
+		return fmt.Sprintf("validated: temporary %s → %s, permanent %s → %s", p.CurrentT, p.NewT, p.CurrentP, p.NewP)
+	case op.State == firmware.StateAwaitingDecision && op.Booted != nil:
+		return fmt.Sprintf("awaiting decision: booted %s (temporary %s, permanent %s)", op.Booted.Booted.Name, op.Booted.Temporary.Name, op.Booted.Permanent.Name)
+	case (op.State == firmware.StateCommitted || op.State == firmware.StateRejected) && op.After != nil:
+		return fmt.Sprintf("%s: temporary %s, permanent %s", op.State, op.After.Temporary.Name, op.After.Permanent.Name)
+	}
+	return state
+}
+
+func failureText(op *firmware.Operation) string {
+	if op.Failure != nil {
+		return fmt.Sprintf("%s: %s: %s", op.State, op.Failure.Code, op.Failure.Message)
+	}
+	return string(op.State)
+}
+
+// newFirmwareStepCommand is validate, commit, reject or cancel.
+func newFirmwareStepCommand(step string) *cobra.Command {
+	var (
+		image   string
+		reason  string
+		timeout time.Duration
+	)
+	short := map[string]string{
+		"validate": "Check an image against the host (update_flash -v), uploading it first with --image",
+		"flash":    "Flash the validated image (update_flash -f; the host reboots) and wait for the host to come back on it",
+		"commit":   "Keep the new level: copy the temporary side to the permanent side (update_flash -c)",
+		"reject":   "Go back to the old level: the permanent side is restored (update_flash -r)",
+		"cancel":   "Drop an uploaded or validated image",
+	}[step]
+	cmd := &cobra.Command{
+		Use:   step + " HOST",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, w := args[0], cmd.OutOrStdout()
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				if image != "" {
+					if err := upload(ctx, w, c, host, image); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(w, "%s of the firmware of %s:\n", step, host)
+				if _, err := c.FirmwareStep(ctx, host, step, reason); err != nil {
+					return err
+				}
+				want := map[string]firmware.State{"validate": firmware.StateValidated, "flash": firmware.StateAwaitingDecision, "commit": firmware.StateCommitted,
+					"reject": firmware.StateRejected, "cancel": firmware.StateCancelled}[step]
+				_, err := waitFor(ctx, w, c, host, timeout, want)
+				return err
+			})
+		},
+	}
+	if step == "validate" {
+		cmd.Flags().StringVar(&image, "image", "", "upload this image first (the vendor's RPM or a .img)")
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "a reason for the audit log")
+	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Minute, "how long to wait for the step (a flash waits for the host's reboot)")
+	return cmd
+}
+
+func newFirmwareUpdateCommand() *cobra.Command {
+	var (
+		image   string
+		reason  string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "update HOST --image FILE",
+		Short: "Upload, validate and flash an image, then wait for the host to come back on it",
+		Long: `Upload the image (the vendor's RPM, e.g. 01SV810_133_081.rpm, or a bare .img),
+validate it against the host, flash it (the host must be in Maintenance with no
+VM running: it reboots), and wait until the host is back on the new level,
+awaiting the decision: then run "polyvirt host firmware commit HOST" to keep it
+or "polyvirt host firmware reject HOST" to return to the old level.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if image == "" {
+				return withStatus(2, fmt.Errorf("--image is required"))
+			}
+			host, w := args[0], cmd.OutOrStdout()
+			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := upload(ctx, w, c, host, image); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "validate:\n")
+				if _, err := c.FirmwareStep(ctx, host, "validate", reason); err != nil {
+					return err
+				}
+				if _, err := waitFor(ctx, w, c, host, timeout, firmware.StateValidated); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "flash (the host reboots):\n")
+				if _, err := c.FirmwareStep(ctx, host, "flash", reason); err != nil {
+					return err
+				}
+				f, err := waitFor(ctx, w, c, host, timeout, firmware.StateAwaitingDecision)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "Host %s runs %s. Keep it: polyvirt host firmware commit %s; go back: polyvirt host firmware reject %s\n",
+					host, f.Operation.Booted.Booted.Name, host, host)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&image, "image", "", "the firmware image (the vendor's RPM or a .img)")
+	cmd.Flags().StringVar(&reason, "reason", "", "a reason for the audit log")
+	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Minute, "how long to wait for each step (a flash and its reboot take long)")
+	return cmd
+}
+
+// upload sends an image file to the host.
+func upload(ctx context.Context, w io.Writer, c *client.Client, host, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "upload %s (%.1f MiB):\n", filepath.Base(path), float64(st.Size())/(1<<20))
+	res, err := c.UploadFirmware(ctx, host, filepath.Base(path), f, st.Size())
+	if err != nil {
+		return err
+	}
+	img := res.Operation.Image
+	level := ""
+	if img != nil && img.Level != "" {
+		level = " (level " + img.Level + ")"
+	}
+	fmt.Fprintf(w, "  %s  uploaded%s\n", time.Now().Format("15:04:05"), level)
+	return nil
+}
+
+func printFirmware(w io.Writer, f wire.HostFirmware) error {
+	kv := [][2]string{{"Host", f.Host}, {"Supported", fmt.Sprint(f.Supported)}}
+	if !f.Reachable {
+		kv = append(kv, [2]string{"Agent", "not answering: " + f.Error})
+	}
+	if inv := f.Inventory; inv != nil {
+		kv = append(kv, [2]string{"Type-model", inv.TypeModel}, [2]string{"Serial", inv.Serial}, [2]string{"Model", inv.ModelName})
+		if s := inv.System; s != nil {
+			kv = append(kv, [2]string{"Temporary side", s.Temporary.Name}, [2]string{"Permanent side", s.Permanent.Name},
+				[2]string{"Booted", s.Booted.Name + " (" + string(s.BootedSide) + ")"})
+		}
+		for _, comp := range inv.Components {
+			kv = append(kv, [2]string{"Component " + comp.Name, comp.Version})
+		}
+	}
+	if op := f.Operation; op != nil {
+		kv = append(kv, [2]string{"Operation", fmt.Sprintf("%s: %s since %s", op.ID, op.State, timeText(op.Since))})
+		if op.LastError != nil {
+			kv = append(kv, [2]string{"Last refusal", op.LastError.Code + ": " + op.LastError.Message})
+		}
+	}
+	if err := keyValues(w, kv); err != nil {
+		return err
+	}
+	if len(f.History) > 0 {
+		fmt.Fprintln(w)
+		rows := make([][]string, 0, len(f.History))
+		for _, h := range f.History {
+			rows = append(rows, []string{h.ID, h.State, h.FromLevel, h.ToLevel, h.RequestedBy, timeText(h.Updated), strings.TrimSpace(h.Error)})
+		}
+		return table(w, []string{"OPERATION", "STATE", "FROM", "TO", "BY", "UPDATED", "ERROR"}, rows)
+	}
+	return nil
+}
