@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/libvirtconn"
+)
+
+// requirePPCKernel fails or skips when Debian's ppc64el installer kernel
+// is not installed.
+func requirePPCKernel(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(debianPPCKernel); err != nil {
+		missing(t, "Debian's ppc64el installer kernel ("+debianPPCKernel+", package debian-installer-12-netboot-ppc64el)")
+	}
+}
+
+// removeDomainsAtCleanup destroys and undefines, when the test ends (even
+// when it fails), every libvirt domain whose name starts with prefix.
+func removeDomainsAtCleanup(t *testing.T, prefix string) {
+	t.Helper()
+	t.Cleanup(func() {
+		n, err := removeDomains(prefix)
+		if err != nil {
+			t.Errorf("removing the domains %s*: %v", prefix, err)
+		} else if n > 0 {
+			t.Logf("removed %d leftover domains %s*", n, prefix)
+		}
+	})
+}
+
+func removeDomains(prefix string) (int, error) {
+	c, err := libvirtconn.DialDomains(libvirtURI(), 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doms, err := c.ListDomains(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, d := range doms {
+		if !strings.HasPrefix(d.Name, prefix) {
+			continue
+		}
+		if st, err := c.DomainState(ctx, d); err == nil && st != libvirtconn.StateShutoff {
+			if err := c.DestroyDomain(ctx, d); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
+				errs = append(errs, err)
+			}
+		}
+		if err := c.UndefineDomain(ctx, d, libvirtconn.UndefineAll); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
+			errs = append(errs, err)
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// domainState is a domain's state; false when it does not exist.
+func domainState(t *testing.T, name string) (libvirtconn.DomainState, bool) {
+	t.Helper()
+	c, err := libvirtconn.DialDomains(libvirtURI(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := c.LookupDomain(ctx, name)
+	if errors.Is(err, libvirtconn.ErrNoDomain) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.DomainState(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, true
+}
+
+// domainRunning tells whether a domain exists and runs.
+func domainRunning(t *testing.T, name string) bool {
+	t.Helper()
+	st, ok := domainState(t, name)
+	return ok && st == libvirtconn.StateRunning
+}
+
+// domainExists tells whether a domain exists.
+func domainExists(t *testing.T, name string) bool {
+	t.Helper()
+	_, ok := domainState(t, name)
+	return ok
+}
+
+// destroyDomain powers a domain off behind everyone's back.
+func destroyDomain(t *testing.T, name string) {
+	t.Helper()
+	c, err := libvirtconn.DialDomains(libvirtURI(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := c.LookupDomain(ctx, name)
+	if err != nil {
+		t.Fatalf("domain %s: %v", name, err)
+	}
+	if err := c.DestroyDomain(ctx, d); err != nil {
+		t.Fatalf("destroy %s: %v", name, err)
+	}
+}
+
+// vmOf reads a VM through the CLI (-o json).
+func (c *cli) vm(name string) wire.VM {
+	c.t.Helper()
+	var v wire.VM
+	c.json(&v, "vm", "show", name)
+	return v
+}
+
+// waitVMCLI waits until a VM, read through the CLI, satisfies ok.
+func (c *cli) waitVM(name string, within time.Duration, ok func(wire.VM) bool) wire.VM {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	var v wire.VM
+	for time.Now().Before(deadline) {
+		out, _, code := runCLI(c.t, c.env, "", "vm", "show", name, "-o", "json")
+		if code == 0 && json.Unmarshal([]byte(out), &v) == nil && ok(v) {
+			return v
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	c.t.Fatalf("VM %s: not as expected within %s: %s on %q", name, within, v.State, v.Host)
+	return v
+}

@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine/wire"
+)
+
+// upProc is one `polyvirt up` process.
+type upProc struct {
+	t      *testing.T
+	args   []string
+	env    []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	out    *lockedBuffer
+}
+
+// start runs polyvirt up and waits until it printed what to do next.
+func (u *upProc) start() {
+	u.t.Helper()
+	u.out = &lockedBuffer{}
+	u.cmd = exec.Command(polyvirtBin(u.t), u.args...)
+	u.cmd.Env = append(os.Environ(), u.env...)
+	u.cmd.Stdout, u.cmd.Stderr = u.out, u.out
+	if err := u.cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	u.exited = exited
+	go func() { u.cmd.Wait(); close(exited) }()
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(u.out.String(), "\nNext:\n") {
+		select {
+		case <-exited:
+			u.t.Fatalf("polyvirt up exited:\n%s", u.out.String())
+		case <-deadline:
+			u.stop()
+			u.t.Fatalf("polyvirt up did not get ready:\n%s", u.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM (Ctrl-C's effect) and waits for the exit.
+func (u *upProc) stop() {
+	if u.cmd == nil || u.cmd.Process == nil {
+		return
+	}
+	u.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-u.exited:
+	case <-time.After(30 * time.Second):
+		u.cmd.Process.Kill()
+		<-u.exited
+	}
+	if u.t.Failed() {
+		u.t.Logf("polyvirt up:\n%s", u.out.String())
+	}
+	u.cmd = nil
+}
+
+// TestUpLab runs `polyvirt up` as a process on the real libvirtd: the
+// engine and two local hosts (this machine's architecture and a fake
+// POWER8), the CLI logged in. A ppc64le VM booting Debian's ppc64el
+// installer kernel directly goes to the POWER8 host and its serial
+// console, through the engine, shows "Linux version"; the same definition
+// with SPICE is refused with the display error; an x86_64 VM runs in the
+// other cluster; a VM too big for any host is refused with the host's
+// reason. polyvirt up stopped and run again finds every VM in its state.
+func TestUpLab(t *testing.T) {
+	requireLibvirt(t)
+	requirePPCKernel(t)
+	dir := t.TempDir()
+	prefix := "u" + randomSuffix()[:5] + "-"
+	removeDomainsAtCleanup(t, "lab-"+prefix)
+	cfg := filepath.Join(dir, "cli.json")
+	up := &upProc{t: t, env: []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="},
+		args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0", "--name-prefix", prefix,
+			"--stats-interval", "500ms", "--failures", "2"}}
+	up.start()
+	t.Cleanup(up.stop)
+	out := up.out.String()
+	power, powerHost := prefix+"power", prefix+"power8-a"
+	for _, want := range []string{"a new engine was created", "host    " + powerHost, "IBM POWER8  (fake KVM, profile s822l-power8e)",
+		"Logged in as admin: the CLI's configuration is " + cfg} {
+		if !strings.Contains(out, want) {
+			t.Errorf("polyvirt up lacks %q:\n%s", want, out)
+		}
+	}
+	c := &cli{t: t, env: up.env}
+	var hosts []wire.Host
+	c.json(&hosts, "host", "list")
+	native := wire.Host{}
+	for _, h := range hosts {
+		if h.Name != powerHost {
+			native = h
+		}
+	}
+	if len(hosts) != 2 || native.Status != "Up" {
+		t.Fatalf("hosts: %+v", hosts)
+	}
+
+	// The POWER VM boots Debian's installer kernel.
+	deb := prefix + "deb"
+	example := filepath.Join(moduleRoot(t), "examples", "ppc64le-debian-installer.yaml")
+	out = c.run("", "vm", "create", "--cluster", power, "-f", example, "--name", deb, "--start")
+	if !strings.Contains(out, "Starting VM "+deb+": scheduling… on "+powerHost+"… starting… running") {
+		t.Errorf("vm create --start:\n%s", out)
+	}
+	// The x86_64 VM in the other cluster (SeaBIOS and no disk: running).
+	web := prefix + "web"
+	out = c.run("", "vm", "create", web, "--cluster", native.Cluster, "--memory", "256", "--cpus", "1", "--start")
+	if !strings.Contains(out, "on "+native.Name+"… starting… running") {
+		t.Errorf("x86_64 VM:\n%s", out)
+	}
+	// The same POWER definition with SPICE: the display error.
+	spice := filepath.Join(dir, "spice.yaml")
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(spice, []byte(strings.Replace(string(b), "type: vnc", "type: spice", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errOut := c.fail("", "vm", "create", "--cluster", power, "-f", spice, "--name", prefix+"spice")
+	if !strings.Contains(errOut, "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS (display.type): SPICE is not available on ppc64le") {
+		t.Errorf("SPICE on POWER: %s", errOut)
+	}
+	// No host fits.
+	big := prefix + "big"
+	c.run("", "vm", "create", big, "--cluster", power, "--memory", "1048576")
+	errOut = c.fail("", "vm", "start", big)
+	if !strings.Contains(errOut, "SCHEDULING_ALL_HOSTS_FILTERED_OUT") ||
+		!strings.Contains(errOut, "NOT_ENOUGH_MEMORY (host:"+powerHost+"): The host "+powerHost+" did not satisfy internal filter Memory because its available memory is too low") {
+		t.Errorf("no host fits: %s", errOut)
+	}
+	// The serial console through the engine.
+	t0 := time.Now()
+	out = c.run("", "vm", "console", deb, "--until", "Linux version", "--timeout", "170s")
+	if !strings.Contains(out, "Linux version") {
+		t.Errorf("console: %s", out)
+	}
+	t.Logf("the ppc64le VM's console showed Linux version %.1fs after the console was opened", time.Since(t0).Seconds())
+	var v wire.VM
+	c.json(&v, "vm", "show", deb)
+	if v.Host != powerHost || v.Arch != "ppc64le" || v.CPUModel != "POWER8" || !strings.HasPrefix(v.Machine, "pseries") {
+		t.Errorf("the POWER VM: %+v", v)
+	}
+
+	// polyvirt up stopped: the VMs keep running; run again: found again.
+	up.stop()
+	for _, d := range []string{"lab-" + powerHost + "-" + deb, "lab-" + native.Name + "-" + web} {
+		if !domainRunning(t, d) {
+			t.Errorf("domain %s does not run while polyvirt up is stopped", d)
+		}
+	}
+	up.start()
+	if strings.Contains(up.out.String(), "a new engine was created") {
+		t.Errorf("the second run made a new engine")
+	}
+	want := map[string][2]string{deb: {"Up", powerHost}, web: {"Up", native.Name}, big: {"Down", ""}}
+	check := func(when string) {
+		var vms []wire.VM
+		c.json(&vms, "vm", "list")
+		got := map[string][2]string{}
+		for _, v := range vms {
+			got[v.Name] = [2]string{v.State, v.Host}
+		}
+		for n, w := range want {
+			if got[n] != w {
+				t.Errorf("%s: VM %s is %v, want %v", when, n, got[n], w)
+			}
+		}
+	}
+	check("after polyvirt up ran again")
+	time.Sleep(3 * time.Second) // the agents' VM lists reconciled
+	check("after the reconciliation")
+	for _, n := range []string{deb, web, big} {
+		c.run("", "vm", "delete", "--force", n)
+	}
+	for _, d := range []string{"lab-" + powerHost + "-" + deb, "lab-" + native.Name + "-" + web} {
+		if domainExists(t, d) {
+			t.Errorf("domain %s is still there after vm delete --force", d)
+		}
+	}
+}
