@@ -57,7 +57,7 @@ func (e *Engine) listClusters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	counts, err := e.hostCounts(ctx)
+	_, _, counts, err := e.hosts.get(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -115,6 +115,8 @@ type Engine struct {
 	mon    *monitor
 
 	joinAudit rateLimiter
+	// hosts is the host list the API's lists are served from.
+	hosts hostList
 }
 
 // Open reads the data directory (certificates, engine.json), opens and
@@ -295,8 +297,10 @@ func (e *Engine) monitor() *monitor {
 }
 
 // hostChanged tells the monitor (when this engine leads) that a host
-// changed, so that it acts at once rather than at its next reload.
+// changed, so that it acts at once rather than at its next reload, and
+// drops the API's host list.
 func (e *Engine) hostChanged() {
+	e.hosts.invalidate()
 	if m := e.monitor(); m != nil {
 		m.reloadSoon()
 	}

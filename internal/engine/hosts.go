@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,8 @@ func (e *Engine) hostAnswer(ctx context.Context, w http.ResponseWriter, status i
 
 // listHosts answers GET /api/v1/hosts?cluster=&status=Up,NonOperational
 // &details=true: without details, the hosts come without their CPU flags
-// and emulated machines (GET /hosts/{host} has them).
+// and emulated machines (GET /hosts/{host} has them), from the list kept
+// in memory for hostListTTL.
 func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -84,6 +86,26 @@ func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 			}
 			f.Statuses = append(f.Statuses, st)
 		}
+	}
+	if !details {
+		// The brief list, from memory (at most hostListTTL old).
+		views, all, _, err := e.hosts.get(ctx, e)
+		if err != nil {
+			return err
+		}
+		if f.ClusterID == "" && len(f.Statuses) == 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, err := w.Write(all)
+			return err
+		}
+		out := []wire.Host{}
+		for _, h := range views {
+			if (f.ClusterID == "" || h.ClusterID == f.ClusterID) && (len(f.Statuses) == 0 || slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
+				out = append(out, h)
+			}
+		}
+		return writeJSON(w, http.StatusOK, out)
 	}
 	hosts, err := e.st.ListHosts(ctx, f)
 	if err != nil {

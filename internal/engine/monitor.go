@@ -338,6 +338,7 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 			return
 		}
 		p.m.log.Info("host status", "host", h.Name, "status", h.Status, "reason", o.Err)
+		p.m.e.hosts.invalidate()
 		p.setHost(h)
 		p.m.vsync.hostStatusChanged(h)
 		return
@@ -431,6 +432,7 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 		if ch.Changed {
 			p.m.log.Info("host status", "host", h.Name, "status", h.Status, "code", h.StatusCode)
 		}
+		p.m.e.hosts.invalidate()
 		p.setHost(h)
 		if ch.Changed {
 			p.m.vsync.hostStatusChanged(h)
