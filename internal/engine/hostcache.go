@@ -12,24 +12,27 @@ import (
 	"polyvirt/internal/store"
 )
 
-// hostListTTL is how long the API serves the host list from memory: the
-// statistics in it are at most this much older than in the database, and
-// another engine's changes take this long to show; this engine's own
-// changes show at once (they drop the list).
+// hostListTTL is how long the API serves the host list from memory before
+// reading it again: the statistics in it lag the database by about this
+// much, and another engine's changes take this long to show. This
+// engine's own changes show at once (they drop the list).
 const hostListTTL = time.Second
 
-// hostList is the brief host list the API's lists and counts are served
-// from: read at most once per hostListTTL, whatever the number of callers
-// (a thousand hosts listed ten times a second is one read and one encoding
-// per second).
+// hostList is the brief host list the API's lists and the clusters' host
+// counts are served from: a thousand hosts listed ten times a second is
+// one read and one encoding per second. When the list is only old, the
+// callers get it at once while one of them has it read again in the
+// background; when it was dropped (a change made here), they wait for the
+// new one.
 type hostList struct {
-	// gen counts the invalidations; loaded is the gen the list was read at.
+	// gen counts the drops; the list held was read at generation loaded.
 	gen atomic.Uint64
 
-	mu     sync.Mutex
-	at     time.Time
-	loaded uint64
-	views  []wire.Host
+	mu         sync.Mutex
+	at         time.Time
+	loaded     uint64
+	refreshing bool
+	views      []wire.Host
 	// all is the JSON answer of the unfiltered list.
 	all []byte
 	// counts are the hosts per cluster and status.
@@ -40,15 +43,48 @@ type hostList struct {
 // wait for a read under way.
 func (l *hostList) invalidate() { l.gen.Add(1) }
 
-// get returns the list, read again when older than the TTL.
+// get returns the list.
 func (l *hostList) get(ctx context.Context, e *Engine) ([]wire.Host, []byte, map[string]map[string]int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
-	if !l.at.IsZero() && l.loaded == gen && time.Since(l.at) < hostListTTL {
+	if !l.at.IsZero() && l.loaded == gen {
+		if time.Since(l.at) >= hostListTTL && !l.refreshing {
+			l.refreshing = true
+			go l.refresh(e, gen)
+		}
 		return l.views, l.all, l.counts, nil
 	}
+	views, all, counts, err := readHostList(ctx, e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	l.views, l.all, l.counts, l.at, l.loaded = views, all, counts, time.Now(), gen
+	return views, all, counts, nil
+}
+
+// refresh reads the list again in the background; a failure drops it, so
+// that the next caller reads it (and gets the error).
+func (l *hostList) refresh(e *Engine, gen uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	start := time.Now()
+	views, all, counts, err := readHostList(ctx, e)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refreshing = false
+	if err != nil {
+		l.at = time.Time{}
+		return
+	}
+	if l.loaded == gen {
+		l.views, l.all, l.counts, l.at = views, all, counts, start
+	}
+}
+
+// readHostList reads the brief host list and makes its views, answer and
+// counts.
+func readHostList(ctx context.Context, e *Engine) ([]wire.Host, []byte, map[string]map[string]int, error) {
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true})
 	if err != nil {
 		return nil, nil, nil, err
@@ -72,8 +108,5 @@ func (l *hostList) get(ctx context.Context, e *Engine) ([]wire.Host, []byte, map
 	if err := json.NewEncoder(&buf).Encode(views); err != nil {
 		return nil, nil, nil, err
 	}
-	// Dropped while it was read: served to this caller, read again by the
-	// next one (loaded is older than gen then).
-	l.views, l.all, l.counts, l.at, l.loaded = views, buf.Bytes(), counts, start, gen
-	return l.views, l.all, l.counts, nil
+	return views, buf.Bytes(), counts, nil
 }

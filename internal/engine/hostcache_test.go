@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine/wire"
+)
+
+// TestHostListCache: the host list is served from memory, this engine's
+// changes show at once, the statistics within about hostListTTL.
+func TestHostListCache(t *testing.T) {
+	te := startEngine(t, testMonitor)
+	sim := newSim(t)
+	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power"}); err != nil {
+		t.Fatal(err)
+	}
+	simHost(t, te, sim, "p8", "s822l-power8e", "power")
+	first := waitHost(t, te.admin, "p8", 10*time.Second, func(h wire.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
+
+	list := func() map[string]wire.Host {
+		hs, err := te.admin.Hosts(ctx, client.HostFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]wire.Host{}
+		for _, h := range hs {
+			out[h.Name] = h
+		}
+		return out
+	}
+	// A change made here shows at once.
+	if _, err := te.admin.AddHost(ctx, wire.HostRequest{Name: "new", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := list()["new"]; !ok || h.Status != "Installing" {
+		t.Errorf("a host just added is not in the list: %+v", list())
+	}
+	if _, err := te.admin.Maintenance(ctx, "p8", ""); err != nil {
+		t.Fatal(err)
+	}
+	if h := list()["p8"]; h.Status != "Maintenance" {
+		t.Errorf("p8 after maintenance: %s", h.Status)
+	}
+	if c, err := te.admin.Cluster(ctx, "power"); err != nil || c.Hosts["Maintenance"] != 1 || c.Hosts["Installing"] != 1 {
+		t.Errorf("cluster counts: %+v %v", c.Hosts, err)
+	}
+	// The statistics move on within about the TTL.
+	deadline := time.Now().Add(5 * time.Second)
+	for !list()["p8"].LastSeen.After(first.LastSeen.Add(hostListTTL)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the listed last contact of p8 stays at %v", list()["p8"].LastSeen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Filters apply to the list in memory.
+	hs, err := te.admin.Hosts(ctx, client.HostFilter{Cluster: "power", Statuses: []string{"Installing"}})
+	if err != nil || len(hs) != 1 || hs[0].Name != "new" {
+		t.Errorf("filtered list: %+v %v", hs, err)
+	}
+	hs, err = te.admin.Hosts(ctx, client.HostFilter{Statuses: []string{"Up"}})
+	if err != nil || len(hs) != 0 {
+		t.Errorf("no host is Up: %+v %v", hs, err)
+	}
+}
