@@ -18,12 +18,16 @@ import (
 // engine's own changes show at once (they drop the list).
 const hostListTTL = time.Second
 
+// hostListMaxAge is the oldest list served while a newer one is read in
+// the background; an older one is read again before answering.
+const hostListMaxAge = 5 * time.Second
+
 // hostList is the brief host list the API's lists and the clusters' host
 // counts are served from: a thousand hosts listed ten times a second is
-// one read and one encoding per second. When the list is only old, the
-// callers get it at once while one of them has it read again in the
-// background; when it was dropped (a change made here), they wait for the
-// new one.
+// one read and one encoding per second. When the list is a little old
+// (under hostListMaxAge), the callers get it at once while it is read
+// again in the background; when it is older, or was dropped (a change made
+// here), they wait for the new one.
 type hostList struct {
 	// gen counts the drops; the list held was read at generation loaded.
 	gen atomic.Uint64
@@ -48,8 +52,8 @@ func (l *hostList) get(ctx context.Context, e *Engine) ([]wire.Host, []byte, map
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
-	if !l.at.IsZero() && l.loaded == gen {
-		if time.Since(l.at) >= hostListTTL && !l.refreshing {
+	if age := time.Since(l.at); !l.at.IsZero() && l.loaded == gen && age < hostListMaxAge {
+		if age >= hostListTTL && !l.refreshing {
 			l.refreshing = true
 			go l.refresh(e, gen)
 		}
