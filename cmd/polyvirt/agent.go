@@ -90,7 +90,7 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 	f.StringVar(&cfg.TLS.Cert, "tls-cert", "", "server certificate (default DATA_DIR/agent.pem)")
 	f.StringVar(&cfg.TLS.Key, "tls-key", "", "server key (default DATA_DIR/agent-key.pem)")
 	f.DurationVar(&stats, "stats-interval", 0, "statistics sampling interval (default 5s)")
-	cmd.AddCommand(newAgentCertsCommand())
+	cmd.AddCommand(newAgentCertsCommand(), newAgentJoinCommand())
 	return cmd
 }
 
@@ -144,7 +144,7 @@ engine is the CA instead.`,
 				return err
 			}
 			validity := time.Duration(days) * 24 * time.Hour
-			srv, err := ca.Issue(host, append([]string{host, "localhost", "127.0.0.1", "::1"}, names...), pki.Both, validity)
+			srv, err := ca.Issue(host, append([]string{host, "localhost", "127.0.0.1", "::1"}, names...), pki.Server, validity)
 			if err != nil {
 				return err
 			}

@@ -9,22 +9,6 @@ import (
 	"polyvirt/internal/agent"
 )
 
-// `polyvirt agent join` is a subcommand of `polyvirt agent` (agent.go):
-// this file's init runs after agent.go's (files are initialized in name
-// order) and adds it to the agent command when the root is built.
-func init() {
-	for i, f := range commands {
-		f := f
-		commands[i] = func() *cobra.Command {
-			c := f()
-			if c.Name() == "agent" {
-				c.AddCommand(newAgentJoinCommand())
-			}
-			return c
-		}
-	}
-}
-
 func newAgentJoinCommand() *cobra.Command {
 	var (
 		engineURL, tokenFile, dataDir, output string

@@ -177,10 +177,10 @@ func checkEnrollment(jr enroll.JoinResponse, caHash string, keyPEM []byte) error
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
-		if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-			return fmt.Errorf("the certificate in the answer: %v", err)
-		}
+	// A server certificate: the agent serves the engine with it (and
+	// cannot use it as a client of another agent).
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("the certificate in the answer: %v", err)
 	}
 	pair, err := tls.X509KeyPair([]byte(jr.Cert), keyPEM)
 	if err != nil {

@@ -52,7 +52,10 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 		case err != nil:
 			return err
 		}
-		certPEM, err := e.pki.ca.SignCSR([]byte(req.CSR), h.Name, hostCertNames(h), pki.Both, certValidity)
+		// A server certificate only: an enrolled agent cannot present it as a
+		// client to another agent (those accept the engine's client
+		// certificate).
+		certPEM, err := e.pki.ca.SignCSR([]byte(req.CSR), h.Name, hostCertNames(h), pki.Server, certValidity)
 		if err != nil {
 			return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeCSRInvalid, Field: "csr", Message: err.Error()}
 		}

@@ -81,6 +81,8 @@ func TestMutualTLS(t *testing.T) {
 		{"certificate from the CA", cli, true},
 		{"no certificate", nil, false},
 		{"certificate from another CA", foreign, false},
+		// An agent's (server) certificate cannot call another agent.
+		{"server certificate used as a client", srv, false},
 	}
 	for _, c := range cases {
 		var certPEM, keyPEM []byte
