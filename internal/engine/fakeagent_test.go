@@ -185,6 +185,19 @@ func (a *fakeAgent) get(id string) (api.VM, bool) {
 	return v.vm, true
 }
 
+// definitions counts the definitions of a VM the agent received.
+func (a *fakeAgent) definitions(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, d := range a.created {
+		if strings.Contains(d, `"uuid":"`+id+`"`) {
+			n++
+		}
+	}
+	return n
+}
+
 func (a *fakeAgent) lastDefinition() map[string]any {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"polyvirt/internal/api"
@@ -115,8 +116,11 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 	if err != nil {
 		return nil, nil, err
 	}
-	vms, err := s.e.st.ListVMs(ctx, store.VMFilter{ClusterID: c.ID})
+	vms, err := s.e.st.ListVMs(ctx, store.VMFilter{ClusterID: c.ID, Brief: true})
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.knowSizes(ctx, c.ID, vms); err != nil {
 		return nil, nil, err
 	}
 	type load struct {
@@ -129,10 +133,11 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		if !committed(v) {
 			continue
 		}
-		sz, err := sizesOf(v.Definition)
-		if err != nil {
+		e, ok := s.sizes.Load(v.ID)
+		if !ok || e.(sizeEntry).version != v.Version {
 			continue
 		}
+		sz := e.(sizeEntry).sizes
 		l := loads[v.HostID]
 		if l == nil {
 			l = &load{}
@@ -154,6 +159,53 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		out = append(out, sh)
 	}
 	return out, hosts, nil
+}
+
+// sizeEntry is a VM's sizes as of one version of it.
+type sizeEntry struct {
+	version int64
+	sizes   vmSizes
+}
+
+// knowSizes makes sure the sizes of the committed VMs of a (brief) list
+// are cached for their versions: a few missing ones are read one by one,
+// many (an engine that just started) with one full list of the cluster.
+func (s *vmService) knowSizes(ctx context.Context, clusterID string, vms []store.VM) error {
+	var missing []string
+	for _, v := range vms {
+		if !committed(v) {
+			continue
+		}
+		if e, ok := s.sizes.Load(v.ID); !ok || e.(sizeEntry).version != v.Version {
+			missing = append(missing, v.ID)
+		}
+	}
+	remember := func(v store.VM) {
+		if sz, err := sizesOf(v.Definition); err == nil {
+			s.sizes.Store(v.ID, sizeEntry{version: v.Version, sizes: sz})
+		}
+	}
+	if len(missing) > 32 {
+		full, err := s.e.st.ListVMs(ctx, store.VMFilter{ClusterID: clusterID})
+		if err != nil {
+			return err
+		}
+		for _, v := range full {
+			remember(v)
+		}
+		return nil
+	}
+	for _, id := range missing {
+		v, err := s.e.st.GetVM(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		remember(v)
+	}
+	return nil
 }
 
 // schedRequest is the scheduler's question for a VM.
@@ -203,6 +255,7 @@ func (s *vmService) result(ctx context.Context, v store.VM, action string, chang
 // one there) and started.
 func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.VMAction, error) {
 	e := s.e
+	t0 := time.Now()
 	v, err := e.st.GetVM(ctx, id)
 	if err != nil {
 		return wire.VMAction{}, err
@@ -211,13 +264,14 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.
 	lock.Lock()
 	v, host, decided, err := s.decide(ctx, id, o)
 	lock.Unlock()
+	tDecided := time.Now()
 	if err != nil || !decided {
 		if err == nil {
 			return s.result(ctx, v, "start", false, noopStartMessage(v)), nil
 		}
 		return wire.VMAction{}, err
 	}
-	state, err := s.launch(ctx, v, host)
+	state, lt, err := s.launch(ctx, v, host)
 	if err != nil {
 		msg := err.Error()
 		v2, werr := e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
@@ -253,6 +307,9 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.
 	if err != nil {
 		return wire.VMAction{}, err
 	}
+	// The engine's share of the start is what is not the agent's.
+	e.log.Info("VM started", "vm", v.Name, "host", host.Name, "took", time.Since(t0), "schedule", tDecided.Sub(t0),
+		"agentCheck", lt.check, "agentCreate", lt.create, "agentStart", lt.start)
 	for _, old := range []string{last, o.fromHost} {
 		if old != "" && old != host.ID {
 			if h, err := e.st.GetHost(ctx, old); err == nil && h.Status == store.HostUp {
@@ -355,36 +412,68 @@ func (s *vmService) agentDefinition(v store.VM) ([]byte, error) {
 // launch creates a VM on a host's agent (replacing a stopped older
 // definition there) and starts it; it returns the state the agent
 // reports. A VM the host runs already is taken as started.
-func (s *vmService) launch(ctx context.Context, v store.VM, h store.Host) (store.VMState, error) {
-	if existing, err := s.ops.getVM(ctx, h, v.ID); err == nil {
+func (s *vmService) launch(ctx context.Context, v store.VM, h store.Host) (store.VMState, launchTimes, error) {
+	var lt launchTimes
+	def, err := s.agentDefinition(v)
+	if err != nil {
+		return "", lt, err
+	}
+	create := true
+	t := time.Now()
+	existing, err := s.ops.getVM(ctx, h, v.ID)
+	lt.check = time.Since(t)
+	if err == nil {
 		if st := stateFromAgent(existing.State, existing.Reason); st != store.VMDown {
-			return st, nil
+			return st, lt, nil
 		}
-		if err := s.ops.deleteVM(ctx, h, v.ID, false); err != nil {
+		if sameDefinition(existing.Definition, def) {
+			// Defined there already as it is now (its last run): start it.
+			create = false
+		} else if err := s.ops.deleteVM(ctx, h, v.ID, false); err != nil {
 			if ae := asAgentError(err); ae == nil || !ae.notFound() {
-				return "", err
+				return "", lt, err
 			}
 		}
 	} else if ae := asAgentError(err); ae == nil || !ae.notFound() {
-		return "", err
+		return "", lt, err
 	}
-	def, err := s.agentDefinition(v)
-	if err != nil {
-		return "", err
+	if create {
+		t = time.Now()
+		_, err := s.ops.createVM(ctx, h, def)
+		lt.create = time.Since(t)
+		if err != nil {
+			return "", lt, err
+		}
 	}
-	if _, err := s.ops.createVM(ctx, h, def); err != nil {
-		return "", err
-	}
+	t = time.Now()
 	res, err := s.ops.act(ctx, h, v.ID, "start")
+	lt.start = time.Since(t)
 	if err != nil {
-		return "", err
+		return "", lt, err
 	}
 	st := stateFromAgent(res.State, "")
 	if st == store.VMDown {
 		// The agent answered before QEMU reported running.
 		st = store.VMPoweringUp
 	}
-	return st, nil
+	return st, lt, nil
+}
+
+// launchTimes are how long the agent calls of a start took.
+type launchTimes struct{ check, create, start time.Duration }
+
+// sameDefinition tells whether two definitions say the same (as decoded:
+// the agent writes its own copy back in its own order).
+func sameDefinition(a, b []byte) bool {
+	da, err := vmspec.Decode(a)
+	if err != nil {
+		return false
+	}
+	db, err := vmspec.Decode(b)
+	if err != nil {
+		return false
+	}
+	return reflect.DeepEqual(da, db)
 }
 
 // act runs an action other than start on the VM's host.

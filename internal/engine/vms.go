@@ -84,6 +84,8 @@ type vmService struct {
 
 	clusterLocks sync.Map // cluster ID → *sync.Mutex: one scheduling decision at a time per cluster
 	capacity     sync.Map // host ID → hostCapacity
+	// sizes caches the VMs' sizes per version, for scheduling.
+	sizes sync.Map // VM ID → sizeEntry
 	// haFailed remembers when each VM's failed HA restart was last
 	// reported (once a minute).
 	haFailed sync.Map // VM ID → time.Time
@@ -553,6 +555,7 @@ func (e *Engine) deleteVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	e.vms.sizes.Delete(v.ID)
 	// Its definition on the host it last ran on goes too (best effort: an
 	// unreachable host is cleaned when it comes back, by the engine marker).
 	if last := firstNonEmpty(v.HostID, v.LastHostID); last != "" {

@@ -306,6 +306,24 @@ func TestVMLifecycle(t *testing.T) {
 	if _, err := api.VMAction(ctx, "a", "pause", ""); clientErr(err).Code != CodeVMStatusIllegal {
 		t.Errorf("pause a Down VM: %v", err)
 	}
+	// Started again on its host unchanged: not defined again; changed: it is.
+	a2 := l.create(t, "again", "power", strings.ReplaceAll(ppcDef, "%s", "again"), false, "p8b")
+	for i, mem := range []int{0, 0, 2048} {
+		if mem != 0 {
+			if _, err := api.UpdateVM(ctx, "again", wire.VMUpdate{Definition: defJSON(t, "name: again\nmemory: {sizeMiB: 2048}\n")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := api.VMAction(ctx, "again", "start", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.VMAction(ctx, "again", "destroy", ""); err != nil {
+			t.Fatal(err)
+		}
+		if n, want := l.p8b.definitions(a2.ID), []int{1, 1, 2}[i]; n != want {
+			t.Errorf("start %d: the agent got %d definitions of the VM, want %d", i+1, n, want)
+		}
+	}
 	if r, err := api.VMAction(ctx, "b", "destroy", ""); err != nil || r.State != "Down" || !r.Changed {
 		t.Errorf("destroy: %+v %v", r, err)
 	}
@@ -379,8 +397,8 @@ func TestVMLifecycle(t *testing.T) {
 		t.Errorf("the deleted VM's definition is still on its last host")
 	}
 	vms, err := api.VMs(ctx, client.VMFilter{Cluster: "power", States: []string{"Down"}})
-	if err != nil || len(vms) != 2 {
-		t.Errorf("Down VMs of power: %d %v", len(vms), err)
+	if err != nil || len(vms) != 3 {
+		t.Errorf("Down VMs of power (b, huge, again): %d %v", len(vms), err)
 	}
 	page, err := api.Events(ctx, client.EventFilter{Kind: "vm", Limit: 100})
 	if err != nil {

@@ -246,6 +246,9 @@ type VMFilter struct {
 	States       []VMState
 	// HA, when set, selects VMs whose HA flag has that value.
 	HA *bool
+	// Brief leaves the definitions out (nil): a list of many VMs for their
+	// places and versions. A brief VM must not be written back.
+	Brief bool
 }
 
 // Severity is the severity of an event.

@@ -12,6 +12,10 @@ import (
 const vmCols = `id, name, cluster_id, host_id, pinned_host_id, last_host_id, definition, state, ha,
 	state_changed_at, version, created_at, updated_at`
 
+// vmBriefCols are vmCols with NULL for the definition.
+const vmBriefCols = `id, name, cluster_id, host_id, pinned_host_id, last_host_id, NULL, state, ha,
+	state_changed_at, version, created_at, updated_at`
+
 func scanVM(v *VM) func(rowScanner) error {
 	return func(r rowScanner) error {
 		var state string
@@ -129,7 +133,11 @@ func (q *queries) ListVMs(ctx context.Context, f VMFilter) ([]VM, error) {
 	if f.HA != nil {
 		where, args = append(where, "ha = ?"), append(args, *f.HA)
 	}
-	query := `SELECT ` + vmCols + ` FROM vms`
+	cols := vmCols
+	if f.Brief {
+		cols = vmBriefCols
+	}
+	query := `SELECT ` + cols + ` FROM vms`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
