@@ -13,6 +13,8 @@ import (
 //
 //   - its host is NonResponsive for HADelay (the engine cannot tell whether
 //     the VM still runs there: it assumes it died with the host);
+//   - its host answers again sooner, without the VM running (it went
+//     while the host did not answer);
 //   - or its host reports that it crashed (not shut down or destroyed on
 //     purpose).
 //

@@ -656,6 +656,30 @@ func TestStateMapping(t *testing.T) {
 	}
 }
 
+func TestRestartsHA(t *testing.T) {
+	tests := []struct {
+		name string
+		ha   bool
+		was  store.VMState
+		o    observation
+		want bool
+	}{
+		{"crashed", true, store.VMUp, observation{State: store.VMDown, Crashed: true}, true},
+		{"crashed, not HA", false, store.VMUp, observation{State: store.VMDown, Crashed: true}, false},
+		{"shut down from the guest", true, store.VMUp, observation{State: store.VMDown}, false},
+		{"destroyed", true, store.VMUp, observation{State: store.VMDown, Why: "stopped (destroyed)"}, false},
+		{"shut down by the engine, then crashed", true, store.VMPoweringDown, observation{State: store.VMDown, Crashed: true}, false},
+		{"gone while its host did not answer", true, store.VMUnknown, observation{State: store.VMDown, Gone: true}, true},
+		{"stopped while its host did not answer", true, store.VMUnknown, observation{State: store.VMDown}, true},
+		{"gone with its host, not HA", false, store.VMUnknown, observation{State: store.VMDown, Gone: true}, false},
+	}
+	for _, tc := range tests {
+		if got := restartsHA(tc.ha, tc.was, tc.o); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestClusterGuestArches(t *testing.T) {
 	got := map[string][]string{}
 	for _, a := range []string{"ppc64", "x86_64", "s390x", "aarch64"} {

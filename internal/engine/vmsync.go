@@ -364,9 +364,7 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 				ev.Code, ev.Severity = "VM_DOWN_ERROR", store.SeverityError
 				ev.Message = fmt.Sprintf("VM %s is down with error on host %s.", cur.Name, h.Name)
 			}
-			// An HA VM that crashed (not one shut down or destroyed on
-			// purpose) starts again.
-			restart = cur.HA && o.Crashed && was != store.VMPoweringDown
+			restart = restartsHA(cur.HA, was, o)
 		} else {
 			cur.State = o.State
 			if was == store.VMWaitForLaunch {
@@ -387,6 +385,17 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 	if restart {
 		go y.s.haRestart(y.ctx, v.ID, "", "it crashed on host "+h.Name)
 	}
+}
+
+// restartsHA tells whether an HA VM that its host reports Down (or no
+// longer has) starts again: when it crashed, or when it went while the
+// host did not answer (Unknown: it died with the host) — not when it was
+// shut down or destroyed on purpose.
+func restartsHA(ha bool, was store.VMState, o observation) bool {
+	if !ha || was == store.VMPoweringDown {
+		return false
+	}
+	return o.Crashed || was == store.VMUnknown
 }
 
 // adopt records a VM the engine thought Down that a host runs.
