@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/libvirtconn"
@@ -146,4 +150,40 @@ func (c *cli) waitVM(name string, within time.Duration, ok func(wire.VM) bool) w
 	}
 	c.t.Fatalf("VM %s: not as expected within %s: %s on %q", name, within, v.State, v.Host)
 	return v
+}
+
+// openPTY opens a pseudo-terminal pair: the test writes to master what a
+// user types on the terminal whose device is slave.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("/dev/ptmx: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("ptsname: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	// Drain what the terminal echoes, so that writes never block.
+	go io.Copy(io.Discard, m)
+	return m, s
+}
+
+// canonical tells whether a terminal is in canonical (cooked) mode.
+func canonical(t *testing.T, f *os.File) bool {
+	t.Helper()
+	tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tio.Lflag&unix.ICANON != 0
 }

@@ -149,6 +149,44 @@ func TestUpLab(t *testing.T) {
 		t.Errorf("console: %s", out)
 	}
 	t.Logf("the ppc64le VM's console showed Linux version %.1fs after the console was opened", time.Since(t0).Seconds())
+	// On a terminal: raw mode while attached, ctrl-] detaches, the
+	// terminal restored.
+	master, slave := openPTY(t)
+	if !canonical(t, slave) {
+		t.Fatal("a new terminal is not in canonical mode")
+	}
+	con := exec.Command(polyvirtBin(t), "vm", "console", deb, "--from-end")
+	con.Env = append(os.Environ(), up.env...)
+	conOut := &lockedBuffer{}
+	con.Stdin, con.Stdout, con.Stderr = slave, conOut, conOut
+	if err := con.Start(); err != nil {
+		t.Fatal(err)
+	}
+	conDone := make(chan error, 1)
+	go func() { conDone <- con.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(conOut.String(), "Connected to the serial console of VM "+deb+" (ctrl-] detaches)") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if canonical(t, slave) {
+		t.Errorf("the terminal is not in raw mode while attached:\n%s", conOut.String())
+	}
+	if _, err := master.Write([]byte("\r\x1d")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-conDone:
+		if err != nil || !strings.Contains(conOut.String(), "Detached from VM "+deb) {
+			t.Errorf("ctrl-]: %v\n%s", err, conOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		con.Process.Kill()
+		t.Errorf("ctrl-] did not detach:\n%s", conOut.String())
+	}
+	if !canonical(t, slave) {
+		t.Errorf("the terminal was not restored after detaching")
+	}
+
 	var v wire.VM
 	c.json(&v, "vm", "show", deb)
 	if v.Host != powerHost || v.Arch != "ppc64le" || v.CPUModel != "POWER8" || !strings.HasPrefix(v.Machine, "pseries") {
