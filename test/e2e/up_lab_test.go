@@ -149,6 +149,13 @@ func TestUpLab(t *testing.T) {
 		t.Errorf("console: %s", out)
 	}
 	t.Logf("the ppc64le VM's console showed Linux version %.1fs after the console was opened", time.Since(t0).Seconds())
+	// Its screen through the engine.
+	shot := filepath.Join(dir, "screen.png")
+	c.run("", "vm", "screenshot", deb, "-o", shot)
+	if png, err := os.ReadFile(shot); err != nil || !strings.HasPrefix(string(png), "\x89PNG\r\n\x1a\n") {
+		t.Errorf("screenshot: %d bytes, %v", len(png), err)
+	}
+
 	// On a terminal: raw mode while attached, ctrl-] detaches, the
 	// terminal restored.
 	master, slave := openPTY(t)
