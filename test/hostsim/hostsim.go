@@ -229,10 +229,37 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/stats":
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(h.stats())
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/vms":
+		// A simulated host runs no VM: the engine's VM watcher finds none.
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("[]\n"))
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/events":
+		// The event stream stays open, with the agent's keep-alive
+		// comments, as a real idle host's does (Stop closes it).
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		fmt.Fprint(w, ": host simulator events\n\n")
+		if rc.Flush() != nil {
+			return
+		}
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-t.C:
+				fmt.Fprint(w, ": keepalive\n\n")
+				if rc.Flush() != nil {
+					return
+				}
+			}
+		}
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
-		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "NOT_FOUND", Message: "the host simulator answers GET /v1/capabilities and /v1/stats only"}})
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "NOT_FOUND", Message: "the host simulator answers GET /v1/capabilities, /v1/stats, /v1/vms and /v1/events only"}})
 	}
 }
 
