@@ -39,9 +39,13 @@ const opsTimeout = 2 * time.Minute
 func newAgentOps(c *agentClient) *agentOps {
 	o := &agentOps{c: c, timeout: opsTimeout}
 	o.tr = &http.Transport{
-		DialTLSContext:        o.dialTLS,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
+		DialTLSContext:      o.dialTLS,
+		MaxIdleConnsPerHost: 4,
+		// The event stream holds one connection per host for good; the
+		// others (a resync, an action) are closed soon after use, so that
+		// a thousand hosts do not keep a thousand more idle TLS
+		// connections (and their goroutines and buffers).
+		IdleConnTimeout:       15 * time.Second,
 		ResponseHeaderTimeout: opsTimeout,
 		DisableCompression:    true,
 	}
@@ -264,7 +268,9 @@ func (o *agentOps) events(ctx context.Context, h store.Host) (*eventStream, erro
 		return nil, &agentCallError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: "GET /v1/events"}
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	// Events are small: start with a small buffer (a thousand hosts keep a
+	// thousand streams open), grow to 1 MiB for an odd long line.
+	sc.Buffer(make([]byte, 0, 2<<10), 1<<20)
 	return &eventStream{body: resp.Body, sc: sc}, nil
 }
 
