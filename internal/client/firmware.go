@@ -7,10 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 
-	"polyvirt/internal/api"
 	"polyvirt/internal/engine/wire"
 )
 
@@ -50,11 +47,7 @@ func (c *Client) UploadFirmware(ctx context.Context, host, name string, image io
 		return res, err
 	}
 	if resp.StatusCode >= 300 {
-		var eb api.ErrorBody
-		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			return res, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
-		}
-		return res, &Error{Status: resp.StatusCode, Code: "HTTP_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+		return res, answerError(resp.StatusCode, b)
 	}
 	return res, json.Unmarshal(b, &res)
 }
