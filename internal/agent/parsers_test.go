@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"libvirt.org/go/libvirtxml"
+	"sigs.k8s.io/yaml"
 
 	"polyvirt/internal/arch"
 )
@@ -166,4 +167,27 @@ func TestTailFollowsANewLog(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("the replaced log was not followed")
 	}
+}
+
+// FuzzConfig: any configuration text is accepted with its defaults filled
+// in, or refused with an error; never a panic.
+func FuzzConfig(f *testing.F) {
+	f.Add([]byte("host_id: power8-01\nlisten: 0.0.0.0:7443\nfake_arch: ppc64el\nrequest_timeout: 3s\n"))
+	f.Add([]byte("fake_kvm: maybe\n"))
+	f.Add([]byte("firmware:\n  path: /x\n  env: [A=b]\nmax_firmware_bytes: 12\n"))
+	f.Add([]byte("stats_interval: -5\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var c Config
+		if err := yaml.UnmarshalStrict(data, &c); err != nil {
+			return
+		}
+		c.HostID = "fuzz"
+		d, err := c.WithDefaults()
+		if err != nil {
+			return
+		}
+		if d.MaxBodyBytes < 1024 || d.RequestTimeout.Duration <= 0 || d.StatsInterval.Duration <= 0 || d.Listen == "" {
+			t.Fatalf("accepted configuration without its defaults: %+v", d)
+		}
+	})
 }

@@ -2,7 +2,10 @@ package firmware
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -166,5 +169,39 @@ func FuzzExtractImage(f *testing.F) {
 		}
 		// A bare image upload of the same bytes is accepted or refused, never a panic.
 		_, _ = ExtractImage(bytes.NewReader(data), "fuzz.img", io.Discard, Limits{MaxImageBytes: 1 << 20})
+	})
+}
+
+// FuzzLoadState: any state file gives an operation or a FIRMWARE_STATE_FILE
+// error, never a panic; an accepted one round-trips through saveState.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"format":"polyvirt-firmware-state","version":1,"operation":{"id":"fw-1","state":"validated","steps":[]}}`))
+	f.Add([]byte(`{"format":"polyvirt-firmware-state","version":1}`))
+	f.Add([]byte(`{"format":"x","version":2}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, StateFileName)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		op, err := loadState(path)
+		if err != nil {
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Code != CodeStateFile {
+				t.Fatalf("error %v is not a %s error", err, CodeStateFile)
+			}
+			return
+		}
+		if op == nil {
+			return
+		}
+		if err := saveState(path, op); err != nil {
+			t.Fatalf("saving an accepted state: %v", err)
+		}
+		again, err := loadState(path)
+		if err != nil || again.ID != op.ID || again.State != op.State {
+			t.Fatalf("round trip: %+v, %v; want %s %s", again, err, op.ID, op.State)
+		}
 	})
 }

@@ -61,3 +61,22 @@ func checkErrors(t *testing.T, err error) {
 		}
 	}
 }
+
+// FuzzHostCaps: any report text is refused or gives a report that
+// validation can use against any definition without panicking.
+func FuzzHostCaps(f *testing.F) {
+	f.Add([]byte(`{"arch":"x86_64","effectiveArch":"ppc64le","fakeKvm":true,"virt":{"domainType":"qemu","emulatedMachines":["pseries"],"cpuModels":["POWER8"],"guests":[{"arch":"ppc64le","machines":["pseries"]}]}}`))
+	f.Add([]byte(`{"arch":""}`))
+	f.Add([]byte(`[1,2]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := ParseHostCaps(data)
+		if err != nil {
+			return
+		}
+		vm, err := Decode([]byte(`{"name": "f", "memory": {"sizeMiB": 512}, "display": {"type": "vnc"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = Validate(vm, Options{Host: h})
+	})
+}
