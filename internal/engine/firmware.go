@@ -32,8 +32,9 @@ const CodeAgentError = "AGENT_ERROR"
 const firmwareTimeout = 10 * time.Minute
 
 // firmwareRebootTimeout is how long a host may stay away after a flash
-// before the engine records that it did not come back.
-const firmwareRebootTimeout = 30 * time.Minute
+// before the engine records that it did not come back (a variable for the
+// tests).
+var firmwareRebootTimeout = 30 * time.Minute
 
 // MaxFirmwareUpload bounds a firmware image uploaded through the engine.
 const MaxFirmwareUpload = 1 << 30
