@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,15 +191,13 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 			return e.refuseFirmware(ctx, h, step, newError(http.StatusConflict, firmware.CodeNotMaintenance,
 				"Cannot flash the firmware of host %s: it is %s; switch it to Maintenance first (polyvirt host maintenance %s).", h.Name, h.Status, h.Name))
 		}
-		vms, err := e.st.ListVMs(ctx, store.VMFilter{HostID: h.ID})
+		running, err := runningVMs(ctx, e.st, h.ID)
 		if err != nil {
 			return err
 		}
-		for _, vm := range vms {
-			if vm.State != store.VMDown {
-				return e.refuseFirmware(ctx, h, step, newError(http.StatusConflict, firmware.CodeVMsRunning,
-					"Cannot flash the firmware of host %s: VM %s is %s there; stop or migrate it first.", h.Name, vm.Name, vm.State))
-			}
+		if len(running) > 0 {
+			return e.refuseFirmware(ctx, h, step, newError(http.StatusConflict, firmware.CodeVMsRunning,
+				"Cannot flash the firmware of host %s: VMs run there (%s); stop or migrate them first.", h.Name, strings.Join(running, ", ")))
 		}
 		body = []byte(`{"maintenance": true}`)
 	default:

@@ -271,6 +271,21 @@ func (e *Engine) mutateHost(ctx context.Context, id string, fn func(tx store.Tx,
 	}
 }
 
+// runningVMs names the VMs the engine has on a host in any state but Down.
+func runningVMs(ctx context.Context, q store.Queries, hostID string) ([]string, error) {
+	vms, err := q.ListVMs(ctx, store.VMFilter{HostID: hostID})
+	if err != nil {
+		return nil, err
+	}
+	var running []string
+	for _, vm := range vms {
+		if vm.State != store.VMDown {
+			running = append(running, vm.Name)
+		}
+	}
+	return running, nil
+}
+
 func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req wire.ActionRequest
@@ -289,15 +304,9 @@ func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 		if noop {
 			return false, nil
 		}
-		vms, err := tx.ListVMs(ctx, store.VMFilter{HostID: h.ID})
+		running, err := runningVMs(ctx, tx, h.ID)
 		if err != nil {
 			return false, err
-		}
-		var running []string
-		for _, vm := range vms {
-			if vm.State != store.VMDown {
-				running = append(running, vm.Name)
-			}
 		}
 		if len(running) > 0 {
 			return false, newError(http.StatusConflict, CodeHostHasVMs,
