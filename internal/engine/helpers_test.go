@@ -3,10 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -48,44 +44,11 @@ type testEngine struct {
 	log   *syncBuffer
 }
 
-// startEngine initializes and runs an engine; it stops with the test.
+// startEngine initializes and runs an engine with the default VM settings;
+// it stops with the test.
 func startEngine(t *testing.T, mc MonitorConfig) *testEngine {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	res, err := Init(ctx, InitOptions{DataDir: dir, Name: "localhost", Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "https://" + ln.Addr().String()
-	logs := &syncBuffer{}
-	e, err := Open(ctx, Config{DataDir: dir, URL: url, Monitor: mc,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { e.Serve(sctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		e.Close()
-		if t.Failed() {
-			t.Logf("engine log:\n%s", logs.String())
-		}
-	})
-	caPEM, err := os.ReadFile(filepath.Join(dir, FileCA))
-	if err != nil {
-		t.Fatal(err)
-	}
-	te := &testEngine{e: e, dir: dir, url: url, token: res.AdminToken, caPEM: caPEM, log: logs}
-	te.admin = te.client(t, res.AdminToken)
-	return te
+	return startVMEngine(t, mc, VMConfig{})
 }
 
 func (te *testEngine) client(t *testing.T, token string) *client.Client {
