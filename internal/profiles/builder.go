@@ -10,6 +10,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpuset"
 )
 
@@ -261,11 +262,13 @@ func (m *machine) build() (*Profile, error) {
 	}, nil
 }
 
+// hugePageKiB is the architecture's default huge page size (archspec).
 func (m *machine) hugePageKiB() int {
-	if m.arch.Family() == arch.FamilyPPC {
-		return 16384
+	spec, err := archspec.For(m.arch)
+	if err != nil {
+		return 0
 	}
-	return 2048
+	return spec.Pages.HugePageKiB
 }
 
 // nodes returns the node ids in chip order, without duplicates.
