@@ -7,7 +7,7 @@ import (
 )
 
 // The methods below answer the questions of VM validation (package vmspec),
-// domain XML building and the fake-KVM rewrite (package domxml).
+// domain XML building and fake KVM (package domxml).
 
 // GuestOSAllowed reports whether a guest OS type may run on this
 // architecture.
@@ -90,6 +90,21 @@ func (s *Spec) TCGCPUModel(model string) string {
 	return s.CPU.TCGModel
 }
 
+// TCGCPU is the CPU mode and model a VM that asks for mode and model gets
+// under TCG: mode maximum stays (QEMU's -cpu max exists under TCG); any
+// other mode becomes custom with TCGCPUModel — a named model or a host-model
+// compatibility level TCG emulates is kept in the table's spelling,
+// host-model, host-passthrough and a model TCG lacks get TCGModel.
+func (s *Spec) TCGCPU(mode, model string) (string, string) {
+	switch mode {
+	case "maximum":
+		return mode, model
+	case "host-passthrough":
+		model = ""
+	}
+	return "custom", s.TCGCPUModel(model)
+}
+
 // RoundMemory rounds a size in MiB up to the architecture's granule (a
 // multiple of 256 MiB on POWER); sizes are returned as they are elsewhere.
 func (s *Spec) RoundMemory(mib uint64) uint64 {
@@ -120,4 +135,16 @@ func (s *Spec) RunsEmulated(a arch.Arch) bool {
 		}
 	}
 	return false
+}
+
+// FakeKVMTarget is the Spec a VM of architecture guest is built by on a
+// fake-KVM host of this architecture: guest itself when the host runs it
+// natively or emulates it as it is (Host.TCGGuests: a pseries VM on an
+// x86_64 host), else the host's own (an x86_64 VM on a POWER host is
+// rewritten for pseries).
+func (s *Spec) FakeKVMTarget(guest *Spec) *Spec {
+	if s.RunsNatively(guest.Arch) || s.RunsEmulated(guest.Arch) {
+		return guest
+	}
+	return s
 }

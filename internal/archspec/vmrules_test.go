@@ -86,3 +86,54 @@ func TestDefaultsAreConsistent(t *testing.T) {
 		}
 	}
 }
+
+func TestTCGCPU(t *testing.T) {
+	ppc, x86, arm := mustSpec(t, arch.PPC64LE), mustSpec(t, arch.X86_64), mustSpec(t, arch.AArch64)
+	cases := []struct {
+		name                string
+		s                   *Spec
+		mode, model         string
+		wantMode, wantModel string
+	}{
+		{"POWER8 kept", ppc, "custom", "POWER8", "custom", "POWER8"},
+		{"POWER9 kept", ppc, "custom", "POWER9", "custom", "POWER9"},
+		{"host-model becomes POWER8", ppc, "host-model", "", "custom", "POWER8"},
+		{"host-model compat power9 becomes POWER9", ppc, "host-model", "power9", "custom", "POWER9"},
+		{"host-passthrough on POWER", ppc, "host-passthrough", "", "custom", "POWER8"},
+		{"x86 Haswell replaced", x86, "custom", "Haswell", "custom", "qemu64"},
+		{"x86 QEMU64 in the table's spelling", x86, "custom", "QEMU64", "custom", "qemu64"},
+		{"x86 host-model", x86, "host-model", "", "custom", "qemu64"},
+		{"x86 maximum kept", x86, "maximum", "", "maximum", ""},
+		{"arm host-passthrough", arm, "host-passthrough", "", "custom", "max"},
+		{"arm cortex-a72 kept", arm, "custom", "cortex-a72", "custom", "cortex-a72"},
+		{"a POWER model on arm", arm, "custom", "POWER9", "custom", "max"},
+	}
+	for _, c := range cases {
+		mode, model := c.s.TCGCPU(c.mode, c.model)
+		if mode != c.wantMode || model != c.wantModel {
+			t.Errorf("%s: TCGCPU(%q, %q) = %q, %q; want %q, %q", c.name, c.mode, c.model, mode, model, c.wantMode, c.wantModel)
+		}
+	}
+}
+
+func TestFakeKVMTarget(t *testing.T) {
+	cases := []struct {
+		host, guest, want arch.Arch
+	}{
+		{arch.X86_64, arch.PPC64LE, arch.PPC64LE}, // emulated as it is
+		{arch.X86_64, arch.PPC64, arch.PPC64},
+		{arch.X86_64, arch.AArch64, arch.AArch64},
+		{arch.X86_64, arch.S390X, arch.S390X},
+		{arch.X86_64, arch.X86_64, arch.X86_64},   // native
+		{arch.PPC64LE, arch.PPC64, arch.PPC64},    // native, other endianness
+		{arch.PPC64LE, arch.X86_64, arch.PPC64LE}, // rewritten for pseries
+		{arch.PPC64LE, arch.AArch64, arch.PPC64LE},
+		{arch.AArch64, arch.X86_64, arch.AArch64},
+		{arch.S390X, arch.PPC64LE, arch.S390X},
+	}
+	for _, c := range cases {
+		if got := mustSpec(t, c.host).FakeKVMTarget(mustSpec(t, c.guest)).Arch; got != c.want {
+			t.Errorf("a %s VM on a fake-KVM %s host is built for %s; want %s", c.guest, c.host, got, c.want)
+		}
+	}
+}

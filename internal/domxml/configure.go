@@ -18,6 +18,7 @@ const (
 func uintp(v uint) *uint { return &v }
 
 func configureIdentity(b *builder) {
+	b.dom.Type = b.set.domainType
 	b.dom.Name = b.vm.Name
 	b.dom.UUID = b.vm.UUID
 	b.dom.OnPoweroff = "destroy"
@@ -125,26 +126,31 @@ func timers(s *archspec.Spec) []libvirtxml.DomainTimer {
 }
 
 // configureCPU writes <vcpu> and <cpu>: mode, model or compatibility
-// level, topology, and one NUMA cell when memory hot plug needs it.
+// level (under TCG the one TCG emulates), topology, and one NUMA cell when
+// memory hot plug needs it.
 func configureCPU(b *builder) {
 	c := b.vm.CPU
 	b.dom.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: uint(c.VCPUs())}
+	mode, model := c.Mode, c.Model
+	if b.set.tcg {
+		mode, model = b.spec.TCGCPU(mode, model)
+	}
 	cpu := &libvirtxml.DomainCPU{
-		Mode:     c.Mode,
+		Mode:     mode,
 		Topology: &libvirtxml.DomainCPUTopology{Sockets: c.Sockets, Cores: c.Cores, Threads: c.Threads},
 	}
-	switch c.Mode {
+	switch mode {
 	case "custom":
 		cpu.Match = "exact"
-		cpu.Model = &libvirtxml.DomainCPUModel{Value: c.Model}
+		cpu.Model = &libvirtxml.DomainCPUModel{Value: model}
 	case "host-model":
-		if compat, ok := b.spec.HostModelCompat(c.Model); ok {
+		if compat, ok := b.spec.HostModelCompat(model); ok {
 			cpu.Model = &libvirtxml.DomainCPUModel{Value: compat}
 		}
 	}
-	if m := b.vm.Memory; m.MaxMiB > m.SizeMiB {
+	if b.hotPlugMemory() {
 		cpu.Numa = &libvirtxml.DomainNuma{Cell: []libvirtxml.DomainCell{{
-			ID: uintp(0), CPUs: fmt.Sprintf("0-%d", c.VCPUs()-1), Memory: uint(m.SizeMiB), Unit: "MiB",
+			ID: uintp(0), CPUs: fmt.Sprintf("0-%d", c.VCPUs()-1), Memory: uint(b.memoryMiB()), Unit: "MiB",
 		}}}
 	}
 	b.dom.CPU = cpu
@@ -153,13 +159,31 @@ func configureCPU(b *builder) {
 // MemorySlots is the number of hot plug slots of a VM with maxMiB.
 const MemorySlots = 16
 
+// configureMemory writes the memory at start (capped when the settings
+// say so) and the most hot plug may reach.
 func configureMemory(b *builder) {
-	m := b.vm.Memory
-	b.dom.Memory = &libvirtxml.DomainMemory{Value: uint(m.SizeMiB), Unit: "MiB"}
-	b.dom.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: uint(m.SizeMiB), Unit: "MiB"}
-	if m.MaxMiB > m.SizeMiB {
-		b.dom.MaximumMemory = &libvirtxml.DomainMaxMemory{Value: uint(m.MaxMiB), Unit: "MiB", Slots: MemorySlots}
+	size := uint(b.memoryMiB())
+	b.dom.Memory = &libvirtxml.DomainMemory{Value: size, Unit: "MiB"}
+	b.dom.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: size, Unit: "MiB"}
+	if b.hotPlugMemory() {
+		b.dom.MaximumMemory = &libvirtxml.DomainMaxMemory{Value: uint(b.vm.Memory.MaxMiB), Unit: "MiB", Slots: MemorySlots}
 	}
+}
+
+// memoryMiB is the memory at start: the definition's, at most the cap.
+func (b *builder) memoryMiB() uint64 {
+	size := uint64(b.vm.Memory.SizeMiB)
+	if c := b.set.memoryCapMiB; c != 0 && size > c {
+		return c
+	}
+	return size
+}
+
+// hotPlugMemory tells whether the definition asks for memory hot plug (a
+// cap lowers the memory at start, not the maximum).
+func (b *builder) hotPlugMemory() bool {
+	m := b.vm.Memory
+	return m.MaxMiB > m.SizeMiB
 }
 
 // scsiModels maps polyvirt's SCSI controller names to libvirt's models.
@@ -170,7 +194,8 @@ var scsiModels = map[string]string{
 }
 
 // configureDisks writes the disks; SCSI disks get an explicit drive
-// address on the controller of their model.
+// address on the controller of their model (unless the settings leave
+// addresses to libvirt).
 func configureDisks(b *builder) {
 	if len(b.vm.Disks) == 0 {
 		return
@@ -201,13 +226,18 @@ func configureDisks(b *builder) {
 		if d.BootOrder > 0 {
 			disk.Boot = &libvirtxml.DomainDeviceBoot{Order: uint(d.BootOrder)}
 		}
-		if d.Bus == "scsi" {
+		// A SCSI disk that names no controller (a retargeted VM's disk
+		// moved onto SCSI) goes where libvirt puts it: its first SCSI
+		// controller, or a default one it adds.
+		if d.Bus == "scsi" && d.Controller != "" {
 			idx := b.scsiIndex(d.Controller)
-			unit := units[d.Controller]
-			units[d.Controller]++
-			disk.Address = &libvirtxml.DomainAddress{Drive: &libvirtxml.DomainAddressDrive{
-				Controller: uintp(idx), Bus: uintp(0), Target: uintp(0), Unit: uintp(unit),
-			}}
+			if !b.set.libvirtAddresses {
+				unit := units[d.Controller]
+				units[d.Controller]++
+				disk.Address = &libvirtxml.DomainAddress{Drive: &libvirtxml.DomainAddressDrive{
+					Controller: uintp(idx), Bus: uintp(0), Target: uintp(0), Unit: uintp(unit),
+				}}
+			}
 		}
 		disks[i] = disk
 	}

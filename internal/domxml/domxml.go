@@ -5,9 +5,10 @@
 // class (os/firmware, platform, cpu, memory, disks, controllers, nics,
 // graphics, video, inputs, console, sound, watchdog, rng, panic, balloon,
 // metadata); each asks package archspec what the architecture allows or
-// needs, none tests an architecture name. Fake-KVM mode (VDSM's faqemu,
-// done safely) is one last transformation, FakeKVM, that also works on a
-// domain polyvirt did not build.
+// needs, none tests an architecture name. Fake-KVM mode (VDSM's faqemu) is
+// no second builder: it transforms the definition (Retarget, when the host
+// cannot run the VM's architecture) and the build settings (domain type
+// qemu, the CPU TCG emulates, a memory cap) that the same pipeline reads.
 package domxml
 
 import (
@@ -26,9 +27,10 @@ import (
 // Options steer the rendering.
 type Options struct {
 	// FakeKVM runs the VM under TCG (domain type qemu) on a host of
-	// HostArch, rewriting what TCG or that host cannot run (see FakeKVM).
-	// A host report that says the host is TCG-only (vmspec.TCGOnly) turns
-	// it on too.
+	// HostArch: a VM of an architecture that host can neither run nor
+	// emulate is built Retarget-ed for the host's architecture, the CPU is
+	// one TCG emulates. A host report that says the host is TCG-only
+	// (vmspec.TCGOnly) turns it on too.
 	FakeKVM bool
 	// HostArch is the real architecture of the host in fake-KVM mode; empty
 	// means the host report's architecture, else the architecture this
@@ -36,6 +38,28 @@ type Options struct {
 	HostArch arch.Arch
 	// MemoryCapMiB, when not zero, caps the memory in fake-KVM mode.
 	MemoryCapMiB uint64
+}
+
+// Domain types: KVM, or QEMU's TCG emulation (fake KVM).
+const (
+	domainKVM = "kvm"
+	domainTCG = "qemu"
+)
+
+// settings are what the configurators read besides the definition and its
+// architecture's rules: how QEMU runs the VM.
+type settings struct {
+	// domainType is libvirt's domain type, domainKVM or domainTCG.
+	domainType string
+	// tcg gives the CPU mode and model TCG emulates (archspec TCGCPU).
+	tcg bool
+	// memoryCapMiB, when not zero, caps the memory at start (already on
+	// the architecture's granule).
+	memoryCapMiB uint64
+	// libvirtAddresses leaves the SCSI disks' drive addresses to libvirt:
+	// a VM retargeted from another architecture, whose disks moved onto
+	// SCSI name no controller.
+	libvirtAddresses bool
 }
 
 // step is one configurator of the pipeline.
@@ -72,6 +96,7 @@ var pipeline = []step{
 type builder struct {
 	vm   *vmspec.VM
 	spec *archspec.Spec
+	set  settings
 	dom  *libvirtxml.Domain
 	// scsi lists the SCSI controller models the disks use, in order of
 	// first use; a model's index is its controller index.
@@ -86,24 +111,33 @@ func Build(v *vmspec.Valid, opts Options) (*libvirtxml.Domain, error) {
 	b := &builder{
 		vm:   v.VM(),
 		spec: v.Spec(),
-		dom:  &libvirtxml.Domain{Type: "kvm", Devices: &libvirtxml.DomainDeviceList{}},
+		set:  settings{domainType: domainKVM},
+		dom:  &libvirtxml.Domain{Devices: &libvirtxml.DomainDeviceList{}},
+	}
+	if opts.FakeKVM || vmspec.TCGOnly(v.Host()) {
+		host, err := archspec.For(fakeHostArch(v, opts))
+		if err != nil {
+			return nil, fmt.Errorf("fake KVM: host: %v", err)
+		}
+		b.vm, b.spec, b.set = fakeKVM(b.vm, b.spec, host, opts.MemoryCapMiB)
 	}
 	for _, s := range pipeline {
 		s.fn(b)
 	}
-	if opts.FakeKVM || vmspec.TCGOnly(v.Host()) {
-		host := opts.HostArch
-		if host == arch.Unknown && v.Host() != nil {
-			host, _ = arch.Parse(v.Host().Arch)
-		}
-		if host == arch.Unknown {
-			host = arch.FromGOARCH(runtime.GOARCH)
-		}
-		if err := FakeKVM(b.dom, Fake{HostArch: host, MemoryCapMiB: opts.MemoryCapMiB}); err != nil {
-			return nil, err
-		}
-	}
 	return b.dom, nil
+}
+
+// fakeHostArch is the real architecture of a fake-KVM host: the option's,
+// else the host report's, else the one this program runs on.
+func fakeHostArch(v *vmspec.Valid, opts Options) arch.Arch {
+	host := opts.HostArch
+	if host == arch.Unknown && v.Host() != nil {
+		host, _ = arch.Parse(v.Host().Arch)
+	}
+	if host == arch.Unknown {
+		host = arch.FromGOARCH(runtime.GOARCH)
+	}
+	return host
 }
 
 // Render is Build followed by the XML text.

@@ -1,509 +1,212 @@
 package domxml
 
 import (
-	"fmt"
-	"strings"
+	"unicode/utf8"
 
-	"libvirt.org/go/libvirtxml"
-
-	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
+	"polyvirt/internal/vmspec"
 )
 
-// Fake describes the host of a fake-KVM run.
-type Fake struct {
-	// HostArch is the real architecture of the host.
-	HostArch arch.Arch
-	// MemoryCapMiB, when not zero, caps the memory (rounded up to the
-	// architecture's granule: 256 MiB on POWER).
-	MemoryCapMiB uint64
-}
-
-// FakeKVM rewrites a domain to run under TCG on a host of f.HostArch, in
-// place — VDSM's faqemu hook, made safe: every element it touches may be
-// missing.
+// fakeKVM is how a fake-KVM host whose real architecture is host builds a
+// validated VM (VDSM's faqemu, done on the definition): the definition it
+// builds, the rules it is built by, and the settings of a TCG build.
 //
-//   - Always: domain type qemu; a CPU mode TCG cannot give (host-model,
-//     host-passthrough) or a named model TCG does not emulate becomes the
-//     architecture's TCG model, a model or compatibility level TCG has is
-//     kept (POWER8, POWER9); the memory is capped when asked.
-//   - A VM of an architecture the host runs natively, or emulates unchanged
-//     (archspec Host.TCGGuests: a pseries VM on an x86_64 host runs in
-//     qemu-system-ppc64), keeps its machine.
-//   - A VM of any other architecture (an x86_64 VM on a POWER host) is
-//     rewritten for the host's architecture: its machine, no loader, no
-//     SMBIOS, the host's features and timers, VNC instead of SPICE, an
-//     allowed video model, no sound, smartcard or SPICE channels, disks
-//     moved off buses the host lacks (IDE, SATA), allowed NIC, USB, SCSI,
-//     input, console, watchdog, panic and RNG models, memory on the
-//     granule, and every device address dropped for libvirt to assign.
-func FakeKVM(dom *libvirtxml.Domain, f Fake) error {
-	if dom == nil {
-		return fmt.Errorf("fake KVM: no domain")
+//   - A VM of an architecture the host runs natively or emulates as it is
+//     (archspec FakeKVMTarget: a pseries VM on an x86_64 host runs in
+//     qemu-system-ppc64) keeps its definition; any other VM (an x86_64 VM
+//     on a POWER host) is Retarget-ed for the host's architecture.
+//   - Always: domain type qemu; the CPU TCG emulates (archspec TCGCPU);
+//     the memory capped at capMiB (0: no cap), rounded up to the granule.
+func fakeKVM(vm *vmspec.VM, spec, host *archspec.Spec, capMiB uint64) (*vmspec.VM, *archspec.Spec, settings) {
+	set := settings{domainType: domainTCG, tcg: true}
+	if to := host.FakeKVMTarget(spec); to != spec {
+		vm, spec = Retarget(vm, to), to
+		set.libvirtAddresses = true
 	}
-	host, err := archspec.For(f.HostArch)
-	if err != nil {
-		return fmt.Errorf("fake KVM: host: %v", err)
+	if capMiB != 0 {
+		set.memoryCapMiB = spec.RoundMemory(capMiB)
 	}
-	dom.Type = "qemu"
-	vmArch := host.Arch
-	if dom.OS != nil && dom.OS.Type != nil && dom.OS.Type.Arch != "" {
-		if a, err := arch.Parse(dom.OS.Type.Arch); err == nil {
-			vmArch = a
-		}
-	}
-	target, err := archspec.For(vmArch)
-	if err != nil {
-		// No rules for the VM's architecture: run it as the host's.
-		target = host
-	}
-	if target != host && !host.RunsNatively(vmArch) && !host.RunsEmulated(vmArch) {
-		retarget(dom, target, host)
-		target = host
-	}
-	if dom.Devices != nil && dom.Devices.Emulator == "" {
-		dom.Devices.Emulator = target.Emulator
-	}
-	tcgCPU(dom, target)
-	capMemory(dom, target, f.MemoryCapMiB)
-	return nil
+	return vm, spec, set
 }
 
-// tcgCPU turns the CPU into one TCG can give.
-func tcgCPU(dom *libvirtxml.Domain, s *archspec.Spec) {
-	cpu := dom.CPU
-	if cpu == nil {
+// Retarget returns a completed definition (one vmspec.Validate made) of
+// another architecture rewritten for the architecture of to, by to's
+// rules alone; the definition given is not modified. It is what a
+// fake-KVM host does with a VM it can neither run nor emulate (an x86_64
+// VM on a POWER host becomes a pseries VM):
+//
+//   - to's default machine, a firmware to allows (else its default);
+//   - a CPU mode and model to has (else its default mode); at most to's
+//     vCPUs; memory within to's limits, on its granule, hot plug only
+//     where to has it;
+//   - no floppy where to has none; a disk on a bus to's machine lacks
+//     (IDE, SATA) moves to to's default bus, a CD-ROM to to's CD-ROM bus,
+//     with a new device name and, on SCSI, no controller named (libvirt
+//     places it); SCSI disks on a controller to lacks go on its default;
+//   - allowed NIC and USB models (else the defaults); VNC instead of a
+//     protocol to lacks (SPICE), with the password cut to what VNC takes;
+//     an allowed video model and number of heads; the inputs on buses to
+//     has, plus to's default inputs of a type the VM lost (the PS/2
+//     keyboard an x86_64 VM has implicitly); no sound card, watchdog or
+//     RNG model to lacks.
+//
+// The guest OS type stays: it says what the guest is (its clock, the
+// metadata), even where to does not list it. The console, the panic
+// device, features, timers and SMBIOS are the pipeline's, by to's rules.
+func Retarget(in *vmspec.VM, to *archspec.Spec) *vmspec.VM {
+	if in == nil || to == nil {
+		return in.Clone()
+	}
+	vm := in.Clone()
+	vm.Arch, vm.Machine = string(to.Arch), to.Machine.Default
+	if !to.FirmwareAllowed(vm.Firmware) {
+		vm.Firmware = to.DefaultFirmware()
+	}
+	retargetCPU(vm.CPU, to)
+	retargetMemory(vm.Memory, to)
+	retargetDisks(vm, to)
+	for i := range vm.NICs {
+		if !to.NIC.Allows(vm.NICs[i].Model) {
+			vm.NICs[i].Model = to.NIC.Default
+		}
+	}
+	if u := vm.USB; u != nil && u.Model != "none" && !to.USB.Allows(u.Model) {
+		u.Model = to.USB.Default
+	}
+	retargetDisplay(vm.Display, to)
+	retargetInputs(vm, to)
+	if s := vm.Sound; s != nil && !to.Sound.Allows(s.Model) {
+		vm.Sound = nil
+	}
+	if w := vm.Watchdog; w != nil && !to.Watchdog.Allows(w.Model) {
+		vm.Watchdog = nil
+	}
+	if r := vm.RNG; r != nil && r.Model != "" && r.Model != "none" && !to.RNG.Allows(r.Model) {
+		vm.RNG = &vmspec.RNG{Model: "none"}
+	}
+	return vm
+}
+
+// retargetCPU keeps a mode and model to has; anything else becomes to's
+// default mode.
+func retargetCPU(c *vmspec.CPU, to *archspec.Spec) {
+	if c == nil {
 		return
 	}
-	model := ""
-	if cpu.Model != nil {
-		model = strings.TrimSpace(cpu.Model.Value)
-	}
-	switch cpu.Mode {
-	case "maximum":
-		return // -cpu max exists under TCG
-	case "", "custom":
-		if model == "" {
-			return
-		}
+	keep := to.CPUModeAllowed(c.Mode)
+	switch c.Mode {
+	case "custom":
+		keep = keep && to.CPUModelAllowed(c.Model)
+		c.Model = to.CanonicalCPUModel(c.Model)
 	case "host-model":
-		// model, if any, is a compatibility level (power9)
-	default: // host-passthrough
-		model = ""
+		if _, ok := to.HostModelCompat(c.Model); !ok {
+			c.Model = ""
+		}
 	}
-	tcg := s.TCGCPUModel(model)
-	if tcg == model && cpu.Mode != "host-model" {
-		return
+	if !keep {
+		c.Mode, c.Model = to.CPU.DefaultMode, ""
 	}
-	cpu.Mode = "custom"
-	cpu.Match = "exact"
-	cpu.Check = ""
-	cpu.Migratable = ""
-	cpu.Model = &libvirtxml.DomainCPUModel{Value: tcg}
-	cpu.Vendor = ""
-	cpu.Features = nil
+	if max := to.CPU.MaxVCPUs; c.VCPUs() > max {
+		c.Sockets, c.Cores, c.Threads = 1, max, 1
+	}
 }
 
-// capMemory lowers the memory to at most capMiB (on the granule) and keeps
-// the NUMA cells summing to it.
-func capMemory(dom *libvirtxml.Domain, s *archspec.Spec, capMiB uint64) {
-	if capMiB == 0 {
+// retargetMemory puts the sizes within to's limits and on its granule.
+func retargetMemory(m *vmspec.Memory, to *archspec.Spec) {
+	if m == nil {
 		return
 	}
-	limit := s.RoundMemory(capMiB)
-	if dom.Memory != nil {
-		if mib, ok := toMiB(uint64(dom.Memory.Value), dom.Memory.Unit); ok && mib > limit {
-			dom.Memory.Value, dom.Memory.Unit = uint(limit), "MiB"
-		}
+	r := to.Memory
+	within := func(mib int64, floor uint64) int64 {
+		return int64(min(to.RoundMemory(max(uint64(max(mib, 0)), floor)), r.MaxMiB))
 	}
-	if dom.CurrentMemory != nil {
-		if mib, ok := toMiB(uint64(dom.CurrentMemory.Value), dom.CurrentMemory.Unit); ok && mib > limit {
-			dom.CurrentMemory.Value, dom.CurrentMemory.Unit = uint(limit), "MiB"
-		}
+	m.SizeMiB = within(m.SizeMiB, r.MinMiB)
+	if m.MaxMiB != 0 && r.HotPlug {
+		m.MaxMiB = within(m.MaxMiB, uint64(m.SizeMiB))
+	} else {
+		m.MaxMiB = 0
 	}
-	if dom.CPU == nil || dom.CPU.Numa == nil || len(dom.CPU.Numa.Cell) == 0 {
+}
+
+// retargetDisks drops the floppies to cannot take, moves disks off buses
+// its machine lacks and names the moved ones again (vmspec.AssignTargets).
+func retargetDisks(vm *vmspec.VM, to *archspec.Spec) {
+	kept := vm.Disks[:0]
+	for _, d := range vm.Disks {
+		if d.Device == "floppy" && !(to.Floppy && to.DiskBusAllowed("fdc", vm.Machine)) {
+			continue
+		}
+		switch {
+		case !to.DiskBusAllowed(d.Bus, vm.Machine):
+			d.Bus = to.Disk.DefaultBus
+			if d.Device == "cdrom" {
+				d.Bus = to.CDROMBus(vm.Machine)
+			}
+			d.Target, d.Controller = "", ""
+		case d.Bus == "scsi" && !to.SCSIControllerAllowed(d.Controller):
+			d.Controller = to.DefaultSCSIController()
+		}
+		kept = append(kept, d)
+	}
+	if len(kept) == 0 {
+		kept = nil
+	}
+	vm.Disks = kept
+	vmspec.AssignTargets(vm)
+}
+
+// retargetDisplay gives to's default protocol for one it lacks, an allowed
+// video model and at most its number of heads.
+func retargetDisplay(d *vmspec.Display, to *archspec.Spec) {
+	if d == nil || d.Type == "none" {
 		return
 	}
-	cells := dom.CPU.Numa.Cell
-	var total uint64
-	for _, c := range cells {
-		mib, ok := toMiB(uint64(c.Memory), c.Unit)
-		if !ok {
+	if !to.GraphicsAllowed(d.Type) {
+		d.Type = to.Display.Default.Graphics
+		if d.Type == "" {
+			*d = vmspec.Display{Type: "none"}
 			return
 		}
-		total += mib
+		d.Password = clipBytes(d.Password, vmspec.MaxPasswordLen(d.Type))
 	}
-	if total <= limit {
-		return
+	if !to.DisplayAllowed(d.Type, d.Video) {
+		d.Video = to.DefaultVideo(d.Type)
 	}
-	per := s.RoundMemory(limit / uint64(len(cells)))
-	if per == 0 {
-		per = s.RoundMemory(1)
-	}
-	for i := range cells {
-		cells[i].Memory, cells[i].Unit = uint(per), "MiB"
-	}
-	if dom.Memory != nil {
-		dom.Memory.Value, dom.Memory.Unit = uint(per*uint64(len(cells))), "MiB"
-	}
-	if dom.CurrentMemory != nil {
-		if mib, ok := toMiB(uint64(dom.CurrentMemory.Value), dom.CurrentMemory.Unit); !ok || mib > per*uint64(len(cells)) {
-			dom.CurrentMemory.Value, dom.CurrentMemory.Unit = uint(per*uint64(len(cells))), "MiB"
-		}
+	if d.Monitors > to.Display.MaxMonitors {
+		d.Monitors = to.Display.MaxMonitors
 	}
 }
 
-// toMiB converts a libvirt memory value to MiB (rounded up).
-func toMiB(v uint64, unit string) (uint64, bool) {
-	var bytesPer uint64
-	switch unit {
-	case "b", "bytes":
-		bytesPer = 1
-	case "KB":
-		bytesPer = 1000
-	case "", "k", "KiB":
-		bytesPer = 1024
-	case "MB":
-		bytesPer = 1000 * 1000
-	case "M", "MiB":
-		return v, true
-	case "GB":
-		bytesPer = 1000 * 1000 * 1000
-	case "G", "GiB":
-		return v * 1024, v < 1<<40
-	case "TB":
-		bytesPer = 1000 * 1000 * 1000 * 1000
-	case "T", "TiB":
-		return v * 1024 * 1024, v < 1<<30
-	default:
-		return 0, false
-	}
-	if v > (1<<63)/bytesPer {
-		return 0, false
-	}
-	b := v * bytesPer
-	return (b + (1<<20 - 1)) >> 20, true
-}
-
-// retarget rewrites a domain of architecture from for a host of
-// architecture to that cannot run it.
-func retarget(dom *libvirtxml.Domain, from, to *archspec.Spec) {
-	machine := to.Machine.Default
-	if dom.OS == nil {
-		dom.OS = &libvirtxml.DomainOS{}
-	}
-	if dom.OS.Type == nil {
-		dom.OS.Type = &libvirtxml.DomainOSType{Type: "hvm"}
-	}
-	dom.OS.Type.Arch, dom.OS.Type.Machine = string(to.Arch), machine
-	if !to.Firmware.Loader {
-		dom.OS.Loader, dom.OS.NVRam, dom.OS.Firmware, dom.OS.FirmwareInfo = nil, nil, "", nil
-	}
-	if from.Firmware.Kind != to.Firmware.Kind {
-		dom.OS.BIOS = nil
-	}
-	if dom.OS.Firmware == "efi" && !to.FirmwareAllowed("efi") {
-		dom.OS.Firmware = ""
-	}
-	if !to.Platform.SMBIOS {
-		dom.OS.SMBios, dom.SysInfo = nil, nil
-	}
-	dom.Features = features(to)
-	if dom.Clock != nil {
-		dom.Clock.Timer = timers(to)
-	}
-	roundMemory(dom, to)
-
-	d := dom.Devices
-	if d == nil {
-		return
-	}
-	d.Emulator = to.Emulator
-	retargetDisks(d, to, machine)
-	retargetControllers(d, to)
-	for i := range d.Interfaces {
-		in := &d.Interfaces[i]
-		if in.Model == nil || !to.NIC.Allows(in.Model.Type) {
-			in.Model = &libvirtxml.DomainInterfaceModel{Type: to.NIC.Default}
-		}
-		in.Address, in.ROM = nil, nil
-	}
-	retargetDisplay(d, to)
-	retargetConsole(d, to)
-	d.Sounds = filter(d.Sounds, func(s libvirtxml.DomainSound) bool { return to.Sound.Allows(s.Model) })
-	d.Smartcards = nil
-	d.Channels = filter(d.Channels, func(c libvirtxml.DomainChannel) bool {
-		return c.Source == nil || (c.Source.SpiceVMC == nil && c.Source.SpicePort == nil)
-	})
-	d.RedirDevs = filter(d.RedirDevs, func(r libvirtxml.DomainRedirDev) bool {
-		return r.Source == nil || r.Source.SpiceVMC == nil
-	})
-	if len(d.RedirDevs) == 0 {
-		d.RedirFilters = nil
-	}
-	d.Watchdogs = filter(d.Watchdogs, func(w libvirtxml.DomainWatchdog) bool { return to.Watchdog.Allows(w.Model) })
-	d.RNGs = filter(d.RNGs, func(r libvirtxml.DomainRNG) bool { return to.RNG.Allows(r.Model) })
-	d.Panics = nil
-	if to.Panic != "" {
-		d.Panics = []libvirtxml.DomainPanic{{Model: to.Panic}}
-	}
-	d.Hostdevs, d.Shmems, d.Memorydevs = nil, nil, nil
-	d.TPMs, d.IOMMU, d.IOMMUs, d.VSock, d.PStore = nil, nil, nil, nil, nil
-	d.Parallels = nil
-	for i := range d.Videos {
-		d.Videos[i].Address = nil
-	}
-	for i := range d.Channels {
-		d.Channels[i].Address = nil
-	}
-	for i := range d.Watchdogs {
-		d.Watchdogs[i].Address = nil
-	}
-	for i := range d.RNGs {
-		d.RNGs[i].Address = nil
-	}
-	for i := range d.Filesystems {
-		d.Filesystems[i].Address = nil
-	}
-	if d.MemBalloon != nil {
-		d.MemBalloon.Address = nil
-	}
-}
-
-// roundMemory puts the memory sizes on the target's granule.
-func roundMemory(dom *libvirtxml.Domain, s *archspec.Spec) {
-	if s.Memory.MultipleMiB == 0 {
-		return
-	}
-	if m := dom.Memory; m != nil {
-		if mib, ok := toMiB(uint64(m.Value), m.Unit); ok {
-			m.Value, m.Unit = uint(s.RoundMemory(mib)), "MiB"
-		}
-	}
-	if m := dom.CurrentMemory; m != nil {
-		if mib, ok := toMiB(uint64(m.Value), m.Unit); ok {
-			m.Value, m.Unit = uint(s.RoundMemory(mib)), "MiB"
-		}
-	}
-	if m := dom.MaximumMemory; m != nil {
-		if mib, ok := toMiB(uint64(m.Value), m.Unit); ok {
-			m.Value, m.Unit = uint(s.RoundMemory(mib)), "MiB"
-		}
-	}
-	if dom.CPU != nil && dom.CPU.Numa != nil {
-		for i := range dom.CPU.Numa.Cell {
-			c := &dom.CPU.Numa.Cell[i]
-			if mib, ok := toMiB(uint64(c.Memory), c.Unit); ok {
-				c.Memory, c.Unit = uint(s.RoundMemory(mib)), "MiB"
-			}
-		}
-	}
-}
-
-// retargetDisks moves disks off buses the target lacks, renames their
-// targets for the new bus and drops every address.
-func retargetDisks(d *libvirtxml.DomainDeviceList, to *archspec.Spec, machine string) {
-	var kept []libvirtxml.DomainDisk
-	taken := map[string]bool{}
-	for i := range d.Disks {
-		disk := d.Disks[i]
-		if disk.Device == "floppy" && !to.Floppy {
-			continue
-		}
-		disk.Address = nil
-		if disk.Target == nil {
-			disk.Target = &libvirtxml.DomainDiskTarget{}
-		}
-		if !to.DiskBusAllowed(disk.Target.Bus, machine) || (disk.Device == "cdrom" && disk.Target.Bus == "virtio") {
-			if disk.Device == "cdrom" {
-				disk.Target.Bus = to.CDROMBus(machine)
-			} else {
-				disk.Target.Bus = to.Disk.DefaultBus
-			}
-			disk.Target.Dev = ""
-		}
-		if disk.Target.Dev != "" {
-			if taken[disk.Target.Dev] {
-				disk.Target.Dev = ""
-			} else {
-				taken[disk.Target.Dev] = true
-			}
-		}
-		kept = append(kept, disk)
-	}
-	next := map[string]int{}
-	for i := range kept {
-		t := kept[i].Target
-		if t.Dev != "" {
-			continue
-		}
-		prefix := busPrefix[t.Bus]
-		if prefix == "" {
-			prefix = "sd"
-		}
-		for {
-			name := prefix + driveLetters(next[prefix])
-			next[prefix]++
-			if !taken[name] {
-				t.Dev, taken[name] = name, true
-				break
-			}
-		}
-	}
-	d.Disks = kept
-}
-
-// busPrefix is libvirt's device name stem per disk bus.
-var busPrefix = map[string]string{"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
-
-// driveLetters is libvirt's disk suffix: 0 → a, 25 → z, 26 → aa.
-func driveLetters(n int) string {
-	var b []byte
-	for {
-		b = append([]byte{byte('a' + n%26)}, b...)
-		n = n/26 - 1
-		if n < 0 {
-			return string(b)
-		}
-	}
-}
-
-// libvirtSCSI maps libvirt SCSI controller models back to polyvirt's names.
-var libvirtSCSI = map[string]string{"ibmvscsi": "spapr-vscsi", "virtio-scsi": "virtio-scsi", "lsilogic": "lsilogic"}
-
-// retargetControllers keeps the controllers the target has, with models
-// it allows; libvirt adds the PCI topology and defaults it needs.
-func retargetControllers(d *libvirtxml.DomainDeviceList, to *archspec.Spec) {
-	var out []libvirtxml.DomainController
-	for _, c := range d.Controllers {
-		c.Address = nil
-		switch c.Type {
-		case "usb":
-			if c.Model == "none" {
-				break
-			}
-			if !to.USB.Allows(c.Model) {
-				if to.USB.Default == "" {
-					continue
-				}
-				c.Model, c.USB = to.USB.Default, nil
-			}
-		case "scsi":
-			if !to.SCSIControllerAllowed(libvirtSCSI[c.Model]) {
-				def := to.DefaultSCSIController()
-				if def == "" {
-					continue
-				}
-				c.Model = scsiModels[def]
-			}
-		case "virtio-serial", "ccid":
-		default: // pci, ide, sata, fdc, xenbus, ...: the target's own come by default
-			continue
-		}
-		out = append(out, c)
-	}
-	d.Controllers = out
-}
-
-// retargetDisplay gives VNC for SPICE, an allowed video model and the
-// target's inputs.
-func retargetDisplay(d *libvirtxml.DomainDeviceList, to *archspec.Spec) {
-	var gs []libvirtxml.DomainGraphic
-	graphics := ""
-	for _, g := range d.Graphics {
-		typ, listen, pw := "", "", ""
-		switch {
-		case g.VNC != nil:
-			typ, listen, pw = "vnc", g.VNC.Listen, g.VNC.Passwd
-		case g.Spice != nil:
-			typ, listen, pw = "spice", g.Spice.Listen, g.Spice.Passwd
-		default:
-			continue
-		}
-		if !to.GraphicsAllowed(typ) {
-			typ = to.Display.Default.Graphics
-			if typ == "" {
-				continue
-			}
-			if len(pw) > 8 {
-				pw = pw[:8]
-			}
-		}
-		if listen == "" {
-			listen = "127.0.0.1"
-		}
-		if graphics == "" {
-			graphics = typ
-		}
-		gs = append(gs, graphic(typ, listen, pw))
-		break // one display is enough for a fake VM
-	}
-	d.Graphics = gs
-	for i := range d.Videos {
-		m := &d.Videos[i].Model
-		if graphics == "" || !to.DisplayAllowed(graphics, m.Type) {
-			video := to.DefaultVideo(graphics)
-			if video == "" {
-				video = to.Display.Default.Video
-			}
-			*m = libvirtxml.DomainVideoModel{Type: video, Heads: m.Heads, Primary: m.Primary}
-		}
-		if int(m.Heads) > to.Display.MaxMonitors {
-			m.Heads = uint(to.Display.MaxMonitors)
-		}
-	}
-	var ins []libvirtxml.DomainInput
-	for _, in := range d.Inputs {
-		if to.InputBusAllowed(in.Bus) {
-			in.Address = nil
+// retargetInputs keeps the inputs on buses to has and, for a VM with a
+// display, adds to's default inputs of a type the VM has none of.
+func retargetInputs(vm *vmspec.VM, to *archspec.Spec) {
+	usb := vm.USB != nil && vm.USB.Model != "" && vm.USB.Model != "none"
+	var ins []vmspec.Input
+	has := map[string]bool{}
+	for _, in := range vm.Inputs {
+		if to.InputBusAllowed(in.Bus) && (in.Bus != "usb" || usb) {
 			ins = append(ins, in)
+			has[in.Type] = true
 		}
 	}
-	noUSB := false
-	for _, c := range d.Controllers {
-		noUSB = noUSB || (c.Type == "usb" && c.Model == "none")
-	}
-	if graphics != "" {
-		// Add the target's default inputs of a type the VM lost (the PS/2
-		// keyboard an x86 VM has implicitly).
+	if vm.Display != nil && vm.Display.Type != "none" {
 		for _, def := range to.Input.Defaults {
-			have := false
-			for _, in := range ins {
-				have = have || in.Type == def.Type
-			}
-			if !have && !(noUSB && def.Bus == "usb") {
-				ins = append(ins, libvirtxml.DomainInput{Type: def.Type, Bus: def.Bus})
+			if !has[def.Type] && (def.Bus != "usb" || usb) {
+				ins = append(ins, vmspec.Input{Type: def.Type, Bus: def.Bus})
+				has[def.Type] = true
 			}
 		}
 	}
-	d.Inputs = ins
+	vm.Inputs = ins
 }
 
-// retargetConsole keeps the first serial console's source and writes it as
-// the target's console.
-func retargetConsole(d *libvirtxml.DomainDeviceList, to *archspec.Spec) {
-	var src *libvirtxml.DomainChardevSource
-	var log *libvirtxml.DomainChardevLog
-	switch {
-	case len(d.Serials) > 0:
-		src, log = d.Serials[0].Source, d.Serials[0].Log
-	case len(d.Consoles) > 0:
-		src, log = d.Consoles[0].Source, d.Consoles[0].Log
-	default:
-		return
+// clipBytes cuts s to at most n bytes on a character boundary.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	if src == nil {
-		src = &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	d.Serials, d.Consoles = consoleDevices(to, src, log)
-}
-
-func filter[T any](in []T, keep func(T) bool) []T {
-	var out []T
-	for _, x := range in {
-		if keep(x) {
-			out = append(out, x)
-		}
-	}
-	return out
+	return s[:n]
 }

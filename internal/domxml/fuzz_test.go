@@ -3,12 +3,11 @@ package domxml
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"libvirt.org/go/libvirtxml"
 
-	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/vmspec"
 )
@@ -46,32 +45,48 @@ func FuzzRender(f *testing.F) {
 	})
 }
 
-// FuzzFakeKVM: the fake-KVM rewrite of any domain libvirtxml parses, for
-// every host architecture, never panics and marshals again.
-func FuzzFakeKVM(f *testing.F) {
-	golden, _ := filepath.Glob("testdata/*.xml")
-	for _, p := range golden {
+// FuzzRetarget: every definition that validates, retargeted for every
+// architecture, leaves its input as it was, keeps its name and disks'
+// sources, and renders (with fake KVM's settings) to a well-formed domain.
+func FuzzRetarget(f *testing.F) {
+	for _, p := range seedFiles() {
 		if data, err := os.ReadFile(p); err == nil {
 			f.Add(data)
 		}
 	}
-	f.Add([]byte("<domain/>"))
-	f.Add([]byte("<domain><os/><devices/><cpu/></domain>"))
-	f.Add([]byte(`<domain><os><type arch="x86_64"/></os><devices><disk><target bus="ide"/></disk><graphics type="spice"/><video/><serial/></devices><cpu mode="host-passthrough"><numa><cell memory="100" unit="GiB"/></numa></cpu></domain>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, host := range archspec.Arches() {
-			var dom libvirtxml.Domain
-			if err := dom.Unmarshal(string(data)); err != nil {
-				return
-			}
-			if err := FakeKVM(&dom, Fake{HostArch: host, MemoryCapMiB: 300}); err != nil {
+		vm, err := vmspec.Decode(data)
+		if err != nil {
+			return
+		}
+		v, err := vmspec.Validate(vm, vmspec.Options{})
+		if err != nil {
+			return
+		}
+		before := v.VM().Clone()
+		for _, a := range archspec.Arches() {
+			to, err := archspec.For(a)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := dom.Marshal(); err != nil {
-				t.Fatalf("host %s: %v", host, err)
+			out := Retarget(v.VM(), to)
+			if diff := cmp.Diff(before, v.VM()); diff != "" {
+				t.Fatalf("%s: Retarget changed its input:\n%s", a, diff)
 			}
-			if dom.Type != "qemu" {
-				t.Fatalf("host %s: type %q", host, dom.Type)
+			if out.Arch != string(a) || out.Name != before.Name || len(out.Disks) > len(before.Disks) {
+				t.Fatalf("%s: %+v", a, out)
+			}
+			b := &builder{vm: out, spec: to, set: settings{domainType: domainTCG, tcg: true, libvirtAddresses: true},
+				dom: &libvirtxml.Domain{Devices: &libvirtxml.DomainDeviceList{}}}
+			for _, s := range pipeline {
+				s.fn(b)
+			}
+			doc, err := Marshal(b.dom)
+			if err != nil {
+				t.Fatalf("%s: %v", a, err)
+			}
+			if err := wellFormed(doc); err != nil {
+				t.Fatalf("%s: %v\n%s", a, err, doc)
 			}
 		}
 	})
@@ -94,38 +109,4 @@ func renderVariants() []Options {
 		out = append(out, Options{FakeKVM: true, HostArch: a, MemoryCapMiB: 700})
 	}
 	return out
-}
-
-func TestFakeKVMOnMinimalDomains(t *testing.T) {
-	docs := []string{
-		"<domain></domain>",
-		"<domain><os></os></domain>",
-		`<domain><os><type arch="x86_64">hvm</type></os></domain>`,
-		`<domain><os><type arch="x86_64">hvm</type></os><devices></devices></domain>`,
-		`<domain><cpu mode="host-model"></cpu></domain>`,
-		`<domain><memory>1048576</memory><cpu><numa><cell memory="1048576"></cell></numa></cpu></domain>`,
-		`<domain><os><type arch="sparc">hvm</type></os></domain>`,
-	}
-	for _, doc := range docs {
-		for _, host := range []arch.Arch{arch.X86_64, arch.PPC64LE} {
-			var dom libvirtxml.Domain
-			if err := dom.Unmarshal(doc); err != nil {
-				t.Fatal(err)
-			}
-			if err := FakeKVM(&dom, Fake{HostArch: host, MemoryCapMiB: 300}); err != nil {
-				t.Errorf("%s on %s: %v", doc, host, err)
-				continue
-			}
-			out, err := dom.Marshal()
-			if err != nil || !strings.Contains(out, `type="qemu"`) {
-				t.Errorf("%s on %s: %v\n%s", doc, host, err, out)
-			}
-		}
-	}
-	if err := FakeKVM(nil, Fake{HostArch: arch.X86_64}); err == nil {
-		t.Error("nil domain accepted")
-	}
-	if err := FakeKVM(&libvirtxml.Domain{}, Fake{HostArch: arch.I686}); err == nil {
-		t.Error("host without rules accepted")
-	}
 }

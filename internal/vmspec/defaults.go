@@ -163,9 +163,11 @@ func applyDefaults(vm *VM, spec *archspec.Spec) {
 	}
 }
 
-// assignTargets gives every disk without a target the next free device
-// name of its bus (vda, vdb, ...; sda, ... shared by scsi, sata and usb).
-func assignTargets(vm *VM) {
+// AssignTargets gives every disk without a target the next free device
+// name of its bus (vda, vdb, ...; sda, ... shared by scsi, sata and usb),
+// as libvirt names them. Validate calls it; a transformation that moves
+// disks to another bus clears their targets and calls it again.
+func AssignTargets(vm *VM) {
 	taken := map[string]bool{}
 	for _, d := range vm.Disks {
 		if d.Target != "" {

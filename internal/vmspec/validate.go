@@ -91,7 +91,7 @@ func Validate(in *VM, opts Options) (*Valid, error) {
 	if len(errs) > 0 {
 		return nil, dedupe(errs)
 	}
-	assignTargets(vm)
+	AssignTargets(vm)
 	return &Valid{vm: vm, spec: spec, host: opts.Host}, nil
 }
 
@@ -523,13 +523,17 @@ func checkDisplay(vm *VM, spec *archspec.Spec, errs *Errors) {
 	if net.ParseIP(d.Listen) == nil {
 		errs.add(CodeListen, "display.listen", "%q is not an IP address; use 127.0.0.1 (local only), 0.0.0.0 or ::", clip(d.Listen))
 	}
-	if max := passwordMax[d.Type]; len(d.Password) > max {
+	if max := MaxPasswordLen(d.Type); len(d.Password) > max {
 		errs.add(CodePassword, "display.password", "%s takes a password of at most %d characters; shorten it", strings.ToUpper(d.Type), max)
 	}
 }
 
 // passwordMax is the longest password of each protocol (VNC uses 8 bytes).
 var passwordMax = map[string]int{"vnc": 8, "spice": 60}
+
+// MaxPasswordLen is the longest password, in bytes, a graphics protocol
+// takes (VNC 8, SPICE 60; 0 for a protocol polyvirt does not know).
+func MaxPasswordLen(protocol string) int { return passwordMax[protocol] }
 
 var inputTypes = []string{"tablet", "mouse", "keyboard"}
 
