@@ -523,7 +523,7 @@ func checkDisplay(vm *VM, spec *archspec.Spec, errs *Errors) {
 	if net.ParseIP(d.Listen) == nil {
 		errs.add(CodeListen, "display.listen", "%q is not an IP address; use 127.0.0.1 (local only), 0.0.0.0 or ::", clip(d.Listen))
 	}
-	if max := MaxPasswordLen(d.Type); len(d.Password) > max {
+	if max := passwordMax[d.Type]; len(d.Password) > max {
 		errs.add(CodePassword, "display.password", "%s takes a password of at most %d characters; shorten it", strings.ToUpper(d.Type), max)
 	}
 }
