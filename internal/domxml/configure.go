@@ -344,11 +344,11 @@ func configureConsole(b *builder) {
 	var src *libvirtxml.DomainChardevSource
 	var log *libvirtxml.DomainChardevLog
 	if c.Type == "file" {
-		src = &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: c.Path}}
+		src = &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: firstNonEmpty(b.set.consoleFile, c.Path)}}
 	} else {
 		src = &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}}
-		if c.Log != "" {
-			log = &libvirtxml.DomainChardevLog{File: c.Log}
+		if f := firstNonEmpty(b.set.consoleFile, c.Log); f != "" {
+			log = &libvirtxml.DomainChardevLog{File: f}
 		}
 	}
 	b.dom.Devices.Serials, b.dom.Devices.Consoles = consoleDevices(b.spec, src, log)
@@ -405,4 +405,14 @@ func configurePanic(b *builder) {
 
 func configureBalloon(b *builder) {
 	b.dom.Devices.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "virtio"}
+}
+
+// firstNonEmpty returns the first of s that is not empty.
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
 }

@@ -38,6 +38,11 @@ type Options struct {
 	HostArch arch.Arch
 	// MemoryCapMiB, when not zero, caps the memory in fake-KVM mode.
 	MemoryCapMiB uint64
+	// ConsoleFile, when set, is the file the host names for the serial
+	// console's output (the agent's own, one per VM): a file console's
+	// file, a pty console's log. It replaces the definition's console.path
+	// and console.log (which vmspec refuses with Options.HostConsole).
+	ConsoleFile string
 }
 
 // Domain types: KVM, or QEMU's TCG emulation (fake KVM).
@@ -60,6 +65,8 @@ type settings struct {
 	// a VM retargeted from another architecture, whose disks moved onto
 	// SCSI name no controller.
 	libvirtAddresses bool
+	// consoleFile is the host's file for the console (Options.ConsoleFile).
+	consoleFile string
 }
 
 // step is one configurator of the pipeline.
@@ -121,6 +128,7 @@ func Build(v *vmspec.Valid, opts Options) (*libvirtxml.Domain, error) {
 		}
 		b.vm, b.spec, b.set = fakeKVM(b.vm, b.spec, host, opts.MemoryCapMiB)
 	}
+	b.set.consoleFile = opts.ConsoleFile
 	for _, s := range pipeline {
 		s.fn(b)
 	}

@@ -13,16 +13,19 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"polyvirt/internal/strictdoc"
 )
 
 // MaxDefinitionBytes bounds the size of one definition file.
 const MaxDefinitionBytes = 1 << 20
 
 // Decode reads a definition in YAML or JSON (JSON is YAML too; a document
-// that starts with '{' is read as JSON directly). Decoding is strict:
-// unknown fields (matched case-sensitively) and values of the wrong type
-// are reported with their field path, all of them at once. The error is
-// always of type Errors.
+// that starts with '{' is read as JSON directly). Decoding is strict: a
+// key given twice in one object is refused (DEFINITION_DUPLICATE_KEY; the
+// last one would silently win), and unknown fields (matched
+// case-sensitively) and values of the wrong type are reported with their
+// field path, all of them at once. The error is always of type Errors.
 func Decode(data []byte) (*VM, error) {
 	if len(data) > MaxDefinitionBytes {
 		return nil, Errors{{Code: CodeTooLarge, Message: fmt.Sprintf(
@@ -39,6 +42,9 @@ func Decode(data []byte) (*VM, error) {
 		if err != nil {
 			return nil, Errors{{Code: CodeSyntax, Message: "not valid YAML: " + cleanYAMLError(err)}}
 		}
+		if p := strictdoc.YAML(trimmed); p != nil {
+			return nil, Errors{{Code: CodeDuplicateKey, Field: p.Path, Message: p.Error()}}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
@@ -48,6 +54,11 @@ func Decode(data []byte) (*VM, error) {
 	}
 	if dec.More() {
 		return nil, Errors{{Code: CodeSyntax, Message: "more than one document; give one VM per file"}}
+	}
+	if trimmed[0] == '{' { // YAML was checked above
+		if p := strictdoc.JSON(js, strictdoc.Checks{}); p != nil {
+			return nil, Errors{{Code: CodeDuplicateKey, Field: p.Path, Message: p.Error()}}
+		}
 	}
 	if tree == nil {
 		return nil, Errors{{Code: CodeEmpty, Message: "the definition is empty; give at least a name"}}

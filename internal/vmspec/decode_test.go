@@ -55,6 +55,11 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 		{"a scalar document", "hello\n", []violation{{CodeWrongType, ""}}},
 		{"empty", "  \n", []violation{{CodeEmpty, ""}}},
 		{"null", "null\n", []violation{{CodeEmpty, ""}}},
+		{"YAML key twice", "name: a\nmemory: {sizeMiB: 512}\nname: b\n", []violation{{CodeDuplicateKey, "name"}}},
+		{"YAML nested key twice", "name: a\ndisks:\n  - source: /var/lib/polyvirt/images/a.img\n    source: /etc/shadow\n", []violation{{CodeDuplicateKey, "disks[0].source"}}},
+		{"YAML metadata key twice", "name: a\nmetadata:\n  owner: alice\n  owner: mallory\n", []violation{{CodeDuplicateKey, "metadata.owner"}}},
+		{"JSON key twice", `{"name":"a","kernel":{"path":"/boot/k","path":"/etc/shadow"}}`, []violation{{CodeDuplicateKey, "kernel.path"}}},
+		{"JSON key twice, escaped", `{"name":"a","n\u0061me":"b"}`, []violation{{CodeDuplicateKey, "name"}}},
 		{"too large", "name: a\n#" + strings.Repeat("x", MaxDefinitionBytes), []violation{{CodeTooLarge, ""}}},
 	}
 	for _, c := range cases {

@@ -165,3 +165,21 @@ const (
 	CodeHostDiskBus  = "DISK_BUS_NOT_OFFERED_BY_HOST"
 	CodeHostCaps     = "HOST_CAPS_UNREADABLE"
 )
+
+// The codes of duplicate keys, invisible format characters and host
+// paths a host does not allow.
+const (
+	// CodeDuplicateKey: a key is given twice in one object of the
+	// definition (the last one would silently win).
+	CodeDuplicateKey = "DEFINITION_DUPLICATE_KEY"
+	// CodeFormatChars: a Unicode format character (category Cf: the bidi
+	// overrides and isolates, zero-width characters) in a string.
+	CodeFormatChars = "VALUE_HAS_FORMAT_CHARACTERS"
+	// CodePathNotAllowed: a host path outside what the host lets VMs
+	// open for that use (package hostpath), or a console file named by the
+	// definition where the host names it (Options.HostConsole).
+	CodePathNotAllowed = "PATH_NOT_ALLOWED"
+	// CodePathNotFound: a host path the policy allows names no file when
+	// the VM starts.
+	CodePathNotFound = "PATH_NOT_FOUND"
+)

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"polyvirt/internal/strictdoc"
 )
 
 // String limits, in bytes.
@@ -18,9 +20,11 @@ const (
 )
 
 // checkStrings walks every string of the definition: none may hold bytes
-// that are not UTF-8, characters XML cannot carry, or control characters
-// (newlines and tabs are allowed in metadata values only), and each has a
-// length limit. Path fields (tag vm:"path") are reported as PATH_INVALID.
+// that are not UTF-8, characters XML cannot carry, control characters
+// (newlines and tabs are allowed in metadata values only) or Unicode
+// format characters (bidi overrides, zero-width characters: text that
+// reads other than it is), and each has a length limit. Path fields (tag
+// vm:"path") are reported as PATH_INVALID.
 func checkStrings(v reflect.Value, path, kind string, errs *Errors) {
 	switch v.Kind() {
 	case reflect.Pointer:
@@ -73,6 +77,14 @@ func checkString(s, field, kind string, errs *Errors) {
 			code = CodePathInvalid
 		}
 		errs.add(code, field, "the value holds %s; remove it", what)
+		return
+	}
+	if r, ok := strictdoc.FormatChar(s); ok {
+		code := CodeFormatChars
+		if kind == "path" {
+			code = CodePathInvalid
+		}
+		errs.add(code, field, "the value holds the invisible format character %s, which changes how the text is shown; remove it", strictdoc.Describe(r))
 	}
 }
 

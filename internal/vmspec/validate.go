@@ -21,6 +21,11 @@ type Options struct {
 	// definition is also checked against what that host offers, and its
 	// effective architecture is the default architecture.
 	Host *caps.Report
+	// HostConsole says that the host names the files of the serial
+	// console (the agent, in its own directory): the definition may name
+	// none (console.path and console.log are refused with
+	// PATH_NOT_ALLOWED), and a file console needs no path.
+	HostConsole bool
 }
 
 // Valid is a definition that passed validation, with every default filled
@@ -73,6 +78,9 @@ func Validate(in *VM, opts Options) (*Valid, error) {
 	checkIdentity(vm, &errs)
 	spec := resolveArch(vm, opts, &errs)
 	checkPaths(vm, &errs)
+	if opts.HostConsole {
+		checkHostConsole(vm, &errs)
+	}
 	if spec != nil {
 		applyDefaults(vm, spec)
 		checkPlatform(vm, spec, &errs)
@@ -83,7 +91,7 @@ func Validate(in *VM, opts Options) (*Valid, error) {
 		checkBootOrder(vm, &errs)
 		checkDisplay(vm, spec, &errs)
 		checkInputs(vm, spec, &errs)
-		checkOtherDevices(vm, spec, &errs)
+		checkOtherDevices(vm, spec, opts.HostConsole, &errs)
 		if opts.Host != nil {
 			checkHost(vm, spec, opts.Host, &errs)
 		}
@@ -108,7 +116,8 @@ func dedupe(errs Errors) Errors {
 			continue
 		}
 		seen[k] = true
-		if e.Code == CodeTooLong || e.Code == CodeControlChars || (e.Code == CodePathInvalid && e.Field != "") {
+		if e.Code == CodeTooLong || e.Code == CodeControlChars || e.Code == CodeFormatChars ||
+			((e.Code == CodePathInvalid || e.Code == CodePathNotAllowed) && e.Field != "") {
 			badText[e.Field] = true
 		}
 		out = append(out, e)
@@ -200,6 +209,21 @@ func checkPaths(vm *VM, errs *Errors) {
 	if k := vm.Kernel; k != nil {
 		checkPath("kernel.path", k.Path, errs)
 		checkPath("kernel.initrd", k.Initrd, errs)
+	}
+}
+
+// checkHostConsole refuses console files named by the definition where
+// the host names them.
+func checkHostConsole(vm *VM, errs *Errors) {
+	c := vm.Console
+	if c == nil {
+		return
+	}
+	if c.Path != "" {
+		errs.add(CodePathNotAllowed, "console.path", "%q: the host names the file of a file console (in its agent's directory, one per VM); remove path", clip(c.Path))
+	}
+	if c.Log != "" {
+		errs.add(CodePathNotAllowed, "console.log", "%q: the host keeps the log of every pty console itself (in its agent's directory, one per VM); remove log", clip(c.Log))
 	}
 }
 
@@ -564,7 +588,7 @@ func checkInputs(vm *VM, spec *archspec.Spec, errs *Errors) {
 var watchdogActions = []string{"reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"}
 var consoleTypes = []string{"pty", "file", "none"}
 
-func checkOtherDevices(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkOtherDevices(vm *VM, spec *archspec.Spec, hostConsole bool, errs *Errors) {
 	usb := vm.USB.Model != "" && vm.USB.Model != "none"
 	if usb && !spec.USB.Allows(vm.USB.Model) {
 		if len(spec.USB.Allowed) == 0 {
@@ -590,7 +614,7 @@ func checkOtherDevices(vm *VM, spec *archspec.Spec, errs *Errors) {
 	switch {
 	case !contains(consoleTypes, c.Type):
 		errs.add(CodeConsoleType, "console.type", "unknown console %q; use pty, file or none", clip(c.Type))
-	case c.Type == "file" && c.Path == "":
+	case c.Type == "file" && c.Path == "" && !hostConsole:
 		errs.add(CodeConsolePath, "console.path", "a file console needs the path of its file")
 	case c.Type != "file" && c.Path != "":
 		errs.add(CodeConsoleField, "console.path", "path is for a file console; use log to keep a pty console's output")

@@ -202,6 +202,17 @@ disks:
 		{"pty console with a path", "name: a\narch: x86_64\nconsole: {path: /tmp/x}\n", Options{}, []violation{{CodeConsoleField, "console.path"}}},
 		{"bad metadata key", "name: a\narch: x86_64\nmetadata: {\"<x>\": v}\n", Options{}, []violation{{CodeMetadataKey, `metadata["<x>"]`}}},
 		{"control character in metadata", "name: a\narch: x86_64\nmetadata: {k: \"a\\x1bb\"}\n", Options{}, []violation{{CodeControlChars, "metadata.k"}}},
+		{"bidi override in metadata", "name: a\narch: x86_64\nmetadata: {owner: \"alice\u202e\"}\n", Options{}, []violation{{CodeFormatChars, "metadata.owner"}}},
+		{"bidi isolate in metadata", "name: a\narch: x86_64\nmetadata: {owner: \"\u2066x\u2069\"}\n", Options{}, []violation{{CodeFormatChars, "metadata.owner"}}},
+		{"zero width space in the cmdline", "name: a\narch: x86_64\nkernel: {path: /k, cmdline: \"quiet\u200b\"}\n", Options{}, []violation{{CodeFormatChars, "kernel.cmdline"}}},
+		{"bidi override in a path", "name: a\narch: x86_64\ndisks: [{source: \"/var/lib/polyvirt/images/\u202egpj.qcow2\"}]\n", Options{}, []violation{{CodePathInvalid, "disks[0].source"}}},
+		{"soft hyphen in a bridge", "name: a\narch: x86_64\nnics: [{bridge: \"br\u00ad0\"}]\n", Options{}, []violation{{CodeFormatChars, "nics[0].bridge"}}},
+		{"console path where the host names it", "name: a\narch: x86_64\nconsole: {type: file, path: /etc/passwd}\n", Options{HostConsole: true},
+			[]violation{{CodePathNotAllowed, "console.path"}}},
+		{"console log where the host names it", "name: a\narch: x86_64\nconsole: {log: /etc/cron.d/x}\n", Options{HostConsole: true},
+			[]violation{{CodePathNotAllowed, "console.log"}}},
+		{"pty console with a path where the host names it", "name: a\narch: x86_64\nconsole: {path: /tmp/x}\n", Options{HostConsole: true},
+			[]violation{{CodePathNotAllowed, "console.path"}}},
 		{"huge string", "name: a\narch: x86_64\nmachine: " + strings.Repeat("q", 2000) + "\n", Options{}, []violation{{CodeTooLong, "machine"}}},
 
 		// against a host's capabilities
@@ -358,5 +369,26 @@ func TestErrorText(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"A", "B"}, es.Codes()); diff != "" || !es.Has("B") || es.Has("C") {
 		t.Errorf("Codes/Has wrong: %s", diff)
+	}
+}
+
+// TestHostConsole: where the host names the console's files, a file
+// console needs no path and a pty console no log; without HostConsole a
+// file console still needs its path.
+func TestHostConsole(t *testing.T) {
+	for _, doc := range []string{
+		"name: a\narch: x86_64\nconsole: {type: file}\n",
+		"name: a\narch: ppc64le\nconsole: {type: pty}\n",
+		"name: a\narch: ppc64le\n",
+		"name: a\narch: ppc64le\nconsole: {type: none}\n",
+	} {
+		vm := validOK(t, doc, Options{HostConsole: true})
+		if vm.Console.Path != "" || vm.Console.Log != "" {
+			t.Errorf("%q: the console names a file: %+v", doc, vm.Console)
+		}
+	}
+	vm := validOK(t, "name: a\narch: x86_64\nconsole: {type: file, path: /var/log/a.log}\n", Options{})
+	if vm.Console.Path != "/var/log/a.log" {
+		t.Errorf("offline file console: %+v", vm.Console)
 	}
 }
