@@ -20,6 +20,7 @@ import (
 	"polyvirt/internal/caps"
 	"polyvirt/internal/firmware"
 	"polyvirt/internal/hostinfo"
+	"polyvirt/internal/hostpath"
 	"polyvirt/internal/hoststats"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/profiles"
@@ -50,6 +51,11 @@ type Agent struct {
 
 	stats *statsKeeper
 	fw    *firmware.Manager
+
+	// root is the host's root directory, from which the VMs' host paths
+	// are followed; paths is where those may lead (host_paths).
+	root  string
+	paths hostpath.Policy
 }
 
 // New makes an agent from a configuration (defaults applied) and decides
@@ -69,6 +75,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		index:    newVMIndex(),
 		locks:    newKeyedMutex(),
 		hub:      newEventHub(),
+		root:     "/",
+		paths:    cfg.HostPaths.Policy(),
 	}
 	a.fake, err = decideFake(cfg, a.realArch, os.DirFS("/"))
 	if err != nil {
@@ -81,6 +89,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 	}
+	a.warnWritablePlaces()
 	return a, nil
 }
 
@@ -182,6 +191,8 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*caps.Report, e
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
 	a.withFirmwareLevels(ctx, res.Report)
+	res.Report.HostPaths = &caps.HostPaths{Disk: a.paths.Disk, CDROM: a.paths.CDROM, Kernel: a.paths.Kernel,
+		Initrd: a.paths.Initrd, BlockDevices: a.paths.BlockDevices}
 	doc, err := json.MarshalIndent(res.Report, "", "  ")
 	if err != nil {
 		return nil, err

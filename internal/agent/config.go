@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"polyvirt/internal/arch"
+	"polyvirt/internal/hostpath"
 )
 
 // FakeKVM says when the agent runs guests in fake-KVM mode.
@@ -76,6 +77,39 @@ type Config struct {
 	Firmware FirmwareConfig `json:"firmware"`
 	// MaxFirmwareBytes limits an uploaded firmware image (default 1 GiB).
 	MaxFirmwareBytes int64 `json:"max_firmware_bytes"`
+	// HostPaths says where the files of this host's VMs may be; a list
+	// left out keeps its default (hostpath.Default).
+	HostPaths HostPaths `json:"host_paths"`
+}
+
+// HostPaths is the host path policy in the configuration: directories per
+// use of a file (a file anywhere below one, after every link is
+// followed), and the block devices VMs may use as disks.
+type HostPaths struct {
+	// Disk: disk and floppy images (default /var/lib/polyvirt/images).
+	Disk []string `json:"disk"`
+	// CDROM, Kernel, Initrd: CD-ROM images, kernels and initrds (default
+	// /var/lib/polyvirt/images and /usr/lib/debian-installer/images).
+	CDROM  []string `json:"cdrom"`
+	Kernel []string `json:"kernel"`
+	Initrd []string `json:"initrd"`
+	// BlockDevices: the block devices, by path (default none).
+	BlockDevices []string `json:"block_devices"`
+}
+
+// Policy is the policy of the configuration: each list given, the
+// default's for the others.
+func (h HostPaths) Policy() hostpath.Policy {
+	p := hostpath.Default()
+	for _, l := range []struct {
+		dst *[]string
+		src []string
+	}{{&p.Disk, h.Disk}, {&p.CDROM, h.CDROM}, {&p.Kernel, h.Kernel}, {&p.Initrd, h.Initrd}, {&p.BlockDevices, h.BlockDevices}} {
+		if l.src != nil {
+			*l.dst = l.src
+		}
+	}
+	return p
 }
 
 // TLSFiles are the agent's certificate files.
@@ -196,6 +230,11 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.StatsInterval.Duration == 0 {
 		c.StatsInterval.Duration = 5 * time.Second
 	}
+	p := c.HostPaths.Policy()
+	if err := p.Check(); err != nil {
+		return c, fmt.Errorf("host_paths.%v", err)
+	}
+	c.HostPaths = HostPaths{Disk: p.Disk, CDROM: p.CDROM, Kernel: p.Kernel, Initrd: p.Initrd, BlockDevices: p.BlockDevices}
 	return c, nil
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 // consoleFiles returns where a VM's serial console output is (the agent's
-// log of a pty console, or the file of a file console) and, for a running
+// file: a pty console's log, a file console's file) and, for a running
 // pty console, the pty to write input to.
 func (a *Agent) consoleFiles(ctx context.Context, e *vmEntry) (logPath, ptyPath string, err error) {
 	c, err := a.conn.get()
@@ -33,14 +33,12 @@ func (a *Agent) consoleFiles(ctx context.Context, e *vmEntry) (logPath, ptyPath 
 	}
 	con := dom.Devices.Consoles[0]
 	switch {
+	// The output is read from the agent's own file, never from a path
+	// read back from the domain (consoleLog).
 	case con.Source != nil && con.Source.File != nil:
-		return con.Source.File.Path, "", nil
+		return a.consoleLog(e.ID), "", nil
 	case con.Source != nil && con.Source.Pty != nil:
-		logPath = a.consoleLog(e.ID)
-		if con.Log != nil && con.Log.File != "" {
-			logPath = con.Log.File
-		}
-		return logPath, con.Source.Pty.Path, nil
+		return a.consoleLog(e.ID), con.Source.Pty.Path, nil
 	}
 	return "", "", apiErr(http.StatusConflict, CodeNoConsole, "VM %s has a console polyvirt cannot attach to", e.Name)
 }

@@ -71,7 +71,7 @@ func asAPIError(err error) *Error {
 		status := http.StatusUnprocessableEntity
 		for _, v := range ve {
 			switch v.Code {
-			case vmspec.CodeSyntax, vmspec.CodeUnknownField, vmspec.CodeWrongType, vmspec.CodeEmpty:
+			case vmspec.CodeSyntax, vmspec.CodeUnknownField, vmspec.CodeWrongType, vmspec.CodeEmpty, vmspec.CodeDuplicateKey:
 				status = http.StatusBadRequest
 			case vmspec.CodeTooLarge:
 				status = http.StatusRequestEntityTooLarge

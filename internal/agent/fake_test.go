@@ -243,6 +243,7 @@ func newTestAgent(t *testing.T, f *fakeConn) *Agent {
 		cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		realArch: arch.X86_64, fake: true, capsRes: res,
 		index: newVMIndex(), locks: newKeyedMutex(), hub: newEventHub(),
+		root: "/", paths: cfg.HostPaths.Policy(),
 	}
 	a.conn = newConnManager("fake:///", a.log)
 	a.conn.dial = func(string, time.Duration) (libvirtconn.AgentConn, error) { return f, nil }

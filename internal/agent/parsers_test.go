@@ -176,6 +176,8 @@ func FuzzConfig(f *testing.F) {
 	f.Add([]byte("fake_kvm: maybe\n"))
 	f.Add([]byte("firmware:\n  path: /x\n  env: [A=b]\nmax_firmware_bytes: 12\n"))
 	f.Add([]byte("stats_interval: -5\n"))
+	f.Add([]byte("host_paths:\n  disk: [/srv/images]\n  block_devices: [/dev/vdb]\n  kernel: []\n"))
+	f.Add([]byte("host_paths: {cdrom: [/]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c Config
 		if err := yaml.UnmarshalStrict(data, &c); err != nil {
@@ -188,6 +190,9 @@ func FuzzConfig(f *testing.F) {
 		}
 		if d.MaxBodyBytes < 1024 || d.RequestTimeout.Duration <= 0 || d.StatsInterval.Duration <= 0 || d.Listen == "" {
 			t.Fatalf("accepted configuration without its defaults: %+v", d)
+		}
+		if err := d.HostPaths.Policy().Check(); err != nil {
+			t.Fatalf("accepted configuration with a bad host path policy: %v", err)
 		}
 	})
 }

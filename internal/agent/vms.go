@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"polyvirt/internal/api"
@@ -97,22 +96,23 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
 	if err := a.checkArch(def, report); err != nil {
 		return nil, err
 	}
-	// The agent keeps every pty console's output in a log of its own, so
-	// that a console client sees the boot from its start.
-	render := def.Clone()
-	if render.Console == nil {
-		render.Console = &vmspec.Console{}
-	}
-	if (render.Console.Type == "" || render.Console.Type == "pty") && render.Console.Log == "" {
-		render.Console.Log = a.consoleLog(id)
-	}
 	// The domain's own name and UUID (with a domain prefix, per host).
+	render := def.Clone()
 	render.Name, render.UUID = a.domainName(def.Name), a.domainUUID(id)
-	valid, err := vmspec.Validate(render, vmspec.Options{Host: report})
+	// The agent names the console's files (HostConsole): a definition
+	// naming one is refused.
+	valid, err := vmspec.Validate(render, vmspec.Options{Host: report, HostConsole: true})
 	if err != nil {
 		return nil, err
 	}
-	dom, err := domxml.Build(valid, domxml.Options{FakeKVM: a.fake, HostArch: a.realArch, MemoryCapMiB: a.cfg.FakeMemoryMiB})
+	if err := a.checkDefinitionPaths(id, valid.VM()); err != nil {
+		return nil, err
+	}
+	// The agent keeps every console's output in a file of its own (a pty
+	// console's log), so that a console client sees the boot from its
+	// start.
+	dom, err := domxml.Build(valid, domxml.Options{FakeKVM: a.fake, HostArch: a.realArch, MemoryCapMiB: a.cfg.FakeMemoryMiB,
+		ConsoleFile: a.consoleLog(id)})
 	if err != nil {
 		return nil, apiErr(http.StatusUnprocessableEntity, CodeInvalidDef, "%v", err)
 	}
@@ -156,10 +156,6 @@ func canonicalID(s string) (string, error) {
 		return "", err
 	}
 	return libvirtconn.FormatUUID(u), nil
-}
-
-func (a *Agent) consoleLog(id string) string {
-	return filepath.Join(a.consoleDir(), id+".log")
 }
 
 // entry finds a VM this host owns.
@@ -295,6 +291,9 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, 
 			return noop(fmt.Sprintf("VM %s is already %s", e.Name, stateOf(st)))
 		}
 		if err := a.hostLocked(); err != nil {
+			return nil, err
+		}
+		if err := a.checkStartPaths(ctx, c, e); err != nil {
 			return nil, err
 		}
 		// Every boot gets a fresh console log.

@@ -36,6 +36,20 @@ type Report struct {
 	Pages Pages `json:"pages"`
 	// Unavailable lists what could not be read and why.
 	Unavailable []Problem `json:"unavailable,omitempty"`
+	// HostPaths, reported by an agent, is where this host lets its VMs'
+	// files be (its host path policy, package hostpath): the engine checks
+	// definitions and schedules with it.
+	HostPaths *HostPaths `json:"hostPaths,omitempty"`
+}
+
+// HostPaths is a host's host path policy: the directories allowed per use
+// of a file, and the block devices allowed as disks.
+type HostPaths struct {
+	Disk         []string `json:"disk"`
+	CDROM        []string `json:"cdrom"`
+	Kernel       []string `json:"kernel"`
+	Initrd       []string `json:"initrd"`
+	BlockDevices []string `json:"blockDevices"`
 }
 
 // Hardware is the machine's identity.

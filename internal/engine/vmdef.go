@@ -75,7 +75,7 @@ func definitionError(errs vmspec.Errors) error {
 	status := http.StatusUnprocessableEntity
 	for _, v := range errs {
 		switch v.Code {
-		case vmspec.CodeSyntax, vmspec.CodeUnknownField, vmspec.CodeWrongType, vmspec.CodeEmpty:
+		case vmspec.CodeSyntax, vmspec.CodeUnknownField, vmspec.CodeWrongType, vmspec.CodeEmpty, vmspec.CodeDuplicateKey:
 			status = http.StatusBadRequest
 		case vmspec.CodeTooLarge:
 			status = http.StatusRequestEntityTooLarge
