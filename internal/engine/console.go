@@ -47,7 +47,8 @@ func (e *Engine) vmScreenshot(w http.ResponseWriter, r *http.Request) error {
 // vmConsole answers GET /api/v1/vms/{vm}/console: a websocket bridged to
 // the agent's websocket of the VM's serial console (what it printed since
 // it started, then what it prints; ?from=end skips the past). What an
-// admin sends is typed into the console; a readonly user only watches.
+// admin or a vm-manager sends is typed into the console; a readonly user
+// only watches.
 func (e *Engine) vmConsole(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	v, err := e.findVM(ctx, r.PathValue("vm"))
@@ -91,7 +92,7 @@ func (e *Engine) vmConsole(w http.ResponseWriter, r *http.Request) error {
 	done := make(chan error, 2)
 	go func() { done <- pipe(sctx, agentWS, clientWS) }()
 	go func() {
-		if u == nil || u.Role != store.RoleAdmin {
+		if u == nil || !u.Role.ManagesVMs() {
 			// Watch only: read (and drop) what the client sends, to notice
 			// its close.
 			for {

@@ -7,8 +7,9 @@
 //
 // The HTTPS REST API is under /api/v1 (Handler; routes.go lists the
 // routes, openapi.json describes them); clients authenticate with
-// "Authorization: Bearer TOKEN"; admin users may do everything, readonly
-// users only GET. An agent enrolls through the unauthenticated
+// "Authorization: Bearer TOKEN"; admin users may do everything,
+// vm-manager users read everything and manage VMs (not hosts, clusters,
+// users or firmware), readonly users only GET. An agent enrolls through the unauthenticated
 // POST /api/v1/join with a one-time join token (package enroll).
 //
 // Architecture questions are asked of packages archspec and cpucatalog;

@@ -8,6 +8,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/store"
+	"polyvirt/internal/vmspec"
 )
 
 // Error codes of the engine API (the "code" of api.ErrorBody). The codes
@@ -43,6 +44,16 @@ const (
 	CodeClusterCPUIllegal = "CLUSTER_CANNOT_UPDATE_CPU_ILLEGAL"
 	// CodeHostHasVMs: VMs run on the host.
 	CodeHostHasVMs = "ACTION_TYPE_FAILED_VDS_HAS_RUNNING_VMS"
+)
+
+// The codes of request bodies that say other than they seem.
+const (
+	// CodeDuplicateKey: a request body gives a key twice in one object
+	// (or, at its top, two keys that differ only in case).
+	CodeDuplicateKey = "DUPLICATE_KEY"
+	// CodeFormatChars: a string of a request body holds a Unicode format
+	// character (bidi overrides and isolates, zero-width characters).
+	CodeFormatChars = vmspec.CodeFormatChars
 )
 
 // apiError is an error answer: status, code, message, field, and the

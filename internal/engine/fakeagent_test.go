@@ -75,7 +75,18 @@ func fakeReport(t *testing.T, profile string) *caps.Report {
 // the fake agent with its join token and starts it.
 func newFakeAgent(t *testing.T, te *testEngine, name, cluster, profile string) *fakeAgent {
 	t.Helper()
+	return newFakeAgentWith(t, te, name, cluster, profile, nil)
+}
+
+// newFakeAgentWith is newFakeAgent with a report changed by edit.
+func newFakeAgentWith(t *testing.T, te *testEngine, name, cluster, profile string, edit func(*caps.Report)) *fakeAgent {
+	t.Helper()
 	rep := fakeReport(t, profile)
+	if edit != nil {
+		c := *rep
+		edit(&c)
+		rep = &c
+	}
 	body, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/firmware"
 	"polyvirt/internal/store"
+	"polyvirt/internal/strictdoc"
 )
 
 // The engine drives the POWER firmware workflow of issue 7 on a host's
@@ -145,6 +146,10 @@ func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) e
 	name := r.URL.Query().Get("name")
 	if name == "" || len(name) > 255 {
 		return invalidField("name", "give the image's file name (01SV810_133_081.rpm or a .img), at most 255 characters")
+	}
+	if c, ok := strictdoc.FormatChar(name); ok {
+		return &apiError{Status: http.StatusBadRequest, Code: CodeFormatChars, Field: "name",
+			Message: fmt.Sprintf("the image's file name holds the invisible format character %s, which changes how it is shown; remove it", strictdoc.Describe(c))}
 	}
 	hdr := http.Header{"X-Polyvirt-User": {userName(ctx)}, "Content-Type": {"application/octet-stream"}}
 	resp, err := e.agents.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/image?name="+url.QueryEscape(name), hdr, r.Body)

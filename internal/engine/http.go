@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"polyvirt/internal/store"
+	"polyvirt/internal/strictdoc"
 )
 
 // maxBody bounds a request body.
@@ -55,7 +56,33 @@ type route struct {
 	// MaxBody, when not zero, replaces the request body limit (a
 	// firmware image).
 	MaxBody int64
-	h       handlerFunc
+	// Role is the least role that may call the route; empty means the
+	// default: readonly for GET, admin for the others.
+	Role store.Role
+	h    handlerFunc
+}
+
+// needs is the least role that may call the route (none for a public
+// one).
+func (rt route) needs() store.Role {
+	switch {
+	case rt.Public:
+		return ""
+	case rt.Role != "":
+		return rt.Role
+	case rt.Method == http.MethodGet || rt.Method == http.MethodHead:
+		return store.RoleReadOnly
+	}
+	return store.RoleAdmin
+}
+
+// roleRank orders the roles: each may do what the ones below it may.
+var roleRank = map[store.Role]int{store.RoleReadOnly: 1, store.RoleVMManager: 2, store.RoleAdmin: 3}
+
+// allows tells whether a user of role have may call a route that needs
+// role need.
+func allows(have, need store.Role) bool {
+	return need == "" || (roleRank[have] > 0 && roleRank[have] >= roleRank[need])
 }
 
 // Handler is the engine's HTTP API (without TLS: Serve adds it).
@@ -111,9 +138,9 @@ func (e *Engine) wrap(rt route) http.Handler {
 				writeError(w, err)
 				return
 			}
-			if r.Method != http.MethodGet && r.Method != http.MethodHead && u.Role != store.RoleAdmin {
+			if need := rt.needs(); !allows(u.Role, need) {
 				writeError(w, newError(http.StatusForbidden, CodePermissionDenied,
-					"user %s has the %s role: it may read, not %s %s", u.Name, u.Role, r.Method, r.URL.Path))
+					"user %s has the %s role: %s %s needs the %s role%s", u.Name, u.Role, r.Method, r.URL.Path, need, roleHint(u.Role)))
 				return
 			}
 			ctx = context.WithValue(ctx, userKey, &u)
@@ -139,6 +166,17 @@ func (e *Engine) wrap(rt route) http.Handler {
 		}
 		e.log.Debug("API", "method", r.Method, "path", r.URL.Path, "took", time.Since(start), "correlation", corr)
 	})
+}
+
+// roleHint says what a role may do, for a refusal.
+func roleHint(r store.Role) string {
+	switch r {
+	case store.RoleReadOnly:
+		return " (readonly reads, and watches consoles)"
+	case store.RoleVMManager:
+		return " (vm-manager manages VMs, not hosts, clusters, users or firmware)"
+	}
+	return ""
 }
 
 // trackingWriter notes whether the answer's header was written.
@@ -210,7 +248,8 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 // decodeBody reads a JSON request body into v: one object, no unknown
-// fields. optional lets an empty body through.
+// fields, no key twice, no format character. optional lets an empty body
+// through.
 func decodeBody(r *http.Request, v any, optional bool) error {
 	b, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
@@ -225,6 +264,17 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 			return nil
 		}
 		return newError(http.StatusBadRequest, CodeBadRequest, "the request body is empty: want a JSON object")
+	}
+	// A key given twice (the last would silently win; encoding/json also
+	// matches a field's name in any case) and invisible format characters
+	// in any string (text a person reads: names, descriptions, reasons,
+	// definitions) are refused first.
+	if p := strictdoc.JSON(b, strictdoc.Checks{FormatCharacters: true, FoldCase: true}); p != nil {
+		code := CodeDuplicateKey
+		if p.Kind == strictdoc.FormatCharacter {
+			code = CodeFormatChars
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: code, Field: p.Path, Message: p.Error()}
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()

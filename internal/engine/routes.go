@@ -136,7 +136,7 @@ func (e *Engine) createUser(w http.ResponseWriter, r *http.Request) error {
 		req.Role = string(store.RoleReadOnly)
 	}
 	if !store.Role(req.Role).Valid() {
-		return invalidField("role", "role %q: want admin or readonly", req.Role)
+		return invalidField("role", "role %q: want admin, vm-manager or readonly", req.Role)
 	}
 	token, hash, err := NewAPIToken()
 	if err != nil {

@@ -55,7 +55,7 @@ func BenchmarkStartDecision(b *testing.B) {
 		b.Fatal(err)
 	}
 	// A typical stored definition: the example's, completed.
-	def, err := vmspec.Decode([]byte("name: x\narch: ppc64le\nmachine: pseries-7.2\ncpu: {model: POWER8, cores: 2}\nmemory: {sizeMiB: 2048}\nkernel: {path: /vmlinux, initrd: /initrd.gz}\n"))
+	def, err := vmspec.Decode([]byte("name: x\narch: ppc64le\nmachine: pseries-7.2\ncpu: {model: POWER8, cores: 2}\nmemory: {sizeMiB: 2048}\nkernel: {path: /var/lib/polyvirt/images/vmlinux, initrd: /var/lib/polyvirt/images/initrd.gz}\n"))
 	if err != nil {
 		b.Fatal(err)
 	}

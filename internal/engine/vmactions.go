@@ -14,6 +14,7 @@ import (
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/hostpath"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -62,12 +63,14 @@ type startOptions struct {
 	reason   string
 }
 
-// hostCapacity is a host's memory and online CPUs from its capabilities
-// report, cached per report.
+// hostCapacity is a host's memory, online CPUs and path policy from its
+// capabilities report, cached per report.
 type hostCapacity struct {
 	hash      string
 	memoryMiB int64
 	cpus      int
+	// paths is the host's path policy (nil: its agent reports none).
+	paths *hostpath.Policy
 }
 
 // capacityOf reads a host's capacity (its capabilities report, parsed once
@@ -87,6 +90,9 @@ func (s *vmService) capacityOf(ctx context.Context, h store.Host) hostCapacity {
 	var r caps.Report
 	if len(full.Capabilities) > 0 && json.Unmarshal(full.Capabilities, &r) == nil {
 		c.memoryMiB, c.cpus = int64(r.MemoryMiB), len(r.CPU.OnlineCPUs)
+		if p := r.HostPaths; p != nil {
+			c.paths = &hostpath.Policy{Disk: p.Disk, CDROM: p.CDROM, Kernel: p.Kernel, Initrd: p.Initrd, BlockDevices: p.BlockDevices}
+		}
 	}
 	if c.cpus == 0 || c.memoryMiB == 0 {
 		// Without a report (or with a partial one): the agent's statistics.
@@ -152,7 +158,7 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		ct, _ := cpucatalog.Lookup(h.CPUType)
 		capa := s.capacityOf(ctx, h)
 		sh := scheduler.Host{ID: h.ID, Name: h.Name, ClusterID: h.ClusterID, Up: h.Status == store.HostUp, Status: string(h.Status),
-			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus}
+			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus, Paths: capa.paths}
 		if l := loads[h.ID]; l != nil {
 			sh.CommittedMemoryMiB, sh.CommittedVCPUs, sh.RunningVMs = l.mem, l.vcpus, l.n
 		}
@@ -215,9 +221,13 @@ func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Requ
 		return scheduler.Request{}, err
 	}
 	ct, _ := cpucatalog.Lookup(c.CPUType)
+	var def vmspec.VM
+	if err := json.Unmarshal(v.Definition, &def); err != nil {
+		return scheduler.Request{}, fmt.Errorf("VM %s: the stored definition: %v", v.Name, err)
+	}
 	return scheduler.Request{
 		VM: scheduler.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Arch: sz.Arch, Machine: sz.Machine,
-			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID},
+			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID, Paths: hostpath.FromDefinition(&def)},
 		Cluster: scheduler.Cluster{ID: c.ID, Name: c.Name, CPUType: ct},
 		Exclude: exclude,
 	}, nil

@@ -12,6 +12,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/hostpath"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -140,6 +141,9 @@ type clusterHostFacts struct {
 	// host reported its machines.
 	Machines map[string]bool
 	Known    bool
+	// Paths are the path policies the hosts report (none: the default
+	// policy is assumed).
+	Paths []hostpath.Policy
 }
 
 func hostFactsOf(hosts []store.Host) clusterHostFacts {
@@ -208,13 +212,17 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 		errs = append(errs, &vmspec.Error{Code: CodeVMMachineNotInCluster, Field: "machine",
 			Message: fmt.Sprintf("no host of cluster %s offers machine %q; leave machine out for the cluster's %s", c.Name, vm.Machine, orNone(c.EmulatedMachine))})
 	}
-	valid, err := vmspec.Validate(vm, vmspec.Options{Arch: vmArch})
+	// The hosts name the console's files (their agents'), never the
+	// definition.
+	valid, err := vmspec.Validate(vm, vmspec.Options{Arch: vmArch, HostConsole: true})
+	refused := map[string]bool{}
 	if err != nil {
 		var ve vmspec.Errors
 		if !asVMSpecErrors(err, &ve) {
 			return nil, err
 		}
 		for _, v := range ve {
+			refused[v.Field] = true
 			// The cluster's own words for a missing architecture suffice.
 			if v.Code == vmspec.CodeArchRequired && errs.Has(vmspec.CodeArchRequired) {
 				continue
@@ -222,10 +230,31 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 			errs = append(errs, v)
 		}
 	}
+	errs = append(errs, checkHostPaths(vm, hosts.Paths, refused)...)
 	if len(errs) > 0 {
 		return nil, definitionError(errs)
 	}
 	return valid.VM().Clone(), nil
+}
+
+// checkHostPaths checks the host paths of a definition (those vmspec did
+// not refuse already) against the path policies of the cluster's hosts, as
+// written: each must be allowed by at least one host (the scheduler then
+// chooses one that allows them all; its agent follows the links when it
+// starts the VM). A cluster whose hosts report no policy is checked
+// against the default one.
+func checkHostPaths(vm *vmspec.VM, policies []hostpath.Policy, refused map[string]bool) vmspec.Errors {
+	if len(policies) == 0 {
+		policies = []hostpath.Policy{hostpath.Default()}
+	}
+	var refs []hostpath.Ref
+	for _, r := range hostpath.FromDefinition(vm) {
+		// vmspec refuses console files (HostConsole) and bad paths itself.
+		if r.Use != hostpath.Console && !refused[r.Field] {
+			refs = append(refs, r)
+		}
+	}
+	return hostpath.CheckLexically(refs, policies...)
 }
 
 // checkCPUForCluster gives a VM without a CPU model the cluster CPU

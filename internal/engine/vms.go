@@ -241,6 +241,19 @@ func (e *Engine) pinnedHost(ctx context.Context, ref string, c store.Cluster) (s
 	return h, nil
 }
 
+// hostFacts are what completing a definition needs of a cluster's hosts:
+// their architectures and machines, and the path policies they report
+// (read from their capabilities reports, cached per report).
+func (s *vmService) hostFacts(ctx context.Context, hosts []store.Host) clusterHostFacts {
+	f := hostFactsOf(hosts)
+	for _, h := range hosts {
+		if p := s.capacityOf(ctx, h).paths; p != nil {
+			f.Paths = append(f.Paths, *p)
+		}
+	}
+	return f
+}
+
 // vmID is the VM id a definition asks for (its uuid, canonical) or a new
 // one.
 func vmID(def *vmspec.VM) (string, error) {
@@ -291,7 +304,7 @@ func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	full, err := completeDefinition(def, v.ID, c, hostFactsOf(hosts))
+	full, err := completeDefinition(def, v.ID, c, e.vms.hostFacts(ctx, hosts))
 	if err != nil {
 		return err
 	}
@@ -402,6 +415,7 @@ func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	facts := e.vms.hostFacts(ctx, hosts)
 	v, err := e.mutateVM(ctx, cur.ID, func(tx store.Tx, v *store.VM) (bool, error) {
 		if upd.Version != nil && *upd.Version != v.Version {
 			return false, &apiError{Status: http.StatusConflict, Code: CodeVersionConflict, Field: "version",
@@ -438,7 +452,7 @@ func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 					}
 				}
 			}
-			full, err := completeDefinition(base, v.ID, target, hostFactsOf(hosts))
+			full, err := completeDefinition(base, v.ID, target, facts)
 			if err != nil {
 				return false, err
 			}
@@ -600,12 +614,14 @@ func (s *vmService) forget(h store.Host, id, name string) {
 
 // vmRoutes are the VM routes (after the others in the OpenAPI document).
 func (e *Engine) vmRoutes() []route {
+	// Changing VMs needs a role that manages VMs (vm-manager or admin).
+	vmm := store.RoleVMManager
 	rs := []route{
 		{Method: "GET", Path: "/vms", Summary: "List VMs", h: e.listVMs},
-		{Method: "POST", Path: "/vms", Summary: "Create a VM in a cluster (its definition checked against the cluster)", h: e.createVM},
+		{Method: "POST", Path: "/vms", Summary: "Create a VM in a cluster (its definition checked against the cluster)", Role: vmm, h: e.createVM},
 		{Method: "GET", Path: "/vms/{vm}", Summary: "Show a VM", h: e.getVMRoute},
-		{Method: "PATCH", Path: "/vms/{vm}", Summary: "Change a VM (definition and cluster while it is Down; pin and HA any time)", h: e.updateVM},
-		{Method: "DELETE", Path: "/vms/{vm}", Summary: "Remove a VM (Down, or with force=true)", h: e.deleteVM},
+		{Method: "PATCH", Path: "/vms/{vm}", Summary: "Change a VM (definition and cluster while it is Down; pin and HA any time)", Role: vmm, h: e.updateVM},
+		{Method: "DELETE", Path: "/vms/{vm}", Summary: "Remove a VM (Down, or with force=true)", Role: vmm, h: e.deleteVM},
 	}
 	summaries := map[string]string{
 		"start":    "Schedule a VM on a host of its cluster and start it",
@@ -616,7 +632,7 @@ func (e *Engine) vmRoutes() []route {
 		"resume":   "Resume a paused VM",
 	}
 	for _, a := range VMActions {
-		rs = append(rs, route{Method: "POST", Path: "/vms/{vm}/" + a, Summary: summaries[a], h: e.vmAction(a)})
+		rs = append(rs, route{Method: "POST", Path: "/vms/{vm}/" + a, Summary: summaries[a], Role: vmm, h: e.vmAction(a)})
 	}
 	return append(rs,
 		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},

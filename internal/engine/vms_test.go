@@ -48,7 +48,7 @@ func newPowerLab(t *testing.T) *powerLab {
 	return l
 }
 
-const ppcDef = "name: %s\narch: ppc64le\nmemory: {sizeMiB: 1024}\nkernel: {path: /vmlinux}\n"
+const ppcDef = "name: %s\narch: ppc64le\nmemory: {sizeMiB: 1024}\nkernel: {path: /usr/lib/debian-installer/images/12/ppc64el/text/debian-installer/ppc64el/vmlinux}\n"
 
 func (l *powerLab) create(t *testing.T, name, cluster, yaml string, ha bool, pin string) wire.VM {
 	t.Helper()
@@ -373,6 +373,32 @@ func TestVMLifecycle(t *testing.T) {
 	ws.CloseNow()
 	if _, err := rc.VMAction(ctx, "pinned", "destroy", ""); clientErr(err).Code != CodePermissionDenied {
 		t.Errorf("readonly destroy: %v", err)
+	}
+	// A vm-manager types, and manages VMs, not clusters.
+	vmm, err := api.CreateUser(ctx, "operator", "vm-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := l.te.client(t, vmm.Token)
+	ws, err = mc.Console(ctx, "pinned", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageBinary, []byte("uptime\n")); err != nil {
+		t.Fatal(err)
+	}
+	// (The fake agent replays the boot first.)
+	for i := 0; i < 3; i++ {
+		if _, msg, err = ws.Read(ctx); err != nil || string(msg) == "echo: uptime\n" {
+			break
+		}
+	}
+	if err != nil || string(msg) != "echo: uptime\n" {
+		t.Errorf("vm-manager console input: %q %v", msg, err)
+	}
+	ws.CloseNow()
+	if _, err := mc.CreateCluster(ctx, wire.ClusterRequest{Name: "mine"}); clientErr(err).Code != CodePermissionDenied {
+		t.Errorf("a vm-manager creates a cluster: %v", err)
 	}
 
 	// Delete: Down only, or forced.

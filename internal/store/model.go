@@ -19,12 +19,22 @@ type Role string
 const (
 	// RoleAdmin may do everything.
 	RoleAdmin Role = "admin"
+	// RoleVMManager may read everything and manage VMs (create, change,
+	// start, stop, delete, type on their consoles), not hosts, clusters,
+	// users or firmware.
+	RoleVMManager Role = "vm-manager"
 	// RoleReadOnly may read everything and change nothing.
 	RoleReadOnly Role = "readonly"
 )
 
+// Roles are the roles, the most rights first.
+var Roles = []Role{RoleAdmin, RoleVMManager, RoleReadOnly}
+
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleReadOnly }
+func (r Role) Valid() bool { return r == RoleAdmin || r == RoleVMManager || r == RoleReadOnly }
+
+// ManagesVMs reports whether r may change VMs (admin and vm-manager).
+func (r Role) ManagesVMs() bool { return r == RoleAdmin || r == RoleVMManager }
 
 // User is a person or a script that talks to the engine's API.
 type User struct {

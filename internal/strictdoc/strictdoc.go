@@ -64,8 +64,10 @@ type Checks struct {
 	// FormatCharacters also refuses format characters in keys and string
 	// values.
 	FormatCharacters bool
-	// FoldCase takes keys that differ only in case as the same key (what
-	// encoding/json does when it fills a struct).
+	// FoldCase takes keys of the document's top object that differ only
+	// in case as the same key: encoding/json fills a struct's fields that
+	// way (deeper objects of the engine's requests are maps or documents
+	// of their own, whose keys are case-sensitive).
 	FoldCase bool
 }
 
@@ -150,7 +152,7 @@ func (w *walker) object(path string, depth int) (*Problem, error) {
 			}
 		}
 		id := k
-		if w.checks.FoldCase {
+		if w.checks.FoldCase && depth == 0 {
 			id = foldKey(k)
 		}
 		if seen[id] {

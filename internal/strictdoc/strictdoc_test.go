@@ -26,6 +26,7 @@ func TestJSON(t *testing.T) {
 		{"same key in two objects is fine", `{"a":{"k":1},"b":{"k":2}}`, all, nil},
 		{"case differs, exact", `{"name":"a","Name":"b"}`, Checks{}, nil},
 		{"case differs, folded", `{"name":"a","Name":"b"}`, Checks{FoldCase: true}, &Problem{Kind: DuplicateKey, Path: "Name", Key: "Name"}},
+		{"case differs in a nested object", `{"metadata":{"owner":"a","Owner":"b"}}`, Checks{FoldCase: true}, nil},
 		{"Kelvin sign folds to k", "{\"k\":1,\"\u212a\":2}", Checks{FoldCase: true}, &Problem{Kind: DuplicateKey, Path: "[\"\u212a\"]", Key: "\u212a"}},
 		{"escaped duplicate", `{"name":"a","n\u0061me":"b"}`, Checks{}, &Problem{Kind: DuplicateKey, Path: "name", Key: "name"}},
 		{"bidi override in a value", "{\"description\":\"abc\u202edef\"}", all, &Problem{Kind: FormatCharacter, Path: "description", Rune: 0x202E}},

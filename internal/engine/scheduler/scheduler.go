@@ -13,6 +13,9 @@
 //	CPU-Level         the host's CPU type is of the cluster's vendor group
 //	                  and its level is at least the cluster's
 //	Emulated-Machine  the host offers the VM's emulated machine
+//	Host-Paths        the host's path policy allows the VM's host paths
+//	                  (disk images, kernel, ...) as written (its agent
+//	                  follows the links when it starts the VM)
 //	Memory            the VM's memory fits in what the VMs already placed
 //	                  there leave free (Policy: no overcommit by default)
 //	CPU               the VM's vCPUs fit in the host's vCPU budget
@@ -35,6 +38,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/hostpath"
 )
 
 // The filters, as named in the verdicts.
@@ -46,6 +50,7 @@ const (
 	FilterArch    = "Arch"
 	FilterCPU     = "CPU-Level"
 	FilterMachine = "Emulated-Machine"
+	FilterPaths   = "Host-Paths"
 	FilterMemory  = "Memory"
 	FilterVCPUs   = "CPU"
 )
@@ -65,6 +70,7 @@ const (
 	CodeHostArch        = "HOST_CANNOT_RUN_VM_ARCH"
 	CodeLowCPULevel     = "LOW_CPU_LEVEL"
 	CodeMachine         = "EMULATED_MACHINE_NOT_OFFERED_BY_HOST"
+	CodePathNotAllowed  = "PATH_NOT_ALLOWED"
 	CodeNotEnoughMemory = "NOT_ENOUGH_MEMORY"
 	CodeNotEnoughCPUs   = "NOT_ENOUGH_CPUS"
 	CodeCapacityUnknown = "HOST_CAPACITY_UNKNOWN"
@@ -143,6 +149,9 @@ type Host struct {
 	CommittedMemoryMiB int64
 	CommittedVCPUs     int
 	RunningVMs         int
+	// Paths is the host's path policy (nil: not reported: its agent
+	// checks at start).
+	Paths *hostpath.Policy
 }
 
 // VM is what the scheduler needs of a VM.
@@ -156,6 +165,8 @@ type VM struct {
 	VCPUs     int
 	// PinnedHostID is the host the VM may only run on ("" for any).
 	PinnedHostID string
+	// Paths are the host paths the VM opens (its disks, kernel, ...).
+	Paths []hostpath.Ref
 }
 
 // Cluster is what the scheduler needs of the VM's cluster.
@@ -372,6 +383,9 @@ func (f *Fleet) fits(i int, q *query) (bool, float64) {
 	if !f.hasMachine(i, q) || h.MemoryMiB <= 0 || h.CPUs <= 0 {
 		return false, 0
 	}
+	if _, ok := deniedPath(h, vm); !ok {
+		return false, 0
+	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	if vm.MemoryMiB > memCap-h.CommittedMemoryMiB || vm.VCPUs > f.policy.VCPUCapacity(h.CPUs)-h.CommittedVCPUs {
 		return false, 0
@@ -444,6 +458,9 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 	if !f.hasMachine(i, q) {
 		fail(FilterMachine, CodeMachine, "it does not offer the VM's emulated machine %s", vm.Machine)
 	}
+	if r, ok := deniedPath(h, &vm); !ok {
+		fail(FilterPaths, CodePathNotAllowed, "its path policy does not allow the VM's %s %q (allowed: %s)", r.Field, r.Path, h.Paths.Places(r.Use))
+	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	vcpuCap := f.policy.VCPUCapacity(h.CPUs)
 	switch {
@@ -466,6 +483,21 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 		}
 	}
 	return v
+}
+
+// deniedPath returns the first of the VM's host paths the host's policy
+// does not allow, and false; or true when it allows them all (or reports
+// none).
+func deniedPath(h *Host, vm *VM) (hostpath.Ref, bool) {
+	if h.Paths == nil {
+		return hostpath.Ref{}, true
+	}
+	for _, r := range vm.Paths {
+		if !h.Paths.AllowsLexically(r) {
+			return r, false
+		}
+	}
+	return hostpath.Ref{}, true
 }
 
 func orUnknown(s string) string {

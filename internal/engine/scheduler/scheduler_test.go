@@ -10,6 +10,7 @@ import (
 
 	"polyvirt/internal/arch"
 	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/hostpath"
 )
 
 func cpuType(t *testing.T, name string) cpucatalog.Type {
@@ -68,6 +69,18 @@ func TestFilters(t *testing.T) {
 		{name: "cpu type unknown", host: func(h *Host) { h.CPUType = cpucatalog.Type{} }, want: []string{CodeLowCPULevel},
 			msg: "its CPU type is not known or not of the IBM POWER group"},
 		{name: "cluster cpu not set", cluster: func(c *Cluster) { c.CPUType = cpucatalog.Type{} }, host: func(h *Host) { h.CPUType = cpucatalog.Type{} }, want: nil},
+		{name: "paths the host allows", host: func(h *Host) { p := hostpath.Default(); h.Paths = &p },
+			vm: func(v *VM) {
+				v.Paths = []hostpath.Ref{{Field: "kernel.path", Path: hostpath.DebianInstallerDir + "/12/ppc64el/vmlinux", Use: hostpath.Kernel}}
+			}, want: nil},
+		{name: "a path the host does not allow", host: func(h *Host) { p := hostpath.Default(); h.Paths = &p },
+			vm: func(v *VM) {
+				v.Paths = []hostpath.Ref{{Field: "disks[0].source", Path: "/srv/images/a.img", Use: hostpath.Disk}}
+			}, want: []string{CodePathNotAllowed},
+			msg: `filter Host-Paths because its path policy does not allow the VM's disks[0].source "/srv/images/a.img" (allowed: /var/lib/polyvirt/images)`},
+		{name: "a host without a policy", vm: func(v *VM) {
+			v.Paths = []hostpath.Ref{{Field: "disks[0].source", Path: "/srv/images/a.img", Use: hostpath.Disk}}
+		}, want: nil},
 		{name: "machine missing", vm: func(v *VM) { v.Machine = "pseries-9.2" }, want: []string{CodeMachine},
 			msg: "it does not offer the VM's emulated machine pseries-9.2"},
 		{name: "memory", vm: func(v *VM) { v.MemoryMiB = 65536 }, want: []string{CodeNotEnoughMemory},

@@ -44,7 +44,7 @@ type User struct {
 // UserRequest creates a user (POST /api/v1/users).
 type UserRequest struct {
 	Name string `json:"name"`
-	// Role is admin or readonly.
+	// Role is admin, vm-manager or readonly.
 	Role string `json:"role"`
 }
 

@@ -198,6 +198,13 @@ func testUsers(t *testing.T, s store.Store) {
 	wantErr(t, "duplicate token", s.CreateUser(ctx, &store.User{Name: "other", Role: store.RoleReadOnly, TokenHash: hash}), store.ErrConflict, "token_hash")
 	ro := store.User{Name: "viewer", Role: store.RoleReadOnly}
 	must(t, "create viewer", s.CreateUser(ctx, &ro))
+	vmm := store.User{Name: "operator", Role: store.RoleVMManager}
+	must(t, "create a vm-manager", s.CreateUser(ctx, &vmm))
+	if got, err := s.GetUser(ctx, vmm.ID); err != nil || got.Role != store.RoleVMManager {
+		t.Errorf("vm-manager read back: %+v %v", got, err)
+	}
+	wantErr(t, "unknown role", s.CreateUser(ctx, &store.User{Name: "root", Role: "superuser"}), store.ErrInvalid, "role")
+	must(t, "delete the vm-manager", s.DeleteUser(ctx, vmm.ID))
 	stale := u
 	u.Role = store.RoleReadOnly
 	must(t, "update", s.UpdateUser(ctx, &u))
