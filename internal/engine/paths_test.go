@@ -106,7 +106,6 @@ func TestVMHostPaths(t *testing.T) {
 	}
 }
 
-
 // TestRequestBodiesSayWhatTheySeem: a key twice (or twice in another case
 // at the top), and a Unicode format character in any string, are refused
 // with the field named.
