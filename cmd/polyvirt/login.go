@@ -254,7 +254,16 @@ func chainHint(ctx context.Context, engine string) string {
 }
 
 func newUserCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage the engine's API users (admin or readonly)"}
+	cmd := &cobra.Command{Use: "user", Short: "Manage the engine's API users (admin, vm-manager or readonly)",
+		Long: `Manage the engine's API users. A user has one role:
+
+  readonly    reads everything and watches VM consoles
+  vm-manager  also creates, changes, starts, stops and deletes VMs and
+              types on their consoles; not hosts, clusters, users or firmware
+  admin       also manages users, clusters, hosts and POWER firmware
+
+No role makes a VM open a host file the host's agent does not allow
+(host_paths in its configuration; PATH_NOT_ALLOWED).`}
 	var output, role string
 	add := &cobra.Command{
 		Use:   "add NAME",
@@ -273,7 +282,7 @@ func newUserCommand() *cobra.Command {
 			})
 		},
 	}
-	add.Flags().StringVar(&role, "role", "readonly", "admin or readonly")
+	add.Flags().StringVar(&role, "role", "readonly", "readonly, vm-manager (manages VMs) or admin")
 	outputFlag(add, &output)
 	list := &cobra.Command{
 		Use:   "list",
