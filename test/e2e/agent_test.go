@@ -292,6 +292,8 @@ func TestAgentRefusesBadInput(t *testing.T) {
 		{"wrong type", "POST", "/v1/vms", []byte(`{"name": "x", "arch": "ppc64le", "memory": {"sizeMiB": "lots"}}`), 400, "DEFINITION_WRONG_TYPE"},
 		{"another architecture", "POST", "/v1/vms", x86VM("polyvirt-test-bad-" + sfx), 422, "HOST_CANNOT_RUN_VM_ARCH"},
 		{"SPICE on POWER", "POST", "/v1/vms", []byte(`{"name": "polyvirt-test-spice-` + sfx + `", "arch": "ppc64le", "memory": {"sizeMiB": 512}, "display": {"type": "spice"}}`), 422, "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS"},
+		{"a key twice", "POST", "/v1/vms", []byte(`{"name": "x", "arch": "ppc64le", "memory": {"sizeMiB": 512}, "kernel": {"path": "/usr/lib/debian-installer/images/k", "path": "/etc/shadow"}}`), 400, "DEFINITION_DUPLICATE_KEY"},
+		{"a bidi override in metadata", "POST", "/v1/vms", []byte(`{"name": "polyvirt-test-bidi-` + sfx + `", "arch": "ppc64le", "memory": {"sizeMiB": 512}, "metadata": {"owner": "alice\u202e"}}`), 422, "VALUE_HAS_FORMAT_CHARACTERS"},
 		{"huge body", "POST", "/v1/vms", bytes.Repeat([]byte(" "), 100000), 413, "REQUEST_BODY_TOO_LARGE"},
 		{"unknown VM", "GET", "/v1/vms/00000000-0000-4000-8000-000000000000", nil, 404, "VM_NOT_FOUND"},
 		{"unknown VM action", "POST", "/v1/vms/00000000-0000-4000-8000-000000000000/start", nil, 404, "VM_NOT_FOUND"},
