@@ -20,9 +20,15 @@ func (a *Agent) consoleLog(id string) string {
 	return filepath.Join(a.consoleDir(), id+".log")
 }
 
-// pathChecker checks the host paths of VM id against this host's policy.
+// pathChecker checks the host paths of VM id against this host's policy;
+// the agent's own directory (keys, console files) is out of every VM's
+// reach.
 func (a *Agent) pathChecker(id string) hostpath.Checker {
-	return hostpath.Checker{Policy: a.paths, Root: a.root, ConsoleFile: a.consoleLog(id)}
+	own, err := filepath.Abs(a.cfg.DataDir)
+	if err != nil {
+		own = a.cfg.DataDir
+	}
+	return hostpath.Checker{Policy: a.paths, Root: a.root, ConsoleFile: a.consoleLog(id), Exclude: []string{own}}
 }
 
 // checkDefinitionPaths checks the host paths of a validated definition

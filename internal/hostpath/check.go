@@ -39,6 +39,9 @@ type Checker struct {
 	// console's file, its pty console's log): the agent's own for the VM.
 	// Empty: a console may write to no file.
 	ConsoleFile string
+	// Exclude are directories no VM file may be in, even below an allowed
+	// one: the agent's own (its keys, its console files).
+	Exclude []string
 }
 
 // Check checks every reference and returns one PATH_NOT_ALLOWED (or
@@ -110,6 +113,9 @@ func (c Checker) check(r Ref, mode Mode, depth int) *vmspec.Error {
 	if !c.allowedFile(r.Use, res.Path) {
 		return c.outside(r, res)
 	}
+	if d, ok := c.excluded(res.Path); ok {
+		return notAllowed(r, "%q%s is in %s, the agent's own directory, which no VM may reach; put the file elsewhere", r.Path, leadsTo(r, res), d)
+	}
 	if !res.Exists {
 		if mode == AtStart {
 			return &vmspec.Error{Code: vmspec.CodePathNotFound, Field: r.Field,
@@ -135,11 +141,12 @@ func (c Checker) check(r Ref, mode Mode, depth int) *vmspec.Error {
 }
 
 // allowedFile tells whether a resolved path is below a directory of the
-// use (the directory's own links followed).
+// use (the directory's own links followed; one that leads to / allows
+// nothing).
 func (c Checker) allowedFile(u Use, p string) bool {
 	for _, d := range c.Policy.Dirs(u) {
 		dr, err := Resolve(c.Root, d)
-		if err != nil {
+		if err != nil || dr.Path == "/" {
 			continue
 		}
 		if Within(p, dr.Path) {
@@ -147,6 +154,21 @@ func (c Checker) allowedFile(u Use, p string) bool {
 		}
 	}
 	return false
+}
+
+// excluded tells whether a resolved path is in (or is) an excluded
+// directory, and which.
+func (c Checker) excluded(p string) (string, bool) {
+	for _, d := range c.Exclude {
+		dr, err := Resolve(c.Root, d)
+		if err != nil {
+			return d, true // cannot tell: refuse
+		}
+		if p == dr.Path || Within(p, dr.Path) {
+			return d, true
+		}
+	}
+	return "", false
 }
 
 // device checks that a device that must exist at start is of its kind

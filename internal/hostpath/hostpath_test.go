@@ -218,6 +218,37 @@ func TestCheck(t *testing.T) {
 
 // TestCheckOnThisHost: the RNG devices and a character device listed as a
 // block device, on the real file system.
+// TestCheckExcludesAndRoot: the agent's own directory stays out of reach
+// even below an allowed directory, and an allowed directory that leads to
+// / allows nothing.
+func TestCheckExcludesAndRoot(t *testing.T) {
+	root := tree(t)
+	agentDir := filepath.Join(root, "/var/lib/polyvirt/agent")
+	if err := os.MkdirAll(agentDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(agentDir, "agent-key.pem"), []byte("KEY"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(root, "/srv/everything")); err != nil {
+		t.Fatal(err)
+	}
+	c := Checker{Policy: Policy{Disk: []string{"/var/lib/polyvirt", "/srv/everything"}}, Root: root, Exclude: []string{"/var/lib/polyvirt/agent"}}
+	for p, want := range map[string]string{
+		"/var/lib/polyvirt/agent/agent-key.pem": "the agent's own directory",
+		"/var/lib/polyvirt/images/a.img":        "",
+		"/srv/everything/etc/shadow":            "outside the places",
+	} {
+		errs := c.Check([]Ref{{Field: "disks[0].source", Path: p, Use: Disk}}, AtStart)
+		switch {
+		case want == "" && len(errs) > 0:
+			t.Errorf("%s: %v", p, errs)
+		case want != "" && (len(errs) != 1 || !strings.Contains(errs[0].Message, want)):
+			t.Errorf("%s: %v; want %q", p, errs, want)
+		}
+	}
+}
+
 func TestCheckOnThisHost(t *testing.T) {
 	c := Checker{Policy: Policy{BlockDevices: []string{"/dev/null"}}, Root: "/"}
 	if errs := c.Check([]Ref{{Field: "rng.backend", Path: "/dev/urandom", Use: RNG}}, AtStart); len(errs) > 0 {
