@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/caps"
@@ -179,7 +180,7 @@ func (a *Agent) collectOptions() caps.Options {
 
 // Capabilities returns the cached report, collecting it when there is none
 // or refresh is asked.
-func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*caps.Report, error) {
+func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Report, error) {
 	a.capsMu.RLock()
 	res := a.capsRes
 	a.capsMu.RUnlock()
@@ -191,7 +192,7 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*caps.Report, e
 		return nil, fmt.Errorf("capabilities: %w", err)
 	}
 	a.withFirmwareLevels(ctx, res.Report)
-	res.Report.HostPaths = &caps.HostPaths{Disk: a.paths.Disk, CDROM: a.paths.CDROM, Kernel: a.paths.Kernel,
+	res.Report.HostPaths = &hostreport.HostPaths{Disk: a.paths.Disk, CDROM: a.paths.CDROM, Kernel: a.paths.Kernel,
 		Initrd: a.paths.Initrd, BlockDevices: a.paths.BlockDevices}
 	doc, err := json.MarshalIndent(res.Report, "", "  ")
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
-	"polyvirt/internal/caps"
 	"polyvirt/internal/firmware"
 	"polyvirt/internal/hostexec"
 	"polyvirt/internal/profiles"
@@ -203,7 +203,7 @@ func (a *Agent) hostLocked() error {
 
 // withFirmwareLevels adds the system firmware levels lsmcode reports (FSP
 // POWER hosts) to a capabilities report.
-func (a *Agent) withFirmwareLevels(ctx context.Context, r *caps.Report) {
+func (a *Agent) withFirmwareLevels(ctx context.Context, r *hostreport.Report) {
 	if a.fw == nil || !a.fw.Supported() {
 		return
 	}
@@ -217,7 +217,7 @@ func (a *Agent) withFirmwareLevels(ctx context.Context, r *caps.Report) {
 		level firmware.Level
 	}{{"temporary", s.Temporary}, {"permanent", s.Permanent}, {"booted", s.Booted}} {
 		if l.level.Name != "" {
-			r.Firmware = append(r.Firmware, caps.Firmware{Component: "system-" + l.side, Version: levelText(l.level)})
+			r.Firmware = append(r.Firmware, hostreport.Firmware{Component: "system-" + l.side, Version: levelText(l.level)})
 		}
 	}
 }

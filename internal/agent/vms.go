@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
-	"polyvirt/internal/caps"
 	"polyvirt/internal/domxml"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/vmspec"
@@ -358,7 +358,7 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, 
 // run natively (an x86_64 VM sent to a POWER host, fake or not): such a VM
 // belongs on a host of its own architecture. A definition naming none gets
 // the host's.
-func (a *Agent) checkArch(def *vmspec.VM, report *caps.Report) error {
+func (a *Agent) checkArch(def *vmspec.VM, report *hostreport.Report) error {
 	effective := arch.Arch(report.EffectiveArch)
 	spec, err := archspec.For(effective)
 	if err != nil {

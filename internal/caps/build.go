@@ -3,6 +3,7 @@ package caps
 import (
 	"strconv"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/hostinfo"
@@ -32,12 +33,12 @@ type Input struct {
 }
 
 // Build joins the inputs into a report.
-func Build(in Input) *Report {
+func Build(in Input) *hostreport.Report {
 	h := in.Host
 	if h == nil {
 		h = &hostinfo.Host{}
 	}
-	r := &Report{
+	r := &hostreport.Report{
 		Arch:   string(h.Arch),
 		Source: in.Source,
 	}
@@ -52,7 +53,7 @@ func Build(in Input) *Report {
 	realSpec, _ := archspec.For(h.Arch)
 	effSpec, _ := archspec.For(effective)
 
-	r.Hardware = Hardware{
+	r.Hardware = hostreport.Hardware{
 		Manufacturer: h.Identity.Manufacturer,
 		ProductName:  h.Identity.ProductName,
 		Version:      h.Identity.Version,
@@ -62,18 +63,18 @@ func Build(in Input) *Report {
 		Model:        h.Identity.TypeModel,
 		Source:       h.Identity.Source,
 	}
-	r.Firmware = make([]Firmware, 0, len(h.Firmware))
+	r.Firmware = make([]hostreport.Firmware, 0, len(h.Firmware))
 	for _, f := range h.Firmware {
-		r.Firmware = append(r.Firmware, Firmware(f))
+		r.Firmware = append(r.Firmware, hostreport.Firmware(f))
 	}
 	r.CPU = cpuOf(h)
-	r.NUMA = make([]NUMANode, 0, len(h.NUMA))
+	r.NUMA = make([]hostreport.NUMANode, 0, len(h.NUMA))
 	for _, n := range h.NUMA {
-		r.NUMA = append(r.NUMA, NUMANode{ID: n.ID, CPUs: ints(n.CPUs), MemoryMiB: n.MemoryKiB / 1024, Distances: n.Distances})
+		r.NUMA = append(r.NUMA, hostreport.NUMANode{ID: n.ID, CPUs: ints(n.CPUs), MemoryMiB: n.MemoryKiB / 1024, Distances: n.Distances})
 	}
 	r.MemoryMiB = h.MemTotalKiB / 1024
 	if realSpec != nil {
-		r.Pages = Pages{BaseKiB: realSpec.Pages.BaseKiB, HugePageKiB: realSpec.Pages.HugePageKiB}
+		r.Pages = hostreport.Pages{BaseKiB: realSpec.Pages.BaseKiB, HugePageKiB: realSpec.Pages.HugePageKiB}
 	}
 
 	// KVM: real usability of this host.
@@ -94,10 +95,10 @@ func Build(in Input) *Report {
 	flagsPart(r, h, in, realSpec, effSpec)
 
 	for _, p := range h.Problems {
-		r.Unavailable = append(r.Unavailable, Problem{Field: p.Field, Path: p.Path, Reason: p.Reason})
+		r.Unavailable = append(r.Unavailable, hostreport.Problem{Field: p.Field, Path: p.Path, Reason: p.Reason})
 	}
 	if in.Libvirt == nil && in.LibvirtError != "" {
-		r.Unavailable = append(r.Unavailable, Problem{Field: "virt", Reason: in.LibvirtError})
+		r.Unavailable = append(r.Unavailable, hostreport.Problem{Field: "virt", Reason: in.LibvirtError})
 	}
 	return r
 }
@@ -109,8 +110,8 @@ func quoteOrUnknown(a arch.Arch) string {
 	return strconv.Quote(string(a))
 }
 
-func cpuOf(h *hostinfo.Host) CPU {
-	c := CPU{
+func cpuOf(h *hostinfo.Host) hostreport.CPU {
+	c := hostreport.CPU{
 		Model:          h.CPU.Model,
 		Vendor:         h.CPU.Vendor,
 		MHz:            h.CPU.MHz,
@@ -124,11 +125,11 @@ func cpuOf(h *hostinfo.Host) CPU {
 		Sockets:        h.Topology.Sockets,
 		CoresPerSocket: h.Topology.CoresPerSocket,
 		ThreadsPerCore: h.Topology.ThreadsPerCore,
-		NodeInfo:       NodeInfo(h.NodeInfo),
+		NodeInfo:       hostreport.NodeInfo(h.NodeInfo),
 	}
 	if len(h.CPU.Types) > 1 {
 		for _, t := range h.CPU.Types {
-			c.Types = append(c.Types, CPUType{Model: t.Model, CPUs: t.CPUs.String(),
+			c.Types = append(c.Types, hostreport.CPUType{Model: t.Model, CPUs: t.CPUs.String(),
 				ThreadsPerCore: t.ThreadsPerCore, CoresPerSocket: t.CoresPerSocket, Sockets: t.Sockets})
 		}
 	}
@@ -138,7 +139,7 @@ func cpuOf(h *hostinfo.Host) CPU {
 // flagsPart fills cpu.flags and cpu.models: the real flags with the vendor
 // markers and one model_X per usable model, or, on a fake-KVM host without
 // a profile, the architecture's fake values.
-func flagsPart(r *Report, h *hostinfo.Host, in Input, realSpec, effSpec *archspec.Spec) {
+func flagsPart(r *hostreport.Report, h *hostinfo.Host, in Input, realSpec, effSpec *archspec.Spec) {
 	if in.FakeArch != arch.Unknown && effSpec != nil {
 		r.CPU.Model = effSpec.Host.FakeCPUModel
 		r.CPU.Flags = append([]string(nil), effSpec.Host.FakeFlags...)
@@ -214,9 +215,9 @@ func usableModels(dc *virtcaps.DomainCaps) []string {
 	return out
 }
 
-func libvirtPart(r *Report, in Input, effective arch.Arch) {
+func libvirtPart(r *hostreport.Report, in Input, effective arch.Arch) {
 	v := &r.Virt
-	v.Guests = []Guest{}
+	v.Guests = []hostreport.Guest{}
 	v.EmulatedMachines = []string{}
 	v.CPUModels = []string{}
 	v.Graphics, v.Video, v.DiskBuses = []string{}, []string{}, []string{}
@@ -243,7 +244,7 @@ func libvirtPart(r *Report, in Input, effective arch.Arch) {
 			continue
 		}
 		seen[g.Arch] = true
-		gr := Guest{Arch: string(g.Arch), DomainTypes: lv.Capabilities.DomainTypes(g.Arch), Emulator: g.Emulator}
+		gr := hostreport.Guest{Arch: string(g.Arch), DomainTypes: lv.Capabilities.DomainTypes(g.Arch), Emulator: g.Emulator}
 		dt := bestDomainType(gr.DomainTypes, v.DomainType)
 		gr.Machines = nonNil(lv.Capabilities.MachineNames(g.Arch, dt))
 		if dc := lv.DomainCapsFor(g.Arch); dc != nil {

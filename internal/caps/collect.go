@@ -11,6 +11,7 @@ import (
 	"sort"
 	"time"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/hostinfo"
@@ -49,7 +50,7 @@ type Options struct {
 
 // Result is a report with what it was built from.
 type Result struct {
-	Report *Report
+	Report *hostreport.Report
 	// Host and Libvirt are the inputs (Libvirt nil when not asked).
 	Host    *hostinfo.Host
 	Libvirt *virtcaps.Live

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/testcorpus"
 )
 
@@ -30,7 +31,7 @@ func TestLiveLibvirt(t *testing.T) {
 		t.Errorf("versions %q %q", r.Virt.LibvirtVersion, r.Virt.QEMUVersion)
 	}
 	for _, want := range []string{"ppc64", "ppc64le"} {
-		var g *Guest
+		var g *hostreport.Guest
 		for i := range r.Virt.Guests {
 			if r.Virt.Guests[i].Arch == want {
 				g = &r.Virt.Guests[i]

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/cpuset"
 )
 
 // WriteText prints r as a readable table for people.
-func WriteText(w io.Writer, r *Report) error {
+func WriteText(w io.Writer, r *hostreport.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, orUnavailable(v)) }
 	section := func(name string) { fmt.Fprintf(tw, "\n%s\t\n", strings.ToUpper(name)) }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/cpuset"
 	"polyvirt/internal/virtcaps"
 )
@@ -65,7 +66,7 @@ type VDSMCPU struct {
 // come from its NUMA cells (a CPU counts only when libvirt printed its
 // socket_id, core_id and siblings; sockets are distinct socket ids, cores
 // distinct sibling lists, threads the online CPUs).
-func ToVDSM(r *Report, caps *virtcaps.Capabilities) *VDSM {
+func ToVDSM(r *hostreport.Report, caps *virtcaps.Capabilities) *VDSM {
 	v := &VDSM{
 		CPUModel:           orUnavailable(r.CPU.Model),
 		CPUSpeed:           orUnavailable(r.CPU.MHz),

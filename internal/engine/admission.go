@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
-	"polyvirt/internal/caps"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/store"
 )
@@ -29,7 +29,7 @@ type hostFacts struct {
 
 // factsFromReport reads the facts of a capabilities report (JSON).
 func factsFromReport(doc []byte) (hostFacts, error) {
-	var r caps.Report
+	var r hostreport.Report
 	if err := json.Unmarshal(doc, &r); err != nil {
 		return hostFacts{}, fmt.Errorf("capabilities report: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"polyvirt/internal/agent"
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/wire"
@@ -38,7 +39,7 @@ type fakeAgent struct {
 	t      *testing.T
 	name   string
 	addr   string
-	report *caps.Report
+	report *hostreport.Report
 	body   []byte
 	etag   string
 
@@ -58,10 +59,10 @@ type fakeVM struct {
 
 var fakeReports sync.Map // profile → *caps.Report
 
-func fakeReport(t *testing.T, profile string) *caps.Report {
+func fakeReport(t *testing.T, profile string) *hostreport.Report {
 	t.Helper()
 	if r, ok := fakeReports.Load(profile); ok {
-		return r.(*caps.Report)
+		return r.(*hostreport.Report)
 	}
 	res, err := caps.Collect(context.Background(), caps.Options{Profile: profile})
 	if err != nil {
@@ -79,7 +80,7 @@ func newFakeAgent(t *testing.T, te *testEngine, name, cluster, profile string) *
 }
 
 // newFakeAgentWith is newFakeAgent with a report changed by edit.
-func newFakeAgentWith(t *testing.T, te *testEngine, name, cluster, profile string, edit func(*caps.Report)) *fakeAgent {
+func newFakeAgentWith(t *testing.T, te *testEngine, name, cluster, profile string, edit func(*hostreport.Report)) *fakeAgent {
 	t.Helper()
 	rep := fakeReport(t, profile)
 	if edit != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"polyvirt/internal/caps"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/engine/wire"
@@ -64,11 +64,11 @@ func TestVMHostPaths(t *testing.T) {
 	if _, err := l.te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "mixed", Arch: "x86_64"}); err != nil {
 		t.Fatal(err)
 	}
-	newFakeAgentWith(t, l.te, "xa", "mixed", "x86-2s-intel", func(r *caps.Report) {
-		r.HostPaths = &caps.HostPaths{Disk: []string{"/srv/images"}, CDROM: []string{}, Kernel: []string{}, Initrd: []string{}, BlockDevices: []string{"/dev/vdb"}}
+	newFakeAgentWith(t, l.te, "xa", "mixed", "x86-2s-intel", func(r *hostreport.Report) {
+		r.HostPaths = &hostreport.HostPaths{Disk: []string{"/srv/images"}, CDROM: []string{}, Kernel: []string{}, Initrd: []string{}, BlockDevices: []string{"/dev/vdb"}}
 	})
-	newFakeAgentWith(t, l.te, "xb", "mixed", "x86-2s-intel", func(r *caps.Report) {
-		r.HostPaths = &caps.HostPaths{Disk: []string{"/var/lib/polyvirt/images"}, CDROM: []string{}, Kernel: []string{}, Initrd: []string{}, BlockDevices: []string{}}
+	newFakeAgentWith(t, l.te, "xb", "mixed", "x86-2s-intel", func(r *hostreport.Report) {
+		r.HostPaths = &hostreport.HostPaths{Disk: []string{"/var/lib/polyvirt/images"}, CDROM: []string{}, Kernel: []string{}, Initrd: []string{}, BlockDevices: []string{}}
 	})
 	for _, h := range []string{"xa", "xb"} {
 		waitHost(t, l.te.admin, h, 10*time.Second, status("Up"))

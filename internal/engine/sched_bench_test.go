@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
-	"polyvirt/internal/caps"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
@@ -30,7 +30,7 @@ func BenchmarkStartDecision(b *testing.B) {
 	if err := st.CreateCluster(ctx, &c); err != nil {
 		b.Fatal(err)
 	}
-	rep := caps.Report{Arch: "ppc64le", EffectiveArch: "ppc64le", MemoryMiB: 262144}
+	rep := hostreport.Report{Arch: "ppc64le", EffectiveArch: "ppc64le", MemoryMiB: 262144}
 	rep.CPU.OnlineCPUs = make([]int, 160)
 	doc, _ := json.Marshal(rep)
 	machines := []string{"pseries"}

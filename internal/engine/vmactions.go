@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
-	"polyvirt/internal/caps"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/engine/wire"
@@ -87,7 +87,7 @@ func (s *vmService) capacityOf(ctx context.Context, h store.Host) hostCapacity {
 		}
 	}
 	c := hostCapacity{hash: full.CapabilitiesHash}
-	var r caps.Report
+	var r hostreport.Report
 	if len(full.Capabilities) > 0 && json.Unmarshal(full.Capabilities, &r) == nil {
 		c.memoryMiB, c.cpus = int64(r.MemoryMiB), len(r.CPU.OnlineCPUs)
 		if p := r.HostPaths; p != nil {

@@ -7,15 +7,15 @@ import (
 	"os"
 	"strings"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
-	"polyvirt/internal/caps"
 )
 
 // LoadHostCaps reads a host capabilities report written by
 // `polyvirt caps -o json`. Fields it does not know are ignored (the report
 // grows); a report without an architecture is refused.
-func LoadHostCaps(path string) (*caps.Report, error) {
+func LoadHostCaps(path string) (*hostreport.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -29,8 +29,8 @@ func LoadHostCaps(path string) (*caps.Report, error) {
 }
 
 // ParseHostCaps decodes a host capabilities report.
-func ParseHostCaps(data []byte) (*caps.Report, error) {
-	var r caps.Report
+func ParseHostCaps(data []byte) (*hostreport.Report, error) {
+	var r hostreport.Report
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("host capabilities: %v", err)
 	}
@@ -42,7 +42,7 @@ func ParseHostCaps(data []byte) (*caps.Report, error) {
 
 // TCGOnly reports whether a host runs guests under TCG only: fake-KVM
 // mode, or libvirt's domain type is qemu (no usable KVM).
-func TCGOnly(h *caps.Report) bool {
+func TCGOnly(h *hostreport.Report) bool {
 	return h != nil && (h.FakeKVM || h.Virt.DomainType == "qemu")
 }
 
@@ -52,7 +52,7 @@ type hostOffer struct {
 	machines, models, graphics, video, diskBuses []string
 }
 
-func offerFor(h *caps.Report, a arch.Arch) (hostOffer, bool) {
+func offerFor(h *hostreport.Report, a arch.Arch) (hostOffer, bool) {
 	var o hostOffer
 	found := false
 	for _, g := range h.Virt.Guests {
@@ -78,7 +78,7 @@ func offerFor(h *caps.Report, a arch.Arch) (hostOffer, bool) {
 }
 
 // checkHost checks a completed definition against a host's report.
-func checkHost(vm *VM, spec *archspec.Spec, h *caps.Report, errs *Errors) {
+func checkHost(vm *VM, spec *archspec.Spec, h *hostreport.Report, errs *Errors) {
 	effName := firstNonEmpty(h.EffectiveArch, h.Arch)
 	eff, err := archspec.Lookup(effName)
 	if err != nil {

@@ -7,9 +7,9 @@ import (
 	"regexp"
 	"strings"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
-	"polyvirt/internal/caps"
 )
 
 // Options are what Validate knows besides the definition.
@@ -20,7 +20,7 @@ type Options struct {
 	// Host, when set, is the target host's capabilities report: the
 	// definition is also checked against what that host offers, and its
 	// effective architecture is the default architecture.
-	Host *caps.Report
+	Host *hostreport.Report
 	// HostConsole says that the host names the files of the serial
 	// console (the agent, in its own directory): the definition may name
 	// none (console.path and console.log are refused with
@@ -34,7 +34,7 @@ type Options struct {
 type Valid struct {
 	vm   *VM
 	spec *archspec.Spec
-	host *caps.Report
+	host *hostreport.Report
 }
 
 // VM is the completed definition. It is shared: do not modify it.
@@ -44,7 +44,7 @@ func (v *Valid) VM() *VM { return v.vm }
 func (v *Valid) Spec() *archspec.Spec { return v.spec }
 
 // Host is the host report the definition was checked against, or nil.
-func (v *Valid) Host() *caps.Report { return v.host }
+func (v *Valid) Host() *hostreport.Report { return v.host }
 
 // Limits on the number of devices of one VM.
 const (

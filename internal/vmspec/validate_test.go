@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
-	"polyvirt/internal/caps"
 )
 
 func mustDecode(t *testing.T, doc string) *VM {
@@ -20,7 +20,7 @@ func mustDecode(t *testing.T, doc string) *VM {
 	return vm
 }
 
-func loadCaps(t *testing.T, name string) *caps.Report {
+func loadCaps(t *testing.T, name string) *hostreport.Report {
 	t.Helper()
 	h, err := LoadHostCaps("testdata/" + name)
 	if err != nil {
@@ -252,7 +252,7 @@ disks:
 
 // fakeX86 is the TCG host in fake-KVM mode presenting a Cascadelake (as
 // archspec's fake x86_64 flags do: model_Cascadelake-Server).
-func fakeX86(t *testing.T) *caps.Report {
+func fakeX86(t *testing.T) *hostreport.Report {
 	t.Helper()
 	c := *loadCaps(t, "hostcaps-x86_64-tcg.json")
 	c.FakeKVM = true
@@ -260,14 +260,14 @@ func fakeX86(t *testing.T) *caps.Report {
 	return &c
 }
 
-func loadCapsNoUSB(t *testing.T, h *caps.Report) *caps.Report {
+func loadCapsNoUSB(t *testing.T, h *hostreport.Report) *hostreport.Report {
 	t.Helper()
 	c := *h
 	c.Virt.DiskBuses = []string{"ide", "fdc", "scsi", "virtio", "sata"}
 	return &c
 }
 
-func withoutVideo(h *caps.Report, video string) *caps.Report {
+func withoutVideo(h *hostreport.Report, video string) *hostreport.Report {
 	c := *h
 	c.Virt.Video = nil
 	for _, v := range h.Virt.Video {

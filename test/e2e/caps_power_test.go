@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"polyvirt/internal/caps"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/initramfs"
 )
 
@@ -55,7 +55,7 @@ func TestCapsOnRealPPC64LEKernel(t *testing.T) {
 					t.Logf("%s guest printed:\n%s", tc.cpu, out)
 				}
 			})
-			var r caps.Report
+			var r hostreport.Report
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
 				t.Fatalf("the guest printed no JSON report: %v\n%s", err, out)
 			}
