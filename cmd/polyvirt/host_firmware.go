@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/wire"
-	"polyvirt/internal/firmware"
 )
 
 // newHostFirmwareCommand is `polyvirt host firmware ...`: the POWER system
@@ -66,7 +66,7 @@ NOT_SUPPORTED_ON_ARCH.`,
 // waitFor polls the host's firmware until the operation reaches one of the
 // states, printing each state it passes through; a host that does not
 // answer (rebooting) is waited for too.
-func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, timeout time.Duration, states ...firmware.State) (wire.HostFirmware, error) {
+func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, timeout time.Duration, states ...agentapi.FirmwareState) (wire.HostFirmware, error) {
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
@@ -88,7 +88,7 @@ func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, ti
 					return f, nil
 				}
 			}
-			if f.Operation.State == firmware.StateFailed || f.Operation.State == firmware.StateCancelled {
+			if f.Operation.State == agentapi.FirmwareStateFailed || f.Operation.State == agentapi.FirmwareStateCancelled {
 				return f, fmt.Errorf("the firmware operation %s", failureText(f.Operation))
 			}
 		}
@@ -110,18 +110,18 @@ func progressText(f wire.HostFirmware, state string) string {
 		return "rebooting (the agent does not answer yet)"
 	case op == nil:
 		return state
-	case op.State == firmware.StateValidated && op.Projection != nil:
+	case op.State == agentapi.FirmwareStateValidated && op.Projection != nil:
 		p := op.Projection
 		return fmt.Sprintf("validated: temporary %s → %s, permanent %s → %s", p.CurrentT, p.NewT, p.CurrentP, p.NewP)
-	case op.State == firmware.StateAwaitingDecision && op.Booted != nil:
+	case op.State == agentapi.FirmwareStateAwaitingDecision && op.Booted != nil:
 		return fmt.Sprintf("awaiting decision: booted %s (temporary %s, permanent %s)", op.Booted.Booted.Name, op.Booted.Temporary.Name, op.Booted.Permanent.Name)
-	case (op.State == firmware.StateCommitted || op.State == firmware.StateRejected) && op.After != nil:
+	case (op.State == agentapi.FirmwareStateCommitted || op.State == agentapi.FirmwareStateRejected) && op.After != nil:
 		return fmt.Sprintf("%s: temporary %s, permanent %s", op.State, op.After.Temporary.Name, op.After.Permanent.Name)
 	}
 	return state
 }
 
-func failureText(op *firmware.Operation) string {
+func failureText(op *agentapi.FirmwareOperation) string {
 	if op.Failure != nil {
 		return fmt.Sprintf("%s: %s: %s", op.State, op.Failure.Code, op.Failure.Message)
 	}
@@ -158,8 +158,8 @@ func newFirmwareStepCommand(step string) *cobra.Command {
 				if _, err := c.FirmwareStep(ctx, host, step, reason); err != nil {
 					return err
 				}
-				want := map[string]firmware.State{"validate": firmware.StateValidated, "flash": firmware.StateAwaitingDecision, "commit": firmware.StateCommitted,
-					"reject": firmware.StateRejected, "cancel": firmware.StateCancelled}[step]
+				want := map[string]agentapi.FirmwareState{"validate": agentapi.FirmwareStateValidated, "flash": agentapi.FirmwareStateAwaitingDecision, "commit": agentapi.FirmwareStateCommitted,
+					"reject": agentapi.FirmwareStateRejected, "cancel": agentapi.FirmwareStateCancelled}[step]
 				_, err := waitFor(ctx, w, c, host, timeout, want)
 				return err
 			})
@@ -201,14 +201,14 @@ or "polyvirt host firmware reject HOST" to return to the old level.`,
 				if _, err := c.FirmwareStep(ctx, host, "validate", reason); err != nil {
 					return err
 				}
-				if _, err := waitFor(ctx, w, c, host, timeout, firmware.StateValidated); err != nil {
+				if _, err := waitFor(ctx, w, c, host, timeout, agentapi.FirmwareStateValidated); err != nil {
 					return err
 				}
 				fmt.Fprintf(w, "flash (the host reboots):\n")
 				if _, err := c.FirmwareStep(ctx, host, "flash", reason); err != nil {
 					return err
 				}
-				f, err := waitFor(ctx, w, c, host, timeout, firmware.StateAwaitingDecision)
+				f, err := waitFor(ctx, w, c, host, timeout, agentapi.FirmwareStateAwaitingDecision)
 				if err != nil {
 					return err
 				}

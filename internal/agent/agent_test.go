@@ -11,11 +11,11 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/go-cmp/cmp"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/libvirtconn"
 )
 
-func create(t *testing.T, a *Agent, body string) *api.VM {
+func create(t *testing.T, a *Agent, body string) *agentapi.VM {
 	t.Helper()
 	vm, err := a.CreateVM(context.Background(), []byte(body))
 	if err != nil {
@@ -28,7 +28,7 @@ func TestCreateMarksOwnershipAndDefinesOnce(t *testing.T) {
 	f := newFakeConn()
 	a := newTestAgent(t, f)
 	vm := create(t, a, unitVM)
-	if vm.State != api.StateDefined || vm.Host != "unit-power8" || vm.Arch != "ppc64le" || !vm.FakeKVM {
+	if vm.State != agentapi.StateDefined || vm.Host != "unit-power8" || vm.Arch != "ppc64le" || !vm.FakeKVM {
 		t.Errorf("created VM: %+v", vm)
 	}
 	x, _ := f.DomainXML(context.Background(), libvirtconn.Domain{UUID: vm.ID}, true)
@@ -94,24 +94,24 @@ func TestActionsSayWhenNothingChanges(t *testing.T) {
 	steps := []struct {
 		action  string
 		changed bool
-		state   api.VMState
+		state   agentapi.VMState
 		status  int
 		code    string
 	}{
-		{"shutdown", false, api.StateDefined, 0, ""},
-		{"destroy", false, api.StateDefined, 0, ""},
+		{"shutdown", false, agentapi.StateDefined, 0, ""},
+		{"destroy", false, agentapi.StateDefined, 0, ""},
 		{"reboot", false, "", 409, CodeVMNotRunning},
 		{"pause", false, "", 409, CodeVMNotRunning},
 		{"resume", false, "", 409, CodeVMNotPaused},
-		{"start", true, api.StateRunning, 0, ""},
-		{"start", false, api.StateRunning, 0, ""},
-		{"pause", true, api.StatePaused, 0, ""},
-		{"pause", false, api.StatePaused, 0, ""},
-		{"resume", true, api.StateRunning, 0, ""},
-		{"resume", false, api.StateRunning, 0, ""},
-		{"reboot", true, api.StateRunning, 0, ""},
+		{"start", true, agentapi.StateRunning, 0, ""},
+		{"start", false, agentapi.StateRunning, 0, ""},
+		{"pause", true, agentapi.StatePaused, 0, ""},
+		{"pause", false, agentapi.StatePaused, 0, ""},
+		{"resume", true, agentapi.StateRunning, 0, ""},
+		{"resume", false, agentapi.StateRunning, 0, ""},
+		{"reboot", true, agentapi.StateRunning, 0, ""},
 		{"fly", false, "", 404, CodeUnknownAction},
-		{"destroy", true, api.StateDefined, 0, ""},
+		{"destroy", true, agentapi.StateDefined, 0, ""},
 	}
 	for i, s := range steps {
 		res, err := a.Act(context.Background(), id, s.action)
@@ -140,7 +140,7 @@ func TestOneVMSerialized(t *testing.T) {
 	id := create(t, a, unitVM).ID
 	other := create(t, a, `{"name": "unit-ppc-2", "arch": "ppc64le", "memory": {"sizeMiB": 512}}`).ID
 	var wg sync.WaitGroup
-	results := make([]*api.ActionResult, 2)
+	results := make([]*agentapi.ActionResult, 2)
 	for i := range results {
 		wg.Add(1)
 		go func() {
@@ -228,7 +228,7 @@ func TestRecoveryTakesOnlyOwnDomains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vms) != 1 || vms[0].ID != mine.ID || vms[0].State != api.StateRunning {
+	if len(vms) != 1 || vms[0].ID != mine.ID || vms[0].State != agentapi.StateRunning {
 		t.Fatalf("recovered %+v; want only %s, running", vms, mine.ID)
 	}
 	for _, id := range []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-000000000000", copyUUID} {
@@ -253,7 +253,7 @@ func TestEventsOnlyForOwnDomains(t *testing.T) {
 	ch <- libvirtconn.LifecycleEvent{Domain: libvirtconn.Domain{Name: vm.Name, UUID: vm.ID}, Event: libvirtconn.EventStarted, Detail: 0}
 	close(ch)
 	a.pumpEvents(context.Background(), f, ch)
-	var got []api.Event
+	var got []agentapi.Event
 	for len(sub) > 0 {
 		got = append(got, <-sub)
 	}

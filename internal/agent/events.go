@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -14,14 +14,14 @@ import (
 // others (its channel is buffered; a full channel drops).
 type eventHub struct {
 	mu   sync.Mutex
-	subs map[chan api.Event]struct{}
+	subs map[chan agentapi.Event]struct{}
 }
 
-func newEventHub() *eventHub { return &eventHub{subs: map[chan api.Event]struct{}{}} }
+func newEventHub() *eventHub { return &eventHub{subs: map[chan agentapi.Event]struct{}{}} }
 
 // subscribe returns a channel of events and its cancel function.
-func (h *eventHub) subscribe() (<-chan api.Event, func()) {
-	ch := make(chan api.Event, 256)
+func (h *eventHub) subscribe() (<-chan agentapi.Event, func()) {
+	ch := make(chan agentapi.Event, 256)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
@@ -35,7 +35,7 @@ func (h *eventHub) subscribe() (<-chan api.Event, func()) {
 	}
 }
 
-func (h *eventHub) publish(ev api.Event) {
+func (h *eventHub) publish(ev agentapi.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
@@ -66,12 +66,12 @@ func (a *Agent) pumpEvents(ctx context.Context, c libvirtconn.AgentConn, events 
 			}
 			a.index.put(e)
 		}
-		out := api.Event{
+		out := agentapi.Event{
 			Time: time.Now().UTC(), Host: a.cfg.HostID, VM: e.ID, Name: e.Name,
 			Event: libvirtconn.EventName(ev.Event), Detail: eventDetail(ev.Event, ev.Detail),
 		}
 		if ev.Event == libvirtconn.EventUndefined {
-			out.State = api.StateUnknown
+			out.State = agentapi.StateUnknown
 			a.index.remove(e.ID)
 		} else if st, _, err := c.DomainStateReason(ctx, ev.Domain); err == nil {
 			out.State = stateOf(st)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/firmware"
@@ -29,16 +29,6 @@ type FirmwareConfig struct {
 	// Root is the filesystem root the device tree and the kernel boot id
 	// are read from (default "/", or the profile's root).
 	Root string `json:"root"`
-}
-
-// FirmwareStatus is the answer of GET /v1/firmware.
-type FirmwareStatus struct {
-	// Supported tells whether polyvirt updates this host's system
-	// firmware (POWER hosts with update_flash).
-	Supported bool               `json:"supported"`
-	Inventory firmware.Inventory `json:"inventory"`
-	// Operation is the current or last update, nil when there was none.
-	Operation *firmware.Operation `json:"operation,omitempty"`
 }
 
 // openFirmware opens the firmware manager of this host and settles an
@@ -86,10 +76,10 @@ func (a *Agent) openFirmware(ctx context.Context) error {
 
 // FirmwareStatus reports the inventory and the operation. While a flash
 // waits for its reboot it checks whether the host has rebooted.
-func (a *Agent) FirmwareStatus(ctx context.Context) (*FirmwareStatus, error) {
-	st := &FirmwareStatus{Supported: a.fw.Supported()}
+func (a *Agent) FirmwareStatus(ctx context.Context) (*agentapi.FirmwareStatus, error) {
+	st := &agentapi.FirmwareStatus{Supported: a.fw.Supported()}
 	op := a.fw.Status()
-	if st.Supported && (op.State == firmware.StateRebooting || op.State == firmware.StateFlashing) {
+	if st.Supported && (op.State == agentapi.FirmwareStateRebooting || op.State == agentapi.FirmwareStateFlashing) {
 		if resumed, err := a.fw.Resume(ctx, "agent"); err == nil {
 			op = resumed
 		}
@@ -114,9 +104,9 @@ const stepWait = 2 * time.Second
 // engine acts for; flash asks the engine's maintenance assertion. The step
 // runs on its own (the tools take minutes, and a reboot may end the
 // agent): done reports whether it ended within stepWait.
-func (a *Agent) FirmwareAction(ctx context.Context, step, who string, maintenance bool) (op *firmware.Operation, done bool, err error) {
+func (a *Agent) FirmwareAction(ctx context.Context, step, who string, maintenance bool) (op *agentapi.FirmwareOperation, done bool, err error) {
 	type result struct {
-		op  *firmware.Operation
+		op  *agentapi.FirmwareOperation
 		err error
 	}
 	ch := make(chan result, 1)
@@ -136,9 +126,9 @@ func (a *Agent) FirmwareAction(ctx context.Context, step, who string, maintenanc
 	}
 }
 
-func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance bool) (*firmware.Operation, error) {
+func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance bool) (*agentapi.FirmwareOperation, error) {
 	var (
-		op  firmware.Operation
+		op  agentapi.FirmwareOperation
 		err error
 	)
 	switch step {
@@ -165,7 +155,7 @@ func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance 
 }
 
 // FirmwareUpload stores an image (the vendor's RPM or a bare .img).
-func (a *Agent) FirmwareUpload(ctx context.Context, r io.Reader, name, who string) (*firmware.Operation, error) {
+func (a *Agent) FirmwareUpload(ctx context.Context, r io.Reader, name, who string) (*agentapi.FirmwareOperation, error) {
 	op, err := a.fw.Upload(ctx, r, name, who)
 	if err != nil {
 		return nil, err
@@ -186,7 +176,7 @@ func (a *Agent) runningVMs(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if stateOf(st) != api.StateDefined {
+		if stateOf(st) != agentapi.StateDefined {
 			n++
 		}
 	}
@@ -214,7 +204,7 @@ func (a *Agent) withFirmwareLevels(ctx context.Context, r *hostreport.Report) {
 	s := inv.System
 	for _, l := range []struct {
 		side  string
-		level firmware.Level
+		level agentapi.FirmwareLevel
 	}{{"temporary", s.Temporary}, {"permanent", s.Permanent}, {"booted", s.Booted}} {
 		if l.level.Name != "" {
 			r.Firmware = append(r.Firmware, hostreport.Firmware{Component: "system-" + l.side, Version: levelText(l.level)})
@@ -222,7 +212,7 @@ func (a *Agent) withFirmwareLevels(ctx context.Context, r *hostreport.Report) {
 	}
 }
 
-func levelText(l firmware.Level) string {
+func levelText(l agentapi.FirmwareLevel) string {
 	if l.Image != "" {
 		return l.Name + " (" + l.Image + ")"
 	}

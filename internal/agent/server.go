@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/pki"
 )
 
@@ -131,11 +132,7 @@ func (a *Agent) Handler() http.Handler {
 		_ = writeJSON(w, http.StatusOK, op)
 	})
 	mux.HandleFunc("POST /v1/firmware/{step}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		var body struct {
-			// Maintenance is the engine's assertion that it holds the
-			// host in Maintenance (flash only).
-			Maintenance bool `json:"maintenance"`
-		}
+		var body agentapi.FirmwareStepRequest
 		b, err := a.readBody(w, r)
 		if err != nil {
 			return err

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/hoststats"
 	"polyvirt/internal/libvirtconn"
 )
@@ -17,7 +17,7 @@ type statsKeeper struct {
 	sampler *hoststats.Sampler
 
 	mu     sync.RWMutex
-	last   api.Stats
+	last   agentapi.Stats
 	err    error
 	prevVM map[string]cpuSample
 }
@@ -48,9 +48,9 @@ func (k *statsKeeper) run(ctx context.Context, a *Agent, every time.Duration) {
 // sample takes one reading of the host and of every VM this host owns.
 func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 	r, usage, err := k.sampler.Sample()
-	s := api.Stats{VMs: []api.VMStats{}}
+	s := agentapi.Stats{VMs: []agentapi.VMStats{}}
 	if err == nil {
-		s.Host = api.HostStats{
+		s.Host = agentapi.HostStats{
 			Time: r.Time.UTC(), CPUUsagePercent: round2(usage), CPUs: r.CPU.CPUs,
 			MemTotalMiB: r.Memory.TotalKiB / 1024, MemFreeMiB: r.Memory.FreeKiB / 1024,
 			MemAvailableMiB: r.Memory.AvailableKiB / 1024,
@@ -81,7 +81,7 @@ func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 				}
 				k.prevVM[e.ID] = cpuSample{now, d.CPUTimeNs}
 				seen[e.ID] = true
-				if v.State == api.StateRunning || v.State == api.StatePaused {
+				if v.State == agentapi.StateRunning || v.State == agentapi.StatePaused {
 					s.Host.VMsRunning++
 					s.Host.VCPUsUsed += v.VCPUs
 					s.Host.MemoryUsedMiB += v.MemoryMiB
@@ -105,23 +105,23 @@ func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 	k.mu.Unlock()
 }
 
-func vmStats(e *vmEntry, d libvirtconn.DomainStats) api.VMStats {
-	v := api.VMStats{
+func vmStats(e *vmEntry, d libvirtconn.DomainStats) agentapi.VMStats {
+	v := agentapi.VMStats{
 		ID: e.ID, Name: e.Name, State: stateOf(d.State), VCPUs: d.VCPUs, CPUTimeNs: d.CPUTimeNs,
 		MemoryMiB: d.BalloonKiB / 1024, MaxMemoryMiB: d.MaxMemoryKiB / 1024,
-		Disks: []api.DiskStats{}, NICs: []api.NICStats{},
+		Disks: []agentapi.DiskStats{}, NICs: []agentapi.NICStats{},
 	}
 	for _, b := range d.Blocks {
-		v.Disks = append(v.Disks, api.DiskStats{Name: b.Name, ReadBytes: b.ReadBytes, WriteBytes: b.WriteBytes, ReadOps: b.ReadOps, WriteOps: b.WriteOps})
+		v.Disks = append(v.Disks, agentapi.DiskStats{Name: b.Name, ReadBytes: b.ReadBytes, WriteBytes: b.WriteBytes, ReadOps: b.ReadOps, WriteOps: b.WriteOps})
 	}
 	for _, n := range d.Interfaces {
-		v.NICs = append(v.NICs, api.NICStats{Name: n.Name, RxBytes: n.RxBytes, TxBytes: n.TxBytes, RxPkts: n.RxPkts, TxPkts: n.TxPkts})
+		v.NICs = append(v.NICs, agentapi.NICStats{Name: n.Name, RxBytes: n.RxBytes, TxBytes: n.TxBytes, RxPkts: n.RxPkts, TxPkts: n.TxPkts})
 	}
 	return v
 }
 
 // current returns the last figures.
-func (k *statsKeeper) current() (api.Stats, error) {
+func (k *statsKeeper) current() (agentapi.Stats, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.last, k.err

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -19,24 +19,24 @@ import (
 )
 
 // stateOf maps libvirt's state to the API's.
-func stateOf(s libvirtconn.DomainState) api.VMState {
+func stateOf(s libvirtconn.DomainState) agentapi.VMState {
 	switch s {
 	case libvirtconn.StateRunning:
-		return api.StateRunning
+		return agentapi.StateRunning
 	case libvirtconn.StateBlocked:
-		return api.StateBlocked
+		return agentapi.StateBlocked
 	case libvirtconn.StatePaused:
-		return api.StatePaused
+		return agentapi.StatePaused
 	case libvirtconn.StateShutdown:
-		return api.StateShutdown
+		return agentapi.StateShutdown
 	case libvirtconn.StateShutoff:
-		return api.StateDefined
+		return agentapi.StateDefined
 	case libvirtconn.StateCrashed:
-		return api.StateCrashed
+		return agentapi.StateCrashed
 	case libvirtconn.StatePMSuspended:
-		return api.StateSuspend
+		return agentapi.StateSuspend
 	}
-	return api.StateUnknown
+	return agentapi.StateUnknown
 }
 
 // reasonOf names libvirt's state reason (virDomainRunningReason,
@@ -72,7 +72,7 @@ func newUUID() string {
 
 // CreateVM validates a definition for this host, renders its domain and
 // defines it in libvirt. Nothing is defined when anything is wrong.
-func (a *Agent) CreateVM(ctx context.Context, body []byte) (*api.VM, error) {
+func (a *Agent) CreateVM(ctx context.Context, body []byte) (*agentapi.VM, error) {
 	def, err := vmspec.Decode(body)
 	if err != nil {
 		return nil, err
@@ -171,12 +171,12 @@ func (a *Agent) entry(id string) (*vmEntry, error) {
 
 // describe reports a VM with its current state (and with full the live
 // domain XML).
-func (a *Agent) describe(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry, full bool) (*api.VM, error) {
+func (a *Agent) describe(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry, full bool) (*agentapi.VM, error) {
 	st, reason, err := c.DomainStateReason(ctx, e.Domain)
 	if err != nil {
 		return nil, err
 	}
-	vm := &api.VM{
+	vm := &agentapi.VM{
 		ID: e.ID, Name: e.Name, Arch: e.Arch, Host: a.cfg.HostID, FakeKVM: e.Fake,
 		State: stateOf(st), Reason: reasonOf(st, reason), Definition: json.RawMessage(e.Definition),
 	}
@@ -191,7 +191,7 @@ func (a *Agent) describe(ctx context.Context, c libvirtconn.AgentConn, e *vmEntr
 }
 
 // GetVM reports one VM with its live domain XML.
-func (a *Agent) GetVM(ctx context.Context, id string) (*api.VM, error) {
+func (a *Agent) GetVM(ctx context.Context, id string) (*agentapi.VM, error) {
 	e, err := a.entry(id)
 	if err != nil {
 		return nil, err
@@ -204,12 +204,12 @@ func (a *Agent) GetVM(ctx context.Context, id string) (*api.VM, error) {
 }
 
 // ListVMs reports every VM this host owns.
-func (a *Agent) ListVMs(ctx context.Context) ([]*api.VM, error) {
+func (a *Agent) ListVMs(ctx context.Context) ([]*agentapi.VM, error) {
 	c, err := a.conn.get()
 	if err != nil {
 		return nil, err
 	}
-	out := []*api.VM{}
+	out := []*agentapi.VM{}
 	for _, e := range a.index.list() {
 		vm, err := a.describe(ctx, c, e, false)
 		if err != nil {
@@ -263,7 +263,7 @@ var Actions = []string{"start", "shutdown", "destroy", "reboot", "pause", "resum
 
 // Act runs a lifecycle action. Asking for the state a VM is already in
 // (start a running VM, stop a stopped one) is a no-op that says so.
-func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, error) {
+func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionResult, error) {
 	e, err := a.entry(id)
 	if err != nil {
 		return nil, err
@@ -278,8 +278,8 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*api.ActionResult, 
 	if err != nil {
 		return nil, err
 	}
-	res := &api.ActionResult{VM: e.ID, Action: action, Changed: true}
-	noop := func(msg string) (*api.ActionResult, error) {
+	res := &agentapi.ActionResult{VM: e.ID, Action: action, Changed: true}
+	noop := func(msg string) (*agentapi.ActionResult, error) {
 		res.Changed, res.Message, res.State = false, msg, stateOf(st)
 		return res, nil
 	}

@@ -1,12 +1,9 @@
-// Package api holds the wire types shared by the agent, the engine and the
-// CLI: JSON documents of the REST APIs, error bodies with stable codes, and
-// event records. It has no behaviour beyond small helpers.
+// Package api is the root of the contract layer: the error answer every
+// polyvirt API gives (a stable code, a readable message, the field at
+// fault). The documents of each API live in its sub-packages: agentapi (the
+// host agent), engineapi (the engine), hostreport (the host capabilities
+// report), enroll (the join protocol).
 package api
-
-import (
-	"encoding/json"
-	"time"
-)
 
 // Error is the body of every error answer: a stable code and a readable
 // message, plus the field path when the error is about one field.
@@ -21,119 +18,4 @@ type Error struct {
 type ErrorBody struct {
 	Error  Error   `json:"error"`
 	Errors []Error `json:"errors,omitempty"`
-}
-
-// VMState is a VM's state as libvirt reports it.
-type VMState string
-
-// The states.
-const (
-	StateDefined  VMState = "defined" // shut off
-	StateRunning  VMState = "running"
-	StatePaused   VMState = "paused"
-	StateShutdown VMState = "shutting-down"
-	StateCrashed  VMState = "crashed"
-	StateBlocked  VMState = "blocked"
-	StateSuspend  VMState = "pmsuspended"
-	StateUnknown  VMState = "unknown"
-)
-
-// VM is a VM as an agent reports it.
-type VM struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	Arch string `json:"arch"`
-	// State and Reason are libvirt's state and its reason ("booted",
-	// "destroyed", "shutdown", "crashed", ...).
-	State  VMState `json:"state"`
-	Reason string  `json:"reason,omitempty"`
-	// Host is the id of the host that owns it.
-	Host string `json:"host"`
-	// Definition is the VM definition it was created from.
-	Definition json.RawMessage `json:"definition,omitempty"`
-	// DomainXML is libvirt's live XML (GET /v1/vms/{id} only).
-	DomainXML string `json:"domainXml,omitempty"`
-	// FakeKVM tells that it runs emulated (TCG) on a fake-KVM host.
-	FakeKVM bool `json:"fakeKvm"`
-}
-
-// ActionResult answers a lifecycle action: whether it changed anything
-// (starting a running VM does not), what it did, and the state after it.
-type ActionResult struct {
-	VM      string  `json:"vm"`
-	Action  string  `json:"action"`
-	Changed bool    `json:"changed"`
-	Message string  `json:"message"`
-	State   VMState `json:"state"`
-}
-
-// Event is one VM state change.
-type Event struct {
-	Time   time.Time `json:"time"`
-	Host   string    `json:"host"`
-	VM     string    `json:"vm"`
-	Name   string    `json:"name"`
-	Event  string    `json:"event"` // libvirt lifecycle event: started, stopped, suspended, resumed, defined, undefined, shutdown, crashed, pmsuspended
-	Detail string    `json:"detail,omitempty"`
-	State  VMState   `json:"state"`
-}
-
-// HostStats are a host's resource figures.
-type HostStats struct {
-	Time time.Time `json:"time"`
-	// CPUUsagePercent is the busy share of all CPUs over the last sample
-	// interval (0-100).
-	CPUUsagePercent float64 `json:"cpuUsagePercent"`
-	CPUs            int     `json:"cpus"`
-	MemTotalMiB     uint64  `json:"memTotalMiB"`
-	MemFreeMiB      uint64  `json:"memFreeMiB"`
-	MemAvailableMiB uint64  `json:"memAvailableMiB"`
-	Load1           float64 `json:"load1"`
-	Load5           float64 `json:"load5"`
-	Load15          float64 `json:"load15"`
-	// VMsRunning counts the running VMs this agent owns.
-	VMsRunning int `json:"vmsRunning"`
-	// VCPUsUsed and MemoryUsedMiB sum the running VMs' vCPUs and memory.
-	VCPUsUsed     int    `json:"vcpusUsed"`
-	MemoryUsedMiB uint64 `json:"memoryUsedMiB"`
-}
-
-// VMStats are one VM's figures.
-type VMStats struct {
-	ID    string  `json:"id"`
-	Name  string  `json:"name"`
-	State VMState `json:"state"`
-	VCPUs int     `json:"vcpus"`
-	// CPUTimeNs is the cumulated CPU time; CPUUsagePercent its share of
-	// one host CPU per vCPU over the last interval (0-100 × vCPUs).
-	CPUTimeNs       uint64      `json:"cpuTimeNs"`
-	CPUUsagePercent float64     `json:"cpuUsagePercent"`
-	MemoryMiB       uint64      `json:"memoryMiB"`
-	MaxMemoryMiB    uint64      `json:"maxMemoryMiB"`
-	Disks           []DiskStats `json:"disks"`
-	NICs            []NICStats  `json:"nics"`
-}
-
-// DiskStats are one disk's I/O counters.
-type DiskStats struct {
-	Name       string `json:"name"`
-	ReadBytes  uint64 `json:"readBytes"`
-	WriteBytes uint64 `json:"writeBytes"`
-	ReadOps    uint64 `json:"readOps"`
-	WriteOps   uint64 `json:"writeOps"`
-}
-
-// NICStats are one interface's counters.
-type NICStats struct {
-	Name    string `json:"name"`
-	RxBytes uint64 `json:"rxBytes"`
-	TxBytes uint64 `json:"txBytes"`
-	RxPkts  uint64 `json:"rxPackets"`
-	TxPkts  uint64 `json:"txPackets"`
-}
-
-// Stats is the answer of GET /v1/stats.
-type Stats struct {
-	Host HostStats `json:"host"`
-	VMs  []VMStats `json:"vms"`
 }

@@ -23,6 +23,7 @@ import (
 
 	"polyvirt/internal/agent"
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/client"
@@ -47,13 +48,13 @@ type fakeAgent struct {
 	tlsCfg  *tls.Config
 	srv     *http.Server
 	vms     map[string]*fakeVM
-	subs    map[chan api.Event]bool
+	subs    map[chan agentapi.Event]bool
 	typed   []byte
 	created []string // the definitions received, in order (JSON)
 }
 
 type fakeVM struct {
-	vm  api.VM
+	vm  agentapi.VM
 	def []byte
 }
 
@@ -98,7 +99,7 @@ func newFakeAgentWith(t *testing.T, te *testEngine, name, cluster, profile strin
 		t.Fatal(err)
 	}
 	a := &fakeAgent{t: t, name: name, addr: ln.Addr().String(), report: rep, body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`,
-		vms: map[string]*fakeVM{}, subs: map[chan api.Event]bool{}}
+		vms: map[string]*fakeVM{}, subs: map[chan agentapi.Event]bool{}}
 	ctx := context.Background()
 	jt, err := te.admin.AddHost(ctx, wire.HostRequest{Name: name, Address: a.addr, Cluster: cluster})
 	if err != nil {
@@ -157,8 +158,8 @@ func (a *fakeAgent) restart() {
 	a.serve(ln)
 }
 
-func (a *fakeAgent) publish(vm api.VM, event, detail string) {
-	ev := api.Event{Time: time.Now(), Host: a.name, VM: vm.ID, Name: vm.Name, Event: event, Detail: detail, State: vm.State}
+func (a *fakeAgent) publish(vm agentapi.VM, event, detail string) {
+	ev := agentapi.Event{Time: time.Now(), Host: a.name, VM: vm.ID, Name: vm.Name, Event: event, Detail: detail, State: vm.State}
 	for ch := range a.subs {
 		select {
 		case ch <- ev:
@@ -168,7 +169,7 @@ func (a *fakeAgent) publish(vm api.VM, event, detail string) {
 }
 
 // setState changes a VM's state as libvirt would, with its event.
-func (a *fakeAgent) setState(id string, st api.VMState, reason, event, detail string) {
+func (a *fakeAgent) setState(id string, st agentapi.VMState, reason, event, detail string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.vms[id]
@@ -180,19 +181,19 @@ func (a *fakeAgent) setState(id string, st api.VMState, reason, event, detail st
 }
 
 // put adds a VM as if it had been created (by anyone) on this host.
-func (a *fakeAgent) put(vm api.VM) {
+func (a *fakeAgent) put(vm agentapi.VM) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	vm.Host = a.name
 	a.vms[vm.ID] = &fakeVM{vm: vm, def: vm.Definition}
 }
 
-func (a *fakeAgent) get(id string) (api.VM, bool) {
+func (a *fakeAgent) get(id string) (agentapi.VM, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v, ok := a.vms[id]
 	if !ok {
-		return api.VM{}, false
+		return agentapi.VM{}, false
 	}
 	return v.vm, true
 }
@@ -238,11 +239,11 @@ func (a *fakeAgent) handler() http.Handler {
 		w.Write(a.body)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(api.Stats{Host: api.HostStats{Time: time.Now(), CPUs: 8, MemTotalMiB: 16384}, VMs: []api.VMStats{}})
+		json.NewEncoder(w).Encode(agentapi.Stats{Host: agentapi.HostStats{Time: time.Now(), CPUs: 8, MemTotalMiB: 16384}, VMs: []agentapi.VMStats{}})
 	})
 	mux.HandleFunc("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
-		out := []api.VM{}
+		out := []agentapi.VM{}
 		for _, v := range a.vms {
 			out = append(out, v.vm)
 		}
@@ -265,7 +266,7 @@ func (a *fakeAgent) handler() http.Handler {
 			writeAPIError(w, http.StatusConflict, "VM_EXISTS", "exists")
 			return
 		}
-		vm := api.VM{ID: def.UUID, Name: def.Name, Arch: def.Arch, State: api.StateDefined, Host: a.name, Definition: b, FakeKVM: true}
+		vm := agentapi.VM{ID: def.UUID, Name: def.Name, Arch: def.Arch, State: agentapi.StateDefined, Host: a.name, Definition: b, FakeKVM: true}
 		a.vms[def.UUID] = &fakeVM{vm: vm, def: b}
 		a.created = append(a.created, string(b))
 		a.publish(vm, "defined", "added")
@@ -288,12 +289,12 @@ func (a *fakeAgent) handler() http.Handler {
 			writeAPIError(w, http.StatusNotFound, "VM_NOT_FOUND", "no such VM")
 			return
 		}
-		if v.vm.State != api.StateDefined && r.URL.Query().Get("force") != "true" {
+		if v.vm.State != agentapi.StateDefined && r.URL.Query().Get("force") != "true" {
 			writeAPIError(w, http.StatusConflict, "VM_IS_RUNNING", "running")
 			return
 		}
 		delete(a.vms, v.vm.ID)
-		v.vm.State = api.StateUnknown
+		v.vm.State = agentapi.StateUnknown
 		a.publish(v.vm, "undefined", "removed")
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -305,26 +306,26 @@ func (a *fakeAgent) handler() http.Handler {
 			writeAPIError(w, http.StatusNotFound, "VM_NOT_FOUND", "no such VM")
 			return
 		}
-		res := api.ActionResult{VM: v.vm.ID, Action: r.PathValue("action"), Changed: true}
+		res := agentapi.ActionResult{VM: v.vm.ID, Action: r.PathValue("action"), Changed: true}
 		switch res.Action {
 		case "start":
-			v.vm.State = api.StateRunning
+			v.vm.State = agentapi.StateRunning
 			a.publish(v.vm, "started", "booted")
 		case "destroy":
-			v.vm.State = api.StateDefined
+			v.vm.State = agentapi.StateDefined
 			a.publish(v.vm, "stopped", "destroyed")
 		case "shutdown":
 			// The guest powers off a moment later.
 			id := v.vm.ID
 			go func() {
 				time.Sleep(50 * time.Millisecond)
-				a.setState(id, api.StateDefined, "shutdown", "stopped", "shutdown")
+				a.setState(id, agentapi.StateDefined, "shutdown", "stopped", "shutdown")
 			}()
 		case "pause":
-			v.vm.State = api.StatePaused
+			v.vm.State = agentapi.StatePaused
 			a.publish(v.vm, "suspended", "paused")
 		case "resume":
-			v.vm.State = api.StateRunning
+			v.vm.State = agentapi.StateRunning
 			a.publish(v.vm, "resumed", "unpaused")
 		case "reboot":
 		}
@@ -363,7 +364,7 @@ func (a *fakeAgent) handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
-		ch := make(chan api.Event, 64)
+		ch := make(chan agentapi.Event, 64)
 		a.mu.Lock()
 		a.subs[ch] = true
 		a.mu.Unlock()

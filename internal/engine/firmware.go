@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/firmware"
 	"polyvirt/internal/store"
@@ -95,13 +96,6 @@ func agentAnswer(r *agentResponse, out any) error {
 	return nil
 }
 
-// agentFirmware is the agent's GET /v1/firmware answer.
-type agentFirmware struct {
-	Supported bool                `json:"supported"`
-	Inventory firmware.Inventory  `json:"inventory"`
-	Operation *firmware.Operation `json:"operation,omitempty"`
-}
-
 func (e *Engine) getHostFirmware(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	h, err := e.findHost(ctx, r.PathValue("host"))
@@ -110,7 +104,7 @@ func (e *Engine) getHostFirmware(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := wire.HostFirmware{Host: h.Name, History: []wire.FirmwareRecord{}}
 	resp, err := e.agents.firmwareDo(ctx, "GET", h.Address, "/v1/firmware", nil, nil)
-	var af agentFirmware
+	var af agentapi.FirmwareStatus
 	if err == nil {
 		err = agentAnswer(resp, &af)
 	}
@@ -160,7 +154,7 @@ func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return newError(http.StatusBadGateway, CodeAgentUnreachable, "host %s: %v", h.Name, err)
 	}
-	var op firmware.Operation
+	var op agentapi.FirmwareOperation
 	if err := agentAnswer(resp, &op); err != nil {
 		return err
 	}
@@ -204,7 +198,7 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 			return e.refuseFirmware(ctx, h, step, newError(http.StatusConflict, firmware.CodeVMsRunning,
 				"Cannot flash the firmware of host %s: VMs run there (%s); stop or migrate them first.", h.Name, strings.Join(running, ", ")))
 		}
-		body = []byte(`{"maintenance": true}`)
+		body, _ = json.Marshal(agentapi.FirmwareStepRequest{Maintenance: true})
 	default:
 		return newError(http.StatusNotFound, CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
 	}
@@ -213,7 +207,7 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 	if err != nil {
 		return newError(http.StatusBadGateway, CodeAgentUnreachable, "host %s: %v", h.Name, err)
 	}
-	var op firmware.Operation
+	var op agentapi.FirmwareOperation
 	if err := agentAnswer(resp, &op); err != nil {
 		// A refused step is in the agent's log too: record it.
 		e.refreshFirmware(ctx, h)
@@ -245,7 +239,7 @@ func (e *Engine) refreshFirmware(ctx context.Context, h store.Host) {
 	if err != nil {
 		return
 	}
-	var af agentFirmware
+	var af agentapi.FirmwareStatus
 	if agentAnswer(resp, &af) == nil && af.Operation != nil {
 		_ = e.recordFirmware(ctx, h, af.Operation)
 	}
@@ -253,7 +247,7 @@ func (e *Engine) refreshFirmware(ctx context.Context, h store.Host) {
 
 // recordFirmware copies the agent's operation into the engine's record of
 // it, and every step of its log the engine has not seen into the audit log.
-func (e *Engine) recordFirmware(ctx context.Context, h store.Host, op *firmware.Operation) error {
+func (e *Engine) recordFirmware(ctx context.Context, h store.Host, op *agentapi.FirmwareOperation) error {
 	if op == nil || op.ID == "" {
 		return nil
 	}
@@ -304,7 +298,7 @@ func (e *Engine) recordFirmware(ctx context.Context, h store.Host, op *firmware.
 }
 
 // fillFirmwareRecord copies an agent operation's facts into a record.
-func fillFirmwareRecord(rec *store.FirmwareOperation, op *firmware.Operation) {
+func fillFirmwareRecord(rec *store.FirmwareOperation, op *agentapi.FirmwareOperation) {
 	rec.State = storeFirmwareState(op.State)
 	if op.Before != nil {
 		rec.FromLevel = op.Before.Temporary.Name
@@ -331,15 +325,15 @@ func fillFirmwareRecord(rec *store.FirmwareOperation, op *firmware.Operation) {
 }
 
 // storeFirmwareState maps the agent's state to the record's.
-func storeFirmwareState(s firmware.State) store.FirmwareState {
-	if s == firmware.StateIdle {
+func storeFirmwareState(s agentapi.FirmwareState) store.FirmwareState {
+	if s == agentapi.FirmwareStateIdle {
 		return store.FirmwareUploading
 	}
 	return store.FirmwareState(s)
 }
 
 // stepText is one line of an operation's log.
-func stepText(st firmware.Step) string {
+func stepText(st agentapi.FirmwareStep) string {
 	s := fmt.Sprintf("%s %s by %s", st.Step, st.Result, st.Who)
 	if st.FromLevel != "" || st.ToLevel != "" {
 		s += fmt.Sprintf(" (%s → %s)", orUnknownLevel(st.FromLevel), orUnknownLevel(st.ToLevel))
@@ -358,7 +352,7 @@ func orUnknownLevel(s string) string {
 }
 
 // firmwareEvent is the audit-log entry of one step.
-func firmwareEvent(h store.Host, op *firmware.Operation, st firmware.Step) store.Event {
+func firmwareEvent(h store.Host, op *agentapi.FirmwareOperation, st agentapi.FirmwareStep) store.Event {
 	sev := store.SeverityInfo
 	if st.Result == "failed" || st.Result == "refused" {
 		sev = store.SeverityError

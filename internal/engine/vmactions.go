@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine/scheduler"
@@ -96,7 +97,7 @@ func (s *vmService) capacityOf(ctx context.Context, h store.Host) hostCapacity {
 	}
 	if c.cpus == 0 || c.memoryMiB == 0 {
 		// Without a report (or with a partial one): the agent's statistics.
-		var st api.Stats
+		var st agentapi.Stats
 		if json.Unmarshal(full.Stats, &st) == nil {
 			if c.cpus == 0 {
 				c.cpus = st.Host.CPUs

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/store"
 )
 
@@ -198,20 +199,20 @@ func (o *agentOps) call(ctx context.Context, h store.Host, method, path string, 
 	return nil
 }
 
-func (o *agentOps) listVMs(ctx context.Context, h store.Host) ([]api.VM, error) {
-	var out []api.VM
+func (o *agentOps) listVMs(ctx context.Context, h store.Host) ([]agentapi.VM, error) {
+	var out []agentapi.VM
 	err := o.call(ctx, h, http.MethodGet, "/v1/vms", nil, &out)
 	return out, err
 }
 
-func (o *agentOps) getVM(ctx context.Context, h store.Host, id string) (api.VM, error) {
-	var out api.VM
+func (o *agentOps) getVM(ctx context.Context, h store.Host, id string) (agentapi.VM, error) {
+	var out agentapi.VM
 	err := o.call(ctx, h, http.MethodGet, "/v1/vms/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
 
-func (o *agentOps) createVM(ctx context.Context, h store.Host, def []byte) (api.VM, error) {
-	var out api.VM
+func (o *agentOps) createVM(ctx context.Context, h store.Host, def []byte) (agentapi.VM, error) {
+	var out agentapi.VM
 	err := o.call(ctx, h, http.MethodPost, "/v1/vms", def, &out)
 	return out, err
 }
@@ -224,8 +225,8 @@ func (o *agentOps) deleteVM(ctx context.Context, h store.Host, id string, force 
 	return o.call(ctx, h, http.MethodDelete, path, nil, nil)
 }
 
-func (o *agentOps) act(ctx context.Context, h store.Host, id, action string) (api.ActionResult, error) {
-	var out api.ActionResult
+func (o *agentOps) act(ctx context.Context, h store.Host, id, action string) (agentapi.ActionResult, error) {
+	var out agentapi.ActionResult
 	err := o.call(ctx, h, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/"+action, nil, &out)
 	return out, err
 }
@@ -275,7 +276,7 @@ func (o *agentOps) events(ctx context.Context, h store.Host) (*eventStream, erro
 }
 
 // next returns the next VM event; io.EOF when the stream ended.
-func (s *eventStream) next() (api.Event, error) {
+func (s *eventStream) next() (agentapi.Event, error) {
 	var data strings.Builder
 	for s.sc.Scan() {
 		line := s.sc.Text()
@@ -284,7 +285,7 @@ func (s *eventStream) next() (api.Event, error) {
 			if data.Len() == 0 {
 				continue
 			}
-			var ev api.Event
+			var ev agentapi.Event
 			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
 				data.Reset()
 				continue
@@ -298,9 +299,9 @@ func (s *eventStream) next() (api.Event, error) {
 		}
 	}
 	if err := s.sc.Err(); err != nil {
-		return api.Event{}, err
+		return agentapi.Event{}, err
 	}
-	return api.Event{}, io.EOF
+	return agentapi.Event{}, io.EOF
 }
 
 func (s *eventStream) close() { s.body.Close() }

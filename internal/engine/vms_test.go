@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/scheduler"
@@ -443,7 +443,7 @@ func TestVMLifecycle(t *testing.T) {
 	}
 }
 
-const api2Running = api.StateRunning
+const api2Running = agentapi.StateRunning
 
 // TestVMStateFromAgents: what the agents say of VMs, on events and on
 // reconnection, and what the engine does about it.
@@ -457,12 +457,12 @@ func TestVMStateFromAgents(t *testing.T) {
 	}
 	waitVM(t, api1, "crashy", 5*time.Second, vmState("Up"))
 	// Paused from the host (not through the engine), then running again.
-	l.p8a.setState(v.ID, api.StatePaused, "user", "suspended", "paused")
+	l.p8a.setState(v.ID, agentapi.StatePaused, "user", "suspended", "paused")
 	waitVM(t, api1, "crashy", 5*time.Second, vmState("Paused"))
-	l.p8a.setState(v.ID, api.StateRunning, "unpaused", "resumed", "unpaused")
+	l.p8a.setState(v.ID, agentapi.StateRunning, "unpaused", "resumed", "unpaused")
 	waitVM(t, api1, "crashy", 5*time.Second, vmState("Up"))
 	// A crash of a VM that is not HA: Down, with the error.
-	l.p8a.setState(v.ID, api.StateDefined, "crashed", "stopped", "crashed")
+	l.p8a.setState(v.ID, agentapi.StateDefined, "crashed", "stopped", "crashed")
 	waitVM(t, api1, "crashy", 5*time.Second, vmState("Down"))
 	page, _ := api1.Events(ctx, client.EventFilter{Object: v.ID, Code: "VM_DOWN_ERROR"})
 	if len(page.Events) != 1 || !strings.Contains(page.Events[0].Message, "VM crashy is down with error on host p8a") {
@@ -476,14 +476,14 @@ func TestVMStateFromAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentOf := map[string]*fakeAgent{"p8a": l.p8a, "p8b": l.p8b}
-	agentOf[r.Host].setState(h.ID, api.StateDefined, "crashed", "stopped", "crashed")
+	agentOf[r.Host].setState(h.ID, agentapi.StateDefined, "crashed", "stopped", "crashed")
 	waitVM(t, api1, "phoenix", 5*time.Second, func(v wire.VM) bool {
 		p, _ := api1.Events(ctx, client.EventFilter{Object: h.ID, Action: "vm.ha-restart"})
 		return v.State == "Up" && len(p.Events) > 0
 	})
 	// A guest that powers itself off is not restarted.
 	v2 := waitVM(t, api1, "phoenix", 5*time.Second, vmState("Up"))
-	agentOf[v2.Host].setState(h.ID, api.StateDefined, "shutdown", "stopped", "shutdown")
+	agentOf[v2.Host].setState(h.ID, agentapi.StateDefined, "shutdown", "stopped", "shutdown")
 	waitVM(t, api1, "phoenix", 5*time.Second, vmState("Down"))
 	time.Sleep(500 * time.Millisecond)
 	if v, _ := api1.VM(ctx, "phoenix"); v.State != "Down" {
@@ -496,10 +496,10 @@ func TestVMStateFromAgents(t *testing.T) {
 	adopt := l.create(t, "adopted", "power", strings.ReplaceAll(ppcDef, "%s", "adopted"), false, "")
 	l.p8b.stop()
 	waitHost(t, api1, "p8b", 10*time.Second, status("NonResponsive"))
-	l.p8b.put(api.VM{ID: adopt.ID, Name: "adopted", State: api.StateRunning, Definition: adopt.Definition})
+	l.p8b.put(agentapi.VM{ID: adopt.ID, Name: "adopted", State: agentapi.StateRunning, Definition: adopt.Definition})
 	marked, _ := json.Marshal(map[string]any{"name": "gone", "metadata": map[string]string{engineMarkerKey: l.te.e.vms.marker()}})
-	l.p8b.put(api.VM{ID: "11111111-2222-4333-8444-555555555555", Name: "gone", State: api.StateDefined, Definition: marked})
-	l.p8b.put(api.VM{ID: "99999999-2222-4333-8444-555555555555", Name: "alien", State: api.StateRunning, Definition: json.RawMessage(`{"name":"alien"}`)})
+	l.p8b.put(agentapi.VM{ID: "11111111-2222-4333-8444-555555555555", Name: "gone", State: agentapi.StateDefined, Definition: marked})
+	l.p8b.put(agentapi.VM{ID: "99999999-2222-4333-8444-555555555555", Name: "alien", State: agentapi.StateRunning, Definition: json.RawMessage(`{"name":"alien"}`)})
 	l.p8b.restart()
 	waitVM(t, api1, "adopted", 10*time.Second, func(v wire.VM) bool { return v.State == "Up" && v.Host == "p8b" })
 	deadline := time.Now().Add(5 * time.Second)
@@ -616,20 +616,20 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool) {
 
 func TestStateMapping(t *testing.T) {
 	tests := []struct {
-		state  api.VMState
+		state  agentapi.VMState
 		reason string
 		want   store.VMState
 	}{
-		{api.StateRunning, "booted", store.VMUp},
-		{api.StateBlocked, "", store.VMUp},
-		{api.StatePaused, "user", store.VMPaused},
-		{api.StatePaused, "starting-up", store.VMPoweringUp},
-		{api.StateShutdown, "user", store.VMPoweringDown},
-		{api.StateDefined, "shutdown", store.VMDown},
-		{api.StateDefined, "crashed", store.VMDown},
-		{api.StateCrashed, "panicked", store.VMDown},
-		{api.StateSuspend, "", store.VMSuspended},
-		{api.StateUnknown, "", store.VMUnknown},
+		{agentapi.StateRunning, "booted", store.VMUp},
+		{agentapi.StateBlocked, "", store.VMUp},
+		{agentapi.StatePaused, "user", store.VMPaused},
+		{agentapi.StatePaused, "starting-up", store.VMPoweringUp},
+		{agentapi.StateShutdown, "user", store.VMPoweringDown},
+		{agentapi.StateDefined, "shutdown", store.VMDown},
+		{agentapi.StateDefined, "crashed", store.VMDown},
+		{agentapi.StateCrashed, "panicked", store.VMDown},
+		{agentapi.StateSuspend, "", store.VMSuspended},
+		{agentapi.StateUnknown, "", store.VMUnknown},
 		{"weird", "", store.VMUnknown},
 	}
 	for _, tc := range tests {
@@ -643,21 +643,21 @@ func TestStateMapping(t *testing.T) {
 		Crashed bool
 	}
 	events := []struct {
-		ev   api.Event
+		ev   agentapi.Event
 		want obs
 	}{
-		{api.Event{Event: "started", Detail: "booted", State: api.StateRunning}, obs{store.VMUp, false, false}},
-		{api.Event{Event: "started", State: api.StateUnknown}, obs{store.VMUp, false, false}},
-		{api.Event{Event: "suspended", Detail: "paused", State: api.StatePaused}, obs{store.VMPaused, false, false}},
-		{api.Event{Event: "resumed", State: api.StateRunning}, obs{store.VMUp, false, false}},
-		{api.Event{Event: "stopped", Detail: "shutdown", State: api.StateDefined}, obs{store.VMDown, false, false}},
-		{api.Event{Event: "stopped", Detail: "destroyed", State: api.StateDefined}, obs{store.VMDown, false, false}},
-		{api.Event{Event: "stopped", Detail: "crashed", State: api.StateDefined}, obs{store.VMDown, false, true}},
-		{api.Event{Event: "stopped", Detail: "failed", State: api.StateDefined}, obs{store.VMDown, false, true}},
-		{api.Event{Event: "crashed", Detail: "panicked", State: api.StateCrashed}, obs{store.VMDown, false, true}},
-		{api.Event{Event: "undefined", Detail: "removed", State: api.StateUnknown}, obs{store.VMDown, true, false}},
-		{api.Event{Event: "defined", Detail: "added", State: api.StateDefined}, obs{store.VMDown, false, false}},
-		{api.Event{Event: "shutdown", Detail: "guest", State: api.StateShutdown}, obs{store.VMPoweringDown, false, false}},
+		{agentapi.Event{Event: "started", Detail: "booted", State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
+		{agentapi.Event{Event: "started", State: agentapi.StateUnknown}, obs{store.VMUp, false, false}},
+		{agentapi.Event{Event: "suspended", Detail: "paused", State: agentapi.StatePaused}, obs{store.VMPaused, false, false}},
+		{agentapi.Event{Event: "resumed", State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
+		{agentapi.Event{Event: "stopped", Detail: "shutdown", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
+		{agentapi.Event{Event: "stopped", Detail: "destroyed", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
+		{agentapi.Event{Event: "stopped", Detail: "crashed", State: agentapi.StateDefined}, obs{store.VMDown, false, true}},
+		{agentapi.Event{Event: "stopped", Detail: "failed", State: agentapi.StateDefined}, obs{store.VMDown, false, true}},
+		{agentapi.Event{Event: "crashed", Detail: "panicked", State: agentapi.StateCrashed}, obs{store.VMDown, false, true}},
+		{agentapi.Event{Event: "undefined", Detail: "removed", State: agentapi.StateUnknown}, obs{store.VMDown, true, false}},
+		{agentapi.Event{Event: "defined", Detail: "added", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
+		{agentapi.Event{Event: "shutdown", Detail: "guest", State: agentapi.StateShutdown}, obs{store.VMPoweringDown, false, false}},
 	}
 	for _, tc := range events {
 		o := observeEvent(tc.ev)
@@ -666,13 +666,13 @@ func TestStateMapping(t *testing.T) {
 		}
 	}
 	listed := []struct {
-		vm   api.VM
+		vm   agentapi.VM
 		want obs
 	}{
-		{api.VM{State: api.StateRunning, Reason: "booted"}, obs{store.VMUp, false, false}},
-		{api.VM{State: api.StateDefined, Reason: "crashed"}, obs{store.VMDown, false, true}},
-		{api.VM{State: api.StateDefined, Reason: "destroyed"}, obs{store.VMDown, false, false}},
-		{api.VM{State: api.StateCrashed}, obs{store.VMDown, false, true}},
+		{agentapi.VM{State: agentapi.StateRunning, Reason: "booted"}, obs{store.VMUp, false, false}},
+		{agentapi.VM{State: agentapi.StateDefined, Reason: "crashed"}, obs{store.VMDown, false, true}},
+		{agentapi.VM{State: agentapi.StateDefined, Reason: "destroyed"}, obs{store.VMDown, false, false}},
+		{agentapi.VM{State: agentapi.StateCrashed}, obs{store.VMDown, false, true}},
 	}
 	for _, tc := range listed {
 		o := observeListed(tc.vm)

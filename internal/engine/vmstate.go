@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/store"
 )
 
@@ -15,20 +15,20 @@ import (
 //	defined (shut off), crashed   Down
 //	pmsuspended                   Suspended
 //	anything else                 Unknown
-func stateFromAgent(s api.VMState, reason string) store.VMState {
+func stateFromAgent(s agentapi.VMState, reason string) store.VMState {
 	switch s {
-	case api.StateRunning, api.StateBlocked:
+	case agentapi.StateRunning, agentapi.StateBlocked:
 		return store.VMUp
-	case api.StatePaused:
+	case agentapi.StatePaused:
 		if reason == "starting-up" {
 			return store.VMPoweringUp
 		}
 		return store.VMPaused
-	case api.StateShutdown:
+	case agentapi.StateShutdown:
 		return store.VMPoweringDown
-	case api.StateDefined, api.StateCrashed:
+	case agentapi.StateDefined, agentapi.StateCrashed:
 		return store.VMDown
-	case api.StateSuspend:
+	case agentapi.StateSuspend:
 		return store.VMSuspended
 	}
 	return store.VMUnknown
@@ -53,17 +53,17 @@ type observation struct {
 }
 
 // observeListed reads an entry of an agent's VM list.
-func observeListed(vm api.VM) observation {
+func observeListed(vm agentapi.VM) observation {
 	o := observation{ID: vm.ID, Name: vm.Name, State: stateFromAgent(vm.State, vm.Reason), Why: string(vm.State), Definition: vm.Definition}
 	if vm.Reason != "" {
 		o.Why += " (" + vm.Reason + ")"
 	}
-	o.Crashed = vm.State == api.StateCrashed || (vm.State == api.StateDefined && (vm.Reason == "crashed" || vm.Reason == "failed"))
+	o.Crashed = vm.State == agentapi.StateCrashed || (vm.State == agentapi.StateDefined && (vm.Reason == "crashed" || vm.Reason == "failed"))
 	return o
 }
 
 // observeEvent reads one of an agent's VM events.
-func observeEvent(ev api.Event) observation {
+func observeEvent(ev agentapi.Event) observation {
 	o := observation{ID: ev.VM, Name: ev.Name, State: stateFromAgent(ev.State, ""), Why: ev.Event}
 	if ev.Detail != "" {
 		o.Why += " (" + ev.Detail + ")"

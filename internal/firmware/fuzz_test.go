@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/test/fakehost"
 )
 
@@ -23,8 +24,8 @@ var lsmcodeSeeds = []string{
 }
 
 // checkFirmware checks the invariants of a successful lsmcode parse.
-func checkFirmware(t *testing.T, sf SystemFirmware) {
-	for _, l := range []Level{sf.Temporary, sf.Permanent, sf.Booted} {
+func checkFirmware(t *testing.T, sf agentapi.SystemFirmware) {
+	for _, l := range []agentapi.FirmwareLevel{sf.Temporary, sf.Permanent, sf.Booted} {
 		if l.Name == "" || checkLevelText("x", "x", l.Name) != nil {
 			t.Fatalf("accepted a bad level %+v", l)
 		}
@@ -33,7 +34,7 @@ func checkFirmware(t *testing.T, sf SystemFirmware) {
 		}
 	}
 	switch sf.BootedSide {
-	case SideUnknown, SideTemporary, SidePermanent:
+	case agentapi.FirmwareSideUnknown, agentapi.FirmwareSideTemporary, agentapi.FirmwareSidePermanent:
 	default:
 		t.Fatalf("booted side %q", sf.BootedSide)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/hostexec"
@@ -20,42 +21,6 @@ import (
 // architectures whose system firmware is read with lsmcode and updated with
 // update_flash (POWER).
 const MechanismUpdateFlash = "update_flash"
-
-// Component is one firmware component and its level.
-type Component struct {
-	// Name is "bios" (DMI), "opal", "opal-mi", "opal-ml"
-	// (ibm,opal/firmware/*) or the property name under
-	// ibm,firmware-versions ("skiboot", "hostboot", "version", ...).
-	Name string `json:"name"`
-	// Version is the level.
-	Version string `json:"version"`
-	// Vendor and Date come with the DMI BIOS.
-	Vendor string `json:"vendor,omitempty"`
-	Date   string `json:"date,omitempty"`
-	// Source is "dmi" or "device-tree".
-	Source string `json:"source"`
-}
-
-// Inventory is a host's firmware inventory.
-type Inventory struct {
-	// Arch is the host's architecture.
-	Arch arch.Arch `json:"arch"`
-	// Mechanism is the architecture's firmware update mechanism
-	// ("update_flash"), empty when polyvirt has none for it.
-	Mechanism string `json:"mechanism,omitempty"`
-	// TypeModel ("8247-22L"), Serial, ModelName and Vendor identify the
-	// machine (device tree, /proc/cpuinfo, or DMI).
-	TypeModel string `json:"typeModel,omitempty"`
-	Serial    string `json:"serial,omitempty"`
-	ModelName string `json:"modelName,omitempty"`
-	Vendor    string `json:"vendor,omitempty"`
-	// System is the system firmware of an FSP-based POWER host (lsmcode).
-	System *SystemFirmware `json:"system,omitempty"`
-	// Components are the levels the device tree or DMI carry.
-	Components []Component `json:"components,omitempty"`
-	// Problems are what could not be read, one sentence each.
-	Problems []string `json:"problems,omitempty"`
-}
 
 // Source is where an inventory is read from.
 type Source struct {
@@ -90,12 +55,12 @@ const maxAttr = 4096
 // lsmcode's temporary, permanent and booted levels. A source that is absent
 // is skipped; one that cannot be read is a Problem. The error is for an
 // architecture archspec does not know.
-func ReadInventory(ctx context.Context, src Source) (Inventory, error) {
+func ReadInventory(ctx context.Context, src Source) (agentapi.FirmwareInventory, error) {
 	spec, err := archspec.For(src.Arch)
 	if err != nil {
-		return Inventory{}, &Error{Code: CodeNotSupportedOnArch, Field: "arch", Message: err.Error(), Err: err}
+		return agentapi.FirmwareInventory{}, &Error{Code: CodeNotSupportedOnArch, Field: "arch", Message: err.Error(), Err: err}
 	}
-	inv := Inventory{Arch: src.Arch, Mechanism: spec.Host.FirmwareUpdate}
+	inv := agentapi.FirmwareInventory{Arch: src.Arch, Mechanism: spec.Host.FirmwareUpdate}
 	if src.Root != nil {
 		id := ReadIdentity(src.Root)
 		inv.TypeModel, inv.Serial, inv.ModelName, inv.Vendor = id.TypeModel, id.Serial, id.ModelName, id.Vendor
@@ -131,7 +96,7 @@ func ReadInventory(ctx context.Context, src Source) (Inventory, error) {
 // its output has no system line it tries plain `lsmcode`. The error is an
 // *Error: CodeToolNotFound, CodeToolTimeout, CodePermission,
 // CodeUnsupported, CodeVPDMissing, CodeToolFailed or CodeToolOutput.
-func RunLsmcode(ctx context.Context, r hostexec.Runner, program string, timeout time.Duration) (SystemFirmware, error) {
+func RunLsmcode(ctx context.Context, r hostexec.Runner, program string, timeout time.Duration) (agentapi.SystemFirmware, error) {
 	if program == "" {
 		program = "lsmcode"
 	}
@@ -140,7 +105,7 @@ func RunLsmcode(ctx context.Context, r hostexec.Runner, program string, timeout 
 	}
 	res, err := r.Run(ctx, hostexec.Command{Name: program, Args: []string{"-A"}, Timeout: timeout})
 	if err != nil {
-		return SystemFirmware{}, lsmcodeRunError(program+" -A", res, err)
+		return agentapi.SystemFirmware{}, lsmcodeRunError(program+" -A", res, err)
 	}
 	sf, perr := ParseLsmcodeA(res.Stdout)
 	if perr == nil {
@@ -148,11 +113,11 @@ func RunLsmcode(ctx context.Context, r hostexec.Runner, program string, timeout 
 	}
 	res2, err := r.Run(ctx, hostexec.Command{Name: program, Timeout: timeout})
 	if err != nil {
-		return SystemFirmware{}, lsmcodeRunError(program, res2, err)
+		return agentapi.SystemFirmware{}, lsmcodeRunError(program, res2, err)
 	}
 	sf, err2 := ParseLsmcode(res2.Stdout)
 	if err2 != nil {
-		return SystemFirmware{}, &Error{Code: CodeToolOutput, Field: "lsmcode", Message: perr.Error() + "; " + err2.Error(), Err: perr}
+		return agentapi.SystemFirmware{}, &Error{Code: CodeToolOutput, Field: "lsmcode", Message: perr.Error() + "; " + err2.Error(), Err: perr}
 	}
 	return sf, nil
 }
@@ -244,8 +209,8 @@ func ReadIdentity(root fs.FS) Identity {
 
 // readDeviceTreeFirmware reads ibm,opal/firmware/{version,mi-version,
 // ml-version} and every property of ibm,firmware-versions.
-func readDeviceTreeFirmware(root fs.FS) ([]Component, []string) {
-	var out []Component
+func readDeviceTreeFirmware(root fs.FS) ([]agentapi.FirmwareComponent, []string) {
+	var out []agentapi.FirmwareComponent
 	var probs []string
 	opal := DeviceTreePath + "/ibm,opal/firmware"
 	for _, f := range []struct{ file, name string }{
@@ -254,7 +219,7 @@ func readDeviceTreeFirmware(root fs.FS) ([]Component, []string) {
 		v, err := readStrings(root, opal+"/"+f.file)
 		switch {
 		case err == nil && len(v) > 0:
-			out = append(out, Component{Name: f.name, Version: strings.Join(v, " "), Source: "device-tree"})
+			out = append(out, agentapi.FirmwareComponent{Name: f.name, Version: strings.Join(v, " "), Source: "device-tree"})
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			probs = append(probs, fmt.Sprintf("%s/%s: %v", opal, f.file, err))
 		}
@@ -281,7 +246,7 @@ func readDeviceTreeFirmware(root fs.FS) ([]Component, []string) {
 			continue
 		}
 		if len(v) > 0 {
-			out = append(out, Component{Name: e.Name(), Version: strings.Join(v, " "), Source: "device-tree"})
+			out = append(out, agentapi.FirmwareComponent{Name: e.Name(), Version: strings.Join(v, " "), Source: "device-tree"})
 		}
 	}
 	return out, probs
@@ -289,12 +254,12 @@ func readDeviceTreeFirmware(root fs.FS) ([]Component, []string) {
 
 // readDMIBIOS reads the DMI BIOS vendor, version and date; ok is false
 // when the host has no DMI table.
-func readDMIBIOS(root fs.FS) (Component, bool, []string) {
+func readDMIBIOS(root fs.FS) (agentapi.FirmwareComponent, bool, []string) {
 	if _, err := fs.Stat(root, DMIPath); err != nil {
-		return Component{}, false, nil
+		return agentapi.FirmwareComponent{}, false, nil
 	}
 	var probs []string
-	c := Component{
+	c := agentapi.FirmwareComponent{
 		Name:    "bios",
 		Vendor:  dmiAttr(root, "bios_vendor", &probs),
 		Version: dmiAttr(root, "bios_version", &probs),
@@ -302,7 +267,7 @@ func readDMIBIOS(root fs.FS) (Component, bool, []string) {
 		Source:  "dmi",
 	}
 	if c.Vendor == "" && c.Version == "" && c.Date == "" {
-		return Component{}, false, probs
+		return agentapi.FirmwareComponent{}, false, probs
 	}
 	return c, true, probs
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/hostexec"
 )
@@ -48,21 +49,21 @@ func TestReadInventory(t *testing.T) {
 		"proc/cpuinfo": file("processor\t: 0\ncpu\t\t: POWER8E (raw), altivec supported\n\ntimebase\t: 512000000\nplatform\t: PowerNV\nmodel\t\t: 8247-22L\nmachine\t\t: PowerNV 8247-22L\nfirmware\t: OPAL v3\n"),
 	}
 	lsmcodeA := "sys0!system:SV810_133 (t) SV810_081 (p) SV810_133 (t)service:\n"
-	sys := &SystemFirmware{Temporary: lv("SV810_133"), Permanent: lv("SV810_081"), Booted: lv("SV810_133"), BootedSide: SideTemporary}
+	sys := &agentapi.SystemFirmware{Temporary: lv("SV810_133"), Permanent: lv("SV810_081"), Booted: lv("SV810_133"), BootedSide: agentapi.FirmwareSideTemporary}
 
 	tests := []struct {
 		name      string
 		arch      arch.Arch
 		root      fstest.MapFS
 		lsmcode   hostexec.FakeFunc
-		want      Inventory
+		want      agentapi.FirmwareInventory
 		wantCalls int
 	}{
 		{
 			name: "FSP POWER8", arch: arch.PPC64LE, root: fspRoot, lsmcode: hostexec.Reply(lsmcodeA),
-			want: Inventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8247-22L", Serial: "1013B7A",
+			want: agentapi.FirmwareInventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8247-22L", Serial: "1013B7A",
 				ModelName: "IBM Power System S822L", Vendor: "IBM", System: sys,
-				Components: []Component{
+				Components: []agentapi.FirmwareComponent{
 					{Name: "opal", Version: "skiboot-5.1.13", Source: "device-tree"},
 					{Name: "opal-mi", Version: "MI SV810_133 SV810_081 SV810_133", Source: "device-tree"},
 				}},
@@ -71,9 +72,9 @@ func TestReadInventory(t *testing.T) {
 		{
 			name: "OpenPOWER POWER9, lsmcode prints no system firmware", arch: arch.PPC64LE, root: openPower,
 			lsmcode: hostexec.Reply(""),
-			want: Inventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8335-GTH", Serial: "13E8A4A",
+			want: agentapi.FirmwareInventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8335-GTH", Serial: "13E8A4A",
 				ModelName: "IBM Power System AC922",
-				Components: []Component{
+				Components: []agentapi.FirmwareComponent{
 					{Name: "opal", Version: "skiboot-v6.0.19", Source: "device-tree"},
 					{Name: "hostboot", Version: "hw011820a.op920", Source: "device-tree"},
 					{Name: "skiboot", Version: "v6.0.19", Source: "device-tree"},
@@ -84,9 +85,9 @@ func TestReadInventory(t *testing.T) {
 		},
 		{
 			name: "lsmcode as a user", arch: arch.PPC64LE, root: fspRoot, lsmcode: hostexec.ReplyExit(255, "Must be run as root!\n", ""),
-			want: Inventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8247-22L", Serial: "1013B7A",
+			want: agentapi.FirmwareInventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8247-22L", Serial: "1013B7A",
 				ModelName: "IBM Power System S822L", Vendor: "IBM",
-				Components: []Component{
+				Components: []agentapi.FirmwareComponent{
 					{Name: "opal", Version: "skiboot-5.1.13", Source: "device-tree"},
 					{Name: "opal-mi", Version: "MI SV810_133 SV810_081 SV810_133", Source: "device-tree"},
 				},
@@ -95,13 +96,13 @@ func TestReadInventory(t *testing.T) {
 		},
 		{
 			name: "POWER without device tree: cpuinfo type-model", arch: arch.PPC64LE, root: cpuinfoOnly, lsmcode: hostexec.Reply(lsmcodeA),
-			want:      Inventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8247-22L", System: sys},
+			want:      agentapi.FirmwareInventory{Arch: arch.PPC64LE, Mechanism: "update_flash", TypeModel: "8247-22L", System: sys},
 			wantCalls: 1,
 		},
 		{
 			name: "x86_64: DMI BIOS, lsmcode never runs", arch: arch.X86_64, root: x86, lsmcode: hostexec.Reply(lsmcodeA),
-			want: Inventory{Arch: arch.X86_64, ModelName: "PowerEdge R640", Vendor: "Dell Inc.",
-				Components: []Component{{Name: "bios", Vendor: "Dell Inc.", Version: "2.12.2", Date: "07/09/2021", Source: "dmi"}}},
+			want: agentapi.FirmwareInventory{Arch: arch.X86_64, ModelName: "PowerEdge R640", Vendor: "Dell Inc.",
+				Components: []agentapi.FirmwareComponent{{Name: "bios", Vendor: "Dell Inc.", Version: "2.12.2", Date: "07/09/2021", Source: "dmi"}}},
 		},
 	}
 	for _, tt := range tests {

@@ -3,66 +3,10 @@ package firmware
 import (
 	"bytes"
 	"fmt"
+	"polyvirt/internal/api/agentapi"
 	"strings"
 	"unicode/utf8"
 )
-
-// Side is one of the two system firmware banks of an FSP-based POWER
-// system.
-type Side string
-
-// The sides. The temporary side is the one normally booted (the production
-// image); the permanent side is the known-good backup.
-const (
-	SideUnknown   Side = ""
-	SideTemporary Side = "t"
-	SidePermanent Side = "p"
-)
-
-// Level is one firmware level as lsmcode prints it.
-type Level struct {
-	// Name is what lsmcode prints first: the image level on older tools
-	// and VPD ("SV810_133"), the marketing level ("FW860.20") when the
-	// VPD holds both.
-	Name string `json:"name"`
-	// Image is the image level printed in parentheses after Name
-	// ("SV860_082") when the VPD holds both; empty otherwise.
-	Image string `json:"image,omitempty"`
-}
-
-// Code is the image level, the form update_flash prints: Image when set,
-// else Name.
-func (l Level) Code() string {
-	if l.Image != "" {
-		return l.Image
-	}
-	return l.Name
-}
-
-// String prints the level as lsmcode does ("FW860.20 (SV860_082)").
-func (l Level) String() string {
-	if l.Image != "" {
-		return l.Name + " (" + l.Image + ")"
-	}
-	return l.Name
-}
-
-// SystemFirmware is the system firmware of an FSP-based POWER host as
-// lsmcode reports it.
-type SystemFirmware struct {
-	// Temporary and Permanent are the levels of the two banks.
-	Temporary Level `json:"temporary"`
-	Permanent Level `json:"permanent"`
-	// Booted is the level the system booted from.
-	Booted Level `json:"booted"`
-	// BootedSide is the bank the system booted from: the marker of the
-	// third level of `lsmcode -A` when it says (t) or (p); for a (b)
-	// marker, the side whose level the booted level equals; unknown when
-	// both sides hold it or neither does.
-	BootedSide Side `json:"bootedSide,omitempty"`
-	// Service is the service processor (PFW) level, when printed.
-	Service string `json:"service,omitempty"`
-}
 
 // MaxToolOutput bounds the tool output the parsers read; longer output is
 // an error, not a slow parse.
@@ -82,36 +26,36 @@ const (
 // Each level may carry its image level in parentheses
 // ("FW860.20 (SV860_082) (t) ..."). Output that is one of lsmcode's failure
 // messages is an error saying so.
-func ParseLsmcode(out []byte) (SystemFirmware, error) {
+func ParseLsmcode(out []byte) (agentapi.SystemFirmware, error) {
 	const src = "lsmcode"
 	if err := checkText(src, out); err != nil {
-		return SystemFirmware{}, err
+		return agentapi.SystemFirmware{}, err
 	}
-	var sf SystemFirmware
+	var sf agentapi.SystemFirmware
 	found := false
 	for _, line := range strings.Split(string(out), "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, lsmcodeHumanPrefix):
 			if found {
-				return SystemFirmware{}, parseErr(src, "system firmware", "the %q line appears twice", strings.TrimSpace(lsmcodeHumanPrefix))
+				return agentapi.SystemFirmware{}, parseErr(src, "system firmware", "the %q line appears twice", strings.TrimSpace(lsmcodeHumanPrefix))
 			}
 			found = true
 			var err error
 			sf, err = parseLevels(src, strings.TrimPrefix(line, lsmcodeHumanPrefix))
 			if err != nil {
-				return SystemFirmware{}, err
+				return agentapi.SystemFirmware{}, err
 			}
 		case strings.HasPrefix(line, lsmcodePFWPrefix):
 			v := strings.TrimSpace(strings.TrimPrefix(line, lsmcodePFWPrefix))
 			if err := checkLevelText(src, "service", v); err != nil {
-				return SystemFirmware{}, err
+				return agentapi.SystemFirmware{}, err
 			}
 			sf.Service = v
 		}
 	}
 	if !found {
-		return SystemFirmware{}, missingLine(src, out, lsmcodeHumanPrefix)
+		return agentapi.SystemFirmware{}, missingLine(src, out, lsmcodeHumanPrefix)
 	}
 	return sf, nil
 }
@@ -124,12 +68,12 @@ func ParseLsmcode(out []byte) (SystemFirmware, error) {
 // (lsvpd prints a space after the colon and a (b) marker on the third
 // level; the "|" before "service:" may be missing). Lines of other devices
 // are ignored.
-func ParseLsmcodeA(out []byte) (SystemFirmware, error) {
+func ParseLsmcodeA(out []byte) (agentapi.SystemFirmware, error) {
 	const src = "lsmcode -A"
 	if err := checkText(src, out); err != nil {
-		return SystemFirmware{}, err
+		return agentapi.SystemFirmware{}, err
 	}
-	var sf SystemFirmware
+	var sf agentapi.SystemFirmware
 	found := false
 	for _, line := range strings.Split(string(out), "\n") {
 		line = strings.TrimSpace(line)
@@ -137,7 +81,7 @@ func ParseLsmcodeA(out []byte) (SystemFirmware, error) {
 			continue
 		}
 		if found {
-			return SystemFirmware{}, parseErr(src, "system firmware", "the %q line appears twice", lsmcodeAllPrefix)
+			return agentapi.SystemFirmware{}, parseErr(src, "system firmware", "the %q line appears twice", lsmcodeAllPrefix)
 		}
 		found = true
 		rest := strings.TrimPrefix(line, lsmcodeAllPrefix)
@@ -150,17 +94,17 @@ func ParseLsmcodeA(out []byte) (SystemFirmware, error) {
 		var err error
 		sf, err = parseLevels(src, rest)
 		if err != nil {
-			return SystemFirmware{}, err
+			return agentapi.SystemFirmware{}, err
 		}
 		if service != "" {
 			if err := checkLevelText(src, "service", service); err != nil {
-				return SystemFirmware{}, err
+				return agentapi.SystemFirmware{}, err
 			}
 		}
 		sf.Service = service
 	}
 	if !found {
-		return SystemFirmware{}, missingLine(src, out, lsmcodeAllPrefix)
+		return agentapi.SystemFirmware{}, missingLine(src, out, lsmcodeAllPrefix)
 	}
 	return sf, nil
 }
@@ -169,21 +113,21 @@ var sideFields = [3]string{"temporary", "permanent", "booted"}
 
 // parseLevels reads "L (t) L (p) L (b)" where each L is NAME or
 // NAME (IMAGE).
-func parseLevels(src, s string) (SystemFirmware, error) {
+func parseLevels(src, s string) (agentapi.SystemFirmware, error) {
 	toks := strings.Fields(s)
-	var lv [3]Level
+	var lv [3]agentapi.FirmwareLevel
 	var marks [3]string
 	i := 0
 	for g := 0; g < 3; g++ {
 		field := sideFields[g]
 		if i >= len(toks) {
-			return SystemFirmware{}, parseErr(src, field, "missing: the line ends after %d of 3 levels (%q)", g, s)
+			return agentapi.SystemFirmware{}, parseErr(src, field, "missing: the line ends after %d of 3 levels (%q)", g, s)
 		}
 		if _, ok := marker(toks[i]); ok {
-			return SystemFirmware{}, parseErr(src, field, "no level before the marker %s", toks[i])
+			return agentapi.SystemFirmware{}, parseErr(src, field, "no level before the marker %s", toks[i])
 		}
 		if err := checkLevelText(src, field, toks[i]); err != nil {
-			return SystemFirmware{}, err
+			return agentapi.SystemFirmware{}, err
 		}
 		lv[g].Name = toks[i]
 		i++
@@ -191,7 +135,7 @@ func parseLevels(src, s string) (SystemFirmware, error) {
 			if inner, ok := parens(toks[i]); ok {
 				if _, isMark := marker(toks[i]); !isMark {
 					if err := checkLevelText(src, field, inner); err != nil {
-						return SystemFirmware{}, err
+						return agentapi.SystemFirmware{}, err
 					}
 					lv[g].Image = inner
 					i++
@@ -199,38 +143,38 @@ func parseLevels(src, s string) (SystemFirmware, error) {
 			}
 		}
 		if i >= len(toks) {
-			return SystemFirmware{}, parseErr(src, field, "level %s has no (t), (p) or (b) marker", lv[g].String())
+			return agentapi.SystemFirmware{}, parseErr(src, field, "level %s has no (t), (p) or (b) marker", lv[g].String())
 		}
 		m, ok := marker(toks[i])
 		if !ok {
-			return SystemFirmware{}, parseErr(src, field, "expected a (t), (p) or (b) marker after %s, got %q", lv[g].String(), clip(toks[i]))
+			return agentapi.SystemFirmware{}, parseErr(src, field, "expected a (t), (p) or (b) marker after %s, got %q", lv[g].String(), clip(toks[i]))
 		}
 		marks[g] = m
 		i++
 	}
 	if i < len(toks) {
-		return SystemFirmware{}, parseErr(src, "system firmware", "unexpected text after the third level: %q", clip(strings.Join(toks[i:], " ")))
+		return agentapi.SystemFirmware{}, parseErr(src, "system firmware", "unexpected text after the third level: %q", clip(strings.Join(toks[i:], " ")))
 	}
 	if marks[0] != "t" {
-		return SystemFirmware{}, parseErr(src, "temporary", "the first level is marked (%s), want (t)", marks[0])
+		return agentapi.SystemFirmware{}, parseErr(src, "temporary", "the first level is marked (%s), want (t)", marks[0])
 	}
 	if marks[1] != "p" {
-		return SystemFirmware{}, parseErr(src, "permanent", "the second level is marked (%s), want (p)", marks[1])
+		return agentapi.SystemFirmware{}, parseErr(src, "permanent", "the second level is marked (%s), want (p)", marks[1])
 	}
-	sf := SystemFirmware{Temporary: lv[0], Permanent: lv[1], Booted: lv[2]}
+	sf := agentapi.SystemFirmware{Temporary: lv[0], Permanent: lv[1], Booted: lv[2]}
 	switch marks[2] {
 	case "t":
-		sf.BootedSide = SideTemporary
+		sf.BootedSide = agentapi.FirmwareSideTemporary
 	case "p":
-		sf.BootedSide = SidePermanent
+		sf.BootedSide = agentapi.FirmwareSidePermanent
 	default:
 		b := sf.Booted.Code()
 		onT, onP := b == sf.Temporary.Code(), b == sf.Permanent.Code()
 		switch {
 		case onT && !onP:
-			sf.BootedSide = SideTemporary
+			sf.BootedSide = agentapi.FirmwareSideTemporary
 		case onP && !onT:
-			sf.BootedSide = SidePermanent
+			sf.BootedSide = agentapi.FirmwareSidePermanent
 		}
 	}
 	return sf, nil
@@ -338,7 +282,7 @@ func clip(s string) string {
 
 // FormatLsmcode prints sf as plain lsmcode does (the inverse of
 // ParseLsmcode, used by tests and fakes).
-func FormatLsmcode(sf SystemFirmware) string {
+func FormatLsmcode(sf agentapi.SystemFirmware) string {
 	s := fmt.Sprintf("%s%s (t) %s (p) %s (b)\n", lsmcodeHumanPrefix, sf.Temporary, sf.Permanent, sf.Booted)
 	if sf.Service != "" {
 		s += lsmcodePFWPrefix + sf.Service + "\n"

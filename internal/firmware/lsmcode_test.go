@@ -1,43 +1,44 @@
 package firmware
 
 import (
+	"polyvirt/internal/api/agentapi"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-func lv(name string) Level { return Level{Name: name} }
+func lv(name string) agentapi.FirmwareLevel { return agentapi.FirmwareLevel{Name: name} }
 
 func TestParseLsmcode(t *testing.T) {
 	tests := []struct {
 		name    string
 		out     string
-		want    SystemFirmware
+		want    agentapi.SystemFirmware
 		wantErr string
 	}{
 		{
 			name: "reference page",
 			out:  "Version of System Firmware is SV810_133 (t) SV810_081 (p) SV810_133 (b)\n",
-			want: SystemFirmware{Temporary: lv("SV810_133"), Permanent: lv("SV810_081"), Booted: lv("SV810_133"), BootedSide: SideTemporary},
+			want: agentapi.SystemFirmware{Temporary: lv("SV810_133"), Permanent: lv("SV810_081"), Booted: lv("SV810_133"), BootedSide: agentapi.FirmwareSideTemporary},
 		},
 		{
 			name: "booted from the permanent side",
 			out:  "Version of System Firmware is SV860_100 (t) SV810_081 (p) SV810_081 (b)\n",
-			want: SystemFirmware{Temporary: lv("SV860_100"), Permanent: lv("SV810_081"), Booted: lv("SV810_081"), BootedSide: SidePermanent},
+			want: agentapi.SystemFirmware{Temporary: lv("SV860_100"), Permanent: lv("SV810_081"), Booted: lv("SV810_081"), BootedSide: agentapi.FirmwareSidePermanent},
 		},
 		{
 			name: "both sides equal: the side is unknown",
 			out:  "Version of System Firmware is SV810_081 (t) SV810_081 (p) SV810_081 (b)\n",
-			want: SystemFirmware{Temporary: lv("SV810_081"), Permanent: lv("SV810_081"), Booted: lv("SV810_081")},
+			want: agentapi.SystemFirmware{Temporary: lv("SV810_081"), Permanent: lv("SV810_081"), Booted: lv("SV810_081")},
 		},
 		{
 			name: "ML and MI records with the PFW line",
 			out: "Version of System Firmware is FW860.20 (SV860_082) (t) FW860.10 (SV860_056) (p) FW860.20 (SV860_082) (b)\n" +
 				"Version of PFW is 0F27\n",
-			want: SystemFirmware{
-				Temporary: Level{"FW860.20", "SV860_082"}, Permanent: Level{"FW860.10", "SV860_056"},
-				Booted: Level{"FW860.20", "SV860_082"}, BootedSide: SideTemporary, Service: "0F27",
+			want: agentapi.SystemFirmware{
+				Temporary: agentapi.FirmwareLevel{Name: "FW860.20", Image: "SV860_082"}, Permanent: agentapi.FirmwareLevel{Name: "FW860.10", Image: "SV860_056"},
+				Booted: agentapi.FirmwareLevel{Name: "FW860.20", Image: "SV860_082"}, BootedSide: agentapi.FirmwareSideTemporary, Service: "0F27",
 			},
 		},
 		{
@@ -128,26 +129,26 @@ func TestParseLsmcodeA(t *testing.T) {
 	tests := []struct {
 		name    string
 		out     string
-		want    SystemFirmware
+		want    agentapi.SystemFirmware
 		wantErr string
 	}{
 		{
 			name: "reference page",
 			out:  "sys0!system:SF240_320 (t) SF220_051 (p) SF240_320 (t)service:\n",
-			want: SystemFirmware{Temporary: lv("SF240_320"), Permanent: lv("SF220_051"), Booted: lv("SF240_320"), BootedSide: SideTemporary},
+			want: agentapi.SystemFirmware{Temporary: lv("SF240_320"), Permanent: lv("SF220_051"), Booted: lv("SF240_320"), BootedSide: agentapi.FirmwareSideTemporary},
 		},
 		{
 			name: "booted from the permanent side, marker says so",
 			out:  "sys0!system:SV810_081 (t) SV810_081 (p) SV810_081 (p)|service:\n",
-			want: SystemFirmware{Temporary: lv("SV810_081"), Permanent: lv("SV810_081"), Booted: lv("SV810_081"), BootedSide: SidePermanent},
+			want: agentapi.SystemFirmware{Temporary: lv("SV810_081"), Permanent: lv("SV810_081"), Booted: lv("SV810_081"), BootedSide: agentapi.FirmwareSidePermanent},
 		},
 		{
 			name: "lsvpd form with the service processor level and other devices",
 			out: "sys0!system: FW860.20 (SV860_082) (t) FW860.10 (SV860_056) (p) FW860.20 (SV860_082) (b)|service: 0F27\n" +
 				"sg0 sda !ST600MM0006.B56D\n",
-			want: SystemFirmware{
-				Temporary: Level{"FW860.20", "SV860_082"}, Permanent: Level{"FW860.10", "SV860_056"},
-				Booted: Level{"FW860.20", "SV860_082"}, BootedSide: SideTemporary, Service: "0F27",
+			want: agentapi.SystemFirmware{
+				Temporary: agentapi.FirmwareLevel{Name: "FW860.20", Image: "SV860_082"}, Permanent: agentapi.FirmwareLevel{Name: "FW860.10", Image: "SV860_056"},
+				Booted: agentapi.FirmwareLevel{Name: "FW860.20", Image: "SV860_082"}, BootedSide: agentapi.FirmwareSideTemporary, Service: "0F27",
 			},
 		},
 		{
@@ -205,10 +206,10 @@ func checkParse[T any](t *testing.T, want, got T, wantErr string, err error) {
 }
 
 func TestFormatLsmcodeRoundTrip(t *testing.T) {
-	tests := []SystemFirmware{
-		{Temporary: lv("SV810_133"), Permanent: lv("SV810_081"), Booted: lv("SV810_133"), BootedSide: SideTemporary},
-		{Temporary: Level{"FW860.20", "SV860_082"}, Permanent: Level{"FW860.10", "SV860_056"},
-			Booted: Level{"FW860.10", "SV860_056"}, BootedSide: SidePermanent, Service: "0F27"},
+	tests := []agentapi.SystemFirmware{
+		{Temporary: lv("SV810_133"), Permanent: lv("SV810_081"), Booted: lv("SV810_133"), BootedSide: agentapi.FirmwareSideTemporary},
+		{Temporary: agentapi.FirmwareLevel{Name: "FW860.20", Image: "SV860_082"}, Permanent: agentapi.FirmwareLevel{Name: "FW860.10", Image: "SV860_056"},
+			Booted: agentapi.FirmwareLevel{Name: "FW860.10", Image: "SV860_056"}, BootedSide: agentapi.FirmwareSidePermanent, Service: "0F27"},
 	}
 	for _, sf := range tests {
 		got, err := ParseLsmcode([]byte(FormatLsmcode(sf)))

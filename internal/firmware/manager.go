@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/hostexec"
@@ -100,7 +101,7 @@ type Manager struct {
 	dir       string
 
 	mu   sync.Mutex
-	op   *Operation
+	op   *agentapi.FirmwareOperation
 	busy string
 }
 
@@ -158,7 +159,7 @@ func Open(cfg Config) (*Manager, error) {
 	}
 	m.op = op
 	m.removeStrayUploads()
-	if op != nil && op.State == StateValidating {
+	if op != nil && op.State == agentapi.FirmwareStateValidating {
 		m.fail(op, "validate", "agent", &Error{Code: CodeInterrupted,
 			Message: "the agent restarted while update_flash -v ran; nothing was flashed. Validate again"})
 		if err := m.save(); err != nil {
@@ -194,10 +195,10 @@ func (m *Manager) Supported() bool { return m.mechanism == MechanismUpdateFlash 
 
 // Status returns a copy of the current operation (State idle when none was
 // ever started).
-func (m *Manager) Status() Operation {
+func (m *Manager) Status() agentapi.FirmwareOperation {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.op.clone()
+	return cloneOperation(m.op)
 }
 
 // HostLocked tells whether VMs must not be started on the host now: a
@@ -208,11 +209,11 @@ func (m *Manager) HostLocked() bool {
 	if m.busy == "flash" {
 		return true
 	}
-	return m.op != nil && (m.op.State == StateFlashing || m.op.State == StateRebooting)
+	return m.op != nil && (m.op.State == agentapi.FirmwareStateFlashing || m.op.State == agentapi.FirmwareStateRebooting)
 }
 
 // Inventory reads the host's firmware inventory (see ReadInventory).
-func (m *Manager) Inventory(ctx context.Context) (Inventory, error) {
+func (m *Manager) Inventory(ctx context.Context) (agentapi.FirmwareInventory, error) {
 	return ReadInventory(ctx, Source{Arch: m.cfg.Arch, Root: m.cfg.Root, Runner: m.cfg.Runner,
 		Lsmcode: m.cfg.Lsmcode, Timeout: m.cfg.Timeouts.Lsmcode})
 }
@@ -262,7 +263,7 @@ func (m *Manager) save() error {
 }
 
 // mutate changes the operation under the lock and persists it.
-func (m *Manager) mutate(f func(op *Operation)) error {
+func (m *Manager) mutate(f func(op *agentapi.FirmwareOperation)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f(m.op)
@@ -271,14 +272,14 @@ func (m *Manager) mutate(f func(op *Operation)) error {
 
 // current returns the live operation (callers hold the busy flag, so no
 // other step changes it).
-func (m *Manager) current() *Operation {
+func (m *Manager) current() *agentapi.FirmwareOperation {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.op
 }
 
 // setState moves op to s and logs the step.
-func (m *Manager) setState(op *Operation, s State, st Step) {
+func (m *Manager) setState(op *agentapi.FirmwareOperation, s agentapi.FirmwareState, st agentapi.FirmwareStep) {
 	now := m.cfg.Now().UTC()
 	if op.State != s {
 		op.Since = now
@@ -288,28 +289,28 @@ func (m *Manager) setState(op *Operation, s State, st Step) {
 	st.State = s
 	op.Steps = append(op.Steps, st)
 	if len(op.Steps) > maxSteps {
-		op.Steps = append([]Step(nil), op.Steps[len(op.Steps)-maxSteps:]...)
+		op.Steps = append([]agentapi.FirmwareStep(nil), op.Steps[len(op.Steps)-maxSteps:]...)
 	}
 }
 
 // fail moves op to failed with the error's code and message.
-func (m *Manager) fail(op *Operation, step, by string, err error) {
+func (m *Manager) fail(op *agentapi.FirmwareOperation, step, by string, err error) {
 	code, msg := codeOf(err), messageOf(err)
-	op.Failure = &Failure{Step: step, Code: code, Message: msg, Time: m.cfg.Now().UTC()}
-	m.setState(op, StateFailed, Step{Step: step, Result: "failed", Who: who(by), Code: code, Message: msg})
+	op.Failure = &agentapi.FirmwareFailure{Step: step, Code: code, Message: msg, Time: m.cfg.Now().UTC()}
+	m.setState(op, agentapi.FirmwareStateFailed, agentapi.FirmwareStep{Step: step, Result: "failed", Who: who(by), Code: code, Message: msg})
 }
 
 // refuse records a refused or failed step that leaves the state as it is.
-func (m *Manager) refuse(op *Operation, step, by, result string, err error) {
+func (m *Manager) refuse(op *agentapi.FirmwareOperation, step, by, result string, err error) {
 	m.refuseTo(op, op.State, step, by, result, err)
 }
 
 // refuseTo records a failed step that puts the operation back in state s
 // (a commit that failed goes back to awaiting-decision).
-func (m *Manager) refuseTo(op *Operation, s State, step, by, result string, err error) {
+func (m *Manager) refuseTo(op *agentapi.FirmwareOperation, s agentapi.FirmwareState, step, by, result string, err error) {
 	code, msg := codeOf(err), messageOf(err)
-	op.LastError = &Failure{Step: step, Code: code, Message: msg, Time: m.cfg.Now().UTC()}
-	m.setState(op, s, Step{Step: step, Result: result, Who: who(by), Code: code, Message: msg})
+	op.LastError = &agentapi.FirmwareFailure{Step: step, Code: code, Message: msg, Time: m.cfg.Now().UTC()}
+	m.setState(op, s, agentapi.FirmwareStep{Step: step, Result: result, Who: who(by), Code: code, Message: msg})
 }
 
 func codeOf(err error) string {
@@ -332,7 +333,7 @@ func messageOf(err error) string {
 }
 
 // wrongState is the error of a step asked in the wrong state.
-func wrongState(step string, op *Operation, need string) error {
+func wrongState(step string, op *agentapi.FirmwareOperation, need string) error {
 	if op == nil {
 		return errorf(CodeNoOperation, "", "no firmware update to %s: upload an image first", step)
 	}
@@ -343,19 +344,19 @@ func wrongState(step string, op *Operation, need string) error {
 // in Go) or a bare .img — and starts a new operation in state uploaded.
 // Refused with CodeOperationActive while another operation has not ended.
 // A corrupt upload is an error and changes no state.
-func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) (Operation, error) {
+func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) (agentapi.FirmwareOperation, error) {
 	done, err := m.begin("upload")
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	defer done()
 	if prev := m.current(); prev != nil && !prev.State.Terminal() {
-		return Operation{}, errorf(CodeOperationActive, "", "firmware operation %s is %s on this host; finish it (commit, reject) or cancel it before starting another",
+		return agentapi.FirmwareOperation{}, errorf(CodeOperationActive, "", "firmware operation %s is %s on this host; finish it (commit, reject) or cancel it before starting another",
 			prev.ID, prev.State)
 	}
 	tmp, err := os.CreateTemp(m.imagesDir(), ".upload-*")
 	if err != nil {
-		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: "cannot store the image: " + err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: "cannot store the image: " + err.Error(), Err: err}
 	}
 	tmpName := tmp.Name()
 	kept := false
@@ -368,35 +369,35 @@ func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) 
 	info, err := ExtractImage(&ctxReader{ctx: ctx, r: r}, fileName, tmp, Limits{MaxImageBytes: m.cfg.MaxImageBytes})
 	if err != nil {
 		if ctx.Err() != nil {
-			return Operation{}, &Error{Code: CodeAborted, Field: "image", Message: "the upload was canceled", Err: ctx.Err()}
+			return agentapi.FirmwareOperation{}, &Error{Code: CodeAborted, Field: "image", Message: "the upload was canceled", Err: ctx.Err()}
 		}
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	if err := tmp.Close(); err != nil {
-		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	id := newID(m.cfg.Now())
 	final := filepath.Join(m.imagesDir(), id+".img")
 	if err := os.Rename(tmpName, final); err != nil {
-		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	kept = true
 	if err := syncDir(m.imagesDir()); err != nil {
 		os.Remove(final)
-		return Operation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	now := m.cfg.Now().UTC()
 	ident := m.identity()
-	op := &Operation{ID: id, Started: now, Since: now, TypeModel: ident.TypeModel, Serial: ident.Serial,
-		Image: &info, ImagePath: final, Steps: []Step{}}
+	op := &agentapi.FirmwareOperation{ID: id, Started: now, Since: now, TypeModel: ident.TypeModel, Serial: ident.Serial,
+		Image: &info, ImagePath: final, Steps: []agentapi.FirmwareStep{}}
 	desc := fmt.Sprintf("%s (%s), image %s, %d bytes, sha256 %s", info.FileName, info.Format, info.ImageName, info.Size, info.SHA256)
 	if info.Package != nil {
 		desc += ", payload " + info.Package.PayloadCompressor
 	}
-	m.setState(op, StateUploaded, Step{Step: "upload", Result: "ok", Who: who(by), ToLevel: info.Level, Message: desc})
+	m.setState(op, agentapi.FirmwareStateUploaded, agentapi.FirmwareStep{Step: "upload", Result: "ok", Who: who(by), ToLevel: info.Level, Message: desc})
 
 	m.mu.Lock()
 	prev := m.op
@@ -408,12 +409,12 @@ func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) 
 	m.mu.Unlock()
 	if err != nil {
 		os.Remove(final)
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if prev != nil && prev.ImagePath != "" && prev.ImagePath != final {
 		os.Remove(prev.ImagePath)
 	}
-	return op.clone(), nil
+	return cloneOperation(op), nil
 }
 
 // ctxReader stops an upload when the caller gives up.
@@ -469,20 +470,20 @@ func stream(level string) string {
 // platform, or when its projected level belongs to another firmware stream
 // than the host's (SC… on an SV… host). A failing or hanging update_flash
 // fails the operation with the tool's reason.
-func (m *Manager) Validate(ctx context.Context, by string) (Operation, error) {
+func (m *Manager) Validate(ctx context.Context, by string) (agentapi.FirmwareOperation, error) {
 	done, err := m.begin("validate")
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	defer done()
 	op := m.current()
 	switch {
 	case op == nil:
-		return Operation{}, wrongState("validate", nil, "")
-	case op.State == StateUploaded, op.State == StateValidated:
-	case op.State == StateFailed && op.Failure != nil && op.Failure.Step == "validate" && op.ImagePath != "":
+		return agentapi.FirmwareOperation{}, wrongState("validate", nil, "")
+	case op.State == agentapi.FirmwareStateUploaded, op.State == agentapi.FirmwareStateValidated:
+	case op.State == agentapi.FirmwareStateFailed && op.Failure != nil && op.Failure.Step == "validate" && op.ImagePath != "":
 	default:
-		return Operation{}, wrongState("validate", op, "only an uploaded (or already validated) image can be validated")
+		return agentapi.FirmwareOperation{}, wrongState("validate", op, "only an uploaded (or already validated) image can be validated")
 	}
 	if _, err := os.Stat(op.ImagePath); err != nil {
 		e := errorf(CodeImageMissing, "image", "the uploaded image %s is gone from the data directory: upload it again", op.ImagePath)
@@ -492,13 +493,13 @@ func (m *Manager) Validate(ctx context.Context, by string) (Operation, error) {
 	if err := checkMachineTypes(op.Image, ident.TypeModel); err != nil {
 		return m.failAndSave(op, "validate", by, err)
 	}
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.Failure, op.Projection, op.Before = nil, nil, nil
 		op.TypeModel, op.Serial = ident.TypeModel, ident.Serial
-		m.setState(op, StateValidating, Step{Step: "validate", Result: "started", Who: who(by), ToLevel: op.Image.Level,
+		m.setState(op, agentapi.FirmwareStateValidating, agentapi.FirmwareStep{Step: "validate", Result: "started", Who: who(by), ToLevel: op.Image.Level,
 			Message: "update_flash -v -f " + op.ImagePath})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 
 	before, err := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
@@ -526,12 +527,12 @@ func (m *Manager) Validate(ctx context.Context, by string) (Operation, error) {
 	if op.Image.Level != "" && op.Image.Level != proj.NewT {
 		msg += fmt.Sprintf("; note: the package is named for %s but update_flash projects %s", op.Image.Level, proj.NewT)
 	}
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.Before, op.Projection, op.LastError = &before, &proj, nil
-		m.setState(op, StateValidated, Step{Step: "validate", Result: "ok", Who: who(by),
+		m.setState(op, agentapi.FirmwareStateValidated, agentapi.FirmwareStep{Step: "validate", Result: "ok", Who: who(by),
 			FromLevel: proj.CurrentT, ToLevel: proj.NewT, Message: msg})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	return m.Status(), nil
 }
@@ -545,7 +546,7 @@ func orUnknown(s string) string {
 
 // checkMachineTypes refuses an image whose package names machine types
 // that do not include the host's.
-func checkMachineTypes(img *ImageInfo, typeModel string) error {
+func checkMachineTypes(img *agentapi.FirmwareImage, typeModel string) error {
 	if img == nil || len(img.MachineTypes) == 0 {
 		return nil
 	}
@@ -562,11 +563,11 @@ func checkMachineTypes(img *ImageInfo, typeModel string) error {
 }
 
 // failAndSave fails the operation and returns the error.
-func (m *Manager) failAndSave(op *Operation, step, by string, cause error) (Operation, error) {
-	if err := m.mutate(func(op *Operation) { m.fail(op, step, by, cause) }); err != nil {
-		return Operation{}, errors.Join(cause, err)
+func (m *Manager) failAndSave(op *agentapi.FirmwareOperation, step, by string, cause error) (agentapi.FirmwareOperation, error) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) { m.fail(op, step, by, cause) }); err != nil {
+		return agentapi.FirmwareOperation{}, errors.Join(cause, err)
 	}
-	return Operation{}, cause
+	return agentapi.FirmwareOperation{}, cause
 }
 
 // toolError turns a failed update_flash run into an *Error. staged adds
@@ -619,23 +620,23 @@ func (m *Manager) bootID() (string, error) {
 // host is locked against VM starts (HostLocked). A refused flash leaves
 // the operation validated (LastError says why). update_flash failing or
 // hanging fails the operation with the reason.
-func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck) (Operation, error) {
+func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck) (agentapi.FirmwareOperation, error) {
 	done, err := m.begin("flash")
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	defer done()
 	op := m.current()
-	if op == nil || op.State != StateValidated {
+	if op == nil || op.State != agentapi.FirmwareStateValidated {
 		need := "validate the image first"
 		switch {
-		case op == nil, op.State == StateUploaded, op.State == StateValidating:
+		case op == nil, op.State == agentapi.FirmwareStateUploaded, op.State == agentapi.FirmwareStateValidating:
 		case op.State.Terminal():
 			need = "it has ended; upload an image to start a new update"
 		default:
 			need = "it was flashed already"
 		}
-		return Operation{}, wrongState("flash", op, need)
+		return agentapi.FirmwareOperation{}, wrongState("flash", op, need)
 	}
 	if err := verifyImage(op); err != nil {
 		return m.failAndSave(op, "flash", by, err)
@@ -656,18 +657,18 @@ func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck)
 		bootID, perr = m.bootID()
 	}
 	if perr != nil {
-		if err := m.mutate(func(op *Operation) { m.refuse(op, "flash", by, "refused", perr) }); err != nil {
-			return Operation{}, errors.Join(perr, err)
+		if err := m.mutate(func(op *agentapi.FirmwareOperation) { m.refuse(op, "flash", by, "refused", perr) }); err != nil {
+			return agentapi.FirmwareOperation{}, errors.Join(perr, err)
 		}
-		return Operation{}, perr
+		return agentapi.FirmwareOperation{}, perr
 	}
 	from, to := op.Projection.CurrentT, op.Projection.NewT
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.BootIDAtFlash, op.LastError = bootID, nil
-		m.setState(op, StateFlashing, Step{Step: "flash", Result: "started", Who: who(by), FromLevel: from, ToLevel: to,
+		m.setState(op, agentapi.FirmwareStateFlashing, agentapi.FirmwareStep{Step: "flash", Result: "started", Who: who(by), FromLevel: from, ToLevel: to,
 			Message: "update_flash -f " + op.ImagePath})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	res, err := m.cfg.Runner.Run(ctx, hostexec.Command{Name: m.cfg.UpdateFlash,
 		Args: []string{"-f", op.ImagePath}, Timeout: m.cfg.Timeouts.Flash})
@@ -679,17 +680,17 @@ func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck)
 		return m.failAndSave(op, "flash", by, &Error{Code: CodeToolOutput, Field: "update_flash -f",
 			Message: err.Error() + "; the image may be staged and would then be applied at the next reboot", Err: err})
 	}
-	if err := m.mutate(func(op *Operation) {
-		m.setState(op, StateRebooting, Step{Step: "flash", Result: "ok", Who: who(by), FromLevel: from, ToLevel: to,
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
+		m.setState(op, agentapi.FirmwareStateRebooting, agentapi.FirmwareStep{Step: "flash", Result: "ok", Who: who(by), FromLevel: from, ToLevel: to,
 			Message: rep.Ready})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	return m.Status(), nil
 }
 
 // verifyImage checks that the image file is the one uploaded.
-func verifyImage(op *Operation) error {
+func verifyImage(op *agentapi.FirmwareOperation) error {
 	f, err := os.Open(op.ImagePath)
 	if err != nil {
 		return &Error{Code: CodeImageMissing, Field: "image", Message: "the uploaded image is gone: " + err.Error(), Err: err}
@@ -728,13 +729,13 @@ func verifyImage(op *Operation) error {
 // The error is nil whenever the state was settled, the outcome a failure
 // or not (Failure and LastError say why); a host command that fails leaves
 // the state as it is and returns the error.
-func (m *Manager) Resume(ctx context.Context, by string) (Operation, error) {
+func (m *Manager) Resume(ctx context.Context, by string) (agentapi.FirmwareOperation, error) {
 	done, err := m.begin("resume")
 	if err != nil {
 		if e, ok := err.(*Error); ok && e.Code == CodeNotSupportedOnArch {
 			return m.Status(), nil
 		}
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	defer done()
 	op := m.current()
@@ -742,32 +743,32 @@ func (m *Manager) Resume(ctx context.Context, by string) (Operation, error) {
 		return m.Status(), nil
 	}
 	switch {
-	case op.State == StateFlashing, op.State == StateRebooting,
-		op.State == StateFailed && op.Failure != nil && op.Failure.Step == "flash" && op.BootIDAtFlash != "":
+	case op.State == agentapi.FirmwareStateFlashing, op.State == agentapi.FirmwareStateRebooting,
+		op.State == agentapi.FirmwareStateFailed && op.Failure != nil && op.Failure.Step == "flash" && op.BootIDAtFlash != "":
 		return m.resumeReboot(ctx, op, by)
-	case op.State == StateCommitting, op.State == StateRejecting:
+	case op.State == agentapi.FirmwareStateCommitting, op.State == agentapi.FirmwareStateRejecting:
 		return m.resumeManage(ctx, op, by)
 	}
 	return m.Status(), nil
 }
 
-func (m *Manager) resumeReboot(ctx context.Context, op *Operation, by string) (Operation, error) {
+func (m *Manager) resumeReboot(ctx context.Context, op *agentapi.FirmwareOperation, by string) (agentapi.FirmwareOperation, error) {
 	id, err := m.bootID()
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if id == op.BootIDAtFlash {
-		if op.State == StateFlashing {
+		if op.State == agentapi.FirmwareStateFlashing {
 			e := errorf(CodeInterrupted, "flash", "the agent restarted while update_flash -f ran and the host has not rebooted: whether the image was staged is unknown; if it was, it is applied at the next reboot")
-			if err := m.mutate(func(op *Operation) { m.fail(op, "flash", by, e) }); err != nil {
-				return Operation{}, err
+			if err := m.mutate(func(op *agentapi.FirmwareOperation) { m.fail(op, "flash", by, e) }); err != nil {
+				return agentapi.FirmwareOperation{}, err
 			}
 		}
 		return m.Status(), nil
 	}
 	sf, err := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	newT, oldT := "", ""
 	if op.Projection != nil {
@@ -776,46 +777,46 @@ func (m *Manager) resumeReboot(ctx context.Context, op *Operation, by string) (O
 	if sf.Temporary.Code() != newT {
 		e := errorf(CodeFlashNotApplied, "flash", "the host rebooted but its temporary side holds %s, not the projected %s: the image was not applied",
 			sf.Temporary.Code(), newT)
-		if err := m.mutate(func(op *Operation) { op.Booted = &sf; m.fail(op, "reboot", by, e) }); err != nil {
-			return Operation{}, err
+		if err := m.mutate(func(op *agentapi.FirmwareOperation) { op.Booted = &sf; m.fail(op, "reboot", by, e) }); err != nil {
+			return agentapi.FirmwareOperation{}, err
 		}
 		return m.Status(), nil
 	}
 	msg := fmt.Sprintf("the host came back on %s (booted side %s); temporary %s, permanent %s: commit or reject",
 		sf.Booted.Code(), sideName(sf.BootedSide), sf.Temporary.Code(), sf.Permanent.Code())
-	if sf.Booted.Code() != newT || sf.BootedSide == SidePermanent {
+	if sf.Booted.Code() != newT || sf.BootedSide == agentapi.FirmwareSidePermanent {
 		msg = fmt.Sprintf("the host came back on %s from the permanent side: the new image %s did not boot; reject it",
 			sf.Booted.Code(), newT)
 	}
 	if op.Projection != nil && sf.Permanent.Code() != op.Projection.NewP {
 		msg += fmt.Sprintf("; note: the permanent side holds %s, update_flash projected %s", sf.Permanent.Code(), op.Projection.NewP)
 	}
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.Booted, op.Failure = &sf, nil
-		m.setState(op, StateAwaitingDecision, Step{Step: "reboot", Result: "ok", Who: who(by),
+		m.setState(op, agentapi.FirmwareStateAwaitingDecision, agentapi.FirmwareStep{Step: "reboot", Result: "ok", Who: who(by),
 			FromLevel: oldT, ToLevel: sf.Booted.Code(), Message: msg})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	return m.Status(), nil
 }
 
-func sideName(s Side) string {
+func sideName(s agentapi.FirmwareSide) string {
 	switch s {
-	case SideTemporary:
+	case agentapi.FirmwareSideTemporary:
 		return "temporary"
-	case SidePermanent:
+	case agentapi.FirmwareSidePermanent:
 		return "permanent"
 	}
 	return "unknown"
 }
 
-func (m *Manager) resumeManage(ctx context.Context, op *Operation, by string) (Operation, error) {
+func (m *Manager) resumeManage(ctx context.Context, op *agentapi.FirmwareOperation, by string) (agentapi.FirmwareOperation, error) {
 	sf, err := RunLsmcode(ctx, m.cfg.Runner, m.cfg.Lsmcode, m.cfg.Timeouts.Lsmcode)
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
-	commit := op.State == StateCommitting
+	commit := op.State == agentapi.FirmwareStateCommitting
 	if m.manageDone(op, sf, commit) {
 		return m.finishManage(op, sf, commit, by, "the agent restarted during the step; lsmcode shows it done")
 	}
@@ -825,18 +826,18 @@ func (m *Manager) resumeManage(ctx context.Context, op *Operation, by string) (O
 	}
 	e := errorf(CodeInterrupted, step, "the agent restarted during update_flash; lsmcode shows temporary %s, permanent %s: the %s did not happen, ask again",
 		sf.Temporary.Code(), sf.Permanent.Code(), step)
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.After = &sf
-		m.refuseTo(op, StateAwaitingDecision, step, by, "failed", e)
+		m.refuseTo(op, agentapi.FirmwareStateAwaitingDecision, step, by, "failed", e)
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	return m.Status(), nil
 }
 
 // manageDone tells whether the banks show the commit (both hold the new
 // level) or the reject (both hold the old permanent level).
-func (m *Manager) manageDone(op *Operation, sf SystemFirmware, commit bool) bool {
+func (m *Manager) manageDone(op *agentapi.FirmwareOperation, sf agentapi.SystemFirmware, commit bool) bool {
 	t, p := sf.Temporary.Code(), sf.Permanent.Code()
 	if t != p {
 		return false
@@ -854,7 +855,7 @@ func (m *Manager) manageDone(op *Operation, sf SystemFirmware, commit bool) bool
 // failing or hanging update_flash leaves the operation awaiting a decision
 // (LastError says why): the banks were not changed, or lsmcode shows
 // whether they were.
-func (m *Manager) Commit(ctx context.Context, by string) (Operation, error) {
+func (m *Manager) Commit(ctx context.Context, by string) (agentapi.FirmwareOperation, error) {
 	return m.manage(ctx, by, true)
 }
 
@@ -862,39 +863,39 @@ func (m *Manager) Commit(ctx context.Context, by string) (Operation, error) {
 // temporary side and the old level is back (state rejected; the host runs
 // the rejected level until its next reboot). Only in awaiting-decision;
 // failures as for Commit.
-func (m *Manager) Reject(ctx context.Context, by string) (Operation, error) {
+func (m *Manager) Reject(ctx context.Context, by string) (agentapi.FirmwareOperation, error) {
 	return m.manage(ctx, by, false)
 }
 
-func (m *Manager) manage(ctx context.Context, by string, commit bool) (Operation, error) {
-	step, opt, next := "reject", "-r", StateRejecting
+func (m *Manager) manage(ctx context.Context, by string, commit bool) (agentapi.FirmwareOperation, error) {
+	step, opt, next := "reject", "-r", agentapi.FirmwareStateRejecting
 	if commit {
-		step, opt, next = "commit", "-c", StateCommitting
+		step, opt, next = "commit", "-c", agentapi.FirmwareStateCommitting
 	}
 	done, err := m.begin(step)
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	defer done()
 	op := m.current()
-	if op == nil || op.State != StateAwaitingDecision {
+	if op == nil || op.State != agentapi.FirmwareStateAwaitingDecision {
 		need := "it must be flashed and the host rebooted first"
-		if op != nil && (op.State == StateCommitted || op.State == StateRejected) {
+		if op != nil && (op.State == agentapi.FirmwareStateCommitted || op.State == agentapi.FirmwareStateRejected) {
 			need = "the decision was made already"
 		}
-		return Operation{}, wrongState(step, op, need)
+		return agentapi.FirmwareOperation{}, wrongState(step, op, need)
 	}
 	newT := ""
 	if op.Projection != nil {
 		newT = op.Projection.NewT
 	}
-	if commit && op.Booted != nil && (op.Booted.Booted.Code() != newT || op.Booted.BootedSide == SidePermanent) {
+	if commit && op.Booted != nil && (op.Booted.Booted.Code() != newT || op.Booted.BootedSide == agentapi.FirmwareSidePermanent) {
 		e := errorf(CodeNewLevelNotUp, "", "the host runs %s, not the new level %s: committing would make an image that did not boot permanent; reject it",
 			op.Booted.Booted.Code(), newT)
-		if err := m.mutate(func(op *Operation) { m.refuse(op, step, by, "refused", e) }); err != nil {
-			return Operation{}, errors.Join(e, err)
+		if err := m.mutate(func(op *agentapi.FirmwareOperation) { m.refuse(op, step, by, "refused", e) }); err != nil {
+			return agentapi.FirmwareOperation{}, errors.Join(e, err)
 		}
-		return Operation{}, e
+		return agentapi.FirmwareOperation{}, e
 	}
 	from, to := "", ""
 	if op.Booted != nil {
@@ -904,12 +905,12 @@ func (m *Manager) manage(ctx context.Context, by string, commit bool) (Operation
 			from, to = op.Booted.Temporary.Code(), op.Booted.Permanent.Code()
 		}
 	}
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.LastError = nil
-		m.setState(op, next, Step{Step: step, Result: "started", Who: who(by), FromLevel: from, ToLevel: to,
+		m.setState(op, next, agentapi.FirmwareStep{Step: step, Result: "started", Who: who(by), FromLevel: from, ToLevel: to,
 			Message: "update_flash " + opt})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	res, err := m.cfg.Runner.Run(ctx, hostexec.Command{Name: m.cfg.UpdateFlash, Args: []string{opt}, Timeout: m.cfg.Timeouts.Manage})
 	if err == nil {
@@ -935,15 +936,15 @@ func (m *Manager) manage(ctx context.Context, by string, commit bool) (Operation
 				e.Message += fmt.Sprintf("; lsmcode shows temporary %s, permanent %s", sf.Temporary.Code(), sf.Permanent.Code())
 			}
 		}
-		if serr := m.mutate(func(op *Operation) {
+		if serr := m.mutate(func(op *agentapi.FirmwareOperation) {
 			if lerr == nil {
 				op.After = &sf
 			}
-			m.refuseTo(op, StateAwaitingDecision, step, by, "failed", err)
+			m.refuseTo(op, agentapi.FirmwareStateAwaitingDecision, step, by, "failed", err)
 		}); serr != nil {
-			return Operation{}, errors.Join(err, serr)
+			return agentapi.FirmwareOperation{}, errors.Join(err, serr)
 		}
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if lerr != nil {
 		return m.finishManageUnread(op, commit, by, lerr)
@@ -952,10 +953,10 @@ func (m *Manager) manage(ctx context.Context, by string, commit bool) (Operation
 }
 
 // finishManage records a commit or reject that is done.
-func (m *Manager) finishManage(op *Operation, sf SystemFirmware, commit bool, by, note string) (Operation, error) {
-	step, state := "reject", StateRejected
+func (m *Manager) finishManage(op *agentapi.FirmwareOperation, sf agentapi.SystemFirmware, commit bool, by, note string) (agentapi.FirmwareOperation, error) {
+	step, state := "reject", agentapi.FirmwareStateRejected
 	if commit {
-		step, state = "commit", StateCommitted
+		step, state = "commit", agentapi.FirmwareStateCommitted
 	}
 	var msg string
 	if commit {
@@ -978,11 +979,11 @@ func (m *Manager) finishManage(op *Operation, sf SystemFirmware, commit bool, by
 			from = op.Booted.Permanent.Code()
 		}
 	}
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.After, op.LastError = &sf, nil
-		m.setState(op, state, Step{Step: step, Result: "ok", Who: who(by), FromLevel: from, ToLevel: to, Message: msg})
+		m.setState(op, state, agentapi.FirmwareStep{Step: step, Result: "ok", Who: who(by), FromLevel: from, ToLevel: to, Message: msg})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if op.ImagePath != "" {
 		os.Remove(op.ImagePath)
@@ -992,17 +993,17 @@ func (m *Manager) finishManage(op *Operation, sf SystemFirmware, commit bool, by
 
 // finishManageUnread records a commit or reject update_flash reported done
 // when lsmcode could not be read afterwards.
-func (m *Manager) finishManageUnread(op *Operation, commit bool, by string, lerr error) (Operation, error) {
-	step, state := "reject", StateRejected
+func (m *Manager) finishManageUnread(op *agentapi.FirmwareOperation, commit bool, by string, lerr error) (agentapi.FirmwareOperation, error) {
+	step, state := "reject", agentapi.FirmwareStateRejected
 	if commit {
-		step, state = "commit", StateCommitted
+		step, state = "commit", agentapi.FirmwareStateCommitted
 	}
 	msg := "update_flash reported success; the levels could not be read afterwards: " + messageOf(lerr)
-	if err := m.mutate(func(op *Operation) {
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.LastError = nil
-		m.setState(op, state, Step{Step: step, Result: "ok", Who: who(by), Message: msg})
+		m.setState(op, state, agentapi.FirmwareStep{Step: step, Result: "ok", Who: who(by), Message: msg})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if op.ImagePath != "" {
 		os.Remove(op.ImagePath)
@@ -1014,38 +1015,38 @@ func (m *Manager) finishManageUnread(op *Operation, commit bool, by string, lerr
 // validated) or whose reboot the caller gave up waiting for (rebooting, the
 // host not rebooted: the staged image would still be applied at the next
 // reboot, and the step log says so). The image is deleted.
-func (m *Manager) Cancel(ctx context.Context, by, reason string) (Operation, error) {
+func (m *Manager) Cancel(ctx context.Context, by, reason string) (agentapi.FirmwareOperation, error) {
 	done, err := m.begin("cancel")
 	if err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	defer done()
 	op := m.current()
 	if op == nil {
-		return Operation{}, wrongState("cancel", nil, "")
+		return agentapi.FirmwareOperation{}, wrongState("cancel", nil, "")
 	}
 	msg := strings.TrimSpace(reason)
 	switch op.State {
-	case StateUploaded, StateValidated:
-	case StateRebooting:
+	case agentapi.FirmwareStateUploaded, agentapi.FirmwareStateValidated:
+	case agentapi.FirmwareStateRebooting:
 		id, err := m.bootID()
 		if err != nil {
-			return Operation{}, err
+			return agentapi.FirmwareOperation{}, err
 		}
 		if id != op.BootIDAtFlash {
-			return Operation{}, errorf(CodeWrongState, "state", "the host rebooted since the flash: call Resume to read the level it came back with")
+			return agentapi.FirmwareOperation{}, errorf(CodeWrongState, "state", "the host rebooted since the flash: call Resume to read the level it came back with")
 		}
 		if msg != "" {
 			msg += "; "
 		}
 		msg += "the host has not rebooted: the image staged by update_flash -f is applied at its next reboot"
 	default:
-		return Operation{}, wrongState("cancel", op, "only an uploaded or validated operation, or one waiting for a reboot, can be cancelled")
+		return agentapi.FirmwareOperation{}, wrongState("cancel", op, "only an uploaded or validated operation, or one waiting for a reboot, can be cancelled")
 	}
-	if err := m.mutate(func(op *Operation) {
-		m.setState(op, StateCancelled, Step{Step: "cancel", Result: "ok", Who: who(by), Message: msg})
+	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
+		m.setState(op, agentapi.FirmwareStateCancelled, agentapi.FirmwareStep{Step: "cancel", Result: "ok", Who: who(by), Message: msg})
 	}); err != nil {
-		return Operation{}, err
+		return agentapi.FirmwareOperation{}, err
 	}
 	if op.ImagePath != "" {
 		os.Remove(op.ImagePath)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/hostexec"
 	"polyvirt/test/fakehost"
@@ -62,7 +63,7 @@ func (e *testEnv) open() *Manager {
 
 // restart simulates the agent's restart: a new Manager on the same data
 // directory, then Resume.
-func (e *testEnv) restart() Operation {
+func (e *testEnv) restart() agentapi.FirmwareOperation {
 	e.t.Helper()
 	e.m = e.open()
 	op, err := e.m.Resume(context.Background(), "agent")
@@ -84,7 +85,7 @@ func (e *testEnv) rpm(level, old string, machines ...string) ([]byte, string) {
 	return data, name + ".rpm"
 }
 
-func (e *testEnv) upload(level, old string, machines ...string) Operation {
+func (e *testEnv) upload(level, old string, machines ...string) agentapi.FirmwareOperation {
 	e.t.Helper()
 	data, name := e.rpm(level, old, machines...)
 	op, err := e.m.Upload(context.Background(), bytes.NewReader(data), name, admin)
@@ -113,7 +114,7 @@ func (e *testEnv) reboot(fallback bool) {
 var inMaintenance = Assert(Preconditions{Maintenance: true})
 
 // op fails the test on err and returns op.
-func (e *testEnv) op(op Operation, err error) Operation {
+func (e *testEnv) op(op agentapi.FirmwareOperation, err error) agentapi.FirmwareOperation {
 	e.t.Helper()
 	if err != nil {
 		e.t.Fatalf("unexpected error: %v", err)
@@ -137,7 +138,7 @@ func wantCode(t *testing.T, err error, code string) {
 }
 
 // steps summarises the step log: "step result state from→to who".
-func steps(op Operation) []string {
+func steps(op agentapi.FirmwareOperation) []string {
 	out := make([]string, len(op.Steps))
 	for i, s := range op.Steps {
 		out[i] = fmt.Sprintf("%s %s %s %s→%s %s", s.Step, s.Result, s.State, s.FromLevel, s.ToLevel, s.Who)
@@ -157,7 +158,7 @@ func TestWorkflow(t *testing.T) {
 	ctx := context.Background()
 
 	op := e.upload("SV860_100", "081", "8247-21L", "8247-22L")
-	if op.State != StateUploaded || op.Image.Level != "SV860_100" || op.Image.Format != "rpm" || op.TypeModel != "8247-22L" {
+	if op.State != agentapi.FirmwareStateUploaded || op.Image.Level != "SV860_100" || op.Image.Format != "rpm" || op.TypeModel != "8247-22L" {
 		t.Fatalf("after upload: %+v", op)
 	}
 	_, err := e.m.Flash(ctx, admin, inMaintenance)
@@ -166,12 +167,12 @@ func TestWorkflow(t *testing.T) {
 	wantCode(t, err, CodeWrongState)
 
 	op = e.op(e.m.Validate(ctx, admin))
-	wantProj := &Projection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
+	wantProj := &agentapi.FirmwareProjection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
 		Info: []string{"Temporary side will be updated with a newer or identical image."}}
 	if diff := cmp.Diff(wantProj, op.Projection); diff != "" {
 		t.Errorf("projection (-want +got):\n%s", diff)
 	}
-	if op.State != StateValidated {
+	if op.State != agentapi.FirmwareStateValidated {
 		t.Fatalf("state %s after validate", op.State)
 	}
 
@@ -183,7 +184,7 @@ func TestWorkflow(t *testing.T) {
 		return Preconditions{}, errors.New("engine unreachable")
 	})
 	wantCode(t, err, CodePrecondition)
-	if st := e.m.Status(); st.State != StateValidated || st.LastError == nil || st.LastError.Code != CodePrecondition {
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateValidated || st.LastError == nil || st.LastError.Code != CodePrecondition {
 		t.Fatalf("a refused flash changed the state: %s, last error %+v", st.State, st.LastError)
 	}
 	if l := e.levels(); l.Pending != "" {
@@ -199,7 +200,7 @@ func TestWorkflow(t *testing.T) {
 	if !locked {
 		t.Error("HostLocked was false during the precondition check")
 	}
-	if op.State != StateRebooting || op.BootIDAtFlash == "" || op.LastError != nil {
+	if op.State != agentapi.FirmwareStateRebooting || op.BootIDAtFlash == "" || op.LastError != nil {
 		t.Fatalf("after flash: state %s, boot id %q, last error %+v", op.State, op.BootIDAtFlash, op.LastError)
 	}
 	if !e.m.HostLocked() {
@@ -209,7 +210,7 @@ func TestWorkflow(t *testing.T) {
 		t.Fatalf("fake host after flash: %+v", l)
 	}
 	// No reboot yet: Resume changes nothing; commit is refused.
-	if op = e.op(e.m.Resume(ctx, "agent")); op.State != StateRebooting {
+	if op = e.op(e.m.Resume(ctx, "agent")); op.State != agentapi.FirmwareStateRebooting {
 		t.Fatalf("Resume before the reboot: state %s", op.State)
 	}
 	_, err = e.m.Commit(ctx, admin)
@@ -218,10 +219,10 @@ func TestWorkflow(t *testing.T) {
 	// The host reboots; the agent starts again and resumes.
 	e.reboot(false)
 	op = e.restart()
-	if op.State != StateAwaitingDecision {
+	if op.State != agentapi.FirmwareStateAwaitingDecision {
 		t.Fatalf("after the reboot: state %s (%+v)", op.State, op.Failure)
 	}
-	wantBooted := &SystemFirmware{Temporary: lv("SV860_100"), Permanent: lv("SV810_081"), Booted: lv("SV860_100"), BootedSide: SideTemporary}
+	wantBooted := &agentapi.SystemFirmware{Temporary: lv("SV860_100"), Permanent: lv("SV810_081"), Booted: lv("SV860_100"), BootedSide: agentapi.FirmwareSideTemporary}
 	if diff := cmp.Diff(wantBooted, op.Booted); diff != "" {
 		t.Errorf("booted levels (-want +got):\n%s", diff)
 	}
@@ -234,7 +235,7 @@ func TestWorkflow(t *testing.T) {
 	}
 
 	op = e.op(e.m.Commit(ctx, admin))
-	if op.State != StateCommitted {
+	if op.State != agentapi.FirmwareStateCommitted {
 		t.Fatalf("after commit: %s", op.State)
 	}
 	if l := e.levels(); l.Temporary != "SV860_100" || l.Permanent != "SV860_100" {
@@ -264,23 +265,23 @@ func TestWorkflow(t *testing.T) {
 
 	// A second update: flashed, rebooted, rejected.
 	op = e.upload("SV860_110", "100", "8247-22L")
-	if op.State != StateUploaded || len(op.Steps) != 1 {
+	if op.State != agentapi.FirmwareStateUploaded || len(op.Steps) != 1 {
 		t.Fatalf("second upload: state %s, %d steps", op.State, len(op.Steps))
 	}
 	e.op(e.m.Validate(ctx, admin))
 	e.op(e.m.Flash(ctx, admin, inMaintenance))
 	e.reboot(false)
 	op = e.restart()
-	if op.State != StateAwaitingDecision || op.Booted.Booted.Code() != "SV860_110" {
+	if op.State != agentapi.FirmwareStateAwaitingDecision || op.Booted.Booted.Code() != "SV860_110" {
 		t.Fatalf("second run after reboot: %s, booted %+v", op.State, op.Booted)
 	}
 	op = e.op(e.m.Reject(ctx, admin))
-	if op.State != StateRejected {
+	if op.State != agentapi.FirmwareStateRejected {
 		t.Fatalf("after reject: %s", op.State)
 	}
 	// lsmcode -A marks the side the host booted from (t), whose bank now
 	// holds the old level again.
-	wantAfter := &SystemFirmware{Temporary: lv("SV860_100"), Permanent: lv("SV860_100"), Booted: lv("SV860_110"), BootedSide: SideTemporary}
+	wantAfter := &agentapi.SystemFirmware{Temporary: lv("SV860_100"), Permanent: lv("SV860_100"), Booted: lv("SV860_110"), BootedSide: agentapi.FirmwareSideTemporary}
 	if diff := cmp.Diff(wantAfter, op.After); diff != "" {
 		t.Errorf("levels after reject (-want +got):\n%s", diff)
 	}
@@ -374,7 +375,7 @@ func TestValidateRefusals(t *testing.T) {
 				t.Errorf("Validate took %v", took)
 			}
 			st := e.m.Status()
-			if st.State != StateFailed || st.Failure == nil || st.Failure.Code != tt.code || st.Failure.Step != "validate" {
+			if st.State != agentapi.FirmwareStateFailed || st.Failure == nil || st.Failure.Code != tt.code || st.Failure.Step != "validate" {
 				t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 			}
 			if !strings.Contains(st.Failure.Message, tt.message) {
@@ -414,7 +415,7 @@ func TestValidateAgainAfterFailure(t *testing.T) {
 	wantCode(t, err, CodeInterfaceMissing)
 	e.must(e.host.SetPlatform("fsp"))
 	op := e.op(e.m.Validate(context.Background(), admin))
-	if op.State != StateValidated || op.Failure != nil {
+	if op.State != agentapi.FirmwareStateValidated || op.Failure != nil {
 		t.Fatalf("second validation: state %s, failure %+v", op.State, op.Failure)
 	}
 }
@@ -436,7 +437,7 @@ func TestOneOperationAtATime(t *testing.T) {
 		_, err := e.m.Validate(ctx, admin)
 		done <- err
 	}()
-	waitState(t, e.m, StateValidating)
+	waitState(t, e.m, agentapi.FirmwareStateValidating)
 	_, err = e.m.Validate(context.Background(), admin)
 	wantCode(t, err, CodeBusy)
 	_, err = e.m.Flash(context.Background(), admin, inMaintenance)
@@ -445,7 +446,7 @@ func TestOneOperationAtATime(t *testing.T) {
 	wantCode(t, err, CodeBusy)
 	cancel()
 	wantCode(t, <-done, CodeAborted)
-	if st := e.m.Status(); st.State != StateFailed || st.Failure.Code != CodeAborted {
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateFailed || st.Failure.Code != CodeAborted {
 		t.Fatalf("after the canceled validation: %s %+v", st.State, st.Failure)
 	}
 	// The failed operation ended: a new upload is accepted.
@@ -453,7 +454,7 @@ func TestOneOperationAtATime(t *testing.T) {
 }
 
 // waitState polls until the manager reaches state s.
-func waitState(t *testing.T, m *Manager, s State) {
+func waitState(t *testing.T, m *Manager, s agentapi.FirmwareState) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for m.Status().State != s {
@@ -478,7 +479,7 @@ func TestFlashHangs(t *testing.T) {
 		t.Errorf("Flash took %v with a 300ms timeout", took)
 	}
 	st := e.m.Status()
-	if st.State != StateFailed || st.Failure.Step != "flash" {
+	if st.State != agentapi.FirmwareStateFailed || st.Failure.Step != "flash" {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 	}
 	for _, part := range []string{"update_flash -f", "timed out after 300ms", "the image may be staged"} {
@@ -498,7 +499,7 @@ func TestFlashFails(t *testing.T) {
 	e.must(e.host.SetUser("nobody"))
 	_, err := e.m.Flash(context.Background(), admin, inMaintenance)
 	wantCode(t, err, CodePermission)
-	if st := e.m.Status(); st.State != StateFailed || !strings.Contains(st.Failure.Message, "Must be root to execute this command.") {
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateFailed || !strings.Contains(st.Failure.Message, "Must be root to execute this command.") {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 	}
 }
@@ -526,10 +527,10 @@ func TestRestartDuringValidation(t *testing.T) {
 	done := make(chan struct{})
 	go func() { old.Validate(ctx, admin); close(done) }()
 	defer func() { cancel(); <-done }()
-	waitState(t, old, StateValidating)
+	waitState(t, old, agentapi.FirmwareStateValidating)
 
 	op := e.restart()
-	if op.State != StateFailed || op.Failure.Code != CodeInterrupted {
+	if op.State != agentapi.FirmwareStateFailed || op.Failure.Code != CodeInterrupted {
 		t.Fatalf("after the restart: %s %+v", op.State, op.Failure)
 	}
 	if want := "the agent restarted while update_flash -v ran; nothing was flashed. Validate again"; op.Failure.Message != want {
@@ -538,7 +539,7 @@ func TestRestartDuringValidation(t *testing.T) {
 	// The image was kept: validating again works.
 	e.must(e.host.Hang())
 	op = e.op(e.m.Validate(context.Background(), admin))
-	if op.State != StateValidated {
+	if op.State != agentapi.FirmwareStateValidated {
 		t.Fatalf("validate after the restart: %s", op.State)
 	}
 }
@@ -555,10 +556,10 @@ func TestRestartDuringFlash(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { old.Flash(ctx, admin, inMaintenance); close(done) }()
-	waitState(t, old, StateFlashing)
+	waitState(t, old, agentapi.FirmwareStateFlashing)
 
 	op := e.restart()
-	if op.State != StateFailed || op.Failure.Code != CodeInterrupted || !strings.Contains(op.Failure.Message, "applied at the next reboot") {
+	if op.State != agentapi.FirmwareStateFailed || op.Failure.Code != CodeInterrupted || !strings.Contains(op.Failure.Message, "applied at the next reboot") {
 		t.Fatalf("after the restart: %s %+v", op.State, op.Failure)
 	}
 	cancel()
@@ -568,7 +569,7 @@ func TestRestartDuringFlash(t *testing.T) {
 	e.must(e.host.Set("pending", "SV860_100 SV810_081\n"))
 	e.reboot(false)
 	op = e.restart()
-	if op.State != StateAwaitingDecision || op.Booted.Booted.Code() != "SV860_100" || op.Failure != nil {
+	if op.State != agentapi.FirmwareStateAwaitingDecision || op.Booted.Booted.Code() != "SV860_100" || op.Failure != nil {
 		t.Fatalf("after the reboot: %s, booted %+v, failure %+v", op.State, op.Booted, op.Failure)
 	}
 }
@@ -581,7 +582,7 @@ func flashed(t *testing.T, fallback bool, tweak func(*Config)) *testEnv {
 	e.op(e.m.Validate(context.Background(), admin))
 	e.op(e.m.Flash(context.Background(), admin, inMaintenance))
 	e.reboot(fallback)
-	if op := e.op(e.m.Resume(context.Background(), "agent")); op.State != StateAwaitingDecision {
+	if op := e.op(e.m.Resume(context.Background(), "agent")); op.State != agentapi.FirmwareStateAwaitingDecision {
 		t.Fatalf("after the reboot: %s %+v", op.State, op.Failure)
 	}
 	return e
@@ -590,7 +591,7 @@ func flashed(t *testing.T, fallback bool, tweak func(*Config)) *testEnv {
 func TestNewImageDidNotBoot(t *testing.T) {
 	e := flashed(t, true, nil)
 	op := e.m.Status()
-	if op.Booted.BootedSide != SidePermanent || op.Booted.Booted.Code() != "SV810_081" {
+	if op.Booted.BootedSide != agentapi.FirmwareSidePermanent || op.Booted.Booted.Code() != "SV810_081" {
 		t.Fatalf("booted %+v", op.Booted)
 	}
 	if msg := op.Steps[len(op.Steps)-1].Message; !strings.Contains(msg, "did not boot; reject it") {
@@ -602,7 +603,7 @@ func TestNewImageDidNotBoot(t *testing.T) {
 		t.Fatalf("a refused commit changed the banks: %+v", l)
 	}
 	op = e.op(e.m.Reject(context.Background(), admin))
-	if op.State != StateRejected || op.After.Temporary.Code() != "SV810_081" {
+	if op.State != agentapi.FirmwareStateRejected || op.After.Temporary.Code() != "SV810_081" {
 		t.Fatalf("after reject: %s %+v", op.State, op.After)
 	}
 }
@@ -615,7 +616,7 @@ func TestFlashNotApplied(t *testing.T) {
 	e.must(e.host.Unset("pending")) // the firmware dropped the staged image
 	e.reboot(false)
 	st := e.op(e.m.Resume(context.Background(), "agent"))
-	if st.State != StateFailed || st.Failure.Step != "reboot" || st.Failure.Code != CodeFlashNotApplied {
+	if st.State != agentapi.FirmwareStateFailed || st.Failure.Step != "reboot" || st.Failure.Code != CodeFlashNotApplied {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 	}
 	if want := "flash: the host rebooted but its temporary side holds SV810_081, not the projected SV860_100: the image was not applied"; st.Failure.Message != want {
@@ -631,7 +632,7 @@ func TestRejectRefusedByFirmware(t *testing.T) {
 	_, err := e.m.Reject(context.Background(), admin)
 	wantCode(t, err, CodeActiveImage)
 	st := e.m.Status()
-	if st.State != StateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeActiveImage {
+	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeActiveImage {
 		t.Fatalf("state %s, last error %+v", st.State, st.LastError)
 	}
 	if !strings.Contains(st.LastError.Message, "Cannot Overwrite the Active Firmware Image.") ||
@@ -639,7 +640,7 @@ func TestRejectRefusedByFirmware(t *testing.T) {
 		t.Errorf("last error %q", st.LastError.Message)
 	}
 	e.must(e.host.Unset("reject_needs_p_side"))
-	if op := e.op(e.m.Reject(context.Background(), admin)); op.State != StateRejected || op.LastError != nil {
+	if op := e.op(e.m.Reject(context.Background(), admin)); op.State != agentapi.FirmwareStateRejected || op.LastError != nil {
 		t.Fatalf("second reject: %s %+v", op.State, op.LastError)
 	}
 }
@@ -650,11 +651,11 @@ func TestCommitHangs(t *testing.T) {
 	_, err := e.m.Commit(context.Background(), admin)
 	wantCode(t, err, CodeToolTimeout)
 	st := e.m.Status()
-	if st.State != StateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeToolTimeout {
+	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeToolTimeout {
 		t.Fatalf("state %s, last error %+v", st.State, st.LastError)
 	}
 	e.must(e.host.Hang())
-	if op := e.op(e.m.Commit(context.Background(), admin)); op.State != StateCommitted {
+	if op := e.op(e.m.Commit(context.Background(), admin)); op.State != agentapi.FirmwareStateCommitted {
 		t.Fatalf("commit after the hang: %s", op.State)
 	}
 }
@@ -668,11 +669,11 @@ func TestRestartDuringCommit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { old.Commit(ctx, admin); close(done) }()
-	waitState(t, old, StateCommitting)
+	waitState(t, old, agentapi.FirmwareStateCommitting)
 
 	m2 := e.open()
 	st := e.op(m2.Resume(context.Background(), "agent"))
-	if st.State != StateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeInterrupted {
+	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeInterrupted {
 		t.Fatalf("after the restart: %s %+v", st.State, st.LastError)
 	}
 	cancel()
@@ -682,7 +683,7 @@ func TestRestartDuringCommit(t *testing.T) {
 	e.must(e.host.Hang())
 	e.m = e.open()
 	e.op(e.m.Commit(context.Background(), admin))
-	if st := e.m.Status(); st.State != StateCommitted {
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateCommitted {
 		t.Fatalf("commit after the restart: %s", st.State)
 	}
 }
@@ -692,11 +693,11 @@ func TestResumeCommittingDone(t *testing.T) {
 	// Persist "committing" as an agent killed right after update_flash -c
 	// succeeded would have left it, with the banks committed.
 	op := e.m.Status()
-	op.State = StateCommitting
+	op.State = agentapi.FirmwareStateCommitting
 	e.must(saveState(filepath.Join(e.cfg.DataDir, "firmware", StateFileName), &op))
 	e.must(e.host.Set("p", "SV860_100\n"))
 	op = e.restart()
-	if op.State != StateCommitted {
+	if op.State != agentapi.FirmwareStateCommitted {
 		t.Fatalf("state %s, want committed", op.State)
 	}
 	if msg := op.Steps[len(op.Steps)-1].Message; !strings.Contains(msg, "the agent restarted during the step; lsmcode shows it done") {
@@ -710,7 +711,7 @@ func TestCancel(t *testing.T) {
 		e := newEnv(t, fakehost.Options{}, nil)
 		op := e.upload("SV860_100", "081", "8247-22L")
 		got := e.op(e.m.Cancel(ctx, admin, "wrong file"))
-		if got.State != StateCancelled {
+		if got.State != agentapi.FirmwareStateCancelled {
 			t.Fatalf("state %s", got.State)
 		}
 		if _, err := os.Stat(op.ImagePath); !errors.Is(err, os.ErrNotExist) {
@@ -752,16 +753,18 @@ func TestUnsupportedArch(t *testing.T) {
 			data, name := e.rpm("SV860_100", "081", "8247-22L")
 			_, err := e.m.Upload(context.Background(), bytes.NewReader(data), name, admin)
 			wantCode(t, err, CodeNotSupportedOnArch)
-			for _, f := range []func() (Operation, error){
-				func() (Operation, error) { return e.m.Validate(context.Background(), admin) },
-				func() (Operation, error) { return e.m.Flash(context.Background(), admin, inMaintenance) },
-				func() (Operation, error) { return e.m.Commit(context.Background(), admin) },
-				func() (Operation, error) { return e.m.Reject(context.Background(), admin) },
+			for _, f := range []func() (agentapi.FirmwareOperation, error){
+				func() (agentapi.FirmwareOperation, error) { return e.m.Validate(context.Background(), admin) },
+				func() (agentapi.FirmwareOperation, error) {
+					return e.m.Flash(context.Background(), admin, inMaintenance)
+				},
+				func() (agentapi.FirmwareOperation, error) { return e.m.Commit(context.Background(), admin) },
+				func() (agentapi.FirmwareOperation, error) { return e.m.Reject(context.Background(), admin) },
 			} {
 				_, err := f()
 				wantCode(t, err, CodeNotSupportedOnArch)
 			}
-			if op := e.op(e.m.Resume(context.Background(), "agent")); op.State != StateIdle {
+			if op := e.op(e.m.Resume(context.Background(), "agent")); op.State != agentapi.FirmwareStateIdle {
 				t.Errorf("Resume: state %s", op.State)
 			}
 			if calls, _ := e.host.Calls(); len(calls) != 0 {
@@ -776,7 +779,7 @@ func TestUploadCorrupt(t *testing.T) {
 	data, name := e.rpm("SV860_100", "081", "8247-22L")
 	_, err := e.m.Upload(context.Background(), bytes.NewReader(data[:len(data)-30]), name, admin)
 	wantCode(t, err, CodeImageInvalid)
-	if st := e.m.Status(); st.State != StateIdle {
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateIdle {
 		t.Fatalf("state %s after a corrupt upload", st.State)
 	}
 	ents, err := os.ReadDir(filepath.Join(e.cfg.DataDir, "firmware", "images"))
@@ -857,7 +860,7 @@ func TestCommitUnsupportedOnOpenPOWER(t *testing.T) {
 	e.m = e.open()
 	_, err = e.m.Commit(context.Background(), admin)
 	wantCode(t, err, CodeManageUnsupported)
-	if st := e.m.Status(); st.State != StateAwaitingDecision {
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateAwaitingDecision {
 		t.Fatalf("state %s", st.State)
 	}
 }
@@ -893,7 +896,7 @@ func TestScriptedRunner(t *testing.T) {
 	_, err = m.Flash(ctx, admin, inMaintenance)
 	wantCode(t, err, CodeToolOutput)
 	st := m.Status()
-	if st.State != StateFailed || !strings.Contains(st.Failure.Message, "the image may be staged") {
+	if st.State != agentapi.FirmwareStateFailed || !strings.Contains(st.Failure.Message, "the image may be staged") {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 	}
 	var args []string

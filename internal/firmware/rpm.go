@@ -13,6 +13,7 @@ import (
 	"hash/crc32"
 	"io"
 	"path"
+	"polyvirt/internal/api/agentapi"
 	"regexp"
 	"sort"
 	"strconv"
@@ -22,46 +23,6 @@ import (
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
-
-// ImageInfo describes a firmware image as uploaded.
-type ImageInfo struct {
-	// FileName is the name the upload was given ("01SV810_133_081.rpm").
-	FileName string `json:"fileName"`
-	// Format is "rpm" (the vendor's package, the image extracted from it)
-	// or "img" (a bare image).
-	Format string `json:"format"`
-	// ImageName is the name of the .img (inside the RPM, or FileName).
-	ImageName string `json:"imageName"`
-	// Size and SHA256 describe the extracted image bytes.
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	// Package is the RPM's header, for an RPM.
-	Package *RPMInfo `json:"package,omitempty"`
-	// Level and Replaces are the levels the vendor's naming gives
-	// ("01SV810_133_081": level SV810_133 replacing SV810_081), when the
-	// package or file name follows it.
-	Level    string `json:"level,omitempty"`
-	Replaces string `json:"replaces,omitempty"`
-	// MachineTypes are the machine type-models ("8247-22L") the package's
-	// summary or description names; empty when it names none.
-	MachineTypes []string `json:"machineTypes,omitempty"`
-}
-
-// RPMInfo is what an RPM's main header says about the package.
-type RPMInfo struct {
-	// Name, Version, Release and Arch identify the package.
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Release string `json:"release"`
-	Arch    string `json:"arch,omitempty"`
-	// Summary and Description are the vendor's text (cut to 4 KiB).
-	Summary     string `json:"summary,omitempty"`
-	Description string `json:"description,omitempty"`
-	// PayloadFormat ("cpio") and PayloadCompressor ("gzip", "xz", ...)
-	// say how the files are packed.
-	PayloadFormat     string `json:"payloadFormat"`
-	PayloadCompressor string `json:"payloadCompressor"`
-}
 
 // Limits bound what ExtractImage accepts.
 type Limits struct {
@@ -128,30 +89,30 @@ func IsRPM(data []byte) bool { return bytes.HasPrefix(data, rpmLeadMagic) }
 // archive but not an RPM are errors with code CodeImageInvalid,
 // CodeRPMNoImage or CodeImageTooLarge; on error, what was written to w must
 // be discarded.
-func ExtractImage(r io.Reader, fileName string, w io.Writer, lim Limits) (ImageInfo, error) {
+func ExtractImage(r io.Reader, fileName string, w io.Writer, lim Limits) (agentapi.FirmwareImage, error) {
 	max := lim.MaxImageBytes
 	if max <= 0 {
 		max = DefaultMaxImageBytes
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(8)
-	info := ImageInfo{FileName: path.Base(strings.ReplaceAll(fileName, "\\", "/"))}
+	info := agentapi.FirmwareImage{FileName: path.Base(strings.ReplaceAll(fileName, "\\", "/"))}
 	if fileName == "" {
 		info.FileName = ""
 	}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
 	if len(head) < len(rpmLeadMagic) && len(head) > 0 && bytes.HasPrefix(rpmLeadMagic, head) {
-		return ImageInfo{}, rpmErr("lead", "the file is truncated (it ends inside the lead)")
+		return agentapi.FirmwareImage{}, rpmErr("lead", "the file is truncated (it ends inside the lead)")
 	}
 	if !IsRPM(head) && strings.HasSuffix(strings.ToLower(info.FileName), ".rpm") {
-		return ImageInfo{}, rpmErr("lead", "%s is named like an RPM but does not start with the RPM magic ed ab ee db", info.FileName)
+		return agentapi.FirmwareImage{}, rpmErr("lead", "%s is named like an RPM but does not start with the RPM magic ed ab ee db", info.FileName)
 	}
 	if IsRPM(head) {
 		info.Format = "rpm"
 		pkg, name, err := extractRPM(br, cw, max)
 		if err != nil {
-			return ImageInfo{}, err
+			return agentapi.FirmwareImage{}, err
 		}
 		info.Package = pkg
 		info.ImageName = name
@@ -159,18 +120,18 @@ func ExtractImage(r io.Reader, fileName string, w io.Writer, lim Limits) (ImageI
 		info.Format = "img"
 		info.ImageName = info.FileName
 		if kind := sniffArchive(head); kind != "" {
-			return ImageInfo{}, &Error{Code: CodeImageInvalid, Field: "image",
+			return agentapi.FirmwareImage{}, &Error{Code: CodeImageInvalid, Field: "image",
 				Message: fmt.Sprintf("the upload is a %s stream, not an RPM or a firmware image: upload the vendor's .rpm or the .img it holds", kind)}
 		}
 		n, err := io.Copy(cw, io.LimitReader(br, max+1))
 		if err != nil {
-			return ImageInfo{}, &Error{Code: CodeImageInvalid, Field: "image", Message: "reading the image: " + err.Error(), Err: err}
+			return agentapi.FirmwareImage{}, &Error{Code: CodeImageInvalid, Field: "image", Message: "reading the image: " + err.Error(), Err: err}
 		}
 		if n > max {
-			return ImageInfo{}, errorf(CodeImageTooLarge, "image", "the image is larger than %d bytes", max)
+			return agentapi.FirmwareImage{}, errorf(CodeImageTooLarge, "image", "the image is larger than %d bytes", max)
 		}
 		if n == 0 {
-			return ImageInfo{}, errorf(CodeImageInvalid, "image", "the image is empty")
+			return agentapi.FirmwareImage{}, errorf(CodeImageInvalid, "image", "the image is empty")
 		}
 	}
 	info.Size = cw.n
@@ -263,7 +224,7 @@ func truncated(field string, err error) error {
 	return rpmErr(field, "%v", err)
 }
 
-func extractRPM(br *bufio.Reader, w io.Writer, max int64) (*RPMInfo, string, error) {
+func extractRPM(br *bufio.Reader, w io.Writer, max int64) (*agentapi.FirmwareRPM, string, error) {
 	lead := make([]byte, rpmLeadSize)
 	if _, err := io.ReadFull(br, lead); err != nil {
 		return nil, "", truncated("lead", err)
@@ -288,7 +249,7 @@ func extractRPM(br *bufio.Reader, w io.Writer, max int64) (*RPMInfo, string, err
 	if err != nil {
 		return nil, "", err
 	}
-	info := &RPMInfo{}
+	info := &agentapi.FirmwareRPM{}
 	for _, f := range []struct {
 		tag      int32
 		dst      *string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/test/fakehost"
 )
 
@@ -40,10 +41,10 @@ func TestExtractImageRPM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := ImageInfo{
+			want := agentapi.FirmwareImage{
 				FileName: "01SV810_133_081.rpm", Format: "rpm", ImageName: "01SV810_133_081.img",
 				Size: int64(len(img)), SHA256: sum(img),
-				Package: &RPMInfo{Name: "01SV810_133_081", Version: "1.1", Release: "1", Arch: "ppc64le",
+				Package: &agentapi.FirmwareRPM{Name: "01SV810_133_081", Version: "1.1", Release: "1", Arch: "ppc64le",
 					Summary: "System firmware 01SV810_133_081", Description: spec.Description,
 					PayloadFormat: "cpio", PayloadCompressor: comp},
 				Level: "SV810_133", Replaces: "SV810_081", MachineTypes: []string{"8247-21L", "8247-22L"},
@@ -65,7 +66,7 @@ func TestExtractImageBare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ImageInfo{FileName: "01SV860_100_081.img", Format: "img", ImageName: "01SV860_100_081.img",
+	want := agentapi.FirmwareImage{FileName: "01SV860_100_081.img", Format: "img", ImageName: "01SV860_100_081.img",
 		Size: int64(len(img)), SHA256: sum(img), Level: "SV860_100", Replaces: "SV860_081"}
 	if diff := cmp.Diff(want, info); diff != "" {
 		t.Errorf("info (-want +got):\n%s", diff)

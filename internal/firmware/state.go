@@ -8,119 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+	"polyvirt/internal/api/agentapi"
 )
 
-// State is the state of a firmware update operation.
-type State string
-
-// The states. An operation goes
-//
-//	uploaded → validating → validated → flashing → rebooting →
-//	awaiting-decision → committing → committed
-//	                  → rejecting  → rejected
-//
-// and may end failed (with the reason) or cancelled. idle means no
-// operation has been started.
-const (
-	StateIdle             State = "idle"
-	StateUploaded         State = "uploaded"
-	StateValidating       State = "validating"
-	StateValidated        State = "validated"
-	StateFlashing         State = "flashing"
-	StateRebooting        State = "rebooting"
-	StateAwaitingDecision State = "awaiting-decision"
-	StateCommitting       State = "committing"
-	StateCommitted        State = "committed"
-	StateRejecting        State = "rejecting"
-	StateRejected         State = "rejected"
-	StateFailed           State = "failed"
-	StateCancelled        State = "cancelled"
-)
-
-var knownStates = map[State]bool{
-	StateIdle: true, StateUploaded: true, StateValidating: true, StateValidated: true,
-	StateFlashing: true, StateRebooting: true, StateAwaitingDecision: true,
-	StateCommitting: true, StateCommitted: true, StateRejecting: true, StateRejected: true,
-	StateFailed: true, StateCancelled: true,
-}
-
-// Terminal tells whether the state ends an operation (a new upload may
-// start another one).
-func (s State) Terminal() bool {
-	switch s {
-	case StateIdle, StateCommitted, StateRejected, StateFailed, StateCancelled:
-		return true
-	}
-	return false
-}
-
-// Operation is one firmware update of the host, as persisted.
-type Operation struct {
-	// ID names the operation ("fw-20261125T174600Z-1a2b3c4d").
-	ID    string `json:"id"`
-	State State  `json:"state"`
-	// Since is when the operation entered State: a caller that waits for
-	// a reboot times the rebooting state out from it.
-	Since   time.Time `json:"since"`
-	Started time.Time `json:"started"`
-	// TypeModel and Serial identify the host the operation was started on.
-	TypeModel string `json:"typeModel,omitempty"`
-	Serial    string `json:"serial,omitempty"`
-	// Image is the uploaded image; ImagePath is its file in the data
-	// directory.
-	Image     *ImageInfo `json:"image,omitempty"`
-	ImagePath string     `json:"imagePath,omitempty"`
-	// Before are the levels read when the image was validated.
-	Before *SystemFirmware `json:"before,omitempty"`
-	// Projection is update_flash's projected result.
-	Projection *Projection `json:"projection,omitempty"`
-	// BootIDAtFlash is the kernel boot id when the flash started; a
-	// different one later means the host rebooted.
-	BootIDAtFlash string `json:"bootIdAtFlash,omitempty"`
-	// Booted are the levels read after the reboot.
-	Booted *SystemFirmware `json:"booted,omitempty"`
-	// After are the levels read after the commit or the reject.
-	After *SystemFirmware `json:"after,omitempty"`
-	// Failure says why the operation failed (state failed).
-	Failure *Failure `json:"failure,omitempty"`
-	// LastError is the last refused or failed step that left the state as
-	// it was (a flash refused outside maintenance, a commit that failed);
-	// cleared by the next step that succeeds.
-	LastError *Failure `json:"lastError,omitempty"`
-	// Steps is the step log, oldest first.
-	Steps []Step `json:"steps"`
-}
-
-// Failure is why a step failed or was refused.
-type Failure struct {
-	// Step is the step ("validate", "flash", ...).
-	Step    string    `json:"step"`
-	Code    string    `json:"code"`
-	Message string    `json:"message"`
-	Time    time.Time `json:"time"`
-}
-
-// Step is one entry of the step log, which the engine copies into its
-// audit log.
-type Step struct {
-	Time time.Time `json:"time"`
-	// Step is "upload", "validate", "flash", "reboot", "commit", "reject",
-	// "cancel" or "recover".
-	Step string `json:"step"`
-	// Result is "started", "ok", "refused" or "failed".
-	Result string `json:"result"`
-	// State is the operation's state after the step.
-	State State `json:"state"`
-	// FromLevel and ToLevel are the firmware levels the step moves
-	// between, when it moves any.
-	FromLevel string `json:"fromLevel,omitempty"`
-	ToLevel   string `json:"toLevel,omitempty"`
-	// Who asked for the step ("admin@internal", "agent").
-	Who     string `json:"who"`
-	Message string `json:"message,omitempty"`
-	// Code is the error code of a refused or failed step.
-	Code string `json:"code,omitempty"`
+var knownStates = map[agentapi.FirmwareState]bool{
+	agentapi.FirmwareStateIdle: true, agentapi.FirmwareStateUploaded: true, agentapi.FirmwareStateValidating: true, agentapi.FirmwareStateValidated: true,
+	agentapi.FirmwareStateFlashing: true, agentapi.FirmwareStateRebooting: true, agentapi.FirmwareStateAwaitingDecision: true,
+	agentapi.FirmwareStateCommitting: true, agentapi.FirmwareStateCommitted: true, agentapi.FirmwareStateRejecting: true, agentapi.FirmwareStateRejected: true,
+	agentapi.FirmwareStateFailed: true, agentapi.FirmwareStateCancelled: true,
 }
 
 // maxSteps bounds the step log kept in the state file.
@@ -128,9 +23,9 @@ const maxSteps = 500
 
 // stateFile is the persisted form.
 type stateFile struct {
-	Format    string     `json:"format"`
-	Version   int        `json:"version"`
-	Operation *Operation `json:"operation"`
+	Format    string                      `json:"format"`
+	Version   int                         `json:"version"`
+	Operation *agentapi.FirmwareOperation `json:"operation"`
 }
 
 const (
@@ -141,7 +36,7 @@ const (
 )
 
 // loadState reads the state file; a missing file is no operation.
-func loadState(path string) (*Operation, error) {
+func loadState(path string) (*agentapi.FirmwareOperation, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -173,7 +68,7 @@ func loadState(path string) (*Operation, error) {
 
 // saveState writes the state file atomically: a temporary file in the same
 // directory, fsync, rename over the old one, fsync of the directory.
-func saveState(path string, op *Operation) error {
+func saveState(path string, op *agentapi.FirmwareOperation) error {
 	data, err := json.MarshalIndent(stateFile{Format: stateFormat, Version: stateVersion, Operation: op}, "", "  ")
 	if err != nil {
 		return &Error{Code: CodeStateFile, Field: path, Message: "encoding the state: " + err.Error(), Err: err}
@@ -229,18 +124,18 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// clone deep-copies an operation.
-func (op *Operation) clone() Operation {
+// cloneOperation deep-copies an operation.
+func cloneOperation(op *agentapi.FirmwareOperation) agentapi.FirmwareOperation {
 	if op == nil {
-		return Operation{State: StateIdle, Steps: []Step{}}
+		return agentapi.FirmwareOperation{State: agentapi.FirmwareStateIdle, Steps: []agentapi.FirmwareStep{}}
 	}
 	data, err := json.Marshal(op)
 	if err != nil {
-		return Operation{ID: op.ID, State: op.State, Since: op.Since}
+		return agentapi.FirmwareOperation{ID: op.ID, State: op.State, Since: op.Since}
 	}
-	var out Operation
+	var out agentapi.FirmwareOperation
 	if err := json.Unmarshal(data, &out); err != nil {
-		return Operation{ID: op.ID, State: op.State, Since: op.Since}
+		return agentapi.FirmwareOperation{ID: op.ID, State: op.State, Since: op.Since}
 	}
 	return out
 }

@@ -2,39 +2,11 @@ package firmware
 
 import (
 	"fmt"
+	"polyvirt/internal/api/agentapi"
 	"regexp"
 	"strings"
 	"unicode/utf8"
 )
-
-// Projection is what `update_flash -v -f IMAGE` projects:
-//
-//	info: Current Temporary side will be committed to
-//	Permanent side before being replaced with the new
-//	image.
-//
-//	Projected Flash Update Results:
-//	Current T Image: SV810_133
-//	Current P Image: SV810_081
-//	New T Image:     SV810_133
-//	New P Image:     SV810_133
-type Projection struct {
-	// CurrentT, CurrentP, NewT and NewP are the four projected levels.
-	CurrentT string `json:"currentT"`
-	CurrentP string `json:"currentP"`
-	NewT     string `json:"newT"`
-	NewP     string `json:"newP"`
-	// Info holds the info: messages, each joined into one line.
-	Info []string `json:"info,omitempty"`
-	// CommitsTemporary tells that the current temporary side will be
-	// copied to the permanent side before being replaced.
-	CommitsTemporary bool `json:"commitsTemporary,omitempty"`
-	// Downlevel tells that the new image is older than the current one.
-	Downlevel bool `json:"downlevel,omitempty"`
-	// LevelUnknown tells that the tool could not tell the current fixpack
-	// level.
-	LevelUnknown bool `json:"levelUnknown,omitempty"`
-}
 
 const projectedHeader = "Projected Flash Update Results:"
 
@@ -42,15 +14,15 @@ var projectionFields = []string{"Current T Image", "Current P Image", "New T Ima
 
 // ParseValidation reads the output of a successful `update_flash -v -f
 // IMAGE` (stdout). The four projected levels are required.
-func ParseValidation(out []byte) (Projection, error) {
+func ParseValidation(out []byte) (agentapi.FirmwareProjection, error) {
 	return parseProjection("update_flash -v", out, true)
 }
 
-func parseProjection(src string, out []byte, required bool) (Projection, error) {
+func parseProjection(src string, out []byte, required bool) (agentapi.FirmwareProjection, error) {
 	if err := checkText(src, out); err != nil {
-		return Projection{}, err
+		return agentapi.FirmwareProjection{}, err
 	}
-	var p Projection
+	var p agentapi.FirmwareProjection
 	lines := strings.Split(string(out), "\n")
 	vals := map[string]string{}
 	header := false
@@ -72,17 +44,17 @@ func parseProjection(src string, out []byte, required bool) (Projection, error) 
 		case line == projectedHeader:
 			flush()
 			if header {
-				return Projection{}, parseErr(src, "projection", "%q appears twice", projectedHeader)
+				return agentapi.FirmwareProjection{}, parseErr(src, "projection", "%q appears twice", projectedHeader)
 			}
 			header = true
 		case projectionLine(line) != "":
 			flush()
 			name := projectionLine(line)
 			if !header {
-				return Projection{}, parseErr(src, name, "appears before %q", projectedHeader)
+				return agentapi.FirmwareProjection{}, parseErr(src, name, "appears before %q", projectedHeader)
 			}
 			if _, dup := vals[name]; dup {
-				return Projection{}, parseErr(src, name, "appears twice")
+				return agentapi.FirmwareProjection{}, parseErr(src, name, "appears twice")
 			}
 			vals[name] = strings.TrimSpace(strings.TrimPrefix(line, name+":"))
 		case len(info) > 0 && !strings.Contains(line, ":"):
@@ -107,7 +79,7 @@ func parseProjection(src string, out []byte, required bool) (Projection, error) 
 	}
 	if !header {
 		if required {
-			return Projection{}, parseErr(src, "projection", "no %q section in the output", projectedHeader)
+			return agentapi.FirmwareProjection{}, parseErr(src, "projection", "no %q section in the output", projectedHeader)
 		}
 		return p, nil
 	}
@@ -115,10 +87,10 @@ func parseProjection(src string, out []byte, required bool) (Projection, error) 
 	for i, name := range projectionFields {
 		v, ok := vals[name]
 		if !ok {
-			return Projection{}, parseErr(src, name, "missing from the projected results")
+			return agentapi.FirmwareProjection{}, parseErr(src, name, "missing from the projected results")
 		}
 		if err := checkLevelText(src, name, v); err != nil {
-			return Projection{}, err
+			return agentapi.FirmwareProjection{}, err
 		}
 		*dst[i] = v
 	}
@@ -139,7 +111,7 @@ func projectionLine(line string) string {
 // FlashReport is what `update_flash -f IMAGE` printed before the reboot.
 type FlashReport struct {
 	// Projection is the validation the tool ran first, when it printed one.
-	Projection *Projection `json:"projection,omitempty"`
+	Projection *agentapi.FirmwareProjection `json:"projection,omitempty"`
 	// Ready is the line that says the image is staged and the system
 	// reboots ("FLASH: Image ready...rebooting the system...").
 	Ready string `json:"ready"`

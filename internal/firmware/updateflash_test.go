@@ -1,6 +1,7 @@
 package firmware
 
 import (
+	"polyvirt/internal/api/agentapi"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,13 +24,13 @@ func TestParseValidation(t *testing.T) {
 	tests := []struct {
 		name    string
 		out     string
-		want    Projection
+		want    agentapi.FirmwareProjection
 		wantErr string
 	}{
 		{
 			name: "reference page",
 			out:  referenceValidation,
-			want: Projection{CurrentT: "SV810_133", CurrentP: "SV810_081", NewT: "SV810_133", NewP: "SV810_133",
+			want: agentapi.FirmwareProjection{CurrentT: "SV810_133", CurrentP: "SV810_081", NewT: "SV810_133", NewP: "SV810_133",
 				Info:             []string{"Current Temporary side will be committed to Permanent side before being replaced with the new image."},
 				CommitsTemporary: true},
 		},
@@ -37,7 +38,7 @@ func TestParseValidation(t *testing.T) {
 			name: "PAPR script, two-line info",
 			out: "info: Current Temporary side will be committed to\nPermanent side before being replaced with the new image\n\n" +
 				"Projected Flash Update Results:\nCurrent T Image: SF240_320\nCurrent P Image: SF220_051\nNew T Image:     SF240_338\nNew P Image:     SF240_320\n",
-			want: Projection{CurrentT: "SF240_320", CurrentP: "SF220_051", NewT: "SF240_338", NewP: "SF240_320",
+			want: agentapi.FirmwareProjection{CurrentT: "SF240_320", CurrentP: "SF220_051", NewT: "SF240_338", NewP: "SF240_320",
 				Info:             []string{"Current Temporary side will be committed to Permanent side before being replaced with the new image"},
 				CommitsTemporary: true},
 		},
@@ -45,7 +46,7 @@ func TestParseValidation(t *testing.T) {
 			name: "downlevel commit",
 			out: "info: Current Temporary image will be committed to\nPermanent side before being replaced with new image,\nand the new image is downlevel from current image.\n\n" +
 				"Projected Flash Update Results:\nCurrent T Image: SV860_100\nCurrent P Image: SV810_081\nNew T Image:     SV810_133\nNew P Image:     SV860_100\n",
-			want: Projection{CurrentT: "SV860_100", CurrentP: "SV810_081", NewT: "SV810_133", NewP: "SV860_100",
+			want: agentapi.FirmwareProjection{CurrentT: "SV860_100", CurrentP: "SV810_081", NewT: "SV810_133", NewP: "SV860_100",
 				Info:             []string{"Current Temporary image will be committed to Permanent side before being replaced with new image, and the new image is downlevel from current image."},
 				CommitsTemporary: true, Downlevel: true},
 		},
@@ -54,7 +55,7 @@ func TestParseValidation(t *testing.T) {
 			out: "info: Temporary side will be updated with a newer or identical image.\n\n" +
 				"Projected Flash Update Results:\nCurrent T Image: SV810_081\nCurrent P Image: SV810_081\nNew T Image:     SV860_100\nNew P Image:     SV810_081\n\n" +
 				"info: kexec service is running. It will be stopped before flashing.\n",
-			want: Projection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
+			want: agentapi.FirmwareProjection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
 				Info: []string{"Temporary side will be updated with a newer or identical image.",
 					"kexec service is running. It will be stopped before flashing."}},
 		},
@@ -62,7 +63,7 @@ func TestParseValidation(t *testing.T) {
 			name: "fixpack unknown",
 			out: "info: Current fixpack level is unknown.\n\nProjected Flash Update Results:\n" +
 				"Current T Image: SV810_081\nCurrent P Image: SV810_081\nNew T Image:     SV860_100\nNew P Image:     SV810_081\n",
-			want: Projection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
+			want: agentapi.FirmwareProjection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
 				Info: []string{"Current fixpack level is unknown."}, LevelUnknown: true},
 		},
 		{
@@ -105,7 +106,7 @@ func TestParseValidation(t *testing.T) {
 }
 
 func TestParseFlash(t *testing.T) {
-	proj := Projection{CurrentT: "SV810_133", CurrentP: "SV810_081", NewT: "SV810_133", NewP: "SV810_133",
+	proj := agentapi.FirmwareProjection{CurrentT: "SV810_133", CurrentP: "SV810_081", NewT: "SV810_133", NewP: "SV810_133",
 		Info:             []string{"Current Temporary side will be committed to Permanent side before being replaced with the new image."},
 		CommitsTemporary: true}
 	tests := []struct {

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"polyvirt/internal/agent"
 	"polyvirt/internal/api"
-	"polyvirt/internal/firmware"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/test/fakehost"
 )
 
@@ -36,8 +35,8 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 	sfx := randomSuffix()
 	p := startAgent(t, ca, "e2e-fw-"+sfx, "--profile", "s822l-power8e", "--config", cfg)
 
-	status := func() agent.FirmwareStatus {
-		var st agent.FirmwareStatus
+	status := func() agentapi.FirmwareStatus {
+		var st agentapi.FirmwareStatus
 		if code := p.do("GET", "/v1/firmware", nil, &st); code != 200 {
 			t.Fatalf("GET /v1/firmware: %d", code)
 		}
@@ -61,7 +60,7 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 	}
 
 	// A running VM on the host.
-	var vm api.VM
+	var vm agentapi.VM
 	if code := p.do("POST", "/v1/vms", []byte(`{"name": "polyvirt-test-fw-`+sfx+`", "arch": "ppc64le", "memory": {"sizeMiB": 512}}`), &vm); code != 201 {
 		t.Fatalf("create VM: %d", code)
 	}
@@ -74,11 +73,11 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var op firmware.Operation
-		if code := p.do("POST", "/v1/firmware/image?name=01"+level+"_081.rpm", rpm, &op); code != 200 || op.State != firmware.StateUploaded {
+		var op agentapi.FirmwareOperation
+		if code := p.do("POST", "/v1/firmware/image?name=01"+level+"_081.rpm", rpm, &op); code != 200 || op.State != agentapi.FirmwareStateUploaded {
 			t.Fatalf("upload: %d %+v", code, op)
 		}
-		if code := p.do("POST", "/v1/firmware/validate", nil, &op); code != 200 || op.State != firmware.StateValidated || op.Projection == nil || op.Projection.NewT != level {
+		if code := p.do("POST", "/v1/firmware/validate", nil, &op); code != 200 || op.State != agentapi.FirmwareStateValidated || op.Projection == nil || op.Projection.NewT != level {
 			t.Fatalf("validate: %d %+v", code, op)
 		}
 	}
@@ -91,15 +90,15 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 	}
 	flashAndReboot := func() {
 		t.Helper()
-		var op firmware.Operation
+		var op agentapi.FirmwareOperation
 		if code := p.do("POST", "/v1/firmware/flash", []byte(`{"maintenance": true}`), &op); code != 200 && code != 202 {
 			t.Fatalf("flash: %d %+v", code, op)
 		}
 		deadline := time.Now().Add(30 * time.Second)
-		for status().Operation.State != firmware.StateRebooting && time.Now().Before(deadline) {
+		for status().Operation.State != agentapi.FirmwareStateRebooting && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond)
 		}
-		if s := status().Operation.State; s != firmware.StateRebooting {
+		if s := status().Operation.State; s != agentapi.FirmwareStateRebooting {
 			t.Fatalf("after flash: %s", s)
 		}
 		// No VM starts while the flash holds the host.
@@ -123,11 +122,11 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 	p.do("POST", "/v1/vms/"+vm.ID+"/destroy", nil, nil)
 	flashAndReboot()
 	st = status()
-	if st.Operation.State != firmware.StateAwaitingDecision || st.Operation.Booted == nil || st.Operation.Booted.Booted.Name != "SV810_133" {
+	if st.Operation.State != agentapi.FirmwareStateAwaitingDecision || st.Operation.Booted == nil || st.Operation.Booted.Booted.Name != "SV810_133" {
 		t.Fatalf("after the reboot: %+v", st.Operation)
 	}
-	var op firmware.Operation
-	if code := p.do("POST", "/v1/firmware/commit", nil, &op); code != 200 || op.State != firmware.StateCommitted {
+	var op agentapi.FirmwareOperation
+	if code := p.do("POST", "/v1/firmware/commit", nil, &op); code != 200 || op.State != agentapi.FirmwareStateCommitted {
 		t.Fatalf("commit: %d %+v", code, op)
 	}
 	if l, _ := host.Levels(); l.Temporary != "SV810_133" || l.Permanent != "SV810_133" {
@@ -137,10 +136,10 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 	// Second run: rejected, the old level is back.
 	run("SV810_140")
 	flashAndReboot()
-	if s := status().Operation; s.State != firmware.StateAwaitingDecision || s.Booted.Booted.Name != "SV810_140" {
+	if s := status().Operation; s.State != agentapi.FirmwareStateAwaitingDecision || s.Booted.Booted.Name != "SV810_140" {
 		t.Fatalf("second run after the reboot: %+v", s)
 	}
-	if code := p.do("POST", "/v1/firmware/reject", nil, &op); code != 200 || op.State != firmware.StateRejected {
+	if code := p.do("POST", "/v1/firmware/reject", nil, &op); code != 200 || op.State != agentapi.FirmwareStateRejected {
 		t.Fatalf("reject: %d %+v", code, op)
 	}
 	if l, _ := host.Levels(); l.Temporary != "SV810_133" || l.Permanent != "SV810_133" {
@@ -156,7 +155,7 @@ func TestAgentFirmwareWorkflow(t *testing.T) {
 	if code := x86.do("POST", "/v1/firmware/validate", nil, &e); code != 422 || e.Error.Code != "NOT_SUPPORTED_ON_ARCH" {
 		t.Errorf("x86_64 validate: %d %+v", code, e)
 	}
-	var xs agent.FirmwareStatus
+	var xs agentapi.FirmwareStatus
 	x86.do("GET", "/v1/firmware", nil, &xs)
 	if xs.Supported {
 		t.Errorf("x86_64 firmware supported: %+v", xs)

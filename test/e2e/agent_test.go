@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/pki"
 )
 
@@ -73,7 +74,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	powerEvents := power.events(t)
 	x86Events := x86.events(t)
 
-	var ppcVM, xVM api.VM
+	var ppcVM, xVM agentapi.VM
 	if st := power.do("POST", "/v1/vms", ppcKernelVM("polyvirt-test-agent-ppc-"+sfx), &ppcVM); st != http.StatusCreated {
 		t.Fatalf("create ppc64le VM: %d %+v", st, ppcVM)
 	}
@@ -82,15 +83,15 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatalf("create x86_64 VM: %d %+v", st, xVM)
 	}
 	t.Cleanup(func() { x86.do("DELETE", "/v1/vms/"+xVM.ID+"?force=true", nil, nil) })
-	if ppcVM.Arch != "ppc64le" || ppcVM.State != api.StateDefined || !ppcVM.FakeKVM {
+	if ppcVM.Arch != "ppc64le" || ppcVM.State != agentapi.StateDefined || !ppcVM.FakeKVM {
 		t.Errorf("ppc VM after create: %+v", ppcVM)
 	}
 
-	var res api.ActionResult
-	if st := power.do("POST", "/v1/vms/"+ppcVM.ID+"/start", nil, &res); st != 200 || !res.Changed || res.State != api.StateRunning {
+	var res agentapi.ActionResult
+	if st := power.do("POST", "/v1/vms/"+ppcVM.ID+"/start", nil, &res); st != 200 || !res.Changed || res.State != agentapi.StateRunning {
 		t.Fatalf("start ppc VM: %d %+v", st, res)
 	}
-	if st := x86.do("POST", "/v1/vms/"+xVM.ID+"/start", nil, &res); st != 200 || res.State != api.StateRunning {
+	if st := x86.do("POST", "/v1/vms/"+xVM.ID+"/start", nil, &res); st != 200 || res.State != agentapi.StateRunning {
 		t.Fatalf("start x86 VM: %d %+v", st, res)
 	}
 	// Starting a running VM is a no-op that says so.
@@ -101,7 +102,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	waitEvent(t, x86Events, xVM.ID, "started", 30*time.Second)
 
 	// The live domain XML of the POWER VM: pseries, emulated, spapr-vty.
-	var full api.VM
+	var full agentapi.VM
 	power.do("GET", "/v1/vms/"+ppcVM.ID, nil, &full)
 	for _, want := range []string{"type='qemu'", "machine='pseries", "<model fallback='forbid'>POWER8</model>", "spapr-vio", "bus='usb'"} {
 		if !strings.Contains(strings.ReplaceAll(full.DomainXML, `"`, `'`), want) {
@@ -120,7 +121,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 
 	// Statistics see the running VMs.
-	var stats api.Stats
+	var stats agentapi.Stats
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		power.do("GET", "/v1/stats", nil, &stats)
@@ -137,7 +138,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	// neither VM, and neither does the other agent.
 	other := startAgent(t, ca, "e2e-other-"+sfx)
 	for _, p := range []*agentProc{other, x86} {
-		var vms []api.VM
+		var vms []agentapi.VM
 		p.do("GET", "/v1/vms", nil, &vms)
 		for _, vm := range vms {
 			if vm.ID == ppcVM.ID || (p == other && vm.ID == xVM.ID) {
@@ -155,17 +156,17 @@ func TestAgentEndToEnd(t *testing.T) {
 	// twice.
 	power.kill9()
 	power.start()
-	var again api.VM
-	if st := power.do("GET", "/v1/vms/"+ppcVM.ID, nil, &again); st != 200 || again.State != api.StateRunning || again.Name != ppcVM.Name {
+	var again agentapi.VM
+	if st := power.do("GET", "/v1/vms/"+ppcVM.ID, nil, &again); st != 200 || again.State != agentapi.StateRunning || again.Name != ppcVM.Name {
 		t.Fatalf("after kill -9 and restart: %d %+v", st, again)
 	}
-	var vms []api.VM
+	var vms []agentapi.VM
 	power.do("GET", "/v1/vms", nil, &vms)
 	if len(vms) != 1 {
 		t.Errorf("after restart the agent lists %d VMs; want 1", len(vms))
 	}
 	powerEvents = power.events(t)
-	if st := power.do("POST", "/v1/vms/"+ppcVM.ID+"/destroy", nil, &res); st != 200 || !res.Changed || res.State != api.StateDefined {
+	if st := power.do("POST", "/v1/vms/"+ppcVM.ID+"/destroy", nil, &res); st != 200 || !res.Changed || res.State != agentapi.StateDefined {
 		t.Fatalf("destroy after restart: %d %+v", st, res)
 	}
 	waitEvent(t, powerEvents, ppcVM.ID, "stopped", 30*time.Second)
@@ -341,7 +342,7 @@ func TestAgentRefusesBadInput(t *testing.T) {
 	}
 
 	// Nothing was defined.
-	var vms []api.VM
+	var vms []agentapi.VM
 	p.do("GET", "/v1/vms", nil, &vms)
 	if len(vms) != 0 {
 		t.Errorf("bad requests left VMs behind: %+v", vms)

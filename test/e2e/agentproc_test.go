@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/pki"
 )
@@ -231,7 +231,7 @@ func (p *agentProc) do(method, path string, body []byte, out any) int {
 
 // events subscribes to the agent's event stream; events arrive on the
 // returned channel until the test ends.
-func (p *agentProc) events(t *testing.T) <-chan api.Event {
+func (p *agentProc) events(t *testing.T) <-chan agentapi.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -245,13 +245,13 @@ func (p *agentProc) events(t *testing.T) <-chan api.Event {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	ch := make(chan api.Event, 100)
+	ch := make(chan agentapi.Event, 100)
 	go func() {
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
 			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var ev api.Event
+				var ev agentapi.Event
 				if json.Unmarshal([]byte(data), &ev) == nil {
 					select {
 					case ch <- ev:
@@ -265,7 +265,7 @@ func (p *agentProc) events(t *testing.T) <-chan api.Event {
 }
 
 // waitEvent waits for an event of vm with the given event name.
-func waitEvent(t *testing.T, ch <-chan api.Event, vm, event string, within time.Duration) api.Event {
+func waitEvent(t *testing.T, ch <-chan agentapi.Event, vm, event string, within time.Duration) agentapi.Event {
 	t.Helper()
 	timeout := time.After(within)
 	for {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/engine/wire"
 	"polyvirt/test/fakehost"
 )
@@ -62,7 +62,7 @@ func TestEngineFirmwareThroughCLI(t *testing.T) {
 		return f
 	}
 	// A VM runs on the host (started on its agent directly).
-	var vm api.VM
+	var vm agentapi.VM
 	if code := p8.do("POST", "/v1/vms", []byte(`{"name": "polyvirt-test-fwvm", "arch": "ppc64le", "memory": {"sizeMiB": 512}}`), &vm); code != 201 {
 		t.Fatalf("VM on the agent: %d", code)
 	}

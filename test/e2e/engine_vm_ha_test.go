@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/engine/wire"
 )
 
@@ -118,7 +118,7 @@ func TestEngineVMHighAvailability(t *testing.T) {
 	if domainExists(t, dom) {
 		t.Errorf("the leftover domain %s is still on the returned host", dom)
 	}
-	var onFirst []api.VM
+	var onFirst []agentapi.VM
 	if code := agents[first].do("GET", "/v1/vms", nil, &onFirst); code != 200 || len(onFirst) != 0 {
 		t.Errorf("the returned host's VMs: %d %+v", code, onFirst)
 	}

@@ -32,6 +32,7 @@ import (
 
 	"polyvirt/internal/agent"
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/pki"
 )
@@ -264,13 +265,13 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // stats makes plausible figures: CPU usage wandering between 0 and 100.
-func (h *Host) stats() api.Stats {
+func (h *Host) stats() agentapi.Stats {
 	u := h.cpuUsage() + (rand.Float64()-0.5)*10
 	u = min(max(u, 0), 100)
 	h.cpu.Store(uint64(u * 1000))
-	return api.Stats{Host: api.HostStats{Time: time.Now().UTC(), CPUUsagePercent: float64(int(u*100)) / 100, CPUs: 160,
+	return agentapi.Stats{Host: agentapi.HostStats{Time: time.Now().UTC(), CPUUsagePercent: float64(int(u*100)) / 100, CPUs: 160,
 		MemTotalMiB: 262144, MemFreeMiB: 200000, MemAvailableMiB: 210000, Load1: u / 10, Load5: u / 12, Load15: u / 15},
-		VMs: []api.VMStats{}}
+		VMs: []agentapi.VMStats{}}
 }
 
 func (h *Host) cpuUsage() float64 {

@@ -3,7 +3,7 @@ package wire
 import (
 	"time"
 
-	"polyvirt/internal/firmware"
+	"polyvirt/internal/api/agentapi"
 )
 
 // HostFirmware is a host's system firmware as the engine sees it (GET
@@ -17,10 +17,10 @@ type HostFirmware struct {
 	Error     string `json:"error,omitempty"`
 	// Supported tells whether polyvirt updates this host's firmware
 	// (POWER hosts with update_flash).
-	Supported bool                `json:"supported"`
-	Inventory *firmware.Inventory `json:"inventory,omitempty"`
+	Supported bool                        `json:"supported"`
+	Inventory *agentapi.FirmwareInventory `json:"inventory,omitempty"`
 	// Operation is the agent's current or last operation.
-	Operation *firmware.Operation `json:"operation,omitempty"`
+	Operation *agentapi.FirmwareOperation `json:"operation,omitempty"`
 	// History are the engine's records of the host's operations, newest
 	// first.
 	History []FirmwareRecord `json:"history"`
@@ -57,7 +57,7 @@ type FirmwareStepRequest struct {
 // FirmwareStepResult is the answer of a step: the operation, and whether
 // the step ended already (false: it goes on; poll the host's firmware).
 type FirmwareStepResult struct {
-	Host      string              `json:"host"`
-	Done      bool                `json:"done"`
-	Operation *firmware.Operation `json:"operation"`
+	Host      string                      `json:"host"`
+	Done      bool                        `json:"done"`
+	Operation *agentapi.FirmwareOperation `json:"operation"`
 }
