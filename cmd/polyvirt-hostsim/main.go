@@ -29,8 +29,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/test/hostsim"
 )
 
@@ -160,7 +160,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if _, err := api.Cluster(ctx, o.cluster); client.Code(err) == "NOT_FOUND" {
-		if _, err := api.CreateCluster(ctx, wire.ClusterRequest{Name: o.cluster, CPUType: o.cpuType}); err != nil {
+		if _, err := api.CreateCluster(ctx, engineapi.ClusterRequest{Name: o.cluster, CPUType: o.cpuType}); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -183,8 +183,8 @@ func run(o options) error {
 				name := fmt.Sprintf("%s%04d", o.prefix, i)
 				h, err := sim.AddHost(name, o.profiles[i%len(o.profiles)])
 				if err == nil {
-					var jt wire.JoinToken
-					if jt, err = api.AddHost(ctx, wire.HostRequest{Name: name, Address: h.Addr(), Cluster: o.cluster}); err == nil {
+					var jt engineapi.JoinToken
+					if jt, err = api.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: o.cluster}); err == nil {
 						_, err = h.Enroll(ctx, o.engine, jt.Token)
 					}
 				}

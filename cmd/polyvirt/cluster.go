@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 func init() { register(newClusterCommand) }
@@ -27,7 +27,7 @@ func newClusterCommand() *cobra.Command {
 }
 
 func newClusterCreateCommand() *cobra.Command {
-	var req wire.ClusterRequest
+	var req engineapi.ClusterRequest
 	var output string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
@@ -106,7 +106,7 @@ func hostCountText(m map[string]int) string {
 	return strconv.Itoa(total) + " (" + strings.Join(parts, ", ") + ")"
 }
 
-func printCluster(w io.Writer, output string, cl wire.Cluster) error {
+func printCluster(w io.Writer, output string, cl engineapi.Cluster) error {
 	if output == "json" {
 		return printJSON(w, cl)
 	}
@@ -172,7 +172,7 @@ are admitted again under the new settings.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			var upd wire.ClusterUpdate
+			var upd engineapi.ClusterUpdate
 			f := cmd.Flags()
 			set := func(flag string, dst **string, v string) {
 				if f.Changed(flag) {

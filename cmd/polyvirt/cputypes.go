@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/cpucatalog"
 )
@@ -40,7 +41,7 @@ report to be admitted. --arch takes a host or cluster architecture or an alias
 						a, joinArches(cpucatalog.Arches())))
 				}
 			}
-			return printCPUTypes(cmd.OutOrStdout(), output, types)
+			return printCPUTypes(cmd.OutOrStdout(), output, cpucatalog.APITypes(types))
 		},
 	}
 	cmd.Flags().StringVar(&archName, "arch", "", "list the types of this architecture only")
@@ -48,7 +49,7 @@ report to be admitted. --arch takes a host or cluster architecture or an alias
 	return cmd
 }
 
-func printCPUTypes(w io.Writer, output string, types []cpucatalog.Type) error {
+func printCPUTypes(w io.Writer, output string, types []engineapi.CPUType) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 func init() { register(newHostCommand) }
@@ -27,7 +27,7 @@ func newHostCommand() *cobra.Command {
 	return cmd
 }
 
-func printJoinToken(w io.Writer, output string, jt wire.JoinToken) error {
+func printJoinToken(w io.Writer, output string, jt engineapi.JoinToken) error {
 	if output == "json" {
 		return printJSON(w, jt)
 	}
@@ -38,7 +38,7 @@ func printJoinToken(w io.Writer, output string, jt wire.JoinToken) error {
 }
 
 func newHostAddCommand() *cobra.Command {
-	var req wire.HostRequest
+	var req engineapi.HostRequest
 	var output string
 	cmd := &cobra.Command{
 		Use:   "add NAME",
@@ -119,7 +119,7 @@ func ago(t time.Time) string {
 	return d.String() + " ago"
 }
 
-func printHost(w io.Writer, output string, h wire.Host) error {
+func printHost(w io.Writer, output string, h engineapi.Host) error {
 	if output == "json" {
 		return printJSON(w, h)
 	}
@@ -200,7 +200,7 @@ func newHostActionCommand(action string) *cobra.Command {
 				return err
 			}
 			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				var h wire.Host
+				var h engineapi.Host
 				var err error
 				if action == "maintenance" {
 					h, err = c.Maintenance(ctx, args[0], reason)
@@ -260,7 +260,7 @@ its agent joined); a host cannot move to a cluster of another architecture.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			var upd wire.HostUpdate
+			var upd engineapi.HostUpdate
 			f := cmd.Flags()
 			if f.Changed("name") {
 				upd.Name = &name

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // newHostFirmwareCommand is `polyvirt host firmware ...`: the POWER system
@@ -66,7 +66,7 @@ NOT_SUPPORTED_ON_ARCH.`,
 // waitFor polls the host's firmware until the operation reaches one of the
 // states, printing each state it passes through; a host that does not
 // answer (rebooting) is waited for too.
-func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, timeout time.Duration, states ...agentapi.FirmwareState) (wire.HostFirmware, error) {
+func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, timeout time.Duration, states ...agentapi.FirmwareState) (engineapi.HostFirmware, error) {
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
@@ -103,7 +103,7 @@ func waitFor(ctx context.Context, w io.Writer, c *client.Client, host string, ti
 	}
 }
 
-func progressText(f wire.HostFirmware, state string) string {
+func progressText(f engineapi.HostFirmware, state string) string {
 	op := f.Operation
 	switch {
 	case !f.Reachable:
@@ -249,7 +249,7 @@ func upload(ctx context.Context, w io.Writer, c *client.Client, host, path strin
 	return nil
 }
 
-func printFirmware(w io.Writer, f wire.HostFirmware) error {
+func printFirmware(w io.Writer, f engineapi.HostFirmware) error {
 	kv := [][2]string{{"Host", f.Host}, {"Supported", fmt.Sprint(f.Supported)}}
 	if !f.Reachable {
 		kv = append(kv, [2]string{"Agent", "not answering: " + f.Error})

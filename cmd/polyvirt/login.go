@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // This file holds `polyvirt login` and `polyvirt user`, and the helpers of
@@ -345,7 +345,7 @@ No role makes a VM open a host file the host's agent does not allow
 	return cmd
 }
 
-func printUserToken(w io.Writer, output string, ut wire.UserToken) error {
+func printUserToken(w io.Writer, output string, ut engineapi.UserToken) error {
 	if output == "json" {
 		return printJSON(w, ut)
 	}

@@ -22,11 +22,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"polyvirt/internal/agent"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/pki"
 )
@@ -377,7 +377,7 @@ func enrollLabHost(ctx context.Context, api *client.Client, engineURL, dir strin
 		return nil
 	}
 	if _, err := api.Cluster(ctx, h.Cluster); client.Code(err) == engine.CodeNotFound {
-		if _, err := api.CreateCluster(ctx, wire.ClusterRequest{Name: h.Cluster, Arch: h.ClusterArch, CPUType: h.CPUType,
+		if _, err := api.CreateCluster(ctx, engineapi.ClusterRequest{Name: h.Cluster, Arch: h.ClusterArch, CPUType: h.CPUType,
 			Description: "made by polyvirt up"}); err != nil {
 			return fmt.Errorf("cluster %s: %w", h.Cluster, err)
 		}
@@ -386,7 +386,7 @@ func enrollLabHost(ctx context.Context, api *client.Client, engineURL, dir strin
 	}
 	var token string
 	if _, err := api.Host(ctx, h.Name, false); client.Code(err) == engine.CodeNotFound {
-		jt, err := api.AddHost(ctx, wire.HostRequest{Name: h.Name, Address: h.Address, Cluster: h.Cluster})
+		jt, err := api.AddHost(ctx, engineapi.HostRequest{Name: h.Name, Address: h.Address, Cluster: h.Cluster})
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
@@ -498,7 +498,7 @@ func (s *agentSupervisor) stop() {
 func waitLabHosts(ctx context.Context, api *client.Client, hosts []labHost, out io.Writer) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var got []wire.Host
+		var got []engineapi.Host
 		up := 0
 		for _, h := range hosts {
 			wh, err := api.Host(ctx, h.Name, false)
@@ -567,7 +567,7 @@ func tailEvents(ctx context.Context, api *client.Client, out io.Writer) {
 		if err != nil {
 			continue
 		}
-		var fresh []wire.Event
+		var fresh []engineapi.Event
 		for _, ev := range p.Events {
 			if ev.ID > last {
 				fresh = append(fresh, ev)

@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/vmspec"
 )
 
@@ -198,7 +198,7 @@ its hosts' architecture.
 				return err
 			}
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				vm, err := c.CreateVM(ctx, wire.VMRequest{Definition: raw, Cluster: cluster, Host: host, HA: ha})
+				vm, err := c.CreateVM(ctx, engineapi.VMRequest{Definition: raw, Cluster: cluster, Host: host, HA: ha})
 				if err != nil {
 					return err
 				}
@@ -394,7 +394,7 @@ why not.`,
 }
 
 // printAction prints an action's outcome.
-func printAction(w io.Writer, output string, res wire.VMAction) error {
+func printAction(w io.Writer, output string, res engineapi.VMAction) error {
 	if output == "json" {
 		return printJSON(w, res)
 	}
@@ -493,7 +493,7 @@ func newVMUpdateCommand() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			var upd wire.VMUpdate
+			var upd engineapi.VMUpdate
 			if file != "" {
 				def, err := vmspec.DecodeFile(file)
 				if err != nil {

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
-	"polyvirt/internal/engine/enroll"
+	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/pki"
 )
 

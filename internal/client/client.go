@@ -23,8 +23,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
-	"polyvirt/internal/cpucatalog"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 )
 
 // Options say which engine to call and how to trust it.
@@ -238,37 +237,37 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 func esc(s string) string { return url.PathEscape(s) }
 
 // Health asks whether the engine and its database answer (no token).
-func (c *Client) Health(ctx context.Context) (wire.Health, error) {
-	var h wire.Health
+func (c *Client) Health(ctx context.Context) (engineapi.Health, error) {
+	var h engineapi.Health
 	err := c.Do(ctx, "GET", "/health", nil, nil, &h)
 	return h, err
 }
 
 // Info describes the engine.
-func (c *Client) Info(ctx context.Context) (wire.Info, error) {
-	var i wire.Info
+func (c *Client) Info(ctx context.Context) (engineapi.Info, error) {
+	var i engineapi.Info
 	err := c.Do(ctx, "GET", "/info", nil, nil, &i)
 	return i, err
 }
 
 // WhoAmI is the token's user.
-func (c *Client) WhoAmI(ctx context.Context) (wire.User, error) {
-	var u wire.User
+func (c *Client) WhoAmI(ctx context.Context) (engineapi.User, error) {
+	var u engineapi.User
 	err := c.Do(ctx, "GET", "/whoami", nil, nil, &u)
 	return u, err
 }
 
 // Users lists the users.
-func (c *Client) Users(ctx context.Context) ([]wire.User, error) {
-	var out []wire.User
+func (c *Client) Users(ctx context.Context) ([]engineapi.User, error) {
+	var out []engineapi.User
 	err := c.Do(ctx, "GET", "/users", nil, nil, &out)
 	return out, err
 }
 
 // CreateUser adds a user; its token is in the answer, once.
-func (c *Client) CreateUser(ctx context.Context, name, role string) (wire.UserToken, error) {
-	var out wire.UserToken
-	err := c.Do(ctx, "POST", "/users", nil, wire.UserRequest{Name: name, Role: role}, &out)
+func (c *Client) CreateUser(ctx context.Context, name, role string) (engineapi.UserToken, error) {
+	var out engineapi.UserToken
+	err := c.Do(ctx, "POST", "/users", nil, engineapi.UserRequest{Name: name, Role: role}, &out)
 	return out, err
 }
 
@@ -278,15 +277,15 @@ func (c *Client) DeleteUser(ctx context.Context, name string) error {
 }
 
 // RotateToken gives a user a new token.
-func (c *Client) RotateToken(ctx context.Context, name string) (wire.UserToken, error) {
-	var out wire.UserToken
+func (c *Client) RotateToken(ctx context.Context, name string) (engineapi.UserToken, error) {
+	var out engineapi.UserToken
 	err := c.Do(ctx, "POST", "/users/"+esc(name)+"/token", nil, nil, &out)
 	return out, err
 }
 
 // CPUTypes lists the cluster CPU types ("" arch: all).
-func (c *Client) CPUTypes(ctx context.Context, arch string) ([]cpucatalog.Type, error) {
-	var out []cpucatalog.Type
+func (c *Client) CPUTypes(ctx context.Context, arch string) ([]engineapi.CPUType, error) {
+	var out []engineapi.CPUType
 	q := url.Values{}
 	if arch != "" {
 		q.Set("arch", arch)
@@ -296,29 +295,29 @@ func (c *Client) CPUTypes(ctx context.Context, arch string) ([]cpucatalog.Type, 
 }
 
 // Clusters lists the clusters.
-func (c *Client) Clusters(ctx context.Context) ([]wire.Cluster, error) {
-	var out []wire.Cluster
+func (c *Client) Clusters(ctx context.Context) ([]engineapi.Cluster, error) {
+	var out []engineapi.Cluster
 	err := c.Do(ctx, "GET", "/clusters", nil, nil, &out)
 	return out, err
 }
 
 // Cluster shows a cluster (by name or ID).
-func (c *Client) Cluster(ctx context.Context, ref string) (wire.Cluster, error) {
-	var out wire.Cluster
+func (c *Client) Cluster(ctx context.Context, ref string) (engineapi.Cluster, error) {
+	var out engineapi.Cluster
 	err := c.Do(ctx, "GET", "/clusters/"+esc(ref), nil, nil, &out)
 	return out, err
 }
 
 // CreateCluster creates a cluster.
-func (c *Client) CreateCluster(ctx context.Context, req wire.ClusterRequest) (wire.Cluster, error) {
-	var out wire.Cluster
+func (c *Client) CreateCluster(ctx context.Context, req engineapi.ClusterRequest) (engineapi.Cluster, error) {
+	var out engineapi.Cluster
 	err := c.Do(ctx, "POST", "/clusters", nil, req, &out)
 	return out, err
 }
 
 // UpdateCluster changes a cluster.
-func (c *Client) UpdateCluster(ctx context.Context, ref string, upd wire.ClusterUpdate) (wire.Cluster, error) {
-	var out wire.Cluster
+func (c *Client) UpdateCluster(ctx context.Context, ref string, upd engineapi.ClusterUpdate) (engineapi.Cluster, error) {
+	var out engineapi.Cluster
 	err := c.Do(ctx, "PATCH", "/clusters/"+esc(ref), nil, upd, &out)
 	return out, err
 }
@@ -335,7 +334,7 @@ type HostFilter struct {
 }
 
 // Hosts lists hosts.
-func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]wire.Host, error) {
+func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]engineapi.Host, error) {
 	q := url.Values{}
 	if f.Cluster != "" {
 		q.Set("cluster", f.Cluster)
@@ -343,14 +342,14 @@ func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]wire.Host, error) {
 	if len(f.Statuses) > 0 {
 		q.Set("status", strings.Join(f.Statuses, ","))
 	}
-	var out []wire.Host
+	var out []engineapi.Host
 	err := c.Do(ctx, "GET", "/hosts", q, nil, &out)
 	return out, err
 }
 
 // Host shows a host; withCaps includes its capabilities report.
-func (c *Client) Host(ctx context.Context, ref string, withCaps bool) (wire.Host, error) {
-	var out wire.Host
+func (c *Client) Host(ctx context.Context, ref string, withCaps bool) (engineapi.Host, error) {
+	var out engineapi.Host
 	var q url.Values
 	if withCaps {
 		q = url.Values{"capabilities": {"true"}}
@@ -360,30 +359,30 @@ func (c *Client) Host(ctx context.Context, ref string, withCaps bool) (wire.Host
 }
 
 // AddHost adds a host and returns its one-time join token.
-func (c *Client) AddHost(ctx context.Context, req wire.HostRequest) (wire.JoinToken, error) {
-	var out wire.JoinToken
+func (c *Client) AddHost(ctx context.Context, req engineapi.HostRequest) (engineapi.JoinToken, error) {
+	var out engineapi.JoinToken
 	err := c.Do(ctx, "POST", "/hosts", nil, req, &out)
 	return out, err
 }
 
 // UpdateHost changes a host.
-func (c *Client) UpdateHost(ctx context.Context, ref string, upd wire.HostUpdate) (wire.Host, error) {
-	var out wire.Host
+func (c *Client) UpdateHost(ctx context.Context, ref string, upd engineapi.HostUpdate) (engineapi.Host, error) {
+	var out engineapi.Host
 	err := c.Do(ctx, "PATCH", "/hosts/"+esc(ref), nil, upd, &out)
 	return out, err
 }
 
 // Maintenance switches a host to Maintenance.
-func (c *Client) Maintenance(ctx context.Context, ref, reason string) (wire.Host, error) {
-	var out wire.Host
-	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/maintenance", nil, wire.ActionRequest{Reason: reason}, &out)
+func (c *Client) Maintenance(ctx context.Context, ref, reason string) (engineapi.Host, error) {
+	var out engineapi.Host
+	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/maintenance", nil, engineapi.ActionRequest{Reason: reason}, &out)
 	return out, err
 }
 
 // Activate activates a host.
-func (c *Client) Activate(ctx context.Context, ref, reason string) (wire.Host, error) {
-	var out wire.Host
-	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/activate", nil, wire.ActionRequest{Reason: reason}, &out)
+func (c *Client) Activate(ctx context.Context, ref, reason string) (engineapi.Host, error) {
+	var out engineapi.Host
+	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/activate", nil, engineapi.ActionRequest{Reason: reason}, &out)
 	return out, err
 }
 
@@ -393,9 +392,9 @@ func (c *Client) RemoveHost(ctx context.Context, ref string) error {
 }
 
 // JoinToken issues a new join token for a host ("" ttl: the default).
-func (c *Client) JoinToken(ctx context.Context, ref, ttl string) (wire.JoinToken, error) {
-	var out wire.JoinToken
-	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/join-token", nil, wire.JoinTokenRequest{TokenTTL: ttl}, &out)
+func (c *Client) JoinToken(ctx context.Context, ref, ttl string) (engineapi.JoinToken, error) {
+	var out engineapi.JoinToken
+	err := c.Do(ctx, "POST", "/hosts/"+esc(ref)+"/join-token", nil, engineapi.JoinTokenRequest{TokenTTL: ttl}, &out)
 	return out, err
 }
 
@@ -408,7 +407,7 @@ type EventFilter struct {
 }
 
 // Events reads a page of the audit log, newest first.
-func (c *Client) Events(ctx context.Context, f EventFilter) (wire.EventPage, error) {
+func (c *Client) Events(ctx context.Context, f EventFilter) (engineapi.EventPage, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"host": f.Host, "cluster": f.Cluster, "kind": f.Kind, "object": f.Object,
 		"user": f.User, "action": f.Action, "code": f.Code, "severity": f.Severity} {
@@ -428,7 +427,7 @@ func (c *Client) Events(ctx context.Context, f EventFilter) (wire.EventPage, err
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var out wire.EventPage
+	var out engineapi.EventPage
 	err := c.Do(ctx, "GET", "/events", q, nil, &out)
 	return out, err
 }

@@ -8,21 +8,21 @@ import (
 	"net/http"
 	"net/url"
 
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 )
 
 // HostFirmware returns a host's system firmware: the agent's inventory and
 // operation, and the engine's records.
-func (c *Client) HostFirmware(ctx context.Context, host string) (wire.HostFirmware, error) {
-	var f wire.HostFirmware
+func (c *Client) HostFirmware(ctx context.Context, host string) (engineapi.HostFirmware, error) {
+	var f engineapi.HostFirmware
 	err := c.Do(ctx, "GET", "/hosts/"+esc(host)+"/firmware", nil, nil, &f)
 	return f, err
 }
 
 // UploadFirmware sends a firmware image (the vendor's RPM or a .img) to a
 // host's agent through the engine; name is its file name.
-func (c *Client) UploadFirmware(ctx context.Context, host, name string, image io.Reader, size int64) (wire.FirmwareStepResult, error) {
-	var res wire.FirmwareStepResult
+func (c *Client) UploadFirmware(ctx context.Context, host, name string, image io.Reader, size int64) (engineapi.FirmwareStepResult, error) {
+	var res engineapi.FirmwareStepResult
 	u := c.base + "/api/v1/hosts/" + esc(host) + "/firmware/image?" + url.Values{"name": {name}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, "POST", u, image)
 	if err != nil {
@@ -55,8 +55,8 @@ func (c *Client) UploadFirmware(ctx context.Context, host, name string, image io
 // FirmwareStep asks for a step of the update: validate, flash, commit,
 // reject or cancel. Done is false when the step goes on (poll
 // HostFirmware).
-func (c *Client) FirmwareStep(ctx context.Context, host, step, reason string) (wire.FirmwareStepResult, error) {
-	var res wire.FirmwareStepResult
-	err := c.Do(ctx, "POST", "/hosts/"+esc(host)+"/firmware/"+esc(step), nil, wire.FirmwareStepRequest{Reason: reason}, &res)
+func (c *Client) FirmwareStep(ctx context.Context, host, step, reason string) (engineapi.FirmwareStepResult, error) {
+	var res engineapi.FirmwareStepResult
+	err := c.Do(ctx, "POST", "/hosts/"+esc(host)+"/firmware/"+esc(step), nil, engineapi.FirmwareStepRequest{Reason: reason}, &res)
 	return res, err
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"polyvirt/internal/api"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 )
 
 // VMFilter selects VMs.
@@ -24,7 +24,7 @@ type VMFilter struct {
 }
 
 // VMs lists VMs.
-func (c *Client) VMs(ctx context.Context, f VMFilter) ([]wire.VM, error) {
+func (c *Client) VMs(ctx context.Context, f VMFilter) ([]engineapi.VM, error) {
 	q := url.Values{}
 	if f.Cluster != "" {
 		q.Set("cluster", f.Cluster)
@@ -35,28 +35,28 @@ func (c *Client) VMs(ctx context.Context, f VMFilter) ([]wire.VM, error) {
 	if len(f.States) > 0 {
 		q.Set("state", strings.Join(f.States, ","))
 	}
-	var out []wire.VM
+	var out []engineapi.VM
 	err := c.Do(ctx, "GET", "/vms", q, nil, &out)
 	return out, err
 }
 
 // VM shows a VM (by name or ID).
-func (c *Client) VM(ctx context.Context, ref string) (wire.VM, error) {
-	var out wire.VM
+func (c *Client) VM(ctx context.Context, ref string) (engineapi.VM, error) {
+	var out engineapi.VM
 	err := c.Do(ctx, "GET", "/vms/"+esc(ref), nil, nil, &out)
 	return out, err
 }
 
 // CreateVM creates a VM.
-func (c *Client) CreateVM(ctx context.Context, req wire.VMRequest) (wire.VM, error) {
-	var out wire.VM
+func (c *Client) CreateVM(ctx context.Context, req engineapi.VMRequest) (engineapi.VM, error) {
+	var out engineapi.VM
 	err := c.Do(ctx, "POST", "/vms", nil, req, &out)
 	return out, err
 }
 
 // UpdateVM changes a VM.
-func (c *Client) UpdateVM(ctx context.Context, ref string, upd wire.VMUpdate) (wire.VM, error) {
-	var out wire.VM
+func (c *Client) UpdateVM(ctx context.Context, ref string, upd engineapi.VMUpdate) (engineapi.VM, error) {
+	var out engineapi.VM
 	err := c.Do(ctx, "PATCH", "/vms/"+esc(ref), nil, upd, &out)
 	return out, err
 }
@@ -72,9 +72,9 @@ func (c *Client) DeleteVM(ctx context.Context, ref string, force bool) error {
 
 // VMAction runs a lifecycle action: start, shutdown, destroy, reboot,
 // pause or resume.
-func (c *Client) VMAction(ctx context.Context, ref, action, reason string) (wire.VMAction, error) {
-	var out wire.VMAction
-	err := c.Do(ctx, "POST", "/vms/"+esc(ref)+"/"+esc(action), nil, wire.VMActionRequest{Reason: reason}, &out)
+func (c *Client) VMAction(ctx context.Context, ref, action, reason string) (engineapi.VMAction, error) {
+	var out engineapi.VMAction
+	err := c.Do(ctx, "POST", "/vms/"+esc(ref)+"/"+esc(action), nil, engineapi.VMActionRequest{Reason: reason}, &out)
 	return out, err
 }
 

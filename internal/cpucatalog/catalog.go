@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 )
@@ -56,6 +57,22 @@ type Group struct {
 	Marker string `json:"marker"`
 	// Arch is the cluster architecture of the group.
 	Arch arch.Arch `json:"arch"`
+}
+
+// API is the type as the engine API's document (the same JSON).
+func (t Type) API() engineapi.CPUType {
+	t = cloneType(t)
+	return engineapi.CPUType{Level: t.Level, Name: t.Name, Flags: t.Flags, Model: t.Model, Features: t.Features,
+		Mode: t.Mode, Arch: string(t.Arch), Vendor: t.Vendor}
+}
+
+// APITypes is API of every type of a list.
+func APITypes(ts []Type) []engineapi.CPUType {
+	out := make([]engineapi.CPUType, len(ts))
+	for i, t := range ts {
+		out[i] = t.API()
+	}
+	return out
 }
 
 // IsZero reports whether t is the zero Type (no type).

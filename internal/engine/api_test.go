@@ -20,9 +20,9 @@ import (
 
 	"polyvirt/internal/agent"
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/enroll"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/pki"
 )
 
@@ -156,22 +156,22 @@ func TestClusterAPI(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		req  wire.ClusterRequest
+		req  engineapi.ClusterRequest
 		want want
 	}{
-		{"power by alias", wire.ClusterRequest{Name: "power", Arch: "ppc64le"}, want{Arch: "ppc64", Candidates: []string{"pseries-*", "pseries"}}},
-		{"ppc64el alias", wire.ClusterRequest{Name: "power-el", Arch: "ppc64el"}, want{Arch: "ppc64", Candidates: []string{"pseries-*", "pseries"}}},
-		{"CPU type gives the arch", wire.ClusterRequest{Name: "p9", CPUType: "ibm power9"}, want{Arch: "ppc64", CPUType: "IBM POWER9", Candidates: []string{"pseries-*", "pseries"}}},
-		{"undefined until the first host", wire.ClusterRequest{Name: "later"}, want{Candidates: []string{}}},
-		{"x86", wire.ClusterRequest{Name: "x86", Arch: "amd64"}, want{Arch: "x86_64", Candidates: []string{"pc-q35-*", "q35", "pc-i440fx-*", "pc"}}},
-		{"CPU type of another arch", wire.ClusterRequest{Name: "mixed", Arch: "x86_64", CPUType: "IBM POWER8"}, want{Err: apiErr{400, CodeInvalid, "cpuType"}}},
-		{"unknown CPU type", wire.ClusterRequest{Name: "odd", CPUType: "IBM POWER1"}, want{Err: apiErr{400, CodeInvalid, "cpuType"}}},
-		{"unknown arch", wire.ClusterRequest{Name: "odd", Arch: "mips"}, want{Err: apiErr{400, CodeInvalid, "arch"}}},
-		{"bad name", wire.ClusterRequest{Name: "-power"}, want{Err: apiErr{400, CodeInvalid, "name"}}},
-		{"empty name", wire.ClusterRequest{}, want{Err: apiErr{400, CodeInvalid, "name"}}},
-		{"duplicate", wire.ClusterRequest{Name: "power", Arch: "ppc64"}, want{Err: apiErr{409, CodeAlreadyExists, "name"}}},
-		{"bad machine list", wire.ClusterRequest{Name: "m", EmulatedMachineCandidates: []string{""}}, want{Err: apiErr{400, CodeInvalid, "emulatedMachineCandidates"}}},
-		{"bad migration policy", wire.ClusterRequest{Name: "m", MigrationPolicy: "teleport"}, want{Err: apiErr{400, CodeInvalid, "migrationPolicy"}}},
+		{"power by alias", engineapi.ClusterRequest{Name: "power", Arch: "ppc64le"}, want{Arch: "ppc64", Candidates: []string{"pseries-*", "pseries"}}},
+		{"ppc64el alias", engineapi.ClusterRequest{Name: "power-el", Arch: "ppc64el"}, want{Arch: "ppc64", Candidates: []string{"pseries-*", "pseries"}}},
+		{"CPU type gives the arch", engineapi.ClusterRequest{Name: "p9", CPUType: "ibm power9"}, want{Arch: "ppc64", CPUType: "IBM POWER9", Candidates: []string{"pseries-*", "pseries"}}},
+		{"undefined until the first host", engineapi.ClusterRequest{Name: "later"}, want{Candidates: []string{}}},
+		{"x86", engineapi.ClusterRequest{Name: "x86", Arch: "amd64"}, want{Arch: "x86_64", Candidates: []string{"pc-q35-*", "q35", "pc-i440fx-*", "pc"}}},
+		{"CPU type of another arch", engineapi.ClusterRequest{Name: "mixed", Arch: "x86_64", CPUType: "IBM POWER8"}, want{Err: apiErr{400, CodeInvalid, "cpuType"}}},
+		{"unknown CPU type", engineapi.ClusterRequest{Name: "odd", CPUType: "IBM POWER1"}, want{Err: apiErr{400, CodeInvalid, "cpuType"}}},
+		{"unknown arch", engineapi.ClusterRequest{Name: "odd", Arch: "mips"}, want{Err: apiErr{400, CodeInvalid, "arch"}}},
+		{"bad name", engineapi.ClusterRequest{Name: "-power"}, want{Err: apiErr{400, CodeInvalid, "name"}}},
+		{"empty name", engineapi.ClusterRequest{}, want{Err: apiErr{400, CodeInvalid, "name"}}},
+		{"duplicate", engineapi.ClusterRequest{Name: "power", Arch: "ppc64"}, want{Err: apiErr{409, CodeAlreadyExists, "name"}}},
+		{"bad machine list", engineapi.ClusterRequest{Name: "m", EmulatedMachineCandidates: []string{""}}, want{Err: apiErr{400, CodeInvalid, "emulatedMachineCandidates"}}},
+		{"bad migration policy", engineapi.ClusterRequest{Name: "m", MigrationPolicy: "teleport"}, want{Err: apiErr{400, CodeInvalid, "migrationPolicy"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,20 +196,20 @@ func TestClusterAPI(t *testing.T) {
 		t.Errorf("unknown field: %d %+v, want the field named", st, eb)
 	}
 	// Update and delete.
-	c, err := te.admin.UpdateCluster(ctx, "later", wire.ClusterUpdate{Arch: ptr("s390x")})
+	c, err := te.admin.UpdateCluster(ctx, "later", engineapi.ClusterUpdate{Arch: ptr("s390x")})
 	if err != nil || c.Arch != "s390x" || len(c.EmulatedMachineCandidates) == 0 {
 		t.Errorf("set the arch of an empty cluster: %+v %v", c, err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", wire.ClusterUpdate{CPUType: ptr("Intel Nehalem Family")}); errOf(err) != (apiErr{400, CodeInvalid, "cpuType"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{CPUType: ptr("Intel Nehalem Family")}); errOf(err) != (apiErr{400, CodeInvalid, "cpuType"}) {
 		t.Errorf("CPU type of another arch: %v", err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", wire.ClusterUpdate{Version: ptr(int64(99))}); errOf(err).Code != CodeVersionConflict {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Version: ptr(int64(99))}); errOf(err).Code != CodeVersionConflict {
 		t.Errorf("stale version: %v", err)
 	}
-	if _, err := te.admin.AddHost(ctx, wire.HostRequest{Name: "h1", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
+	if _, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "h1", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", wire.ClusterUpdate{Arch: ptr("x86_64")}); errOf(err) != (apiErr{409, CodeClusterArchInUse, "arch"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Arch: ptr("x86_64")}); errOf(err) != (apiErr{409, CodeClusterArchInUse, "arch"}) {
 		t.Errorf("change the arch of a cluster with hosts: %v", err)
 	}
 	if err := te.admin.DeleteCluster(ctx, "power"); errOf(err).Code != CodeInUse {
@@ -231,10 +231,10 @@ func ptr[T any](v T) *T { return &v }
 
 func TestHostAPI(t *testing.T) {
 	te := startEngine(t, testMonitor)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power", Arch: "ppc64le"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power", Arch: "ppc64le"}); err != nil {
 		t.Fatal(err)
 	}
-	jt, err := te.admin.AddHost(ctx, wire.HostRequest{Name: "p8", Address: "127.0.0.1:7443", Cluster: "power"})
+	jt, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "p8", Address: "127.0.0.1:7443", Cluster: "power"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,19 +249,19 @@ func TestHostAPI(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		req  wire.HostRequest
+		req  engineapi.HostRequest
 		want apiErr
 	}{
-		{"no port", wire.HostRequest{Name: "a", Address: "127.0.0.1", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
-		{"bad port", wire.HostRequest{Name: "a", Address: "127.0.0.1:99999", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
-		{"spaces", wire.HostRequest{Name: "a", Address: "my host:1", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
-		{"unknown cluster", wire.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "nope"}, apiErr{404, CodeNotFound, "cluster"}},
-		{"no cluster", wire.HostRequest{Name: "a", Address: "127.0.0.1:1"}, apiErr{400, CodeInvalid, "cluster"}},
-		{"bad name", wire.HostRequest{Name: "a b", Address: "127.0.0.1:1", Cluster: "power"}, apiErr{400, CodeInvalid, "name"}},
-		{"duplicate name", wire.HostRequest{Name: "p8", Address: "127.0.0.1:2", Cluster: "power"}, apiErr{409, CodeAlreadyExists, "name"}},
-		{"duplicate address", wire.HostRequest{Name: "b", Address: "127.0.0.1:7443", Cluster: "power"}, apiErr{409, CodeHostAddressInUse, "address"}},
-		{"bad ttl", wire.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "forever"}, apiErr{400, CodeInvalid, "tokenTtl"}},
-		{"ttl too long", wire.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "1000h"}, apiErr{400, CodeInvalid, "tokenTtl"}},
+		{"no port", engineapi.HostRequest{Name: "a", Address: "127.0.0.1", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
+		{"bad port", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:99999", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
+		{"spaces", engineapi.HostRequest{Name: "a", Address: "my host:1", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
+		{"unknown cluster", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "nope"}, apiErr{404, CodeNotFound, "cluster"}},
+		{"no cluster", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1"}, apiErr{400, CodeInvalid, "cluster"}},
+		{"bad name", engineapi.HostRequest{Name: "a b", Address: "127.0.0.1:1", Cluster: "power"}, apiErr{400, CodeInvalid, "name"}},
+		{"duplicate name", engineapi.HostRequest{Name: "p8", Address: "127.0.0.1:2", Cluster: "power"}, apiErr{409, CodeAlreadyExists, "name"}},
+		{"duplicate address", engineapi.HostRequest{Name: "b", Address: "127.0.0.1:7443", Cluster: "power"}, apiErr{409, CodeHostAddressInUse, "address"}},
+		{"bad ttl", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "forever"}, apiErr{400, CodeInvalid, "tokenTtl"}},
+		{"ttl too long", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "1000h"}, apiErr{400, CodeInvalid, "tokenTtl"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,11 +300,11 @@ func (te *testEngine) postJoin(t *testing.T, token, csr string) (int, api.ErrorB
 
 func TestJoin(t *testing.T) {
 	te := startEngine(t, testMonitor)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power", Arch: "ppc64"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power", Arch: "ppc64"}); err != nil {
 		t.Fatal(err)
 	}
-	add := func(name, addr, ttl string) wire.JoinToken {
-		jt, err := te.admin.AddHost(ctx, wire.HostRequest{Name: name, Address: addr, Cluster: "power", TokenTTL: ttl})
+	add := func(name, addr, ttl string) engineapi.JoinToken {
+		jt, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: name, Address: addr, Cluster: "power", TokenTTL: ttl})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,11 +416,11 @@ func asJoinError(err error, target **agent.JoinError) bool {
 func TestEventsAPI(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	for _, n := range []string{"a", "b", "c"} {
-		if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: n}); err != nil {
+		if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: n}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := te.admin.AddHost(ctx, wire.HostRequest{Name: "h", Address: "127.0.0.1:9", Cluster: "b"}); err != nil {
+	if _, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "h", Address: "127.0.0.1:9", Cluster: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	// Newest first, in pages.

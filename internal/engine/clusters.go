@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/store"
 )
 
@@ -18,11 +18,11 @@ import (
 // default.
 var migrationPolicies = []string{"minimal-downtime", "post-copy", "suspend-workload", "none"}
 
-func clusterView(c store.Cluster, counts map[string]int) wire.Cluster {
+func clusterView(c store.Cluster, counts map[string]int) engineapi.Cluster {
 	if counts == nil {
 		counts = map[string]int{}
 	}
-	v := wire.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: string(c.Arch), CPUType: c.CPUType,
+	v := engineapi.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: string(c.Arch), CPUType: c.CPUType,
 		EmulatedMachineCandidates: c.EmulatedMachineCandidates, EmulatedMachine: c.EmulatedMachine,
 		MigrationPolicy: c.MigrationPolicy, Hosts: counts, Version: c.Version, Created: c.Created, Updated: c.Updated}
 	if t, ok := cpucatalog.Lookup(c.CPUType); ok {
@@ -61,7 +61,7 @@ func (e *Engine) listClusters(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Cluster, 0, len(cs))
+	out := make([]engineapi.Cluster, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, clusterView(c, counts[c.ID]))
 	}
@@ -131,7 +131,7 @@ func defaultCandidates(a arch.Arch) []string {
 
 func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.ClusterRequest
+	var req engineapi.ClusterRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func clusterSummary(c store.Cluster) string {
 
 func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var upd wire.ClusterUpdate
+	var upd engineapi.ClusterUpdate
 	if err := decodeBody(r, &upd, false); err != nil {
 		return err
 	}

@@ -24,10 +24,10 @@ import (
 	"polyvirt/internal/agent"
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/vmspec"
 )
@@ -101,7 +101,7 @@ func newFakeAgentWith(t *testing.T, te *testEngine, name, cluster, profile strin
 	a := &fakeAgent{t: t, name: name, addr: ln.Addr().String(), report: rep, body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`,
 		vms: map[string]*fakeVM{}, subs: map[chan agentapi.Event]bool{}}
 	ctx := context.Background()
-	jt, err := te.admin.AddHost(ctx, wire.HostRequest{Name: name, Address: a.addr, Cluster: cluster})
+	jt, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: name, Address: a.addr, Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,10 +441,10 @@ func startVMEngine(t *testing.T, mc MonitorConfig, vc VMConfig) *testEngine {
 }
 
 // waitVM waits until a VM satisfies ok and returns it.
-func waitVM(t *testing.T, c *client.Client, name string, within time.Duration, ok func(wire.VM) bool) wire.VM {
+func waitVM(t *testing.T, c *client.Client, name string, within time.Duration, ok func(engineapi.VM) bool) engineapi.VM {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var v wire.VM
+	var v engineapi.VM
 	var err error
 	for time.Now().Before(deadline) {
 		v, err = c.VM(context.Background(), name)
@@ -457,7 +457,9 @@ func waitVM(t *testing.T, c *client.Client, name string, within time.Duration, o
 	return v
 }
 
-func vmState(s string) func(wire.VM) bool { return func(v wire.VM) bool { return v.State == s } }
+func vmState(s string) func(engineapi.VM) bool {
+	return func(v engineapi.VM) bool { return v.State == s }
+}
 
 // clientErr is the client error of err (a zero one when err is another).
 func clientErr(err error) client.Error {

@@ -15,7 +15,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/firmware"
 	"polyvirt/internal/store"
 	"polyvirt/internal/strictdoc"
@@ -102,7 +102,7 @@ func (e *Engine) getHostFirmware(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := wire.HostFirmware{Host: h.Name, History: []wire.FirmwareRecord{}}
+	out := engineapi.HostFirmware{Host: h.Name, History: []engineapi.FirmwareRecord{}}
 	resp, err := e.agents.firmwareDo(ctx, "GET", h.Address, "/v1/firmware", nil, nil)
 	var af agentapi.FirmwareStatus
 	if err == nil {
@@ -161,7 +161,7 @@ func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) e
 	if err := e.recordFirmware(ctx, h, &op); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.FirmwareStepResult{Host: h.Name, Done: true, Operation: &op})
+	return writeJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: true, Operation: &op})
 }
 
 // firmwareStep is the handler of one step.
@@ -171,7 +171,7 @@ func (e *Engine) firmwareStep(step string) handlerFunc {
 
 func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, step string) error {
 	ctx := r.Context()
-	var req wire.FirmwareStepRequest
+	var req engineapi.FirmwareStepRequest
 	if err := decodeBody(r, &req, true); err != nil {
 		return err
 	}
@@ -220,7 +220,7 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 		_ = e.appendEvent(ctx, e.st, store.Event{Action: "firmware." + step, ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
 			Message: fmt.Sprintf("Firmware %s of host %s asked by %s.", step, h.Name, userName(ctx)), Reason: req.Reason})
 	}
-	return writeJSON(w, http.StatusOK, wire.FirmwareStepResult{Host: h.Name, Done: resp.Status == http.StatusOK, Operation: &op})
+	return writeJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: resp.Status == http.StatusOK, Operation: &op})
 }
 
 // refuseFirmware records a step the engine refuses in the audit log and
@@ -391,12 +391,12 @@ func (e *Engine) firmwareOverdue(ctx context.Context, h store.Host) error {
 	})
 }
 
-func firmwareRecord(op store.FirmwareOperation) wire.FirmwareRecord {
-	r := wire.FirmwareRecord{ID: op.ID, State: string(op.State), FromLevel: op.FromLevel, ToLevel: op.ToLevel,
+func firmwareRecord(op store.FirmwareOperation) engineapi.FirmwareRecord {
+	r := engineapi.FirmwareRecord{ID: op.ID, State: string(op.State), FromLevel: op.FromLevel, ToLevel: op.ToLevel,
 		ImageName: op.ImageName, RequestedBy: op.RequestedBy, Error: op.Error, Created: op.Created, Updated: op.Updated,
-		Steps: make([]wire.FirmwareStep, 0, len(op.Steps))}
+		Steps: make([]engineapi.FirmwareStep, 0, len(op.Steps))}
 	for _, s := range op.Steps {
-		r.Steps = append(r.Steps, wire.FirmwareStep{Time: s.Time, State: string(s.State), Message: s.Message})
+		r.Steps = append(r.Steps, engineapi.FirmwareStep{Time: s.Time, State: string(s.State), Message: s.Message})
 	}
 	return r
 }

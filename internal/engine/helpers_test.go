@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // testMonitor is a fast monitoring configuration for tests.
@@ -61,10 +61,10 @@ func (te *testEngine) client(t *testing.T, token string) *client.Client {
 }
 
 // waitHost waits until a host satisfies ok and returns it.
-func waitHost(t *testing.T, c *client.Client, name string, within time.Duration, ok func(wire.Host) bool) wire.Host {
+func waitHost(t *testing.T, c *client.Client, name string, within time.Duration, ok func(engineapi.Host) bool) engineapi.Host {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var h wire.Host
+	var h engineapi.Host
 	var err error
 	for time.Now().Before(deadline) {
 		h, err = c.Host(context.Background(), name, false)
@@ -77,4 +77,6 @@ func waitHost(t *testing.T, c *client.Client, name string, within time.Duration,
 	return h
 }
 
-func status(s string) func(wire.Host) bool { return func(h wire.Host) bool { return h.Status == s } }
+func status(s string) func(engineapi.Host) bool {
+	return func(h engineapi.Host) bool { return h.Status == s }
+}

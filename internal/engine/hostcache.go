@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/store"
 )
 
@@ -36,7 +36,7 @@ type hostList struct {
 	at         time.Time
 	loaded     uint64
 	refreshing bool
-	views      []wire.Host
+	views      []engineapi.Host
 	// all is the JSON answer of the unfiltered list.
 	all []byte
 	// counts are the hosts per cluster and status.
@@ -48,7 +48,7 @@ type hostList struct {
 func (l *hostList) invalidate() { l.gen.Add(1) }
 
 // get returns the list.
-func (l *hostList) get(ctx context.Context, e *Engine) ([]wire.Host, []byte, map[string]map[string]int, error) {
+func (l *hostList) get(ctx context.Context, e *Engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
@@ -88,7 +88,7 @@ func (l *hostList) refresh(e *Engine, gen uint64) {
 
 // readHostList reads the brief host list and makes its views, answer and
 // counts.
-func readHostList(ctx context.Context, e *Engine) ([]wire.Host, []byte, map[string]map[string]int, error) {
+func readHostList(ctx context.Context, e *Engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true})
 	if err != nil {
 		return nil, nil, nil, err
@@ -97,7 +97,7 @@ func readHostList(ctx context.Context, e *Engine) ([]wire.Host, []byte, map[stri
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	views := make([]wire.Host, 0, len(hosts))
+	views := make([]engineapi.Host, 0, len(hosts))
 	counts := map[string]map[string]int{}
 	for _, h := range hosts {
 		views = append(views, hostView(h, names[h.ClusterID]))

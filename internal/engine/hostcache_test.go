@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // TestHostListCache: the host list is served from memory, this engine's
@@ -13,25 +13,25 @@ import (
 func TestHostListCache(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power"}); err != nil {
 		t.Fatal(err)
 	}
 	simHost(t, te, sim, "p8", "s822l-power8e", "power")
-	first := waitHost(t, te.admin, "p8", 10*time.Second, func(h wire.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
+	first := waitHost(t, te.admin, "p8", 10*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
 
-	list := func() map[string]wire.Host {
+	list := func() map[string]engineapi.Host {
 		hs, err := te.admin.Hosts(ctx, client.HostFilter{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := map[string]wire.Host{}
+		out := map[string]engineapi.Host{}
 		for _, h := range hs {
 			out[h.Name] = h
 		}
 		return out
 	}
 	// A change made here shows at once.
-	if _, err := te.admin.AddHost(ctx, wire.HostRequest{Name: "new", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
+	if _, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "new", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
 		t.Fatal(err)
 	}
 	if h, ok := list()["new"]; !ok || h.Status != "Installing" {

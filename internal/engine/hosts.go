@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/cpucatalog"
-	"polyvirt/internal/engine/enroll"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/store"
 )
 
@@ -23,8 +23,8 @@ const (
 	maxTokenTTL     = 7 * 24 * time.Hour
 )
 
-func hostView(h store.Host, cluster string) wire.Host {
-	v := wire.Host{ID: h.ID, Name: h.Name, Address: h.Address, ClusterID: h.ClusterID, Cluster: cluster,
+func hostView(h store.Host, cluster string) engineapi.Host {
+	v := engineapi.Host{ID: h.ID, Name: h.Name, Address: h.Address, ClusterID: h.ClusterID, Cluster: cluster,
 		Status: string(h.Status), StatusCode: h.StatusCode, StatusMessage: h.StatusMessage, Arch: string(h.Arch),
 		CPUModel: h.CPUModel, CPUType: h.CPUType, CPULevel: h.CPULevel, CPUFlags: h.CPUFlags,
 		EmulatedMachines: h.EmulatedMachines, Enrolled: h.CertFingerprint != "", CertFingerprint: h.CertFingerprint,
@@ -99,7 +99,7 @@ func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 			_, err := w.Write(all)
 			return err
 		}
-		out := []wire.Host{}
+		out := []engineapi.Host{}
 		for _, h := range views {
 			if (f.ClusterID == "" || h.ClusterID == f.ClusterID) && (len(f.Statuses) == 0 || slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
 				out = append(out, h)
@@ -115,7 +115,7 @@ func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Host, 0, len(hosts))
+	out := make([]engineapi.Host, 0, len(hosts))
 	for _, h := range hosts {
 		out = append(out, hostView(h, names[h.ClusterID]))
 	}
@@ -182,7 +182,7 @@ func (e *Engine) joinCommand() string {
 
 func (e *Engine) addHost(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.HostRequest
+	var req engineapi.HostRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -232,7 +232,7 @@ func (e *Engine) addHost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.Capabilities = nil
-	return writeJSON(w, http.StatusCreated, wire.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
+	return writeJSON(w, http.StatusCreated, engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
 }
 
 // isStale tells whether err is an optimistic-lock conflict (someone else
@@ -288,7 +288,7 @@ func runningVMs(ctx context.Context, q store.Queries, hostID string) ([]string, 
 
 func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.ActionRequest
+	var req engineapi.ActionRequest
 	if err := decodeBody(r, &req, true); err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 
 func (e *Engine) hostActivate(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.ActionRequest
+	var req engineapi.ActionRequest
 	if err := decodeBody(r, &req, true); err != nil {
 		return err
 	}
@@ -406,7 +406,7 @@ func asStoreError(err error) *store.Error {
 
 func (e *Engine) updateHost(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var upd wire.HostUpdate
+	var upd engineapi.HostUpdate
 	if err := decodeBody(r, &upd, false); err != nil {
 		return err
 	}
@@ -496,7 +496,7 @@ func checkMoveArch(h store.Host, target store.Cluster) error {
 
 func (e *Engine) hostJoinToken(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.JoinTokenRequest
+	var req engineapi.JoinTokenRequest
 	if err := decodeBody(r, &req, true); err != nil {
 		return err
 	}
@@ -531,5 +531,5 @@ func (e *Engine) hostJoinToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
+	return writeJSON(w, http.StatusOK, engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
 }

@@ -8,7 +8,7 @@ import (
 	"net"
 	"net/http"
 
-	"polyvirt/internal/engine/enroll"
+	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/pki"
 	"polyvirt/test/hostsim"
 )
@@ -18,7 +18,7 @@ func simHost(t *testing.T, te *testEngine, sim *hostsim.Sim, name, profile, clus
 	if err != nil {
 		t.Fatal(err)
 	}
-	jt, err := te.admin.AddHost(ctx, wire.HostRequest{Name: name, Address: h.Addr(), Cluster: cluster})
+	jt, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: cluster})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func newSim(t *testing.T) *hostsim.Sim {
 func TestMonitorAdmission(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
-	for _, c := range []wire.ClusterRequest{{Name: "power", Arch: "ppc64le"}, {Name: "p9", CPUType: "IBM POWER9"},
+	for _, c := range []engineapi.ClusterRequest{{Name: "power", Arch: "ppc64le"}, {Name: "p9", CPUType: "IBM POWER9"},
 		{Name: "p8", CPUType: "IBM POWER8"}, {Name: "any"}} {
 		if _, err := te.admin.CreateCluster(ctx, c); err != nil {
 			t.Fatal(err)
@@ -62,7 +62,7 @@ func TestMonitorAdmission(t *testing.T) {
 		{"first", want{"Up", "", "Secure Intel Cascadelake Server Family", ""}},
 	}
 	for _, tc := range tests {
-		h := waitHost(t, te.admin, tc.host, 10*time.Second, func(h wire.Host) bool { return h.Status == tc.want.status && !h.LastSeen.IsZero() })
+		h := waitHost(t, te.admin, tc.host, 10*time.Second, func(h engineapi.Host) bool { return h.Status == tc.want.status && !h.LastSeen.IsZero() })
 		if h.StatusCode != tc.want.code || h.CPUType != tc.want.cpuType || !strings.Contains(h.StatusMessage, tc.want.message) {
 			t.Errorf("host %s: %s %s %q (CPU type %s); want %+v", tc.host, h.Status, h.StatusCode, h.StatusMessage, h.CPUType, tc.want)
 		}
@@ -101,7 +101,7 @@ func TestMonitorAdmission(t *testing.T) {
 func TestMonitorNonResponsive(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power"}); err != nil {
 		t.Fatal(err)
 	}
 	h := simHost(t, te, sim, "p8", "s822l-power8e", "power")
@@ -117,7 +117,7 @@ func TestMonitorNonResponsive(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Up again, and seen again.
-	waitHost(t, te.admin, "p8", 10*time.Second, func(h wire.Host) bool { return h.Status == "Up" && h.LastSeen.After(up.LastSeen) })
+	waitHost(t, te.admin, "p8", 10*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && h.LastSeen.After(up.LastSeen) })
 
 	// Hung mid-request: the poll times out.
 	h.Hang(true)
@@ -146,7 +146,7 @@ func TestMonitorNonResponsive(t *testing.T) {
 func TestMonitorReinstallOtherArch(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power", Arch: "ppc64"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power", Arch: "ppc64"}); err != nil {
 		t.Fatal(err)
 	}
 	h := simHost(t, te, sim, "p8", "s822l-power8e", "power")
@@ -170,7 +170,7 @@ func TestMonitorReinstallOtherArch(t *testing.T) {
 func TestHostActions(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
-	for _, c := range []wire.ClusterRequest{{Name: "power", Arch: "ppc64"}, {Name: "power2", Arch: "ppc64"}, {Name: "x86", Arch: "x86_64"}} {
+	for _, c := range []engineapi.ClusterRequest{{Name: "power", Arch: "ppc64"}, {Name: "power2", Arch: "ppc64"}, {Name: "x86", Arch: "x86_64"}} {
 		if _, err := te.admin.CreateCluster(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func TestHostActions(t *testing.T) {
 	if err := te.admin.RemoveHost(ctx, "p8"); errOf(err) != (apiErr{409, CodeHostStatusIllegal, ""}) {
 		t.Errorf("remove an Up host: %v", err)
 	}
-	if _, err := te.admin.UpdateHost(ctx, "p8", wire.HostUpdate{Cluster: ptr("power2")}); errOf(err).Code != CodeHostStatusIllegal {
+	if _, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("power2")}); errOf(err).Code != CodeHostStatusIllegal {
 		t.Errorf("move an Up host: %v", err)
 	}
 	if _, err := te.admin.JoinToken(ctx, "p8", ""); errOf(err).Code != CodeHostStatusIllegal {
@@ -205,10 +205,10 @@ func TestHostActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A host cannot move to a cluster of another architecture.
-	if _, err := te.admin.UpdateHost(ctx, "p8", wire.HostUpdate{Cluster: ptr("x86")}); errOf(err) != (apiErr{409, CodeHostClusterArch, "cluster"}) {
+	if _, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("x86")}); errOf(err) != (apiErr{409, CodeHostClusterArch, "cluster"}) {
 		t.Errorf("move to an x86_64 cluster: %v", err)
 	}
-	moved, err := te.admin.UpdateHost(ctx, "p8", wire.HostUpdate{Cluster: ptr("power2")})
+	moved, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("power2")})
 	if err != nil || moved.Cluster != "power2" {
 		t.Fatalf("move to power2: %+v %v", moved, err)
 	}
@@ -222,7 +222,7 @@ func TestHostActions(t *testing.T) {
 	}
 	// Raising the cluster's CPU type over its Up host is refused; the
 	// same level is fine.
-	if _, err := te.admin.UpdateCluster(ctx, "power2", wire.ClusterUpdate{CPUType: ptr("IBM POWER9")}); errOf(err) != (apiErr{409, CodeClusterCPUIllegal, "cpuType"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power2", engineapi.ClusterUpdate{CPUType: ptr("IBM POWER9")}); errOf(err) != (apiErr{409, CodeClusterCPUIllegal, "cpuType"}) {
 		t.Errorf("raise the CPU type over an Up POWER8: %v", err)
 	}
 	// Remove: maintenance first.
@@ -254,7 +254,7 @@ func TestHostActions(t *testing.T) {
 func TestMonitorRefusesAnotherAgent(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power"}); err != nil {
 		t.Fatal(err)
 	}
 	a := simHost(t, te, sim, "a", "s822l-power8e", "power")
@@ -262,7 +262,7 @@ func TestMonitorRefusesAnotherAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jt, err := te.admin.AddHost(ctx, wire.HostRequest{Name: "b", Address: b.Addr(), Cluster: "power"})
+	jt, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "b", Address: b.Addr(), Cluster: "power"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/scheduler"
-	"polyvirt/internal/engine/wire"
 )
 
 // TestVMHostPaths: a definition reaching host files no host of its
@@ -45,7 +45,7 @@ func TestVMHostPaths(t *testing.T) {
 		c := l.te.client(t, token)
 		for _, tc := range refused {
 			t.Run(who+": "+tc.name, func(t *testing.T) {
-				_, err := c.CreateVM(ctx, wire.VMRequest{Cluster: "power", Definition: defJSON(t, "name: evil\n"+tc.yaml+"\n")})
+				_, err := c.CreateVM(ctx, engineapi.VMRequest{Cluster: "power", Definition: defJSON(t, "name: evil\n"+tc.yaml+"\n")})
 				ce := clientErr(err)
 				if ce.Status != 422 || ce.Code != "PATH_NOT_ALLOWED" || ce.Field != tc.field {
 					t.Errorf("%d %s (%s) %s; want 422 PATH_NOT_ALLOWED at %s", ce.Status, ce.Code, ce.Field, ce.Message, tc.field)
@@ -61,7 +61,7 @@ func TestVMHostPaths(t *testing.T) {
 
 	// A cluster whose hosts report their policies: xa allows /srv/images
 	// and a block device, xb the defaults.
-	if _, err := l.te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "mixed", Arch: "x86_64"}); err != nil {
+	if _, err := l.te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "mixed", Arch: "x86_64"}); err != nil {
 		t.Fatal(err)
 	}
 	newFakeAgentWith(t, l.te, "xa", "mixed", "x86-2s-intel", func(r *hostreport.Report) {
@@ -76,7 +76,7 @@ func TestVMHostPaths(t *testing.T) {
 	l.create(t, "srv", "mixed", "name: srv\ndisks: [{source: /srv/images/a.img}]\n", false, "")
 	l.create(t, "blk", "mixed", "name: blk\ndisks: [{source: /dev/vdb}]\n", false, "")
 	l.create(t, "var", "mixed", "name: var\ndisks: [{source: /var/lib/polyvirt/images/a.img}]\n", false, "")
-	_, err = l.te.admin.CreateVM(ctx, wire.VMRequest{Cluster: "mixed", Definition: defJSON(t, "name: opt\ndisks: [{source: /opt/a.img}]\n")})
+	_, err = l.te.admin.CreateVM(ctx, engineapi.VMRequest{Cluster: "mixed", Definition: defJSON(t, "name: opt\ndisks: [{source: /opt/a.img}]\n")})
 	if ce := clientErr(err); ce.Code != "PATH_NOT_ALLOWED" || !strings.Contains(ce.Message, "(/srv/images or /var/lib/polyvirt/images)") {
 		t.Errorf("a disk no host of the cluster allows: %+v", ce)
 	}
@@ -89,7 +89,7 @@ func TestVMHostPaths(t *testing.T) {
 	}
 	// Pinned to a host that does not allow its disk: no host fits, and
 	// the pinned host says why.
-	if _, err := l.te.admin.UpdateVM(ctx, "var", wire.VMUpdate{Host: ptr("xa")}); err != nil {
+	if _, err := l.te.admin.UpdateVM(ctx, "var", engineapi.VMUpdate{Host: ptr("xa")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.te.admin.VMAction(ctx, "var", "destroy", ""); err != nil {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/store"
 )
 
@@ -98,7 +98,7 @@ func TestPostgresConnectionsLost(t *testing.T) {
 	te.admin = te.client(t, res.AdminToken)
 
 	sim := newSim(t)
-	if _, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: "power"}); err != nil {
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power"}); err != nil {
 		t.Fatal(err)
 	}
 	names := []string{"h1", "h2", "h3"}
@@ -133,7 +133,7 @@ func TestPostgresConnectionsLost(t *testing.T) {
 			defer wg.Done()
 			for n := 0; !stop.Load(); n++ {
 				if i == 0 {
-					_, err := te.admin.CreateCluster(ctx, wire.ClusterRequest{Name: randomName("c")})
+					_, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: randomName("c")})
 					record(err)
 				} else {
 					_, err := te.admin.Hosts(ctx, client.HostFilter{})
@@ -175,7 +175,7 @@ func TestPostgresConnectionsLost(t *testing.T) {
 	}
 	after := time.Now()
 	for _, n := range names {
-		h := waitHost(t, te.admin, n, 10*time.Second, func(h wire.Host) bool { return h.LastSeen.After(after) })
+		h := waitHost(t, te.admin, n, 10*time.Second, func(h engineapi.Host) bool { return h.LastSeen.After(after) })
 		if h.Status != "Up" {
 			t.Errorf("host %s: %s %q", n, h.Status, h.StatusMessage)
 		}

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/cpucatalog"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/store"
 )
 
@@ -66,7 +66,7 @@ func (e *Engine) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
 func (e *Engine) getHealth(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	h := wire.Health{Status: "ok", Leader: e.IsLeader()}
+	h := engineapi.Health{Status: "ok", Leader: e.IsLeader()}
 	status := http.StatusOK
 	if err := e.st.Ping(ctx); err != nil {
 		h.Status, h.Error = "unavailable", err.Error()
@@ -80,7 +80,7 @@ func (e *Engine) getInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.Info{Name: e.settings.Name, Version: Version, Backend: string(e.st.Backend()),
+	return writeJSON(w, http.StatusOK, engineapi.Info{Name: e.settings.Name, Version: Version, Backend: string(e.st.Backend()),
 		SchemaVersion: v, Leader: e.IsLeader(), CAFingerprint: e.caFP, Time: time.Now().UTC()})
 }
 
@@ -88,8 +88,8 @@ func (e *Engine) getWhoami(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, userView(*userFrom(r.Context())))
 }
 
-func userView(u store.User) wire.User {
-	return wire.User{ID: u.ID, Name: u.Name, Role: string(u.Role), Version: u.Version, Created: u.Created, Updated: u.Updated}
+func userView(u store.User) engineapi.User {
+	return engineapi.User{ID: u.ID, Name: u.Name, Role: string(u.Role), Version: u.Version, Created: u.Created, Updated: u.Updated}
 }
 
 func (e *Engine) listUsers(w http.ResponseWriter, r *http.Request) error {
@@ -97,7 +97,7 @@ func (e *Engine) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.User, 0, len(us))
+	out := make([]engineapi.User, 0, len(us))
 	for _, u := range us {
 		out = append(out, userView(u))
 	}
@@ -125,7 +125,7 @@ func (e *Engine) getUser(w http.ResponseWriter, r *http.Request) error {
 
 func (e *Engine) createUser(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.UserRequest
+	var req engineapi.UserRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (e *Engine) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, wire.UserToken{User: userView(u), Token: token})
+	return writeJSON(w, http.StatusCreated, engineapi.UserToken{User: userView(u), Token: token})
 }
 
 func (e *Engine) deleteUser(w http.ResponseWriter, r *http.Request) error {
@@ -215,7 +215,7 @@ func (e *Engine) rotateToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, wire.UserToken{User: userView(u), Token: token})
+	return writeJSON(w, http.StatusOK, engineapi.UserToken{User: userView(u), Token: token})
 }
 
 func (e *Engine) listCPUTypes(w http.ResponseWriter, r *http.Request) error {
@@ -226,15 +226,12 @@ func (e *Engine) listCPUTypes(w http.ResponseWriter, r *http.Request) error {
 			return invalidField("arch", "%v", err)
 		}
 		types = cpucatalog.Types(a)
-		if types == nil {
-			types = []cpucatalog.Type{}
-		}
 	}
-	return writeJSON(w, http.StatusOK, types)
+	return writeJSON(w, http.StatusOK, cpucatalog.APITypes(types))
 }
 
-func eventView(ev store.Event) wire.Event {
-	return wire.Event{ID: ev.ID, Time: ev.Time, User: ev.User, Action: ev.Action, Severity: string(ev.Severity),
+func eventView(ev store.Event) engineapi.Event {
+	return engineapi.Event{ID: ev.ID, Time: ev.Time, User: ev.User, Action: ev.Action, Severity: string(ev.Severity),
 		ObjectKind: ev.ObjectKind, ObjectID: ev.ObjectID, ObjectName: ev.ObjectName, Code: ev.Code,
 		Message: ev.Message, Reason: ev.Reason, CorrelationID: ev.CorrelationID}
 }
@@ -307,7 +304,7 @@ func (e *Engine) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := wire.EventPage{Events: make([]wire.Event, 0, len(page.Events)), Next: page.Next}
+	out := engineapi.EventPage{Events: make([]engineapi.Event, 0, len(page.Events)), Next: page.Next}
 	for _, ev := range page.Events {
 		out.Events = append(out.Events, eventView(ev))
 	}

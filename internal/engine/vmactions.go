@@ -11,10 +11,10 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine/scheduler"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/hostpath"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
@@ -31,7 +31,7 @@ const launchGrace = 2*opsTimeout + 30*time.Second
 func (e *Engine) vmAction(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
-		var req wire.VMActionRequest
+		var req engineapi.VMActionRequest
 		if err := decodeBody(r, &req, true); err != nil {
 			return err
 		}
@@ -39,7 +39,7 @@ func (e *Engine) vmAction(action string) handlerFunc {
 		if err != nil {
 			return err
 		}
-		var res wire.VMAction
+		var res engineapi.VMAction
 		if action == "start" {
 			res, err = e.vms.start(ctx, v.ID, startOptions{reason: req.Reason})
 		} else {
@@ -250,8 +250,8 @@ func noHostError(err *scheduler.NoHostError) *apiError {
 }
 
 // result makes an action's answer.
-func (s *vmService) result(ctx context.Context, v store.VM, action string, changed bool, msg string) wire.VMAction {
-	out := wire.VMAction{VM: v.ID, Name: v.Name, Action: action, Changed: changed, Message: msg, State: string(v.State), HostID: v.HostID}
+func (s *vmService) result(ctx context.Context, v store.VM, action string, changed bool, msg string) engineapi.VMAction {
+	out := engineapi.VMAction{VM: v.ID, Name: v.Name, Action: action, Changed: changed, Message: msg, State: string(v.State), HostID: v.HostID}
 	if v.HostID != "" {
 		if h, err := s.e.st.GetHost(ctx, v.HostID); err == nil {
 			out.Host = h.Name
@@ -264,12 +264,12 @@ func (s *vmService) result(ctx context.Context, v store.VM, action string, chang
 // recorded WaitForLaunch on that host (so that the next decision counts
 // it), its definition is created on the host's agent (replacing an older
 // one there) and started.
-func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.VMAction, error) {
+func (s *vmService) start(ctx context.Context, id string, o startOptions) (engineapi.VMAction, error) {
 	e := s.e
 	t0 := time.Now()
 	v, err := e.st.GetVM(ctx, id)
 	if err != nil {
-		return wire.VMAction{}, err
+		return engineapi.VMAction{}, err
 	}
 	lock := s.clusterLock(v.ClusterID)
 	lock.Lock()
@@ -280,7 +280,7 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.
 		if err == nil {
 			return s.result(ctx, v, "start", false, noopStartMessage(v)), nil
 		}
-		return wire.VMAction{}, err
+		return engineapi.VMAction{}, err
 	}
 	state, lt, err := s.launch(ctx, v, host)
 	if err != nil {
@@ -297,7 +297,7 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.
 		if werr != nil {
 			e.log.Warn("cannot record a failed start", "vm", v2.Name, "err", werr)
 		}
-		return wire.VMAction{}, agentAPIError(err)
+		return engineapi.VMAction{}, agentAPIError(err)
 	}
 	last := v.LastHostID
 	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
@@ -316,7 +316,7 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (wire.
 			ObjectName: cur.Name, Message: msg, Reason: o.reason})
 	})
 	if err != nil {
-		return wire.VMAction{}, err
+		return engineapi.VMAction{}, err
 	}
 	// The engine's share of the start is what is not the agent's.
 	e.log.Info("VM started", "vm", v.Name, "host", host.Name, "took", time.Since(t0), "schedule", tDecided.Sub(t0),
@@ -488,22 +488,22 @@ func sameDefinition(a, b []byte) bool {
 }
 
 // act runs an action other than start on the VM's host.
-func (s *vmService) act(ctx context.Context, id, action, reason string) (wire.VMAction, error) {
+func (s *vmService) act(ctx context.Context, id, action, reason string) (engineapi.VMAction, error) {
 	e := s.e
 	v, err := e.st.GetVM(ctx, id)
 	if err != nil {
-		return wire.VMAction{}, err
+		return engineapi.VMAction{}, err
 	}
 	if v.HostID == "" {
 		switch action {
 		case "shutdown", "destroy":
 			return s.result(ctx, v, action, false, fmt.Sprintf("VM %s is already Down", v.Name)), nil
 		}
-		return wire.VMAction{}, vmStatusError(v, action, "start it first")
+		return engineapi.VMAction{}, vmStatusError(v, action, "start it first")
 	}
 	h, err := e.st.GetHost(ctx, v.HostID)
 	if err != nil {
-		return wire.VMAction{}, err
+		return engineapi.VMAction{}, err
 	}
 	if action == "shutdown" && (v.State == store.VMUp || v.State == store.VMPaused || v.State == store.VMPoweringUp) {
 		// Recorded first: the Down that follows is then expected (not a
@@ -515,16 +515,16 @@ func (s *vmService) act(ctx context.Context, id, action, reason string) (wire.VM
 			cur.State = store.VMPoweringDown
 			return true, nil
 		}); err != nil {
-			return wire.VMAction{}, err
+			return engineapi.VMAction{}, err
 		}
 	}
 	res, err := s.ops.act(ctx, h, v.ID, action)
 	if err != nil {
 		if ae := asAgentError(err); ae != nil && ae.notFound() && ae.Code == "VM_NOT_FOUND" {
 			v, _ = s.markDown(ctx, v.ID, h, fmt.Sprintf("VM %s is down: host %s does not have it.", v.Name, h.Name), "")
-			return wire.VMAction{}, vmStatusError(v, action, fmt.Sprintf("host %s does not have it", h.Name))
+			return engineapi.VMAction{}, vmStatusError(v, action, fmt.Sprintf("host %s does not have it", h.Name))
 		}
-		return wire.VMAction{}, agentAPIError(err)
+		return engineapi.VMAction{}, agentAPIError(err)
 	}
 	after := stateFromAgent(res.State, "")
 	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
@@ -547,7 +547,7 @@ func (s *vmService) act(ctx context.Context, id, action, reason string) (wire.VM
 			Message: actionMessage(action, cur.Name, userName(ctx), h.Name), Reason: reason})
 	})
 	if err != nil {
-		return wire.VMAction{}, err
+		return engineapi.VMAction{}, err
 	}
 	out := s.result(ctx, v, action, res.Changed, res.Message)
 	if out.Host == "" {

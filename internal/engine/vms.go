@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/engine/scheduler"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -139,8 +139,8 @@ func (e *Engine) objectNames(ctx context.Context) (names, error) {
 	return n, nil
 }
 
-func vmView(v store.VM, n names) wire.VM {
-	out := wire.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Cluster: n.clusters[v.ClusterID], State: string(v.State),
+func vmView(v store.VM, n names) engineapi.VM {
+	out := engineapi.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Cluster: n.clusters[v.ClusterID], State: string(v.State),
 		HostID: v.HostID, Host: n.hosts[v.HostID], PinnedHostID: v.PinnedHostID, PinnedHost: n.hosts[v.PinnedHostID],
 		LastHostID: v.LastHostID, LastHost: n.hosts[v.LastHostID], HA: v.HA, Definition: v.Definition,
 		StateChanged: v.StateChanged, Version: v.Version, Created: v.Created, Updated: v.Updated}
@@ -213,7 +213,7 @@ func (e *Engine) listVMs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.VM, 0, len(vms))
+	out := make([]engineapi.VM, 0, len(vms))
 	for _, v := range vms {
 		out = append(out, vmView(v, n))
 	}
@@ -270,7 +270,7 @@ func vmID(def *vmspec.VM) (string, error) {
 
 func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.VMRequest
+	var req engineapi.VMRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -376,7 +376,7 @@ func (e *Engine) mutateVM(ctx context.Context, id string, fn func(tx store.Tx, v
 
 func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var upd wire.VMUpdate
+	var upd engineapi.VMUpdate
 	if err := decodeBody(r, &upd, false); err != nil {
 		return err
 	}

@@ -12,10 +12,10 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/scheduler"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/store"
 )
 
@@ -32,7 +32,7 @@ func newPowerLab(t *testing.T) *powerLab {
 	t.Helper()
 	te := startVMEngine(t, testMonitor, testVMs)
 	ctx := context.Background()
-	for _, c := range []wire.ClusterRequest{{Name: "power", CPUType: "IBM POWER8"}, {Name: "p9", CPUType: "IBM POWER9"},
+	for _, c := range []engineapi.ClusterRequest{{Name: "power", CPUType: "IBM POWER8"}, {Name: "p9", CPUType: "IBM POWER9"},
 		{Name: "x86", Arch: "x86_64"}, {Name: "empty"}} {
 		if _, err := te.admin.CreateCluster(ctx, c); err != nil {
 			t.Fatal(err)
@@ -50,9 +50,9 @@ func newPowerLab(t *testing.T) *powerLab {
 
 const ppcDef = "name: %s\narch: ppc64le\nmemory: {sizeMiB: 1024}\nkernel: {path: /usr/lib/debian-installer/images/12/ppc64el/text/debian-installer/ppc64el/vmlinux}\n"
 
-func (l *powerLab) create(t *testing.T, name, cluster, yaml string, ha bool, pin string) wire.VM {
+func (l *powerLab) create(t *testing.T, name, cluster, yaml string, ha bool, pin string) engineapi.VM {
 	t.Helper()
-	v, err := l.te.admin.CreateVM(context.Background(), wire.VMRequest{Definition: defJSON(t, yaml), Cluster: cluster, HA: ha, Host: pin})
+	v, err := l.te.admin.CreateVM(context.Background(), engineapi.VMRequest{Definition: defJSON(t, yaml), Cluster: cluster, HA: ha, Host: pin})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
@@ -134,7 +134,7 @@ func TestVMDefinitionAgainstCluster(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := l.te.admin.CreateVM(ctx, wire.VMRequest{Definition: yamlToJSON(t, tc.yaml), Cluster: tc.cluster, Host: tc.pin})
+			_, err := l.te.admin.CreateVM(ctx, engineapi.VMRequest{Definition: yamlToJSON(t, tc.yaml), Cluster: tc.cluster, Host: tc.pin})
 			ce := clientErr(err)
 			var codes []string
 			for _, d := range ce.Errors {
@@ -174,40 +174,40 @@ func TestVMMove(t *testing.T) {
 	ctx := context.Background()
 	l.create(t, "m", "power", "name: m\n", false, "")
 	s := func(v string) *string { return &v }
-	_, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Cluster: s("x86")})
+	_, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("x86")})
 	if ce := clientErr(err); ce.Code != CodeVMClusterArch || ce.Status != 409 ||
 		!strings.Contains(ce.Message, "the VM has architecture ppc64le and the cluster has architecture x86_64") {
 		t.Errorf("move to x86: %v", err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Cluster: s("empty")}); clientErr(err).Code != CodeClusterNoArch {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("empty")}); clientErr(err).Code != CodeClusterNoArch {
 		t.Errorf("move to a cluster without architecture: %v", err)
 	}
-	v, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Cluster: s("p9")})
+	v, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("p9")})
 	if err != nil || v.Cluster != "p9" || v.CPUModel != "POWER9" {
 		t.Errorf("move to p9 (the CPU model of its type): %+v %v", v, err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Cluster: s("power")}); err != nil {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("power")}); err != nil {
 		t.Errorf("back to power: %v", err)
 	}
 	ha := true
-	v, err = l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Host: s("p8b"), HA: &ha})
+	v, err = l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Host: s("p8b"), HA: &ha})
 	if err != nil || v.PinnedHost != "p8b" || !v.HA {
 		t.Errorf("pin and HA: %+v %v", v, err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Host: s("x1")}); clientErr(err).Code != CodePinnedHostCluster {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Host: s("x1")}); clientErr(err).Code != CodePinnedHostCluster {
 		t.Errorf("pin to another cluster's host: %v", err)
 	}
 	if _, err := l.te.admin.VMAction(ctx, "m", "start", ""); err != nil {
 		t.Fatal(err)
 	}
 	waitVM(t, l.te.admin, "m", 5*time.Second, vmState("Up"))
-	if _, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Cluster: s("p9")}); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("p9")}); clientErr(err).Code != CodeVMStatusIllegal {
 		t.Errorf("move while Up: %v", err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Definition: defJSON(t, "name: m\nmemory: {sizeMiB: 2048}\n")}); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Definition: defJSON(t, "name: m\nmemory: {sizeMiB: 2048}\n")}); clientErr(err).Code != CodeVMStatusIllegal {
 		t.Errorf("new definition while Up: %v", err)
 	}
-	if v, err := l.te.admin.UpdateVM(ctx, "m", wire.VMUpdate{Host: s("")}); err != nil || v.PinnedHost != "" {
+	if v, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Host: s("")}); err != nil || v.PinnedHost != "" {
 		t.Errorf("unpin while Up: %+v %v", v, err)
 	}
 }
@@ -310,7 +310,7 @@ func TestVMLifecycle(t *testing.T) {
 	a2 := l.create(t, "again", "power", strings.ReplaceAll(ppcDef, "%s", "again"), false, "p8b")
 	for i, mem := range []int{0, 0, 2048} {
 		if mem != 0 {
-			if _, err := api.UpdateVM(ctx, "again", wire.VMUpdate{Definition: defJSON(t, "name: again\nmemory: {sizeMiB: 2048}\n")}); err != nil {
+			if _, err := api.UpdateVM(ctx, "again", engineapi.VMUpdate{Definition: defJSON(t, "name: again\nmemory: {sizeMiB: 2048}\n")}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -397,7 +397,7 @@ func TestVMLifecycle(t *testing.T) {
 		t.Errorf("vm-manager console input: %q %v", msg, err)
 	}
 	ws.CloseNow()
-	if _, err := mc.CreateCluster(ctx, wire.ClusterRequest{Name: "mine"}); clientErr(err).Code != CodePermissionDenied {
+	if _, err := mc.CreateCluster(ctx, engineapi.ClusterRequest{Name: "mine"}); clientErr(err).Code != CodePermissionDenied {
 		t.Errorf("a vm-manager creates a cluster: %v", err)
 	}
 
@@ -477,7 +477,7 @@ func TestVMStateFromAgents(t *testing.T) {
 	}
 	agentOf := map[string]*fakeAgent{"p8a": l.p8a, "p8b": l.p8b}
 	agentOf[r.Host].setState(h.ID, agentapi.StateDefined, "crashed", "stopped", "crashed")
-	waitVM(t, api1, "phoenix", 5*time.Second, func(v wire.VM) bool {
+	waitVM(t, api1, "phoenix", 5*time.Second, func(v engineapi.VM) bool {
 		p, _ := api1.Events(ctx, client.EventFilter{Object: h.ID, Action: "vm.ha-restart"})
 		return v.State == "Up" && len(p.Events) > 0
 	})
@@ -501,7 +501,7 @@ func TestVMStateFromAgents(t *testing.T) {
 	l.p8b.put(agentapi.VM{ID: "11111111-2222-4333-8444-555555555555", Name: "gone", State: agentapi.StateDefined, Definition: marked})
 	l.p8b.put(agentapi.VM{ID: "99999999-2222-4333-8444-555555555555", Name: "alien", State: agentapi.StateRunning, Definition: json.RawMessage(`{"name":"alien"}`)})
 	l.p8b.restart()
-	waitVM(t, api1, "adopted", 10*time.Second, func(v wire.VM) bool { return v.State == "Up" && v.Host == "p8b" })
+	waitVM(t, api1, "adopted", 10*time.Second, func(v engineapi.VM) bool { return v.State == "Up" && v.Host == "p8b" })
 	deadline := time.Now().Add(5 * time.Second)
 	for _, ok := l.p8b.get("11111111-2222-4333-8444-555555555555"); ok && time.Now().Before(deadline); _, ok = l.p8b.get("11111111-2222-4333-8444-555555555555") {
 		time.Sleep(20 * time.Millisecond)
@@ -535,11 +535,11 @@ func TestHARestartAfterHostLoss(t *testing.T) {
 	}
 	// The HA VM may run anywhere in the cluster.
 	s := ""
-	if _, err := api1.UpdateVM(ctx, "ha1", wire.VMUpdate{Host: &s}); err != nil {
+	if _, err := api1.UpdateVM(ctx, "ha1", engineapi.VMUpdate{Host: &s}); err != nil {
 		t.Fatal(err)
 	}
 	l.p8a.stop()
-	v := waitVM(t, api1, "ha1", 15*time.Second, func(v wire.VM) bool { return v.State == "Up" && v.Host == "p8b" })
+	v := waitVM(t, api1, "ha1", 15*time.Second, func(v engineapi.VM) bool { return v.State == "Up" && v.Host == "p8b" })
 	if v.LastHost != "p8a" {
 		t.Errorf("last host %q", v.LastHost)
 	}
@@ -555,7 +555,7 @@ func TestHARestartAfterHostLoss(t *testing.T) {
 	// p8a comes back, still running both.
 	l.p8a.restart()
 	waitHost(t, api1, "p8a", 10*time.Second, status("Up"))
-	waitVM(t, api1, "plain1", 5*time.Second, func(v wire.VM) bool { return v.State == "Up" && v.Host == "p8a" })
+	waitVM(t, api1, "plain1", 5*time.Second, func(v engineapi.VM) bool { return v.State == "Up" && v.Host == "p8a" })
 	deadline := time.Now().Add(5 * time.Second)
 	for _, ok := l.p8a.get(ha.ID); ok && time.Now().Before(deadline); _, ok = l.p8a.get(ha.ID) {
 		time.Sleep(20 * time.Millisecond)
@@ -600,7 +600,7 @@ func TestHANoHost(t *testing.T) {
 			strings.Contains(p.Events[0].Reason, "filter PinToHost")
 	})
 	l.p8a.restart()
-	waitVM(t, api1, "lonely", 10*time.Second, func(v wire.VM) bool { return v.State == "Up" && v.Host == "p8a" })
+	waitVM(t, api1, "lonely", 10*time.Second, func(v engineapi.VM) bool { return v.State == "Up" && v.Host == "p8a" })
 }
 
 func waitFor(t *testing.T, within time.Duration, ok func() bool) {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api/agentapi"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/test/fakehost"
 )
 
@@ -143,7 +143,7 @@ func TestEngineFirmwareThroughCLI(t *testing.T) {
 	if !strings.Contains(out, "rejected: temporary SV810_133, permanent SV810_133") {
 		t.Errorf("reject:\n%s", out)
 	}
-	var f wire.HostFirmware
+	var f engineapi.HostFirmware
 	c.json(&f, "host", "firmware", "show", "fw-power8")
 	if len(f.History) != 2 || f.History[0].State != "rejected" || f.History[1].State != "committed" ||
 		f.History[1].FromLevel != "SV810_081" || f.History[1].ToLevel != "SV810_133" || f.History[1].RequestedBy != "admin" {

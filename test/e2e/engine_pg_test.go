@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // postgresDSN is the test PostgreSQL server (scripts/test.sh starts it and
@@ -73,7 +73,7 @@ func TestEngineTwoEnginesPostgres(t *testing.T) {
 	c.run(a.token+"\n", "login", "--engine", a.url, "--ca-file", a.caFile)
 	c.run("", "cluster", "create", "power", "--arch", "ppc64le")
 	agent := joinAgent(t, c, a, "power8", "power", "--profile", "s822l-power8e")
-	waitHost(t, a.api, "power8", 60*time.Second, func(h wire.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
+	waitHost(t, a.api, "power8", 60*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
 	// Engine b sees what engine a did.
 	if h, err := b.api.Host(ctx, "power8", false); err != nil || h.Status != "Up" || h.CPUType != "IBM POWER8" {
 		t.Errorf("host through engine b: %+v %v", h, err)
@@ -99,7 +99,7 @@ func TestEngineTwoEnginesPostgres(t *testing.T) {
 		t.Errorf("leader events: %+v %v", page.Events, err)
 	}
 	h, _ := b.api.Host(ctx, "power8", false)
-	waitHost(t, b.api, "power8", 20*time.Second, func(x wire.Host) bool { return x.Status == "Up" && x.LastSeen.After(h.LastSeen) })
+	waitHost(t, b.api, "power8", 20*time.Second, func(x engineapi.Host) bool { return x.Status == "Up" && x.LastSeen.After(h.LastSeen) })
 
 	// Engine b drives the statuses now.
 	agent.kill9()

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/pki"
 )
 
@@ -257,7 +257,7 @@ func (c *cli) fail(stdin string, args ...string) string {
 func joinAgent(t *testing.T, c *cli, e *engineProc, name, cluster string, extra ...string) *agentProc {
 	t.Helper()
 	addr := freeAddr(t)
-	var jt wire.JoinToken
+	var jt engineapi.JoinToken
 	c.json(&jt, "host", "add", name, "--address", addr, "--cluster", cluster)
 	dir := filepath.Join(t.TempDir(), "agent")
 	out := c.run(jt.Token+"\n", "agent", "join", "--engine", e.url, "--data-dir", dir)
@@ -273,10 +273,10 @@ func joinAgent(t *testing.T, c *cli, e *engineProc, name, cluster string, extra 
 }
 
 // waitHost waits until a host satisfies ok.
-func waitHost(t *testing.T, api *client.Client, name string, within time.Duration, ok func(wire.Host) bool) wire.Host {
+func waitHost(t *testing.T, api *client.Client, name string, within time.Duration, ok func(engineapi.Host) bool) engineapi.Host {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var h wire.Host
+	var h engineapi.Host
 	var err error
 	for time.Now().Before(deadline) {
 		h, err = api.Host(context.Background(), name, false)
@@ -289,8 +289,8 @@ func waitHost(t *testing.T, api *client.Client, name string, within time.Duratio
 	return h
 }
 
-func hostStatus(s string) func(wire.Host) bool {
-	return func(h wire.Host) bool { return h.Status == s }
+func hostStatus(s string) func(engineapi.Host) bool {
+	return func(h engineapi.Host) bool { return h.Status == s }
 }
 
 // signal sends a signal to an agent process.

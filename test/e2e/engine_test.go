@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/enroll"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/pki"
 )
 
@@ -40,7 +40,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		t.Errorf("login configuration: %v %v, want mode 0600", fi, err)
 	}
 	c.run("", "cluster", "create", "power", "--arch", "ppc64le")
-	var p9 wire.Cluster
+	var p9 engineapi.Cluster
 	c.json(&p9, "cluster", "create", "p9", "--cpu-type", "IBM POWER9")
 	if p9.Arch != "ppc64" || p9.CPUType != "IBM POWER9" {
 		t.Errorf("cluster p9: %+v", p9)
@@ -87,7 +87,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		"new": {"Up", "", "IBM POWER9", ""},
 	}
 	for name, w := range want {
-		h := waitHost(t, eng.api, name, 60*time.Second, func(h wire.Host) bool { return h.Status == w.Status && !h.LastSeen.IsZero() })
+		h := waitHost(t, eng.api, name, 60*time.Second, func(h engineapi.Host) bool { return h.Status == w.Status && !h.LastSeen.IsZero() })
 		got := verdict{h.Status, h.StatusCode, h.CPUType, w.Message}
 		if w.CPUType == "" {
 			got.CPUType = ""
@@ -96,7 +96,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			t.Errorf("host %s (-want +got):\n%s\nmessage %q", name, diff, h.StatusMessage)
 		}
 	}
-	var power wire.Cluster
+	var power engineapi.Cluster
 	c.json(&power, "cluster", "show", "power")
 	if power.Arch != "ppc64" || power.CPUType != "IBM POWER8" || !strings.HasPrefix(power.EmulatedMachine, "pseries") {
 		t.Errorf("cluster power after its first host: %+v", power)
@@ -107,7 +107,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			t.Errorf("host list lacks %q:\n%s", s, table)
 		}
 	}
-	var hosts []wire.Host
+	var hosts []engineapi.Host
 	c.json(&hosts, "host", "list", "--cluster", "power")
 	if len(hosts) != 2 {
 		t.Errorf("host list --cluster power: %d hosts", len(hosts))
@@ -163,7 +163,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	waitHost(t, eng.api, "power8", 60*time.Second, hostStatus("Up"))
 
 	// Join tokens: forged, expired, reused — refused, nothing written.
-	var jt wire.JoinToken
+	var jt engineapi.JoinToken
 	c.json(&jt, "host", "add", "late", "--address", freeAddr(t), "--cluster", "power", "--token-ttl", "1s")
 	tok, err := enroll.ParseToken(jt.Token)
 	if err != nil {
@@ -210,7 +210,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	if errOut := c.fail("", "host", "update", "new", "--cluster", "x86"); !strings.Contains(errOut, "ACTION_TYPE_FAILED_VDS_CLUSTER_DIFFERENT_ARCHITECTURES") {
 		t.Errorf("move a POWER host to an x86_64 cluster: %s", errOut)
 	}
-	var act wire.Host
+	var act engineapi.Host
 	c.json(&act, "host", "activate", "new", "--wait", "30s")
 	if act.Status != "Up" {
 		t.Errorf("activate --wait: %s %q", act.Status, act.StatusMessage)
@@ -223,7 +223,7 @@ func TestEngineEndToEnd(t *testing.T) {
 			t.Errorf("events --host power8 lacks %q:\n%s", s, evTable)
 		}
 	}
-	var page wire.EventPage
+	var page engineapi.EventPage
 	c.json(&page, "events", "--cluster", "power", "--limit", "200")
 	codes := map[string]bool{}
 	for _, ev := range page.Events {
@@ -234,7 +234,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	}
 
 	// A read-only user reads and cannot change anything.
-	var ut wire.UserToken
+	var ut engineapi.UserToken
 	c.json(&ut, "user", "add", "viewer", "--role", "readonly")
 	ro := newCLI(t)
 	// Without the CA: the login shows what the engine presents; with its
@@ -262,7 +262,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		}
 	}
 	seen := before.lastSeen["power8"]
-	waitHost(t, eng.api, "power8", 30*time.Second, func(h wire.Host) bool { return h.Status == "Up" && h.LastSeen.After(seen) })
+	waitHost(t, eng.api, "power8", 30*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && h.LastSeen.After(seen) })
 
 	// The database file deleted: clear errors, nothing else breaks.
 	for _, f := range []string{"polyvirt.db", "polyvirt.db-wal", "polyvirt.db-shm"} {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api/agentapi"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 )
 
 // TestEngineVMHighAvailability runs an engine process and two fake-KVM
@@ -73,7 +73,7 @@ func TestEngineVMHighAvailability(t *testing.T) {
 	t0 := time.Now()
 	agents[first].kill9()
 	destroyDomain(t, dom)
-	v = c.waitVM(vm, 60*time.Second, func(v wire.VM) bool { return v.State == "Up" && v.Host == other })
+	v = c.waitVM(vm, 60*time.Second, func(v engineapi.VM) bool { return v.State == "Up" && v.Host == other })
 	t.Logf("the HA VM runs on %s again %.1fs after the agent of %s was killed", other, time.Since(t0).Seconds(), first)
 	if v.LastHost != first {
 		t.Errorf("last host %q, want %s", v.LastHost, first)
@@ -81,7 +81,7 @@ func TestEngineVMHighAvailability(t *testing.T) {
 	if !domainRunning(t, "e2e-"+other+"-"+vm) {
 		t.Errorf("the restarted domain does not run")
 	}
-	var page wire.EventPage
+	var page engineapi.EventPage
 	c.json(&page, "events", "--kind", "vm", "--limit", "200")
 	var msgs []string
 	for _, ev := range page.Events {

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -129,18 +129,18 @@ func destroyDomain(t *testing.T, name string) {
 }
 
 // vmOf reads a VM through the CLI (-o json).
-func (c *cli) vm(name string) wire.VM {
+func (c *cli) vm(name string) engineapi.VM {
 	c.t.Helper()
-	var v wire.VM
+	var v engineapi.VM
 	c.json(&v, "vm", "show", name)
 	return v
 }
 
 // waitVMCLI waits until a VM, read through the CLI, satisfies ok.
-func (c *cli) waitVM(name string, within time.Duration, ok func(wire.VM) bool) wire.VM {
+func (c *cli) waitVM(name string, within time.Duration, ok func(engineapi.VM) bool) engineapi.VM {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
-	var v wire.VM
+	var v engineapi.VM
 	for time.Now().Before(deadline) {
 		out, _, code := runCLI(c.t, c.env, "", "vm", "show", name, "-o", "json")
 		if code == 0 && json.Unmarshal([]byte(out), &v) == nil && ok(v) {

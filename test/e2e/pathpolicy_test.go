@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -72,7 +72,7 @@ func TestHostPathPolicy(t *testing.T) {
 	removeDomainsAtCleanup(t, prefix)
 	agent := joinAgent(t, c, eng, host, "x86", "--config", cfg)
 	waitHost(t, eng.api, host, 90*time.Second, hostStatus("Up"))
-	var op wire.UserToken
+	var op engineapi.UserToken
 	c.json(&op, "user", "add", "op-"+sfx, "--role", "vm-manager")
 	ca, err := os.ReadFile(eng.caFile)
 	if err != nil {
@@ -102,7 +102,7 @@ func TestHostPathPolicy(t *testing.T) {
 	for who, cl := range map[string]*client.Client{"admin": eng.api, "vm-manager": opAPI} {
 		for i, a := range attacks {
 			name := strings.ReplaceAll(who, "-", "") + "-attack-" + string(rune('a'+i))
-			_, err := cl.CreateVM(ctx, wire.VMRequest{Cluster: "x86", Definition: def(name, a.extra)})
+			_, err := cl.CreateVM(ctx, engineapi.VMRequest{Cluster: "x86", Definition: def(name, a.extra)})
 			if a.viaLink {
 				// The engine cannot see the link: the agent refuses when the
 				// VM is started.
@@ -137,7 +137,7 @@ func TestHostPathPolicy(t *testing.T) {
 
 	// A link into the images directory runs; swapped after, the next start
 	// is refused before QEMU opens anything.
-	if _, err := opAPI.CreateVM(ctx, wire.VMRequest{Cluster: "x86", Definition: def("linked", `, "disks": [{"source": "`+current+`"}]`)}); err != nil {
+	if _, err := opAPI.CreateVM(ctx, engineapi.VMRequest{Cluster: "x86", Definition: def("linked", `, "disks": [{"source": "`+current+`"}]`)}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := opAPI.VMAction(ctx, "linked", "start", ""); err != nil || r.Host != host {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // upProc is one `polyvirt up` process.
@@ -96,9 +96,9 @@ func TestUpLab(t *testing.T) {
 		}
 	}
 	c := &cli{t: t, env: up.env}
-	var hosts []wire.Host
+	var hosts []engineapi.Host
 	c.json(&hosts, "host", "list")
-	native := wire.Host{}
+	native := engineapi.Host{}
 	for _, h := range hosts {
 		if h.Name != powerHost {
 			native = h
@@ -194,7 +194,7 @@ func TestUpLab(t *testing.T) {
 		t.Errorf("the terminal was not restored after detaching")
 	}
 
-	var v wire.VM
+	var v engineapi.VM
 	c.json(&v, "vm", "show", deb)
 	if v.Host != powerHost || v.Arch != "ppc64le" || v.CPUModel != "POWER8" || !strings.HasPrefix(v.Machine, "pseries") {
 		t.Errorf("the POWER VM: %+v", v)
@@ -213,7 +213,7 @@ func TestUpLab(t *testing.T) {
 	}
 	want := map[string][2]string{deb: {"Up", powerHost}, web: {"Up", native.Name}, big: {"Down", ""}}
 	check := func(when string) {
-		var vms []wire.VM
+		var vms []engineapi.VM
 		c.json(&vms, "vm", "list")
 		got := map[string][2]string{}
 		for _, v := range vms {

@@ -1,7 +1,9 @@
-// Package wire holds the JSON documents of the engine's REST API
+// Package engineapi holds the JSON documents of the engine's REST API
 // (/api/v1): what the engine answers and accepts, shared by the engine,
-// its Go client (package client) and the CLI. Errors are api.ErrorBody.
-package wire
+// its Go client (package client) and the CLI. Errors are api.ErrorBody; the
+// firmware documents the engine passes through from an agent are
+// agentapi's.
+package engineapi
 
 import (
 	"encoding/json"
@@ -214,4 +216,28 @@ type Event struct {
 type EventPage struct {
 	Events []Event `json:"events"`
 	Next   int64   `json:"next,omitempty"`
+}
+
+// CPUType is one cluster CPU type (GET /api/v1/cpu-types; package
+// cpucatalog holds the catalog).
+type CPUType struct {
+	// Level orders the types of one vendor group: a higher level runs
+	// everything a lower one does.
+	Level int `json:"level"`
+	// Name is the display name, unique in the catalog ("IBM POWER8").
+	Name string `json:"name"`
+	// Flags are the flags a host must report to support this type.
+	Flags []string `json:"flags"`
+	// Model is the libvirt CPU model a VM of a cluster of this type gets
+	// ("" when Mode is host-passthrough).
+	Model string `json:"model"`
+	// Features are libvirt CPU features required on top of Model.
+	Features []string `json:"features,omitempty"`
+	// Mode is the libvirt CPU mode: "" for a custom (named) model,
+	// "host-passthrough" for a type that runs the host's own CPU.
+	Mode string `json:"mode,omitempty"`
+	// Arch is the cluster architecture (ppc64 for every POWER host).
+	Arch string `json:"arch"`
+	// Vendor is the name of the vendor group ("Intel", "IBM POWER").
+	Vendor string `json:"vendor"`
 }

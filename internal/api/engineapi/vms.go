@@ -1,4 +1,4 @@
-package wire
+package engineapi
 
 import (
 	"encoding/json"
