@@ -29,6 +29,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 	"polyvirt/test/hostsim"
@@ -153,14 +154,14 @@ func run(o options) error {
 			return err
 		}
 	}
-	api, err := client.New(client.Options{Engine: o.engine, Token: token, CAPEM: ca, Timeout: 60 * time.Second})
+	eng, err := client.New(client.Options{Engine: o.engine, Token: token, CAPEM: ca, Timeout: 60 * time.Second})
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if _, err := api.Cluster(ctx, o.cluster); client.Code(err) == "NOT_FOUND" {
-		if _, err := api.CreateCluster(ctx, engineapi.ClusterRequest{Name: o.cluster, CPUType: o.cpuType}); err != nil {
+	if _, err := eng.Cluster(ctx, o.cluster); api.CodeOf(err) == api.CodeNotFound {
+		if _, err := eng.CreateCluster(ctx, engineapi.ClusterRequest{Name: o.cluster, CPUType: o.cpuType}); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -184,7 +185,7 @@ func run(o options) error {
 				h, err := sim.AddHost(name, o.profiles[i%len(o.profiles)])
 				if err == nil {
 					var jt engineapi.JoinToken
-					if jt, err = api.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: o.cluster}); err == nil {
+					if jt, err = eng.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: o.cluster}); err == nil {
 						_, err = h.Enroll(ctx, o.engine, jt.Token)
 					}
 				}
@@ -225,13 +226,13 @@ feed:
 	fmt.Fprintf(os.Stderr, "%d hosts enrolled in %.1fs; waiting for them to be Up\n", o.hosts, res.EnrollSeconds)
 	deadline := time.Now().Add(o.upTimeout)
 	for {
-		hs, err := api.Hosts(ctx, client.HostFilter{Cluster: o.cluster, Statuses: []string{"Up"}})
+		hs, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster, Statuses: []string{"Up"}})
 		if err == nil && len(hs) >= o.hosts {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			why := map[string]int{}
-			if all, err := api.Hosts(ctx, client.HostFilter{Cluster: o.cluster}); err == nil {
+			if all, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster}); err == nil {
 				for _, h := range all {
 					if h.Status != "Up" {
 						why[h.Status+" "+h.StatusCode]++
@@ -259,7 +260,7 @@ feed:
 		r := *res
 		r.Load, r.API, r.APIErrors = l, map[string]*Latencies{}, map[string]int{}
 		fmt.Fprintf(os.Stderr, "measuring for %s with %d API clients pausing %s\n", o.bench, l.Clients, l.Pause)
-		if err := measure(ctx, o, api, hosts, &r); err != nil {
+		if err := measure(ctx, o, eng, hosts, &r); err != nil {
 			return err
 		}
 		results = append(results, &r)
@@ -268,7 +269,7 @@ feed:
 }
 
 // measure runs the measurement window.
-func measure(ctx context.Context, o options, api *client.Client, hosts []*hostsim.Host, res *Result) error {
+func measure(ctx context.Context, o options, eng *client.Client, hosts []*hostsim.Host, res *Result) error {
 	names := make([]string, len(hosts))
 	for i, h := range hosts {
 		names[i] = h.Name()
@@ -314,7 +315,7 @@ func measure(ctx context.Context, o options, api *client.Client, hosts []*hostsi
 	// engine's, not this client's JSON decoding.
 	get := func(path string, q url.Values) error {
 		var raw json.RawMessage
-		return api.Do(wctx, "GET", path, q, nil, &raw)
+		return eng.Do(wctx, "GET", path, q, nil, &raw)
 	}
 	calls := []call{
 		{"GET /hosts/{host}", 40, func() error { return get("/hosts/"+names[rand.N(len(names))], nil) }},
@@ -381,7 +382,7 @@ func measure(ctx context.Context, o options, api *client.Client, hosts []*hostsi
 	}
 	res.APIAll = summarize(all)
 	res.CallsPerS = float64(res.APIAll.Calls) / window
-	hs, err := api.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
+	hs, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
 	if err != nil {
 		return err
 	}

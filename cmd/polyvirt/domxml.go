@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/domxml"
-	"polyvirt/internal/vmspec"
 )
 
 func init() { register(newDomxmlCommand) }
@@ -47,7 +47,7 @@ without usable KVM turns fake KVM on by itself.`,
 				return withStatus(2, errors.New("--fake-memory-mib needs --fake-kvm"))
 			}
 			v, err := flags.load()
-			var es vmspec.Errors
+			var es api.Errors
 			if errors.As(err, &es) {
 				printErrors(cmd.ErrOrStderr(), es)
 				return withStatus(1, fmt.Errorf("%s: %d violation(s)", flags.file, len(es)))

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"polyvirt/internal/agent"
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
@@ -371,13 +372,13 @@ func waitHealthy(ctx context.Context, api *client.Client) error {
 // enrollLabHost makes a host's cluster and the host, and enrolls its agent
 // with a join token (once: an enrolled agent's directory has its
 // enrollment record).
-func enrollLabHost(ctx context.Context, api *client.Client, engineURL, dir string, h labHost) error {
+func enrollLabHost(ctx context.Context, eng *client.Client, engineURL, dir string, h labHost) error {
 	adir := filepath.Join(dir, "agents", h.Name)
 	if _, err := os.Stat(filepath.Join(adir, agent.EnrollmentFile)); err == nil {
 		return nil
 	}
-	if _, err := api.Cluster(ctx, h.Cluster); client.Code(err) == engine.CodeNotFound {
-		if _, err := api.CreateCluster(ctx, engineapi.ClusterRequest{Name: h.Cluster, Arch: h.ClusterArch, CPUType: h.CPUType,
+	if _, err := eng.Cluster(ctx, h.Cluster); api.CodeOf(err) == api.CodeNotFound {
+		if _, err := eng.CreateCluster(ctx, engineapi.ClusterRequest{Name: h.Cluster, Arch: h.ClusterArch, CPUType: h.CPUType,
 			Description: "made by polyvirt up"}); err != nil {
 			return fmt.Errorf("cluster %s: %w", h.Cluster, err)
 		}
@@ -385,8 +386,8 @@ func enrollLabHost(ctx context.Context, api *client.Client, engineURL, dir strin
 		return err
 	}
 	var token string
-	if _, err := api.Host(ctx, h.Name, false); client.Code(err) == engine.CodeNotFound {
-		jt, err := api.AddHost(ctx, engineapi.HostRequest{Name: h.Name, Address: h.Address, Cluster: h.Cluster})
+	if _, err := eng.Host(ctx, h.Name, false); api.CodeOf(err) == api.CodeNotFound {
+		jt, err := eng.AddHost(ctx, engineapi.HostRequest{Name: h.Name, Address: h.Address, Cluster: h.Cluster})
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
@@ -394,7 +395,7 @@ func enrollLabHost(ctx context.Context, api *client.Client, engineURL, dir strin
 	} else if err != nil {
 		return err
 	} else {
-		jt, err := api.JoinToken(ctx, h.Name, "")
+		jt, err := eng.JoinToken(ctx, h.Name, "")
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}

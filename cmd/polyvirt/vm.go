@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/vmspec"
 )
@@ -58,7 +59,7 @@ func (f *definitionFlags) load() (*vmspec.Valid, error) {
 	}
 	vm, err := vmspec.DecodeFile(f.file)
 	if err != nil {
-		var es vmspec.Errors
+		var es api.Errors
 		if errors.As(err, &es) {
 			return nil, es
 		}
@@ -68,7 +69,7 @@ func (f *definitionFlags) load() (*vmspec.Valid, error) {
 }
 
 // printErrors writes one violation per line.
-func printErrors(w io.Writer, es vmspec.Errors) {
+func printErrors(w io.Writer, es api.Errors) {
 	for _, e := range es {
 		fmt.Fprintln(w, e.Error())
 	}
@@ -95,19 +96,19 @@ every default filled in.`,
 				return withStatus(2, fmt.Errorf("-o %q: want text or json", output))
 			}
 			v, err := flags.load()
-			var es vmspec.Errors
+			var es api.Errors
 			if err != nil && !errors.As(err, &es) {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				res := struct {
-					Valid  bool          `json:"valid"`
-					Errors vmspec.Errors `json:"errors"`
-					VM     *vmspec.VM    `json:"vm,omitempty"`
+					Valid  bool       `json:"valid"`
+					Errors api.Errors `json:"errors"`
+					VM     *vmspec.VM `json:"vm,omitempty"`
 				}{Valid: err == nil, Errors: es}
 				if res.Errors == nil {
-					res.Errors = vmspec.Errors{}
+					res.Errors = api.Errors{}
 				}
 				if v != nil {
 					res.VM = v.VM()

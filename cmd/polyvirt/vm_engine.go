@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 	"polyvirt/internal/vmspec"
@@ -44,13 +45,13 @@ func init() {
 // vmError prints an engine refusal with every detail: each violation of a
 // definition, each host's reason not to run a VM.
 func vmError(err error) error {
-	var ce *client.Error
-	if !errors.As(err, &ce) || len(ce.Errors) == 0 || (len(ce.Errors) == 1 && ce.Errors[0].Code == ce.Code && ce.Errors[0].Message == ce.Message) {
+	var ce *api.Error
+	if !errors.As(err, &ce) || len(ce.Details) == 0 || (len(ce.Details) == 1 && ce.Details[0].Code == ce.Code && ce.Details[0].Message == ce.Message) {
 		return err
 	}
 	var b strings.Builder
 	b.WriteString(ce.Error())
-	for _, d := range ce.Errors {
+	for _, d := range ce.Details {
 		b.WriteString("\n  ")
 		b.WriteString(d.Code)
 		if d.Field != "" {
@@ -96,7 +97,7 @@ func (f *vmFlags) definition(args []string) (*vmspec.VM, error) {
 	if f.file != "" {
 		var err error
 		if def, err = vmspec.DecodeFile(f.file); err != nil {
-			var es vmspec.Errors
+			var es api.Errors
 			if errors.As(err, &es) {
 				var b strings.Builder
 				fmt.Fprintf(&b, "%s:", f.file)

@@ -12,7 +12,6 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
-	"polyvirt/internal/client"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/vmspec"
 )
@@ -61,12 +60,12 @@ func TestVMFlagsDefinition(t *testing.T) {
 }
 
 func TestVMErrorShowsEveryDetail(t *testing.T) {
-	one := &client.Error{Status: 422, Code: "X", Message: "m", Errors: []api.Error{{Code: "X", Message: "m"}}}
+	one := &api.Error{Status: 422, Code: "X", Message: "m", Details: api.Errors{{Code: "X", Message: "m"}}}
 	if got := vmError(one).Error(); got != "X: m" {
 		t.Errorf("one detail repeating the error: %q", got)
 	}
-	many := &client.Error{Status: 409, Code: "SCHEDULING_ALL_HOSTS_FILTERED_OUT", Message: "Cannot run VM a",
-		Errors: []api.Error{{Code: "NOT_ENOUGH_MEMORY", Field: "host:h1", Message: "The host h1 ..."}, {Code: "HOST_NOT_UP", Field: "host:h2", Message: "The host h2 ..."}}}
+	many := &api.Error{Status: 409, Code: "SCHEDULING_ALL_HOSTS_FILTERED_OUT", Message: "Cannot run VM a",
+		Details: api.Errors{{Code: "NOT_ENOUGH_MEMORY", Field: "host:h1", Message: "The host h1 ..."}, {Code: "HOST_NOT_UP", Field: "host:h2", Message: "The host h2 ..."}}}
 	want := "SCHEDULING_ALL_HOSTS_FILTERED_OUT: Cannot run VM a\n  NOT_ENOUGH_MEMORY (host:h1): The host h1 ...\n  HOST_NOT_UP (host:h2): The host h2 ..."
 	if got := vmError(many).Error(); got != want {
 		t.Errorf("got %q, want %q", got, want)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/vmspec"
 )
@@ -72,7 +73,7 @@ func TestVMValidateJSON(t *testing.T) {
 	out, _, code := runVMCommand(t, "vm", "validate", "-o", "json", "-f", "../../examples/ppc64le-debian-installer.yaml")
 	var res struct {
 		Valid  bool
-		Errors vmspec.Errors
+		Errors api.Errors
 		VM     vmspec.VM
 	}
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
@@ -82,7 +83,7 @@ func TestVMValidateJSON(t *testing.T) {
 		t.Errorf("got %+v", res)
 	}
 	out, _, code = runVMCommand(t, "vm", "validate", "-o", "json", "-f", "../../examples/invalid/ppc64le-spice.yaml")
-	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.Valid || !res.Errors.Has(vmspec.CodeDisplayType) {
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || res.Valid || !res.Errors.Has(api.CodeDisplayType) {
 		t.Errorf("%v (exit %d) %+v", err, code, res)
 	}
 }
@@ -102,7 +103,7 @@ func TestDomxmlCommand(t *testing.T) {
 		t.Errorf("x86_64 VM not rewritten for a POWER host:\n%s", out)
 	}
 	out, errOut, code := runVMCommand(t, "domxml", "-f", "../../examples/invalid/ppc64le-spice.yaml")
-	if code != 1 || out != "" || !strings.Contains(errOut, vmspec.CodeDisplayType) {
+	if code != 1 || out != "" || !strings.Contains(errOut, api.CodeDisplayType) {
 		t.Errorf("refused definition: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if _, _, code := runVMCommand(t, "domxml", "-f", "../../examples/ppc64le-disk.yaml", "--fake-memory-mib", "512"); code != 2 {

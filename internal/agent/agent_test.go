@@ -11,6 +11,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/libvirtconn"
 )
@@ -38,7 +39,7 @@ func TestCreateMarksOwnershipAndDefinesOnce(t *testing.T) {
 	}
 	// The same name again: refused, nothing defined.
 	_, err = a.CreateVM(context.Background(), []byte(unitVM))
-	if e := asAPIError(err); e.Status != http.StatusConflict || e.Code != CodeVMExists {
+	if e := asAPIError(err); e.Status != http.StatusConflict || e.Code != api.CodeVMExists {
 		t.Errorf("duplicate: %+v", e)
 	}
 	if n := f.defines.Load(); n != 1 {
@@ -66,7 +67,7 @@ func TestCreateRefusals(t *testing.T) {
 		_, err := a.CreateVM(context.Background(), []byte(c.body))
 		e := asAPIError(err)
 		codes := []string{e.Code}
-		for _, v := range e.Violations {
+		for _, v := range e.Details {
 			codes = append(codes, v.Code)
 		}
 		if e.Status != c.status || !contains(codes, c.code) {
@@ -100,9 +101,9 @@ func TestActionsSayWhenNothingChanges(t *testing.T) {
 	}{
 		{"shutdown", false, agentapi.StateDefined, 0, ""},
 		{"destroy", false, agentapi.StateDefined, 0, ""},
-		{"reboot", false, "", 409, CodeVMNotRunning},
-		{"pause", false, "", 409, CodeVMNotRunning},
-		{"resume", false, "", 409, CodeVMNotPaused},
+		{"reboot", false, "", 409, api.CodeVMNotRunning},
+		{"pause", false, "", 409, api.CodeVMNotRunning},
+		{"resume", false, "", 409, api.CodeVMNotPaused},
 		{"start", true, agentapi.StateRunning, 0, ""},
 		{"start", false, agentapi.StateRunning, 0, ""},
 		{"pause", true, agentapi.StatePaused, 0, ""},
@@ -110,7 +111,7 @@ func TestActionsSayWhenNothingChanges(t *testing.T) {
 		{"resume", true, agentapi.StateRunning, 0, ""},
 		{"resume", false, agentapi.StateRunning, 0, ""},
 		{"reboot", true, agentapi.StateRunning, 0, ""},
-		{"fly", false, "", 404, CodeUnknownAction},
+		{"fly", false, "", 404, api.CodeUnknownAction},
 		{"destroy", true, agentapi.StateDefined, 0, ""},
 	}
 	for i, s := range steps {
@@ -175,11 +176,11 @@ func TestLibvirtErrorsMapToCodes(t *testing.T) {
 		status int
 		code   string
 	}{
-		{libvirtErr(golibvirt.ErrOperationInvalid, "domain is not running"), 409, CodeLibvirtInvalidOp},
-		{libvirtErr(golibvirt.ErrNoDomain, "no domain"), 404, CodeVMNotFound},
-		{libvirtErr(golibvirt.ErrConfigUnsupported, "unsupported configuration: spice"), 422, CodeLibvirtConfig},
-		{libvirtErr(golibvirt.ErrOperationFailed, "qemu died"), 502, CodeLibvirtError},
-		{errors.New("disk full"), 500, CodeInternal},
+		{libvirtErr(golibvirt.ErrOperationInvalid, "domain is not running"), 409, api.CodeLibvirtInvalidOp},
+		{libvirtErr(golibvirt.ErrNoDomain, "no domain"), 404, api.CodeVMNotFound},
+		{libvirtErr(golibvirt.ErrConfigUnsupported, "unsupported configuration: spice"), 422, api.CodeLibvirtConfig},
+		{libvirtErr(golibvirt.ErrOperationFailed, "qemu died"), 502, api.CodeLibvirtError},
+		{errors.New("disk full"), 500, api.CodeInternal},
 	}
 	for _, c := range cases {
 		f := newFakeConn()
@@ -199,7 +200,7 @@ func TestLibvirtErrorsMapToCodes(t *testing.T) {
 		return nil, errors.New("dial unix /var/run/libvirt/libvirt-sock: connection refused")
 	}
 	_, err := a.ListVMs(context.Background())
-	if e := asAPIError(err); e.Status != 503 || e.Code != CodeLibvirtDown {
+	if e := asAPIError(err); e.Status != 503 || e.Code != api.CodeLibvirtUnavailable {
 		t.Errorf("libvirt down: %+v", e)
 	}
 }
@@ -232,7 +233,7 @@ func TestRecoveryTakesOnlyOwnDomains(t *testing.T) {
 		t.Fatalf("recovered %+v; want only %s, running", vms, mine.ID)
 	}
 	for _, id := range []string{"11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-000000000000", copyUUID} {
-		if _, err := restarted.Act(context.Background(), id, "destroy"); asAPIError(err).Code != CodeVMNotFound {
+		if _, err := restarted.Act(context.Background(), id, "destroy"); asAPIError(err).Code != api.CodeVMNotFound {
 			t.Errorf("acted on a foreign domain %s: %v", id, err)
 		}
 	}
@@ -266,7 +267,7 @@ func TestScreenshotConvertsPPM(t *testing.T) {
 	f := newFakeConn()
 	a := newTestAgent(t, f)
 	id := create(t, a, unitVM).ID
-	if _, err := a.Screenshot(context.Background(), id); asAPIError(err).Code != CodeVMNotRunning {
+	if _, err := a.Screenshot(context.Background(), id); asAPIError(err).Code != api.CodeVMNotRunning {
 		t.Errorf("screenshot of a stopped VM: %v", err)
 	}
 	a.Act(context.Background(), id, "start")
@@ -290,13 +291,13 @@ func TestDeleteNeedsAStoppedVMOrForce(t *testing.T) {
 	a := newTestAgent(t, f)
 	id := create(t, a, unitVM).ID
 	a.Act(context.Background(), id, "start")
-	if err := a.DeleteVM(context.Background(), id, false); asAPIError(err).Code != CodeVMRunning {
+	if err := a.DeleteVM(context.Background(), id, false); asAPIError(err).Code != api.CodeVMRunning {
 		t.Errorf("delete running: %v", err)
 	}
 	if err := a.DeleteVM(context.Background(), id, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.GetVM(context.Background(), id); asAPIError(err).Code != CodeVMNotFound {
+	if _, err := a.GetVM(context.Background(), id); asAPIError(err).Code != api.CodeVMNotFound {
 		t.Errorf("after delete: %v", err)
 	}
 	if len(f.doms) != 0 {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"polyvirt/internal/api"
 	"time"
 
 	"github.com/coder/websocket"
@@ -29,7 +30,7 @@ func (a *Agent) consoleFiles(ctx context.Context, e *vmEntry) (logPath, ptyPath 
 		return "", "", err
 	}
 	if dom.Devices == nil || len(dom.Devices.Consoles) == 0 {
-		return "", "", apiErr(http.StatusConflict, CodeNoConsole, "VM %s has no serial console", e.Name)
+		return "", "", api.NewError(http.StatusConflict, api.CodeVMHasNoConsole, "VM %s has no serial console", e.Name)
 	}
 	con := dom.Devices.Consoles[0]
 	switch {
@@ -40,7 +41,7 @@ func (a *Agent) consoleFiles(ctx context.Context, e *vmEntry) (logPath, ptyPath 
 	case con.Source != nil && con.Source.Pty != nil:
 		return a.consoleLog(e.ID), con.Source.Pty.Path, nil
 	}
-	return "", "", apiErr(http.StatusConflict, CodeNoConsole, "VM %s has a console polyvirt cannot attach to", e.Name)
+	return "", "", api.NewError(http.StatusConflict, api.CodeVMHasNoConsole, "VM %s has a console polyvirt cannot attach to", e.Name)
 }
 
 // serveConsole bridges a websocket to a VM's serial console: everything

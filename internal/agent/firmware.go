@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
@@ -146,7 +146,7 @@ func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance 
 	case "cancel":
 		op, err = a.fw.Cancel(ctx, who, "cancelled by "+who)
 	default:
-		return nil, apiErr(http.StatusNotFound, CodeUnknownAction, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
+		return nil, api.NewError(http.StatusNotFound, api.CodeUnknownAction, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
 	}
 	if err != nil {
 		return nil, err
@@ -186,7 +186,7 @@ func (a *Agent) runningVMs(ctx context.Context) (int, error) {
 // hostLocked refuses to start a VM while a firmware flash holds the host.
 func (a *Agent) hostLocked() error {
 	if a.fw != nil && a.fw.HostLocked() {
-		return apiErr(http.StatusConflict, CodeFirmwareLocked, "a firmware update holds this host (%s); VMs start again once it ends", a.fw.Status().State)
+		return api.NewError(http.StatusConflict, api.CodeHostLockedByFirmware, "a firmware update holds this host (%s); VMs start again once it ends", a.fw.Status().State)
 	}
 	return nil
 }
@@ -219,30 +219,27 @@ func levelText(l agentapi.FirmwareLevel) string {
 	return l.Name
 }
 
-// firmwareError maps the workflow's codes to HTTP statuses.
-func firmwareError(err error) *Error {
-	var fe *firmware.Error
-	if !errors.As(err, &fe) {
-		return nil
-	}
+// firmwareError gives an error without a status (the firmware workflow's)
+// the HTTP status of its code.
+func firmwareError(fe *api.Error) *api.Error {
 	status := http.StatusBadGateway
 	switch fe.Code {
-	case firmware.CodeNotSupportedOnArch:
+	case api.CodeNotSupportedOnArch:
 		status = http.StatusUnprocessableEntity
-	case firmware.CodeOperationActive, firmware.CodeBusy, firmware.CodeWrongState, firmware.CodeNoOperation,
-		firmware.CodeNotMaintenance, firmware.CodeVMsRunning, firmware.CodeNewLevelNotUp, firmware.CodeRebootPending,
-		firmware.CodePrecondition:
+	case api.CodeFirmwareOperationActive, api.CodeFirmwareBusy, api.CodeFirmwareWrongState, api.CodeFirmwareNoOperation,
+		api.CodeHostNotInMaintenance, api.CodeHostHasRunningVMs, api.CodeFirmwareNewLevelNotBooted, api.CodeFirmwareRebootPending,
+		api.CodeFirmwarePreconditions:
 		status = http.StatusConflict
-	case firmware.CodeImageTooLarge:
+	case api.CodeFirmwareImageTooLarge:
 		status = http.StatusRequestEntityTooLarge
-	case firmware.CodeImageInvalid, firmware.CodeRPMNoImage, firmware.CodeImageWrongMachine, firmware.CodeImageChanged, firmware.CodeImageMissing:
+	case api.CodeFirmwareImageInvalid, api.CodeFirmwareRPMNoImage, api.CodeFirmwareImageWrongMachine, api.CodeFirmwareImageChanged, api.CodeFirmwareImageMissing:
 		status = http.StatusUnprocessableEntity
-	case firmware.CodeStateFile:
+	case api.CodeFirmwareStateFile:
 		status = http.StatusInternalServerError
 	}
 	msg := fe.Message
 	if fe.Field != "" && !strings.Contains(msg, fe.Field) {
 		msg = fmt.Sprintf("%s: %s", fe.Field, msg)
 	}
-	return &Error{Status: status, Code: fe.Code, Message: msg}
+	return &api.Error{Status: status, Code: fe.Code, Message: msg}
 }

@@ -94,11 +94,7 @@ func Enroll(ctx context.Context, engineURL, token string, timeout time.Duration)
 		return nil, fmt.Errorf("join %s: reading the answer: %w", u.Host, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var eb api.ErrorBody
-		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			return nil, &JoinError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-		}
-		return nil, &JoinError{Status: resp.StatusCode, Code: "HTTP_" + fmt.Sprint(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+		return nil, fmt.Errorf("the engine refused the join: %w", api.FromAnswer(resp.StatusCode, b))
 	}
 	var jr enroll.JoinResponse
 	if err := json.Unmarshal(b, &jr); err != nil {
@@ -109,18 +105,6 @@ func Enroll(ctx context.Context, engineURL, token string, timeout time.Duration)
 	}
 	return &Enrollment{JoinResponse: jr, Engine: "https://" + u.Host, CAFingerprint: tok.CAHash,
 		Joined: time.Now().UTC(), KeyPEM: keyPEM}, nil
-}
-
-// JoinError is an engine's refusal of a join.
-type JoinError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-// Error says that the engine refused, with its code and message.
-func (e *JoinError) Error() string {
-	return fmt.Sprintf("the engine refused the join: %s: %s", e.Code, e.Message)
 }
 
 // verifyEngine accepts the engine when a CA certificate of its chain has

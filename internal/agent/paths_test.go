@@ -77,8 +77,8 @@ func TestCreateRefusesHostPaths(t *testing.T) {
 			a, root := pathsAgent(t, f)
 			_, err := a.CreateVM(context.Background(), []byte(ppcWith(c.extra)))
 			e := asAPIError(err)
-			if e.Status != http.StatusUnprocessableEntity || e.Code != "PATH_NOT_ALLOWED" || len(e.Violations) != 1 || e.Violations[0].Field != c.field {
-				t.Errorf("%d %s %v; want 422 PATH_NOT_ALLOWED at %s", e.Status, e.Code, e.Violations, c.field)
+			if e.Status != http.StatusUnprocessableEntity || e.Code != "PATH_NOT_ALLOWED" || len(e.Details) != 1 || e.Details[0].Field != c.field {
+				t.Errorf("%d %s %v; want 422 PATH_NOT_ALLOWED at %s", e.Status, e.Code, e.Details, c.field)
 			}
 			if f.defines.Load() != 0 {
 				t.Error("a domain was defined")
@@ -113,7 +113,7 @@ func TestStartRechecksHostPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := a.Act(context.Background(), vm.ID, "start")
-	if e := asAPIError(err); e.Code != "PATH_NOT_ALLOWED" || len(e.Violations) != 1 || e.Violations[0].Field != "disks[0].source" {
+	if e := asAPIError(err); e.Code != "PATH_NOT_ALLOWED" || len(e.Details) != 1 || e.Details[0].Field != "disks[0].source" {
 		t.Errorf("start after the swap: %+v", e)
 	}
 	if n := f.starts.Load(); n != 1 {
@@ -133,7 +133,7 @@ func TestStartRechecksHostPaths(t *testing.T) {
 	d.xml = strings.ReplaceAll(d.xml, own, "/etc/passwd")
 	f.mu.Unlock()
 	_, err = a.Act(context.Background(), vm2.ID, "start")
-	if e := asAPIError(err); e.Code != "PATH_NOT_ALLOWED" || len(e.Violations) != 1 || e.Violations[0].Field != "console.log" {
+	if e := asAPIError(err); e.Code != "PATH_NOT_ALLOWED" || len(e.Details) != 1 || e.Details[0].Field != "console.log" {
 		t.Errorf("start of a domain logging to /etc/passwd: %+v", e)
 	}
 	if n := f.starts.Load(); n != 1 {

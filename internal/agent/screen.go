@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -28,12 +29,12 @@ func (a *Agent) Screenshot(ctx context.Context, id string) ([]byte, error) {
 		return nil, err
 	}
 	if st != libvirtconn.StateRunning && st != libvirtconn.StatePaused && st != libvirtconn.StateBlocked {
-		return nil, apiErr(http.StatusConflict, CodeVMNotRunning, "VM %s is %s; a screenshot needs a running VM", e.Name, stateOf(st))
+		return nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s; a screenshot needs a running VM", e.Name, stateOf(st))
 	}
 	img, mime, err := c.Screenshot(ctx, e.Domain, 0)
 	if err != nil {
 		if libvirtconn.ErrorCode(err) == libvirtconn.CodeOperationInvalid || libvirtconn.ErrorCode(err) == libvirtconn.CodeOperationFailed {
-			return nil, apiErr(http.StatusConflict, CodeNoDisplay, "VM %s has no display to take a picture of: %v", e.Name, err)
+			return nil, api.NewError(http.StatusConflict, api.CodeVMHasNoDisplay, "VM %s has no display to take a picture of: %v", e.Name, err)
 		}
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/pki"
 )
@@ -123,7 +124,7 @@ func (a *Agent) Handler() http.Handler {
 		op, err := a.FirmwareUpload(r.Context(), r.Body, name, who(r))
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			err = apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "firmware image larger than %d bytes", a.cfg.MaxFirmwareBytes)
+			err = api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", a.cfg.MaxFirmwareBytes)
 		}
 		if err != nil {
 			writeError(w, err)
@@ -141,7 +142,7 @@ func (a *Agent) Handler() http.Handler {
 			dec := json.NewDecoder(bytes.NewReader(b))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&body); err != nil {
-				return apiErr(http.StatusBadRequest, CodeBadRequest, "request body: %v", err)
+				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: %v", err)
 			}
 		}
 		op, done, err := a.FirmwareAction(r.Context(), r.PathValue("step"), who(r), body.Maintenance)
@@ -155,7 +156,7 @@ func (a *Agent) Handler() http.Handler {
 		return writeJSON(w, status, op)
 	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, apiErr(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
+		writeError(w, api.NewError(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -183,14 +184,14 @@ func (a *Agent) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error)
 	b, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body larger than %d bytes", a.cfg.MaxBodyBytes)
+		return nil, api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "request body larger than %d bytes", a.cfg.MaxBodyBytes)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return nil, apiErr(http.StatusRequestTimeout, CodeBadRequest, "request body not received within %s", a.cfg.RequestTimeout.Duration)
+		return nil, api.NewError(http.StatusRequestTimeout, api.CodeBadRequest, "request body not received within %s", a.cfg.RequestTimeout.Duration)
 	}
 	if err != nil {
-		return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "reading the request body: %v", err)
+		return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "reading the request body: %v", err)
 	}
 	return b, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
@@ -82,7 +83,7 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*agentapi.VM, error)
 	}
 	id, err := canonicalID(def.UUID)
 	if err != nil {
-		return nil, apiErr(http.StatusUnprocessableEntity, vmspec.CodeUUIDInvalid, "%v", err)
+		return nil, api.NewError(http.StatusUnprocessableEntity, api.CodeUUIDInvalid, "%v", err)
 	}
 	def.UUID = id
 	original, err := json.Marshal(def)
@@ -114,7 +115,7 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*agentapi.VM, error)
 	dom, err := domxml.Build(valid, domxml.Options{FakeKVM: a.fake, HostArch: a.realArch, MemoryCapMiB: a.cfg.FakeMemoryMiB,
 		ConsoleFile: a.consoleLog(id)})
 	if err != nil {
-		return nil, apiErr(http.StatusUnprocessableEntity, CodeInvalidDef, "%v", err)
+		return nil, api.NewError(http.StatusUnprocessableEntity, api.CodeVMDefinitionInvalid, "%v", err)
 	}
 	vm := valid.VM()
 	if err := markOwner(dom, Owner{VM: id, Name: def.Name, Host: a.cfg.HostID, Arch: vm.Arch, FakeKVM: a.fake, Definition: string(original)}); err != nil {
@@ -134,10 +135,10 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*agentapi.VM, error)
 		return nil, err
 	}
 	if d, err := c.LookupDomain(ctx, vm.Name); err == nil {
-		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain named %q already exists on this host (uuid %s)", vm.Name, d.UUID)
+		return nil, api.NewError(http.StatusConflict, api.CodeVMExists, "a domain named %q already exists on this host (uuid %s)", vm.Name, d.UUID)
 	}
 	if d, err := c.LookupDomainByUUID(ctx, render.UUID); err == nil {
-		return nil, apiErr(http.StatusConflict, CodeVMExists, "a domain with uuid %s already exists on this host (%s)", render.UUID, d.Name)
+		return nil, api.NewError(http.StatusConflict, api.CodeVMExists, "a domain with uuid %s already exists on this host (%s)", render.UUID, d.Name)
 	}
 	d, err := c.DefineDomain(ctx, xml)
 	if err != nil {
@@ -166,7 +167,7 @@ func (a *Agent) entry(id string) (*vmEntry, error) {
 			return e, nil
 		}
 	}
-	return nil, apiErr(http.StatusNotFound, CodeVMNotFound, "no VM %q on host %s", id, a.cfg.HostID)
+	return nil, api.NewError(http.StatusNotFound, api.CodeVMNotFound, "no VM %q on host %s", id, a.cfg.HostID)
 }
 
 // describe reports a VM with its current state (and with full the live
@@ -213,7 +214,7 @@ func (a *Agent) ListVMs(ctx context.Context) ([]*agentapi.VM, error) {
 	for _, e := range a.index.list() {
 		vm, err := a.describe(ctx, c, e, false)
 		if err != nil {
-			if asAPIError(err).Code == CodeVMNotFound {
+			if asAPIError(err).Code == api.CodeVMNotFound {
 				a.index.remove(e.ID)
 				continue
 			}
@@ -243,7 +244,7 @@ func (a *Agent) DeleteVM(ctx context.Context, id string, force bool) error {
 	}
 	if st != libvirtconn.StateShutoff {
 		if !force {
-			return apiErr(http.StatusConflict, CodeVMRunning, "VM %s is %s; stop it first (or delete with force=true)", e.Name, stateOf(st))
+			return api.NewError(http.StatusConflict, api.CodeVMRunning, "VM %s is %s; stop it first (or delete with force=true)", e.Name, stateOf(st))
 		}
 		if err := c.DestroyDomain(ctx, e.Domain); err != nil {
 			return err
@@ -314,7 +315,7 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 		res.Message = "powered off"
 	case "reboot":
 		if !running {
-			return nil, apiErr(http.StatusConflict, CodeVMNotRunning, "VM %s is %s; only a running VM reboots", e.Name, stateOf(st))
+			return nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s; only a running VM reboots", e.Name, stateOf(st))
 		}
 		err = c.RebootDomain(ctx, e.Domain)
 		res.Message = "reboot requested from the guest"
@@ -323,7 +324,7 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 			return noop(fmt.Sprintf("VM %s is already paused", e.Name))
 		}
 		if !running {
-			return nil, apiErr(http.StatusConflict, CodeVMNotRunning, "VM %s is %s; only a running VM pauses", e.Name, stateOf(st))
+			return nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s; only a running VM pauses", e.Name, stateOf(st))
 		}
 		err = c.SuspendDomain(ctx, e.Domain)
 		res.Message = "paused"
@@ -335,12 +336,12 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 			return nil, err
 		}
 		if st != libvirtconn.StatePaused {
-			return nil, apiErr(http.StatusConflict, CodeVMNotPaused, "VM %s is %s; only a paused VM resumes", e.Name, stateOf(st))
+			return nil, api.NewError(http.StatusConflict, api.CodeVMNotPaused, "VM %s is %s; only a paused VM resumes", e.Name, stateOf(st))
 		}
 		err = c.ResumeDomain(ctx, e.Domain)
 		res.Message = "resumed"
 	default:
-		return nil, apiErr(http.StatusNotFound, CodeUnknownAction, "unknown action %q (known: %s)", action, strings.Join(Actions, ", "))
+		return nil, api.NewError(http.StatusNotFound, api.CodeUnknownAction, "unknown action %q (known: %s)", action, strings.Join(Actions, ", "))
 	}
 	if err != nil {
 		return nil, err
@@ -362,7 +363,7 @@ func (a *Agent) checkArch(def *vmspec.VM, report *hostreport.Report) error {
 	effective := arch.Arch(report.EffectiveArch)
 	spec, err := archspec.For(effective)
 	if err != nil {
-		return apiErr(http.StatusUnprocessableEntity, vmspec.CodeHostArch, "this host's architecture %q has no VM rules", effective)
+		return api.NewError(http.StatusUnprocessableEntity, api.CodeHostArch, "this host's architecture %q has no VM rules", effective)
 	}
 	if def.Arch == "" {
 		def.Arch = string(effective)
@@ -378,9 +379,9 @@ func (a *Agent) checkArch(def *vmspec.VM, report *hostreport.Report) error {
 			return nil
 		}
 	}
-	return &Error{Status: http.StatusUnprocessableEntity, Code: vmspec.CodeHostArch,
-		Message:    fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, archList(spec.GuestArches), want),
-		Violations: vmspec.Errors{{Code: vmspec.CodeHostArch, Field: "arch", Message: fmt.Sprintf("this host runs %s VMs, not %s", archList(spec.GuestArches), want)}}}
+	return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeHostArch,
+		Message: fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, archList(spec.GuestArches), want),
+		Details: api.Errors{{Code: api.CodeHostArch, Field: "arch", Message: fmt.Sprintf("this host runs %s VMs, not %s", archList(spec.GuestArches), want)}}}
 }
 
 func archList(as []arch.Arch) string {

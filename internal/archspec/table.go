@@ -1,6 +1,9 @@
 package archspec
 
-import "polyvirt/internal/arch"
+import (
+	"polyvirt/internal/api"
+	"polyvirt/internal/arch"
+)
 
 // The limits below follow the oVirt engine's osinfo (master) and QEMU's
 // machine limits; the POWER entries follow the ppc64le feature and libvirt's
@@ -116,7 +119,7 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 			HotPlug:   true,
 		},
 		Memory: MemoryRules{MinMiB: 256, MaxMiB: 6 * tib, DefaultMiB: 1024, MultipleMiB: 256,
-			MultipleCode: "MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC", HotPlug: true},
+			MultipleCode: api.CodeMemoryNotMultipleOnPPC, HotPlug: true},
 		Display: DisplayRules{
 			Pairs:       []DisplayPair{{"vnc", "vga"}, {"vnc", "virtio"}},
 			Default:     DisplayPair{"vnc", "vga"},

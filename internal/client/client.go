@@ -154,33 +154,6 @@ func PeerChain(ctx context.Context, engine string) ([]*x509.Certificate, error) 
 	return conn.(*tls.Conn).ConnectionState().PeerCertificates, nil
 }
 
-// Error is an error answer of the engine. Errors holds the details when
-// there are several (every violation of a VM definition, every host's
-// reason not to run a VM).
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Field   string
-	Errors  []api.Error
-}
-
-func (e *Error) Error() string {
-	if e.Field != "" {
-		return fmt.Sprintf("%s (%s): %s", e.Code, e.Field, e.Message)
-	}
-	return e.Code + ": " + e.Message
-}
-
-// Code is the API error code of err ("" when err is not an API error).
-func Code(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return ""
-}
-
 // Do sends a request: in (when not nil) as the JSON body, the JSON answer
 // decoded into out (when not nil). An error answer is an *Error.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
@@ -220,7 +193,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		return answerError(resp.StatusCode, b)
+		return api.FromAnswer(resp.StatusCode, b)
 	}
 	if out != nil && len(b) > 0 {
 		if raw, ok := out.(*json.RawMessage); ok {

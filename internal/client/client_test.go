@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/pki"
 )
 
@@ -121,7 +122,7 @@ func TestTrust(t *testing.T) {
 	}
 	c, _ := New(Options{Engine: s.URL, CAPEM: ca.CertPEM})
 	err = c.Do(context.Background(), "GET", "/nothing", nil, nil, nil)
-	if Code(err) != "NOT_FOUND" {
+	if api.CodeOf(err) != "NOT_FOUND" {
 		t.Errorf("an error answer: %v", err)
 	}
 }

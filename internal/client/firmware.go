@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 )
 
@@ -47,7 +48,7 @@ func (c *Client) UploadFirmware(ctx context.Context, host, name string, image io
 		return res, err
 	}
 	if resp.StatusCode >= 300 {
-		return res, answerError(resp.StatusCode, b)
+		return res, api.FromAnswer(resp.StatusCode, b)
 	}
 	return res, json.Unmarshal(b, &res)
 }

@@ -2,12 +2,10 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/coder/websocket"
@@ -97,18 +95,9 @@ func (c *Client) Screenshot(ctx context.Context, ref string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, answerError(resp.StatusCode, b)
+		return nil, api.FromAnswer(resp.StatusCode, b)
 	}
 	return b, nil
-}
-
-// answerError reads an error answer.
-func answerError(status int, b []byte) error {
-	var eb api.ErrorBody
-	if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-		return &Error{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field, Errors: eb.Errors}
-	}
-	return &Error{Status: status, Code: "HTTP_" + strconv.Itoa(status), Message: strings.TrimSpace(string(b))}
 }
 
 // Console opens the websocket of a running VM's serial console: binary
@@ -130,7 +119,7 @@ func (c *Client) Console(ctx context.Context, ref string, fromEnd bool) (*websoc
 			if resp.Body != nil {
 				b, _ = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			}
-			return nil, answerError(resp.StatusCode, b)
+			return nil, api.FromAnswer(resp.StatusCode, b)
 		}
 		return nil, fmt.Errorf("console of VM %s: %w", ref, err)
 	}

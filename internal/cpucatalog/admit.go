@@ -4,16 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
-)
-
-// The reason codes of a refused host (the reference engine's codes).
-const (
-	// CodeCPUTypeIncompatible: no CPU type matches the host at all, or the
-	// host lacks flags of the cluster's CPU type.
-	CodeCPUTypeIncompatible = "CPU_TYPE_INCOMPATIBLE_WITH_CLUSTER"
-	// CodeArchIncompatible: the host's architecture is not the cluster's.
-	CodeArchIncompatible = "ARCHITECTURE_INCOMPATIBLE_WITH_CLUSTER"
 )
 
 // HostCPU is what admission needs to know of a host.
@@ -78,7 +70,7 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 		} else if archErr != nil {
 			msg = fmt.Sprintf("Host %s moved to Non-Operational state as its architecture %q is not supported: %v", h.Name, h.Arch, archErr)
 		}
-		return Decision{Code: CodeCPUTypeIncompatible, Message: msg}
+		return Decision{Code: api.CodeCPUTypeIncompatible, Message: msg}
 	}
 	d := Decision{Best: best}
 	if c.Arch != arch.Unknown {
@@ -87,7 +79,7 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 			clusterCA = c.Arch
 		}
 		if clusterCA != hostCA {
-			d.Code = CodeArchIncompatible
+			d.Code = api.CodeArchIncompatible
 			d.Message = fmt.Sprintf("Host %s has architecture %s and cannot join cluster %s which has architecture %s",
 				h.Name, h.Arch, c.Name, c.Arch)
 			return d
@@ -101,18 +93,18 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 	}
 	ct, found := Lookup(c.CPUType)
 	if !found {
-		d.Code = CodeCPUTypeIncompatible
+		d.Code = api.CodeCPUTypeIncompatible
 		d.Message = fmt.Sprintf("Host %s moved to Non-Operational state as the CPU type %q of cluster %s is not supported at all", h.Name, c.CPUType, c.Name)
 		return d
 	}
 	if ct.Arch != hostCA {
-		d.Code = CodeArchIncompatible
+		d.Code = api.CodeArchIncompatible
 		d.Message = fmt.Sprintf("Host %s has architecture %s and cannot join cluster %s which has architecture %s",
 			h.Name, h.Arch, c.Name, ct.Arch)
 		return d
 	}
 	if miss := Missing(ct, h.Flags); len(miss) > 0 {
-		d.Code = CodeCPUTypeIncompatible
+		d.Code = api.CodeCPUTypeIncompatible
 		d.Missing = miss
 		d.Message = fmt.Sprintf("Host %s moved to Non-Operational state as host does not meet the cluster's minimum CPU level. Missing CPU features: %s",
 			h.Name, strings.Join(miss, ", "))

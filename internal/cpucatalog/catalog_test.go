@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 )
 
@@ -146,28 +147,28 @@ func TestAdmit(t *testing.T) {
 		{"POWER8 host into a POWER8 cluster", p8, ClusterCPU{Name: "power", Arch: arch.PPC64, CPUType: "IBM POWER8"},
 			Decision{OK: true}},
 		{"x86_64 host into a POWER cluster", x86, ClusterCPU{Name: "power", Arch: arch.PPC64, CPUType: "IBM POWER8"},
-			Decision{Code: CodeArchIncompatible,
+			Decision{Code: api.CodeArchIncompatible,
 				Message: "Host x1 has architecture x86_64 and cannot join cluster power which has architecture ppc64"}},
 		{"x86_64 host into a cluster with an arch and no CPU type", x86, ClusterCPU{Name: "power", Arch: arch.PPC64},
-			Decision{Code: CodeArchIncompatible,
+			Decision{Code: api.CodeArchIncompatible,
 				Message: "Host x1 has architecture x86_64 and cannot join cluster power which has architecture ppc64"}},
 		{"POWER8 host into a POWER9 cluster", p8, ClusterCPU{Name: "p9c", Arch: arch.PPC64, CPUType: "IBM POWER9"},
-			Decision{Code: CodeCPUTypeIncompatible, Missing: []string{"model_POWER9"},
+			Decision{Code: api.CodeCPUTypeIncompatible, Missing: []string{"model_POWER9"},
 				Message: "Host p8 moved to Non-Operational state as host does not meet the cluster's minimum CPU level. Missing CPU features: model_POWER9"}},
 		{"POWER9 host into a POWER8 cluster (compat)", p9, ClusterCPU{Name: "power", Arch: arch.PPC64, CPUType: "IBM POWER8"},
 			Decision{OK: true}},
 		{"cluster arch given as ppc64le", p9, ClusterCPU{Name: "power", Arch: arch.PPC64LE, CPUType: "IBM POWER9"},
 			Decision{OK: true}},
 		{"no type matches", HostCPU{Name: "odd", Arch: arch.X86_64, Flags: []string{"sse2"}}, ClusterCPU{Name: "c"},
-			Decision{Code: CodeCPUTypeIncompatible,
+			Decision{Code: api.CodeCPUTypeIncompatible,
 				Message: "Host odd moved to Non-Operational state as host CPU type is not supported in this cluster compatibility version or is not supported at all"}},
 		{"no flags yet", HostCPU{Name: "new", Arch: arch.PPC64LE}, ClusterCPU{Name: "c"},
-			Decision{Code: CodeCPUTypeIncompatible, Message: "Host new moved to Non-Operational state as it reported no CPU flags"}},
+			Decision{Code: api.CodeCPUTypeIncompatible, Message: "Host new moved to Non-Operational state as it reported no CPU flags"}},
 		{"cluster type of another arch", p8, ClusterCPU{Name: "c", CPUType: "Intel Nehalem Family"},
-			Decision{Code: CodeArchIncompatible,
+			Decision{Code: api.CodeArchIncompatible,
 				Message: "Host p8 has architecture ppc64le and cannot join cluster c which has architecture x86_64"}},
 		{"unknown cluster type", p8, ClusterCPU{Name: "c", Arch: arch.PPC64, CPUType: "IBM POWER42"},
-			Decision{Code: CodeCPUTypeIncompatible,
+			Decision{Code: api.CodeCPUTypeIncompatible,
 				Message: `Host p8 moved to Non-Operational state as the CPU type "IBM POWER42" of cluster c is not supported at all`}},
 	}
 	for _, c := range cases {

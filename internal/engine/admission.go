@@ -6,16 +6,13 @@ import (
 	"slices"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/store"
 )
-
-// CodeEmulatedMachines: the host does not offer the cluster's emulated
-// machine (or none of its candidates, for the first host).
-const CodeEmulatedMachines = "EMULATED_MACHINES_INCOMPATIBLE_WITH_CLUSTER"
 
 // hostFacts is what admission needs of a host's capabilities report.
 type hostFacts struct {
@@ -97,7 +94,7 @@ func admit(hostName string, f hostFacts, c store.Cluster) admission {
 	if nc.EmulatedMachine == "" {
 		m := archspec.BestMachine(nc.EmulatedMachineCandidates, f.Machines)
 		if m == "" {
-			out.Code = CodeEmulatedMachines
+			out.Code = api.CodeEmulatedMachines
 			out.Message = fmt.Sprintf("Host %s does not comply with the cluster %s emulated machines. The cluster's candidate emulated machines are %s and the host supported emulated machines are %s.",
 				hostName, c.Name, strings.Join(nc.EmulatedMachineCandidates, ", "), shortList(f.Machines))
 			return out
@@ -105,7 +102,7 @@ func admit(hostName string, f hostFacts, c store.Cluster) admission {
 		nc.EmulatedMachine = m
 		changes = append(changes, "emulated machine "+m)
 	} else if !slices.Contains(f.Machines, nc.EmulatedMachine) {
-		out.Code = CodeEmulatedMachines
+		out.Code = api.CodeEmulatedMachines
 		out.Message = fmt.Sprintf("Host %s does not comply with the cluster %s emulated machine. The cluster current emulated machine is %s and the host supported emulated machines are %s.",
 			hostName, c.Name, nc.EmulatedMachine, shortList(f.Machines))
 		return out

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/store"
@@ -79,10 +80,10 @@ func TestAdmit(t *testing.T) {
 		{"the cluster's machine is offered", p9, withMachine(withType(power, "IBM POWER8"), "pseries-7.2"),
 			want{OK: true, Best: "IBM POWER9", ClusterArch: arch.PPC64, ClusterCPU: "IBM POWER8", ClusterMachine: "pseries-7.2"}},
 		{"the cluster's machine is not offered", oldQEMU, withMachine(withType(power, "IBM POWER8"), "pseries-7.2"),
-			want{Code: CodeEmulatedMachines, Best: "IBM POWER8", ClusterArch: arch.PPC64, ClusterCPU: "IBM POWER8", ClusterMachine: "pseries-7.2",
+			want{Code: api.CodeEmulatedMachines, Best: "IBM POWER8", ClusterArch: arch.PPC64, ClusterCPU: "IBM POWER8", ClusterMachine: "pseries-7.2",
 				MessageHas: "The cluster current emulated machine is pseries-7.2"}},
 		{"no candidate is offered by the first host", x86, store.Cluster{Name: "odd", EmulatedMachineCandidates: []string{"virt-*"}},
-			want{Code: CodeEmulatedMachines, Best: "Secure Intel Cascadelake Server Family", MessageHas: "candidate emulated machines are virt-*"}},
+			want{Code: api.CodeEmulatedMachines, Best: "Secure Intel Cascadelake Server Family", MessageHas: "candidate emulated machines are virt-*"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -65,7 +66,7 @@ type apiErr struct {
 }
 
 func errOf(err error) apiErr {
-	var e *client.Error
+	var e *api.Error
 	if err == nil {
 		return apiErr{}
 	}
@@ -75,8 +76,8 @@ func errOf(err error) apiErr {
 	return apiErr{e.Status, e.Code, e.Field}
 }
 
-func asClientError(err error, target **client.Error) bool {
-	e, ok := err.(*client.Error)
+func asClientError(err error, target **api.Error) bool {
+	e, ok := err.(*api.Error)
 	if ok {
 		*target = e
 	}
@@ -95,15 +96,15 @@ func TestAuthentication(t *testing.T) {
 		status                    int
 		code                      string
 	}{
-		{"no token", "GET", "/api/v1/clusters", "", "", 401, CodeUnauthenticated},
-		{"bad token", "GET", "/api/v1/clusters", "pvt1.nope", "", 401, CodeUnauthenticated},
+		{"no token", "GET", "/api/v1/clusters", "", "", 401, api.CodeUnauthenticated},
+		{"bad token", "GET", "/api/v1/clusters", "pvt1.nope", "", 401, api.CodeUnauthenticated},
 		{"readonly reads", "GET", "/api/v1/clusters", ro.Token, "", 200, ""},
-		{"readonly cannot create", "POST", "/api/v1/clusters", ro.Token, `{"name":"x"}`, 403, CodePermissionDenied},
-		{"readonly cannot add users", "POST", "/api/v1/users", ro.Token, `{"name":"x"}`, 403, CodePermissionDenied},
+		{"readonly cannot create", "POST", "/api/v1/clusters", ro.Token, `{"name":"x"}`, 403, api.CodePermissionDenied},
+		{"readonly cannot add users", "POST", "/api/v1/users", ro.Token, `{"name":"x"}`, 403, api.CodePermissionDenied},
 		{"admin creates", "POST", "/api/v1/clusters", te.token, `{"name":"x"}`, 201, ""},
 		{"health is public", "GET", "/api/v1/health", "", "", 200, ""},
 		{"openapi is public", "GET", "/api/v1/openapi.json", "", "", 200, ""},
-		{"join is public", "POST", "/api/v1/join", "", `{"token":"x","csr":"y"}`, 400, enroll.CodeTokenMalformed},
+		{"join is public", "POST", "/api/v1/join", "", `{"token":"x","csr":"y"}`, 400, api.CodeJoinTokenMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,13 +137,13 @@ func TestAuthentication(t *testing.T) {
 	if st, _, _ := te.raw(t, "GET", "/api/v1/whoami", rotated.Token, nil); st != 401 {
 		t.Errorf("a removed user's token: %d, want 401", st)
 	}
-	if err := te.admin.DeleteUser(ctx, "admin"); errOf(err).Code != CodeInUse {
+	if err := te.admin.DeleteUser(ctx, "admin"); errOf(err).Code != api.CodeInUse {
 		t.Errorf("removing oneself: %v, want IN_USE", err)
 	}
-	if _, err := te.admin.CreateUser(ctx, "bad name", "admin"); errOf(err) != (apiErr{400, CodeInvalid, "name"}) {
+	if _, err := te.admin.CreateUser(ctx, "bad name", "admin"); errOf(err) != (apiErr{400, api.CodeInvalidArgument, "name"}) {
 		t.Errorf("bad user name: %v", err)
 	}
-	if _, err := te.admin.CreateUser(ctx, "x", "root"); errOf(err) != (apiErr{400, CodeInvalid, "role"}) {
+	if _, err := te.admin.CreateUser(ctx, "x", "root"); errOf(err) != (apiErr{400, api.CodeInvalidArgument, "role"}) {
 		t.Errorf("bad role: %v", err)
 	}
 }
@@ -164,14 +165,14 @@ func TestClusterAPI(t *testing.T) {
 		{"CPU type gives the arch", engineapi.ClusterRequest{Name: "p9", CPUType: "ibm power9"}, want{Arch: "ppc64", CPUType: "IBM POWER9", Candidates: []string{"pseries-*", "pseries"}}},
 		{"undefined until the first host", engineapi.ClusterRequest{Name: "later"}, want{Candidates: []string{}}},
 		{"x86", engineapi.ClusterRequest{Name: "x86", Arch: "amd64"}, want{Arch: "x86_64", Candidates: []string{"pc-q35-*", "q35", "pc-i440fx-*", "pc"}}},
-		{"CPU type of another arch", engineapi.ClusterRequest{Name: "mixed", Arch: "x86_64", CPUType: "IBM POWER8"}, want{Err: apiErr{400, CodeInvalid, "cpuType"}}},
-		{"unknown CPU type", engineapi.ClusterRequest{Name: "odd", CPUType: "IBM POWER1"}, want{Err: apiErr{400, CodeInvalid, "cpuType"}}},
-		{"unknown arch", engineapi.ClusterRequest{Name: "odd", Arch: "mips"}, want{Err: apiErr{400, CodeInvalid, "arch"}}},
-		{"bad name", engineapi.ClusterRequest{Name: "-power"}, want{Err: apiErr{400, CodeInvalid, "name"}}},
-		{"empty name", engineapi.ClusterRequest{}, want{Err: apiErr{400, CodeInvalid, "name"}}},
-		{"duplicate", engineapi.ClusterRequest{Name: "power", Arch: "ppc64"}, want{Err: apiErr{409, CodeAlreadyExists, "name"}}},
-		{"bad machine list", engineapi.ClusterRequest{Name: "m", EmulatedMachineCandidates: []string{""}}, want{Err: apiErr{400, CodeInvalid, "emulatedMachineCandidates"}}},
-		{"bad migration policy", engineapi.ClusterRequest{Name: "m", MigrationPolicy: "teleport"}, want{Err: apiErr{400, CodeInvalid, "migrationPolicy"}}},
+		{"CPU type of another arch", engineapi.ClusterRequest{Name: "mixed", Arch: "x86_64", CPUType: "IBM POWER8"}, want{Err: apiErr{400, api.CodeInvalidArgument, "cpuType"}}},
+		{"unknown CPU type", engineapi.ClusterRequest{Name: "odd", CPUType: "IBM POWER1"}, want{Err: apiErr{400, api.CodeInvalidArgument, "cpuType"}}},
+		{"unknown arch", engineapi.ClusterRequest{Name: "odd", Arch: "mips"}, want{Err: apiErr{400, api.CodeInvalidArgument, "arch"}}},
+		{"bad name", engineapi.ClusterRequest{Name: "-power"}, want{Err: apiErr{400, api.CodeInvalidArgument, "name"}}},
+		{"empty name", engineapi.ClusterRequest{}, want{Err: apiErr{400, api.CodeInvalidArgument, "name"}}},
+		{"duplicate", engineapi.ClusterRequest{Name: "power", Arch: "ppc64"}, want{Err: apiErr{409, api.CodeAlreadyExists, "name"}}},
+		{"bad machine list", engineapi.ClusterRequest{Name: "m", EmulatedMachineCandidates: []string{""}}, want{Err: apiErr{400, api.CodeInvalidArgument, "emulatedMachineCandidates"}}},
+		{"bad migration policy", engineapi.ClusterRequest{Name: "m", MigrationPolicy: "teleport"}, want{Err: apiErr{400, api.CodeInvalidArgument, "migrationPolicy"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,25 +201,25 @@ func TestClusterAPI(t *testing.T) {
 	if err != nil || c.Arch != "s390x" || len(c.EmulatedMachineCandidates) == 0 {
 		t.Errorf("set the arch of an empty cluster: %+v %v", c, err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{CPUType: ptr("Intel Nehalem Family")}); errOf(err) != (apiErr{400, CodeInvalid, "cpuType"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{CPUType: ptr("Intel Nehalem Family")}); errOf(err) != (apiErr{400, api.CodeInvalidArgument, "cpuType"}) {
 		t.Errorf("CPU type of another arch: %v", err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Version: ptr(int64(99))}); errOf(err).Code != CodeVersionConflict {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Version: ptr(int64(99))}); errOf(err).Code != api.CodeVersionConflict {
 		t.Errorf("stale version: %v", err)
 	}
 	if _, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "h1", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Arch: ptr("x86_64")}); errOf(err) != (apiErr{409, CodeClusterArchInUse, "arch"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Arch: ptr("x86_64")}); errOf(err) != (apiErr{409, api.CodeClusterArchInUse, "arch"}) {
 		t.Errorf("change the arch of a cluster with hosts: %v", err)
 	}
-	if err := te.admin.DeleteCluster(ctx, "power"); errOf(err).Code != CodeInUse {
+	if err := te.admin.DeleteCluster(ctx, "power"); errOf(err).Code != api.CodeInUse {
 		t.Errorf("delete a cluster with hosts: %v", err)
 	}
 	if err := te.admin.DeleteCluster(ctx, "x86"); err != nil {
 		t.Errorf("delete: %v", err)
 	}
-	if _, err := te.admin.Cluster(ctx, "x86"); errOf(err) != (apiErr{404, CodeNotFound, "cluster"}) {
+	if _, err := te.admin.Cluster(ctx, "x86"); errOf(err) != (apiErr{404, api.CodeNotFound, "cluster"}) {
 		t.Errorf("deleted cluster: %v", err)
 	}
 	cl, err := te.admin.Cluster(ctx, "power")
@@ -252,16 +253,16 @@ func TestHostAPI(t *testing.T) {
 		req  engineapi.HostRequest
 		want apiErr
 	}{
-		{"no port", engineapi.HostRequest{Name: "a", Address: "127.0.0.1", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
-		{"bad port", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:99999", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
-		{"spaces", engineapi.HostRequest{Name: "a", Address: "my host:1", Cluster: "power"}, apiErr{400, CodeInvalid, "address"}},
-		{"unknown cluster", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "nope"}, apiErr{404, CodeNotFound, "cluster"}},
-		{"no cluster", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1"}, apiErr{400, CodeInvalid, "cluster"}},
-		{"bad name", engineapi.HostRequest{Name: "a b", Address: "127.0.0.1:1", Cluster: "power"}, apiErr{400, CodeInvalid, "name"}},
-		{"duplicate name", engineapi.HostRequest{Name: "p8", Address: "127.0.0.1:2", Cluster: "power"}, apiErr{409, CodeAlreadyExists, "name"}},
-		{"duplicate address", engineapi.HostRequest{Name: "b", Address: "127.0.0.1:7443", Cluster: "power"}, apiErr{409, CodeHostAddressInUse, "address"}},
-		{"bad ttl", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "forever"}, apiErr{400, CodeInvalid, "tokenTtl"}},
-		{"ttl too long", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "1000h"}, apiErr{400, CodeInvalid, "tokenTtl"}},
+		{"no port", engineapi.HostRequest{Name: "a", Address: "127.0.0.1", Cluster: "power"}, apiErr{400, api.CodeInvalidArgument, "address"}},
+		{"bad port", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:99999", Cluster: "power"}, apiErr{400, api.CodeInvalidArgument, "address"}},
+		{"spaces", engineapi.HostRequest{Name: "a", Address: "my host:1", Cluster: "power"}, apiErr{400, api.CodeInvalidArgument, "address"}},
+		{"unknown cluster", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "nope"}, apiErr{404, api.CodeNotFound, "cluster"}},
+		{"no cluster", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1"}, apiErr{400, api.CodeInvalidArgument, "cluster"}},
+		{"bad name", engineapi.HostRequest{Name: "a b", Address: "127.0.0.1:1", Cluster: "power"}, apiErr{400, api.CodeInvalidArgument, "name"}},
+		{"duplicate name", engineapi.HostRequest{Name: "p8", Address: "127.0.0.1:2", Cluster: "power"}, apiErr{409, api.CodeAlreadyExists, "name"}},
+		{"duplicate address", engineapi.HostRequest{Name: "b", Address: "127.0.0.1:7443", Cluster: "power"}, apiErr{409, api.CodeHostAddressInUse, "address"}},
+		{"bad ttl", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "forever"}, apiErr{400, api.CodeInvalidArgument, "tokenTtl"}},
+		{"ttl too long", engineapi.HostRequest{Name: "a", Address: "127.0.0.1:1", Cluster: "power", TokenTTL: "1000h"}, apiErr{400, api.CodeInvalidArgument, "tokenTtl"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,10 +276,10 @@ func TestHostAPI(t *testing.T) {
 	if err != nil || len(hosts) != 1 {
 		t.Errorf("hosts after refusals: %d %v", len(hosts), err)
 	}
-	if _, err := te.admin.Hosts(ctx, client.HostFilter{Statuses: []string{"Sleeping"}}); errOf(err) != (apiErr{400, CodeInvalid, "status"}) {
+	if _, err := te.admin.Hosts(ctx, client.HostFilter{Statuses: []string{"Sleeping"}}); errOf(err) != (apiErr{400, api.CodeInvalidArgument, "status"}) {
 		t.Errorf("unknown status filter: %v", err)
 	}
-	if _, err := te.admin.Host(ctx, "nope", false); errOf(err) != (apiErr{404, CodeNotFound, "host"}) {
+	if _, err := te.admin.Host(ctx, "nope", false); errOf(err) != (apiErr{404, api.CodeNotFound, "host"}) {
 		t.Errorf("unknown host: %v", err)
 	}
 	// An Installing host can be removed; a new token can be issued for it.
@@ -325,12 +326,12 @@ func TestJoin(t *testing.T) {
 		status           int
 		code             string
 	}{
-		{"malformed", "hello", string(csr), 400, enroll.CodeTokenMalformed},
-		{"forged", forged.String(), string(csr), 401, enroll.CodeTokenInvalid},
-		{"another engine's CA", wrongCA.String(), string(csr), 401, enroll.CodeTokenWrongEngine},
-		{"no CSR", good.Token, "", 400, enroll.CodeCSRInvalid},
-		{"not a CSR", good.Token, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 400, enroll.CodeCSRInvalid},
-		{"corrupt CSR", good.Token, strings.Replace(string(csr), "M", "N", 3), 400, enroll.CodeCSRInvalid},
+		{"malformed", "hello", string(csr), 400, api.CodeJoinTokenMalformed},
+		{"forged", forged.String(), string(csr), 401, api.CodeJoinTokenInvalid},
+		{"another engine's CA", wrongCA.String(), string(csr), 401, api.CodeJoinTokenWrongEngine},
+		{"no CSR", good.Token, "", 400, api.CodeCSRInvalid},
+		{"not a CSR", good.Token, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 400, api.CodeCSRInvalid},
+		{"corrupt CSR", good.Token, strings.Replace(string(csr), "M", "N", 3), 400, api.CodeCSRInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,14 +364,14 @@ func TestJoin(t *testing.T) {
 		t.Errorf("certificate names %v %v", cert.DNSNames, cert.IPAddresses)
 	}
 	_, err = agent.Enroll(ctx, te.url, good.Token, 5*time.Second)
-	var je *agent.JoinError
-	if !asJoinError(err, &je) || je.Code != enroll.CodeTokenUsed || je.Status != 409 {
+	var je *api.Error
+	if !errors.As(err, &je) || je.Code != api.CodeJoinTokenUsed || je.Status != 409 {
 		t.Errorf("reused token: %v", err)
 	}
 	// An expired token.
 	short := add("short", "127.0.0.1:7002", "1s")
 	time.Sleep(1100 * time.Millisecond)
-	if st, eb := te.postJoin(t, short.Token, string(csr)); st != 401 || eb.Error.Code != enroll.CodeTokenExpired {
+	if st, eb := te.postJoin(t, short.Token, string(csr)); st != 401 || eb.Error.Code != api.CodeJoinTokenExpired {
 		t.Errorf("expired token: %d %+v", st, eb)
 	}
 	// Two agents racing with one token: one wins.
@@ -398,19 +399,11 @@ func TestJoin(t *testing.T) {
 	for _, ev := range page.Events {
 		codes[ev.Code] = true
 	}
-	for _, c := range []string{enroll.CodeTokenMalformed, enroll.CodeTokenInvalid, enroll.CodeTokenWrongEngine, enroll.CodeTokenUsed, enroll.CodeTokenExpired} {
+	for _, c := range []string{api.CodeJoinTokenMalformed, api.CodeJoinTokenInvalid, api.CodeJoinTokenWrongEngine, api.CodeJoinTokenUsed, api.CodeJoinTokenExpired} {
 		if !codes[c] {
 			t.Errorf("no audit event for a %s refusal (have %v)", c, codes)
 		}
 	}
-}
-
-func asJoinError(err error, target **agent.JoinError) bool {
-	e, ok := err.(*agent.JoinError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 func TestEventsAPI(t *testing.T) {
@@ -497,11 +490,11 @@ func TestErrorAnswers(t *testing.T) {
 		status                   int
 		code                     string
 	}{
-		{"unknown path", "GET", "/api/v1/nothing", "", 404, CodeNotFound},
-		{"outside the API", "GET", "/", "", 404, CodeNotFound},
-		{"wrong method", "PUT", "/api/v1/clusters", "", 405, CodeMethodNotAllowed},
-		{"too large", "POST", "/api/v1/clusters", `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, 413, CodeBodyTooLarge},
-		{"wrong type", "POST", "/api/v1/clusters", `{"name":5}`, 400, CodeInvalid},
+		{"unknown path", "GET", "/api/v1/nothing", "", 404, api.CodeNotFound},
+		{"outside the API", "GET", "/", "", 404, api.CodeNotFound},
+		{"wrong method", "PUT", "/api/v1/clusters", "", 405, api.CodeMethodNotAllowed},
+		{"too large", "POST", "/api/v1/clusters", `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, 413, api.CodeBodyTooLarge},
+		{"wrong type", "POST", "/api/v1/clusters", `{"name":5}`, 400, api.CodeInvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -525,9 +518,9 @@ func TestDatabaseFileDeleted(t *testing.T) {
 		os.Remove(filepath.Join(te.dir, f))
 	}
 	_, err := te.admin.Clusters(ctx)
-	var ce *client.Error
-	if !asClientError(err, &ce) || ce.Status != 503 || ce.Code != CodeDBFailure || !strings.Contains(ce.Message, "database file is gone") {
-		t.Errorf("with the database file deleted: %v; want 503 %s saying the file is gone", err, CodeDBFailure)
+	var ce *api.Error
+	if !asClientError(err, &ce) || ce.Status != 503 || ce.Code != api.CodeDatabaseFailure || !strings.Contains(ce.Message, "database file is gone") {
+		t.Errorf("with the database file deleted: %v; want 503 %s saying the file is gone", err, api.CodeDatabaseFailure)
 	}
 	h, err := te.admin.Health(ctx)
 	if errOf(err).Status != 503 || h.Status != "" {

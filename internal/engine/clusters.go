@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -202,7 +203,7 @@ func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if upd.Version != nil && *upd.Version != c.Version {
-		return &apiError{Status: http.StatusConflict, Code: CodeVersionConflict, Field: "version",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeVersionConflict, Field: "version",
 			Message: fmt.Sprintf("cluster %s is at version %d, not %d: read it again", c.Name, c.Version, *upd.Version)}
 	}
 	old := c
@@ -300,7 +301,7 @@ func (e *Engine) checkCPUTypeFits(ctx context.Context, c store.Cluster, t cpucat
 		}
 	}
 	if len(bad) > 0 {
-		return &apiError{Status: http.StatusConflict, Code: CodeClusterCPUIllegal, Field: "cpuType",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeClusterCPUIllegal, Field: "cpuType",
 			Message: fmt.Sprintf("Cannot change the CPU type of cluster %s to %s: these Up hosts do not support it: %s. Switch them to Maintenance or move them first.",
 				c.Name, t.Name, strings.Join(bad, "; "))}
 	}

@@ -462,12 +462,12 @@ func vmState(s string) func(engineapi.VM) bool {
 }
 
 // clientErr is the client error of err (a zero one when err is another).
-func clientErr(err error) client.Error {
-	var ce *client.Error
+func clientErr(err error) api.Error {
+	var ce *api.Error
 	if errors.As(err, &ce) {
 		return *ce
 	}
-	return client.Error{Message: fmt.Sprint(err)}
+	return api.Error{Message: fmt.Sprint(err)}
 }
 
 // defJSON is a definition in YAML turned into the request's JSON.

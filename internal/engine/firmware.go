@@ -16,7 +16,6 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
-	"polyvirt/internal/firmware"
 	"polyvirt/internal/store"
 	"polyvirt/internal/strictdoc"
 )
@@ -26,9 +25,6 @@ import (
 // (the host is in Maintenance, no VM of its own runs there), passes the
 // steps on, copies the agent's operation into the database and each step
 // of its log into the audit log (who, from which level to which).
-
-// CodeAgentError: an agent answered something the engine cannot use.
-const CodeAgentError = "AGENT_ERROR"
 
 // firmwareTimeout bounds a firmware request to an agent: an upload of a
 // large image, or a step the agent answers after at most a few seconds.
@@ -86,12 +82,12 @@ func agentAnswer(r *agentResponse, out any) error {
 			if status >= 500 {
 				status = http.StatusBadGateway
 			}
-			return &apiError{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
+			return &api.Error{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
 		}
-		return newError(http.StatusBadGateway, CodeAgentError, "the agent answered HTTP %d", r.Status)
+		return api.NewError(http.StatusBadGateway, api.CodeAgentError, "the agent answered HTTP %d", r.Status)
 	}
 	if err := json.Unmarshal(r.Body, out); err != nil {
-		return newError(http.StatusBadGateway, CodeAgentError, "the agent's answer is not JSON: %v", err)
+		return api.NewError(http.StatusBadGateway, api.CodeAgentError, "the agent's answer is not JSON: %v", err)
 	}
 	return nil
 }
@@ -142,17 +138,17 @@ func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) e
 		return invalidField("name", "give the image's file name (01SV810_133_081.rpm or a .img), at most 255 characters")
 	}
 	if c, ok := strictdoc.FormatChar(name); ok {
-		return &apiError{Status: http.StatusBadRequest, Code: CodeFormatChars, Field: "name",
+		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeFormatChars, Field: "name",
 			Message: fmt.Sprintf("the image's file name holds the invisible format character %s, which changes how it is shown; remove it", strictdoc.Describe(c))}
 	}
 	hdr := http.Header{"X-Polyvirt-User": {userName(ctx)}, "Content-Type": {"application/octet-stream"}}
 	resp, err := e.agents.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/image?name="+url.QueryEscape(name), hdr, r.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return newError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "firmware image larger than %d bytes", int64(MaxFirmwareUpload))
+		return api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", int64(MaxFirmwareUpload))
 	}
 	if err != nil {
-		return newError(http.StatusBadGateway, CodeAgentUnreachable, "host %s: %v", h.Name, err)
+		return api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
 	}
 	var op agentapi.FirmwareOperation
 	if err := agentAnswer(resp, &op); err != nil {
@@ -187,7 +183,7 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 		// of its VMs runs there. The agent checks its own VMs again right
 		// before update_flash -f.
 		if h.Status != store.HostMaintenance {
-			return e.refuseFirmware(ctx, h, step, newError(http.StatusConflict, firmware.CodeNotMaintenance,
+			return e.refuseFirmware(ctx, h, step, api.NewError(http.StatusConflict, api.CodeHostNotInMaintenance,
 				"Cannot flash the firmware of host %s: it is %s; switch it to Maintenance first (polyvirt host maintenance %s).", h.Name, h.Status, h.Name))
 		}
 		running, err := runningVMs(ctx, e.st, h.ID)
@@ -195,17 +191,17 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 			return err
 		}
 		if len(running) > 0 {
-			return e.refuseFirmware(ctx, h, step, newError(http.StatusConflict, firmware.CodeVMsRunning,
+			return e.refuseFirmware(ctx, h, step, api.NewError(http.StatusConflict, api.CodeHostHasRunningVMs,
 				"Cannot flash the firmware of host %s: VMs run there (%s); stop or migrate them first.", h.Name, strings.Join(running, ", ")))
 		}
 		body, _ = json.Marshal(agentapi.FirmwareStepRequest{Maintenance: true})
 	default:
-		return newError(http.StatusNotFound, CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
+		return api.NewError(http.StatusNotFound, api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
 	}
 	hdr := http.Header{"X-Polyvirt-User": {userName(ctx)}, "Content-Type": {"application/json"}}
 	resp, err := e.agents.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/"+step, hdr, bytes.NewReader(body))
 	if err != nil {
-		return newError(http.StatusBadGateway, CodeAgentUnreachable, "host %s: %v", h.Name, err)
+		return api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
 	}
 	var op agentapi.FirmwareOperation
 	if err := agentAnswer(resp, &op); err != nil {
@@ -225,7 +221,7 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 
 // refuseFirmware records a step the engine refuses in the audit log and
 // returns the refusal.
-func (e *Engine) refuseFirmware(ctx context.Context, h store.Host, step string, refusal *apiError) error {
+func (e *Engine) refuseFirmware(ctx context.Context, h store.Host, step string, refusal *api.Error) error {
 	_ = e.appendEvent(ctx, e.st, store.Event{Action: "firmware." + step, Severity: store.SeverityWarning, User: userName(ctx),
 		ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name, Code: refusal.Code,
 		Message: fmt.Sprintf("Firmware of host %s: %s refused by the engine for %s: %s", h.Name, step, userName(ctx), refusal.Message)})
@@ -386,7 +382,7 @@ func (e *Engine) firmwareOverdue(ctx context.Context, h store.Host) error {
 			return err
 		}
 		return e.appendEvent(ctx, tx, store.Event{Action: "firmware.reboot", Severity: store.SeverityError, ObjectKind: "host",
-			ObjectID: h.ID, ObjectName: h.Name, Code: "FIRMWARE_HOST_NOT_BACK", CorrelationID: rec.ID,
+			ObjectID: h.ID, ObjectName: h.Name, Code: api.CodeFirmwareHostNotBack, CorrelationID: rec.ID,
 			Message: fmt.Sprintf("Host %s did not come back within %s of its firmware flash (operation %s).", h.Name, firmwareRebootTimeout, rec.ID)})
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/cpucatalog"
@@ -211,7 +212,7 @@ func (e *Engine) addHost(w http.ResponseWriter, r *http.Request) error {
 		if other, err := addressTaken(ctx, tx, h.Address, ""); err != nil {
 			return err
 		} else if other != "" {
-			return &apiError{Status: http.StatusConflict, Code: CodeHostAddressInUse, Field: "address",
+			return &api.Error{Status: http.StatusConflict, Code: api.CodeHostAddressInUse, Field: "address",
 				Message: fmt.Sprintf("Cannot add host %s: host %s already has the address %s.", h.Name, other, h.Address)}
 		}
 		if err := tx.CreateHost(ctx, &h); err != nil {
@@ -309,7 +310,7 @@ func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 			return false, err
 		}
 		if len(running) > 0 {
-			return false, newError(http.StatusConflict, CodeHostHasVMs,
+			return false, api.NewError(http.StatusConflict, api.CodeHostHasVMs,
 				"Cannot switch host %s to Maintenance: VMs run on it (%s); stop or migrate them first.", h.Name, strings.Join(running, ", "))
 		}
 		h.Status, h.StatusCode = store.HostMaintenance, ""
@@ -381,7 +382,7 @@ func (e *Engine) removeHost(w http.ResponseWriter, r *http.Request) error {
 		}
 		if err := tx.DeleteHost(ctx, cur.ID); err != nil {
 			if errors.Is(err, store.ErrInUse) {
-				return newError(http.StatusConflict, CodeHostHasVMs, "Cannot remove host %s: %s.", cur.Name, storeMessage(asStoreError(err)))
+				return api.NewError(http.StatusConflict, api.CodeHostHasVMs, "Cannot remove host %s: %s.", cur.Name, storeMessage(asStoreError(err)))
 			}
 			return err
 		}
@@ -432,7 +433,7 @@ func (e *Engine) updateHost(w http.ResponseWriter, r *http.Request) error {
 	}
 	h, err = e.mutateHost(ctx, h.ID, func(tx store.Tx, h *store.Host) (bool, error) {
 		if upd.Version != nil && *upd.Version != h.Version {
-			return false, &apiError{Status: http.StatusConflict, Code: CodeVersionConflict, Field: "version",
+			return false, &api.Error{Status: http.StatusConflict, Code: api.CodeVersionConflict, Field: "version",
 				Message: fmt.Sprintf("host %s is at version %d, not %d: read it again", h.Name, h.Version, *upd.Version)}
 		}
 		oldName := h.Name
@@ -450,7 +451,7 @@ func (e *Engine) updateHost(w http.ResponseWriter, r *http.Request) error {
 			if other, err := addressTaken(ctx, tx, *upd.Address, h.ID); err != nil {
 				return false, err
 			} else if other != "" {
-				return false, &apiError{Status: http.StatusConflict, Code: CodeHostAddressInUse, Field: "address",
+				return false, &api.Error{Status: http.StatusConflict, Code: api.CodeHostAddressInUse, Field: "address",
 					Message: fmt.Sprintf("Cannot change the address of host %s: host %s already has the address %s.", h.Name, other, *upd.Address)}
 			}
 			changes = append(changes, fmt.Sprintf("address %s → %s", h.Address, *upd.Address))
@@ -487,7 +488,7 @@ func checkMoveArch(h store.Host, target store.Cluster) error {
 	}
 	ha, err := cpucatalog.ClusterArch(h.Arch)
 	if err != nil || ha != target.Arch {
-		return &apiError{Status: http.StatusConflict, Code: CodeHostClusterArch, Field: "cluster",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeHostClusterArch, Field: "cluster",
 			Message: fmt.Sprintf("Cannot move host %s to cluster %s: the host has architecture %s and the cluster has architecture %s.",
 				h.Name, target.Name, h.Arch, target.Arch)}
 	}

@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"net/http"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/store"
 )
-
-// CodeAgentUnreachable is the status code of a host whose agent does not
-// answer the monitoring.
-const CodeAgentUnreachable = "AGENT_UNREACHABLE"
 
 // The host status machine (oVirt's, reduced to what polyvirt does):
 //
@@ -95,15 +92,15 @@ func nextStatus(h store.Host, o pollOutcome, threshold int) statusChange {
 	switch h.Status {
 	case store.HostInstalling:
 		// Enrolled but never answered: still installing, say why.
-		if h.StatusCode == CodeAgentUnreachable {
+		if h.StatusCode == api.CodeAgentUnreachable {
 			return keep
 		}
-		return statusChange{Changed: true, Status: store.HostInstalling, Code: CodeAgentUnreachable, Message: reason,
+		return statusChange{Changed: true, Status: store.HostInstalling, Code: api.CodeAgentUnreachable, Message: reason,
 			Event:    fmt.Sprintf("Host %s is enrolled but its agent at %s does not answer yet.", h.Name, h.Address),
-			Severity: store.SeverityWarning, EventCode: CodeAgentUnreachable}
+			Severity: store.SeverityWarning, EventCode: api.CodeAgentUnreachable}
 	case store.HostUp, store.HostNonOperational, store.HostConnecting:
-		return statusChange{Changed: true, Status: store.HostNonResponsive, Code: CodeAgentUnreachable, Message: reason,
-			Event: fmt.Sprintf("Host %s moved to Non-Responsive state.", h.Name), EventCode: CodeAgentUnreachable,
+		return statusChange{Changed: true, Status: store.HostNonResponsive, Code: api.CodeAgentUnreachable, Message: reason,
+			Event: fmt.Sprintf("Host %s moved to Non-Responsive state.", h.Name), EventCode: api.CodeAgentUnreachable,
 			Severity: store.SeverityError}
 	}
 	return keep
@@ -157,7 +154,7 @@ var actionRules = map[hostAction]struct {
 // checkAction tells whether an action is allowed in status s: noop when it
 // is already done, an error (409, ACTION_TYPE_FAILED_VDS_STATUS_ILLEGAL)
 // when it is not allowed.
-func checkAction(a hostAction, name string, s store.HostStatus) (noop bool, err *apiError) {
+func checkAction(a hostAction, name string, s store.HostStatus) (noop bool, err *api.Error) {
 	r := actionRules[a]
 	for _, x := range r.noop {
 		if x == s {
@@ -173,5 +170,5 @@ func checkAction(a hostAction, name string, s store.HostStatus) (noop bool, err 
 	if r.hint != "" {
 		msg += ": " + r.hint
 	}
-	return false, &apiError{Status: http.StatusConflict, Code: CodeHostStatusIllegal, Message: msg + "."}
+	return false, &api.Error{Status: http.StatusConflict, Code: api.CodeHostStatusIllegal, Message: msg + "."}
 }

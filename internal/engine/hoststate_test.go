@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/store"
 )
 
@@ -66,22 +67,22 @@ func TestNextStatus(t *testing.T) {
 			pollOutcome{OK: true, Admission: refused}, want{false, store.HostNonOperational, refused.Code, "", ""}},
 		{"non-operational admitted", host(store.HostNonOperational, refused.Code), pollOutcome{OK: true, Admission: ok},
 			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
-		{"non-responsive back", host(store.HostNonResponsive, CodeAgentUnreachable), pollOutcome{OK: true, Admission: ok},
+		{"non-responsive back", host(store.HostNonResponsive, api.CodeAgentUnreachable), pollOutcome{OK: true, Admission: ok},
 			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
 		{"connecting admitted", host(store.HostConnecting, ""), pollOutcome{OK: true, Admission: ok},
 			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
 		{"one failure is not enough", host(store.HostUp, ""), pollOutcome{Failures: 1, Err: "refused"},
 			want{false, store.HostUp, "", "", ""}},
 		{"up unreachable", host(store.HostUp, ""), pollOutcome{Failures: 3, Err: "refused"},
-			want{true, store.HostNonResponsive, CodeAgentUnreachable, "Host h moved to Non-Responsive state.", store.SeverityError}},
+			want{true, store.HostNonResponsive, api.CodeAgentUnreachable, "Host h moved to Non-Responsive state.", store.SeverityError}},
 		{"non-operational unreachable", host(store.HostNonOperational, refused.Code), pollOutcome{Failures: 3, Err: "refused"},
-			want{true, store.HostNonResponsive, CodeAgentUnreachable, "Host h moved to Non-Responsive state.", store.SeverityError}},
-		{"non-responsive stays", host(store.HostNonResponsive, CodeAgentUnreachable), pollOutcome{Failures: 9, Err: "refused"},
-			want{false, store.HostNonResponsive, CodeAgentUnreachable, "", ""}},
+			want{true, store.HostNonResponsive, api.CodeAgentUnreachable, "Host h moved to Non-Responsive state.", store.SeverityError}},
+		{"non-responsive stays", host(store.HostNonResponsive, api.CodeAgentUnreachable), pollOutcome{Failures: 9, Err: "refused"},
+			want{false, store.HostNonResponsive, api.CodeAgentUnreachable, "", ""}},
 		{"installing agent not started", host(store.HostInstalling, ""), pollOutcome{Failures: 3, Err: "refused"},
-			want{true, store.HostInstalling, CodeAgentUnreachable, "Host h is enrolled but its agent at 10.0.0.1:7443 does not answer yet.", store.SeverityWarning}},
-		{"installing said once", host(store.HostInstalling, CodeAgentUnreachable), pollOutcome{Failures: 4, Err: "refused"},
-			want{false, store.HostInstalling, CodeAgentUnreachable, "", ""}},
+			want{true, store.HostInstalling, api.CodeAgentUnreachable, "Host h is enrolled but its agent at 10.0.0.1:7443 does not answer yet.", store.SeverityWarning}},
+		{"installing said once", host(store.HostInstalling, api.CodeAgentUnreachable), pollOutcome{Failures: 4, Err: "refused"},
+			want{false, store.HostInstalling, api.CodeAgentUnreachable, "", ""}},
 		{"maintenance ignores failures", host(store.HostMaintenance, ""), pollOutcome{Failures: 9, Err: "refused"},
 			want{false, store.HostMaintenance, "", "", ""}},
 		{"maintenance ignores admission", host(store.HostMaintenance, ""), pollOutcome{OK: true, Admission: refused},
@@ -103,7 +104,7 @@ func TestCheckAction(t *testing.T) {
 		Noop bool
 		Code string
 	}
-	allowed, noop, illegal := result{}, result{Noop: true}, result{Code: CodeHostStatusIllegal}
+	allowed, noop, illegal := result{}, result{Noop: true}, result{Code: api.CodeHostStatusIllegal}
 	tests := []struct {
 		action hostAction
 		status store.HostStatus

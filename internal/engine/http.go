@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/store"
 	"polyvirt/internal/strictdoc"
 )
@@ -99,11 +100,11 @@ func (e *Engine) Handler() http.Handler {
 		allow := strings.Join(ms, ", ")
 		mux.HandleFunc("/api/v1"+path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeError(w, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
+			writeError(w, api.NewError(http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allow))
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
+		writeError(w, api.NewError(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -123,7 +124,7 @@ func (e *Engine) wrap(rt route) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				e.log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
-				writeError(w, newError(http.StatusInternalServerError, CodeInternal, "internal error (correlation ID %s)", corr))
+				writeError(w, api.NewError(http.StatusInternalServerError, api.CodeInternal, "internal error (correlation ID %s)", corr))
 			}
 		}()
 		if !rt.Public {
@@ -139,7 +140,7 @@ func (e *Engine) wrap(rt route) http.Handler {
 				return
 			}
 			if need := rt.needs(); !allows(u.Role, need) {
-				writeError(w, newError(http.StatusForbidden, CodePermissionDenied,
+				writeError(w, api.NewError(http.StatusForbidden, api.CodePermissionDenied,
 					"user %s has the %s role: %s %s needs the %s role%s", u.Name, u.Role, r.Method, r.URL.Path, need, roleHint(u.Role)))
 				return
 			}
@@ -216,17 +217,17 @@ func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter 
 func (e *Engine) authenticate(ctx context.Context, r *http.Request) (store.User, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return store.User{}, newError(http.StatusUnauthorized, CodeUnauthenticated,
+		return store.User{}, api.NewError(http.StatusUnauthorized, api.CodeUnauthenticated,
 			"missing Authorization header: send \"Authorization: Bearer TOKEN\" (polyvirt login)")
 	}
 	scheme, token, ok := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return store.User{}, newError(http.StatusUnauthorized, CodeUnauthenticated, "the Authorization header is not \"Bearer TOKEN\"")
+		return store.User{}, api.NewError(http.StatusUnauthorized, api.CodeUnauthenticated, "the Authorization header is not \"Bearer TOKEN\"")
 	}
 	u, err := e.st.GetUserByTokenHash(ctx, store.HashToken(token))
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, newError(http.StatusUnauthorized, CodeUnauthenticated, "invalid API token (revoked, or from another engine?)")
+		return store.User{}, api.NewError(http.StatusUnauthorized, api.CodeUnauthenticated, "invalid API token (revoked, or from another engine?)")
 	}
 	return u, err
 }
@@ -244,7 +245,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if ae.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "2")
 	}
-	_ = writeJSON(w, ae.Status, ae.body())
+	_ = writeJSON(w, ae.Status, ae.Body())
 }
 
 // decodeBody reads a JSON request body into v: one object, no unknown
@@ -254,27 +255,27 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	b, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return newError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body larger than %d bytes", maxBody)
+		return api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "request body larger than %d bytes", maxBody)
 	}
 	if err != nil {
-		return newError(http.StatusBadRequest, CodeBadRequest, "reading the request body: %v", err)
+		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "reading the request body: %v", err)
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		if optional {
 			return nil
 		}
-		return newError(http.StatusBadRequest, CodeBadRequest, "the request body is empty: want a JSON object")
+		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "the request body is empty: want a JSON object")
 	}
 	// A key given twice (the last would silently win; encoding/json also
 	// matches a field's name in any case) and invisible format characters
 	// in any string (text a person reads: names, descriptions, reasons,
 	// definitions) are refused first.
 	if p := strictdoc.JSON(b, strictdoc.Checks{FormatCharacters: true, FoldCase: true}); p != nil {
-		code := CodeDuplicateKey
+		code := api.CodeDuplicateKey
 		if p.Kind == strictdoc.FormatCharacter {
-			code = CodeFormatChars
+			code = api.CodeFormatChars
 		}
-		return &apiError{Status: http.StatusBadRequest, Code: code, Field: p.Path, Message: p.Error()}
+		return &api.Error{Status: http.StatusBadRequest, Code: code, Field: p.Path, Message: p.Error()}
 	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
@@ -283,17 +284,17 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return newError(http.StatusBadRequest, CodeBadRequest, "the request body is not valid JSON at byte %d: %v", se.Offset, err)
+			return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "the request body is not valid JSON at byte %d: %v", se.Offset, err)
 		case errors.As(err, &te):
 			return invalidField(te.Field, "%s: want a JSON %s, not %s", te.Field, te.Type, te.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return invalidField(f, "unknown field %q", f)
 		}
-		return newError(http.StatusBadRequest, CodeBadRequest, "the request body: %v", err)
+		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "the request body: %v", err)
 	}
 	if dec.More() {
-		return newError(http.StatusBadRequest, CodeBadRequest, "the request body has data after its JSON object")
+		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "the request body has data after its JSON object")
 	}
 	return nil
 }

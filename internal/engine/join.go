@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
@@ -25,29 +26,29 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 	}
 	tok, err := enroll.ParseToken(req.Token)
 	if err != nil {
-		e.auditJoinRefusal(r, enroll.CodeTokenMalformed, err.Error())
-		return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeTokenMalformed, Field: "token", Message: err.Error()}
+		e.auditJoinRefusal(r, api.CodeJoinTokenMalformed, err.Error())
+		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeJoinTokenMalformed, Field: "token", Message: err.Error()}
 	}
 	if tok.CAHash != e.caFP {
-		e.auditJoinRefusal(r, enroll.CodeTokenWrongEngine, "the token names CA "+tok.CAHash)
-		return &apiError{Status: http.StatusUnauthorized, Code: enroll.CodeTokenWrongEngine, Field: "token",
+		e.auditJoinRefusal(r, api.CodeJoinTokenWrongEngine, "the token names CA "+tok.CAHash)
+		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeJoinTokenWrongEngine, Field: "token",
 			Message: fmt.Sprintf("the join token was issued by another engine (CA %s…); this engine's CA is %s…", tok.CAHash[:16], e.caFP[:16])}
 	}
 	if err := checkCSR(req.CSR); err != nil {
-		return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeCSRInvalid, Field: "csr", Message: err.Error()}
+		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
 	}
 	var resp enroll.JoinResponse
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		h, err := tx.ConsumeJoinToken(ctx, tok.Hash())
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return &apiError{Status: http.StatusUnauthorized, Code: enroll.CodeTokenInvalid, Field: "token",
+			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeJoinTokenInvalid, Field: "token",
 				Message: "the join token is not valid: no host has it (mistyped, forged, or replaced by a newer token)"}
 		case errors.Is(err, store.ErrExpired):
-			return &apiError{Status: http.StatusUnauthorized, Code: enroll.CodeTokenExpired, Field: "token",
+			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeJoinTokenExpired, Field: "token",
 				Message: "the join token has expired: issue a new one (polyvirt host join-token NAME)"}
 		case errors.Is(err, store.ErrConflict):
-			return &apiError{Status: http.StatusConflict, Code: enroll.CodeTokenUsed, Field: "token",
+			return &api.Error{Status: http.StatusConflict, Code: api.CodeJoinTokenUsed, Field: "token",
 				Message: "the join token was used already: a token enrolls one agent once; issue a new one (polyvirt host join-token NAME)"}
 		case err != nil:
 			return err
@@ -57,7 +58,7 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 		// certificate).
 		certPEM, err := e.pki.ca.SignCSR([]byte(req.CSR), h.Name, hostCertNames(h), pki.Server, certValidity)
 		if err != nil {
-			return &apiError{Status: http.StatusBadRequest, Code: enroll.CodeCSRInvalid, Field: "csr", Message: err.Error()}
+			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
 		}
 		cert, err := pki.ParseCertificate(certPEM)
 		if err != nil {
@@ -85,7 +86,7 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if err != nil {
-		if ae := asAPIError(err); ae.Code == enroll.CodeTokenInvalid || ae.Code == enroll.CodeTokenExpired || ae.Code == enroll.CodeTokenUsed {
+		if ae := asAPIError(err); ae.Code == api.CodeJoinTokenInvalid || ae.Code == api.CodeJoinTokenExpired || ae.Code == api.CodeJoinTokenUsed {
 			e.auditJoinRefusal(r, ae.Code, ae.Message)
 		}
 		return err

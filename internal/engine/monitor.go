@@ -13,15 +13,12 @@ import (
 	"sync"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/store"
 )
 
 // reloadSpacing is the shortest time between two reloads of the hosts.
 const reloadSpacing = 200 * time.Millisecond
-
-// CodeCapsInvalid: the agent answered with a capabilities report the
-// engine cannot read.
-const CodeCapsInvalid = "HOST_CAPABILITIES_INVALID"
 
 // monitor watches every enrolled host while this engine leads: one poller
 // goroutine per host reads its statistics every StatsInterval (kept-alive
@@ -375,7 +372,7 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 		}
 		var a admission
 		if ferr != nil {
-			a = admission{Code: CodeCapsInvalid, Message: fmt.Sprintf("Host %s moved to Non-Operational state as its capabilities report cannot be read: %v", h.Name, ferr), Cluster: c}
+			a = admission{Code: api.CodeHostCapabilitiesInvalid, Message: fmt.Sprintf("Host %s moved to Non-Operational state as its capabilities report cannot be read: %v", h.Name, ferr), Cluster: c}
 		} else {
 			a = admit(h.Name, facts, c)
 		}

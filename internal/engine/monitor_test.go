@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 	"polyvirt/internal/pki"
@@ -110,7 +111,7 @@ func TestMonitorNonResponsive(t *testing.T) {
 	// Killed: connection refused.
 	h.Stop()
 	nr := waitHost(t, te.admin, "p8", 10*time.Second, status("NonResponsive"))
-	if nr.StatusCode != CodeAgentUnreachable || !strings.Contains(nr.StatusMessage, "connection refused") {
+	if nr.StatusCode != api.CodeAgentUnreachable || !strings.Contains(nr.StatusMessage, "connection refused") {
 		t.Errorf("non-responsive host: %s %q", nr.StatusCode, nr.StatusMessage)
 	}
 	if err := h.Start(); err != nil {
@@ -179,13 +180,13 @@ func TestHostActions(t *testing.T) {
 	waitHost(t, te.admin, "p8", 10*time.Second, status("Up"))
 
 	// Up: no removal, no move, no new token.
-	if err := te.admin.RemoveHost(ctx, "p8"); errOf(err) != (apiErr{409, CodeHostStatusIllegal, ""}) {
+	if err := te.admin.RemoveHost(ctx, "p8"); errOf(err) != (apiErr{409, api.CodeHostStatusIllegal, ""}) {
 		t.Errorf("remove an Up host: %v", err)
 	}
-	if _, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("power2")}); errOf(err).Code != CodeHostStatusIllegal {
+	if _, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("power2")}); errOf(err).Code != api.CodeHostStatusIllegal {
 		t.Errorf("move an Up host: %v", err)
 	}
-	if _, err := te.admin.JoinToken(ctx, "p8", ""); errOf(err).Code != CodeHostStatusIllegal {
+	if _, err := te.admin.JoinToken(ctx, "p8", ""); errOf(err).Code != api.CodeHostStatusIllegal {
 		t.Errorf("join token of an Up host: %v", err)
 	}
 	// Maintenance holds whatever the agent does.
@@ -205,7 +206,7 @@ func TestHostActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A host cannot move to a cluster of another architecture.
-	if _, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("x86")}); errOf(err) != (apiErr{409, CodeHostClusterArch, "cluster"}) {
+	if _, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("x86")}); errOf(err) != (apiErr{409, api.CodeHostClusterArch, "cluster"}) {
 		t.Errorf("move to an x86_64 cluster: %v", err)
 	}
 	moved, err := te.admin.UpdateHost(ctx, "p8", engineapi.HostUpdate{Cluster: ptr("power2")})
@@ -222,7 +223,7 @@ func TestHostActions(t *testing.T) {
 	}
 	// Raising the cluster's CPU type over its Up host is refused; the
 	// same level is fine.
-	if _, err := te.admin.UpdateCluster(ctx, "power2", engineapi.ClusterUpdate{CPUType: ptr("IBM POWER9")}); errOf(err) != (apiErr{409, CodeClusterCPUIllegal, "cpuType"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power2", engineapi.ClusterUpdate{CPUType: ptr("IBM POWER9")}); errOf(err) != (apiErr{409, api.CodeClusterCPUIllegal, "cpuType"}) {
 		t.Errorf("raise the CPU type over an Up POWER8: %v", err)
 	}
 	// Remove: maintenance first.

@@ -8,10 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/scheduler"
 )
 
 // TestVMHostPaths: a definition reaching host files no host of its
@@ -98,10 +98,10 @@ func TestVMHostPaths(t *testing.T) {
 	_, err = l.te.admin.VMAction(ctx, "var", "start", "")
 	ce := clientErr(err)
 	var reasons []string
-	for _, d := range ce.Errors {
+	for _, d := range ce.Details {
 		reasons = append(reasons, d.Field+" "+d.Code)
 	}
-	if diff := cmp.Diff([]string{"host:xa " + scheduler.CodePathNotAllowed, "host:xb " + scheduler.CodeHostNotPinned}, reasons); ce.Code != scheduler.CodeNoHost || diff != "" {
+	if diff := cmp.Diff([]string{"host:xa " + api.CodePathNotAllowed, "host:xb " + api.CodeHostNotPinned}, reasons); ce.Code != api.CodeSchedulingFilteredOut || diff != "" {
 		t.Errorf("start pinned to a host that does not allow the disk: %s (-want +got):\n%s", ce.Code, diff)
 	}
 }
@@ -115,20 +115,20 @@ func TestRequestBodiesSayWhatTheySeem(t *testing.T) {
 		name, method, path, body string
 		code, field              string
 	}{
-		{"cluster name twice", "POST", "/api/v1/clusters", `{"name":"a","name":"b"}`, CodeDuplicateKey, "name"},
-		{"cluster name twice, another case", "POST", "/api/v1/clusters", `{"name":"a","Name":"b"}`, CodeDuplicateKey, "Name"},
-		{"user role twice", "POST", "/api/v1/users", `{"name":"eve","role":"readonly","role":"admin"}`, CodeDuplicateKey, "role"},
+		{"cluster name twice", "POST", "/api/v1/clusters", `{"name":"a","name":"b"}`, api.CodeDuplicateKey, "name"},
+		{"cluster name twice, another case", "POST", "/api/v1/clusters", `{"name":"a","Name":"b"}`, api.CodeDuplicateKey, "Name"},
+		{"user role twice", "POST", "/api/v1/users", `{"name":"eve","role":"readonly","role":"admin"}`, api.CodeDuplicateKey, "role"},
 		{"a key twice in a definition", "POST", "/api/v1/vms",
-			`{"cluster":"power","definition":{"name":"d","disks":[{"source":"/var/lib/polyvirt/images/a.img","source":"/etc/shadow"}]}}`, CodeDuplicateKey, "definition.disks[0].source"},
+			`{"cluster":"power","definition":{"name":"d","disks":[{"source":"/var/lib/polyvirt/images/a.img","source":"/etc/shadow"}]}}`, api.CodeDuplicateKey, "definition.disks[0].source"},
 		{"a metadata key twice", "POST", "/api/v1/vms",
-			`{"cluster":"power","definition":{"name":"d","metadata":{"owner":"alice","owner":"mallory"}}}`, CodeDuplicateKey, "definition.metadata.owner"},
-		{"a bidi override in a description", "POST", "/api/v1/clusters", "{\"name\":\"c\",\"description\":\"prod \u202eno\"}", CodeFormatChars, "description"},
-		{"an escaped bidi isolate in a description", "POST", "/api/v1/clusters", `{"name":"c","description":"a\u2066b"}`, CodeFormatChars, "description"},
+			`{"cluster":"power","definition":{"name":"d","metadata":{"owner":"alice","owner":"mallory"}}}`, api.CodeDuplicateKey, "definition.metadata.owner"},
+		{"a bidi override in a description", "POST", "/api/v1/clusters", "{\"name\":\"c\",\"description\":\"prod \u202eno\"}", api.CodeFormatChars, "description"},
+		{"an escaped bidi isolate in a description", "POST", "/api/v1/clusters", `{"name":"c","description":"a\u2066b"}`, api.CodeFormatChars, "description"},
 		{"a bidi override in metadata", "POST", "/api/v1/vms",
-			"{\"cluster\":\"power\",\"definition\":{\"name\":\"d\",\"metadata\":{\"owner\":\"alice\u202e\"}}}", CodeFormatChars, "definition.metadata.owner"},
+			"{\"cluster\":\"power\",\"definition\":{\"name\":\"d\",\"metadata\":{\"owner\":\"alice\u202e\"}}}", api.CodeFormatChars, "definition.metadata.owner"},
 		{"a bidi override in a path", "POST", "/api/v1/vms",
-			`{"cluster":"power","definition":{"name":"d","disks":[{"source":"/var/lib/polyvirt/images/\u202egpj.img"}]}}`, CodeFormatChars, "definition.disks[0].source"},
-		{"a zero width space in a reason", "POST", "/api/v1/hosts/p8a/maintenance", `{"reason":"planned\u200b"}`, CodeFormatChars, "reason"},
+			`{"cluster":"power","definition":{"name":"d","disks":[{"source":"/var/lib/polyvirt/images/\u202egpj.img"}]}}`, api.CodeFormatChars, "definition.disks[0].source"},
+		{"a zero width space in a reason", "POST", "/api/v1/hosts/p8a/maintenance", `{"reason":"planned\u200b"}`, api.CodeFormatChars, "reason"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestRequestBodiesSayWhatTheySeem(t *testing.T) {
 		})
 	}
 	st, eb, _ := l.te.raw(t, "POST", "/api/v1/hosts/p8a/firmware/image?name=01SV860\u202egpj.rpm", l.te.token, []byte("x"))
-	if st != 400 || eb.Error.Code != CodeFormatChars || eb.Error.Field != "name" {
+	if st != 400 || eb.Error.Code != api.CodeFormatChars || eb.Error.Field != "name" {
 		t.Errorf("a firmware image name with a bidi override: %d %+v", st, eb)
 	}
 	// Nothing was made.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 	"polyvirt/internal/store"
@@ -116,10 +117,10 @@ func TestPostgresConnectionsLost(t *testing.T) {
 	bad := map[string]int{}
 	var ok, unavailable atomic.Int64
 	record := func(err error) {
-		switch code := client.Code(err); {
+		switch code := api.CodeOf(err); {
 		case err == nil:
 			ok.Add(1)
-		case code == CodeDBUnavailable:
+		case code == api.CodeDatabaseUnavailable:
 			unavailable.Add(1)
 		default:
 			mu.Lock()
@@ -158,9 +159,9 @@ func TestPostgresConnectionsLost(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 	if len(bad) > 0 {
-		t.Errorf("answers other than success or %s while connections were lost: %v", CodeDBUnavailable, bad)
+		t.Errorf("answers other than success or %s while connections were lost: %v", api.CodeDatabaseUnavailable, bad)
 	}
-	t.Logf("%d calls answered, %d said %s", ok.Load(), unavailable.Load(), CodeDBUnavailable)
+	t.Logf("%d calls answered, %d said %s", ok.Load(), unavailable.Load(), api.CodeDatabaseUnavailable)
 	if !strings.Contains(logs.String(), "lost the lead") {
 		t.Errorf("the engine did not notice that it lost the lead with its connection")
 	}
@@ -180,7 +181,7 @@ func TestPostgresConnectionsLost(t *testing.T) {
 			t.Errorf("host %s: %s %q", n, h.Status, h.StatusMessage)
 		}
 	}
-	page, err := te.admin.Events(ctx, client.EventFilter{Action: "host.status", Code: CodeAgentUnreachable})
+	page, err := te.admin.Events(ctx, client.EventFilter{Action: "host.status", Code: api.CodeAgentUnreachable})
 	if err != nil || len(page.Events) > 0 {
 		t.Errorf("hosts marked unreachable because the database was: %+v %v", page.Events, err)
 	}

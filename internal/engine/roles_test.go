@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/store"
 )
 
@@ -119,7 +120,7 @@ func TestRouteRoles(t *testing.T) {
 		for _, have := range store.Roles {
 			t.Run(k+" as "+string(have), func(t *testing.T) {
 				st, eb, _ := te.raw(t, method, fill.Replace(path), tokens[have], []byte(`{}`))
-				denied := st == 403 && eb.Error.Code == CodePermissionDenied
+				denied := st == 403 && eb.Error.Code == api.CodePermissionDenied
 				if allowed := allows(have, need); allowed == denied {
 					t.Errorf("%s as %s: %d %s (%s); want it allowed %v", k, have, st, eb.Error.Code, eb.Error.Message, allowed)
 				}
@@ -145,7 +146,7 @@ func TestCreateUserRoles(t *testing.T) {
 		}
 	}
 	st, eb, _ := te.raw(t, "POST", "/api/v1/users", te.token, []byte(`{"name":"root","role":"superuser"}`))
-	if st != 400 || eb.Error.Code != CodeInvalid || eb.Error.Field != "role" || !strings.Contains(eb.Error.Message, "admin, vm-manager or readonly") {
+	if st != 400 || eb.Error.Code != api.CodeInvalidArgument || eb.Error.Field != "role" || !strings.Contains(eb.Error.Message, "admin, vm-manager or readonly") {
 		t.Errorf("an unknown role: %d %+v", st, eb)
 	}
 }

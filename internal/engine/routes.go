@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/cpucatalog"
@@ -110,7 +111,7 @@ func (e *Engine) findUser(ctx context.Context, ref string) (store.User, error) {
 		if u2, err2 := e.st.GetUser(ctx, ref); err2 == nil {
 			return u2, nil
 		}
-		return u, newError(http.StatusNotFound, CodeNotFound, "user %q does not exist", ref)
+		return u, api.NewError(http.StatusNotFound, api.CodeNotFound, "user %q does not exist", ref)
 	}
 	return u, err
 }
@@ -163,7 +164,7 @@ func (e *Engine) deleteUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if me := userFrom(ctx); me != nil && me.ID == u.ID {
-		return newError(http.StatusConflict, CodeInUse, "user %s cannot remove itself", u.Name)
+		return api.NewError(http.StatusConflict, api.CodeInUse, "user %s cannot remove itself", u.Name)
 	}
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		if u.Role == store.RoleAdmin {
@@ -178,7 +179,7 @@ func (e *Engine) deleteUser(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 			if admins <= 1 {
-				return newError(http.StatusConflict, CodeInUse, "user %s is the last administrator", u.Name)
+				return api.NewError(http.StatusConflict, api.CodeInUse, "user %s is the last administrator", u.Name)
 			}
 		}
 		if err := tx.DeleteUser(ctx, u.ID); err != nil {
@@ -321,7 +322,7 @@ func (e *Engine) findCluster(ctx context.Context, ref string) (store.Cluster, er
 		if c2, err2 := e.st.GetCluster(ctx, ref); err2 == nil {
 			return c2, nil
 		}
-		return c, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Field: "cluster",
+		return c, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "cluster",
 			Message: fmt.Sprintf("cluster %q does not exist (polyvirt cluster list)", ref)}
 	}
 	return c, err
@@ -337,7 +338,7 @@ func (e *Engine) findHost(ctx context.Context, ref string) (store.Host, error) {
 		if h2, err2 := e.st.GetHost(ctx, ref); err2 == nil {
 			return h2, nil
 		}
-		return h, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Field: "host",
+		return h, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "host",
 			Message: fmt.Sprintf("host %q does not exist (polyvirt host list)", ref)}
 	}
 	return h, err

@@ -235,15 +235,15 @@ func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Requ
 }
 
 // noHostError answers a refused scheduling: 409 with every host's reasons.
-func noHostError(err *scheduler.NoHostError) *apiError {
-	ae := &apiError{Status: http.StatusConflict, Code: err.Code(), Message: err.Error()}
+func noHostError(err *scheduler.NoHostError) *api.Error {
+	ae := &api.Error{Status: http.StatusConflict, Code: err.Code(), Message: err.Error()}
 	if len(err.Verdicts) > 0 {
 		ae.Message = fmt.Sprintf("Cannot run VM %s: no host of cluster %s satisfies the scheduling constraints (errors has each host's reasons).",
 			err.VM, err.Cluster)
 	}
 	for _, v := range err.Verdicts {
 		for _, r := range v.Reasons {
-			ae.Details = append(ae.Details, api.Error{Code: r.Code, Message: r.Message, Field: "host:" + v.HostName})
+			ae.Details = append(ae.Details, &api.Error{Code: r.Code, Message: r.Message, Field: "host:" + v.HostName})
 		}
 	}
 	return ae
@@ -291,7 +291,7 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (engin
 			}
 			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", host.ID
 			return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.start", Severity: store.SeverityError, ObjectKind: "vm",
-				ObjectID: cur.ID, ObjectName: cur.Name, Code: "USER_FAILED_RUN_VM",
+				ObjectID: cur.ID, ObjectName: cur.Name, Code: api.CodeUserFailedRunVM,
 				Message: fmt.Sprintf("Failed to run VM %s on host %s.", cur.Name, host.Name), Reason: msg})
 		})
 		if werr != nil {
@@ -390,7 +390,7 @@ func (s *vmService) decide(ctx context.Context, id string, o startOptions) (stor
 	host := hosts[d.Index]
 	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
 		if cur.Version != v.Version {
-			return false, newError(http.StatusConflict, CodeVersionConflict, "VM %s changed while it was being scheduled; try again", cur.Name)
+			return false, api.NewError(http.StatusConflict, api.CodeVersionConflict, "VM %s changed while it was being scheduled; try again", cur.Name)
 		}
 		if cur.HostID != "" && cur.HostID != host.ID {
 			cur.LastHostID = cur.HostID
@@ -520,7 +520,7 @@ func (s *vmService) act(ctx context.Context, id, action, reason string) (enginea
 	}
 	res, err := s.ops.act(ctx, h, v.ID, action)
 	if err != nil {
-		if ae := asAgentError(err); ae != nil && ae.notFound() && ae.Code == "VM_NOT_FOUND" {
+		if ae := asAgentError(err); ae != nil && ae.notFound() && ae.Code == api.CodeVMNotFound {
 			v, _ = s.markDown(ctx, v.ID, h, fmt.Sprintf("VM %s is down: host %s does not have it.", v.Name, h.Name), "")
 			return engineapi.VMAction{}, vmStatusError(v, action, fmt.Sprintf("host %s does not have it", h.Name))
 		}
@@ -585,6 +585,6 @@ func (s *vmService) markDown(ctx context.Context, id string, h store.Host, messa
 			return true, nil
 		}
 		return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
-			Code: "VM_DOWN", Message: message, Reason: reason})
+			Code: api.CodeVMDown, Message: message, Reason: reason})
 	})
 }

@@ -91,7 +91,7 @@ func (o *agentOps) close() { o.tr.CloseIdleConnections() }
 // target pins a host's certificate and returns its address.
 func (o *agentOps) target(h store.Host) (string, error) {
 	if h.CertFingerprint == "" || h.Address == "" {
-		return "", newError(http.StatusConflict, CodeHostStatusIllegal, "host %s has no enrolled agent yet (polyvirt agent join)", h.Name)
+		return "", api.NewError(http.StatusConflict, api.CodeHostStatusIllegal, "host %s has no enrolled agent yet (polyvirt agent join)", h.Name)
 	}
 	o.c.pin(h.Address, h.CertFingerprint)
 	return h.Address, nil
@@ -103,7 +103,7 @@ type agentCallError struct {
 	Status int // 0: the agent was not reached
 	Code   string
 	Msg    string
-	Errors []api.Error
+	Errors api.Errors
 }
 
 func (e *agentCallError) Error() string {
@@ -119,12 +119,12 @@ func (e *agentCallError) notFound() bool { return e.Status == http.StatusNotFoun
 // apiError turns an agent's refusal into the engine's answer: the agent's
 // code and message (its 4xx status), or 502 when it failed or was not
 // reached.
-func (e *agentCallError) apiError() *apiError {
+func (e *agentCallError) apiError() *api.Error {
 	status := e.Status
 	code := e.Code
 	switch {
 	case status == 0:
-		status, code = http.StatusBadGateway, CodeAgentUnreachable
+		status, code = http.StatusBadGateway, api.CodeAgentUnreachable
 	case status >= 500:
 		status = http.StatusBadGateway
 	}
@@ -132,7 +132,7 @@ func (e *agentCallError) apiError() *apiError {
 	if e.Status == 0 {
 		msg = e.Error()
 	}
-	return &apiError{Status: status, Code: code, Message: msg, Details: e.Errors}
+	return &api.Error{Status: status, Code: code, Message: msg, Details: e.Errors}
 }
 
 func asAgentError(err error) *agentCallError {
@@ -176,11 +176,8 @@ func (o *agentOps) call(ctx context.Context, h store.Host, method, path string, 
 		return &agentCallError{Host: h.Name, Msg: fmt.Sprintf("reading the answer of %s %s: %v", method, path, err)}
 	}
 	if resp.StatusCode >= 300 {
-		ce := &agentCallError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: strings.TrimSpace(string(b))}
-		var eb api.ErrorBody
-		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			ce.Code, ce.Msg, ce.Errors = eb.Error.Code, eb.Error.Message, eb.Errors
-		}
+		ae := api.FromAnswer(resp.StatusCode, b)
+		ce := &agentCallError{Host: h.Name, Status: resp.StatusCode, Code: ae.Code, Msg: ae.Message, Errors: ae.Details}
 		if len(ce.Msg) > 2000 {
 			ce.Msg = ce.Msg[:2000] + "…"
 		}
@@ -192,7 +189,7 @@ func (o *agentOps) call(ctx context.Context, h store.Host, method, path string, 
 			return nil
 		}
 		if err := json.Unmarshal(b, out); err != nil {
-			return &agentCallError{Host: h.Name, Status: http.StatusBadGateway, Code: CodeCapsInvalid,
+			return &agentCallError{Host: h.Name, Status: http.StatusBadGateway, Code: api.CodeHostCapabilitiesInvalid,
 				Msg: fmt.Sprintf("the answer of %s %s is not what was expected: %v", method, path, err)}
 		}
 	}

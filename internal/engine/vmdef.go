@@ -17,26 +17,6 @@ import (
 	"polyvirt/internal/vmspec"
 )
 
-// The codes of a VM definition refused for its cluster (besides package
-// vmspec's own).
-const (
-	// CodeVMClusterArch: the VM's architecture is not its cluster's (or
-	// the VM would move to a cluster of another architecture).
-	CodeVMClusterArch = "ACTION_TYPE_FAILED_VM_CLUSTER_DIFFERENT_ARCHITECTURES"
-	// CodeClusterNoArch: the cluster has no architecture yet (no CPU type
-	// set and no host admitted).
-	CodeClusterNoArch = "ACTION_TYPE_FAILED_CLUSTER_UNDEFINED_ARCHITECTURE"
-	// CodeVMCPUAboveCluster: the VM's named CPU model is above the
-	// cluster's CPU type, or of another vendor.
-	CodeVMCPUAboveCluster = "VM_CPU_MODEL_EXCEEDS_CLUSTER_CPU_TYPE"
-	// CodeVMMachineNotInCluster: no host of the cluster offers the VM's
-	// emulated machine.
-	CodeVMMachineNotInCluster = "EMULATED_MACHINE_NOT_SUPPORTED_BY_CLUSTER"
-	// CodeVMDefinitionInvalid: a definition with several violations (the
-	// errors list has each).
-	CodeVMDefinitionInvalid = "VM_DEFINITION_INVALID"
-)
-
 // clusterGuestArches are the guest architectures the hosts of a cluster
 // of architecture ca run natively: every architecture whose cluster
 // architecture is ca contributes its guests (a ppc64 cluster runs ppc64le
@@ -72,23 +52,21 @@ func orList(as []arch.Arch) string {
 
 // definitionError is a refused definition: every violation, as one
 // answer (422, or 400 for a document that cannot be read).
-func definitionError(errs vmspec.Errors) error {
+func definitionError(errs api.Errors) error {
 	status := http.StatusUnprocessableEntity
 	for _, v := range errs {
 		switch v.Code {
-		case vmspec.CodeSyntax, vmspec.CodeUnknownField, vmspec.CodeWrongType, vmspec.CodeEmpty, vmspec.CodeDuplicateKey:
+		case api.CodeDefinitionSyntax, api.CodeDefinitionUnknownField, api.CodeDefinitionWrongType, api.CodeDefinitionEmpty, api.CodeDefinitionDuplicateKey:
 			status = http.StatusBadRequest
-		case vmspec.CodeTooLarge:
+		case api.CodeDefinitionTooLarge:
 			status = http.StatusRequestEntityTooLarge
 		}
 	}
-	ae := &apiError{Status: status, Code: CodeVMDefinitionInvalid, Message: errs.Error()}
+	ae := &api.Error{Status: status, Code: api.CodeVMDefinitionInvalid, Message: errs.Error()}
 	if len(errs) == 1 {
 		ae.Code, ae.Field, ae.Message = errs[0].Code, errs[0].Field, errs[0].Message
 	}
-	for _, v := range errs {
-		ae.Details = append(ae.Details, api.Error{Code: v.Code, Message: v.Message, Field: v.Field})
-	}
+	ae.Details = append(ae.Details, errs...)
 	return ae
 }
 
@@ -172,12 +150,12 @@ func hostFactsOf(hosts []store.Host) clusterHostFacts {
 // vmspec's and the cluster's (architecture, CPU level, machine).
 func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts clusterHostFacts) (*vmspec.VM, error) {
 	if c.Arch == arch.Unknown {
-		return nil, &apiError{Status: http.StatusConflict, Code: CodeClusterNoArch, Field: "cluster",
+		return nil, &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
 			Message: fmt.Sprintf("Cannot add a VM to cluster %s: the cluster has no architecture yet; set its CPU type (polyvirt cluster update %s --cpu-type ...) or add a host first.", c.Name, c.Name)}
 	}
 	vm := def.Clone()
 	vm.UUID = id
-	var errs vmspec.Errors
+	var errs api.Errors
 	guests := clusterGuestArches(c.Arch)
 	var vmArch arch.Arch
 	if vm.Arch == "" {
@@ -188,14 +166,14 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 			}
 		}
 		if vmArch == arch.Unknown {
-			errs = append(errs, &vmspec.Error{Code: vmspec.CodeArchRequired, Field: "arch",
+			errs = append(errs, &api.Error{Code: api.CodeArchRequired, Field: "arch",
 				Message: fmt.Sprintf("cluster %s has no host to take the architecture from; give arch %s", c.Name, orList(guests))})
 		}
 		vm.Arch = string(vmArch)
 	} else if a, err := arch.Parse(vm.Arch); err == nil {
 		vmArch = a
 		if !slices.Contains(guests, a) {
-			errs = append(errs, &vmspec.Error{Code: CodeVMClusterArch, Field: "arch",
+			errs = append(errs, &api.Error{Code: api.CodeVMClusterArch, Field: "arch",
 				Message: fmt.Sprintf("a %s VM cannot be in cluster %s, whose architecture is %s; choose a cluster of %s hosts, or give arch %s",
 					a, c.Name, c.Arch, a, orList(guests))})
 		}
@@ -209,7 +187,7 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 			vm.Machine = c.EmulatedMachine
 		}
 	} else if inCluster && hosts.Known && vm.Machine != c.EmulatedMachine && !hosts.Machines[vm.Machine] {
-		errs = append(errs, &vmspec.Error{Code: CodeVMMachineNotInCluster, Field: "machine",
+		errs = append(errs, &api.Error{Code: api.CodeVMMachineNotInCluster, Field: "machine",
 			Message: fmt.Sprintf("no host of cluster %s offers machine %q; leave machine out for the cluster's %s", c.Name, vm.Machine, orNone(c.EmulatedMachine))})
 	}
 	// The hosts name the console's files (their agents'), never the
@@ -217,14 +195,14 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 	valid, err := vmspec.Validate(vm, vmspec.Options{Arch: vmArch, HostConsole: true})
 	refused := map[string]bool{}
 	if err != nil {
-		var ve vmspec.Errors
+		var ve api.Errors
 		if !asVMSpecErrors(err, &ve) {
 			return nil, err
 		}
 		for _, v := range ve {
 			refused[v.Field] = true
 			// The cluster's own words for a missing architecture suffice.
-			if v.Code == vmspec.CodeArchRequired && errs.Has(vmspec.CodeArchRequired) {
+			if v.Code == api.CodeArchRequired && errs.Has(api.CodeArchRequired) {
 				continue
 			}
 			errs = append(errs, v)
@@ -243,7 +221,7 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 // chooses one that allows them all; its agent follows the links when it
 // starts the VM). A cluster whose hosts report no policy is checked
 // against the default one.
-func checkHostPaths(vm *vmspec.VM, policies []hostpath.Policy, refused map[string]bool) vmspec.Errors {
+func checkHostPaths(vm *vmspec.VM, policies []hostpath.Policy, refused map[string]bool) api.Errors {
 	if len(policies) == 0 {
 		policies = []hostpath.Policy{hostpath.Default()}
 	}
@@ -260,7 +238,7 @@ func checkHostPaths(vm *vmspec.VM, policies []hostpath.Policy, refused map[strin
 // checkCPUForCluster gives a VM without a CPU model the cluster CPU
 // type's, and refuses a named model above the cluster's level or of
 // another vendor (a VM must run on every host of its cluster).
-func checkCPUForCluster(vm *vmspec.VM, ct cpucatalog.Type, vmArch arch.Arch, errs *vmspec.Errors) {
+func checkCPUForCluster(vm *vmspec.VM, ct cpucatalog.Type, vmArch arch.Arch, errs *api.Errors) {
 	if vm.CPU == nil {
 		vm.CPU = &vmspec.CPU{}
 	}
@@ -288,7 +266,7 @@ func checkCPUForCluster(vm *vmspec.VM, ct cpucatalog.Type, vmArch arch.Arch, err
 		if cpucatalog.AtLeast(ct, t) {
 			return
 		}
-		*errs = append(*errs, &vmspec.Error{Code: CodeVMCPUAboveCluster, Field: "cpu.model",
+		*errs = append(*errs, &api.Error{Code: api.CodeVMCPUAboveCluster, Field: "cpu.model",
 			Message: fmt.Sprintf("CPU model %s (%s, level %d) is above the cluster's CPU type %s (%s, level %d): not every host of the cluster runs it; use %s or leave cpu.model out",
 				model, t.Vendor, t.Level, ct.Name, ct.Vendor, ct.Level, orNone(ct.Model))})
 		return
@@ -296,8 +274,8 @@ func checkCPUForCluster(vm *vmspec.VM, ct cpucatalog.Type, vmArch arch.Arch, err
 }
 
 // asVMSpecErrors unwraps vmspec's violations.
-func asVMSpecErrors(err error, out *vmspec.Errors) bool {
-	ve, ok := err.(vmspec.Errors)
+func asVMSpecErrors(err error, out *api.Errors) bool {
+	ve, ok := err.(api.Errors)
 	if ok {
 		*out = ve
 	}
@@ -311,7 +289,7 @@ func decodeDefinition(raw json.RawMessage) (*vmspec.VM, error) {
 	}
 	def, err := vmspec.Decode(raw)
 	if err != nil {
-		var ve vmspec.Errors
+		var ve api.Errors
 		if asVMSpecErrors(err, &ve) {
 			return nil, definitionError(ve)
 		}

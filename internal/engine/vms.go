@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/store"
@@ -56,18 +57,6 @@ func (c VMConfig) withDefaults() VMConfig {
 	}
 	return c
 }
-
-// Codes of the VM API.
-const (
-	// CodeVMStatusIllegal: the action is not allowed in the VM's state
-	// (oVirt's ACTION_TYPE_FAILED_VM_STATUS_ILLEGAL).
-	CodeVMStatusIllegal = "ACTION_TYPE_FAILED_VM_STATUS_ILLEGAL"
-	// CodePinnedHostCluster: the pinned host is not in the VM's cluster
-	// (oVirt's ACTION_TYPE_FAILED_DEDICATED_VDS_NOT_IN_SAME_CLUSTER).
-	CodePinnedHostCluster = "ACTION_TYPE_FAILED_DEDICATED_VDS_NOT_IN_SAME_CLUSTER"
-	// CodeVMUUIDInUse: another VM has the definition's uuid.
-	CodeVMUUIDInUse = "VM_UUID_IN_USE"
-)
 
 // engineMarkerKey is the metadata key the engine adds to the definitions
 // it sends to agents (not stored): its CA's fingerprint, so that a VM it
@@ -171,7 +160,7 @@ func (e *Engine) findVM(ctx context.Context, ref string) (store.VM, error) {
 		if v2, err2 := e.st.GetVM(ctx, ref); err2 == nil {
 			return v2, nil
 		}
-		return v, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Field: "vm",
+		return v, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "vm",
 			Message: fmt.Sprintf("VM %q does not exist (polyvirt vm list)", ref)}
 	}
 	return v, err
@@ -235,7 +224,7 @@ func (e *Engine) pinnedHost(ctx context.Context, ref string, c store.Cluster) (s
 		return h, err
 	}
 	if h.ClusterID != c.ID {
-		return h, &apiError{Status: http.StatusConflict, Code: CodePinnedHostCluster, Field: "host",
+		return h, &api.Error{Status: http.StatusConflict, Code: api.CodePinnedHostCluster, Field: "host",
 			Message: fmt.Sprintf("Cannot pin the VM to host %s: the host is not in the VM's cluster %s.", h.Name, c.Name)}
 	}
 	return h, nil
@@ -262,7 +251,7 @@ func vmID(def *vmspec.VM) (string, error) {
 	}
 	u, err := uuid.Parse(def.UUID)
 	if err != nil {
-		return "", &apiError{Status: http.StatusUnprocessableEntity, Code: vmspec.CodeUUIDInvalid, Field: "definition.uuid",
+		return "", &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeUUIDInvalid, Field: "definition.uuid",
 			Message: fmt.Sprintf("uuid %q: want 8-4-4-4-12 hex digits, or leave it out", def.UUID)}
 	}
 	return u.String(), nil
@@ -297,7 +286,7 @@ func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, err := e.st.GetVM(ctx, v.ID); err == nil {
-		return &apiError{Status: http.StatusConflict, Code: CodeVMUUIDInUse, Field: "definition.uuid",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeVMUUIDInUse, Field: "definition.uuid",
 			Message: fmt.Sprintf("another VM has the uuid %s; leave uuid out to get a new one", v.ID)}
 	}
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
@@ -335,12 +324,12 @@ func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 // isDown tells whether a VM runs nowhere.
 func isDown(v store.VM) bool { return v.State == store.VMDown && v.HostID == "" }
 
-func vmStatusError(v store.VM, what, hint string) *apiError {
+func vmStatusError(v store.VM, what, hint string) *api.Error {
 	msg := fmt.Sprintf("Cannot %s VM %s: it is %s", what, v.Name, v.State)
 	if hint != "" {
 		msg += "; " + hint
 	}
-	return &apiError{Status: http.StatusConflict, Code: CodeVMStatusIllegal, Message: msg + "."}
+	return &api.Error{Status: http.StatusConflict, Code: api.CodeVMStatusIllegal, Message: msg + "."}
 }
 
 // mutateVM reads a VM in a transaction, lets fn change it (and add
@@ -418,7 +407,7 @@ func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 	facts := e.vms.hostFacts(ctx, hosts)
 	v, err := e.mutateVM(ctx, cur.ID, func(tx store.Tx, v *store.VM) (bool, error) {
 		if upd.Version != nil && *upd.Version != v.Version {
-			return false, &apiError{Status: http.StatusConflict, Code: CodeVersionConflict, Field: "version",
+			return false, &api.Error{Status: http.StatusConflict, Code: api.CodeVersionConflict, Field: "version",
 				Message: fmt.Sprintf("VM %s is at version %d, not %d: read it again", v.Name, v.Version, *upd.Version)}
 		}
 		oldName := v.Name
@@ -514,7 +503,7 @@ func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 // architecture (ACTION_TYPE_FAILED_VM_CLUSTER_DIFFERENT_ARCHITECTURES).
 func checkVMMoveArch(v store.VM, def *vmspec.VM, target store.Cluster) error {
 	if target.Arch == "" {
-		return &apiError{Status: http.StatusConflict, Code: CodeClusterNoArch, Field: "cluster",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
 			Message: fmt.Sprintf("Cannot move VM %s to cluster %s: the cluster has no architecture yet.", v.Name, target.Name)}
 	}
 	for _, a := range clusterGuestArches(target.Arch) {
@@ -522,7 +511,7 @@ func checkVMMoveArch(v store.VM, def *vmspec.VM, target store.Cluster) error {
 			return nil
 		}
 	}
-	return &apiError{Status: http.StatusConflict, Code: CodeVMClusterArch, Field: "cluster",
+	return &api.Error{Status: http.StatusConflict, Code: api.CodeVMClusterArch, Field: "cluster",
 		Message: fmt.Sprintf("Cannot move VM %s to cluster %s: the VM has architecture %s and the cluster has architecture %s.",
 			v.Name, target.Name, def.Arch, target.Arch)}
 }

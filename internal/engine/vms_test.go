@@ -11,11 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/store"
 )
 
@@ -107,29 +107,29 @@ func TestVMDefinitionAgainstCluster(t *testing.T) {
 		{"SPICE on POWER", "power", "name: a\ndisplay: {type: spice}\n", "",
 			refusal{422, "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS", []string{"ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS"}}, "SPICE"},
 		{"x86_64 VM in a POWER cluster", "power", "name: a\narch: x86_64\n", "",
-			refusal{422, CodeVMClusterArch, []string{CodeVMClusterArch}}, "a x86_64 VM cannot be in cluster power, whose architecture is ppc64"},
+			refusal{422, api.CodeVMClusterArch, []string{api.CodeVMClusterArch}}, "a x86_64 VM cannot be in cluster power, whose architecture is ppc64"},
 		{"ppc64le VM in the x86_64 cluster", "x86", "name: a\narch: ppc64le\n", "",
-			refusal{422, CodeVMClusterArch, []string{CodeVMClusterArch}}, "give arch i686 or x86_64"},
+			refusal{422, api.CodeVMClusterArch, []string{api.CodeVMClusterArch}}, "give arch i686 or x86_64"},
 		{"cluster without architecture", "empty", "name: a\narch: ppc64le\n", "",
-			refusal{409, CodeClusterNoArch, nil}, "has no architecture yet"},
+			refusal{409, api.CodeClusterNoArch, nil}, "has no architecture yet"},
 		{"no host to take the architecture from", "p9", "name: a\n", "",
 			refusal{422, "VM_ARCH_REQUIRED", []string{"VM_ARCH_REQUIRED"}}, "cluster p9 has no host"},
 		{"POWER9 model in a POWER8 cluster", "power", "name: a\ncpu: {model: POWER9}\n", "",
-			refusal{422, CodeVMCPUAboveCluster, []string{CodeVMCPUAboveCluster}}, "CPU model POWER9 (IBM POWER, level 2) is above the cluster's CPU type IBM POWER8"},
+			refusal{422, api.CodeVMCPUAboveCluster, []string{api.CodeVMCPUAboveCluster}}, "CPU model POWER9 (IBM POWER, level 2) is above the cluster's CPU type IBM POWER8"},
 		{"POWER9 compat level in a POWER8 cluster", "power", "name: a\ncpu: {mode: host-model, model: power9}\n", "",
-			refusal{422, CodeVMCPUAboveCluster, []string{CodeVMCPUAboveCluster}}, "POWER9"},
+			refusal{422, api.CodeVMCPUAboveCluster, []string{api.CodeVMCPUAboveCluster}}, "POWER9"},
 		{"an AMD model in an Intel cluster", "x86", "name: a\ncpu: {model: EPYC}\n", "",
-			refusal{422, CodeVMCPUAboveCluster, []string{CodeVMCPUAboveCluster}}, "EPYC (AMD, level 3)"},
+			refusal{422, api.CodeVMCPUAboveCluster, []string{api.CodeVMCPUAboveCluster}}, "EPYC (AMD, level 3)"},
 		{"a machine no host offers", "power", "name: a\nmachine: pseries-1.0\n", "",
-			refusal{422, CodeVMMachineNotInCluster, []string{CodeVMMachineNotInCluster}}, "no host of cluster power offers machine"},
+			refusal{422, api.CodeVMMachineNotInCluster, []string{api.CodeVMMachineNotInCluster}}, "no host of cluster power offers machine"},
 		{"everything at once", "power", "name: a\ncpu: {model: POWER10}\nmemory: {sizeMiB: 1000}\ndisplay: {type: spice}\nsound: {model: ich9}\n", "",
-			refusal{422, CodeVMDefinitionInvalid, []string{CodeVMCPUAboveCluster, "MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC",
+			refusal{422, api.CodeVMDefinitionInvalid, []string{api.CodeVMCPUAboveCluster, "MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC",
 				"ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS", "SOUND_DEVICE_REQUESTED_ON_NOT_SUPPORTED_ARCH"}}, ""},
 		{"pinned to a host of another cluster", "power", "name: a\n", "x1",
-			refusal{409, CodePinnedHostCluster, nil}, "not in the VM's cluster power"},
+			refusal{409, api.CodePinnedHostCluster, nil}, "not in the VM's cluster power"},
 		{"unknown field", "power", "name: a\nflavour: big\n", "", refusal{400, "DEFINITION_UNKNOWN_FIELD", []string{"DEFINITION_UNKNOWN_FIELD"}}, "flavour"},
-		{"same name", "power", "name: plain\n", "", refusal{409, CodeAlreadyExists, nil}, ""},
-		{"same uuid", "power", "name: other\nuuid: 6f1c1a9e-3d2b-4c55-9a0e-2b7d1c9e4f10\n", "", refusal{409, CodeVMUUIDInUse, nil}, ""},
+		{"same name", "power", "name: plain\n", "", refusal{409, api.CodeAlreadyExists, nil}, ""},
+		{"same uuid", "power", "name: other\nuuid: 6f1c1a9e-3d2b-4c55-9a0e-2b7d1c9e4f10\n", "", refusal{409, api.CodeVMUUIDInUse, nil}, ""},
 		{"bad name", "power", "name: -x\n", "", refusal{422, "VM_NAME_INVALID", []string{"VM_NAME_INVALID"}}, ""},
 	}
 	for _, tc := range tests {
@@ -137,14 +137,14 @@ func TestVMDefinitionAgainstCluster(t *testing.T) {
 			_, err := l.te.admin.CreateVM(ctx, engineapi.VMRequest{Definition: yamlToJSON(t, tc.yaml), Cluster: tc.cluster, Host: tc.pin})
 			ce := clientErr(err)
 			var codes []string
-			for _, d := range ce.Errors {
+			for _, d := range ce.Details {
 				codes = append(codes, d.Code)
 			}
 			if diff := cmp.Diff(tc.want, refusal{ce.Status, ce.Code, codes}); diff != "" {
 				t.Errorf("(-want +got):\n%s\n%v", diff, err)
 			}
 			all := ce.Message
-			for _, d := range ce.Errors {
+			for _, d := range ce.Details {
 				all += " " + d.Message
 			}
 			if !strings.Contains(all, tc.msg) {
@@ -175,11 +175,11 @@ func TestVMMove(t *testing.T) {
 	l.create(t, "m", "power", "name: m\n", false, "")
 	s := func(v string) *string { return &v }
 	_, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("x86")})
-	if ce := clientErr(err); ce.Code != CodeVMClusterArch || ce.Status != 409 ||
+	if ce := clientErr(err); ce.Code != api.CodeVMClusterArch || ce.Status != 409 ||
 		!strings.Contains(ce.Message, "the VM has architecture ppc64le and the cluster has architecture x86_64") {
 		t.Errorf("move to x86: %v", err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("empty")}); clientErr(err).Code != CodeClusterNoArch {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("empty")}); clientErr(err).Code != api.CodeClusterNoArch {
 		t.Errorf("move to a cluster without architecture: %v", err)
 	}
 	v, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("p9")})
@@ -194,17 +194,17 @@ func TestVMMove(t *testing.T) {
 	if err != nil || v.PinnedHost != "p8b" || !v.HA {
 		t.Errorf("pin and HA: %+v %v", v, err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Host: s("x1")}); clientErr(err).Code != CodePinnedHostCluster {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Host: s("x1")}); clientErr(err).Code != api.CodePinnedHostCluster {
 		t.Errorf("pin to another cluster's host: %v", err)
 	}
 	if _, err := l.te.admin.VMAction(ctx, "m", "start", ""); err != nil {
 		t.Fatal(err)
 	}
 	waitVM(t, l.te.admin, "m", 5*time.Second, vmState("Up"))
-	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("p9")}); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Cluster: s("p9")}); clientErr(err).Code != api.CodeVMStatusIllegal {
 		t.Errorf("move while Up: %v", err)
 	}
-	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Definition: defJSON(t, "name: m\nmemory: {sizeMiB: 2048}\n")}); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Definition: defJSON(t, "name: m\nmemory: {sizeMiB: 2048}\n")}); clientErr(err).Code != api.CodeVMStatusIllegal {
 		t.Errorf("new definition while Up: %v", err)
 	}
 	if v, err := l.te.admin.UpdateVM(ctx, "m", engineapi.VMUpdate{Host: s("")}); err != nil || v.PinnedHost != "" {
@@ -218,19 +218,19 @@ func TestVMMove(t *testing.T) {
 func TestVMLifecycle(t *testing.T) {
 	l := newPowerLab(t)
 	ctx := context.Background()
-	api := l.te.admin
+	adm := l.te.admin
 	for _, n := range []string{"a", "b"} {
 		l.create(t, n, "power", strings.ReplaceAll(ppcDef, "%s", n), false, "")
 	}
-	ra, err := api.VMAction(ctx, "a", "start", "")
+	ra, err := adm.VMAction(ctx, "a", "start", "")
 	if err != nil || !ra.Changed || ra.State != "Up" || ra.Host == "" {
 		t.Fatalf("start a: %+v %v", ra, err)
 	}
-	rb, err := api.VMAction(ctx, "b", "start", "")
+	rb, err := adm.VMAction(ctx, "b", "start", "")
 	if err != nil || rb.Host == ra.Host {
 		t.Errorf("b balanced away from a's host %s: %+v %v", ra.Host, rb, err)
 	}
-	if r, err := api.VMAction(ctx, "a", "start", ""); err != nil || r.Changed || !strings.Contains(r.Message, "already Up") {
+	if r, err := adm.VMAction(ctx, "a", "start", ""); err != nil || r.Changed || !strings.Contains(r.Message, "already Up") {
 		t.Errorf("start a running VM: %+v %v", r, err)
 	}
 	hostA := l.p8a
@@ -249,94 +249,94 @@ func TestVMLifecycle(t *testing.T) {
 
 	// Pinned to the busier host.
 	l.create(t, "pinned", "power", strings.ReplaceAll(ppcDef, "%s", "pinned"), false, ra.Host)
-	if r, err := api.VMAction(ctx, "pinned", "start", ""); err != nil || r.Host != ra.Host {
+	if r, err := adm.VMAction(ctx, "pinned", "start", ""); err != nil || r.Host != ra.Host {
 		t.Errorf("pinned start: %+v %v", r, err)
 	}
 
 	// No host fits: one reason per host.
 	l.create(t, "huge", "power", "name: huge\nmemory: {sizeMiB: 1048576}\n", false, "")
-	_, err = api.VMAction(ctx, "huge", "start", "")
+	_, err = adm.VMAction(ctx, "huge", "start", "")
 	ce := clientErr(err)
-	if ce.Status != 409 || ce.Code != scheduler.CodeNoHost || len(ce.Errors) != 2 {
+	if ce.Status != 409 || ce.Code != api.CodeSchedulingFilteredOut || len(ce.Details) != 2 {
 		t.Fatalf("huge: %+v", ce)
 	}
-	for _, e := range ce.Errors {
-		if e.Code != scheduler.CodeNotEnoughMemory || !strings.HasPrefix(e.Field, "host:p8") ||
+	for _, e := range ce.Details {
+		if e.Code != api.CodeNotEnoughMemory || !strings.HasPrefix(e.Field, "host:p8") ||
 			!strings.Contains(e.Message, "did not satisfy internal filter Memory because its available memory is too low") {
 			t.Errorf("reason %+v", e)
 		}
 	}
-	if v, _ := api.VM(ctx, "huge"); v.State != "Down" || v.Host != "" {
+	if v, _ := adm.VM(ctx, "huge"); v.State != "Down" || v.Host != "" {
 		t.Errorf("huge after the refusal: %s on %q", v.State, v.Host)
 	}
 	// Both hosts in maintenance? No: a host that is not Up says so.
 	l.p8b.stop()
-	waitHost(t, api, "p8b", 10*time.Second, status("NonResponsive"))
-	_, err = api.VMAction(ctx, "huge", "start", "")
+	waitHost(t, adm, "p8b", 10*time.Second, status("NonResponsive"))
+	_, err = adm.VMAction(ctx, "huge", "start", "")
 	reasons := ""
-	for _, e := range clientErr(err).Errors {
+	for _, e := range clientErr(err).Details {
 		reasons += e.Code + " "
 	}
-	if !strings.Contains(reasons, scheduler.CodeHostNotUp) {
+	if !strings.Contains(reasons, api.CodeHostNotUp) {
 		t.Errorf("reasons with p8b down: %s", reasons)
 	}
 	l.p8b.restart()
-	waitHost(t, api, "p8b", 10*time.Second, status("Up"))
+	waitHost(t, adm, "p8b", 10*time.Second, status("Up"))
 
 	// Actions.
-	if r, err := api.VMAction(ctx, "a", "pause", ""); err != nil || r.State != "Paused" {
+	if r, err := adm.VMAction(ctx, "a", "pause", ""); err != nil || r.State != "Paused" {
 		t.Errorf("pause: %+v %v", r, err)
 	}
-	if r, err := api.VMAction(ctx, "a", "resume", ""); err != nil || r.State != "Up" {
+	if r, err := adm.VMAction(ctx, "a", "resume", ""); err != nil || r.State != "Up" {
 		t.Errorf("resume: %+v %v", r, err)
 	}
-	if r, err := api.VMAction(ctx, "a", "reboot", ""); err != nil || r.State != "Up" {
+	if r, err := adm.VMAction(ctx, "a", "reboot", ""); err != nil || r.State != "Up" {
 		t.Errorf("reboot: %+v %v", r, err)
 	}
-	if r, err := api.VMAction(ctx, "a", "shutdown", ""); err != nil || r.State != "PoweringDown" {
+	if r, err := adm.VMAction(ctx, "a", "shutdown", ""); err != nil || r.State != "PoweringDown" {
 		t.Errorf("shutdown: %+v %v", r, err)
 	}
-	v := waitVM(t, api, "a", 5*time.Second, vmState("Down"))
+	v := waitVM(t, adm, "a", 5*time.Second, vmState("Down"))
 	if v.Host != "" || v.LastHost != ra.Host {
 		t.Errorf("after the guest powered off: host %q last %q", v.Host, v.LastHost)
 	}
-	if r, err := api.VMAction(ctx, "a", "shutdown", ""); err != nil || r.Changed {
+	if r, err := adm.VMAction(ctx, "a", "shutdown", ""); err != nil || r.Changed {
 		t.Errorf("shutdown a Down VM: %+v %v", r, err)
 	}
-	if _, err := api.VMAction(ctx, "a", "pause", ""); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := adm.VMAction(ctx, "a", "pause", ""); clientErr(err).Code != api.CodeVMStatusIllegal {
 		t.Errorf("pause a Down VM: %v", err)
 	}
 	// Started again on its host unchanged: not defined again; changed: it is.
 	a2 := l.create(t, "again", "power", strings.ReplaceAll(ppcDef, "%s", "again"), false, "p8b")
 	for i, mem := range []int{0, 0, 2048} {
 		if mem != 0 {
-			if _, err := api.UpdateVM(ctx, "again", engineapi.VMUpdate{Definition: defJSON(t, "name: again\nmemory: {sizeMiB: 2048}\n")}); err != nil {
+			if _, err := adm.UpdateVM(ctx, "again", engineapi.VMUpdate{Definition: defJSON(t, "name: again\nmemory: {sizeMiB: 2048}\n")}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := api.VMAction(ctx, "again", "start", ""); err != nil {
+		if _, err := adm.VMAction(ctx, "again", "start", ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := api.VMAction(ctx, "again", "destroy", ""); err != nil {
+		if _, err := adm.VMAction(ctx, "again", "destroy", ""); err != nil {
 			t.Fatal(err)
 		}
 		if n, want := l.p8b.definitions(a2.ID), []int{1, 1, 2}[i]; n != want {
 			t.Errorf("start %d: the agent got %d definitions of the VM, want %d", i+1, n, want)
 		}
 	}
-	if r, err := api.VMAction(ctx, "b", "destroy", ""); err != nil || r.State != "Down" || !r.Changed {
+	if r, err := adm.VMAction(ctx, "b", "destroy", ""); err != nil || r.State != "Down" || !r.Changed {
 		t.Errorf("destroy: %+v %v", r, err)
 	}
 
 	// Screenshot and console through the engine.
-	if _, err := api.Screenshot(ctx, "a"); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := adm.Screenshot(ctx, "a"); clientErr(err).Code != api.CodeVMStatusIllegal {
 		t.Errorf("screenshot of a Down VM: %v", err)
 	}
-	png, err := api.Screenshot(ctx, "pinned")
+	png, err := adm.Screenshot(ctx, "pinned")
 	if err != nil || !strings.HasPrefix(string(png), "\x89PNG") || !strings.Contains(string(png), ra.Host) {
 		t.Errorf("screenshot: %q %v", png, err)
 	}
-	ws, err := api.Console(ctx, "pinned", false)
+	ws, err := adm.Console(ctx, "pinned", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 	// A readonly user watches but does not type.
-	ro, err := api.CreateUser(ctx, "watcher", "readonly")
+	ro, err := adm.CreateUser(ctx, "watcher", "readonly")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,11 +371,11 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	cancel()
 	ws.CloseNow()
-	if _, err := rc.VMAction(ctx, "pinned", "destroy", ""); clientErr(err).Code != CodePermissionDenied {
+	if _, err := rc.VMAction(ctx, "pinned", "destroy", ""); clientErr(err).Code != api.CodePermissionDenied {
 		t.Errorf("readonly destroy: %v", err)
 	}
 	// A vm-manager types, and manages VMs, not clusters.
-	vmm, err := api.CreateUser(ctx, "operator", "vm-manager")
+	vmm, err := adm.CreateUser(ctx, "operator", "vm-manager")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,22 +397,22 @@ func TestVMLifecycle(t *testing.T) {
 		t.Errorf("vm-manager console input: %q %v", msg, err)
 	}
 	ws.CloseNow()
-	if _, err := mc.CreateCluster(ctx, engineapi.ClusterRequest{Name: "mine"}); clientErr(err).Code != CodePermissionDenied {
+	if _, err := mc.CreateCluster(ctx, engineapi.ClusterRequest{Name: "mine"}); clientErr(err).Code != api.CodePermissionDenied {
 		t.Errorf("a vm-manager creates a cluster: %v", err)
 	}
 
 	// Delete: Down only, or forced.
-	if err := api.DeleteVM(ctx, "pinned", false); clientErr(err).Code != CodeVMStatusIllegal {
+	if err := adm.DeleteVM(ctx, "pinned", false); clientErr(err).Code != api.CodeVMStatusIllegal {
 		t.Errorf("delete a running VM: %v", err)
 	}
-	pv, _ := api.VM(ctx, "pinned")
-	if err := api.DeleteVM(ctx, "pinned", true); err != nil {
+	pv, _ := adm.VM(ctx, "pinned")
+	if err := adm.DeleteVM(ctx, "pinned", true); err != nil {
 		t.Errorf("forced delete: %v", err)
 	}
 	if _, ok := hostA.get(pv.ID); ok {
 		t.Errorf("the forced delete left the VM on its host")
 	}
-	if err := api.DeleteVM(ctx, "a", false); err != nil {
+	if err := adm.DeleteVM(ctx, "a", false); err != nil {
 		t.Errorf("delete: %v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -422,11 +422,11 @@ func TestVMLifecycle(t *testing.T) {
 	if _, ok := hostA.get(ra.VM); ok {
 		t.Errorf("the deleted VM's definition is still on its last host")
 	}
-	vms, err := api.VMs(ctx, client.VMFilter{Cluster: "power", States: []string{"Down"}})
+	vms, err := adm.VMs(ctx, client.VMFilter{Cluster: "power", States: []string{"Down"}})
 	if err != nil || len(vms) != 3 {
 		t.Errorf("Down VMs of power (b, huge, again): %d %v", len(vms), err)
 	}
-	page, err := api.Events(ctx, client.EventFilter{Kind: "vm", Limit: 100})
+	page, err := adm.Events(ctx, client.EventFilter{Kind: "vm", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +546,7 @@ func TestHARestartAfterHostLoss(t *testing.T) {
 	if p := waitVM(t, api1, "plain1", 5*time.Second, vmState("Unknown")); p.Host != "p8a" {
 		t.Errorf("the plain VM: %s on %s", p.State, p.Host)
 	}
-	if _, err := api1.VMAction(ctx, "plain1", "start", ""); clientErr(err).Code != CodeVMStatusIllegal {
+	if _, err := api1.VMAction(ctx, "plain1", "start", ""); clientErr(err).Code != api.CodeVMStatusIllegal {
 		t.Errorf("start an Unknown VM: %v", err)
 	}
 	if _, ok := l.p8b.get(ha.ID); !ok {
@@ -595,7 +595,7 @@ func TestHANoHost(t *testing.T) {
 	l.p8a.stop()
 	waitVM(t, api1, "lonely", 10*time.Second, vmState("Unknown"))
 	waitFor(t, 5*time.Second, func() bool {
-		p, _ := api1.Events(ctx, client.EventFilter{Action: "vm.ha-restart", Code: scheduler.CodeNoHost})
+		p, _ := api1.Events(ctx, client.EventFilter{Action: "vm.ha-restart", Code: api.CodeSchedulingFilteredOut})
 		return len(p.Events) == 1 && strings.Contains(p.Events[0].Message, "Highly available VM lonely could not be restarted (host p8a does not answer)") &&
 			strings.Contains(p.Events[0].Reason, "filter PinToHost")
 	})

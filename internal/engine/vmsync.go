@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/store"
 )
 
@@ -151,7 +152,7 @@ func (y *vmSync) hostLost(h store.Host) {
 			was := cur.State
 			cur.State = store.VMUnknown
 			return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.state", Severity: store.SeverityWarning, ObjectKind: "vm",
-				ObjectID: cur.ID, ObjectName: cur.Name, Code: "VM_SET_TO_UNKNOWN_STATUS",
+				ObjectID: cur.ID, ObjectName: cur.Name, Code: api.CodeVMSetToUnknownStatus,
 				Message: fmt.Sprintf("VM %s was set to the Unknown status: host %s does not answer.", cur.Name, h.Name),
 				Reason:  fmt.Sprintf("was %s", was)})
 		})
@@ -355,13 +356,13 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 		ev := store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name, Reason: o.Why}
 		if o.Gone || o.State == store.VMDown {
 			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
-			ev.Code = "VM_DOWN"
+			ev.Code = api.CodeVMDown
 			ev.Message = fmt.Sprintf("VM %s is down on host %s.", cur.Name, h.Name)
 			if o.Gone {
 				ev.Message = fmt.Sprintf("VM %s is down: host %s no longer has it.", cur.Name, h.Name)
 			}
 			if o.Crashed {
-				ev.Code, ev.Severity = "VM_DOWN_ERROR", store.SeverityError
+				ev.Code, ev.Severity = api.CodeVMDownError, store.SeverityError
 				ev.Message = fmt.Sprintf("VM %s is down with error on host %s.", cur.Name, h.Name)
 			}
 			restart = restartsHA(cur.HA, was, o)
@@ -437,7 +438,7 @@ func (y *vmSync) stale(ctx context.Context, h store.Host, v store.VM, o observat
 		other = oh.Name
 	}
 	ev := store.Event{Action: "vm.stale-copy", Severity: store.SeverityWarning, ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
-		Code: "VM_STALE_COPY_DESTROYED",
+		Code: api.CodeVMStaleCopyDestroyed,
 		Message: fmt.Sprintf("VM %s was found %s on host %s while it runs on host %s: the copy on %s was destroyed.",
 			v.Name, o.State, h.Name, other, h.Name)}
 	if err := e.appendEvent(ctx, e.st, ev); err != nil && ctx.Err() == nil {
@@ -478,7 +479,7 @@ func (y *vmSync) foreign(ctx context.Context, h store.Host, o observation) {
 		return
 	}
 	ev := store.Event{Action: "vm.foreign", Severity: store.SeverityWarning, ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
-		Code:    "HOST_HAS_UNMANAGED_VM",
+		Code:    api.CodeHostHasUnmanagedVM,
 		Message: fmt.Sprintf("Host %s has VM %s (%s, %s) that this engine does not manage; it is left alone.", h.Name, o.Name, o.ID, o.State)}
 	if err := e.appendEvent(ctx, e.st, ev); err != nil && ctx.Err() == nil {
 		y.m.warn("audit log", "err", err)

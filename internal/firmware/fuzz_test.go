@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/test/fakehost"
 )
@@ -160,7 +161,7 @@ func FuzzExtractImage(f *testing.F) {
 		var out bytes.Buffer
 		info, err := ExtractImage(bytes.NewReader(data), "fuzz.rpm", &out, Limits{MaxImageBytes: 1 << 20})
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
+			if _, ok := err.(*api.Error); !ok {
 				t.Fatalf("error %T %v is not a *firmware.Error", err, err)
 			}
 			return
@@ -188,9 +189,9 @@ func FuzzLoadState(f *testing.F) {
 		}
 		op, err := loadState(path)
 		if err != nil {
-			var fe *Error
-			if !errors.As(err, &fe) || fe.Code != CodeStateFile {
-				t.Fatalf("error %v is not a %s error", err, CodeStateFile)
+			var fe *api.Error
+			if !errors.As(err, &fe) || fe.Code != api.CodeFirmwareStateFile {
+				t.Fatalf("error %v is not a %s error", err, api.CodeFirmwareStateFile)
 			}
 			return
 		}

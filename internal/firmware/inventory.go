@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -58,7 +59,7 @@ const maxAttr = 4096
 func ReadInventory(ctx context.Context, src Source) (agentapi.FirmwareInventory, error) {
 	spec, err := archspec.For(src.Arch)
 	if err != nil {
-		return agentapi.FirmwareInventory{}, &Error{Code: CodeNotSupportedOnArch, Field: "arch", Message: err.Error(), Err: err}
+		return agentapi.FirmwareInventory{}, &api.Error{Code: api.CodeNotSupportedOnArch, Field: "arch", Message: err.Error(), Err: err}
 	}
 	inv := agentapi.FirmwareInventory{Arch: src.Arch, Mechanism: spec.Host.FirmwareUpdate}
 	if src.Root != nil {
@@ -117,7 +118,7 @@ func RunLsmcode(ctx context.Context, r hostexec.Runner, program string, timeout 
 	}
 	sf, err2 := ParseLsmcode(res2.Stdout)
 	if err2 != nil {
-		return agentapi.SystemFirmware{}, &Error{Code: CodeToolOutput, Field: "lsmcode", Message: perr.Error() + "; " + err2.Error(), Err: perr}
+		return agentapi.SystemFirmware{}, &api.Error{Code: api.CodeFirmwareToolOutput, Field: "lsmcode", Message: perr.Error() + "; " + err2.Error(), Err: perr}
 	}
 	return sf, nil
 }
@@ -125,16 +126,16 @@ func RunLsmcode(ctx context.Context, r hostexec.Runner, program string, timeout 
 func lsmcodeRunError(cmd string, res hostexec.Result, err error) error {
 	switch {
 	case errors.Is(err, hostexec.ErrNotFound):
-		return &Error{Code: CodeToolNotFound, Field: "lsmcode", Message: "lsmcode is not installed (package lsvpd)", Err: err}
+		return &api.Error{Code: api.CodeFirmwareToolNotFound, Field: "lsmcode", Message: "lsmcode is not installed (package lsvpd)", Err: err}
 	case errors.Is(err, hostexec.ErrTimeout):
-		return &Error{Code: CodeToolTimeout, Field: "lsmcode", Message: err.Error(), Err: err}
+		return &api.Error{Code: api.CodeFirmwareToolTimeout, Field: "lsmcode", Message: err.Error(), Err: err}
 	case errors.Is(err, hostexec.ErrCanceled):
-		return &Error{Code: CodeAborted, Field: "lsmcode", Message: "the request was canceled while lsmcode ran", Err: err}
+		return &api.Error{Code: api.CodeFirmwareAborted, Field: "lsmcode", Message: "the request was canceled while lsmcode ran", Err: err}
 	}
 	if code, msg, ok := LsmcodeFailure(res.Stdout); ok {
-		return &Error{Code: code, Field: "lsmcode", Message: cmd + ": " + msg, Err: err}
+		return &api.Error{Code: code, Field: "lsmcode", Message: cmd + ": " + msg, Err: err}
 	}
-	return &Error{Code: CodeToolFailed, Field: "lsmcode", Message: err.Error(), Err: err}
+	return &api.Error{Code: api.CodeFirmwareToolFailed, Field: "lsmcode", Message: err.Error(), Err: err}
 }
 
 // Identity is the machine's identity as the host root shows it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/hostexec"
@@ -125,7 +126,7 @@ func TestReadInventory(t *testing.T) {
 
 func TestReadInventoryUnknownArch(t *testing.T) {
 	_, err := ReadInventory(context.Background(), Source{Arch: arch.ARMv7L, Root: fstest.MapFS{}})
-	if err == nil || codeOf(err) != CodeNotSupportedOnArch {
+	if err == nil || codeOf(err) != api.CodeNotSupportedOnArch {
 		t.Fatalf("err = %v, want NOT_SUPPORTED_ON_ARCH", err)
 	}
 }

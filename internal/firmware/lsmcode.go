@@ -3,6 +3,7 @@ package firmware
 import (
 	"bytes"
 	"fmt"
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"strings"
 	"unicode/utf8"
@@ -237,13 +238,13 @@ func LsmcodeFailure(out []byte) (code, message string, ok bool) {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "Must be run as root"):
-			return CodePermission, line, true
+			return api.CodeFirmwarePermissionDenied, line, true
 		case strings.HasPrefix(line, "lsmcode is not supported on the"):
-			return CodeUnsupported, line, true
+			return api.CodeFirmwareUpdateUnsupported, line, true
 		case strings.HasPrefix(line, "Please run") && strings.Contains(line, "vpdupdate"):
-			return CodeVPDMissing, line, true
+			return api.CodeFirmwareVPDMissing, line, true
 		case strings.HasPrefix(line, "Error reading VPD DB"), strings.HasPrefix(line, "Unable to process vpd DB"):
-			return CodeVPDMissing, line, true
+			return api.CodeFirmwareVPDMissing, line, true
 		}
 	}
 	return "", "", false

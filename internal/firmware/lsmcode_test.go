@@ -1,6 +1,7 @@
 package firmware
 
 import (
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"strings"
 	"testing"
@@ -228,10 +229,10 @@ func TestLsmcodeFailure(t *testing.T) {
 		code string
 		ok   bool
 	}{
-		{"Must be run as root!\n", CodePermission, true},
-		{"lsmcode is not supported on the PowerKVM pSeries Guest\n", CodeUnsupported, true},
-		{"Please run /usr/sbin/vpdupdate before running lsmcode.\n", CodeVPDMissing, true},
-		{"Error reading VPD DB: bad\n", CodeVPDMissing, true},
+		{"Must be run as root!\n", api.CodeFirmwarePermissionDenied, true},
+		{"lsmcode is not supported on the PowerKVM pSeries Guest\n", api.CodeFirmwareUpdateUnsupported, true},
+		{"Please run /usr/sbin/vpdupdate before running lsmcode.\n", api.CodeFirmwareVPDMissing, true},
+		{"Error reading VPD DB: bad\n", api.CodeFirmwareVPDMissing, true},
 		{"Version of System Firmware is SV810_133 (t) SV810_081 (p) SV810_133 (b)\n", "", false},
 	}
 	for _, tt := range tests {

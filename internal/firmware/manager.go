@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -115,11 +116,11 @@ type Manager struct {
 // must not guess what the firmware is doing.
 func Open(cfg Config) (*Manager, error) {
 	if cfg.DataDir == "" {
-		return nil, errorf(CodeStateFile, "dataDir", "no data directory given")
+		return nil, api.FieldError(api.CodeFirmwareStateFile, "dataDir", "no data directory given")
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, &Error{Code: CodeStateFile, Field: "dataDir", Message: err.Error(), Err: err}
+		return nil, &api.Error{Code: api.CodeFirmwareStateFile, Field: "dataDir", Message: err.Error(), Err: err}
 	}
 	cfg.DataDir = abs
 	if cfg.Now == nil {
@@ -151,7 +152,7 @@ func Open(cfg Config) (*Manager, error) {
 		m.mechanism = spec.Host.FirmwareUpdate
 	}
 	if err := os.MkdirAll(m.imagesDir(), 0o700); err != nil {
-		return nil, &Error{Code: CodeStateFile, Field: m.dir, Message: "cannot create the firmware directory: " + err.Error(), Err: err}
+		return nil, &api.Error{Code: api.CodeFirmwareStateFile, Field: m.dir, Message: "cannot create the firmware directory: " + err.Error(), Err: err}
 	}
 	op, err := loadState(m.statePath())
 	if err != nil {
@@ -160,7 +161,7 @@ func Open(cfg Config) (*Manager, error) {
 	m.op = op
 	m.removeStrayUploads()
 	if op != nil && op.State == agentapi.FirmwareStateValidating {
-		m.fail(op, "validate", "agent", &Error{Code: CodeInterrupted,
+		m.fail(op, "validate", "agent", &api.Error{Code: api.CodeFirmwareInterrupted,
 			Message: "the agent restarted while update_flash -v ran; nothing was flashed. Validate again"})
 		if err := m.save(); err != nil {
 			return nil, err
@@ -222,16 +223,16 @@ func (m *Manager) Inventory(ctx context.Context) (agentapi.FirmwareInventory, er
 // function ends it.
 func (m *Manager) begin(step string) (func(), error) {
 	if !m.Supported() {
-		return nil, errorf(CodeNotSupportedOnArch, "arch",
+		return nil, api.FieldError(api.CodeNotSupportedOnArch, "arch",
 			"firmware %s is not supported on %s: polyvirt updates system firmware on POWER hosts only (update_flash)", step, archName(m.cfg.Arch))
 	}
 	if m.cfg.Runner == nil {
-		return nil, errorf(CodeToolNotFound, "runner", "no command runner configured")
+		return nil, api.FieldError(api.CodeFirmwareToolNotFound, "runner", "no command runner configured")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.busy != "" {
-		return nil, errorf(CodeBusy, "", "a firmware %s is running on this host; wait for it to end", m.busy)
+		return nil, api.FieldError(api.CodeFirmwareBusy, "", "a firmware %s is running on this host; wait for it to end", m.busy)
 	}
 	m.busy = step
 	return func() {
@@ -314,15 +315,15 @@ func (m *Manager) refuseTo(op *agentapi.FirmwareOperation, s agentapi.FirmwareSt
 }
 
 func codeOf(err error) string {
-	var e *Error
+	var e *api.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}
-	return CodeToolFailed
+	return api.CodeFirmwareToolFailed
 }
 
 func messageOf(err error) string {
-	var e *Error
+	var e *api.Error
 	if errors.As(err, &e) {
 		if e.Field != "" {
 			return e.Field + ": " + e.Message
@@ -335,9 +336,9 @@ func messageOf(err error) string {
 // wrongState is the error of a step asked in the wrong state.
 func wrongState(step string, op *agentapi.FirmwareOperation, need string) error {
 	if op == nil {
-		return errorf(CodeNoOperation, "", "no firmware update to %s: upload an image first", step)
+		return api.FieldError(api.CodeFirmwareNoOperation, "", "no firmware update to %s: upload an image first", step)
 	}
-	return errorf(CodeWrongState, "state", "cannot %s: the firmware operation %s is %s; %s", step, op.ID, op.State, need)
+	return api.FieldError(api.CodeFirmwareWrongState, "state", "cannot %s: the firmware operation %s is %s; %s", step, op.ID, op.State, need)
 }
 
 // Upload stores a firmware image — the vendor's RPM (the .img is extracted
@@ -351,12 +352,12 @@ func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) 
 	}
 	defer done()
 	if prev := m.current(); prev != nil && !prev.State.Terminal() {
-		return agentapi.FirmwareOperation{}, errorf(CodeOperationActive, "", "firmware operation %s is %s on this host; finish it (commit, reject) or cancel it before starting another",
+		return agentapi.FirmwareOperation{}, api.FieldError(api.CodeFirmwareOperationActive, "", "firmware operation %s is %s on this host; finish it (commit, reject) or cancel it before starting another",
 			prev.ID, prev.State)
 	}
 	tmp, err := os.CreateTemp(m.imagesDir(), ".upload-*")
 	if err != nil {
-		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: "cannot store the image: " + err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &api.Error{Code: api.CodeFirmwareStateFile, Field: "image", Message: "cannot store the image: " + err.Error(), Err: err}
 	}
 	tmpName := tmp.Name()
 	kept := false
@@ -369,25 +370,25 @@ func (m *Manager) Upload(ctx context.Context, r io.Reader, fileName, by string) 
 	info, err := ExtractImage(&ctxReader{ctx: ctx, r: r}, fileName, tmp, Limits{MaxImageBytes: m.cfg.MaxImageBytes})
 	if err != nil {
 		if ctx.Err() != nil {
-			return agentapi.FirmwareOperation{}, &Error{Code: CodeAborted, Field: "image", Message: "the upload was canceled", Err: ctx.Err()}
+			return agentapi.FirmwareOperation{}, &api.Error{Code: api.CodeFirmwareAborted, Field: "image", Message: "the upload was canceled", Err: ctx.Err()}
 		}
 		return agentapi.FirmwareOperation{}, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &api.Error{Code: api.CodeFirmwareStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	if err := tmp.Close(); err != nil {
-		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &api.Error{Code: api.CodeFirmwareStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	id := newID(m.cfg.Now())
 	final := filepath.Join(m.imagesDir(), id+".img")
 	if err := os.Rename(tmpName, final); err != nil {
-		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &api.Error{Code: api.CodeFirmwareStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	kept = true
 	if err := syncDir(m.imagesDir()); err != nil {
 		os.Remove(final)
-		return agentapi.FirmwareOperation{}, &Error{Code: CodeStateFile, Field: "image", Message: err.Error(), Err: err}
+		return agentapi.FirmwareOperation{}, &api.Error{Code: api.CodeFirmwareStateFile, Field: "image", Message: err.Error(), Err: err}
 	}
 	now := m.cfg.Now().UTC()
 	ident := m.identity()
@@ -486,7 +487,7 @@ func (m *Manager) Validate(ctx context.Context, by string) (agentapi.FirmwareOpe
 		return agentapi.FirmwareOperation{}, wrongState("validate", op, "only an uploaded (or already validated) image can be validated")
 	}
 	if _, err := os.Stat(op.ImagePath); err != nil {
-		e := errorf(CodeImageMissing, "image", "the uploaded image %s is gone from the data directory: upload it again", op.ImagePath)
+		e := api.FieldError(api.CodeFirmwareImageMissing, "image", "the uploaded image %s is gone from the data directory: upload it again", op.ImagePath)
 		return m.failAndSave(op, "validate", by, e)
 	}
 	ident := m.identity()
@@ -513,10 +514,10 @@ func (m *Manager) Validate(ctx context.Context, by string) (agentapi.FirmwareOpe
 	}
 	proj, err := ParseValidation(res.Stdout)
 	if err != nil {
-		return m.failAndSave(op, "validate", by, &Error{Code: CodeToolOutput, Field: "update_flash -v", Message: err.Error(), Err: err})
+		return m.failAndSave(op, "validate", by, &api.Error{Code: api.CodeFirmwareToolOutput, Field: "update_flash -v", Message: err.Error(), Err: err})
 	}
 	if s, h := stream(proj.NewT), stream(proj.CurrentT); s != "" && h != "" && s != h {
-		e := errorf(CodeImageWrongMachine, "image", "the image is firmware stream %s (%s) but this host (%s) runs stream %s (%s): it is for another machine type",
+		e := api.FieldError(api.CodeFirmwareImageWrongMachine, "image", "the image is firmware stream %s (%s) but this host (%s) runs stream %s (%s): it is for another machine type",
 			s, proj.NewT, orUnknown(ident.TypeModel), h, proj.CurrentT)
 		return m.failAndSave(op, "validate", by, e)
 	}
@@ -551,7 +552,7 @@ func checkMachineTypes(img *agentapi.FirmwareImage, typeModel string) error {
 		return nil
 	}
 	if typeModel == "" {
-		return errorf(CodeImageWrongMachine, "image", "the package is for %s, and this host's type-model is unknown: refusing to flash an image that may be for another machine",
+		return api.FieldError(api.CodeFirmwareImageWrongMachine, "image", "the package is for %s, and this host's type-model is unknown: refusing to flash an image that may be for another machine",
 			strings.Join(img.MachineTypes, ", "))
 	}
 	for _, t := range img.MachineTypes {
@@ -559,7 +560,7 @@ func checkMachineTypes(img *agentapi.FirmwareImage, typeModel string) error {
 			return nil
 		}
 	}
-	return errorf(CodeImageWrongMachine, "image", "the package is for %s, not for this host's type-model %s", strings.Join(img.MachineTypes, ", "), typeModel)
+	return api.FieldError(api.CodeFirmwareImageWrongMachine, "image", "the package is for %s, not for this host's type-model %s", strings.Join(img.MachineTypes, ", "), typeModel)
 }
 
 // failAndSave fails the operation and returns the error.
@@ -574,22 +575,22 @@ func (m *Manager) failAndSave(op *agentapi.FirmwareOperation, step, by string, c
 // that an image may be staged (a flash that did not report).
 func (m *Manager) toolError(opt string, res hostexec.Result, err error, staged bool) error {
 	field := "update_flash " + opt
-	var e *Error
+	var e *api.Error
 	switch {
 	case errors.Is(err, hostexec.ErrNotFound):
-		e = &Error{Code: CodeToolNotFound, Field: field, Message: "update_flash is not installed (package powerpc-utils)", Err: err}
+		e = &api.Error{Code: api.CodeFirmwareToolNotFound, Field: field, Message: "update_flash is not installed (package powerpc-utils)", Err: err}
 	case errors.Is(err, hostexec.ErrTimeout):
-		e = &Error{Code: CodeToolTimeout, Field: field, Message: err.Error(), Err: err}
+		e = &api.Error{Code: api.CodeFirmwareToolTimeout, Field: field, Message: err.Error(), Err: err}
 	case errors.Is(err, hostexec.ErrCanceled):
-		e = &Error{Code: CodeAborted, Field: field, Message: "the request was canceled while update_flash ran; its process group was killed", Err: err}
+		e = &api.Error{Code: api.CodeFirmwareAborted, Field: field, Message: "the request was canceled while update_flash ran; its process group was killed", Err: err}
 	case errors.Is(err, hostexec.ErrExit):
 		f := ParseUpdateFlashFailure(res.ExitCode, res.Stdout, res.Stderr)
 		if res.ExitCode < 0 {
 			f.Reason, f.Message = "killed", err.Error()
 		}
-		e = &Error{Code: f.Code, Field: field, Message: f.Error(), Err: err}
+		e = &api.Error{Code: f.Code, Field: field, Message: f.Error(), Err: err}
 	default:
-		e = &Error{Code: CodeToolFailed, Field: field, Message: err.Error(), Err: err}
+		e = &api.Error{Code: api.CodeFirmwareToolFailed, Field: field, Message: err.Error(), Err: err}
 	}
 	if staged {
 		e.Message += "; the image may be staged and would then be applied at the next reboot"
@@ -600,15 +601,15 @@ func (m *Manager) toolError(opt string, res hostexec.Result, err error, staged b
 // bootID reads the kernel's boot id from the root.
 func (m *Manager) bootID() (string, error) {
 	if m.cfg.Root == nil {
-		return "", errorf(CodeStateFile, BootIDPath, "no host root to read the boot id from")
+		return "", api.FieldError(api.CodeFirmwareStateFile, BootIDPath, "no host root to read the boot id from")
 	}
 	data, err := readLimited(m.cfg.Root, BootIDPath, 256)
 	if err != nil {
-		return "", &Error{Code: CodeStateFile, Field: BootIDPath, Message: "cannot read the boot id: " + err.Error(), Err: err}
+		return "", &api.Error{Code: api.CodeFirmwareStateFile, Field: BootIDPath, Message: "cannot read the boot id: " + err.Error(), Err: err}
 	}
 	id := strings.TrimSpace(string(data))
 	if id == "" {
-		return "", errorf(CodeStateFile, BootIDPath, "the boot id is empty")
+		return "", api.FieldError(api.CodeFirmwareStateFile, BootIDPath, "the boot id is empty")
 	}
 	return id, nil
 }
@@ -644,13 +645,13 @@ func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck)
 	var pre Preconditions
 	var perr error
 	if check == nil {
-		perr = errorf(CodePrecondition, "preconditions", "no maintenance and running-VM check was given")
+		perr = api.FieldError(api.CodeFirmwarePreconditions, "preconditions", "no maintenance and running-VM check was given")
 	} else if pre, err = check(ctx); err != nil {
-		perr = &Error{Code: CodePrecondition, Field: "preconditions", Message: "checking maintenance and running VMs failed: " + err.Error(), Err: err}
+		perr = &api.Error{Code: api.CodeFirmwarePreconditions, Field: "preconditions", Message: "checking maintenance and running VMs failed: " + err.Error(), Err: err}
 	} else if !pre.Maintenance {
-		perr = errorf(CodeNotMaintenance, "", "the host is not in Maintenance: put it into Maintenance before flashing its firmware (the flash reboots it)")
+		perr = api.FieldError(api.CodeHostNotInMaintenance, "", "the host is not in Maintenance: put it into Maintenance before flashing its firmware (the flash reboots it)")
 	} else if pre.RunningVMs > 0 {
-		perr = errorf(CodeVMsRunning, "", "%d VM(s) run on the host: migrate or shut them down before flashing (the flash reboots the host)", pre.RunningVMs)
+		perr = api.FieldError(api.CodeHostHasRunningVMs, "", "%d VM(s) run on the host: migrate or shut them down before flashing (the flash reboots the host)", pre.RunningVMs)
 	}
 	bootID := ""
 	if perr == nil {
@@ -677,7 +678,7 @@ func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck)
 	}
 	rep, err := ParseFlash(res.Stdout)
 	if err != nil {
-		return m.failAndSave(op, "flash", by, &Error{Code: CodeToolOutput, Field: "update_flash -f",
+		return m.failAndSave(op, "flash", by, &api.Error{Code: api.CodeFirmwareToolOutput, Field: "update_flash -f",
 			Message: err.Error() + "; the image may be staged and would then be applied at the next reboot", Err: err})
 	}
 	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
@@ -693,16 +694,16 @@ func (m *Manager) Flash(ctx context.Context, by string, check PreconditionCheck)
 func verifyImage(op *agentapi.FirmwareOperation) error {
 	f, err := os.Open(op.ImagePath)
 	if err != nil {
-		return &Error{Code: CodeImageMissing, Field: "image", Message: "the uploaded image is gone: " + err.Error(), Err: err}
+		return &api.Error{Code: api.CodeFirmwareImageMissing, Field: "image", Message: "the uploaded image is gone: " + err.Error(), Err: err}
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, f)
 	if err != nil {
-		return &Error{Code: CodeImageMissing, Field: "image", Message: "reading the uploaded image: " + err.Error(), Err: err}
+		return &api.Error{Code: api.CodeFirmwareImageMissing, Field: "image", Message: "reading the uploaded image: " + err.Error(), Err: err}
 	}
 	if op.Image == nil || n != op.Image.Size || hex.EncodeToString(h.Sum(nil)) != op.Image.SHA256 {
-		return errorf(CodeImageChanged, "image", "the image file changed since it was uploaded and validated: upload and validate it again")
+		return api.FieldError(api.CodeFirmwareImageChanged, "image", "the image file changed since it was uploaded and validated: upload and validate it again")
 	}
 	return nil
 }
@@ -732,7 +733,7 @@ func verifyImage(op *agentapi.FirmwareOperation) error {
 func (m *Manager) Resume(ctx context.Context, by string) (agentapi.FirmwareOperation, error) {
 	done, err := m.begin("resume")
 	if err != nil {
-		if e, ok := err.(*Error); ok && e.Code == CodeNotSupportedOnArch {
+		if e, ok := err.(*api.Error); ok && e.Code == api.CodeNotSupportedOnArch {
 			return m.Status(), nil
 		}
 		return agentapi.FirmwareOperation{}, err
@@ -759,7 +760,7 @@ func (m *Manager) resumeReboot(ctx context.Context, op *agentapi.FirmwareOperati
 	}
 	if id == op.BootIDAtFlash {
 		if op.State == agentapi.FirmwareStateFlashing {
-			e := errorf(CodeInterrupted, "flash", "the agent restarted while update_flash -f ran and the host has not rebooted: whether the image was staged is unknown; if it was, it is applied at the next reboot")
+			e := api.FieldError(api.CodeFirmwareInterrupted, "flash", "the agent restarted while update_flash -f ran and the host has not rebooted: whether the image was staged is unknown; if it was, it is applied at the next reboot")
 			if err := m.mutate(func(op *agentapi.FirmwareOperation) { m.fail(op, "flash", by, e) }); err != nil {
 				return agentapi.FirmwareOperation{}, err
 			}
@@ -775,7 +776,7 @@ func (m *Manager) resumeReboot(ctx context.Context, op *agentapi.FirmwareOperati
 		newT, oldT = op.Projection.NewT, op.Projection.CurrentT
 	}
 	if sf.Temporary.Code() != newT {
-		e := errorf(CodeFlashNotApplied, "flash", "the host rebooted but its temporary side holds %s, not the projected %s: the image was not applied",
+		e := api.FieldError(api.CodeFirmwareFlashNotApplied, "flash", "the host rebooted but its temporary side holds %s, not the projected %s: the image was not applied",
 			sf.Temporary.Code(), newT)
 		if err := m.mutate(func(op *agentapi.FirmwareOperation) { op.Booted = &sf; m.fail(op, "reboot", by, e) }); err != nil {
 			return agentapi.FirmwareOperation{}, err
@@ -824,7 +825,7 @@ func (m *Manager) resumeManage(ctx context.Context, op *agentapi.FirmwareOperati
 	if commit {
 		step = "commit"
 	}
-	e := errorf(CodeInterrupted, step, "the agent restarted during update_flash; lsmcode shows temporary %s, permanent %s: the %s did not happen, ask again",
+	e := api.FieldError(api.CodeFirmwareInterrupted, step, "the agent restarted during update_flash; lsmcode shows temporary %s, permanent %s: the %s did not happen, ask again",
 		sf.Temporary.Code(), sf.Permanent.Code(), step)
 	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		op.After = &sf
@@ -890,7 +891,7 @@ func (m *Manager) manage(ctx context.Context, by string, commit bool) (agentapi.
 		newT = op.Projection.NewT
 	}
 	if commit && op.Booted != nil && (op.Booted.Booted.Code() != newT || op.Booted.BootedSide == agentapi.FirmwareSidePermanent) {
-		e := errorf(CodeNewLevelNotUp, "", "the host runs %s, not the new level %s: committing would make an image that did not boot permanent; reject it",
+		e := api.FieldError(api.CodeFirmwareNewLevelNotBooted, "", "the host runs %s, not the new level %s: committing would make an image that did not boot permanent; reject it",
 			op.Booted.Booted.Code(), newT)
 		if err := m.mutate(func(op *agentapi.FirmwareOperation) { m.refuse(op, step, by, "refused", e) }); err != nil {
 			return agentapi.FirmwareOperation{}, errors.Join(e, err)
@@ -915,9 +916,9 @@ func (m *Manager) manage(ctx context.Context, by string, commit bool) (agentapi.
 	res, err := m.cfg.Runner.Run(ctx, hostexec.Command{Name: m.cfg.UpdateFlash, Args: []string{opt}, Timeout: m.cfg.Timeouts.Manage})
 	if err == nil {
 		if perr := ParseManage(res.Stdout, commit); perr != nil {
-			var fe *Error
+			var fe *api.Error
 			if !errors.As(perr, &fe) {
-				fe = &Error{Code: CodeToolOutput, Field: "update_flash " + opt, Message: perr.Error(), Err: perr}
+				fe = &api.Error{Code: api.CodeFirmwareToolOutput, Field: "update_flash " + opt, Message: perr.Error(), Err: perr}
 			}
 			err = fe
 		}
@@ -931,7 +932,7 @@ func (m *Manager) manage(ctx context.Context, by string, commit bool) (agentapi.
 			return m.finishManage(op, sf, commit, by, "update_flash reported a failure ("+messageOf(err)+") but lsmcode shows the step done")
 		}
 		if lerr == nil {
-			var e *Error
+			var e *api.Error
 			if errors.As(err, &e) {
 				e.Message += fmt.Sprintf("; lsmcode shows temporary %s, permanent %s", sf.Temporary.Code(), sf.Permanent.Code())
 			}
@@ -1034,7 +1035,7 @@ func (m *Manager) Cancel(ctx context.Context, by, reason string) (agentapi.Firmw
 			return agentapi.FirmwareOperation{}, err
 		}
 		if id != op.BootIDAtFlash {
-			return agentapi.FirmwareOperation{}, errorf(CodeWrongState, "state", "the host rebooted since the flash: call Resume to read the level it came back with")
+			return agentapi.FirmwareOperation{}, api.FieldError(api.CodeFirmwareWrongState, "state", "the host rebooted since the flash: call Resume to read the level it came back with")
 		}
 		if msg != "" {
 			msg += "; "

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/hostexec"
@@ -128,7 +129,7 @@ func wantCode(t *testing.T, err error, code string) {
 	if err == nil {
 		t.Fatalf("no error, want %s", code)
 	}
-	var fe *Error
+	var fe *api.Error
 	if !errors.As(err, &fe) {
 		t.Fatalf("error %T %v is not a *firmware.Error", err, err)
 	}
@@ -162,9 +163,9 @@ func TestWorkflow(t *testing.T) {
 		t.Fatalf("after upload: %+v", op)
 	}
 	_, err := e.m.Flash(ctx, admin, inMaintenance)
-	wantCode(t, err, CodeWrongState)
+	wantCode(t, err, api.CodeFirmwareWrongState)
 	_, err = e.m.Commit(ctx, admin)
-	wantCode(t, err, CodeWrongState)
+	wantCode(t, err, api.CodeFirmwareWrongState)
 
 	op = e.op(e.m.Validate(ctx, admin))
 	wantProj := &agentapi.FirmwareProjection{CurrentT: "SV810_081", CurrentP: "SV810_081", NewT: "SV860_100", NewP: "SV810_081",
@@ -177,14 +178,14 @@ func TestWorkflow(t *testing.T) {
 	}
 
 	_, err = e.m.Flash(ctx, admin, Assert(Preconditions{Maintenance: true, RunningVMs: 2}))
-	wantCode(t, err, CodeVMsRunning)
+	wantCode(t, err, api.CodeHostHasRunningVMs)
 	_, err = e.m.Flash(ctx, admin, Assert(Preconditions{Maintenance: false}))
-	wantCode(t, err, CodeNotMaintenance)
+	wantCode(t, err, api.CodeHostNotInMaintenance)
 	_, err = e.m.Flash(ctx, admin, func(context.Context) (Preconditions, error) {
 		return Preconditions{}, errors.New("engine unreachable")
 	})
-	wantCode(t, err, CodePrecondition)
-	if st := e.m.Status(); st.State != agentapi.FirmwareStateValidated || st.LastError == nil || st.LastError.Code != CodePrecondition {
+	wantCode(t, err, api.CodeFirmwarePreconditions)
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateValidated || st.LastError == nil || st.LastError.Code != api.CodeFirmwarePreconditions {
 		t.Fatalf("a refused flash changed the state: %s, last error %+v", st.State, st.LastError)
 	}
 	if l := e.levels(); l.Pending != "" {
@@ -214,7 +215,7 @@ func TestWorkflow(t *testing.T) {
 		t.Fatalf("Resume before the reboot: state %s", op.State)
 	}
 	_, err = e.m.Commit(ctx, admin)
-	wantCode(t, err, CodeWrongState)
+	wantCode(t, err, api.CodeFirmwareWrongState)
 
 	// The host reboots; the agent starts again and resumes.
 	e.reboot(false)
@@ -242,7 +243,7 @@ func TestWorkflow(t *testing.T) {
 		t.Fatalf("fake host after commit: %+v", l)
 	}
 	_, err = e.m.Commit(ctx, admin)
-	wantCode(t, err, CodeWrongState)
+	wantCode(t, err, api.CodeFirmwareWrongState)
 	if _, err := os.Stat(op.ImagePath); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the image of a committed operation is still there: %v", err)
 	}
@@ -313,7 +314,7 @@ func TestValidateRefusals(t *testing.T) {
 	}{
 		{name: "image for another machine (update_flash says so)",
 			setup: func(e *testEnv) []byte { d, _ := e.rpm("SV860_100", "081", "8286-41A"); return d },
-			code:  CodeImageWrongMachine, message: "Invalid candidate image for this platform."},
+			code:  api.CodeFirmwareImageWrongMachine, message: "Invalid candidate image for this platform."},
 		{name: "package names other machine types",
 			setup: func(e *testEnv) []byte {
 				s := fakehost.FirmwareRPM("01SV860_100_081", fakehost.Image("SV860_100", "8247-22L"), "gzip")
@@ -324,34 +325,34 @@ func TestValidateRefusals(t *testing.T) {
 				}
 				return d
 			},
-			code: CodeImageWrongMachine, message: "the package is for 8286-41A, 8286-42A, not for this host's type-model 8247-22L", noFlash: true},
+			code: api.CodeFirmwareImageWrongMachine, message: "the package is for 8286-41A, 8286-42A, not for this host's type-model 8247-22L", noFlash: true},
 		{name: "image of another firmware stream",
 			setup: func(e *testEnv) []byte { d, _ := e.rpm("SC860_100", "081", "8247-22L"); return d },
-			code:  CodeImageWrongMachine, message: "the image is firmware stream SC (SC860_100) but this host (8247-22L) runs stream SV (SV810_081)"},
+			code:  api.CodeFirmwareImageWrongMachine, message: "the image is firmware stream SC (SC860_100) but this host (8247-22L) runs stream SV (SV810_081)"},
 		{name: "not an image",
 			setup:    func(e *testEnv) []byte { return []byte("not a firmware image\n") },
 			fileName: "garbage.img",
-			code:     CodeImageInvalid, message: "update_flash exited 5 (image file): Invalid candidate image."},
+			code:     api.CodeFirmwareImageInvalid, message: "update_flash exited 5 (image file): Invalid candidate image."},
 		{name: "not root",
 			setup: func(e *testEnv) []byte { e.must(e.host.SetUser("nobody")); return nil },
-			code:  CodePermission, message: "Must be run as root!"},
+			code:  api.CodeFirmwarePermissionDenied, message: "Must be run as root!"},
 		{name: "no flash interface",
 			setup: func(e *testEnv) []byte { e.must(e.host.SetPlatform("nosysfs")); return nil },
-			code:  CodeInterfaceMissing, message: "sysfs interface for firmware update does not exists."},
+			code:  api.CodeFirmwareInterfaceMissing, message: "sysfs interface for firmware update does not exists."},
 		{name: "unknown platform",
 			setup: func(e *testEnv) []byte { e.must(e.host.SetPlatform("unknown")); return nil },
-			code:  CodeUnsupported, message: "update_flash exited 1 (unsupported): Unknown platform"},
+			code:  api.CodeFirmwareUpdateUnsupported, message: "update_flash exited 1 (unsupported): Unknown platform"},
 		{name: "update_flash hangs",
 			setup: func(e *testEnv) []byte { e.must(e.host.Hang("validate")); return nil },
 			tweak: func(c *Config) { c.Timeouts.Validate = 300 * time.Millisecond },
-			code:  CodeToolTimeout, message: "timed out after 300ms (process group killed)"},
+			code:  api.CodeFirmwareToolTimeout, message: "timed out after 300ms (process group killed)"},
 		{name: "lsmcode hangs",
 			setup: func(e *testEnv) []byte { e.must(e.host.Hang("lsmcode")); return nil },
 			tweak: func(c *Config) { c.Timeouts.Lsmcode = 300 * time.Millisecond },
-			code:  CodeToolTimeout, message: "lsmcode -A: timed out after 300ms", noFlash: true},
+			code:  api.CodeFirmwareToolTimeout, message: "lsmcode -A: timed out after 300ms", noFlash: true},
 		{name: "update_flash not installed",
 			tweak: func(c *Config) { c.UpdateFlash = "update_flash_missing" },
-			code:  CodeToolNotFound, message: "update_flash is not installed (package powerpc-utils)", noFlash: true},
+			code:  api.CodeFirmwareToolNotFound, message: "update_flash is not installed (package powerpc-utils)", noFlash: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,7 +396,7 @@ func TestValidateRefusals(t *testing.T) {
 				t.Errorf("pending flash after a failed validation: %+v", l)
 			}
 			_, err = e.m.Flash(context.Background(), admin, inMaintenance)
-			wantCode(t, err, CodeWrongState)
+			wantCode(t, err, api.CodeFirmwareWrongState)
 		})
 	}
 }
@@ -412,7 +413,7 @@ func TestValidateAgainAfterFailure(t *testing.T) {
 	e.upload("SV860_100", "081", "8247-22L")
 	e.must(e.host.SetPlatform("nosysfs"))
 	_, err := e.m.Validate(context.Background(), admin)
-	wantCode(t, err, CodeInterfaceMissing)
+	wantCode(t, err, api.CodeFirmwareInterfaceMissing)
 	e.must(e.host.SetPlatform("fsp"))
 	op := e.op(e.m.Validate(context.Background(), admin))
 	if op.State != agentapi.FirmwareStateValidated || op.Failure != nil {
@@ -427,7 +428,7 @@ func TestOneOperationAtATime(t *testing.T) {
 	e.upload("SV860_100", "081", "8247-22L")
 	data, name := e.rpm("SV860_110", "081", "8247-22L")
 	_, err := e.m.Upload(context.Background(), bytes.NewReader(data), name, "other@internal")
-	wantCode(t, err, CodeOperationActive)
+	wantCode(t, err, api.CodeFirmwareOperationActive)
 
 	e.must(e.host.Hang("validate"))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -439,14 +440,14 @@ func TestOneOperationAtATime(t *testing.T) {
 	}()
 	waitState(t, e.m, agentapi.FirmwareStateValidating)
 	_, err = e.m.Validate(context.Background(), admin)
-	wantCode(t, err, CodeBusy)
+	wantCode(t, err, api.CodeFirmwareBusy)
 	_, err = e.m.Flash(context.Background(), admin, inMaintenance)
-	wantCode(t, err, CodeBusy)
+	wantCode(t, err, api.CodeFirmwareBusy)
 	_, err = e.m.Upload(context.Background(), bytes.NewReader(data), name, admin)
-	wantCode(t, err, CodeBusy)
+	wantCode(t, err, api.CodeFirmwareBusy)
 	cancel()
-	wantCode(t, <-done, CodeAborted)
-	if st := e.m.Status(); st.State != agentapi.FirmwareStateFailed || st.Failure.Code != CodeAborted {
+	wantCode(t, <-done, api.CodeFirmwareAborted)
+	if st := e.m.Status(); st.State != agentapi.FirmwareStateFailed || st.Failure.Code != api.CodeFirmwareAborted {
 		t.Fatalf("after the canceled validation: %s %+v", st.State, st.Failure)
 	}
 	// The failed operation ended: a new upload is accepted.
@@ -474,7 +475,7 @@ func TestFlashHangs(t *testing.T) {
 	e.must(e.host.Hang("flash"))
 	start := time.Now()
 	_, err := e.m.Flash(context.Background(), admin, inMaintenance)
-	wantCode(t, err, CodeToolTimeout)
+	wantCode(t, err, api.CodeFirmwareToolTimeout)
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("Flash took %v with a 300ms timeout", took)
 	}
@@ -498,7 +499,7 @@ func TestFlashFails(t *testing.T) {
 	e.op(e.m.Validate(context.Background(), admin))
 	e.must(e.host.SetUser("nobody"))
 	_, err := e.m.Flash(context.Background(), admin, inMaintenance)
-	wantCode(t, err, CodePermission)
+	wantCode(t, err, api.CodeFirmwarePermissionDenied)
 	if st := e.m.Status(); st.State != agentapi.FirmwareStateFailed || !strings.Contains(st.Failure.Message, "Must be root to execute this command.") {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 	}
@@ -510,7 +511,7 @@ func TestFlashRefusesChangedImage(t *testing.T) {
 	e.op(e.m.Validate(context.Background(), admin))
 	e.must(os.WriteFile(op.ImagePath, fakehost.Image("SV860_999", "8247-22L"), 0o600))
 	_, err := e.m.Flash(context.Background(), admin, inMaintenance)
-	wantCode(t, err, CodeImageChanged)
+	wantCode(t, err, api.CodeFirmwareImageChanged)
 	if l := e.levels(); l.Pending != "" {
 		t.Errorf("a changed image was flashed: %+v", l)
 	}
@@ -530,7 +531,7 @@ func TestRestartDuringValidation(t *testing.T) {
 	waitState(t, old, agentapi.FirmwareStateValidating)
 
 	op := e.restart()
-	if op.State != agentapi.FirmwareStateFailed || op.Failure.Code != CodeInterrupted {
+	if op.State != agentapi.FirmwareStateFailed || op.Failure.Code != api.CodeFirmwareInterrupted {
 		t.Fatalf("after the restart: %s %+v", op.State, op.Failure)
 	}
 	if want := "the agent restarted while update_flash -v ran; nothing was flashed. Validate again"; op.Failure.Message != want {
@@ -559,7 +560,7 @@ func TestRestartDuringFlash(t *testing.T) {
 	waitState(t, old, agentapi.FirmwareStateFlashing)
 
 	op := e.restart()
-	if op.State != agentapi.FirmwareStateFailed || op.Failure.Code != CodeInterrupted || !strings.Contains(op.Failure.Message, "applied at the next reboot") {
+	if op.State != agentapi.FirmwareStateFailed || op.Failure.Code != api.CodeFirmwareInterrupted || !strings.Contains(op.Failure.Message, "applied at the next reboot") {
 		t.Fatalf("after the restart: %s %+v", op.State, op.Failure)
 	}
 	cancel()
@@ -598,7 +599,7 @@ func TestNewImageDidNotBoot(t *testing.T) {
 		t.Errorf("reboot step says %q", msg)
 	}
 	_, err := e.m.Commit(context.Background(), admin)
-	wantCode(t, err, CodeNewLevelNotUp)
+	wantCode(t, err, api.CodeFirmwareNewLevelNotBooted)
 	if l := e.levels(); l.Permanent != "SV810_081" {
 		t.Fatalf("a refused commit changed the banks: %+v", l)
 	}
@@ -616,7 +617,7 @@ func TestFlashNotApplied(t *testing.T) {
 	e.must(e.host.Unset("pending")) // the firmware dropped the staged image
 	e.reboot(false)
 	st := e.op(e.m.Resume(context.Background(), "agent"))
-	if st.State != agentapi.FirmwareStateFailed || st.Failure.Step != "reboot" || st.Failure.Code != CodeFlashNotApplied {
+	if st.State != agentapi.FirmwareStateFailed || st.Failure.Step != "reboot" || st.Failure.Code != api.CodeFirmwareFlashNotApplied {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)
 	}
 	if want := "flash: the host rebooted but its temporary side holds SV810_081, not the projected SV860_100: the image was not applied"; st.Failure.Message != want {
@@ -630,9 +631,9 @@ func TestRejectRefusedByFirmware(t *testing.T) {
 	e := flashed(t, false, nil)
 	e.must(e.host.Set("reject_needs_p_side", ""))
 	_, err := e.m.Reject(context.Background(), admin)
-	wantCode(t, err, CodeActiveImage)
+	wantCode(t, err, api.CodeFirmwareActiveImage)
 	st := e.m.Status()
-	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeActiveImage {
+	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != api.CodeFirmwareActiveImage {
 		t.Fatalf("state %s, last error %+v", st.State, st.LastError)
 	}
 	if !strings.Contains(st.LastError.Message, "Cannot Overwrite the Active Firmware Image.") ||
@@ -649,9 +650,9 @@ func TestCommitHangs(t *testing.T) {
 	e := flashed(t, false, func(c *Config) { c.Timeouts.Manage = 300 * time.Millisecond })
 	e.must(e.host.Hang("commit"))
 	_, err := e.m.Commit(context.Background(), admin)
-	wantCode(t, err, CodeToolTimeout)
+	wantCode(t, err, api.CodeFirmwareToolTimeout)
 	st := e.m.Status()
-	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeToolTimeout {
+	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != api.CodeFirmwareToolTimeout {
 		t.Fatalf("state %s, last error %+v", st.State, st.LastError)
 	}
 	e.must(e.host.Hang())
@@ -673,7 +674,7 @@ func TestRestartDuringCommit(t *testing.T) {
 
 	m2 := e.open()
 	st := e.op(m2.Resume(context.Background(), "agent"))
-	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != CodeInterrupted {
+	if st.State != agentapi.FirmwareStateAwaitingDecision || st.LastError == nil || st.LastError.Code != api.CodeFirmwareInterrupted {
 		t.Fatalf("after the restart: %s %+v", st.State, st.LastError)
 	}
 	cancel()
@@ -732,14 +733,14 @@ func TestCancel(t *testing.T) {
 	t.Run("awaiting decision is refused", func(t *testing.T) {
 		e := flashed(t, false, nil)
 		_, err := e.m.Cancel(ctx, admin, "")
-		wantCode(t, err, CodeWrongState)
+		wantCode(t, err, api.CodeFirmwareWrongState)
 	})
 	t.Run("no operation", func(t *testing.T) {
 		e := newEnv(t, fakehost.Options{}, nil)
 		_, err := e.m.Cancel(ctx, admin, "")
-		wantCode(t, err, CodeNoOperation)
+		wantCode(t, err, api.CodeFirmwareNoOperation)
 		_, err = e.m.Commit(ctx, admin)
-		wantCode(t, err, CodeNoOperation)
+		wantCode(t, err, api.CodeFirmwareNoOperation)
 	})
 }
 
@@ -752,7 +753,7 @@ func TestUnsupportedArch(t *testing.T) {
 			}
 			data, name := e.rpm("SV860_100", "081", "8247-22L")
 			_, err := e.m.Upload(context.Background(), bytes.NewReader(data), name, admin)
-			wantCode(t, err, CodeNotSupportedOnArch)
+			wantCode(t, err, api.CodeNotSupportedOnArch)
 			for _, f := range []func() (agentapi.FirmwareOperation, error){
 				func() (agentapi.FirmwareOperation, error) { return e.m.Validate(context.Background(), admin) },
 				func() (agentapi.FirmwareOperation, error) {
@@ -762,7 +763,7 @@ func TestUnsupportedArch(t *testing.T) {
 				func() (agentapi.FirmwareOperation, error) { return e.m.Reject(context.Background(), admin) },
 			} {
 				_, err := f()
-				wantCode(t, err, CodeNotSupportedOnArch)
+				wantCode(t, err, api.CodeNotSupportedOnArch)
 			}
 			if op := e.op(e.m.Resume(context.Background(), "agent")); op.State != agentapi.FirmwareStateIdle {
 				t.Errorf("Resume: state %s", op.State)
@@ -778,7 +779,7 @@ func TestUploadCorrupt(t *testing.T) {
 	e := newEnv(t, fakehost.Options{}, nil)
 	data, name := e.rpm("SV860_100", "081", "8247-22L")
 	_, err := e.m.Upload(context.Background(), bytes.NewReader(data[:len(data)-30]), name, admin)
-	wantCode(t, err, CodeImageInvalid)
+	wantCode(t, err, api.CodeFirmwareImageInvalid)
 	if st := e.m.Status(); st.State != agentapi.FirmwareStateIdle {
 		t.Fatalf("state %s after a corrupt upload", st.State)
 	}
@@ -835,7 +836,7 @@ func TestStateFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e.must(os.WriteFile(path, []byte(tt.content), 0o600))
 			_, err := Open(e.cfg)
-			wantCode(t, err, CodeStateFile)
+			wantCode(t, err, api.CodeFirmwareStateFile)
 			if !strings.Contains(err.Error(), tt.message) {
 				t.Errorf("error %q does not say %q", err, tt.message)
 			}
@@ -859,7 +860,7 @@ func TestCommitUnsupportedOnOpenPOWER(t *testing.T) {
 	e.cfg.Runner = runner
 	e.m = e.open()
 	_, err = e.m.Commit(context.Background(), admin)
-	wantCode(t, err, CodeManageUnsupported)
+	wantCode(t, err, api.CodeFirmwareManageUnsupported)
 	if st := e.m.Status(); st.State != agentapi.FirmwareStateAwaitingDecision {
 		t.Fatalf("state %s", st.State)
 	}
@@ -894,7 +895,7 @@ func TestScriptedRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = m.Flash(ctx, admin, inMaintenance)
-	wantCode(t, err, CodeToolOutput)
+	wantCode(t, err, api.CodeFirmwareToolOutput)
 	st := m.Status()
 	if st.State != agentapi.FirmwareStateFailed || !strings.Contains(st.Failure.Message, "the image may be staged") {
 		t.Fatalf("state %s, failure %+v", st.State, st.Failure)

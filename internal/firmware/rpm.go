@@ -13,6 +13,7 @@ import (
 	"hash/crc32"
 	"io"
 	"path"
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"regexp"
 	"sort"
@@ -120,18 +121,18 @@ func ExtractImage(r io.Reader, fileName string, w io.Writer, lim Limits) (agenta
 		info.Format = "img"
 		info.ImageName = info.FileName
 		if kind := sniffArchive(head); kind != "" {
-			return agentapi.FirmwareImage{}, &Error{Code: CodeImageInvalid, Field: "image",
+			return agentapi.FirmwareImage{}, &api.Error{Code: api.CodeFirmwareImageInvalid, Field: "image",
 				Message: fmt.Sprintf("the upload is a %s stream, not an RPM or a firmware image: upload the vendor's .rpm or the .img it holds", kind)}
 		}
 		n, err := io.Copy(cw, io.LimitReader(br, max+1))
 		if err != nil {
-			return agentapi.FirmwareImage{}, &Error{Code: CodeImageInvalid, Field: "image", Message: "reading the image: " + err.Error(), Err: err}
+			return agentapi.FirmwareImage{}, &api.Error{Code: api.CodeFirmwareImageInvalid, Field: "image", Message: "reading the image: " + err.Error(), Err: err}
 		}
 		if n > max {
-			return agentapi.FirmwareImage{}, errorf(CodeImageTooLarge, "image", "the image is larger than %d bytes", max)
+			return agentapi.FirmwareImage{}, api.FieldError(api.CodeFirmwareImageTooLarge, "image", "the image is larger than %d bytes", max)
 		}
 		if n == 0 {
-			return agentapi.FirmwareImage{}, errorf(CodeImageInvalid, "image", "the image is empty")
+			return agentapi.FirmwareImage{}, api.FieldError(api.CodeFirmwareImageInvalid, "image", "the image is empty")
 		}
 	}
 	info.Size = cw.n
@@ -213,7 +214,7 @@ func sniffArchive(b []byte) string {
 
 func rpmErr(field, format string, args ...any) error {
 	pe := parseErr("rpm", field, format, args...)
-	return &Error{Code: CodeImageInvalid, Field: "rpm " + field, Message: pe.Reason, Err: pe}
+	return &api.Error{Code: api.CodeFirmwareImageInvalid, Field: "rpm " + field, Message: pe.Reason, Err: pe}
 }
 
 // truncated turns a short read into a "truncated" message.
@@ -515,7 +516,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // payloadErr names a payload read failure.
 func payloadErr(field string, err error) error {
 	if errors.Is(err, errPayloadTooLarge) {
-		return errorf(CodeImageTooLarge, "rpm payload", "the decompressed payload is larger than the image limit allows")
+		return api.FieldError(api.CodeFirmwareImageTooLarge, "rpm payload", "the decompressed payload is larger than the image limit allows")
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return rpmErr(field, "the payload is truncated (it ends inside the %s)", field)
@@ -572,11 +573,11 @@ func extractCPIO(r io.Reader, w io.Writer, max int64) (string, error) {
 		}
 		isImg := mode&0o170000 == 0o100000 && strings.HasSuffix(strings.ToLower(name), ".img")
 		if isImg && size > max {
-			return "", errorf(CodeImageTooLarge, "rpm "+field, "%s is %d bytes, more than the %d allowed", clip(name), size, max)
+			return "", api.FieldError(api.CodeFirmwareImageTooLarge, "rpm "+field, "%s is %d bytes, more than the %d allowed", clip(name), size, max)
 		}
 		if isImg {
 			if found != "" {
-				return "", errorf(CodeImageInvalid, "rpm payload", "the package holds more than one image (%s and %s); which one to flash is ambiguous", found, path.Base(name))
+				return "", api.FieldError(api.CodeFirmwareImageInvalid, "rpm payload", "the package holds more than one image (%s and %s); which one to flash is ambiguous", found, path.Base(name))
 			}
 			found = path.Base(name)
 			if _, err := io.CopyN(w, r, size); err != nil {
@@ -606,7 +607,7 @@ func extractCPIO(r io.Reader, w io.Writer, max int64) (string, error) {
 		if len(others) > 0 {
 			msg += " (it holds " + strings.Join(others, ", ") + ")"
 		}
-		return "", errorf(CodeRPMNoImage, "rpm payload", "%s", msg)
+		return "", api.FieldError(api.CodeFirmwareRPMNoImage, "rpm payload", "%s", msg)
 	}
 	return found, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/test/fakehost"
 )
@@ -124,36 +125,36 @@ func TestExtractImageErrors(t *testing.T) {
 		msg   string
 		bare  bool // uploaded as x.img rather than x.rpm
 	}{
-		{"empty upload", nil, 0, CodeImageInvalid, "FIRMWARE_IMAGE_INVALID: image: the image is empty", true},
-		{"gzip stream as image", gzipped(t, img), 0, CodeImageInvalid,
+		{"empty upload", nil, 0, api.CodeFirmwareImageInvalid, "FIRMWARE_IMAGE_INVALID: image: the image is empty", true},
+		{"gzip stream as image", gzipped(t, img), 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: image: the upload is a gzip stream, not an RPM or a firmware image: upload the vendor's .rpm or the .img it holds", true},
-		{"named .rpm but not one", []byte("hello"), 0, CodeImageInvalid,
+		{"named .rpm but not one", []byte("hello"), 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm lead: x.rpm is named like an RPM but does not start with the RPM magic ed ab ee db", false},
-		{"bare image too large", bytes.Repeat([]byte("x"), 101), 100, CodeImageTooLarge,
+		{"bare image too large", bytes.Repeat([]byte("x"), 101), 100, api.CodeFirmwareImageTooLarge,
 			"FIRMWARE_IMAGE_TOO_LARGE: image: the image is larger than 100 bytes", true},
-		{"lead only", good[:50], 0, CodeImageInvalid,
+		{"lead only", good[:50], 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm lead: the file is truncated (it ends inside the lead)", false},
-		{"source package", sourceRPM, 0, CodeImageInvalid,
+		{"source package", sourceRPM, 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm lead: type 1 is a source package, not a binary firmware package", false},
-		{"bad lead version", corruptAt(4, 9), 0, CodeImageInvalid,
+		{"bad lead version", corruptAt(4, 9), 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm lead: format version 9, want 3 or 4", false},
-		{"bad signature magic", corruptAt(96, 0), 0, CodeImageInvalid,
+		{"bad signature magic", corruptAt(96, 0), 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm signature header: bad magic 00 ad e8 01, want 8e ad e8 01", false},
-		{"truncated in the signature", good[:100], 0, CodeImageInvalid,
+		{"truncated in the signature", good[:100], 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm signature header: the file is truncated (it ends inside the signature header)", false},
-		{"absurd index count", corruptAt(96+8, 0x7f), 0, CodeImageInvalid,
+		{"absurd index count", corruptAt(96+8, 0x7f), 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm signature header: 2130706433 index entries, want 1 to 65536", false},
-		{"no image in the package", noImg, 0, CodeRPMNoImage,
+		{"no image in the package", noImg, 0, api.CodeFirmwareRPMNoImage,
 			"FIRMWARE_RPM_NO_IMAGE: rpm payload: the package holds no *.img file (it holds ./usr/share/doc/README)", false},
-		{"two images", twoImgs, 0, CodeImageInvalid,
+		{"two images", twoImgs, 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm payload: the package holds more than one image (a.img and b.img); which one to flash is ambiguous", false},
-		{"image over the limit", big, 1000, CodeImageTooLarge,
+		{"image over the limit", big, 1000, api.CodeFirmwareImageTooLarge,
 			"FIRMWARE_IMAGE_TOO_LARGE: rpm cpio entry 1: ./tmp/fwupdate/01SV810_133_081.img is 5000 bytes, more than the 1000 allowed", false},
-		{"NAME tag missing", noName, 0, CodeImageInvalid,
+		{"NAME tag missing", noName, 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm header: tag NAME (1000) is missing", false},
-		{"compressor tag lies", wrongComp, 0, CodeImageInvalid,
+		{"compressor tag lies", wrongComp, 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm payload: the header says the payload is xz, but it starts with gzip (1f 8b 08 00 00 00)", false},
-		{"unknown compressor", unknownComp, 0, CodeImageInvalid,
+		{"unknown compressor", unknownComp, 0, api.CodeFirmwareImageInvalid,
 			"FIRMWARE_IMAGE_INVALID: rpm payload: the header says the payload is lz4, but it starts with gzip (1f 8b 08 00 00 00)", false},
 	}
 	for _, tt := range tests {
@@ -166,7 +167,7 @@ func TestExtractImageErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			var fe *Error
+			var fe *api.Error
 			if !errors.As(err, &fe) {
 				t.Fatalf("error %T %v is not a *firmware.Error", err, err)
 			}
@@ -192,8 +193,8 @@ func TestExtractImageTruncated(t *testing.T) {
 				continue
 			}
 			failures++
-			var fe *Error
-			if !errors.As(err, &fe) || (fe.Code != CodeImageInvalid && fe.Code != CodeRPMNoImage) {
+			var fe *api.Error
+			if !errors.As(err, &fe) || (fe.Code != api.CodeFirmwareImageInvalid && fe.Code != api.CodeFirmwareRPMNoImage) {
 				t.Errorf("%s cut at %d: %v, want a FIRMWARE_IMAGE_INVALID error", comp, n, err)
 			}
 		}

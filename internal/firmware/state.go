@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 )
 
@@ -42,25 +43,25 @@ func loadState(path string) (*agentapi.FirmwareOperation, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &Error{Code: CodeStateFile, Field: path, Message: "cannot read the firmware state file: " + err.Error(), Err: err}
+		return nil, &api.Error{Code: api.CodeFirmwareStateFile, Field: path, Message: "cannot read the firmware state file: " + err.Error(), Err: err}
 	}
 	var sf stateFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&sf); err != nil {
-		return nil, &Error{Code: CodeStateFile, Field: path, Message: "the firmware state file is not valid JSON: " + err.Error(), Err: err}
+		return nil, &api.Error{Code: api.CodeFirmwareStateFile, Field: path, Message: "the firmware state file is not valid JSON: " + err.Error(), Err: err}
 	}
 	if sf.Format != stateFormat {
-		return nil, errorf(CodeStateFile, path, "format %q, want %q", clip(sf.Format), stateFormat)
+		return nil, api.FieldError(api.CodeFirmwareStateFile, path, "format %q, want %q", clip(sf.Format), stateFormat)
 	}
 	if sf.Version != stateVersion {
-		return nil, errorf(CodeStateFile, path, "version %d, this agent reads version %d", sf.Version, stateVersion)
+		return nil, api.FieldError(api.CodeFirmwareStateFile, path, "version %d, this agent reads version %d", sf.Version, stateVersion)
 	}
 	if op := sf.Operation; op != nil {
 		if !knownStates[op.State] {
-			return nil, errorf(CodeStateFile, path, "operation %s has unknown state %q", clip(op.ID), clip(string(op.State)))
+			return nil, api.FieldError(api.CodeFirmwareStateFile, path, "operation %s has unknown state %q", clip(op.ID), clip(string(op.State)))
 		}
 		if op.ID == "" {
-			return nil, errorf(CodeStateFile, path, "operation without an id")
+			return nil, api.FieldError(api.CodeFirmwareStateFile, path, "operation without an id")
 		}
 	}
 	return sf.Operation, nil
@@ -71,10 +72,10 @@ func loadState(path string) (*agentapi.FirmwareOperation, error) {
 func saveState(path string, op *agentapi.FirmwareOperation) error {
 	data, err := json.MarshalIndent(stateFile{Format: stateFormat, Version: stateVersion, Operation: op}, "", "  ")
 	if err != nil {
-		return &Error{Code: CodeStateFile, Field: path, Message: "encoding the state: " + err.Error(), Err: err}
+		return &api.Error{Code: api.CodeFirmwareStateFile, Field: path, Message: "encoding the state: " + err.Error(), Err: err}
 	}
 	if err := writeFileAtomic(path, append(data, '\n')); err != nil {
-		return &Error{Code: CodeStateFile, Field: path, Message: "writing the state: " + err.Error(), Err: err}
+		return &api.Error{Code: api.CodeFirmwareStateFile, Field: path, Message: "writing the state: " + err.Error(), Err: err}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package firmware
 
 import (
 	"fmt"
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"regexp"
 	"strings"
@@ -163,7 +164,7 @@ func ParseManage(out []byte, commit bool) error {
 			return nil
 		}
 		if strings.Contains(l, "operation is not supported on this platform") {
-			return &Error{Code: CodeManageUnsupported, Field: src, Message: strings.TrimSpace(line),
+			return &api.Error{Code: api.CodeFirmwareManageUnsupported, Field: src, Message: strings.TrimSpace(line),
 				Err: parseErr(src, "manage status", "%s", strings.TrimSpace(line))}
 		}
 	}
@@ -192,42 +193,42 @@ func (f ToolFailure) Error() string {
 // updateFlashExits are the exit statuses of powerpc-utils' update_flash
 // (PAPR) and update_flash_nv (PowerNV) scripts.
 var updateFlashExits = map[int]struct{ reason, code string }{
-	1:  {"unsupported", CodeUnsupported},
-	3:  {"usage", CodeUsage},
-	4:  {"permission", CodePermission},
-	5:  {"image file", CodeImageInvalid},
-	6:  {"missing sysfs/proc interface", CodeInterfaceMissing},
-	7:  {"kernel module", CodeModuleLoad},
-	8:  {"platform call failed", CodePlatformCall},
-	9:  {"aborted by user", CodeAborted},
-	10: {"active image", CodeActiveImage},
-	15: {"update access key expired", CodeAccessKeyExpired},
-	16: {"kexec service", CodeKexec},
-	17: {"ipmi", CodeIPMI},
+	1:  {"unsupported", api.CodeFirmwareUpdateUnsupported},
+	3:  {"usage", api.CodeFirmwareToolUsage},
+	4:  {"permission", api.CodeFirmwarePermissionDenied},
+	5:  {"image file", api.CodeFirmwareImageInvalid},
+	6:  {"missing sysfs/proc interface", api.CodeFirmwareInterfaceMissing},
+	7:  {"kernel module", api.CodeFirmwareModuleLoad},
+	8:  {"platform call failed", api.CodeFirmwarePlatformCall},
+	9:  {"aborted by user", api.CodeFirmwareAborted},
+	10: {"active image", api.CodeFirmwareActiveImage},
+	15: {"update access key expired", api.CodeFirmwareAccessKeyExpired},
+	16: {"kexec service", api.CodeFirmwareKexec},
+	17: {"ipmi", api.CodeFirmwareIPMI},
 }
 
 // messageCodes refine the code from the message, whatever the exit status
 // (the PAPR script reports several of these as a platform call failure).
 var messageCodes = []struct{ substr, code string }{
-	{"invalid candidate image for this platform", CodeImageWrongMachine},
-	{"does not have authority", CodePermission},
-	{"must be root", CodePermission},
-	{"cannot overwrite the active firmware image", CodeActiveImage},
-	{"flash update is not supported", CodeUnsupported},
-	{"firmware validation not supported", CodeUnsupported},
-	{"cannot be managed from this partition", CodeUnsupported},
-	{"unknown platform", CodeUnsupported},
-	{"sysfs interface for firmware update does not exist", CodeInterfaceMissing},
-	{"did not create", CodeInterfaceMissing},
-	{"cannot read", CodeImageInvalid},
-	{"invalid candidate image", CodeImageInvalid},
+	{"invalid candidate image for this platform", api.CodeFirmwareImageWrongMachine},
+	{"does not have authority", api.CodeFirmwarePermissionDenied},
+	{"must be root", api.CodeFirmwarePermissionDenied},
+	{"cannot overwrite the active firmware image", api.CodeFirmwareActiveImage},
+	{"flash update is not supported", api.CodeFirmwareUpdateUnsupported},
+	{"firmware validation not supported", api.CodeFirmwareUpdateUnsupported},
+	{"cannot be managed from this partition", api.CodeFirmwareUpdateUnsupported},
+	{"unknown platform", api.CodeFirmwareUpdateUnsupported},
+	{"sysfs interface for firmware update does not exist", api.CodeFirmwareInterfaceMissing},
+	{"did not create", api.CodeFirmwareInterfaceMissing},
+	{"cannot read", api.CodeFirmwareImageInvalid},
+	{"invalid candidate image", api.CodeFirmwareImageInvalid},
 }
 
 // ParseUpdateFlashFailure classifies a failed update_flash run from its
 // exit status and output. It never fails: an unknown status is
 // CodeToolFailed with the tool's first line.
 func ParseUpdateFlashFailure(exitStatus int, stdout, stderr []byte) ToolFailure {
-	f := ToolFailure{ExitStatus: exitStatus, Reason: "unknown", Code: CodeToolFailed}
+	f := ToolFailure{ExitStatus: exitStatus, Reason: "unknown", Code: api.CodeFirmwareToolFailed}
 	if e, ok := updateFlashExits[exitStatus]; ok {
 		f.Reason, f.Code = e.reason, e.code
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"polyvirt/internal/vmspec"
+	"polyvirt/internal/api"
 )
 
 // Mode says when a check runs.
@@ -59,8 +59,8 @@ type Checker struct {
 //     lists, and be a block device;
 //   - the RNG's backend must lead to one of RNGDevices;
 //   - anything else (Other) is refused.
-func (c Checker) Check(refs []Ref, mode Mode) vmspec.Errors {
-	var errs vmspec.Errors
+func (c Checker) Check(refs []Ref, mode Mode) api.Errors {
+	var errs api.Errors
 	for _, r := range refs {
 		if e := c.check(r, mode, 0); e != nil {
 			errs = append(errs, e)
@@ -69,11 +69,11 @@ func (c Checker) Check(refs []Ref, mode Mode) vmspec.Errors {
 	return errs
 }
 
-func notAllowed(r Ref, format string, args ...any) *vmspec.Error {
-	return &vmspec.Error{Code: vmspec.CodePathNotAllowed, Field: r.Field, Message: fmt.Sprintf(format, args...)}
+func notAllowed(r Ref, format string, args ...any) *api.Error {
+	return &api.Error{Code: api.CodePathNotAllowed, Field: r.Field, Message: fmt.Sprintf(format, args...)}
 }
 
-func (c Checker) check(r Ref, mode Mode, depth int) *vmspec.Error {
+func (c Checker) check(r Ref, mode Mode, depth int) *api.Error {
 	switch r.Use {
 	case Other:
 		return notAllowed(r, "polyvirt gives VMs no %s of the host%s; remove it", r.Use.noun(), quoted(r.Path))
@@ -118,7 +118,7 @@ func (c Checker) check(r Ref, mode Mode, depth int) *vmspec.Error {
 	}
 	if !res.Exists {
 		if mode == AtStart {
-			return &vmspec.Error{Code: vmspec.CodePathNotFound, Field: r.Field,
+			return &api.Error{Code: api.CodePathNotFound, Field: r.Field,
 				Message: fmt.Sprintf("%q does not exist on this host; copy the file there, or change the definition", r.Path)}
 		}
 		return nil
@@ -174,10 +174,10 @@ func (c Checker) excluded(p string) (string, bool) {
 // device checks that a device that must exist at start is of its kind
 // (fs.ModeCharDevice for a character device, fs.ModeDevice alone for a
 // block device).
-func (c Checker) device(r Ref, res Resolution, mode Mode, kind fs.FileMode) *vmspec.Error {
+func (c Checker) device(r Ref, res Resolution, mode Mode, kind fs.FileMode) *api.Error {
 	if !res.Exists {
 		if mode == AtStart {
-			return &vmspec.Error{Code: vmspec.CodePathNotFound, Field: r.Field,
+			return &api.Error{Code: api.CodePathNotFound, Field: r.Field,
 				Message: fmt.Sprintf("%q does not exist on this host; use a device the host has", r.Path)}
 		}
 		return nil
@@ -201,7 +201,7 @@ func (c Checker) device(r Ref, res Resolution, mode Mode, kind fs.FileMode) *vms
 // checkQCOW2 checks a qcow2 image's header: no external data file, and a
 // backing file only when it passes the same check (followed from the
 // image's directory, up to maxBackingChain deep).
-func (c Checker) checkQCOW2(r Ref, res Resolution, mode Mode, depth int) *vmspec.Error {
+func (c Checker) checkQCOW2(r Ref, res Resolution, mode Mode, depth int) *api.Error {
 	f, err := os.Open(onHost(c.Root, res.Path))
 	if err != nil {
 		return notAllowed(r, "%q cannot be read on this host: %v", r.Path, err)
@@ -247,7 +247,7 @@ func (c Checker) checkQCOW2(r Ref, res Resolution, mode Mode, depth int) *vmspec
 
 // outside is the violation of a path that leads outside the places of its
 // use.
-func (c Checker) outside(r Ref, res Resolution) *vmspec.Error {
+func (c Checker) outside(r Ref, res Resolution) *api.Error {
 	return notAllowed(r, "%q%s is outside the places this host allows for %s (%s); put the file there, or have the host's administrator allow its place (%s in the agent's configuration)",
 		r.Path, leadsTo(r, res), r.Use.noun(), c.Policy.Places(r.Use), r.Use.configKey())
 }
@@ -290,8 +290,8 @@ func fileKind(m fs.FileMode) string {
 // be allowed as written by at least one of the policies. Console files are
 // refused (the agent names them). The message lists the places of every
 // policy.
-func CheckLexically(refs []Ref, policies ...Policy) vmspec.Errors {
-	var errs vmspec.Errors
+func CheckLexically(refs []Ref, policies ...Policy) api.Errors {
+	var errs api.Errors
 	all := Merge(policies...)
 	for _, r := range refs {
 		ok := false

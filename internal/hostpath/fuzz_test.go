@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"polyvirt/internal/vmspec"
+	"polyvirt/internal/api"
 )
 
 // FuzzCheck: for any path, and a link of any target placed in the images
@@ -48,7 +48,7 @@ func FuzzCheck(f *testing.F) {
 		for _, mode := range []Mode{AtCreate, AtStart} {
 			errs := Checker{Policy: Default(), Root: root}.Check([]Ref{r}, mode)
 			for _, e := range errs {
-				if e.Field != r.Field || e.Message == "" || (e.Code != vmspec.CodePathNotAllowed && e.Code != vmspec.CodePathNotFound) {
+				if e.Field != r.Field || e.Message == "" || (e.Code != api.CodePathNotAllowed && e.Code != api.CodePathNotFound) {
 					t.Fatalf("bad violation %+v", e)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/vmspec"
 )
 
@@ -122,7 +123,7 @@ const consoleFile = "/var/lib/polyvirt/agent/consoles/4b1d.log"
 
 type verdict struct{ Code, Field string }
 
-func verdicts(errs vmspec.Errors) []verdict {
+func verdicts(errs api.Errors) []verdict {
 	var out []verdict
 	for _, e := range errs {
 		out = append(out, verdict{e.Code, e.Field})
@@ -137,7 +138,7 @@ func TestCheck(t *testing.T) {
 	const f = "disks[0].source"
 	disk := func(p string) Ref { return Ref{Field: f, Path: p, Use: Disk} }
 	qcow := func(p string) Ref { return Ref{Field: f, Path: p, Use: Disk, Format: "qcow2"} }
-	no := []verdict{{vmspec.CodePathNotAllowed, f}}
+	no := []verdict{{api.CodePathNotAllowed, f}}
 	cases := []struct {
 		name   string
 		policy Policy
@@ -163,7 +164,7 @@ func TestCheck(t *testing.T) {
 		{"a named pipe", Default(), disk(img + "fifo"), AtStart, no, "a named pipe"},
 		{"a directory", Default(), disk(img + "sub"), AtStart, no, "a directory"},
 		{"a missing image at create", Default(), disk(img + "later.img"), AtCreate, nil, ""},
-		{"a missing image at start", Default(), disk(img + "later.img"), AtStart, []verdict{{vmspec.CodePathNotFound, f}}, "does not exist"},
+		{"a missing image at start", Default(), disk(img + "later.img"), AtStart, []verdict{{api.CodePathNotFound, f}}, "does not exist"},
 		{"a relative path", Default(), disk("images/a.img"), AtStart, no, "clean absolute"},
 		{"a path with ..", Default(), disk(img + "../../../../etc/shadow"), AtStart, no, "clean absolute"},
 		{"an empty path", Default(), disk(""), AtStart, no, "clean absolute"},
@@ -184,9 +185,9 @@ func TestCheck(t *testing.T) {
 		{"disk in the installer directory", Default(), disk("/usr/lib/debian-installer/images/12/ppc64el/initrd.gz"), AtStart, no, "/var/lib/polyvirt/images"},
 		{"kernel in the installer directory", Default(), Ref{Field: "kernel.path", Path: "/usr/lib/debian-installer/images/12/ppc64el/vmlinux", Use: Kernel}, AtStart, nil, ""},
 		{"the host's own kernel", Default(), Ref{Field: "kernel.path", Path: "/boot/vmlinuz", Use: Kernel}, AtStart,
-			[]verdict{{vmspec.CodePathNotAllowed, "kernel.path"}}, "kernels (/var/lib/polyvirt/images or /usr/lib/debian-installer/images)"},
+			[]verdict{{api.CodePathNotAllowed, "kernel.path"}}, "kernels (/var/lib/polyvirt/images or /usr/lib/debian-installer/images)"},
 		{"initrd from /root", Default(), Ref{Field: "kernel.initrd", Path: "/root/.ssh/id_rsa", Use: Initrd}, AtCreate,
-			[]verdict{{vmspec.CodePathNotAllowed, "kernel.initrd"}}, "initial ramdisks"},
+			[]verdict{{api.CodePathNotAllowed, "kernel.initrd"}}, "initial ramdisks"},
 		{"a directory that is a link", custom, disk("/data/x.img"), AtStart, nil, ""},
 		{"where a directory link leads", custom, disk("/srv/store/x.img"), AtStart, nil, ""},
 		{"the images directory under a custom policy", custom, disk(img + "a.img"), AtStart, no, "(/data)"},
@@ -195,13 +196,13 @@ func TestCheck(t *testing.T) {
 		{"a block device not there at create", custom, Ref{Field: f, Path: "/dev/disk/by-id/virtio-data", Use: Block}, AtCreate, no, "not a block device"},
 		{"the RNG's device", Default(), Ref{Field: "rng.backend", Path: "/dev/urandom", Use: RNG}, AtCreate, nil, ""},
 		{"an RNG fed by a file", Default(), Ref{Field: "rng.backend", Path: "/etc/shadow", Use: RNG}, AtCreate,
-			[]verdict{{vmspec.CodePathNotAllowed, "rng.backend"}}, "/dev/urandom, /dev/random or /dev/hwrng"},
+			[]verdict{{api.CodePathNotAllowed, "rng.backend"}}, "/dev/urandom, /dev/random or /dev/hwrng"},
 		{"the agent's console file", Default(), Ref{Field: "console.log", Path: consoleFile, Use: Console}, AtStart, nil, ""},
 		{"a console file of the definition", Default(), Ref{Field: "console.path", Path: "/etc/passwd", Use: Console}, AtStart,
-			[]verdict{{vmspec.CodePathNotAllowed, "console.path"}}, "names for it"},
+			[]verdict{{api.CodePathNotAllowed, "console.path"}}, "names for it"},
 		{"a console log in the images directory", Default(), Ref{Field: "console.log", Path: img + "a.img", Use: Console}, AtStart,
-			[]verdict{{vmspec.CodePathNotAllowed, "console.log"}}, ""},
-		{"a shared directory", Default(), Ref{Field: "filesystems[0]", Use: Other}, AtStart, []verdict{{vmspec.CodePathNotAllowed, "filesystems[0]"}}, "host resources"},
+			[]verdict{{api.CodePathNotAllowed, "console.log"}}, ""},
+		{"a shared directory", Default(), Ref{Field: "filesystems[0]", Use: Other}, AtStart, []verdict{{api.CodePathNotAllowed, "filesystems[0]"}}, "host resources"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -307,7 +308,7 @@ func TestSwappedLink(t *testing.T) {
 	if err := os.Symlink("/etc/shadow", link); err != nil {
 		t.Fatal(err)
 	}
-	if errs := c.Check(ref, AtStart); len(errs) != 1 || errs[0].Code != vmspec.CodePathNotAllowed {
+	if errs := c.Check(ref, AtStart); len(errs) != 1 || errs[0].Code != api.CodePathNotAllowed {
 		t.Errorf("after the swap: %v", errs)
 	}
 }
@@ -386,8 +387,8 @@ func TestCheckLexically(t *testing.T) {
 		{Field: "rng.backend", Path: "/dev/random", Use: RNG},
 	}
 	errs := CheckLexically(refs, a, b)
-	want := []verdict{{vmspec.CodePathNotAllowed, "disks[3].source"}, {vmspec.CodePathNotAllowed, "disks[4].source"},
-		{vmspec.CodePathNotAllowed, "disks[5].source"}, {vmspec.CodePathNotAllowed, "console.path"}}
+	want := []verdict{{api.CodePathNotAllowed, "disks[3].source"}, {api.CodePathNotAllowed, "disks[4].source"},
+		{api.CodePathNotAllowed, "disks[5].source"}, {api.CodePathNotAllowed, "console.path"}}
 	if diff := cmp.Diff(want, verdicts(errs)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}

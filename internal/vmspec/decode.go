@@ -14,6 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/strictdoc"
 )
 
@@ -28,42 +29,42 @@ const MaxDefinitionBytes = 1 << 20
 // field path, all of them at once. The error is always of type Errors.
 func Decode(data []byte) (*VM, error) {
 	if len(data) > MaxDefinitionBytes {
-		return nil, Errors{{Code: CodeTooLarge, Message: fmt.Sprintf(
+		return nil, api.Errors{{Code: api.CodeDefinitionTooLarge, Message: fmt.Sprintf(
 			"the definition is %d bytes; keep it under %d", len(data), MaxDefinitionBytes)}}
 	}
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))
 	if len(trimmed) == 0 {
-		return nil, Errors{{Code: CodeEmpty, Message: "the definition is empty; give at least a name"}}
+		return nil, api.Errors{{Code: api.CodeDefinitionEmpty, Message: "the definition is empty; give at least a name"}}
 	}
 	js := trimmed
 	if trimmed[0] != '{' {
 		var err error
 		js, err = yaml.YAMLToJSON(trimmed)
 		if err != nil {
-			return nil, Errors{{Code: CodeSyntax, Message: "not valid YAML: " + cleanYAMLError(err)}}
+			return nil, api.Errors{{Code: api.CodeDefinitionSyntax, Message: "not valid YAML: " + cleanYAMLError(err)}}
 		}
 		if p := strictdoc.YAML(trimmed); p != nil {
-			return nil, Errors{{Code: CodeDuplicateKey, Field: p.Path, Message: p.Error()}}
+			return nil, api.Errors{{Code: api.CodeDefinitionDuplicateKey, Field: p.Path, Message: p.Error()}}
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
-		return nil, Errors{{Code: CodeSyntax, Message: "not valid JSON: " + describeJSONError(js, err)}}
+		return nil, api.Errors{{Code: api.CodeDefinitionSyntax, Message: "not valid JSON: " + describeJSONError(js, err)}}
 	}
 	if dec.More() {
-		return nil, Errors{{Code: CodeSyntax, Message: "more than one document; give one VM per file"}}
+		return nil, api.Errors{{Code: api.CodeDefinitionSyntax, Message: "more than one document; give one VM per file"}}
 	}
 	if trimmed[0] == '{' { // YAML was checked above
 		if p := strictdoc.JSON(js, strictdoc.Checks{}); p != nil {
-			return nil, Errors{{Code: CodeDuplicateKey, Field: p.Path, Message: p.Error()}}
+			return nil, api.Errors{{Code: api.CodeDefinitionDuplicateKey, Field: p.Path, Message: p.Error()}}
 		}
 	}
 	if tree == nil {
-		return nil, Errors{{Code: CodeEmpty, Message: "the definition is empty; give at least a name"}}
+		return nil, api.Errors{{Code: api.CodeDefinitionEmpty, Message: "the definition is empty; give at least a name"}}
 	}
-	var errs Errors
+	var errs api.Errors
 	checkShape(tree, reflect.TypeOf(VM{}), "", &errs)
 	if len(errs) > 0 {
 		return nil, errs
@@ -75,9 +76,9 @@ func Decode(data []byte) (*VM, error) {
 		// checkShape should have caught it; report what encoding/json says.
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, Errors{{Code: CodeWrongType, Field: te.Field, Message: fmt.Sprintf("expected %s, got %s", te.Type, te.Value)}}
+			return nil, api.Errors{{Code: api.CodeDefinitionWrongType, Field: te.Field, Message: fmt.Sprintf("expected %s, got %s", te.Type, te.Value)}}
 		}
-		return nil, Errors{{Code: CodeSyntax, Message: err.Error()}}
+		return nil, api.Errors{{Code: api.CodeDefinitionSyntax, Message: err.Error()}}
 	}
 	return vm, nil
 }
@@ -109,7 +110,7 @@ func readLimited(f *os.File) ([]byte, error) {
 
 // checkShape walks the decoded JSON tree beside the Go type and reports
 // every unknown field and every value of the wrong type with its path.
-func checkShape(v any, t reflect.Type, path string, errs *Errors) {
+func checkShape(v any, t reflect.Type, path string, errs *api.Errors) {
 	if v == nil { // null: the field stays empty
 		return
 	}
@@ -134,7 +135,7 @@ func checkShape(v any, t reflect.Type, path string, errs *Errors) {
 				} else {
 					msg += "; known fields: " + strings.Join(sortedKeysOf(fields), ", ")
 				}
-				*errs = append(*errs, &Error{Code: CodeUnknownField, Field: sub, Message: msg})
+				*errs = append(*errs, &api.Error{Code: api.CodeDefinitionUnknownField, Field: sub, Message: msg})
 				continue
 			}
 			checkShape(obj[k], f, sub, errs)
@@ -178,22 +179,22 @@ func checkShape(v any, t reflect.Type, path string, errs *Errors) {
 		i, err := strconv.ParseInt(n.String(), 10, 64)
 		if err != nil {
 			if _, ferr := strconv.ParseFloat(n.String(), 64); ferr == nil && !strings.ContainsAny(n.String(), ".eE") {
-				*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: fmt.Sprintf("the number %s is too large", n)})
+				*errs = append(*errs, &api.Error{Code: api.CodeDefinitionWrongType, Field: path, Message: fmt.Sprintf("the number %s is too large", n)})
 				return
 			}
-			*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: fmt.Sprintf("expected a whole number written with digits only, got %s", n)})
+			*errs = append(*errs, &api.Error{Code: api.CodeDefinitionWrongType, Field: path, Message: fmt.Sprintf("expected a whole number written with digits only, got %s", n)})
 			return
 		}
 		if t.Kind() == reflect.Int && (i > 1<<31-1 || i < -(1<<31)) {
-			*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: fmt.Sprintf("the number %s is too large", n)})
+			*errs = append(*errs, &api.Error{Code: api.CodeDefinitionWrongType, Field: path, Message: fmt.Sprintf("the number %s is too large", n)})
 		}
 	default:
-		*errs = append(*errs, &Error{Code: CodeWrongType, Field: path, Message: "unsupported field type " + t.String()})
+		*errs = append(*errs, &api.Error{Code: api.CodeDefinitionWrongType, Field: path, Message: "unsupported field type " + t.String()})
 	}
 }
 
-func wrongType(path, want string, got any, errs *Errors) {
-	*errs = append(*errs, &Error{Code: CodeWrongType, Field: path,
+func wrongType(path, want string, got any, errs *api.Errors) {
+	*errs = append(*errs, &api.Error{Code: api.CodeDefinitionWrongType, Field: path,
 		Message: fmt.Sprintf("expected %s, got %s", want, describe(got))})
 }
 

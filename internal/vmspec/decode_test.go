@@ -2,6 +2,7 @@ package vmspec
 
 import (
 	"errors"
+	"polyvirt/internal/api"
 	"strings"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 type violation struct{ Code, Field string }
 
 func violations(err error) []violation {
-	var es Errors
+	var es api.Errors
 	if !errors.As(err, &es) {
 		if err == nil {
 			return nil
@@ -32,35 +33,35 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 		in   string
 		want []violation
 	}{
-		{"unknown top-level field", "name: a\nbogus: 1\n", []violation{{CodeUnknownField, "bogus"}}},
-		{"unknown nested field", "name: a\ndisks:\n  - source: /a\n  - sise: 3\n", []violation{{CodeUnknownField, "disks[1].sise"}}},
-		{"field in the wrong case", `{"Name": "a"}`, []violation{{CodeUnknownField, "Name"}}},
-		{"snake case", "name: a\nmemory: {size_mib: 3}\n", []violation{{CodeUnknownField, "memory.size_mib"}}},
-		{"string for a number", "name: a\nmemory: {sizeMiB: big}\n", []violation{{CodeWrongType, "memory.sizeMiB"}}},
-		{"fraction for a number", "name: a\nmemory: {sizeMiB: 1.5}\n", []violation{{CodeWrongType, "memory.sizeMiB"}}},
-		{"number too large", `{"name":"a","memory":{"sizeMiB":123456789012345678901234567890}}`, []violation{{CodeWrongType, "memory.sizeMiB"}}},
-		{"int overflow", "name: a\ncpu: {cores: 99999999999}\n", []violation{{CodeWrongType, "cpu.cores"}}},
-		{"boolean for a string", "name: yes\n", []violation{{CodeWrongType, "name"}}},
-		{"list for an object", "name: a\ncpu: [1, 2]\n", []violation{{CodeWrongType, "cpu"}}},
-		{"object for a list", "name: a\ndisks: {source: /a}\n", []violation{{CodeWrongType, "disks"}}},
-		{"string for a bool", "name: a\ndisks: [{source: /a, readOnly: maybe}]\n", []violation{{CodeWrongType, "disks[0].readOnly"}}},
-		{"number for metadata value", "name: a\nmetadata: {owner: 3}\n", []violation{{CodeWrongType, "metadata.owner"}}},
-		{"odd metadata key in path", "name: a\nmetadata: {\"a b\": [1]}\n", []violation{{CodeWrongType, `metadata["a b"]`}}},
+		{"unknown top-level field", "name: a\nbogus: 1\n", []violation{{api.CodeDefinitionUnknownField, "bogus"}}},
+		{"unknown nested field", "name: a\ndisks:\n  - source: /a\n  - sise: 3\n", []violation{{api.CodeDefinitionUnknownField, "disks[1].sise"}}},
+		{"field in the wrong case", `{"Name": "a"}`, []violation{{api.CodeDefinitionUnknownField, "Name"}}},
+		{"snake case", "name: a\nmemory: {size_mib: 3}\n", []violation{{api.CodeDefinitionUnknownField, "memory.size_mib"}}},
+		{"string for a number", "name: a\nmemory: {sizeMiB: big}\n", []violation{{api.CodeDefinitionWrongType, "memory.sizeMiB"}}},
+		{"fraction for a number", "name: a\nmemory: {sizeMiB: 1.5}\n", []violation{{api.CodeDefinitionWrongType, "memory.sizeMiB"}}},
+		{"number too large", `{"name":"a","memory":{"sizeMiB":123456789012345678901234567890}}`, []violation{{api.CodeDefinitionWrongType, "memory.sizeMiB"}}},
+		{"int overflow", "name: a\ncpu: {cores: 99999999999}\n", []violation{{api.CodeDefinitionWrongType, "cpu.cores"}}},
+		{"boolean for a string", "name: yes\n", []violation{{api.CodeDefinitionWrongType, "name"}}},
+		{"list for an object", "name: a\ncpu: [1, 2]\n", []violation{{api.CodeDefinitionWrongType, "cpu"}}},
+		{"object for a list", "name: a\ndisks: {source: /a}\n", []violation{{api.CodeDefinitionWrongType, "disks"}}},
+		{"string for a bool", "name: a\ndisks: [{source: /a, readOnly: maybe}]\n", []violation{{api.CodeDefinitionWrongType, "disks[0].readOnly"}}},
+		{"number for metadata value", "name: a\nmetadata: {owner: 3}\n", []violation{{api.CodeDefinitionWrongType, "metadata.owner"}}},
+		{"odd metadata key in path", "name: a\nmetadata: {\"a b\": [1]}\n", []violation{{api.CodeDefinitionWrongType, `metadata["a b"]`}}},
 		{"several at once", "name: a\nfoo: 1\ncpu: {cores: x, bar: 2}\n", []violation{
-			{CodeUnknownField, "cpu.bar"}, {CodeWrongType, "cpu.cores"}, {CodeUnknownField, "foo"}}},
-		{"YAML syntax", "name: [a\n", []violation{{CodeSyntax, ""}}},
-		{"JSON syntax", `{"name": "a",}`, []violation{{CodeSyntax, ""}}},
-		{"two JSON documents", `{"name":"a"} {"name":"b"}`, []violation{{CodeSyntax, ""}}},
-		{"a list document", "- name: a\n", []violation{{CodeWrongType, ""}}},
-		{"a scalar document", "hello\n", []violation{{CodeWrongType, ""}}},
-		{"empty", "  \n", []violation{{CodeEmpty, ""}}},
-		{"null", "null\n", []violation{{CodeEmpty, ""}}},
-		{"YAML key twice", "name: a\nmemory: {sizeMiB: 512}\nname: b\n", []violation{{CodeDuplicateKey, "name"}}},
-		{"YAML nested key twice", "name: a\ndisks:\n  - source: /var/lib/polyvirt/images/a.img\n    source: /etc/shadow\n", []violation{{CodeDuplicateKey, "disks[0].source"}}},
-		{"YAML metadata key twice", "name: a\nmetadata:\n  owner: alice\n  owner: mallory\n", []violation{{CodeDuplicateKey, "metadata.owner"}}},
-		{"JSON key twice", `{"name":"a","kernel":{"path":"/boot/k","path":"/etc/shadow"}}`, []violation{{CodeDuplicateKey, "kernel.path"}}},
-		{"JSON key twice, escaped", `{"name":"a","n\u0061me":"b"}`, []violation{{CodeDuplicateKey, "name"}}},
-		{"too large", "name: a\n#" + strings.Repeat("x", MaxDefinitionBytes), []violation{{CodeTooLarge, ""}}},
+			{api.CodeDefinitionUnknownField, "cpu.bar"}, {api.CodeDefinitionWrongType, "cpu.cores"}, {api.CodeDefinitionUnknownField, "foo"}}},
+		{"YAML syntax", "name: [a\n", []violation{{api.CodeDefinitionSyntax, ""}}},
+		{"JSON syntax", `{"name": "a",}`, []violation{{api.CodeDefinitionSyntax, ""}}},
+		{"two JSON documents", `{"name":"a"} {"name":"b"}`, []violation{{api.CodeDefinitionSyntax, ""}}},
+		{"a list document", "- name: a\n", []violation{{api.CodeDefinitionWrongType, ""}}},
+		{"a scalar document", "hello\n", []violation{{api.CodeDefinitionWrongType, ""}}},
+		{"empty", "  \n", []violation{{api.CodeDefinitionEmpty, ""}}},
+		{"null", "null\n", []violation{{api.CodeDefinitionEmpty, ""}}},
+		{"YAML key twice", "name: a\nmemory: {sizeMiB: 512}\nname: b\n", []violation{{api.CodeDefinitionDuplicateKey, "name"}}},
+		{"YAML nested key twice", "name: a\ndisks:\n  - source: /var/lib/polyvirt/images/a.img\n    source: /etc/shadow\n", []violation{{api.CodeDefinitionDuplicateKey, "disks[0].source"}}},
+		{"YAML metadata key twice", "name: a\nmetadata:\n  owner: alice\n  owner: mallory\n", []violation{{api.CodeDefinitionDuplicateKey, "metadata.owner"}}},
+		{"JSON key twice", `{"name":"a","kernel":{"path":"/boot/k","path":"/etc/shadow"}}`, []violation{{api.CodeDefinitionDuplicateKey, "kernel.path"}}},
+		{"JSON key twice, escaped", `{"name":"a","n\u0061me":"b"}`, []violation{{api.CodeDefinitionDuplicateKey, "name"}}},
+		{"too large", "name: a\n#" + strings.Repeat("x", MaxDefinitionBytes), []violation{{api.CodeDefinitionTooLarge, ""}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -71,10 +72,10 @@ func TestDecodeRefusesBadInput(t *testing.T) {
 			if diff := cmp.Diff(c.want, violations(err)); diff != "" {
 				t.Errorf("(-want +got):\n%s\nerror: %v", diff, err)
 			}
-			var es Errors
+			var es api.Errors
 			if errors.As(err, &es) {
 				for _, e := range es {
-					if e.Message == "" || strings.ContainsAny(e.Message, "\n") && e.Code != CodeSyntax {
+					if e.Message == "" || strings.ContainsAny(e.Message, "\n") && e.Code != api.CodeDefinitionSyntax {
 						t.Errorf("message of %s: %q", e.Code, e.Message)
 					}
 				}
@@ -144,7 +145,7 @@ func TestDecodeNullsAndExponents(t *testing.T) {
 		t.Errorf("got %+v %+v", vm.CPU, vm.Memory)
 	}
 	_, err = Decode([]byte(`{"name":"a","memory":{"sizeMiB":1e3}}`))
-	if diff := cmp.Diff([]violation{{CodeWrongType, "memory.sizeMiB"}}, violations(err)); diff != "" {
+	if diff := cmp.Diff([]violation{{api.CodeDefinitionWrongType, "memory.sizeMiB"}}, violations(err)); diff != "" {
 		t.Errorf("an exponent must be refused (-want +got):\n%s", diff)
 	}
 }

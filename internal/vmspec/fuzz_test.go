@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 )
 
@@ -51,7 +52,7 @@ func FuzzDecode(f *testing.F) {
 
 func checkErrors(t *testing.T, err error) {
 	t.Helper()
-	var es Errors
+	var es api.Errors
 	if !errors.As(err, &es) || len(es) == 0 {
 		t.Fatalf("error is not Errors: %v", err)
 	}

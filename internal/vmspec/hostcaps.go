@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -78,21 +79,21 @@ func offerFor(h *hostreport.Report, a arch.Arch) (hostOffer, bool) {
 }
 
 // checkHost checks a completed definition against a host's report.
-func checkHost(vm *VM, spec *archspec.Spec, h *hostreport.Report, errs *Errors) {
+func checkHost(vm *VM, spec *archspec.Spec, h *hostreport.Report, errs *api.Errors) {
 	effName := firstNonEmpty(h.EffectiveArch, h.Arch)
 	eff, err := archspec.Lookup(effName)
 	if err != nil {
-		errs.add(CodeHostCaps, "", "the host report's architecture %q is unknown: %v", clip(effName), err)
+		errs.Add(api.CodeHostCaps, "", "the host report's architecture %q is unknown: %v", clip(effName), err)
 		return
 	}
 	offer, listed := offerFor(h, spec.Arch)
 	if !eff.RunsNatively(spec.Arch) && !(TCGOnly(h) && listed) {
-		errs.add(CodeHostArch, "arch", "the host runs %s guests (%s) and cannot run a %s VM; choose a host of that architecture",
+		errs.Add(api.CodeHostArch, "arch", "the host runs %s guests (%s) and cannot run a %s VM; choose a host of that architecture",
 			eff.Arch, archList(eff.GuestArches), spec.Arch)
 		return
 	}
 	if len(offer.machines) > 0 && !contains(offer.machines, vm.Machine) {
-		errs.add(CodeHostMachine, "machine", "the host does not offer machine %q for %s; it offers %s", vm.Machine, spec.Arch, shortList(offer.machines))
+		errs.Add(api.CodeHostMachine, "machine", "the host does not offer machine %q for %s; it offers %s", vm.Machine, spec.Arch, shortList(offer.machines))
 	}
 	c := vm.CPU
 	tcg := TCGOnly(h)
@@ -106,34 +107,34 @@ func checkHost(vm *VM, spec *archspec.Spec, h *hostreport.Report, errs *Errors) 
 			break
 		}
 		if len(offer.models) > 0 && !containsFold(offer.models, c.Model) {
-			errs.add(CodeHostCPUModel, "cpu.model", "the host cannot run CPU model %s; it offers %s", c.Model, shortList(offer.models))
+			errs.Add(api.CodeHostCPUModel, "cpu.model", "the host cannot run CPU model %s; it offers %s", c.Model, shortList(offer.models))
 		}
 	case "host-model":
 		if c.Model != "" && len(offer.models) > 0 && !containsFold(offer.models, c.Model) {
-			errs.add(CodeHostCPUModel, "cpu.model", "the host cannot run compatibility level %s; it offers %s", c.Model, shortList(offer.models))
+			errs.Add(api.CodeHostCPUModel, "cpu.model", "the host cannot run compatibility level %s; it offers %s", c.Model, shortList(offer.models))
 		}
 	}
 	// Under TCG host-model and host-passthrough are turned into a named
 	// model (fake-KVM rewrite); with KVM the host must support the mode.
 	if !tcg && c.Mode != "custom" && len(h.Virt.CPUModes) > 0 && !contains(h.Virt.CPUModes, c.Mode) {
-		code := CodeHostCPUMode
+		code := api.CodeHostCPUMode
 		if c.Mode == "host-passthrough" {
-			code = CodeUseHostCPU
+			code = api.CodeUseHostCPU
 		}
-		errs.add(code, "cpu.mode", "the host does not support CPU mode %s; use %s", c.Mode, list(h.Virt.CPUModes))
+		errs.Add(code, "cpu.mode", "the host does not support CPU mode %s; use %s", c.Mode, list(h.Virt.CPUModes))
 	}
 	if d := vm.Display; d.Type != "none" {
 		if len(offer.graphics) > 0 && !contains(offer.graphics, d.Type) {
-			errs.add(CodeHostGraphics, "display.type", "the host's QEMU has no %s; use %s", d.Type, list(intersect(offer.graphics, spec.GraphicsProtocols())))
+			errs.Add(api.CodeHostGraphics, "display.type", "the host's QEMU has no %s; use %s", d.Type, list(intersect(offer.graphics, spec.GraphicsProtocols())))
 		}
 		if len(offer.video) > 0 && !contains(offer.video, d.Video) {
-			errs.add(CodeHostVideo, "display.video", "the host's QEMU has no %s video; use %s", d.Video, list(intersect(offer.video, spec.VideoModels(d.Type))))
+			errs.Add(api.CodeHostVideo, "display.video", "the host's QEMU has no %s video; use %s", d.Video, list(intersect(offer.video, spec.VideoModels(d.Type))))
 		}
 	}
 	if len(offer.diskBuses) > 0 {
 		for i, d := range vm.Disks {
 			if !contains(offer.diskBuses, d.Bus) {
-				errs.add(CodeHostDiskBus, fmt.Sprintf("disks[%d].bus", i), "the host's QEMU has no %s disk bus; use %s", d.Bus, list(intersect(offer.diskBuses, spec.Disk.Buses)))
+				errs.Add(api.CodeHostDiskBus, fmt.Sprintf("disks[%d].bus", i), "the host's QEMU has no %s disk bus; use %s", d.Bus, list(intersect(offer.diskBuses, spec.Disk.Buses)))
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/strictdoc"
 )
 
@@ -25,7 +26,7 @@ const (
 // format characters (bidi overrides, zero-width characters: text that
 // reads other than it is), and each has a length limit. Path fields (tag
 // vm:"path") are reported as PATH_INVALID.
-func checkStrings(v reflect.Value, path, kind string, errs *Errors) {
+func checkStrings(v reflect.Value, path, kind string, errs *api.Errors) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if !v.IsNil() {
@@ -57,7 +58,7 @@ func checkStrings(v reflect.Value, path, kind string, errs *Errors) {
 	}
 }
 
-func checkString(s, field, kind string, errs *Errors) {
+func checkString(s, field, kind string, errs *api.Errors) {
 	limit := maxString
 	switch kind {
 	case "path":
@@ -68,23 +69,23 @@ func checkString(s, field, kind string, errs *Errors) {
 		limit = maxText
 	}
 	if len(s) > limit {
-		errs.add(CodeTooLong, field, "the value is %d bytes long; keep it under %d", len(s), limit)
+		errs.Add(api.CodeTooLong, field, "the value is %d bytes long; keep it under %d", len(s), limit)
 		return
 	}
 	if bad, what := badRune(s, kind == "text"); bad {
-		code := CodeControlChars
+		code := api.CodeControlChars
 		if kind == "path" {
-			code = CodePathInvalid
+			code = api.CodePathInvalid
 		}
-		errs.add(code, field, "the value holds %s; remove it", what)
+		errs.Add(code, field, "the value holds %s; remove it", what)
 		return
 	}
 	if r, ok := strictdoc.FormatChar(s); ok {
-		code := CodeFormatChars
+		code := api.CodeFormatChars
 		if kind == "path" {
-			code = CodePathInvalid
+			code = api.CodePathInvalid
 		}
-		errs.add(code, field, "the value holds the invisible format character %s, which changes how the text is shown; remove it", strictdoc.Describe(r))
+		errs.Add(code, field, "the value holds the invisible format character %s, which changes how the text is shown; remove it", strictdoc.Describe(r))
 	}
 }
 

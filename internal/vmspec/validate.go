@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -70,10 +71,10 @@ var (
 // given is not modified.
 func Validate(in *VM, opts Options) (*Valid, error) {
 	if in == nil {
-		return nil, Errors{{Code: CodeEmpty, Message: "no definition given"}}
+		return nil, api.Errors{{Code: api.CodeDefinitionEmpty, Message: "no definition given"}}
 	}
 	vm := in.Clone()
-	var errs Errors
+	var errs api.Errors
 	checkStrings(reflect.ValueOf(vm).Elem(), "", "", &errs)
 	checkIdentity(vm, &errs)
 	spec := resolveArch(vm, opts, &errs)
@@ -106,7 +107,7 @@ func Validate(in *VM, opts Options) (*Valid, error) {
 // dedupe drops a repeated (code, field) pair, and any later violation of
 // a field whose value was already refused as text (too long, control
 // characters): one clear reason per bad value.
-func dedupe(errs Errors) Errors {
+func dedupe(errs api.Errors) api.Errors {
 	seen := make(map[string]bool, len(errs))
 	badText := map[string]bool{}
 	out := errs[:0]
@@ -116,8 +117,8 @@ func dedupe(errs Errors) Errors {
 			continue
 		}
 		seen[k] = true
-		if e.Code == CodeTooLong || e.Code == CodeControlChars || e.Code == CodeFormatChars ||
-			((e.Code == CodePathInvalid || e.Code == CodePathNotAllowed) && e.Field != "") {
+		if e.Code == api.CodeTooLong || e.Code == api.CodeControlChars || e.Code == api.CodeFormatChars ||
+			((e.Code == api.CodePathInvalid || e.Code == api.CodePathNotAllowed) && e.Field != "") {
 			badText[e.Field] = true
 		}
 		out = append(out, e)
@@ -125,26 +126,26 @@ func dedupe(errs Errors) Errors {
 	return out
 }
 
-func checkIdentity(vm *VM, errs *Errors) {
+func checkIdentity(vm *VM, errs *api.Errors) {
 	switch {
 	case vm.Name == "":
-		errs.add(CodeNameRequired, "name", "every VM needs a name, for example \"web-1\"")
+		errs.Add(api.CodeNameRequired, "name", "every VM needs a name, for example \"web-1\"")
 	case !nameRE.MatchString(vm.Name):
-		errs.add(CodeNameInvalid, "name", "%q is not a valid name; use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", clip(vm.Name))
+		errs.Add(api.CodeNameInvalid, "name", "%q is not a valid name; use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", clip(vm.Name))
 	}
 	if vm.UUID != "" {
 		if !uuidRE.MatchString(vm.UUID) || strings.Trim(strings.ReplaceAll(vm.UUID, "-", ""), "0") == "" {
-			errs.add(CodeUUIDInvalid, "uuid", "%q is not a UUID; write 32 hex digits as 8-4-4-4-12, or leave it out and libvirt makes one", clip(vm.UUID))
+			errs.Add(api.CodeUUIDInvalid, "uuid", "%q is not a UUID; write 32 hex digits as 8-4-4-4-12, or leave it out and libvirt makes one", clip(vm.UUID))
 		} else {
 			vm.UUID = canonicalUUID(vm.UUID)
 		}
 	}
 	if len(vm.Metadata) > maxMetadata {
-		errs.add(CodeMetadataTooMany, "metadata", "%d entries; keep at most %d", len(vm.Metadata), maxMetadata)
+		errs.Add(api.CodeMetadataTooMany, "metadata", "%d entries; keep at most %d", len(vm.Metadata), maxMetadata)
 	}
 	for _, k := range sortedStringKeys(vm.Metadata) {
 		if !metaKeyRE.MatchString(k) {
-			errs.add(CodeMetadataKey, mapPath("metadata", k), "%q is not a valid key; use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter", clip(k))
+			errs.Add(api.CodeMetadataKey, mapPath("metadata", k), "%q is not a valid key; use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter", clip(k))
 		}
 	}
 }
@@ -156,7 +157,7 @@ func canonicalUUID(s string) string {
 
 // resolveArch settles the architecture: the definition's, else the
 // option's, else the host's effective one.
-func resolveArch(vm *VM, opts Options, errs *Errors) *archspec.Spec {
+func resolveArch(vm *VM, opts Options, errs *api.Errors) *archspec.Spec {
 	name := vm.Arch
 	if name == "" && opts.Arch != arch.Unknown {
 		name = string(opts.Arch)
@@ -165,21 +166,21 @@ func resolveArch(vm *VM, opts Options, errs *Errors) *archspec.Spec {
 		name = firstNonEmpty(opts.Host.EffectiveArch, opts.Host.Arch)
 	}
 	if name == "" {
-		errs.add(CodeArchRequired, "arch", "the VM has no architecture; name one (%s), or pass --arch", knownArches())
+		errs.Add(api.CodeArchRequired, "arch", "the VM has no architecture; name one (%s), or pass --arch", knownArches())
 		return nil
 	}
 	a, err := arch.Parse(name)
 	if err != nil {
-		errs.add(CodeArchUnknown, "arch", "unknown architecture %q; use one of %s", clip(name), knownArches())
+		errs.Add(api.CodeArchUnknown, "arch", "unknown architecture %q; use one of %s", clip(name), knownArches())
 		return nil
 	}
 	if opts.Arch != arch.Unknown && vm.Arch != "" && a != opts.Arch {
-		errs.add(CodeArchConflict, "arch", "the definition is for %s but %s was asked for; remove one of them", a, opts.Arch)
+		errs.Add(api.CodeArchConflict, "arch", "the definition is for %s but %s was asked for; remove one of them", a, opts.Arch)
 		return nil
 	}
 	spec, err := archspec.For(a)
 	if err != nil {
-		errs.add(CodeArchUnknown, "arch", "polyvirt has no rules for %s; use one of %s", a, knownArches())
+		errs.Add(api.CodeArchUnknown, "arch", "polyvirt has no rules for %s; use one of %s", a, knownArches())
 		return nil
 	}
 	vm.Arch = string(a)
@@ -195,7 +196,7 @@ func knownArches() string {
 }
 
 // checkPaths checks the host paths: absolute, no "..", clean.
-func checkPaths(vm *VM, errs *Errors) {
+func checkPaths(vm *VM, errs *api.Errors) {
 	for i, d := range vm.Disks {
 		checkPath(fmt.Sprintf("disks[%d].source", i), d.Source, errs)
 	}
@@ -214,20 +215,20 @@ func checkPaths(vm *VM, errs *Errors) {
 
 // checkHostConsole refuses console files named by the definition where
 // the host names them.
-func checkHostConsole(vm *VM, errs *Errors) {
+func checkHostConsole(vm *VM, errs *api.Errors) {
 	c := vm.Console
 	if c == nil {
 		return
 	}
 	if c.Path != "" {
-		errs.add(CodePathNotAllowed, "console.path", "%q: the host names the file of a file console (in its agent's directory, one per VM); remove path", clip(c.Path))
+		errs.Add(api.CodePathNotAllowed, "console.path", "%q: the host names the file of a file console (in its agent's directory, one per VM); remove path", clip(c.Path))
 	}
 	if c.Log != "" {
-		errs.add(CodePathNotAllowed, "console.log", "%q: the host keeps the log of every pty console itself (in its agent's directory, one per VM); remove log", clip(c.Log))
+		errs.Add(api.CodePathNotAllowed, "console.log", "%q: the host keeps the log of every pty console itself (in its agent's directory, one per VM); remove log", clip(c.Log))
 	}
 }
 
-func checkPath(field, p string, errs *Errors) {
+func checkPath(field, p string, errs *api.Errors) {
 	if p == "" {
 		return
 	}
@@ -235,65 +236,65 @@ func checkPath(field, p string, errs *Errors) {
 		return // reported by checkStrings
 	}
 	if !strings.HasPrefix(p, "/") {
-		errs.add(CodePathInvalid, field, "%q is not an absolute path; start it with /", clip(p))
+		errs.Add(api.CodePathInvalid, field, "%q is not an absolute path; start it with /", clip(p))
 		return
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			errs.add(CodePathInvalid, field, "%q climbs up with \"..\"; give the path without it", clip(p))
+			errs.Add(api.CodePathInvalid, field, "%q climbs up with \"..\"; give the path without it", clip(p))
 			return
 		}
 	}
 	if strings.HasSuffix(p, "/") {
-		errs.add(CodePathInvalid, field, "%q names a directory; give a file", clip(p))
+		errs.Add(api.CodePathInvalid, field, "%q names a directory; give a file", clip(p))
 	}
 }
 
-func checkPlatform(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkPlatform(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	if !spec.GuestOSAllowed(vm.OSType) {
-		errs.add(CodeOSType, "osType", "guest OS type %q does not run on %s; use one of %s", clip(vm.OSType), spec.Arch, list(spec.GuestOS.Allowed))
+		errs.Add(api.CodeOSType, "osType", "guest OS type %q does not run on %s; use one of %s", clip(vm.OSType), spec.Arch, list(spec.GuestOS.Allowed))
 	}
 	if !wordRE.MatchString(vm.Machine) || !spec.AcceptsMachine(vm.Machine) {
-		errs.add(CodeMachine, "machine", "%q is not an emulated machine of %s; use %s (or a versioned one the host lists), or leave it out",
+		errs.Add(api.CodeMachineNotForArch, "machine", "%q is not an emulated machine of %s; use %s (or a versioned one the host lists), or leave it out",
 			clip(vm.Machine), spec.Arch, list(spec.Machine.Families))
 	}
 	if vm.Firmware != "" && !spec.FirmwareAllowed(vm.Firmware) {
 		if len(spec.Firmware.Allowed) == 0 {
-			errs.add(CodeFirmware, "firmware", "%s has no firmware to choose; remove firmware", spec.Arch)
+			errs.Add(api.CodeGuestFirmware, "firmware", "%s has no firmware to choose; remove firmware", spec.Arch)
 		} else {
-			errs.add(CodeFirmware, "firmware", "firmware %q does not exist on %s; use %s", clip(vm.Firmware), spec.Arch, list(spec.Firmware.Allowed))
+			errs.Add(api.CodeGuestFirmware, "firmware", "firmware %q does not exist on %s; use %s", clip(vm.Firmware), spec.Arch, list(spec.Firmware.Allowed))
 		}
 	}
 	if k := vm.Kernel; k != nil && k.Path == "" {
-		errs.add(CodeKernelRequired, "kernel.path", "a direct kernel boot needs the kernel image; give kernel.path or remove kernel")
+		errs.Add(api.CodeKernelRequired, "kernel.path", "a direct kernel boot needs the kernel image; give kernel.path or remove kernel")
 	}
 }
 
 var cpuModes = []string{"custom", "host-model", "host-passthrough", "maximum"}
 
-func checkCPU(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkCPU(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	c := vm.CPU
 	for _, f := range []struct {
 		name string
 		n    int
 	}{{"sockets", c.Sockets}, {"cores", c.Cores}, {"threads", c.Threads}} {
 		if f.n < 1 {
-			errs.add(CodeCPUTopology, "cpu."+f.name, "%d %s; give at least 1", f.n, f.name)
+			errs.Add(api.CodeCPUTopology, "cpu."+f.name, "%d %s; give at least 1", f.n, f.name)
 		}
 	}
 	total := int64(c.Sockets) * int64(c.Cores) * int64(c.Threads)
 	if c.Sockets >= 1 && c.Cores >= 1 && c.Threads >= 1 && total > int64(spec.CPU.MaxVCPUs) {
-		errs.add(CodeMaxVCPUs, "cpu", "%d vCPUs (sockets × cores × threads); %s allows at most %d", total, spec.Arch, spec.CPU.MaxVCPUs)
+		errs.Add(api.CodeMaxVCPUs, "cpu", "%d vCPUs (sockets × cores × threads); %s allows at most %d", total, spec.Arch, spec.CPU.MaxVCPUs)
 	}
 	switch {
 	case !contains(cpuModes, c.Mode):
-		errs.add(CodeCPUMode, "cpu.mode", "unknown CPU mode %q; use %s", clip(c.Mode), list(spec.CPU.Modes))
+		errs.Add(api.CodeCPUMode, "cpu.mode", "unknown CPU mode %q; use %s", clip(c.Mode), list(spec.CPU.Modes))
 		return
 	case c.Mode == "host-passthrough" && !spec.CPUModeAllowed(c.Mode):
-		errs.add(CodeUseHostCPU, "cpu.mode", "host-passthrough is not available on %s; use %s", spec.Arch, list(spec.CPU.Modes))
+		errs.Add(api.CodeUseHostCPU, "cpu.mode", "host-passthrough is not available on %s; use %s", spec.Arch, list(spec.CPU.Modes))
 		return
 	case !spec.CPUModeAllowed(c.Mode):
-		errs.add(CodeCPUMode, "cpu.mode", "CPU mode %s is not available on %s; use %s", c.Mode, spec.Arch, list(spec.CPU.Modes))
+		errs.Add(api.CodeCPUMode, "cpu.mode", "CPU mode %s is not available on %s; use %s", c.Mode, spec.Arch, list(spec.CPU.Modes))
 		return
 	}
 	switch c.Mode {
@@ -304,9 +305,9 @@ func checkCPU(vm *VM, spec *archspec.Spec, errs *Errors) {
 			if len(spec.CPU.Models) > 0 {
 				hint = list(spec.CPU.Models)
 			}
-			errs.add(CodeCPUModelMissing, "cpu.model", "custom mode needs a model (%s); or use mode %s", hint, spec.CPU.DefaultMode)
+			errs.Add(api.CodeCPUModelMissing, "cpu.model", "custom mode needs a model (%s); or use mode %s", hint, spec.CPU.DefaultMode)
 		case !wordRE.MatchString(c.Model) || !spec.CPUModelAllowed(c.Model):
-			errs.add(CodeCPUModel, "cpu.model", "CPU model %q does not exist on %s; use %s", clip(c.Model), spec.Arch, orAny(spec.CPU.Models))
+			errs.Add(api.CodeCPUModel, "cpu.model", "CPU model %q does not exist on %s; use %s", clip(c.Model), spec.Arch, orAny(spec.CPU.Models))
 		default:
 			c.Model = spec.CanonicalCPUModel(c.Model)
 		}
@@ -317,39 +318,39 @@ func checkCPU(vm *VM, spec *archspec.Spec, errs *Errors) {
 		if _, ok := spec.HostModelCompat(c.Model); ok {
 			c.Model = spec.CanonicalCPUModel(c.Model)
 		} else if len(spec.CPU.CompatLadder) > 0 {
-			errs.add(CodeCPUCompat, "cpu.model", "%q is not a compatibility level of %s; use %s", clip(c.Model), spec.Arch, list(spec.CPU.CompatLadder))
+			errs.Add(api.CodeCPUCompat, "cpu.model", "%q is not a compatibility level of %s; use %s", clip(c.Model), spec.Arch, list(spec.CPU.CompatLadder))
 		} else {
-			errs.add(CodeCPUCompat, "cpu.model", "host-model takes no model on %s; use mode custom to name a model", spec.Arch)
+			errs.Add(api.CodeCPUCompat, "cpu.model", "host-model takes no model on %s; use mode custom to name a model", spec.Arch)
 		}
 	default:
 		if c.Model != "" {
-			errs.add(CodeCPUModelForMode, "cpu.model", "mode %s takes no model; remove it or use mode custom", c.Mode)
+			errs.Add(api.CodeCPUModelForMode, "cpu.model", "mode %s takes no model; remove it or use mode custom", c.Mode)
 		}
 	}
 }
 
-func checkMemory(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkMemory(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	m := vm.Memory
 	r := spec.Memory
 	sizeOK := true
 	if m.SizeMiB < int64(r.MinMiB) || uint64(m.SizeMiB) > r.MaxMiB {
-		errs.add(CodeMemoryRange, "memory.sizeMiB", "%d MiB; %s takes %d MiB to %d MiB", m.SizeMiB, spec.Arch, r.MinMiB, r.MaxMiB)
+		errs.Add(api.CodeMemoryRange, "memory.sizeMiB", "%d MiB; %s takes %d MiB to %d MiB", m.SizeMiB, spec.Arch, r.MinMiB, r.MaxMiB)
 		sizeOK = false
 	} else if r.MultipleMiB != 0 && uint64(m.SizeMiB)%r.MultipleMiB != 0 {
-		errs.add(r.MultipleCode, "memory.sizeMiB", "%d MiB is not a multiple of %d MiB on %s; use %d", m.SizeMiB, r.MultipleMiB, spec.Arch, spec.RoundMemory(uint64(m.SizeMiB)))
+		errs.Add(r.MultipleCode, "memory.sizeMiB", "%d MiB is not a multiple of %d MiB on %s; use %d", m.SizeMiB, r.MultipleMiB, spec.Arch, spec.RoundMemory(uint64(m.SizeMiB)))
 	}
 	if m.MaxMiB == 0 {
 		return
 	}
 	switch {
 	case m.MaxMiB < 0 || uint64(m.MaxMiB) > r.MaxMiB:
-		errs.add(CodeMemoryRange, "memory.maxMiB", "%d MiB; %s takes at most %d MiB", m.MaxMiB, spec.Arch, r.MaxMiB)
+		errs.Add(api.CodeMemoryRange, "memory.maxMiB", "%d MiB; %s takes at most %d MiB", m.MaxMiB, spec.Arch, r.MaxMiB)
 	case sizeOK && m.MaxMiB < m.SizeMiB:
-		errs.add(CodeMaxMemory, "memory.maxMiB", "%d MiB is below the memory size %d MiB; raise it or remove maxMiB", m.MaxMiB, m.SizeMiB)
+		errs.Add(api.CodeMaxMemory, "memory.maxMiB", "%d MiB is below the memory size %d MiB; raise it or remove maxMiB", m.MaxMiB, m.SizeMiB)
 	case m.MaxMiB > m.SizeMiB && !r.HotPlug:
-		errs.add(CodeHotPlugMemory, "memory.maxMiB", "%s has no memory hot plug; remove maxMiB", spec.Arch)
+		errs.Add(api.CodeHotPlugMemory, "memory.maxMiB", "%s has no memory hot plug; remove maxMiB", spec.Arch)
 	case r.MultipleMiB != 0 && uint64(m.MaxMiB)%r.MultipleMiB != 0:
-		errs.add(r.MultipleCode, "memory.maxMiB", "%d MiB is not a multiple of %d MiB on %s; use %d", m.MaxMiB, r.MultipleMiB, spec.Arch, spec.RoundMemory(uint64(m.MaxMiB)))
+		errs.Add(r.MultipleCode, "memory.maxMiB", "%d MiB is not a multiple of %d MiB on %s; use %d", m.MaxMiB, r.MultipleMiB, spec.Arch, spec.RoundMemory(uint64(m.MaxMiB)))
 	}
 }
 
@@ -362,9 +363,9 @@ var (
 	targetPrefix = map[string]string{"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
 )
 
-func checkDisks(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkDisks(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	if len(vm.Disks) > MaxDisks {
-		errs.add(CodeTooManyDevices, "disks", "%d disks; give at most %d", len(vm.Disks), MaxDisks)
+		errs.Add(api.CodeTooManyDevices, "disks", "%d disks; give at most %d", len(vm.Disks), MaxDisks)
 		return
 	}
 	targets := map[string]int{}
@@ -374,21 +375,21 @@ func checkDisks(vm *VM, spec *archspec.Spec, errs *Errors) {
 	for i, d := range vm.Disks {
 		p := fmt.Sprintf("disks[%d]", i)
 		if !contains(diskDevices, d.Device) {
-			errs.add(CodeDiskDevice, p+".device", "unknown device %q; use disk, cdrom or floppy", clip(d.Device))
+			errs.Add(api.CodeDiskDevice, p+".device", "unknown device %q; use disk, cdrom or floppy", clip(d.Device))
 			continue
 		}
 		if d.Device == "floppy" && !spec.Floppy {
-			errs.add(CodeFloppy, p+".device", "%s has no floppy drive; attach the image as a cdrom or a disk instead", spec.Arch)
+			errs.Add(api.CodeFloppy, p+".device", "%s has no floppy drive; attach the image as a cdrom or a disk instead", spec.Arch)
 			continue
 		}
 		if !contains(diskTypes, d.Type) {
-			errs.add(CodeDiskType, p+".type", "unknown source type %q; use file or block", clip(d.Type))
+			errs.Add(api.CodeDiskType, p+".type", "unknown source type %q; use file or block", clip(d.Type))
 		}
 		if !contains(diskFormats, d.Format) {
-			errs.add(CodeDiskFormat, p+".format", "unknown image format %q; use raw or qcow2", clip(d.Format))
+			errs.Add(api.CodeDiskFormat, p+".format", "unknown image format %q; use raw or qcow2", clip(d.Format))
 		}
 		if d.Source == "" && d.Device == "disk" {
-			errs.add(CodeDiskSource, p+".source", "a disk needs an image file or a block device; only a cdrom or floppy may be empty")
+			errs.Add(api.CodeDiskSource, p+".source", "a disk needs an image file or a block device; only a cdrom or floppy may be empty")
 		}
 		checkDiskBus(p, d, vm.Machine, spec, errs)
 		if d.Bus == "ide" {
@@ -400,76 +401,76 @@ func checkDisks(vm *VM, spec *archspec.Spec, errs *Errors) {
 		if d.Target != "" {
 			m := targetRE.FindStringSubmatch(d.Target)
 			if m == nil || (targetPrefix[d.Bus] != "" && m[1] != targetPrefix[d.Bus]) {
-				errs.add(CodeDiskTarget, p+".target", "%q is not a device name for bus %s; use %sa, %sb, ... or leave it out", clip(d.Target), d.Bus, targetPrefix[d.Bus], targetPrefix[d.Bus])
+				errs.Add(api.CodeDiskTarget, p+".target", "%q is not a device name for bus %s; use %sa, %sb, ... or leave it out", clip(d.Target), d.Bus, targetPrefix[d.Bus], targetPrefix[d.Bus])
 			} else if j, dup := targets[d.Target]; dup {
-				errs.add(CodeDiskTargetDup, p+".target", "%s is already the target of disks[%d]; give each disk its own or leave it out", d.Target, j)
+				errs.Add(api.CodeDiskTargetDup, p+".target", "%s is already the target of disks[%d]; give each disk its own or leave it out", d.Target, j)
 			} else {
 				targets[d.Target] = i
 			}
 		}
 		if d.Source != "" {
 			if j, dup := sources[d.Source]; dup && !(d.ReadOnly && vm.Disks[j].ReadOnly) {
-				errs.add(CodeDiskSourceDup, p+".source", "%s is already attached as disks[%d]; attach an image once, or read-only everywhere", clip(d.Source), j)
+				errs.Add(api.CodeDiskSourceDup, p+".source", "%s is already attached as disks[%d]; attach an image once, or read-only everywhere", clip(d.Source), j)
 			} else if !dup {
 				sources[d.Source] = i
 			}
 		}
 	}
 	if ide > maxIDE {
-		errs.add(CodeTooManyDevices, "disks", "%d IDE devices; the IDE bus takes at most %d, put the others on sata or virtio", ide, maxIDE)
+		errs.Add(api.CodeTooManyDevices, "disks", "%d IDE devices; the IDE bus takes at most %d, put the others on sata or virtio", ide, maxIDE)
 	}
 	if max := spec.Disk.MaxSPAPRVSCSIDisks; max > 0 && perController["spapr-vscsi"] > max {
-		errs.add(CodeSPAPRVSCSIMax, "disks", "%d disks on the sPAPR VSCSI controller; it takes at most %d, put the others on virtio or virtio-scsi", perController["spapr-vscsi"], max)
+		errs.Add(api.CodeSPAPRVSCSIMax, "disks", "%d disks on the sPAPR VSCSI controller; it takes at most %d, put the others on virtio or virtio-scsi", perController["spapr-vscsi"], max)
 	}
 }
 
-func checkDiskBus(p string, d Disk, machine string, spec *archspec.Spec, errs *Errors) {
+func checkDiskBus(p string, d Disk, machine string, spec *archspec.Spec, errs *api.Errors) {
 	switch {
 	case !contains(diskBuses, d.Bus):
-		errs.add(CodeDiskBus, p+".bus", "unknown bus %q; use %s", clip(d.Bus), list(spec.Disk.Buses))
+		errs.Add(api.CodeDiskBus, p+".bus", "unknown bus %q; use %s", clip(d.Bus), list(spec.Disk.Buses))
 		return
 	case !contains(spec.Disk.Buses, d.Bus):
-		errs.add(CodeDiskBus, p+".bus", "there is no %s bus on %s; use %s", d.Bus, spec.Arch, list(spec.Disk.Buses))
+		errs.Add(api.CodeDiskBus, p+".bus", "there is no %s bus on %s; use %s", d.Bus, spec.Arch, list(spec.Disk.Buses))
 		return
 	case !spec.DiskBusAllowed(d.Bus, machine):
-		errs.add(CodeDiskBusMachine, p+".bus", "the %s machine has no %s bus; use another bus or machine", machine, d.Bus)
+		errs.Add(api.CodeDiskBusMachine, p+".bus", "the %s machine has no %s bus; use another bus or machine", machine, d.Bus)
 		return
 	case (d.Device == "floppy") != (d.Bus == "fdc"):
-		errs.add(CodeDiskBusDevice, p+".bus", "a floppy goes on the fdc bus and nothing else does; fix device or bus")
+		errs.Add(api.CodeDiskBusDevice, p+".bus", "a floppy goes on the fdc bus and nothing else does; fix device or bus")
 		return
 	case d.Device == "cdrom" && d.Bus == "virtio":
-		errs.add(CodeDiskBusDevice, p+".bus", "a CD-ROM cannot be on virtio; use %s", spec.CDROMBus(machine))
+		errs.Add(api.CodeDiskBusDevice, p+".bus", "a CD-ROM cannot be on virtio; use %s", spec.CDROMBus(machine))
 		return
 	}
 	if d.Controller == "" {
 		return
 	}
 	if d.Bus != "scsi" {
-		errs.add(CodeControllerNoBus, p+".controller", "a SCSI controller is only for bus scsi; remove controller or set bus: scsi")
+		errs.Add(api.CodeControllerNoBus, p+".controller", "a SCSI controller is only for bus scsi; remove controller or set bus: scsi")
 	} else if !spec.SCSIControllerAllowed(d.Controller) {
-		errs.add(CodeSCSIController, p+".controller", "there is no %q SCSI controller on %s; use %s", clip(d.Controller), spec.Arch, list(spec.Disk.SCSIControllers))
+		errs.Add(api.CodeSCSIController, p+".controller", "there is no %q SCSI controller on %s; use %s", clip(d.Controller), spec.Arch, list(spec.Disk.SCSIControllers))
 	}
 }
 
-func checkNICs(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkNICs(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	if len(vm.NICs) > MaxNICs {
-		errs.add(CodeTooManyDevices, "nics", "%d NICs; give at most %d", len(vm.NICs), MaxNICs)
+		errs.Add(api.CodeTooManyDevices, "nics", "%d NICs; give at most %d", len(vm.NICs), MaxNICs)
 		return
 	}
 	macs := map[string]int{}
 	for i, n := range vm.NICs {
 		p := fmt.Sprintf("nics[%d]", i)
 		if !spec.NIC.Allows(n.Model) {
-			errs.add(CodeNICModel, p+".model", "NIC model %q does not exist on %s; use %s", clip(n.Model), spec.Arch, list(spec.NIC.Allowed))
+			errs.Add(api.CodeNICModel, p+".model", "NIC model %q does not exist on %s; use %s", clip(n.Model), spec.Arch, list(spec.NIC.Allowed))
 		}
 		if n.Bridge != "" && n.Network != "" {
-			errs.add(CodeNICSource, p, "give a bridge or a network, not both")
+			errs.Add(api.CodeNICSource, p, "give a bridge or a network, not both")
 		}
 		if n.Bridge != "" && !bridgeRE.MatchString(n.Bridge) {
-			errs.add(CodeNICName, p+".bridge", "%q is not a bridge name; use up to 15 letters, digits, '.', '_', ':' or '-'", clip(n.Bridge))
+			errs.Add(api.CodeNICName, p+".bridge", "%q is not a bridge name; use up to 15 letters, digits, '.', '_', ':' or '-'", clip(n.Bridge))
 		}
 		if n.Network != "" && !networkRE.MatchString(n.Network) {
-			errs.add(CodeNICName, p+".network", "%q is not a libvirt network name; use up to 64 letters, digits, '.', '_', ':' or '-'", clip(n.Network))
+			errs.Add(api.CodeNICName, p+".network", "%q is not a libvirt network name; use up to 64 letters, digits, '.', '_', ':' or '-'", clip(n.Network))
 		}
 		if n.MAC == "" {
 			continue
@@ -477,12 +478,12 @@ func checkNICs(vm *VM, spec *archspec.Spec, errs *Errors) {
 		mac := strings.ToLower(n.MAC)
 		switch {
 		case !macRE.MatchString(mac):
-			errs.add(CodeMACInvalid, p+".mac", "%q is not a MAC address; write six hex pairs such as 52:54:00:12:34:56", clip(n.MAC))
+			errs.Add(api.CodeMACInvalid, p+".mac", "%q is not a MAC address; write six hex pairs such as 52:54:00:12:34:56", clip(n.MAC))
 		case hexByte(mac[:2])&1 == 1 || mac == "00:00:00:00:00:00":
-			errs.add(CodeMACInvalid, p+".mac", "%s is a multicast or null address; use a unicast one such as 52:54:00:12:34:56", mac)
+			errs.Add(api.CodeMACInvalid, p+".mac", "%s is a multicast or null address; use a unicast one such as 52:54:00:12:34:56", mac)
 		default:
 			if j, dup := macs[mac]; dup {
-				errs.add(CodeMACDuplicate, p+".mac", "%s is already the MAC of nics[%d]; give each NIC its own", mac, j)
+				errs.Add(api.CodeMACDuplicate, p+".mac", "%s is already the MAC of nics[%d]; give each NIC its own", mac, j)
 			} else {
 				macs[mac] = i
 			}
@@ -497,18 +498,18 @@ func hexByte(s string) int {
 	return n
 }
 
-func checkBootOrder(vm *VM, errs *Errors) {
+func checkBootOrder(vm *VM, errs *api.Errors) {
 	seen := map[int]string{}
 	check := func(p string, order int) {
 		if order == 0 {
 			return
 		}
 		if order < 0 || order > 1000 {
-			errs.add(CodeBootOrder, p, "boot order %d; use 1 to 1000, or leave it out", order)
+			errs.Add(api.CodeBootOrder, p, "boot order %d; use 1 to 1000, or leave it out", order)
 			return
 		}
 		if other, dup := seen[order]; dup {
-			errs.add(CodeBootOrderDup, p, "boot order %d is already taken by %s; give each device its own place", order, other)
+			errs.Add(api.CodeBootOrderDup, p, "boot order %d is already taken by %s; give each device its own place", order, other)
 			return
 		}
 		seen[order] = p
@@ -523,32 +524,32 @@ func checkBootOrder(vm *VM, errs *Errors) {
 
 var displayTypes = []string{"vnc", "spice", "none"}
 
-func checkDisplay(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkDisplay(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	d := vm.Display
 	switch {
 	case !contains(displayTypes, d.Type):
-		errs.add(CodeDisplayUnknown, "display.type", "unknown display %q; use %s or none", clip(d.Type), list(spec.GraphicsProtocols()))
+		errs.Add(api.CodeDisplayUnknown, "display.type", "unknown display %q; use %s or none", clip(d.Type), list(spec.GraphicsProtocols()))
 		return
 	case d.Type == "none":
 		if d.Video != "" || d.Monitors != 0 || d.Listen != "" || d.Password != "" {
-			errs.add(CodeHeadlessField, "display", "a VM without a display takes no video, monitors, listen or password; remove them or choose %s", spec.Display.Default.Graphics)
+			errs.Add(api.CodeHeadlessField, "display", "a VM without a display takes no video, monitors, listen or password; remove them or choose %s", spec.Display.Default.Graphics)
 		}
 		return
 	case !spec.GraphicsAllowed(d.Type):
-		errs.add(CodeDisplayType, "display.type", "%s is not available on %s; use %s", strings.ToUpper(d.Type), spec.Arch, strings.ToUpper(list(spec.GraphicsProtocols())))
+		errs.Add(api.CodeDisplayType, "display.type", "%s is not available on %s; use %s", strings.ToUpper(d.Type), spec.Arch, strings.ToUpper(list(spec.GraphicsProtocols())))
 		return
 	}
 	if !spec.DisplayAllowed(d.Type, d.Video) {
-		errs.add(CodeVideoModel, "display.video", "video %q cannot go with %s on %s; use %s", clip(d.Video), d.Type, spec.Arch, list(spec.VideoModels(d.Type)))
+		errs.Add(api.CodeVideoModel, "display.video", "video %q cannot go with %s on %s; use %s", clip(d.Video), d.Type, spec.Arch, list(spec.VideoModels(d.Type)))
 	}
 	if d.Monitors < 1 || d.Monitors > spec.Display.MaxMonitors {
-		errs.add(CodeMonitors, "display.monitors", "%d monitors; %s takes 1 to %d", d.Monitors, spec.Arch, spec.Display.MaxMonitors)
+		errs.Add(api.CodeMonitors, "display.monitors", "%d monitors; %s takes 1 to %d", d.Monitors, spec.Arch, spec.Display.MaxMonitors)
 	}
 	if net.ParseIP(d.Listen) == nil {
-		errs.add(CodeListen, "display.listen", "%q is not an IP address; use 127.0.0.1 (local only), 0.0.0.0 or ::", clip(d.Listen))
+		errs.Add(api.CodeListen, "display.listen", "%q is not an IP address; use 127.0.0.1 (local only), 0.0.0.0 or ::", clip(d.Listen))
 	}
 	if max := passwordMax[d.Type]; len(d.Password) > max {
-		errs.add(CodePassword, "display.password", "%s takes a password of at most %d characters; shorten it", strings.ToUpper(d.Type), max)
+		errs.Add(api.CodePassword, "display.password", "%s takes a password of at most %d characters; shorten it", strings.ToUpper(d.Type), max)
 	}
 }
 
@@ -561,24 +562,24 @@ func MaxPasswordLen(protocol string) int { return passwordMax[protocol] }
 
 var inputTypes = []string{"tablet", "mouse", "keyboard"}
 
-func checkInputs(vm *VM, spec *archspec.Spec, errs *Errors) {
+func checkInputs(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 	if len(vm.Inputs) > MaxInputs {
-		errs.add(CodeTooManyDevices, "inputs", "%d inputs; give at most %d", len(vm.Inputs), MaxInputs)
+		errs.Add(api.CodeTooManyDevices, "inputs", "%d inputs; give at most %d", len(vm.Inputs), MaxInputs)
 		return
 	}
 	seen := map[Input]int{}
 	for i, in := range vm.Inputs {
 		p := fmt.Sprintf("inputs[%d]", i)
 		if !contains(inputTypes, in.Type) {
-			errs.add(CodeInputType, p+".type", "unknown input %q; use tablet, mouse or keyboard", clip(in.Type))
+			errs.Add(api.CodeInputType, p+".type", "unknown input %q; use tablet, mouse or keyboard", clip(in.Type))
 			continue
 		}
 		if !spec.InputBusAllowed(in.Bus) {
-			errs.add(CodeInputBus, p+".bus", "there is no %q input bus on %s; use %s", clip(in.Bus), spec.Arch, list(spec.Input.Buses))
+			errs.Add(api.CodeInputBus, p+".bus", "there is no %q input bus on %s; use %s", clip(in.Bus), spec.Arch, list(spec.Input.Buses))
 			continue
 		}
 		if j, dup := seen[in]; dup {
-			errs.add(CodeInputDup, p, "a %s on %s is already inputs[%d]; remove one", in.Type, in.Bus, j)
+			errs.Add(api.CodeInputDup, p, "a %s on %s is already inputs[%d]; remove one", in.Type, in.Bus, j)
 			continue
 		}
 		seen[in] = i
@@ -588,24 +589,24 @@ func checkInputs(vm *VM, spec *archspec.Spec, errs *Errors) {
 var watchdogActions = []string{"reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi"}
 var consoleTypes = []string{"pty", "file", "none"}
 
-func checkOtherDevices(vm *VM, spec *archspec.Spec, hostConsole bool, errs *Errors) {
+func checkOtherDevices(vm *VM, spec *archspec.Spec, hostConsole bool, errs *api.Errors) {
 	usb := vm.USB.Model != "" && vm.USB.Model != "none"
 	if usb && !spec.USB.Allows(vm.USB.Model) {
 		if len(spec.USB.Allowed) == 0 {
-			errs.add(CodeUSBModel, "usb.model", "%s has no USB; remove usb", spec.Arch)
+			errs.Add(api.CodeUSBModel, "usb.model", "%s has no USB; remove usb", spec.Arch)
 		} else {
-			errs.add(CodeUSBModel, "usb.model", "there is no %q USB controller on %s; use %s", clip(vm.USB.Model), spec.Arch, list(spec.USB.Allowed))
+			errs.Add(api.CodeUSBModel, "usb.model", "there is no %q USB controller on %s; use %s", clip(vm.USB.Model), spec.Arch, list(spec.USB.Allowed))
 		}
 	}
 	if !usb {
 		for i, in := range vm.Inputs {
 			if in.Bus == "usb" {
-				errs.add(CodeUSBMissing, fmt.Sprintf("inputs[%d].bus", i), "a USB input needs a USB controller; remove usb.model none or use another bus")
+				errs.Add(api.CodeUSBMissing, fmt.Sprintf("inputs[%d].bus", i), "a USB input needs a USB controller; remove usb.model none or use another bus")
 			}
 		}
 		for i, d := range vm.Disks {
 			if d.Bus == "usb" {
-				errs.add(CodeUSBMissing, fmt.Sprintf("disks[%d].bus", i), "a USB disk needs a USB controller; remove usb.model none or use another bus")
+				errs.Add(api.CodeUSBMissing, fmt.Sprintf("disks[%d].bus", i), "a USB disk needs a USB controller; remove usb.model none or use another bus")
 			}
 		}
 	}
@@ -613,36 +614,36 @@ func checkOtherDevices(vm *VM, spec *archspec.Spec, hostConsole bool, errs *Erro
 	c := vm.Console
 	switch {
 	case !contains(consoleTypes, c.Type):
-		errs.add(CodeConsoleType, "console.type", "unknown console %q; use pty, file or none", clip(c.Type))
+		errs.Add(api.CodeConsoleType, "console.type", "unknown console %q; use pty, file or none", clip(c.Type))
 	case c.Type == "file" && c.Path == "" && !hostConsole:
-		errs.add(CodeConsolePath, "console.path", "a file console needs the path of its file")
+		errs.Add(api.CodeConsolePath, "console.path", "a file console needs the path of its file")
 	case c.Type != "file" && c.Path != "":
-		errs.add(CodeConsoleField, "console.path", "path is for a file console; use log to keep a pty console's output")
+		errs.Add(api.CodeConsoleField, "console.path", "path is for a file console; use log to keep a pty console's output")
 	case c.Type != "pty" && c.Log != "":
-		errs.add(CodeConsoleField, "console.log", "log is for a pty console; a file console writes to its path")
+		errs.Add(api.CodeConsoleField, "console.log", "log is for a pty console; a file console writes to its path")
 	}
 
 	if s := vm.Sound; s != nil && s.Model != "none" {
 		switch {
 		case len(spec.Sound.Allowed) == 0:
-			errs.add(CodeSoundArch, "sound", "%s has no sound card; remove sound", spec.Arch)
+			errs.Add(api.CodeSoundArch, "sound", "%s has no sound card; remove sound", spec.Arch)
 		case !spec.Sound.Allows(s.Model):
-			errs.add(CodeSoundModel, "sound.model", "there is no %q sound card on %s; use %s", clip(s.Model), spec.Arch, list(spec.Sound.Allowed))
+			errs.Add(api.CodeSoundModel, "sound.model", "there is no %q sound card on %s; use %s", clip(s.Model), spec.Arch, list(spec.Sound.Allowed))
 		}
 	}
 	if w := vm.Watchdog; w != nil && w.Model != "none" {
 		switch {
 		case len(spec.Watchdog.Allowed) == 0:
-			errs.add(CodeWatchdogArch, "watchdog", "%s has no watchdog device; remove watchdog", spec.Arch)
+			errs.Add(api.CodeWatchdogArch, "watchdog", "%s has no watchdog device; remove watchdog", spec.Arch)
 		case !spec.Watchdog.Allows(w.Model):
-			errs.add(CodeWatchdogModel, "watchdog.model", "there is no %q watchdog on %s; use %s", clip(w.Model), spec.Arch, list(spec.Watchdog.Allowed))
+			errs.Add(api.CodeWatchdogModel, "watchdog.model", "there is no %q watchdog on %s; use %s", clip(w.Model), spec.Arch, list(spec.Watchdog.Allowed))
 		}
 		if !contains(watchdogActions, w.Action) {
-			errs.add(CodeWatchdogAct, "watchdog.action", "unknown action %q; use %s", clip(w.Action), list(watchdogActions))
+			errs.Add(api.CodeWatchdogAct, "watchdog.action", "unknown action %q; use %s", clip(w.Action), list(watchdogActions))
 		}
 	}
 	if r := vm.RNG; r.Model != "" && r.Model != "none" && !spec.RNG.Allows(r.Model) {
-		errs.add(CodeRNGModel, "rng.model", "there is no %q RNG on %s; use %s or none", clip(r.Model), spec.Arch, list(spec.RNG.Allowed))
+		errs.Add(api.CodeRNGModel, "rng.model", "there is no %q RNG on %s; use %s or none", clip(r.Model), spec.Arch, list(spec.RNG.Allowed))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/client"
@@ -172,8 +173,8 @@ func TestEngineEndToEnd(t *testing.T) {
 	forged := enroll.Token{Secret: strings.Repeat("Q", 43), CAHash: tok.CAHash}
 	time.Sleep(1200 * time.Millisecond)
 	for _, tc := range []struct{ name, token, code string }{
-		{"forged", forged.String(), enroll.CodeTokenInvalid},
-		{"expired", jt.Token, enroll.CodeTokenExpired},
+		{"forged", forged.String(), api.CodeJoinTokenInvalid},
+		{"expired", jt.Token, api.CodeJoinTokenExpired},
 		{"malformed", "pvj1.nope", "three parts separated by dots"},
 	} {
 		dir := filepath.Join(t.TempDir(), tc.name)
@@ -187,7 +188,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	}
 	c.json(&jt, "host", "join-token", "late")
 	c.run(jt.Token+"\n", "agent", "join", "--engine", eng.url, "--data-dir", filepath.Join(t.TempDir(), "ok"))
-	if errOut := c.fail(jt.Token+"\n", "agent", "join", "--engine", eng.url, "--data-dir", filepath.Join(t.TempDir(), "again")); !strings.Contains(errOut, enroll.CodeTokenUsed) {
+	if errOut := c.fail(jt.Token+"\n", "agent", "join", "--engine", eng.url, "--data-dir", filepath.Join(t.TempDir(), "again")); !strings.Contains(errOut, api.CodeJoinTokenUsed) {
 		t.Errorf("reused token: %s", errOut)
 	}
 	otherCA, _ := pki.NewCA("another engine")

@@ -179,8 +179,8 @@ func TestHostPathPolicy(t *testing.T) {
 }
 
 // asClientError is the engine's error answer of a client call.
-func asClientError(err error) *client.Error {
-	var ce *client.Error
+func asClientError(err error) *api.Error {
+	var ce *api.Error
 	if errors.As(err, &ce) {
 		return ce
 	}
@@ -189,11 +189,11 @@ func asClientError(err error) *client.Error {
 
 // errorsName tells whether an error answer names field (its own field or
 // one of its details').
-func errorsName(ce *client.Error, field string) bool {
+func errorsName(ce *api.Error, field string) bool {
 	if ce.Field == field {
 		return true
 	}
-	for _, d := range ce.Errors {
+	for _, d := range ce.Details {
 		if d.Field == field {
 			return true
 		}

@@ -260,7 +260,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusNotFound)
-		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: "NOT_FOUND", Message: "the host simulator answers GET /v1/capabilities, /v1/stats, /v1/vms and /v1/events only"}})
+		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeNotFound, Message: "the host simulator answers GET /v1/capabilities, /v1/stats, /v1/vms and /v1/events only"}})
 	}
 }
 

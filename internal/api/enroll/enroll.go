@@ -35,22 +35,6 @@ const TokenPrefix = "pvj1"
 // secretBytes is the length of a token's secret before encoding.
 const secretBytes = 32
 
-// The error codes of POST /api/v1/join (the "code" of the error body).
-const (
-	// CodeTokenMalformed: the text is not a join token (400).
-	CodeTokenMalformed = "JOIN_TOKEN_MALFORMED"
-	// CodeTokenInvalid: no host has this token, or it was forged (401).
-	CodeTokenInvalid = "JOIN_TOKEN_INVALID"
-	// CodeTokenWrongEngine: the token names another engine CA (401).
-	CodeTokenWrongEngine = "JOIN_TOKEN_WRONG_ENGINE"
-	// CodeTokenExpired: the token's time has passed (401).
-	CodeTokenExpired = "JOIN_TOKEN_EXPIRED"
-	// CodeTokenUsed: the token was used already (409).
-	CodeTokenUsed = "JOIN_TOKEN_USED"
-	// CodeCSRInvalid: the certificate request is unusable (400).
-	CodeCSRInvalid = "CSR_INVALID"
-)
-
 // Token is a parsed join token.
 type Token struct {
 	// Secret is the random part (URL-safe base64).

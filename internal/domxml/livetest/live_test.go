@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"libvirt.org/go/libvirtxml"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/domxml"
 	"polyvirt/internal/libvirtconn"
@@ -153,9 +154,9 @@ func TestLiveSPICERefusedBeforeLibvirt(t *testing.T) {
 	rec := &recorder{DomainConn: conn}
 	track(t, conn, name)
 	_, err := deploy(ctx, rec, vm)
-	var es vmspec.Errors
-	if !errors.As(err, &es) || !es.Has(vmspec.CodeDisplayType) {
-		t.Fatalf("want %s, got %v", vmspec.CodeDisplayType, err)
+	var es api.Errors
+	if !errors.As(err, &es) || !es.Has(api.CodeDisplayType) {
+		t.Fatalf("want %s, got %v", api.CodeDisplayType, err)
 	}
 	if n := rec.defines.Load() + rec.starts.Load(); n != 0 {
 		t.Errorf("libvirt was called %d times for a refused definition", n)

@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strings"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
@@ -53,27 +54,6 @@ const (
 	FilterPaths   = "Host-Paths"
 	FilterMemory  = "Memory"
 	FilterVCPUs   = "CPU"
-)
-
-// The codes of the reasons a host does not fit, and of the whole refusal.
-const (
-	// CodeNoHost: no host passed the filters (oVirt's
-	// SCHEDULING_ALL_HOSTS_FILTERED_OUT); the verdicts say why for each.
-	CodeNoHost = "SCHEDULING_ALL_HOSTS_FILTERED_OUT"
-	// CodeNoHosts: the cluster has no hosts at all.
-	CodeNoHosts = "SCHEDULING_NO_HOSTS"
-
-	CodeHostNotUp       = "HOST_NOT_UP"
-	CodeHostCluster     = "HOST_NOT_IN_VM_CLUSTER"
-	CodeHostExcluded    = "HOST_EXCLUDED"
-	CodeHostNotPinned   = "HOST_NOT_THE_PINNED_HOST"
-	CodeHostArch        = "HOST_CANNOT_RUN_VM_ARCH"
-	CodeLowCPULevel     = "LOW_CPU_LEVEL"
-	CodeMachine         = "EMULATED_MACHINE_NOT_OFFERED_BY_HOST"
-	CodePathNotAllowed  = "PATH_NOT_ALLOWED"
-	CodeNotEnoughMemory = "NOT_ENOUGH_MEMORY"
-	CodeNotEnoughCPUs   = "NOT_ENOUGH_CPUS"
-	CodeCapacityUnknown = "HOST_CAPACITY_UNKNOWN"
 )
 
 // Policy says how far VMs may commit a host's resources.
@@ -224,9 +204,9 @@ type NoHostError struct {
 // Code is CodeNoHost, or CodeNoHosts when the cluster has no hosts.
 func (e *NoHostError) Code() string {
 	if len(e.Verdicts) == 0 {
-		return CodeNoHosts
+		return api.CodeSchedulingNoHosts
 	}
-	return CodeNoHost
+	return api.CodeSchedulingFilteredOut
 }
 
 func (e *NoHostError) Error() string {
@@ -434,44 +414,44 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 			Message: fmt.Sprintf("The host %s did not satisfy internal filter %s because %s.", h.Name, filter, fmt.Sprintf(format, args...))})
 	}
 	if !h.Up {
-		fail(FilterStatus, CodeHostNotUp, "it is %s, not Up", orUnknown(h.Status))
+		fail(FilterStatus, api.CodeHostNotUp, "it is %s, not Up", orUnknown(h.Status))
 	}
 	if h.ClusterID != vm.ClusterID {
-		fail(FilterCluster, CodeHostCluster, "it is not in the VM's cluster %s", orUnknown(req.Cluster.Name))
+		fail(FilterCluster, api.CodeHostNotInVMCluster, "it is not in the VM's cluster %s", orUnknown(req.Cluster.Name))
 	}
 	if slices.Contains(req.Exclude, h.ID) {
-		fail(FilterExclude, CodeHostExcluded, "the VM is being restarted away from it")
+		fail(FilterExclude, api.CodeHostExcluded, "the VM is being restarted away from it")
 	}
 	if vm.PinnedHostID != "" && vm.PinnedHostID != h.ID {
-		fail(FilterPin, CodeHostNotPinned, "the VM is pinned to another host")
+		fail(FilterPin, api.CodeHostNotPinned, "the VM is pinned to another host")
 	}
 	if spec := f.specs[i]; spec == nil || !spec.RunsNatively(vm.Arch) {
-		fail(FilterArch, CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(string(h.Arch)), vm.Arch)
+		fail(FilterArch, api.CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(string(h.Arch)), vm.Arch)
 	}
 	if ct := req.Cluster.CPUType; !ct.IsZero() && !cpucatalog.AtLeast(h.CPUType, ct) {
 		if h.CPUType.IsZero() {
-			fail(FilterCPU, CodeLowCPULevel, "its CPU type is not known or not of the %s group, and the cluster requires %s", ct.Vendor, ct.Name)
+			fail(FilterCPU, api.CodeLowCPULevel, "its CPU type is not known or not of the %s group, and the cluster requires %s", ct.Vendor, ct.Name)
 		} else {
-			fail(FilterCPU, CodeLowCPULevel, "its CPU level %d (%s) is lower than the cluster's %d (%s)", h.CPUType.Level, h.CPUType.Name, ct.Level, ct.Name)
+			fail(FilterCPU, api.CodeLowCPULevel, "its CPU level %d (%s) is lower than the cluster's %d (%s)", h.CPUType.Level, h.CPUType.Name, ct.Level, ct.Name)
 		}
 	}
 	if !f.hasMachine(i, q) {
-		fail(FilterMachine, CodeMachine, "it does not offer the VM's emulated machine %s", vm.Machine)
+		fail(FilterMachine, api.CodeHostMachine, "it does not offer the VM's emulated machine %s", vm.Machine)
 	}
 	if r, ok := deniedPath(h, &vm); !ok {
-		fail(FilterPaths, CodePathNotAllowed, "its path policy does not allow the VM's %s %q (allowed: %s)", r.Field, r.Path, h.Paths.Places(r.Use))
+		fail(FilterPaths, api.CodePathNotAllowed, "its path policy does not allow the VM's %s %q (allowed: %s)", r.Field, r.Path, h.Paths.Places(r.Use))
 	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	vcpuCap := f.policy.VCPUCapacity(h.CPUs)
 	switch {
 	case h.MemoryMiB <= 0 || h.CPUs <= 0:
-		fail(FilterMemory, CodeCapacityUnknown, "its memory and CPUs are not known yet (no capabilities report)")
+		fail(FilterMemory, api.CodeHostCapacityUnknown, "its memory and CPUs are not known yet (no capabilities report)")
 	default:
 		if free := memCap - h.CommittedMemoryMiB; vm.MemoryMiB > free {
-			fail(FilterMemory, CodeNotEnoughMemory, "its available memory is too low (%d MiB) to run the VM (%d MiB)", max(free, 0), vm.MemoryMiB)
+			fail(FilterMemory, api.CodeNotEnoughMemory, "its available memory is too low (%d MiB) to run the VM (%d MiB)", max(free, 0), vm.MemoryMiB)
 		}
 		if free := vcpuCap - h.CommittedVCPUs; vm.VCPUs > free {
-			fail(FilterVCPUs, CodeNotEnoughCPUs, "it does not have enough CPUs to run the VM (%d vCPUs; %d of its %d free: %d online CPUs × %d)",
+			fail(FilterVCPUs, api.CodeNotEnoughCPUs, "it does not have enough CPUs to run the VM (%d vCPUs; %d of its %d free: %d online CPUs × %d)",
 				vm.VCPUs, max(free, 0), vcpuCap, h.CPUs, f.policy.VCPUsPerCPU)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/hostpath"
@@ -49,24 +50,24 @@ func TestFilters(t *testing.T) {
 		msg string
 	}{
 		{name: "fits", want: nil},
-		{name: "not up", host: func(h *Host) { h.Up, h.Status = false, "NonResponsive" }, want: []string{CodeHostNotUp},
+		{name: "not up", host: func(h *Host) { h.Up, h.Status = false, "NonResponsive" }, want: []string{api.CodeHostNotUp},
 			msg: "The host h did not satisfy internal filter Status because it is NonResponsive, not Up."},
-		{name: "maintenance", host: func(h *Host) { h.Up, h.Status = false, "Maintenance" }, want: []string{CodeHostNotUp}, msg: "it is Maintenance"},
-		{name: "other cluster", host: func(h *Host) { h.ClusterID = "c2" }, want: []string{CodeHostCluster},
+		{name: "maintenance", host: func(h *Host) { h.Up, h.Status = false, "Maintenance" }, want: []string{api.CodeHostNotUp}, msg: "it is Maintenance"},
+		{name: "other cluster", host: func(h *Host) { h.ClusterID = "c2" }, want: []string{api.CodeHostNotInVMCluster},
 			msg: "it is not in the VM's cluster power"},
-		{name: "excluded", exclude: true, want: []string{CodeHostExcluded}, msg: "restarted away from it"},
-		{name: "pinned elsewhere", vm: func(v *VM) { v.PinnedHostID = "id-other" }, want: []string{CodeHostNotPinned},
+		{name: "excluded", exclude: true, want: []string{api.CodeHostExcluded}, msg: "restarted away from it"},
+		{name: "pinned elsewhere", vm: func(v *VM) { v.PinnedHostID = "id-other" }, want: []string{api.CodeHostNotPinned},
 			msg: "filter PinToHost because the VM is pinned to another host"},
 		{name: "pinned here", vm: func(v *VM) { v.PinnedHostID = "id-h" }, want: nil},
 		{name: "x86 host", host: func(h *Host) { h.Arch = arch.X86_64; h.CPUType = cpuType(t, "Intel Haswell Family") },
-			want: []string{CodeHostArch, CodeLowCPULevel}, msg: "it has architecture x86_64 and cannot run a ppc64le VM"},
-		{name: "big-endian host, little-endian VM", host: func(h *Host) { h.Arch = arch.PPC64 }, want: []string{CodeHostArch}},
+			want: []string{api.CodeHostArch, api.CodeLowCPULevel}, msg: "it has architecture x86_64 and cannot run a ppc64le VM"},
+		{name: "big-endian host, little-endian VM", host: func(h *Host) { h.Arch = arch.PPC64 }, want: []string{api.CodeHostArch}},
 		{name: "big-endian VM on a little-endian host", vm: func(v *VM) { v.Arch = arch.PPC64 }, want: nil},
-		{name: "unknown host arch", host: func(h *Host) { h.Arch = "" }, want: []string{CodeHostArch}, msg: "architecture unknown"},
-		{name: "cpu level too low", cluster: func(c *Cluster) { c.CPUType = p9 }, want: []string{CodeLowCPULevel},
+		{name: "unknown host arch", host: func(h *Host) { h.Arch = "" }, want: []string{api.CodeHostArch}, msg: "architecture unknown"},
+		{name: "cpu level too low", cluster: func(c *Cluster) { c.CPUType = p9 }, want: []string{api.CodeLowCPULevel},
 			msg: "its CPU level 1 (IBM POWER8) is lower than the cluster's 2 (IBM POWER9)"},
 		{name: "cpu level higher", host: func(h *Host) { h.CPUType = p9 }, want: nil},
-		{name: "cpu type unknown", host: func(h *Host) { h.CPUType = cpucatalog.Type{} }, want: []string{CodeLowCPULevel},
+		{name: "cpu type unknown", host: func(h *Host) { h.CPUType = cpucatalog.Type{} }, want: []string{api.CodeLowCPULevel},
 			msg: "its CPU type is not known or not of the IBM POWER group"},
 		{name: "cluster cpu not set", cluster: func(c *Cluster) { c.CPUType = cpucatalog.Type{} }, host: func(h *Host) { h.CPUType = cpucatalog.Type{} }, want: nil},
 		{name: "paths the host allows", host: func(h *Host) { p := hostpath.Default(); h.Paths = &p },
@@ -76,28 +77,28 @@ func TestFilters(t *testing.T) {
 		{name: "a path the host does not allow", host: func(h *Host) { p := hostpath.Default(); h.Paths = &p },
 			vm: func(v *VM) {
 				v.Paths = []hostpath.Ref{{Field: "disks[0].source", Path: "/srv/images/a.img", Use: hostpath.Disk}}
-			}, want: []string{CodePathNotAllowed},
+			}, want: []string{api.CodePathNotAllowed},
 			msg: `filter Host-Paths because its path policy does not allow the VM's disks[0].source "/srv/images/a.img" (allowed: /var/lib/polyvirt/images)`},
 		{name: "a host without a policy", vm: func(v *VM) {
 			v.Paths = []hostpath.Ref{{Field: "disks[0].source", Path: "/srv/images/a.img", Use: hostpath.Disk}}
 		}, want: nil},
-		{name: "machine missing", vm: func(v *VM) { v.Machine = "pseries-9.2" }, want: []string{CodeMachine},
+		{name: "machine missing", vm: func(v *VM) { v.Machine = "pseries-9.2" }, want: []string{api.CodeHostMachine},
 			msg: "it does not offer the VM's emulated machine pseries-9.2"},
-		{name: "memory", vm: func(v *VM) { v.MemoryMiB = 65536 }, want: []string{CodeNotEnoughMemory},
+		{name: "memory", vm: func(v *VM) { v.MemoryMiB = 65536 }, want: []string{api.CodeNotEnoughMemory},
 			msg: "its available memory is too low (65280 MiB) to run the VM (65536 MiB)"},
-		{name: "memory committed", host: func(h *Host) { h.CommittedMemoryMiB = 62000 }, want: []string{CodeNotEnoughMemory},
+		{name: "memory committed", host: func(h *Host) { h.CommittedMemoryMiB = 62000 }, want: []string{api.CodeNotEnoughMemory},
 			msg: "(3280 MiB) to run the VM (4096 MiB)"},
 		{name: "memory exactly fits", host: func(h *Host) { h.CommittedMemoryMiB = 65536 - 256 - 4096 }, want: nil},
-		{name: "overcommitted beyond", host: func(h *Host) { h.CommittedMemoryMiB = 70000 }, want: []string{CodeNotEnoughMemory}, msg: "(0 MiB)"},
-		{name: "vcpus", vm: func(v *VM) { v.VCPUs = 65 }, want: []string{CodeNotEnoughCPUs},
+		{name: "overcommitted beyond", host: func(h *Host) { h.CommittedMemoryMiB = 70000 }, want: []string{api.CodeNotEnoughMemory}, msg: "(0 MiB)"},
+		{name: "vcpus", vm: func(v *VM) { v.VCPUs = 65 }, want: []string{api.CodeNotEnoughCPUs},
 			msg: "it does not have enough CPUs to run the VM (65 vCPUs; 64 of its 64 free: 16 online CPUs × 4)"},
-		{name: "vcpus committed", host: func(h *Host) { h.CommittedVCPUs = 63 }, want: []string{CodeNotEnoughCPUs}},
-		{name: "capacity unknown", host: func(h *Host) { h.MemoryMiB, h.CPUs = 0, 0 }, want: []string{CodeCapacityUnknown},
+		{name: "vcpus committed", host: func(h *Host) { h.CommittedVCPUs = 63 }, want: []string{api.CodeNotEnoughCPUs}},
+		{name: "capacity unknown", host: func(h *Host) { h.MemoryMiB, h.CPUs = 0, 0 }, want: []string{api.CodeHostCapacityUnknown},
 			msg: "its memory and CPUs are not known yet"},
 		{name: "everything wrong", host: func(h *Host) {
 			h.Up, h.Status, h.ClusterID, h.Machines, h.CPUs = false, "Maintenance", "c2", nil, 1
 		}, vm: func(v *VM) { v.PinnedHostID = "x"; v.MemoryMiB = 1 << 20 }, cluster: func(c *Cluster) { c.CPUType = p9 }, exclude: true,
-			want: []string{CodeHostNotUp, CodeHostCluster, CodeHostExcluded, CodeHostNotPinned, CodeLowCPULevel, CodeMachine, CodeNotEnoughMemory}},
+			want: []string{api.CodeHostNotUp, api.CodeHostNotInVMCluster, api.CodeHostExcluded, api.CodeHostNotPinned, api.CodeLowCPULevel, api.CodeHostMachine, api.CodeNotEnoughMemory}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,7 +128,7 @@ func TestFilters(t *testing.T) {
 					t.Errorf("decision %+v", d)
 				}
 			case errors.As(err, &nh):
-				if nh.Code() != CodeNoHost || len(nh.Verdicts) != 1 || nh.Verdicts[0].Fits {
+				if nh.Code() != api.CodeSchedulingFilteredOut || len(nh.Verdicts) != 1 || nh.Verdicts[0].Fits {
 					t.Fatalf("error %+v", nh)
 				}
 				for _, r := range nh.Verdicts[0].Reasons {
@@ -216,7 +217,7 @@ func TestSpreadWithPlace(t *testing.T) {
 		t.Fatalf("the 46th VM: %v", err)
 	}
 	for _, v := range nh.Verdicts {
-		if v.Fits || v.Reasons[0].Code != CodeNotEnoughMemory || !strings.Contains(v.Reasons[0].Message, "(3840 MiB)") {
+		if v.Fits || v.Reasons[0].Code != api.CodeNotEnoughMemory || !strings.Contains(v.Reasons[0].Message, "(3840 MiB)") {
 			t.Errorf("verdict %+v", v)
 		}
 	}
@@ -228,7 +229,7 @@ func TestSpreadWithPlace(t *testing.T) {
 func TestNoHosts(t *testing.T) {
 	_, err := Schedule(Request{VM: power8VM(), Cluster: Cluster{ID: "c1", Name: "power"}}, nil, DefaultPolicy())
 	var nh *NoHostError
-	if !errors.As(err, &nh) || nh.Code() != CodeNoHosts || nh.Error() != "Cannot run VM web: cluster power has no hosts." {
+	if !errors.As(err, &nh) || nh.Code() != api.CodeSchedulingNoHosts || nh.Error() != "Cannot run VM web: cluster power has no hosts." {
 		t.Errorf("%v", err)
 	}
 }

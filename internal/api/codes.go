@@ -1,0 +1,358 @@
+package api
+
+// The error codes: every "code" an answer, a violation, a refusal reason or
+// an audit event of polyvirt carries, each declared once, here. The codes
+// are a contract: scripts and the web UI match them, so a code never
+// changes its spelling. The codes of the reference engine (oVirt) are used
+// where one exists for the same rule; they are marked (oVirt).
+//
+// A new code goes in the group of what it is about; the package that
+// refuses or reports uses the constant, never the string.
+
+// Any API: the request, the caller, the objects.
+const (
+	CodeBadRequest       = "BAD_REQUEST"
+	CodeBodyTooLarge     = "REQUEST_BODY_TOO_LARGE"
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	CodeNotFound         = "NOT_FOUND"
+	CodeInternal         = "INTERNAL_ERROR"
+	CodeUnauthenticated  = "UNAUTHENTICATED"
+	CodePermissionDenied = "PERMISSION_DENIED"
+	CodeAlreadyExists    = "ALREADY_EXISTS"
+	CodeVersionConflict  = "VERSION_CONFLICT"
+	CodeInUse            = "IN_USE"
+	CodeInvalidArgument  = "INVALID_ARGUMENT"
+	// CodeExpired: the object's time has passed.
+	CodeExpired = "EXPIRED"
+	// CodeDuplicateKey: a request body gives a key twice in one object
+	// (or, at its top, two keys that differ only in case).
+	CodeDuplicateKey = "DUPLICATE_KEY"
+	// CodeFormatChars: a string holds a Unicode format character (category
+	// Cf: the bidi overrides and isolates, zero-width characters), in a
+	// request body or a VM definition.
+	CodeFormatChars = "VALUE_HAS_FORMAT_CHARACTERS"
+)
+
+// The engine's database.
+const (
+	CodeDatabaseUnavailable = "DATABASE_UNAVAILABLE"
+	CodeDatabaseFailure     = "DATABASE_FAILURE"
+)
+
+// Enrollment: POST /api/v1/join (package enroll).
+const (
+	// CodeJoinTokenMalformed: the text is not a join token (400).
+	CodeJoinTokenMalformed = "JOIN_TOKEN_MALFORMED"
+	// CodeJoinTokenInvalid: no host has this token, or it was forged (401).
+	CodeJoinTokenInvalid = "JOIN_TOKEN_INVALID"
+	// CodeJoinTokenWrongEngine: the token names another engine CA (401).
+	CodeJoinTokenWrongEngine = "JOIN_TOKEN_WRONG_ENGINE"
+	// CodeJoinTokenExpired: the token's time has passed (401).
+	CodeJoinTokenExpired = "JOIN_TOKEN_EXPIRED"
+	// CodeJoinTokenUsed: the token was used already (409).
+	CodeJoinTokenUsed = "JOIN_TOKEN_USED"
+	// CodeCSRInvalid: the certificate request is unusable (400).
+	CodeCSRInvalid = "CSR_INVALID"
+)
+
+// Hosts and clusters (the engine).
+const (
+	// CodeHostStatusIllegal: the action is not allowed in the host's
+	// status (oVirt's ACTION_TYPE_FAILED_VDS_STATUS_ILLEGAL).
+	CodeHostStatusIllegal = "ACTION_TYPE_FAILED_VDS_STATUS_ILLEGAL"
+	// CodeHostClusterArch: a host cannot move to a cluster of another
+	// architecture.
+	CodeHostClusterArch = "ACTION_TYPE_FAILED_VDS_CLUSTER_DIFFERENT_ARCHITECTURES"
+	// CodeHostAddressInUse: another host has this address.
+	CodeHostAddressInUse = "ACTION_TYPE_FAILED_VDS_WITH_SAME_HOST_EXIST"
+	// CodeHostHasVMs: VMs run on the host, which the action needs stopped
+	// (oVirt's ACTION_TYPE_FAILED_VDS_HAS_RUNNING_VMS; see also
+	// CodeHostHasRunningVMs of the firmware steps).
+	CodeHostHasVMs = "ACTION_TYPE_FAILED_VDS_HAS_RUNNING_VMS"
+	// CodeClusterArchInUse: the architecture cannot change while the
+	// cluster has hosts or VMs.
+	CodeClusterArchInUse = "CLUSTER_CANNOT_CHANGE_ARCHITECTURE_IN_USE"
+	// CodeClusterCPUIllegal: an Up host of the cluster does not support
+	// the requested CPU type.
+	CodeClusterCPUIllegal = "CLUSTER_CANNOT_UPDATE_CPU_ILLEGAL"
+	// CodeAgentUnreachable: a host's agent does not answer (a host status
+	// code, and the error of a call the engine could not pass on).
+	CodeAgentUnreachable = "AGENT_UNREACHABLE"
+	// CodeAgentError: an agent answered something the engine cannot use.
+	CodeAgentError = "AGENT_ERROR"
+	// CodeHostCapabilitiesInvalid: the agent answered with a capabilities
+	// report the engine cannot read.
+	CodeHostCapabilitiesInvalid = "HOST_CAPABILITIES_INVALID"
+)
+
+// Host admission into a cluster: the reason of a NonOperational host
+// (package cpucatalog, the engine's emulated machine rule).
+const (
+	// CodeCPUTypeIncompatible: no CPU type matches the host at all, or the
+	// host lacks flags of the cluster's CPU type (oVirt).
+	CodeCPUTypeIncompatible = "CPU_TYPE_INCOMPATIBLE_WITH_CLUSTER"
+	// CodeArchIncompatible: the host's architecture is not the cluster's
+	// (oVirt).
+	CodeArchIncompatible = "ARCHITECTURE_INCOMPATIBLE_WITH_CLUSTER"
+	// CodeEmulatedMachines: the host does not offer the cluster's emulated
+	// machine (or none of its candidates, for the first host) (oVirt).
+	CodeEmulatedMachines = "EMULATED_MACHINES_INCOMPATIBLE_WITH_CLUSTER"
+)
+
+// VMs in the engine.
+const (
+	// CodeVMStatusIllegal: the action is not allowed in the VM's state
+	// (oVirt's ACTION_TYPE_FAILED_VM_STATUS_ILLEGAL).
+	CodeVMStatusIllegal = "ACTION_TYPE_FAILED_VM_STATUS_ILLEGAL"
+	// CodePinnedHostCluster: the pinned host is not in the VM's cluster
+	// (oVirt's ACTION_TYPE_FAILED_DEDICATED_VDS_NOT_IN_SAME_CLUSTER).
+	CodePinnedHostCluster = "ACTION_TYPE_FAILED_DEDICATED_VDS_NOT_IN_SAME_CLUSTER"
+	// CodeVMUUIDInUse: another VM has the definition's uuid.
+	CodeVMUUIDInUse = "VM_UUID_IN_USE"
+	// CodeVMClusterArch: the VM's architecture is not its cluster's (or
+	// the VM would move to a cluster of another architecture) (oVirt).
+	CodeVMClusterArch = "ACTION_TYPE_FAILED_VM_CLUSTER_DIFFERENT_ARCHITECTURES"
+	// CodeClusterNoArch: the cluster has no architecture yet (no CPU type
+	// set and no host admitted) (oVirt).
+	CodeClusterNoArch = "ACTION_TYPE_FAILED_CLUSTER_UNDEFINED_ARCHITECTURE"
+	// CodeVMCPUAboveCluster: the VM's named CPU model is above the
+	// cluster's CPU type, or of another vendor.
+	CodeVMCPUAboveCluster = "VM_CPU_MODEL_EXCEEDS_CLUSTER_CPU_TYPE"
+	// CodeVMMachineNotInCluster: no host of the cluster offers the VM's
+	// emulated machine.
+	CodeVMMachineNotInCluster = "EMULATED_MACHINE_NOT_SUPPORTED_BY_CLUSTER"
+)
+
+// Scheduling: the refusal to start a VM, and each host's reason not to run
+// it (package scheduler).
+const (
+	// CodeSchedulingFilteredOut: no host passed the filters (oVirt's
+	// SCHEDULING_ALL_HOSTS_FILTERED_OUT); the details say why for each.
+	CodeSchedulingFilteredOut = "SCHEDULING_ALL_HOSTS_FILTERED_OUT"
+	// CodeSchedulingNoHosts: the cluster has no hosts at all.
+	CodeSchedulingNoHosts = "SCHEDULING_NO_HOSTS"
+
+	CodeHostNotUp           = "HOST_NOT_UP"
+	CodeHostNotInVMCluster  = "HOST_NOT_IN_VM_CLUSTER"
+	CodeHostExcluded        = "HOST_EXCLUDED"
+	CodeHostNotPinned       = "HOST_NOT_THE_PINNED_HOST"
+	CodeLowCPULevel         = "LOW_CPU_LEVEL"
+	CodeNotEnoughMemory     = "NOT_ENOUGH_MEMORY"
+	CodeNotEnoughCPUs       = "NOT_ENOUGH_CPUS"
+	CodeHostCapacityUnknown = "HOST_CAPACITY_UNKNOWN"
+	// CodeHostArch (a scheduling reason and a definition checked against
+	// a host), CodeHostMachine and CodePathNotAllowed are in the VM
+	// definition's codes below.
+)
+
+// VMs on an agent, and libvirt's refusals.
+const (
+	CodeVMNotFound           = "VM_NOT_FOUND"
+	CodeVMExists             = "VM_EXISTS"
+	CodeVMRunning            = "VM_IS_RUNNING"
+	CodeVMNotRunning         = "VM_NOT_RUNNING"
+	CodeVMNotPaused          = "VM_NOT_PAUSED"
+	CodeUnknownAction        = "UNKNOWN_ACTION"
+	CodeVMHasNoDisplay       = "VM_HAS_NO_DISPLAY"
+	CodeVMHasNoConsole       = "VM_HAS_NO_CONSOLE"
+	CodeHostLockedByFirmware = "HOST_LOCKED_BY_FIRMWARE_UPDATE"
+	CodeLibvirtUnavailable   = "LIBVIRT_UNAVAILABLE"
+	CodeLibvirtError         = "LIBVIRT_ERROR"
+	CodeLibvirtInvalidOp     = "LIBVIRT_OPERATION_INVALID"
+	CodeLibvirtConfig        = "LIBVIRT_CONFIGURATION_UNSUPPORTED"
+)
+
+// The VM definition (package vmspec; the format is docs/vm-definition.md).
+const (
+	// CodeVMDefinitionInvalid: a definition with several violations (the
+	// errors list has each).
+	CodeVMDefinitionInvalid = "VM_DEFINITION_INVALID"
+
+	// Decoding.
+	CodeDefinitionSyntax       = "DEFINITION_SYNTAX_ERROR"
+	CodeDefinitionUnknownField = "DEFINITION_UNKNOWN_FIELD"
+	CodeDefinitionWrongType    = "DEFINITION_WRONG_TYPE"
+	CodeDefinitionTooLarge     = "DEFINITION_TOO_LARGE"
+	CodeDefinitionEmpty        = "DEFINITION_EMPTY"
+	// CodeDefinitionDuplicateKey: a key is given twice in one object of
+	// the definition (the last one would silently win).
+	CodeDefinitionDuplicateKey = "DEFINITION_DUPLICATE_KEY"
+
+	// Any string field.
+	CodeControlChars = "VALUE_HAS_CONTROL_CHARACTERS"
+	CodeTooLong      = "VALUE_TOO_LONG"
+
+	// Identity and platform.
+	CodeNameRequired      = "VM_NAME_REQUIRED"
+	CodeNameInvalid       = "VM_NAME_INVALID"
+	CodeUUIDInvalid       = "VM_UUID_INVALID"
+	CodeArchRequired      = "VM_ARCH_REQUIRED"
+	CodeArchUnknown       = "VM_ARCH_UNKNOWN"
+	CodeArchConflict      = "VM_ARCH_CONFLICT"
+	CodeOSType            = "ACTION_TYPE_FAILED_ILLEGAL_OS_TYPE_IS_NOT_SUPPORTED_BY_ARCHITECTURE_TYPE" // (oVirt)
+	CodeMachineNotForArch = "MACHINE_NOT_SUPPORTED_BY_ARCH"
+	CodeGuestFirmware     = "FIRMWARE_NOT_SUPPORTED_BY_ARCH"
+	CodeKernelRequired    = "KERNEL_PATH_REQUIRED"
+	CodePathInvalid       = "PATH_INVALID"
+	// CodePathNotAllowed: a host path outside what the host lets VMs open
+	// for that use (package hostpath; also a scheduling reason), or a
+	// console file named by the definition where the host names it.
+	CodePathNotAllowed = "PATH_NOT_ALLOWED"
+	// CodePathNotFound: a host path the policy allows names no file when
+	// the VM starts.
+	CodePathNotFound    = "PATH_NOT_FOUND"
+	CodeCmdlineInvalid  = "KERNEL_CMDLINE_INVALID"
+	CodeMetadataKey     = "METADATA_KEY_INVALID"
+	CodeMetadataTooMany = "METADATA_TOO_LARGE"
+
+	// CPU and memory.
+	CodeCPUTopology     = "CPU_TOPOLOGY_INVALID"
+	CodeMaxVCPUs        = "VCPU_COUNT_EXCEEDS_ARCH_MAX"
+	CodeCPUMode         = "CPU_MODE_NOT_SUPPORTED_BY_ARCH"
+	CodeUseHostCPU      = "USE_HOST_CPU_REQUESTED_ON_UNSUPPORTED_ARCH" // (oVirt)
+	CodeCPUModelMissing = "CPU_MODEL_REQUIRED"
+	CodeCPUModel        = "CPU_MODEL_NOT_SUPPORTED_BY_ARCH"
+	CodeCPUCompat       = "CPU_COMPAT_LEVEL_NOT_SUPPORTED_BY_ARCH"
+	CodeCPUModelForMode = "CPU_MODEL_NOT_FOR_MODE"
+	CodeMemoryRange     = "MEMORY_SIZE_OUT_OF_RANGE"
+	CodeMaxMemory       = "MAX_MEMORY_BELOW_MEMORY"
+	CodeHotPlugMemory   = "HOT_PLUG_MEMORY_IS_NOT_SUPPORTED" // (oVirt)
+	// CodeMemoryNotMultipleOnPPC: a memory size that is not a multiple of
+	// the POWER LMB size (oVirt; archspec MemoryRules.MultipleCode).
+	CodeMemoryNotMultipleOnPPC = "MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC"
+
+	// Disks.
+	CodeDiskDevice      = "DISK_DEVICE_UNKNOWN"
+	CodeDiskType        = "DISK_TYPE_UNKNOWN"
+	CodeDiskFormat      = "DISK_FORMAT_UNKNOWN"
+	CodeDiskSource      = "DISK_SOURCE_REQUIRED"
+	CodeDiskBus         = "DISK_BUS_NOT_SUPPORTED_BY_ARCH"
+	CodeDiskBusMachine  = "DISK_BUS_NOT_SUPPORTED_BY_MACHINE"
+	CodeDiskBusDevice   = "DISK_BUS_NOT_SUPPORTED_FOR_DEVICE"
+	CodeFloppy          = "ACTION_TYPE_FAILED_ILLEGAL_FLOPPY_IS_NOT_SUPPORTED_BY_OS" // (oVirt)
+	CodeSCSIController  = "SCSI_CONTROLLER_NOT_SUPPORTED_BY_ARCH"
+	CodeControllerNoBus = "DISK_CONTROLLER_WITHOUT_SCSI_BUS"
+	CodeSPAPRVSCSIMax   = "ACTION_TYPE_FAILED_EXCEEDED_MAX_SPAPR_VSCSI_DISKS" // (oVirt)
+	CodeDiskTarget      = "DISK_TARGET_INVALID"
+	CodeDiskTargetDup   = "DISK_TARGET_DUPLICATE"
+	CodeDiskSourceDup   = "DISK_SOURCE_DUPLICATE"
+	CodeBootOrder       = "BOOT_ORDER_INVALID"
+	CodeBootOrderDup    = "BOOT_ORDER_DUPLICATE"
+	CodeTooManyDevices  = "TOO_MANY_DEVICES"
+
+	// NICs.
+	CodeNICModel     = "NIC_MODEL_NOT_SUPPORTED_BY_ARCH"
+	CodeMACInvalid   = "NIC_MAC_INVALID"
+	CodeMACDuplicate = "NIC_MAC_DUPLICATE"
+	CodeNICSource    = "NIC_SOURCE_CONFLICT"
+	CodeNICName      = "NIC_SOURCE_NAME_INVALID"
+
+	// Display and inputs.
+	CodeDisplayType    = "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS" // (oVirt)
+	CodeDisplayUnknown = "DISPLAY_TYPE_UNKNOWN"
+	CodeVideoModel     = "VIDEO_MODEL_NOT_SUPPORTED_WITH_DISPLAY"
+	CodeMonitors       = "DISPLAY_MONITORS_OUT_OF_RANGE"
+	CodeListen         = "DISPLAY_LISTEN_INVALID"
+	CodePassword       = "DISPLAY_PASSWORD_INVALID"
+	CodeHeadlessField  = "DISPLAY_NONE_WITH_SETTINGS"
+	CodeInputType      = "INPUT_TYPE_UNKNOWN"
+	CodeInputBus       = "INPUT_BUS_NOT_SUPPORTED_BY_ARCH"
+	CodeInputDup       = "INPUT_DUPLICATE"
+	CodeUSBModel       = "USB_CONTROLLER_NOT_SUPPORTED_BY_ARCH"
+	CodeUSBMissing     = "USB_DEVICE_WITHOUT_USB_CONTROLLER"
+
+	// Other devices.
+	CodeConsoleType   = "CONSOLE_TYPE_UNKNOWN"
+	CodeConsolePath   = "CONSOLE_PATH_REQUIRED"
+	CodeConsoleField  = "CONSOLE_FIELD_NOT_FOR_TYPE"
+	CodeSoundArch     = "SOUND_DEVICE_REQUESTED_ON_NOT_SUPPORTED_ARCH" // (oVirt)
+	CodeSoundModel    = "SOUND_MODEL_NOT_SUPPORTED_BY_ARCH"
+	CodeWatchdogArch  = "WATCHDOG_NOT_SUPPORTED_BY_ARCH"
+	CodeWatchdogModel = "WATCHDOG_MODEL_NOT_SUPPORTED_BY_ARCH"
+	CodeWatchdogAct   = "WATCHDOG_ACTION_UNKNOWN"
+	CodeRNGModel      = "RNG_MODEL_NOT_SUPPORTED_BY_ARCH"
+
+	// Against a host's capabilities report (an agent's, a scheduling
+	// reason, polyvirt vm validate --host-caps).
+	CodeHostArch     = "HOST_CANNOT_RUN_VM_ARCH"
+	CodeHostMachine  = "EMULATED_MACHINE_NOT_OFFERED_BY_HOST"
+	CodeHostCPUModel = "CPU_MODEL_NOT_USABLE_ON_HOST"
+	CodeHostCPUMode  = "CPU_MODE_NOT_SUPPORTED_BY_HOST"
+	CodeHostGraphics = "GRAPHICS_NOT_OFFERED_BY_HOST"
+	CodeHostVideo    = "VIDEO_MODEL_NOT_OFFERED_BY_HOST"
+	CodeHostDiskBus  = "DISK_BUS_NOT_OFFERED_BY_HOST"
+	CodeHostCaps     = "HOST_CAPS_UNREADABLE"
+)
+
+// POWER system firmware (package firmware, the agent's and the engine's
+// firmware steps).
+const (
+	// CodeNotSupportedOnArch: the host's architecture has no firmware
+	// update mechanism polyvirt drives (archspec HostRules.FirmwareUpdate).
+	CodeNotSupportedOnArch = "NOT_SUPPORTED_ON_ARCH"
+
+	// Workflow.
+	CodeFirmwareOperationActive = "FIRMWARE_OPERATION_ACTIVE" // another update is in progress
+	CodeFirmwareBusy            = "FIRMWARE_BUSY"             // a step of this operation is running now
+	CodeFirmwareWrongState      = "FIRMWARE_WRONG_STATE"      // the step is not allowed in the current state
+	CodeFirmwareNoOperation     = "FIRMWARE_NO_OPERATION"     // no update has been started
+	// CodeHostNotInMaintenance: a flash needs the host in Maintenance.
+	CodeHostNotInMaintenance = "HOST_NOT_IN_MAINTENANCE"
+	// CodeHostHasRunningVMs: a flash needs a host without running VMs.
+	CodeHostHasRunningVMs         = "HOST_HAS_RUNNING_VMS"
+	CodeFirmwarePreconditions     = "FIRMWARE_PRECONDITIONS_UNKNOWN" // the precondition check itself failed
+	CodeFirmwareNewLevelNotBooted = "FIRMWARE_NEW_LEVEL_NOT_BOOTED"
+	CodeFirmwareRebootPending     = "FIRMWARE_REBOOT_PENDING" // the host has not rebooted yet
+	CodeFirmwareInterrupted       = "FIRMWARE_INTERRUPTED"
+	CodeFirmwareStateFile         = "FIRMWARE_STATE_FILE"
+	CodeFirmwareFlashNotApplied   = "FIRMWARE_FLASH_NOT_APPLIED"
+
+	// Images.
+	CodeFirmwareImageInvalid      = "FIRMWARE_IMAGE_INVALID"
+	CodeFirmwareImageTooLarge     = "FIRMWARE_IMAGE_TOO_LARGE"
+	CodeFirmwareRPMNoImage        = "FIRMWARE_RPM_NO_IMAGE"
+	CodeFirmwareImageWrongMachine = "FIRMWARE_IMAGE_WRONG_MACHINE"
+	CodeFirmwareImageChanged      = "FIRMWARE_IMAGE_CHANGED"
+	CodeFirmwareImageMissing      = "FIRMWARE_IMAGE_MISSING"
+
+	// Host tools.
+	CodeFirmwareToolNotFound      = "FIRMWARE_TOOL_NOT_FOUND"
+	CodeFirmwareToolTimeout       = "FIRMWARE_TOOL_TIMEOUT"
+	CodeFirmwareToolFailed        = "FIRMWARE_TOOL_FAILED"
+	CodeFirmwareToolOutput        = "FIRMWARE_TOOL_OUTPUT_UNREADABLE"
+	CodeFirmwareUpdateUnsupported = "FIRMWARE_UPDATE_UNSUPPORTED"
+	CodeFirmwareToolUsage         = "FIRMWARE_TOOL_USAGE"
+	CodeFirmwarePermissionDenied  = "FIRMWARE_PERMISSION_DENIED"
+	CodeFirmwareInterfaceMissing  = "FIRMWARE_INTERFACE_MISSING"
+	CodeFirmwareModuleLoad        = "FIRMWARE_MODULE_LOAD_FAILED"
+	CodeFirmwarePlatformCall      = "FIRMWARE_PLATFORM_CALL_FAILED"
+	CodeFirmwareAborted           = "FIRMWARE_ABORTED"
+	CodeFirmwareActiveImage       = "FIRMWARE_ACTIVE_IMAGE"
+	CodeFirmwareAccessKeyExpired  = "FIRMWARE_UPDATE_ACCESS_KEY_EXPIRED"
+	CodeFirmwareKexec             = "FIRMWARE_KEXEC_STOP_FAILED"
+	CodeFirmwareIPMI              = "FIRMWARE_IPMI_FAILED"
+	CodeFirmwareVPDMissing        = "FIRMWARE_VPD_DATABASE_MISSING"
+	CodeFirmwareValidationFailed  = "FIRMWARE_VALIDATION_FAILED"
+	CodeFirmwareManageUnsupported = "FIRMWARE_COMMIT_REJECT_UNSUPPORTED"
+)
+
+// Audit events of the engine (the "code" of an event, besides the error
+// codes above that events carry too).
+const (
+	// CodeUserFailedRunVM: a VM could not be started (oVirt).
+	CodeUserFailedRunVM = "USER_FAILED_RUN_VM"
+	// CodeVMDown: a VM went down (oVirt).
+	CodeVMDown = "VM_DOWN"
+	// CodeVMDownError: a VM went down with an error (crashed) (oVirt).
+	CodeVMDownError = "VM_DOWN_ERROR"
+	// CodeVMSetToUnknownStatus: a VM's host stopped answering (oVirt).
+	CodeVMSetToUnknownStatus = "VM_SET_TO_UNKNOWN_STATUS"
+	// CodeVMStaleCopyDestroyed: a copy of a VM on another host than its
+	// own was destroyed.
+	CodeVMStaleCopyDestroyed = "VM_STALE_COPY_DESTROYED"
+	// CodeHostHasUnmanagedVM: a host runs a VM the engine did not make.
+	CodeHostHasUnmanagedVM = "HOST_HAS_UNMANAGED_VM"
+	// CodeFirmwareHostNotBack: a host did not answer within the reboot
+	// time-out of its firmware flash.
+	CodeFirmwareHostNotBack = "FIRMWARE_HOST_NOT_BACK"
+)
