@@ -58,7 +58,9 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 			override("listen", &base.Listen, cfg.Listen)
 			override("data-dir", &base.DataDir, cfg.DataDir)
 			override("libvirt", &base.LibvirtURI, cfg.LibvirtURI)
-			override("fake-arch", &base.FakeArch, cfg.FakeArch)
+			if f.Changed("fake-arch") {
+				base.FakeArch = cfg.FakeArch
+			}
 			override("profile", &base.Profile, cfg.Profile)
 			override("tls-ca", &base.TLS.CA, cfg.TLS.CA)
 			override("tls-cert", &base.TLS.Cert, cfg.TLS.Cert)
@@ -83,7 +85,7 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default /var/lib/polyvirt/agent)")
 	f.StringVar(&cfg.LibvirtURI, "libvirt", "", "libvirt URI (default qemu:///system)")
 	f.StringVar(&fakeKVM, "fake-kvm", "", "fake KVM: auto, on or off (default auto)")
-	f.StringVar(&cfg.FakeArch, "fake-arch", "", "effective architecture of a fake-KVM host")
+	f.Var(archFlag{&cfg.FakeArch}, "fake-arch", "effective architecture of a fake-KVM host")
 	f.Uint64Var(&cfg.FakeMemoryMiB, "fake-memory-mib", 0, "cap every VM's memory in fake-KVM mode")
 	f.StringVar(&cfg.Profile, "profile", "", "present this host as a built-in profile (fake KVM)")
 	f.StringVar(&cfg.TLS.CA, "tls-ca", "", "CA whose client certificates are accepted (default DATA_DIR/ca.pem)")

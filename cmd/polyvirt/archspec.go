@@ -85,7 +85,7 @@ func printSpec(w io.Writer, s *archspec.Spec) {
 	}
 	rows := [][2]string{
 		{"architecture", fmt.Sprintf("%s — %s", s.Arch, s.Title)},
-		{"cluster architecture", string(s.ClusterArch)},
+		{"cluster architecture", s.ClusterArch.String()},
 		{"guest architectures", strings.Join(guests, ", ")},
 		{"emulator", s.Emulator},
 		{"guest OS types", orNone(s.GuestOS.Allowed) + " (default " + s.GuestOS.Default + ")"},

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 )
 
@@ -52,7 +53,7 @@ first host admitted sets the architecture and its best CPU type.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.Arch, "arch", "", "architecture (default: set by the first host)")
+	f.Var(archFlag{&req.Arch}, "arch", "architecture (default: set by the first host)")
 	f.StringVar(&req.CPUType, "cpu-type", "", "CPU type (default: the first host's best)")
 	f.StringVar(&req.Description, "description", "", "description")
 	f.StringSliceVar(&req.EmulatedMachineCandidates, "emulated-machines", nil, "ordered emulated machine candidates (default: the architecture's, such as pseries-*)")
@@ -81,7 +82,7 @@ func newClusterListCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, cl := range cs {
-					rows = append(rows, []string{cl.Name, cl.Arch, cl.CPUType, cl.EmulatedMachine, hostCountText(cl.Hosts)})
+					rows = append(rows, []string{cl.Name, cl.Arch.String(), cl.CPUType, cl.EmulatedMachine, hostCountText(cl.Hosts)})
 				}
 				return table(cmd.OutOrStdout(), []string{"NAME", "ARCH", "CPU TYPE", "EMULATED MACHINE", "HOSTS"}, rows)
 			})
@@ -116,7 +117,7 @@ func printCluster(w io.Writer, output string, cl engineapi.Cluster) error {
 	}
 	return keyValues(w, [][2]string{
 		{"Name", cl.Name}, {"ID", cl.ID}, {"Description", cl.Description},
-		{"Architecture", orDash(cl.Arch, "(set by its first host)")}, {"CPU type", orDash(cl.CPUType, "(set by its first host)")},
+		{"Architecture", orDash(cl.Arch.String(), "(set by its first host)")}, {"CPU type", orDash(cl.CPUType, "(set by its first host)")},
 		{"CPU level", level},
 		{"Emulated machine candidates", strings.Join(cl.EmulatedMachineCandidates, ", ")},
 		{"Emulated machine", orDash(cl.EmulatedMachine, "(chosen by its first Up host)")},
@@ -157,9 +158,10 @@ func newClusterShowCommand() *cobra.Command {
 
 func newClusterUpdateCommand() *cobra.Command {
 	var (
-		name, desc, archName, cpuType, policy string
-		machines                              []string
-		output                                string
+		name, desc, cpuType, policy string
+		archName                    arch.Arch
+		machines                    []string
+		output                      string
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME",
@@ -181,7 +183,9 @@ are admitted again under the new settings.`,
 			}
 			set("name", &upd.Name, name)
 			set("description", &upd.Description, desc)
-			set("arch", &upd.Arch, archName)
+			if f.Changed("arch") {
+				upd.Arch = &archName
+			}
 			set("cpu-type", &upd.CPUType, cpuType)
 			set("migration-policy", &upd.MigrationPolicy, policy)
 			if f.Changed("emulated-machines") {
@@ -199,7 +203,7 @@ are admitted again under the new settings.`,
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "new name")
 	f.StringVar(&desc, "description", "", "description")
-	f.StringVar(&archName, "arch", "", "architecture (only while the cluster has no hosts or VMs)")
+	f.Var(archFlag{&archName}, "arch", "architecture (only while the cluster has no hosts or VMs)")
 	f.StringVar(&cpuType, "cpu-type", "", "CPU type")
 	f.StringSliceVar(&machines, "emulated-machines", nil, "ordered emulated machine candidates")
 	f.StringVar(&policy, "migration-policy", "", "minimal-downtime, post-copy, suspend-workload or none")

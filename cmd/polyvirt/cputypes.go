@@ -38,7 +38,7 @@ report to be admitted. --arch takes a host or cluster architecture or an alias
 				}
 				if types = cpucatalog.Types(a); len(types) == 0 {
 					return withStatus(2, fmt.Errorf("--arch %s: no cluster CPU types for this architecture (there are for %s)",
-						a, joinArches(cpucatalog.Arches())))
+						a, arch.Join(cpucatalog.Arches(), ", ")))
 				}
 			}
 			return printCPUTypes(cmd.OutOrStdout(), output, cpucatalog.APITypes(types))
@@ -68,12 +68,4 @@ func printCPUTypes(w io.Writer, output string, types []engineapi.CPUType) error 
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", t.Level, t.Name, t.Arch, t.Vendor, model, strings.Join(t.Flags, ","))
 	}
 	return tw.Flush()
-}
-
-func joinArches(as []arch.Arch) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = string(a)
-	}
-	return strings.Join(s, ", ")
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/domxml"
+	"polyvirt/internal/hostinfo"
 )
 
 func init() { register(newDomxmlCommand) }
@@ -54,6 +56,12 @@ without usable KVM turns fake KVM on by itself.`,
 			}
 			if err != nil {
 				return err
+			}
+			if opts.FakeKVM && opts.HostArch == arch.Unknown && v.Host() == nil {
+				// This machine's, as its files say.
+				if opts.HostArch, _, err = hostinfo.DetectArch(os.DirFS("/")); err != nil {
+					return withStatus(2, fmt.Errorf("--host-arch: this machine's architecture: %w", err))
+				}
 			}
 			doc, err := domxml.Render(v, opts)
 			if err != nil {

@@ -95,7 +95,7 @@ func newHostListCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, h := range hs {
-					rows = append(rows, []string{h.Name, h.Cluster, h.Status, h.StatusCode, h.Arch, h.CPUType, h.Address, ago(h.LastSeen)})
+					rows = append(rows, []string{h.Name, h.Cluster, h.Status, h.StatusCode, h.Arch.String(), h.CPUType, h.Address, ago(h.LastSeen)})
 				}
 				return table(cmd.OutOrStdout(), []string{"NAME", "CLUSTER", "STATUS", "REASON", "ARCH", "CPU TYPE", "ADDRESS", "LAST SEEN"}, rows)
 			})
@@ -134,7 +134,7 @@ func printHost(w io.Writer, output string, h engineapi.Host) error {
 	kv := [][2]string{
 		{"Name", h.Name}, {"ID", h.ID}, {"Address", h.Address}, {"Cluster", h.Cluster},
 		{"Status", h.Status}, {"Reason", h.StatusCode}, {"Message", h.StatusMessage},
-		{"Architecture", h.Arch}, {"CPU model", h.CPUModel}, {"CPU type", h.CPUType}, {"CPU level", level},
+		{"Architecture", h.Arch.String()}, {"CPU model", h.CPUModel}, {"CPU type", h.CPUType}, {"CPU level", level},
 		{"CPU flags", strings.Join(h.CPUFlags, " ")}, {"Emulated machines", shortMachines(h.EmulatedMachines)},
 		{"Enrolled", enrolled}, {"Last seen", timeText(h.LastSeen)},
 		{"Created", timeText(h.Created)}, {"Updated", timeText(h.Updated)},

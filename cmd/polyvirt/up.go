@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -25,9 +24,10 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/client"
-	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine"
+	"polyvirt/internal/hostinfo"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/pki"
 )
@@ -47,13 +47,13 @@ type lab struct {
 
 // labHost is one local agent of the lab.
 type labHost struct {
-	Name         string `json:"name"`
-	Cluster      string `json:"cluster"`
-	ClusterArch  string `json:"clusterArch,omitempty"`
-	CPUType      string `json:"cpuType,omitempty"`
-	Profile      string `json:"profile,omitempty"`
-	Address      string `json:"address"`
-	DomainPrefix string `json:"domainPrefix"`
+	Name         string    `json:"name"`
+	Cluster      string    `json:"cluster"`
+	ClusterArch  arch.Arch `json:"clusterArch,omitempty"`
+	CPUType      string    `json:"cpuType,omitempty"`
+	Profile      string    `json:"profile,omitempty"`
+	Address      string    `json:"address"`
+	DomainPrefix string    `json:"domainPrefix"`
 }
 
 type upOptions struct {
@@ -333,13 +333,16 @@ func (lb *lab) planHosts(prefix string) error {
 	if len(lb.Hosts) > 0 {
 		return nil
 	}
-	real := arch.FromGOARCH(runtime.GOARCH)
-	ca, err := cpucatalog.ClusterArch(real)
+	real, _, err := hostinfo.DetectArch(os.DirFS("/"))
+	if err != nil {
+		return fmt.Errorf("this machine's architecture: %v", err)
+	}
+	ca, err := archspec.ClusterArch(real)
 	if err != nil {
 		return fmt.Errorf("this machine's architecture %s: %v", real, err)
 	}
 	hosts := []labHost{
-		{Name: prefix + string(real) + "-a", Cluster: prefix + string(ca), ClusterArch: string(ca)},
+		{Name: prefix + real.String() + "-a", Cluster: prefix + ca.String(), ClusterArch: ca},
 		{Name: prefix + "power8-a", Cluster: prefix + "power", CPUType: "IBM POWER8", Profile: "s822l-power8e"},
 	}
 	for i := range hosts {

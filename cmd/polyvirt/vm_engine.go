@@ -16,6 +16,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 	"polyvirt/internal/vmspec"
 )
@@ -69,17 +70,18 @@ func vmCall(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) er
 
 // vmFlags build a definition from a file and/or flags.
 type vmFlags struct {
-	file, name, arch, cpuModel, machine, kernel, initrd, cmdline, display string
-	memory                                                                int64
-	cpus                                                                  int
-	disks                                                                 []string
+	file, name, cpuModel, machine, kernel, initrd, cmdline, display string
+	arch                                                            arch.Arch
+	memory                                                          int64
+	cpus                                                            int
+	disks                                                           []string
 }
 
 func (f *vmFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "the VM definition (YAML or JSON, docs/vm-definition.md; - reads standard input)")
 	fl.StringVar(&f.name, "name", "", "the VM's name (overrides the definition's)")
-	fl.StringVar(&f.arch, "arch", "", "guest architecture (default: the cluster's hosts')")
+	fl.Var(archFlag{&f.arch}, "arch", "guest architecture (default: the cluster's hosts')")
 	fl.Int64Var(&f.memory, "memory", 0, "memory in MiB")
 	fl.IntVar(&f.cpus, "cpus", 0, "number of vCPUs")
 	fl.StringVar(&f.cpuModel, "cpu-model", "", "CPU model (default: the cluster CPU type's)")
@@ -126,7 +128,9 @@ func (f *vmFlags) definition(args []string) (*vmspec.VM, error) {
 			*dst = v
 		}
 	}
-	set(&def.Arch, f.arch)
+	if f.arch != arch.Unknown {
+		def.Arch = f.arch
+	}
 	set(&def.Machine, f.machine)
 	if f.memory != 0 {
 		if def.Memory == nil {
@@ -307,7 +311,7 @@ func newVMListCommand() *cobra.Command {
 					if v.HA {
 						ha = "yes"
 					}
-					rows = append(rows, []string{v.Name, v.Cluster, v.Arch, v.State, v.Host, strconv.FormatInt(v.MemoryMiB, 10),
+					rows = append(rows, []string{v.Name, v.Cluster, v.Arch.String(), v.State, v.Host, strconv.FormatInt(v.MemoryMiB, 10),
 						strconv.Itoa(v.VCPUs), v.CPUModel, ha, v.PinnedHost})
 				}
 				return table(cmd.OutOrStdout(), []string{"NAME", "CLUSTER", "ARCH", "STATE", "HOST", "MEMORY MiB", "VCPUS", "CPU", "HA", "PINNED"}, rows)
@@ -344,7 +348,7 @@ func newVMShowCommand() *cobra.Command {
 				if v.HA {
 					ha = "yes"
 				}
-				if err := keyValues(w, [][2]string{{"name", v.Name}, {"id", v.ID}, {"cluster", v.Cluster}, {"arch", v.Arch},
+				if err := keyValues(w, [][2]string{{"name", v.Name}, {"id", v.ID}, {"cluster", v.Cluster}, {"arch", v.Arch.String()},
 					{"state", v.State + " since " + timeText(v.StateChanged)}, {"host", v.Host}, {"pinned to", v.PinnedHost},
 					{"last host", v.LastHost}, {"highly available", ha}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 					{"vcpus", strconv.Itoa(v.VCPUs)}, {"cpu model", v.CPUModel}, {"machine", v.Machine},

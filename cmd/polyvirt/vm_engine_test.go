@@ -12,7 +12,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
-	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/vmspec"
 )
 
@@ -97,14 +97,14 @@ func TestLabPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	real := arch.FromGOARCH(runtime.GOARCH)
-	ca, _ := cpucatalog.ClusterArch(real)
+	ca, _ := archspec.ClusterArch(real)
 	type host struct{ Name, Cluster, ClusterArch, CPUType, Profile, DomainPrefix string }
 	var got []host
 	for _, h := range lb.Hosts {
 		if _, _, err := net.SplitHostPort(h.Address); err != nil {
 			t.Errorf("address %q", h.Address)
 		}
-		got = append(got, host{h.Name, h.Cluster, h.ClusterArch, h.CPUType, h.Profile, h.DomainPrefix})
+		got = append(got, host{h.Name, h.Cluster, h.ClusterArch.String(), h.CPUType, h.Profile, h.DomainPrefix})
 	}
 	want := []host{
 		{"t-" + string(real) + "-a", "t-" + string(ca), string(ca), "", "", "lab-t-" + string(real) + "-a-"},

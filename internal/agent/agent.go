@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
@@ -32,8 +30,8 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	// realArch is the architecture of the machine the agent runs on;
-	// fake says whether VMs run in fake-KVM mode.
+	// realArch is the architecture of the machine the agent runs on, as
+	// its files say (hostinfo); fake says whether VMs run in fake-KVM mode.
 	realArch arch.Arch
 	fake     bool
 
@@ -69,22 +67,32 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	// The machine the agent runs on (its libvirtd's), read through its
+	// root, whatever host a profile presents.
+	root := "/"
+	machine, err := hostinfo.Read(os.DirFS(root), hostinfo.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("reading this host: %w", err)
+	}
+	if machine.Arch == arch.Unknown {
+		return nil, fmt.Errorf("this host's architecture cannot be read (%s, %s)", hostinfo.KernelArchPath, hostinfo.CPUInfoPath)
+	}
 	a := &Agent{
 		cfg:      cfg,
 		log:      log.With("host", cfg.HostID),
-		realArch: arch.FromGOARCH(runtime.GOARCH),
+		realArch: machine.Arch,
 		index:    newVMIndex(),
 		locks:    newKeyedMutex(),
 		hub:      newEventHub(),
-		root:     "/",
+		root:     root,
 		paths:    cfg.HostPaths.Policy(),
 	}
-	a.fake, err = decideFake(cfg, a.realArch, os.DirFS("/"))
+	a.fake, err = decideFake(cfg, machine)
 	if err != nil {
 		return nil, err
 	}
 	a.conn = newConnManager(cfg.LibvirtURI, a.log)
-	a.stats = newStatsKeeper(hoststats.NewSampler(os.DirFS("/")))
+	a.stats = newStatsKeeper(hoststats.NewSampler(os.DirFS(root)))
 	for _, d := range []string{cfg.DataDir, a.consoleDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -95,18 +103,20 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 }
 
 // decideFake applies the fake_kvm setting: auto turns fake KVM on when KVM
-// cannot run guests here or the host presents another architecture.
-func decideFake(cfg Config, real arch.Arch, root fs.FS) (bool, error) {
+// cannot run guests on the machine or the host presents another
+// architecture.
+func decideFake(cfg Config, machine *hostinfo.Host) (bool, error) {
+	real := machine.Arch
 	effective := real
-	if cfg.FakeArch != "" {
-		effective = arch.Arch(cfg.FakeArch)
+	if cfg.FakeArch != arch.Unknown {
+		effective = cfg.FakeArch
 	}
 	if cfg.Profile != "" {
 		p, err := profiles.Get(cfg.Profile)
 		if err != nil {
 			return false, err
 		}
-		if cfg.FakeArch == "" {
+		if cfg.FakeArch == arch.Unknown {
 			effective = p.Arch
 		}
 	}
@@ -123,11 +133,7 @@ func decideFake(cfg Config, real arch.Arch, root fs.FS) (bool, error) {
 	if err != nil {
 		return true, nil
 	}
-	host, err := hostinfo.Read(root, hostinfo.Options{Arch: real})
-	if err != nil {
-		return true, nil
-	}
-	ok, _ := spec.KVMUsable(host.KVMDevice, host.CPU.Flags)
+	ok, _ := spec.KVMUsable(machine.KVMDevice, machine.CPU.Flags)
 	return !ok, nil
 }
 
@@ -170,7 +176,7 @@ func (a *Agent) Start(ctx context.Context) error {
 func (a *Agent) collectOptions() caps.Options {
 	o := caps.Options{Profile: a.cfg.Profile, LibvirtURI: a.cfg.LibvirtURI}
 	if a.fake {
-		o.FakeArch = arch.Arch(a.cfg.FakeArch)
+		o.FakeArch = a.cfg.FakeArch
 		if o.FakeArch == arch.Unknown && a.cfg.Profile == "" {
 			o.FakeArch = a.realArch
 		}

@@ -59,7 +59,7 @@ type Config struct {
 	// FakeKVM is auto (default), on or off.
 	FakeKVM FakeKVM `json:"fake_kvm"`
 	// FakeArch is the effective architecture of a fake-KVM host.
-	FakeArch string `json:"fake_arch"`
+	FakeArch arch.Arch `json:"fake_arch"`
 	// FakeMemoryMiB, when set, caps every VM's memory in fake-KVM mode.
 	FakeMemoryMiB uint64 `json:"fake_memory_mib"`
 	// Profile names a built-in host profile this host presents itself as
@@ -205,14 +205,12 @@ func (c Config) WithDefaults() (Config, error) {
 	default:
 		return c, fmt.Errorf("fake_kvm %q: want auto, on or off", c.FakeKVM)
 	}
-	if c.FakeArch != "" {
-		a, err := arch.Parse(c.FakeArch)
-		if err != nil {
+	if c.FakeArch != arch.Unknown {
+		if err := c.FakeArch.Check(); err != nil {
 			return c, fmt.Errorf("fake_arch: %v", err)
 		}
-		c.FakeArch = string(a)
 	}
-	if c.FakeKVM == FakeOff && (c.FakeArch != "" || c.Profile != "") {
+	if c.FakeKVM == FakeOff && (c.FakeArch != arch.Unknown || c.Profile != "") {
 		return c, errors.New("fake_kvm is off but fake_arch or profile is set: a host can only present another architecture in fake-KVM mode")
 	}
 	if c.MaxBodyBytes == 0 {

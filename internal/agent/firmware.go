@@ -51,8 +51,8 @@ func (a *Agent) openFirmware(ctx context.Context) error {
 	if fc.Root != "" {
 		root = os.DirFS(fc.Root)
 	}
-	if a.cfg.FakeArch != "" {
-		hostArch = arch.Arch(a.cfg.FakeArch)
+	if a.cfg.FakeArch != arch.Unknown {
+		hostArch = a.cfg.FakeArch
 	}
 	m, err := firmware.Open(firmware.Config{
 		DataDir: a.cfg.DataDir,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"polyvirt/internal/arch"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -15,7 +16,7 @@ import (
 type vmEntry struct {
 	ID     string
 	Name   string
-	Arch   string
+	Arch   arch.Arch
 	Fake   bool
 	Domain libvirtconn.Domain
 	// Definition is the VM definition as given (JSON).

@@ -8,6 +8,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"polyvirt/internal/arch"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -19,13 +20,13 @@ const OwnerNamespace = "urn:polyvirt:agent:1"
 // host, the architecture and the definition the VM was created from (JSON).
 // Every other domain on the libvirtd is left alone.
 type Owner struct {
-	XMLName    xml.Name `xml:"urn:polyvirt:agent:1 owner"`
-	VM         string   `xml:"vm,attr"`
-	Name       string   `xml:"name,attr,omitempty"`
-	Host       string   `xml:"host,attr"`
-	Arch       string   `xml:"arch,attr"`
-	FakeKVM    bool     `xml:"fakeKvm,attr,omitempty"`
-	Definition string   `xml:"definition"`
+	XMLName    xml.Name  `xml:"urn:polyvirt:agent:1 owner"`
+	VM         string    `xml:"vm,attr"`
+	Name       string    `xml:"name,attr,omitempty"`
+	Host       string    `xml:"host,attr"`
+	Arch       arch.Arch `xml:"arch,attr"`
+	FakeKVM    bool      `xml:"fakeKvm,attr,omitempty"`
+	Definition string    `xml:"definition"`
 }
 
 // domainUUID is the libvirt UUID of a VM's domain on this host: the VM id

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"polyvirt/internal/arch"
+	"polyvirt/internal/hostinfo"
 )
 
 func FuzzDecodePPM(f *testing.F) {
@@ -111,11 +112,11 @@ func TestConfig(t *testing.T) {
 
 func TestDecideFake(t *testing.T) {
 	noKVM := fstest.MapFS{
-		"proc/cpuinfo": {Data: []byte("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\nflags\t\t: fpu sse2 hypervisor\n\n")},
+		"proc/cpuinfo": {Data: []byte("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\nflags\t\t: fpu sse2 lm hypervisor\n\n")},
 		"dev/kvm":      {Data: nil},
 	}
 	withKVM := fstest.MapFS{
-		"proc/cpuinfo": {Data: []byte("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\nflags\t\t: fpu sse2 vmx\n\n")},
+		"proc/cpuinfo": {Data: []byte("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Xeon\nflags\t\t: fpu sse2 lm vmx\n\n")},
 		"dev/kvm":      {Data: nil},
 	}
 	cases := []struct {
@@ -132,7 +133,11 @@ func TestDecideFake(t *testing.T) {
 		{"off", Config{FakeKVM: FakeOff}, noKVM, false},
 	}
 	for _, c := range cases {
-		got, err := decideFake(c.cfg, arch.X86_64, c.root)
+		machine, err := hostinfo.Read(c.root, hostinfo.Options{})
+		if err != nil || machine.Arch != arch.X86_64 {
+			t.Fatalf("%s: reading the root: %v, arch %q", c.name, err, machine.Arch)
+		}
+		got, err := decideFake(c.cfg, machine)
 		if err != nil || got != c.want {
 			t.Errorf("%s: %v, %v; want %v", c.name, got, err, c.want)
 		}

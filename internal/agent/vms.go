@@ -360,34 +360,21 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 // belongs on a host of its own architecture. A definition naming none gets
 // the host's.
 func (a *Agent) checkArch(def *vmspec.VM, report *hostreport.Report) error {
-	effective := arch.Arch(report.EffectiveArch)
+	effective := report.EffectiveArch
 	spec, err := archspec.For(effective)
 	if err != nil {
 		return api.NewError(http.StatusUnprocessableEntity, api.CodeHostArch, "this host's architecture %q has no VM rules", effective)
 	}
-	if def.Arch == "" {
-		def.Arch = string(effective)
+	if def.Arch == arch.Unknown {
+		def.Arch = effective
 		return nil
 	}
-	want, err := arch.Parse(def.Arch)
-	if err != nil {
-		// vmspec names the unknown architecture precisely.
+	if !def.Arch.Known() || spec.RunsNatively(def.Arch) {
+		// vmspec names an unknown architecture precisely.
 		return nil
 	}
-	for _, g := range spec.GuestArches {
-		if g == want {
-			return nil
-		}
-	}
+	guests := arch.Join(spec.GuestArches, " and ")
 	return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeHostArch,
-		Message: fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, archList(spec.GuestArches), want),
-		Details: api.Errors{{Code: api.CodeHostArch, Field: "arch", Message: fmt.Sprintf("this host runs %s VMs, not %s", archList(spec.GuestArches), want)}}}
-}
-
-func archList(as []arch.Arch) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = string(a)
-	}
-	return strings.Join(s, " and ")
+		Message: fmt.Sprintf("host %s runs %s VMs; a %s VM needs a host of its own architecture", a.cfg.HostID, guests, def.Arch),
+		Details: api.Errors{{Code: api.CodeHostArch, Field: "arch", Message: fmt.Sprintf("this host runs %s VMs, not %s", guests, def.Arch)}}}
 }

@@ -77,6 +77,34 @@ func Parse(name string) (Arch, error) {
 	return Unknown, fmt.Errorf("unknown architecture %q (known: %s)", name, strings.Join(Names(), ", "))
 }
 
+// UnmarshalText reads an architecture from JSON, YAML or XML: a known name
+// or alias becomes the canonical name (so a document may say ppc64el or
+// amd64); anything else is kept as it is written, for the reader's
+// validation to name it (Check). It never fails: whether an architecture
+// is acceptable is the business of the code that uses it.
+func (a *Arch) UnmarshalText(b []byte) error {
+	if p, err := Parse(string(b)); err == nil {
+		*a = p
+	} else {
+		*a = Arch(b)
+	}
+	return nil
+}
+
+// Check is nil for a canonical architecture, and for anything else the
+// error Parse gives for its name ("" included).
+func (a Arch) Check() error {
+	if a.Known() {
+		return nil
+	}
+	_, err := Parse(string(a))
+	if err == nil {
+		// An alias that escaped canonicalization: name the canonical one.
+		return fmt.Errorf("architecture %q is not a canonical name (known: %s)", string(a), strings.Join(Names(), ", "))
+	}
+	return err
+}
+
 // MustParse is Parse for constants in code and tests; it panics on an unknown name.
 func MustParse(name string) Arch {
 	a, err := Parse(name)
@@ -112,6 +140,15 @@ func (a Arch) SameFamily(b Arch) bool {
 
 // String returns the canonical name.
 func (a Arch) String() string { return string(a) }
+
+// Join writes architectures separated by sep ("x86_64, i686").
+func Join(as []Arch, sep string) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	return strings.Join(s, sep)
+}
 
 // Names lists the canonical names, sorted.
 func Names() []string {

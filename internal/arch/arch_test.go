@@ -1,6 +1,9 @@
 package arch
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestParseAliases(t *testing.T) {
 	cases := map[string]Arch{
@@ -43,5 +46,42 @@ func TestGOARCH(t *testing.T) {
 		if a == Unknown || a.GOARCH() != goarch {
 			t.Errorf("FromGOARCH(%q) = %q (round trip %q)", goarch, a, a.GOARCH())
 		}
+	}
+}
+
+func TestUnmarshalText(t *testing.T) {
+	cases := []struct {
+		in    string
+		want  Arch
+		known bool
+	}{
+		{`"ppc64el"`, PPC64LE, true},
+		{`"AMD64"`, X86_64, true},
+		{`" s390x "`, S390X, true},
+		{`"x86_64"`, X86_64, true},
+		{`"mips"`, Arch("mips"), false},
+		{`""`, Unknown, false},
+	}
+	for _, c := range cases {
+		var got Arch
+		if err := json.Unmarshal([]byte(c.in), &got); err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		if got != c.want || got.Known() != c.known {
+			t.Errorf("%s: got %q (known %v), want %q (known %v)", c.in, got, got.Known(), c.want, c.known)
+		}
+		if (got.Check() == nil) != c.known {
+			t.Errorf("%s: Check() = %v", c.in, got.Check())
+		}
+	}
+	if err := Arch("mips").Check(); err == nil || err.Error() != `unknown architecture "mips" (known: aarch64, armv7l, i686, ppc, ppc64, ppc64le, s390x, x86_64)` {
+		t.Errorf("Check of mips: %v", err)
+	}
+	b, err := json.Marshal(struct {
+		A Arch `json:"a"`
+	}{PPC64LE})
+	if err != nil || string(b) != `{"a":"ppc64le"}` {
+		t.Errorf("Marshal: %s %v", b, err)
 	}
 }

@@ -123,11 +123,15 @@ func (s *Spec) CPUModelAllowed(model string) bool {
 func (s *Spec) InputBusAllowed(bus string) bool { return contains(s.Input.Buses, bus) }
 
 // HostFlags returns the flag list a host of this architecture reports: its
-// real flags plus the vendor markers (POWER prints no flags at all, so
-// "powernv" marks the IBM POWER vendor group).
+// real flags plus the vendor markers the kernel does not print (POWER
+// prints no flags at all, so "powernv" marks the IBM POWER vendor group).
 func (s *Spec) HostFlags(real []string) []string {
-	out := make([]string, 0, len(real)+len(s.Host.VendorMarkers))
-	out = append(out, s.Host.VendorMarkers...)
+	out := make([]string, 0, len(real)+1)
+	for _, v := range s.Host.Vendors {
+		if v.Added {
+			out = append(out, v.Marker)
+		}
+	}
 	for _, f := range real {
 		if !contains(out, f) {
 			out = append(out, f)
@@ -190,15 +194,21 @@ func (s *Spec) KVMUsable(devicePresent bool, flags []string) (bool, string) {
 	if !devicePresent {
 		return false, "/dev/kvm is absent"
 	}
-	if len(s.Host.KVMFlags) == 0 {
+	var need []string
+	for _, v := range s.Host.Vendors {
+		if v.KVM {
+			need = append(need, v.Marker)
+		}
+	}
+	if len(need) == 0 {
 		return true, ""
 	}
-	for _, f := range s.Host.KVMFlags {
+	for _, f := range need {
 		if contains(flags, f) {
 			return true, ""
 		}
 	}
-	return false, "the CPU has none of the virtualization flags " + strings.Join(s.Host.KVMFlags, ", ") +
+	return false, "the CPU has none of the virtualization flags " + strings.Join(need, ", ") +
 		" (/dev/kvm is present but cannot run guests)"
 }
 

@@ -253,12 +253,10 @@ type PageSizes struct {
 
 // HostRules describe a host of this architecture.
 type HostRules struct {
-	// VendorMarkers are flags added to the host's flag list to mark its
-	// vendor group when the CPU prints no flags (POWER: "powernv").
-	VendorMarkers []string `json:"vendorMarkers,omitempty"`
-	// KVMFlags: KVM is usable only when the CPU flags hold at least one of
-	// these (x86: vmx or svm; s390x: sie). Empty: /dev/kvm suffices.
-	KVMFlags []string `json:"kvmFlags,omitempty"`
+	// Vendors are the CPU vendor groups of hosts of this architecture, and
+	// the flag that marks each: the one table of vendor flags (cluster CPU
+	// types, the host's flag list and KVM usability all read it).
+	Vendors []Vendor `json:"vendors"`
 	// ModelsFromHostModel: the usable CPU models come from domcapabilities'
 	// host-model (plus CompatLadder), not from custom usable='yes' (POWER,
 	// where custom mode is often unsupported under KVM).
@@ -280,6 +278,23 @@ type HostRules struct {
 	// and reject), or "" when polyvirt has no such mechanism for the
 	// architecture (firmware actions answer NOT_SUPPORTED_ON_ARCH).
 	FirmwareUpdate string `json:"firmwareUpdate,omitempty"`
+}
+
+// Vendor is a CPU vendor group: the cluster CPU types of one vendor are
+// levelled among themselves (package cpucatalog), and a host belongs to the
+// group whose marker is in its flag list.
+type Vendor struct {
+	// Name is the group's name ("Intel", "IBM POWER").
+	Name string `json:"name"`
+	// Marker is the flag that puts a host in the group ("vmx", "powernv").
+	Marker string `json:"marker"`
+	// Added tells that the kernel prints no such flag: polyvirt adds the
+	// marker to the host's flag list (POWER prints no flags at all).
+	Added bool `json:"added,omitempty"`
+	// KVM tells that the marker is the CPU feature KVM needs (vmx, svm,
+	// sie): where an architecture has such markers, KVM is usable only
+	// when the host has one; elsewhere /dev/kvm suffices.
+	KVM bool `json:"kvm,omitempty"`
 }
 
 // For returns the Spec of an architecture, or an error naming the

@@ -76,7 +76,7 @@ var x86_64 = &Spec{
 	Migration: true,
 	Pages:     PageSizes{BaseKiB: 4, HugePageKiB: 2048},
 	Host: HostRules{
-		KVMFlags:     []string{"vmx", "svm"},
+		Vendors:      []Vendor{{Name: "Intel", Marker: "vmx", KVM: true}, {Name: "AMD", Marker: "svm", KVM: true}},
 		FakeCPUModel: "Intel(Fake) CPU",
 		FakeFlags: []string{"vmx", "sse2", "nx",
 			"model_Nehalem", "model_Westmere", "model_SandyBridge", "model_IvyBridge",
@@ -149,7 +149,7 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 		Migration: true,
 		Pages:     PageSizes{BaseKiB: 64, HugePageKiB: 16384},
 		Host: HostRules{
-			VendorMarkers:       []string{"powernv"},
+			Vendors:             []Vendor{{Name: "IBM POWER", Marker: "powernv", Added: true}},
 			ModelsFromHostModel: true,
 			FakeCPUModel:        "POWER 8 (fake)",
 			FakeFlags:           []string{"powernv", "model_POWER8"},
@@ -215,6 +215,7 @@ var aarch64 = &Spec{
 	Migration: true,
 	Pages:     PageSizes{BaseKiB: 4, HugePageKiB: 2048},
 	Host: HostRules{
+		Vendors:      []Vendor{{Name: "ARM", Marker: "asimd"}},
 		FakeCPUModel: "Cortex-A57 (fake)",
 		FakeFlags:    []string{"fp", "asimd", "model_cortex-a57"},
 		NestedVirt:   false,
@@ -272,7 +273,7 @@ var s390x = &Spec{
 	Migration: true,
 	Pages:     PageSizes{BaseKiB: 4, HugePageKiB: 1024},
 	Host: HostRules{
-		KVMFlags:     []string{"sie"},
+		Vendors:      []Vendor{{Name: "IBM Z", Marker: "sie", KVM: true}},
 		FakeCPUModel: "IBM z (fake)",
 		FakeFlags:    []string{"sie", "model_z14-base"},
 		NestedVirt:   true,

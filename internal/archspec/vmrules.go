@@ -126,6 +126,17 @@ func (s *Spec) RunsNatively(a arch.Arch) bool {
 	return false
 }
 
+// RunsAtAll reports whether a host of this architecture can run a guest of
+// architecture a in any way: natively (RunsNatively), or, when the host
+// runs every guest under TCG (tcgOnly: fake KVM, no usable KVM), whenever
+// its libvirt offers a (offered). It is the question of one definition
+// checked against one host's report; placement (the scheduler, the agent,
+// a cluster) asks RunsNatively: a VM belongs on a host of its own
+// architecture.
+func (s *Spec) RunsAtAll(a arch.Arch, tcgOnly, offered bool) bool {
+	return s.RunsNatively(a) || (tcgOnly && offered)
+}
+
 // RunsEmulated reports whether a host of this architecture runs a foreign
 // guest architecture unchanged under TCG in fake-KVM mode.
 func (s *Spec) RunsEmulated(a arch.Arch) bool {

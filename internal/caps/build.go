@@ -39,14 +39,14 @@ func Build(in Input) *hostreport.Report {
 		h = &hostinfo.Host{}
 	}
 	r := &hostreport.Report{
-		Arch:   string(h.Arch),
+		Arch:   h.Arch,
 		Source: in.Source,
 	}
 	effective := h.Arch
 	if in.FakeArch != arch.Unknown {
 		effective = in.FakeArch
 	}
-	r.EffectiveArch = string(effective)
+	r.EffectiveArch = effective
 	r.FakeKVM = in.FakeArch != arch.Unknown || in.Profile != ""
 	r.Profile = in.Profile
 
@@ -107,7 +107,7 @@ func quoteOrUnknown(a arch.Arch) string {
 	if a == arch.Unknown {
 		return "(unknown)"
 	}
-	return strconv.Quote(string(a))
+	return strconv.Quote(a.String())
 }
 
 func cpuOf(h *hostinfo.Host) hostreport.CPU {
@@ -244,7 +244,7 @@ func libvirtPart(r *hostreport.Report, in Input, effective arch.Arch) {
 			continue
 		}
 		seen[g.Arch] = true
-		gr := hostreport.Guest{Arch: string(g.Arch), DomainTypes: lv.Capabilities.DomainTypes(g.Arch), Emulator: g.Emulator}
+		gr := hostreport.Guest{Arch: g.Arch, DomainTypes: lv.Capabilities.DomainTypes(g.Arch), Emulator: g.Emulator}
 		dt := bestDomainType(gr.DomainTypes, v.DomainType)
 		gr.Machines = nonNil(lv.Capabilities.MachineNames(g.Arch, dt))
 		if dc := lv.DomainCapsFor(g.Arch); dc != nil {

@@ -33,7 +33,7 @@ func TestLiveLibvirt(t *testing.T) {
 	for _, want := range []string{"ppc64", "ppc64le"} {
 		var g *hostreport.Guest
 		for i := range r.Virt.Guests {
-			if r.Virt.Guests[i].Arch == want {
+			if r.Virt.Guests[i].Arch.String() == want {
 				g = &r.Virt.Guests[i]
 			}
 		}

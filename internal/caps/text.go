@@ -17,11 +17,11 @@ func WriteText(w io.Writer, r *hostreport.Report) error {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, orUnavailable(v)) }
 	section := func(name string) { fmt.Fprintf(tw, "\n%s\t\n", strings.ToUpper(name)) }
 
-	arch := r.Arch
+	archText := r.Arch.String()
 	if r.EffectiveArch != r.Arch {
-		arch += " (effective " + r.EffectiveArch + ")"
+		archText += " (effective " + r.EffectiveArch.String() + ")"
 	}
-	row("Architecture", arch)
+	row("Architecture", archText)
 	row("Fake KVM", yesNo(r.FakeKVM))
 	if r.Profile != "" {
 		row("Profile", r.Profile)
@@ -104,7 +104,7 @@ func WriteText(w io.Writer, r *hostreport.Report) error {
 			if g.Error != "" {
 				v += "; domcapabilities: " + g.Error
 			}
-			row("Guest "+g.Arch, v)
+			row("Guest "+g.Arch.String(), v)
 		}
 	}
 	if len(r.Unavailable) > 0 {

@@ -76,7 +76,7 @@ func ToVDSM(r *hostreport.Report, caps *virtcaps.Capabilities) *VDSM {
 		MemSize:            strconv.FormatUint(r.MemoryMiB, 10),
 		Packages2:          map[string]VDSMPackage{},
 		VMTypes:            []string{"kvm"},
-		Arch:               r.EffectiveArch,
+		Arch:               r.EffectiveArch.String(),
 		SystemManufacturer: r.Hardware.Manufacturer,
 		SystemProductName:  r.Hardware.ProductName,
 		SystemVersion:      r.Hardware.Version,

@@ -6,6 +6,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 )
 
 // HostCPU is what admission needs to know of a host.
@@ -59,7 +60,7 @@ type Decision struct {
 // The emulated machine (rule 5) is the engine's business: it needs the
 // cluster's other hosts.
 func Admit(h HostCPU, c ClusterCPU) Decision {
-	hostCA, archErr := ClusterArch(h.Arch)
+	hostCA, archErr := archspec.ClusterArch(h.Arch)
 	best, ok := BestFor(h.Arch, h.Flags)
 	if !ok {
 		// A host whose flags match another architecture's types is still
@@ -74,7 +75,7 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 	}
 	d := Decision{Best: best}
 	if c.Arch != arch.Unknown {
-		clusterCA, err := ClusterArch(c.Arch)
+		clusterCA, err := archspec.ClusterArch(c.Arch)
 		if err != nil {
 			clusterCA = c.Arch
 		}

@@ -5,9 +5,10 @@
 // A host reports a flag list: its real CPU flags, a vendor marker
 // ("powernv" on POWER, which prints no flags) and one "model_X" entry per
 // libvirt CPU model it can run. A host supports a CPU type when every flag
-// the type requires is in that list. Within a vendor group (marker flag vmx
-// for Intel, svm for AMD, powernv for IBM POWER, sie for IBM Z, asimd for
-// ARM) a host's best CPU type is the highest level whose flags it all has.
+// the type requires is in that list. Within a vendor group (archspec's
+// vendors and their marker flags: vmx for Intel, svm for AMD, powernv for
+// IBM POWER, sie for IBM Z, asimd for ARM) a host's best CPU type is the
+// highest level whose flags it all has.
 //
 // Flags are compared in a canonical spelling (lower case, '-' and '_' alike:
 // libvirt says md-clear where Linux says md_clear), after adding what the
@@ -63,7 +64,7 @@ type Group struct {
 func (t Type) API() engineapi.CPUType {
 	t = cloneType(t)
 	return engineapi.CPUType{Level: t.Level, Name: t.Name, Flags: t.Flags, Model: t.Model, Features: t.Features,
-		Mode: t.Mode, Arch: string(t.Arch), Vendor: t.Vendor}
+		Mode: t.Mode, Arch: t.Arch, Vendor: t.Vendor}
 }
 
 // APITypes is API of every type of a list.
@@ -78,28 +79,17 @@ func APITypes(ts []Type) []engineapi.CPUType {
 // IsZero reports whether t is the zero Type (no type).
 func (t Type) IsZero() bool { return t.Name == "" }
 
-// Groups lists the vendor groups, in table order.
+// Groups lists the vendor groups, in archspec.Vendors order.
 func Groups() []Group { return append([]Group(nil), groups...) }
 
 // All lists every CPU type, ordered by architecture, vendor group and level.
 func All() []Type { return clone(catalog) }
 
-// ClusterArch maps a host or guest architecture (or alias) to the
-// architecture of the cluster it belongs to (ppc64le → ppc64), as archspec
-// says. It fails for an architecture polyvirt has no rules for.
-func ClusterArch(a arch.Arch) (arch.Arch, error) {
-	s, err := archspec.For(a)
-	if err != nil {
-		return arch.Unknown, err
-	}
-	return s.ClusterArch, nil
-}
-
 // Types lists the CPU types of the cluster architecture of a (ppc64le and
 // ppc64 both give the POWER types), ordered by vendor group and level. An
 // architecture without rules, or without types, gives none.
 func Types(a arch.Arch) []Type {
-	ca, err := ClusterArch(a)
+	ca, err := archspec.ClusterArch(a)
 	if err != nil {
 		return nil
 	}
@@ -145,7 +135,7 @@ func Find(a arch.Arch, name string) (Type, error) {
 		return Type{}, fmt.Errorf("unknown CPU type %q (see `polyvirt cpu-types`)", name)
 	}
 	if a != arch.Unknown {
-		ca, err := ClusterArch(a)
+		ca, err := archspec.ClusterArch(a)
 		if err != nil {
 			return Type{}, err
 		}

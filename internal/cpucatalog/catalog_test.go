@@ -11,6 +11,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 )
 
 // Flag lists of real and fake hosts, as `polyvirt caps` reports them
@@ -279,7 +280,7 @@ func TestTableIntegrity(t *testing.T) {
 		if ty.Flags[0] != g.Marker {
 			t.Errorf("%s: first flag %q, want the marker %q", ty.Name, ty.Flags[0], g.Marker)
 		}
-		if ca, err := ClusterArch(ty.Arch); err != nil || ca != ty.Arch {
+		if ca, err := archspec.ClusterArch(ty.Arch); err != nil || ca != ty.Arch {
 			t.Errorf("%s: %s is not a cluster architecture (%v, %v)", ty.Name, ty.Arch, ca, err)
 		}
 		if ty.Mode == "host-passthrough" {

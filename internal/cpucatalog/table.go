@@ -1,15 +1,26 @@
 package cpucatalog
 
-import "polyvirt/internal/arch"
+import "polyvirt/internal/archspec"
 
-// The vendor groups. A host belongs to the group whose marker flag it
+// groups are the vendor groups, as archspec has them (the architectures'
+// vendor markers). A host belongs to the group whose marker flag it
 // reports; levels are compared within one group only.
-var groups = []Group{
-	{Name: "Intel", Marker: "vmx", Arch: arch.X86_64},
-	{Name: "AMD", Marker: "svm", Arch: arch.X86_64},
-	{Name: "IBM POWER", Marker: "powernv", Arch: arch.PPC64},
-	{Name: "IBM Z", Marker: "sie", Arch: arch.S390X},
-	{Name: "ARM", Marker: "asimd", Arch: arch.AArch64},
+var groups = func() []Group {
+	var out []Group
+	for _, v := range archspec.Vendors() {
+		out = append(out, Group{Name: v.Name, Marker: v.Marker, Arch: v.ClusterArch})
+	}
+	return out
+}()
+
+// vendor is the group named name; the table below names known groups only.
+func vendor(name string) Group {
+	for _, g := range groups {
+		if g.Name == name {
+			return g
+		}
+	}
+	panic("cpucatalog: no vendor group " + name + " in archspec")
 }
 
 // secure are the flags (as Linux prints them) and libvirt features of the
@@ -22,12 +33,13 @@ var (
 
 // intel builds the plain and the Secure entry of one Intel family.
 func intel(level int, family, model string, extra ...string) []Type {
-	flags := append(append([]string{"vmx", "nx"}, extra...), "model_"+model)
+	g := vendor("Intel")
+	flags := append(append([]string{g.Marker, "nx"}, extra...), "model_"+model)
 	plain := Type{Level: level, Name: "Intel " + family + " Family", Flags: flags,
-		Model: model, Arch: arch.X86_64, Vendor: "Intel"}
-	sflags := append(append(append([]string{"vmx", "nx"}, extra...), secureFlags...), "model_"+model)
+		Model: model, Arch: g.Arch, Vendor: g.Name}
+	sflags := append(append(append([]string{g.Marker, "nx"}, extra...), secureFlags...), "model_"+model)
 	secure := Type{Level: level + 1, Name: "Secure Intel " + family + " Family", Flags: sflags,
-		Model: model, Features: secureFeatures, Arch: arch.X86_64, Vendor: "Intel"}
+		Model: model, Features: secureFeatures, Arch: g.Arch, Vendor: g.Name}
 	return []Type{plain, secure}
 }
 
@@ -37,28 +49,32 @@ func intelSecure(level int, family, model, secureModel string) []Type {
 	out := intel(level, family, model)
 	s := &out[1]
 	s.Model = secureModel
-	s.Flags = append(append([]string{"vmx", "nx"}, secureFlags...), "model_"+secureModel)
+	s.Flags = append(append([]string{vendor("Intel").Marker, "nx"}, secureFlags...), "model_"+secureModel)
 	return out
 }
 
 func amd(level int, name, model string) Type {
-	return Type{Level: level, Name: name, Flags: []string{"svm", "nx", "model_" + model},
-		Model: model, Arch: arch.X86_64, Vendor: "AMD"}
+	g := vendor("AMD")
+	return Type{Level: level, Name: name, Flags: []string{g.Marker, "nx", "model_" + model},
+		Model: model, Arch: g.Arch, Vendor: g.Name}
 }
 
 func power(level int, model string) Type {
-	return Type{Level: level, Name: "IBM " + model, Flags: []string{"powernv", "model_" + model},
-		Model: model, Arch: arch.PPC64, Vendor: "IBM POWER"}
+	g := vendor("IBM POWER")
+	return Type{Level: level, Name: "IBM " + model, Flags: []string{g.Marker, "model_" + model},
+		Model: model, Arch: g.Arch, Vendor: g.Name}
 }
 
 func ibmz(level int, name, model string) Type {
-	return Type{Level: level, Name: name, Flags: []string{"sie", "model_" + model},
-		Model: model, Arch: arch.S390X, Vendor: "IBM Z"}
+	g := vendor("IBM Z")
+	return Type{Level: level, Name: name, Flags: []string{g.Marker, "model_" + model},
+		Model: model, Arch: g.Arch, Vendor: g.Name}
 }
 
 func arm(level int, name, model string) Type {
-	t := Type{Level: level, Name: name, Flags: []string{"asimd"}, Model: model,
-		Arch: arch.AArch64, Vendor: "ARM"}
+	g := vendor("ARM")
+	t := Type{Level: level, Name: name, Flags: []string{g.Marker}, Model: model,
+		Arch: g.Arch, Vendor: g.Name}
 	if model != "" {
 		t.Flags = append(t.Flags, "model_"+model)
 	}

@@ -32,7 +32,7 @@ func configureIdentity(b *builder) {
 func configureOS(b *builder) {
 	vm, s := b.vm, b.spec
 	os := &libvirtxml.DomainOS{
-		Type: &libvirtxml.DomainOSType{Arch: vm.Arch, Machine: vm.Machine, Type: "hvm"},
+		Type: &libvirtxml.DomainOSType{Arch: vm.Arch.String(), Machine: vm.Machine, Type: "hvm"},
 	}
 	if vm.Firmware == "efi" && s.Firmware.Loader {
 		os.Firmware = "efi"

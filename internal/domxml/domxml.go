@@ -13,8 +13,8 @@ package domxml
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -33,8 +33,7 @@ type Options struct {
 	// (vmspec.TCGOnly) turns it on too.
 	FakeKVM bool
 	// HostArch is the real architecture of the host in fake-KVM mode; empty
-	// means the host report's architecture, else the architecture this
-	// program runs on.
+	// means the host report's architecture (one of the two is needed).
 	HostArch arch.Arch
 	// MemoryCapMiB, when not zero, caps the memory in fake-KVM mode.
 	MemoryCapMiB uint64
@@ -122,7 +121,11 @@ func Build(v *vmspec.Valid, opts Options) (*libvirtxml.Domain, error) {
 		dom:  &libvirtxml.Domain{Devices: &libvirtxml.DomainDeviceList{}},
 	}
 	if opts.FakeKVM || vmspec.TCGOnly(v.Host()) {
-		host, err := archspec.For(fakeHostArch(v, opts))
+		ha := fakeHostArch(v, opts)
+		if ha == arch.Unknown {
+			return nil, errors.New("domxml: fake KVM needs the real host's architecture (Options.HostArch, or a host report)")
+		}
+		host, err := archspec.For(ha)
 		if err != nil {
 			return nil, fmt.Errorf("fake KVM: host: %v", err)
 		}
@@ -136,16 +139,12 @@ func Build(v *vmspec.Valid, opts Options) (*libvirtxml.Domain, error) {
 }
 
 // fakeHostArch is the real architecture of a fake-KVM host: the option's,
-// else the host report's, else the one this program runs on.
+// else the host report's.
 func fakeHostArch(v *vmspec.Valid, opts Options) arch.Arch {
-	host := opts.HostArch
-	if host == arch.Unknown && v.Host() != nil {
-		host, _ = arch.Parse(v.Host().Arch)
+	if opts.HostArch == arch.Unknown && v.Host() != nil {
+		return v.Host().Arch
 	}
-	if host == arch.Unknown {
-		host = arch.FromGOARCH(runtime.GOARCH)
-	}
-	return host
+	return opts.HostArch
 }
 
 // Render is Build followed by the XML text.

@@ -58,7 +58,7 @@ func Retarget(in *vmspec.VM, to *archspec.Spec) *vmspec.VM {
 		return in.Clone()
 	}
 	vm := in.Clone()
-	vm.Arch, vm.Machine = string(to.Arch), to.Machine.Default
+	vm.Arch, vm.Machine = to.Arch, to.Machine.Default
 	if !to.FirmwareAllowed(vm.Firmware) {
 		vm.Firmware = to.DefaultFirmware()
 	}

@@ -232,9 +232,9 @@ func TestFakeKVMSettings(t *testing.T) {
 	}
 	for _, c := range cases {
 		name := fmt.Sprintf("%s VM on a %s host, cap %d", c.vm, c.host, c.capMiB)
-		in := completed(t, &vmspec.VM{Name: "v", Arch: string(c.vm)})
+		in := completed(t, &vmspec.VM{Name: "v", Arch: c.vm})
 		vm, s, set := fakeKVM(in, spec(t, c.vm), spec(t, c.host), c.capMiB)
-		if s.Arch != c.wantArch || vm.Arch != string(c.wantArch) {
+		if s.Arch != c.wantArch || vm.Arch != c.wantArch {
 			t.Errorf("%s: built for %s (definition %s), want %s", name, s.Arch, vm.Arch, c.wantArch)
 		}
 		if (vm == in) == c.want.libvirtAddresses {
@@ -266,7 +266,7 @@ func TestFakeKVMMemory(t *testing.T) {
 		{"retargeted onto the POWER granule", arch.X86_64, 1000, 0, Options{FakeKVM: true, HostArch: arch.PPC64LE}, mem{1024, 1024, 0, 0}},
 	}
 	for _, c := range cases {
-		v, err := vmspec.Validate(&vmspec.VM{Name: "m", Arch: string(c.vm), Memory: &vmspec.Memory{SizeMiB: c.size, MaxMiB: c.max}}, vmspec.Options{})
+		v, err := vmspec.Validate(&vmspec.VM{Name: "m", Arch: c.vm, Memory: &vmspec.Memory{SizeMiB: c.size, MaxMiB: c.max}}, vmspec.Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -73,7 +73,7 @@ func FuzzRetarget(f *testing.F) {
 			if diff := cmp.Diff(before, v.VM()); diff != "" {
 				t.Fatalf("%s: Retarget changed its input:\n%s", a, diff)
 			}
-			if out.Arch != string(a) || out.Name != before.Name || len(out.Disks) > len(before.Disks) {
+			if out.Arch != a || out.Name != before.Name || len(out.Disks) > len(before.Disks) {
 				t.Fatalf("%s: %+v", a, out)
 			}
 			b := &builder{vm: out, spec: to, set: settings{domainType: domainTCG, tcg: true, libvirtAddresses: true},

@@ -27,7 +27,7 @@ func randomVM(r *rand.Rand, i int) *vmspec.VM {
 	}
 	vm := &vmspec.VM{
 		Name:    fmt.Sprintf("rnd-%d", i),
-		Arch:    a,
+		Arch:    arch.Arch(a),
 		Machine: pick("", s.Machine.Default, s.Machine.Default+"-7.2", "pc"),
 	}
 	if r.Intn(2) == 0 {

@@ -30,16 +30,9 @@ func factsFromReport(doc []byte) (hostFacts, error) {
 	if err := json.Unmarshal(doc, &r); err != nil {
 		return hostFacts{}, fmt.Errorf("capabilities report: %v", err)
 	}
-	name := r.EffectiveArch
-	if name == "" {
-		name = r.Arch
-	}
-	a, err := arch.Parse(name)
-	if err != nil {
-		// Unknown to polyvirt: admission refuses it by its CPU type.
-		a = arch.Arch(name)
-	}
-	return hostFacts{Arch: a, CPUModel: r.CPU.Model, Flags: r.CPU.Flags, Machines: r.Virt.EmulatedMachines}, nil
+	// An architecture unknown to polyvirt stays as the report writes it:
+	// admission refuses it by its CPU type.
+	return hostFacts{Arch: r.Effective(), CPUModel: r.CPU.Model, Flags: r.CPU.Flags, Machines: r.Virt.EmulatedMachines}, nil
 }
 
 // admission is the outcome of admitting a host into its cluster.
@@ -81,7 +74,7 @@ func admit(hostName string, f hostFacts, c store.Cluster) admission {
 	if d.SetCPUType != "" {
 		if nc.Arch == arch.Unknown {
 			nc.Arch = d.SetArch
-			changes = append(changes, "architecture "+string(d.SetArch))
+			changes = append(changes, "architecture "+d.SetArch.String())
 		}
 		nc.CPUType = d.SetCPUType
 		changes = append(changes, "CPU type "+d.SetCPUType)

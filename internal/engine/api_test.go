@@ -23,6 +23,7 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/enroll"
+	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 	"polyvirt/internal/pki"
 )
@@ -177,7 +178,7 @@ func TestClusterAPI(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := te.admin.CreateCluster(ctx, tc.req)
-			got := want{Arch: c.Arch, CPUType: c.CPUType, Candidates: c.EmulatedMachineCandidates, Err: errOf(err)}
+			got := want{Arch: c.Arch.String(), CPUType: c.CPUType, Candidates: c.EmulatedMachineCandidates, Err: errOf(err)}
 			if err != nil {
 				got.Candidates = tc.want.Candidates
 			}
@@ -197,7 +198,7 @@ func TestClusterAPI(t *testing.T) {
 		t.Errorf("unknown field: %d %+v, want the field named", st, eb)
 	}
 	// Update and delete.
-	c, err := te.admin.UpdateCluster(ctx, "later", engineapi.ClusterUpdate{Arch: ptr("s390x")})
+	c, err := te.admin.UpdateCluster(ctx, "later", engineapi.ClusterUpdate{Arch: ptr(arch.S390X)})
 	if err != nil || c.Arch != "s390x" || len(c.EmulatedMachineCandidates) == 0 {
 		t.Errorf("set the arch of an empty cluster: %+v %v", c, err)
 	}
@@ -210,7 +211,7 @@ func TestClusterAPI(t *testing.T) {
 	if _, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "h1", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Arch: ptr("x86_64")}); errOf(err) != (apiErr{409, api.CodeClusterArchInUse, "arch"}) {
+	if _, err := te.admin.UpdateCluster(ctx, "power", engineapi.ClusterUpdate{Arch: ptr(arch.X86_64)}); errOf(err) != (apiErr{409, api.CodeClusterArchInUse, "arch"}) {
 		t.Errorf("change the arch of a cluster with hosts: %v", err)
 	}
 	if err := te.admin.DeleteCluster(ctx, "power"); errOf(err).Code != api.CodeInUse {

@@ -23,7 +23,7 @@ func clusterView(c store.Cluster, counts map[string]int) engineapi.Cluster {
 	if counts == nil {
 		counts = map[string]int{}
 	}
-	v := engineapi.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: string(c.Arch), CPUType: c.CPUType,
+	v := engineapi.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: c.Arch, CPUType: c.CPUType,
 		EmulatedMachineCandidates: c.EmulatedMachineCandidates, EmulatedMachine: c.EmulatedMachine,
 		MigrationPolicy: c.MigrationPolicy, Hosts: counts, Version: c.Version, Created: c.Created, Updated: c.Updated}
 	if t, ok := cpucatalog.Lookup(c.CPUType); ok {
@@ -82,29 +82,20 @@ func (e *Engine) getCluster(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
 }
 
-// clusterArch reads a requested architecture as a cluster architecture
+// clusterArch turns a requested architecture into a cluster architecture
 // (ppc64le, ppc64el, ppc64 → ppc64).
-func clusterArch(name string) (arch.Arch, error) {
-	a, err := arch.Parse(name)
-	if err != nil {
+func clusterArch(a arch.Arch) (arch.Arch, error) {
+	if err := a.Check(); err != nil {
 		return arch.Unknown, invalidField("arch", "%v", err)
 	}
-	ca, err := cpucatalog.ClusterArch(a)
+	ca, err := archspec.ClusterArch(a)
 	if err != nil {
 		return arch.Unknown, invalidField("arch", "architecture %s: %v", a, err)
 	}
 	if len(cpucatalog.Types(ca)) == 0 {
-		return arch.Unknown, invalidField("arch", "architecture %s has no cluster CPU types (there are for %s)", ca, archList(cpucatalog.Arches()))
+		return arch.Unknown, invalidField("arch", "architecture %s has no cluster CPU types (there are for %s)", ca, arch.Join(cpucatalog.Arches(), ", "))
 	}
 	return ca, nil
-}
-
-func archList(as []arch.Arch) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = string(a)
-	}
-	return strings.Join(s, ", ")
 }
 
 func checkCandidates(l []string) error {
@@ -182,7 +173,7 @@ func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
 }
 
 func clusterSummary(c store.Cluster) string {
-	a, t := string(c.Arch), c.CPUType
+	a, t := c.Arch.String(), c.CPUType
 	if a == "" {
 		a = "(set by its first host)"
 	}
@@ -230,7 +221,7 @@ func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if a != c.Arch {
-			changes = append(changes, fmt.Sprintf("architecture %s → %s", orNone(string(c.Arch)), a))
+			changes = append(changes, fmt.Sprintf("architecture %s → %s", orNone(c.Arch.String()), a))
 			c.Arch = a
 			// Another architecture: its own CPU types and machines.
 			if t, ok := cpucatalog.Lookup(c.CPUType); !ok || t.Arch != a {

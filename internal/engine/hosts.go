@@ -14,7 +14,8 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/enroll"
-	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/store"
 )
 
@@ -26,7 +27,7 @@ const (
 
 func hostView(h store.Host, cluster string) engineapi.Host {
 	v := engineapi.Host{ID: h.ID, Name: h.Name, Address: h.Address, ClusterID: h.ClusterID, Cluster: cluster,
-		Status: string(h.Status), StatusCode: h.StatusCode, StatusMessage: h.StatusMessage, Arch: string(h.Arch),
+		Status: string(h.Status), StatusCode: h.StatusCode, StatusMessage: h.StatusMessage, Arch: h.Arch,
 		CPUModel: h.CPUModel, CPUType: h.CPUType, CPULevel: h.CPULevel, CPUFlags: h.CPUFlags,
 		EmulatedMachines: h.EmulatedMachines, Enrolled: h.CertFingerprint != "", CertFingerprint: h.CertFingerprint,
 		CertSerial: h.CertSerial, JoinTokenExpires: h.JoinTokenExpires, JoinTokenUsed: h.JoinTokenUsed,
@@ -483,10 +484,10 @@ func (e *Engine) updateHost(w http.ResponseWriter, r *http.Request) error {
 // checkMoveArch refuses to move a host to a cluster of another
 // architecture (ACTION_TYPE_FAILED_VDS_CLUSTER_DIFFERENT_ARCHITECTURES).
 func checkMoveArch(h store.Host, target store.Cluster) error {
-	if h.Arch == "" || target.Arch == "" {
+	if h.Arch == arch.Unknown || target.Arch == arch.Unknown {
 		return nil
 	}
-	ha, err := cpucatalog.ClusterArch(h.Arch)
+	ha, err := archspec.ClusterArch(h.Arch)
 	if err != nil || ha != target.Arch {
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeHostClusterArch, Field: "cluster",
 			Message: fmt.Sprintf("Cannot move host %s to cluster %s: the host has architecture %s and the cluster has architecture %s.",

@@ -76,7 +76,7 @@ func TestMonitorAdmission(t *testing.T) {
 		{"p8", "ppc64", "IBM POWER8", "pseries-7.2"}, {"any", "x86_64", "Secure Intel Cascadelake Server Family", "pc-q35-7.2"},
 	} {
 		cl, err := te.admin.Cluster(ctx, c.name)
-		if err != nil || cl.Arch != c.arch || cl.CPUType != c.cpu || cl.EmulatedMachine != c.machine {
+		if err != nil || cl.Arch.String() != c.arch || cl.CPUType != c.cpu || cl.EmulatedMachine != c.machine {
 			t.Errorf("cluster %s: arch %s, CPU %s, machine %s (%v); want %+v", c.name, cl.Arch, cl.CPUType, cl.EmulatedMachine, err, c)
 		}
 	}

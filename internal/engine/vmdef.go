@@ -17,37 +17,12 @@ import (
 	"polyvirt/internal/vmspec"
 )
 
-// clusterGuestArches are the guest architectures the hosts of a cluster
-// of architecture ca run natively: every architecture whose cluster
-// architecture is ca contributes its guests (a ppc64 cluster runs ppc64le
-// and ppc64 VMs).
-func clusterGuestArches(ca arch.Arch) []arch.Arch {
-	var out []arch.Arch
-	for _, a := range archspec.Arches() {
-		s, err := archspec.For(a)
-		if err != nil || s.ClusterArch != ca {
-			continue
-		}
-		for _, g := range s.GuestArches {
-			if !slices.Contains(out, g) {
-				out = append(out, g)
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
 // orList writes "a", "a or b", "a, b or c".
 func orList(as []arch.Arch) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = string(a)
+	if len(as) < 2 {
+		return arch.Join(as, "")
 	}
-	if len(s) < 2 {
-		return strings.Join(s, "")
-	}
-	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+	return arch.Join(as[:len(as)-1], ", ") + " or " + as[len(as)-1].String()
 }
 
 // definitionError is a refused definition: every violation, as one
@@ -82,8 +57,8 @@ type vmSizes struct {
 // sizesOf reads the sizes of a stored (completed) definition.
 func sizesOf(def json.RawMessage) (vmSizes, error) {
 	var d struct {
-		Arch    string `json:"arch"`
-		Machine string `json:"machine"`
+		Arch    arch.Arch `json:"arch"`
+		Machine string    `json:"machine"`
 		CPU     *struct {
 			Sockets, Cores, Threads int
 			Model                   string `json:"model"`
@@ -95,10 +70,7 @@ func sizesOf(def json.RawMessage) (vmSizes, error) {
 	if err := json.Unmarshal(def, &d); err != nil {
 		return vmSizes{}, fmt.Errorf("the stored definition: %v", err)
 	}
-	s := vmSizes{Arch: arch.Arch(d.Arch), Machine: d.Machine, VCPUs: 1}
-	if a, err := arch.Parse(d.Arch); err == nil {
-		s.Arch = a
-	}
+	s := vmSizes{Arch: d.Arch, Machine: d.Machine, VCPUs: 1}
 	if d.CPU != nil {
 		s.VCPUs = max(d.CPU.Sockets, 1) * max(d.CPU.Cores, 1) * max(d.CPU.Threads, 1)
 		s.CPUModel = d.CPU.Model
@@ -156,12 +128,12 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 	vm := def.Clone()
 	vm.UUID = id
 	var errs api.Errors
-	guests := clusterGuestArches(c.Arch)
+	guests := archspec.ClusterGuestArches(c.Arch)
 	var vmArch arch.Arch
-	if vm.Arch == "" {
+	if vm.Arch == arch.Unknown {
 		for _, a := range hosts.Arches {
-			if s, err := archspec.For(a); err == nil && slices.Contains(guests, a) {
-				vmArch = s.Arch
+			if archspec.ClusterRunsNatively(c.Arch, a) {
+				vmArch = a
 				break
 			}
 		}
@@ -169,19 +141,19 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 			errs = append(errs, &api.Error{Code: api.CodeArchRequired, Field: "arch",
 				Message: fmt.Sprintf("cluster %s has no host to take the architecture from; give arch %s", c.Name, orList(guests))})
 		}
-		vm.Arch = string(vmArch)
-	} else if a, err := arch.Parse(vm.Arch); err == nil {
+		vm.Arch = vmArch
+	} else if a := vm.Arch; a.Known() {
 		vmArch = a
-		if !slices.Contains(guests, a) {
+		if !archspec.ClusterRunsNatively(c.Arch, a) {
 			errs = append(errs, &api.Error{Code: api.CodeVMClusterArch, Field: "arch",
 				Message: fmt.Sprintf("a %s VM cannot be in cluster %s, whose architecture is %s; choose a cluster of %s hosts, or give arch %s",
 					a, c.Name, c.Arch, a, orList(guests))})
 		}
 	}
-	if ct, ok := cpucatalog.Lookup(c.CPUType); ok && vmArch != arch.Unknown && slices.Contains(guests, vmArch) {
+	inCluster := archspec.ClusterRunsNatively(c.Arch, vmArch)
+	if ct, ok := cpucatalog.Lookup(c.CPUType); ok && inCluster {
 		checkCPUForCluster(vm, ct, vmArch, &errs)
 	}
-	inCluster := vmArch != arch.Unknown && slices.Contains(guests, vmArch)
 	if vm.Machine == "" {
 		if inCluster {
 			vm.Machine = c.EmulatedMachine

@@ -15,6 +15,8 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
@@ -134,7 +136,7 @@ func vmView(v store.VM, n names) engineapi.VM {
 		LastHostID: v.LastHostID, LastHost: n.hosts[v.LastHostID], HA: v.HA, Definition: v.Definition,
 		StateChanged: v.StateChanged, Version: v.Version, Created: v.Created, Updated: v.Updated}
 	if sz, err := sizesOf(v.Definition); err == nil {
-		out.Arch, out.MemoryMiB, out.VCPUs, out.CPUModel, out.Machine = string(sz.Arch), sz.MemoryMiB, sz.VCPUs, sz.CPUModel, sz.Machine
+		out.Arch, out.MemoryMiB, out.VCPUs, out.CPUModel, out.Machine = sz.Arch, sz.MemoryMiB, sz.VCPUs, sz.CPUModel, sz.Machine
 	}
 	if len(out.Definition) == 0 {
 		out.Definition = json.RawMessage("{}")
@@ -502,14 +504,12 @@ func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 // checkVMMoveArch refuses to move a VM to a cluster of another
 // architecture (ACTION_TYPE_FAILED_VM_CLUSTER_DIFFERENT_ARCHITECTURES).
 func checkVMMoveArch(v store.VM, def *vmspec.VM, target store.Cluster) error {
-	if target.Arch == "" {
+	if target.Arch == arch.Unknown {
 		return &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
 			Message: fmt.Sprintf("Cannot move VM %s to cluster %s: the cluster has no architecture yet.", v.Name, target.Name)}
 	}
-	for _, a := range clusterGuestArches(target.Arch) {
-		if string(a) == def.Arch {
-			return nil
-		}
+	if archspec.ClusterRunsNatively(target.Arch, def.Arch) {
+		return nil
 	}
 	return &api.Error{Status: http.StatusConflict, Code: api.CodeVMClusterArch, Field: "cluster",
 		Message: fmt.Sprintf("Cannot move VM %s to cluster %s: the VM has architecture %s and the cluster has architecture %s.",

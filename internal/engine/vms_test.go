@@ -14,7 +14,6 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
-	"polyvirt/internal/arch"
 	"polyvirt/internal/client"
 	"polyvirt/internal/store"
 )
@@ -72,7 +71,7 @@ func TestVMDefinitionAgainstCluster(t *testing.T) {
 	// Defaults from the cluster: architecture of its hosts, CPU model of
 	// its CPU type, its machine.
 	v := l.create(t, "plain", "power", "name: plain\n", false, "")
-	got := [5]string{v.Arch, v.CPUModel, v.Machine, v.State, v.Cluster}
+	got := [5]string{v.Arch.String(), v.CPUModel, v.Machine, v.State, v.Cluster}
 	if diff := cmp.Diff([5]string{"ppc64le", "POWER8", power.EmulatedMachine, "Down", "power"}, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
@@ -703,18 +702,5 @@ func TestRestartsHA(t *testing.T) {
 		if got := restartsHA(tc.ha, tc.was, tc.o); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
-	}
-}
-
-func TestClusterGuestArches(t *testing.T) {
-	got := map[string][]string{}
-	for _, a := range []string{"ppc64", "x86_64", "s390x", "aarch64"} {
-		for _, g := range clusterGuestArches(arch.Arch(a)) {
-			got[a] = append(got[a], string(g))
-		}
-	}
-	want := map[string][]string{"ppc64": {"ppc64", "ppc64le"}, "x86_64": {"i686", "x86_64"}, "s390x": {"s390x"}, "aarch64": {"aarch64"}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

@@ -243,10 +243,10 @@ func (m *Manager) begin(step string) (func(), error) {
 }
 
 func archName(a arch.Arch) string {
-	if a == "" {
+	if a == arch.Unknown {
 		return "an unknown architecture"
 	}
-	return string(a)
+	return a.String()
 }
 
 func who(w string) string {

@@ -1,6 +1,7 @@
 package hostinfo
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"slices"
@@ -168,4 +169,19 @@ func DeriveThreadsPerSubcore(a arch.Arch, cpu CPU, threadsPerCore, subcoresPerCo
 		return threadsPerCore / subcoresPerCore
 	}
 	return 0
+}
+
+// DetectArch is the architecture of the host whose root is fsys, as Read
+// finds it, with its source ("kernel", "cpuinfo", ...). Nothing under the
+// root telling it is an error.
+func DetectArch(fsys fs.FS) (arch.Arch, string, error) {
+	h, err := Read(fsys, Options{})
+	if err != nil {
+		return arch.Unknown, "", err
+	}
+	if h.Arch == arch.Unknown {
+		return arch.Unknown, h.ArchSource, fmt.Errorf("hostinfo: nothing under the root tells the architecture (%s, %s, %s, %s)",
+			KernelArchPath, CPUInfoPath, DeviceTreePath, SysinfoPath)
+	}
+	return h.Arch, h.ArchSource, nil
 }

@@ -57,3 +57,26 @@ func with(m fstest.MapFS, name string, data []byte) fstest.MapFS {
 	out[name] = &fstest.MapFile{Data: data}
 	return out
 }
+
+func TestDetectArch(t *testing.T) {
+	cases := []struct {
+		name   string
+		fsys   fstest.MapFS
+		arch   arch.Arch
+		source string
+		err    bool
+	}{
+		{"kernel uname", with(fixturePowerNVP8(), KernelArchPath, []byte("ppc64le\n")), arch.PPC64LE, "kernel", false},
+		{"x86 cpuinfo", fixtureX86DMI(), arch.X86_64, "cpuinfo", false},
+		{"nothing tells", fstest.MapFS{MeminfoPath: {Data: []byte("MemTotal: 1 kB\n")}}, arch.Unknown, "none", true},
+		{"nothing at all", fstest.MapFS{}, arch.Unknown, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, source, err := DetectArch(c.fsys)
+			if a != c.arch || source != c.source || (err != nil) != c.err {
+				t.Errorf("DetectArch = %q from %q, %v; want %q from %q (error %v)", a, source, err, c.arch, c.source, c.err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"libvirt.org/go/libvirtxml"
 
+	"polyvirt/internal/arch"
 	"polyvirt/internal/domxml"
 	"polyvirt/internal/vmspec"
 )
@@ -37,13 +38,13 @@ func TestFromDomainMatchesDefinition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, fake := range []bool{false, true} {
-				dom, err := domxml.Build(v, domxml.Options{FakeKVM: fake})
+			for _, opts := range []domxml.Options{{}, {FakeKVM: true, HostArch: arch.X86_64}} {
+				dom, err := domxml.Build(v, opts)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(FromDefinition(v.VM()), FromDomain(dom)); diff != "" {
-					t.Errorf("fake %v: definition (-) and domain (+) differ:\n%s", fake, diff)
+					t.Errorf("fake %v on %s: definition (-) and domain (+) differ:\n%s", opts.FakeKVM, opts.HostArch, diff)
 				}
 			}
 		})

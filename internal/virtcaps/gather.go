@@ -158,7 +158,7 @@ func Gather(ctx context.Context, conn libvirtconn.Conn, opts GatherOptions) (*Li
 					return
 				}
 				defer func() { <-sem }()
-				doc, err := conn.DomainCapabilities(ctx, e.Emulator, string(e.Arch), "", e.DomainType)
+				doc, err := conn.DomainCapabilities(ctx, e.Emulator, e.Arch.String(), "", e.DomainType)
 				if err != nil {
 					e.Err = fmt.Sprintf("domcapabilities for %s (%s, %s): %v", e.Arch, e.DomainType, e.Emulator, err)
 					return

@@ -35,7 +35,7 @@ func ParseHostCaps(data []byte) (*hostreport.Report, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("host capabilities: %v", err)
 	}
-	if r.Arch == "" && r.EffectiveArch == "" {
+	if r.Effective() == arch.Unknown {
 		return nil, fmt.Errorf("host capabilities: no arch or effectiveArch; is this a `polyvirt caps -o json` report?")
 	}
 	return &r, nil
@@ -57,7 +57,7 @@ func offerFor(h *hostreport.Report, a arch.Arch) (hostOffer, bool) {
 	var o hostOffer
 	found := false
 	for _, g := range h.Virt.Guests {
-		if ga, err := arch.Parse(g.Arch); err == nil && ga == a {
+		if g.Arch == a {
 			found = true
 			o.machines = append(o.machines, g.Machines...)
 			o.models = append(o.models, g.CPUModels...)
@@ -66,7 +66,7 @@ func offerFor(h *hostreport.Report, a arch.Arch) (hostOffer, bool) {
 			o.diskBuses = append(o.diskBuses, g.DiskBuses...)
 		}
 	}
-	if eff, err := arch.Parse(firstNonEmpty(h.EffectiveArch, h.Arch)); err == nil && eff == a {
+	if h.Effective() == a {
 		found = true
 		v := h.Virt
 		o.machines = append(o.machines, v.EmulatedMachines...)
@@ -80,16 +80,19 @@ func offerFor(h *hostreport.Report, a arch.Arch) (hostOffer, bool) {
 
 // checkHost checks a completed definition against a host's report.
 func checkHost(vm *VM, spec *archspec.Spec, h *hostreport.Report, errs *api.Errors) {
-	effName := firstNonEmpty(h.EffectiveArch, h.Arch)
-	eff, err := archspec.Lookup(effName)
+	effArch := h.Effective()
+	eff, err := archspec.For(effArch)
 	if err != nil {
-		errs.Add(api.CodeHostCaps, "", "the host report's architecture %q is unknown: %v", clip(effName), err)
+		if cerr := effArch.Check(); cerr != nil {
+			err = cerr
+		}
+		errs.Add(api.CodeHostCaps, "", "the host report's architecture %q is unknown: %v", clip(effArch.String()), err)
 		return
 	}
 	offer, listed := offerFor(h, spec.Arch)
-	if !eff.RunsNatively(spec.Arch) && !(TCGOnly(h) && listed) {
+	if !eff.RunsAtAll(spec.Arch, TCGOnly(h), listed) {
 		errs.Add(api.CodeHostArch, "arch", "the host runs %s guests (%s) and cannot run a %s VM; choose a host of that architecture",
-			eff.Arch, archList(eff.GuestArches), spec.Arch)
+			eff.Arch, arch.Join(eff.GuestArches, ", "), spec.Arch)
 		return
 	}
 	if len(offer.machines) > 0 && !contains(offer.machines, vm.Machine) {
@@ -170,14 +173,6 @@ func intersect(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-func archList(as []arch.Arch) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = string(a)
-	}
-	return strings.Join(s, ", ")
 }
 
 // shortList names at most eight entries.

@@ -158,23 +158,22 @@ func canonicalUUID(s string) string {
 // resolveArch settles the architecture: the definition's, else the
 // option's, else the host's effective one.
 func resolveArch(vm *VM, opts Options, errs *api.Errors) *archspec.Spec {
-	name := vm.Arch
-	if name == "" && opts.Arch != arch.Unknown {
-		name = string(opts.Arch)
+	a := vm.Arch
+	if a == arch.Unknown {
+		a = opts.Arch
 	}
-	if name == "" && opts.Host != nil {
-		name = firstNonEmpty(opts.Host.EffectiveArch, opts.Host.Arch)
+	if a == arch.Unknown && opts.Host != nil {
+		a = opts.Host.Effective()
 	}
-	if name == "" {
+	if a == arch.Unknown {
 		errs.Add(api.CodeArchRequired, "arch", "the VM has no architecture; name one (%s), or pass --arch", knownArches())
 		return nil
 	}
-	a, err := arch.Parse(name)
-	if err != nil {
-		errs.Add(api.CodeArchUnknown, "arch", "unknown architecture %q; use one of %s", clip(name), knownArches())
+	if !a.Known() {
+		errs.Add(api.CodeArchUnknown, "arch", "unknown architecture %q; use one of %s", clip(a.String()), knownArches())
 		return nil
 	}
-	if opts.Arch != arch.Unknown && vm.Arch != "" && a != opts.Arch {
+	if opts.Arch != arch.Unknown && vm.Arch != arch.Unknown && a != opts.Arch {
 		errs.Add(api.CodeArchConflict, "arch", "the definition is for %s but %s was asked for; remove one of them", a, opts.Arch)
 		return nil
 	}
@@ -183,17 +182,11 @@ func resolveArch(vm *VM, opts Options, errs *api.Errors) *archspec.Spec {
 		errs.Add(api.CodeArchUnknown, "arch", "polyvirt has no rules for %s; use one of %s", a, knownArches())
 		return nil
 	}
-	vm.Arch = string(a)
+	vm.Arch = a
 	return spec
 }
 
-func knownArches() string {
-	var names []string
-	for _, a := range archspec.Arches() {
-		names = append(names, string(a))
-	}
-	return strings.Join(names, ", ")
-}
+func knownArches() string { return arch.Join(archspec.Arches(), ", ") }
 
 // checkPaths checks the host paths: absolute, no "..", clean.
 func checkPaths(vm *VM, errs *api.Errors) {

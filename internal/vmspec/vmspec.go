@@ -8,6 +8,8 @@
 // docs/vm-definition.md.
 package vmspec
 
+import "polyvirt/internal/arch"
+
 // VM is one VM definition. Every field but the name is optional: Validate
 // fills in the architecture's defaults.
 type VM struct {
@@ -19,7 +21,7 @@ type VM struct {
 	UUID string `json:"uuid,omitempty"`
 	// Arch is the guest architecture (x86_64, ppc64le, ppc64, aarch64,
 	// s390x, or an alias such as amd64 or ppc64el).
-	Arch string `json:"arch,omitempty"`
+	Arch arch.Arch `json:"arch,omitempty"`
 	// OSType is the guest operating system type: linux, windows, other.
 	OSType string `json:"osType,omitempty"`
 	// Machine is the emulated machine (q35, pc-i440fx-7.2, pseries, ...).

@@ -289,14 +289,14 @@ func snapshot(t *testing.T, ctx context.Context, api *client.Client) engineState
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		s.state["cluster "+c.Name] = strings.Join([]string{c.ID, c.Arch, c.CPUType, c.EmulatedMachine}, " ")
+		s.state["cluster "+c.Name] = strings.Join([]string{c.ID, c.Arch.String(), c.CPUType, c.EmulatedMachine}, " ")
 	}
 	hs, err := api.Hosts(ctx, client.HostFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range hs {
-		s.state["host "+h.Name] = strings.Join([]string{h.ID, h.Cluster, h.Status, h.StatusCode, h.Arch, h.CPUType, h.CertFingerprint}, " ")
+		s.state["host "+h.Name] = strings.Join([]string{h.ID, h.Cluster, h.Status, h.StatusCode, h.Arch.String(), h.CPUType, h.CertFingerprint}, " ")
 		s.lastSeen[h.Name] = h.LastSeen
 	}
 	us, err := api.Users(ctx)

@@ -6,6 +6,7 @@ package agentapi
 
 import (
 	"encoding/json"
+	"polyvirt/internal/arch"
 	"time"
 )
 
@@ -26,9 +27,9 @@ const (
 
 // VM is a VM as an agent reports it.
 type VM struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	Arch string `json:"arch"`
+	ID   string    `json:"id"`
+	Name string    `json:"name"`
+	Arch arch.Arch `json:"arch"`
 	// State and Reason are libvirt's state and its reason ("booted",
 	// "destroyed", "shutdown", "crashed", ...).
 	State  VMState `json:"state"`

@@ -7,6 +7,7 @@ package engineapi
 
 import (
 	"encoding/json"
+	"polyvirt/internal/arch"
 	"time"
 )
 
@@ -63,7 +64,7 @@ type Cluster struct {
 	Description string `json:"description,omitempty"`
 	// Arch is the cluster architecture (ppc64 for POWER), "" until set by
 	// the request or by the first host.
-	Arch string `json:"arch,omitempty"`
+	Arch arch.Arch `json:"arch,omitempty"`
 	// CPUType is the cluster CPU type ("IBM POWER8"), "" until set.
 	CPUType string `json:"cpuType,omitempty"`
 	// CPULevel is the CPU type's level in its vendor group.
@@ -87,7 +88,7 @@ type ClusterRequest struct {
 	Description string `json:"description,omitempty"`
 	// Arch is a host or cluster architecture or an alias (ppc64le, ppc64el
 	// and ppc64 all give ppc64); "" lets the first host set it.
-	Arch string `json:"arch,omitempty"`
+	Arch arch.Arch `json:"arch,omitempty"`
 	// CPUType must be a type of Arch (see GET /api/v1/cpu-types); "" lets
 	// the first host set it.
 	CPUType string `json:"cpuType,omitempty"`
@@ -101,12 +102,12 @@ type ClusterRequest struct {
 // ClusterUpdate changes a cluster (PATCH /api/v1/clusters/{cluster}):
 // only the fields given change.
 type ClusterUpdate struct {
-	Name                      *string   `json:"name,omitempty"`
-	Description               *string   `json:"description,omitempty"`
-	Arch                      *string   `json:"arch,omitempty"`
-	CPUType                   *string   `json:"cpuType,omitempty"`
-	EmulatedMachineCandidates *[]string `json:"emulatedMachineCandidates,omitempty"`
-	MigrationPolicy           *string   `json:"migrationPolicy,omitempty"`
+	Name                      *string    `json:"name,omitempty"`
+	Description               *string    `json:"description,omitempty"`
+	Arch                      *arch.Arch `json:"arch,omitempty"`
+	CPUType                   *string    `json:"cpuType,omitempty"`
+	EmulatedMachineCandidates *[]string  `json:"emulatedMachineCandidates,omitempty"`
+	MigrationPolicy           *string    `json:"migrationPolicy,omitempty"`
 	// Version, when set, must be the cluster's current version.
 	Version *int64 `json:"version,omitempty"`
 }
@@ -125,8 +126,8 @@ type Host struct {
 	StatusCode    string `json:"statusCode,omitempty"`
 	StatusMessage string `json:"statusMessage,omitempty"`
 	// Arch is the host's (effective) architecture: ppc64le for a POWER8.
-	Arch     string `json:"arch,omitempty"`
-	CPUModel string `json:"cpuModel,omitempty"`
+	Arch     arch.Arch `json:"arch,omitempty"`
+	CPUModel string    `json:"cpuModel,omitempty"`
 	// CPUType and CPULevel are the host's best cluster CPU type.
 	CPUType          string   `json:"cpuType,omitempty"`
 	CPULevel         int      `json:"cpuLevel,omitempty"`
@@ -237,7 +238,7 @@ type CPUType struct {
 	// "host-passthrough" for a type that runs the host's own CPU.
 	Mode string `json:"mode,omitempty"`
 	// Arch is the cluster architecture (ppc64 for every POWER host).
-	Arch string `json:"arch"`
+	Arch arch.Arch `json:"arch"`
 	// Vendor is the name of the vendor group ("Intel", "IBM POWER").
 	Vendor string `json:"vendor"`
 }

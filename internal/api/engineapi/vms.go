@@ -2,6 +2,7 @@ package engineapi
 
 import (
 	"encoding/json"
+	"polyvirt/internal/arch"
 	"time"
 )
 
@@ -15,7 +16,7 @@ type VM struct {
 	ClusterID string `json:"clusterId"`
 	Cluster   string `json:"cluster"`
 	// Arch is the guest architecture (ppc64le).
-	Arch string `json:"arch"`
+	Arch arch.Arch `json:"arch"`
 	// State is the engine's state of the VM: Down, WaitForLaunch, Up,
 	// Paused, PoweringDown, Unknown (its host does not answer), ...
 	State string `json:"state"`

@@ -10,14 +10,16 @@
 // declares it, so that its readers do not link what collecting it needs.
 package hostreport
 
+import "polyvirt/internal/arch"
+
 // Report is the host capabilities report. Its JSON field names are a
 // contract other tools rely on.
 type Report struct {
 	// Arch is the real architecture of the host.
-	Arch string `json:"arch"`
+	Arch arch.Arch `json:"arch"`
 	// EffectiveArch is the architecture the host presents for VMs: the real
 	// one, or the fake-KVM architecture.
-	EffectiveArch string `json:"effectiveArch"`
+	EffectiveArch arch.Arch `json:"effectiveArch"`
 	// FakeKVM tells whether the host runs guests in fake-KVM mode (TCG,
 	// possibly for another architecture).
 	FakeKVM bool `json:"fakeKvm"`
@@ -51,6 +53,15 @@ type HostPaths struct {
 	Kernel       []string `json:"kernel"`
 	Initrd       []string `json:"initrd"`
 	BlockDevices []string `json:"blockDevices"`
+}
+
+// Effective is the architecture the host runs VMs as: EffectiveArch, or
+// Arch in a report that does not say.
+func (r *Report) Effective() arch.Arch {
+	if r.EffectiveArch != arch.Unknown {
+		return r.EffectiveArch
+	}
+	return r.Arch
 }
 
 // Hardware is the machine's identity.
@@ -169,10 +180,10 @@ type Virt struct {
 
 // Guest is one guest architecture with its machines.
 type Guest struct {
-	Arch        string   `json:"arch"`
-	DomainTypes []string `json:"domainTypes"`
-	Emulator    string   `json:"emulator,omitempty"`
-	Machines    []string `json:"machines"`
+	Arch        arch.Arch `json:"arch"`
+	DomainTypes []string  `json:"domainTypes"`
+	Emulator    string    `json:"emulator,omitempty"`
+	Machines    []string  `json:"machines"`
 	// CPUModels, Graphics, Video and DiskBuses come from this arch's
 	// domcapabilities when they were read.
 	CPUModels []string `json:"cpuModels,omitempty"`

@@ -426,7 +426,7 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 		fail(FilterPin, api.CodeHostNotPinned, "the VM is pinned to another host")
 	}
 	if spec := f.specs[i]; spec == nil || !spec.RunsNatively(vm.Arch) {
-		fail(FilterArch, api.CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(string(h.Arch)), vm.Arch)
+		fail(FilterArch, api.CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(h.Arch.String()), vm.Arch)
 	}
 	if ct := req.Cluster.CPUType; !ct.IsZero() && !cpucatalog.AtLeast(h.CPUType, ct) {
 		if h.CPUType.IsZero() {
