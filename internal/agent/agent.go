@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -47,6 +49,17 @@ type Agent struct {
 	index *vmIndex
 	locks *keyedMutex
 	hub   *eventHub
+
+	// vmConns, health and consoles are the running VMs' own connections,
+	// QEMU gates and console drains (health.go, console.go); powerdowns the
+	// shutdowns with a time-out in progress (vms.go).
+	vmConns    *vmConns
+	health     *qemuHealth
+	consoles   *consoleHub
+	powerdowns sync.Map // VM id → *powerdown
+	// procFS is the host's /proc, where a QEMU that does not answer is
+	// found to be killed (nil: never).
+	procFS fs.FS
 
 	stats *statsKeeper
 	fw    *firmware.Manager
@@ -92,6 +105,8 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.conn = newConnManager(cfg.LibvirtURI, a.log)
+	a.initRuntime()
+	a.procFS = os.DirFS(filepath.Join(root, "proc"))
 	a.stats = newStatsKeeper(hoststats.NewSampler(os.DirFS(root)))
 	for _, d := range []string{cfg.DataDir, a.consoleDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -137,6 +152,24 @@ func decideFake(cfg Config, machine *hostinfo.Host) (bool, error) {
 	return !ok, nil
 }
 
+// initRuntime makes what the agent keeps per running VM.
+func (a *Agent) initRuntime() {
+	a.vmConns = newVMConns(a.conn)
+	a.health = newQEMUHealth()
+	a.consoles = newConsoleHub(a)
+}
+
+// forgetRuntime drops what the agent keeps for a running VM: its QEMU
+// stopped, or the VM went.
+func (a *Agent) forgetRuntime(id string) {
+	a.health.forget(id)
+	a.vmConns.drop(id)
+	a.consoles.stop(id)
+	if pd, ok := a.powerdowns.LoadAndDelete(id); ok {
+		pd.(*powerdown).cancel()
+	}
+}
+
 // HostID is the agent's host id.
 func (a *Agent) HostID() string { return a.cfg.HostID }
 
@@ -162,6 +195,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		if err := a.recover(ctx, c); err != nil {
 			a.log.Warn("recovery incomplete", "err", err)
 		}
+		a.consoles.reconcile(ctx)
 	} else {
 		a.log.Warn("libvirt is not reachable yet; retrying", "err", err)
 	}
@@ -263,9 +297,12 @@ func (a *Agent) watchCapabilities(ctx context.Context) {
 }
 
 // watchLibvirt keeps the event subscription alive: on every (re)connection
-// it recovers the VM index and subscribes to lifecycle events again.
+// it recovers the VM index (publishing what changed while libvirt was away)
+// and subscribes to lifecycle events again. A lost daemon is redialled at
+// once and then every reconnectMax at most.
 func (a *Agent) watchLibvirt(ctx context.Context) {
-	backoff := time.Second
+	backoff := reconnectMin
+	lost := false
 	for ctx.Err() == nil {
 		c, err := a.conn.get()
 		if err != nil {
@@ -274,13 +311,11 @@ func (a *Agent) watchLibvirt(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			if backoff < 15*time.Second {
-				backoff *= 2
-			}
+			backoff = min(2*backoff, reconnectMax)
 			continue
 		}
-		backoff = time.Second
-		if err := a.recover(ctx, c); err != nil {
+		backoff = reconnectMin
+		if err := a.resync(ctx, c, lost); err != nil {
 			a.log.Warn("recovery incomplete", "err", err)
 		}
 		evCtx, cancel := context.WithCancel(ctx)
@@ -289,24 +324,49 @@ func (a *Agent) watchLibvirt(ctx context.Context) {
 			cancel()
 			a.log.Warn("cannot subscribe to libvirt events", "err", err)
 			a.conn.drop(c)
+			lost = true
 			continue
 		}
+		a.consoles.reconcile(ctx)
 		a.pumpEvents(evCtx, c, events)
 		cancel()
 		a.conn.drop(c)
-		a.log.Warn("libvirt connection lost; reconnecting")
+		a.vmConns.closeAll()
+		if ctx.Err() == nil {
+			lost = true
+			a.log.Warn("libvirt connection lost; reconnecting")
+			a.hub.publish(agentapi.Event{Time: time.Now().UTC(), Host: a.cfg.HostID, Event: agentapi.EventLibvirtLost,
+				Detail: a.conn.status().Error})
+		}
 	}
 }
 
-// connManager holds the libvirt connection and redials it when it is lost.
+// reconnectMin and reconnectMax bound the wait between two dials of a
+// daemon that is away.
+const (
+	reconnectMin = 200 * time.Millisecond
+	reconnectMax = 1 * time.Second
+)
+
+// dialTimeout bounds one dial of the daemon.
+const dialTimeout = 5 * time.Second
+
+// connManager holds the agent's main libvirt connection and redials it when
+// it is lost. No lock is held while dialling: a caller waits for the dial
+// in progress (one at a time, at most dialTimeout) or, right after a failed
+// dial, gets its error at once.
 type connManager struct {
 	uri string
 	log *slog.Logger
 
-	mu   sync.Mutex
-	c    libvirtconn.AgentConn
-	gen  int
-	dial func(uri string, timeout time.Duration) (libvirtconn.AgentConn, error)
+	mu        sync.Mutex
+	c         libvirtconn.AgentConn
+	gen       int
+	lastErr   error
+	downSince time.Time
+	lastTry   time.Time
+	dialing   chan struct{}
+	dial      func(uri string, timeout time.Duration) (libvirtconn.AgentConn, error)
 }
 
 func newConnManager(uri string, log *slog.Logger) *connManager {
@@ -316,38 +376,96 @@ func newConnManager(uri string, log *slog.Logger) *connManager {
 // errLibvirtDown is returned when libvirt cannot be reached.
 var errLibvirtDown = errors.New("libvirt is not reachable")
 
+// retrySpacing is the shortest time between two dials a request starts.
+const retrySpacing = 500 * time.Millisecond
+
 // get returns the live connection, dialling when there is none or the
 // last one was lost.
 func (m *connManager) get() (libvirtconn.AgentConn, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.c != nil {
+	if c := m.liveLocked(); c != nil {
+		m.mu.Unlock()
+		return c, nil
+	}
+	if ch := m.dialing; ch != nil {
+		m.mu.Unlock()
 		select {
-		case <-m.c.Disconnected():
-			m.c.Close()
-			m.c = nil
-		default:
-			return m.c, nil
+		case <-ch:
+		case <-time.After(dialTimeout + time.Second):
 		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if c := m.liveLocked(); c != nil {
+			return c, nil
+		}
+		return nil, m.downErrLocked()
 	}
-	c, err := m.dial(m.uri, 5*time.Second)
+	if m.lastErr != nil && time.Since(m.lastTry) < retrySpacing {
+		defer m.mu.Unlock()
+		return nil, m.downErrLocked()
+	}
+	ch := make(chan struct{})
+	m.dialing, m.lastTry = ch, time.Now()
+	m.mu.Unlock()
+
+	c, err := m.dial(m.uri, dialTimeout)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dialing = nil
+	close(ch)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errLibvirtDown, err)
+		m.lastErr = err
+		if m.downSince.IsZero() {
+			m.downSince = time.Now()
+		}
+		return nil, m.downErrLocked()
 	}
-	m.c = c
+	m.c, m.lastErr, m.downSince = c, nil, time.Time{}
 	m.gen++
 	m.log.Info("connected to libvirt", "uri", m.uri)
 	return c, nil
 }
 
+// liveLocked returns the connection when it is alive; a lost one is
+// forgotten (and closed in the background).
+func (m *connManager) liveLocked() libvirtconn.AgentConn {
+	if m.c == nil {
+		return nil
+	}
+	select {
+	case <-m.c.Disconnected():
+		old := m.c
+		m.c = nil
+		m.lastErr = fmt.Errorf("the connection to libvirt at %s was lost", m.uri)
+		m.downSince = time.Now()
+		go old.Close()
+		return nil
+	default:
+		return m.c
+	}
+}
+
+func (m *connManager) downErrLocked() error {
+	return fmt.Errorf("%w: %v", errLibvirtDown, m.lastErr)
+}
+
 // drop forgets c if it is still the current connection.
 func (m *connManager) drop(c libvirtconn.AgentConn) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.c == c {
-		m.c.Close()
-		m.c = nil
+	if m.c != c {
+		m.mu.Unlock()
+		return
 	}
+	m.c = nil
+	if m.lastErr == nil {
+		m.lastErr = fmt.Errorf("the connection to libvirt at %s was lost", m.uri)
+	}
+	if m.downSince.IsZero() {
+		m.downSince = time.Now()
+	}
+	m.mu.Unlock()
+	c.Close()
 }
 
 func (m *connManager) generation() int {
@@ -356,13 +474,31 @@ func (m *connManager) generation() int {
 	return m.gen
 }
 
+// status says whether libvirt is reachable now and, when not, since when
+// and why.
+func (m *connManager) status() agentapi.LibvirtStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.liveLocked() != nil {
+		return agentapi.LibvirtStatus{Connected: true, URI: m.uri}
+	}
+	st := agentapi.LibvirtStatus{URI: m.uri, Since: m.downSince}
+	if m.lastErr != nil {
+		st.Error = m.lastErr.Error()
+	} else {
+		st.Error = "not connected yet"
+	}
+	return st
+}
+
 // close ends the connection.
 func (m *connManager) close() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.c != nil {
-		m.c.Close()
-		m.c = nil
+	c := m.c
+	m.c = nil
+	m.mu.Unlock()
+	if c != nil {
+		c.Close()
 	}
 }
 
@@ -374,7 +510,7 @@ type keyedMutex struct {
 }
 
 type refMutex struct {
-	sync.Mutex
+	ch   chan struct{} // holds one token while locked
 	refs int
 }
 
@@ -382,17 +518,22 @@ func newKeyedMutex() *keyedMutex { return &keyedMutex{locks: map[string]*refMute
 
 // lock locks key and returns its unlock function.
 func (k *keyedMutex) lock(key string) func() {
+	unlock, _ := k.lockWithin(key, -1)
+	return unlock
+}
+
+// lockWithin locks key, waiting at most d (for ever when d < 0); ok is
+// false, and unlock a no-op, when the lock was not had in time.
+func (k *keyedMutex) lockWithin(key string, d time.Duration) (unlock func(), ok bool) {
 	k.mu.Lock()
 	m := k.locks[key]
 	if m == nil {
-		m = &refMutex{}
+		m = &refMutex{ch: make(chan struct{}, 1)}
 		k.locks[key] = m
 	}
 	m.refs++
 	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
+	release := func() {
 		k.mu.Lock()
 		m.refs--
 		if m.refs == 0 {
@@ -400,4 +541,18 @@ func (k *keyedMutex) lock(key string) func() {
 		}
 		k.mu.Unlock()
 	}
+	if d < 0 {
+		m.ch <- struct{}{}
+	} else {
+		select {
+		case m.ch <- struct{}{}:
+		case <-time.After(d):
+			release()
+			return func() {}, false
+		}
+	}
+	return func() {
+		<-m.ch
+		release()
+	}, true
 }

@@ -70,9 +70,13 @@ type Config struct {
 	// RequestTimeout bounds reading a request body and answering a plain
 	// request (default 30 s); streams (events, console) are not bounded.
 	RequestTimeout Duration `json:"request_timeout"`
-	// StatsInterval is how often host and VM statistics are sampled
-	// (default 5 s).
+	// StatsInterval is how often host and VM statistics are sampled, and
+	// each running VM's QEMU asked whether it answers (default 5 s).
 	StatsInterval Duration `json:"stats_interval"`
+	// QEMUTimeout is how long a VM's QEMU has to answer a call to its
+	// monitor (query-status, a shutdown request, a screenshot) before the
+	// VM is NotResponding (default 10 s).
+	QEMUTimeout Duration `json:"qemu_timeout"`
 	// Firmware says where the system firmware tools are (POWER hosts).
 	Firmware FirmwareConfig `json:"firmware"`
 	// MaxFirmwareBytes limits an uploaded firmware image (default 1 GiB).
@@ -227,6 +231,9 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.StatsInterval.Duration == 0 {
 		c.StatsInterval.Duration = 5 * time.Second
+	}
+	if c.QEMUTimeout.Duration == 0 {
+		c.QEMUTimeout.Duration = 10 * time.Second
 	}
 	p := c.HostPaths.Policy()
 	if err := p.Check(); err != nil {

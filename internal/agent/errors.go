@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -36,8 +37,26 @@ func asAPIError(err error) *api.Error {
 		}
 		return &api.Error{Status: status, Code: code, Message: ve.Error(), Details: ve}
 	}
-	if errors.Is(err, errLibvirtDown) {
+	if errors.Is(err, errLibvirtDown) || errors.Is(err, libvirtconn.ErrUnavailable) {
 		return api.NewError(http.StatusServiceUnavailable, api.CodeLibvirtUnavailable, "%v", err)
+	}
+	if errors.Is(err, libvirtconn.ErrTimeout) {
+		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "%v", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "no answer within the request's time: %v", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return api.NewError(http.StatusServiceUnavailable, api.CodeRequestCanceled, "the request was cancelled before its answer: %v", err)
+	}
+	if errors.Is(err, libvirtconn.ErrTimeout) {
+		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "%v", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "no answer within the request's time: %v", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return api.NewError(http.StatusServiceUnavailable, api.CodeRequestCanceled, "the request was cancelled before its answer: %v", err)
 	}
 	if errors.Is(err, libvirtconn.ErrNoDomain) {
 		return api.NewError(http.StatusNotFound, api.CodeVMNotFound, "%v", err)
@@ -51,6 +70,8 @@ func asAPIError(err error) *api.Error {
 		return api.NewError(http.StatusConflict, api.CodeVMExists, "%v", err)
 	case libvirtconn.CodeConfigUnsupported:
 		return api.NewError(http.StatusUnprocessableEntity, api.CodeLibvirtConfig, "%v", err)
+	case libvirtconn.CodeOperationTimeout:
+		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "%v", err)
 	case 0:
 		return api.NewError(http.StatusInternalServerError, api.CodeInternal, "%v", err)
 	}

@@ -59,7 +59,9 @@ func (a *Agent) pumpEvents(ctx context.Context, c libvirtconn.AgentConn, events 
 			// says so (defined by this agent a moment ago, or by another
 			// process on our behalf).
 			var err error
-			e, err = a.readEntry(ctx, c, ev.Domain)
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			e, err = a.readEntry(rctx, c, ev.Domain)
+			cancel()
 			if err != nil {
 				a.index.markForeign(ev.Domain.UUID)
 				continue
@@ -70,11 +72,25 @@ func (a *Agent) pumpEvents(ctx context.Context, c libvirtconn.AgentConn, events 
 			Time: time.Now().UTC(), Host: a.cfg.HostID, VM: e.ID, Name: e.Name,
 			Event: libvirtconn.EventName(ev.Event), Detail: eventDetail(ev.Event, ev.Detail),
 		}
+		switch ev.Event {
+		case libvirtconn.EventStopped, libvirtconn.EventCrashed, libvirtconn.EventUndefined:
+			// Its QEMU is gone: so are its connection, gate and drain.
+			a.forgetRuntime(e.ID)
+		}
 		if ev.Event == libvirtconn.EventUndefined {
 			out.State = agentapi.StateUnknown
 			a.index.remove(e.ID)
-		} else if st, _, err := c.DomainStateReason(ctx, ev.Domain); err == nil {
-			out.State = stateOf(st)
+		} else {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			st, _, err := c.DomainStateReason(sctx, ev.Domain)
+			cancel()
+			if err == nil {
+				out.State = stateOf(st)
+				a.index.setState(e.ID, st)
+			}
+		}
+		if ev.Event == libvirtconn.EventStarted || ev.Event == libvirtconn.EventResumed {
+			go a.drainConsole(ctx, e)
 		}
 		a.hub.publish(out)
 	}

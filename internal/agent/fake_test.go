@@ -40,15 +40,50 @@ type fakeConn struct {
 	defines atomic.Int32
 	events  chan libvirtconn.LifecycleEvent
 	gone    chan struct{}
+	// hang holds the calls named here until the channel is closed (a QEMU
+	// that does not answer).
+	hang    map[string]chan struct{}
+	queries atomic.Int32
+	// ignoreShutdown makes shutdown requests do nothing (no guest OS).
+	ignoreShutdown bool
 }
 
 func newFakeConn() *fakeConn {
-	return &fakeConn{doms: map[string]*fakeDomain{}, fail: map[string]error{}, events: make(chan libvirtconn.LifecycleEvent, 16), gone: make(chan struct{})}
+	return &fakeConn{doms: map[string]*fakeDomain{}, fail: map[string]error{}, events: make(chan libvirtconn.LifecycleEvent, 16),
+		gone: make(chan struct{}), hang: map[string]chan struct{}{}}
+}
+
+// hangOn makes the call hang until the returned function is called.
+func (f *fakeConn) hangOn(call string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.hang[call] = ch
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			delete(f.hang, call)
+			f.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// wait blocks while the call hangs.
+func (f *fakeConn) wait(call string) {
+	f.mu.Lock()
+	ch := f.hang[call]
+	f.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 var _ libvirtconn.AgentConn = (*fakeConn)(nil)
 
 func (f *fakeConn) err(call string) error {
+	f.wait(call)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.fail[call]
@@ -143,6 +178,14 @@ func (f *fakeConn) DestroyDomain(_ context.Context, d libvirtconn.Domain) error 
 	return f.transition("destroy", d, libvirtconn.StateShutoff)
 }
 func (f *fakeConn) ShutdownDomain(_ context.Context, d libvirtconn.Domain) error {
+	f.wait("qemu:" + d.UUID)
+	f.mu.Lock()
+	ignore := f.ignoreShutdown
+	f.mu.Unlock()
+	if ignore {
+		// A guest without an OS: the request is taken and nothing happens.
+		return f.err("shutdown")
+	}
 	return f.transition("shutdown", d, libvirtconn.StateShutoff)
 }
 func (f *fakeConn) RebootDomain(_ context.Context, d libvirtconn.Domain) error {
@@ -188,7 +231,26 @@ func (f *fakeConn) DomainStateReason(_ context.Context, d libvirtconn.Domain) (l
 	return x.state, 1, nil
 }
 
-func (f *fakeConn) Screenshot(context.Context, libvirtconn.Domain, uint32) ([]byte, string, error) {
+func (f *fakeConn) QueryStatus(_ context.Context, d libvirtconn.Domain) (string, error) {
+	f.queries.Add(1)
+	f.wait("qemu:" + d.UUID)
+	if err := f.err("query-status"); err != nil {
+		return "", err
+	}
+	x, err := f.dom(d)
+	if err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if x.state == libvirtconn.StatePaused {
+		return "paused", nil
+	}
+	return "running", nil
+}
+
+func (f *fakeConn) Screenshot(_ context.Context, d libvirtconn.Domain, _ uint32) ([]byte, string, error) {
+	f.wait("qemu:" + d.UUID)
 	if err := f.err("screenshot"); err != nil {
 		return nil, "", err
 	}
@@ -196,7 +258,12 @@ func (f *fakeConn) Screenshot(context.Context, libvirtconn.Domain, uint32) ([]by
 	return []byte("P6\n2 1\n255\n\xff\x00\x00\x00\x00\xff"), "image/x-portable-pixmap", nil
 }
 
-func (f *fakeConn) DomainStats(_ context.Context, ds []libvirtconn.Domain) ([]libvirtconn.DomainStats, error) {
+func (f *fakeConn) DomainStats(_ context.Context, ds []libvirtconn.Domain, o libvirtconn.StatsOptions) ([]libvirtconn.DomainStats, error) {
+	if !o.StateOnly {
+		if err := f.err("stats"); err != nil {
+			return nil, err
+		}
+	}
 	var out []libvirtconn.DomainStats
 	for _, d := range ds {
 		x, err := f.dom(d)
@@ -245,8 +312,10 @@ func newTestAgent(t *testing.T, f *fakeConn) *Agent {
 		index: newVMIndex(), locks: newKeyedMutex(), hub: newEventHub(),
 		root: "/", paths: cfg.HostPaths.Policy(),
 	}
+	a.cfg.QEMUTimeout.Duration = 300 * time.Millisecond
 	a.conn = newConnManager("fake:///", a.log)
 	a.conn.dial = func(string, time.Duration) (libvirtconn.AgentConn, error) { return f, nil }
+	a.initRuntime()
 	return a
 }
 

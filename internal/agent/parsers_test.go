@@ -150,7 +150,7 @@ func TestTailFollowsANewLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan string, 10)
-	go tail(ctx, path, 0, func(b []byte) error { got <- string(b); return nil })
+	go tail(ctx, path, 0, nil, func(b []byte) error { got <- string(b); return nil })
 	os.WriteFile(path, []byte("SLOF\n"), 0o600)
 	if s := <-got; s != "SLOF\n" {
 		t.Fatalf("first read %q", s)
@@ -193,7 +193,7 @@ func FuzzConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if d.MaxBodyBytes < 1024 || d.RequestTimeout.Duration <= 0 || d.StatsInterval.Duration <= 0 || d.Listen == "" {
+		if d.MaxBodyBytes < 1024 || d.RequestTimeout.Duration <= 0 || d.StatsInterval.Duration <= 0 || d.QEMUTimeout.Duration <= 0 || d.Listen == "" {
 			t.Fatalf("accepted configuration without its defaults: %+v", d)
 		}
 		if err := d.HostPaths.Policy().Check(); err != nil {

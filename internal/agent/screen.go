@@ -31,7 +31,14 @@ func (a *Agent) Screenshot(ctx context.Context, id string) ([]byte, error) {
 	if st != libvirtconn.StateRunning && st != libvirtconn.StatePaused && st != libvirtconn.StateBlocked {
 		return nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s; a screenshot needs a running VM", e.Name, stateOf(st))
 	}
-	img, mime, err := c.Screenshot(ctx, e.Domain, 0)
+	// The picture comes from the VM's QEMU (screendump): through its gate.
+	var img []byte
+	var mime string
+	err = a.qemuCall(ctx, e, "a screenshot (screendump)", true, func(ctx context.Context, c libvirtconn.AgentConn) error {
+		var err error
+		img, mime, err = c.Screenshot(ctx, e.Domain, 0)
+		return err
+	})
 	if err != nil {
 		if libvirtconn.ErrorCode(err) == libvirtconn.CodeOperationInvalid || libvirtconn.ErrorCode(err) == libvirtconn.CodeOperationFailed {
 			return nil, api.NewError(http.StatusConflict, api.CodeVMHasNoDisplay, "VM %s has no display to take a picture of: %v", e.Name, err)

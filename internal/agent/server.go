@@ -52,6 +52,9 @@ func (a *Agent) Handler() http.Handler {
 		if err != nil && s.Host.Time.IsZero() {
 			return err
 		}
+		// Whether libvirt answers is told as of now, not as of the sample.
+		st := a.conn.status()
+		s.Libvirt = &st
 		return writeJSON(w, http.StatusOK, s)
 	}))
 	mux.HandleFunc("GET /v1/vms", a.plain(func(w http.ResponseWriter, r *http.Request) error {
@@ -88,7 +91,30 @@ func (a *Agent) Handler() http.Handler {
 		return nil
 	}))
 	mux.HandleFunc("POST /v1/vms/{id}/{action}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		res, err := a.Act(r.Context(), r.PathValue("id"), r.PathValue("action"))
+		var opts ActOptions
+		b, err := a.readBody(w, r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(b)) > 0 {
+			if r.PathValue("action") != "shutdown" {
+				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "%s takes no request body", r.PathValue("action"))
+			}
+			var sd agentapi.ShutdownRequest
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&sd); err != nil {
+				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: %v", err)
+			}
+			if sd.TimeoutSeconds < 0 || sd.TimeoutSeconds > maxShutdownTimeout {
+				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "timeoutSeconds %d: want 0 to %d", sd.TimeoutSeconds, maxShutdownTimeout)
+			}
+			if sd.Force && sd.TimeoutSeconds == 0 {
+				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "force needs a timeoutSeconds (use destroy to power off at once)")
+			}
+			opts.Shutdown = sd
+		}
+		res, err := a.ActWith(r.Context(), r.PathValue("id"), r.PathValue("action"), opts)
 		if err != nil {
 			return err
 		}
@@ -288,8 +314,14 @@ func (a *Agent) tlsConfig() (*tls.Config, error) {
 	return pki.ServerTLS(cert, key, ca)
 }
 
-// Close releases the libvirt connection.
-func (a *Agent) Close() { a.conn.close() }
+// Close releases the libvirt connections and the console drains.
+func (a *Agent) Close() {
+	for _, e := range a.index.list() {
+		a.consoles.stop(e.ID)
+	}
+	a.vmConns.closeAll()
+	a.conn.close()
+}
 
 // who is the user a request acts for: the engine names it in
 // X-Polyvirt-User; otherwise the client certificate's subject.

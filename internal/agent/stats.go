@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 
@@ -45,7 +46,14 @@ func (k *statsKeeper) run(ctx context.Context, a *Agent, every time.Duration) {
 	}
 }
 
-// sample takes one reading of the host and of every VM this host owns.
+// statsParallel bounds the VMs whose QEMU is asked at the same time.
+const statsParallel = 8
+
+// sample takes one reading of the host and of every VM this host owns:
+// the states of all at once (libvirt answers them without asking any QEMU),
+// then, for each running VM on its own connection, whether its QEMU answers
+// (probe) and its figures — a QEMU that does not answer costs its own VM's
+// figures only. It also makes sure every running VM's console is drained.
 func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 	r, usage, err := k.sampler.Sample()
 	s := agentapi.Stats{VMs: []agentapi.VMStats{}}
@@ -57,52 +65,107 @@ func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 			Load1:           r.Load.Load1, Load5: r.Load.Load5, Load15: r.Load.Load15,
 		}
 	}
-	if c, cerr := a.conn.get(); cerr == nil {
-		entries := a.index.list()
-		doms := make([]libvirtconn.Domain, len(entries))
-		byUUID := map[string]*vmEntry{}
-		for i, e := range entries {
-			doms[i] = e.Domain
-			byUUID[e.Domain.UUID] = e
-		}
-		ds, derr := c.DomainStats(ctx, doms)
-		if derr == nil {
-			now := time.Now()
-			k.mu.Lock()
-			seen := map[string]bool{}
-			for _, d := range ds {
-				e := byUUID[d.Domain.UUID]
-				if e == nil {
-					continue
-				}
-				v := vmStats(e, d)
-				if prev, ok := k.prevVM[e.ID]; ok && d.CPUTimeNs >= prev.time && now.After(prev.at) {
-					v.CPUUsagePercent = round2(100 * float64(d.CPUTimeNs-prev.time) / float64(now.Sub(prev.at).Nanoseconds()))
-				}
+	if ds, derr := k.vmFigures(ctx, a); derr == nil {
+		now := time.Now()
+		k.mu.Lock()
+		seen := map[string]bool{}
+		for _, f := range ds {
+			e, d := f.e, f.d
+			v := vmStats(e, d)
+			if prev, ok := k.prevVM[e.ID]; ok && d.CPUTimeNs >= prev.time && now.After(prev.at) && d.CPUTimeNs > 0 {
+				v.CPUUsagePercent = round2(100 * float64(d.CPUTimeNs-prev.time) / float64(now.Sub(prev.at).Nanoseconds()))
+			}
+			if d.CPUTimeNs > 0 {
 				k.prevVM[e.ID] = cpuSample{now, d.CPUTimeNs}
-				seen[e.ID] = true
-				if v.State == agentapi.StateRunning || v.State == agentapi.StatePaused {
-					s.Host.VMsRunning++
-					s.Host.VCPUsUsed += v.VCPUs
-					s.Host.MemoryUsedMiB += v.MemoryMiB
-				}
-				s.VMs = append(s.VMs, v)
 			}
-			for id := range k.prevVM {
-				if !seen[id] {
-					delete(k.prevVM, id)
-				}
+			seen[e.ID] = true
+			if v.State == agentapi.StateRunning || v.State == agentapi.StatePaused {
+				s.Host.VMsRunning++
+				s.Host.VCPUsUsed += v.VCPUs
+				s.Host.MemoryUsedMiB += v.MemoryMiB
 			}
-			k.mu.Unlock()
-		} else if err == nil {
-			err = derr
+			s.VMs = append(s.VMs, v)
 		}
+		for id := range k.prevVM {
+			if !seen[id] {
+				delete(k.prevVM, id)
+			}
+		}
+		k.mu.Unlock()
 	} else if err == nil {
-		err = cerr
+		err = derr
 	}
 	k.mu.Lock()
 	k.last, k.err = s, err
 	k.mu.Unlock()
+}
+
+// vmFigure is one VM's figures.
+type vmFigure struct {
+	e *vmEntry
+	d libvirtconn.DomainStats
+}
+
+// vmFigures reads the VMs' states, probes the running ones and reads
+// their figures (a VM whose QEMU is busy or does not answer keeps its
+// state only).
+func (k *statsKeeper) vmFigures(ctx context.Context, a *Agent) ([]vmFigure, error) {
+	c, err := a.conn.get()
+	if err != nil {
+		return nil, err
+	}
+	entries := a.index.list()
+	doms := make([]libvirtconn.Domain, len(entries))
+	byUUID := map[string]*vmEntry{}
+	for i, e := range entries {
+		doms[i] = e.Domain
+		byUUID[e.Domain.UUID] = e
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	states, err := c.DomainStats(sctx, doms, libvirtconn.StatsOptions{StateOnly: true})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]vmFigure, 0, len(states))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, statsParallel)
+	for _, st := range states {
+		e := byUUID[st.Domain.UUID]
+		if e == nil {
+			continue
+		}
+		a.index.setState(e.ID, st.State)
+		if st.State != libvirtconn.StateRunning && st.State != libvirtconn.StatePaused && st.State != libvirtconn.StateBlocked {
+			out = append(out, vmFigure{e, st})
+			continue
+		}
+		wg.Add(1)
+		go func(e *vmEntry, st libvirtconn.DomainStats) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if !a.consoles.draining(e.ID) {
+				a.drainConsole(ctx, e)
+			}
+			a.probe(ctx, e)
+			fig := st
+			_ = a.qemuCall(ctx, e, "a statistics query", false, func(ctx context.Context, c libvirtconn.AgentConn) error {
+				ds, err := c.DomainStats(ctx, []libvirtconn.Domain{e.Domain}, libvirtconn.StatsOptions{NoWait: true})
+				if err == nil && len(ds) == 1 {
+					fig = ds[0]
+				}
+				return err
+			})
+			mu.Lock()
+			out = append(out, vmFigure{e, fig})
+			mu.Unlock()
+		}(e, st)
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool { return out[i].e.Name < out[j].e.Name })
+	return out, nil
 }
 
 func vmStats(e *vmEntry, d libvirtconn.DomainStats) agentapi.VMStats {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
@@ -177,9 +180,13 @@ func (a *Agent) describe(ctx context.Context, c libvirtconn.AgentConn, e *vmEntr
 	if err != nil {
 		return nil, err
 	}
+	a.index.setState(e.ID, st)
 	vm := &agentapi.VM{
 		ID: e.ID, Name: e.Name, Arch: e.Arch, Host: a.cfg.HostID, FakeKVM: e.Fake,
 		State: stateOf(st), Reason: reasonOf(st, reason), Definition: json.RawMessage(e.Definition),
+	}
+	if st != libvirtconn.StateShutoff && st != libvirtconn.StateCrashed {
+		vm.NotResponding = a.health.notResponding(e.ID)
 	}
 	if full {
 		x, err := c.DomainXML(ctx, e.Domain, false)
@@ -225,14 +232,70 @@ func (a *Agent) ListVMs(ctx context.Context) ([]*agentapi.VM, error) {
 	return out, nil
 }
 
+// destroyTimeout bounds a destroy: libvirt gives QEMU 10 s after SIGTERM
+// before SIGKILL, and waits for it to go.
+const destroyTimeout = time.Minute
+
+// maxShutdownTimeout bounds the time-out of a shutdown (a day).
+const maxShutdownTimeout = 86400
+
+// lockVM takes VM e's lock for an operation, waiting at most the request's
+// time (an operation on the VM is bounded, so this wait is too).
+func (a *Agent) lockVM(ctx context.Context, e *vmEntry) (func(), error) {
+	wait := a.cfg.RequestTimeout.Duration
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d)
+	}
+	unlock, ok := a.locks.lockWithin(e.ID, wait)
+	if !ok {
+		return nil, api.NewError(http.StatusConflict, api.CodeVMBusy, "VM %s is busy with another operation; try again", e.Name)
+	}
+	return unlock, nil
+}
+
+// lockForDestroy takes VM e's lock for a destroy, waiting a moment only:
+// a destroy must not wait behind an operation its QEMU holds up, and
+// libvirt serializes it with the others itself.
+func (a *Agent) lockForDestroy(e *vmEntry) func() {
+	unlock, _ := a.locks.lockWithin(e.ID, time.Second)
+	return unlock
+}
+
+// destroy powers VM e off on the main connection (never through its QEMU:
+// libvirt kills it first; the agent kills a QEMU that does not answer
+// itself, see qemuproc.go) and drops what the agent kept for its QEMU.
+func (a *Agent) destroy(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), destroyTimeout)
+	defer cancel()
+	t0 := time.Now()
+	done := make(chan struct{})
+	go a.killStuckQEMU(e, done)
+	err := c.DestroyDomain(dctx, e.Domain)
+	close(done)
+	if err != nil && libvirtconn.ErrorCode(err) == libvirtconn.CodeOperationInvalid {
+		// Not running (any more): nothing to destroy.
+		err = nil
+	}
+	if err == nil {
+		a.forgetRuntime(e.ID)
+		a.log.Info("VM destroyed", "vm", e.ID, "name", e.Name, "took", time.Since(t0).Round(time.Millisecond))
+	}
+	return err
+}
+
 // DeleteVM removes a stopped VM (with force, a running one is destroyed
-// first) and its console log.
+// first — even when its QEMU does not answer) and its console log.
 func (a *Agent) DeleteVM(ctx context.Context, id string, force bool) error {
 	e, err := a.entry(id)
 	if err != nil {
 		return err
 	}
-	unlock := a.locks.lock(e.ID)
+	var unlock func()
+	if force {
+		unlock = a.lockForDestroy(e)
+	} else if unlock, err = a.lockVM(ctx, e); err != nil {
+		return err
+	}
 	defer unlock()
 	c, err := a.conn.get()
 	if err != nil {
@@ -246,13 +309,14 @@ func (a *Agent) DeleteVM(ctx context.Context, id string, force bool) error {
 		if !force {
 			return api.NewError(http.StatusConflict, api.CodeVMRunning, "VM %s is %s; stop it first (or delete with force=true)", e.Name, stateOf(st))
 		}
-		if err := c.DestroyDomain(ctx, e.Domain); err != nil {
+		if err := a.destroy(ctx, c, e); err != nil {
 			return err
 		}
 	}
 	if err := c.UndefineDomain(ctx, e.Domain, libvirtconn.UndefineAll); err != nil {
 		return err
 	}
+	a.forgetRuntime(e.ID)
 	a.index.remove(e.ID)
 	_ = os.Remove(a.consoleLog(e.ID))
 	a.log.Info("VM removed", "vm", e.ID, "name", e.Name)
@@ -262,14 +326,37 @@ func (a *Agent) DeleteVM(ctx context.Context, id string, force bool) error {
 // Actions are the lifecycle actions of POST /v1/vms/{id}/{action}.
 var Actions = []string{"start", "shutdown", "destroy", "reboot", "pause", "resume"}
 
-// Act runs a lifecycle action. Asking for the state a VM is already in
-// (start a running VM, stop a stopped one) is a no-op that says so.
+// ActOptions tune an action.
+type ActOptions struct {
+	// Shutdown is the time-out (and whether to power off after it) of a
+	// shutdown.
+	Shutdown agentapi.ShutdownRequest
+}
+
+// Act runs a lifecycle action (ActWith without options).
 func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionResult, error) {
+	return a.ActWith(ctx, id, action, ActOptions{})
+}
+
+// ActWith runs a lifecycle action. Asking for the state a VM is already in
+// (start a running VM, stop a stopped one) is a no-op that says so. The
+// actions that go to the VM's QEMU (shutdown, reboot, pause, resume) are
+// refused at once while it does not answer (VM_NOT_RESPONDING); destroy
+// always works.
+func (a *Agent) ActWith(ctx context.Context, id, action string, o ActOptions) (*agentapi.ActionResult, error) {
 	e, err := a.entry(id)
 	if err != nil {
 		return nil, err
 	}
-	unlock := a.locks.lock(e.ID)
+	if !slices.Contains(Actions, action) {
+		return nil, api.NewError(http.StatusNotFound, api.CodeUnknownAction, "unknown action %q (known: %s)", action, strings.Join(Actions, ", "))
+	}
+	var unlock func()
+	if action == "destroy" {
+		unlock = a.lockForDestroy(e)
+	} else if unlock, err = a.lockVM(ctx, e); err != nil {
+		return nil, err
+	}
 	defer unlock()
 	c, err := a.conn.get()
 	if err != nil {
@@ -286,6 +373,10 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 	}
 	running := st == libvirtconn.StateRunning || st == libvirtconn.StateBlocked
 	stopped := st == libvirtconn.StateShutoff || st == libvirtconn.StateCrashed
+	// onQEMU runs a call that goes to the VM's QEMU.
+	onQEMU := func(op string, f func(ctx context.Context, c libvirtconn.AgentConn) error) error {
+		return a.qemuCall(ctx, e, op, true, f)
+	}
 	switch action {
 	case "start":
 		if !stopped {
@@ -297,27 +388,41 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 		if err := a.checkStartPaths(ctx, c, e); err != nil {
 			return nil, err
 		}
+		a.forgetRuntime(e.ID)
 		// Every boot gets a fresh console log.
 		_ = os.Remove(a.consoleLog(e.ID))
-		err = c.StartDomain(ctx, e.Domain)
+		var vc libvirtconn.AgentConn
+		if vc, err = a.vmConns.get(ctx, e.ID); err == nil {
+			err = vc.StartDomain(ctx, e.Domain)
+		}
 		res.Message = "started"
+		if err == nil {
+			a.drainConsole(ctx, e)
+		}
 	case "shutdown":
 		if stopped {
 			return noop(fmt.Sprintf("VM %s is already stopped", e.Name))
 		}
-		err = c.ShutdownDomain(ctx, e.Domain)
+		err = onQEMU("DomainShutdown", func(ctx context.Context, c libvirtconn.AgentConn) error { return c.ShutdownDomain(ctx, e.Domain) })
 		res.Message = "shutdown requested from the guest"
+		if err == nil && o.Shutdown.TimeoutSeconds > 0 {
+			timeout := time.Duration(o.Shutdown.TimeoutSeconds) * time.Second
+			a.watchPowerdown(e, timeout, o.Shutdown.Force)
+			if o.Shutdown.Force {
+				res.Message = fmt.Sprintf("shutdown requested from the guest; powered off if it is not down within %s", timeout)
+			}
+		}
 	case "destroy":
 		if stopped {
 			return noop(fmt.Sprintf("VM %s is already stopped", e.Name))
 		}
-		err = c.DestroyDomain(ctx, e.Domain)
+		err = a.destroy(ctx, c, e)
 		res.Message = "powered off"
 	case "reboot":
 		if !running {
 			return nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s; only a running VM reboots", e.Name, stateOf(st))
 		}
-		err = c.RebootDomain(ctx, e.Domain)
+		err = onQEMU("DomainReboot", func(ctx context.Context, c libvirtconn.AgentConn) error { return c.RebootDomain(ctx, e.Domain) })
 		res.Message = "reboot requested from the guest"
 	case "pause":
 		if st == libvirtconn.StatePaused {
@@ -326,7 +431,7 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 		if !running {
 			return nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s; only a running VM pauses", e.Name, stateOf(st))
 		}
-		err = c.SuspendDomain(ctx, e.Domain)
+		err = onQEMU("DomainSuspend", func(ctx context.Context, c libvirtconn.AgentConn) error { return c.SuspendDomain(ctx, e.Domain) })
 		res.Message = "paused"
 	case "resume":
 		if running {
@@ -338,10 +443,8 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 		if st != libvirtconn.StatePaused {
 			return nil, api.NewError(http.StatusConflict, api.CodeVMNotPaused, "VM %s is %s; only a paused VM resumes", e.Name, stateOf(st))
 		}
-		err = c.ResumeDomain(ctx, e.Domain)
+		err = onQEMU("DomainResume", func(ctx context.Context, c libvirtconn.AgentConn) error { return c.ResumeDomain(ctx, e.Domain) })
 		res.Message = "resumed"
-	default:
-		return nil, api.NewError(http.StatusNotFound, api.CodeUnknownAction, "unknown action %q (known: %s)", action, strings.Join(Actions, ", "))
 	}
 	if err != nil {
 		return nil, err
@@ -350,9 +453,72 @@ func (a *Agent) Act(ctx context.Context, id, action string) (*agentapi.ActionRes
 	if err != nil {
 		return nil, err
 	}
+	a.index.setState(e.ID, after)
 	res.State = stateOf(after)
 	a.log.Info("VM action", "vm", e.ID, "name", e.Name, "action", action, "state", res.State)
 	return res, nil
+}
+
+// powerdown is a shutdown with a time-out in progress.
+type powerdown struct{ cancel context.CancelFunc }
+
+// watchPowerdown waits, in the background, until VM e is down; when it is
+// not within timeout and force is set, it powers the VM off and publishes
+// EventShutdownTimeout (as oVirt's shutdown with a time-out does). A newer
+// shutdown, a start or a destroy of the VM ends the wait.
+func (a *Agent) watchPowerdown(e *vmEntry, timeout time.Duration, force bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pd := &powerdown{cancel: cancel}
+	if old, ok := a.powerdowns.Swap(e.ID, pd); ok {
+		old.(*powerdown).cancel()
+	}
+	go func() {
+		defer func() {
+			cancel()
+			a.powerdowns.CompareAndDelete(e.ID, pd)
+		}()
+		down := func() bool {
+			c, err := a.conn.get()
+			if err != nil {
+				return false
+			}
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			defer scancel()
+			st, err := c.DomainState(sctx, e.Domain)
+			return errors.Is(err, libvirtconn.ErrNoDomain) || (err == nil && (st == libvirtconn.StateShutoff || st == libvirtconn.StateCrashed))
+		}
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Second, time.Until(deadline))):
+			}
+			if down() {
+				return
+			}
+		}
+		if !force || ctx.Err() != nil {
+			return
+		}
+		unlock := a.lockForDestroy(e)
+		defer unlock()
+		if ctx.Err() != nil || down() {
+			return
+		}
+		c, err := a.conn.get()
+		if err == nil {
+			err = a.destroy(ctx, c, e)
+		}
+		if err != nil {
+			a.log.Warn("cannot power off a VM after its shutdown time-out", "vm", e.ID, "name", e.Name, "err", err)
+			return
+		}
+		a.log.Info("VM powered off after its shutdown time-out", "vm", e.ID, "name", e.Name, "timeout", timeout)
+		a.hub.publish(agentapi.Event{Time: time.Now().UTC(), Host: a.cfg.HostID, VM: e.ID, Name: e.Name, Event: agentapi.EventShutdownTimeout,
+			Detail: fmt.Sprintf("the guest did not power off within %s of the shutdown request; the VM was powered off", timeout),
+			State:  agentapi.StateDefined})
+	}()
 }
 
 // checkArch refuses a definition for an architecture this host does not

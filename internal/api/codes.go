@@ -156,10 +156,27 @@ const (
 	CodeVMHasNoDisplay       = "VM_HAS_NO_DISPLAY"
 	CodeVMHasNoConsole       = "VM_HAS_NO_CONSOLE"
 	CodeHostLockedByFirmware = "HOST_LOCKED_BY_FIRMWARE_UPDATE"
-	CodeLibvirtUnavailable   = "LIBVIRT_UNAVAILABLE"
-	CodeLibvirtError         = "LIBVIRT_ERROR"
-	CodeLibvirtInvalidOp     = "LIBVIRT_OPERATION_INVALID"
-	CodeLibvirtConfig        = "LIBVIRT_CONFIGURATION_UNSUPPORTED"
+	// CodeLibvirtUnavailable: the agent cannot reach libvirt (an agent's
+	// answer, and the status code of a NonOperational host whose agent
+	// answers without libvirt).
+	CodeLibvirtUnavailable = "LIBVIRT_UNAVAILABLE"
+	CodeLibvirtError       = "LIBVIRT_ERROR"
+	CodeLibvirtInvalidOp   = "LIBVIRT_OPERATION_INVALID"
+	CodeLibvirtConfig      = "LIBVIRT_CONFIGURATION_UNSUPPORTED"
+	// CodeVMNotResponding: the VM's QEMU does not answer (a call to its
+	// monitor had no reply within the agent's qemu_timeout); only destroy
+	// works. Also the engine's audit event when a VM becomes NotResponding
+	// (oVirt's VM status and event).
+	CodeVMNotResponding = "VM_NOT_RESPONDING"
+	// CodeLibvirtTimeout: libvirt did not answer a call in time (the
+	// message names the call).
+	CodeLibvirtTimeout = "LIBVIRT_TIMEOUT"
+	// CodeRequestCanceled: the request ended (its client went) before its
+	// answer.
+	CodeRequestCanceled = "REQUEST_CANCELED"
+	// CodeVMBusy: another operation on the VM did not end within the
+	// request's time.
+	CodeVMBusy = "VM_BUSY"
 )
 
 // The VM definition (package vmspec; the format is docs/vm-definition.md).
@@ -352,6 +369,9 @@ const (
 	CodeVMStaleCopyDestroyed = "VM_STALE_COPY_DESTROYED"
 	// CodeHostHasUnmanagedVM: a host runs a VM the engine did not make.
 	CodeHostHasUnmanagedVM = "HOST_HAS_UNMANAGED_VM"
+	// CodeVMShutdownTimeout: a VM's guest did not power off within its
+	// shutdown's time-out and its agent powered the VM off.
+	CodeVMShutdownTimeout = "VM_POWERED_OFF_AFTER_SHUTDOWN_TIMEOUT"
 	// CodeFirmwareHostNotBack: a host did not answer within the reboot
 	// time-out of its firmware flash.
 	CodeFirmwareHostNotBack = "FIRMWARE_HOST_NOT_BACK"

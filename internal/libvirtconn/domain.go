@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -65,20 +64,7 @@ func DialDomains(uri string, timeout time.Duration) (DomainConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("libvirt connection %T cannot manage domains", c)
 	}
-	dialedURIs.Store(rc, uri)
 	return rc, nil
-}
-
-// dialedURIs remembers the URI each connection made by DialDomains was
-// dialed with: screenshots open a private connection to the same socket
-// (screenshot.go). A connection not found here uses qemu:///system.
-var dialedURIs sync.Map
-
-func (c *rpcConn) uri() string {
-	if u, ok := dialedURIs.Load(c); ok {
-		return u.(string)
-	}
-	return DefaultURI
 }
 
 var _ DomainConn = (*rpcConn)(nil)
@@ -174,7 +160,7 @@ func notFound(what string, err error) error {
 }
 
 func (c *rpcConn) DefineDomain(ctx context.Context, xml string) (Domain, error) {
-	d, err := call(ctx, func() (golibvirt.Domain, error) {
+	d, err := call(ctx, "DomainDefineXMLFlags", func() (golibvirt.Domain, error) {
 		return c.l.DomainDefineXMLFlags(xml, golibvirt.DomainDefineValidate)
 	})
 	if err != nil {
@@ -184,7 +170,7 @@ func (c *rpcConn) DefineDomain(ctx context.Context, xml string) (Domain, error) 
 }
 
 func (c *rpcConn) LookupDomain(ctx context.Context, name string) (Domain, error) {
-	d, err := call(ctx, func() (golibvirt.Domain, error) { return c.l.DomainLookupByName(name) })
+	d, err := call(ctx, "DomainLookupByName", func() (golibvirt.Domain, error) { return c.l.DomainLookupByName(name) })
 	if err != nil {
 		return Domain{}, notFound(name, err)
 	}
@@ -196,7 +182,7 @@ func (c *rpcConn) LookupDomainByUUID(ctx context.Context, uuid string) (Domain, 
 	if err != nil {
 		return Domain{}, err
 	}
-	d, err := call(ctx, func() (golibvirt.Domain, error) { return c.l.DomainLookupByUUID(golibvirt.UUID(u)) })
+	d, err := call(ctx, "DomainLookupByUUID", func() (golibvirt.Domain, error) { return c.l.DomainLookupByUUID(golibvirt.UUID(u)) })
 	if err != nil {
 		return Domain{}, notFound(uuid, err)
 	}
@@ -204,7 +190,7 @@ func (c *rpcConn) LookupDomainByUUID(ctx context.Context, uuid string) (Domain, 
 }
 
 func (c *rpcConn) ListDomains(ctx context.Context) ([]Domain, error) {
-	ds, err := call(ctx, func() ([]golibvirt.Domain, error) {
+	ds, err := call(ctx, "ConnectListAllDomains", func() ([]golibvirt.Domain, error) {
 		ds, _, err := c.l.ConnectListAllDomains(1, 0)
 		return ds, err
 	})
@@ -218,26 +204,30 @@ func (c *rpcConn) ListDomains(ctx context.Context) ([]Domain, error) {
 	return out, nil
 }
 
-// withDomain runs f on the RPC handle of d.
-func (c *rpcConn) withDomain(ctx context.Context, d Domain, f func(golibvirt.Domain) error) error {
+// withDomain runs f (libvirt's procedure op) on the RPC handle of d.
+func (c *rpcConn) withDomain(ctx context.Context, op string, d Domain, f func(golibvirt.Domain) error) error {
 	rd, err := c.toRPC(d)
 	if err != nil {
 		return err
 	}
-	_, err = call(ctx, func() (struct{}, error) { return struct{}{}, f(rd) })
+	_, err = call(ctx, op, func() (struct{}, error) { return struct{}{}, f(rd) })
 	return notFound(d.Name, err)
 }
 
 func (c *rpcConn) StartDomain(ctx context.Context, d Domain) error {
-	return c.withDomain(ctx, d, c.l.DomainCreate)
+	return c.withDomain(ctx, "DomainCreate", d, c.l.DomainCreate)
 }
 
+// DestroyDomain powers the domain off: libvirt kills its QEMU first (SIGTERM,
+// then SIGKILL after 10 s, even when QEMU does not answer or is stopped)
+// and only then takes the domain's job, so that a call stuck on the
+// domain's monitor does not hold it back.
 func (c *rpcConn) DestroyDomain(ctx context.Context, d Domain) error {
-	return c.withDomain(ctx, d, c.l.DomainDestroy)
+	return c.withDomain(ctx, "DomainDestroy", d, c.l.DomainDestroy)
 }
 
 func (c *rpcConn) UndefineDomain(ctx context.Context, d Domain, flags UndefineFlags) error {
-	return c.withDomain(ctx, d, func(rd golibvirt.Domain) error {
+	return c.withDomain(ctx, "DomainUndefineFlags", d, func(rd golibvirt.Domain) error {
 		return c.l.DomainUndefineFlags(rd, golibvirt.DomainUndefineFlagsValues(flags))
 	})
 }
@@ -248,7 +238,7 @@ func (c *rpcConn) DomainXML(ctx context.Context, d Domain, inactive bool) (strin
 		flags = golibvirt.DomainXMLInactive
 	}
 	var out string
-	err := c.withDomain(ctx, d, func(rd golibvirt.Domain) error {
+	err := c.withDomain(ctx, "DomainGetXMLDesc", d, func(rd golibvirt.Domain) error {
 		var err error
 		out, err = c.l.DomainGetXMLDesc(rd, flags)
 		return err
@@ -258,7 +248,7 @@ func (c *rpcConn) DomainXML(ctx context.Context, d Domain, inactive bool) (strin
 
 func (c *rpcConn) DomainState(ctx context.Context, d Domain) (DomainState, error) {
 	var st int32
-	err := c.withDomain(ctx, d, func(rd golibvirt.Domain) error {
+	err := c.withDomain(ctx, "DomainGetState", d, func(rd golibvirt.Domain) error {
 		var err error
 		st, _, err = c.l.DomainGetState(rd, 0)
 		return err
@@ -270,5 +260,5 @@ func (c *rpcConn) DomainState(ctx context.Context, d Domain) (DomainState, error
 const maxScreenshot = 64 << 20
 
 func (c *rpcConn) Screenshot(ctx context.Context, d Domain, screen uint32) ([]byte, string, error) {
-	return screenshot(ctx, c.uri(), d, screen, maxScreenshot)
+	return screenshot(ctx, c.uri, d, screen, maxScreenshot)
 }

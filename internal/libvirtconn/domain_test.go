@@ -2,9 +2,12 @@ package libvirtconn
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 )
@@ -94,5 +97,52 @@ func TestXDR(t *testing.T) {
 	e.optString("Domain not found")
 	if err := decodeRemoteError(e.Bytes()); !errors.Is(err, ErrNoDomain) {
 		t.Errorf("no-domain error: %v", err)
+	}
+}
+
+func TestParseQueryStatus(t *testing.T) {
+	cases := []struct {
+		reply, want, err string
+	}{
+		{`{"return":{"status":"running","singlestep":false,"running":true},"id":"libvirt-42"}`, "running", ""},
+		{`{"return":{"status":"paused","running":false}}`, "paused", ""},
+		{`{"error":{"class":"CommandNotFound","desc":"The command foo has not been found"}}`, "", "CommandNotFound"},
+		{`{"return":{}}`, "", "no status"},
+		{`not json`, "", "not JSON"},
+		{``, "", "not JSON"},
+	}
+	for _, c := range cases {
+		got, err := parseQueryStatus(c.reply)
+		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("parseQueryStatus(%q) = %q, %v; want %q, error with %q", c.reply, got, err, c.want, c.err)
+		}
+	}
+}
+
+func FuzzParseQueryStatus(f *testing.F) {
+	f.Add(`{"return":{"status":"running","running":true}}`)
+	f.Add(`{"error":{"class":"GenericError","desc":"x"}}`)
+	f.Add(`{"return":null}`)
+	f.Fuzz(func(t *testing.T, reply string) {
+		s, err := parseQueryStatus(reply)
+		if err == nil && s == "" {
+			t.Errorf("no error and no status for %q", reply)
+		}
+	})
+}
+
+func TestTimeoutErrorNamesTheCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	block := make(chan struct{})
+	defer close(block)
+	_, err := call(ctx, "DomainShutdown", func() (int, error) { <-block; return 0, nil })
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "DomainShutdown") {
+		t.Errorf("err = %v", err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, err := call(ctx2, "DomainCreate", func() (int, error) { <-block; return 0, nil }); errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled call: %v", err)
 	}
 }

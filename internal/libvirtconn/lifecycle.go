@@ -2,6 +2,7 @@ package libvirtconn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -25,10 +26,17 @@ type Lifecycle interface {
 	// DomainStateReason returns the state with libvirt's reason code.
 	DomainStateReason(ctx context.Context, d Domain) (DomainState, int32, error)
 	// DomainStats returns the statistics of the given domains (state, CPU,
-	// balloon, vCPUs, interfaces, block devices).
-	DomainStats(ctx context.Context, ds []Domain) ([]DomainStats, error)
+	// balloon, vCPUs, interfaces, block devices; or the state alone).
+	DomainStats(ctx context.Context, ds []Domain, o StatsOptions) ([]DomainStats, error)
+	// QueryStatus asks the domain's QEMU for its run state through its
+	// monitor (QMP query-status): whether QEMU answers at all. libvirt
+	// marks the domain "tainted: custom-monitor" (once) for it.
+	QueryStatus(ctx context.Context, d Domain) (string, error)
 	// Events streams lifecycle events until ctx ends or the connection is
-	// lost; the channel is then closed.
+	// lost; the channel is then closed. A connection has one event stream:
+	// it is registered with the daemon once and never deregistered (the
+	// daemon drops it when the connection closes, see rpcConn), so a second
+	// call fails.
 	Events(ctx context.Context) (<-chan LifecycleEvent, error)
 	// Disconnected is closed when the connection to the daemon is lost.
 	Disconnected() <-chan struct{}
@@ -120,6 +128,10 @@ const (
 	CodeConfigUnsupported = int(golibvirt.ErrConfigUnsupported)
 	CodeInvalidArg        = int(golibvirt.ErrInvalidArg)
 	CodeOperationFailed   = int(golibvirt.ErrOperationFailed)
+	// CodeOperationTimeout: libvirt waited in vain for a domain's job
+	// ("cannot acquire state change lock"), held by a call its QEMU does not
+	// answer.
+	CodeOperationTimeout = int(golibvirt.ErrOperationTimeout)
 )
 
 // ErrorCode returns libvirt's error number carried by err, or 0.
@@ -132,28 +144,32 @@ func ErrorCode(err error) int {
 	if errors.As(err, &lp) && lp != nil {
 		return int(lp.Code)
 	}
+	var re remoteError
+	if errors.As(err, &re) {
+		return int(re.Code)
+	}
 	return 0
 }
 
 func (c *rpcConn) ShutdownDomain(ctx context.Context, d Domain) error {
-	return c.withDomain(ctx, d, c.l.DomainShutdown)
+	return c.withDomain(ctx, "DomainShutdown", d, c.l.DomainShutdown)
 }
 
 func (c *rpcConn) RebootDomain(ctx context.Context, d Domain) error {
-	return c.withDomain(ctx, d, func(rd golibvirt.Domain) error { return c.l.DomainReboot(rd, 0) })
+	return c.withDomain(ctx, "DomainReboot", d, func(rd golibvirt.Domain) error { return c.l.DomainReboot(rd, 0) })
 }
 
 func (c *rpcConn) SuspendDomain(ctx context.Context, d Domain) error {
-	return c.withDomain(ctx, d, c.l.DomainSuspend)
+	return c.withDomain(ctx, "DomainSuspend", d, c.l.DomainSuspend)
 }
 
 func (c *rpcConn) ResumeDomain(ctx context.Context, d Domain) error {
-	return c.withDomain(ctx, d, c.l.DomainResume)
+	return c.withDomain(ctx, "DomainResume", d, c.l.DomainResume)
 }
 
 func (c *rpcConn) DomainStateReason(ctx context.Context, d Domain) (DomainState, int32, error) {
 	var st, reason int32
-	err := c.withDomain(ctx, d, func(rd golibvirt.Domain) error {
+	err := c.withDomain(ctx, "DomainGetState", d, func(rd golibvirt.Domain) error {
 		var err error
 		st, reason, err = c.l.DomainGetState(rd, 0)
 		return err
@@ -161,7 +177,19 @@ func (c *rpcConn) DomainStateReason(ctx context.Context, d Domain) (DomainState,
 	return DomainState(st), reason, err
 }
 
-func (c *rpcConn) DomainStats(ctx context.Context, ds []Domain) ([]DomainStats, error) {
+// StatsOptions choose what DomainStats gathers.
+type StatsOptions struct {
+	// StateOnly asks for the state alone: libvirt answers it from what it
+	// holds, without any domain's job or QEMU monitor, so it cannot hang
+	// on a QEMU that does not answer.
+	StateOnly bool
+	// NoWait skips, for a domain whose job is held by another call, what
+	// needs its QEMU monitor (VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
+	// instead of waiting up to 30 s for the job.
+	NoWait bool
+}
+
+func (c *rpcConn) DomainStats(ctx context.Context, ds []Domain, o StatsOptions) ([]DomainStats, error) {
 	rds := make([]golibvirt.Domain, 0, len(ds))
 	for _, d := range ds {
 		rd, err := c.toRPC(d)
@@ -175,8 +203,15 @@ func (c *rpcConn) DomainStats(ctx context.Context, ds []Domain) ([]DomainStats, 
 	}
 	kinds := golibvirt.DomainStatsState | golibvirt.DomainStatsCPUTotal | golibvirt.DomainStatsBalloon |
 		golibvirt.DomainStatsVCPU | golibvirt.DomainStatsInterface | golibvirt.DomainStatsBlock
-	recs, err := call(ctx, func() ([]golibvirt.DomainStatsRecord, error) {
-		return c.l.ConnectGetAllDomainStats(rds, uint32(kinds), 0)
+	if o.StateOnly {
+		kinds = golibvirt.DomainStatsState
+	}
+	var flags golibvirt.ConnectGetAllDomainStatsFlags
+	if o.NoWait {
+		flags |= golibvirt.ConnectGetAllDomainsStatsNowait
+	}
+	recs, err := call(ctx, "ConnectGetAllDomainStats", func() ([]golibvirt.DomainStatsRecord, error) {
+		return c.l.ConnectGetAllDomainStats(rds, uint32(kinds), uint32(flags))
 	})
 	if err != nil {
 		return nil, err
@@ -299,26 +334,94 @@ func asUint(v any) uint64 {
 	return 0
 }
 
+// ErrSubscribed: a connection has one event stream.
+var ErrSubscribed = errors.New("this libvirt connection has its event stream already")
+
 func (c *rpcConn) Events(ctx context.Context) (<-chan LifecycleEvent, error) {
-	in, err := c.l.LifecycleEvents(ctx)
+	c.evMu.Lock()
+	defer c.evMu.Unlock()
+	if c.subscribed {
+		return nil, ErrSubscribed
+	}
+	// The subscription lives with the connection (c.life ends after Close),
+	// never with ctx: see rpcConn for the daemon crash that avoids.
+	in, err := call(ctx, "ConnectDomainEventCallbackRegisterAny", func() (<-chan golibvirt.DomainEventLifecycleMsg, error) {
+		return c.l.LifecycleEvents(c.life)
+	})
 	if err != nil {
 		return nil, err
 	}
+	c.subscribed = true
 	out := make(chan LifecycleEvent, 64)
 	go func() {
 		defer close(out)
-		for ev := range in {
-			select {
-			case out <- LifecycleEvent{Domain: fromRPC(ev.Dom), Event: ev.Event, Detail: ev.Detail}:
-			case <-ctx.Done():
-				// Drain so that go-libvirt's goroutine can finish.
+		// When the reader is gone, the events are dropped until the
+		// connection closes, so that go-libvirt's goroutine never blocks.
+		drain := func() {
+			go func() {
 				for range in {
 				}
+			}()
+		}
+		for {
+			select {
+			case ev, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- LifecycleEvent{Domain: fromRPC(ev.Dom), Event: ev.Event, Detail: ev.Detail}:
+				case <-ctx.Done():
+					drain()
+					return
+				}
+			case <-ctx.Done():
+				drain()
 				return
 			}
 		}
 	}()
 	return out, nil
+}
+
+// queryStatusCommand is QMP's query-status.
+const queryStatusCommand = `{"execute":"query-status"}`
+
+func (c *rpcConn) QueryStatus(ctx context.Context, d Domain) (string, error) {
+	var reply string
+	err := c.withDomain(ctx, "query-status", d, func(rd golibvirt.Domain) error {
+		var err error
+		reply, err = c.l.QEMUDomainMonitorCommand(rd, queryStatusCommand, 0)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return parseQueryStatus(reply)
+}
+
+// parseQueryStatus reads QMP's answer to query-status
+// ({"return": {"status": "running", "running": true}, "id": ...}).
+func parseQueryStatus(reply string) (string, error) {
+	var r struct {
+		Return *struct {
+			Status string `json:"status"`
+		} `json:"return"`
+		Error *struct {
+			Class string `json:"class"`
+			Desc  string `json:"desc"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(reply), &r); err != nil {
+		return "", fmt.Errorf("query-status: QEMU's answer is not JSON: %v", err)
+	}
+	if r.Error != nil {
+		return "", fmt.Errorf("query-status: QEMU answered %s: %s", r.Error.Class, r.Error.Desc)
+	}
+	if r.Return == nil || r.Return.Status == "" {
+		return "", errors.New("query-status: QEMU's answer has no status")
+	}
+	return r.Return.Status, nil
 }
 
 func (c *rpcConn) Disconnected() <-chan struct{} { return c.l.Disconnected() }

@@ -42,6 +42,10 @@ type VM struct {
 	DomainXML string `json:"domainXml,omitempty"`
 	// FakeKVM tells that it runs emulated (TCG) on a fake-KVM host.
 	FakeKVM bool `json:"fakeKvm"`
+	// NotResponding, when set, says that the VM's QEMU does not answer
+	// and why ("no reply to query-status within 10s"): the engine's
+	// NotResponding status. Only destroy works then.
+	NotResponding string `json:"notResponding,omitempty"`
 }
 
 // ActionResult answers a lifecycle action: whether it changed anything
@@ -54,15 +58,59 @@ type ActionResult struct {
 	State   VMState `json:"state"`
 }
 
-// Event is one VM state change.
+// Event is one VM state change, or (VM empty) one change of the host's
+// connection to libvirt.
 type Event struct {
-	Time   time.Time `json:"time"`
-	Host   string    `json:"host"`
-	VM     string    `json:"vm"`
-	Name   string    `json:"name"`
-	Event  string    `json:"event"` // libvirt lifecycle event: started, stopped, suspended, resumed, defined, undefined, shutdown, crashed, pmsuspended
-	Detail string    `json:"detail,omitempty"`
-	State  VMState   `json:"state"`
+	Time time.Time `json:"time"`
+	Host string    `json:"host"`
+	VM   string    `json:"vm,omitempty"`
+	Name string    `json:"name,omitempty"`
+	// Event is a libvirt lifecycle event (started, stopped, suspended,
+	// resumed, defined, undefined, shutdown, crashed, pmsuspended) or one
+	// of the agent's own (EventNotResponding, EventResponding,
+	// EventShutdownTimeout, EventLibvirtLost, EventLibvirtBack).
+	Event  string  `json:"event"`
+	Detail string  `json:"detail,omitempty"`
+	State  VMState `json:"state,omitempty"`
+}
+
+// The agent's own events.
+const (
+	// EventNotResponding: the VM's QEMU does not answer; Detail says what
+	// it did not answer ("no reply to query-status within 10s").
+	EventNotResponding = "not-responding"
+	// EventResponding: a VM's QEMU that did not answer answers again.
+	EventResponding = "responding"
+	// EventShutdownTimeout: the guest did not power off within the
+	// shutdown's time-out and the agent powered the VM off; Detail says
+	// after how long.
+	EventShutdownTimeout = "shutdown-timeout"
+	// EventLibvirtLost: the agent lost its connection to libvirt (VM
+	// empty); Detail is the error.
+	EventLibvirtLost = "libvirt-lost"
+	// EventLibvirtBack: the agent is connected to libvirt again and has
+	// read its VMs again (VM empty); the VMs whose state changed meanwhile
+	// got events of their own.
+	EventLibvirtBack = "libvirt-back"
+)
+
+// LibvirtStatus is whether an agent reaches its libvirt daemon.
+type LibvirtStatus struct {
+	Connected bool   `json:"connected"`
+	URI       string `json:"uri,omitempty"`
+	// Error and Since say why and since when it is not connected.
+	Error string    `json:"error,omitempty"`
+	Since time.Time `json:"since,omitempty"`
+}
+
+// ShutdownRequest is the optional body of an agent's
+// POST /v1/vms/{id}/shutdown.
+type ShutdownRequest struct {
+	// TimeoutSeconds is how long the guest has to power off (0: wait
+	// without end, as a bare shutdown request).
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// Force powers the VM off when the guest has not within the time-out.
+	Force bool `json:"force,omitempty"`
 }
 
 // HostStats are a host's resource figures.
@@ -123,4 +171,7 @@ type NICStats struct {
 type Stats struct {
 	Host HostStats `json:"host"`
 	VMs  []VMStats `json:"vms"`
+	// Libvirt is whether the agent reaches libvirt, as of the answer
+	// (absent from agents that do not tell: taken as reachable).
+	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
 }
