@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -43,6 +44,13 @@ first host admitted sets the architecture and its best CPU type.`,
 				return err
 			}
 			req.Name = args[0]
+			st, err := shutdownTimeout(cmd)
+			if err != nil {
+				return err
+			}
+			if st != nil {
+				req.ShutdownTimeoutSeconds = *st
+			}
 			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
 				cl, err := c.CreateCluster(ctx, req)
 				if err != nil {
@@ -58,8 +66,28 @@ first host admitted sets the architecture and its best CPU type.`,
 	f.StringVar(&req.Description, "description", "", "description")
 	f.StringSliceVar(&req.EmulatedMachineCandidates, "emulated-machines", nil, "ordered emulated machine candidates (default: the architecture's, such as pseries-*)")
 	f.StringVar(&req.MigrationPolicy, "migration-policy", "", "minimal-downtime (default), post-copy, suspend-workload or none")
+	shutdownTimeoutFlag(cmd)
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// shutdownTimeoutFlag adds --shutdown-timeout to a cluster command.
+func shutdownTimeoutFlag(cmd *cobra.Command) {
+	cmd.Flags().Duration("shutdown-timeout", 0, "how long a VM's guest has to power off after vm stop before it is powered off (default 30s)")
+}
+
+// shutdownTimeout reads --shutdown-timeout in whole seconds (nil when not
+// given).
+func shutdownTimeout(cmd *cobra.Command) (*int, error) {
+	if !cmd.Flags().Changed("shutdown-timeout") {
+		return nil, nil
+	}
+	d, _ := cmd.Flags().GetDuration("shutdown-timeout")
+	if d < time.Second || d%time.Second != 0 {
+		return nil, withStatus(2, fmt.Errorf("--shutdown-timeout %s: want whole seconds, at least 1s", d))
+	}
+	s := int(d / time.Second)
+	return &s, nil
 }
 
 func newClusterListCommand() *cobra.Command {
@@ -121,7 +149,9 @@ func printCluster(w io.Writer, output string, cl engineapi.Cluster) error {
 		{"CPU level", level},
 		{"Emulated machine candidates", strings.Join(cl.EmulatedMachineCandidates, ", ")},
 		{"Emulated machine", orDash(cl.EmulatedMachine, "(chosen by its first Up host)")},
-		{"Migration policy", cl.MigrationPolicy}, {"Hosts", hostCountText(cl.Hosts)},
+		{"Migration policy", cl.MigrationPolicy},
+		{"Shutdown time-out", (time.Duration(cl.ShutdownTimeoutSeconds) * time.Second).String()},
+		{"Hosts", hostCountText(cl.Hosts)},
 		{"Created", timeText(cl.Created)}, {"Updated", timeText(cl.Updated)},
 	})
 }
@@ -165,7 +195,7 @@ func newClusterUpdateCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME",
-		Short: "Change a cluster (name, description, architecture, CPU type, emulated machines, migration policy)",
+		Short: "Change a cluster (name, description, architecture, CPU type, emulated machines, migration policy, shutdown time-out)",
 		Long: `Change a cluster. The architecture cannot change while the cluster has hosts or
 VMs; a CPU type an Up host of the cluster does not support is refused; the hosts
 are admitted again under the new settings.`,
@@ -191,6 +221,11 @@ are admitted again under the new settings.`,
 			if f.Changed("emulated-machines") {
 				upd.EmulatedMachineCandidates = &machines
 			}
+			st, err := shutdownTimeout(cmd)
+			if err != nil {
+				return err
+			}
+			upd.ShutdownTimeoutSeconds = st
 			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
 				cl, err := c.UpdateCluster(ctx, args[0], upd)
 				if err != nil {
@@ -207,6 +242,7 @@ are admitted again under the new settings.`,
 	f.StringVar(&cpuType, "cpu-type", "", "CPU type")
 	f.StringSliceVar(&machines, "emulated-machines", nil, "ordered emulated machine candidates")
 	f.StringVar(&policy, "migration-policy", "", "minimal-downtime, post-copy, suspend-workload or none")
+	shutdownTimeoutFlag(cmd)
 	outputFlag(cmd, &output)
 	return cmd
 }

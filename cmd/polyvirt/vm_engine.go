@@ -413,33 +413,109 @@ func printAction(w io.Writer, output string, res engineapi.VMAction) error {
 
 func newVMStopCommand() *cobra.Command {
 	var (
-		output string
-		force  bool
+		output         string
+		force, noForce bool
+		timeout        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "stop NAME",
-		Short: "Ask a VM's guest to power off (--force powers it off at once)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Ask a VM's guest to power off, and power it off after a time-out",
+		Long: `Ask a VM's guest to power off (ACPI, or the power button on POWER) and wait
+until the VM is down. A guest that is not down within the time-out (--timeout,
+else its cluster's shutdownTimeoutSeconds, 30s by default) is powered off, and
+stop says so. --no-force only asks the guest and returns at once (the VM may
+stay Up); --force powers the VM off at once (destroy).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			action := "shutdown"
-			if force {
-				action = "destroy"
+			if force && noForce {
+				return withStatus(2, errors.New("give --force or --no-force, not both"))
+			}
+			if timeout < 0 || (timeout > 0 && (force || noForce)) {
+				return withStatus(2, errors.New("--timeout is a positive duration, for a stop without --force or --no-force"))
 			}
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				res, err := c.VMAction(ctx, args[0], action, "")
-				if err != nil {
-					return err
+				if force {
+					res, err := c.VMAction(ctx, args[0], "destroy", "")
+					if err != nil {
+						return err
+					}
+					return printAction(cmd.OutOrStdout(), output, res)
 				}
-				return printAction(cmd.OutOrStdout(), output, res)
+				return stopWithProgress(ctx, c, cmd.OutOrStdout(), args[0], output, timeout, !noForce)
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "power off at once (destroy)")
+	f := cmd.Flags()
+	f.BoolVar(&force, "force", false, "power off at once (destroy)")
+	f.BoolVar(&noForce, "no-force", false, "only ask the guest; never power the VM off")
+	f.DurationVar(&timeout, "timeout", 0, "how long the guest has to power off (default: the cluster's shutdown time-out)")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// stopWithProgress asks a VM's guest to power off and, with wait, follows
+// the VM until it is down, saying whether the guest powered off or the VM
+// was powered off after the time-out.
+func stopWithProgress(ctx context.Context, c *client.Client, w io.Writer, name, output string, timeout time.Duration, wait bool) error {
+	t0 := time.Now()
+	res, err := c.ShutdownVM(ctx, name, timeout, wait, "")
+	if err != nil {
+		return err
+	}
+	if !wait || !res.Changed || res.State == "Down" {
+		return printAction(w, output, res)
+	}
+	say := func(format string, args ...any) {
+		if output == "table" {
+			fmt.Fprintf(w, format, args...)
+		}
+	}
+	say("Stopping VM %s: asked its guest to power off… ", name)
+	if timeout == 0 {
+		if v, err := c.VM(ctx, name); err == nil {
+			if cl, err := c.Cluster(ctx, v.Cluster); err == nil {
+				timeout = time.Duration(cl.ShutdownTimeoutSeconds) * time.Second
+			}
+		}
+	}
+	// The agent powers the VM off at the time-out; the engine learns it
+	// from its events within moments.
+	deadline := t0.Add(timeout + time.Minute)
+	for res.State != "Down" {
+		if time.Now().After(deadline) {
+			say("\n")
+			return fmt.Errorf("VM %s is still %s %s after the stop (polyvirt events --kind vm says why)", name, res.State, time.Since(t0).Round(time.Second))
+		}
+		time.Sleep(500 * time.Millisecond)
+		v, err := c.VM(ctx, name)
+		if err != nil {
+			return err
+		}
+		if v.State == "Up" && time.Since(t0) > timeout+30*time.Second {
+			say("\n")
+			return fmt.Errorf("VM %s is Up again: its host did not power it off after %s (polyvirt events --kind vm says why)", name, timeout)
+		}
+		res.State = v.State
+	}
+	forced := false
+	if page, err := c.Events(ctx, client.EventFilter{Object: res.VM, Code: api.CodeVMShutdownTimeout, Limit: 1}); err == nil &&
+		len(page.Events) == 1 && !page.Events[0].Time.Before(t0.Add(-time.Second)) {
+		forced = true
+	}
+	if forced {
+		res.Message = fmt.Sprintf("the guest did not power off within %s; powered off", timeout)
+		say("not down within %s: powered off (%.1fs)\n", timeout, time.Since(t0).Seconds())
+	} else {
+		res.Message = "powered off by its guest"
+		say("down (%.1fs)\n", time.Since(t0).Seconds())
+	}
+	if output == "json" {
+		return printJSON(w, res)
+	}
+	return nil
 }
 
 func newVMSimpleActionCommand(action, short string) *cobra.Command {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -74,6 +75,25 @@ func (c *Client) VMAction(ctx context.Context, ref, action, reason string) (engi
 	var out engineapi.VMAction
 	err := c.Do(ctx, "POST", "/vms/"+esc(ref)+"/"+esc(action), nil, engineapi.VMActionRequest{Reason: reason}, &out)
 	return out, err
+}
+
+// VMActionWith runs a lifecycle action with its whole request (a
+// shutdown's time-out and force).
+func (c *Client) VMActionWith(ctx context.Context, ref, action string, req engineapi.VMActionRequest) (engineapi.VMAction, error) {
+	var out engineapi.VMAction
+	err := c.Do(ctx, "POST", "/vms/"+esc(ref)+"/"+esc(action), nil, req, &out)
+	return out, err
+}
+
+// ShutdownVM asks a VM's guest to power off. With force the engine has the
+// VM powered off when the guest is not down within timeout (0: the
+// cluster's shutdown time-out), as oVirt does; without force it only asks.
+func (c *Client) ShutdownVM(ctx context.Context, ref string, timeout time.Duration, force bool, reason string) (engineapi.VMAction, error) {
+	req := engineapi.VMActionRequest{Reason: reason, Force: &force}
+	if force && timeout > 0 {
+		req.TimeoutSeconds = int((timeout + time.Second - 1) / time.Second)
+	}
+	return c.VMActionWith(ctx, ref, "shutdown", req)
 }
 
 // Screenshot returns a PNG of a running VM's display.

@@ -25,7 +25,8 @@ func clusterView(c store.Cluster, counts map[string]int) engineapi.Cluster {
 	}
 	v := engineapi.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: c.Arch, CPUType: c.CPUType,
 		EmulatedMachineCandidates: c.EmulatedMachineCandidates, EmulatedMachine: c.EmulatedMachine,
-		MigrationPolicy: c.MigrationPolicy, Hosts: counts, Version: c.Version, Created: c.Created, Updated: c.Updated}
+		MigrationPolicy: c.MigrationPolicy, ShutdownTimeoutSeconds: c.ShutdownTimeoutSeconds,
+		Hosts: counts, Version: c.Version, Created: c.Created, Updated: c.Updated}
 	if t, ok := cpucatalog.Lookup(c.CPUType); ok {
 		v.CPULevel = t.Level
 	}
@@ -130,7 +131,11 @@ func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
 	if err := store.ValidName(req.Name); err != nil {
 		return invalidField("name", "%v", err)
 	}
-	c := store.Cluster{Name: req.Name, Description: req.Description, MigrationPolicy: req.MigrationPolicy}
+	c := store.Cluster{Name: req.Name, Description: req.Description, MigrationPolicy: req.MigrationPolicy,
+		ShutdownTimeoutSeconds: req.ShutdownTimeoutSeconds}
+	if err := checkShutdownTimeout(req.ShutdownTimeoutSeconds, true); err != nil {
+		return err
+	}
 	if req.Arch != "" {
 		a, err := clusterArch(req.Arch)
 		if err != nil {
@@ -172,6 +177,15 @@ func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, clusterView(c, nil))
 }
 
+// checkShutdownTimeout checks a shutdown time-out in seconds (0 means the
+// default when zero is allowed).
+func checkShutdownTimeout(s int, zero bool) error {
+	if (s == 0 && zero) || (s >= 1 && s <= store.MaxShutdownTimeoutSeconds) {
+		return nil
+	}
+	return invalidField("shutdownTimeoutSeconds", "%d seconds: want 1 to %d", s, store.MaxShutdownTimeoutSeconds)
+}
+
 func clusterSummary(c store.Cluster) string {
 	a, t := c.Arch.String(), c.CPUType
 	if a == "" {
@@ -208,6 +222,12 @@ func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 	}
 	if upd.Description != nil {
 		c.Description = *upd.Description
+	}
+	if upd.ShutdownTimeoutSeconds != nil {
+		if err := checkShutdownTimeout(*upd.ShutdownTimeoutSeconds, false); err != nil {
+			return err
+		}
+		c.ShutdownTimeoutSeconds = *upd.ShutdownTimeoutSeconds
 	}
 	if upd.MigrationPolicy != nil {
 		if !slices.Contains(migrationPolicies, *upd.MigrationPolicy) {

@@ -51,6 +51,11 @@ type fakeAgent struct {
 	subs    map[chan agentapi.Event]bool
 	typed   []byte
 	created []string // the definitions received, in order (JSON)
+	// libvirtDown, when set, is the agent's answer that it cannot reach
+	// libvirt (statistics say so, VM lists fail).
+	libvirtDown string
+	// actions are the action requests received ("shutdown {...}").
+	actions []string
 }
 
 type fakeVM struct {
@@ -239,10 +244,18 @@ func (a *fakeAgent) handler() http.Handler {
 		w.Write(a.body)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(agentapi.Stats{Host: agentapi.HostStats{Time: time.Now(), CPUs: 8, MemTotalMiB: 16384}, VMs: []agentapi.VMStats{}})
+		a.mu.Lock()
+		lv := &agentapi.LibvirtStatus{Connected: a.libvirtDown == "", Error: a.libvirtDown}
+		a.mu.Unlock()
+		json.NewEncoder(w).Encode(agentapi.Stats{Host: agentapi.HostStats{Time: time.Now(), CPUs: 8, MemTotalMiB: 16384}, VMs: []agentapi.VMStats{}, Libvirt: lv})
 	})
 	mux.HandleFunc("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
+		if a.libvirtDown != "" {
+			a.mu.Unlock()
+			writeAPIError(w, http.StatusServiceUnavailable, "LIBVIRT_UNAVAILABLE", a.libvirtDown)
+			return
+		}
 		out := []agentapi.VM{}
 		for _, v := range a.vms {
 			out = append(out, v.vm)
@@ -299,8 +312,10 @@ func (a *fakeAgent) handler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /v1/vms/{id}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		a.actions = append(a.actions, strings.TrimSpace(r.PathValue("action")+" "+string(body)))
 		v, ok := a.vms[r.PathValue("id")]
 		if !ok {
 			writeAPIError(w, http.StatusNotFound, "VM_NOT_FOUND", "no such VM")

@@ -11,6 +11,8 @@ import (
 // The host status machine (oVirt's, reduced to what polyvirt does):
 //
 //	Installing ──first answer + admission──▶ Up | NonOperational(reason)
+//	Up | NonOperational | Connecting | NonResponsive ──agent answers, libvirt down──▶ NonOperational(LIBVIRT_UNAVAILABLE)
+//	NonOperational(LIBVIRT_UNAVAILABLE) ──libvirt back + admission──▶ Up | NonOperational(reason)
 //	Up | NonOperational | Connecting ──N failed polls──▶ NonResponsive
 //	NonResponsive ──answer + admission──▶ Up | NonOperational(reason)
 //	Up ⇄ NonOperational     when the report or the cluster changes (admission again)
@@ -30,6 +32,9 @@ type pollOutcome struct {
 	Err string
 	// Admission is set when admission ran (OK rounds only).
 	Admission *admission
+	// LibvirtDown, in an OK round, is why the agent cannot reach libvirt
+	// ("" when it can).
+	LibvirtDown string
 }
 
 // statusChange is what a round does to a host's status.
@@ -43,6 +48,13 @@ type statusChange struct {
 	Severity store.Severity
 	// EventCode is the event's code.
 	EventCode string
+}
+
+// needsAdmissionHost is needsAdmission for a host, which also runs again
+// for a host NonOperational because its agent could not reach libvirt.
+func needsAdmissionHost(h store.Host, capsChanged, clusterChanged bool) bool {
+	return needsAdmission(h.Status, capsChanged, clusterChanged) ||
+		(h.Status == store.HostNonOperational && h.StatusCode == api.CodeLibvirtUnavailable)
 }
 
 // needsAdmission tells whether an answered round must (re)run admission:
@@ -66,6 +78,22 @@ func nextStatus(h store.Host, o pollOutcome, threshold int) statusChange {
 	switch h.Status {
 	case store.HostMaintenance, store.HostPreparingForMaintenance:
 		return keep
+	}
+	if o.OK && o.LibvirtDown != "" {
+		// The agent answers but cannot run anything: not scheduled to, its
+		// VMs not restarted elsewhere (they most likely run on; QEMU
+		// outlives libvirtd), back Up by itself when libvirt is.
+		if h.StatusCode == api.CodeLibvirtUnavailable && (h.Status == store.HostNonOperational || h.Status == store.HostInstalling) {
+			return keep
+		}
+		msg := fmt.Sprintf("Host %s cannot reach libvirt: %s", h.Name, o.LibvirtDown)
+		to := store.HostNonOperational
+		if h.Status == store.HostInstalling {
+			to = store.HostInstalling
+		}
+		return statusChange{Changed: true, Status: to, Code: api.CodeLibvirtUnavailable, Message: msg,
+			Event:     fmt.Sprintf("Host %s moved to Non-Operational state: its agent cannot reach libvirt.", h.Name),
+			EventCode: api.CodeLibvirtUnavailable, Severity: store.SeverityError}
 	}
 	if o.OK {
 		a := o.Admission

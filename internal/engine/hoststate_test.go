@@ -32,6 +32,29 @@ func TestNeedsAdmission(t *testing.T) {
 			t.Errorf("needsAdmission(%s, caps %v, cluster %v) = %v, want %v", tc.status, tc.capsChanged, tc.clusterChanged, got, tc.want)
 		}
 	}
+	// A host NonOperational for want of libvirt is admitted again as soon
+	// as its agent reaches libvirt, without any change.
+	if !needsAdmissionHost(store.Host{Status: store.HostNonOperational, StatusCode: api.CodeLibvirtUnavailable}, false, false) {
+		t.Error("a host without libvirt is never admitted again")
+	}
+	if needsAdmissionHost(store.Host{Status: store.HostNonOperational, StatusCode: "CPU_TYPE_INCOMPATIBLE_WITH_CLUSTER"}, false, false) {
+		t.Error("a host NonOperational for its CPU is admitted again without a change")
+	}
+}
+
+func TestLibvirtDownFromStats(t *testing.T) {
+	cases := map[string]string{
+		`{"host": {}, "vms": [], "libvirt": {"connected": true}}`: "",
+		`{"host": {}, "vms": []}`:                                 "",
+		`not json`:                                                "",
+		`{"libvirt": {"connected": false}}`:                       "not connected",
+		`{"libvirt": {"connected": false, "error": "dial unix: no such file", "since": "2026-01-02T03:04:05Z"}}`: "dial unix: no such file (since 2026-01-02T03:04:05Z)",
+	}
+	for in, want := range cases {
+		if got := libvirtDown([]byte(in)); got != want {
+			t.Errorf("libvirtDown(%s) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestNextStatus(t *testing.T) {
@@ -86,6 +109,18 @@ func TestNextStatus(t *testing.T) {
 		{"maintenance ignores failures", host(store.HostMaintenance, ""), pollOutcome{Failures: 9, Err: "refused"},
 			want{false, store.HostMaintenance, "", "", ""}},
 		{"maintenance ignores admission", host(store.HostMaintenance, ""), pollOutcome{OK: true, Admission: refused},
+			want{false, store.HostMaintenance, "", "", ""}},
+		{"up without libvirt", host(store.HostUp, ""), pollOutcome{OK: true, LibvirtDown: "connection refused"},
+			want{true, store.HostNonOperational, api.CodeLibvirtUnavailable, "Host h moved to Non-Operational state: its agent cannot reach libvirt.", store.SeverityError}},
+		{"non-operational for its CPU loses libvirt", host(store.HostNonOperational, refused.Code), pollOutcome{OK: true, LibvirtDown: "gone"},
+			want{true, store.HostNonOperational, api.CodeLibvirtUnavailable, "Host h moved to Non-Operational state: its agent cannot reach libvirt.", store.SeverityError}},
+		{"without libvirt said once", host(store.HostNonOperational, api.CodeLibvirtUnavailable), pollOutcome{OK: true, LibvirtDown: "still gone"},
+			want{false, store.HostNonOperational, api.CodeLibvirtUnavailable, "", ""}},
+		{"non-responsive back without libvirt", host(store.HostNonResponsive, api.CodeAgentUnreachable), pollOutcome{OK: true, LibvirtDown: "gone"},
+			want{true, store.HostNonOperational, api.CodeLibvirtUnavailable, "Host h moved to Non-Operational state: its agent cannot reach libvirt.", store.SeverityError}},
+		{"libvirt back", host(store.HostNonOperational, api.CodeLibvirtUnavailable), pollOutcome{OK: true, Admission: ok},
+			want{true, store.HostUp, "", "Status of host h was set to Up.", store.SeverityInfo}},
+		{"maintenance ignores libvirt", host(store.HostMaintenance, ""), pollOutcome{OK: true, LibvirtDown: "gone"},
 			want{false, store.HostMaintenance, "", "", ""}},
 	}
 	for _, tc := range tests {

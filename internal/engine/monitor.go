@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/store"
 )
 
@@ -253,7 +255,7 @@ func (p *poller) round(ctx context.Context) {
 	clusterChanged := p.clusterChanged
 	p.clusterChanged = false
 	p.mu.Unlock()
-	full := p.etag == "" || clusterChanged || needsAdmission(h.Status, false, false)
+	full := p.etag == "" || clusterChanged || needsAdmissionHost(h, false, false)
 	var body []byte
 	var hash string
 	if full || time.Since(p.capsAt) >= p.m.cfg.CapsInterval {
@@ -281,10 +283,38 @@ func (p *poller) round(ctx context.Context) {
 	}
 	p.failures = 0
 	p.m.batch.add(store.HostStats{HostID: p.id, Stats: stats, At: time.Now()})
+	if down := libvirtDown(stats); down != "" {
+		if clusterChanged {
+			p.mu.Lock()
+			p.clusterChanged = true
+			p.mu.Unlock()
+		}
+		p.setStatus(ctx, pollOutcome{OK: true, LibvirtDown: down})
+		return
+	}
 	capsChanged := body != nil && hash != h.CapabilitiesHash
-	if body != nil && (capsChanged || needsAdmission(h.Status, capsChanged, clusterChanged)) {
+	if body != nil && (capsChanged || needsAdmissionHost(h, capsChanged, clusterChanged)) {
 		p.admit(ctx, body, hash, clusterChanged)
 	}
+}
+
+// libvirtDown reads, from an agent's statistics, why it cannot reach
+// libvirt ("" when it can, or when the agent does not say).
+func libvirtDown(stats []byte) string {
+	var s struct {
+		Libvirt *agentapi.LibvirtStatus `json:"libvirt"`
+	}
+	if json.Unmarshal(stats, &s) != nil || s.Libvirt == nil || s.Libvirt.Connected {
+		return ""
+	}
+	why := s.Libvirt.Error
+	if why == "" {
+		why = "not connected"
+	}
+	if !s.Libvirt.Since.IsZero() {
+		why += fmt.Sprintf(" (since %s)", s.Libvirt.Since.UTC().Format(time.RFC3339))
+	}
+	return why
 }
 
 // failed handles a round the agent did not answer.
@@ -299,7 +329,12 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 	}
 	p.failures++
 	p.etag = ""
-	o := pollOutcome{Failures: p.failures, Err: shortError(err)}
+	p.setStatus(ctx, pollOutcome{Failures: p.failures, Err: shortError(err)})
+}
+
+// setStatus applies a round's outcome (a failed round, or an agent that
+// cannot reach libvirt) to the host's status.
+func (p *poller) setStatus(ctx context.Context, o pollOutcome) {
 	th := p.m.cfg.Failures
 	if !nextStatus(p.snapshot(), o, th).Changed {
 		return
@@ -323,7 +358,7 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 				return err
 			}
 			return p.m.e.appendEvent(ctx, tx, store.Event{Action: "host.status", Severity: ch.Severity, ObjectKind: "host",
-				ObjectID: h.ID, ObjectName: h.Name, Code: ch.EventCode, Message: ch.Event, Reason: o.Err})
+				ObjectID: h.ID, ObjectName: h.Name, Code: ch.EventCode, Message: ch.Event, Reason: firstNonEmpty(o.Err, o.LibvirtDown)})
 		})
 		if isStale(err) {
 			continue
@@ -334,7 +369,7 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 			}
 			return
 		}
-		p.m.log.Info("host status", "host", h.Name, "status", h.Status, "reason", o.Err)
+		p.m.log.Info("host status", "host", h.Name, "status", h.Status, "reason", firstNonEmpty(o.Err, o.LibvirtDown))
 		p.m.e.hosts.invalidate()
 		p.setHost(h)
 		p.m.vsync.hostStatusChanged(h)
@@ -378,7 +413,7 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 		}
 		capsChanged := h.CapabilitiesHash != hash
 		var ch statusChange
-		ran := needsAdmission(h.Status, capsChanged, clusterChanged)
+		ran := needsAdmissionHost(h, capsChanged, clusterChanged)
 		if ran {
 			ch = nextStatus(h, pollOutcome{OK: true, Admission: &a}, th)
 		}

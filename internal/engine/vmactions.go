@@ -20,6 +20,23 @@ import (
 	"polyvirt/internal/vmspec"
 )
 
+// powerdownGrace is how long after a shutdown's time-out the engine waits
+// for the agent's power-off before it believes a VM that still runs.
+const powerdownGrace = 30 * time.Second
+
+// poweringDown tells whether a forced shutdown of VM id is in progress.
+func (s *vmService) poweringDown(id string) bool {
+	v, ok := s.powerdowns.Load(id)
+	if !ok {
+		return false
+	}
+	if time.Now().After(v.(time.Time)) {
+		s.powerdowns.Delete(id)
+		return false
+	}
+	return true
+}
+
 // VMActions are the lifecycle actions of POST /api/v1/vms/{vm}/{action}.
 var VMActions = []string{"start", "shutdown", "destroy", "reboot", "pause", "resume"}
 
@@ -39,11 +56,17 @@ func (e *Engine) vmAction(action string) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if action != "shutdown" && (req.TimeoutSeconds != 0 || req.Force != nil) {
+			return invalidField("timeoutSeconds", "timeoutSeconds and force are options of shutdown only")
+		}
+		if err := checkShutdownTimeout(req.TimeoutSeconds, true); err != nil {
+			return err
+		}
 		var res engineapi.VMAction
 		if action == "start" {
 			res, err = e.vms.start(ctx, v.ID, startOptions{reason: req.Reason})
 		} else {
-			res, err = e.vms.act(ctx, v.ID, action, req.Reason)
+			res, err = e.vms.act(ctx, v.ID, action, req)
 		}
 		if err != nil {
 			return err
@@ -487,9 +510,12 @@ func sameDefinition(a, b []byte) bool {
 	return reflect.DeepEqual(da, db)
 }
 
-// act runs an action other than start on the VM's host.
-func (s *vmService) act(ctx context.Context, id, action, reason string) (engineapi.VMAction, error) {
+// act runs an action other than start on the VM's host. A shutdown gives
+// the guest a time-out (the request's, else the cluster's) after which the
+// VM's agent powers it off, unless force is false.
+func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VMActionRequest) (engineapi.VMAction, error) {
 	e := s.e
+	reason := req.Reason
 	v, err := e.st.GetVM(ctx, id)
 	if err != nil {
 		return engineapi.VMAction{}, err
@@ -518,7 +544,23 @@ func (s *vmService) act(ctx context.Context, id, action, reason string) (enginea
 			return engineapi.VMAction{}, err
 		}
 	}
-	res, err := s.ops.act(ctx, h, v.ID, action)
+	var body []byte
+	timeout := 0
+	if action == "shutdown" && (req.Force == nil || *req.Force) {
+		timeout = req.TimeoutSeconds
+		if timeout == 0 {
+			c, err := e.st.GetCluster(ctx, v.ClusterID)
+			if err != nil {
+				return engineapi.VMAction{}, err
+			}
+			timeout = c.ShutdownTimeoutSeconds
+		}
+		if body, err = json.Marshal(agentapi.ShutdownRequest{TimeoutSeconds: timeout, Force: true}); err != nil {
+			return engineapi.VMAction{}, err
+		}
+		s.powerdowns.Store(v.ID, time.Now().Add(time.Duration(timeout)*time.Second+powerdownGrace))
+	}
+	res, err := s.ops.actWith(ctx, h, v.ID, action, body)
 	if err != nil {
 		if ae := asAgentError(err); ae != nil && ae.notFound() && ae.Code == api.CodeVMNotFound {
 			v, _ = s.markDown(ctx, v.ID, h, fmt.Sprintf("VM %s is down: host %s does not have it.", v.Name, h.Name), "")
@@ -543,8 +585,12 @@ func (s *vmService) act(ctx context.Context, id, action, reason string) (enginea
 		if !res.Changed {
 			return write, nil
 		}
+		msg := actionMessage(action, cur.Name, userName(ctx), h.Name)
+		if timeout > 0 {
+			msg += fmt.Sprintf(" It is powered off if the guest is not down within %s.", time.Duration(timeout)*time.Second)
+		}
 		return write, e.appendEvent(ctx, tx, store.Event{Action: "vm." + action, ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
-			Message: actionMessage(action, cur.Name, userName(ctx), h.Name), Reason: reason})
+			Message: msg, Reason: reason})
 	})
 	if err != nil {
 		return engineapi.VMAction{}, err

@@ -223,8 +223,13 @@ func (o *agentOps) deleteVM(ctx context.Context, h store.Host, id string, force 
 }
 
 func (o *agentOps) act(ctx context.Context, h store.Host, id, action string) (agentapi.ActionResult, error) {
+	return o.actWith(ctx, h, id, action, nil)
+}
+
+// actWith runs an action with a request body (a shutdown's time-out).
+func (o *agentOps) actWith(ctx context.Context, h store.Host, id, action string, body []byte) (agentapi.ActionResult, error) {
 	var out agentapi.ActionResult
-	err := o.call(ctx, h, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/"+action, nil, &out)
+	err := o.call(ctx, h, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/"+action, body, &out)
 	return out, err
 }
 

@@ -80,6 +80,10 @@ type vmService struct {
 	// haFailed remembers when each VM's failed HA restart was last
 	// reported (once a minute).
 	haFailed sync.Map // VM ID → time.Time
+	// powerdowns are the shutdowns with a time-out this engine asked for:
+	// until then (and a grace), a VM PoweringDown that its host reports
+	// running stays PoweringDown (its agent powers it off at the end).
+	powerdowns sync.Map // VM ID → time.Time
 
 	// streams ends the long-lived API streams (consoles) when the engine
 	// stops serving.
@@ -614,7 +618,7 @@ func (e *Engine) vmRoutes() []route {
 	}
 	summaries := map[string]string{
 		"start":    "Schedule a VM on a host of its cluster and start it",
-		"shutdown": "Ask a VM's guest to power off",
+		"shutdown": "Ask a VM's guest to power off; it is powered off when not down within the time-out (timeoutSeconds, else the cluster's) unless force is false",
 		"destroy":  "Power a VM off at once",
 		"reboot":   "Ask a VM's guest to reboot",
 		"pause":    "Pause a VM",

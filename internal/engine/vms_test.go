@@ -657,6 +657,8 @@ func TestStateMapping(t *testing.T) {
 		{agentapi.Event{Event: "undefined", Detail: "removed", State: agentapi.StateUnknown}, obs{store.VMDown, true, false}},
 		{agentapi.Event{Event: "defined", Detail: "added", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
 		{agentapi.Event{Event: "shutdown", Detail: "guest", State: agentapi.StateShutdown}, obs{store.VMPoweringDown, false, false}},
+		{agentapi.Event{Event: agentapi.EventNotResponding, Detail: "no reply to query-status within 10s", State: agentapi.StateRunning}, obs{store.VMNotResponding, false, false}},
+		{agentapi.Event{Event: agentapi.EventResponding, State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
 	}
 	for _, tc := range events {
 		o := observeEvent(tc.ev)
@@ -672,6 +674,9 @@ func TestStateMapping(t *testing.T) {
 		{agentapi.VM{State: agentapi.StateDefined, Reason: "crashed"}, obs{store.VMDown, false, true}},
 		{agentapi.VM{State: agentapi.StateDefined, Reason: "destroyed"}, obs{store.VMDown, false, false}},
 		{agentapi.VM{State: agentapi.StateCrashed}, obs{store.VMDown, false, true}},
+		{agentapi.VM{State: agentapi.StateRunning, NotResponding: "no reply to query-status within 10s"}, obs{store.VMNotResponding, false, false}},
+		{agentapi.VM{State: agentapi.StatePaused, NotResponding: "no reply to DomainResume within 10s"}, obs{store.VMNotResponding, false, false}},
+		{agentapi.VM{State: agentapi.StateDefined, NotResponding: "stale"}, obs{store.VMDown, false, false}},
 	}
 	for _, tc := range listed {
 		o := observeListed(tc.vm)

@@ -48,6 +48,10 @@ type observation struct {
 	Crashed bool
 	// Why is libvirt's reason or event, for the audit log.
 	Why string
+	// NotResponding is why the VM's QEMU does not answer (with State
+	// NotResponding), or, with Responding, why it did not.
+	NotResponding string
+	Responding    bool
 	// Definition is the definition the agent holds (lists only).
 	Definition []byte
 }
@@ -59,6 +63,9 @@ func observeListed(vm agentapi.VM) observation {
 		o.Why += " (" + vm.Reason + ")"
 	}
 	o.Crashed = vm.State == agentapi.StateCrashed || (vm.State == agentapi.StateDefined && (vm.Reason == "crashed" || vm.Reason == "failed"))
+	if vm.NotResponding != "" && runs(o.State) {
+		o.State, o.NotResponding = store.VMNotResponding, vm.NotResponding
+	}
 	return o
 }
 
@@ -87,6 +94,13 @@ func observeEvent(ev agentapi.Event) observation {
 		if o.State == store.VMUnknown {
 			o.State = store.VMPaused
 		}
+	case agentapi.EventNotResponding:
+		o.State, o.NotResponding = store.VMNotResponding, ev.Detail
+	case agentapi.EventResponding:
+		o.Responding, o.NotResponding = true, ev.Detail
+		if o.State == store.VMUnknown || o.State == store.VMDown {
+			o.State = store.VMUp
+		}
 	}
 	return o
 }
@@ -94,7 +108,8 @@ func observeEvent(ev agentapi.Event) observation {
 // runs tells whether a state means QEMU runs the VM.
 func runs(s store.VMState) bool {
 	switch s {
-	case store.VMUp, store.VMPaused, store.VMPoweringUp, store.VMPoweringDown, store.VMRebootInProgress, store.VMSuspended:
+	case store.VMUp, store.VMPaused, store.VMPoweringUp, store.VMPoweringDown, store.VMRebootInProgress, store.VMSuspended,
+		store.VMNotResponding:
 		return true
 	}
 	return false

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/store"
 )
 
@@ -85,6 +86,11 @@ func (y *vmSync) hostsLoaded(hosts []store.Host) {
 func (y *vmSync) hostStatusChanged(h store.Host) {
 	y.mu.Lock()
 	y.noteStatusLocked(h)
+	if h.Status == store.HostNonOperational && h.StatusCode == api.CodeLibvirtUnavailable {
+		// Its agent answers but cannot see its VMs: they are Unknown (not
+		// restarted elsewhere) until libvirt is back.
+		go y.hostLost(h, fmt.Sprintf("host %s cannot reach libvirt", h.Name))
+	}
 	if w := y.watchers[h.ID]; w != nil && !watches(h.Status) {
 		w.cancel()
 		delete(y.watchers, h.ID)
@@ -103,7 +109,7 @@ func (y *vmSync) noteStatusLocked(h store.Host) {
 		y.downSince[h.ID] = time.Now()
 		// The VMs of a host that stops answering are Unknown (once, when
 		// this leader first sees it so).
-		go y.hostLost(h)
+		go y.hostLost(h, fmt.Sprintf("host %s does not answer", h.Name))
 	}
 }
 
@@ -130,8 +136,9 @@ func (y *vmSync) startLocked(h store.Host) {
 
 func (y *vmSync) wait() { y.wg.Wait() }
 
-// hostLost marks the running VMs of a host that stopped answering Unknown.
-func (y *vmSync) hostLost(h store.Host) {
+// hostLost marks the running VMs of a host that stopped answering (or
+// cannot reach libvirt: why) Unknown.
+func (y *vmSync) hostLost(h store.Host, why string) {
 	ctx := y.ctx
 	e := y.m.e
 	vms, err := e.st.ListVMs(ctx, store.VMFilter{HostID: h.ID})
@@ -153,7 +160,7 @@ func (y *vmSync) hostLost(h store.Host) {
 			cur.State = store.VMUnknown
 			return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.state", Severity: store.SeverityWarning, ObjectKind: "vm",
 				ObjectID: cur.ID, ObjectName: cur.Name, Code: api.CodeVMSetToUnknownStatus,
-				Message: fmt.Sprintf("VM %s was set to the Unknown status: host %s does not answer.", cur.Name, h.Name),
+				Message: fmt.Sprintf("VM %s was set to the Unknown status: %s.", cur.Name, why),
 				Reason:  fmt.Sprintf("was %s", was)})
 		})
 		if err != nil && ctx.Err() == nil {
@@ -224,7 +231,7 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	if err := w.y.reconcile(ctx, h); err != nil {
 		return err
 	}
-	events := make(chan observation, 64)
+	events := make(chan agentapi.Event, 64)
 	done := make(chan error, 1)
 	go func() {
 		for {
@@ -235,7 +242,7 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 				return
 			}
 			select {
-			case events <- observeEvent(ev):
+			case events <- ev:
 			case <-ctx.Done():
 				done <- ctx.Err()
 				close(events)
@@ -249,16 +256,44 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case o, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				return <-done
 			}
-			w.y.observe(ctx, w.host(), o, false)
+			switch {
+			case ev.VM == "" && ev.Event == agentapi.EventLibvirtBack:
+				// The agent reads libvirt again: what changed meanwhile.
+				if err := w.y.reconcile(ctx, w.host()); err != nil {
+					return err
+				}
+			case ev.VM == "":
+			case ev.Event == agentapi.EventShutdownTimeout:
+				w.y.shutdownTimedOut(ctx, w.host(), ev)
+			default:
+				w.y.observe(ctx, w.host(), observeEvent(ev), false)
+			}
 		case <-t.C:
 			if err := w.y.reconcile(ctx, w.host()); err != nil {
 				return err
 			}
 		}
+	}
+}
+
+// shutdownTimedOut records that a VM's agent powered it off after the
+// guest did not power off within its shutdown's time-out.
+func (y *vmSync) shutdownTimedOut(ctx context.Context, h store.Host, ev agentapi.Event) {
+	e := y.m.e
+	v, err := e.st.GetVM(ctx, ev.VM)
+	if err != nil {
+		return
+	}
+	rec := store.Event{Action: "vm.shutdown-timeout", Severity: store.SeverityWarning, ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
+		Code:    api.CodeVMShutdownTimeout,
+		Message: fmt.Sprintf("VM %s was powered off: its guest did not power off in time after the shutdown request (Host: %s).", v.Name, h.Name),
+		Reason:  ev.Detail}
+	if err := e.appendEvent(ctx, e.st, rec); err != nil && ctx.Err() == nil {
+		y.m.warn("audit log", "err", err)
 	}
 }
 
@@ -355,6 +390,7 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 		}
 		ev := store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name, Reason: o.Why}
 		if o.Gone || o.State == store.VMDown {
+			y.s.powerdowns.Delete(cur.ID)
 			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
 			ev.Code = api.CodeVMDown
 			ev.Message = fmt.Sprintf("VM %s is down on host %s.", cur.Name, h.Name)
@@ -367,12 +403,30 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 			}
 			restart = restartsHA(cur.HA, was, o)
 		} else {
+			if was == store.VMPoweringDown && o.State == store.VMUp && y.s.poweringDown(cur.ID) {
+				// The guest was asked to power off within a time-out and
+				// still runs: the agent powers it off at the end.
+				return false, nil
+			}
 			cur.State = o.State
 			if was == store.VMWaitForLaunch {
 				// The start's own outcome: the start records it.
 				return true, nil
 			}
 			ev.Message = fmt.Sprintf("VM %s is %s on host %s.", cur.Name, cur.State, h.Name)
+			switch {
+			case o.State == store.VMNotResponding:
+				ev.Code, ev.Severity = api.CodeVMNotResponding, store.SeverityWarning
+				ev.Message = fmt.Sprintf("The QEMU of VM %s on host %s does not answer (%s).", cur.Name, h.Name, o.NotResponding)
+				ev.Reason = fmt.Sprintf("was %s; only destroy works until it answers again", was)
+				return true, e.appendEvent(ctx, tx, ev)
+			case was == store.VMNotResponding:
+				ev.Message = fmt.Sprintf("The QEMU of VM %s on host %s answers again; the VM is %s.", cur.Name, h.Name, cur.State)
+				if o.NotResponding != "" {
+					ev.Reason = o.NotResponding
+					return true, e.appendEvent(ctx, tx, ev)
+				}
+			}
 		}
 		ev.Reason = fmt.Sprintf("was %s; %s", was, o.Why)
 		return true, e.appendEvent(ctx, tx, ev)

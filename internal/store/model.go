@@ -68,11 +68,22 @@ type Cluster struct {
 	// EmulatedMachine is the chosen machine, "" until chosen.
 	EmulatedMachine string `json:"emulatedMachine,omitempty"`
 	// MigrationPolicy names the cluster's migration policy.
-	MigrationPolicy string    `json:"migrationPolicy,omitempty"`
-	Version         int64     `json:"version"`
-	Created         time.Time `json:"created"`
-	Updated         time.Time `json:"updated"`
+	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+	// ShutdownTimeoutSeconds is how long a VM's guest has to power off
+	// after a shutdown request before the VM is powered off (a stop can
+	// give its own); 0 on create means DefaultShutdownTimeoutSeconds.
+	ShutdownTimeoutSeconds int       `json:"shutdownTimeoutSeconds"`
+	Version                int64     `json:"version"`
+	Created                time.Time `json:"created"`
+	Updated                time.Time `json:"updated"`
 }
+
+// The bounds of a cluster's shutdown time-out (oVirt's
+// VmGracefulShutdownTimeout defaults to 30 s too).
+const (
+	DefaultShutdownTimeoutSeconds = 30
+	MaxShutdownTimeoutSeconds     = 86400
+)
 
 // HostStatus is the status of a host as the engine sees it.
 type HostStatus string

@@ -75,6 +75,10 @@ type Cluster struct {
 	EmulatedMachineCandidates []string `json:"emulatedMachineCandidates"`
 	EmulatedMachine           string   `json:"emulatedMachine,omitempty"`
 	MigrationPolicy           string   `json:"migrationPolicy,omitempty"`
+	// ShutdownTimeoutSeconds is how long a VM's guest has to power off
+	// after a stop (shutdown) before the VM is powered off, unless the stop
+	// gives its own.
+	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds"`
 	// Hosts counts the cluster's hosts by status.
 	Hosts   map[string]int `json:"hosts"`
 	Version int64          `json:"version"`
@@ -97,6 +101,9 @@ type ClusterRequest struct {
 	// MigrationPolicy is minimal-downtime (default), post-copy,
 	// suspend-workload or none.
 	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+	// ShutdownTimeoutSeconds is the cluster's shutdown time-out (1 to
+	// 86400; default 30).
+	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
 }
 
 // ClusterUpdate changes a cluster (PATCH /api/v1/clusters/{cluster}):
@@ -108,6 +115,7 @@ type ClusterUpdate struct {
 	CPUType                   *string    `json:"cpuType,omitempty"`
 	EmulatedMachineCandidates *[]string  `json:"emulatedMachineCandidates,omitempty"`
 	MigrationPolicy           *string    `json:"migrationPolicy,omitempty"`
+	ShutdownTimeoutSeconds    *int       `json:"shutdownTimeoutSeconds,omitempty"`
 	// Version, when set, must be the cluster's current version.
 	Version *int64 `json:"version,omitempty"`
 }

@@ -18,7 +18,8 @@ type VM struct {
 	// Arch is the guest architecture (ppc64le).
 	Arch arch.Arch `json:"arch"`
 	// State is the engine's state of the VM: Down, WaitForLaunch, Up,
-	// Paused, PoweringDown, Unknown (its host does not answer), ...
+	// Paused, PoweringDown, NotResponding (its QEMU does not answer),
+	// Unknown (its host does not answer, or cannot reach libvirt), ...
 	State string `json:"state"`
 	// HostID and Host are the host it runs on ("" when Down).
 	HostID string `json:"hostId,omitempty"`
@@ -79,6 +80,13 @@ type VMUpdate struct {
 type VMActionRequest struct {
 	// Reason says why, for the audit log.
 	Reason string `json:"reason,omitempty"`
+	// TimeoutSeconds (shutdown only) is how long the guest has to power
+	// off; 0 or absent: the cluster's shutdownTimeoutSeconds.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
+	// Force (shutdown only; default true) powers the VM off when the guest
+	// has not within the time-out, as oVirt does; false only asks the
+	// guest (the VM may stay Up).
+	Force *bool `json:"force,omitempty"`
 }
 
 // VMAction answers a VM action: whether it changed anything (starting a

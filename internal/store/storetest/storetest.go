@@ -235,6 +235,15 @@ func testClusters(t *testing.T, s store.Store) {
 	if got.Arch != arch.Unknown || got.CPUType != "" || got.EmulatedMachine != "" {
 		t.Errorf("new cluster has arch %q, CPU type %q, machine %q; want all unset", got.Arch, got.CPUType, got.EmulatedMachine)
 	}
+	if got.ShutdownTimeoutSeconds != store.DefaultShutdownTimeoutSeconds {
+		t.Errorf("new cluster's shutdown time-out %d; want the default %d", got.ShutdownTimeoutSeconds, store.DefaultShutdownTimeoutSeconds)
+	}
+	for _, bad := range []int{-1, store.MaxShutdownTimeoutSeconds + 1} {
+		b := c
+		b.ShutdownTimeoutSeconds = bad
+		wantErr(t, fmt.Sprintf("shutdown time-out %d", bad), s.UpdateCluster(ctx, &b), store.ErrInvalid, "shutdownTimeoutSeconds")
+	}
+	c.ShutdownTimeoutSeconds = 120
 	wantErr(t, "duplicate", s.CreateCluster(ctx, &store.Cluster{Name: "power"}), store.ErrConflict, "name")
 	// The first host sets the arch and CPU type; aliases are canonical.
 	c.Arch, c.CPUType, c.EmulatedMachine = "ppc64el", "IBM POWER8", "pseries-7.2"
