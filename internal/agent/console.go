@@ -329,25 +329,11 @@ func (a *Agent) consoleFiles(ctx context.Context, e *vmEntry) (logPath, ptyPath 
 // the console printed since the VM started (its log), then what it prints
 // live; text the client sends is typed into the console. The websocket is
 // one more reader of the console the agent drains anyway.
-func (a *Agent) serveConsole(w http.ResponseWriter, r *http.Request, id string) {
-	e, err := a.entry(id)
+func (a *Agent) serveConsole(w http.ResponseWriter, r *http.Request) {
+	id, logPath, d, err := a.attachConsole(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
 		return
-	}
-	cctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout.Duration)
-	logPath, ptyPath, err := a.consoleFiles(cctx, e)
-	cancel()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var d *drain
-	if ptyPath != "" {
-		if d, err = a.consoles.ensure(e.ID, ptyPath); err != nil {
-			a.log.Warn("cannot drain a console", "vm", e.ID, "err", err)
-			d = nil
-		}
 	}
 	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
@@ -357,25 +343,60 @@ func (a *Agent) serveConsole(w http.ResponseWriter, r *http.Request, id string) 
 	ws.SetReadLimit(64 << 10)
 	ctx, cancelWS := context.WithCancel(r.Context())
 	defer cancelWS()
-
 	if d != nil {
-		go func() {
-			defer cancelWS()
-			for {
-				_, msg, err := ws.Read(ctx)
-				if err != nil {
-					return
-				}
-				if err := d.write(msg); err != nil {
-					// Input is lost; output goes on.
-					a.log.Debug("console input dropped", "vm", e.ID, "err", err)
-				}
-			}
-		}()
+		go func() { a.typeInto(ctx, ws, d, id); cancelWS() }()
 	} else {
 		ws.CloseRead(ctx)
 	}
+	err = sendConsole(ctx, ws, logPath, d, r.URL.Query().Get("from") == "end")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		ws.Close(websocket.StatusInternalError, "console: "+err.Error())
+		return
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+}
 
+// attachConsole finds a VM's console: its log, and the drain of its pty
+// (nil when it has none, or it cannot be drained).
+func (a *Agent) attachConsole(ctx context.Context, id string) (vm, logPath string, d *drain, err error) {
+	e, err := a.entry(id)
+	if err != nil {
+		return "", "", nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout.Duration)
+	logPath, ptyPath, err := a.consoleFiles(cctx, e)
+	cancel()
+	if err != nil {
+		return "", "", nil, err
+	}
+	if ptyPath != "" {
+		if d, err = a.consoles.ensure(e.ID, ptyPath); err != nil {
+			a.log.Warn("cannot drain a console", "vm", e.ID, "err", err)
+			d = nil
+		}
+	}
+	return e.ID, logPath, d, nil
+}
+
+// typeInto types what the websocket receives into the console (through
+// its drain) until the websocket closes; input that cannot be written is
+// lost, output goes on.
+func (a *Agent) typeInto(ctx context.Context, ws *websocket.Conn, d *drain, vm string) {
+	for {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := d.write(msg); err != nil {
+			a.log.Debug("console input dropped", "vm", vm, "err", err)
+		}
+	}
+}
+
+// sendConsole sends the console's output to the websocket: its log from
+// the start (or, fromEnd, from now on), else what the drain keeps, until
+// ctx ends.
+func sendConsole(ctx context.Context, ws *websocket.Conn, logPath string, d *drain, fromEnd bool) error {
 	var wake <-chan struct{}
 	if d != nil {
 		ch, unsubscribe := d.subscribe()
@@ -386,23 +407,17 @@ func (a *Agent) serveConsole(w http.ResponseWriter, r *http.Request, id string) 
 	switch {
 	case logPath != "":
 		from := int64(0)
-		if r.URL.Query().Get("from") == "end" {
+		if fromEnd {
 			if st, err := os.Stat(logPath); err == nil {
 				from = st.Size()
 			}
 		}
-		err = tail(ctx, logPath, from, wake, send)
+		return tail(ctx, logPath, from, wake, send)
 	case d != nil:
 		// A pty console without a log: what the drain keeps.
-		err = d.follow(ctx, r.URL.Query().Get("from") == "end", wake, send)
-	default:
-		err = errors.New("the console has neither a log nor a pty")
+		return d.follow(ctx, fromEnd, wake, send)
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		ws.Close(websocket.StatusInternalError, "console: "+err.Error())
-		return
-	}
-	ws.Close(websocket.StatusNormalClosure, "")
+	return errors.New("the console has neither a log nor a pty")
 }
 
 // follow sends the drain's output (what the ring holds, or with fromEnd

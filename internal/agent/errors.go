@@ -3,51 +3,38 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/libvirtconn"
 )
 
-// asAPIError maps any error to an API error: ours as they are, a
-// status-less one (a rule's) with the status of its code, an invalid
-// definition with its violations, libvirt's by their error numbers.
+// asAPIError maps any error to an API error with its HTTP status: ours as
+// they are, several violations as one refused definition
+// (api.DefinitionError), libvirt's by their error numbers (agentError).
 func asAPIError(err error) *api.Error {
-	var e *api.Error
-	if errors.As(err, &e) {
-		if e.Status != 0 {
-			return e
-		}
-		return firmwareError(e)
+	e := httpx.ErrorOf(err, agentError)
+	if e.Status != 0 {
+		return e
 	}
-	var ve api.Errors
-	if errors.As(err, &ve) {
-		status := http.StatusUnprocessableEntity
-		for _, v := range ve {
-			switch v.Code {
-			case api.CodeDefinitionSyntax, api.CodeDefinitionUnknownField, api.CodeDefinitionWrongType, api.CodeDefinitionEmpty, api.CodeDefinitionDuplicateKey:
-				status = http.StatusBadRequest
-			case api.CodeDefinitionTooLarge:
-				status = http.StatusRequestEntityTooLarge
-			}
-		}
-		code := api.CodeVMDefinitionInvalid
-		if len(ve) == 1 {
-			code = ve[0].Code
-		}
-		return &api.Error{Status: status, Code: code, Message: ve.Error(), Details: ve}
+	// A rule's verdict (the firmware workflow's): the status of its code,
+	// the field named in the message.
+	msg := e.Message
+	if e.Field != "" && !strings.Contains(msg, e.Field) {
+		msg = fmt.Sprintf("%s: %s", e.Field, msg)
 	}
+	return &api.Error{Status: api.StatusOf(e), Code: e.Code, Message: msg, Details: e.Details, Err: e.Err}
+}
+
+// agentError maps the agent's own failures: libvirt down or too slow, a
+// request cancelled, and libvirt's errors by their numbers (nil for
+// another error).
+func agentError(err error) *api.Error {
 	if errors.Is(err, errLibvirtDown) || errors.Is(err, libvirtconn.ErrUnavailable) {
 		return api.NewError(http.StatusServiceUnavailable, api.CodeLibvirtUnavailable, "%v", err)
-	}
-	if errors.Is(err, libvirtconn.ErrTimeout) {
-		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "%v", err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "no answer within the request's time: %v", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return api.NewError(http.StatusServiceUnavailable, api.CodeRequestCanceled, "the request was cancelled before its answer: %v", err)
 	}
 	if errors.Is(err, libvirtconn.ErrTimeout) {
 		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "%v", err)
@@ -73,7 +60,7 @@ func asAPIError(err error) *api.Error {
 	case libvirtconn.CodeOperationTimeout:
 		return api.NewError(http.StatusGatewayTimeout, api.CodeLibvirtTimeout, "%v", err)
 	case 0:
-		return api.NewError(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+		return nil
 	}
 	return api.NewError(http.StatusBadGateway, api.CodeLibvirtError, "%v", err)
 }

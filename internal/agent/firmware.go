@@ -2,12 +2,10 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"polyvirt/internal/api"
@@ -217,29 +215,4 @@ func levelText(l agentapi.FirmwareLevel) string {
 		return l.Name + " (" + l.Image + ")"
 	}
 	return l.Name
-}
-
-// firmwareError gives an error without a status (the firmware workflow's)
-// the HTTP status of its code.
-func firmwareError(fe *api.Error) *api.Error {
-	status := http.StatusBadGateway
-	switch fe.Code {
-	case api.CodeNotSupportedOnArch:
-		status = http.StatusUnprocessableEntity
-	case api.CodeFirmwareOperationActive, api.CodeFirmwareBusy, api.CodeFirmwareWrongState, api.CodeFirmwareNoOperation,
-		api.CodeHostNotInMaintenance, api.CodeHostHasRunningVMs, api.CodeFirmwareNewLevelNotBooted, api.CodeFirmwareRebootPending,
-		api.CodeFirmwarePreconditions:
-		status = http.StatusConflict
-	case api.CodeFirmwareImageTooLarge:
-		status = http.StatusRequestEntityTooLarge
-	case api.CodeFirmwareImageInvalid, api.CodeFirmwareRPMNoImage, api.CodeFirmwareImageWrongMachine, api.CodeFirmwareImageChanged, api.CodeFirmwareImageMissing:
-		status = http.StatusUnprocessableEntity
-	case api.CodeFirmwareStateFile:
-		status = http.StatusInternalServerError
-	}
-	msg := fe.Message
-	if fe.Field != "" && !strings.Contains(msg, fe.Field) {
-		msg = fmt.Sprintf("%s: %s", fe.Field, msg)
-	}
-	return &api.Error{Status: status, Code: fe.Code, Message: msg}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,180 +16,215 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/pki"
 )
 
 //go:embed openapi.json
 var openAPI []byte
 
+// route is one route of the agent's API: its method and path, what it
+// does (the OpenAPI document's summary), and its handler — a plain one
+// (bounded by the request timeout, errors answered as JSON) or a stream
+// (an event stream, a websocket, an upload: its own limits).
+type route struct {
+	Method, Path, Summary string
+	plain                 httpx.Plain
+	stream                http.HandlerFunc
+}
+
+// routes is the agent's API, in the order of the OpenAPI document.
+func (a *Agent) routes() []route {
+	return []route{
+		{Method: "GET", Path: "/v1/openapi.json", Summary: "This document.", plain: a.getOpenAPI},
+		{Method: "GET", Path: "/v1/capabilities", Summary: "The host capabilities report.", plain: a.getCapabilities},
+		{Method: "GET", Path: "/v1/stats", Summary: "Host and VM statistics.", plain: a.getStats},
+		{Method: "GET", Path: "/v1/vms", Summary: "The VMs this host owns.", plain: a.listVMs},
+		{Method: "POST", Path: "/v1/vms", Summary: "Define a VM from a definition.", plain: a.createVM},
+		{Method: "GET", Path: "/v1/vms/{id}", Summary: "One VM.", plain: a.getVM},
+		{Method: "DELETE", Path: "/v1/vms/{id}", Summary: "Undefine a VM.", plain: a.deleteVM},
+		{Method: "POST", Path: "/v1/vms/{id}/{action}", Summary: "A lifecycle action.", plain: a.actVM},
+		{Method: "GET", Path: "/v1/vms/{id}/screenshot", Summary: "A PNG of the VM's display.", plain: a.getScreenshot},
+		{Method: "GET", Path: "/v1/vms/{id}/console", Summary: "The VM's serial console (websocket).", stream: a.serveConsole},
+		{Method: "GET", Path: "/v1/events", Summary: "VM lifecycle events (server-sent events).", stream: a.serveEvents},
+		{Method: "GET", Path: "/v1/firmware", Summary: "The host's system firmware.", plain: a.getFirmware},
+		{Method: "POST", Path: "/v1/firmware/image", Summary: "Upload a firmware image.", stream: a.postFirmwareImage},
+		{Method: "POST", Path: "/v1/firmware/{step}", Summary: "A step of the firmware update.", plain: a.postFirmwareStep},
+	}
+}
+
 // Handler is the agent's HTTP API (without TLS: Serve adds it).
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(openAPI)
-	})
-	mux.HandleFunc("GET /v1/capabilities", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		// The report's hash is its ETag: a monitor asks with If-None-Match
-		// and gets 304 until the report changes.
-		body, etag, err := a.capabilitiesDocument(r.Context(), r.URL.Query().Get("refresh") == "true")
-		if err != nil {
-			return err
+	for _, rt := range a.routes() {
+		h := rt.stream
+		if h == nil {
+			h = a.plain(rt.plain)
 		}
-		w.Header().Set("ETag", etag)
-		if r.Header.Get("If-None-Match") == etag {
-			w.WriteHeader(http.StatusNotModified)
-			return nil
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, err = w.Write(body)
-		return err
-	}))
-	mux.HandleFunc("GET /v1/stats", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		s, err := a.stats.current()
-		if err != nil && s.Host.Time.IsZero() {
-			return err
-		}
-		// Whether libvirt answers is told as of now, not as of the sample.
-		st := a.conn.status()
-		s.Libvirt = &st
-		return writeJSON(w, http.StatusOK, s)
-	}))
-	mux.HandleFunc("GET /v1/vms", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		vms, err := a.ListVMs(r.Context())
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, vms)
-	}))
-	mux.HandleFunc("POST /v1/vms", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		body, err := a.readBody(w, r)
-		if err != nil {
-			return err
-		}
-		vm, err := a.CreateVM(r.Context(), body)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusCreated, vm)
-	}))
-	mux.HandleFunc("GET /v1/vms/{id}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		vm, err := a.GetVM(r.Context(), r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, vm)
-	}))
-	mux.HandleFunc("DELETE /v1/vms/{id}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-		if err := a.DeleteVM(r.Context(), r.PathValue("id"), force); err != nil {
-			return err
-		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	}))
-	mux.HandleFunc("POST /v1/vms/{id}/{action}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		var opts ActOptions
-		b, err := a.readBody(w, r)
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimSpace(b)) > 0 {
-			if r.PathValue("action") != "shutdown" {
-				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "%s takes no request body", r.PathValue("action"))
-			}
-			var sd agentapi.ShutdownRequest
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&sd); err != nil {
-				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: %v", err)
-			}
-			if sd.TimeoutSeconds < 0 || sd.TimeoutSeconds > maxShutdownTimeout {
-				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "timeoutSeconds %d: want 0 to %d", sd.TimeoutSeconds, maxShutdownTimeout)
-			}
-			if sd.Force && sd.TimeoutSeconds == 0 {
-				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "force needs a timeoutSeconds (use destroy to power off at once)")
-			}
-			opts.Shutdown = sd
-		}
-		res, err := a.ActWith(r.Context(), r.PathValue("id"), r.PathValue("action"), opts)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, res)
-	}))
-	mux.HandleFunc("GET /v1/vms/{id}/screenshot", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		img, err := a.Screenshot(r.Context(), r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Content-Type", "image/png")
-		w.Header().Set("Content-Length", strconv.Itoa(len(img)))
-		_, err = w.Write(img)
-		return err
-	}))
-	mux.HandleFunc("GET /v1/vms/{id}/console", func(w http.ResponseWriter, r *http.Request) {
-		a.serveConsole(w, r, r.PathValue("id"))
-	})
-	mux.HandleFunc("GET /v1/events", a.serveEvents)
-	mux.HandleFunc("GET /v1/firmware", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := a.FirmwareStatus(r.Context())
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, st)
-	}))
-	mux.HandleFunc("POST /v1/firmware/image", func(w http.ResponseWriter, r *http.Request) {
-		// An image is large and may come slowly: its own limits.
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(30 * time.Minute))
-		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxFirmwareBytes)
-		name := r.URL.Query().Get("name")
-		op, err := a.FirmwareUpload(r.Context(), r.Body, name, who(r))
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			err = api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", a.cfg.MaxFirmwareBytes)
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		_ = writeJSON(w, http.StatusOK, op)
-	})
-	mux.HandleFunc("POST /v1/firmware/{step}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		var body agentapi.FirmwareStepRequest
-		b, err := a.readBody(w, r)
-		if err != nil {
-			return err
-		}
-		if len(b) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(b))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&body); err != nil {
-				return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: %v", err)
-			}
-		}
-		op, done, err := a.FirmwareAction(r.Context(), r.PathValue("step"), who(r), body.Maintenance)
-		if err != nil {
-			return err
-		}
-		status := http.StatusOK
-		if !done {
-			status = http.StatusAccepted
-		}
-		return writeJSON(w, status, op)
-	}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, api.NewError(http.StatusNotFound, api.CodeNotFound, "no such endpoint: %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
-	})
+		mux.HandleFunc(rt.Method+" "+rt.Path, h)
+	}
+	mux.HandleFunc("/", httpx.NotFound("/v1/openapi.json"))
 	return mux
+}
+
+func (a *Agent) getOpenAPI(w http.ResponseWriter, r *http.Request) error {
+	return httpx.JSONRaw(w, http.StatusOK, openAPI)
+}
+
+// getCapabilities answers the report; its hash is its ETag: a monitor asks
+// with If-None-Match and gets 304 until the report changes.
+func (a *Agent) getCapabilities(w http.ResponseWriter, r *http.Request) error {
+	body, etag, err := a.capabilitiesDocument(r.Context(), r.URL.Query().Get("refresh") == "true")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	return httpx.JSONRaw(w, http.StatusOK, body)
+}
+
+func (a *Agent) getStats(w http.ResponseWriter, r *http.Request) error {
+	s, err := a.stats.current()
+	if err != nil && s.Host.Time.IsZero() {
+		return err
+	}
+	// Whether libvirt answers is told as of now, not as of the sample.
+	st := a.conn.status()
+	s.Libvirt = &st
+	return httpx.WriteJSON(w, http.StatusOK, s)
+}
+
+func (a *Agent) listVMs(w http.ResponseWriter, r *http.Request) error {
+	vms, err := a.ListVMs(r.Context())
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, vms)
+}
+
+func (a *Agent) createVM(w http.ResponseWriter, r *http.Request) error {
+	body, err := httpx.ReadBody(r)
+	if err != nil {
+		return err
+	}
+	vm, err := a.CreateVM(r.Context(), body)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusCreated, vm)
+}
+
+func (a *Agent) getVM(w http.ResponseWriter, r *http.Request) error {
+	vm, err := a.GetVM(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, vm)
+}
+
+func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) error {
+	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
+	if err := a.DeleteVM(r.Context(), r.PathValue("id"), force); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *Agent) actVM(w http.ResponseWriter, r *http.Request) error {
+	opts, err := actOptions(r)
+	if err != nil {
+		return err
+	}
+	res, err := a.ActWith(r.Context(), r.PathValue("id"), r.PathValue("action"), opts)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+// actOptions reads an action's request body: shutdown's time-out and
+// force, nothing for the others.
+func actOptions(r *http.Request) (ActOptions, error) {
+	var opts ActOptions
+	var sd agentapi.ShutdownRequest
+	b, err := httpx.ReadBody(r)
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return opts, err
+	}
+	if r.PathValue("action") != "shutdown" {
+		return opts, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "%s takes no request body", r.PathValue("action"))
+	}
+	if err := httpx.Unmarshal(b, &sd, false); err != nil {
+		return opts, err
+	}
+	if sd.TimeoutSeconds < 0 || sd.TimeoutSeconds > maxShutdownTimeout {
+		return opts, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "timeoutSeconds %d: want 0 to %d", sd.TimeoutSeconds, maxShutdownTimeout)
+	}
+	if sd.Force && sd.TimeoutSeconds == 0 {
+		return opts, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "force needs a timeoutSeconds (use destroy to power off at once)")
+	}
+	opts.Shutdown = sd
+	return opts, nil
+}
+
+func (a *Agent) getScreenshot(w http.ResponseWriter, r *http.Request) error {
+	img, err := a.Screenshot(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return httpx.Bytes(w, "image/png", img)
+}
+
+func (a *Agent) getFirmware(w http.ResponseWriter, r *http.Request) error {
+	st, err := a.FirmwareStatus(r.Context())
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, st)
+}
+
+// postFirmwareImage takes an image: it is large and may come slowly, so it
+// has its own limits.
+func (a *Agent) postFirmwareImage(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
+	httpx.LimitBody(w, r, a.cfg.MaxFirmwareBytes)
+	_, _ = httpx.Answer(w, r, func(w http.ResponseWriter, r *http.Request) error {
+		op, err := a.FirmwareUpload(r.Context(), r.Body, r.URL.Query().Get("name"), who(r))
+		if api.CodeOf(err) == api.CodeBodyTooLarge {
+			return api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", a.cfg.MaxFirmwareBytes)
+		}
+		if err != nil {
+			return err
+		}
+		return httpx.WriteJSON(w, http.StatusOK, op)
+	}, agentError)
+}
+
+func (a *Agent) postFirmwareStep(w http.ResponseWriter, r *http.Request) error {
+	var body agentapi.FirmwareStepRequest
+	if err := httpx.DecodeJSON(r, &body, httpx.Optional); err != nil {
+		return err
+	}
+	op, done, err := a.FirmwareAction(r.Context(), r.PathValue("step"), who(r), body.Maintenance)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if !done {
+		status = http.StatusAccepted
+	}
+	return httpx.WriteJSON(w, status, op)
 }
 
 // plain wraps a request/response handler: the request and its body must
 // arrive, and the answer leave, within the request timeout; errors become
 // JSON error answers.
-func (a *Agent) plain(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+func (a *Agent) plain(h httpx.Plain) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		deadline := time.Now().Add(a.cfg.RequestTimeout.Duration)
@@ -198,28 +232,9 @@ func (a *Agent) plain(h func(http.ResponseWriter, *http.Request) error) http.Han
 		_ = rc.SetWriteDeadline(deadline.Add(5 * time.Second))
 		ctx, cancel := context.WithDeadline(r.Context(), deadline)
 		defer cancel()
-		if err := h(w, r.WithContext(ctx)); err != nil {
-			writeError(w, err)
-		}
+		httpx.LimitBody(w, r, a.cfg.MaxBodyBytes)
+		_, _ = httpx.Answer(w, r.WithContext(ctx), h, agentError)
 	}
-}
-
-// readBody reads a JSON request body within the size limit.
-func (a *Agent) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
-	b, err := io.ReadAll(r.Body)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "request body larger than %d bytes", a.cfg.MaxBodyBytes)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return nil, api.NewError(http.StatusRequestTimeout, api.CodeBadRequest, "request body not received within %s", a.cfg.RequestTimeout.Duration)
-	}
-	if err != nil {
-		return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "reading the request body: %v", err)
-	}
-	return b, nil
 }
 
 // serveEvents streams VM events as server-sent events, with a comment line
@@ -256,18 +271,8 @@ func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	e := asAPIError(err)
-	_ = writeJSON(w, e.Status, e.Body())
-}
+// writeError answers an error (a stream's, before it started).
+func writeError(w http.ResponseWriter, err error) { httpx.WriteError(w, asAPIError(err)) }
 
 // Serve runs the HTTPS API with mutual TLS until ctx ends: a client
 // without a certificate signed by the configured CA is refused at the

@@ -31,6 +31,12 @@ const (
 	// Cf: the bidi overrides and isolates, zero-width characters), in a
 	// request body or a VM definition.
 	CodeFormatChars = "VALUE_HAS_FORMAT_CHARACTERS"
+	// CodeTooManyRequests: the client holds as many connections to the API
+	// as one client may (429); it retries when one of them is done.
+	CodeTooManyRequests = "TOO_MANY_CONNECTIONS"
+	// CodeOverloaded: the API serves as many connections as it may in
+	// total (503); the client retries after a moment.
+	CodeOverloaded = "SERVER_OVERLOADED"
 )
 
 // The engine's database.

@@ -12,6 +12,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 )
 
@@ -67,7 +68,7 @@ func (e *Engine) listClusters(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range cs {
 		out = append(out, clusterView(c, counts[c.ID]))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (e *Engine) getCluster(w http.ResponseWriter, r *http.Request) error {
@@ -80,7 +81,7 @@ func (e *Engine) getCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
+	return httpx.WriteJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
 }
 
 // clusterArch turns a requested architecture into a cluster architecture
@@ -125,7 +126,7 @@ func defaultCandidates(a arch.Arch) []string {
 func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.ClusterRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
 	if err := store.ValidName(req.Name); err != nil {
@@ -174,7 +175,7 @@ func (e *Engine) createCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, clusterView(c, nil))
+	return httpx.WriteJSON(w, http.StatusCreated, clusterView(c, nil))
 }
 
 // checkShutdownTimeout checks a shutdown time-out in seconds (0 means the
@@ -200,7 +201,7 @@ func clusterSummary(c store.Cluster) string {
 func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var upd engineapi.ClusterUpdate
-	if err := decodeBody(r, &upd, false); err != nil {
+	if err := httpx.DecodeJSON(r, &upd, false); err != nil {
 		return err
 	}
 	c, err := e.findCluster(ctx, r.PathValue("cluster"))
@@ -294,7 +295,7 @@ func (e *Engine) updateCluster(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
+	return httpx.WriteJSON(w, http.StatusOK, clusterView(c, counts[c.ID]))
 }
 
 // checkCPUTypeFits refuses a CPU type that an Up host of the cluster does

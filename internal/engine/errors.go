@@ -2,30 +2,24 @@ package engine
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 )
 
 func invalidField(field, format string, args ...any) *api.Error {
-	return &api.Error{Status: http.StatusBadRequest, Code: api.CodeInvalidArgument, Field: field, Message: fmt.Sprintf(format, args...)}
+	return api.FieldError(api.CodeInvalidArgument, field, format, args...)
 }
 
 // asAPIError maps any error to an answer: ours as they are, the store's by
 // their kind, anything else as an internal error.
-func asAPIError(err error) *api.Error {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		if ae.Status == 0 {
-			c := *ae
-			c.Status = http.StatusInternalServerError
-			return &c
-		}
-		return ae
-	}
+func asAPIError(err error) *api.Error { return httpx.ErrorOf(err, storeError) }
+
+// storeError is the answer to a store error (nil for another error).
+func storeError(err error) *api.Error {
 	var se *store.Error
 	if errors.As(err, &se) {
 		msg := storeMessage(se)
@@ -50,7 +44,7 @@ func asAPIError(err error) *api.Error {
 			return &api.Error{Status: http.StatusServiceUnavailable, Code: api.CodeDatabaseFailure, Message: msg}
 		}
 	}
-	return &api.Error{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: err.Error()}
+	return nil
 }
 
 // storeMessage renders a store error for people: the object, the field and

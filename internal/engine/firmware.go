@@ -16,6 +16,7 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 	"polyvirt/internal/strictdoc"
 )
@@ -124,7 +125,7 @@ func (e *Engine) getHostFirmware(w http.ResponseWriter, r *http.Request) error {
 	for _, op := range ops {
 		out.History = append(out.History, firmwareRecord(op))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) error {
@@ -143,8 +144,7 @@ func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) e
 	}
 	hdr := http.Header{"X-Polyvirt-User": {userName(ctx)}, "Content-Type": {"application/octet-stream"}}
 	resp, err := e.agents.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/image?name="+url.QueryEscape(name), hdr, r.Body)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	if api.CodeOf(err) == api.CodeBodyTooLarge {
 		return api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", int64(MaxFirmwareUpload))
 	}
 	if err != nil {
@@ -157,7 +157,7 @@ func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) e
 	if err := e.recordFirmware(ctx, h, &op); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: true, Operation: &op})
+	return httpx.WriteJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: true, Operation: &op})
 }
 
 // firmwareStep is the handler of one step.
@@ -168,7 +168,7 @@ func (e *Engine) firmwareStep(step string) handlerFunc {
 func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, step string) error {
 	ctx := r.Context()
 	var req engineapi.FirmwareStepRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := httpx.DecodeJSON(r, &req, true); err != nil {
 		return err
 	}
 	h, err := e.findHost(ctx, r.PathValue("host"))
@@ -216,7 +216,7 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 		_ = e.appendEvent(ctx, e.st, store.Event{Action: "firmware." + step, ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
 			Message: fmt.Sprintf("Firmware %s of host %s asked by %s.", step, h.Name, userName(ctx)), Reason: req.Reason})
 	}
-	return writeJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: resp.Status == http.StatusOK, Operation: &op})
+	return httpx.WriteJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: resp.Status == http.StatusOK, Operation: &op})
 }
 
 // refuseFirmware records a step the engine refuses in the audit log and

@@ -16,6 +16,7 @@ import (
 	"polyvirt/internal/api/enroll"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 )
 
@@ -60,7 +61,7 @@ func (e *Engine) hostAnswer(ctx context.Context, w http.ResponseWriter, status i
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, status, hostView(h, c.Name))
+	return httpx.WriteJSON(w, status, hostView(h, c.Name))
 }
 
 // listHosts answers GET /api/v1/hosts?cluster=&status=Up,NonOperational
@@ -107,7 +108,7 @@ func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 				out = append(out, h)
 			}
 		}
-		return writeJSON(w, http.StatusOK, out)
+		return httpx.WriteJSON(w, http.StatusOK, out)
 	}
 	hosts, err := e.st.ListHosts(ctx, f)
 	if err != nil {
@@ -121,7 +122,7 @@ func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 	for _, h := range hosts {
 		out = append(out, hostView(h, names[h.ClusterID]))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (e *Engine) getHost(w http.ResponseWriter, r *http.Request) error {
@@ -185,7 +186,7 @@ func (e *Engine) joinCommand() string {
 func (e *Engine) addHost(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.HostRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
 	if err := store.ValidName(req.Name); err != nil {
@@ -234,7 +235,7 @@ func (e *Engine) addHost(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.Capabilities = nil
-	return writeJSON(w, http.StatusCreated, engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
+	return httpx.WriteJSON(w, http.StatusCreated, engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
 }
 
 // isStale tells whether err is an optimistic-lock conflict (someone else
@@ -291,7 +292,7 @@ func runningVMs(ctx context.Context, q store.Queries, hostID string) ([]string, 
 func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.ActionRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := httpx.DecodeJSON(r, &req, true); err != nil {
 		return err
 	}
 	h, err := e.findHost(ctx, r.PathValue("host"))
@@ -336,7 +337,7 @@ func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
 func (e *Engine) hostActivate(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.ActionRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := httpx.DecodeJSON(r, &req, true); err != nil {
 		return err
 	}
 	h, err := e.findHost(ctx, r.PathValue("host"))
@@ -409,7 +410,7 @@ func asStoreError(err error) *store.Error {
 func (e *Engine) updateHost(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var upd engineapi.HostUpdate
-	if err := decodeBody(r, &upd, false); err != nil {
+	if err := httpx.DecodeJSON(r, &upd, false); err != nil {
 		return err
 	}
 	h, err := e.findHost(ctx, r.PathValue("host"))
@@ -499,7 +500,7 @@ func checkMoveArch(h store.Host, target store.Cluster) error {
 func (e *Engine) hostJoinToken(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.JoinTokenRequest
-	if err := decodeBody(r, &req, true); err != nil {
+	if err := httpx.DecodeJSON(r, &req, true); err != nil {
 		return err
 	}
 	ttl, err := parseTTL(req.TokenTTL)
@@ -533,5 +534,5 @@ func (e *Engine) hostJoinToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
+	return httpx.WriteJSON(w, http.StatusOK, engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()})
 }

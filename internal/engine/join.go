@@ -10,6 +10,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/enroll"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )
@@ -21,7 +22,7 @@ import (
 func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req enroll.JoinRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
 	tok, err := enroll.ParseToken(req.Token)
@@ -92,7 +93,7 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	e.hostChanged()
-	return writeJSON(w, http.StatusOK, resp)
+	return httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 // auditJoinRefusal records a refused join in the audit log (at most a

@@ -14,6 +14,7 @@ import (
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 )
 
@@ -73,7 +74,7 @@ func (e *Engine) getHealth(w http.ResponseWriter, r *http.Request) error {
 		h.Status, h.Error = "unavailable", err.Error()
 		status = http.StatusServiceUnavailable
 	}
-	return writeJSON(w, status, h)
+	return httpx.WriteJSON(w, status, h)
 }
 
 func (e *Engine) getInfo(w http.ResponseWriter, r *http.Request) error {
@@ -81,12 +82,12 @@ func (e *Engine) getInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, engineapi.Info{Name: e.settings.Name, Version: Version, Backend: string(e.st.Backend()),
+	return httpx.WriteJSON(w, http.StatusOK, engineapi.Info{Name: e.settings.Name, Version: Version, Backend: string(e.st.Backend()),
 		SchemaVersion: v, Leader: e.IsLeader(), CAFingerprint: e.caFP, Time: time.Now().UTC()})
 }
 
 func (e *Engine) getWhoami(w http.ResponseWriter, r *http.Request) error {
-	return writeJSON(w, http.StatusOK, userView(*userFrom(r.Context())))
+	return httpx.WriteJSON(w, http.StatusOK, userView(*userFrom(r.Context())))
 }
 
 func userView(u store.User) engineapi.User {
@@ -102,7 +103,7 @@ func (e *Engine) listUsers(w http.ResponseWriter, r *http.Request) error {
 	for _, u := range us {
 		out = append(out, userView(u))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (e *Engine) findUser(ctx context.Context, ref string) (store.User, error) {
@@ -121,13 +122,13 @@ func (e *Engine) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, userView(u))
+	return httpx.WriteJSON(w, http.StatusOK, userView(u))
 }
 
 func (e *Engine) createUser(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.UserRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
 	if err := store.ValidName(req.Name); err != nil {
@@ -154,7 +155,7 @@ func (e *Engine) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, engineapi.UserToken{User: userView(u), Token: token})
+	return httpx.WriteJSON(w, http.StatusCreated, engineapi.UserToken{User: userView(u), Token: token})
 }
 
 func (e *Engine) deleteUser(w http.ResponseWriter, r *http.Request) error {
@@ -216,7 +217,7 @@ func (e *Engine) rotateToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, engineapi.UserToken{User: userView(u), Token: token})
+	return httpx.WriteJSON(w, http.StatusOK, engineapi.UserToken{User: userView(u), Token: token})
 }
 
 func (e *Engine) listCPUTypes(w http.ResponseWriter, r *http.Request) error {
@@ -228,7 +229,7 @@ func (e *Engine) listCPUTypes(w http.ResponseWriter, r *http.Request) error {
 		}
 		types = cpucatalog.Types(a)
 	}
-	return writeJSON(w, http.StatusOK, cpucatalog.APITypes(types))
+	return httpx.WriteJSON(w, http.StatusOK, cpucatalog.APITypes(types))
 }
 
 func eventView(ev store.Event) engineapi.Event {
@@ -309,7 +310,7 @@ func (e *Engine) listEvents(w http.ResponseWriter, r *http.Request) error {
 	for _, ev := range page.Events {
 		out.Events = append(out.Events, eventView(ev))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 // findCluster finds a cluster by name or ID.

@@ -16,6 +16,7 @@ import (
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/hostpath"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -49,7 +50,7 @@ func (e *Engine) vmAction(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
 		var req engineapi.VMActionRequest
-		if err := decodeBody(r, &req, true); err != nil {
+		if err := httpx.DecodeJSON(r, &req, true); err != nil {
 			return err
 		}
 		v, err := e.findVM(ctx, r.PathValue("vm"))
@@ -71,7 +72,7 @@ func (e *Engine) vmAction(action string) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, res)
+		return httpx.WriteJSON(w, http.StatusOK, res)
 	}
 }
 

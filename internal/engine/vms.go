@@ -18,6 +18,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/engine/scheduler"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -153,7 +154,7 @@ func (e *Engine) vmAnswer(ctx context.Context, w http.ResponseWriter, status int
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, status, vmView(v, n))
+	return httpx.WriteJSON(w, status, vmView(v, n))
 }
 
 // findVM finds a VM by name or ID.
@@ -212,7 +213,7 @@ func (e *Engine) listVMs(w http.ResponseWriter, r *http.Request) error {
 	for _, v := range vms {
 		out = append(out, vmView(v, n))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return httpx.WriteJSON(w, http.StatusOK, out)
 }
 
 func (e *Engine) getVMRoute(w http.ResponseWriter, r *http.Request) error {
@@ -266,7 +267,7 @@ func vmID(def *vmspec.VM) (string, error) {
 func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req engineapi.VMRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
 	def, err := decodeDefinition(req.Definition)
@@ -372,7 +373,7 @@ func (e *Engine) mutateVM(ctx context.Context, id string, fn func(tx store.Tx, v
 func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var upd engineapi.VMUpdate
-	if err := decodeBody(r, &upd, false); err != nil {
+	if err := httpx.DecodeJSON(r, &upd, false); err != nil {
 		return err
 	}
 	cur, err := e.findVM(ctx, r.PathValue("vm"))

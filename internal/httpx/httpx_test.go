@@ -1,0 +1,130 @@
+package httpx
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/api"
+)
+
+type body struct {
+	Name string `json:"name"`
+	N    int    `json:"n"`
+}
+
+func TestDecodeJSON(t *testing.T) {
+	cases := []struct {
+		name     string
+		in       string
+		optional bool
+		limit    int64
+		status   int
+		code     string
+		field    string
+		want     body
+	}{
+		{name: "good", in: `{"name": "a", "n": 2}`, want: body{Name: "a", N: 2}},
+		{name: "empty optional", in: " ", optional: true},
+		{name: "empty", in: "", status: 400, code: api.CodeBadRequest},
+		{name: "key twice", in: `{"name": "a", "name": "b"}`, status: 400, code: api.CodeDuplicateKey, field: "name"},
+		{name: "key twice in another case", in: `{"name": "a", "Name": "b"}`, status: 400, code: api.CodeDuplicateKey},
+		{name: "bidi override", in: `{"name": "a\u202e"}`, status: 400, code: api.CodeFormatChars, field: "name"},
+		{name: "unknown field", in: `{"nom": "a"}`, status: 400, code: api.CodeInvalidArgument, field: "nom"},
+		{name: "wrong type", in: `{"n": "two"}`, status: 400, code: api.CodeInvalidArgument, field: "n"},
+		{name: "not JSON", in: `{"n": `, status: 400, code: api.CodeBadRequest},
+		{name: "two objects", in: `{} {}`, status: 400, code: api.CodeBadRequest},
+		{name: "too large", in: `{"name": "` + strings.Repeat("x", 100) + `"}`, limit: 50, status: 413, code: api.CodeBodyTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", strings.NewReader(c.in))
+			LimitBody(httptest.NewRecorder(), r, c.limit)
+			var got body
+			err := DecodeJSON(r, &got, c.optional)
+			if c.code == "" {
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+				if diff := cmp.Diff(c.want, got); diff != "" {
+					t.Errorf("decoded (-want +got):\n%s", diff)
+				}
+				return
+			}
+			e := ErrorOf(err)
+			if api.StatusOf(e) != c.status || e.Code != c.code || (c.field != "" && e.Field != c.field) {
+				t.Errorf("%d %s at %q (%v); want %d %s at %q", api.StatusOf(e), e.Code, e.Field, e, c.status, c.code, c.field)
+			}
+		})
+	}
+}
+
+func TestErrorAnswers(t *testing.T) {
+	translate := func(err error) *api.Error {
+		if err.Error() == "gone" {
+			return &api.Error{Code: api.CodeNotFound, Message: "gone"}
+		}
+		return nil
+	}
+	cases := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+	}{
+		{"coded, no status", api.FieldError(api.CodeVMStatusIllegal, "", "running"), 409, api.CodeVMStatusIllegal},
+		{"coded with a status", api.NewError(408, api.CodeBadRequest, "late"), 408, api.CodeBadRequest},
+		{"a rule's verdict", api.FieldError(api.CodeDiskBus, "disks[0].bus", "no"), 422, api.CodeDiskBus},
+		{"an agent's 503 passed on", &api.Error{Status: 503, Code: api.CodeLibvirtUnavailable, Remote: true}, 502, api.CodeLibvirtUnavailable},
+		{"an agent's 409 passed on", &api.Error{Status: 409, Code: api.CodeVMRunning, Remote: true}, 409, api.CodeVMRunning},
+		{"translated", errString("gone"), 404, api.CodeNotFound},
+		{"anything else", errString("bug"), 500, api.CodeInternal},
+		{"violations", api.Errors{api.FieldError(api.CodeDiskBus, "a", "x"), api.FieldError(api.CodeNICModel, "b", "y")}, 422, api.CodeVMDefinitionInvalid},
+		{"one violation", api.Errors{api.FieldError(api.CodeFormatChars, "metadata.owner", "x")}, 422, api.CodeFormatChars},
+		{"unreadable definition", api.Errors{api.FieldError(api.CodeDiskBus, "a", "x"), api.FieldError(api.CodeDefinitionSyntax, "", "y")}, 400, api.CodeVMDefinitionInvalid},
+		{"definition too large", api.Errors{api.FieldError(api.CodeDefinitionTooLarge, "", "x")}, 413, api.CodeDefinitionTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			WriteError(w, ErrorOf(c.err, translate))
+			if w.Code != c.status || !strings.Contains(w.Body.String(), `"code":"`+c.code+`"`) {
+				t.Errorf("answer %d %s; want %d %s", w.Code, w.Body.String(), c.status, c.code)
+			}
+			if w.Code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+				t.Error("a 503 without Retry-After")
+			}
+		})
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestStatusesAreErrors(t *testing.T) {
+	for code, s := range api.Statuses() {
+		if s < 400 || s > 599 {
+			t.Errorf("%s answers %d: not an error status", code, s)
+		}
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for h, ok := range map[string]bool{"Bearer abc": true, "bearer abc": true, "": false, "Basic abc": false, "Bearer ": false} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if h != "" {
+			r.Header.Set("Authorization", h)
+		}
+		tok, err := BearerToken(r)
+		if (err == nil) != ok || (ok && tok != "abc") {
+			t.Errorf("%q: %q %v", h, tok, err)
+		}
+		if err != nil && api.CodeOf(err) != api.CodeUnauthenticated {
+			t.Errorf("%q: %v", h, err)
+		}
+	}
+}
