@@ -93,6 +93,23 @@ var rules = []rule{
 		},
 	},
 	{
+		Name:     "the engine's services are callable without HTTP: no net/http, no HTTP helper, no face above them",
+		Packages: []string{"polyvirt/internal/engine/service/..."},
+		Never: []string{
+			"net/http",
+			"polyvirt/internal/httpx/...",
+			"polyvirt/internal/engine",
+			"polyvirt/internal/client/...",
+			"polyvirt/internal/agent/...",
+			"github.com/coder/websocket/...",
+		},
+	},
+	{
+		Name:     "the shared HTTP helper knows the contracts, not the services or the faces that use it",
+		Packages: []string{"polyvirt/internal/httpx/..."},
+		Only:     append([]string{"polyvirt/internal/strictdoc"}, contracts...),
+	},
+	{
 		Name:     "the engine speaks to hosts through their agents only, never to libvirt",
 		Packages: []string{"polyvirt/internal/engine/..."},
 		Never:    []string{"github.com/digitalocean/go-libvirt/...", "polyvirt/internal/libvirtconn/..."},

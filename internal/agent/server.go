@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -247,28 +248,29 @@ func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
 	events, cancel := a.hub.subscribe()
 	defer cancel()
 	fmt.Fprintf(w, ": polyvirt agent %s events\n\n", a.cfg.HostID)
-	if rc.Flush() != nil {
-		return
-	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			b, _ := json.Marshal(ev)
-			fmt.Fprintf(w, "event: vm\ndata: %s\n\n", b)
-		}
-		if rc.Flush() != nil {
-			return
-		}
+	for rc.Flush() == nil && sendEvent(r.Context(), w, events, keepalive.C) {
 	}
+}
+
+// sendEvent writes the next event, or a keepalive comment when none came
+// for a while; false when the stream ends (the client left, the hub
+// closed it).
+func sendEvent(ctx context.Context, w io.Writer, events <-chan agentapi.Event, keepalive <-chan time.Time) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-keepalive:
+		fmt.Fprint(w, ": keepalive\n\n")
+	case ev, ok := <-events:
+		if !ok {
+			return false
+		}
+		b, _ := json.Marshal(ev)
+		fmt.Fprintf(w, "event: vm\ndata: %s\n\n", b)
+	}
+	return true
 }
 
 // writeError answers an error (a stream's, before it started).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/pki"
 )
 
@@ -36,7 +37,12 @@ type agentClient struct {
 	// pins maps an address to the fingerprint of the certificate expected
 	// there.
 	pins sync.Map
+	// ops calls the VM API, with longer timeouts.
+	ops *agentOps
 }
+
+// service is the client as the services call it.
+func (c *agentClient) service() service.Agents { return &agentService{c: c, ops: c.ops} }
 
 func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 	cert, err := tls.X509KeyPair(p.clientPEM, p.clientKey)
@@ -62,6 +68,7 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 		DisableCompression:    true,
 	}
 	c.http = &http.Client{Transport: c.tr}
+	c.ops = newAgentOps(c)
 	return c, nil
 }
 
@@ -75,7 +82,10 @@ func (c *agentClient) pin(addr, fingerprint string) {
 
 func (c *agentClient) unpin(addr string) { c.pins.Delete(addr) }
 
-func (c *agentClient) close() { c.tr.CloseIdleConnections() }
+func (c *agentClient) close() {
+	c.tr.CloseIdleConnections()
+	c.ops.close()
+}
 
 func (c *agentClient) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	want := ""

@@ -5,44 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	"github.com/coder/websocket"
 
-	"polyvirt/internal/store"
+	"polyvirt/internal/engine/service"
+	"polyvirt/internal/httpx"
 )
-
-// runningHost is the host a VM runs on, or a 409 saying it runs nowhere.
-func (e *Engine) runningHost(ctx context.Context, v store.VM, what string) (store.Host, error) {
-	if v.HostID == "" {
-		return store.Host{}, vmStatusError(v, what, "start it first (polyvirt vm start)")
-	}
-	return e.st.GetHost(ctx, v.HostID)
-}
-
-// vmScreenshot answers GET /api/v1/vms/{vm}/screenshot: the PNG the VM's
-// host takes of its display.
-func (e *Engine) vmScreenshot(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	v, err := e.findVM(ctx, r.PathValue("vm"))
-	if err != nil {
-		return err
-	}
-	h, err := e.runningHost(ctx, v, "take a screenshot of")
-	if err != nil {
-		return err
-	}
-	img, err := e.vms.ops.screenshot(ctx, h, v.ID)
-	if err != nil {
-		return agentAPIError(err)
-	}
-	w.Header().Set("Content-Type", "image/png")
-	w.Header().Set("Content-Length", strconv.Itoa(len(img)))
-	w.Header().Set("Cache-Control", "no-store")
-	_, err = w.Write(img)
-	return err
-}
 
 // vmConsole answers GET /api/v1/vms/{vm}/console: a websocket bridged to
 // the agent's websocket of the VM's serial console (what it printed since
@@ -50,61 +18,61 @@ func (e *Engine) vmScreenshot(w http.ResponseWriter, r *http.Request) error {
 // admin or a vm-manager sends is typed into the console; a readonly user
 // only watches.
 func (e *Engine) vmConsole(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	v, err := e.findVM(ctx, r.PathValue("vm"))
+	c, err := e.svc.VMs.Console(r.Context(), r.PathValue("vm"))
 	if err != nil {
 		return err
-	}
-	h, err := e.runningHost(ctx, v, "attach to the console of")
-	if err != nil {
-		return err
-	}
-	q := url.Values{}
-	if r.URL.Query().Get("from") == "end" {
-		q.Set("from", "end")
-	}
-	u := userFrom(ctx)
-	user := ""
-	if u != nil {
-		user = u.Name
 	}
 	// The bridge lives as long as both ends, or until the engine stops.
-	sctx, cancel := context.WithCancel(e.vms.streams)
+	ctx, cancel := context.WithCancel(e.svc.Streams())
 	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
-	agentWS, err := e.vms.ops.console(sctx, h, v.ID, q.Encode(), user)
+	defer context.AfterFunc(r.Context(), cancel)()
+	agentWS, err := e.agents.ops.console(ctx, c.Host, c.VM.ID, consoleQuery(r), c.User)
 	if err != nil {
-		return agentAPIError(err)
+		return err
 	}
 	defer agentWS.CloseNow()
 	// A console outlives the server's read and write timeouts.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
+	httpx.NoDeadlines(w)
 	clientWS, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return nil
 	}
 	defer clientWS.CloseNow()
 	clientWS.SetReadLimit(64 << 10)
-	e.log.Info("console attached", "vm", v.Name, "host", h.Name, "user", user)
+	e.log.Info("console attached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
+	bridge(ctx, cancel, c, clientWS, agentWS)
+	e.log.Info("console detached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
+	return nil
+}
+
+// consoleQuery is the agent console's query: from=end passed on.
+func consoleQuery(r *http.Request) string {
+	if r.URL.Query().Get("from") != "end" {
+		return ""
+	}
+	return url.Values{"from": {"end"}}.Encode()
+}
+
+// bridge passes the console's messages both ways (the client's only when
+// it may type) until one end closes, then closes both with the status
+// the first end gave.
+func bridge(ctx context.Context, cancel context.CancelFunc, c service.Console, clientWS, agentWS *websocket.Conn) {
 	done := make(chan error, 2)
-	go func() { done <- pipe(sctx, agentWS, clientWS) }()
+	go func() { done <- pipe(ctx, agentWS, clientWS) }()
 	go func() {
-		if u == nil || !u.Role.ManagesVMs() {
+		if !c.Writable {
 			// Watch only: read (and drop) what the client sends, to notice
 			// its close.
 			for {
-				if _, _, err := clientWS.Read(sctx); err != nil {
+				if _, _, err := clientWS.Read(ctx); err != nil {
 					done <- err
 					return
 				}
 			}
 		}
-		done <- pipe(sctx, clientWS, agentWS)
+		done <- pipe(ctx, clientWS, agentWS)
 	}()
-	err = <-done
+	err := <-done
 	cancel()
 	status := websocket.StatusNormalClosure
 	reason := ""
@@ -115,8 +83,6 @@ func (e *Engine) vmConsole(w http.ResponseWriter, r *http.Request) error {
 	}
 	_ = clientWS.Close(status, reason)
 	_ = agentWS.Close(websocket.StatusNormalClosure, "")
-	e.log.Info("console detached", "vm", v.Name, "host", h.Name, "user", user)
-	return nil
 }
 
 // pipe copies messages from one websocket to the other until one fails.

@@ -2,10 +2,8 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -16,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )
@@ -308,18 +307,9 @@ func caKeyPEM(ca *pki.CA) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// apiTokenPrefix starts every API token.
-const apiTokenPrefix = "pvt1."
-
-// NewAPIToken makes a user's API token and the hash to store.
-func NewAPIToken() (token, hash string, err error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", "", err
-	}
-	token = apiTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	return token, store.HashToken(token), nil
-}
+// NewAPIToken makes a user's API token and the hash to store
+// (service.NewAPIToken).
+func NewAPIToken() (token, hash string, err error) { return service.NewAPIToken() }
 
 // pkiFiles are the engine's certificates, loaded.
 type pkiFiles struct {

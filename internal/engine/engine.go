@@ -20,15 +20,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )
@@ -37,49 +35,12 @@ import (
 // -ldflags "-X polyvirt/internal/engine.Version=...".
 var Version = "dev"
 
-// MonitorConfig tunes the host monitoring. Zero fields take the defaults.
-type MonitorConfig struct {
-	// StatsInterval is how often every host's statistics are read
-	// (default 3s).
-	StatsInterval time.Duration
-	// CapsInterval is how often a host is asked whether its capabilities
-	// changed (If-None-Match; default 30s). A host coming back is always
-	// asked at once.
-	CapsInterval time.Duration
-	// PollTimeout bounds one request to an agent (default 5s).
-	PollTimeout time.Duration
-	// Failures is the number of consecutive failed rounds that make a
-	// host NonResponsive (default 3).
-	Failures int
-	// HostsReload is how often the host list is read again, to see the
-	// changes other engines made (default 5s; this engine's own changes
-	// are seen at once).
-	HostsReload time.Duration
-	// StatsFlush is how often the collected statistics are written, in
-	// one transaction (default 1s).
-	StatsFlush time.Duration
-	// LeaderRetry is how often an engine that does not lead tries to take
-	// the lead (default 2s).
-	LeaderRetry time.Duration
-}
+// MonitorConfig tunes the host monitoring (service.MonitorConfig).
+type MonitorConfig = service.MonitorConfig
 
-func (m MonitorConfig) withDefaults() MonitorConfig {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&m.StatsInterval, 3*time.Second)
-	def(&m.CapsInterval, 30*time.Second)
-	def(&m.PollTimeout, 5*time.Second)
-	def(&m.HostsReload, 5*time.Second)
-	def(&m.StatsFlush, time.Second)
-	def(&m.LeaderRetry, 2*time.Second)
-	if m.Failures <= 0 {
-		m.Failures = 3
-	}
-	return m
-}
+// VMConfig tunes the VMs' scheduling, state synchronization and HA
+// restarts (service.VMConfig).
+type VMConfig = service.VMConfig
 
 // Config configures an engine. DataDir is required; the other fields
 // override the data directory's engine.json when set.
@@ -100,7 +61,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Engine is one running engine.
+// Engine is one running engine: its data directory, its database, its
+// services (package service) and the HTTPS API on top of them.
 type Engine struct {
 	cfg      Config
 	settings Settings
@@ -109,15 +71,7 @@ type Engine struct {
 	pki      *pkiFiles
 	caFP     string
 	agents   *agentClient
-	vms      *vmService
-
-	leader atomic.Bool
-	monMu  sync.Mutex
-	mon    *monitor
-
-	joinAudit rateLimiter
-	// hosts is the host list the API's lists are served from.
-	hosts hostList
+	svc      *service.Services
 }
 
 // Open reads the data directory (certificates, engine.json), opens and
@@ -146,7 +100,6 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if s.Name == "" {
 		s.Name, _ = os.Hostname()
 	}
-	cfg.Monitor = cfg.Monitor.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -160,15 +113,19 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	agents, err := newAgentClient(p, cfg.Monitor.PollTimeout)
+	pollTimeout := cfg.Monitor.PollTimeout
+	if pollTimeout <= 0 {
+		pollTimeout = 5 * time.Second
+	}
+	agents, err := newAgentClient(p, pollTimeout)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, settings: s, log: cfg.Logger.With("engine", s.Name), st: st, pki: p,
 		caFP: pki.Fingerprint(p.ca.Cert), agents: agents}
-	e.joinAudit = rateLimiter{every: time.Minute, burst: 20}
-	e.vms = newVMService(e, cfg.VMs)
+	e.svc = service.New(service.Config{Store: st, Agents: agents.service(), CA: p.ca, Name: s.Name, URL: s.URL, Version: Version,
+		Monitor: cfg.Monitor, VMs: cfg.VMs, Log: e.log})
 	return e, nil
 }
 
@@ -185,7 +142,11 @@ func (e *Engine) Listen() string { return e.settings.Listen }
 func (e *Engine) URL() string { return e.settings.URL }
 
 // IsLeader tells whether this engine monitors the hosts now.
-func (e *Engine) IsLeader() bool { return e.leader.Load() }
+func (e *Engine) IsLeader() bool { return e.svc.IsLeader() }
+
+// Services are the engine's services: what its API calls, callable
+// without HTTP.
+func (e *Engine) Services() *service.Services { return e.svc }
 
 // CAFingerprint is the hex SHA-256 of the engine CA certificate.
 func (e *Engine) CAFingerprint() string { return e.caFP }
@@ -218,7 +179,7 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		// Consoles are hijacked connections Shutdown does not wait for.
-		e.vms.stopStreams()
+		e.svc.StopStreams()
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
 		_ = srv.Shutdown(sctx)
@@ -234,102 +195,12 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // RunMonitoring takes part in the election of the engine that monitors the
-// hosts until ctx ends: it tries to take the lead every LeaderRetry; while
-// it leads, it monitors; when the lead is lost (its database connection
-// broke), it stops at once and tries again.
-func (e *Engine) RunMonitoring(ctx context.Context) {
-	cfg := e.cfg.Monitor
-	warned := false
-	for ctx.Err() == nil {
-		l, ok, err := e.st.TryAcquireLeadership(ctx, store.RoleMonitoring)
-		if err != nil || !ok {
-			if err != nil && !warned {
-				e.log.Warn("cannot try to lead the monitoring", "err", err)
-				warned = true
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(cfg.LeaderRetry):
-			}
-			continue
-		}
-		warned = false
-		e.leadWith(ctx, l)
-	}
-}
-
-func (e *Engine) leadWith(ctx context.Context, l store.Leadership) {
-	e.log.Info("leading the host monitoring")
-	e.leader.Store(true)
-	ev := store.Event{Action: "engine.leader", Severity: store.SeverityInfo, ObjectKind: "engine",
-		ObjectName: e.settings.Name, Message: fmt.Sprintf("Engine %s took over the host monitoring.", e.settings.Name)}
-	if err := e.appendEvent(ctx, e.st, ev); err != nil {
-		e.log.Warn("audit log", "err", err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	m := newMonitor(e)
-	e.monMu.Lock()
-	e.mon = m
-	e.monMu.Unlock()
-	done := make(chan struct{})
-	go func() { m.run(mctx); close(done) }()
-	select {
-	case <-l.Lost():
-		e.log.Warn("lost the lead of the host monitoring (database connection broken?)")
-	case <-ctx.Done():
-	}
-	cancel()
-	<-done
-	e.monMu.Lock()
-	e.mon = nil
-	e.monMu.Unlock()
-	e.leader.Store(false)
-	rctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-	defer c()
-	_ = l.Release(rctx)
-}
-
-// monitor is the running monitor, nil when this engine does not lead.
-func (e *Engine) monitor() *monitor {
-	e.monMu.Lock()
-	defer e.monMu.Unlock()
-	return e.mon
-}
-
-// hostChanged tells the monitor (when this engine leads) that a host
-// changed, so that it acts at once rather than at its next reload, and
-// drops the API's host list.
-func (e *Engine) hostChanged() {
-	e.hosts.invalidate()
-	if m := e.monitor(); m != nil {
-		m.reloadSoon()
-	}
-}
+// hosts until ctx ends (service.Services.RunMonitoring).
+func (e *Engine) RunMonitoring(ctx context.Context) { e.svc.RunMonitoring(ctx) }
 
 // Close releases the database.
 func (e *Engine) Close() error {
-	e.vms.close()
+	e.svc.Close()
 	e.agents.close()
 	return e.st.Close()
-}
-
-// rateLimiter lets burst events through per period.
-type rateLimiter struct {
-	mu    sync.Mutex
-	every time.Duration
-	burst int
-	start time.Time
-	n     int
-}
-
-func (r *rateLimiter) allow() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	if now.Sub(r.start) > r.every {
-		r.start, r.n = now, 0
-	}
-	r.n++
-	return r.n <= r.burst
 }

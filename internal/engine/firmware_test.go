@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/store"
 )
 
@@ -45,9 +46,9 @@ func TestFirmwareHostNotBack(t *testing.T) {
 		t.Fatalf("within the time-out the operation became %s", rec.State)
 	}
 
-	old := firmwareRebootTimeout
-	firmwareRebootTimeout = time.Millisecond
-	t.Cleanup(func() { firmwareRebootTimeout = old })
+	old := service.FirmwareRebootTimeout
+	service.FirmwareRebootTimeout = time.Millisecond
+	t.Cleanup(func() { service.FirmwareRebootTimeout = old })
 	time.Sleep(5 * time.Millisecond)
 	get()
 	rec, err := st.GetFirmwareOperation(ctx, op.ID)

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -10,28 +9,10 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 )
-
-type ctxKey int
-
-const (
-	userKey ctxKey = iota
-	correlationKey
-)
-
-// userFrom is the authenticated user of a request (nil for public routes
-// and the engine's own work).
-func userFrom(ctx context.Context) *store.User {
-	u, _ := ctx.Value(userKey).(*store.User)
-	return u
-}
-
-func correlationFrom(ctx context.Context) string {
-	c, _ := ctx.Value(correlationKey).(string)
-	return c
-}
 
 // handlerFunc is a route's handler: it writes the answer, or returns the
 // error to answer.
@@ -100,43 +81,44 @@ func (e *Engine) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		corr := httpx.Correlation(w, r)
-		ctx := context.WithValue(r.Context(), correlationKey, corr)
 		defer httpx.Recover(w, corr, func(p any) {
 			e.log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
 		})
-		logErr := func(ae *api.Error) {
-			if ae != nil && api.StatusOf(ae) >= 500 {
-				e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
+		ctx, ae := e.admit(service.WithCorrelation(r.Context(), corr), r, rt)
+		if ae == nil {
+			httpx.LimitBody(w, r, rt.MaxBody)
+			var err error
+			if ae, err = httpx.Answer(w, r.WithContext(ctx), httpx.Plain(rt.h), service.Coded); err != nil && ae == nil {
+				// The answer was under way, or the client left: nothing
+				// more can be said to it.
+				e.log.Debug("API answer not completed", "method", r.Method, "path", r.URL.Path, "err", err, "correlation", corr)
 			}
+		} else {
+			httpx.WriteError(w, ae)
 		}
-		if !rt.Public {
-			u, err := e.authenticate(ctx, r)
-			if err != nil {
-				ae := asAPIError(err)
-				if ae.Code == api.CodeUnauthenticated {
-					httpx.Challenge(w)
-				}
-				logErr(ae)
-				httpx.WriteError(w, ae)
-				return
-			}
-			if need := rt.needs(); !allows(u.Role, need) {
-				httpx.WriteError(w, api.NewError(http.StatusForbidden, api.CodePermissionDenied,
-					"user %s has the %s role: %s %s needs the %s role%s", u.Name, u.Role, r.Method, r.URL.Path, need, roleHint(u.Role)))
-				return
-			}
-			ctx = context.WithValue(ctx, userKey, &u)
-		}
-		httpx.LimitBody(w, r, rt.MaxBody)
-		ae, err := httpx.Answer(w, r.WithContext(ctx), httpx.Plain(rt.h), storeError)
-		logErr(ae)
-		if err != nil && ae == nil {
-			// The answer was under way, or the client left: nothing
-			// more can be said to it.
-			e.log.Debug("API answer not completed", "method", r.Method, "path", r.URL.Path, "err", err, "correlation", corr)
+		if ae != nil && api.StatusOf(ae) >= 500 {
+			e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
 		}
 		e.log.Debug("API", "method", r.Method, "path", r.URL.Path, "took", time.Since(start), "correlation", corr)
 	})
+}
+
+// admit authenticates the request of a route that is not public and checks
+// the user's role against the route's: the context acts for the user, or
+// the refusal to answer with.
+func (e *Engine) admit(ctx context.Context, r *http.Request, rt route) (context.Context, *api.Error) {
+	if rt.Public {
+		return ctx, nil
+	}
+	u, err := e.authenticate(ctx, r)
+	if err != nil {
+		return ctx, service.Coded(err)
+	}
+	if need := rt.needs(); !allows(u.Role, need) {
+		return ctx, api.NewError(http.StatusForbidden, api.CodePermissionDenied,
+			"user %s has the %s role: %s %s needs the %s role%s", u.Name, u.Role, r.Method, r.URL.Path, need, roleHint(u.Role))
+	}
+	return service.WithCaller(ctx, &u), nil
 }
 
 // roleHint says what a role may do, for a refusal.
@@ -156,34 +138,11 @@ func (e *Engine) authenticate(ctx context.Context, r *http.Request) (store.User,
 	if err != nil {
 		return store.User{}, err
 	}
-	u, err := e.st.GetUserByTokenHash(ctx, store.HashToken(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, api.NewError(http.StatusUnauthorized, api.CodeUnauthenticated, "invalid API token (revoked, or from another engine?)")
-	}
-	return u, err
+	return e.svc.Users.Authenticate(ctx, token)
 }
 
-// appendEvent adds an event to the audit log, with the request's user and
-// correlation ID.
-func (e *Engine) appendEvent(ctx context.Context, q store.Queries, ev store.Event) error {
-	if u := userFrom(ctx); u != nil && ev.User == "" {
-		ev.User = u.Name
-	}
-	if ev.CorrelationID == "" {
-		ev.CorrelationID = correlationFrom(ctx)
-	}
-	if ev.Severity == "" {
-		ev.Severity = store.SeverityInfo
-	}
-	return q.AppendEvent(ctx, &ev)
-}
-
-// userName is the request's user, for messages.
-func userName(ctx context.Context) string {
-	if u := userFrom(ctx); u != nil {
-		return u.Name
-	}
-	return "the engine"
+func invalidField(field, format string, args ...any) *api.Error {
+	return api.FieldError(api.CodeInvalidArgument, field, format, args...)
 }
 
 // routePaths lists the routes as "METHOD /api/v1/path", sorted.

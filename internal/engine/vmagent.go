@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/store"
 )
 
@@ -91,60 +93,14 @@ func (o *agentOps) close() { o.tr.CloseIdleConnections() }
 // target pins a host's certificate and returns its address.
 func (o *agentOps) target(h store.Host) (string, error) {
 	if h.CertFingerprint == "" || h.Address == "" {
-		return "", api.NewError(http.StatusConflict, api.CodeHostStatusIllegal, "host %s has no enrolled agent yet (polyvirt agent join)", h.Name)
+		return "", api.FieldError(api.CodeHostStatusIllegal, "", "host %s has no enrolled agent yet (polyvirt agent join)", h.Name)
 	}
 	o.c.pin(h.Address, h.CertFingerprint)
 	return h.Address, nil
 }
 
-// agentCallError is an agent's error answer, or a failure to reach it.
-type agentCallError struct {
-	Host   string
-	Status int // 0: the agent was not reached
-	Code   string
-	Msg    string
-	Errors api.Errors
-}
-
-func (e *agentCallError) Error() string {
-	if e.Status == 0 {
-		return fmt.Sprintf("host %s does not answer: %s", e.Host, e.Msg)
-	}
-	return fmt.Sprintf("host %s: %s: %s", e.Host, e.Code, e.Msg)
-}
-
-// notFound tells whether the agent does not know the VM (or the route).
-func (e *agentCallError) notFound() bool { return e.Status == http.StatusNotFound }
-
-// apiError turns an agent's refusal into the engine's answer: the agent's
-// code and message (its 4xx status), or 502 when it failed or was not
-// reached.
-func (e *agentCallError) apiError() *api.Error {
-	status := e.Status
-	code := e.Code
-	switch {
-	case status == 0:
-		status, code = http.StatusBadGateway, api.CodeAgentUnreachable
-	case status >= 500:
-		status = http.StatusBadGateway
-	}
-	msg := fmt.Sprintf("host %s: %s", e.Host, e.Msg)
-	if e.Status == 0 {
-		msg = e.Error()
-	}
-	return &api.Error{Status: status, Code: code, Message: msg, Details: e.Errors}
-}
-
-func asAgentError(err error) *agentCallError {
-	var ae *agentCallError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	return nil
-}
-
 // call sends one request to a host's agent; out (when not nil) receives
-// the JSON answer. Errors are *agentCallError.
+// the JSON answer. Errors are *service.AgentError.
 func (o *agentOps) call(ctx context.Context, h store.Host, method, path string, body []byte, out any) error {
 	addr, err := o.target(h)
 	if err != nil {
@@ -163,21 +119,21 @@ func (o *agentOps) call(ctx context.Context, h store.Host, method, path string, 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if u := userFrom(ctx); u != nil {
+	if u := service.CallerFrom(ctx); u != nil {
 		req.Header.Set("X-Polyvirt-User", u.Name)
 	}
 	resp, err := o.http.Do(req)
 	if err != nil {
-		return &agentCallError{Host: h.Name, Msg: shortError(err)}
+		return &service.AgentError{Host: h.Name, Msg: shortError(err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody+1))
 	if err != nil {
-		return &agentCallError{Host: h.Name, Msg: fmt.Sprintf("reading the answer of %s %s: %v", method, path, err)}
+		return &service.AgentError{Host: h.Name, Msg: fmt.Sprintf("reading the answer of %s %s: %v", method, path, err)}
 	}
 	if resp.StatusCode >= 300 {
 		ae := api.FromAnswer(resp.StatusCode, b)
-		ce := &agentCallError{Host: h.Name, Status: resp.StatusCode, Code: ae.Code, Msg: ae.Message, Errors: ae.Details}
+		ce := &service.AgentError{Host: h.Name, Status: resp.StatusCode, Code: ae.Code, Msg: ae.Message, Errors: ae.Details}
 		if len(ce.Msg) > 2000 {
 			ce.Msg = ce.Msg[:2000] + "…"
 		}
@@ -189,7 +145,7 @@ func (o *agentOps) call(ctx context.Context, h store.Host, method, path string, 
 			return nil
 		}
 		if err := json.Unmarshal(b, out); err != nil {
-			return &agentCallError{Host: h.Name, Status: http.StatusBadGateway, Code: api.CodeHostCapabilitiesInvalid,
+			return &service.AgentError{Host: h.Name, Status: http.StatusBadGateway, Code: api.CodeHostCapabilitiesInvalid,
 				Msg: fmt.Sprintf("the answer of %s %s is not what was expected: %v", method, path, err)}
 		}
 	}
@@ -239,9 +195,6 @@ func (o *agentOps) screenshot(ctx context.Context, h store.Host, id string) ([]b
 	return out, err
 }
 
-// errNoEvents: the agent has no event stream (a host simulator).
-var errNoEvents = errors.New("the agent has no event stream (GET /v1/events: 404)")
-
 // eventStream is an agent's GET /v1/events, read event by event.
 type eventStream struct {
 	body io.ReadCloser
@@ -260,15 +213,15 @@ func (o *agentOps) events(ctx context.Context, h store.Host) (*eventStream, erro
 	}
 	resp, err := o.http.Do(req)
 	if err != nil {
-		return nil, &agentCallError{Host: h.Name, Msg: shortError(err)}
+		return nil, &service.AgentError{Host: h.Name, Msg: shortError(err)}
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		resp.Body.Close()
-		return nil, errNoEvents
+		return nil, service.ErrNoEvents
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, &agentCallError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: "GET /v1/events"}
+		return nil, &service.AgentError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: "GET /v1/events"}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	// Events are small: start with a small buffer (a thousand hosts keep a
@@ -277,8 +230,8 @@ func (o *agentOps) events(ctx context.Context, h store.Host) (*eventStream, erro
 	return &eventStream{body: resp.Body, sc: sc}, nil
 }
 
-// next returns the next VM event; io.EOF when the stream ended.
-func (s *eventStream) next() (agentapi.Event, error) {
+// Next returns the next VM event; io.EOF when the stream ended.
+func (s *eventStream) Next() (agentapi.Event, error) {
 	var data strings.Builder
 	for s.sc.Scan() {
 		line := s.sc.Text()
@@ -306,7 +259,8 @@ func (s *eventStream) next() (agentapi.Event, error) {
 	return agentapi.Event{}, io.EOF
 }
 
-func (s *eventStream) close() { s.body.Close() }
+// Close ends the stream.
+func (s *eventStream) Close() { s.body.Close() }
 
 // console opens the agent's websocket to a VM's serial console.
 func (o *agentOps) console(ctx context.Context, h store.Host, id, query, user string) (*websocket.Conn, error) {
@@ -326,7 +280,7 @@ func (o *agentOps) console(ctx context.Context, h store.Host, id, query, user st
 	defer cancel()
 	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: o.http, HTTPHeader: hdr})
 	if err != nil {
-		ce := &agentCallError{Host: h.Name, Msg: shortError(err)}
+		ce := &service.AgentError{Host: h.Name, Msg: shortError(err)}
 		if resp != nil {
 			ce.Status, ce.Code = resp.StatusCode, fmt.Sprintf("HTTP_%d", resp.StatusCode)
 			if resp.Body != nil {
@@ -341,4 +295,164 @@ func (o *agentOps) console(ctx context.Context, h store.Host, id, query, user st
 	}
 	ws.SetReadLimit(1 << 20)
 	return ws, nil
+}
+
+// agentService is the engine's client as the services call it
+// (service.Agents).
+type agentService struct {
+	c   *agentClient
+	ops *agentOps
+}
+
+func (a *agentService) Pin(addr, fingerprint string) { a.c.pin(addr, fingerprint) }
+func (a *agentService) Unpin(addr string)            { a.c.unpin(addr) }
+func (a *agentService) Capabilities(ctx context.Context, addr, etag string) ([]byte, string, bool, error) {
+	body, tag, notModified, err := a.c.capabilities(ctx, addr, etag)
+	if err != nil {
+		err = errors.New(shortError(err))
+	}
+	return body, tag, notModified, err
+}
+func (a *agentService) Stats(ctx context.Context, addr string) ([]byte, error) {
+	b, err := a.c.stats(ctx, addr)
+	if err != nil {
+		err = errors.New(shortError(err))
+	}
+	return b, err
+}
+func (a *agentService) ListVMs(ctx context.Context, h store.Host) ([]agentapi.VM, error) {
+	return a.ops.listVMs(ctx, h)
+}
+func (a *agentService) GetVM(ctx context.Context, h store.Host, id string) (agentapi.VM, error) {
+	return a.ops.getVM(ctx, h, id)
+}
+func (a *agentService) CreateVM(ctx context.Context, h store.Host, def []byte) (agentapi.VM, error) {
+	return a.ops.createVM(ctx, h, def)
+}
+func (a *agentService) DeleteVM(ctx context.Context, h store.Host, id string, force bool) error {
+	return a.ops.deleteVM(ctx, h, id, force)
+}
+func (a *agentService) Act(ctx context.Context, h store.Host, id, action string, shutdown *agentapi.ShutdownRequest) (agentapi.ActionResult, error) {
+	var body []byte
+	if shutdown != nil {
+		body, _ = json.Marshal(shutdown)
+	}
+	return a.ops.actWith(ctx, h, id, action, body)
+}
+func (a *agentService) Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error) {
+	return a.ops.screenshot(ctx, h, id)
+}
+func (a *agentService) Events(ctx context.Context, h store.Host) (service.EventStream, error) {
+	s, err := a.ops.events(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+func (a *agentService) FirmwareStatus(ctx context.Context, h store.Host) (agentapi.FirmwareStatus, error) {
+	var af agentapi.FirmwareStatus
+	resp, err := a.c.firmwareDo(ctx, "GET", h.Address, "/v1/firmware", nil, nil)
+	if err == nil {
+		err = agentAnswer(resp, &af)
+	}
+	return af, err
+}
+func (a *agentService) FirmwareUpload(ctx context.Context, h store.Host, name, user string, image io.Reader) (agentapi.FirmwareOperation, error) {
+	var op agentapi.FirmwareOperation
+	hdr := http.Header{"X-Polyvirt-User": {user}, "Content-Type": {"application/octet-stream"}}
+	resp, err := a.c.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/image?name="+url.QueryEscape(name), hdr, image)
+	if api.CodeOf(err) == api.CodeBodyTooLarge {
+		return op, api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", int64(MaxFirmwareUpload))
+	}
+	if err != nil {
+		return op, api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
+	}
+	return op, agentAnswer(resp, &op)
+}
+func (a *agentService) FirmwareStep(ctx context.Context, h store.Host, step, user string, req agentapi.FirmwareStepRequest) (agentapi.FirmwareOperation, bool, error) {
+	var op agentapi.FirmwareOperation
+	body := []byte(`{}`)
+	if req.Maintenance {
+		body, _ = json.Marshal(req)
+	}
+	hdr := http.Header{"X-Polyvirt-User": {user}, "Content-Type": {"application/json"}}
+	resp, err := a.c.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/"+step, hdr, bytes.NewReader(body))
+	if err != nil {
+		return op, false, api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
+	}
+	err = agentAnswer(resp, &op)
+	return op, resp.Status == http.StatusOK, err
+}
+
+var (
+	longOnce sync.Once
+	longHTTP *http.Client
+)
+
+// firmwareTimeout bounds a firmware request to an agent: an upload of a
+// large image, or a step the agent answers after at most a few seconds.
+const firmwareTimeout = 10 * time.Minute
+
+// MaxFirmwareUpload bounds a firmware image uploaded through the engine.
+const MaxFirmwareUpload = 1 << 30
+
+// firmwareDo sends a firmware request to an agent with the engine's client
+// certificate and pins, and a timeout fit for images and tools.
+func (c *agentClient) firmwareDo(ctx context.Context, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
+	longOnce.Do(func() {
+		tr := c.tr.Clone()
+		tr.ResponseHeaderTimeout = firmwareTimeout
+		longHTTP = &http.Client{Transport: tr}
+	})
+	ctx, cancel := context.WithTimeout(ctx, firmwareTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := longHTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
+	}
+	return &agentResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// agentAnswer decodes an agent's answer into out, or returns its error
+// with the agent's status and code (a refused step is the agent's 409).
+func agentAnswer(r *agentResponse, out any) error {
+	if r.Status >= 400 {
+		var eb api.ErrorBody
+		if json.Unmarshal(r.Body, &eb) == nil && eb.Error.Code != "" {
+			status := r.Status
+			if status >= 500 {
+				status = http.StatusBadGateway
+			}
+			return &api.Error{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
+		}
+		return api.NewError(http.StatusBadGateway, api.CodeAgentError, "the agent answered HTTP %d", r.Status)
+	}
+	if err := json.Unmarshal(r.Body, out); err != nil {
+		return api.NewError(http.StatusBadGateway, api.CodeAgentError, "the agent's answer is not JSON: %v", err)
+	}
+	return nil
+}
+
+// shortError is an agent error without the URL the HTTP client adds.
+func shortError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "no answer within the poll timeout (" + err.Error() + ")"
+	}
+	return err.Error()
 }

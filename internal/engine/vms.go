@@ -1,635 +1,68 @@
 package engine
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
-	"sync"
-	"time"
 
-	"github.com/google/uuid"
-
-	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
-	"polyvirt/internal/arch"
-	"polyvirt/internal/archspec"
-	"polyvirt/internal/engine/scheduler"
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/httpx"
-	"polyvirt/internal/store"
-	"polyvirt/internal/vmspec"
 )
 
-// VMConfig tunes the VMs' scheduling, state synchronization and HA
-// restarts. Zero fields take the defaults.
-type VMConfig struct {
-	// Policy is the scheduling policy (zero: scheduler.DefaultPolicy:
-	// memory not overcommitted, 256 MiB kept per host, 4 vCPUs per online
-	// CPU).
-	Policy scheduler.Policy
-	// HADelay is how long a host stays NonResponsive before the engine
-	// restarts its highly available VMs on other hosts (default 30s;
-	// 0 is taken as the default, a negative value restarts at once).
-	HADelay time.Duration
-	// HAInterval is how often the monitoring leader looks for HA VMs to
-	// restart (default 5s).
-	HAInterval time.Duration
-	// Resync is how often the leader reads each host's VM list again, to
-	// catch what its event stream missed (default 60s).
-	Resync time.Duration
-}
-
-func (c VMConfig) withDefaults() VMConfig {
-	if c.Policy == (scheduler.Policy{}) {
-		c.Policy = scheduler.DefaultPolicy()
-	}
-	switch {
-	case c.HADelay == 0:
-		c.HADelay = 30 * time.Second
-	case c.HADelay < 0:
-		c.HADelay = 0
-	}
-	if c.HAInterval <= 0 {
-		c.HAInterval = 5 * time.Second
-	}
-	if c.Resync <= 0 {
-		c.Resync = time.Minute
-	}
-	return c
-}
-
-// engineMarkerKey is the metadata key the engine adds to the definitions
-// it sends to agents (not stored): its CA's fingerprint, so that a VM it
-// deleted while its host was unreachable is recognized as its own when
-// the host comes back.
-const engineMarkerKey = "polyvirt.engine"
-
-// vmService is the engine's VM part: API handlers, scheduling, the calls
-// to agents, and the caches they share.
-type vmService struct {
-	e   *Engine
-	cfg VMConfig
-	ops *agentOps
-
-	clusterLocks sync.Map // cluster ID → *sync.Mutex: one scheduling decision at a time per cluster
-	capacity     sync.Map // host ID → hostCapacity
-	// sizes caches the VMs' sizes per version, for scheduling.
-	sizes sync.Map // VM ID → sizeEntry
-	// haFailed remembers when each VM's failed HA restart was last
-	// reported (once a minute).
-	haFailed sync.Map // VM ID → time.Time
-	// powerdowns are the shutdowns with a time-out this engine asked for:
-	// until then (and a grace), a VM PoweringDown that its host reports
-	// running stays PoweringDown (its agent powers it off at the end).
-	powerdowns sync.Map // VM ID → time.Time
-
-	// streams ends the long-lived API streams (consoles) when the engine
-	// stops serving.
-	streams     context.Context
-	stopStreams context.CancelFunc
-}
-
-func newVMService(e *Engine, cfg VMConfig) *vmService {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &vmService{e: e, cfg: cfg.withDefaults(), ops: newAgentOps(e.agents), streams: ctx, stopStreams: cancel}
-}
-
-func (s *vmService) close() {
-	s.stopStreams()
-	s.ops.close()
-}
-
-func (s *vmService) clusterLock(id string) *sync.Mutex {
-	v, _ := s.clusterLocks.LoadOrStore(id, &sync.Mutex{})
-	return v.(*sync.Mutex)
-}
-
-// marker is the engine's marker value.
-func (s *vmService) marker() string {
-	fp := s.e.caFP
-	if len(fp) > 16 {
-		fp = fp[:16]
-	}
-	return fp
-}
-
-// names maps cluster and host IDs to names, for the answers.
-type names struct{ clusters, hosts map[string]string }
-
-func (e *Engine) objectNames(ctx context.Context) (names, error) {
-	cs, err := e.clusterNames(ctx)
-	if err != nil {
-		return names{}, err
-	}
-	hs, err := e.st.ListHosts(ctx, store.HostFilter{})
-	if err != nil {
-		return names{}, err
-	}
-	n := names{clusters: cs, hosts: make(map[string]string, len(hs))}
-	for _, h := range hs {
-		n.hosts[h.ID] = h.Name
-	}
-	return n, nil
-}
-
-func vmView(v store.VM, n names) engineapi.VM {
-	out := engineapi.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Cluster: n.clusters[v.ClusterID], State: string(v.State),
-		HostID: v.HostID, Host: n.hosts[v.HostID], PinnedHostID: v.PinnedHostID, PinnedHost: n.hosts[v.PinnedHostID],
-		LastHostID: v.LastHostID, LastHost: n.hosts[v.LastHostID], HA: v.HA, Definition: v.Definition,
-		StateChanged: v.StateChanged, Version: v.Version, Created: v.Created, Updated: v.Updated}
-	if sz, err := sizesOf(v.Definition); err == nil {
-		out.Arch, out.MemoryMiB, out.VCPUs, out.CPUModel, out.Machine = sz.Arch, sz.MemoryMiB, sz.VCPUs, sz.CPUModel, sz.Machine
-	}
-	if len(out.Definition) == 0 {
-		out.Definition = json.RawMessage("{}")
-	}
-	return out
-}
-
-func (e *Engine) vmAnswer(ctx context.Context, w http.ResponseWriter, status int, v store.VM) error {
-	n, err := e.objectNames(ctx)
-	if err != nil {
-		return err
-	}
-	return httpx.WriteJSON(w, status, vmView(v, n))
-}
-
-// findVM finds a VM by name or ID.
-func (e *Engine) findVM(ctx context.Context, ref string) (store.VM, error) {
-	if strings.TrimSpace(ref) == "" {
-		return store.VM{}, invalidField("vm", "no VM named")
-	}
-	v, err := e.st.GetVMByName(ctx, ref)
-	if errors.Is(err, store.ErrNotFound) {
-		if v2, err2 := e.st.GetVM(ctx, ref); err2 == nil {
-			return v2, nil
-		}
-		return v, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "vm",
-			Message: fmt.Sprintf("VM %q does not exist (polyvirt vm list)", ref)}
-	}
-	return v, err
-}
+// The VM routes (service.VMs; the console's bridge is console.go).
 
 // listVMs answers GET /api/v1/vms?cluster=&host=&state=Up,Down.
 func (e *Engine) listVMs(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	q := r.URL.Query()
-	var f store.VMFilter
-	if ref := q.Get("cluster"); ref != "" {
-		c, err := e.findCluster(ctx, ref)
-		if err != nil {
-			return err
-		}
-		f.ClusterID = c.ID
-	}
-	if ref := q.Get("host"); ref != "" {
-		h, err := e.findHost(ctx, ref)
-		if err != nil {
-			return err
-		}
-		f.HostID = h.ID
-	}
-	if s := q.Get("state"); s != "" {
-		for _, x := range strings.Split(s, ",") {
-			st := store.VMState(strings.TrimSpace(x))
-			if !st.Valid() {
-				return invalidField("state", "unknown VM state %q (known: %v)", x, store.VMStates())
-			}
-			f.States = append(f.States, st)
-		}
-	}
-	vms, err := e.st.ListVMs(ctx, f)
-	if err != nil {
-		return err
-	}
-	n, err := e.objectNames(ctx)
-	if err != nil {
-		return err
-	}
-	out := make([]engineapi.VM, 0, len(vms))
-	for _, v := range vms {
-		out = append(out, vmView(v, n))
-	}
-	return httpx.WriteJSON(w, http.StatusOK, out)
+	vms, err := e.svc.VMs.List(r.Context(), service.VMQuery{Cluster: q.Get("cluster"), Host: q.Get("host"), States: list(q.Get("state"))})
+	return answer(w, http.StatusOK, vms, err)
 }
 
-func (e *Engine) getVMRoute(w http.ResponseWriter, r *http.Request) error {
-	v, err := e.findVM(r.Context(), r.PathValue("vm"))
-	if err != nil {
-		return err
-	}
-	return e.vmAnswer(r.Context(), w, http.StatusOK, v)
-}
-
-// pinnedHost checks a pin: the host exists and is in the cluster.
-func (e *Engine) pinnedHost(ctx context.Context, ref string, c store.Cluster) (store.Host, error) {
-	h, err := e.findHost(ctx, ref)
-	if err != nil {
-		return h, err
-	}
-	if h.ClusterID != c.ID {
-		return h, &api.Error{Status: http.StatusConflict, Code: api.CodePinnedHostCluster, Field: "host",
-			Message: fmt.Sprintf("Cannot pin the VM to host %s: the host is not in the VM's cluster %s.", h.Name, c.Name)}
-	}
-	return h, nil
-}
-
-// hostFacts are what completing a definition needs of a cluster's hosts:
-// their architectures and machines, and the path policies they report
-// (read from their capabilities reports, cached per report).
-func (s *vmService) hostFacts(ctx context.Context, hosts []store.Host) clusterHostFacts {
-	f := hostFactsOf(hosts)
-	for _, h := range hosts {
-		if p := s.capacityOf(ctx, h).paths; p != nil {
-			f.Paths = append(f.Paths, *p)
-		}
-	}
-	return f
-}
-
-// vmID is the VM id a definition asks for (its uuid, canonical) or a new
-// one.
-func vmID(def *vmspec.VM) (string, error) {
-	if def.UUID == "" {
-		return uuid.NewString(), nil
-	}
-	u, err := uuid.Parse(def.UUID)
-	if err != nil {
-		return "", &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeUUIDInvalid, Field: "definition.uuid",
-			Message: fmt.Sprintf("uuid %q: want 8-4-4-4-12 hex digits, or leave it out", def.UUID)}
-	}
-	return u.String(), nil
+func (e *Engine) getVM(w http.ResponseWriter, r *http.Request) error {
+	v, err := e.svc.VMs.Get(r.Context(), r.PathValue("vm"))
+	return answer(w, http.StatusOK, v, err)
 }
 
 func (e *Engine) createVM(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	var req engineapi.VMRequest
 	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
-	def, err := decodeDefinition(req.Definition)
-	if err != nil {
-		return err
-	}
-	if req.Cluster == "" {
-		return invalidField("cluster", "no cluster: a VM belongs to a cluster (polyvirt cluster list)")
-	}
-	c, err := e.findCluster(ctx, req.Cluster)
-	if err != nil {
-		return err
-	}
-	v := store.VM{ClusterID: c.ID, State: store.VMDown, HA: req.HA}
-	if req.Host != "" {
-		h, err := e.pinnedHost(ctx, req.Host, c)
-		if err != nil {
-			return err
-		}
-		v.PinnedHostID = h.ID
-	}
-	if v.ID, err = vmID(def); err != nil {
-		return err
-	}
-	if _, err := e.st.GetVM(ctx, v.ID); err == nil {
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeVMUUIDInUse, Field: "definition.uuid",
-			Message: fmt.Sprintf("another VM has the uuid %s; leave uuid out to get a new one", v.ID)}
-	}
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
-	if err != nil {
-		return err
-	}
-	full, err := completeDefinition(def, v.ID, c, e.vms.hostFacts(ctx, hosts))
-	if err != nil {
-		return err
-	}
-	v.Name = full.Name
-	if err := store.ValidName(v.Name); err != nil {
-		return invalidField("definition.name", "%v", err)
-	}
-	if v.Definition, err = json.Marshal(full); err != nil {
-		return err
-	}
-	err = e.st.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.CreateVM(ctx, &v); err != nil {
-			return err
-		}
-		reason := fmt.Sprintf("cluster %s, %s, %d MiB, %d vCPUs", c.Name, full.Arch, full.Memory.SizeMiB, full.CPU.VCPUs())
-		if v.HA {
-			reason += ", highly available"
-		}
-		return e.appendEvent(ctx, tx, store.Event{Action: "vm.add", ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
-			Message: fmt.Sprintf("VM %s was created by %s.", v.Name, userName(ctx)), Reason: reason})
-	})
-	if err != nil {
-		return err
-	}
-	return e.vmAnswer(ctx, w, http.StatusCreated, v)
-}
-
-// isDown tells whether a VM runs nowhere.
-func isDown(v store.VM) bool { return v.State == store.VMDown && v.HostID == "" }
-
-func vmStatusError(v store.VM, what, hint string) *api.Error {
-	msg := fmt.Sprintf("Cannot %s VM %s: it is %s", what, v.Name, v.State)
-	if hint != "" {
-		msg += "; " + hint
-	}
-	return &api.Error{Status: http.StatusConflict, Code: api.CodeVMStatusIllegal, Message: msg + "."}
-}
-
-// mutateVM reads a VM in a transaction, lets fn change it (and add
-// events), and writes it when fn says so; it starts again when the VM
-// changed meanwhile (state updates come from the agents' events too).
-func (e *Engine) mutateVM(ctx context.Context, id string, fn func(tx store.Tx, v *store.VM) (write bool, err error)) (store.VM, error) {
-	for attempt := 0; ; attempt++ {
-		var out store.VM
-		err := e.st.InTx(ctx, func(tx store.Tx) error {
-			v, err := tx.GetVM(ctx, id)
-			if err != nil {
-				return err
-			}
-			write, err := fn(tx, &v)
-			if err != nil {
-				return err
-			}
-			if write {
-				if err := tx.UpdateVM(ctx, &v); err != nil {
-					return err
-				}
-			}
-			out = v
-			return nil
-		})
-		if isStale(err) && attempt < 8 {
-			time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
-			continue
-		}
-		return out, err
-	}
+	v, err := e.svc.VMs.Create(r.Context(), req)
+	return answer(w, http.StatusCreated, v, err)
 }
 
 func (e *Engine) updateVM(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	var upd engineapi.VMUpdate
 	if err := httpx.DecodeJSON(r, &upd, false); err != nil {
 		return err
 	}
-	cur, err := e.findVM(ctx, r.PathValue("vm"))
-	if err != nil {
-		return err
-	}
-	var def *vmspec.VM
-	if len(upd.Definition) > 0 {
-		if def, err = decodeDefinition(upd.Definition); err != nil {
-			return err
-		}
-	}
-	target, err := e.st.GetCluster(ctx, cur.ClusterID)
-	if err != nil {
-		return err
-	}
-	moving := false
-	if upd.Cluster != nil {
-		c, err := e.findCluster(ctx, *upd.Cluster)
-		if err != nil {
-			return err
-		}
-		moving = c.ID != cur.ClusterID
-		target = c
-	}
-	var pin *store.Host
-	if upd.Host != nil && *upd.Host != "" {
-		h, err := e.pinnedHost(ctx, *upd.Host, target)
-		if err != nil {
-			return err
-		}
-		pin = &h
-	}
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: target.ID})
-	if err != nil {
-		return err
-	}
-	facts := e.vms.hostFacts(ctx, hosts)
-	v, err := e.mutateVM(ctx, cur.ID, func(tx store.Tx, v *store.VM) (bool, error) {
-		if upd.Version != nil && *upd.Version != v.Version {
-			return false, &api.Error{Status: http.StatusConflict, Code: api.CodeVersionConflict, Field: "version",
-				Message: fmt.Sprintf("VM %s is at version %d, not %d: read it again", v.Name, v.Version, *upd.Version)}
-		}
-		oldName := v.Name
-		var changes []string
-		if def != nil || moving {
-			if !isDown(*v) {
-				what := "change the definition of"
-				if moving {
-					what = "move"
-				}
-				return false, vmStatusError(*v, what, "stop it first")
-			}
-			base := def
-			if base == nil {
-				var err error
-				if base, err = vmspec.Decode(v.Definition); err != nil {
-					return false, fmt.Errorf("VM %s: the stored definition: %v", v.Name, err)
-				}
-			}
-			if moving {
-				if err := checkVMMoveArch(*v, base, target); err != nil {
-					return false, err
-				}
-				// The CPU model and machine came from the old cluster: the
-				// new one's defaults apply unless the new definition names
-				// them.
-				if def == nil {
-					base.Machine = ""
-					if base.CPU != nil {
-						base.CPU.Model, base.CPU.Mode = "", ""
-					}
-				}
-			}
-			full, err := completeDefinition(base, v.ID, target, facts)
-			if err != nil {
-				return false, err
-			}
-			if err := store.ValidName(full.Name); err != nil {
-				return false, invalidField("definition.name", "%v", err)
-			}
-			b, err := json.Marshal(full)
-			if err != nil {
-				return false, err
-			}
-			if string(b) != string(v.Definition) {
-				changes = append(changes, "definition")
-			}
-			if full.Name != v.Name {
-				changes = append(changes, fmt.Sprintf("name %s → %s", v.Name, full.Name))
-				v.Name = full.Name
-			}
-			v.Definition = b
-			if moving {
-				changes = append(changes, "cluster → "+target.Name)
-				v.ClusterID = target.ID
-				if pin == nil && v.PinnedHostID != "" {
-					changes = append(changes, "unpinned")
-					v.PinnedHostID = ""
-				}
-			}
-		}
-		if upd.Host != nil {
-			id := ""
-			if pin != nil {
-				id = pin.ID
-			}
-			if id != v.PinnedHostID {
-				if pin != nil {
-					changes = append(changes, "pinned to "+pin.Name)
-				} else {
-					changes = append(changes, "unpinned")
-				}
-				v.PinnedHostID = id
-			}
-		}
-		if upd.HA != nil && *upd.HA != v.HA {
-			changes = append(changes, "highly available "+strconv.FormatBool(*upd.HA))
-			v.HA = *upd.HA
-		}
-		if len(changes) == 0 {
-			return false, nil
-		}
-		return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.update", ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
-			Message: fmt.Sprintf("VM %s configuration was updated by %s.", oldName, userName(ctx)), Reason: strings.Join(changes, "; ")})
-	})
-	if err != nil {
-		return err
-	}
-	return e.vmAnswer(ctx, w, http.StatusOK, v)
-}
-
-// checkVMMoveArch refuses to move a VM to a cluster of another
-// architecture (ACTION_TYPE_FAILED_VM_CLUSTER_DIFFERENT_ARCHITECTURES).
-func checkVMMoveArch(v store.VM, def *vmspec.VM, target store.Cluster) error {
-	if target.Arch == arch.Unknown {
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
-			Message: fmt.Sprintf("Cannot move VM %s to cluster %s: the cluster has no architecture yet.", v.Name, target.Name)}
-	}
-	if archspec.ClusterRunsNatively(target.Arch, def.Arch) {
-		return nil
-	}
-	return &api.Error{Status: http.StatusConflict, Code: api.CodeVMClusterArch, Field: "cluster",
-		Message: fmt.Sprintf("Cannot move VM %s to cluster %s: the VM has architecture %s and the cluster has architecture %s.",
-			v.Name, target.Name, def.Arch, target.Arch)}
+	v, err := e.svc.VMs.Update(r.Context(), r.PathValue("vm"), upd)
+	return answer(w, http.StatusOK, v, err)
 }
 
 func (e *Engine) deleteVM(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-	v, err := e.findVM(ctx, r.PathValue("vm"))
+	return noContent(w, e.svc.VMs.Delete(r.Context(), r.PathValue("vm"), queryBool(r, "force")))
+}
+
+// vmAction is the handler of one action route.
+func (e *Engine) vmAction(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req engineapi.VMActionRequest
+		if err := httpx.DecodeJSON(r, &req, httpx.Optional); err != nil {
+			return err
+		}
+		res, err := e.svc.VMs.Act(r.Context(), r.PathValue("vm"), action, req)
+		return answer(w, http.StatusOK, res, err)
+	}
+}
+
+// vmScreenshot answers GET /api/v1/vms/{vm}/screenshot: the PNG the VM's
+// host takes of its display.
+func (e *Engine) vmScreenshot(w http.ResponseWriter, r *http.Request) error {
+	img, err := e.svc.VMs.Screenshot(r.Context(), r.PathValue("vm"))
 	if err != nil {
 		return err
 	}
-	if !isDown(v) {
-		if !force {
-			return vmStatusError(v, "remove", "stop it first, or remove it with force (polyvirt vm delete --force)")
-		}
-		if v.HostID != "" {
-			h, err := e.st.GetHost(ctx, v.HostID)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-			if err == nil {
-				if err := e.vms.ops.deleteVM(ctx, h, v.ID, true); err != nil {
-					if ae := asAgentError(err); ae == nil || !ae.notFound() {
-						return agentAPIError(err)
-					}
-				}
-			}
-		}
-	}
-	err = e.st.InTx(ctx, func(tx store.Tx) error {
-		cur, err := tx.GetVM(ctx, v.ID)
-		if err != nil {
-			return err
-		}
-		if !isDown(cur) && !force {
-			return vmStatusError(cur, "remove", "stop it first, or remove it with force")
-		}
-		if err := tx.DeleteVM(ctx, v.ID); err != nil {
-			return err
-		}
-		return e.appendEvent(ctx, tx, store.Event{Action: "vm.remove", ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
-			Message: fmt.Sprintf("VM %s was removed by %s.", v.Name, userName(ctx))})
-	})
-	if err != nil {
-		return err
-	}
-	e.vms.sizes.Delete(v.ID)
-	// Its definition on the host it last ran on goes too (best effort: an
-	// unreachable host is cleaned when it comes back, by the engine marker).
-	if last := firstNonEmpty(v.HostID, v.LastHostID); last != "" {
-		if h, err := e.st.GetHost(ctx, last); err == nil {
-			go e.vms.forget(h, v.ID, v.Name)
-		}
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
-		}
-	}
-	return ""
-}
-
-// agentAPIError answers an agent call's failure.
-func agentAPIError(err error) error {
-	if ae := asAgentError(err); ae != nil {
-		return ae.apiError()
-	}
-	return err
-}
-
-// forget removes a VM's definition from a host it no longer runs on (best
-// effort, in the background).
-func (s *vmService) forget(h store.Host, id, name string) {
-	ctx, cancel := context.WithTimeout(s.streams, opsTimeout)
-	defer cancel()
-	if err := s.ops.deleteVM(ctx, h, id, false); err != nil {
-		if ae := asAgentError(err); ae != nil && ae.notFound() {
-			return
-		}
-		s.e.log.Info("could not remove a VM's definition from a host it no longer runs on (done when the host answers again)",
-			"vm", name, "host", h.Name, "err", err)
-	}
-}
-
-// vmRoutes are the VM routes (after the others in the OpenAPI document).
-func (e *Engine) vmRoutes() []route {
-	// Changing VMs needs a role that manages VMs (vm-manager or admin).
-	vmm := store.RoleVMManager
-	rs := []route{
-		{Method: "GET", Path: "/vms", Summary: "List VMs", h: e.listVMs},
-		{Method: "POST", Path: "/vms", Summary: "Create a VM in a cluster (its definition checked against the cluster)", Role: vmm, h: e.createVM},
-		{Method: "GET", Path: "/vms/{vm}", Summary: "Show a VM", h: e.getVMRoute},
-		{Method: "PATCH", Path: "/vms/{vm}", Summary: "Change a VM (definition and cluster while it is Down; pin and HA any time)", Role: vmm, h: e.updateVM},
-		{Method: "DELETE", Path: "/vms/{vm}", Summary: "Remove a VM (Down, or with force=true)", Role: vmm, h: e.deleteVM},
-	}
-	summaries := map[string]string{
-		"start":    "Schedule a VM on a host of its cluster and start it",
-		"shutdown": "Ask a VM's guest to power off; it is powered off when not down within the time-out (timeoutSeconds, else the cluster's) unless force is false",
-		"destroy":  "Power a VM off at once",
-		"reboot":   "Ask a VM's guest to reboot",
-		"pause":    "Pause a VM",
-		"resume":   "Resume a paused VM",
-	}
-	for _, a := range VMActions {
-		rs = append(rs, route{Method: "POST", Path: "/vms/{vm}/" + a, Summary: summaries[a], Role: vmm, h: e.vmAction(a)})
-	}
-	return append(rs,
-		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},
-		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket)", h: e.vmConsole},
-	)
+	w.Header().Set("Cache-Control", "no-store")
+	return httpx.Bytes(w, "image/png", img)
 }

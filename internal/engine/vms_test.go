@@ -15,7 +15,7 @@ import (
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/store"
+	"polyvirt/internal/engine/service"
 )
 
 // powerLab is an engine with a POWER8 cluster of two fake POWER8 hosts, a
@@ -242,7 +242,7 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	d := hostA.lastDefinition()
 	meta, _ := d["metadata"].(map[string]any)
-	if d["uuid"] != ra.VM || meta[engineMarkerKey] == nil || d["machine"] == "" {
+	if d["uuid"] != ra.VM || meta[service.MarkerKey] == nil || d["machine"] == "" {
 		t.Errorf("definition sent to the agent: %v", d)
 	}
 
@@ -496,7 +496,7 @@ func TestVMStateFromAgents(t *testing.T) {
 	l.p8b.stop()
 	waitHost(t, api1, "p8b", 10*time.Second, status("NonResponsive"))
 	l.p8b.put(agentapi.VM{ID: adopt.ID, Name: "adopted", State: agentapi.StateRunning, Definition: adopt.Definition})
-	marked, _ := json.Marshal(map[string]any{"name": "gone", "metadata": map[string]string{engineMarkerKey: l.te.e.vms.marker()}})
+	marked, _ := json.Marshal(map[string]any{"name": "gone", "metadata": map[string]string{service.MarkerKey: l.te.e.svc.VMs.Marker()}})
 	l.p8b.put(agentapi.VM{ID: "11111111-2222-4333-8444-555555555555", Name: "gone", State: agentapi.StateDefined, Definition: marked})
 	l.p8b.put(agentapi.VM{ID: "99999999-2222-4333-8444-555555555555", Name: "alien", State: agentapi.StateRunning, Definition: json.RawMessage(`{"name":"alien"}`)})
 	l.p8b.restart()
@@ -610,102 +610,5 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool) {
 			t.Fatalf("not so within %s", within)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func TestStateMapping(t *testing.T) {
-	tests := []struct {
-		state  agentapi.VMState
-		reason string
-		want   store.VMState
-	}{
-		{agentapi.StateRunning, "booted", store.VMUp},
-		{agentapi.StateBlocked, "", store.VMUp},
-		{agentapi.StatePaused, "user", store.VMPaused},
-		{agentapi.StatePaused, "starting-up", store.VMPoweringUp},
-		{agentapi.StateShutdown, "user", store.VMPoweringDown},
-		{agentapi.StateDefined, "shutdown", store.VMDown},
-		{agentapi.StateDefined, "crashed", store.VMDown},
-		{agentapi.StateCrashed, "panicked", store.VMDown},
-		{agentapi.StateSuspend, "", store.VMSuspended},
-		{agentapi.StateUnknown, "", store.VMUnknown},
-		{"weird", "", store.VMUnknown},
-	}
-	for _, tc := range tests {
-		if got := stateFromAgent(tc.state, tc.reason); got != tc.want {
-			t.Errorf("%s (%s): %s, want %s", tc.state, tc.reason, got, tc.want)
-		}
-	}
-	type obs struct {
-		State   store.VMState
-		Gone    bool
-		Crashed bool
-	}
-	events := []struct {
-		ev   agentapi.Event
-		want obs
-	}{
-		{agentapi.Event{Event: "started", Detail: "booted", State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
-		{agentapi.Event{Event: "started", State: agentapi.StateUnknown}, obs{store.VMUp, false, false}},
-		{agentapi.Event{Event: "suspended", Detail: "paused", State: agentapi.StatePaused}, obs{store.VMPaused, false, false}},
-		{agentapi.Event{Event: "resumed", State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
-		{agentapi.Event{Event: "stopped", Detail: "shutdown", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
-		{agentapi.Event{Event: "stopped", Detail: "destroyed", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
-		{agentapi.Event{Event: "stopped", Detail: "crashed", State: agentapi.StateDefined}, obs{store.VMDown, false, true}},
-		{agentapi.Event{Event: "stopped", Detail: "failed", State: agentapi.StateDefined}, obs{store.VMDown, false, true}},
-		{agentapi.Event{Event: "crashed", Detail: "panicked", State: agentapi.StateCrashed}, obs{store.VMDown, false, true}},
-		{agentapi.Event{Event: "undefined", Detail: "removed", State: agentapi.StateUnknown}, obs{store.VMDown, true, false}},
-		{agentapi.Event{Event: "defined", Detail: "added", State: agentapi.StateDefined}, obs{store.VMDown, false, false}},
-		{agentapi.Event{Event: "shutdown", Detail: "guest", State: agentapi.StateShutdown}, obs{store.VMPoweringDown, false, false}},
-		{agentapi.Event{Event: agentapi.EventNotResponding, Detail: "no reply to query-status within 10s", State: agentapi.StateRunning}, obs{store.VMNotResponding, false, false}},
-		{agentapi.Event{Event: agentapi.EventResponding, State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
-	}
-	for _, tc := range events {
-		o := observeEvent(tc.ev)
-		if diff := cmp.Diff(tc.want, obs{o.State, o.Gone, o.Crashed}); diff != "" {
-			t.Errorf("%s/%s (-want +got):\n%s", tc.ev.Event, tc.ev.Detail, diff)
-		}
-	}
-	listed := []struct {
-		vm   agentapi.VM
-		want obs
-	}{
-		{agentapi.VM{State: agentapi.StateRunning, Reason: "booted"}, obs{store.VMUp, false, false}},
-		{agentapi.VM{State: agentapi.StateDefined, Reason: "crashed"}, obs{store.VMDown, false, true}},
-		{agentapi.VM{State: agentapi.StateDefined, Reason: "destroyed"}, obs{store.VMDown, false, false}},
-		{agentapi.VM{State: agentapi.StateCrashed}, obs{store.VMDown, false, true}},
-		{agentapi.VM{State: agentapi.StateRunning, NotResponding: "no reply to query-status within 10s"}, obs{store.VMNotResponding, false, false}},
-		{agentapi.VM{State: agentapi.StatePaused, NotResponding: "no reply to DomainResume within 10s"}, obs{store.VMNotResponding, false, false}},
-		{agentapi.VM{State: agentapi.StateDefined, NotResponding: "stale"}, obs{store.VMDown, false, false}},
-	}
-	for _, tc := range listed {
-		o := observeListed(tc.vm)
-		if diff := cmp.Diff(tc.want, obs{o.State, o.Gone, o.Crashed}); diff != "" {
-			t.Errorf("listed %s/%s (-want +got):\n%s", tc.vm.State, tc.vm.Reason, diff)
-		}
-	}
-}
-
-func TestRestartsHA(t *testing.T) {
-	tests := []struct {
-		name string
-		ha   bool
-		was  store.VMState
-		o    observation
-		want bool
-	}{
-		{"crashed", true, store.VMUp, observation{State: store.VMDown, Crashed: true}, true},
-		{"crashed, not HA", false, store.VMUp, observation{State: store.VMDown, Crashed: true}, false},
-		{"shut down from the guest", true, store.VMUp, observation{State: store.VMDown}, false},
-		{"destroyed", true, store.VMUp, observation{State: store.VMDown, Why: "stopped (destroyed)"}, false},
-		{"shut down by the engine, then crashed", true, store.VMPoweringDown, observation{State: store.VMDown, Crashed: true}, false},
-		{"gone while its host did not answer", true, store.VMUnknown, observation{State: store.VMDown, Gone: true}, true},
-		{"stopped while its host did not answer", true, store.VMUnknown, observation{State: store.VMDown}, true},
-		{"gone with its host, not HA", false, store.VMUnknown, observation{State: store.VMDown, Gone: true}, false},
-	}
-	for _, tc := range tests {
-		if got := restartsHA(tc.ha, tc.was, tc.o); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }

@@ -58,11 +58,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 }
 
 // WriteError writes the error answer of e: its status (api.StatusOf) and
-// its body (api.ErrorBody); a 503 says when to try again.
+// its body (api.ErrorBody); a 503 says when to try again, a 401 how to
+// authenticate.
 func WriteError(w http.ResponseWriter, e *api.Error) {
 	status := api.StatusOf(e)
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "2")
+	case http.StatusUnauthorized:
+		Challenge(w)
 	}
 	_ = WriteJSON(w, status, e.Body())
 }

@@ -1,8 +1,7 @@
-package engine
+package service
 
 import (
 	"fmt"
-	"net/http"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/store"
@@ -198,5 +197,5 @@ func checkAction(a hostAction, name string, s store.HostStatus) (noop bool, err 
 	if r.hint != "" {
 		msg += ": " + r.hint
 	}
-	return false, &api.Error{Status: http.StatusConflict, Code: api.CodeHostStatusIllegal, Message: msg + "."}
+	return false, &api.Error{Code: api.CodeHostStatusIllegal, Message: msg + "."}
 }

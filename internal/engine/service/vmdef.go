@@ -1,9 +1,8 @@
-package engine
+package service
 
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -26,24 +25,8 @@ func orList(as []arch.Arch) string {
 }
 
 // definitionError is a refused definition: every violation, as one
-// answer (422, or 400 for a document that cannot be read).
-func definitionError(errs api.Errors) error {
-	status := http.StatusUnprocessableEntity
-	for _, v := range errs {
-		switch v.Code {
-		case api.CodeDefinitionSyntax, api.CodeDefinitionUnknownField, api.CodeDefinitionWrongType, api.CodeDefinitionEmpty, api.CodeDefinitionDuplicateKey:
-			status = http.StatusBadRequest
-		case api.CodeDefinitionTooLarge:
-			status = http.StatusRequestEntityTooLarge
-		}
-	}
-	ae := &api.Error{Status: status, Code: api.CodeVMDefinitionInvalid, Message: errs.Error()}
-	if len(errs) == 1 {
-		ae.Code, ae.Field, ae.Message = errs[0].Code, errs[0].Field, errs[0].Message
-	}
-	ae.Details = append(ae.Details, errs...)
-	return ae
-}
+// answer (api.DefinitionError).
+func definitionError(errs api.Errors) error { return api.DefinitionError(errs) }
 
 // vmSizes are what scheduling needs of a definition.
 type vmSizes struct {
@@ -122,7 +105,7 @@ func hostFactsOf(hosts []store.Host) clusterHostFacts {
 // vmspec's and the cluster's (architecture, CPU level, machine).
 func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts clusterHostFacts) (*vmspec.VM, error) {
 	if c.Arch == arch.Unknown {
-		return nil, &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
+		return nil, &api.Error{Code: api.CodeClusterNoArch, Field: "cluster",
 			Message: fmt.Sprintf("Cannot add a VM to cluster %s: the cluster has no architecture yet; set its CPU type (polyvirt cluster update %s --cpu-type ...) or add a host first.", c.Name, c.Name)}
 	}
 	vm := def.Clone()

@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ type hostList struct {
 func (l *hostList) invalidate() { l.gen.Add(1) }
 
 // get returns the list.
-func (l *hostList) get(ctx context.Context, e *Engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
+func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
@@ -69,7 +69,7 @@ func (l *hostList) get(ctx context.Context, e *Engine) ([]engineapi.Host, []byte
 
 // refresh reads the list again in the background; a failure drops it, so
 // that the next caller reads it (and gets the error).
-func (l *hostList) refresh(e *Engine, gen uint64) {
+func (l *hostList) refresh(e *engine, gen uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -88,7 +88,7 @@ func (l *hostList) refresh(e *Engine, gen uint64) {
 
 // readHostList reads the brief host list and makes its views, answer and
 // counts.
-func readHostList(ctx context.Context, e *Engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
+func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true})
 	if err != nil {
 		return nil, nil, nil, err

@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"context"
@@ -202,7 +202,7 @@ func (w *vmWatcher) run(ctx context.Context) {
 			return
 		}
 		wait := backoff
-		if errors.Is(err, errNoEvents) {
+		if errors.Is(err, ErrNoEvents) {
 			wait = 5 * time.Minute
 		} else {
 			backoff = min(backoff*2, 15*time.Second)
@@ -223,11 +223,11 @@ func (w *vmWatcher) run(ctx context.Context) {
 // every Resync.
 func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	s := w.y.s
-	stream, err := s.ops.events(ctx, h)
+	stream, err := s.agents.Events(ctx, h)
 	if err != nil {
 		return err
 	}
-	defer stream.close()
+	defer stream.Close()
 	if err := w.y.reconcile(ctx, h); err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	done := make(chan error, 1)
 	go func() {
 		for {
-			ev, err := stream.next()
+			ev, err := stream.Next()
 			if err != nil {
 				done <- err
 				close(events)
@@ -302,10 +302,10 @@ func (y *vmSync) shutdownTimedOut(ctx context.Context, h store.Host, ev agentapi
 // list are Down.
 func (y *vmSync) reconcile(ctx context.Context, h store.Host) error {
 	e := y.m.e
-	list, err := y.s.ops.listVMs(ctx, h)
+	list, err := y.s.agents.ListVMs(ctx, h)
 	if err != nil {
-		if ae := asAgentError(err); ae != nil && ae.notFound() {
-			return errNoEvents
+		if ae := asAgentError(err); ae != nil && ae.NotFound() {
+			return ErrNoEvents
 		}
 		return err
 	}
@@ -476,8 +476,8 @@ func (y *vmSync) adopt(ctx context.Context, h store.Host, v store.VM, o observat
 // the host did not answer), its definition removed anyway.
 func (y *vmSync) stale(ctx context.Context, h store.Host, v store.VM, o observation) {
 	e := y.m.e
-	if err := y.s.ops.deleteVM(ctx, h, v.ID, true); err != nil {
-		if ae := asAgentError(err); ae == nil || !ae.notFound() {
+	if err := y.s.agents.DeleteVM(ctx, h, v.ID, true); err != nil {
+		if ae := asAgentError(err); ae == nil || !ae.NotFound() {
 			if ctx.Err() == nil {
 				y.m.warn("cannot remove a stale copy of a VM", "vm", v.Name, "host", h.Name, "err", err)
 			}
@@ -508,9 +508,9 @@ func (y *vmSync) foreign(ctx context.Context, h store.Host, o observation) {
 		Metadata map[string]string `json:"metadata"`
 	}
 	_ = json.Unmarshal(o.Definition, &def)
-	if def.Metadata[engineMarkerKey] == y.s.marker() {
-		if err := y.s.ops.deleteVM(ctx, h, o.ID, true); err != nil {
-			if ae := asAgentError(err); ae == nil || !ae.notFound() {
+	if def.Metadata[MarkerKey] == y.s.marker() {
+		if err := y.s.agents.DeleteVM(ctx, h, o.ID, true); err != nil {
+			if ae := asAgentError(err); ae == nil || !ae.NotFound() {
 				if ctx.Err() == nil {
 					y.m.warn("cannot remove a deleted VM from its host", "vm", o.Name, "host", h.Name, "err", err)
 				}

@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"net/http"
@@ -169,8 +169,8 @@ func TestCheckAction(t *testing.T) {
 		got := result{Noop: n}
 		if err != nil {
 			got.Code = err.Code
-			if err.Status != http.StatusConflict {
-				t.Errorf("%s while %s: status %d, want 409", tc.action, tc.status, err.Status)
+			if api.StatusOf(err) != http.StatusConflict {
+				t.Errorf("%s while %s: status %d, want 409", tc.action, tc.status, api.StatusOf(err))
 			}
 		}
 		if got != tc.want {

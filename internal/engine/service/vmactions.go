@@ -1,12 +1,13 @@
-package engine
+package service
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"polyvirt/internal/api"
@@ -16,7 +17,6 @@ import (
 	"polyvirt/internal/cpucatalog"
 	"polyvirt/internal/engine/scheduler"
 	"polyvirt/internal/hostpath"
-	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -38,42 +38,39 @@ func (s *vmService) poweringDown(id string) bool {
 	return true
 }
 
-// VMActions are the lifecycle actions of POST /api/v1/vms/{vm}/{action}.
-var VMActions = []string{"start", "shutdown", "destroy", "reboot", "pause", "resume"}
-
 // launchGrace is how long a VM may stay WaitForLaunch before the engine
 // takes the start as failed (an engine that died mid-start).
 const launchGrace = 2*opsTimeout + 30*time.Second
 
-// vmAction is the handler of one action route.
-func (e *Engine) vmAction(action string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		ctx := r.Context()
-		var req engineapi.VMActionRequest
-		if err := httpx.DecodeJSON(r, &req, true); err != nil {
-			return err
-		}
-		v, err := e.findVM(ctx, r.PathValue("vm"))
-		if err != nil {
-			return err
-		}
-		if action != "shutdown" && (req.TimeoutSeconds != 0 || req.Force != nil) {
-			return invalidField("timeoutSeconds", "timeoutSeconds and force are options of shutdown only")
-		}
-		if err := checkShutdownTimeout(req.TimeoutSeconds, true); err != nil {
-			return err
-		}
-		var res engineapi.VMAction
-		if action == "start" {
-			res, err = e.vms.start(ctx, v.ID, startOptions{reason: req.Reason})
-		} else {
-			res, err = e.vms.act(ctx, v.ID, action, req)
-		}
-		if err != nil {
-			return err
-		}
-		return httpx.WriteJSON(w, http.StatusOK, res)
+// opsTimeout bounds one VM operation on an agent (the engine's agent
+// client's timeout).
+const opsTimeout = 2 * time.Minute
+
+// Act runs a lifecycle action on a VM (VMActions): start schedules it on a
+// host of its cluster (every host's reasons when none fits) and starts it
+// there; the others ask its host. Asking for the state a VM is in already
+// is a no-op that says so (Changed false).
+func (s *VMs) Act(ctx context.Context, ref, action string, req engineapi.VMActionRequest) (engineapi.VMAction, error) {
+	v, err := s.e.findVM(ctx, ref)
+	if err != nil {
+		return engineapi.VMAction{}, coded(err)
 	}
+	if action != "shutdown" && (req.TimeoutSeconds != 0 || req.Force != nil) {
+		return engineapi.VMAction{}, invalidField("timeoutSeconds", "timeoutSeconds and force are options of shutdown only")
+	}
+	if err := checkShutdownTimeout(req.TimeoutSeconds, true); err != nil {
+		return engineapi.VMAction{}, err
+	}
+	var res engineapi.VMAction
+	switch {
+	case action == "start":
+		res, err = s.e.vms.start(ctx, v.ID, startOptions{reason: req.Reason})
+	case slices.Contains(VMActions, action):
+		res, err = s.e.vms.act(ctx, v.ID, action, req)
+	default:
+		err = fail(api.CodeUnknownAction, "unknown VM action %q (%s)", action, strings.Join(VMActions, ", "))
+	}
+	return res, coded(err)
 }
 
 // startOptions tune a start.
@@ -260,7 +257,7 @@ func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Requ
 
 // noHostError answers a refused scheduling: 409 with every host's reasons.
 func noHostError(err *scheduler.NoHostError) *api.Error {
-	ae := &api.Error{Status: http.StatusConflict, Code: err.Code(), Message: err.Error()}
+	ae := &api.Error{Code: err.Code(), Message: err.Error()}
 	if len(err.Verdicts) > 0 {
 		ae.Message = fmt.Sprintf("Cannot run VM %s: no host of cluster %s satisfies the scheduling constraints (errors has each host's reasons).",
 			err.VM, err.Cluster)
@@ -414,7 +411,7 @@ func (s *vmService) decide(ctx context.Context, id string, o startOptions) (stor
 	host := hosts[d.Index]
 	v, err = e.mutateVM(ctx, id, func(tx store.Tx, cur *store.VM) (bool, error) {
 		if cur.Version != v.Version {
-			return false, api.NewError(http.StatusConflict, api.CodeVersionConflict, "VM %s changed while it was being scheduled; try again", cur.Name)
+			return false, fail(api.CodeVersionConflict, "VM %s changed while it was being scheduled; try again", cur.Name)
 		}
 		if cur.HostID != "" && cur.HostID != host.ID {
 			cur.LastHostID = cur.HostID
@@ -439,7 +436,7 @@ func (s *vmService) agentDefinition(v store.VM) ([]byte, error) {
 	if def.Metadata == nil {
 		def.Metadata = map[string]string{}
 	}
-	def.Metadata[engineMarkerKey] = s.marker()
+	def.Metadata[MarkerKey] = s.marker()
 	def.UUID = v.ID
 	return json.Marshal(def)
 }
@@ -455,7 +452,7 @@ func (s *vmService) launch(ctx context.Context, v store.VM, h store.Host) (store
 	}
 	create := true
 	t := time.Now()
-	existing, err := s.ops.getVM(ctx, h, v.ID)
+	existing, err := s.agents.GetVM(ctx, h, v.ID)
 	lt.check = time.Since(t)
 	if err == nil {
 		if st := stateFromAgent(existing.State, existing.Reason); st != store.VMDown {
@@ -464,24 +461,24 @@ func (s *vmService) launch(ctx context.Context, v store.VM, h store.Host) (store
 		if sameDefinition(existing.Definition, def) {
 			// Defined there already as it is now (its last run): start it.
 			create = false
-		} else if err := s.ops.deleteVM(ctx, h, v.ID, false); err != nil {
-			if ae := asAgentError(err); ae == nil || !ae.notFound() {
+		} else if err := s.agents.DeleteVM(ctx, h, v.ID, false); err != nil {
+			if ae := asAgentError(err); ae == nil || !ae.NotFound() {
 				return "", lt, err
 			}
 		}
-	} else if ae := asAgentError(err); ae == nil || !ae.notFound() {
+	} else if ae := asAgentError(err); ae == nil || !ae.NotFound() {
 		return "", lt, err
 	}
 	if create {
 		t = time.Now()
-		_, err := s.ops.createVM(ctx, h, def)
+		_, err := s.agents.CreateVM(ctx, h, def)
 		lt.create = time.Since(t)
 		if err != nil {
 			return "", lt, err
 		}
 	}
 	t = time.Now()
-	res, err := s.ops.act(ctx, h, v.ID, "start")
+	res, err := s.agents.Act(ctx, h, v.ID, "start", nil)
 	lt.start = time.Since(t)
 	if err != nil {
 		return "", lt, err
@@ -545,7 +542,7 @@ func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VM
 			return engineapi.VMAction{}, err
 		}
 	}
-	var body []byte
+	var shutdown *agentapi.ShutdownRequest
 	timeout := 0
 	if action == "shutdown" && (req.Force == nil || *req.Force) {
 		timeout = req.TimeoutSeconds
@@ -556,14 +553,12 @@ func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VM
 			}
 			timeout = c.ShutdownTimeoutSeconds
 		}
-		if body, err = json.Marshal(agentapi.ShutdownRequest{TimeoutSeconds: timeout, Force: true}); err != nil {
-			return engineapi.VMAction{}, err
-		}
+		shutdown = &agentapi.ShutdownRequest{TimeoutSeconds: timeout, Force: true}
 		s.powerdowns.Store(v.ID, time.Now().Add(time.Duration(timeout)*time.Second+powerdownGrace))
 	}
-	res, err := s.ops.actWith(ctx, h, v.ID, action, body)
+	res, err := s.agents.Act(ctx, h, v.ID, action, shutdown)
 	if err != nil {
-		if ae := asAgentError(err); ae != nil && ae.notFound() && ae.Code == api.CodeVMNotFound {
+		if ae := asAgentError(err); ae != nil && ae.NotFound() && ae.Code == api.CodeVMNotFound {
 			v, _ = s.markDown(ctx, v.ID, h, fmt.Sprintf("VM %s is down: host %s does not have it.", v.Name, h.Name), "")
 			return engineapi.VMAction{}, vmStatusError(v, action, fmt.Sprintf("host %s does not have it", h.Name))
 		}

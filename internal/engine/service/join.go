@@ -1,55 +1,63 @@
-package engine
+package service
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
+	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/enroll"
-	"polyvirt/internal/httpx"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )
 
-// postJoin enrolls an agent (POST /api/v1/join, no authentication but the
-// one-time token): the token is consumed and the agent's certificate
-// request signed in one transaction, so a refused request issues nothing
-// and leaves the token as it was.
-func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	var req enroll.JoinRequest
-	if err := httpx.DecodeJSON(r, &req, false); err != nil {
-		return err
-	}
+// Enrollment enrolls the hosts' agents: an agent joins with its host's
+// one-time join token and gets a certificate signed by the engine CA.
+type Enrollment struct{ e *engine }
+
+// certValidity is how long the certificates the engine issues are valid.
+const certValidity = 825 * 24 * time.Hour
+
+// Join enrolls an agent (no authentication but the one-time token; from is
+// the address the request came from, for the audit log): the token is
+// consumed and the agent's certificate request signed in one transaction,
+// so a refused request issues nothing and leaves the token as it was.
+// Refusals are recorded in the audit log, a few per minute.
+func (s *Enrollment) Join(ctx context.Context, req enroll.JoinRequest, from string) (enroll.JoinResponse, error) {
+	resp, err := s.e.join(ctx, req, from)
+	return resp, coded(err)
+}
+
+func (e *engine) join(ctx context.Context, req enroll.JoinRequest, from string) (enroll.JoinResponse, error) {
+	var resp enroll.JoinResponse
 	tok, err := enroll.ParseToken(req.Token)
 	if err != nil {
-		e.auditJoinRefusal(r, api.CodeJoinTokenMalformed, err.Error())
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeJoinTokenMalformed, Field: "token", Message: err.Error()}
+		e.auditJoinRefusal(ctx, from, api.CodeJoinTokenMalformed, err.Error())
+		return resp, &api.Error{Code: api.CodeJoinTokenMalformed, Field: "token", Message: err.Error()}
 	}
 	if tok.CAHash != e.caFP {
-		e.auditJoinRefusal(r, api.CodeJoinTokenWrongEngine, "the token names CA "+tok.CAHash)
-		return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeJoinTokenWrongEngine, Field: "token",
+		e.auditJoinRefusal(ctx, from, api.CodeJoinTokenWrongEngine, "the token names CA "+tok.CAHash)
+		return resp, &api.Error{Code: api.CodeJoinTokenWrongEngine, Field: "token",
 			Message: fmt.Sprintf("the join token was issued by another engine (CA %s…); this engine's CA is %s…", tok.CAHash[:16], e.caFP[:16])}
 	}
 	if err := checkCSR(req.CSR); err != nil {
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
+		return resp, &api.Error{Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
 	}
-	var resp enroll.JoinResponse
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		h, err := tx.ConsumeJoinToken(ctx, tok.Hash())
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeJoinTokenInvalid, Field: "token",
+			return &api.Error{Code: api.CodeJoinTokenInvalid, Field: "token",
 				Message: "the join token is not valid: no host has it (mistyped, forged, or replaced by a newer token)"}
 		case errors.Is(err, store.ErrExpired):
-			return &api.Error{Status: http.StatusUnauthorized, Code: api.CodeJoinTokenExpired, Field: "token",
+			return &api.Error{Code: api.CodeJoinTokenExpired, Field: "token",
 				Message: "the join token has expired: issue a new one (polyvirt host join-token NAME)"}
 		case errors.Is(err, store.ErrConflict):
-			return &api.Error{Status: http.StatusConflict, Code: api.CodeJoinTokenUsed, Field: "token",
+			return &api.Error{Code: api.CodeJoinTokenUsed, Field: "token",
 				Message: "the join token was used already: a token enrolls one agent once; issue a new one (polyvirt host join-token NAME)"}
 		case err != nil:
 			return err
@@ -57,9 +65,9 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 		// A server certificate only: an enrolled agent cannot present it as a
 		// client to another agent (those accept the engine's client
 		// certificate).
-		certPEM, err := e.pki.ca.SignCSR([]byte(req.CSR), h.Name, hostCertNames(h), pki.Server, certValidity)
+		certPEM, err := e.ca.SignCSR([]byte(req.CSR), h.Name, hostCertNames(h), pki.Server, certValidity)
 		if err != nil {
-			return &api.Error{Status: http.StatusBadRequest, Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
+			return &api.Error{Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
 		}
 		cert, err := pki.ParseCertificate(certPEM)
 		if err != nil {
@@ -79,43 +87,35 @@ func (e *Engine) postJoin(w http.ResponseWriter, r *http.Request) error {
 		}
 		if err := e.appendEvent(ctx, tx, store.Event{Action: "host.join", ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
 			Message: fmt.Sprintf("Host %s was enrolled: its agent received a certificate signed by the engine CA (serial %s).", h.Name, h.CertSerial),
-			Reason:  "join request from " + remoteIP(r)}); err != nil {
+			Reason:  "join request from " + from}); err != nil {
 			return err
 		}
 		resp = enroll.JoinResponse{HostID: h.ID, HostName: h.Name, Address: h.Address, Cluster: c.Name,
-			CACert: string(e.pki.ca.CertPEM), Cert: string(certPEM), CertFingerprint: h.CertFingerprint}
+			CACert: string(e.ca.CertPEM), Cert: string(certPEM), CertFingerprint: h.CertFingerprint}
 		return nil
 	})
 	if err != nil {
 		if ae := asAPIError(err); ae.Code == api.CodeJoinTokenInvalid || ae.Code == api.CodeJoinTokenExpired || ae.Code == api.CodeJoinTokenUsed {
-			e.auditJoinRefusal(r, ae.Code, ae.Message)
+			e.auditJoinRefusal(ctx, from, ae.Code, ae.Message)
 		}
-		return err
+		return resp, err
 	}
 	e.hostChanged()
-	return httpx.WriteJSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
 // auditJoinRefusal records a refused join in the audit log (at most a
 // few per minute: the route is open to anyone).
-func (e *Engine) auditJoinRefusal(r *http.Request, code, why string) {
-	e.log.Warn("join refused", "from", remoteIP(r), "code", code, "why", why)
+func (e *engine) auditJoinRefusal(ctx context.Context, from, code, why string) {
+	e.log.Warn("join refused", "from", from, "code", code, "why", why)
 	if !e.joinAudit.allow() {
 		return
 	}
-	err := e.appendEvent(r.Context(), e.st, store.Event{Action: "host.join", Severity: store.SeverityWarning, ObjectKind: "host",
-		Code: code, Message: fmt.Sprintf("A join request from %s was refused (%s).", remoteIP(r), code), Reason: why})
+	err := e.appendEvent(ctx, e.st, store.Event{Action: "host.join", Severity: store.SeverityWarning, ObjectKind: "host",
+		Code: code, Message: fmt.Sprintf("A join request from %s was refused (%s).", from, code), Reason: why})
 	if err != nil {
 		e.log.Warn("audit log", "err", err)
 	}
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // hostCertNames are the names of an agent's certificate: the host's name

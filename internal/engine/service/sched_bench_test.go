@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"context"
@@ -85,7 +85,7 @@ func BenchmarkStartDecision(b *testing.B) {
 	if err := st.CreateVM(ctx, &newVM); err != nil {
 		b.Fatal(err)
 	}
-	s := &vmService{e: &Engine{st: st}, cfg: VMConfig{}.withDefaults()}
+	s := &vmService{e: &engine{st: st}, cfg: VMConfig{}.withDefaults()}
 	if testing.Verbose() {
 		for _, f := range []struct {
 			name string

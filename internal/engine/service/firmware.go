@@ -1,22 +1,16 @@
-package engine
+package service
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
-	"polyvirt/internal/httpx"
 	"polyvirt/internal/store"
 	"polyvirt/internal/strictdoc"
 )
@@ -27,155 +21,107 @@ import (
 // steps on, copies the agent's operation into the database and each step
 // of its log into the audit log (who, from which level to which).
 
-// firmwareTimeout bounds a firmware request to an agent: an upload of a
-// large image, or a step the agent answers after at most a few seconds.
-const firmwareTimeout = 10 * time.Minute
-
-// firmwareRebootTimeout is how long a host may stay away after a flash
+// FirmwareRebootTimeout is how long a host may stay away after a flash
 // before the engine records that it did not come back (a variable for the
 // tests).
-var firmwareRebootTimeout = 30 * time.Minute
+var FirmwareRebootTimeout = 30 * time.Minute
 
-// MaxFirmwareUpload bounds a firmware image uploaded through the engine.
-const MaxFirmwareUpload = 1 << 30
+// Firmware drives the POWER system firmware workflow of the hosts'
+// agents: it checks what only the engine knows, passes the steps on, and
+// records the agents' operations and each of their steps.
+type Firmware struct{ e *engine }
 
-var (
-	longOnce sync.Once
-	longHTTP *http.Client
-)
-
-// firmwareDo sends a firmware request to an agent with the engine's client
-// certificate and pins, and a timeout fit for images and tools.
-func (c *agentClient) firmwareDo(ctx context.Context, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
-	longOnce.Do(func() {
-		tr := c.tr.Clone()
-		tr.ResponseHeaderTimeout = firmwareTimeout
-		longHTTP = &http.Client{Transport: tr}
-	})
-	ctx, cancel := context.WithTimeout(ctx, firmwareTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := longHTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
-	}
-	return &agentResponse{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+// Status is a host's firmware: the levels and the operation its agent
+// reports (or why it does not answer), and the engine's records.
+func (s *Firmware) Status(ctx context.Context, ref string) (engineapi.HostFirmware, error) {
+	out, err := s.e.hostFirmware(ctx, ref)
+	return out, coded(err)
 }
 
-// agentAnswer decodes an agent's answer into out, or returns its error
-// with the agent's status and code (a refused step is the agent's 409).
-func agentAnswer(r *agentResponse, out any) error {
-	if r.Status >= 400 {
-		var eb api.ErrorBody
-		if json.Unmarshal(r.Body, &eb) == nil && eb.Error.Code != "" {
-			status := r.Status
-			if status >= 500 {
-				status = http.StatusBadGateway
-			}
-			return &api.Error{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, Field: eb.Error.Field}
-		}
-		return api.NewError(http.StatusBadGateway, api.CodeAgentError, "the agent answered HTTP %d", r.Status)
-	}
-	if err := json.Unmarshal(r.Body, out); err != nil {
-		return api.NewError(http.StatusBadGateway, api.CodeAgentError, "the agent's answer is not JSON: %v", err)
-	}
-	return nil
-}
-
-func (e *Engine) getHostFirmware(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	h, err := e.findHost(ctx, r.PathValue("host"))
+func (e *engine) hostFirmware(ctx context.Context, ref string) (engineapi.HostFirmware, error) {
+	h, err := e.findHost(ctx, ref)
 	if err != nil {
-		return err
+		return engineapi.HostFirmware{}, err
 	}
 	out := engineapi.HostFirmware{Host: h.Name, History: []engineapi.FirmwareRecord{}}
-	resp, err := e.agents.firmwareDo(ctx, "GET", h.Address, "/v1/firmware", nil, nil)
-	var af agentapi.FirmwareStatus
-	if err == nil {
-		err = agentAnswer(resp, &af)
-	}
+	af, err := e.agents.FirmwareStatus(ctx, h)
 	if err != nil {
 		out.Error = err.Error()
 		if err := e.firmwareOverdue(ctx, h); err != nil {
-			return err
+			return out, err
 		}
 	} else {
 		out.Reachable, out.Supported, out.Inventory, out.Operation = true, af.Supported, &af.Inventory, af.Operation
 		if af.Operation != nil {
 			if err := e.recordFirmware(ctx, h, af.Operation); err != nil {
-				return err
+				return out, err
 			}
 		}
 	}
 	ops, err := e.st.ListFirmwareOperations(ctx, h.ID)
 	if err != nil {
-		return err
+		return out, err
 	}
 	for _, op := range ops {
 		out.History = append(out.History, firmwareRecord(op))
 	}
-	return httpx.WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-func (e *Engine) postHostFirmwareImage(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	h, err := e.findHost(ctx, r.PathValue("host"))
+// FirmwareImage is an image uploaded to a host: its file name (the
+// vendor's RPM or a .img) and its bytes.
+type FirmwareImage struct {
+	Name string
+	Data io.Reader
+}
+
+// Upload passes an image on to a host's agent, which checks it.
+func (s *Firmware) Upload(ctx context.Context, ref string, img FirmwareImage) (engineapi.FirmwareStepResult, error) {
+	out, err := s.e.uploadFirmware(ctx, ref, img)
+	return out, coded(err)
+}
+
+func (e *engine) uploadFirmware(ctx context.Context, ref string, img FirmwareImage) (engineapi.FirmwareStepResult, error) {
+	var none engineapi.FirmwareStepResult
+	h, err := e.findHost(ctx, ref)
 	if err != nil {
-		return err
+		return none, err
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" || len(name) > 255 {
-		return invalidField("name", "give the image's file name (01SV810_133_081.rpm or a .img), at most 255 characters")
+	if img.Name == "" || len(img.Name) > 255 {
+		return none, invalidField("name", "give the image's file name (01SV810_133_081.rpm or a .img), at most 255 characters")
 	}
-	if c, ok := strictdoc.FormatChar(name); ok {
-		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeFormatChars, Field: "name",
+	if c, ok := strictdoc.FormatChar(img.Name); ok {
+		return none, &api.Error{Code: api.CodeFormatChars, Field: "name",
 			Message: fmt.Sprintf("the image's file name holds the invisible format character %s, which changes how it is shown; remove it", strictdoc.Describe(c))}
 	}
-	hdr := http.Header{"X-Polyvirt-User": {userName(ctx)}, "Content-Type": {"application/octet-stream"}}
-	resp, err := e.agents.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/image?name="+url.QueryEscape(name), hdr, r.Body)
-	if api.CodeOf(err) == api.CodeBodyTooLarge {
-		return api.NewError(http.StatusRequestEntityTooLarge, api.CodeBodyTooLarge, "firmware image larger than %d bytes", int64(MaxFirmwareUpload))
-	}
+	op, err := e.agents.FirmwareUpload(ctx, h, img.Name, userName(ctx), img.Data)
 	if err != nil {
-		return api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
-	}
-	var op agentapi.FirmwareOperation
-	if err := agentAnswer(resp, &op); err != nil {
-		return err
+		return none, err
 	}
 	if err := e.recordFirmware(ctx, h, &op); err != nil {
-		return err
+		return none, err
 	}
-	return httpx.WriteJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: true, Operation: &op})
+	return engineapi.FirmwareStepResult{Host: h.Name, Done: true, Operation: &op}, nil
 }
 
-// firmwareStep is the handler of one step.
-func (e *Engine) firmwareStep(step string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error { return e.postHostFirmwareStep(w, r, step) }
+// FirmwareSteps are the steps of Step.
+var FirmwareSteps = []string{"validate", "flash", "commit", "reject", "cancel"}
+
+// Step runs a step of a host's firmware update on its agent: validate,
+// flash (the host in Maintenance, no VM of the engine on it), commit,
+// reject, cancel. Done is false while the agent still works on it.
+func (s *Firmware) Step(ctx context.Context, ref, step string, req engineapi.FirmwareStepRequest) (engineapi.FirmwareStepResult, error) {
+	out, err := s.e.firmwareStep(ctx, ref, step, req)
+	return out, coded(err)
 }
 
-func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, step string) error {
-	ctx := r.Context()
-	var req engineapi.FirmwareStepRequest
-	if err := httpx.DecodeJSON(r, &req, true); err != nil {
-		return err
-	}
-	h, err := e.findHost(ctx, r.PathValue("host"))
+func (e *engine) firmwareStep(ctx context.Context, ref, step string, req engineapi.FirmwareStepRequest) (engineapi.FirmwareStepResult, error) {
+	var none engineapi.FirmwareStepResult
+	h, err := e.findHost(ctx, ref)
 	if err != nil {
-		return err
+		return none, err
 	}
-	body := []byte(`{}`)
+	var body agentapi.FirmwareStepRequest
 	switch step {
 	case "validate", "commit", "reject", "cancel":
 	case "flash":
@@ -183,45 +129,40 @@ func (e *Engine) postHostFirmwareStep(w http.ResponseWriter, r *http.Request, st
 		// of its VMs runs there. The agent checks its own VMs again right
 		// before update_flash -f.
 		if h.Status != store.HostMaintenance {
-			return e.refuseFirmware(ctx, h, step, api.NewError(http.StatusConflict, api.CodeHostNotInMaintenance,
+			return none, e.refuseFirmware(ctx, h, step, fail(api.CodeHostNotInMaintenance,
 				"Cannot flash the firmware of host %s: it is %s; switch it to Maintenance first (polyvirt host maintenance %s).", h.Name, h.Status, h.Name))
 		}
 		running, err := runningVMs(ctx, e.st, h.ID)
 		if err != nil {
-			return err
+			return none, err
 		}
 		if len(running) > 0 {
-			return e.refuseFirmware(ctx, h, step, api.NewError(http.StatusConflict, api.CodeHostHasRunningVMs,
+			return none, e.refuseFirmware(ctx, h, step, fail(api.CodeHostHasRunningVMs,
 				"Cannot flash the firmware of host %s: VMs run there (%s); stop or migrate them first.", h.Name, strings.Join(running, ", ")))
 		}
-		body, _ = json.Marshal(agentapi.FirmwareStepRequest{Maintenance: true})
+		body.Maintenance = true
 	default:
-		return api.NewError(http.StatusNotFound, api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
+		return none, fail(api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
 	}
-	hdr := http.Header{"X-Polyvirt-User": {userName(ctx)}, "Content-Type": {"application/json"}}
-	resp, err := e.agents.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/"+step, hdr, bytes.NewReader(body))
+	op, done, err := e.agents.FirmwareStep(ctx, h, step, userName(ctx), body)
 	if err != nil {
-		return api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
-	}
-	var op agentapi.FirmwareOperation
-	if err := agentAnswer(resp, &op); err != nil {
 		// A refused step is in the agent's log too: record it.
 		e.refreshFirmware(ctx, h)
-		return err
+		return none, err
 	}
 	if err := e.recordFirmware(ctx, h, &op); err != nil {
-		return err
+		return none, err
 	}
 	if req.Reason != "" {
 		_ = e.appendEvent(ctx, e.st, store.Event{Action: "firmware." + step, ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
 			Message: fmt.Sprintf("Firmware %s of host %s asked by %s.", step, h.Name, userName(ctx)), Reason: req.Reason})
 	}
-	return httpx.WriteJSON(w, http.StatusOK, engineapi.FirmwareStepResult{Host: h.Name, Done: resp.Status == http.StatusOK, Operation: &op})
+	return engineapi.FirmwareStepResult{Host: h.Name, Done: done, Operation: &op}, nil
 }
 
 // refuseFirmware records a step the engine refuses in the audit log and
 // returns the refusal.
-func (e *Engine) refuseFirmware(ctx context.Context, h store.Host, step string, refusal *api.Error) error {
+func (e *engine) refuseFirmware(ctx context.Context, h store.Host, step string, refusal *api.Error) error {
 	_ = e.appendEvent(ctx, e.st, store.Event{Action: "firmware." + step, Severity: store.SeverityWarning, User: userName(ctx),
 		ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name, Code: refusal.Code,
 		Message: fmt.Sprintf("Firmware of host %s: %s refused by the engine for %s: %s", h.Name, step, userName(ctx), refusal.Message)})
@@ -230,20 +171,16 @@ func (e *Engine) refuseFirmware(ctx context.Context, h store.Host, step string, 
 
 // refreshFirmware copies the agent's operation into the database, best
 // effort (after a refused step).
-func (e *Engine) refreshFirmware(ctx context.Context, h store.Host) {
-	resp, err := e.agents.firmwareDo(ctx, "GET", h.Address, "/v1/firmware", nil, nil)
-	if err != nil {
-		return
-	}
-	var af agentapi.FirmwareStatus
-	if agentAnswer(resp, &af) == nil && af.Operation != nil {
+func (e *engine) refreshFirmware(ctx context.Context, h store.Host) {
+	af, err := e.agents.FirmwareStatus(ctx, h)
+	if err == nil && af.Operation != nil {
 		_ = e.recordFirmware(ctx, h, af.Operation)
 	}
 }
 
 // recordFirmware copies the agent's operation into the engine's record of
 // it, and every step of its log the engine has not seen into the audit log.
-func (e *Engine) recordFirmware(ctx context.Context, h store.Host, op *agentapi.FirmwareOperation) error {
+func (e *engine) recordFirmware(ctx context.Context, h store.Host, op *agentapi.FirmwareOperation) error {
 	if op == nil || op.ID == "" {
 		return nil
 	}
@@ -362,8 +299,8 @@ func firmwareEvent(h store.Host, op *agentapi.FirmwareOperation, st agentapi.Fir
 }
 
 // firmwareOverdue records that a host flashed and rebooting has not come
-// back within firmwareRebootTimeout.
-func (e *Engine) firmwareOverdue(ctx context.Context, h store.Host) error {
+// back within FirmwareRebootTimeout.
+func (e *engine) firmwareOverdue(ctx context.Context, h store.Host) error {
 	rec, err := e.st.GetActiveFirmwareOperation(ctx, h.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -371,19 +308,19 @@ func (e *Engine) firmwareOverdue(ctx context.Context, h store.Host) error {
 	if err != nil {
 		return err
 	}
-	if rec.State != store.FirmwareRebooting || time.Since(rec.Updated) < firmwareRebootTimeout {
+	if rec.State != store.FirmwareRebooting || time.Since(rec.Updated) < FirmwareRebootTimeout {
 		return nil
 	}
 	return e.st.InTx(ctx, func(tx store.Tx) error {
 		rec.State = store.FirmwareFailed
-		rec.Error = fmt.Sprintf("FIRMWARE_HOST_NOT_BACK: host %s did not come back within %s of the flash", h.Name, firmwareRebootTimeout)
+		rec.Error = fmt.Sprintf("FIRMWARE_HOST_NOT_BACK: host %s did not come back within %s of the flash", h.Name, FirmwareRebootTimeout)
 		rec.Steps = append(rec.Steps, store.FirmwareStep{Time: time.Now().UTC(), State: store.FirmwareFailed, Message: rec.Error})
 		if err := tx.UpdateFirmwareOperation(ctx, &rec); err != nil {
 			return err
 		}
 		return e.appendEvent(ctx, tx, store.Event{Action: "firmware.reboot", Severity: store.SeverityError, ObjectKind: "host",
 			ObjectID: h.ID, ObjectName: h.Name, Code: api.CodeFirmwareHostNotBack, CorrelationID: rec.ID,
-			Message: fmt.Sprintf("Host %s did not come back within %s of its firmware flash (operation %s).", h.Name, firmwareRebootTimeout, rec.ID)})
+			Message: fmt.Sprintf("Host %s did not come back within %s of its firmware flash (operation %s).", h.Name, FirmwareRebootTimeout, rec.ID)})
 	})
 }
 

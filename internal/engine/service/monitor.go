@@ -1,6 +1,7 @@
-package engine
+package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -18,6 +18,50 @@ import (
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/store"
 )
+
+// MonitorConfig tunes the host monitoring. Zero fields take the defaults.
+type MonitorConfig struct {
+	// StatsInterval is how often every host's statistics are read
+	// (default 3s).
+	StatsInterval time.Duration
+	// CapsInterval is how often a host is asked whether its capabilities
+	// changed (If-None-Match; default 30s). A host coming back is always
+	// asked at once.
+	CapsInterval time.Duration
+	// PollTimeout bounds one request to an agent (default 5s).
+	PollTimeout time.Duration
+	// Failures is the number of consecutive failed rounds that make a
+	// host NonResponsive (default 3).
+	Failures int
+	// HostsReload is how often the host list is read again, to see the
+	// changes other engines made (default 5s; this engine's own changes
+	// are seen at once).
+	HostsReload time.Duration
+	// StatsFlush is how often the collected statistics are written, in
+	// one transaction (default 1s).
+	StatsFlush time.Duration
+	// LeaderRetry is how often an engine that does not lead tries to take
+	// the lead (default 2s).
+	LeaderRetry time.Duration
+}
+
+func (m MonitorConfig) withDefaults() MonitorConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&m.StatsInterval, 3*time.Second)
+	def(&m.CapsInterval, 30*time.Second)
+	def(&m.PollTimeout, 5*time.Second)
+	def(&m.HostsReload, 5*time.Second)
+	def(&m.StatsFlush, time.Second)
+	def(&m.LeaderRetry, 2*time.Second)
+	if m.Failures <= 0 {
+		m.Failures = 3
+	}
+	return m
+}
 
 // reloadSpacing is the shortest time between two reloads of the hosts.
 const reloadSpacing = 200 * time.Millisecond
@@ -29,7 +73,7 @@ const reloadSpacing = 200 * time.Millisecond
 // host's status (hoststate.go). Statistics are written in batches, one
 // transaction per StatsFlush; statuses when they change, with an event.
 type monitor struct {
-	e   *Engine
+	e   *engine
 	cfg MonitorConfig
 	log *slog.Logger
 
@@ -46,7 +90,7 @@ type monitor struct {
 	warned       rateLimiter
 }
 
-func newMonitor(e *Engine) *monitor {
+func newMonitor(e *engine) *monitor {
 	return &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
 		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
 		warned: rateLimiter{every: 30 * time.Second, burst: 3}}
@@ -138,7 +182,7 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 		}
 		seen[h.ID] = true
 		addrs[h.Address] = true
-		m.e.agents.pin(h.Address, h.CertFingerprint)
+		m.e.agents.Pin(h.Address, h.CertFingerprint)
 		p := m.pollers[h.ID]
 		if p == nil {
 			pctx, cancel := context.WithCancel(ctx)
@@ -155,7 +199,7 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 			p.cancel()
 			delete(m.pollers, id)
 			if a := p.snapshot().Address; !addrs[a] {
-				m.e.agents.unpin(a)
+				m.e.agents.Unpin(a)
 			}
 		}
 	}
@@ -263,7 +307,7 @@ func (p *poller) round(ctx context.Context) {
 		if full {
 			etag = ""
 		}
-		b, tag, notModified, err := p.m.e.agents.capabilities(ctx, h.Address, etag)
+		b, tag, notModified, err := p.m.e.agents.Capabilities(ctx, h.Address, etag)
 		if err != nil {
 			p.failed(ctx, err, clusterChanged)
 			return
@@ -276,7 +320,7 @@ func (p *poller) round(ctx context.Context) {
 			hash = hex.EncodeToString(sum[:])
 		}
 	}
-	stats, err := p.m.e.agents.stats(ctx, h.Address)
+	stats, err := p.m.e.agents.Stats(ctx, h.Address)
 	if err != nil {
 		p.failed(ctx, err, clusterChanged)
 		return
@@ -329,7 +373,7 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 	}
 	p.failures++
 	p.etag = ""
-	p.setStatus(ctx, pollOutcome{Failures: p.failures, Err: shortError(err)})
+	p.setStatus(ctx, pollOutcome{Failures: p.failures, Err: err.Error()})
 }
 
 // setStatus applies a round's outcome (a failed round, or an agent that
@@ -476,18 +520,6 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 	}
 }
 
-// shortError is an agent error without the URL the HTTP client adds.
-func shortError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "no answer within the poll timeout (" + err.Error() + ")"
-	}
-	return err.Error()
-}
-
 // statsBatch collects the statistics of the last rounds (the latest per
 // host) and writes them in one transaction per flush.
 type statsBatch struct {
@@ -548,4 +580,12 @@ func (b *statsBatch) flush(ctx context.Context, m *monitor) {
 	if _, err := m.e.st.UpdateHostStats(ctx, batch); err != nil && ctx.Err() == nil {
 		m.warn("cannot record the hosts' statistics (dropped; the next ones will be written)", "hosts", len(batch), "err", err)
 	}
+}
+
+func compactJSON(b []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, fmt.Errorf("the answer is not JSON: %v", err)
+	}
+	return buf.Bytes(), nil
 }
