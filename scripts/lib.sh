@@ -143,3 +143,14 @@ SQL
 	PGPASSWORD="$pw" psql "$POLYVIRT_TEST_POSTGRES" -qAtc 'SELECT 1' >/dev/null 2>&1 ||
 		die "PostgreSQL does not accept the polyvirt role on 127.0.0.1:$port"
 }
+
+# ensure_openapi_lint installs Redocly CLI into tools/openapi (npm ci from its
+# lockfile; Node.js and npm from Debian when the machine has none): the
+# OpenAPI documents' tests lint them with it.
+ensure_openapi_lint() {
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		apt_install nodejs npm
+	fi
+	log "Redocly CLI (tools/openapi, npm ci)"
+	(cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in tools/openapi failed"
+}

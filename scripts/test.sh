@@ -10,6 +10,7 @@ need_root
 ensure_go
 ensure_libvirt
 ensure_postgres
+ensure_openapi_lint
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
