@@ -97,6 +97,7 @@ func (e *Engine) wrap(rt route) http.Handler {
 			httpx.WriteError(w, ae)
 		}
 		if ae != nil && api.StatusOf(ae) >= 500 {
+			e.svc.System.NoteError(ae)
 			e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
 		}
 		e.log.Debug("API", "method", r.Method, "path", r.URL.Path, "took", time.Since(start), "correlation", corr)

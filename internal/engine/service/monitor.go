@@ -578,6 +578,7 @@ func (b *statsBatch) flush(ctx context.Context, m *monitor) {
 		return 0
 	})
 	if _, err := m.e.st.UpdateHostStats(ctx, batch); err != nil && ctx.Err() == nil {
+		m.e.storage.note(err)
 		m.warn("cannot record the hosts' statistics (dropped; the next ones will be written)", "hosts", len(batch), "err", err)
 	}
 }

@@ -109,6 +109,8 @@ type engine struct {
 	mon    *monitor
 
 	joinAudit rateLimiter
+	// storage is the last storage error met (Health).
+	storage storageHealth
 	// hosts is the host list the API's lists are served from.
 	hosts hostList
 }
