@@ -18,8 +18,6 @@ import (
 	"polyvirt/internal/pki"
 )
 
-func init() { register(newAgentCommand) }
-
 func newAgentCommand() *cobra.Command {
 	var (
 		configFile string
@@ -38,7 +36,7 @@ it created (marked in their <metadata> with its host id).
 Configuration: --config FILE (YAML, see dist/agent.yaml); flags override it.
 Fake KVM (--fake-kvm auto|on|off, --fake-arch, --profile) runs guests under
 QEMU emulation, POWER guests on an x86_64 machine included.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			base := agent.Config{}
 			if configFile != "" {
@@ -92,7 +90,6 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 	f.StringVar(&cfg.TLS.Cert, "tls-cert", "", "server certificate (default DATA_DIR/agent.pem)")
 	f.StringVar(&cfg.TLS.Key, "tls-key", "", "server key (default DATA_DIR/agent-key.pem)")
 	f.DurationVar(&stats, "stats-interval", 0, "statistics sampling interval (default 5s)")
-	cmd.AddCommand(newAgentCertsCommand(), newAgentJoinCommand())
 	return cmd
 }
 
@@ -133,7 +130,7 @@ func newAgentCertsCommand() *cobra.Command {
 certificate (client.pem, client-key.pem) to call the agent with. An existing
 CA in the directory is reused. Once the agent is enrolled by an engine, the
 engine is the CA instead.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
 			ca, err := pki.LoadCA(caCert, caKey)

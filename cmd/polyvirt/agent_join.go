@@ -26,7 +26,7 @@ before sending anything, and receives a certificate signed by the engine CA.
 It writes ca.pem (the engine CA: from now on the only CA whose client
 certificates the agent accepts), agent.pem, agent-key.pem and enrollment.json
 into --data-dir. Restart the agent with that data directory afterwards.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return withStatus(2, fmt.Errorf("-o %q: want text or json", output))

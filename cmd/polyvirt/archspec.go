@@ -11,17 +11,15 @@ import (
 	"polyvirt/internal/archspec"
 )
 
-func init() { register(newArchspecCommand) }
-
 func newArchspecCommand() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "archspec ARCH",
 		Short: "Print what an architecture allows, needs and defaults to",
-		Long: `Print polyvirt's rules for one architecture (x86_64, ppc64le, ppc64,
-aarch64, s390x or an alias such as amd64 or ppc64el): machines, firmware,
-CPU modes and models, memory limits, displays, inputs, disk buses, NIC
-models, sound, watchdog, console, and how a host of it shows its CPU.`,
+		Long: `Print polyvirt's rules for one architecture (` + archspec.ArchList() + `, or an
+alias such as amd64, ppc64el or arm64): machines, firmware, CPU modes and
+models, memory limits, displays, inputs, disk buses, NIC models, sound,
+watchdog, console, and how a host of it shows its CPU.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := archspec.Lookup(args[0])
@@ -41,7 +39,7 @@ models, sound, watchdog, console, and how a host of it shows its CPU.`,
 			return withStatus(2, fmt.Errorf("-o %q: want text or json", output))
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
 

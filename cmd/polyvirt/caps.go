@@ -14,8 +14,6 @@ import (
 	"polyvirt/internal/virtcaps"
 )
 
-func init() { register(newCapsCommand) }
-
 func newCapsCommand() *cobra.Command {
 	var (
 		opts     caps.Options
@@ -37,7 +35,7 @@ By default it reads this host (/) and asks libvirt at qemu:///system.
 these (or --profile) no daemon is asked unless --libvirt URI names one.
 --fake-arch ARCH reports the host as a fake-KVM host of that effective
 architecture; --profile NAME loads a complete built-in host (` + joinNames() + `).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if archName != "" {
@@ -67,8 +65,8 @@ architecture; --profile NAME loads a complete built-in host (` + joinNames() + `
 	f.StringVar(&opts.Root, "root", "", "read the host from this filesystem snapshot instead of /")
 	f.StringVar(&archName, "arch", "", "override the architecture recognised from the data")
 	f.StringVar(&opts.LibvirtURI, "libvirt", "", `libvirt URI to ask (default qemu:///system for a live host; "none" skips libvirt)`)
-	f.StringVar(&opts.CapsFile, "libvirt-caps", "", "captured `virsh capabilities` XML")
-	f.StringArrayVar(&opts.DomCapsFiles, "libvirt-domcaps", nil, "captured `virsh domcapabilities` XML (repeatable)")
+	f.StringVar(&opts.CapsFile, "libvirt-caps", "", "a `FILE` of libvirt's capabilities XML (virsh capabilities > FILE)")
+	f.StringArrayVar(&opts.DomCapsFiles, "libvirt-domcaps", nil, "a `FILE` of libvirt's domain capabilities XML (virsh domcapabilities > FILE; repeatable)")
 	f.StringVar(&fakeArch, "fake-arch", "", "report a fake-KVM host of this effective architecture")
 	f.StringVar(&opts.Profile, "profile", "", "read a built-in host profile")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json or vdsm")

@@ -16,16 +16,11 @@ import (
 	"polyvirt/internal/client"
 )
 
-func init() { register(newClusterCommand) }
-
 func newClusterCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "cluster",
 		Short: "Manage clusters: hosts of one architecture and CPU type",
 	}
-	cmd.AddCommand(newClusterCreateCommand(), newClusterListCommand(), newClusterShowCommand(),
-		newClusterUpdateCommand(), newClusterDeleteCommand())
-	return cmd
 }
 
 func newClusterCreateCommand() *cobra.Command {
@@ -95,7 +90,7 @@ func newClusterListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the clusters",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

@@ -14,8 +14,6 @@ import (
 	"polyvirt/internal/cpucatalog"
 )
 
-func init() { register(newCPUTypesCommand) }
-
 func newCPUTypesCommand() *cobra.Command {
 	var archName, output string
 	cmd := &cobra.Command{
@@ -25,7 +23,7 @@ func newCPUTypesCommand() *cobra.Command {
 vendor group, the libvirt CPU model its VMs get, and the flags a host must
 report to be admitted. --arch takes a host or cluster architecture or an alias
 (ppc64le and ppc64 both list the IBM POWER types).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return withStatus(2, fmt.Errorf("-o %q: want table or json", output))

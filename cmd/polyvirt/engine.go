@@ -15,8 +15,6 @@ import (
 	"polyvirt/internal/pki"
 )
 
-func init() { register(newEngineCommand) }
-
 // engineRunFlags are the flags of `polyvirt engine [run]`.
 type engineRunFlags struct {
 	cfg      engine.Config
@@ -81,20 +79,24 @@ and take over when it dies).
 
 Create an engine first with polyvirt engine init. "polyvirt engine" and
 "polyvirt engine run" are the same.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return rf.run(cmd) },
 	}
 	rf.add(cmd)
-	var rf2 engineRunFlags
+	return cmd
+}
+
+// newEngineRunCommand is `polyvirt engine run`, the same as `polyvirt engine`.
+func newEngineRunCommand() *cobra.Command {
+	var rf engineRunFlags
 	run := &cobra.Command{
 		Use:   "run",
 		Short: "Run the engine",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return rf2.run(cmd) },
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return rf.run(cmd) },
 	}
-	rf2.add(run)
-	cmd.AddCommand(run, newEngineInitCommand(), newEngineCertCommand())
-	return cmd
+	rf.add(run)
+	return run
 }
 
 func newEngineInitCommand() *cobra.Command {
@@ -117,7 +119,7 @@ file (0600) instead.
 A second engine on the same PostgreSQL database is not initialized: copy ca.pem,
 ca-key.pem, engine-client.pem, engine-client-key.pem, engine.json and the HTTPS
 certificate (or make one with polyvirt engine cert) to its data directory.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return withStatus(2, fmt.Errorf("-o %q: want text or json", output))
@@ -173,7 +175,7 @@ func newEngineCertCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cert",
 		Short: "Issue a new HTTPS certificate for an engine of this installation (other names)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := engine.IssueServerCert(dir, name, addresses); err != nil {
 				return err

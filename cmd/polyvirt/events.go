@@ -10,8 +10,6 @@ import (
 	"polyvirt/internal/client"
 )
 
-func init() { register(newEventsCommand) }
-
 func newEventsCommand() *cobra.Command {
 	var (
 		f      client.EventFilter
@@ -24,7 +22,7 @@ func newEventsCommand() *cobra.Command {
 		Long: `Show the engine's audit log, newest first: who did what, when and why, and
 every status change of the hosts. --cluster shows the events of the cluster and
 of its hosts. --before pages back (the "next" of the previous page, in -o json).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

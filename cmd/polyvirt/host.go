@@ -14,17 +14,11 @@ import (
 	"polyvirt/internal/client"
 )
 
-func init() { register(newHostCommand) }
-
 func newHostCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "host",
 		Short: "Manage hosts: enroll agents, maintenance, activation, removal",
 	}
-	cmd.AddCommand(newHostAddCommand(), newHostListCommand(), newHostShowCommand(), newHostActionCommand("maintenance"),
-		newHostActionCommand("activate"), newHostRemoveCommand(), newHostUpdateCommand(), newHostJoinTokenCommand(),
-		newHostFirmwareCommand())
-	return cmd
 }
 
 func printJoinToken(w io.Writer, output string, jt engineapi.JoinToken) error {
@@ -80,7 +74,7 @@ func newHostListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the hosts",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

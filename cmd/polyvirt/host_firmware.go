@@ -36,6 +36,11 @@ Each step is in the audit log (polyvirt events --host HOST). A flash needs the
 host in Maintenance with no VM running; other architectures answer
 NOT_SUPPORTED_ON_ARCH.`,
 	}
+	return cmd
+}
+
+// newHostFirmwareShowCommand is `polyvirt host firmware show`.
+func newHostFirmwareShowCommand() *cobra.Command {
 	var output string
 	show := &cobra.Command{
 		Use:   "show HOST",
@@ -58,9 +63,7 @@ NOT_SUPPORTED_ON_ARCH.`,
 		},
 	}
 	outputFlag(show, &output)
-	cmd.AddCommand(show, newFirmwareStepCommand("validate"), newFirmwareStepCommand("flash"), newFirmwareUpdateCommand(),
-		newFirmwareStepCommand("commit"), newFirmwareStepCommand("reject"), newFirmwareStepCommand("cancel"))
-	return cmd
+	return show
 }
 
 // waitFor polls the host's firmware until the operation reaches one of the

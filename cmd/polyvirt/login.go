@@ -25,11 +25,6 @@ import (
 // the commands that call the engine (cluster, host, events): the client
 // from the login configuration, -o table|json, and tables.
 
-func init() {
-	register(newLoginCommand)
-	register(newUserCommand)
-}
-
 // outputFlag adds -o table|json.
 func outputFlag(cmd *cobra.Command, dst *string) {
 	cmd.Flags().StringVarP(dst, "output", "o", "table", "output format: table or json")
@@ -168,7 +163,7 @@ fingerprint of its CA (printed by polyvirt engine init) with
 The login is kept in ~/.config/polyvirt/config.json (mode 0600; POLYVIRT_CONFIG
 names another file). POLYVIRT_ENGINE, POLYVIRT_TOKEN_FILE and POLYVIRT_CA_FILE
 override it for scripts.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if engine == "" {
 				engine = os.Getenv(client.EnvEngine)
@@ -254,7 +249,7 @@ func chainHint(ctx context.Context, engine string) string {
 }
 
 func newUserCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage the engine's API users (admin, vm-manager or readonly)",
+	return &cobra.Command{Use: "user", Short: "Manage the engine's API users (admin, vm-manager or readonly)",
 		Long: `Manage the engine's API users. A user has one role:
 
   readonly    reads everything and watches VM consoles
@@ -264,6 +259,9 @@ func newUserCommand() *cobra.Command {
 
 No role makes a VM open a host file the host's agent does not allow
 (host_paths in its configuration; PATH_NOT_ALLOWED).`}
+}
+
+func newUserAddCommand() *cobra.Command {
 	var output, role string
 	add := &cobra.Command{
 		Use:   "add NAME",
@@ -284,10 +282,15 @@ No role makes a VM open a host file the host's agent does not allow
 	}
 	add.Flags().StringVar(&role, "role", "readonly", "readonly, vm-manager (manages VMs) or admin")
 	outputFlag(add, &output)
+	return add
+}
+
+func newUserListCommand() *cobra.Command {
+	var output string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the users",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -309,7 +312,11 @@ No role makes a VM open a host file the host's agent does not allow
 		},
 	}
 	outputFlag(list, &output)
-	remove := &cobra.Command{
+	return list
+}
+
+func newUserRemoveCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove a user (its token stops working)",
 		Args:  cobra.ExactArgs(1),
@@ -323,6 +330,10 @@ No role makes a VM open a host file the host's agent does not allow
 			})
 		},
 	}
+}
+
+func newUserTokenCommand() *cobra.Command {
+	var output string
 	token := &cobra.Command{
 		Use:   "token NAME",
 		Short: "Give a user a new API token (printed once; the old one stops working)",
@@ -341,8 +352,7 @@ No role makes a VM open a host file the host's agent does not allow
 		},
 	}
 	outputFlag(token, &output)
-	cmd.AddCommand(add, list, remove, token)
-	return cmd
+	return token
 }
 
 func printUserToken(w io.Writer, output string, ut engineapi.UserToken) error {

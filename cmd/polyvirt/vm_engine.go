@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"os"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"polyvirt/internal/api"
@@ -21,37 +24,42 @@ import (
 	"polyvirt/internal/vmspec"
 )
 
-// The engine's VM commands are children of `polyvirt vm` (vm.go, which
-// holds the offline `vm validate`): this file's init runs after vm.go's
-// (files are initialized in name order) and adds them when the root is
-// built.
-func init() {
-	for i, f := range commands {
-		f := f
-		commands[i] = func() *cobra.Command {
-			c := f()
-			if c.Name() == "vm" {
-				c.Short = "VMs: create, start, stop, watch them through the engine; validate definitions offline"
-				c.AddCommand(newVMCreateCommand(), newVMListCommand(), newVMShowCommand(), newVMStartCommand(),
-					newVMStopCommand(), newVMSimpleActionCommand("destroy", "Power a VM off at once (the guest is not asked)"),
-					newVMSimpleActionCommand("reboot", "Ask a VM's guest to reboot"),
-					newVMSimpleActionCommand("pause", "Pause a running VM"), newVMSimpleActionCommand("resume", "Resume a paused VM"),
-					newVMDeleteCommand(), newVMUpdateCommand(), newVMScreenshotCommand(), newVMConsoleCommand())
-			}
-			return c
-		}
-	}
-}
-
-// vmError prints an engine refusal with every detail: each violation of a
-// definition, each host's reason not to run a VM.
+// vmError prints an engine refusal with every detail, each once: each
+// violation of a definition, each host's reason not to run a VM.
 func vmError(err error) error {
 	var ce *api.Error
 	if !errors.As(err, &ce) || len(ce.Details) == 0 || (len(ce.Details) == 1 && ce.Details[0].Code == ce.Code && ce.Details[0].Message == ce.Message) {
 		return err
 	}
+	return withStatus(1, errors.New(detailText(ce)))
+}
+
+// detailText is an error with details as the CLI says it: its code and a
+// headline of its own, then each detail on a line ("CODE (field):
+// message"); the API's message, which may repeat the details or speak of
+// the document's fields, is not repeated.
+func detailText(ce *api.Error) string {
 	var b strings.Builder
-	b.WriteString(ce.Error())
+	b.WriteString(ce.Code + ": ")
+	switch ce.Code {
+	case api.CodeVMDefinitionInvalid:
+		fmt.Fprintf(&b, "the definition has %d violations:", len(ce.Details))
+	case api.CodeSchedulingFilteredOut:
+		hosts := map[string]bool{}
+		for _, d := range ce.Details {
+			hosts[d.Field] = true
+		}
+		fmt.Fprintf(&b, "no host can run the VM; the reasons of each of the %d hosts:", len(hosts))
+	default:
+		msg := ce.Message
+		for _, d := range ce.Details {
+			if strings.Contains(msg, d.Message) {
+				msg = fmt.Sprintf("%d problems:", len(ce.Details))
+				break
+			}
+		}
+		b.WriteString(msg)
+	}
 	for _, d := range ce.Details {
 		b.WriteString("\n  ")
 		b.WriteString(d.Code)
@@ -60,7 +68,7 @@ func vmError(err error) error {
 		}
 		b.WriteString(": " + d.Message)
 	}
-	return withStatus(1, errors.New(b.String()))
+	return b.String()
 }
 
 // vmCall is apiCall with the VM errors printed in full.
@@ -75,15 +83,19 @@ type vmFlags struct {
 	memory                                                          int64
 	cpus                                                            int
 	disks                                                           []string
+
+	// set tells which flags were given (nil: the non-zero ones).
+	set *pflag.FlagSet
 }
 
 func (f *vmFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
+	f.set = fl
 	fl.StringVarP(&f.file, "file", "f", "", "the VM definition (YAML or JSON, docs/vm-definition.md; - reads standard input)")
 	fl.StringVar(&f.name, "name", "", "the VM's name (overrides the definition's)")
 	fl.Var(archFlag{&f.arch}, "arch", "guest architecture (default: the cluster's hosts')")
-	fl.Int64Var(&f.memory, "memory", 0, "memory in MiB")
-	fl.IntVar(&f.cpus, "cpus", 0, "number of vCPUs")
+	fl.Int64Var(&f.memory, "memory", 0, "memory in `MIB` MiB (default: the definition's, else the architecture's)")
+	fl.IntVar(&f.cpus, "cpus", 0, "`N` vCPUs (default: the definition's, else 1)")
 	fl.StringVar(&f.cpuModel, "cpu-model", "", "CPU model (default: the cluster CPU type's)")
 	fl.StringVar(&f.machine, "machine", "", "emulated machine (default: the cluster's)")
 	fl.StringVar(&f.kernel, "kernel", "", "boot this kernel directly (a path on the host)")
@@ -93,8 +105,22 @@ func (f *vmFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.display, "display", "", "vnc, spice or none")
 }
 
+// given tells whether a flag was given on the command line.
+func (f *vmFlags) given(name string, zero bool) bool {
+	if f.set != nil {
+		return f.set.Changed(name)
+	}
+	return !zero
+}
+
 // definition reads the file (if any) and applies the flags.
 func (f *vmFlags) definition(args []string) (*vmspec.VM, error) {
+	if f.given("memory", f.memory == 0) && f.memory <= 0 {
+		return nil, withStatus(2, fmt.Errorf("--memory %d: the memory is a positive number of MiB", f.memory))
+	}
+	if f.given("cpus", f.cpus == 0) && f.cpus <= 0 {
+		return nil, withStatus(2, fmt.Errorf("--cpus %d: a VM has at least 1 vCPU", f.cpus))
+	}
 	def := &vmspec.VM{}
 	if f.file != "" {
 		var err error
@@ -220,7 +246,10 @@ its hosts' architecture.
 				if output == "table" {
 					fmt.Fprintf(w, "VM %s created in cluster %s.\n", vm.Name, vm.Cluster)
 				}
-				return startWithProgress(ctx, c, w, vm.Name, output, timeout)
+				if err := startWithProgress(ctx, c, w, vm.Name, output, timeout); err != nil {
+					return createdNotStarted(vm.Name, err)
+				}
+				return nil
 			})
 		},
 	}
@@ -234,6 +263,18 @@ its hosts' architecture.
 	_ = cmd.MarkFlagRequired("cluster")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// createdNotStarted is the error of vm create --start whose start
+// failed: the VM exists, and what to do now.
+func createdNotStarted(name string, err error) error {
+	text := err.Error()
+	var ce *api.Error
+	if errors.As(err, &ce) && len(ce.Details) > 0 {
+		text = detailText(ce)
+	}
+	return withStatus(1, fmt.Errorf("VM %s was created, but it did not start: %s\nStart it again with: polyvirt vm start %s\nor remove it with:    polyvirt vm delete %s",
+		name, text, name, name))
 }
 
 // startWithProgress starts a VM and shows the steps: scheduling, the host
@@ -292,7 +333,7 @@ func newVMListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the VMs",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -625,30 +666,56 @@ func newVMUpdateCommand() *cobra.Command {
 }
 
 func newVMScreenshotCommand() *cobra.Command {
-	var out string
+	var output string
 	cmd := &cobra.Command{
-		Use:   "screenshot NAME -o FILE.png",
-		Short: "Save a PNG screenshot of a running VM's display",
-		Args:  cobra.ExactArgs(1),
+		Use:   "screenshot NAME [FILE.png]",
+		Short: "Save a PNG screenshot of a running VM's display (to NAME.png by default)",
+		Long: `Save a PNG screenshot of a running VM's display to FILE.png (default: the VM's
+name with .png, in the current directory; - writes the PNG to standard output).
+
+  polyvirt vm screenshot debian-installer-ppc64el screen.png`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return withStatus(2, fmt.Errorf("%v (-o is the output format everywhere; the PNG file goes after the VM's name: polyvirt vm screenshot %s FILE.png)", err, args[0]))
+			}
+			name, file := args[0], args[0]+".png"
+			if len(args) == 2 {
+				file = args[1]
+			}
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				img, err := c.Screenshot(ctx, args[0])
+				img, err := c.Screenshot(ctx, name)
 				if err != nil {
 					return err
 				}
-				if out == "-" {
+				if file == "-" {
 					_, err := cmd.OutOrStdout().Write(img)
 					return err
 				}
-				if err := os.WriteFile(out, img, 0o644); err != nil {
+				if err := os.WriteFile(file, img, 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes)\n", out, len(img))
+				res := screenshotResult{VM: name, File: file, Bytes: len(img)}
+				if cfg, err := png.DecodeConfig(bytes.NewReader(img)); err == nil {
+					res.Width, res.Height = cfg.Width, cfg.Height
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%d bytes, %d×%d)\n", file, len(img), res.Width, res.Height)
 				return nil
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "the PNG file to write (- for standard output; required)")
-	_ = cmd.MarkFlagRequired("output")
+	outputFlag(cmd, &output)
 	return cmd
+}
+
+// screenshotResult is what vm screenshot -o json says of the file written.
+type screenshotResult struct {
+	VM     string `json:"vm"`
+	File   string `json:"file"`
+	Bytes  int    `json:"bytes"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
 }

@@ -2,17 +2,12 @@ package main
 
 import (
 	"errors"
-	"net"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"polyvirt/internal/api"
-	"polyvirt/internal/arch"
-	"polyvirt/internal/archspec"
 	"polyvirt/internal/vmspec"
 )
 
@@ -59,20 +54,88 @@ func TestVMFlagsDefinition(t *testing.T) {
 	}
 }
 
+// TestVMErrorShowsEveryDetail: each detail of an engine refusal is
+// printed once, under a headline of the CLI's own.
 func TestVMErrorShowsEveryDetail(t *testing.T) {
-	one := &api.Error{Status: 422, Code: "X", Message: "m", Details: api.Errors{{Code: "X", Message: "m"}}}
-	if got := vmError(one).Error(); got != "X: m" {
-		t.Errorf("one detail repeating the error: %q", got)
+	hosts := api.Errors{{Code: "NOT_ENOUGH_MEMORY", Field: "host:h1", Message: "The host h1 ..."}, {Code: "HOST_NOT_UP", Field: "host:h2", Message: "The host h2 ..."},
+		{Code: "CPU_LEVEL_TOO_LOW", Field: "host:h2", Message: "The host h2 has a POWER8"}}
+	violations := api.Errors{{Code: "A_CODE", Field: "display.type", Message: "SPICE is not available on ppc64le; use VNC"},
+		{Code: "B_CODE", Field: "memory.sizeMiB", Message: "1000 MiB is not a multiple of 256 MiB"}}
+	tests := []struct {
+		name string
+		err  *api.Error
+		want string
+	}{
+		{"one detail repeating the error", &api.Error{Status: 422, Code: "X", Message: "m", Details: api.Errors{{Code: "X", Message: "m"}}}, "X: m"},
+		{"no host: each host's reasons", &api.Error{Status: 409, Code: "SCHEDULING_ALL_HOSTS_FILTERED_OUT",
+			Message: "Cannot run VM a: no host of cluster c satisfies the scheduling constraints (errors has each host's reasons).", Details: hosts},
+			"SCHEDULING_ALL_HOSTS_FILTERED_OUT: no host can run the VM; the reasons of each of the 2 hosts:\n" +
+				"  NOT_ENOUGH_MEMORY (host:h1): The host h1 ...\n  HOST_NOT_UP (host:h2): The host h2 ...\n  CPU_LEVEL_TOO_LOW (host:h2): The host h2 has a POWER8"},
+		{"violations once", &api.Error{Status: 422, Code: "VM_DEFINITION_INVALID",
+			Message: "display.type: SPICE is not available on ppc64le; use VNC; memory.sizeMiB: 1000 MiB is not a multiple of 256 MiB", Details: violations},
+			"VM_DEFINITION_INVALID: the definition has 2 violations:\n" +
+				"  A_CODE (display.type): SPICE is not available on ppc64le; use VNC\n  B_CODE (memory.sizeMiB): 1000 MiB is not a multiple of 256 MiB"},
+		{"another code repeating its details", &api.Error{Status: 422, Code: "Y", Message: "two: The host h1 ... and more", Details: hosts[:2]},
+			"Y: 2 problems:\n  NOT_ENOUGH_MEMORY (host:h1): The host h1 ...\n  HOST_NOT_UP (host:h2): The host h2 ..."},
+		{"another code with its own message", &api.Error{Status: 409, Code: "Z", Message: "the VM is busy", Details: hosts[:1]},
+			"Z: the VM is busy\n  NOT_ENOUGH_MEMORY (host:h1): The host h1 ..."},
 	}
-	many := &api.Error{Status: 409, Code: "SCHEDULING_ALL_HOSTS_FILTERED_OUT", Message: "Cannot run VM a",
-		Details: api.Errors{{Code: "NOT_ENOUGH_MEMORY", Field: "host:h1", Message: "The host h1 ..."}, {Code: "HOST_NOT_UP", Field: "host:h2", Message: "The host h2 ..."}}}
-	want := "SCHEDULING_ALL_HOSTS_FILTERED_OUT: Cannot run VM a\n  NOT_ENOUGH_MEMORY (host:h1): The host h1 ...\n  HOST_NOT_UP (host:h2): The host h2 ..."
-	if got := vmError(many).Error(); got != want {
-		t.Errorf("got %q, want %q", got, want)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := vmError(tc.err).Error()
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			for _, d := range tc.err.Details {
+				if n := strings.Count(got, d.Message); n != 1 {
+					t.Errorf("%q printed %d times", d.Message, n)
+				}
+			}
+		})
 	}
 	other := errors.New("plain")
 	if vmError(other) != other {
 		t.Errorf("another error was changed")
+	}
+}
+
+// TestCreatedNotStarted: a VM whose start fails after vm create --start is
+// said to exist, with what to do.
+func TestCreatedNotStarted(t *testing.T) {
+	err := createdNotStarted("web1", &api.Error{Status: 409, Code: "SCHEDULING_ALL_HOSTS_FILTERED_OUT", Message: "m",
+		Details: api.Errors{{Code: "NOT_ENOUGH_MEMORY", Field: "host:h1", Message: "The host h1 ..."}}})
+	want := "VM web1 was created, but it did not start: SCHEDULING_ALL_HOSTS_FILTERED_OUT: no host can run the VM; the reasons of each of the 1 hosts:\n" +
+		"  NOT_ENOUGH_MEMORY (host:h1): The host h1 ...\n" +
+		"Start it again with: polyvirt vm start web1\nor remove it with:    polyvirt vm delete web1"
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	err = createdNotStarted("web1", errors.New("VM web1 is Down (polyvirt events --kind vm says why)"))
+	if !strings.HasPrefix(err.Error(), "VM web1 was created, but it did not start: VM web1 is Down") || !strings.Contains(err.Error(), "polyvirt vm start web1") {
+		t.Errorf("%v", err)
+	}
+}
+
+// TestVMFlagsRefuseZero: --memory and --cpus of zero or less are errors
+// (exit status 2), not the defaults.
+func TestVMFlagsRefuseZero(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--memory", "0"}, "--memory 0: the memory is a positive number of MiB"},
+		{[]string{"--memory", "-5"}, "--memory -5: the memory is a positive number of MiB"},
+		{[]string{"--cpus", "0"}, "--cpus 0: a VM has at least 1 vCPU"},
+		{[]string{"--cpus", "-1", "--memory", "512"}, "--cpus -1: a VM has at least 1 vCPU"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append([]string{"vm", "create", "z", "--cluster", "c"}, tc.args...)
+			_, errOut, code := runVMCommand(t, args...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tc.want)
+			}
+		})
 	}
 }
 
@@ -88,59 +151,5 @@ func TestUpWithoutLibvirt(t *testing.T) {
 	err := root.Execute()
 	if err == nil || !strings.Contains(err.Error(), "sudo ./scripts/up.sh") || !strings.Contains(err.Error(), "cannot reach it at qemu+unix:///system?socket=/nonexistent/libvirt-sock") {
 		t.Errorf("error: %v", err)
-	}
-}
-
-func TestLabPlan(t *testing.T) {
-	var lb lab
-	if err := lb.planHosts("t-"); err != nil {
-		t.Fatal(err)
-	}
-	real := arch.FromGOARCH(runtime.GOARCH)
-	ca, _ := archspec.ClusterArch(real)
-	type host struct{ Name, Cluster, ClusterArch, CPUType, Profile, DomainPrefix string }
-	var got []host
-	for _, h := range lb.Hosts {
-		if _, _, err := net.SplitHostPort(h.Address); err != nil {
-			t.Errorf("address %q", h.Address)
-		}
-		got = append(got, host{h.Name, h.Cluster, h.ClusterArch.String(), h.CPUType, h.Profile, h.DomainPrefix})
-	}
-	want := []host{
-		{"t-" + string(real) + "-a", "t-" + string(ca), string(ca), "", "", "lab-t-" + string(real) + "-a-"},
-		{"t-power8-a", "t-power", "", "IBM POWER8", "s822l-power8e", "lab-t-power8-a-"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-	// A second plan keeps the first.
-	first := lb.Hosts[0].Address
-	if err := lb.planHosts("other-"); err != nil || lb.Hosts[0].Address != first || lb.Hosts[0].Name != "t-"+string(real)+"-a" {
-		t.Errorf("replanned: %+v %v", lb.Hosts, err)
-	}
-	dir := t.TempDir()
-	lb.EngineURL = "https://127.0.0.1:1"
-	if err := saveLab(dir, &lb); err != nil {
-		t.Fatal(err)
-	}
-	back, err := loadLab(dir)
-	if err != nil || back.EngineURL != lb.EngineURL || len(back.Hosts) != 2 {
-		t.Errorf("loaded %+v %v", back, err)
-	}
-	if fresh, err := loadLab(filepath.Join(dir, "none")); err != nil || len(fresh.Hosts) != 0 {
-		t.Errorf("no lab yet: %+v %v", fresh, err)
-	}
-}
-
-func TestEngineURLFor(t *testing.T) {
-	for addr, want := range map[string]string{"127.0.0.1:8443": "https://127.0.0.1:8443", "[::]:8443": "https://127.0.0.1:8443",
-		"0.0.0.0:9": "https://127.0.0.1:9", "[::1]:7": "https://[::1]:7"} {
-		a, err := net.ResolveTCPAddr("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := engineURLFor(a); got != want {
-			t.Errorf("%s: %s, want %s", addr, got, want)
-		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,8 +14,8 @@ import (
 	"polyvirt/internal/vmspec"
 )
 
-// runVMCommand executes polyvirt with args and returns stdout, stderr and the exit
-// status main would use.
+// runVMCommand executes polyvirt with args and returns stdout, stderr (with
+// the error main prints) and the exit status main would use.
 func runVMCommand(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	root := newRoot()
@@ -28,6 +30,9 @@ func runVMCommand(t *testing.T, args ...string) (string, string, int) {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			code = ee.code
+		}
+		if err.Error() != "" {
+			fmt.Fprintln(&errOut, "polyvirt:", err) // as main does
 		}
 	}
 	return out.String(), errOut.String(), code
@@ -128,5 +133,91 @@ func TestArchspecCommand(t *testing.T) {
 	}
 	if _, _, code := runVMCommand(t, "archspec", "mips"); code != 2 {
 		t.Errorf("unknown arch: exit %d", code)
+	}
+}
+
+// TestVMValidateSeveralFiles: vm validate takes several files, with -f
+// (repeatable), as arguments, or both (the shell's expansion of
+// -f examples/invalid/*.yaml); each file's verdict, its violations under it.
+func TestVMValidateSeveralFiles(t *testing.T) {
+	invalid, err := filepath.Glob("../../examples/invalid/*.yaml")
+	if err != nil || len(invalid) < 2 {
+		t.Fatalf("examples/invalid: %v %v", invalid, err)
+	}
+	good := "../../examples/ppc64le-disk.yaml"
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"-f with the shell's expansion", append([]string{"vm", "validate", "-f"}, invalid...), 1,
+			[]string{"../../examples/invalid/ppc64le-spice.yaml: 1 violation(s):\n  ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS: display.type: SPICE is not available on ppc64le; use VNC\n",
+				"../../examples/invalid/x86_64-unknown-field.yaml: ", "  DEFINITION_UNKNOWN_FIELD: disks[0].size",
+				fmt.Sprintf("%d of %d definitions have violations", len(invalid), len(invalid))}},
+		{"-f twice", []string{"vm", "validate", "-f", good, "-f", "../../examples/invalid/ppc64le-spice.yaml"}, 1,
+			[]string{good + `: valid ppc64le VM "rhel9-ppc64le"`, "1 of 2 definitions have violations"}},
+		{"arguments, all valid", []string{"vm", "validate", good, "../../examples/x86_64-server.yaml"}, 0,
+			[]string{good + `: valid ppc64le VM "rhel9-ppc64le"`, `../../examples/x86_64-server.yaml: valid x86_64 VM`}},
+		{"one argument as -f", []string{"vm", "validate", "../../examples/invalid/ppc64le-spice.yaml"}, 1,
+			[]string{"ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS: display.type"}},
+		{"a file missing among them", []string{"vm", "validate", good, "/nonexistent.yaml"}, 2,
+			[]string{"/nonexistent.yaml: cannot be checked:", "1 of 2 files could not be checked, 0 have violations"}},
+		{"no file", []string{"vm", "validate"}, 2, []string{"no definition to check: give its file with -f FILE, or files as arguments"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runVMCommand(t, tc.args...)
+			all := out + errOut
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d\n%s", code, tc.code, all)
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(all, s) {
+					t.Errorf("output lacks %q:\n%s", s, all)
+				}
+			}
+			if strings.Contains(all, "unknown command") {
+				t.Errorf("a file called a command:\n%s", all)
+			}
+		})
+	}
+	// Each violation once.
+	out, _, _ := runVMCommand(t, "vm", "validate", "-f", "../../examples/invalid/ppc64le-x86-habits.yaml", "../../examples/invalid/ppc64le-spice.yaml")
+	if n := strings.Count(out, "MEMORY_SIZE_NOT_MULTIPLE_OF_256_ON_PPC"); n != 1 {
+		t.Errorf("a violation printed %d times:\n%s", n, out)
+	}
+	// -o json: one verdict per file.
+	out, _, code := runVMCommand(t, "vm", "validate", "-o", "json", good, "../../examples/invalid/ppc64le-spice.yaml")
+	var res []validation
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || len(res) != 2 || !res[0].Valid || res[0].VM == nil ||
+		res[1].Valid || !res[1].Errors.Has(api.CodeDisplayType) || res[1].File != "../../examples/invalid/ppc64le-spice.yaml" {
+		t.Errorf("%v (exit %d) %+v", err, code, res)
+	}
+}
+
+// TestScreenshotOutputIsAFormat: -o is the output format for vm
+// screenshot too; a file given to -o is told where it goes.
+func TestScreenshotOutputIsAFormat(t *testing.T) {
+	_, errOut, code := runVMCommand(t, "vm", "screenshot", "web1", "-o", "screen.png")
+	want := `-o "screen.png": want table or json (-o is the output format everywhere; the PNG file goes after the VM's name: polyvirt vm screenshot web1 FILE.png)`
+	if code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, want)
+	}
+}
+
+// TestArchspecUnknown: an unknown architecture and one without rules are
+// answered with the same list of architectures.
+func TestArchspecUnknown(t *testing.T) {
+	list := "polyvirt has rules for aarch64, ppc64, ppc64le, s390x, x86_64"
+	for _, a := range []string{"mips", "armv7l", "i686"} {
+		_, errOut, code := runVMCommand(t, "archspec", a)
+		if code != 2 || !strings.Contains(errOut, list) || strings.Contains(errOut, "[") {
+			t.Errorf("archspec %s: exit %d, %q", a, code, errOut)
+		}
+	}
+	out, _, _ := runVMCommand(t, "archspec", "--help")
+	if !strings.Contains(out, "aarch64, ppc64, ppc64le, s390x, x86_64, or an") {
+		t.Errorf("--help lists another set:\n%s", out)
 	}
 }

@@ -12,6 +12,7 @@ package archspec
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"polyvirt/internal/arch"
 )
@@ -302,7 +303,7 @@ type Vendor struct {
 func For(a arch.Arch) (*Spec, error) {
 	s, ok := specs[a]
 	if !ok {
-		return nil, fmt.Errorf("no rules for architecture %q (polyvirt knows %v)", a, Arches())
+		return nil, fmt.Errorf("no rules for architecture %q: polyvirt has rules for %s", a, ArchList())
 	}
 	return s, nil
 }
@@ -311,7 +312,7 @@ func For(a arch.Arch) (*Spec, error) {
 func Lookup(name string) (*Spec, error) {
 	a, err := arch.Parse(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unknown architecture %q: polyvirt has rules for %s (or an alias such as amd64, ppc64el or arm64)", name, ArchList())
 	}
 	return For(a)
 }
@@ -324,6 +325,16 @@ func Arches() []arch.Arch {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// ArchList names the architectures polyvirt has rules for, the one list
+// every message shows ("aarch64, ppc64, ppc64le, s390x, x86_64").
+func ArchList() string {
+	var names []string
+	for _, a := range Arches() {
+		names = append(names, string(a))
+	}
+	return strings.Join(names, ", ")
 }
 
 func contains(list []string, v string) bool {

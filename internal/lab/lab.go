@@ -1,0 +1,427 @@
+// Package lab runs polyvirt's all-in-one lab on one machine — what
+// `polyvirt up` supervises: the engine (in this process, on SQLite in the
+// lab's directory) and one agent process per local host on this machine's
+// libvirtd (this machine's architecture, and a fake-KVM IBM POWER8),
+// enrolled with the engine through one-time join tokens as real hosts are.
+//
+// Start makes or finds the lab and returns once its hosts are admitted;
+// Stop ends the agents and the engine, not the VMs: the next Start finds
+// them again. The end-to-end tests use it as `polyvirt up` does.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"polyvirt/internal/agent"
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/client"
+	"polyvirt/internal/engine"
+	"polyvirt/internal/hostinfo"
+	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/pki"
+)
+
+// Options configure a lab.
+type Options struct {
+	// Dir is the lab's directory (engine, agents, logs, RecordFile); it is
+	// created when missing.
+	Dir string
+	// Listen is the engine's HTTPS address: "" is the last run's, else
+	// DefaultListen; a port 0 picks a free port.
+	Listen string
+	// Libvirt is the agents' libvirt URI ("" is libvirtconn.DefaultURI).
+	Libvirt string
+	// NamePrefix starts the names of the hosts and clusters the first run
+	// plans (several labs beside one another).
+	NamePrefix string
+	// DomainPrefix starts the libvirt domain names of the lab's VMs, before
+	// the host's name ("" is DefaultDomainPrefix); read on the first run.
+	DomainPrefix string
+	// Executable is the polyvirt binary the agents run ("" is this
+	// process's executable).
+	Executable string
+	// Monitor configures the engine's monitoring of the hosts (zero values
+	// are the engine's defaults; HostsReload defaults to 2 s here).
+	Monitor engine.MonitorConfig
+	// HADelay is how long a host is NonResponsive before its HA VMs start
+	// elsewhere (0 is at once).
+	HADelay time.Duration
+	// AgentStatsInterval is how often the agents sample their statistics
+	// (default 2 s).
+	AgentStatsInterval time.Duration
+	// HostsTimeout bounds the wait for the hosts' admission (default 2 min).
+	HostsTimeout time.Duration
+	// Root is this machine's filesystem root, read for its architecture on
+	// the first run (nil is /).
+	Root fs.FS
+	// Notes receives what the supervisor has to say while the lab runs (an
+	// agent that exited and is started again); nil discards it.
+	Notes io.Writer
+}
+
+// NoLibvirtError: the lab's libvirt daemon does not answer.
+type NoLibvirtError struct {
+	// URI is the libvirt URI dialled.
+	URI string
+	// Err is the dial's error.
+	Err error
+}
+
+func (e *NoLibvirtError) Error() string {
+	return fmt.Sprintf("libvirt does not answer at %s: %v", e.URI, e.Err)
+}
+
+// Unwrap is the dial's error.
+func (e *NoLibvirtError) Unwrap() error { return e.Err }
+
+// Lab is a running lab.
+type Lab struct {
+	dir       string
+	engineURL string
+	created   bool
+	token     string
+	caPEM     []byte
+	hosts     []Host
+	api       *client.Client
+
+	eng        *engine.Engine
+	engLog     *os.File
+	stopEngine context.CancelFunc
+	engDone    chan struct{}
+	engErr     error
+	agents     *supervisor
+	stopOnce   sync.Once
+}
+
+// Start makes the lab in o.Dir (its engine, its hosts' clusters, the hosts
+// and their enrollment) on the first run, finds it on later runs, runs the
+// engine and the agents, and returns once every host is admitted (Up or
+// NonOperational). On an error nothing it started keeps running.
+func Start(ctx context.Context, o Options) (_ *Lab, err error) {
+	if o.Libvirt == "" {
+		o.Libvirt = libvirtconn.DefaultURI
+	}
+	if o.AgentStatsInterval <= 0 {
+		o.AgentStatsInterval = 2 * time.Second
+	}
+	if o.HostsTimeout <= 0 {
+		o.HostsTimeout = 2 * time.Minute
+	}
+	if o.DomainPrefix == "" {
+		o.DomainPrefix = DefaultDomainPrefix
+	}
+	if o.Notes == nil {
+		o.Notes = io.Discard
+	}
+	if o.Root == nil {
+		o.Root = os.DirFS("/")
+	}
+	if o.Executable == "" {
+		if o.Executable, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("the polyvirt binary the agents run: %v", err)
+		}
+	}
+	c, err := libvirtconn.Dial(o.Libvirt, 5*time.Second)
+	if err != nil {
+		return nil, &NoLibvirtError{URI: o.Libvirt, Err: err}
+	}
+	c.Close()
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "logs"), filepath.Join(dir, "agents")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	rec, err := loadRecord(dir)
+	if err != nil {
+		return nil, err
+	}
+	if o.Listen != "" {
+		rec.Listen = o.Listen
+	}
+	if rec.Listen == "" {
+		rec.Listen = DefaultListen
+	}
+	if len(rec.Hosts) == 0 {
+		native, _, err := hostinfo.DetectArch(o.Root)
+		if err != nil {
+			return nil, fmt.Errorf("this machine's architecture: %v", err)
+		}
+		if rec.Hosts, err = planHosts(native, o.NamePrefix, o.DomainPrefix); err != nil {
+			return nil, err
+		}
+	}
+	l := &Lab{dir: dir, hosts: rec.Hosts, engDone: make(chan struct{})}
+	engDir := l.engineDir()
+	if _, err := os.Stat(filepath.Join(engDir, engine.FileSettings)); errors.Is(err, os.ErrNotExist) {
+		res, err := engine.Init(ctx, engine.InitOptions{DataDir: engDir, Name: "localhost", Addresses: []string{"127.0.0.1"}, Listen: rec.Listen})
+		if err != nil {
+			return nil, err
+		}
+		if err := pki.WriteFile(l.TokenFile(), []byte(res.AdminToken+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		l.created = true
+	}
+	if l.token, err = client.ReadTokenFile(l.TokenFile()); err != nil {
+		return nil, fmt.Errorf("%v (the lab's administrator token; remove %s to start a new lab)", err, dir)
+	}
+	if l.caPEM, err = os.ReadFile(l.CAFile()); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", rec.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("the engine cannot listen on %s (another polyvirt up? choose another address with --listen): %v", rec.Listen, err)
+	}
+	l.engineURL = engineURLFor(ln.Addr())
+	rec.EngineURL = l.engineURL
+	if err := saveRecord(dir, rec); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := l.startEngine(ctx, ln, o); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			l.Stop()
+		}
+	}()
+	if l.api, err = client.New(client.Options{Engine: l.engineURL, Token: l.token, CAPEM: l.caPEM, Timeout: 30 * time.Second}); err != nil {
+		return nil, err
+	}
+	if err := waitHealthy(ctx, l.api); err != nil {
+		return nil, err
+	}
+	l.agents = &supervisor{exe: o.Executable, dir: dir, libvirt: o.Libvirt, stats: o.AgentStatsInterval, note: o.Notes}
+	for _, h := range l.hosts {
+		if err := enrollHost(ctx, l.api, l.engineURL, dir, h); err != nil {
+			return nil, err
+		}
+		if err := l.agents.start(h); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.waitHosts(ctx, o.HostsTimeout); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// startEngine opens the engine on ln, in this process, its log in the
+// lab's logs.
+func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error {
+	logf, err := os.OpenFile(l.EngineLog(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	mon := o.Monitor
+	if mon.HostsReload == 0 {
+		mon.HostsReload = 2 * time.Second
+	}
+	haDelay := o.HADelay
+	if haDelay == 0 {
+		haDelay = -1 // the engine's "at once"
+	}
+	eng, err := engine.Open(ctx, engine.Config{DataDir: l.engineDir(), Listen: ln.Addr().String(), URL: l.engineURL, Monitor: mon,
+		VMs: engine.VMConfig{HADelay: haDelay}, Logger: slog.New(slog.NewTextHandler(logf, nil))})
+	if err != nil {
+		ln.Close()
+		logf.Close()
+		return err
+	}
+	l.eng, l.engLog = eng, logf
+	engCtx, stop := context.WithCancel(context.Background())
+	l.stopEngine = stop
+	go func() {
+		l.engErr = eng.Serve(engCtx, ln)
+		close(l.engDone)
+	}()
+	return nil
+}
+
+// Stop ends the agents and the engine; the VMs keep running (the next
+// Start finds them). It may be called more than once.
+func (l *Lab) Stop() {
+	l.stopOnce.Do(func() {
+		if l.agents != nil {
+			l.agents.stop()
+		}
+		if l.stopEngine != nil {
+			l.stopEngine()
+			<-l.engDone
+			l.eng.Close()
+			l.engLog.Close()
+		}
+	})
+}
+
+// Done is closed when the engine stopped serving: after Stop, or by itself
+// (Err says why).
+func (l *Lab) Done() <-chan struct{} { return l.engDone }
+
+// Err is why the engine stopped serving, once Done is closed.
+func (l *Lab) Err() error {
+	select {
+	case <-l.engDone:
+		return l.engErr
+	default:
+		return nil
+	}
+}
+
+// Dir is the lab's directory.
+func (l *Lab) Dir() string { return l.dir }
+
+// Created tells whether this Start made a new engine (a first run).
+func (l *Lab) Created() bool { return l.created }
+
+// EngineURL is the engine's URL (https://127.0.0.1:PORT).
+func (l *Lab) EngineURL() string { return l.engineURL }
+
+// Token is the administrator's API token.
+func (l *Lab) Token() string { return l.token }
+
+// TokenFile holds the administrator's API token.
+func (l *Lab) TokenFile() string { return filepath.Join(l.dir, "admin.token") }
+
+// CAPEM is the engine CA (PEM): clients trust the engine through it.
+func (l *Lab) CAPEM() []byte { return l.caPEM }
+
+// CAFile is the engine CA's file.
+func (l *Lab) CAFile() string { return filepath.Join(l.engineDir(), engine.FileCA) }
+
+// Database is the engine's SQLite database file.
+func (l *Lab) Database() string { return filepath.Join(l.engineDir(), "polyvirt.db") }
+
+// EngineLog is the engine's log file.
+func (l *Lab) EngineLog() string { return logPath(l.dir, "engine") }
+
+// HostLog is a host's agent log file.
+func (l *Lab) HostLog(host string) string { return logPath(l.dir, host) }
+
+// Client is a client of the engine, as the administrator.
+func (l *Lab) Client() *client.Client { return l.api }
+
+// Hosts are the lab's hosts, this machine's architecture first.
+func (l *Lab) Hosts() []Host { return append([]Host(nil), l.hosts...) }
+
+// AgentPID is the process id of a host's agent (0 when it does not run).
+func (l *Lab) AgentPID(host string) int {
+	if l.agents == nil {
+		return 0
+	}
+	return l.agents.pid(host)
+}
+
+func (l *Lab) engineDir() string { return filepath.Join(l.dir, "engine") }
+
+func waitHealthy(ctx context.Context, api *client.Client) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := api.Health(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the engine does not answer: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// enrollHost makes a host's cluster and the host, and enrolls its agent
+// with a join token (once: an enrolled agent's directory has its
+// enrollment record).
+func enrollHost(ctx context.Context, eng *client.Client, engineURL, dir string, h Host) error {
+	adir := agentDir(dir, h.Name)
+	if _, err := os.Stat(filepath.Join(adir, agent.EnrollmentFile)); err == nil {
+		return nil
+	}
+	if _, err := eng.Cluster(ctx, h.Cluster); api.CodeOf(err) == api.CodeNotFound {
+		if _, err := eng.CreateCluster(ctx, engineapi.ClusterRequest{Name: h.Cluster, Arch: h.ClusterArch, CPUType: h.CPUType,
+			Description: "made by polyvirt up"}); err != nil {
+			return fmt.Errorf("cluster %s: %w", h.Cluster, err)
+		}
+	} else if err != nil {
+		return err
+	}
+	var token string
+	if _, err := eng.Host(ctx, h.Name, false); api.CodeOf(err) == api.CodeNotFound {
+		jt, err := eng.AddHost(ctx, engineapi.HostRequest{Name: h.Name, Address: h.Address, Cluster: h.Cluster})
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		token = jt.Token
+	} else if err != nil {
+		return err
+	} else {
+		jt, err := eng.JoinToken(ctx, h.Name, "")
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		token = jt.Token
+	}
+	if _, err := agent.Join(ctx, engineURL, token, adir, 30*time.Second); err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	return nil
+}
+
+// admitted tells whether the engine has decided on a host.
+func admitted(status string) bool { return status == "Up" || status == "NonOperational" }
+
+// waitHosts waits until the engine admitted every host (Up or
+// NonOperational); after within, the error says where each host is.
+func (l *Lab) waitHosts(ctx context.Context, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		var states []string
+		done := 0
+		for _, h := range l.hosts {
+			wh, err := l.api.Host(ctx, h.Name, false)
+			if err != nil {
+				return err
+			}
+			s := h.Name + " " + wh.Status
+			if wh.StatusCode != "" {
+				s += " (" + wh.StatusCode + ": " + wh.StatusMessage + ")"
+			}
+			states = append(states, s)
+			if admitted(wh.Status) {
+				done++
+			}
+		}
+		if done == len(l.hosts) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the lab's hosts were not admitted within %s: %s (their logs are in %s)", within,
+				strings.Join(states, ", "), filepath.Join(l.dir, "logs"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package lab
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/arch"
+)
+
+func TestPlanHosts(t *testing.T) {
+	for _, tc := range []struct{ native, ca arch.Arch }{{arch.X86_64, arch.X86_64}, {arch.PPC64LE, arch.PPC64}, {arch.AArch64, arch.AArch64}} {
+		hosts, err := planHosts(tc.native, "t-", "lab-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		native, ca := tc.native, tc.ca
+		type host struct{ Name, Cluster, ClusterArch, CPUType, Profile, DomainPrefix string }
+		var got []host
+		for _, h := range hosts {
+			if _, _, err := net.SplitHostPort(h.Address); err != nil {
+				t.Errorf("address %q", h.Address)
+			}
+			got = append(got, host{h.Name, h.Cluster, h.ClusterArch.String(), h.CPUType, h.Profile, h.DomainPrefix})
+		}
+		want := []host{
+			{"t-" + native.String() + "-a", "t-" + ca.String(), ca.String(), "", "", "lab-t-" + native.String() + "-a-"},
+			{"t-power8-a", "t-power", "", "IBM POWER8", "s822l-power8e", "lab-t-power8-a-"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", native, diff)
+		}
+	}
+	if _, err := planHosts(arch.I686, "", "lab-"); err == nil {
+		t.Errorf("a plan for i686, an architecture without rules")
+	}
+	other, err := planHosts(arch.X86_64, "", "rd7-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other[1].Name != "power8-a" || other[1].Cluster != "power" || other[1].DomainPrefix != "rd7-power8-a-" {
+		t.Errorf("no name prefix, domain prefix rd7-: %+v", other[1])
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	hosts, err := planHosts(arch.X86_64, "t-", DefaultDomainPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &record{EngineURL: "https://127.0.0.1:1", Listen: "127.0.0.1:0", Hosts: hosts}
+	if err := saveRecord(dir, rec); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, RecordFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v %v", RecordFile, fi, err)
+	}
+	back, err := loadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rec, back, cmp.AllowUnexported(record{})); diff != "" {
+		t.Errorf("(-saved +loaded):\n%s", diff)
+	}
+	fresh, err := loadRecord(filepath.Join(dir, "none"))
+	if err != nil || len(fresh.Hosts) != 0 || fresh.EngineURL != "" {
+		t.Errorf("no lab yet: %+v %v", fresh, err)
+	}
+}
+
+func TestParseRecordRefuses(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"not JSON", `{"hosts": [`, "unexpected end of JSON input"},
+		{"wrong type", `{"hosts": {}}`, "cannot unmarshal object"},
+		{"no name", `{"hosts": [{"cluster": "c", "address": "127.0.0.1:1"}]}`, "hosts[0].name: empty"},
+		{"twice", `{"hosts": [{"name": "a", "cluster": "c", "address": "127.0.0.1:1"}, {"name": "a", "cluster": "c", "address": "127.0.0.1:2"}]}`,
+			`hosts[1].name: "a" appears twice`},
+		{"no cluster", `{"hosts": [{"name": "a", "address": "127.0.0.1:1"}]}`, "hosts[0].cluster: empty"},
+		{"path in the name", `{"hosts": [{"name": "../a", "cluster": "c", "address": "127.0.0.1:1"}]}`, `hosts[0].name: "../a" cannot name a directory`},
+		{"bad address", `{"hosts": [{"name": "a", "cluster": "c", "address": "nowhere"}]}`, `hosts[0].address: "nowhere"`},
+		{"too big", `{"engineUrl": "` + strings.Repeat("x", maxRecordSize) + `"}`, "larger than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseRecord([]byte(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, RecordFile), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadRecord(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, RecordFile)) {
+		t.Errorf("a broken record's error names the file: %v", err)
+	}
+}
+
+func FuzzParseRecord(f *testing.F) {
+	f.Add([]byte(`{"engineUrl":"https://127.0.0.1:8443","listen":"127.0.0.1:8443","hosts":[{"name":"x86_64-a","cluster":"x86_64","address":"127.0.0.1:40001","domainPrefix":"lab-x86_64-a-"}]}`))
+	f.Add([]byte(`{"hosts":[{"name":"","cluster":""}]}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseRecord(b)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, h := range r.Hosts {
+			if h.Name == "" || h.Cluster == "" || seen[h.Name] || strings.ContainsAny(h.Name, "/\\\x00") {
+				t.Fatalf("accepted a bad host %+v", h)
+			}
+			seen[h.Name] = true
+		}
+	})
+}
+
+func TestEngineURLFor(t *testing.T) {
+	for addr, want := range map[string]string{"127.0.0.1:8443": "https://127.0.0.1:8443", "[::]:8443": "https://127.0.0.1:8443",
+		"0.0.0.0:9": "https://127.0.0.1:9", "[::1]:7": "https://[::1]:7"} {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := engineURLFor(a); got != want {
+			t.Errorf("%s: %s, want %s", addr, got, want)
+		}
+	}
+}
