@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 )
@@ -136,11 +139,63 @@ func printHost(w io.Writer, output string, h engineapi.Host) error {
 	if !h.JoinTokenExpires.IsZero() && h.JoinTokenUsed.IsZero() {
 		kv = append(kv, [2]string{"Join token expires", timeText(h.JoinTokenExpires)})
 	}
-	if len(h.Stats) > 0 {
-		kv = append(kv, [2]string{"Statistics", string(h.Stats)})
+	if err := keyValues(w, kv); err != nil {
+		return err
 	}
-	return keyValues(w, kv)
+	if len(h.Stats) > 0 {
+		return printStats(w, h.Stats, h.StatsAt, time.Now())
+	}
+	return nil
 }
+
+// printStats prints a host's statistics as tables: how old they are, the
+// host's figures, then one row per VM.
+func printStats(w io.Writer, raw []byte, readAt, now time.Time) error {
+	var s agentapi.Stats
+	if err := json.Unmarshal(raw, &s); err != nil {
+		fmt.Fprintf(w, "Statistics: not readable (%d bytes that are not an agent's statistics)\n", len(raw))
+		return nil
+	}
+	taken := s.Host.Time
+	if taken.IsZero() {
+		taken = readAt
+	}
+	age := now.Sub(taken).Round(100 * time.Millisecond)
+	if age < 0 {
+		age = 0
+	}
+	fmt.Fprintf(w, "\nStatistics, taken %s ago (%s):\n", age, taken.Local().Format("15:04:05"))
+	hs := s.Host
+	if err := table(w, []string{"CPU %", "CPUS", "LOAD 1/5/15", "MEMORY MiB", "AVAILABLE MiB", "FREE MiB", "VMS RUNNING", "VCPUS USED", "VM MEMORY MiB"},
+		[][]string{{fmt.Sprintf("%.1f", hs.CPUUsagePercent), strconv.Itoa(hs.CPUs), fmt.Sprintf("%.2f %.2f %.2f", hs.Load1, hs.Load5, hs.Load15),
+			strconv.FormatUint(hs.MemTotalMiB, 10), strconv.FormatUint(hs.MemAvailableMiB, 10), strconv.FormatUint(hs.MemFreeMiB, 10),
+			strconv.Itoa(hs.VMsRunning), strconv.Itoa(hs.VCPUsUsed), strconv.FormatUint(hs.MemoryUsedMiB, 10)}}); err != nil {
+		return err
+	}
+	if len(s.VMs) == 0 {
+		fmt.Fprintln(w, "\nNo VM on the host.")
+		return nil
+	}
+	vms := append([]agentapi.VMStats(nil), s.VMs...)
+	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	var rows [][]string
+	for _, v := range vms {
+		var rd, wr, rx, tx uint64
+		for _, d := range v.Disks {
+			rd, wr = rd+d.ReadBytes, wr+d.WriteBytes
+		}
+		for _, n := range v.NICs {
+			rx, tx = rx+n.RxBytes, tx+n.TxBytes
+		}
+		rows = append(rows, []string{v.Name, string(v.State), strconv.Itoa(v.VCPUs), fmt.Sprintf("%.1f", v.CPUUsagePercent),
+			strconv.FormatUint(v.MemoryMiB, 10), mib(rd) + " / " + mib(wr), mib(rx) + " / " + mib(tx)})
+	}
+	fmt.Fprintln(w)
+	return table(w, []string{"VM", "STATE", "VCPUS", "CPU %", "MEMORY MiB", "DISK READ/WRITTEN MiB", "NET RX/TX MiB"}, rows)
+}
+
+// mib is a byte count in MiB, one decimal.
+func mib(b uint64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) }
 
 func shortMachines(l []string) string {
 	if len(l) > 12 {
