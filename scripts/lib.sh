@@ -4,62 +4,89 @@
 # The Go release the module is built with (go.mod's go line).
 POLYVIRT_GO_VERSION=1.26.8
 
-log() { printf '[polyvirt] %s\n' "$*" >&2; }
+# POLYVIRT_T0 is when the first script of this run started (for the times
+# in the log lines).
+POLYVIRT_T0=${POLYVIRT_T0:-$(date +%s)}
+export POLYVIRT_T0
+
+# log says what the script does, with the time since it started ([m:ss]).
+log() {
+	local t=$(($(date +%s) - POLYVIRT_T0))
+	printf '[polyvirt %d:%02d] %s\n' $((t / 60)) $((t % 60)) "$*" >&2
+}
 die() { printf '[polyvirt] error: %s\n' "$*" >&2; exit 1; }
 
 need_root() {
 	[ "$(id -u)" = 0 ] || die "run this as root (it installs Debian packages and starts libvirtd)"
 }
 
-# apt_install PKG... installs the Debian packages that are missing.
+# apt_install PKG... installs the Debian packages that are missing, showing
+# apt's own progress.
 apt_install() {
 	local missing=()
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
-	log "installing Debian packages: ${missing[*]}"
+	log "installing ${#missing[@]} Debian packages (about a minute on a fresh machine): ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	if [ -z "${POLYVIRT_APT_UPDATED:-}" ]; then
-		apt-get update -qq || die "apt-get update failed"
+		apt-get update -q || die "apt-get update failed"
 		POLYVIRT_APT_UPDATED=1
 	fi
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+	apt-get install -y -q --no-install-recommends "${missing[@]}" || die "apt-get install ${missing[*]} failed"
+	log "installed ${missing[*]}"
 }
 
-# ensure_go puts a Go toolchain of at least POLYVIRT_GO_VERSION on PATH: the
-# machine's own, or the official toolchain module from the Go module proxy.
+# go_recent GO tells whether the go command GO is at least
+# POLYVIRT_GO_VERSION (as it is, without fetching another toolchain).
+go_recent() {
+	[ -x "$1" ] || return 1
+	local have
+	have=$(GOTOOLCHAIN=local "$1" env GOVERSION 2>/dev/null | sed 's/^go//')
+	[ -n "$have" ] && [ "$(printf '%s\n%s\n' "$POLYVIRT_GO_VERSION" "$have" | sort -V | head -1)" = "$POLYVIRT_GO_VERSION" ]
+}
+
+# POLYVIRT_GO_DIR is where ensure_go puts the toolchain it fetches.
+POLYVIRT_GO_DIR=${POLYVIRT_GO_DIR:-/usr/local/polyvirt-go}
+
+# ensure_go puts a Go toolchain of at least POLYVIRT_GO_VERSION first on
+# PATH: the machine's own when it is recent enough; else Go's official
+# toolchain, fetched as the Go module golang.org/toolchain by a go command
+# (Debian's golang-go when there is none) through the module proxy that go
+# command is configured with (GOPROXY, GOSUMDB, GOFLAGS: go help
+# environment), into POLYVIRT_GO_DIR.
 ensure_go() {
-	export PATH="$PATH:/usr/local/go/bin:/usr/local/polyvirt-go/bin"
-	if command -v go >/dev/null 2>&1; then
-		local have
-		have=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
-		if [ "$(printf '%s\n%s\n' "$POLYVIRT_GO_VERSION" "$have" | sort -V | head -1)" = "$POLYVIRT_GO_VERSION" ]; then
+	local g
+	for g in "$(command -v go 2>/dev/null)" /usr/local/go/bin/go "$POLYVIRT_GO_DIR/bin/go"; do
+		if [ -n "$g" ] && go_recent "$g"; then
+			export PATH="$(dirname "$g"):$PATH"
+			export GOTOOLCHAIN=local
 			return 0
 		fi
-		# A Go >= 1.21 fetches the right toolchain itself.
-		export GOTOOLCHAIN="go${POLYVIRT_GO_VERSION}"
-		go version >/dev/null 2>&1 && return 0
-		unset GOTOOLCHAIN
+	done
+	if ! command -v go >/dev/null 2>&1; then
+		log "no Go on this machine: Debian's golang-go first, to fetch Go ${POLYVIRT_GO_VERSION} with"
+		apt_install golang-go
 	fi
-	apt_install ca-certificates curl unzip
-	local goarch
-	case "$(uname -m)" in
-	x86_64) goarch=amd64 ;; aarch64) goarch=arm64 ;; ppc64le) goarch=ppc64le ;; s390x) goarch=s390x ;;
-	*) die "no Go toolchain for $(uname -m)" ;;
-	esac
-	local url="https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${POLYVIRT_GO_VERSION}.linux-${goarch}.zip"
-	log "fetching Go ${POLYVIRT_GO_VERSION} from the Go module proxy"
-	local tmp
+	local goarch mod tmp dir
+	goarch=$(GOTOOLCHAIN=local go env GOHOSTARCH) || die "go env does not work"
+	mod="golang.org/toolchain@v0.0.1-go${POLYVIRT_GO_VERSION}.linux-${goarch}"
+	log "fetching Go ${POLYVIRT_GO_VERSION} (module ${mod}, about 75 MB: a minute or two) with $(GOTOOLCHAIN=local go env GOVERSION) through its module proxy"
 	tmp=$(mktemp -d)
-	curl -fsSL -o "$tmp/go.zip" "$url" || die "could not download $url"
-	rm -rf /usr/local/polyvirt-go
-	unzip -q "$tmp/go.zip" -d "$tmp"
-	mv "$tmp/golang.org/toolchain@v0.0.1-go${POLYVIRT_GO_VERSION}.linux-${goarch}" /usr/local/polyvirt-go
-	chmod +x /usr/local/polyvirt-go/bin/* /usr/local/polyvirt-go/pkg/tool/*/* 2>/dev/null || true
+	dir=$(cd "$tmp" && GOTOOLCHAIN=local GO111MODULE=on GOFLAGS=-modcacherw GOPATH="$tmp/gopath" \
+		go mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p') ||
+		die "go mod download ${mod} failed (is the Go module proxy reachable? go env GOPROXY)"
+	{ [ -n "$dir" ] && [ -f "$dir/bin/go" ]; } || die "go mod download ${mod} gave no toolchain"
+	rm -rf "$POLYVIRT_GO_DIR"
+	cp -r "$dir" "$POLYVIRT_GO_DIR"
+	chmod -R u+w "$POLYVIRT_GO_DIR"
+	chmod +x "$POLYVIRT_GO_DIR"/bin/* "$POLYVIRT_GO_DIR"/pkg/tool/*/*
 	rm -rf "$tmp"
-	export PATH="/usr/local/polyvirt-go/bin:$PATH"
-	go version >/dev/null || die "the downloaded Go does not run"
+	go_recent "$POLYVIRT_GO_DIR/bin/go" || die "the Go fetched into $POLYVIRT_GO_DIR does not run"
+	export PATH="$POLYVIRT_GO_DIR/bin:$PATH"
+	export GOTOOLCHAIN=local
+	log "Go ${POLYVIRT_GO_VERSION} is in $POLYVIRT_GO_DIR"
 }
 
 # Debian packages for libvirt + QEMU (x86_64 and POWER guests), the ppc64el
@@ -93,16 +120,34 @@ ensure_libvirt() {
 	fi
 	local i
 	for i in $(seq 1 60); do
-		virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+		if virsh -c qemu:///system version >/dev/null 2>&1; then
+			log "libvirtd answers at qemu:///system"
+			return 0
+		fi
 		sleep 0.5
 	done
 	die "libvirtd does not answer on /var/run/libvirt/libvirt-sock"
 }
 
-# build_polyvirt builds ./bin/polyvirt for this machine.
+# build_polyvirt builds ./bin/polyvirt for this machine, counting the
+# packages compiled (go's own messages, downloads and errors, as they come).
 build_polyvirt() {
-	log "building bin/polyvirt"
-	CGO_ENABLED=0 go build -o bin/polyvirt ./cmd/polyvirt || die "build failed"
+	local -
+	set -o pipefail
+	log "building bin/polyvirt (the first build fetches the Go modules and compiles about 300 packages: about 3 minutes on 2 cores; later builds take seconds)"
+	CGO_ENABLED=0 go build -v -o bin/polyvirt ./cmd/polyvirt 2>&1 | {
+		local n=0 line
+		while IFS= read -r line; do
+			case "$line" in
+			*' '* | *:*) printf '%s\n' "$line" >&2 ;;
+			*)
+				n=$((n + 1))
+				[ $((n % 50)) -ne 0 ] || log "  ${n} packages compiled"
+				;;
+			esac
+		done
+	} || die "the build failed"
+	log "built bin/polyvirt"
 }
 
 # ensure_postgres installs Debian's PostgreSQL 15, starts its "main" cluster

@@ -2,7 +2,10 @@
 # Sets up everything polyvirt's tests need on a Debian 12 machine (as root)
 # and runs the whole test suite: format and vet checks, the cross-builds for
 # every supported architecture, unit, golden, fuzz-seed, corpus conformance,
-# live libvirt and end-to-end tests.
+# live libvirt and end-to-end tests. It ends with one line counting the tests
+# passed, failed and skipped, and names each skipped test with its reason
+# (test/testsummary reads go test -json). Its arguments go to go test
+# (./scripts/test.sh -run TestUpLab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -25,10 +28,11 @@ for goarch in amd64 ppc64le arm64 s390x; do
 done
 
 build_polyvirt
+go build -o bin/testsummary ./test/testsummary || die "building test/testsummary failed"
 
 # Tests that need libvirt fail (not skip) when it does not answer.
 export POLYVIRT_REQUIRE_LIBVIRT=1
 export POLYVIRT_BIN="$PWD/bin/polyvirt"
-log "go test"
-go test -count=1 -timeout 30m "$@" ./...
+log "go test (the whole suite: about 10 minutes on 2 cores)"
+go test -json -count=1 -timeout 30m "$@" ./... | bin/testsummary || die "tests failed"
 log "all tests passed"

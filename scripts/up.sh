@@ -8,7 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_root
+log "up.sh: four steps, about 4 minutes on a fresh machine (later runs: seconds)"
+log "step 1/4: a Go toolchain (${POLYVIRT_GO_VERSION} or newer; fetched when missing: a minute or two)"
 ensure_go
+log "step 2/4: libvirt and QEMU (x86_64 and POWER) and Debian's ppc64el installer, libvirtd started (about a minute when they are missing)"
 ensure_libvirt
+log "step 3/4: polyvirt"
 build_polyvirt
+log "step 4/4: polyvirt up — the engine and two hosts on this machine (up to a minute; Ctrl-C stops it)"
 exec bin/polyvirt up "$@"
