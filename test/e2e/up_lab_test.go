@@ -1,101 +1,71 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
+	"polyvirt/internal/engine"
+	"polyvirt/internal/lab"
 )
 
-// upProc is one `polyvirt up` process.
-type upProc struct {
-	t      *testing.T
-	args   []string
-	env    []string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	out    *lockedBuffer
+// startLab runs a lab of the lab package (the engine in this test
+// process, the agents processes of the polyvirt binary) and stops it when
+// the test ends; env is the CLI's environment for it.
+func startLab(t *testing.T, o lab.Options) (*lab.Lab, []string) {
+	t.Helper()
+	o.Executable = polyvirtBin(t)
+	o.Notes = testWriter{t}
+	l, err := lab.Start(context.Background(), o)
+	if err != nil {
+		t.Fatalf("lab.Start: %v", err)
+	}
+	t.Cleanup(l.Stop)
+	env := []string{client.EnvConfig + "=" + filepath.Join(t.TempDir(), "none.json"), client.EnvEngine + "=" + l.EngineURL(),
+		client.EnvTokenFile + "=" + l.TokenFile(), client.EnvCAFile + "=" + l.CAFile()}
+	return l, env
 }
 
-// start runs polyvirt up and waits until it printed what to do next.
-func (u *upProc) start() {
-	u.t.Helper()
-	u.out = &lockedBuffer{}
-	u.cmd = exec.Command(polyvirtBin(u.t), u.args...)
-	u.cmd.Env = append(os.Environ(), u.env...)
-	u.cmd.Stdout, u.cmd.Stderr = u.out, u.out
-	if err := u.cmd.Start(); err != nil {
-		u.t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	u.exited = exited
-	go func() { u.cmd.Wait(); close(exited) }()
-	deadline := time.After(3 * time.Minute)
-	for !strings.Contains(u.out.String(), "\nNext:\n") {
-		select {
-		case <-exited:
-			u.t.Fatalf("polyvirt up exited:\n%s", u.out.String())
-		case <-deadline:
-			u.stop()
-			u.t.Fatalf("polyvirt up did not get ready:\n%s", u.out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+// testWriter writes to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
-// stop sends SIGTERM (Ctrl-C's effect) and waits for the exit.
-func (u *upProc) stop() {
-	if u.cmd == nil || u.cmd.Process == nil {
-		return
-	}
-	u.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-u.exited:
-	case <-time.After(30 * time.Second):
-		u.cmd.Process.Kill()
-		<-u.exited
-	}
-	if u.t.Failed() {
-		u.t.Logf("polyvirt up:\n%s", u.out.String())
-	}
-	u.cmd = nil
-}
-
-// TestUpLab runs `polyvirt up` as a process on the real libvirtd: the
-// engine and two local hosts (this machine's architecture and a fake
-// POWER8), the CLI logged in. A ppc64le VM booting Debian's ppc64el
-// installer kernel directly goes to the POWER8 host and its serial
-// console, through the engine, shows "Linux version"; the same definition
-// with SPICE is refused with the display error; an x86_64 VM runs in the
-// other cluster; a VM too big for any host is refused with the host's
-// reason. polyvirt up stopped and run again finds every VM in its state.
+// TestUpLab runs what `polyvirt up` runs (the lab package: the engine and
+// two local hosts, this machine's architecture and a fake POWER8, on the
+// real libvirtd), the CLI speaking to its engine. A ppc64le VM booting
+// Debian's ppc64el installer kernel directly goes to the POWER8 host and
+// its serial console, through the engine, shows "Linux version"; the same
+// definition with SPICE is refused with the display error; an x86_64 VM
+// runs in the other cluster; a VM too big for any host is refused with the
+// host's reason. The lab stopped and started again finds every VM in its
+// state. (TestREADMEWalkthrough runs polyvirt up itself, as a process.)
 func TestUpLab(t *testing.T) {
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	dir := t.TempDir()
 	prefix := "u" + randomSuffix()[:5] + "-"
 	removeDomainsAtCleanup(t, "lab-"+prefix)
-	cfg := filepath.Join(dir, "cli.json")
-	up := &upProc{t: t, env: []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="},
-		args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0", "--name-prefix", prefix,
-			"--stats-interval", "500ms", "--failures", "2"}}
-	up.start()
-	t.Cleanup(up.stop)
-	out := up.out.String()
-	power, powerHost := prefix+"power", prefix+"power8-a"
-	for _, want := range []string{"a new engine was created", "host    " + powerHost, "IBM POWER8  (fake KVM, profile s822l-power8e)",
-		"Logged in as admin: the CLI's configuration is " + cfg} {
-		if !strings.Contains(out, want) {
-			t.Errorf("polyvirt up lacks %q:\n%s", want, out)
-		}
+	opts := lab.Options{Dir: filepath.Join(dir, "lab"), Listen: "127.0.0.1:0", NamePrefix: prefix, HADelay: 30 * time.Second,
+		Monitor: engine.MonitorConfig{StatsInterval: 500 * time.Millisecond, Failures: 2}}
+	l, env := startLab(t, opts)
+	if !l.Created() {
+		t.Errorf("the first start did not create an engine")
 	}
-	c := &cli{t: t, env: up.env}
+	power, powerHost := prefix+"power", prefix+"power8-a"
+	if hs := l.Hosts(); len(hs) != 2 || hs[1].Name != powerHost || hs[1].Profile != "s822l-power8e" || hs[1].DomainPrefix != "lab-"+powerHost+"-" {
+		t.Errorf("the lab's hosts: %+v", hs)
+	}
+	c := &cli{t: t, env: env}
 	var hosts []engineapi.Host
 	c.json(&hosts, "host", "list")
 	native := engineapi.Host{}
@@ -111,7 +81,7 @@ func TestUpLab(t *testing.T) {
 	// The POWER VM boots Debian's installer kernel.
 	deb := prefix + "deb"
 	example := filepath.Join(moduleRoot(t), "examples", "ppc64le-debian-installer.yaml")
-	out = c.run("", "vm", "create", "--cluster", power, "-f", example, "--name", deb, "--start")
+	out := c.run("", "vm", "create", "--cluster", power, "-f", example, "--name", deb, "--start")
 	if !strings.Contains(out, "Starting VM "+deb+": scheduling… on "+powerHost+"… starting… running") {
 		t.Errorf("vm create --start:\n%s", out)
 	}
@@ -151,7 +121,7 @@ func TestUpLab(t *testing.T) {
 	t.Logf("the ppc64le VM's console showed Linux version %.1fs after the console was opened", time.Since(t0).Seconds())
 	// Its screen through the engine.
 	shot := filepath.Join(dir, "screen.png")
-	c.run("", "vm", "screenshot", deb, "-o", shot)
+	c.run("", "vm", "screenshot", deb, shot)
 	if png, err := os.ReadFile(shot); err != nil || !strings.HasPrefix(string(png), "\x89PNG\r\n\x1a\n") {
 		t.Errorf("screenshot: %d bytes, %v", len(png), err)
 	}
@@ -163,7 +133,7 @@ func TestUpLab(t *testing.T) {
 		t.Fatal("a new terminal is not in canonical mode")
 	}
 	con := exec.Command(polyvirtBin(t), "vm", "console", deb, "--from-end")
-	con.Env = append(os.Environ(), up.env...)
+	con.Env = append(os.Environ(), env...)
 	conOut := &lockedBuffer{}
 	con.Stdin, con.Stdout, con.Stderr = slave, conOut, conOut
 	if err := con.Start(); err != nil {
@@ -200,17 +170,18 @@ func TestUpLab(t *testing.T) {
 		t.Errorf("the POWER VM: %+v", v)
 	}
 
-	// polyvirt up stopped: the VMs keep running; run again: found again.
-	up.stop()
+	// The lab stopped: the VMs keep running; started again: found again.
+	l.Stop()
 	for _, d := range []string{"lab-" + powerHost + "-" + deb, "lab-" + native.Name + "-" + web} {
 		if !domainRunning(t, d) {
-			t.Errorf("domain %s does not run while polyvirt up is stopped", d)
+			t.Errorf("domain %s does not run while the lab is stopped", d)
 		}
 	}
-	up.start()
-	if strings.Contains(up.out.String(), "a new engine was created") {
-		t.Errorf("the second run made a new engine")
+	l, env = startLab(t, opts)
+	if l.Created() {
+		t.Errorf("the second start made a new engine")
 	}
+	c = &cli{t: t, env: env}
 	want := map[string][2]string{deb: {"Up", powerHost}, web: {"Up", native.Name}, big: {"Down", ""}}
 	check := func(when string) {
 		var vms []engineapi.VM
