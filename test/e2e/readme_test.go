@@ -269,6 +269,13 @@ func (u *upProc) stop() bool {
 // POWER guest under TCG, vm stop's time-out).
 const walkthroughTimeout = 5 * time.Minute
 
+// screenWait bounds the wait for a screenshot that is not blank.
+const screenWait = 2 * time.Minute
+
+// stopWait bounds the wait for a VM to be Down after vm stop answered
+// (the guest asked first, powered off after the stop's time-out).
+const stopWait = 3 * time.Minute
+
 // consoleAttached is how long the walkthrough stays on the POWER guest's
 // console while it boots.
 const consoleAttached = 20 * time.Second
@@ -328,6 +335,20 @@ func TestREADMEWalkthrough(t *testing.T) {
 		report = append(report, fmt.Sprintf("%2d. README.md:%d  %s  (%.1fs)  %s", i+1, cmd.Line, cmd.Text, time.Since(t0).Seconds(), verdict))
 	}
 	t.Logf("the README's walkthrough, step by step:\n%s", strings.Join(report, "\n"))
+	// After the walkthrough: a host's statistics are recent and list no
+	// deleted VM (within a statistics interval, 2 s, and a reading).
+	time.Sleep(3 * time.Second)
+	for _, h := range []string{"power8-a", "x86_64-a"} {
+		out := c.run("", "host", "show", h)
+		if age, ok := statsAge(out); !ok || age > 10*time.Second {
+			t.Errorf("host show %s: statistics not recent (%s, %v):\n%s", h, age, ok, out)
+		}
+		for name := range w.deleted {
+			if regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` `).MatchString(out) {
+				t.Errorf("host show %s: the deleted VM %s is in its statistics:\n%s", h, name, out)
+			}
+		}
+	}
 	if !up.stop() {
 		t.Errorf("polyvirt up did not end cleanly on SIGTERM")
 	}
@@ -412,16 +433,33 @@ func (w *walkthrough) step(cmd readmeCommand) []string {
 		if len(args) > 4 && !strings.HasPrefix(args[4], "-") {
 			file = filepath.Join(w.dir, args[4])
 		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return append(problems, err.Error())
-		}
-		img, err := png.Decode(bytes.NewReader(b))
-		if err != nil {
-			return append(problems, fmt.Sprintf("%s is not a PNG: %v", file, err))
-		}
-		check(colours(img) > 1, "the screenshot %s (%dx%d) is blank", file, img.Bounds().Dx(), img.Bounds().Dy())
 		check(strings.Contains(errOut, "wrote "+args[len(args)-1]), "vm screenshot did not say what it wrote: %q", errOut)
+		// A guest's screen is blank for moments (the installer clears
+		// it as it starts): the same command again, as a user would,
+		// until the screen shows something; each run must succeed.
+		deadline := time.Now().Add(screenWait)
+		for attempt := 1; ; attempt++ {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return append(problems, err.Error())
+			}
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				return append(problems, fmt.Sprintf("%s is not a PNG: %v", file, err))
+			}
+			if colours(img) > 1 {
+				w.t.Logf("vm screenshot: %dx%d, not blank, at attempt %d", img.Bounds().Dx(), img.Bounds().Dy(), attempt)
+				break
+			}
+			if time.Now().After(deadline) {
+				return append(problems, fmt.Sprintf("the screenshot %s (%dx%d) stayed blank for %s (%d attempts)", file,
+					img.Bounds().Dx(), img.Bounds().Dy(), screenWait, attempt))
+			}
+			time.Sleep(2 * time.Second)
+			if _, _, p := w.run(args); len(p) > 0 {
+				return append(problems, p...)
+			}
+		}
 	case "vm list":
 		var vms []engineapi.VM
 		w.c.json(&vms, "vm", "list")
@@ -448,7 +486,7 @@ func (w *walkthrough) step(cmd readmeCommand) []string {
 		v := w.c.vm(name)
 		if v.State != "Down" {
 			// vm stop may answer before the time-out: it ends Down.
-			deadline := time.Now().Add(walkthroughTimeout)
+			deadline := time.Now().Add(stopWait)
 			for v.State != "Down" && time.Now().Before(deadline) {
 				time.Sleep(time.Second)
 				v = w.c.vm(name)
