@@ -7,7 +7,7 @@ import (
 )
 
 // TestEngineCommandsRegistered: the engine-side commands are on the root,
-// and `join` is under `agent` (added by agent_join.go's init).
+// and `join` is under `agent` (newRoot, tree.go).
 func TestEngineCommandsRegistered(t *testing.T) {
 	root := newRoot()
 	tests := []struct {
