@@ -183,6 +183,27 @@ func vmStats(e *vmEntry, d libvirtconn.DomainStats) agentapi.VMStats {
 	return v
 }
 
+// forget drops a deleted VM from the last figures at once (the next
+// sample would not list it either).
+func (k *statsKeeper) forget(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	vms := k.last.VMs[:0:0]
+	for _, v := range k.last.VMs {
+		if v.ID != id {
+			vms = append(vms, v)
+			continue
+		}
+		if v.State == agentapi.StateRunning || v.State == agentapi.StatePaused {
+			k.last.Host.VMsRunning--
+			k.last.Host.VCPUsUsed -= v.VCPUs
+			k.last.Host.MemoryUsedMiB -= v.MemoryMiB
+		}
+	}
+	k.last.VMs = vms
+	delete(k.prevVM, id)
+}
+
 // current returns the last figures.
 func (k *statsKeeper) current() (agentapi.Stats, error) {
 	k.mu.RLock()

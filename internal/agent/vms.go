@@ -318,6 +318,9 @@ func (a *Agent) DeleteVM(ctx context.Context, id string, force bool) error {
 	}
 	a.forgetRuntime(e.ID)
 	a.index.remove(e.ID)
+	if a.stats != nil {
+		a.stats.forget(e.ID)
+	}
 	_ = os.Remove(a.consoleLog(e.ID))
 	a.log.Info("VM removed", "vm", e.ID, "name", e.Name)
 	return nil

@@ -148,7 +148,25 @@ func (s *Hosts) Get(ctx context.Context, ref string, capabilities bool) (enginea
 	if !capabilities {
 		h.Capabilities = nil
 	}
+	s.e.freshStats(ctx, &h)
 	return s.e.hostOut(ctx, h)
+}
+
+// freshStats replaces a host's recorded statistics by the agent's own when
+// they are older than the statistics interval (the monitoring's reading
+// and its batched write lag behind): a host read alone shows statistics at
+// most one interval old, without a VM deleted since. An agent that does
+// not answer within the poll time-out leaves the recorded ones (their age
+// says how old they are).
+func (e *engine) freshStats(ctx context.Context, h *store.Host) {
+	if h.CertFingerprint == "" || h.Address == "" || time.Since(h.StatsAt) <= e.cfg.Monitor.StatsInterval {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Monitor.PollTimeout)
+	defer cancel()
+	if b, err := e.agents.Stats(ctx, h.Address); err == nil {
+		h.Stats, h.StatsAt = b, time.Now()
+	}
 }
 
 // checkAddress checks a HOST:PORT.
