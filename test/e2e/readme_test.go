@@ -541,11 +541,14 @@ func (w *walkthrough) console(args []string) []string {
 	case <-time.After(consoleAttached):
 	}
 	seen := out.String()
-	if !strings.Contains(seen, "Connected to the serial console of VM "+args[3]) {
+	banner := "Connected to the serial console of VM " + args[3]
+	i := strings.Index(seen, banner)
+	if i < 0 {
 		problems = append(problems, "no connection message:\n"+tailString(seen, 2000))
-	}
-	if len(seen) < 500 {
-		problems = append(problems, fmt.Sprintf("the console showed %d bytes in %s:\n%s", len(seen), consoleAttached, seen))
+	} else if guest := strings.TrimSpace(seen[i+len(banner):]); len(guest) < 40 {
+		// The guest's firmware and kernel print from the start: what the
+		// console showed is theirs, beyond the banner.
+		problems = append(problems, fmt.Sprintf("the console showed no output of the guest in %s:\n%s", consoleAttached, seen))
 	}
 	if _, err := master.Write([]byte{0x1d}); err != nil {
 		return append(problems, err.Error())
