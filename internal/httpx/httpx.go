@@ -10,6 +10,7 @@ package httpx
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -308,11 +309,13 @@ type Plain func(w http.ResponseWriter, r *http.Request) error
 // Answer runs a Plain handler and writes its error when the answer has not
 // started; translate turns foreign errors into API errors (ErrorOf). It
 // returns the error answered (nil when none, or when the answer was under
-// way and only the log can hear of it).
+// way or the client went away, and only the log can hear of it). A request
+// whose own deadline passed is still answered (a body that did not arrive
+// in time is a 408, never an empty 200).
 func Answer(w http.ResponseWriter, r *http.Request, h Plain, translate ...func(error) *api.Error) (answered *api.Error, err error) {
 	tw := &TrackingWriter{ResponseWriter: w}
 	if err := h(tw, r); err != nil {
-		if tw.Wrote || r.Context().Err() != nil {
+		if tw.Wrote || errors.Is(r.Context().Err(), context.Canceled) {
 			return nil, err
 		}
 		ae := ErrorOf(err, translate...)

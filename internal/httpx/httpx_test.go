@@ -1,10 +1,12 @@
 package httpx
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -126,5 +128,48 @@ func TestBearerToken(t *testing.T) {
 		if err != nil && api.CodeOf(err) != api.CodeUnauthenticated {
 			t.Errorf("%q: %v", h, err)
 		}
+	}
+}
+
+// TestAnswerAfterDeadline: a request whose own deadline passed is still
+// answered with its error (a body that came too late is a 408, not an
+// empty 200); a request whose client went away is not answered.
+func TestAnswerAfterDeadline(t *testing.T) {
+	late := func(w http.ResponseWriter, r *http.Request) error {
+		<-r.Context().Done()
+		return api.NewError(http.StatusRequestTimeout, api.CodeBadRequest, "request body not received in time")
+	}
+	cases := []struct {
+		name    string
+		ctx     func() (context.Context, context.CancelFunc)
+		status  int
+		written bool
+	}{
+		{"own deadline passed", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), time.Millisecond)
+		}, http.StatusRequestTimeout, true},
+		{"client gone", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, http.StatusOK, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := c.ctx()
+			defer cancel()
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("POST", "/v1/vms", strings.NewReader("{")).WithContext(ctx)
+			answered, err := Answer(w, r, late)
+			if err == nil {
+				t.Fatal("the handler's error was lost")
+			}
+			if (answered != nil) != c.written || w.Code != c.status {
+				t.Errorf("answered %v, status %d; want written %v, status %d", answered, w.Code, c.written, c.status)
+			}
+			if c.written && !strings.Contains(w.Body.String(), `"code":"BAD_REQUEST"`) {
+				t.Errorf("body %q", w.Body.String())
+			}
+		})
 	}
 }
