@@ -309,13 +309,15 @@ type Plain func(w http.ResponseWriter, r *http.Request) error
 // Answer runs a Plain handler and writes its error when the answer has not
 // started; translate turns foreign errors into API errors (ErrorOf). It
 // returns the error answered (nil when none, or when the answer was under
-// way or the client went away, and only the log can hear of it). A request
-// whose own deadline passed is still answered (a body that did not arrive
-// in time is a 408, never an empty 200).
+// way or the handler gave up because the client went away, and only the
+// log can hear of it). Any other error is answered even when the request's
+// context has ended: a body that did not arrive within the read deadline
+// cancels the context too (net/http does on a read error), and is a 408,
+// never an empty 200.
 func Answer(w http.ResponseWriter, r *http.Request, h Plain, translate ...func(error) *api.Error) (answered *api.Error, err error) {
 	tw := &TrackingWriter{ResponseWriter: w}
 	if err := h(tw, r); err != nil {
-		if tw.Wrote || errors.Is(r.Context().Err(), context.Canceled) {
+		if tw.Wrote || (errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)) {
 			return nil, err
 		}
 		ae := ErrorOf(err, translate...)

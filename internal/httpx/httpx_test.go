@@ -1,7 +1,11 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -139,20 +143,29 @@ func TestAnswerAfterDeadline(t *testing.T) {
 		<-r.Context().Done()
 		return api.NewError(http.StatusRequestTimeout, api.CodeBadRequest, "request body not received in time")
 	}
+	gaveUp := func(w http.ResponseWriter, r *http.Request) error {
+		<-r.Context().Done()
+		return r.Context().Err()
+	}
+	canceled := func() (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx, cancel
+	}
 	cases := []struct {
 		name    string
+		handler Plain
 		ctx     func() (context.Context, context.CancelFunc)
 		status  int
 		written bool
 	}{
-		{"own deadline passed", func() (context.Context, context.CancelFunc) {
+		{"own deadline passed", late, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), time.Millisecond)
 		}, http.StatusRequestTimeout, true},
-		{"client gone", func() (context.Context, context.CancelFunc) {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx, cancel
-		}, http.StatusOK, false},
+		// net/http cancels the request's context on a read error (the
+		// body's read deadline): the handler's 408 is still answered.
+		{"body read timed out", late, canceled, http.StatusRequestTimeout, true},
+		{"client gone", gaveUp, canceled, http.StatusOK, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -160,7 +173,7 @@ func TestAnswerAfterDeadline(t *testing.T) {
 			defer cancel()
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("POST", "/v1/vms", strings.NewReader("{")).WithContext(ctx)
-			answered, err := Answer(w, r, late)
+			answered, err := Answer(w, r, c.handler)
 			if err == nil {
 				t.Fatal("the handler's error was lost")
 			}
@@ -171,5 +184,33 @@ func TestAnswerAfterDeadline(t *testing.T) {
 				t.Errorf("body %q", w.Body.String())
 			}
 		})
+	}
+}
+
+// TestSlowBodyIsAnswered408 runs a real server: a client that sends half
+// its body and stalls gets a 408 once the read deadline passes (net/http
+// cancels the request's context on the read error; the answer still goes).
+func TestSlowBodyIsAnswered408(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _ = Answer(w, r, func(w http.ResponseWriter, r *http.Request) error {
+			var v map[string]any
+			if err := DecodeJSON(r, &v, false); err != nil {
+				return err
+			}
+			return WriteJSON(w, http.StatusOK, v)
+		})
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /v1/vms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"name\": ")
+	reply, _ := io.ReadAll(conn)
+	if !bytes.HasPrefix(reply, []byte("HTTP/1.1 408")) || !bytes.Contains(reply, []byte(`"code":"BAD_REQUEST"`)) {
+		t.Errorf("a stalled body got %q; want a 408 BAD_REQUEST", reply)
 	}
 }
