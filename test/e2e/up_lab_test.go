@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -183,22 +184,37 @@ func TestUpLab(t *testing.T) {
 	}
 	c = &cli{t: t, env: env}
 	want := map[string][2]string{deb: {"Up", powerHost}, web: {"Up", native.Name}, big: {"Down", ""}}
-	check := func(when string) {
-		var vms []engineapi.VM
-		c.json(&vms, "vm", "list")
-		got := map[string][2]string{}
-		for _, v := range vms {
-			got[v.Name] = [2]string{v.State, v.Host}
-		}
-		for n, w := range want {
-			if got[n] != w {
-				t.Errorf("%s: VM %s is %v, want %v", when, n, got[n], w)
+	// The engine knows a VM's state again once its host's agent answered
+	// (Unknown until then: on a loaded machine that takes a while after
+	// the lab reports its hosts).
+	check := func(when string, wait time.Duration) {
+		deadline := time.Now().Add(wait)
+		for {
+			var vms []engineapi.VM
+			c.json(&vms, "vm", "list")
+			got := map[string][2]string{}
+			for _, v := range vms {
+				got[v.Name] = [2]string{v.State, v.Host}
 			}
+			var wrong []string
+			for n, w := range want {
+				if got[n] != w {
+					wrong = append(wrong, fmt.Sprintf("VM %s is %v, want %v", n, got[n], w))
+				}
+			}
+			if len(wrong) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s: %s", when, strings.Join(wrong, "; "))
+				return
+			}
+			time.Sleep(time.Second)
 		}
 	}
-	check("after polyvirt up ran again")
+	check("after polyvirt up ran again", 90*time.Second)
 	time.Sleep(3 * time.Second) // the agents' VM lists reconciled
-	check("after the reconciliation")
+	check("after the reconciliation", 0)
 	for _, n := range []string{deb, web, big} {
 		c.run("", "vm", "delete", "--force", n)
 	}
