@@ -39,6 +39,11 @@ type agentClient struct {
 	pins sync.Map
 	// ops calls the VM API, with longer timeouts.
 	ops *agentOps
+	// longHTTP is the client of firmware requests (an upload of a large
+	// image, a step answered after seconds): this client's transport with
+	// a longer answer time-out, made at the first use.
+	longOnce sync.Once
+	longHTTP *http.Client
 }
 
 // service is the client as the services call it.

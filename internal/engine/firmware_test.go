@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/engine/service"
 	"polyvirt/internal/store"
 )
@@ -65,5 +67,42 @@ func TestFirmwareHostNotBack(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no FIRMWARE_HOST_NOT_BACK event in %+v", page.Events)
+	}
+}
+
+// TestFirmwareFlashAgentGoesAway: update_flash -f reboots the host, so its
+// agent may go before it answers the flash. The engine does not call that a
+// failure: the flash is followed like any reboot (not done, an audit event
+// saying so). An agent that cannot be reached at all is still refused.
+func TestFirmwareFlashAgentGoesAway(t *testing.T) {
+	te := startEngine(t, testMonitor)
+	ctx := context.Background()
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power", CPUType: "IBM POWER8"}); err != nil {
+		t.Fatal(err)
+	}
+	a := newFakeAgent(t, te, "p8", "power", "s822l-power8e")
+	waitHost(t, te.admin, "p8", 10*time.Second, status("Up"))
+	if _, err := te.admin.Maintenance(ctx, "p8", "firmware update"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := te.admin.FirmwareStep(ctx, "p8", "flash", "")
+	if err != nil || res.Done || res.Host != "p8" {
+		t.Fatalf("flash whose agent went away: %+v, %v; want not done, no error", res, err)
+	}
+	page, err := te.e.Store().ListEvents(ctx, store.EventFilter{Action: "firmware.flash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range page.Events {
+		found = found || strings.Contains(ev.Message, "the agent went away during the flash asked by admin")
+	}
+	if !found {
+		t.Errorf("no event about the agent gone during the flash in %+v", page.Events)
+	}
+
+	a.stop()
+	if _, err := te.admin.FirmwareStep(ctx, "p8", "flash", ""); clientErr(err).Code != api.CodeAgentUnreachable {
+		t.Errorf("flash on an agent that does not answer at all: %v; want AGENT_UNREACHABLE", err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -378,16 +377,11 @@ func (a *agentService) FirmwareStep(ctx context.Context, h store.Host, step, use
 	hdr := http.Header{"X-Polyvirt-User": {user}, "Content-Type": {"application/json"}}
 	resp, err := a.c.firmwareDo(ctx, "POST", h.Address, "/v1/firmware/"+step, hdr, bytes.NewReader(body))
 	if err != nil {
-		return op, false, api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
+		return op, false, &api.Error{Status: http.StatusBadGateway, Code: api.CodeAgentUnreachable, Message: fmt.Sprintf("host %s: %v", h.Name, err), Err: err}
 	}
 	err = agentAnswer(resp, &op)
 	return op, resp.Status == http.StatusOK, err
 }
-
-var (
-	longOnce sync.Once
-	longHTTP *http.Client
-)
 
 // firmwareTimeout bounds a firmware request to an agent: an upload of a
 // large image, or a step the agent answers after at most a few seconds.
@@ -399,10 +393,10 @@ const MaxFirmwareUpload = 1 << 30
 // firmwareDo sends a firmware request to an agent with the engine's client
 // certificate and pins, and a timeout fit for images and tools.
 func (c *agentClient) firmwareDo(ctx context.Context, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
-	longOnce.Do(func() {
+	c.longOnce.Do(func() {
 		tr := c.tr.Clone()
 		tr.ResponseHeaderTimeout = firmwareTimeout
-		longHTTP = &http.Client{Transport: tr}
+		c.longHTTP = &http.Client{Transport: tr}
 	})
 	ctx, cancel := context.WithTimeout(ctx, firmwareTimeout)
 	defer cancel()
@@ -413,7 +407,7 @@ func (c *agentClient) firmwareDo(ctx context.Context, method, addr, path string,
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := longHTTP.Do(req)
+	resp, err := c.longHTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}

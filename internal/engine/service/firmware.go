@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"time"
 
 	"polyvirt/internal/api"
@@ -145,6 +146,14 @@ func (e *engine) firmwareStep(ctx context.Context, ref, step string, req enginea
 		return none, fail(api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
 	}
 	op, done, err := e.agents.FirmwareStep(ctx, h, step, userName(ctx), body)
+	if step == "flash" && answerLost(err) {
+		// update_flash -f reboots the host: its agent may go before it
+		// answers. The flash is followed like any reboot (the firmware
+		// status says what the host came back on).
+		_ = e.appendEvent(ctx, e.st, store.Event{Action: "firmware.flash", User: userName(ctx), ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
+			Message: fmt.Sprintf("Firmware of host %s: the agent went away during the flash asked by %s (update_flash -f reboots the host); its firmware status tells the outcome when it is back.", h.Name, userName(ctx))})
+		return engineapi.FirmwareStepResult{Host: h.Name, Done: false}, nil
+	}
 	if err != nil {
 		// A refused step is in the agent's log too: record it.
 		e.refreshFirmware(ctx, h)
@@ -332,4 +341,11 @@ func firmwareRecord(op store.FirmwareOperation) engineapi.FirmwareRecord {
 		r.Steps = append(r.Steps, engineapi.FirmwareStep{Time: s.Time, State: string(s.State), Message: s.Message})
 	}
 	return r
+}
+
+// answerLost tells whether a request reached the agent and its connection
+// closed before the answer (the agent's host went down under it), as
+// opposed to an agent that could not be reached at all.
+func answerLost(err error) bool {
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
 }
