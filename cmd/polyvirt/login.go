@@ -51,7 +51,10 @@ func engineClient() (*client.Client, error) {
 	return client.New(o)
 }
 
-// apiCall runs f with a client and a context that ends with the command.
+// apiCall runs f with a client and a context that ends with the command;
+// a request the engine did not answer (it went away) is worded the same
+// for every command: what may have happened, and what tells
+// (lostConnection).
 func apiCall(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
 	c, err := engineClient()
 	if err != nil {
@@ -61,7 +64,7 @@ func apiCall(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) e
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return f(ctx, c)
+	return lostConnection(f(ctx, c))
 }
 
 func printJSON(w io.Writer, v any) error {

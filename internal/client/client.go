@@ -16,10 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"polyvirt/internal/api"
@@ -179,17 +182,31 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	// Whether the request reached the engine whole: a connection lost
+	// after that may have left the engine doing what was asked.
+	var sent atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { sent.Store(i.Err == nil) },
+	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			return fmt.Errorf("%s %s: %w", method, c.base, ue.Err)
+			err = ue.Err
 		}
-		return err
+		if sent.Load() && ctx.Err() == nil {
+			return &ConnectionLostError{Method: method, Path: path, Engine: c.base, Err: err, TimedOut: ue != nil && ue.Timeout(), After: c.http.Timeout}
+		}
+		return fmt.Errorf("%s %s: %w", method, c.base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
+		if ctx.Err() == nil {
+			var ne net.Error
+			return &ConnectionLostError{Method: method, Path: path, Engine: c.base, Err: err, Status: resp.StatusCode,
+				TimedOut: errors.As(err, &ne) && ne.Timeout(), After: c.http.Timeout}
+		}
 		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
@@ -206,6 +223,35 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	return nil
 }
+
+// ConnectionLostError is a request the engine received whole and did not
+// answer: the connection broke (the engine went away: killed, restarted,
+// its host down) or no answer came in time. The engine may have done, or
+// may still do, what was asked; reading the object again tells.
+type ConnectionLostError struct {
+	// Method and Path are the request's (Path under /api/v1, without
+	// its query); Engine is the engine's URL.
+	Method, Path, Engine string
+	// Err is what the connection said (EOF, a reset, a time-out).
+	Err error
+	// TimedOut tells that no answer came within After (the client's
+	// time-out) rather than the connection breaking.
+	TimedOut bool
+	After    time.Duration
+	// Status is the answer's status when its head came and its body was
+	// cut (0 when no answer came at all).
+	Status int
+}
+
+func (e *ConnectionLostError) Error() string {
+	if e.TimedOut {
+		return fmt.Sprintf("%s %s: the engine at %s did not answer within %s (%v)", e.Method, e.Path, e.Engine, e.After, e.Err)
+	}
+	return fmt.Sprintf("%s %s: the engine at %s went away before it answered (the connection was lost: %v)", e.Method, e.Path, e.Engine, e.Err)
+}
+
+// Unwrap is what the connection said.
+func (e *ConnectionLostError) Unwrap() error { return e.Err }
 
 func esc(s string) string { return url.PathEscape(s) }
 

@@ -3,6 +3,9 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -179,5 +182,94 @@ func TestConfigAndEnvironment(t *testing.T) {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestConnectionLost: a request the engine received and did not answer —
+// the connection cut, no answer in time, an answer cut short — is a
+// *ConnectionLostError saying so; a request that never reached the engine
+// (nothing listens) is not.
+func TestConnectionLost(t *testing.T) {
+	ca, err := pki.NewCA("test engine CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := ca.Issue("localhost", []string{"127.0.0.1"}, pki.Server, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(iss.CertPEM, iss.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hijackClose := func(w http.ResponseWriter) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}
+	release := make(chan struct{})
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		switch r.URL.Path {
+		case "/api/v1/vms/web1/start":
+			hijackClose(w)
+		case "/api/v1/slow":
+			<-release
+		case "/api/v1/cut":
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(200)
+			w.Write([]byte(`{"vm":`))
+			http.NewResponseController(w).Flush()
+			hijackClose(w)
+		}
+	}))
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.StartTLS()
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+		s.Close()
+	})
+	c, err := New(Options{Engine: s.URL, CAPEM: ca.CertPEM, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, path string
+		timedOut     bool
+		status       int
+		text         string
+	}{
+		{"POST", "/vms/web1/start", false, 0, "POST /vms/web1/start: the engine at " + s.URL + " went away before it answered (the connection was lost: EOF)"},
+		{"DELETE", "/slow", true, 0, "DELETE /slow: the engine at " + s.URL + " did not answer within 300ms"},
+		{"GET", "/cut", false, 200, "GET /cut: the engine at " + s.URL + " went away before it answered (the connection was lost: unexpected EOF)"},
+	}
+	for _, tc := range tests {
+		var out json.RawMessage
+		err := c.Do(context.Background(), tc.method, tc.path, nil, map[string]string{"reason": "x"}, &out)
+		var le *ConnectionLostError
+		if !errors.As(err, &le) {
+			t.Errorf("%s %s: %v (%T); want a ConnectionLostError", tc.method, tc.path, err, err)
+			continue
+		}
+		if le.Method != tc.method || le.Path != tc.path || le.Engine != s.URL || le.TimedOut != tc.timedOut || le.Status != tc.status ||
+			!strings.HasPrefix(le.Error(), tc.text) {
+			t.Errorf("%s %s: %+v: %q; want %q", tc.method, tc.path, le, le.Error(), tc.text)
+		}
+	}
+
+	// Nothing listens: the request never reached an engine.
+	addr := s.Listener.Addr().String()
+	close(release)
+	released = true
+	s.Close()
+	gone, _ := New(Options{Engine: "https://" + addr, CAPEM: ca.CertPEM, Timeout: time.Second})
+	err = gone.Do(context.Background(), "POST", "/vms/web1/start", nil, nil, nil)
+	var le *ConnectionLostError
+	if err == nil || errors.As(err, &le) || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("no engine listening: %v; want a refused connection, not a lost one", err)
 	}
 }

@@ -252,9 +252,35 @@ type VM struct {
 	HA bool `json:"ha"`
 	// StateChanged is when State last changed (set by the store).
 	StateChanged time.Time `json:"stateChanged"`
-	Version      int64     `json:"version"`
+	// Pending is the action the engine ordered on the VM's host and has
+	// not recorded the outcome of yet (nil when none): kept with the VM so
+	// that the outcome is recorded, once, by whoever sees it first — the
+	// engine that ordered it, or the monitoring after that engine died.
+	Pending *VMPending `json:"pending,omitempty"`
+	Version int64      `json:"version"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`
+}
+
+// VMPending is an action ordered on a VM's host whose outcome is not
+// recorded yet: what it is and who asked, so that the audit log can say
+// who started a VM even when the engine that ordered the start died
+// before the host answered.
+type VMPending struct {
+	// Action is what was ordered: "start", or "ha-restart" (the engine
+	// restarts a highly available VM).
+	Action string `json:"action"`
+	// HostID is the host the action was ordered on.
+	HostID string `json:"hostId,omitempty"`
+	// User is who asked ("" for the engine's own work), Reason the
+	// reason given, CorrelationID the request's.
+	User          string `json:"user,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	// Engine is the name of the engine that ordered it.
+	Engine string `json:"engine,omitempty"`
+	// At is when it was ordered.
+	At time.Time `json:"at"`
 }
 
 // VMFilter selects VMs in ListVMs. Zero fields select everything.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,19 +11,31 @@ import (
 )
 
 const vmCols = `id, name, cluster_id, host_id, pinned_host_id, last_host_id, definition, state, ha,
-	state_changed_at, version, created_at, updated_at`
+	state_changed_at, pending, version, created_at, updated_at`
 
 // vmBriefCols are vmCols with NULL for the definition.
 const vmBriefCols = `id, name, cluster_id, host_id, pinned_host_id, last_host_id, NULL, state, ha,
-	state_changed_at, version, created_at, updated_at`
+	state_changed_at, pending, version, created_at, updated_at`
 
 func scanVM(v *VM) func(rowScanner) error {
 	return func(r rowScanner) error {
 		var state string
+		var pending json.RawMessage
 		err := r.Scan(&v.ID, &v.Name, &v.ClusterID, nstr{&v.HostID}, nstr{&v.PinnedHostID}, nstr{&v.LastHostID},
-			jcol{&v.Definition}, &state, &v.HA, tcol{&v.StateChanged}, &v.Version, tcol{&v.Created}, tcol{&v.Updated})
+			jcol{&v.Definition}, &state, &v.HA, tcol{&v.StateChanged}, jcol{&pending}, &v.Version, tcol{&v.Created}, tcol{&v.Updated})
+		if err != nil {
+			return err
+		}
 		v.State = VMState(state)
-		return err
+		v.Pending = nil
+		if len(pending) > 0 && string(pending) != "null" {
+			var p VMPending
+			if err := json.Unmarshal(pending, &p); err != nil {
+				return fmt.Errorf("VM %s: its pending action: %v", v.Name, err)
+			}
+			v.Pending = &p
+		}
+		return nil
 	}
 }
 
@@ -43,7 +56,22 @@ func checkVM(op string, v *VM) error {
 	if len(v.Definition) == 0 {
 		v.Definition = []byte("{}")
 	}
+	if v.Pending != nil && v.Pending.Action == "" {
+		return invalid(op, obj, "pending", "a pending action needs its action")
+	}
 	return validJSON(op, obj, "definition", v.Definition)
+}
+
+// pendingJSON is a VM's pending action as stored (NULL when none).
+func pendingJSON(p *VMPending) any {
+	if p == nil {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil { // cannot happen for this struct
+		return nil
+	}
+	return string(b)
 }
 
 // checkVMRefs checks that the cluster and hosts a VM names exist.
@@ -86,9 +114,9 @@ func (q *queries) CreateVM(ctx context.Context, in *VM) error {
 		if err := w.checkVMRefs(ctx, op, obj, &v); err != nil {
 			return err
 		}
-		_, err := w.exec(ctx, op, obj, `INSERT INTO vms (`+vmCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := w.exec(ctx, op, obj, `INSERT INTO vms (`+vmCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.ID, v.Name, v.ClusterID, str(v.HostID), str(v.PinnedHostID), str(v.LastHostID), d.js(v.Definition),
-			string(v.State), v.HA, d.ts(v.StateChanged), v.Version, d.ts(v.Created), d.ts(v.Updated))
+			string(v.State), v.HA, d.ts(v.StateChanged), pendingJSON(v.Pending), v.Version, d.ts(v.Created), d.ts(v.Updated))
 		return err
 	})
 	if err == nil {
@@ -185,10 +213,10 @@ func (q *queries) UpdateVM(ctx context.Context, in *VM) error {
 		}
 		v.StateChanged = changed
 		n, err := w.exec(ctx, op, obj, `UPDATE vms SET name = ?, cluster_id = ?, host_id = ?, pinned_host_id = ?,
-			last_host_id = ?, definition = ?, state = ?, ha = ?, state_changed_at = ?, version = version + 1,
+			last_host_id = ?, definition = ?, state = ?, ha = ?, state_changed_at = ?, pending = ?, version = version + 1,
 			updated_at = ? WHERE id = ? AND version = ?`,
 			v.Name, v.ClusterID, str(v.HostID), str(v.PinnedHostID), str(v.LastHostID), d.js(v.Definition),
-			string(v.State), v.HA, d.ts(v.StateChanged), d.ts(v.Updated), v.ID, v.Version)
+			string(v.State), v.HA, d.ts(v.StateChanged), pendingJSON(v.Pending), d.ts(v.Updated), v.ID, v.Version)
 		if err != nil {
 			return err
 		}

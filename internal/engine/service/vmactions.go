@@ -303,6 +303,10 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (engin
 		}
 		return engineapi.VMAction{}, err
 	}
+	// While the start is in flight here, the monitoring leaves its outcome
+	// to it (vmsync.go): after this engine dies, the monitoring records it.
+	s.starting.Store(id, struct{}{})
+	defer s.starting.Delete(id)
 	state, lt, err := s.launch(ctx, v, host)
 	if err != nil {
 		msg := err.Error()
@@ -310,7 +314,7 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (engin
 			if cur.HostID != host.ID || cur.State != store.VMWaitForLaunch {
 				return false, nil
 			}
-			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", host.ID
+			cur.State, cur.HostID, cur.LastHostID, cur.Pending = store.VMDown, "", host.ID, nil
 			return true, e.appendEvent(ctx, tx, store.Event{Action: "vm.start", Severity: store.SeverityError, ObjectKind: "vm",
 				ObjectID: cur.ID, ObjectName: cur.Name, Code: api.CodeUserFailedRunVM,
 				Message: fmt.Sprintf("Failed to run VM %s on host %s.", cur.Name, host.Name), Reason: msg})
@@ -327,14 +331,13 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (engin
 		}
 		write := cur.State != state
 		cur.State = state
-		msg := fmt.Sprintf("VM %s was started by %s (Host: %s).", cur.Name, userName(ctx), host.Name)
-		action, severity := "vm.start", store.SeverityInfo
-		if o.ha {
-			msg = fmt.Sprintf("Highly available VM %s was restarted on host %s.", cur.Name, host.Name)
-			action, severity = "vm.ha-restart", store.SeverityWarning
+		p := cur.Pending
+		if p == nil || p.HostID != host.ID {
+			// The monitoring recorded the outcome already.
+			return write, nil
 		}
-		return write, e.appendEvent(ctx, tx, store.Event{Action: action, Severity: severity, ObjectKind: "vm", ObjectID: cur.ID,
-			ObjectName: cur.Name, Message: msg, Reason: o.reason})
+		cur.Pending = nil
+		return true, e.appendEvent(ctx, tx, startedEvent(*cur, *p, host.Name, ""))
 	})
 	if err != nil {
 		return engineapi.VMAction{}, err
@@ -350,6 +353,31 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (engin
 		}
 	}
 	return s.result(ctx, v, "start", true, fmt.Sprintf("started on host %s", host.Name)), nil
+}
+
+// startedEvent is the audit event of a start that succeeded, from what
+// was recorded when it was ordered (p): "VM X was started by U", or the
+// HA restart's. reason, when not empty, replaces the request's (the
+// monitoring saying how it learnt the outcome).
+func startedEvent(v store.VM, p store.VMPending, hostName, reason string) store.Event {
+	who := p.User
+	if who == "" {
+		who = "the engine"
+	}
+	ev := store.Event{Action: "vm.start", Severity: store.SeverityInfo, ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
+		User: p.User, CorrelationID: p.CorrelationID, Reason: p.Reason,
+		Message: fmt.Sprintf("VM %s was started by %s (Host: %s).", v.Name, who, hostName)}
+	if p.Action == "ha-restart" {
+		ev.Action, ev.Severity = "vm.ha-restart", store.SeverityWarning
+		ev.Message = fmt.Sprintf("Highly available VM %s was restarted on host %s.", v.Name, hostName)
+	}
+	if reason != "" {
+		if ev.Reason != "" {
+			reason = ev.Reason + "; " + reason
+		}
+		ev.Reason = reason
+	}
+	return ev
 }
 
 func noopStartMessage(v store.VM) string {
@@ -417,6 +445,17 @@ func (s *vmService) decide(ctx context.Context, id string, o startOptions) (stor
 			cur.LastHostID = cur.HostID
 		}
 		cur.State, cur.HostID = store.VMWaitForLaunch, host.ID
+		// Who starts it and why, recorded before the host is asked: the
+		// outcome is recorded with it whoever sees it (this engine, or
+		// the monitoring when this engine dies meanwhile).
+		cur.Pending = &store.VMPending{Action: "start", HostID: host.ID, Reason: o.reason,
+			CorrelationID: correlationFrom(ctx), Engine: e.cfg.Name, At: time.Now().UTC()}
+		if u := CallerFrom(ctx); u != nil {
+			cur.Pending.User = u.Name
+		}
+		if o.ha {
+			cur.Pending.Action = "ha-restart"
+		}
 		return true, nil
 	})
 	if err != nil {
@@ -622,7 +661,7 @@ func (s *vmService) markDown(ctx context.Context, id string, h store.Host, messa
 		if cur.HostID != h.ID {
 			return false, nil
 		}
-		cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
+		cur.State, cur.HostID, cur.LastHostID, cur.Pending = store.VMDown, "", h.ID, nil
 		if message == "" {
 			return true, nil
 		}

@@ -87,6 +87,9 @@ type vmService struct {
 	// until then (and a grace), a VM PoweringDown that its host reports
 	// running stays PoweringDown (its agent powers it off at the end).
 	powerdowns sync.Map // VM ID → time.Time
+	// starting are the VMs whose start is in flight in this engine: the
+	// monitoring leaves the recording of their outcome to the start.
+	starting sync.Map // VM ID → struct{}
 
 	// streams ends the long-lived API streams (consoles) when the engine
 	// stops serving.

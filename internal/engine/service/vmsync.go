@@ -391,7 +391,13 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 		ev := store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name, Reason: o.Why}
 		if o.Gone || o.State == store.VMDown {
 			y.s.powerdowns.Delete(cur.ID)
-			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
+			pending := cur.Pending
+			cur.State, cur.HostID, cur.LastHostID, cur.Pending = store.VMDown, "", h.ID, nil
+			if was == store.VMWaitForLaunch && pending != nil {
+				// A start that never completed (its engine died before
+				// the host started the VM, or the host did not).
+				return true, e.appendEvent(ctx, tx, startFailedEvent(*cur, *pending, h.Name, o.Why))
+			}
 			ev.Code = api.CodeVMDown
 			ev.Message = fmt.Sprintf("VM %s is down on host %s.", cur.Name, h.Name)
 			if o.Gone {
@@ -410,8 +416,7 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 			}
 			cur.State = o.State
 			if was == store.VMWaitForLaunch {
-				// The start's own outcome: the start records it.
-				return true, nil
+				return true, y.startSeen(ctx, tx, h, cur, o)
 			}
 			ev.Message = fmt.Sprintf("VM %s is %s on host %s.", cur.Name, cur.State, h.Name)
 			switch {
@@ -440,6 +445,45 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 	if restart {
 		go y.s.haRestart(y.ctx, v.ID, "", "it crashed on host "+h.Name)
 	}
+}
+
+// startSeen records the outcome of a start the VM's host reports running
+// (the VM was WaitForLaunch): nothing while the start is in flight in this
+// engine (it records its outcome itself); else the start as it was
+// ordered ("VM X was started by U", from the VM's pending action), saying
+// that the engine which ordered it did not record it — it died, or lost
+// its connection, before the host answered. Without a pending action
+// (who started it is not known), the state change.
+func (y *vmSync) startSeen(ctx context.Context, tx store.Tx, h store.Host, cur *store.VM, o observation) error {
+	e := y.m.e
+	if _, ok := y.s.starting.Load(cur.ID); ok {
+		return nil
+	}
+	p := cur.Pending
+	if p == nil {
+		return e.appendEvent(ctx, tx, store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
+			Message: fmt.Sprintf("VM %s is %s on host %s.", cur.Name, cur.State, h.Name),
+			Reason:  fmt.Sprintf("was WaitForLaunch: the engine that ordered its start did not record the outcome; %s", o.Why)})
+	}
+	cur.Pending = nil
+	return e.appendEvent(ctx, tx, startedEvent(*cur, *p, h.Name,
+		fmt.Sprintf("engine %s ordered the start at %s and did not record its outcome (it stopped or lost its connection); host %s reports the VM %s (%s), seen by engine %s",
+			p.Engine, p.At.Format(time.RFC3339), h.Name, cur.State, o.Why, e.cfg.Name)))
+}
+
+// startFailedEvent is the audit event of a start that never completed:
+// its VM stayed WaitForLaunch past launchGrace and its host does not run
+// it.
+func startFailedEvent(v store.VM, p store.VMPending, hostName, why string) store.Event {
+	who := p.User
+	if who == "" {
+		who = "the engine"
+	}
+	return store.Event{Action: "vm.start", Severity: store.SeverityError, ObjectKind: "vm", ObjectID: v.ID, ObjectName: v.Name,
+		Code: api.CodeUserFailedRunVM, User: p.User, CorrelationID: p.CorrelationID,
+		Message: fmt.Sprintf("Failed to run VM %s on host %s.", v.Name, hostName),
+		Reason: fmt.Sprintf("the start %s asked for through engine %s at %s did not complete within %s; the host reports: %s",
+			who, p.Engine, p.At.Format(time.RFC3339), launchGrace, why)}
 }
 
 // restartsHA tells whether an HA VM that its host reports Down (or no

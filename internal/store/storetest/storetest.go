@@ -621,6 +621,28 @@ func testVMs(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(vm, got, jsonEqual); diff != "" {
 		t.Errorf("after updates (-want +got):\n%s", diff)
 	}
+	// A pending action is kept with the VM (in full and brief lists too),
+	// and goes when cleared.
+	vm.Pending = &store.VMPending{Action: "start", HostID: h1.ID, User: "ops", Reason: "maintenance over",
+		CorrelationID: "c-1", Engine: "engine-a", At: time.Now().UTC().Truncate(time.Microsecond)}
+	must(t, "set pending", s.UpdateVM(ctx, &vm))
+	for _, brief := range []bool{false, true} {
+		list, err := s.ListVMs(ctx, store.VMFilter{HostID: h1.ID, Brief: brief})
+		must(t, "list pending", err)
+		if len(list) != 1 || list[0].Pending == nil {
+			t.Fatalf("list (brief %v): %+v; want web with its pending action", brief, list)
+		}
+		if diff := cmp.Diff(vm.Pending, list[0].Pending); diff != "" {
+			t.Errorf("pending action (brief %v) (-want +got):\n%s", brief, diff)
+		}
+	}
+	wantErr(t, "pending without action", s.UpdateVM(ctx, &store.VM{ID: vm.ID, Name: "web", ClusterID: c.ID, Version: vm.Version,
+		Pending: &store.VMPending{User: "ops"}}), store.ErrInvalid, "pending")
+	vm.Pending = nil
+	must(t, "clear pending", s.UpdateVM(ctx, &vm))
+	if got, err := s.GetVM(ctx, vm.ID); err != nil || got.Pending != nil {
+		t.Errorf("after clearing: pending %+v (%v)", got.Pending, err)
+	}
 	yes, no := true, false
 	cases := []struct {
 		name   string
