@@ -258,8 +258,8 @@ type VM struct {
 	// engine that ordered it, or the monitoring after that engine died.
 	Pending *VMPending `json:"pending,omitempty"`
 	Version int64      `json:"version"`
-	Created      time.Time `json:"created"`
-	Updated      time.Time `json:"updated"`
+	Created time.Time  `json:"created"`
+	Updated time.Time  `json:"updated"`
 }
 
 // VMPending is an action ordered on a VM's host whose outcome is not
