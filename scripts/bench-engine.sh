@@ -49,15 +49,17 @@ run_backend() {
 	local backend=$1 dir="$work/$1" port
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	local init=(bin/polyvirt engine init --data-dir "$dir" --name localhost --listen "127.0.0.1:$port" --token-file "$work/$backend.token")
-	local dbproc=()
+	local dbproc=() runenv=(env)
 	if [ "$backend" = postgres ]; then
 		schema="bench_$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 		POLYVIRT_DB="$POLYVIRT_TEST_POSTGRES" "${init[@]}" --db-schema "$schema" >/dev/null
 		dbproc=(--db-process postgres)
+		# engine.json keeps no password: every run gets it from the environment.
+		runenv=(env POLYVIRT_DB="$POLYVIRT_TEST_POSTGRES")
 	else
 		"${init[@]}" >/dev/null
 	fi
-	bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn 2>"$work/$backend.engine.log" &
+	"${runenv[@]}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn 2>"$work/$backend.engine.log" &
 	engine_pid=$!
 	for _ in $(seq 1 100); do
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break

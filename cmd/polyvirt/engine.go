@@ -24,7 +24,8 @@ type engineRunFlags struct {
 func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.cfg.DataDir, "data-dir", "/var/lib/polyvirt/engine", "the engine's data directory (polyvirt engine init)")
-	fl.StringVar(&f.cfg.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL (default: engine.json's, else DATA_DIR/polyvirt.db; $POLYVIRT_DB)")
+	fl.StringVar(&f.cfg.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL, with its password (default: engine.json's, else DATA_DIR/polyvirt.db; $POLYVIRT_DB)")
+	fl.StringVar(&f.cfg.DBPasswordFile, "db-password-file", "", "a 0600 file holding the PostgreSQL password (default: engine.json's dbPasswordFile; else $PGPASSWORD or ~/.pgpass)")
 	fl.StringVar(&f.cfg.DBSchema, "db-schema", "", "PostgreSQL schema (default: engine.json's, else public)")
 	fl.StringVar(&f.cfg.Listen, "listen", "", "HTTPS listen address (default: engine.json's, else :8443)")
 	fl.StringVar(&f.cfg.Name, "name", "", "the engine's name in events (default: engine.json's)")
@@ -116,9 +117,15 @@ SQLite file polyvirt.db in the data directory, or PostgreSQL with
 token is printed once (only its hash is stored); --token-file writes it to a
 file (0600) instead.
 
+No file of the data directory holds a secret but the keys: engine.json keeps
+the database URL without its password. Give the password to every run in
+POLYVIRT_DB (the whole URL) or PGPASSWORD, or keep it in a file only root
+reads and name it with --db-password-file (recorded in engine.json).
+
 A second engine on the same PostgreSQL database is not initialized: copy ca.pem,
 ca-key.pem, engine-client.pem, engine-client-key.pem, engine.json and the HTTPS
-certificate (or make one with polyvirt engine cert) to its data directory.`,
+certificate (or make one with polyvirt engine cert) to its data directory; give
+it the database password the same way (engine.json holds none).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -141,8 +148,12 @@ certificate (or make one with polyvirt engine cert) to its data directory.`,
 				return printJSON(w, res)
 			}
 			fmt.Fprintf(w, "Engine created in %s\n", res.DataDir)
-			keyValues(w, [][2]string{{"  database", res.Backend + " " + res.Database}, {"  URL", res.URL},
-				{"  CA", res.CAFile}, {"  CA fingerprint (SHA-256)", res.CAFingerprint}})
+			kv := [][2]string{{"  database", res.Backend + " " + res.Database}}
+			if res.DatabasePassword != "" {
+				kv = append(kv, [2]string{"  database password", res.DatabasePassword})
+			}
+			keyValues(w, append(kv, [][2]string{{"  URL", res.URL},
+				{"  CA", res.CAFile}, {"  CA fingerprint (SHA-256)", res.CAFingerprint}}...))
 			if tokenFile != "" {
 				fmt.Fprintf(w, "The API token of administrator %s is in %s.\n", res.Admin, tokenFile)
 			} else {
@@ -157,6 +168,7 @@ certificate (or make one with polyvirt engine cert) to its data directory.`,
 	hostname, _ := os.Hostname()
 	f.StringVar(&o.DataDir, "data-dir", "/var/lib/polyvirt/engine", "the data directory to create")
 	f.StringVar(&o.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL (default DATA_DIR/polyvirt.db; postgres://... for PostgreSQL; $POLYVIRT_DB)")
+	f.StringVar(&o.DBPasswordFile, "db-password-file", "", "a 0600 file holding the PostgreSQL password (its path is kept in engine.json, never the password)")
 	f.StringVar(&o.DBSchema, "db-schema", "", "PostgreSQL schema (default public)")
 	f.StringVar(&o.Name, "name", hostname, "the engine's host name (its certificate and URL)")
 	f.StringSliceVar(&o.Addresses, "address", nil, "more DNS names or IP addresses the engine answers on (repeatable)")

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -36,8 +37,10 @@ const (
 	// presents to agents.
 	FileClientCert = "engine-client.pem"
 	FileClientKey  = "engine-client-key.pem"
-	// FileSettings is the engine's settings (engine.json, 0600: it may hold
-	// a database password).
+	// FileSettings is the engine's settings (engine.json, 0600). It never
+	// holds a secret: the database password comes from the environment
+	// (POLYVIRT_DB, PGPASSWORD) or a secret file it names
+	// (dbPasswordFile).
 	FileSettings = "engine.json"
 )
 
@@ -52,9 +55,12 @@ const ClientCertName = "polyvirt-engine"
 type Settings struct {
 	// Name is the engine's name, in its certificate and its events.
 	Name string `json:"name"`
-	// DB is the database URL; "" is the SQLite file polyvirt.db in the data
-	// directory.
+	// DB is the database URL, without its password; "" is the SQLite file
+	// polyvirt.db in the data directory.
 	DB string `json:"db,omitempty"`
+	// DBPasswordFile is a file (0600 or stricter) holding the PostgreSQL
+	// password, when the database URL has none (an absolute path).
+	DBPasswordFile string `json:"dbPasswordFile,omitempty"`
 	// DBSchema is the PostgreSQL schema ("" is public).
 	DBSchema string `json:"dbSchema,omitempty"`
 	// Listen is the HTTPS listen address.
@@ -110,9 +116,14 @@ type InitOptions struct {
 	// DataDir is created (0700) and must not hold an engine yet.
 	DataDir string
 	// DB is the database URL ("" is DataDir/polyvirt.db); DBSchema the
-	// PostgreSQL schema.
+	// PostgreSQL schema. A password in the URL is used to create the
+	// database and kept nowhere: engine.json gets the URL without it.
 	DB       string
 	DBSchema string
+	// DBPasswordFile names a file (0600) holding the PostgreSQL password,
+	// recorded in engine.json for the runs (the password is read from it,
+	// never copied).
+	DBPasswordFile string
 	// Name is the engine's name (default: the hostname); Addresses more
 	// DNS names and IP addresses for its HTTPS certificate.
 	Name      string
@@ -134,6 +145,9 @@ type InitResult struct {
 	CAFingerprint string `json:"caFingerprint"`
 	Admin         string `json:"admin"`
 	AdminToken    string `json:"adminToken"`
+	// DatabasePassword says where the engine finds the database password
+	// ("" when there is none to find).
+	DatabasePassword string `json:"databasePassword,omitempty"`
 }
 
 // Init creates an engine: the data directory, the engine CA, the HTTPS and
@@ -170,11 +184,22 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 			return nil, fmt.Errorf("%s already holds an engine (%s exists): run it with `polyvirt engine run --data-dir %s`", o.DataDir, f, o.DataDir)
 		}
 	}
+	var password string
+	if o.DBPasswordFile != "" {
+		abs, err := filepath.Abs(o.DBPasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		o.DBPasswordFile = abs
+		if password, err = ReadSecretFile(abs); err != nil {
+			return nil, fmt.Errorf("--db-password-file: %w", err)
+		}
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, err
 	}
 	dbURL := DatabaseURL(o.DataDir, o.DB)
-	st, err := store.Open(ctx, dbURL, store.Options{Schema: o.DBSchema})
+	st, err := store.Open(ctx, dbURL, store.Options{Schema: o.DBSchema, Password: password})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +244,9 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	settings := Settings{Name: o.Name, DB: o.DB, DBSchema: o.DBSchema, Listen: o.Listen,
+	// The configuration keeps the database URL without its password.
+	cleanDB, urlPassword := store.SplitPassword(o.DB)
+	settings := Settings{Name: o.Name, DB: cleanDB, DBPasswordFile: o.DBPasswordFile, DBSchema: o.DBSchema, Listen: o.Listen,
 		URL: "https://" + net.JoinHostPort(o.Name, port), Addresses: o.Addresses}
 	for _, f := range []struct {
 		name string
@@ -260,11 +287,19 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	abs, _ := filepath.Abs(o.DataDir)
-	return &InitResult{
-		DataDir: abs, Database: redactURL(dbURL), Backend: string(st.Backend()), URL: settings.URL,
+	res := &InitResult{
+		DataDir: abs, Database: DatabaseURL(o.DataDir, cleanDB), Backend: string(st.Backend()), URL: settings.URL,
 		CAFile: filepath.Join(abs, FileCA), CAFingerprint: pki.Fingerprint(ca.Cert),
 		Admin: admin.Name, AdminToken: token,
-	}, nil
+	}
+	switch {
+	case o.DBPasswordFile != "":
+		res.DatabasePassword = "read from " + o.DBPasswordFile + " (named in " + FileSettings + ")"
+	case urlPassword != "":
+		res.DatabasePassword = "not stored: give the engine the database URL with its password in POLYVIRT_DB " +
+			"(or --db), the password in PGPASSWORD, or a 0600 file with --db-password-file"
+	}
+	return res, nil
 }
 
 // IssueServerCert writes a new HTTPS certificate for an engine of the
@@ -354,16 +389,33 @@ func loadPKI(dataDir string) (*pkiFiles, error) {
 	return &pkiFiles{ca: ca, server: server, clientPEM: cli, clientKey: cliKey}, nil
 }
 
-// redactURL hides a password in a database URL.
-func redactURL(u string) string {
-	scheme := strings.Index(u, "://")
-	at := strings.LastIndex(u, "@")
-	if scheme < 0 || at < scheme {
-		return u
+// ReadSecretFile reads a secret (a password) from a file that only its
+// owner may read (0600 or 0400): its first line, without the line end.
+// A file others may read is refused, as ssh refuses such a key.
+func ReadSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
 	}
-	userinfo := u[scheme+3 : at]
-	if i := strings.Index(userinfo, ":"); i >= 0 {
-		return u[:scheme+3] + userinfo[:i] + ":***" + u[at:]
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
 	}
-	return u
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%s may be read by others (mode %04o): a secret file is 0600 (chmod 600 %s)", path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", err
+	}
+	secret, _, _ := strings.Cut(string(b), "\n")
+	secret = strings.TrimSuffix(secret, "\r")
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
 }

@@ -20,10 +20,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"polyvirt/internal/engine/service"
@@ -45,11 +47,15 @@ type VMConfig = service.VMConfig
 // Config configures an engine. DataDir is required; the other fields
 // override the data directory's engine.json when set.
 type Config struct {
-	DataDir  string
-	DB       string
-	DBSchema string
-	Name     string
-	Listen   string
+	DataDir string
+	// DB is the database URL (with its password, from the environment:
+	// POLYVIRT_DB); DBPasswordFile a 0600 file holding the PostgreSQL
+	// password when the URL has none.
+	DB             string
+	DBPasswordFile string
+	DBSchema       string
+	Name           string
+	Listen         string
 	// URL is the engine's address as agents reach it (join commands).
 	URL     string
 	Monitor MonitorConfig
@@ -89,7 +95,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			*dst = v
 		}
 	}
+	// A password in engine.json (an engine initialized by an older
+	// polyvirt) still works; the log says to move it out.
+	fromFile := store.HasPassword(s.DB)
 	over(&s.DB, cfg.DB)
+	over(&s.DBPasswordFile, cfg.DBPasswordFile)
 	over(&s.DBSchema, cfg.DBSchema)
 	over(&s.Name, cfg.Name)
 	over(&s.Listen, cfg.Listen)
@@ -109,6 +119,16 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	opts := cfg.Store
 	opts.Schema = s.DBSchema
+	if s.DBPasswordFile != "" && !store.HasPassword(s.DB) {
+		if opts.Password, err = ReadSecretFile(s.DBPasswordFile); err != nil {
+			return nil, fmt.Errorf("the database password file (dbPasswordFile of %s, or --db-password-file): %w",
+				filepath.Join(cfg.DataDir, FileSettings), err)
+		}
+	}
+	if fromFile && cfg.DB == "" {
+		cfg.Logger.Warn("engine.json holds the database password: remove it from the db URL there, and give it in POLYVIRT_DB, PGPASSWORD or a 0600 file named by dbPasswordFile",
+			"file", filepath.Join(cfg.DataDir, FileSettings))
+	}
 	st, err := store.Open(ctx, DatabaseURL(cfg.DataDir, s.DB), opts)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -77,7 +78,7 @@ func TestPostgresConnectionsLost(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	mc := testMonitor
-	e, err := Open(ctx, Config{DataDir: dir, URL: "https://" + ln.Addr().String(), Monitor: mc,
+	e, err := Open(ctx, Config{DataDir: dir, DB: dsn, URL: "https://" + ln.Addr().String(), Monitor: mc,
 		Store:  store.Options{LeaderCheckInterval: 300 * time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -184,5 +185,116 @@ func TestPostgresConnectionsLost(t *testing.T) {
 	page, err := te.admin.Events(ctx, client.EventFilter{Action: "host.status", Code: api.CodeAgentUnreachable})
 	if err != nil || len(page.Events) > 0 {
 		t.Errorf("hosts marked unreachable because the database was: %+v %v", page.Events, err)
+	}
+}
+
+// TestInitKeepsTheDatabasePasswordOut: engine init with a PostgreSQL URL
+// holding the password (as POLYVIRT_DB gives it) writes it into no file of
+// the data directory; the engine runs with the password from the
+// environment (the whole URL again, or PGPASSWORD) or from a 0600 file
+// engine.json names — and without any of them it cannot connect.
+func TestInitKeepsTheDatabasePasswordOut(t *testing.T) {
+	dsn := postgresDSN(t)
+	clean, password := store.SplitPassword(dsn)
+	if len(password) < 6 {
+		t.Fatalf("the test database's URL has no password worth looking for (%q)", clean)
+	}
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close(context.Background()) })
+	newSchema := func() string {
+		schema := randomName("engine_secret_")
+		t.Cleanup(func() {
+			admin.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		})
+		return schema
+	}
+	// No password from the environment unless a case gives one.
+	t.Setenv("PGPASSWORD", "")
+	t.Setenv("PGPASSFILE", filepath.Join(t.TempDir(), "no-pgpass"))
+	noSecretIn := func(dir string) {
+		t.Helper()
+		n := 0
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			n++
+			if strings.Contains(string(b), password) {
+				t.Errorf("%s holds the database password", path)
+			}
+			return nil
+		})
+		if err != nil || n < 7 {
+			t.Fatalf("walking %s: %v (%d files)", dir, err, n)
+		}
+	}
+	open := func(cfg Config) error {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		e, err := Open(ctx, cfg)
+		if err == nil {
+			e.Close()
+		}
+		return err
+	}
+
+	// The password in the URL: used to create the database, kept nowhere.
+	dir := t.TempDir()
+	res, err := Init(ctx, InitOptions{DataDir: dir, Name: "localhost", DB: dsn, DBSchema: newSchema(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSecretIn(dir)
+	s, err := LoadSettings(dir)
+	if err != nil || s.DB != clean || s.DBPasswordFile != "" {
+		t.Errorf("engine.json: %+v %v; want the URL %q without its password", s, err, clean)
+	}
+	if res.Database != clean || !strings.Contains(res.DatabasePassword, "not stored") {
+		t.Errorf("init's answer: database %q, password %q", res.Database, res.DatabasePassword)
+	}
+	if err := open(Config{DataDir: dir}); err == nil {
+		t.Errorf("the engine connected without being given the password: it is stored somewhere")
+	}
+	if err := open(Config{DataDir: dir, DB: dsn}); err != nil {
+		t.Errorf("the engine with the URL from the environment (POLYVIRT_DB): %v", err)
+	}
+	t.Setenv("PGPASSWORD", password)
+	if err := open(Config{DataDir: dir}); err != nil {
+		t.Errorf("the engine with PGPASSWORD: %v", err)
+	}
+	t.Setenv("PGPASSWORD", "")
+
+	// A secret file: refused while others may read it.
+	secret := filepath.Join(t.TempDir(), "db-password")
+	if err := os.WriteFile(secret, []byte(password+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(Config{DataDir: dir, DBPasswordFile: secret}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("a secret file others may read: %v; want a refusal", err)
+	}
+	if err := os.Chmod(secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(Config{DataDir: dir, DBPasswordFile: secret}); err != nil {
+		t.Errorf("the engine with --db-password-file: %v", err)
+	}
+
+	// Init with the secret file: engine.json names it; the runs read it.
+	dir2 := t.TempDir()
+	if _, err := Init(ctx, InitOptions{DataDir: dir2, Name: "localhost", DB: clean, DBPasswordFile: secret, DBSchema: newSchema(), Listen: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	noSecretIn(dir2)
+	if s, err := LoadSettings(dir2); err != nil || s.DB != clean || s.DBPasswordFile != secret {
+		t.Errorf("engine.json: %+v %v; want the URL without password and the secret file", s, err)
+	}
+	if err := open(Config{DataDir: dir2}); err != nil {
+		t.Errorf("the engine with engine.json's dbPasswordFile: %v", err)
 	}
 }

@@ -40,6 +40,9 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) 
 	if !schemaName.MatchString(schema) {
 		return nil, invalid(op, obj, "schema", "%q: want a lower-case SQL identifier", schema)
 	}
+	if opts.Password != "" && !HasPassword(dsn) {
+		cfg.ConnConfig.Password = opts.Password
+	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "polyvirt"

@@ -206,6 +206,10 @@ type Options struct {
 	// when missing; "public" when empty). Engines of one installation must
 	// use the same schema; leadership locks are per schema.
 	Schema string
+	// Password is the PostgreSQL password when the URL has none (read
+	// from a secret file: configuration files never hold it). Without
+	// either, PostgreSQL's own PGPASSWORD and password file apply.
+	Password string
 	// MaxConns bounds the PostgreSQL connection pool (10 when 0) or the
 	// SQLite connections (8 when 0).
 	MaxConns int
@@ -242,20 +246,6 @@ func Open(ctx context.Context, url string, opts Options) (Store, error) {
 
 // DefaultSQLitePath is the SQLite file under an engine data directory.
 func DefaultSQLitePath(dataDir string) string { return filepath.Join(dataDir, "polyvirt.db") }
-
-// redact hides a password in a URL for error messages.
-func redact(url string) string {
-	at := strings.LastIndex(url, "@")
-	scheme := strings.Index(url, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return url
-	}
-	userinfo := url[scheme+3 : at]
-	if i := strings.Index(userinfo, ":"); i >= 0 {
-		return url[:scheme+3] + userinfo[:i] + ":***" + url[at:]
-	}
-	return url
-}
 
 // validJSON checks an optional JSON document.
 func validJSON(op, object, field string, doc json.RawMessage) error {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
+	"polyvirt/internal/store"
 )
 
 // postgresDSN is the test PostgreSQL server (scripts/test.sh starts it and
@@ -53,10 +55,18 @@ func TestEngineTwoEnginesPostgres(t *testing.T) {
 	schema := pgSchema(t, dsn)
 	ctx := context.Background()
 
-	// The database URL through the environment, not the command line.
+	// The database URL through the environment, not the command line; its
+	// password is in no file init wrote, nor in the second engine's copies:
+	// each run gets it from its environment.
 	a := initEngine(t, "engine-a", []string{"POLYVIRT_DB=" + dsn}, "--db-schema", schema)
+	_, password := store.SplitPassword(dsn)
+	if password == "" {
+		t.Fatalf("the test database's URL has no password")
+	}
+	noFileHolds(t, a.dir, password)
 	a.start()
 	b := a.clone(t, "engine-b")
+	noFileHolds(t, b.dir, password)
 	b.start()
 	if info, err := a.api.Info(ctx); err != nil || !info.Leader || info.Backend != "postgres" {
 		t.Fatalf("engine a: %+v %v; want the leader on postgres", info, err)
@@ -114,5 +124,28 @@ func TestEngineTwoEnginesPostgres(t *testing.T) {
 	}
 	if hs, err := a.api.Hosts(ctx, client.HostFilter{}); err != nil || len(hs) != 1 || hs[0].Status != "Up" {
 		t.Errorf("hosts through the restarted engine a: %+v %v", hs, err)
+	}
+}
+
+// noFileHolds fails the test when a file under dir holds secret.
+func noFileHolds(t *testing.T, dir, secret string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s holds the database password", path)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walking %s: %v (%d files)", dir, err, n)
 	}
 }

@@ -65,9 +65,12 @@ type engineProc struct {
 	caFile string
 	caFP   string
 	extra  []string
-	cmd    *exec.Cmd
-	log    *lockedBuffer
-	api    *client.Client
+	// env is added to the environment of init and of every run (the
+	// database URL with its password: engine.json keeps none).
+	env []string
+	cmd *exec.Cmd
+	log *lockedBuffer
+	api *client.Client
 }
 
 // initEngine runs `polyvirt engine init` into a new data directory; the
@@ -89,7 +92,7 @@ func initEngine(t *testing.T, name string, env []string, extra ...string) *engin
 		t.Fatalf("engine init: %+v", res)
 	}
 	return &engineProc{t: t, name: name, dir: dir, addr: addr, url: "https://" + addr, token: res.AdminToken,
-		caFile: filepath.Join(dir, engine.FileCA), caFP: res.CAFingerprint}
+		caFile: filepath.Join(dir, engine.FileCA), caFP: res.CAFingerprint, env: env}
 }
 
 // clone makes a second engine of the same installation: the data
@@ -112,7 +115,7 @@ func (e *engineProc) clone(t *testing.T, name string) *engineProc {
 	}
 	addr := freeAddr(t)
 	return &engineProc{t: t, name: name, dir: dir, addr: addr, url: "https://" + addr, token: e.token,
-		caFile: filepath.Join(dir, engine.FileCA)}
+		caFile: filepath.Join(dir, engine.FileCA), env: e.env}
 }
 
 // start runs the engine and waits until it answers.
@@ -121,6 +124,7 @@ func (e *engineProc) start() {
 	e.log = &lockedBuffer{}
 	args := append([]string{"engine", "run", "--data-dir", e.dir, "--listen", e.addr, "--name", e.name, "--url", e.url}, engineMonitorFlags...)
 	e.cmd = exec.Command(polyvirtBin(e.t), append(args, e.extra...)...)
+	e.cmd.Env = append(os.Environ(), e.env...)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)
