@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"polyvirt/internal/engine"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/pki"
 )
 
@@ -45,6 +46,8 @@ func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&v.Policy.MemoryOvercommitPercent, "memory-overcommit", 100, "percent of a host's memory its VMs may use (100: no overcommit)")
 	fl.Int64Var(&v.Policy.ReservedMemoryMiB, "host-reserved-memory", 256, "MiB of each host's memory kept for the host")
 	fl.IntVar(&v.Policy.VCPUsPerCPU, "vcpus-per-cpu", 4, "vCPUs of running VMs per online host CPU")
+	fl.IntVar(&f.cfg.API.MaxConns, "max-connections", httpx.DefaultMaxConns, "API connections held at once, in total; more are refused with 503 SERVER_OVERLOADED (-1: no limit)")
+	fl.IntVar(&f.cfg.API.MaxConnsPerClient, "max-connections-per-client", httpx.DefaultMaxConnsPerClient, "API connections held at once from one client address; more are refused with 429 TOO_MANY_CONNECTIONS (-1: no limit)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 

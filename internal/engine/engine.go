@@ -26,9 +26,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"polyvirt/internal/engine/service"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )
@@ -63,8 +65,36 @@ type Config struct {
 	VMs VMConfig
 	// Store tunes the database connections.
 	Store store.Options
+	// API bounds the API's connections.
+	API APIConfig
 	// Logger receives the engine's log (default: text on stderr).
 	Logger *slog.Logger
+}
+
+// APIConfig bounds the connections the HTTPS API holds at once (counted
+// before their TLS handshake): MaxConns in total (over it: 503
+// SERVER_OVERLOADED), MaxConnsPerClient from one client address (over it:
+// 429 TOO_MANY_CONNECTIONS). Idle kept-alive connections, and connections
+// that sent nothing within two seconds, make room for new ones first.
+// Zero is the default (httpx.DefaultMaxConns, DefaultMaxConnsPerClient),
+// a negative value no limit.
+type APIConfig struct {
+	MaxConns          int
+	MaxConnsPerClient int
+}
+
+// limits are the connection limits of c.
+func (c APIConfig) limits() httpx.ConnLimits {
+	pick := func(v, def int) int {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	return httpx.ConnLimits{Total: pick(c.MaxConns, httpx.DefaultMaxConns), PerClient: pick(c.MaxConnsPerClient, httpx.DefaultMaxConnsPerClient)}
 }
 
 // Engine is one running engine: its data directory, its database, its
@@ -78,6 +108,10 @@ type Engine struct {
 	caFP     string
 	agents   *agentClient
 	svc      *service.Services
+	// conns bounds the API's connections (set by Serve).
+	conns atomic.Pointer[httpx.Limiter]
+	// refusalLogged is when refused connections were last logged.
+	refusalLogged atomic.Int64
 }
 
 // Open reads the data directory (certificates, engine.json), opens and
@@ -182,9 +216,15 @@ func (e *Engine) TLSConfig() *tls.Config {
 // monitoring leader, until ctx ends; then it stops serving (letting
 // requests in flight end), stops monitoring and gives the lead up.
 func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
+	tlsCfg := e.TLSConfig()
+	// The limits act on the raw connections, before any TLS handshake.
+	lim := httpx.NewLimiter(ln, e.cfg.API.limits(), tlsCfg)
+	lim.OnRefuse = func(client, code string) { e.noteRefusal(lim) }
+	e.conns.Store(lim)
 	srv := &http.Server{
 		Handler:           e.Handler(),
-		TLSConfig:         e.TLSConfig(),
+		TLSConfig:         tlsCfg,
+		ConnState:         lim.ConnState,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -204,14 +244,38 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 		defer c()
 		_ = srv.Shutdown(sctx)
 	}()
-	e.log.Info("engine listening", "addr", ln.Addr().String(), "backend", e.st.Backend(), "url", e.settings.URL)
-	err := srv.ServeTLS(ln, "", "")
+	limits := e.cfg.API.limits()
+	e.log.Info("engine listening", "addr", ln.Addr().String(), "backend", e.st.Backend(), "url", e.settings.URL,
+		"maxConns", limits.Total, "maxConnsPerClient", limits.PerClient)
+	err := srv.ServeTLS(lim, "", "")
 	cancel()
 	<-leadDone
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// ConnStats counts the API's connections: held, refused over each limit,
+// evicted to make room (zero before Serve).
+func (e *Engine) ConnStats() httpx.ConnStats {
+	if l := e.conns.Load(); l != nil {
+		return l.Stats()
+	}
+	return httpx.ConnStats{}
+}
+
+// noteRefusal logs refused connections, at most every ten seconds.
+func (e *Engine) noteRefusal(l *httpx.Limiter) {
+	now := time.Now().UnixNano()
+	last := e.refusalLogged.Load()
+	if now-last < int64(10*time.Second) || !e.refusalLogged.CompareAndSwap(last, now) {
+		return
+	}
+	st := l.Stats()
+	e.log.Warn("API connections refused over the limits (TOO_MANY_CONNECTIONS per client, SERVER_OVERLOADED in total)",
+		"open", st.Open, "refusedPerClient", st.RefusedPerClient, "refusedTotal", st.RefusedTotal,
+		"closedUnanswered", st.Dropped, "evictedIdle", st.Evicted)
 }
 
 // RunMonitoring takes part in the election of the engine that monitors the

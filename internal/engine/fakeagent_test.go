@@ -425,6 +425,13 @@ var testVMs = VMConfig{HADelay: -1, HAInterval: 100 * time.Millisecond, Resync: 
 // startVMEngine is startEngine with a VM configuration.
 func startVMEngine(t *testing.T, mc MonitorConfig, vc VMConfig) *testEngine {
 	t.Helper()
+	return startEngineConfig(t, Config{Monitor: mc, VMs: vc})
+}
+
+// startEngineConfig initializes and runs an engine configured by cfg (its
+// data directory, URL and logger set here).
+func startEngineConfig(t *testing.T, cfg Config) *testEngine {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	res, err := Init(ctx, InitOptions{DataDir: dir, Name: "localhost", Listen: "127.0.0.1:0"})
@@ -437,8 +444,9 @@ func startVMEngine(t *testing.T, mc MonitorConfig, vc VMConfig) *testEngine {
 	}
 	url := "https://" + ln.Addr().String()
 	logs := &syncBuffer{}
-	e, err := Open(ctx, Config{DataDir: dir, URL: url, Monitor: mc, VMs: vc,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cfg.DataDir, cfg.URL = dir, url
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
