@@ -115,7 +115,14 @@ type engineOnOwnLibvirtd struct {
 
 func newEngineOnOwnLibvirtd(t *testing.T, name string) *engineOnOwnLibvirtd {
 	t.Helper()
-	l := &engineOnOwnLibvirtd{d: ownlibvirtd.Start(t, ownlibvirtd.Options{}), host: name + "-" + randomSuffix()[:6]}
+	return newEngineOnOwnLibvirtdWith(t, name, ownlibvirtd.Options{})
+}
+
+// newEngineOnOwnLibvirtdWith is newEngineOnOwnLibvirtd on a libvirtd with
+// options (a hook).
+func newEngineOnOwnLibvirtdWith(t *testing.T, name string, opts ownlibvirtd.Options) *engineOnOwnLibvirtd {
+	t.Helper()
+	l := &engineOnOwnLibvirtd{d: ownlibvirtd.Start(t, opts), host: name + "-" + randomSuffix()[:6]}
 	l.eng = initEngine(t, "engine-"+name, nil)
 	l.eng.extra = []string{"--vm-resync", "2s"}
 	l.eng.start()

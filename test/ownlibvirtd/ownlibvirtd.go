@@ -39,7 +39,15 @@ type Options struct {
 	// LogFilters is libvirtd's log_filters setting ("" for warnings only),
 	// for example "1:remote 1:event 1:rpc" to follow event callbacks.
 	LogFilters string
+	// QEMUHook, when set, is libvirt's qemu hook script
+	// (/etc/libvirt/hooks/qemu of the daemon: HooksDir on the test's
+	// side), run with the domain's name, the operation and its phase;
+	// for example a start made slow ("prepare begin").
+	QEMUHook string
 }
+
+// HooksDir is the daemon's /etc/libvirt/hooks as the test sees it.
+func (d *Daemon) HooksDir() string { return filepath.Join(d.Dir, "etc", "hooks") }
 
 // Daemon is a running private libvirtd.
 type Daemon struct {
@@ -169,6 +177,16 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 	}
 	if err := os.WriteFile(filepath.Join(etc, "libvirtd.conf"), []byte(conf), 0o644); err != nil {
 		return err
+	}
+	// Hooks are found when the daemon starts: the script is there first.
+	_ = os.RemoveAll(filepath.Join(etc, "hooks"))
+	if d.opts.QEMUHook != "" {
+		if err := os.MkdirAll(filepath.Join(etc, "hooks"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(etc, "hooks", "qemu"), []byte(d.opts.QEMUHook), 0o755); err != nil {
+			return err
+		}
 	}
 	qemuConf, err := os.ReadFile(filepath.Join(etc, "qemu.conf"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
