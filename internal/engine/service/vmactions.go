@@ -610,7 +610,7 @@ func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VM
 		case cur.HostID != h.ID:
 			// Its host's event got there first (a destroy: Down already).
 		case after == store.VMDown:
-			cur.State, cur.HostID, cur.LastHostID = store.VMDown, "", h.ID
+			cur.State, cur.HostID, cur.LastHostID, cur.Pending = store.VMDown, "", h.ID, nil
 			write = true
 		case action == "shutdown" && res.Changed:
 			// Still running: the guest powers down; its stop event ends it.

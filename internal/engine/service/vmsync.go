@@ -415,7 +415,9 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 				return false, nil
 			}
 			cur.State = o.State
-			if was == store.VMWaitForLaunch {
+			if was == store.VMWaitForLaunch || (was == store.VMUnknown && cur.Pending != nil && cur.Pending.HostID == h.ID) {
+				// A start whose outcome nobody recorded (its host stopped
+				// answering meanwhile, for an Unknown one).
 				return true, y.startSeen(ctx, tx, h, cur, o)
 			}
 			ev.Message = fmt.Sprintf("VM %s is %s on host %s.", cur.Name, cur.State, h.Name)
@@ -448,7 +450,7 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 }
 
 // startSeen records the outcome of a start the VM's host reports running
-// (the VM was WaitForLaunch): nothing while the start is in flight in this
+// (the VM was WaitForLaunch, or Unknown with a start pending there): nothing while the start is in flight in this
 // engine (it records its outcome itself); else the start as it was
 // ordered ("VM X was started by U", from the VM's pending action), saying
 // that the engine which ordered it did not record it — it died, or lost
@@ -460,7 +462,8 @@ func (y *vmSync) startSeen(ctx context.Context, tx store.Tx, h store.Host, cur *
 		return nil
 	}
 	p := cur.Pending
-	if p == nil {
+	if p == nil || p.HostID != h.ID {
+		cur.Pending = nil
 		return e.appendEvent(ctx, tx, store.Event{Action: "vm.state", ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
 			Message: fmt.Sprintf("VM %s is %s on host %s.", cur.Name, cur.State, h.Name),
 			Reason:  fmt.Sprintf("was WaitForLaunch: the engine that ordered its start did not record the outcome; %s", o.Why)})
