@@ -357,7 +357,7 @@ func (s *vmService) start(ctx context.Context, id string, o startOptions) (engin
 
 // startedEvent is the audit event of a start that succeeded, from what
 // was recorded when it was ordered (p): "VM X was started by U", or the
-// HA restart's. reason, when not empty, replaces the request's (the
+// HA restart's. reason, when not empty, is added to the request's (the
 // monitoring saying how it learnt the outcome).
 func startedEvent(v store.VM, p store.VMPending, hostName, reason string) store.Event {
 	who := p.User

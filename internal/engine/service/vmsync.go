@@ -450,12 +450,13 @@ func (y *vmSync) follow(ctx context.Context, h store.Host, v store.VM, o observa
 }
 
 // startSeen records the outcome of a start the VM's host reports running
-// (the VM was WaitForLaunch, or Unknown with a start pending there): nothing while the start is in flight in this
-// engine (it records its outcome itself); else the start as it was
-// ordered ("VM X was started by U", from the VM's pending action), saying
-// that the engine which ordered it did not record it — it died, or lost
-// its connection, before the host answered. Without a pending action
-// (who started it is not known), the state change.
+// (the VM was WaitForLaunch, or Unknown with a start pending there):
+// nothing while the start is in flight in this engine (it records its
+// outcome itself); else the start as it was ordered ("VM X was started by
+// U", from the VM's pending action), saying that the engine which ordered
+// it did not record it — it died, or lost its connection, before the host
+// answered. Without a pending action (who started it is not known), the
+// state change.
 func (y *vmSync) startSeen(ctx context.Context, tx store.Tx, h store.Host, cur *store.VM, o observation) error {
 	e := y.m.e
 	if _, ok := y.s.starting.Load(cur.ID); ok {
