@@ -16,6 +16,10 @@ import (
 	"polyvirt/internal/pki"
 )
 
+// envDB is the environment variable that gives the database URL, with
+// its password (kept out of every file).
+const envDB = "POLYVIRT_DB"
+
 // engineRunFlags are the flags of `polyvirt engine [run]`.
 type engineRunFlags struct {
 	cfg      engine.Config
@@ -25,7 +29,9 @@ type engineRunFlags struct {
 func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.cfg.DataDir, "data-dir", "/var/lib/polyvirt/engine", "the engine's data directory (polyvirt engine init)")
-	fl.StringVar(&f.cfg.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL, with its password (default: engine.json's, else DATA_DIR/polyvirt.db; $POLYVIRT_DB)")
+	// $POLYVIRT_DB is read when the command runs, not as the flag's
+	// default: --help would print its password.
+	fl.StringVar(&f.cfg.DB, "db", "", "database URL, with its password (default: $"+envDB+", else engine.json's, else DATA_DIR/polyvirt.db)")
 	fl.StringVar(&f.cfg.DBPasswordFile, "db-password-file", "", "a 0600 file holding the PostgreSQL password (default: engine.json's dbPasswordFile; else $PGPASSWORD or ~/.pgpass)")
 	fl.StringVar(&f.cfg.DBSchema, "db-schema", "", "PostgreSQL schema (default: engine.json's, else public)")
 	fl.StringVar(&f.cfg.Listen, "listen", "", "HTTPS listen address (default: engine.json's, else :8443)")
@@ -57,6 +63,9 @@ func (f *engineRunFlags) run(cmd *cobra.Command) error {
 		return withStatus(2, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel))
 	}
 	f.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if f.cfg.DB == "" {
+		f.cfg.DB = os.Getenv(envDB)
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	e, err := engine.Open(ctx, f.cfg)
@@ -134,6 +143,9 @@ it the database password the same way (engine.json holds none).`,
 			if output != "text" && output != "json" {
 				return withStatus(2, fmt.Errorf("-o %q: want text or json", output))
 			}
+			if o.DB == "" {
+				o.DB = os.Getenv(envDB)
+			}
 			res, err := engine.Init(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -170,7 +182,7 @@ it the database password the same way (engine.json holds none).`,
 	f := cmd.Flags()
 	hostname, _ := os.Hostname()
 	f.StringVar(&o.DataDir, "data-dir", "/var/lib/polyvirt/engine", "the data directory to create")
-	f.StringVar(&o.DB, "db", os.Getenv("POLYVIRT_DB"), "database URL (default DATA_DIR/polyvirt.db; postgres://... for PostgreSQL; $POLYVIRT_DB)")
+	f.StringVar(&o.DB, "db", "", "database URL (default $"+envDB+", else DATA_DIR/polyvirt.db; postgres://... for PostgreSQL)")
 	f.StringVar(&o.DBPasswordFile, "db-password-file", "", "a 0600 file holding the PostgreSQL password (its path is kept in engine.json, never the password)")
 	f.StringVar(&o.DBSchema, "db-schema", "", "PostgreSQL schema (default public)")
 	f.StringVar(&o.Name, "name", hostname, "the engine's host name (its certificate and URL)")

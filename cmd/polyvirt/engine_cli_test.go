@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -45,6 +47,25 @@ func TestHostCountText(t *testing.T) {
 	for _, tc := range tests {
 		if diff := cmp.Diff(tc.want, hostCountText(tc.in)); diff != "" {
 			t.Errorf("hostCountText(%v) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+// TestEngineHelpHidesTheDatabasePassword: POLYVIRT_DB is read when the
+// command runs, never shown as a flag's default by --help.
+func TestEngineHelpHidesTheDatabasePassword(t *testing.T) {
+	t.Setenv(envDB, "postgres://polyvirt:hunter2-secret@db/polyvirt")
+	for _, args := range [][]string{{"engine", "run", "--help"}, {"engine", "init", "--help"}, {"engine", "--help"}} {
+		root := newRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil {
+			t.Fatalf("polyvirt %v: %v", args, err)
+		}
+		if strings.Contains(out.String(), "hunter2-secret") || !strings.Contains(out.String(), "--db") {
+			t.Errorf("polyvirt %v shows the password (or no --db):\n%s", args, out.String())
 		}
 	}
 }
