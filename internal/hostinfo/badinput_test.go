@@ -436,3 +436,90 @@ func TestTopologyWithoutSysfs(t *testing.T) {
 }
 
 var _ io.Reader = (*endlessFile)(nil)
+
+// TestOnlineNeverCopiesPresent: an online list that cannot be read or says
+// something absurd is derived from the CPUs' own online files, or reported
+// unavailable; the present CPUs are never taken for the online ones (on an
+// SMT-off POWER8 that would be 8 times its capacity).
+func TestOnlineNeverCopiesPresent(t *testing.T) {
+	onlineList := SysCPUPath + "/online"
+	perCPU := func(m fstest.MapFS) {
+		for name := range m {
+			if strings.HasPrefix(name, SysCPUPath+"/cpu") && strings.HasSuffix(name, "/online") {
+				delete(m, name)
+			}
+		}
+	}
+	cases := []struct {
+		name    string
+		fixture func() fstest.MapFS
+		edit    func(m fstest.MapFS)
+		// online is the list wanted; "" means unavailable (nil).
+		online string
+		// path and reason name the Problem that must be reported.
+		path, reason string
+	}{
+		{name: "absurd range on an SMT-off POWER8", fixture: fixturePowerNVP8,
+			edit:   func(m fstest.MapFS) { m[onlineList] = &fstest.MapFile{Data: []byte("0-4294967295\n")} },
+			online: "0,8,16,24,32,40", path: onlineList, reason: "not a CPU number"},
+		{name: "a list naming absent CPUs on an SMT-off POWER8", fixture: fixturePowerNVP8,
+			edit:   func(m fstest.MapFS) { m[onlineList] = &fstest.MapFile{Data: []byte("0-65535\n")} },
+			online: "0,8,16,24,32,40", path: onlineList, reason: "not present"},
+		{name: "unreadable list on an SMT-off POWER8", fixture: fixturePowerNVP8,
+			edit:   func(m fstest.MapFS) { m[onlineList] = &fstest.MapFile{Mode: fs.ModeDir} },
+			online: "0,8,16,24,32,40", path: onlineList, reason: "directory"},
+		{name: "no list and no per-CPU file", fixture: fixturePowerNVP8,
+			edit:   func(m fstest.MapFS) { delete(m, onlineList); perCPU(m) },
+			online: "", path: onlineList, reason: "unavailable"},
+		{name: "absurd list and no per-CPU file", fixture: fixturePowerNVP8,
+			edit: func(m fstest.MapFS) {
+				m[onlineList] = &fstest.MapFile{Data: []byte("0-4294967295\n")}
+				perCPU(m)
+			},
+			online: "", path: onlineList, reason: "unavailable"},
+		{name: "a malformed per-CPU file", fixture: fixtureX86NoDMI,
+			edit: func(m fstest.MapFS) {
+				delete(m, onlineList)
+				m[SysCPUPath+"/cpu2/online"] = &fstest.MapFile{Data: []byte("yes\n")}
+			},
+			online: "", path: SysCPUPath + "/cpu2/online", reason: "neither 0 nor 1"},
+		{name: "an unreadable per-CPU file", fixture: fixtureX86NoDMI,
+			edit: func(m fstest.MapFS) {
+				delete(m, onlineList)
+				m[SysCPUPath+"/cpu3/online"] = &fstest.MapFile{Data: []byte(strings.Repeat("1", MaxAttrBytes+1))}
+			},
+			online: "", path: SysCPUPath + "/cpu3/online", reason: "limit"},
+		{name: "the boot CPU has no file", fixture: fixtureX86NoDMI,
+			edit:   func(m fstest.MapFS) { delete(m, onlineList) },
+			online: "0-3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := c.fixture()
+			c.edit(m)
+			h, err := Read(m, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.online == "" {
+				if h.Topology.Online != nil {
+					t.Errorf("online %q, want unavailable (present %d CPUs)", h.Topology.Online, h.Topology.TotalCPUs)
+				}
+				if h.NodeInfo != (NodeInfo{}) {
+					t.Errorf("nodeinfo %+v without the online CPUs", h.NodeInfo)
+				}
+			} else if got := h.Topology.Online.String(); got != c.online {
+				t.Errorf("online %q, want %q", got, c.online)
+			}
+			if c.path != "" {
+				found := false
+				for _, p := range h.Problems {
+					found = found || (p.Path == c.path && strings.Contains(p.Reason, c.reason))
+				}
+				if !found {
+					t.Errorf("no problem for %s saying %q (all: %v)", c.path, c.reason, h.Problems)
+				}
+			}
+		})
+	}
+}

@@ -259,13 +259,15 @@ func FuzzARMNames(f *testing.F) {
 // FuzzReadSysfs feeds hostile sysfs contents to the whole Read: the lists,
 // one CPU's topology and a node's cpulist.
 func FuzzReadSysfs(f *testing.F) {
-	f.Add("0-47", "0,8,16,24,32,40", "0", "32", "0", "0-23", []byte("3690.000000MHz"))
-	f.Add("0-4294967295", "", "x", "-1", "-1", "a-b", []byte(""))
-	f.Add("", "0-3:2", "0-65536", "99999999999", "18446744073709551616", "0,,1", []byte("fast"))
-	f.Fuzz(func(t *testing.T, present, online, siblings, coreID, pkg, nodeCPUs string, clock []byte) {
+	f.Add("0-47", "0,8,16,24,32,40", "0", "32", "0", "0-23", []byte("3690.000000MHz"), "1")
+	f.Add("0-4294967295", "", "x", "-1", "-1", "a-b", []byte(""), "0")
+	f.Add("", "0-3:2", "0-65536", "99999999999", "18446744073709551616", "0,,1", []byte("fast"), "yes")
+	f.Add("0-47", "0-65535", "0", "32", "0", "0-23", []byte("1MHz"), "")
+	f.Fuzz(func(t *testing.T, present, online, siblings, coreID, pkg, nodeCPUs string, clock []byte, cpu8Online string) {
 		m := fixturePowerNVP8()
 		m[SysCPUPath+"/present"] = &fstest.MapFile{Data: []byte(present)}
 		m[SysCPUPath+"/online"] = &fstest.MapFile{Data: []byte(online)}
+		m[SysCPUPath+"/cpu8/online"] = &fstest.MapFile{Data: []byte(cpu8Online)}
 		m[SysCPUPath+"/cpu0/topology/thread_siblings_list"] = &fstest.MapFile{Data: []byte(siblings)}
 		m[SysCPUPath+"/cpu0/topology/core_id"] = &fstest.MapFile{Data: []byte(coreID)}
 		m[SysCPUPath+"/cpu0/topology/physical_package_id"] = &fstest.MapFile{Data: []byte(pkg)}
@@ -283,6 +285,10 @@ func FuzzReadSysfs(f *testing.F) {
 			if h.Topology.Online.Contains(c) {
 				t.Fatalf("CPU %d both online and offline", c)
 			}
+		}
+		// The online CPUs are present ones (never more), or unavailable.
+		if on := h.Topology.Online; on != nil && len(on)+len(h.Topology.Offline) != h.Topology.TotalCPUs {
+			t.Fatalf("online %s and offline %s are not the %d present CPUs", on, h.Topology.Offline, h.Topology.TotalCPUs)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package hostinfo
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -113,27 +114,74 @@ func (s *sysfs) lists() cpuLists {
 	l.present = firstSet(l.presentFile, l.possibleFile, l.dirs)
 	l.possible = firstSet(l.possibleFile, l.presentFile, l.dirs)
 	l.online = l.onlineFile
-	if l.online == nil {
-		var on []int
-		for _, c := range l.present {
-			if !l.dirs.Contains(c) {
-				on = append(on, c) // no cpuN/online: cannot be offlined
-				continue
-			}
-			name := fmt.Sprintf("%s/cpu%d/online", SysCPUPath, c)
-			data, err := readFile(s.fsys, name, MaxAttrBytes)
-			if err != nil {
-				s.p.addErr("topology", name, err, true)
-				on = append(on, c)
-				continue
-			}
-			if trimValue(data) != "0" {
-				on = append(on, c)
-			}
+	if l.online != nil {
+		if extra := notIn(l.online, l.present); len(extra) > 0 {
+			// The kernel's online list is a subset of the present one: a
+			// list naming other CPUs says nothing true.
+			s.p.add("topology", path.Join(SysCPUPath, "online"),
+				fmt.Sprintf("names %d CPUs that are not present (%s), refusing it", len(extra), clipString(extra.String())))
+			l.online = nil
 		}
-		l.online = cpuset.Of(on...)
+	}
+	if l.online == nil {
+		l.online = s.onlineFromCPUs(l.present)
 	}
 	return l
+}
+
+// onlineFromCPUs derives the online CPUs from each present CPU's
+// cpuN/online when the online list cannot be used: "1" is online, "0"
+// offline, and a CPU without the file cannot be taken offline (the boot CPU
+// of most systems), so it is online — provided other CPUs have the file,
+// which shows the kernel prints it. It returns nil (unavailable, with a
+// Problem) when a file is unreadable or malformed, a present CPU has no
+// directory, or no CPU has the file: the present CPUs are never taken for
+// the online ones.
+func (s *sysfs) onlineFromCPUs(present cpuset.Set) cpuset.Set {
+	var on []int
+	withFile := 0
+	var noFile []int
+	for _, c := range present {
+		if !s.dirs.Contains(c) {
+			s.p.add("topology", fmt.Sprintf("%s/cpu%d", SysCPUPath, c), "a present CPU without its directory: the online CPUs are unavailable")
+			return nil
+		}
+		name := fmt.Sprintf("%s/cpu%d/online", SysCPUPath, c)
+		data, err := readFile(s.fsys, name, MaxAttrBytes)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			noFile = append(noFile, c)
+			continue
+		case err != nil:
+			s.p.add("topology", name, reason(err)+": the online CPUs are unavailable")
+			return nil
+		}
+		withFile++
+		switch v := trimValue(data); v {
+		case "1":
+			on = append(on, c)
+		case "0":
+		default:
+			s.p.add("topology", name, fmt.Sprintf("%q is neither 0 nor 1: the online CPUs are unavailable", clipString(v)))
+			return nil
+		}
+	}
+	if len(present) > 0 && withFile == 0 {
+		s.p.add("topology", path.Join(SysCPUPath, "online"), "no online list and no CPU has an online file: the online CPUs are unavailable")
+		return nil
+	}
+	return cpuset.Of(append(on, noFile...)...)
+}
+
+// notIn returns the CPUs of a that are not in b.
+func notIn(a, b cpuset.Set) cpuset.Set {
+	var out []int
+	for _, c := range a {
+		if !b.Contains(c) {
+			out = append(out, c)
+		}
+	}
+	return cpuset.Set(out)
 }
 
 func firstSet(sets ...cpuset.Set) cpuset.Set {
