@@ -11,7 +11,6 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/profiles"
-	"polyvirt/internal/virtcaps"
 )
 
 func newCapsCommand() *cobra.Command {
@@ -90,11 +89,7 @@ func printCaps(w io.Writer, format string, res *caps.Result) error {
 	case "json":
 		return writeJSON(w, res.Report)
 	case "vdsm":
-		var lc *virtcaps.Capabilities
-		if res.Libvirt != nil {
-			lc = res.Libvirt.Capabilities
-		}
-		return writeJSON(w, caps.ToVDSM(res.Report, lc))
+		return writeJSON(w, caps.ToVDSM(res))
 	default:
 		return caps.WriteText(w, res.Report)
 	}

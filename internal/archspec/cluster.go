@@ -20,6 +20,20 @@ func ClusterArch(a arch.Arch) (arch.Arch, error) {
 	return s.ClusterArch, nil
 }
 
+// ClusterHostArches are the host architectures whose cluster
+// architecture is ca, sorted (ppc64 → ppc64, ppc64le): what a cluster's
+// architecture means for its hosts, which report their own.
+func ClusterHostArches(ca arch.Arch) []arch.Arch {
+	var out []arch.Arch
+	for a, s := range specs {
+		if s.ClusterArch == ca {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // ClusterGuestArches are the guest architectures the hosts of a cluster of
 // architecture ca run natively, sorted: every architecture whose cluster
 // architecture is ca contributes its guests (a ppc64 cluster runs ppc64le

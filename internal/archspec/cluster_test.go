@@ -120,3 +120,71 @@ func TestVendors(t *testing.T) {
 		t.Errorf("ppc64 and ppc64le vendors differ:\n%s", diff)
 	}
 }
+
+func TestClusterHostArches(t *testing.T) {
+	got := map[arch.Arch][]arch.Arch{}
+	for _, a := range []arch.Arch{arch.PPC64, arch.X86_64, arch.PPC64LE} {
+		got[a] = ClusterHostArches(a)
+	}
+	want := map[arch.Arch][]arch.Arch{
+		arch.PPC64:   {arch.PPC64, arch.PPC64LE},
+		arch.X86_64:  {arch.X86_64},
+		arch.PPC64LE: nil,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ClusterHostArches (-want +got):\n%s", diff)
+	}
+}
+
+// TestKVMMachines: a POWER host offers KVM guests the pseries machines
+// only (QEMU's powernv, the embedded and Mac boards are TCG only); x86
+// names no restriction.
+func TestKVMMachines(t *testing.T) {
+	qemuPPC := []string{"pseries-7.2", "pseries", "powernv9", "powernv", "mpc8544ds", "ppce500", "mac99", "g3beige",
+		"40p", "bamboo", "ref405ep", "sam460ex", "virtex-ml507", "pseries-2.12", "pseries-2.12-sxxm", "pseriesx"}
+	cases := []struct {
+		a    arch.Arch
+		in   []string
+		want []string
+	}{
+		{arch.PPC64LE, qemuPPC, []string{"pseries-7.2", "pseries", "pseries-2.12", "pseries-2.12-sxxm"}},
+		{arch.PPC64, qemuPPC, []string{"pseries-7.2", "pseries", "pseries-2.12", "pseries-2.12-sxxm"}},
+		{arch.X86_64, []string{"pc", "q35", "isapc", "microvm"}, []string{"pc", "q35", "isapc", "microvm"}},
+		{arch.AArch64, []string{"virt", "virt-7.2", "raspi3b", "sbsa-ref"}, []string{"virt", "virt-7.2"}},
+		{arch.S390X, []string{"s390-ccw-virtio", "s390-ccw-virtio-7.2"}, []string{"s390-ccw-virtio", "s390-ccw-virtio-7.2"}},
+		{arch.PPC64LE, nil, []string{}},
+	}
+	for _, c := range cases {
+		s, err := For(c.a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(c.want, s.KVMMachines(c.in)); diff != "" {
+			t.Errorf("%s KVMMachines (-want +got):\n%s", c.a, diff)
+		}
+	}
+}
+
+// TestVendorOfCPU names the vendor group of a CPU that lacks its group's
+// marker (KVM cannot run guests on it): an AMD machine is AMD.
+func TestVendorOfCPU(t *testing.T) {
+	cases := []struct {
+		a            arch.Arch
+		vendor, want string
+	}{
+		{arch.X86_64, "AuthenticAMD", "AMD"},
+		{arch.X86_64, "GenuineIntel", "Intel"},
+		{arch.X86_64, " GenuineIntel ", "Intel"},
+		{arch.X86_64, "HygonGenuine", ""},
+		{arch.X86_64, "", ""},
+		{arch.S390X, "IBM/S390", "IBM Z"},
+		{arch.PPC64LE, "IBM", ""},
+	}
+	for _, c := range cases {
+		s, _ := For(c.a)
+		v, ok := s.VendorOfCPU(c.vendor)
+		if v.Name != c.want || ok != (c.want != "") {
+			t.Errorf("%s VendorOfCPU(%q) = %q, %v; want %q", c.a, c.vendor, v.Name, ok, c.want)
+		}
+	}
+}

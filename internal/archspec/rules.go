@@ -30,6 +30,42 @@ func (s *Spec) AcceptsMachine(machine string) bool {
 	return ok
 }
 
+// KVMMachines returns the machines of a list that KVM runs guests on, on a
+// host of this architecture (Machine.KVMFamilies; the list as it is when
+// the architecture names none): what a host this one imitates in fake-KVM
+// mode offers, whatever more the local QEMU emulates.
+func (s *Spec) KVMMachines(machines []string) []string {
+	if len(s.Machine.KVMFamilies) == 0 {
+		return machines
+	}
+	out := []string{}
+	for _, m := range machines {
+		l := strings.ToLower(strings.TrimSpace(m))
+		for _, f := range s.Machine.KVMFamilies {
+			if l == f || strings.HasPrefix(l, f+"-") {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// VendorOfCPU returns the vendor group whose CPUs the kernel names vendor
+// (cpuinfo vendor_id, "AuthenticAMD"), for a host that lacks the group's
+// marker flag (its KVM cannot run guests).
+func (s *Spec) VendorOfCPU(vendor string) (Vendor, bool) {
+	v := strings.TrimSpace(vendor)
+	for _, g := range s.Host.Vendors {
+		for _, id := range g.CPUVendorIDs {
+			if id == v {
+				return g, true
+			}
+		}
+	}
+	return Vendor{}, false
+}
+
 // DiskBusAllowed reports whether bus exists on the given machine.
 func (s *Spec) DiskBusAllowed(bus, machine string) bool {
 	if !contains(s.Disk.Buses, bus) {

@@ -78,6 +78,11 @@ type MachineRules struct {
 	// machine from ("pseries-*" style patterns; the first one its first
 	// host offers wins).
 	ClusterCandidates []string `json:"clusterCandidates"`
+	// KVMFamilies are the machine families KVM runs guests on, on a host
+	// of this architecture (pseries on POWER: powernv, the embedded and
+	// Mac boards are TCG only); empty means every machine. A fake-KVM host
+	// reports only these: what the host it imitates would offer.
+	KVMFamilies []string `json:"kvmFamilies,omitempty"`
 }
 
 // FirmwareRules is the guest firmware.
@@ -273,6 +278,15 @@ type HostRules struct {
 	// host runs a pseries VM with qemu-system-ppc64). A VM of any other
 	// foreign architecture is rewritten for the host's own architecture.
 	TCGGuests []arch.Arch `json:"tcgGuests,omitempty"`
+	// VDSMSerial says what VDSM's getHardwareInfo reports as
+	// systemSerialNumber: "type-model" (POWER: the cpuinfo model line,
+	// "8247-22L"; the device tree's system-id is systemUUID), or "" for
+	// the machine's serial number.
+	VDSMSerial string `json:"vdsmSerial,omitempty"`
+	// VDSMCPUModel says what VDSM's getCapabilities reports as cpuModel:
+	// "model-id" (aarch64: the raw "CPU part", "0x000"), or "" for the
+	// model name.
+	VDSMCPUModel string `json:"vdsmCpuModel,omitempty"`
 	// FirmwareUpdate names how the host's system firmware is inventoried
 	// and updated from the running OS: "update_flash" (POWER: lsmcode for
 	// the levels, powerpc-utils' update_flash to validate, flash, commit
@@ -296,6 +310,10 @@ type Vendor struct {
 	// sie): where an architecture has such markers, KVM is usable only
 	// when the host has one; elsewhere /dev/kvm suffices.
 	KVM bool `json:"kvm,omitempty"`
+	// CPUVendorIDs are the vendor names the kernel prints for the group's
+	// CPUs (cpuinfo vendor_id: "GenuineIntel"): a host whose KVM cannot
+	// run guests lacks the marker (vmx, svm) but is still of its vendor.
+	CPUVendorIDs []string `json:"cpuVendorIds,omitempty"`
 }
 
 // For returns the Spec of an architecture, or an error naming the

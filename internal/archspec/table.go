@@ -76,7 +76,8 @@ var x86_64 = &Spec{
 	Migration: true,
 	Pages:     PageSizes{BaseKiB: 4, HugePageKiB: 2048},
 	Host: HostRules{
-		Vendors:      []Vendor{{Name: "Intel", Marker: "vmx", KVM: true}, {Name: "AMD", Marker: "svm", KVM: true}},
+		Vendors: []Vendor{{Name: "Intel", Marker: "vmx", KVM: true, CPUVendorIDs: []string{"GenuineIntel"}},
+			{Name: "AMD", Marker: "svm", KVM: true, CPUVendorIDs: []string{"AuthenticAMD"}}},
 		FakeCPUModel: "Intel(Fake) CPU",
 		FakeFlags: []string{"vmx", "sse2", "nx",
 			"model_Nehalem", "model_Westmere", "model_SandyBridge", "model_IvyBridge",
@@ -103,6 +104,7 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 			Default:           "pseries",
 			Families:          []string{"pseries"},
 			ClusterCandidates: []string{"pseries-*", "pseries"},
+			KVMFamilies:       []string{"pseries"},
 		},
 		// SLOF is built into QEMU: no <loader>, no SMBIOS, no ACPI.
 		Firmware: FirmwareRules{Kind: "slof", Allowed: []string{"slof"}, Loader: false},
@@ -154,6 +156,7 @@ func power(a arch.Arch, title string, guests []arch.Arch, models []string) *Spec
 			FakeCPUModel:        "POWER 8 (fake)",
 			FakeFlags:           []string{"powernv", "model_POWER8"},
 			NestedVirt:          false,
+			VDSMSerial:          "type-model",
 			FirmwareUpdate:      "update_flash",
 		},
 	}
@@ -176,6 +179,7 @@ var aarch64 = &Spec{
 		Default:           "virt",
 		Families:          []string{"virt"},
 		ClusterCandidates: []string{"virt-*", "virt"},
+		KVMFamilies:       []string{"virt"},
 	},
 	// The virt machine boots through UEFI (AAVMF).
 	Firmware: FirmwareRules{Kind: "uefi", Allowed: []string{"efi"}, Loader: true},
@@ -219,6 +223,7 @@ var aarch64 = &Spec{
 		FakeCPUModel: "Cortex-A57 (fake)",
 		FakeFlags:    []string{"fp", "asimd", "model_cortex-a57"},
 		NestedVirt:   false,
+		VDSMCPUModel: "model-id",
 	},
 }
 
@@ -233,6 +238,7 @@ var s390x = &Spec{
 		Default:           "s390-ccw-virtio",
 		Families:          []string{"s390-ccw-virtio"},
 		ClusterCandidates: []string{"s390-ccw-virtio-*", "s390-ccw-virtio"},
+		KVMFamilies:       []string{"s390-ccw-virtio"},
 	},
 	Firmware: FirmwareRules{Kind: "none", Allowed: []string{}, Loader: false},
 	Platform: PlatformRules{},
@@ -273,7 +279,7 @@ var s390x = &Spec{
 	Migration: true,
 	Pages:     PageSizes{BaseKiB: 4, HugePageKiB: 1024},
 	Host: HostRules{
-		Vendors:      []Vendor{{Name: "IBM Z", Marker: "sie", KVM: true}},
+		Vendors:      []Vendor{{Name: "IBM Z", Marker: "sie", KVM: true, CPUVendorIDs: []string{"IBM/S390"}}},
 		FakeCPUModel: "IBM z (fake)",
 		FakeFlags:    []string{"sie", "model_z14-base"},
 		NestedVirt:   true,

@@ -1,11 +1,16 @@
 package caps
 
 import (
+	"fmt"
+	"math"
+	"sort"
 	"strconv"
+	"strings"
 
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
+	"polyvirt/internal/cpuset"
 	"polyvirt/internal/hostinfo"
 	"polyvirt/internal/virtcaps"
 )
@@ -25,6 +30,10 @@ type Input struct {
 	// FakeArch, when set, is the effective architecture of a fake-KVM
 	// host (VDSM's fake_kvm_architecture).
 	FakeArch arch.Arch
+	// FakeKVM tells that the host runs its guests in fake-KVM mode (under
+	// TCG) even as its own architecture: an agent whose KVM cannot run
+	// guests. FakeArch and Profile imply it.
+	FakeKVM bool
 	// Profile, when set, names the built-in profile the host was read
 	// from; a profile host is always a fake-KVM host of its own arch.
 	Profile string
@@ -33,6 +42,22 @@ type Input struct {
 }
 
 // Build joins the inputs into a report.
+//
+// A host that is the machine it runs on reports that machine's CPU (its
+// model, vendor and flags), whether or not KVM can run its guests; when
+// KVM cannot (no /dev/kvm, a CPU without what KVM needs, no kvm domain in
+// libvirt's capabilities, fake-KVM mode) Virt.Virtualization is "tcg" and
+// Virt.KVMReason says why. VDSM's fake-KVM CPU values (archspec's
+// FakeCPUModel and FakeFlags) are reported only by a host that presents
+// another architecture than the one it runs on, and CPU.FakeIdentity says
+// so. A host that imitates another machine (a profile, another
+// architecture) reports the guest architectures and machines that machine
+// would offer a KVM guest (archspec KVMMachines), not every board the
+// local QEMU emulates.
+//
+// When the root has no sys/devices/system/cpu (a captured root of
+// cpuinfo and libvirt documents), the topology and the NUMA nodes come
+// from libvirt's NUMA cells.
 func Build(in Input) *hostreport.Report {
 	h := in.Host
 	if h == nil {
@@ -47,11 +72,15 @@ func Build(in Input) *hostreport.Report {
 		effective = in.FakeArch
 	}
 	r.EffectiveArch = effective
-	r.FakeKVM = in.FakeArch != arch.Unknown || in.Profile != ""
+	r.FakeKVM = in.FakeKVM || in.FakeArch != arch.Unknown || in.Profile != ""
 	r.Profile = in.Profile
 
 	realSpec, _ := archspec.For(h.Arch)
 	effSpec, _ := archspec.For(effective)
+	// pretends: the host presents an architecture it does not run
+	// natively; imitates: it presents another machine than this one.
+	pretends := in.FakeArch != arch.Unknown && (realSpec == nil || !realSpec.RunsNatively(in.FakeArch))
+	imitates := pretends || in.Profile != ""
 
 	r.Hardware = hostreport.Hardware{
 		Manufacturer: h.Identity.Manufacturer,
@@ -72,35 +101,137 @@ func Build(in Input) *hostreport.Report {
 	for _, n := range h.NUMA {
 		r.NUMA = append(r.NUMA, hostreport.NUMANode{ID: n.ID, CPUs: ints(n.CPUs), MemoryMiB: n.MemoryKiB / 1024, Distances: n.Distances})
 	}
+	fromCells := false
+	if r.CPU.TopologySource == "" {
+		if cells := cellsOf(in); len(cells) > 0 {
+			r.NUMA = topologyFromCells(&r.CPU, cells)
+			fromCells = true
+		}
+	}
 	r.MemoryMiB = h.MemTotalKiB / 1024
 	if realSpec != nil {
 		r.Pages = hostreport.Pages{BaseKiB: realSpec.Pages.BaseKiB, HugePageKiB: realSpec.Pages.HugePageKiB}
 	}
 
-	// KVM: real usability of this host.
-	if realSpec != nil {
-		r.Virt.KVM, r.Virt.KVMReason = realSpec.KVMUsable(h.KVMDevice, h.CPU.Flags)
-	} else {
-		r.Virt.KVMReason = "no rules for architecture " + quoteOrUnknown(h.Arch)
-	}
-	if r.FakeKVM {
-		r.Virt.KVM, r.Virt.KVMReason = false, "fake KVM: "+string(effective)+" guests run emulated by QEMU (TCG)"
-	}
-	r.Virt.DomainType = "qemu"
-	if r.Virt.KVM {
-		r.Virt.DomainType = "kvm"
-	}
-
-	libvirtPart(r, in, effective)
-	flagsPart(r, h, in, realSpec, effSpec)
+	kvmPart(r, h, in, realSpec, effective)
+	libvirtPart(r, in, effective, imitates, effSpec)
+	flagsPart(r, h, in, realSpec, effSpec, pretends)
 
 	for _, p := range h.Problems {
+		if fromCells && (p.Field == "topology" || p.Field == "numa") {
+			// Read from libvirt's cells instead.
+			continue
+		}
 		r.Unavailable = append(r.Unavailable, hostreport.Problem{Field: p.Field, Path: p.Path, Reason: p.Reason})
 	}
 	if in.Libvirt == nil && in.LibvirtError != "" {
 		r.Unavailable = append(r.Unavailable, hostreport.Problem{Field: "virt", Reason: in.LibvirtError})
 	}
 	return r
+}
+
+// kvmPart decides whether KVM runs the guests, and why not.
+func kvmPart(r *hostreport.Report, h *hostinfo.Host, in Input, realSpec *archspec.Spec, effective arch.Arch) {
+	v := &r.Virt
+	if realSpec != nil {
+		v.KVM, v.KVMReason = realSpec.KVMUsable(h.KVMDevice, h.CPU.Flags)
+	} else {
+		v.KVMReason = "no rules for architecture " + quoteOrUnknown(h.Arch)
+	}
+	if v.KVM && !r.FakeKVM && in.Libvirt != nil && in.Libvirt.Capabilities != nil {
+		caps := in.Libvirt.Capabilities
+		kvm := false
+		for _, g := range realSpec.GuestArches {
+			kvm = kvm || caps.HasDomainType(g, "kvm")
+		}
+		if !kvm {
+			v.KVM, v.KVMReason = false, fmt.Sprintf("libvirt's capabilities offer no kvm domain for %s guests (its QEMU cannot use /dev/kvm)", h.Arch)
+		}
+	}
+	if r.FakeKVM && v.KVM {
+		what := "fake KVM"
+		if in.Profile != "" {
+			what += " (profile " + in.Profile + ")"
+		}
+		v.KVM, v.KVMReason = false, what+": "+effective.String()+" guests run emulated by QEMU (TCG)"
+	}
+	v.DomainType, v.Virtualization = "qemu", "tcg"
+	if v.KVM {
+		v.DomainType, v.Virtualization = "kvm", "kvm"
+	}
+}
+
+// cellsOf are the NUMA cells of the libvirt documents that describe the
+// host itself (a profile's own when a daemon emulates it).
+func cellsOf(in Input) []virtcaps.Cell {
+	src := in.Libvirt
+	if in.CPUSource != nil {
+		src = in.CPUSource
+	}
+	if src == nil || src.Capabilities == nil {
+		return nil
+	}
+	return src.Capabilities.Cells
+}
+
+// topologyFromCells fills the CPU topology from libvirt's NUMA cells, as
+// VDSM counts: a CPU counts only where a cell gives its socket_id, core_id
+// and siblings; sockets are the distinct socket ids, cores the distinct
+// sibling lists, the online CPUs those CPUs. Threads per core is the
+// largest sibling list. It returns the NUMA nodes of the cells (their
+// counted CPUs, memory and distances).
+func topologyFromCells(c *hostreport.CPU, cells []virtcaps.Cell) []hostreport.NUMANode {
+	all := map[int]bool{}
+	sockets := map[int]bool{}
+	siblings := map[string]bool{}
+	var online []int
+	threads := 0
+	nodes := make([]hostreport.NUMANode, 0, len(cells))
+	for _, cell := range cells {
+		node := hostreport.NUMANode{ID: cell.ID, CPUs: []int{}, MemoryMiB: cell.MemoryKiB / 1024}
+		for _, cpu := range cell.CPUs {
+			if all[cpu.ID] {
+				continue // listed twice: counted where it came first
+			}
+			all[cpu.ID] = true
+			if cpu.SocketID == nil || cpu.CoreID == nil || cpu.Siblings == "" {
+				continue
+			}
+			sockets[*cpu.SocketID] = true
+			if !siblings[cpu.Siblings] {
+				siblings[cpu.Siblings] = true
+				if set, err := cpuset.Parse(cpu.Siblings); err == nil {
+					threads = max(threads, len(set))
+				}
+			}
+			online = append(online, cpu.ID)
+			node.CPUs = append(node.CPUs, cpu.ID)
+		}
+		sort.Ints(node.CPUs)
+		if len(cell.Distances) > 0 {
+			ids := make([]int, 0, len(cell.Distances))
+			for id := range cell.Distances {
+				ids = append(ids, id)
+			}
+			sort.Ints(ids)
+			for _, id := range ids {
+				node.Distances = append(node.Distances, cell.Distances[id])
+			}
+		}
+		nodes = append(nodes, node)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	set := cpuset.Of(online...)
+	c.TotalCPUs = len(all)
+	c.OnlineCPUs = ints(set)
+	c.OnlineCPUList = set.String()
+	c.Sockets = len(sockets)
+	if c.Sockets > 0 {
+		c.CoresPerSocket = len(siblings) / c.Sockets
+	}
+	c.ThreadsPerCore = threads
+	c.TopologySource = "libvirt"
+	return nodes
 }
 
 func quoteOrUnknown(a arch.Arch) string {
@@ -112,16 +243,18 @@ func quoteOrUnknown(a arch.Arch) string {
 
 func cpuOf(h *hostinfo.Host) hostreport.CPU {
 	c := hostreport.CPU{
-		Model:          h.CPU.Model,
-		Vendor:         h.CPU.Vendor,
-		MHz:            h.CPU.MHz,
-		Revision:       h.CPU.Revision,
-		PVR:            h.CPU.PVR,
-		Platform:       h.CPU.Platform,
-		Machine:        h.CPU.Machine,
-		TotalCPUs:      h.Topology.TotalCPUs,
-		OnlineCPUs:     ints(h.Topology.Online),
-		OnlineCPUList:  h.Topology.Online.String(),
+		Model:         h.CPU.Model,
+		Vendor:        h.CPU.Vendor,
+		MHz:           mhzOf(h.CPU.MHz),
+		Revision:      h.CPU.Revision,
+		PVR:           h.CPU.PVR,
+		Platform:      h.CPU.Platform,
+		Machine:       h.CPU.Machine,
+		TotalCPUs:     h.Topology.TotalCPUs,
+		OnlineCPUs:    ints(h.Topology.Online),
+		OnlineCPUList: h.Topology.Online.String(),
+		// nil online CPUs: sysfs missing, or its online list unavailable.
+		TopologySource: map[bool]string{true: "sysfs"}[h.Topology.Online != nil],
 		Sockets:        h.Topology.Sockets,
 		CoresPerSocket: h.Topology.CoresPerSocket,
 		ThreadsPerCore: h.Topology.ThreadsPerCore,
@@ -136,11 +269,28 @@ func cpuOf(h *hostinfo.Host) hostreport.CPU {
 	return c
 }
 
+// mhzOf reads the clock as cpuinfo prints it ("3690.000000",
+// "2533.402") as a number; 0 when it is not one.
+func mhzOf(s string) float64 {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0
+	}
+	return f
+}
+
 // flagsPart fills cpu.flags and cpu.models: the real flags with the vendor
-// markers and one model_X per usable model, or, on a fake-KVM host without
-// a profile, the architecture's fake values.
-func flagsPart(r *hostreport.Report, h *hostinfo.Host, in Input, realSpec, effSpec *archspec.Spec) {
-	if in.FakeArch != arch.Unknown && effSpec != nil {
+// markers and one model_X per usable model, or, on a host presenting an
+// architecture it does not run, the architecture's fake values (labelled
+// in cpu.fakeIdentity).
+func flagsPart(r *hostreport.Report, h *hostinfo.Host, in Input, realSpec, effSpec *archspec.Spec, pretends bool) {
+	if pretends && effSpec != nil {
+		real := strings.TrimSpace(h.CPU.Model + ", " + h.CPU.Vendor)
+		if h.CPU.Model == "" && h.CPU.Vendor == "" {
+			real = "unknown"
+		}
+		r.CPU.FakeIdentity = fmt.Sprintf("VDSM's fake-KVM CPU of a host presenting %s; the CPU it runs on is %s (%s)",
+			effSpec.Arch, strings.Trim(real, ", "), quoteOrUnknown(h.Arch))
 		r.CPU.Model = effSpec.Host.FakeCPUModel
 		r.CPU.Flags = append([]string(nil), effSpec.Host.FakeFlags...)
 		r.CPU.Models = modelsOfFlags(r.CPU.Flags)
@@ -215,7 +365,10 @@ func usableModels(dc *virtcaps.DomainCaps) []string {
 	return out
 }
 
-func libvirtPart(r *hostreport.Report, in Input, effective arch.Arch) {
+// libvirtPart fills what libvirt offers. A host that imitates another
+// machine reports the guests that machine runs natively and, of each, the
+// machines its KVM would offer.
+func libvirtPart(r *hostreport.Report, in Input, effective arch.Arch, imitates bool, effSpec *archspec.Spec) {
 	v := &r.Virt
 	v.Guests = []hostreport.Guest{}
 	v.EmulatedMachines = []string{}
@@ -244,11 +397,17 @@ func libvirtPart(r *hostreport.Report, in Input, effective arch.Arch) {
 			continue
 		}
 		seen[g.Arch] = true
+		spec, _ := archspec.For(g.Arch)
+		if imitates && (effSpec == nil || !effSpec.RunsNatively(g.Arch)) {
+			continue
+		}
 		gr := hostreport.Guest{Arch: g.Arch, DomainTypes: lv.Capabilities.DomainTypes(g.Arch), Emulator: g.Emulator}
 		dt := bestDomainType(gr.DomainTypes, v.DomainType)
 		gr.Machines = nonNil(lv.Capabilities.MachineNames(g.Arch, dt))
+		if imitates && spec != nil {
+			gr.Machines = spec.KVMMachines(gr.Machines)
+		}
 		if dc := lv.DomainCapsFor(g.Arch); dc != nil {
-			spec, _ := archspec.For(g.Arch)
 			gr.HostModel = hostModelOf(dc)
 			if spec != nil {
 				gr.CPUModels = spec.UsableCPUModels(gr.HostModel, usableModels(dc))

@@ -61,7 +61,7 @@ func TestProfilesGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			res := collect(t, Options{Profile: name})
 			golden(t, name+".json", mustJSON(t, res.Report))
-			golden(t, name+".vdsm.json", mustJSON(t, ToVDSM(res.Report, res.Libvirt.Capabilities)))
+			golden(t, name+".vdsm.json", mustJSON(t, ToVDSM(res)))
 			var text bytes.Buffer
 			if err := WriteText(&text, res.Report); err != nil {
 				t.Fatal(err)
@@ -119,7 +119,7 @@ func TestFakeArch(t *testing.T) {
 	if len(r.Virt.EmulatedMachines) != 0 {
 		t.Errorf("machines %v", r.Virt.EmulatedMachines)
 	}
-	v := ToVDSM(r, nil)
+	v := ToVDSM(&Result{Report: r})
 	if v.KVMEnabled != "true" || v.CPUModel != "POWER 8 (fake)" || v.CPUFlags != "powernv,model_POWER8" {
 		t.Errorf("vdsm: kvmEnabled %s model %q flags %q", v.KVMEnabled, v.CPUModel, v.CPUFlags)
 	}
@@ -129,7 +129,7 @@ func TestFakeArch(t *testing.T) {
 // cores distinct sibling lists, threads the online CPUs of the cells.
 func TestVDSMTopologyFromCells(t *testing.T) {
 	res := collect(t, Options{Profile: "s822l-power8e"})
-	v := ToVDSM(res.Report, res.Libvirt.Capabilities)
+	v := ToVDSM(res)
 	got := []string{v.CPUSockets, v.CPUCores, v.CPUThreads, v.CPUSpeed, v.CPUModel}
 	want := []string{"4", "20", "20", "3690.000000", "POWER8E (raw), altivec supported"}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -142,7 +142,7 @@ func TestVDSMTopologyFromCells(t *testing.T) {
 		t.Errorf("distances of node 0 (-want +got):\n%s", diff)
 	}
 	// Without the capabilities document: the host's own reading.
-	v = ToVDSM(res.Report, nil)
+	v = ToVDSM(&Result{Report: res.Report, Host: res.Host})
 	if v.CPUSockets != "4" || v.CPUCores != "20" || v.CPUThreads != "20" {
 		t.Errorf("without cells: %s/%s/%s", v.CPUSockets, v.CPUCores, v.CPUThreads)
 	}

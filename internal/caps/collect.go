@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"runtime"
 	"sort"
 	"time"
 
@@ -42,6 +41,9 @@ type Options struct {
 	// FakeArch, when set, makes the host a fake-KVM host of that effective
 	// architecture.
 	FakeArch arch.Arch
+	// FakeKVM runs the host's guests under TCG as its own architecture
+	// (fake-KVM mode without another architecture or a profile).
+	FakeKVM bool
 	// Profile names a built-in host profile.
 	Profile string
 	// Timeout bounds the libvirt conversation (0: 10 s).
@@ -54,6 +56,10 @@ type Result struct {
 	// Host and Libvirt are the inputs (Libvirt nil when not asked).
 	Host    *hostinfo.Host
 	Libvirt *virtcaps.Live
+	// HostLibvirt are the libvirt documents that describe the host's own
+	// hardware (its NUMA cells): Libvirt, or a profile's own documents
+	// when a daemon emulates the profile.
+	HostLibvirt *virtcaps.Live
 }
 
 // Collect reads the host and asks libvirt as opts say, and builds the
@@ -90,17 +96,15 @@ func Collect(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if host.Arch == arch.Unknown && source == "live" {
-		// Nothing in the files said it: the running binary's arch is the
-		// live host's.
-		host.Arch, host.ArchSource = arch.FromGOARCH(runtime.GOARCH), "runtime"
-	}
+	// The architecture is what the host's files say (hostinfo), or the
+	// profile's: never the running binary's. A host that says nothing
+	// reports it unknown (Unavailable says why).
 
-	in := Input{Host: host, FakeArch: opts.FakeArch, Source: source}
+	in := Input{Host: host, FakeArch: opts.FakeArch, FakeKVM: opts.FakeKVM, Source: source}
 	if prof != nil {
 		in.Profile = prof.Name
 	}
-	live, lerr := libvirtFacts(ctx, opts, prof, source, tcgUnlessKVM(host, opts.FakeArch))
+	live, lerr := libvirtFacts(ctx, opts, prof, source, tcgUnlessKVM(host, opts.FakeArch, opts.FakeKVM || prof != nil))
 	if prof != nil && opts.LibvirtURI != "" && opts.LibvirtURI != LibvirtNone {
 		// A profile host asks a daemon for what the local QEMU emulates,
 		// but its CPU is the profile's: read its models from the profile's
@@ -122,7 +126,11 @@ func Collect(ctx context.Context, opts Options) (*Result, error) {
 			in.LibvirtError = "libvirt skipped (--libvirt none)"
 		}
 	}
-	return &Result{Report: Build(in), Host: host, Libvirt: live}, nil
+	own := in.CPUSource
+	if own == nil {
+		own = in.Libvirt
+	}
+	return &Result{Report: Build(in), Host: host, Libvirt: live, HostLibvirt: own}, nil
 }
 
 // libvirtFacts returns what libvirt says, from the source opts choose. A
@@ -232,9 +240,9 @@ func sortedArches[V any](m map[arch.Arch]V) []arch.Arch {
 // tcgUnlessKVM returns "qemu" when guests cannot use KVM here (the CPU
 // lacks what the architecture needs, /dev/kvm is absent, or the host is a
 // fake-KVM host), and "" to let libvirt's preference stand.
-func tcgUnlessKVM(h *hostinfo.Host, fake arch.Arch) string {
+func tcgUnlessKVM(h *hostinfo.Host, fake arch.Arch, fakeKVM bool) string {
 	spec, err := archspec.For(h.Arch)
-	if err != nil || fake != arch.Unknown {
+	if err != nil || fake != arch.Unknown || fakeKVM {
 		return "qemu"
 	}
 	if ok, _ := spec.KVMUsable(h.KVMDevice, h.CPU.Flags); !ok {

@@ -23,6 +23,11 @@ func WriteText(w io.Writer, r *hostreport.Report) error {
 	}
 	row("Architecture", archText)
 	row("Fake KVM", yesNo(r.FakeKVM))
+	virt := r.Virt.Virtualization
+	if virt == "tcg" && r.Virt.KVMReason != "" {
+		virt += " (" + r.Virt.KVMReason + ")"
+	}
+	row("Virtualization", virt)
 	if r.Profile != "" {
 		row("Profile", r.Profile)
 	}
@@ -47,8 +52,11 @@ func WriteText(w io.Writer, r *hostreport.Report) error {
 
 	section("cpu")
 	row("Model", r.CPU.Model)
+	if r.CPU.FakeIdentity != "" {
+		row("Fake identity", r.CPU.FakeIdentity)
+	}
 	row("Vendor", r.CPU.Vendor)
-	row("MHz", r.CPU.MHz)
+	row("MHz", mhzText(r.CPU.MHz))
 	row("Revision", r.CPU.Revision)
 	if r.CPU.PVR != "" {
 		row("PVR", r.CPU.PVR)
@@ -59,17 +67,28 @@ func WriteText(w io.Writer, r *hostreport.Report) error {
 	if r.CPU.Machine != "" {
 		row("Machine", r.CPU.Machine)
 	}
-	row("CPU(s)", strconv.Itoa(r.CPU.TotalCPUs))
-	row("On-line CPU(s) list", cpuset.Set(r.CPU.OnlineCPUs).String())
-	row("Thread(s) per core", strconv.Itoa(r.CPU.ThreadsPerCore))
-	row("Core(s) per socket", strconv.Itoa(r.CPU.CoresPerSocket))
-	row("Socket(s)", strconv.Itoa(r.CPU.Sockets))
+	if r.CPU.TopologySource == "" {
+		// Neither sysfs nor libvirt's cells said it: no figures to print.
+		row("Topology", Unavailable+" (no sys/devices/system/cpu online list and no libvirt NUMA cells)")
+	} else {
+		if r.CPU.TopologySource != "sysfs" {
+			row("Topology from", r.CPU.TopologySource+" NUMA cells")
+		}
+		row("CPU(s)", strconv.Itoa(r.CPU.TotalCPUs))
+		row("On-line CPU(s) list", cpuset.Set(r.CPU.OnlineCPUs).String())
+		row("Thread(s) per core", strconv.Itoa(r.CPU.ThreadsPerCore))
+		row("Core(s) per socket", strconv.Itoa(r.CPU.CoresPerSocket))
+		row("Socket(s)", strconv.Itoa(r.CPU.Sockets))
+	}
 	for _, t := range r.CPU.Types {
 		row("  type "+t.Model, fmt.Sprintf("cpus %s, %d thread(s)/core, %d core(s)/socket, %d socket(s)", t.CPUs, t.ThreadsPerCore, t.CoresPerSocket, t.Sockets))
 	}
-	n := r.CPU.NodeInfo
-	row("libvirt nodeinfo", fmt.Sprintf("CPUs %d/%d, MHz %d, nodes %d, sockets/node %d, cores/socket %d, threads/core %d",
-		n.CPUs, n.TotalCPUs, n.MHz, n.Nodes, n.Sockets, n.Cores, n.Threads))
+	if n := r.CPU.NodeInfo; n.CPUs == 0 {
+		row("libvirt nodeinfo", Unavailable)
+	} else {
+		row("libvirt nodeinfo", fmt.Sprintf("CPUs %d/%d, MHz %d, nodes %d, sockets/node %d, cores/socket %d, threads/core %d",
+			n.CPUs, n.TotalCPUs, n.MHz, n.Nodes, n.Sockets, n.Cores, n.Threads))
+	}
 	row("Models", strings.Join(r.CPU.Models, " "))
 	row("Flags", wrap(strings.Join(r.CPU.Flags, " "), 100))
 

@@ -1,11 +1,13 @@
 package caps
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	"polyvirt/internal/api/hostreport"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpuset"
 	"polyvirt/internal/virtcaps"
 )
@@ -38,6 +40,10 @@ type VDSM struct {
 	SystemSerialNumber string `json:"systemSerialNumber"`
 	SystemUUID         string `json:"systemUUID"`
 	SystemFamily       string `json:"systemFamily"`
+
+	// Notes say where this vocabulary differs from polyvirt's JSON report
+	// on this host (not a VDSM field).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // VDSMPackage is one entry of packages2.
@@ -61,15 +67,33 @@ type VDSMCPU struct {
 	CoreID     int `json:"core_id"`
 }
 
-// ToVDSM renders r in VDSM's vocabulary. caps, when not nil, is libvirt's
-// capabilities document: as VDSM does, the CPU topology and NUMA nodes then
-// come from its NUMA cells (a CPU counts only when libvirt printed its
-// socket_id, core_id and siblings; sockets are distinct socket ids, cores
-// distinct sibling lists, threads the online CPUs).
-func ToVDSM(r *hostreport.Report, caps *virtcaps.Capabilities) *VDSM {
+// ToVDSM renders a collected report in VDSM's vocabulary, with VDSM's
+// readings where they differ from the JSON report's (each said in Notes):
+//
+//   - cpuSpeed is the clock as cpuinfo prints it ("3690.000000");
+//   - where archspec says so (POWER), systemSerialNumber is the machine's
+//     type-model (the cpuinfo model line, "8247-22L") and systemUUID the
+//     device tree's system-id; the JSON report keeps the real serial in
+//     hardware.serialNumber and the type-model in hardware.model;
+//   - where archspec says so (aarch64), cpuModel is the raw "CPU part"
+//     ("0x000"), not the name lscpu gives it;
+//   - when libvirt's capabilities document was read, the CPU topology and
+//     NUMA nodes come from its NUMA cells (a CPU counts only when libvirt
+//     printed its socket_id, core_id and siblings; sockets are distinct
+//     socket ids, cores distinct sibling lists, threads the online CPUs).
+func ToVDSM(res *Result) *VDSM {
+	r := res.Report
+	if r == nil {
+		r = &hostreport.Report{}
+	}
+	h := res.Host
+	var caps *virtcaps.Capabilities
+	if res.HostLibvirt != nil {
+		caps = res.HostLibvirt.Capabilities
+	}
 	v := &VDSM{
 		CPUModel:           orUnavailable(r.CPU.Model),
-		CPUSpeed:           orUnavailable(r.CPU.MHz),
+		CPUSpeed:           mhzText(r.CPU.MHz),
 		CPUFlags:           strings.Join(r.CPU.Flags, ","),
 		EmulatedMachines:   r.Virt.EmulatedMachines,
 		KVMEnabled:         strconv.FormatBool(r.Virt.KVM || r.FakeKVM),
@@ -87,6 +111,25 @@ func ToVDSM(r *hostreport.Report, caps *virtcaps.Capabilities) *VDSM {
 		NUMANodeDistance:   map[string][]int{},
 		CPUTopology:        []VDSMCPU{},
 	}
+	if h != nil && h.CPU.MHz != "" {
+		v.CPUSpeed = h.CPU.MHz
+	}
+	if spec, err := archspec.For(r.Arch); err == nil && r.CPU.FakeIdentity == "" {
+		if spec.Host.VDSMSerial == "type-model" {
+			tm := r.Hardware.Model
+			if h != nil && h.CPU.TypeModel != "" {
+				tm = h.CPU.TypeModel
+			}
+			v.SystemSerialNumber = orUnavailable(tm)
+			v.Notes = append(v.Notes, fmt.Sprintf("systemSerialNumber is the machine type-model (/proc/cpuinfo model), as VDSM reports it on %s; the serial number (device tree system-id) is systemUUID here and hardware.serialNumber (%s) in the JSON report",
+				r.Arch, orUnavailable(r.Hardware.SerialNumber)))
+		}
+		if spec.Host.VDSMCPUModel == "model-id" && h != nil && h.CPU.ModelID != "" {
+			v.CPUModel = h.CPU.ModelID
+			v.Notes = append(v.Notes, fmt.Sprintf("cpuModel is the raw CPU part, as VDSM reports it on %s; the JSON report's cpu.model is its name (%s)",
+				r.Arch, orUnavailable(r.CPU.Model)))
+		}
+	}
 	if r.Virt.LibvirtVersion != "" {
 		v.Packages2["libvirt"] = VDSMPackage{Version: r.Virt.LibvirtVersion, Release: ""}
 	}
@@ -101,10 +144,14 @@ func ToVDSM(r *hostreport.Report, caps *virtcaps.Capabilities) *VDSM {
 		return v
 	}
 	// No cells: the host's own topology.
-	v.CPUSockets = strconv.Itoa(r.CPU.Sockets)
-	v.CPUCores = strconv.Itoa(r.CPU.Sockets * r.CPU.CoresPerSocket)
-	v.CPUThreads = strconv.Itoa(len(r.CPU.OnlineCPUs))
-	v.OnlineCPUs = cpuset.Set(r.CPU.OnlineCPUs).Commas()
+	if r.CPU.TopologySource == "" {
+		v.CPUSockets, v.CPUCores, v.CPUThreads, v.OnlineCPUs = Unavailable, Unavailable, Unavailable, Unavailable
+	} else {
+		v.CPUSockets = strconv.Itoa(r.CPU.Sockets)
+		v.CPUCores = strconv.Itoa(r.CPU.Sockets * r.CPU.CoresPerSocket)
+		v.CPUThreads = strconv.Itoa(len(r.CPU.OnlineCPUs))
+		v.OnlineCPUs = cpuset.Set(r.CPU.OnlineCPUs).Commas()
+	}
 	for _, n := range r.NUMA {
 		key := strconv.Itoa(n.ID)
 		v.NUMANodes[key] = VDSMNUMANode{CPUs: nonNilInts(n.CPUs), TotalMemory: strconv.FormatUint(n.MemoryMiB, 10)}
@@ -113,6 +160,14 @@ func ToVDSM(r *hostreport.Report, caps *virtcaps.Capabilities) *VDSM {
 		}
 	}
 	return v
+}
+
+// mhzText prints a clock for VDSM when cpuinfo's own text is not at hand.
+func mhzText(mhz float64) string {
+	if mhz == 0 {
+		return Unavailable
+	}
+	return strconv.FormatFloat(mhz, 'f', -1, 64)
 }
 
 func vdsmFromCells(v *VDSM, cells []virtcaps.Cell) {

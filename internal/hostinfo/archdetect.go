@@ -73,6 +73,7 @@ func detectArch(fsys fs.FS, p *problems, in archInputs) (arch.Arch, string) {
 	if in.sysinfo {
 		return arch.S390X, "sysinfo"
 	}
+	p.add("arch", CPUInfoPath, "no file of the root says the architecture (kernel arch, cpuinfo format, device tree, sysinfo)")
 	return arch.Unknown, "none"
 }
 

@@ -42,10 +42,12 @@ func powerDistance(a, b int) int {
 	}
 }
 
-// pseriesMachines are QEMU 7.2's pseries machine types.
+// pseriesMachines are QEMU 7.2's pseries machine types (every one
+// qemu-system-ppc64 7.2 lists: what a KVM POWER host running it offers).
 func pseriesMachines() []libvirtxml.CapsGuestMachine {
 	out := []libvirtxml.CapsGuestMachine{{Name: "pseries-7.2", MaxCPUs: 2048}, {Name: "pseries", MaxCPUs: 2048, Canonical: "pseries-7.2"}}
-	for _, v := range []string{"7.1", "7.0", "6.2", "6.1", "6.0", "5.2", "5.1", "5.0", "4.2", "4.1", "4.0", "3.1", "3.0", "2.12"} {
+	for _, v := range []string{"7.1", "7.0", "6.2", "6.1", "6.0", "5.2", "5.1", "5.0", "4.2", "4.1", "4.0", "3.1", "3.0", "2.12",
+		"2.12-sxxm", "2.11", "2.10", "2.9", "2.8", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1"} {
 		out = append(out, libvirtxml.CapsGuestMachine{Name: "pseries-" + v, MaxCPUs: 2048})
 	}
 	return out

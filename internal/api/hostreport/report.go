@@ -21,7 +21,9 @@ type Report struct {
 	// one, or the fake-KVM architecture.
 	EffectiveArch arch.Arch `json:"effectiveArch"`
 	// FakeKVM tells whether the host runs guests in fake-KVM mode (TCG,
-	// possibly for another architecture).
+	// possibly presenting another machine: a profile or another effective
+	// architecture). A host whose KVM cannot run guests says so in
+	// Virt.Virtualization whether or not it is in fake-KVM mode.
 	FakeKVM bool `json:"fakeKvm"`
 	// Profile names the built-in host profile the report was read from.
 	Profile string `json:"profile,omitempty"`
@@ -89,13 +91,20 @@ type Firmware struct {
 
 // CPU is the host CPU: identity, flags, usable models and topology.
 type CPU struct {
-	Model    string `json:"model"`
-	Vendor   string `json:"vendor"`
-	MHz      string `json:"mhz"`
-	Revision string `json:"revision"`
-	PVR      string `json:"pvr,omitempty"`
-	Platform string `json:"platform,omitempty"`
-	Machine  string `json:"machine,omitempty"`
+	Model  string `json:"model"`
+	Vendor string `json:"vendor"`
+	// FakeIdentity, when set, says that Model and Flags are VDSM's
+	// fake-KVM values of a host presenting another architecture (not the
+	// CPU it runs on), and names the real one.
+	FakeIdentity string `json:"fakeIdentity,omitempty"`
+	// MHz is the clock as a number (cpuinfo's value: x86 "cpu MHz",
+	// POWER "clock", aarch64 BogoMIPS, s390x "cpu MHz dynamic"); 0 when
+	// unknown.
+	MHz      float64 `json:"mhz"`
+	Revision string  `json:"revision"`
+	PVR      string  `json:"pvr,omitempty"`
+	Platform string  `json:"platform,omitempty"`
+	Machine  string  `json:"machine,omitempty"`
 	// Flags are the real flags, the vendor markers (powernv) and one
 	// model_X entry per usable CPU model.
 	Flags []string `json:"flags"`
@@ -103,6 +112,12 @@ type CPU struct {
 	Models []string `json:"models"`
 	// TotalCPUs, OnlineCPUs, Sockets, CoresPerSocket and ThreadsPerCore
 	// have lscpu's meaning (threads per core counts online threads).
+	// TopologySource says where they come from: "sysfs"
+	// (sys/devices/system/cpu), "libvirt" (libvirt's NUMA cells, for a
+	// captured root without sysfs: a CPU counts where a cell gives its
+	// socket, core and siblings, as VDSM counts) or "" when the topology
+	// is unavailable (the figures are then zero and Unavailable says why).
+	TopologySource string `json:"topologySource,omitempty"`
 	TotalCPUs      int    `json:"totalCpus"`
 	OnlineCPUs     []int  `json:"onlineCpus"`
 	OnlineCPUList  string `json:"onlineCpuList"`
@@ -150,6 +165,11 @@ type Virt struct {
 	// not.
 	KVM       bool   `json:"kvm"`
 	KVMReason string `json:"kvmReason,omitempty"`
+	// Virtualization is how guests run here: "kvm", or "tcg" (QEMU's
+	// emulation) when KVM cannot run them — the device is missing, the
+	// CPU lacks what KVM needs, libvirt offers no kvm domain, or the host
+	// is in fake-KVM mode; KVMReason says which.
+	Virtualization string `json:"virtualization"`
 	// Libvirt tells whether libvirt answered; LibvirtError says why not.
 	Libvirt        bool   `json:"libvirt"`
 	LibvirtError   string `json:"libvirtError,omitempty"`
