@@ -105,7 +105,7 @@ func newClusterListCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, cl := range cs {
-					rows = append(rows, []string{cl.Name, cl.Arch.String(), cl.CPUType, cl.EmulatedMachine, hostCountText(cl.Hosts)})
+					rows = append(rows, []string{cl.Name, clusterArchText(cl.Arch), cl.CPUType, cl.EmulatedMachine, hostCountText(cl.Hosts)})
 				}
 				return table(cmd.OutOrStdout(), []string{"NAME", "ARCH", "CPU TYPE", "EMULATED MACHINE", "HOSTS"}, rows)
 			})
@@ -140,7 +140,7 @@ func printCluster(w io.Writer, output string, cl engineapi.Cluster) error {
 	}
 	return keyValues(w, [][2]string{
 		{"Name", cl.Name}, {"ID", cl.ID}, {"Description", cl.Description},
-		{"Architecture", orDash(cl.Arch.String(), "(set by its first host)")}, {"CPU type", orDash(cl.CPUType, "(set by its first host)")},
+		{"Architecture", orDash(clusterArchText(cl.Arch), "(set by its first host)")}, {"CPU type", orDash(cl.CPUType, "(set by its first host)")},
 		{"CPU level", level},
 		{"Emulated machine candidates", strings.Join(cl.EmulatedMachineCandidates, ", ")},
 		{"Emulated machine", orDash(cl.EmulatedMachine, "(chosen by its first Up host)")},

@@ -92,9 +92,9 @@ func newHostListCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, h := range hs {
-					rows = append(rows, []string{h.Name, h.Cluster, h.Status, h.StatusCode, h.Arch.String(), h.CPUType, h.Address, ago(h.LastSeen)})
+					rows = append(rows, []string{h.Name, h.Cluster, h.Status, h.StatusCode, h.Arch.String(), h.CPUType, virtText(h), h.Address, ago(h.LastSeen)})
 				}
-				return table(cmd.OutOrStdout(), []string{"NAME", "CLUSTER", "STATUS", "REASON", "ARCH", "CPU TYPE", "ADDRESS", "LAST SEEN"}, rows)
+				return table(cmd.OutOrStdout(), []string{"NAME", "CLUSTER", "STATUS", "REASON", "ARCH", "CPU TYPE", "VIRTUALIZATION", "ADDRESS", "LAST SEEN"}, rows)
 			})
 		},
 	}
@@ -131,10 +131,24 @@ func printHost(w io.Writer, output string, h engineapi.Host) error {
 	kv := [][2]string{
 		{"Name", h.Name}, {"ID", h.ID}, {"Address", h.Address}, {"Cluster", h.Cluster},
 		{"Status", h.Status}, {"Reason", h.StatusCode}, {"Message", h.StatusMessage},
-		{"Architecture", h.Arch.String()}, {"CPU model", h.CPUModel}, {"CPU type", h.CPUType}, {"CPU level", level},
+		{"Architecture", hostArchText(h.Arch)}, {"Virtualization", virtText(h)},
+		{"CPU model", h.CPUModel}, {"CPU vendor", h.CPUVendor}, {"CPU type", h.CPUType}, {"CPU level", level},
 		{"CPU flags", strings.Join(h.CPUFlags, " ")}, {"Emulated machines", shortMachines(h.EmulatedMachines)},
 		{"Enrolled", enrolled}, {"Last seen", timeText(h.LastSeen)},
 		{"Created", timeText(h.Created)}, {"Updated", timeText(h.Updated)},
+	}
+	if h.Profile != "" {
+		kv = append(kv, [2]string{"Profile", h.Profile + " (fake KVM: the host presents this built-in machine's hardware; its guests run under TCG)"})
+	}
+	if h.FakeIdentity != "" {
+		kv = append(kv, [2]string{"Fake identity", h.FakeIdentity})
+	}
+	for _, f := range h.Firmware {
+		v := f.Version
+		if f.Date != "" {
+			v += " (" + f.Date + ")"
+		}
+		kv = append(kv, [2]string{"Firmware " + f.Component, v})
 	}
 	if !h.JoinTokenExpires.IsZero() && h.JoinTokenUsed.IsZero() {
 		kv = append(kv, [2]string{"Join token expires", timeText(h.JoinTokenExpires)})

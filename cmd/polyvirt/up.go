@@ -163,6 +163,8 @@ func hostLine(h engineapi.Host, lh lab.Host) string {
 	}
 	if lh.Profile != "" {
 		line += "  (fake KVM, profile " + lh.Profile + ")"
+	} else if h.Virtualization == "tcg" {
+		line += "  (TCG: " + h.VirtualizationReason + ")"
 	}
 	if h.StatusCode != "" {
 		line += "  " + h.StatusCode + ": " + h.StatusMessage

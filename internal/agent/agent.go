@@ -68,6 +68,10 @@ type Agent struct {
 	// are followed; paths is where those may lead (host_paths).
 	root  string
 	paths hostpath.Policy
+	// hostFS is the root the host's facts and statistics are read from:
+	// the machine's (root), or the profile's when the host presents one,
+	// so that a profile host's CPUs and memory are the profile's.
+	hostFS fs.FS
 }
 
 // New makes an agent from a configuration (defaults applied) and decides
@@ -104,10 +108,18 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.hostFS = os.DirFS(root)
+	if cfg.Profile != "" {
+		p, err := profiles.Get(cfg.Profile)
+		if err != nil {
+			return nil, err
+		}
+		a.hostFS = p.Root
+	}
 	a.conn = newConnManager(cfg.LibvirtURI, a.log)
 	a.initRuntime()
 	a.procFS = os.DirFS(filepath.Join(root, "proc"))
-	a.stats = newStatsKeeper(hoststats.NewSampler(os.DirFS(root)))
+	a.stats = newStatsKeeper(hoststats.NewSampler(a.hostFS))
 	for _, d := range []string{cfg.DataDir, a.consoleDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -206,14 +218,13 @@ func (a *Agent) Start(ctx context.Context) error {
 }
 
 // collectOptions are the caps options of this agent: its profile or the
-// live host, the live libvirtd, its fake architecture.
+// live host, the live libvirtd, its fake-KVM mode and fake architecture.
+// A host in fake-KVM mode as its own architecture (its KVM cannot run
+// guests) still reports the machine's own CPU.
 func (a *Agent) collectOptions() caps.Options {
-	o := caps.Options{Profile: a.cfg.Profile, LibvirtURI: a.cfg.LibvirtURI}
+	o := caps.Options{Profile: a.cfg.Profile, LibvirtURI: a.cfg.LibvirtURI, FakeKVM: a.fake}
 	if a.fake {
 		o.FakeArch = a.cfg.FakeArch
-		if o.FakeArch == arch.Unknown && a.cfg.Profile == "" {
-			o.FakeArch = a.realArch
-		}
 	}
 	return o
 }
@@ -259,14 +270,16 @@ func (a *Agent) capabilitiesDocument(ctx context.Context, refresh bool) ([]byte,
 }
 
 // capsFingerprint summarizes what can change the report: the online CPUs,
-// the memory, the libvirt connection generation.
+// the memory (both read through the host's root: a profile's do not
+// change), the libvirt connection generation.
 func (a *Agent) capsFingerprint() string {
-	online, _ := os.ReadFile("/sys/devices/system/cpu/online")
+	online := "unavailable"
+	if set, err := hostinfo.ReadOnline(a.hostFS); err == nil {
+		online = set.String()
+	}
 	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		if m, err := hoststats.ParseMeminfo(b); err == nil {
-			mem = fmt.Sprint(m.TotalKiB)
-		}
+	if m, err := hoststats.ReadMemory(a.hostFS); err == nil {
+		mem = fmt.Sprint(m.TotalKiB)
 	}
 	return fmt.Sprintf("%s|%s|%d", online, mem, a.conn.generation())
 }

@@ -20,6 +20,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/caps"
 	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/profiles"
 )
 
 // fakeDomain is one domain of the fake libvirt.
@@ -313,6 +314,9 @@ func newTestAgent(t *testing.T, f *fakeConn) *Agent {
 		root: "/", paths: cfg.HostPaths.Policy(),
 	}
 	a.cfg.QEMUTimeout.Duration = 300 * time.Millisecond
+	if p, err := profiles.Get(cfg.Profile); err == nil {
+		a.hostFS = p.Root
+	}
 	a.conn = newConnManager("fake:///", a.log)
 	a.conn.dial = func(string, time.Duration) (libvirtconn.AgentConn, error) { return f, nil }
 	a.initRuntime()

@@ -17,6 +17,12 @@ type HostCPU struct {
 	Arch arch.Arch
 	// Flags is the host's flag list (vendor marker and model_X included).
 	Flags []string
+	// Emulated tells that the host's own KVM cannot run guests, so they
+	// run under TCG (and the host presents no other machine): its flags
+	// then lack the virtualization marker (vmx, svm) that puts it in its
+	// vendor group, and Vendor (cpuinfo's vendor_id) names the group.
+	Emulated bool
+	Vendor   string
 }
 
 // ClusterCPU is what admission needs to know of a cluster.
@@ -44,6 +50,8 @@ type Decision struct {
 	// host is its first, and gives it its architecture and CPU type.
 	SetArch    arch.Arch
 	SetCPUType string
+	// Note says how an emulated host's type was chosen ("" otherwise).
+	Note string
 }
 
 // Admit applies the reference engine's rules, in order, when a host's
@@ -59,9 +67,23 @@ type Decision struct {
 //
 // The emulated machine (rule 5) is the engine's business: it needs the
 // cluster's other hosts.
+//
+// A host whose guests run under TCG (HostCPU.Emulated) is of the vendor
+// group its CPU's vendor names (an AMD machine is never admitted as an
+// Intel type): its best type is the highest of that group its flags
+// support once the virtualization marker TCG does not need is granted,
+// else the group's lowest type (EmulatedBest); a cluster type of that
+// group admits it whatever its level, since TCG emulates any model, and a
+// type of another vendor refuses it.
 func Admit(h HostCPU, c ClusterCPU) Decision {
 	hostCA, archErr := archspec.ClusterArch(h.Arch)
 	best, ok := BestFor(h.Arch, h.Flags)
+	note := ""
+	if h.Emulated {
+		if eb, en, eok := EmulatedBest(h.Arch, h.Vendor, h.Flags); eok && (!ok || eb.Vendor != best.Vendor || eb.Level > best.Level) {
+			best, ok, note = eb, true, en
+		}
+	}
 	if !ok {
 		// A host whose flags match another architecture's types is still
 		// incompatible; say so by the flags, as the reference does.
@@ -73,7 +95,7 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 		}
 		return Decision{Code: api.CodeCPUTypeIncompatible, Message: msg}
 	}
-	d := Decision{Best: best}
+	d := Decision{Best: best, Note: note}
 	if c.Arch != arch.Unknown {
 		clusterCA, err := archspec.ClusterArch(c.Arch)
 		if err != nil {
@@ -104,6 +126,16 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 			h.Name, h.Arch, c.Name, ct.Arch)
 		return d
 	}
+	if h.Emulated {
+		if ct.Vendor != best.Vendor {
+			d.Code = api.CodeCPUTypeIncompatible
+			d.Message = fmt.Sprintf("Host %s moved to Non-Operational state as its CPU is %s (%s) and the CPU type %s of cluster %s is %s: a host whose guests run under TCG is admitted with a type of its own CPU's vendor",
+				h.Name, best.Vendor, strings.TrimSpace(h.Vendor), ct.Name, c.Name, ct.Vendor)
+			return d
+		}
+		d.OK = true
+		return d
+	}
 	if miss := Missing(ct, h.Flags); len(miss) > 0 {
 		d.Code = api.CodeCPUTypeIncompatible
 		d.Missing = miss
@@ -113,4 +145,47 @@ func Admit(h HostCPU, c ClusterCPU) Decision {
 	}
 	d.OK = true
 	return d
+}
+
+// EmulatedBest is the CPU type of a host whose guests run under TCG: the
+// vendor group is the one archspec names for its CPU's vendor (cpuinfo
+// vendor_id), and within it the highest type its flags support once the
+// group's marker (vmx, svm: what KVM needs, not TCG) is granted, else the
+// group's lowest type — the one claim its real CPU supports. The note says
+// how it was chosen. It is false when the vendor names no group.
+func EmulatedBest(a arch.Arch, vendor string, flags []string) (Type, string, bool) {
+	spec, err := archspec.For(a)
+	if err != nil {
+		return Type{}, "", false
+	}
+	g, ok := spec.VendorOfCPU(vendor)
+	if !ok {
+		return Type{}, "", false
+	}
+	var group []Type
+	for _, t := range Types(a) {
+		if t.Vendor == g.Name {
+			group = append(group, t)
+		}
+	}
+	if len(group) == 0 {
+		return Type{}, "", false
+	}
+	have := expand(append(append([]string(nil), flags...), g.Marker))
+	var found Type
+	for _, t := range group {
+		if supportsSet(t, have) && t.Level > found.Level {
+			found = t
+		}
+	}
+	if !found.IsZero() {
+		return cloneType(found), fmt.Sprintf("its %s CPU runs guests under TCG: the highest %s type whose models TCG runs here", g.Name, g.Name), true
+	}
+	lowest := group[0]
+	for _, t := range group[1:] {
+		if t.Level < lowest.Level {
+			lowest = t
+		}
+	}
+	return cloneType(lowest), fmt.Sprintf("its %s CPU runs guests under TCG, which emulates any model: the lowest %s type, as its vendor says nothing more", g.Name, g.Name), true
 }

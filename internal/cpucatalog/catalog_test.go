@@ -383,3 +383,59 @@ func FuzzBest(f *testing.F) {
 		}
 	})
 }
+
+// An AMD EPYC whose KVM cannot run guests (a cloud VM without nested
+// virtualization: no svm), with the models libvirt's TCG domcapabilities
+// list as usable on it (Debian 12, QEMU 7.2).
+var amdTCGHost = strings.Fields("fpu vme de pse tsc msr pae mce cx8 apic sep pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx mmxext lm " +
+	"pni ssse3 fma cx16 sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm avx2 " +
+	"model_qemu64 model_qemu32 model_pentium3 model_n270 model_kvm64 model_coreduo model_core2duo model_athlon model_Westmere " +
+	"model_Penryn model_Opteron_G2 model_Opteron_G1 model_Nehalem model_Conroe model_486")
+
+// An Intel host without /dev/kvm: vmx is there, TCG runs Westmere.
+var intelTCGHost = strings.Fields("fpu vmx nx aes sse2 model_qemu64 model_Nehalem model_Westmere model_Penryn")
+
+// TestAdmitEmulated: a host whose guests run under TCG is admitted with a
+// type of its own CPU's vendor (an AMD machine never as an Intel type),
+// whatever level the cluster's type of that vendor has; a type of another
+// vendor refuses it.
+func TestAdmitEmulated(t *testing.T) {
+	amd := HostCPU{Name: "x86_64-a", Arch: arch.X86_64, Flags: amdTCGHost, Emulated: true, Vendor: "AuthenticAMD"}
+	intel := HostCPU{Name: "laptop", Arch: arch.X86_64, Flags: intelTCGHost, Emulated: true, Vendor: "GenuineIntel"}
+	cases := []struct {
+		name    string
+		h       HostCPU
+		c       ClusterCPU
+		ok      bool
+		best    string
+		set     string
+		code    string
+		message string
+	}{
+		{"AMD, first host", amd, ClusterCPU{Name: "x86_64"}, true, "AMD Opteron G4", "AMD Opteron G4", "", ""},
+		{"AMD into an AMD EPYC-Milan cluster", amd, ClusterCPU{Name: "x86_64", Arch: arch.X86_64, CPUType: "AMD EPYC-Milan"}, true, "AMD Opteron G4", "", "", ""},
+		{"AMD into an Intel cluster", amd, ClusterCPU{Name: "x86_64", Arch: arch.X86_64, CPUType: "Intel Cascadelake Server Family"}, false, "AMD Opteron G4", "",
+			api.CodeCPUTypeIncompatible, "its CPU is AMD (AuthenticAMD) and the CPU type Intel Cascadelake Server Family of cluster x86_64 is Intel"},
+		{"AMD into a POWER cluster", amd, ClusterCPU{Name: "power", Arch: arch.PPC64, CPUType: "IBM POWER8"}, false, "AMD Opteron G4", "", api.CodeArchIncompatible, ""},
+		{"Intel, first host: the highest type TCG runs", intel, ClusterCPU{Name: "x86_64"}, true, "Intel Westmere Family", "Intel Westmere Family", "", ""},
+		{"Intel into a Cascade Lake cluster", intel, ClusterCPU{Name: "x86_64", Arch: arch.X86_64, CPUType: "Intel Cascadelake Server Family"}, true, "Intel Westmere Family", "", "", ""},
+		{"Intel into an AMD cluster", intel, ClusterCPU{Name: "x86_64", Arch: arch.X86_64, CPUType: "AMD EPYC"}, false, "Intel Westmere Family", "", api.CodeCPUTypeIncompatible, "is AMD"},
+		{"the same AMD flags, not emulated", HostCPU{Name: "h", Arch: arch.X86_64, Flags: amdTCGHost, Vendor: "AuthenticAMD"}, ClusterCPU{Name: "x86_64"}, false, "", "", api.CodeCPUTypeIncompatible, ""},
+		{"an unknown vendor", HostCPU{Name: "h", Arch: arch.X86_64, Flags: amdTCGHost, Emulated: true, Vendor: "HygonGenuine"}, ClusterCPU{Name: "x86_64"}, false, "", "", api.CodeCPUTypeIncompatible, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := Admit(c.h, c.c)
+			if d.OK != c.ok || d.Best.Name != c.best || d.SetCPUType != c.set || d.Code != c.code || !strings.Contains(d.Message, c.message) {
+				t.Errorf("Admit = ok %v best %q set %q code %q %q; want ok %v best %q set %q code %q %q…",
+					d.OK, d.Best.Name, d.SetCPUType, d.Code, d.Message, c.ok, c.best, c.set, c.code, c.message)
+			}
+			if d.Best.Vendor == "Intel" && c.h.Vendor == "AuthenticAMD" {
+				t.Errorf("an AMD machine got an Intel type %q", d.Best.Name)
+			}
+			if c.ok && c.h.Emulated && d.Note == "" && c.best != "Intel Westmere Family" {
+				t.Errorf("no note says how the type was chosen")
+			}
+		})
+	}
+}

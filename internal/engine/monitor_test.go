@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/client"
 	"polyvirt/internal/pki"
 	"polyvirt/test/hostsim"
@@ -286,5 +289,52 @@ func TestMonitorRefusesAnotherAgent(t *testing.T) {
 	nr := waitHost(t, te.admin, "a", 10*time.Second, status("NonResponsive"))
 	if !strings.Contains(nr.StatusMessage, "not the one enrolled for this host") {
 		t.Errorf("impostor: %q", nr.StatusMessage)
+	}
+}
+
+// TestHostDocumentTellsTCG: a host whose KVM cannot run guests says so in
+// its document (list and show), with the reason, its real CPU vendor and
+// the AMD type it was admitted with; a profile host says which profile it
+// presents and its firmware levels.
+func TestHostDocumentTellsTCG(t *testing.T) {
+	te := startEngine(t, testMonitor)
+	for _, c := range []string{"x86", "power"} {
+		if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newFakeAgentWith(t, te, "x86_64-a", "x86", "x86-2s-intel", func(r *hostreport.Report) {
+		r.Profile, r.FakeKVM = "", true
+		r.CPU.Model, r.CPU.Vendor = "AMD EPYC", "AuthenticAMD"
+		r.CPU.Flags = []string{"fpu", "sse2", "nx", "lm", "model_qemu64", "model_Opteron_G2"}
+		r.Virt.KVM, r.Virt.KVMReason, r.Virt.Virtualization, r.Virt.DomainType = false, "/dev/kvm is absent", "tcg", "qemu"
+	})
+	newFakeAgent(t, te, "power8-a", "power", "s822l-power8e")
+	h := waitHost(t, te.admin, "x86_64-a", 10*time.Second, status("Up"))
+	want := engineapi.Host{CPUVendor: "AuthenticAMD", Virtualization: "tcg", VirtualizationReason: "/dev/kvm is absent", FakeKVM: true, CPUType: "AMD Opteron G4"}
+	got := engineapi.Host{CPUVendor: h.CPUVendor, Virtualization: h.Virtualization, VirtualizationReason: h.VirtualizationReason, FakeKVM: h.FakeKVM, CPUType: h.CPUType}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("host show x86_64-a (-want +got):\n%s", diff)
+	}
+	p := waitHost(t, te.admin, "power8-a", 10*time.Second, status("Up"))
+	if p.Profile != "s822l-power8e" || p.Virtualization != "tcg" || !strings.Contains(p.VirtualizationReason, "fake KVM (profile s822l-power8e)") {
+		t.Errorf("power8-a: profile %q virtualization %q (%q)", p.Profile, p.Virtualization, p.VirtualizationReason)
+	}
+	if len(p.Firmware) == 0 || p.Firmware[0].Component != "opal" {
+		t.Errorf("power8-a firmware %+v", p.Firmware)
+	}
+	// The brief list carries them too (it holds no report).
+	hosts, err := te.admin.Hosts(ctx, client.HostFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range hosts {
+		if l.Virtualization != "tcg" || (l.Name == "x86_64-a" && l.VirtualizationReason != "/dev/kvm is absent") || (l.Name == "power8-a" && l.Profile == "") {
+			t.Errorf("host list: %s virtualization %q (%q) profile %q", l.Name, l.Virtualization, l.VirtualizationReason, l.Profile)
+		}
+	}
+	cl, err := te.admin.Cluster(ctx, "x86")
+	if err != nil || cl.CPUType != "AMD Opteron G4" {
+		t.Errorf("cluster x86: %q (%v)", cl.CPUType, err)
 	}
 }

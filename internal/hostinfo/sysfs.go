@@ -129,6 +129,23 @@ func (s *sysfs) lists() cpuLists {
 	return l
 }
 
+// ReadOnline reads the online CPUs of the root's sys/devices/system/cpu
+// with Read's rules (the online list, else each CPU's online file; never
+// the present CPUs). The error says why they are unavailable.
+func ReadOnline(fsys fs.FS) (cpuset.Set, error) {
+	var p problems
+	l := newSysfs(fsys, &p).lists()
+	if !l.found || l.online == nil {
+		for _, pr := range p.list {
+			if pr.Field == "topology" {
+				return nil, pr
+			}
+		}
+		return nil, fmt.Errorf("%s: the online CPUs are unavailable", SysCPUPath)
+	}
+	return l.online, nil
+}
+
 // onlineFromCPUs derives the online CPUs from each present CPU's
 // cpuN/online when the online list cannot be used: "1" is online, "0"
 // offline, and a CPU without the file cannot be taken offline (the boot CPU

@@ -134,6 +134,15 @@ func ParseLoadavg(data []byte) (Load, error) {
 	return Load{v[0], v[1], v[2]}, nil
 }
 
+// ReadMemory reads proc/meminfo through the root.
+func ReadMemory(fsys fs.FS) (Memory, error) {
+	b, err := readFile(fsys, "proc/meminfo")
+	if err != nil {
+		return Memory{}, err
+	}
+	return ParseMeminfo(b)
+}
+
 // Reading is one sample of the host.
 type Reading struct {
 	Time   time.Time

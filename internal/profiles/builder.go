@@ -233,6 +233,19 @@ func (m *machine) build() (*Profile, error) {
 	put("proc/meminfo", fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\nBuffers:          204800 kB\nCached:          4194304 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nHugepagesize:   %d kB\n",
 		total, total*15/16, total*29/32, m.hugePageKiB()))
 
+	// The statistics of an idle machine, read through this root by the
+	// agent of a host presenting the profile: its online CPUs (one cpuN
+	// line each), no load.
+	var stat strings.Builder
+	const idle = 1000000
+	fmt.Fprintf(&stat, "cpu  0 0 0 %d 0 0 0 0 0 0\n", idle*len(online))
+	for _, c := range online {
+		fmt.Fprintf(&stat, "cpu%d 0 0 0 %d 0 0 0 0 0 0\n", c, idle)
+	}
+	stat.WriteString("intr 0\nctxt 0\nbtime 1700000000\nprocesses 1\nprocs_running 1\nprocs_blocked 0\n")
+	put("proc/stat", stat.String())
+	put("proc/loadavg", fmt.Sprintf("0.00 0.00 0.00 1/%d 1\n", len(online)*4))
+
 	for k, v := range m.dmi {
 		put("sys/class/dmi/id/"+k, v+"\n")
 	}

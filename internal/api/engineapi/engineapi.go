@@ -134,8 +134,29 @@ type Host struct {
 	StatusCode    string `json:"statusCode,omitempty"`
 	StatusMessage string `json:"statusMessage,omitempty"`
 	// Arch is the host's (effective) architecture: ppc64le for a POWER8.
+	// Its cluster's architecture is the family's (ppc64 for every POWER
+	// host: archspec.ClusterArch).
 	Arch     arch.Arch `json:"arch,omitempty"`
 	CPUModel string    `json:"cpuModel,omitempty"`
+	// CPUVendor is the CPU's vendor as the host reports it (cpuinfo
+	// vendor_id: "AuthenticAMD", "IBM").
+	CPUVendor string `json:"cpuVendor,omitempty"`
+	// Virtualization is how the host runs guests, from its capabilities
+	// report: "kvm", or "tcg" (QEMU's emulation) with VirtualizationReason
+	// saying why (no /dev/kvm, fake KVM, ...).
+	Virtualization       string `json:"virtualization,omitempty"`
+	VirtualizationReason string `json:"virtualizationReason,omitempty"`
+	// FakeKVM tells that the host runs in fake-KVM mode; Profile names the
+	// built-in host profile it presents itself as (its hardware is that
+	// profile's, not the machine's it runs on); FakeIdentity, when set,
+	// says its CPU is VDSM's fake-KVM CPU of another architecture.
+	FakeKVM      bool   `json:"fakeKvm,omitempty"`
+	Profile      string `json:"profile,omitempty"`
+	FakeIdentity string `json:"fakeIdentity,omitempty"`
+	// Firmware are the firmware levels the host reports (DMI BIOS, the
+	// device tree's components, and on FSP POWER hosts the system firmware
+	// of each bank: system-temporary, system-permanent, system-booted).
+	Firmware []HostFirmwareLevel `json:"firmware,omitempty"`
 	// CPUType and CPULevel are the host's best cluster CPU type.
 	CPUType          string   `json:"cpuType,omitempty"`
 	CPULevel         int      `json:"cpuLevel,omitempty"`
@@ -158,6 +179,14 @@ type Host struct {
 	Version      int64           `json:"version"`
 	Created      time.Time       `json:"created"`
 	Updated      time.Time       `json:"updated"`
+}
+
+// HostFirmwareLevel is one firmware component of a host and its level.
+type HostFirmwareLevel struct {
+	Component string `json:"component"`
+	Version   string `json:"version"`
+	Vendor    string `json:"vendor,omitempty"`
+	Date      string `json:"date,omitempty"`
 }
 
 // HostRequest adds a host (POST /api/v1/hosts).

@@ -22,6 +22,11 @@ type hostFacts struct {
 	CPUModel string
 	Flags    []string
 	Machines []string
+	// Emulated tells that the host's own KVM cannot run guests (they run
+	// under TCG) and it presents no other machine; Vendor is its CPU's
+	// vendor (cpuinfo vendor_id): admission then goes by the vendor.
+	Emulated bool
+	Vendor   string
 }
 
 // factsFromReport reads the facts of a capabilities report (JSON).
@@ -32,7 +37,9 @@ func factsFromReport(doc []byte) (hostFacts, error) {
 	}
 	// An architecture unknown to polyvirt stays as the report writes it:
 	// admission refuses it by its CPU type.
-	return hostFacts{Arch: r.Effective(), CPUModel: r.CPU.Model, Flags: r.CPU.Flags, Machines: r.Virt.EmulatedMachines}, nil
+	emulated := r.Virt.Virtualization == "tcg" && r.Profile == "" && r.CPU.FakeIdentity == "" && r.Effective() == r.Arch
+	return hostFacts{Arch: r.Effective(), CPUModel: r.CPU.Model, Flags: r.CPU.Flags, Machines: r.Virt.EmulatedMachines,
+		Emulated: emulated, Vendor: r.CPU.Vendor}, nil
 }
 
 // admission is the outcome of admitting a host into its cluster.
@@ -61,7 +68,7 @@ type admission struct {
 // must offer the chosen machine. The cluster changes only when the host is
 // admitted.
 func admit(hostName string, f hostFacts, c store.Cluster) admission {
-	d := cpucatalog.Admit(cpucatalog.HostCPU{Name: hostName, Arch: f.Arch, Flags: f.Flags},
+	d := cpucatalog.Admit(cpucatalog.HostCPU{Name: hostName, Arch: f.Arch, Flags: f.Flags, Emulated: f.Emulated, Vendor: f.Vendor},
 		cpucatalog.ClusterCPU{Name: c.Name, Arch: c.Arch, CPUType: c.CPUType})
 	out := admission{Best: d.Best, Cluster: c}
 	if !d.OK {
@@ -105,6 +112,9 @@ func admit(hostName string, f hostFacts, c store.Cluster) admission {
 	if len(changes) > 0 {
 		out.ClusterChanged = true
 		out.ClusterChange = fmt.Sprintf("Cluster %s was given %s by its first host %s.", c.Name, joinAnd(changes), hostName)
+		if d.Note != "" && d.SetCPUType != "" {
+			out.ClusterChange = fmt.Sprintf("Cluster %s was given %s by its first host %s (%s).", c.Name, joinAnd(changes), hostName, d.Note)
+		}
 	}
 	return out
 }

@@ -130,3 +130,51 @@ func TestFactsFromReport(t *testing.T) {
 		})
 	}
 }
+
+// TestAdmitTCGHostByVendor: a host whose own KVM cannot run guests (its
+// report says virtualization tcg, it presents no other machine) is
+// admitted by its CPU's vendor: an AMD machine sets an AMD type and is
+// refused by an Intel cluster; a profile host keeps the strict rules.
+func TestAdmitTCGHostByVendor(t *testing.T) {
+	report := func(mut func(r map[string]any)) hostFacts {
+		r := map[string]any{
+			"arch": "x86_64", "effectiveArch": "x86_64", "fakeKvm": true,
+			"cpu": map[string]any{"model": "AMD EPYC", "vendor": "AuthenticAMD",
+				"flags": []string{"fpu", "sse2", "nx", "lm", "aes", "model_qemu64", "model_Opteron_G2", "model_Westmere", "model_Nehalem"}},
+			"virt": map[string]any{"kvm": false, "kvmReason": "/dev/kvm is absent", "virtualization": "tcg",
+				"emulatedMachines": []string{"pc-q35-7.2", "q35", "pc-i440fx-7.2", "pc"}},
+		}
+		if mut != nil {
+			mut(r)
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := factsFromReport(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	amd := report(nil)
+	if !amd.Emulated || amd.Vendor != "AuthenticAMD" {
+		t.Fatalf("facts %+v", amd)
+	}
+	a := admit("x86_64-a", amd, store.Cluster{Name: "x86_64"})
+	if !a.OK || a.Cluster.CPUType != "AMD Opteron G4" || a.Cluster.Arch != arch.X86_64 || !strings.Contains(a.ClusterChange, "runs guests under TCG") {
+		t.Errorf("first AMD host: %+v", a)
+	}
+	a = admit("x86_64-a", amd, store.Cluster{Name: "x86_64", Arch: arch.X86_64, CPUType: "Intel Cascadelake Server Family"})
+	if a.OK || a.Code != api.CodeCPUTypeIncompatible || !strings.Contains(a.Message, "AMD") {
+		t.Errorf("AMD host into an Intel cluster: %+v", a)
+	}
+	// The same report from a profile (it imitates a KVM host): strict.
+	prof := report(func(r map[string]any) { r["profile"] = "x" })
+	if prof.Emulated {
+		t.Errorf("a profile host is taken for an emulated one")
+	}
+	if a := admit("p", prof, store.Cluster{Name: "x86_64"}); a.OK {
+		t.Errorf("a profile host without a vendor marker admitted: %+v", a)
+	}
+}

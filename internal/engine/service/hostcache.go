@@ -97,10 +97,11 @@ func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, []byte, map
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	e.reports.load(ctx, e.st, hosts)
 	views := make([]engineapi.Host, 0, len(hosts))
 	counts := map[string]map[string]int{}
 	for _, h := range hosts {
-		views = append(views, hostView(h, names[h.ClusterID]))
+		views = append(views, e.hostView(h, names[h.ClusterID]))
 		m := counts[h.ClusterID]
 		if m == nil {
 			m = map[string]int{}

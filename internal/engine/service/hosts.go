@@ -24,6 +24,14 @@ const (
 	maxTokenTTL     = 7 * 24 * time.Hour
 )
 
+// hostView is a host's document; its report facts (virtualization,
+// profile, firmware) are the ones e.reports knows.
+func (e *engine) hostView(h store.Host, cluster string) engineapi.Host {
+	v := hostView(h, cluster)
+	e.reports.withReportFacts(&v, h)
+	return v
+}
+
 func hostView(h store.Host, cluster string) engineapi.Host {
 	v := engineapi.Host{ID: h.ID, Name: h.Name, Address: h.Address, ClusterID: h.ClusterID, Cluster: cluster,
 		Status: string(h.Status), StatusCode: h.StatusCode, StatusMessage: h.StatusMessage, Arch: h.Arch,
@@ -66,7 +74,8 @@ func (e *engine) hostOut(ctx context.Context, h store.Host) (engineapi.Host, err
 	if err != nil {
 		return engineapi.Host{}, coded(err)
 	}
-	return hostView(h, c.Name), nil
+	e.reports.load(ctx, e.st, []store.Host{h})
+	return e.hostView(h, c.Name), nil
 }
 
 // HostQuery selects hosts: those of a cluster (name or ID), in some
@@ -132,9 +141,10 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 	if err != nil {
 		return HostList{}, err
 	}
+	e.reports.load(ctx, e.st, hosts)
 	out := make([]engineapi.Host, 0, len(hosts))
 	for _, h := range hosts {
-		out = append(out, hostView(h, names[h.ClusterID]))
+		out = append(out, e.hostView(h, names[h.ClusterID]))
 	}
 	return HostList{Hosts: out}, nil
 }
@@ -145,6 +155,7 @@ func (s *Hosts) Get(ctx context.Context, ref string, capabilities bool) (enginea
 	if err != nil {
 		return engineapi.Host{}, coded(err)
 	}
+	s.e.reports.of(h) // its report is at hand: read its facts
 	if !capabilities {
 		h.Capabilities = nil
 	}
@@ -271,7 +282,7 @@ func (e *engine) addHost(ctx context.Context, req engineapi.HostRequest) (engine
 		return none, err
 	}
 	h.Capabilities = nil
-	return engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()}, nil
+	return engineapi.JoinToken{Host: e.hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()}, nil
 }
 
 // mutateHost reads a host in a transaction, lets fn change it (and add
@@ -585,5 +596,5 @@ func (e *engine) hostJoinToken(ctx context.Context, ref string, req engineapi.Jo
 	if err != nil {
 		return none, err
 	}
-	return engineapi.JoinToken{Host: hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()}, nil
+	return engineapi.JoinToken{Host: e.hostView(h, c.Name), Token: tok.String(), Expires: expires, Command: e.joinCommand()}, nil
 }

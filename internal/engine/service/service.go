@@ -113,6 +113,9 @@ type engine struct {
 	storage storageHealth
 	// hosts is the host list the API's lists are served from.
 	hosts hostList
+	// reports are the host documents' facts read from the hosts'
+	// capabilities reports (virtualization, profile, firmware levels).
+	reports reportFactsCache
 }
 
 // ctxKey keys what a context carries for the services: who they act for
