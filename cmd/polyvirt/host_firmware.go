@@ -24,7 +24,9 @@ func newHostFirmwareCommand() *cobra.Command {
 		Short: "System firmware of a POWER host: levels, and a safe validate → flash → commit or reject update",
 		Long: `The system firmware of a host: its levels (lsmcode's temporary, permanent
 and booted sides on FSP POWER systems; the device tree's components on
-OpenPOWER; the BIOS on x86_64) and the update workflow, step by step:
+OpenPOWER; the BIOS on x86_64) and the update workflow, step by step. A
+fake-KVM host presenting an FSP profile (power8-a of polyvirt up) simulates
+its firmware, simulated images included (examples/firmware/):
 
   polyvirt host maintenance HOST
   polyvirt host firmware update HOST --image 01SV810_133_081.rpm   # upload, validate, flash, reboot
@@ -131,7 +133,7 @@ func failureText(op *agentapi.FirmwareOperation) string {
 	return string(op.State)
 }
 
-// newFirmwareStepCommand is validate, commit, reject or cancel.
+// newFirmwareStepCommand is validate, commit, reject, cancel or clear.
 func newFirmwareStepCommand(step string) *cobra.Command {
 	var (
 		image   string
@@ -143,7 +145,8 @@ func newFirmwareStepCommand(step string) *cobra.Command {
 		"flash":    "Flash the validated image (update_flash -f; the host reboots) and wait for the host to come back on it",
 		"commit":   "Keep the new level: copy the temporary side to the permanent side (update_flash -c)",
 		"reject":   "Go back to the old level: the permanent side is restored (update_flash -r)",
-		"cancel":   "Drop an uploaded or validated image",
+		"cancel":   "Drop an uploaded or validated image (an operation that ended is cleared)",
+		"clear":    "Clear an operation that ended (failed, cancelled, committed, rejected): the host shows none, the engine keeps its record",
 	}[step]
 	cmd := &cobra.Command{
 		Use:   step + " HOST",
@@ -158,12 +161,19 @@ func newFirmwareStepCommand(step string) *cobra.Command {
 					}
 				}
 				fmt.Fprintf(w, "%s of the firmware of %s:\n", step, host)
-				if _, err := c.FirmwareStep(ctx, host, step, reason); err != nil {
+				res, err := c.FirmwareStep(ctx, host, step, reason)
+				if err != nil {
 					return err
+				}
+				if res.Done && (res.Operation == nil || res.Operation.ID == "") {
+					// Cleared: the host has no operation any more.
+					fmt.Fprintf(w, "  %s  cleared: %s shows no firmware operation (polyvirt host firmware show %s lists the engine's records)\n",
+						time.Now().Format("15:04:05"), host, host)
+					return nil
 				}
 				want := map[string]agentapi.FirmwareState{"validate": agentapi.FirmwareStateValidated, "flash": agentapi.FirmwareStateAwaitingDecision, "commit": agentapi.FirmwareStateCommitted,
 					"reject": agentapi.FirmwareStateRejected, "cancel": agentapi.FirmwareStateCancelled}[step]
-				_, err := waitFor(ctx, w, c, host, timeout, want)
+				_, err = waitFor(ctx, w, c, host, timeout, want)
 				return err
 			})
 		},
@@ -258,6 +268,9 @@ func printFirmware(w io.Writer, f engineapi.HostFirmware) error {
 		kv = append(kv, [2]string{"Agent", "not answering: " + f.Error})
 	}
 	if inv := f.Inventory; inv != nil {
+		if inv.Simulated != "" {
+			kv = append(kv, [2]string{"Simulated", inv.Simulated})
+		}
 		kv = append(kv, [2]string{"Type-model", inv.TypeModel}, [2]string{"Serial", inv.Serial}, [2]string{"Model", inv.ModelName})
 		if s := inv.System; s != nil {
 			kv = append(kv, [2]string{"Temporary side", s.Temporary.Name}, [2]string{"Permanent side", s.Permanent.Name},

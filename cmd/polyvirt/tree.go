@@ -68,6 +68,7 @@ func newRoot() *cobra.Command {
 				newFirmwareStepCommand("commit"),
 				newFirmwareStepCommand("reject"),
 				newFirmwareStepCommand("cancel"),
+				newFirmwareStepCommand("clear"),
 			),
 		),
 		withChildren(newVMCommand(),

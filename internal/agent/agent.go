@@ -63,6 +63,8 @@ type Agent struct {
 
 	stats *statsKeeper
 	fw    *firmware.Manager
+	// fwSimulated says where the simulated firmware is ("" for real).
+	fwSimulated string
 
 	// root is the host's root directory, from which the VMs' host paths
 	// are followed; paths is where those may lead (host_paths).
@@ -271,8 +273,15 @@ func (a *Agent) capabilitiesDocument(ctx context.Context, refresh bool) ([]byte,
 
 // capsFingerprint summarizes what can change the report: the online CPUs,
 // the memory (both read through the host's root: a profile's do not
-// change), the libvirt connection generation.
+// change), the libvirt connection generation, and the firmware operation's
+// progress (a flash, its reboot, a commit change the levels the report
+// lists).
 func (a *Agent) capsFingerprint() string {
+	fw := ""
+	if a.fw != nil {
+		op := a.fw.Status()
+		fw = fmt.Sprintf("%s/%s/%d", op.ID, op.State, len(op.Steps))
+	}
 	online := "unavailable"
 	if set, err := hostinfo.ReadOnline(a.hostFS); err == nil {
 		online = set.String()
@@ -281,7 +290,7 @@ func (a *Agent) capsFingerprint() string {
 	if m, err := hoststats.ReadMemory(a.hostFS); err == nil {
 		mem = fmt.Sprint(m.TotalKiB)
 	}
-	return fmt.Sprintf("%s|%s|%d", online, mem, a.conn.generation())
+	return fmt.Sprintf("%s|%s|%d|%s", online, mem, a.conn.generation(), fw)
 }
 
 // watchCapabilities refreshes the report when what it depends on changes:

@@ -2,17 +2,20 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/firmware"
+	"polyvirt/internal/firmware/simfw"
 	"polyvirt/internal/hostexec"
 	"polyvirt/internal/profiles"
 )
@@ -27,37 +30,86 @@ type FirmwareConfig struct {
 	// Root is the filesystem root the device tree and the kernel boot id
 	// are read from (default "/", or the profile's root).
 	Root string `json:"root"`
+	// SimulatedReboot is how long the simulated reboot after a flash takes
+	// on a host whose firmware is simulated (default 5s).
+	SimulatedReboot Duration `json:"simulated_reboot"`
 }
+
+// configured tells whether the configuration names tools or a root: the
+// operator chose them, and they are used whatever the host presents.
+func (fc FirmwareConfig) configured() bool {
+	return fc.Path != "" || fc.Root != "" || len(fc.Env) > 0
+}
+
+// simulatedFirmwareDir is the simulated firmware's directory in the
+// agent's data directory.
+const simulatedFirmwareDir = "firmware-simulated"
 
 // openFirmware opens the firmware manager of this host and settles an
 // operation a restart or a reboot interrupted.
+//
+// Which firmware: a host whose machine has a firmware mechanism of its own
+// (a real POWER host) always uses the real tools on the real root, whatever
+// profile it presents; so does a host whose configuration names the tools
+// or a root. A host presenting a profile on a machine without one (fake
+// KVM on x86_64) simulates the profile's system firmware (package
+// firmware/simfw, kept in DATADIR/firmware-simulated), or has none when
+// the profile carries none. Any other host reads its own machine's.
 func (a *Agent) openFirmware(ctx context.Context) error {
 	fc := a.cfg.Firmware
 	path := fc.Path
 	if path == "" {
 		path = os.Getenv("PATH") + ":/usr/sbin:/sbin"
 	}
-	var root fs.FS = os.DirFS("/")
-	hostArch := a.realArch
-	if a.cfg.Profile != "" {
+	cfg := firmware.Config{
+		DataDir: a.cfg.DataDir,
+		Arch:    a.realArch,
+		Runner:  &hostexec.Exec{Path: path, Env: fc.Env},
+		Root:    os.DirFS("/"),
+	}
+	realMechanism := ""
+	if spec, err := archspec.For(a.realArch); err == nil {
+		realMechanism = spec.Host.FirmwareUpdate
+	}
+	switch {
+	case fc.configured():
+		// The operator's tools and root (tests point them at fake tools),
+		// for the architecture the host presents.
+		if a.cfg.Profile != "" {
+			p, err := profiles.Get(a.cfg.Profile)
+			if err != nil {
+				return err
+			}
+			cfg.Root, cfg.Arch = p.Root, p.Arch
+		}
+		if a.cfg.FakeArch != arch.Unknown {
+			cfg.Arch = a.cfg.FakeArch
+		}
+		if fc.Root != "" {
+			cfg.Root = os.DirFS(fc.Root)
+		}
+	case a.cfg.Profile != "" && realMechanism == "":
 		p, err := profiles.Get(a.cfg.Profile)
 		if err != nil {
 			return err
 		}
-		root, hostArch = p.Root, p.Arch
+		cfg.Root, cfg.Arch = p.Root, p.Arch
+		if p.LsmcodeA == "" {
+			cfg.Unsupported = fmt.Sprintf("the profile %s simulates no system firmware (%s); updates are simulated for FSP-based profiles such as s822l-power8e",
+				p.Name, p.Title)
+			break
+		}
+		sim, err := a.openSimulatedFirmware(p)
+		if err != nil {
+			return err
+		}
+		cfg.Runner, cfg.Root = sim, sim.Root(p.Root)
+		a.fwSimulated = fmt.Sprintf("the system firmware of profile %s, simulated in %s (simulated images: examples/firmware/)", p.Name, sim.Dir())
+		a.log.Info("simulated system firmware", "profile", p.Name, "dir", sim.Dir())
+	case a.cfg.Profile != "":
+		a.log.Info("the machine's own firmware tools are used, not a simulation of the profile's", "profile", a.cfg.Profile, "arch", a.realArch)
 	}
-	if fc.Root != "" {
-		root = os.DirFS(fc.Root)
-	}
-	if a.cfg.FakeArch != arch.Unknown {
-		hostArch = a.cfg.FakeArch
-	}
-	m, err := firmware.Open(firmware.Config{
-		DataDir: a.cfg.DataDir,
-		Arch:    hostArch,
-		Runner:  &hostexec.Exec{Path: path, Env: fc.Env},
-		Root:    root,
-	})
+	m, err := firmware.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -70,6 +122,20 @@ func (a *Agent) openFirmware(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// openSimulatedFirmware opens the simulation of a profile's system
+// firmware in the data directory (laid out from the profile the first
+// time; later the banks are what the updates made them).
+func (a *Agent) openSimulatedFirmware(p *profiles.Profile) (*simfw.Host, error) {
+	sf, err := firmware.ParseLsmcodeA([]byte(p.LsmcodeA))
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", p.Name, err)
+	}
+	id := firmware.ReadIdentity(p.Root)
+	return simfw.Open(filepath.Join(a.cfg.DataDir, simulatedFirmwareDir),
+		simfw.Machine{TypeModel: id.TypeModel, Temporary: sf.Temporary.Code(), Permanent: sf.Permanent.Code(), Service: sf.Service},
+		simfw.Options{RebootDelay: a.cfg.Firmware.SimulatedReboot.Duration})
 }
 
 // FirmwareStatus reports the inventory and the operation. While a flash
@@ -89,6 +155,7 @@ func (a *Agent) FirmwareStatus(ctx context.Context) (*agentapi.FirmwareStatus, e
 	if err != nil {
 		return nil, err
 	}
+	inv.Simulated = a.fwSimulated
 	st.Inventory = inv
 	return st, nil
 }
@@ -143,8 +210,10 @@ func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance 
 		op, err = a.fw.Reject(ctx, who)
 	case "cancel":
 		op, err = a.fw.Cancel(ctx, who, "cancelled by "+who)
+	case "clear":
+		op, err = a.fw.Clear(ctx, who)
 	default:
-		return nil, api.NewError(http.StatusNotFound, api.CodeUnknownAction, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
+		return nil, api.NewError(http.StatusNotFound, api.CodeUnknownAction, "unknown firmware step %q (validate, flash, commit, reject, cancel, clear)", step)
 	}
 	if err != nil {
 		return nil, err

@@ -4,10 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"polyvirt/internal/api"
+	"polyvirt/internal/arch"
+	"polyvirt/internal/firmware/simfw"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -35,4 +40,62 @@ func TestProfileHostStatisticsAreTheProfiles(t *testing.T) {
 	if !strings.HasPrefix(fp, "0,8,16,24,32,40,48,56,64,72,80,88,96,104,112,120,128,136,144,152|268435456|") {
 		t.Errorf("fingerprint %q: not the profile's online CPUs and memory", fp)
 	}
+}
+
+// TestWhichFirmware: a profile host on a machine without a firmware
+// mechanism of its own simulates the profile's firmware; a profile that
+// carries none says so; a real POWER host, or a configuration naming the
+// tools, never uses the simulation.
+func TestWhichFirmware(t *testing.T) {
+	ctx := context.Background()
+	open := func(t *testing.T, profile string, realArch arch.Arch, fc FirmwareConfig) *Agent {
+		t.Helper()
+		cfg := Config{HostID: "unit", DataDir: t.TempDir(), Profile: profile, Firmware: fc}
+		a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.realArch = realArch
+		if err := a.openFirmware(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	t.Run("S822L on x86_64: simulated", func(t *testing.T) {
+		a := open(t, "s822l-power8e", arch.X86_64, FirmwareConfig{})
+		st, err := a.FirmwareStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := st.Inventory
+		if !st.Supported || inv.System == nil || inv.System.Temporary.Name != "SV810_081" || inv.System.Permanent.Name != "SV810_081" ||
+			inv.TypeModel != "8247-22L" || !strings.Contains(inv.Simulated, "s822l-power8e") {
+			t.Errorf("status %+v", st)
+		}
+		if _, err := os.Stat(filepath.Join(a.cfg.DataDir, simulatedFirmwareDir, simfw.StateFileName)); err != nil {
+			t.Errorf("the simulation is not kept in the data directory: %v", err)
+		}
+	})
+	t.Run("AC922 on x86_64: none, said why", func(t *testing.T) {
+		a := open(t, "ac922-power9", arch.X86_64, FirmwareConfig{})
+		st, err := a.FirmwareStatus(ctx)
+		if err != nil || st.Supported {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		_, _, err = a.FirmwareAction(ctx, "validate", "admin", false)
+		if e := asAPIError(err); e.Code != api.CodeNotSupportedOnArch || !strings.Contains(e.Message, "simulates no system firmware") {
+			t.Errorf("validate: %+v", e)
+		}
+	})
+	t.Run("a real POWER host: its own tools", func(t *testing.T) {
+		a := open(t, "s822l-power8e", arch.PPC64LE, FirmwareConfig{Path: t.TempDir()})
+		st, err := a.FirmwareStatus(ctx)
+		if err != nil || !st.Supported || st.Inventory.Simulated != "" || st.Inventory.System != nil {
+			t.Errorf("status %+v %v", st, err)
+		}
+		b := open(t, "s822l-power8e", arch.PPC64LE, FirmwareConfig{})
+		if b.fwSimulated != "" {
+			t.Errorf("a real POWER host simulates its firmware: %s", b.fwSimulated)
+		}
+	})
 }

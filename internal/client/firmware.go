@@ -54,7 +54,7 @@ func (c *Client) UploadFirmware(ctx context.Context, host, name string, image io
 }
 
 // FirmwareStep asks for a step of the update: validate, flash, commit,
-// reject or cancel. Done is false when the step goes on (poll
+// reject, cancel or clear. Done is false when the step goes on (poll
 // HostFirmware).
 func (c *Client) FirmwareStep(ctx context.Context, host, step, reason string) (engineapi.FirmwareStepResult, error) {
 	var res engineapi.FirmwareStepResult

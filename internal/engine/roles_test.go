@@ -46,6 +46,7 @@ var routeRoles = map[string]store.Role{
 	"POST /api/v1/hosts/{host}/firmware/commit":   store.RoleAdmin,
 	"POST /api/v1/hosts/{host}/firmware/reject":   store.RoleAdmin,
 	"POST /api/v1/hosts/{host}/firmware/cancel":   store.RoleAdmin,
+	"POST /api/v1/hosts/{host}/firmware/clear":    store.RoleAdmin,
 	"GET /api/v1/events":                          store.RoleReadOnly,
 	"GET /api/v1/vms":                             store.RoleReadOnly,
 	"POST /api/v1/vms":                            store.RoleVMManager,

@@ -71,6 +71,11 @@ type Config struct {
 	MaxImageBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Unsupported, when set, says why this host has no firmware update
+	// mechanism whatever its architecture's (a profile host that simulates
+	// no system firmware): every step then answers NOT_SUPPORTED_ON_ARCH
+	// with it.
+	Unsupported string
 }
 
 // Preconditions are what the caller asserts before a flash: the engine's
@@ -148,7 +153,7 @@ func Open(cfg Config) (*Manager, error) {
 		}
 	}
 	m := &Manager{cfg: cfg, dir: filepath.Join(cfg.DataDir, "firmware")}
-	if spec, err := archspec.For(cfg.Arch); err == nil {
+	if spec, err := archspec.For(cfg.Arch); err == nil && cfg.Unsupported == "" {
 		m.mechanism = spec.Host.FirmwareUpdate
 	}
 	if err := os.MkdirAll(m.imagesDir(), 0o700); err != nil {
@@ -223,6 +228,9 @@ func (m *Manager) Inventory(ctx context.Context) (agentapi.FirmwareInventory, er
 // function ends it.
 func (m *Manager) begin(step string) (func(), error) {
 	if !m.Supported() {
+		if m.cfg.Unsupported != "" {
+			return nil, api.FieldError(api.CodeNotSupportedOnArch, "arch", "firmware %s is not supported on this host: %s", step, m.cfg.Unsupported)
+		}
 		return nil, api.FieldError(api.CodeNotSupportedOnArch, "arch",
 			"firmware %s is not supported on %s: polyvirt updates system firmware on POWER hosts only (update_flash)", step, archName(m.cfg.Arch))
 	}
@@ -322,15 +330,25 @@ func codeOf(err error) string {
 	return api.CodeFirmwareToolFailed
 }
 
+// messageOf is an error's message for the step log, its field first
+// unless the message already begins with the tool the field names
+// ("lsmcode is not installed …" stays as it is, not "lsmcode: lsmcode …").
 func messageOf(err error) string {
 	var e *api.Error
 	if errors.As(err, &e) {
-		if e.Field != "" {
+		if e.Field != "" && !startsWithTool(e.Message, e.Field) {
 			return e.Field + ": " + e.Message
 		}
 		return e.Message
 	}
 	return err.Error()
+}
+
+// startsWithTool reports whether msg begins with the program a field
+// names (its first word: "update_flash" of "update_flash -v").
+func startsWithTool(msg, field string) bool {
+	tool, _, _ := strings.Cut(field, " ")
+	return strings.HasPrefix(msg, tool+" ") || strings.HasPrefix(msg, tool+":")
 }
 
 // wrongState is the error of a step asked in the wrong state.
@@ -1027,6 +1045,11 @@ func (m *Manager) Cancel(ctx context.Context, by, reason string) (agentapi.Firmw
 		return agentapi.FirmwareOperation{}, wrongState("cancel", nil, "")
 	}
 	msg := strings.TrimSpace(reason)
+	if op.State.Terminal() {
+		// Nothing left to cancel: an operation that ended (a failed one
+		// above all) is cleared instead.
+		return m.clear(op)
+	}
 	switch op.State {
 	case agentapi.FirmwareStateUploaded, agentapi.FirmwareStateValidated:
 	case agentapi.FirmwareStateRebooting:
@@ -1047,6 +1070,46 @@ func (m *Manager) Cancel(ctx context.Context, by, reason string) (agentapi.Firmw
 	if err := m.mutate(func(op *agentapi.FirmwareOperation) {
 		m.setState(op, agentapi.FirmwareStateCancelled, agentapi.FirmwareStep{Step: "cancel", Result: "ok", Who: who(by), Message: msg})
 	}); err != nil {
+		return agentapi.FirmwareOperation{}, err
+	}
+	if op.ImagePath != "" {
+		os.Remove(op.ImagePath)
+	}
+	return m.Status(), nil
+}
+
+// Clear forgets an operation that has ended — failed, cancelled,
+// committed or rejected — so that the host shows no operation (state
+// idle); its image is deleted. The engine keeps its record and audit
+// trail. An operation under way is refused (cancel it, or finish it).
+// Cancel of an ended operation clears it too.
+func (m *Manager) Clear(ctx context.Context, by string) (agentapi.FirmwareOperation, error) {
+	done, err := m.begin("clear")
+	if err != nil {
+		return agentapi.FirmwareOperation{}, err
+	}
+	defer done()
+	op := m.current()
+	if op == nil {
+		return m.Status(), nil
+	}
+	if !op.State.Terminal() {
+		return agentapi.FirmwareOperation{}, wrongState("clear", op, "only an operation that ended (failed, cancelled, committed, rejected) can be cleared; cancel it or finish it first")
+	}
+	return m.clear(op)
+}
+
+// clear drops an ended operation; the caller holds the busy flag.
+func (m *Manager) clear(op *agentapi.FirmwareOperation) (agentapi.FirmwareOperation, error) {
+	m.mu.Lock()
+	prev := m.op
+	m.op = nil
+	err := saveState(m.statePath(), nil)
+	if err != nil {
+		m.op = prev
+	}
+	m.mu.Unlock()
+	if err != nil {
 		return agentapi.FirmwareOperation{}, err
 	}
 	if op.ImagePath != "" {

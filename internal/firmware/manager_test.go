@@ -910,3 +910,69 @@ func TestScriptedRunner(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
+
+// TestToolNotInstalledSaysItOnce: a validation failing because lsmcode is
+// missing says so once ("lsmcode is not installed …", not "lsmcode:
+// lsmcode is not installed …"), and the failed operation can be cleared —
+// by clear, or by cancel — where it could not be cancelled.
+func TestToolNotInstalledSaysItOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, how := range []string{"clear", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t, fakehost.Options{}, func(c *Config) {
+				c.Runner = &hostexec.Exec{Path: t.TempDir()} // nothing is installed
+			})
+			op := e.upload("SV860_100", "081", "8247-22L")
+			_, err := e.m.Validate(ctx, admin)
+			wantCode(t, err, api.CodeFirmwareToolNotFound)
+			st := e.m.Status()
+			if st.State != agentapi.FirmwareStateFailed || st.Failure == nil {
+				t.Fatalf("state %s failure %+v", st.State, st.Failure)
+			}
+			if msg := st.Failure.Message; msg != "lsmcode is not installed (package lsvpd)" {
+				t.Errorf("failure message %q", msg)
+			}
+			if last := st.Steps[len(st.Steps)-1].Message; strings.Count(last, "lsmcode") != 1 {
+				t.Errorf("step message %q names lsmcode more than once", last)
+			}
+			var cleared agentapi.FirmwareOperation
+			if how == "clear" {
+				cleared = e.op(e.m.Clear(ctx, admin))
+			} else {
+				cleared = e.op(e.m.Cancel(ctx, admin, "tools missing"))
+			}
+			if cleared.State != agentapi.FirmwareStateIdle || cleared.ID != "" || e.m.Status().State != agentapi.FirmwareStateIdle {
+				t.Errorf("after %s: %+v", how, cleared)
+			}
+			if _, err := os.Stat(op.ImagePath); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("image kept after %s: %v", how, err)
+			}
+			// Cleared for good: a restarted agent finds no operation.
+			if got := e.restart(); got.State != agentapi.FirmwareStateIdle {
+				t.Errorf("after a restart: %s", got.State)
+			}
+		})
+	}
+	t.Run("an operation under way is not cleared", func(t *testing.T) {
+		e := newEnv(t, fakehost.Options{}, nil)
+		e.upload("SV860_100", "081", "8247-22L")
+		e.op(e.m.Validate(ctx, admin))
+		_, err := e.m.Clear(ctx, admin)
+		wantCode(t, err, api.CodeFirmwareWrongState)
+		if st := e.m.Status(); st.State != agentapi.FirmwareStateValidated {
+			t.Errorf("state %s", st.State)
+		}
+	})
+}
+
+func TestUnsupportedSaysWhy(t *testing.T) {
+	e := newEnv(t, fakehost.Options{}, func(c *Config) { c.Unsupported = "the profile ac922-power9 simulates no system firmware" })
+	if e.m.Supported() {
+		t.Fatal("supported")
+	}
+	_, err := e.m.Validate(context.Background(), admin)
+	wantCode(t, err, api.CodeNotSupportedOnArch)
+	if !strings.Contains(err.Error(), "ac922-power9 simulates no system firmware") {
+		t.Errorf("error %v", err)
+	}
+}

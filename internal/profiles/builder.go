@@ -48,6 +48,9 @@ type machine struct {
 	// strings (written NUL-terminated, several NUL-separated).
 	deviceTree map[string][]string
 	kvmDevice  bool
+	// lsmcodeA is the system firmware as `lsmcode -A` prints it (FSP
+	// POWER machines).
+	lsmcodeA string
 
 	libvirt libvirtHost
 }
@@ -272,6 +275,7 @@ func (m *machine) build() (*Profile, error) {
 		Name: m.name, Aliases: m.aliases, Title: m.title, Arch: m.arch,
 		Root: files, Capabilities: caps, DomainCapabilities: dcs,
 		LibvirtVersion: m.libvirt.libvirtVersion, QEMUVersion: m.libvirt.qemuVersion,
+		LsmcodeA: m.lsmcodeA,
 	}, nil
 }
 

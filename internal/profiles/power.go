@@ -106,8 +106,14 @@ var s822l = &machine{
 		"system-brand":              {"S0"},
 		"compatible":                {"ibm,powernv", "ibm,firenze"},
 		"ibm,opal/firmware/version": {"skiboot-5.4.8"},
+		// An FSP-based system: its firmware is managed through the FSP.
+		"fsps/name": {"fsps"},
 	},
 	kvmDevice: true,
+	// Both banks on the SV810 stream the reference's update replaces
+	// (01SV810_133_081: SV810_133 replacing SV810_081), booted from the
+	// temporary side, as lsvpd's lsmcode -A prints them.
+	lsmcodeA: "sys0!system:SV810_081 (t) SV810_081 (p) SV810_081 (t)service:",
 	libvirt: libvirtHost{
 		libvirtVersion: debianVersions.libvirtVersion, qemuVersion: debianVersions.qemuVersion,
 		cpuModel: "POWER8", cpuVendor: "IBM",

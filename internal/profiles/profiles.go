@@ -39,6 +39,13 @@ type Profile struct {
 	DomainCapabilities map[arch.Arch][]byte
 	// LibvirtVersion and QEMUVersion are the versions the host runs.
 	LibvirtVersion, QEMUVersion string
+	// LsmcodeA, for an FSP-based POWER machine, is its system firmware as
+	// `lsmcode -A` prints it: the levels of the temporary and permanent
+	// banks and the one it booted. A fake-KVM host presenting the profile
+	// simulates that firmware (package firmware/simfw); "" for a machine
+	// whose system firmware is not updated with update_flash (OpenPOWER
+	// machines, through their BMC) or has no such firmware.
+	LsmcodeA string
 }
 
 var (

@@ -55,6 +55,11 @@ type FirmwareInventory struct {
 	Components []FirmwareComponent `json:"components,omitempty"`
 	// Problems are what could not be read, one sentence each.
 	Problems []string `json:"problems,omitempty"`
+	// Simulated, when set, says that the system firmware is simulated (a
+	// fake-KVM host presenting a profile: its banks, lsmcode and
+	// update_flash are polyvirt's simulation, kept in the agent's data
+	// directory) and where.
+	Simulated string `json:"simulated,omitempty"`
 }
 
 // FirmwareSide is one of the two system firmware banks of an FSP-based POWER

@@ -106,11 +106,11 @@ func (e *engine) uploadFirmware(ctx context.Context, ref string, img FirmwareIma
 }
 
 // FirmwareSteps are the steps of Step.
-var FirmwareSteps = []string{"validate", "flash", "commit", "reject", "cancel"}
+var FirmwareSteps = []string{"validate", "flash", "commit", "reject", "cancel", "clear"}
 
 // Step runs a step of a host's firmware update on its agent: validate,
 // flash (the host in Maintenance, no VM of the engine on it), commit,
-// reject, cancel. Done is false while the agent still works on it.
+// reject, cancel, clear. Done is false while the agent still works on it.
 func (s *Firmware) Step(ctx context.Context, ref, step string, req engineapi.FirmwareStepRequest) (engineapi.FirmwareStepResult, error) {
 	out, err := s.e.firmwareStep(ctx, ref, step, req)
 	return out, coded(err)
@@ -124,7 +124,7 @@ func (e *engine) firmwareStep(ctx context.Context, ref, step string, req enginea
 	}
 	var body agentapi.FirmwareStepRequest
 	switch step {
-	case "validate", "commit", "reject", "cancel":
+	case "validate", "commit", "reject", "cancel", "clear":
 	case "flash":
 		// What only the engine knows: the host is in Maintenance and none
 		// of its VMs runs there. The agent checks its own VMs again right
@@ -143,7 +143,7 @@ func (e *engine) firmwareStep(ctx context.Context, ref, step string, req enginea
 		}
 		body.Maintenance = true
 	default:
-		return none, fail(api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel)", step)
+		return none, fail(api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel, clear)", step)
 	}
 	op, done, err := e.agents.FirmwareStep(ctx, h, step, userName(ctx), body)
 	if step == "flash" && answerLost(err) {
