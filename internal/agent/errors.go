@@ -3,11 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/firmware"
 	"polyvirt/internal/httpx"
 	"polyvirt/internal/libvirtconn"
 )
@@ -21,10 +21,11 @@ func asAPIError(err error) *api.Error {
 		return e
 	}
 	// A rule's verdict (the firmware workflow's): the status of its code,
-	// the field named in the message.
+	// the field named in the message — once ("update_flash exited 8 …",
+	// not "update_flash -v: update_flash exited 8 …").
 	msg := e.Message
-	if e.Field != "" && !strings.Contains(msg, e.Field) {
-		msg = fmt.Sprintf("%s: %s", e.Field, msg)
+	if !strings.Contains(msg, e.Field) {
+		msg = firmware.FieldMessage(e.Field, msg)
 	}
 	return &api.Error{Status: api.StatusOf(e), Code: e.Code, Message: msg, Details: e.Details, Err: e.Err}
 }

@@ -84,7 +84,8 @@ func ReadInventory(ctx context.Context, src Source) (agentapi.FirmwareInventory,
 		} else {
 			sf, err := RunLsmcode(ctx, src.Runner, src.Lsmcode, src.Timeout)
 			if err != nil {
-				inv.Problems = append(inv.Problems, err.Error())
+				// "CODE: message", the tool named once.
+				inv.Problems = append(inv.Problems, codeOf(err)+": "+messageOf(err))
 			} else {
 				inv.System = &sf
 			}

@@ -81,7 +81,7 @@ func TestReadInventory(t *testing.T) {
 					{Name: "skiboot", Version: "v6.0.19", Source: "device-tree"},
 					{Name: "version", Version: "witherspoon-ibm-OP9-v2.0.14-2.21", Source: "device-tree"},
 				},
-				Problems: []string{`FIRMWARE_TOOL_OUTPUT_UNREADABLE: lsmcode: lsmcode -A: system firmware: empty output, want a line starting "sys0!system:"; lsmcode: system firmware: empty output, want a line starting "Version of System Firmware is"`}},
+				Problems: []string{`FIRMWARE_TOOL_OUTPUT_UNREADABLE: lsmcode -A: system firmware: empty output, want a line starting "sys0!system:"; lsmcode: system firmware: empty output, want a line starting "Version of System Firmware is"`}},
 			wantCalls: 2,
 		},
 		{
@@ -92,7 +92,7 @@ func TestReadInventory(t *testing.T) {
 					{Name: "opal", Version: "skiboot-5.1.13", Source: "device-tree"},
 					{Name: "opal-mi", Version: "MI SV810_133 SV810_081 SV810_133", Source: "device-tree"},
 				},
-				Problems: []string{"FIRMWARE_PERMISSION_DENIED: lsmcode: lsmcode -A: Must be run as root!"}},
+				Problems: []string{"FIRMWARE_PERMISSION_DENIED: lsmcode -A: Must be run as root!"}},
 			wantCalls: 1,
 		},
 		{

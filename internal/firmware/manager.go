@@ -336,12 +336,20 @@ func codeOf(err error) string {
 func messageOf(err error) string {
 	var e *api.Error
 	if errors.As(err, &e) {
-		if e.Field != "" && !startsWithTool(e.Message, e.Field) {
-			return e.Field + ": " + e.Message
-		}
-		return e.Message
+		return FieldMessage(e.Field, e.Message)
 	}
 	return err.Error()
+}
+
+// FieldMessage is an error message with the field it concerns in front,
+// unless the message already begins with the tool the field names:
+// "lsmcode is not installed (package lsvpd)", "update_flash exited 8 …",
+// but "image: the uploaded image … is gone".
+func FieldMessage(field, msg string) string {
+	if field != "" && !startsWithTool(msg, field) && !strings.HasPrefix(msg, field+": ") {
+		return field + ": " + msg
+	}
+	return msg
 }
 
 // startsWithTool reports whether msg begins with the program a field

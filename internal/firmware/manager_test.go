@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -934,6 +935,10 @@ func TestToolNotInstalledSaysItOnce(t *testing.T) {
 			}
 			if last := st.Steps[len(st.Steps)-1].Message; strings.Count(last, "lsmcode") != 1 {
 				t.Errorf("step message %q names lsmcode more than once", last)
+			}
+			inv, err := e.m.Inventory(ctx)
+			if err != nil || !slices.Contains(inv.Problems, "FIRMWARE_TOOL_NOT_FOUND: lsmcode is not installed (package lsvpd)") {
+				t.Errorf("inventory problems %q (%v)", inv.Problems, err)
 			}
 			var cleared agentapi.FirmwareOperation
 			if how == "clear" {
