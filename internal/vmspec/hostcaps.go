@@ -47,6 +47,13 @@ func TCGOnly(h *hostreport.Report) bool {
 	return h != nil && (h.FakeKVM || h.Virt.DomainType == "qemu")
 }
 
+// ownMachineUnderTCG reports whether a host is the machine it runs on (no
+// profile, no fake CPU of another architecture) and runs its guests under
+// TCG because its KVM cannot.
+func ownMachineUnderTCG(h *hostreport.Report) bool {
+	return h.Virt.Virtualization == "tcg" && h.Profile == "" && h.CPU.FakeIdentity == ""
+}
+
 // hostOffer is what a host offers for one guest architecture; an empty
 // list means the report does not say, and is not checked.
 type hostOffer struct {
@@ -107,6 +114,13 @@ func checkHost(vm *VM, spec *archspec.Spec, h *hostreport.Report, errs *api.Erro
 		// Cascadelake-Server): the fake-KVM rewrite replaces those TCG
 		// cannot emulate.
 		if h.FakeKVM && presents(h.CPU.Models, c.Model) {
+			break
+		}
+		// A host that is its own machine with no usable KVM runs any
+		// model under TCG (the TCG build gives the VM a model TCG
+		// emulates): its cluster's model says what its CPU is, and is
+		// not refused for what TCG lacks.
+		if h.FakeKVM && ownMachineUnderTCG(h) {
 			break
 		}
 		if len(offer.models) > 0 && !containsFold(offer.models, c.Model) {

@@ -228,6 +228,7 @@ disks:
 			[]violation{{api.CodeHostVideo, "display.video"}}},
 		{"Haswell on the TCG host", "name: a\narch: x86_64\ncpu: {model: Haswell}\n", Options{Host: tcg}, []violation{{api.CodeHostCPUModel, "cpu.model"}}},
 		{"a model a fake-KVM host does not present", "name: a\narch: x86_64\ncpu: {model: Icelake-Server-noTSX}\n", Options{Host: fakeX86(t)}, []violation{{api.CodeHostCPUModel, "cpu.model"}}},
+		{"a model a fake-KVM profile host does not present", "name: a\narch: x86_64\ncpu: {model: Opteron_G4}\n", Options{Host: func() *hostreport.Report { r := ownTCG(t); r.Profile = "x86-2s-intel"; return r }()}, []violation{{api.CodeHostCPUModel, "cpu.model"}}},
 		{"s390x on the x86_64 TCG host", "name: a\narch: s390x\n", Options{Host: tcg}, []violation{{api.CodeHostArch, "arch"}}},
 	}
 	for _, c := range cases {
@@ -258,6 +259,16 @@ func fakeX86(t *testing.T) *hostreport.Report {
 	c := *loadCaps(t, "hostcaps-x86_64-tcg.json")
 	c.FakeKVM = true
 	c.CPU.Models = []string{"Nehalem", "Cascadelake-Server", "qemu64"}
+	return &c
+}
+
+// ownTCG is the x86_64 TCG host as an agent on a machine without usable
+// KVM reports it: its own CPU, virtualization tcg, fake-KVM mode.
+func ownTCG(t *testing.T) *hostreport.Report {
+	t.Helper()
+	c := *loadCaps(t, "hostcaps-x86_64-tcg.json")
+	c.FakeKVM = true
+	c.Virt.Virtualization, c.Virt.KVMReason = "tcg", "/dev/kvm is absent"
 	return &c
 }
 
@@ -329,6 +340,7 @@ func TestDefaults(t *testing.T) {
 		{"ppc64le on the x86 TCG host", "name: a\narch: ppc64le\ncpu: {model: POWER9}\n", Options{Host: loadCaps(t, "hostcaps-x86_64-tcg.json")}, func(v *VM) any { return v.Arch }, arch.PPC64LE},
 		{"a model a fake-KVM host presents but TCG lacks", "name: a\narch: x86_64\ncpu: {model: Cascadelake-Server}\n", Options{Host: fakeX86(t)}, func(v *VM) any { return v.CPU.Model }, "Cascadelake-Server"},
 		{"a variant of a model a fake-KVM host presents", "name: a\narch: x86_64\ncpu: {model: Cascadelake-Server-noTSX}\n", Options{Host: fakeX86(t)}, func(v *VM) any { return v.CPU.Model }, "Cascadelake-Server-noTSX"},
+		{"any model on a host that is its own machine under TCG (its cluster's AMD type)", "name: a\narch: x86_64\ncpu: {model: Opteron_G4}\n", Options{Host: ownTCG(t)}, func(v *VM) any { return v.CPU.Model }, "Opteron_G4"},
 		{"host-model on the TCG host", "name: a\narch: x86_64\n", Options{Host: loadCaps(t, "hostcaps-x86_64-tcg.json")}, func(v *VM) any { return v.CPU.Mode }, "host-model"},
 	}
 	for _, c := range cases {
