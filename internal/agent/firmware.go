@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -181,7 +182,7 @@ func (a *Agent) FirmwareAction(ctx context.Context, step, who string, maintenanc
 	}()
 	select {
 	case r := <-ch:
-		return r.op, true, r.err
+		return r.op, true, toolNamedOnce(r.err)
 	case <-time.After(stepWait):
 		cur := a.fw.Status()
 		return &cur, false, nil
@@ -225,9 +226,23 @@ func (a *Agent) firmwareStep(ctx context.Context, step, who string, maintenance 
 func (a *Agent) FirmwareUpload(ctx context.Context, r io.Reader, name, who string) (*agentapi.FirmwareOperation, error) {
 	op, err := a.fw.Upload(ctx, r, name, who)
 	if err != nil {
-		return nil, err
+		return nil, toolNamedOnce(err)
 	}
 	return &op, nil
+}
+
+// toolNamedOnce drops the field of a firmware error whose message already
+// begins with the tool the field names ("update_flash exited 8 …" of field
+// "update_flash -v", "lsmcode is not installed …" of field "lsmcode"), so
+// that a client printing "CODE (field): message" names the tool once.
+func toolNamedOnce(err error) error {
+	var e *api.Error
+	if !errors.As(err, &e) || e.Field == "" || firmware.FieldMessage(e.Field, e.Message) != e.Message {
+		return err
+	}
+	c := *e
+	c.Field = ""
+	return &c
 }
 
 // runningVMs counts the VMs of this agent that run (or are paused: their

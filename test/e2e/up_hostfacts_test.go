@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,30 +35,64 @@ func cpuinfoVendor(t *testing.T) string {
 	return ""
 }
 
-// TestUpLabHostFacts runs `polyvirt up` and checks that its hosts tell the
-// truth (issue 13): the host that is this machine reports this machine's
-// CPU vendor, runs its guests under TCG with the reason when KVM cannot
-// (the document, host list, host show, caps) and is admitted with a CPU
-// type of its own vendor; the fake POWER8 offers only the pseries
-// machines, as caps --profile does; and the whole firmware workflow of
-// ../shared/reference/power-firmware.md runs on it through the CLI —
+// readmeFirmware is the README's "POWER firmware in the lab" walkthrough.
+func readmeFirmware(t *testing.T) []readmeCommand {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, first, err := readmeSection(string(doc), "## POWER firmware in the lab")
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	cmds, err := parseCommands(block, first)
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	return cmds
+}
+
+// TestREADMEFirmwareParses: the README's firmware walkthrough is commands
+// of polyvirt the end-to-end test can run.
+func TestREADMEFirmwareParses(t *testing.T) {
+	cmds := readmeFirmware(t)
+	if len(cmds) < 5 {
+		t.Fatalf("%d commands", len(cmds))
+	}
+	for _, c := range cmds {
+		if c.Args[0] != "polyvirt" {
+			t.Errorf("README.md:%d: %q is not a polyvirt command", c.Line, c.Text)
+		}
+	}
+}
+
+// TestUpLabHostFacts runs `polyvirt up` as a process and checks that its
+// hosts tell the truth (issue 13): the host that is this machine reports
+// this machine's CPU vendor, runs its guests under TCG with the reason when
+// KVM cannot (the document, host list, host show, caps) and is admitted
+// with a CPU type of its own vendor; the fake POWER8 offers only the
+// pseries machines, as caps --profile does; and the README's firmware
+// walkthrough runs as it is written — the whole workflow of
+// ../shared/reference/power-firmware.md on power8-a's simulated firmware:
 // upload, validate, flash, the simulated reboot with the new level on the
-// temporary side, commit — with an audit event for each step and the
-// committed level in the host's document; a failed validation names its
-// tool once and is cleared.
+// temporary side, commit — each command's output checked, with an audit
+// event for each step and the committed level in the host's document; a
+// failed validation names its tool once and is cleared.
 func TestUpLabHostFacts(t *testing.T) {
 	requireLibvirt(t)
 	dir := t.TempDir()
-	prefix := "hf" + randomSuffix()[:5] + "-"
-	removeDomainsAtCleanup(t, "lab-"+prefix)
+	domPrefix := "hf" + randomSuffix()[:5] + "-"
+	removeDomainsAtCleanup(t, domPrefix)
 	cfg := filepath.Join(dir, "cli.json")
-	up := &upProc{t: t, env: []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="},
-		args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0", "--name-prefix", prefix,
-			"--stats-interval", "500ms"}}
+	env := []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="}
+	// The README's names (power8-a, x86_64-a) in an engine of this test.
+	up := &upProc{t: t, env: env, args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0",
+		"--domain-prefix", domPrefix, "--stats-interval", "500ms"}}
 	up.start()
-	t.Cleanup(up.stop)
-	c := &cli{t: t, env: up.env}
-	powerHost := prefix + "power8-a"
+	t.Cleanup(func() { up.stop() })
+	c := &cli{t: t, env: env}
+	const powerHost = "power8-a"
 
 	var hosts []engineapi.Host
 	c.json(&hosts, "host", "list")
@@ -142,14 +177,8 @@ func TestUpLabHostFacts(t *testing.T) {
 		t.Errorf("caps --profile lists %v, the host %v", prof.Virt.EmulatedMachines, p8.EmulatedMachines)
 	}
 
-	// The firmware workflow, through the CLI.
+	// A flash outside maintenance is refused (the engine's check).
 	root := moduleRoot(t)
-	out := c.run("", "host", "firmware", "show", powerHost)
-	for _, want := range []string{"Supported:      true", "Simulated:", "Temporary side: SV810_081", "Permanent side: SV810_081", "Type-model:     8247-22L"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("firmware show lacks %q:\n%s", want, out)
-		}
-	}
 	if e := c.fail("", "host", "firmware", "update", powerHost, "--image", filepath.Join(root, "examples", "firmware", "01SV810_133_081.img")); !strings.Contains(e, "HOST_NOT_IN_MAINTENANCE") {
 		t.Errorf("a flash outside maintenance: %s", e)
 	}
@@ -157,25 +186,49 @@ func TestUpLabHostFacts(t *testing.T) {
 	if out := c.run("", "host", "firmware", "cancel", powerHost); !strings.Contains(out, "cancelled") {
 		t.Errorf("cancel: %s", out)
 	}
-	c.run("", "host", "maintenance", powerHost)
-	t0 := time.Now()
-	out = c.run("", "host", "firmware", "update", powerHost, "--image", filepath.Join(root, "examples", "firmware", "01SV810_133_081.img"))
-	for _, want := range []string{"uploaded (level SV810_133)", "validated: temporary SV810_081 → SV810_133, permanent SV810_081 → SV810_081",
-		"rebooting", "awaiting decision: booted SV810_133 (temporary SV810_133, permanent SV810_081)", "Host " + powerHost + " runs SV810_133"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("firmware update lacks %q:\n%s", want, out)
+
+	// The README's firmware walkthrough, as it is written, in a directory
+	// with the repository's examples/.
+	work := filepath.Join(dir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "examples"), filepath.Join(work, "examples")); err != nil {
+		t.Fatal(err)
+	}
+	w := &walkthrough{t: t, c: c, env: env, dir: work, domPrefix: domPrefix, deleted: map[string]bool{}}
+	wants := map[string][]string{
+		"host firmware show": {"Supported:", "true", "Simulated:", "Temporary side:", "Permanent side:", "SV810_081", "Type-model:", "8247-22L"},
+		"host firmware update": {"uploaded (level SV810_133)", "validated: temporary SV810_081 → SV810_133, permanent SV810_081 → SV810_081",
+			"rebooting", "awaiting decision: booted SV810_133 (temporary SV810_133, permanent SV810_081)", "Host " + powerHost + " runs SV810_133"},
+		"host firmware commit": {"committed: temporary SV810_133, permanent SV810_133"},
+		"events --host":        {"upload ok", "validate ok", "flash ok", "reboot ok", "commit ok"},
+	}
+	var steps []string
+	for _, cmd := range readmeFirmware(t) {
+		t0 := time.Now()
+		out, _, problems := w.run(cmd.Args)
+		key := strings.Join(cmd.Args[1:min(len(cmd.Args), 4)], " ")
+		if strings.HasPrefix(key, "events --host") {
+			key = "events --host"
 		}
+		for _, want := range wants[key] {
+			if !strings.Contains(out, want) {
+				problems = append(problems, fmt.Sprintf("the output lacks %q:\n%s", want, out))
+			}
+		}
+		if len(problems) > 0 {
+			t.Errorf("README.md:%d %s: %s", cmd.Line, cmd.Text, strings.Join(problems, "; "))
+		}
+		steps = append(steps, fmt.Sprintf("README.md:%d  %s  (%.1fs)", cmd.Line, cmd.Text, time.Since(t0).Seconds()))
 	}
-	t.Logf("upload, validate, flash and the simulated reboot took %.1fs", time.Since(t0).Seconds())
-	out = c.run("", "host", "firmware", "commit", powerHost)
-	if !strings.Contains(out, "committed: temporary SV810_133, permanent SV810_133") {
-		t.Errorf("commit:\n%s", out)
-	}
+	t.Logf("the README's firmware walkthrough:\n%s", strings.Join(steps, "\n"))
+
 	var fw engineapi.HostFirmware
 	c.json(&fw, "host", "firmware", "show", powerHost)
 	if s := fw.Inventory.System; s == nil || s.Temporary.Name != "SV810_133" || s.Permanent.Name != "SV810_133" || s.Booted.Name != "SV810_133" ||
 		fw.Operation == nil || fw.Operation.State != agentapi.FirmwareStateCommitted {
-		t.Errorf("after the commit: %+v %+v", fw.Inventory.System, fw.Operation)
+		t.Fatalf("after the commit: %+v %+v", fw.Inventory.System, fw.Operation)
 	}
 	opID := fw.Operation.ID
 	var page engineapi.EventPage
@@ -218,11 +271,21 @@ func TestUpLabHostFacts(t *testing.T) {
 	if !strings.Contains(e, "FIRMWARE_IMAGE_WRONG_MACHINE") || strings.Count(e, "update_flash") != 1 {
 		t.Errorf("another machine's image: %s", e)
 	}
-	out = c.run("", "host", "firmware", "clear", powerHost)
+	out := c.run("", "host", "firmware", "clear", powerHost)
 	var cleared engineapi.HostFirmware
 	c.json(&cleared, "host", "firmware", "show", powerHost)
 	if !strings.Contains(out, "cleared") || cleared.Operation != nil || len(cleared.History) < 2 || cleared.History[0].State != "failed" {
 		t.Errorf("clear: %s; operation %+v, history %+v", out, cleared.Operation, cleared.History)
 	}
-	c.run("", "host", "activate", powerHost)
+	// The README's activate brought the host back Up.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
+		c.json(&p8, "host", "show", powerHost)
+		if p8.Status == "Up" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s is %s after the README's activate", powerHost, p8.Status)
+			break
+		}
+	}
 }
