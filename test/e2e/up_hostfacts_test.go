@@ -244,8 +244,11 @@ func TestUpLabHostFacts(t *testing.T) {
 			t.Errorf("no %s event of operation %s (events: %v)", a, opID, seen)
 		}
 	}
-	// The host's document follows (its capabilities report lists the banks).
-	deadline := time.Now().Add(90 * time.Second)
+	// The host's document follows (its capabilities report lists the
+	// banks; the agent collects it again and the engine reads it at each
+	// firmware step).
+	t0 := time.Now()
+	deadline := t0.Add(90 * time.Second)
 	for {
 		c.json(&p8, "host", "show", powerHost)
 		levels := map[string]string{}
@@ -253,6 +256,7 @@ func TestUpLabHostFacts(t *testing.T) {
 			levels[f.Component] = f.Version
 		}
 		if levels["system-temporary"] == "SV810_133" && levels["system-permanent"] == "SV810_133" {
+			t.Logf("the host's document listed the committed level %.1fs after the walkthrough", time.Since(t0).Seconds())
 			break
 		}
 		if time.Now().After(deadline) {

@@ -193,7 +193,9 @@ func (e *engine) recordFirmware(ctx context.Context, h store.Host, op *agentapi.
 	if op == nil || op.ID == "" {
 		return nil
 	}
-	return e.st.InTx(ctx, func(tx store.Tx) error {
+	moved := false
+	err := e.st.InTx(ctx, func(tx store.Tx) error {
+		moved = false
 		rec, err := tx.GetFirmwareOperation(ctx, op.ID)
 		seen := 0
 		switch {
@@ -234,9 +236,17 @@ func (e *engine) recordFirmware(ctx context.Context, h store.Host, op *agentapi.
 			if err := e.appendEvent(ctx, tx, firmwareEvent(h, op, st)); err != nil {
 				return err
 			}
+			moved = true
 		}
 		return nil
 	})
+	if err == nil && moved {
+		// The host's report lists its firmware levels: read it again now.
+		if m := e.monitor(); m != nil {
+			m.capsNow(h.ID)
+		}
+	}
+	return err
 }
 
 // fillFirmwareRecord copies an agent operation's facts into a record.

@@ -222,6 +222,8 @@ type poller struct {
 	mu             sync.Mutex
 	host           store.Host
 	clusterChanged bool
+	// capsDue asks the next round for the capabilities report.
+	capsDue bool
 
 	// Owned by the run goroutine.
 	failures int
@@ -265,6 +267,21 @@ func (p *poller) update(h store.Host, clusterChanged bool) {
 	}
 }
 
+// capsNow makes the poller of a host ask for its capabilities report at
+// once (its firmware levels changed, say), not at its next CapsInterval.
+func (m *monitor) capsNow(hostID string) {
+	m.mu.Lock()
+	p := m.pollers[hostID]
+	m.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.capsDue = true
+	p.mu.Unlock()
+	p.kickNow()
+}
+
 func (p *poller) kickNow() {
 	select {
 	case p.kick <- struct{}{}:
@@ -297,12 +314,13 @@ func (p *poller) round(ctx context.Context) {
 	h := p.snapshot()
 	p.mu.Lock()
 	clusterChanged := p.clusterChanged
-	p.clusterChanged = false
+	capsDue := p.capsDue
+	p.clusterChanged, p.capsDue = false, false
 	p.mu.Unlock()
 	full := p.etag == "" || clusterChanged || needsAdmissionHost(h, false, false)
 	var body []byte
 	var hash string
-	if full || time.Since(p.capsAt) >= p.m.cfg.CapsInterval {
+	if full || capsDue || time.Since(p.capsAt) >= p.m.cfg.CapsInterval {
 		etag := p.etag
 		if full {
 			etag = ""
