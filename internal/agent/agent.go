@@ -39,12 +39,13 @@ type Agent struct {
 
 	conn *connManager
 
-	capsMu   sync.RWMutex
-	capsRes  *caps.Result
-	capsDoc  []byte // the report as served, and its ETag
-	capsETag string
-	capsSeen string // fingerprint of what can change the report
-	capsTime time.Time
+	// collectMu serializes collections; capsMu guards their result.
+	collectMu sync.Mutex
+	capsMu    sync.RWMutex
+	capsRes   *caps.Result
+	capsDoc   []byte // the report as served, and its ETag
+	capsETag  string
+	capsSeen  string // fingerprint of what the report was collected from
 
 	index *vmIndex
 	locks *keyedMutex
@@ -65,6 +66,9 @@ type Agent struct {
 	fw    *firmware.Manager
 	// fwSimulated says where the simulated firmware is ("" for real).
 	fwSimulated string
+	// simClock is the simulated firmware's clock (time.Now when nil; tests
+	// move it to make the simulated reboot happen).
+	simClock func() time.Time
 
 	// root is the host's root directory, from which the VMs' host paths
 	// are followed; paths is where those may lead (host_paths).
@@ -196,7 +200,7 @@ func (a *Agent) Config() Config { return a.cfg }
 func (a *Agent) consoleDir() string { return filepath.Join(a.cfg.DataDir, "consoles") }
 
 // Start connects to libvirt, recovers the VMs this host owns, and starts
-// the background work (events, statistics, capabilities refresh) until ctx
+// the background work (events, statistics) until ctx
 // ends. A libvirt that is down is retried in the background.
 func (a *Agent) Start(ctx context.Context) error {
 	if err := a.openFirmware(ctx); err != nil {
@@ -215,7 +219,6 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	go a.watchLibvirt(ctx)
 	go a.stats.run(ctx, a, a.cfg.StatsInterval.Duration)
-	go a.watchCapabilities(ctx)
 	return nil
 }
 
@@ -231,15 +234,55 @@ func (a *Agent) collectOptions() caps.Options {
 	return o
 }
 
-// Capabilities returns the cached report, collecting it when there is none
-// or refresh is asked.
+// Capabilities returns the host's report. It is collected when there is
+// none, when refresh is asked, and when what it was collected from changed
+// (capsFingerprint: CPUs brought on- or offline, memory hot-plugged,
+// libvirt reconnected, a firmware step or the host's reboot): every reader
+// — the engine's poll, a VM's start — gets a report that lists the host as
+// it is, not as it was. A collection that fails after such a change keeps
+// the previous report (logged); one that is asked for, or the first,
+// returns its error.
 func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Report, error) {
-	a.capsMu.RLock()
-	res := a.capsRes
-	a.capsMu.RUnlock()
-	if res != nil && !refresh {
+	fp := a.capsFingerprint()
+	if res := a.cachedCaps(fp, refresh); res != nil {
 		return res.Report, nil
 	}
+	a.collectMu.Lock()
+	defer a.collectMu.Unlock()
+	if res := a.cachedCaps(fp, refresh); res != nil {
+		return res.Report, nil // collected by another reader meanwhile
+	}
+	a.capsMu.RLock()
+	prev, prevSeen := a.capsRes, a.capsSeen
+	a.capsMu.RUnlock()
+	res, err := a.collect(ctx, fp)
+	switch {
+	case err == nil && prev != nil && !refresh:
+		a.log.Info("capabilities collected again: the host changed", "was", prevSeen, "now", fp)
+	case err != nil && prev != nil && !refresh:
+		a.log.Warn("the host changed but its capabilities could not be collected again; the previous report stays", "err", err)
+		return prev.Report, nil
+	case err != nil:
+		return nil, err
+	}
+	return res.Report, nil
+}
+
+// cachedCaps returns the cached result when it may be served for a reader
+// that saw fingerprint fp (nil: collect).
+func (a *Agent) cachedCaps(fp string, refresh bool) *caps.Result {
+	a.capsMu.RLock()
+	defer a.capsMu.RUnlock()
+	if refresh || a.capsRes == nil || a.capsSeen != fp {
+		return nil
+	}
+	return a.capsRes
+}
+
+// collect collects the report and its document, and keeps them with fp,
+// the fingerprint read before collecting (a change during the collection
+// is caught by the next reader). The caller holds collectMu.
+func (a *Agent) collect(ctx context.Context, fp string) (*caps.Result, error) {
 	res, err := caps.Collect(ctx, a.collectOptions())
 	if err != nil {
 		return nil, fmt.Errorf("capabilities: %w", err)
@@ -254,10 +297,10 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Rep
 	doc = append(doc, '\n')
 	sum := sha256.Sum256(doc)
 	a.capsMu.Lock()
-	a.capsRes, a.capsTime, a.capsSeen = res, time.Now(), a.capsFingerprint()
+	a.capsRes, a.capsSeen = res, fp
 	a.capsDoc, a.capsETag = doc, `"`+hex.EncodeToString(sum[:16])+`"`
 	a.capsMu.Unlock()
-	return res.Report, nil
+	return res, nil
 }
 
 // capabilitiesDocument returns the report as JSON with its ETag (the hash
@@ -271,16 +314,21 @@ func (a *Agent) capabilitiesDocument(ctx context.Context, refresh bool) ([]byte,
 	return a.capsDoc, a.capsETag, nil
 }
 
-// capsFingerprint summarizes what can change the report: the online CPUs,
-// the memory (both read through the host's root: a profile's do not
-// change), the libvirt connection generation, and the firmware operation's
-// progress (a flash, its reboot, a commit change the levels the report
-// lists).
+// capsFingerprint summarizes what can change the report, cheaply enough to
+// be read by every reader: the online CPUs and the memory (both read
+// through the host's root: a profile's do not change), the libvirt
+// connection generation, the firmware operation's progress (a flash, a
+// commit, a reject change the levels the report lists) and the host's boot
+// id as the firmware workflow reads it (a simulated firmware's reboot puts
+// the new level on the temporary side without a step of its own).
 func (a *Agent) capsFingerprint() string {
 	fw := ""
 	if a.fw != nil {
 		op := a.fw.Status()
 		fw = fmt.Sprintf("%s/%s/%d", op.ID, op.State, len(op.Steps))
+		if id, err := a.fw.BootID(); err == nil {
+			fw += "/" + id
+		}
 	}
 	online := "unavailable"
 	if set, err := hostinfo.ReadOnline(a.hostFS); err == nil {
@@ -291,31 +339,6 @@ func (a *Agent) capsFingerprint() string {
 		mem = fmt.Sprint(m.TotalKiB)
 	}
 	return fmt.Sprintf("%s|%s|%d|%s", online, mem, a.conn.generation(), fw)
-}
-
-// watchCapabilities refreshes the report when what it depends on changes:
-// CPUs brought on- or offline, memory hot-plugged, libvirt reconnected
-// (perhaps upgraded).
-func (a *Agent) watchCapabilities(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		a.capsMu.RLock()
-		seen := a.capsSeen
-		a.capsMu.RUnlock()
-		if a.capsFingerprint() != seen {
-			if _, err := a.Capabilities(ctx, true); err != nil {
-				a.log.Warn("capabilities refresh failed", "err", err)
-			} else {
-				a.log.Info("capabilities refreshed")
-			}
-		}
-	}
 }
 
 // watchLibvirt keeps the event subscription alive: on every (re)connection

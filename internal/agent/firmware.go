@@ -136,7 +136,7 @@ func (a *Agent) openSimulatedFirmware(p *profiles.Profile) (*simfw.Host, error) 
 	id := firmware.ReadIdentity(p.Root)
 	return simfw.Open(filepath.Join(a.cfg.DataDir, simulatedFirmwareDir),
 		simfw.Machine{TypeModel: id.TypeModel, Temporary: sf.Temporary.Code(), Permanent: sf.Permanent.Code(), Service: sf.Service},
-		simfw.Options{RebootDelay: a.cfg.Firmware.SimulatedReboot.Duration})
+		simfw.Options{RebootDelay: a.cfg.Firmware.SimulatedReboot.Duration, Now: a.simClock})
 }
 
 // FirmwareStatus reports the inventory and the operation. While a flash
@@ -146,9 +146,6 @@ func (a *Agent) FirmwareStatus(ctx context.Context) (*agentapi.FirmwareStatus, e
 	op := a.fw.Status()
 	if st.Supported && (op.State == agentapi.FirmwareStateRebooting || op.State == agentapi.FirmwareStateFlashing) {
 		if resumed, err := a.fw.Resume(ctx, "agent"); err == nil {
-			if resumed.State != op.State {
-				a.firmwareMoved(ctx)
-			}
 			op = resumed
 		}
 	}
@@ -181,7 +178,6 @@ func (a *Agent) FirmwareAction(ctx context.Context, step, who string, maintenanc
 	ch := make(chan result, 1)
 	go func() {
 		op, err := a.firmwareStep(context.Background(), step, who, maintenance)
-		a.firmwareMoved(context.Background())
 		ch <- result{op, err}
 	}()
 	select {
@@ -233,21 +229,6 @@ func (a *Agent) FirmwareUpload(ctx context.Context, r io.Reader, name, who strin
 		return nil, toolNamedOnce(err)
 	}
 	return &op, nil
-}
-
-// firmwareMoved collects the capabilities report again when the firmware
-// operation moved (its levels are in the report), so that the engine's next
-// reading has them rather than the watcher's next round.
-func (a *Agent) firmwareMoved(ctx context.Context) {
-	a.capsMu.RLock()
-	seen := a.capsSeen
-	a.capsMu.RUnlock()
-	if a.capsFingerprint() == seen {
-		return
-	}
-	if _, err := a.Capabilities(ctx, true); err != nil {
-		a.log.Warn("capabilities refresh after a firmware step failed", "err", err)
-	}
 }
 
 // toolNamedOnce drops the field of a firmware error whose message already

@@ -1,17 +1,24 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/arch"
+	"polyvirt/internal/firmware"
 	"polyvirt/internal/firmware/simfw"
 	"polyvirt/internal/libvirtconn"
 )
@@ -98,4 +105,84 @@ func TestWhichFirmware(t *testing.T) {
 			t.Errorf("a real POWER host simulates its firmware: %s", b.fwSimulated)
 		}
 	})
+}
+
+// TestCapabilitiesFollowFirmware: the capabilities report a reader gets
+// lists the firmware levels as they are now — after a flash (staged, not
+// applied), after the simulated reboot (seen by the host's new boot id
+// alone, before anyone asked for the operation's state), after the
+// decision — because a report whose fingerprint changed is collected
+// again on read (the engine reads it right after recording a step).
+func TestCapabilitiesFollowFirmware(t *testing.T) {
+	ctx := context.Background()
+	const reboot = time.Minute
+	cfg := Config{HostID: "unit", DataDir: t.TempDir(), Profile: "s822l-power8e", LibvirtURI: "qemu+unix:///system?socket=/nonexistent",
+		Firmware: FirmwareConfig{SimulatedReboot: Duration{reboot}}}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		clockMu sync.Mutex
+		now     = time.Now()
+	)
+	a.simClock = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	a.realArch = arch.X86_64
+	if err := a.openFirmware(ctx); err != nil {
+		t.Fatal(err)
+	}
+	levels := func() map[string]string {
+		t.Helper()
+		doc, _, err := a.capabilitiesDocument(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Firmware []struct{ Component, Version string }
+		}
+		if err := json.Unmarshal(doc, &r); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, f := range r.Firmware {
+			out[f.Component] = f.Version
+		}
+		return out
+	}
+	check := func(when, temporary, permanent, booted string) {
+		t.Helper()
+		want := map[string]string{"system-temporary": temporary, "system-permanent": permanent, "system-booted": booted}
+		got := levels()
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				delete(got, k) // the OPAL level of the profile, unchanged
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: levels (-want +got):\n%s", when, diff)
+		}
+	}
+	check("before", "SV810_081", "SV810_081", "SV810_081")
+	if _, err := a.fw.Upload(ctx, bytes.NewReader(simfw.Image("SV810_133", "8247-22L")), "01SV810_133_081.img", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.fw.Validate(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.fw.Flash(ctx, "admin", firmware.Assert(firmware.Preconditions{Maintenance: true})); err != nil {
+		t.Fatal(err)
+	}
+	check("after the flash, before the reboot", "SV810_081", "SV810_081", "SV810_081")
+	clockMu.Lock()
+	now = now.Add(reboot + time.Second)
+	clockMu.Unlock()
+	check("after the reboot, before the status", "SV810_133", "SV810_081", "SV810_133")
+	if st, err := a.FirmwareStatus(ctx); err != nil || st.Operation == nil || st.Operation.State != agentapi.FirmwareStateAwaitingDecision {
+		t.Fatalf("after the reboot: %+v %v", st, err)
+	}
+	check("after the reboot", "SV810_133", "SV810_081", "SV810_133")
+	if _, err := a.fw.Commit(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	check("after the commit", "SV810_133", "SV810_133", "SV810_133")
 }

@@ -624,6 +624,11 @@ func (m *Manager) toolError(opt string, res hostexec.Result, err error, staged b
 	return e
 }
 
+// BootID is the host's kernel boot id as the workflow reads it from its
+// root (a simulated firmware's reboot changes it); an error when the root
+// has none.
+func (m *Manager) BootID() (string, error) { return m.bootID() }
+
 // bootID reads the kernel's boot id from the root.
 func (m *Manager) bootID() (string, error) {
 	if m.cfg.Root == nil {
