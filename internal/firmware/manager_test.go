@@ -657,6 +657,9 @@ func TestCommitHangs(t *testing.T) {
 		t.Fatalf("state %s, last error %+v", st.State, st.LastError)
 	}
 	e.must(e.host.Hang())
+	// The commit that does not hang gets the time a loaded machine needs
+	// to run the fake tool (300 ms did not always suffice on 2 busy cores).
+	e.m.cfg.Timeouts.Manage = time.Minute
 	if op := e.op(e.m.Commit(context.Background(), admin)); op.State != agentapi.FirmwareStateCommitted {
 		t.Fatalf("commit after the hang: %s", op.State)
 	}
