@@ -186,3 +186,36 @@ func TestCapabilitiesFollowFirmware(t *testing.T) {
 	}
 	check("after the commit", "SV810_133", "SV810_133", "SV810_133")
 }
+
+// TestCapabilitiesKeptWhenRecollectionFails: a report whose host changed
+// but cannot be collected again stays what readers get (the change is
+// logged); a refresh that is asked for says why it failed.
+func TestCapabilitiesKeptWhenRecollectionFails(t *testing.T) {
+	ctx := context.Background()
+	cfg := Config{HostID: "unit", DataDir: t.TempDir(), Profile: "s822l-power8e", LibvirtURI: "qemu+unix:///system?socket=/nonexistent"}
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := a.Capabilities(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// libvirt reconnected (the fingerprint changes), and what the report
+	// is collected from is gone.
+	a.conn.mu.Lock()
+	a.conn.gen++
+	a.conn.mu.Unlock()
+	a.cfg.Profile = "no-such-profile"
+	got, err := a.Capabilities(ctx, false)
+	if err != nil || got != first {
+		t.Errorf("after a failed collection: %p %v, want the previous report %p", got, err, first)
+	}
+	if _, err := a.Capabilities(ctx, true); err == nil || !strings.Contains(err.Error(), "no-such-profile") {
+		t.Errorf("an asked refresh: %v, want the collection's error", err)
+	}
+	a.cfg.Profile = "s822l-power8e"
+	if got, err := a.Capabilities(ctx, false); err != nil || got == first {
+		t.Errorf("once it can be collected: %p %v, want a new report", got, err)
+	}
+}
