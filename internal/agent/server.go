@@ -64,6 +64,8 @@ func (a *Agent) Handler() http.Handler {
 		}
 		mux.HandleFunc(rt.Method+" "+rt.Path, h)
 	}
+	a.storageRoutes(mux)
+	a.snapshotRoutes(mux)
 	mux.HandleFunc("/", httpx.NotFound("/v1/openapi.json"))
 	return mux
 }

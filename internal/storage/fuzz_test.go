@@ -136,3 +136,59 @@ func FuzzParseSHA256(f *testing.F) {
 		}
 	})
 }
+
+func TestParseRanges(t *testing.T) {
+	for _, tc := range []struct {
+		in                string
+		first, last, size int64
+		ok                bool
+	}{
+		{"bytes 0-99/100", 0, 99, 100, true},
+		{"bytes 100-199/1000", 100, 199, 1000, true},
+		{"bytes */1000", 0, -1, 1000, true},
+		{"bytes 0-100/100", 0, 0, 0, false},
+		{"bytes 5-4/100", 0, 0, 0, false},
+		{"bytes -1-4/100", 0, 0, 0, false},
+		{"bytes 0-4/0", 0, 0, 0, false},
+		{"items 0-4/10", 0, 0, 0, false},
+		{"bytes 0-4", 0, 0, 0, false},
+		{"bytes 0-4/99999999999999999999", 0, 0, 0, false},
+	} {
+		f, l, s, err := ParseContentRange(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && (f != tc.first || l != tc.last || s != tc.size)) {
+			t.Errorf("ParseContentRange(%q) = %d %d %d %v", tc.in, f, l, s, err)
+		}
+	}
+	for in, want := range map[string]int64{"0": 0, " 42 ": 42, "+1": -1, "-1": -1, "1e3": -1, "": -1, "0x10": -1} {
+		n, err := ParseOffset(in)
+		if (want < 0) != (err != nil) || (err == nil && n != want) {
+			t.Errorf("ParseOffset(%q) = %d %v", in, n, err)
+		}
+	}
+}
+
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-99/100", "bytes */5", "bytes 1-0/2", "bytes 9223372036854775807-9223372036854775807/9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		first, last, size, err := ParseContentRange(s)
+		if err != nil {
+			return
+		}
+		if size <= 0 || size > MaxUploadSize || first < 0 || (last >= 0 && (first > last || last >= size)) {
+			t.Fatalf("%q → %d-%d/%d", s, first, last, size)
+		}
+	})
+}
+
+func FuzzParseOffset(f *testing.F) {
+	f.Add("0")
+	f.Add("18446744073709551616")
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseOffset(s)
+		if err == nil && (n < 0 || n > MaxUploadSize) {
+			t.Fatalf("%q → %d", s, n)
+		}
+	})
+}
