@@ -143,6 +143,9 @@ type Queries interface {
 	// error) if its version is still op.Version. An ended operation cannot
 	// be reopened (ErrInvalid).
 	UpdateFirmwareOperation(ctx context.Context, op *FirmwareOperation) error
+
+	// StorageQueries: pools, volumes, images, templates, snapshots.
+	StorageQueries
 }
 
 // Tx is a transaction: the data operations, all committed together by

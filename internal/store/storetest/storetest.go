@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"Events", testEvents},
 		{"EventsPaging", testEventsPaging},
 		{"Firmware", testFirmware},
+		{"Storage", testStorage},
 		{"FirmwareConcurrent", testFirmwareConcurrent},
 		{"InTx", testInTx},
 		{"Leadership", testLeadership},
