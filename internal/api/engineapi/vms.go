@@ -60,6 +60,9 @@ type VMRequest struct {
 	Host string `json:"host,omitempty"`
 	// HA marks the VM highly available.
 	HA bool `json:"ha,omitempty"`
+	// Storage makes the VM's disks from the image library or a template
+	// and gives it a cloud-init seed (storage.go).
+	VMStorageRequest
 }
 
 // VMUpdate changes a VM (PATCH /api/v1/vms/{vm}): only the fields given

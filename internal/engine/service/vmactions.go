@@ -175,12 +175,17 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		l.vcpus += sz.VCPUs
 		l.n++
 	}
+	pools, err := s.e.storage.hostPools(ctx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := make([]scheduler.Host, 0, len(hosts))
 	for _, h := range hosts {
 		ct, _ := cpucatalog.Lookup(h.CPUType)
 		capa := s.capacityOf(ctx, h)
 		sh := scheduler.Host{ID: h.ID, Name: h.Name, ClusterID: h.ClusterID, Up: h.Status == store.HostUp, Status: string(h.Status),
-			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus, Paths: capa.paths}
+			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus, Paths: capa.paths,
+			Pools: pools[h.ID]}
 		if l := loads[h.ID]; l != nil {
 			sh.CommittedMemoryMiB, sh.CommittedVCPUs, sh.RunningVMs = l.mem, l.vcpus, l.n
 		}
@@ -249,7 +254,8 @@ func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Requ
 	}
 	return scheduler.Request{
 		VM: scheduler.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Arch: sz.Arch, Machine: sz.Machine,
-			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID, Paths: hostpath.FromDefinition(&def)},
+			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID, Paths: hostpath.FromDefinition(&def),
+			Pools: vmPools(&def)},
 		Cluster: scheduler.Cluster{ID: c.ID, Name: c.Name, CPUType: ct},
 		Exclude: exclude,
 	}, nil
