@@ -149,12 +149,21 @@ func (h *Host) BeginUpload(r UploadRequest) (UploadStatus, error) {
 	return st.UploadStatus, nil
 }
 
-// Upload reports an upload in progress.
+// Upload reports an upload in progress (once the request writing it, if
+// any, has saved where it stands).
 func (h *Host) Upload(p Pool, name string) (UploadStatus, error) {
 	dir, _, err := h.volumeFile(p, name, false)
 	if err != nil {
 		return UploadStatus{}, err
 	}
+	if _, err := os.Lstat(h.onHost(path.Join(dir, stateName(name)))); err != nil {
+		return UploadStatus{}, notFound(CodeUploadNotFound, "no upload of %s is in progress", name)
+	}
+	unlock, err := h.lockUpload(dir, name)
+	if err != nil {
+		return UploadStatus{}, err
+	}
+	defer unlock()
 	st, err := h.loadUpload(dir, name)
 	if err != nil {
 		return UploadStatus{}, err
@@ -168,8 +177,8 @@ func (h *Host) AbortUpload(p Pool, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.loadUpload(dir, name); err != nil {
-		return err
+	if _, err := os.Lstat(h.onHost(path.Join(dir, stateName(name)))); err != nil {
+		return notFound(CodeUploadNotFound, "no upload of %s is in progress", name)
 	}
 	unlock, err := h.lockUpload(dir, name)
 	if err != nil {
@@ -435,17 +444,29 @@ func (h *Host) saveUpload(dir string, st *uploadState) error {
 	return nil
 }
 
+// lockWait is how long a request waits for an upload's lock: the request
+// that held it (a client that went away) notices within that time.
+var lockWait = 5 * time.Second
+
 // lockUpload takes the upload's lock (flock on a lock file in the pool,
-// seen by every host of a shared pool), without waiting.
+// seen by every host of a shared pool), waiting up to lockWait.
 func (h *Host) lockUpload(dir, name string) (func(), error) {
 	p := h.onHost(path.Join(dir, lockName(name)))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, refused(CodePoolNotWritable, "upload %s: %v", name, unwrapPathError(err))
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, conflict(CodeUploadBusy, "another request is writing the upload of %s now; wait for it, or resume after it", name)
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, conflict(CodeUploadBusy, "another request is writing the upload of %s now; wait for it, or resume after it", name)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	return func() {
 		unix.Flock(int(f.Fd()), unix.LOCK_UN)

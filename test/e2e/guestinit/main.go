@@ -2,13 +2,16 @@
 // tests boot under qemu-system-ppc64 (and other architectures): it mounts
 // /proc, /sys and /dev, runs the command given on the kernel command line
 // after "polyvirt.run=" (commas separate the arguments), prints its output
-// between markers on the console, and powers the machine off.
+// between markers on the console, and powers the machine off. With
+// "polyvirt.mode=storage" it checks the guest's storage instead
+// (storage.go).
 package main
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -27,6 +30,12 @@ func main() {
 		if err := syscall.Mount(m.src, m.dst, m.typ, 0, ""); err != nil {
 			fmt.Printf("guestinit: mount %s: %v\n", m.dst, err)
 		}
+	}
+	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil && slices.Contains(strings.Fields(string(cmdline)), "polyvirt.mode=storage") {
+		storageMode()
+		syscall.Sync()
+		_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+		select {}
 	}
 	args := []string{"/polyvirt", "caps", "-o", "json", "--libvirt", "none"}
 	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil {
