@@ -12,8 +12,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/hostpath"
 )
 
@@ -44,7 +44,7 @@ func parseSize(flag, s string) (int64, error) {
 func newPoolCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "pool", Short: "Storage pools: directories of a cluster's hosts that hold volumes"}
 	var output string
-	var req wire.PoolRequest
+	var req engineapi.PoolRequest
 	create := &cobra.Command{
 		Use:   "create NAME --cluster C --path DIR [--kind shared|local --host H]",
 		Short: "Add a storage pool to a cluster",
@@ -149,7 +149,7 @@ func hostSuffix(h string) string {
 }
 
 // poolHostsText says which hosts have a pool: "2 ok", "1 ok, p8b: POOL_MARKER_MISSING".
-func poolHostsText(hs []wire.HostPool) string {
+func poolHostsText(hs []engineapi.HostPool) string {
 	ok := 0
 	var bad []string
 	for _, h := range hs {
@@ -162,7 +162,7 @@ func poolHostsText(hs []wire.HostPool) string {
 	return strings.Join(append([]string{fmt.Sprintf("%d ok", ok)}, bad...), ", ")
 }
 
-func printPool(w io.Writer, output string, p wire.Pool) error {
+func printPool(w io.Writer, output string, p engineapi.Pool) error {
 	if output == "json" {
 		return printJSON(w, p)
 	}
@@ -202,7 +202,7 @@ func newVolumeCommand() *cobra.Command {
 				return err
 			}
 			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				v, err := c.CreateVolume(ctx, wire.VolumeRequest{Pool: args[0], Name: args[1], Format: format, SizeBytes: n})
+				v, err := c.CreateVolume(ctx, engineapi.VolumeRequest{Pool: args[0], Name: args[1], Format: format, SizeBytes: n})
 				if err != nil {
 					return err
 				}
@@ -289,7 +289,7 @@ func newVolumeCommand() *cobra.Command {
 		Use: "clone POOL NAME NEWNAME [--to-pool P] [--format F]", Short: "Copy a volume whole into a new one", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				v, err := c.CloneVolume(ctx, args[0], args[1], wire.VolumeClone{Name: args[2], Pool: toPool, Format: toFormat})
+				v, err := c.CloneVolume(ctx, args[0], args[1], engineapi.VolumeClone{Name: args[2], Pool: toPool, Format: toFormat})
 				if err != nil {
 					return err
 				}
@@ -348,15 +348,15 @@ wrong. The format is read from the file (qcow2 header) unless given.`,
 }
 
 // uploadFile uploads a file as a volume, with progress on standard error.
-func uploadFile(cmd *cobra.Command, pool, name, file, format, virtual, sha string, retries int, quiet bool) (wire.Volume, error) {
+func uploadFile(cmd *cobra.Command, pool, name, file, format, virtual, sha string, retries int, quiet bool) (engineapi.Volume, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return wire.Volume{}, withStatus(2, err)
+		return engineapi.Volume{}, withStatus(2, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return wire.Volume{}, withStatus(2, err)
+		return engineapi.Volume{}, withStatus(2, err)
 	}
 	if format == "" {
 		head := make([]byte, 4)
@@ -369,7 +369,7 @@ func uploadFile(cmd *cobra.Command, pool, name, file, format, virtual, sha strin
 	o := client.UploadOptions{SHA256: sha, Retries: retries}
 	if virtual != "" {
 		if o.VirtualSize, err = parseSize("--virtual-size", virtual); err != nil {
-			return wire.Volume{}, err
+			return engineapi.Volume{}, err
 		}
 	}
 	errw := cmd.ErrOrStderr()
@@ -385,7 +385,7 @@ func uploadFile(cmd *cobra.Command, pool, name, file, format, virtual, sha strin
 			fmt.Fprintf(errw, "\r  %5.1f%%  %s of %s  %s   ", float64(off)*100/float64(max(size, 1)), sizeText(off), sizeText(size), rate)
 		}
 	}
-	var v wire.Volume
+	var v engineapi.Volume
 	err = vmCall(cmd, func(ctx context.Context, c *client.Client) error {
 		var err error
 		v, err = c.UploadVolume(ctx, pool, name, format, f, fi.Size(), o)
@@ -397,7 +397,7 @@ func uploadFile(cmd *cobra.Command, pool, name, file, format, virtual, sha strin
 	return v, err
 }
 
-func printVolume(w io.Writer, output string, v wire.Volume) error {
+func printVolume(w io.Writer, output string, v engineapi.Volume) error {
 	if output == "json" {
 		return printJSON(w, v)
 	}
@@ -428,7 +428,7 @@ func prefixed(p string, l []string) []string {
 func newImageCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "The image library: volumes with their architecture, to make VMs from"}
 	var output string
-	var req wire.ImageRequest
+	var req engineapi.ImageRequest
 	add := &cobra.Command{
 		Use: "add NAME --pool P --volume V --arch A [--os OS]", Short: "Add a volume to the library", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -551,7 +551,7 @@ func extOf(file, format string) string {
 	return "raw"
 }
 
-func printImage(w io.Writer, output string, im wire.Image) error {
+func printImage(w io.Writer, output string, im engineapi.Image) error {
 	if output == "json" {
 		return printJSON(w, im)
 	}
@@ -569,7 +569,7 @@ func newTemplateCommand() *cobra.Command {
 		Use: "create NAME --from VM", Short: "Make a template of a VM that is Down (its volumes are copied)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				t, err := c.CreateTemplate(ctx, wire.TemplateRequest{Name: args[0], VM: from, Description: description})
+				t, err := c.CreateTemplate(ctx, engineapi.TemplateRequest{Name: args[0], VM: from, Description: description})
 				if err != nil {
 					return err
 				}
@@ -633,7 +633,7 @@ func newTemplateCommand() *cobra.Command {
 	return cmd
 }
 
-func printTemplate(w io.Writer, output string, t wire.Template) error {
+func printTemplate(w io.Writer, output string, t engineapi.Template) error {
 	if output == "json" {
 		return printJSON(w, t)
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/vmspec"
 )
 
@@ -41,7 +41,7 @@ func (f *vmStorageFlags) add(cmd *cobra.Command) {
 }
 
 // apply puts the flags into a create request and its definition.
-func (f *vmStorageFlags) apply(def *vmspec.VM, req *wire.VMRequest) error {
+func (f *vmStorageFlags) apply(def *vmspec.VM, req *engineapi.VMRequest) error {
 	for _, v := range f.volumes {
 		pool, name, ok := strings.Cut(v, "/")
 		if !ok || pool == "" || name == "" {
@@ -67,7 +67,7 @@ func (f *vmStorageFlags) apply(def *vmspec.VM, req *wire.VMRequest) error {
 	if err != nil {
 		return err
 	}
-	ci := &wire.CloudInit{UserData: ud, Hostname: f.hostname}
+	ci := &engineapi.CloudInit{UserData: ud, Hostname: f.hostname}
 	for _, k := range f.sshKeys {
 		b, err := readSmall(k)
 		if err != nil {
@@ -136,7 +136,7 @@ the host that took it (it then runs on from the snapshot).
 				return err
 			}
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				s, err := c.CreateSnapshot(ctx, args[0], wire.SnapshotRequest{Name: args[1], Description: description, Memory: memory})
+				s, err := c.CreateSnapshot(ctx, args[0], engineapi.SnapshotRequest{Name: args[1], Description: description, Memory: memory})
 				if err != nil {
 					return err
 				}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -25,43 +26,6 @@ import (
 //     snapshot -a on its volumes), deleted from the running VM with
 //     blockdev-snapshot-delete-internal-sync.
 
-// The codes of snapshot refusals.
-const (
-	// CodeSnapshotNeedsQCOW2: a writable disk of the VM is not qcow2.
-	CodeSnapshotNeedsQCOW2 = "SNAPSHOT_NEEDS_QCOW2_DISKS"
-	// CodeSnapshotNeedsDown: a disk-only snapshot is reverted while the
-	// VM is Down.
-	CodeSnapshotNeedsDown = "SNAPSHOT_REVERT_NEEDS_VM_DOWN"
-	// CodeSnapshotUnsupported: libvirt's connection cannot take
-	// snapshots.
-	CodeSnapshotUnsupported = "SNAPSHOT_NOT_SUPPORTED"
-	// CodeSnapshotFailed: QEMU or libvirt refused the snapshot.
-	CodeSnapshotFailed = "SNAPSHOT_FAILED"
-	// CodeSnapshotNotFound: no such snapshot.
-	CodeSnapshotNotFound = "SNAPSHOT_NOT_FOUND"
-)
-
-// SnapshotRequest takes a snapshot of a running VM.
-type SnapshotRequest struct {
-	// Name is the snapshot's name in the disks (and in libvirt).
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	// Memory saves the VM's memory with its disks.
-	Memory bool `json:"memory"`
-}
-
-// SnapshotResult says what a snapshot operation did.
-type SnapshotResult struct {
-	VM   string `json:"vm"`
-	Name string `json:"name"`
-	// Memory tells that the VM's memory is in the snapshot.
-	Memory bool `json:"memory"`
-	// Disks are the files the snapshot is in.
-	Disks []string `json:"disks"`
-	// State is the VM's state after the operation.
-	State api.VMState `json:"state"`
-}
-
 var snapshotNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func (a *Agent) snapshotRoutes(mux *http.ServeMux) {
@@ -70,7 +34,7 @@ func (a *Agent) snapshotRoutes(mux *http.ServeMux) {
 		if err != nil {
 			return err
 		}
-		var req SnapshotRequest
+		var req agentapi.SnapshotRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return err
 		}
@@ -102,7 +66,10 @@ func (a *Agent) runningSnapshots(ctx context.Context, id string) (*vmEntry, libv
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	unlock := a.locks.lock(e.ID)
+	unlock, err := a.lockVM(ctx, e)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	c, err := a.conn.get()
 	if err != nil {
 		unlock()
@@ -111,7 +78,7 @@ func (a *Agent) runningSnapshots(ctx context.Context, id string) (*vmEntry, libv
 	sc, ok := c.(libvirtconn.Snapshots)
 	if !ok {
 		unlock()
-		return nil, nil, nil, nil, apiErr(http.StatusNotImplemented, CodeSnapshotUnsupported, "this agent's libvirt connection takes no snapshots")
+		return nil, nil, nil, nil, api.NewError(http.StatusNotImplemented, api.CodeSnapshotUnsupported, "this agent's libvirt connection takes no snapshots")
 	}
 	st, err := c.DomainState(ctx, e.Domain)
 	if err != nil {
@@ -120,19 +87,19 @@ func (a *Agent) runningSnapshots(ctx context.Context, id string) (*vmEntry, libv
 	}
 	if st != libvirtconn.StateRunning && st != libvirtconn.StatePaused && st != libvirtconn.StateBlocked {
 		unlock()
-		return nil, nil, nil, nil, apiErr(http.StatusConflict, CodeVMNotRunning, "VM %s is %s: the snapshots of a VM that is not running are taken on its volumes", e.Name, stateOf(st))
+		return nil, nil, nil, nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s: the snapshots of a VM that is not running are taken on its volumes", e.Name, stateOf(st))
 	}
 	return e, c, sc, unlock, nil
 }
 
 // CreateSnapshot snapshots a running VM: disk only (every writable disk,
 // atomically) or with its memory.
-func (a *Agent) CreateSnapshot(ctx context.Context, id string, req SnapshotRequest) (*SnapshotResult, error) {
+func (a *Agent) CreateSnapshot(ctx context.Context, id string, req agentapi.SnapshotRequest) (*agentapi.SnapshotResult, error) {
 	if !snapshotNameRE.MatchString(req.Name) {
-		return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "snapshot name %q: 1 to 64 letters, digits, '.', '_', '-'", req.Name)
+		return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "snapshot name %q: 1 to 64 letters, digits, '.', '_', '-'", req.Name)
 	}
 	if len(req.Description) > 1024 || strings.ContainsAny(req.Description, "\x00") {
-		return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "description: at most 1024 characters")
+		return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "description: at most 1024 characters")
 	}
 	e, c, sc, unlock, err := a.runningSnapshots(ctx, id)
 	if err != nil {
@@ -143,13 +110,13 @@ func (a *Agent) CreateSnapshot(ctx context.Context, id string, req SnapshotReque
 	if err != nil {
 		return nil, err
 	}
-	res := &SnapshotResult{VM: e.ID, Name: req.Name, Memory: req.Memory}
+	res := &agentapi.SnapshotResult{VM: e.ID, Name: req.Name, Memory: req.Memory}
 	for _, n := range nodes {
 		res.Disks = append(res.Disks, n.File)
 	}
 	if req.Memory {
 		if err := sc.CreateSnapshot(ctx, e.Domain, req.Name, req.Description); err != nil {
-			return nil, apiErr(http.StatusConflict, CodeSnapshotFailed, "libvirt refused the snapshot of VM %s: %v", e.Name, err)
+			return nil, api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "libvirt refused the snapshot of VM %s: %v", e.Name, err)
 		}
 	} else {
 		actions := make([]map[string]any, 0, len(nodes))
@@ -169,7 +136,7 @@ func (a *Agent) CreateSnapshot(ctx context.Context, id string, req SnapshotReque
 
 // RevertSnapshot brings a running VM back to a snapshot with its memory
 // (libvirt's). A disk-only snapshot is reverted with the VM Down.
-func (a *Agent) RevertSnapshot(ctx context.Context, id, name string) (*SnapshotResult, error) {
+func (a *Agent) RevertSnapshot(ctx context.Context, id, name string) (*agentapi.SnapshotResult, error) {
 	e, c, sc, unlock, err := a.runningSnapshots(ctx, id)
 	if err != nil {
 		return nil, err
@@ -180,27 +147,27 @@ func (a *Agent) RevertSnapshot(ctx context.Context, id, name string) (*SnapshotR
 		return nil, err
 	}
 	if !has {
-		return nil, apiErr(http.StatusConflict, CodeSnapshotNeedsDown, "snapshot %s of VM %s holds no memory on this host: stop the VM, then revert its disks", name, e.Name)
+		return nil, api.NewError(http.StatusConflict, api.CodeSnapshotRevertNeedsDown, "snapshot %s of VM %s holds no memory on this host: stop the VM, then revert its disks", name, e.Name)
 	}
 	if err := sc.RevertSnapshot(ctx, e.Domain, name); err != nil {
-		return nil, apiErr(http.StatusConflict, CodeSnapshotFailed, "libvirt could not revert VM %s to %s: %v", e.Name, name, err)
+		return nil, api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "libvirt could not revert VM %s to %s: %v", e.Name, name, err)
 	}
 	st, _ := c.DomainState(ctx, e.Domain)
 	a.log.Info("VM reverted to a snapshot", "vm", e.ID, "name", e.Name, "snapshot", name)
-	return &SnapshotResult{VM: e.ID, Name: name, Memory: true, State: stateOf(st)}, nil
+	return &agentapi.SnapshotResult{VM: e.ID, Name: name, Memory: true, State: stateOf(st)}, nil
 }
 
 // DeleteSnapshot deletes a snapshot from a running VM's disks.
-func (a *Agent) DeleteSnapshot(ctx context.Context, id, name string) (*SnapshotResult, error) {
+func (a *Agent) DeleteSnapshot(ctx context.Context, id, name string) (*agentapi.SnapshotResult, error) {
 	if !snapshotNameRE.MatchString(name) {
-		return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "snapshot name %q", name)
+		return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "snapshot name %q", name)
 	}
 	e, c, sc, unlock, err := a.runningSnapshots(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	res := &SnapshotResult{VM: e.ID, Name: name}
+	res := &agentapi.SnapshotResult{VM: e.ID, Name: name}
 	has, err := sc.HasSnapshot(ctx, e.Domain, name)
 	if err != nil {
 		return nil, err
@@ -208,7 +175,7 @@ func (a *Agent) DeleteSnapshot(ctx context.Context, id, name string) (*SnapshotR
 	if has {
 		res.Memory = true
 		if err := sc.DeleteSnapshot(ctx, e.Domain, name); err != nil {
-			return nil, apiErr(http.StatusConflict, CodeSnapshotFailed, "libvirt could not delete snapshot %s of VM %s: %v", name, e.Name, err)
+			return nil, api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "libvirt could not delete snapshot %s of VM %s: %v", name, e.Name, err)
 		}
 	} else {
 		nodes, err := a.writableNodes(ctx, sc, e)
@@ -248,7 +215,7 @@ func (a *Agent) writableNodes(ctx context.Context, sc libvirtconn.Snapshots, e *
 	}
 	nodes, err := ParseQueryBlock([]byte(out))
 	if err != nil {
-		return nil, apiErr(http.StatusBadGateway, CodeSnapshotFailed, "VM %s: %v", e.Name, err)
+		return nil, api.NewError(http.StatusBadGateway, api.CodeSnapshotFailed, "VM %s: %v", e.Name, err)
 	}
 	var rw []BlockNode
 	for _, n := range nodes {
@@ -256,12 +223,12 @@ func (a *Agent) writableNodes(ctx context.Context, sc libvirtconn.Snapshots, e *
 			continue
 		}
 		if n.Driver != "qcow2" {
-			return nil, apiErr(http.StatusConflict, CodeSnapshotNeedsQCOW2, "VM %s has the writable %s disk %s: a snapshot lives in qcow2 disks; convert it (or attach it read-only)", e.Name, n.Driver, n.File)
+			return nil, api.NewError(http.StatusConflict, api.CodeSnapshotNeedsQCOW2, "VM %s has the writable %s disk %s: a snapshot lives in qcow2 disks; convert it (or attach it read-only)", e.Name, n.Driver, n.File)
 		}
 		rw = append(rw, n)
 	}
 	if len(rw) == 0 {
-		return nil, apiErr(http.StatusConflict, CodeSnapshotNeedsQCOW2, "VM %s has no writable disk to snapshot", e.Name)
+		return nil, api.NewError(http.StatusConflict, api.CodeSnapshotNeedsQCOW2, "VM %s has no writable disk to snapshot", e.Name)
 	}
 	return rw, nil
 }
@@ -274,10 +241,10 @@ func qmp(ctx context.Context, sc libvirtconn.Snapshots, e *vmEntry, command stri
 	}
 	out, err := sc.MonitorCommand(ctx, e.Domain, string(b))
 	if err != nil {
-		return apiErr(http.StatusConflict, CodeSnapshotFailed, "VM %s: %s: %v", e.Name, command, err)
+		return api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "VM %s: %s: %v", e.Name, command, err)
 	}
 	if err := ParseQMPReply([]byte(out)); err != nil {
-		return apiErr(http.StatusConflict, CodeSnapshotFailed, "VM %s: %s: %v", e.Name, command, err)
+		return api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "VM %s: %s: %v", e.Name, command, err)
 	}
 	return nil
 }

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/hostexec"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/vmspec"
@@ -29,27 +30,6 @@ func (a *Agent) storageHost() *storage.Host {
 	return &storage.Host{Root: a.root, Policy: a.paths, Exclude: []string{own}, Runner: &hostexec.Exec{}}
 }
 
-// PoolsRequest asks a host about pools.
-type PoolsRequest struct {
-	Pools []storage.Pool `json:"pools"`
-}
-
-// VolumeRequest names a volume of a pool (and its format), with what an
-// operation needs.
-type VolumeRequest struct {
-	Pool   storage.Pool `json:"pool"`
-	Name   string       `json:"name"`
-	Format string       `json:"format,omitempty"`
-	// SizeBytes is the new size of a resize.
-	SizeBytes int64 `json:"sizeBytes,omitempty"`
-	// Target is the new volume of a clone.
-	Target *VolumeRequest `json:"target,omitempty"`
-	// Op and Snapshot are an operation on an internal snapshot of a volume
-	// at rest (create, revert, delete).
-	Op       storage.SnapshotOp `json:"op,omitempty"`
-	Snapshot string             `json:"snapshot,omitempty"`
-}
-
 // storageRoutes adds the storage API to the agent's mux.
 func (a *Agent) storageRoutes(mux *http.ServeMux) {
 	post := func(p string, h func(ctx context.Context, body []byte) (any, error)) {
@@ -66,7 +46,7 @@ func (a *Agent) storageRoutes(mux *http.ServeMux) {
 		}))
 	}
 	post("pools/check", func(ctx context.Context, b []byte) (any, error) {
-		var req PoolsRequest
+		var req agentapi.PoolsRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
@@ -97,31 +77,31 @@ func (a *Agent) storageRoutes(mux *http.ServeMux) {
 		return a.storageHost().Create(ctx, req)
 	})
 	post("volumes/info", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
 		return a.storageHost().Info(ctx, req.Pool, req.Name, req.Format)
 	})
 	post("volumes/resize", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
 		return a.storageHost().Resize(ctx, req.Pool, req.Name, req.Format, req.SizeBytes)
 	})
 	post("volumes/clone", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
 		if req.Target == nil {
-			return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "a clone needs its target (pool, name, format)")
+			return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "a clone needs its target (pool, name, format)")
 		}
 		return a.storageHost().Clone(ctx, req.Pool, req.Name, req.Format, req.Target.Pool, req.Target.Name, req.Target.Format)
 	})
 	post("volumes/delete", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
@@ -132,7 +112,7 @@ func (a *Agent) storageRoutes(mux *http.ServeMux) {
 		return map[string]bool{"deleted": true}, nil
 	})
 	post("volumes/snapshot", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
@@ -149,14 +129,14 @@ func (a *Agent) storageRoutes(mux *http.ServeMux) {
 		return a.storageHost().BeginUpload(req)
 	})
 	post("uploads/status", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
 		return a.storageHost().Upload(req.Pool, req.Name)
 	})
 	post("uploads/abort", func(ctx context.Context, b []byte) (any, error) {
-		var req VolumeRequest
+		var req agentapi.VolumeRequest
 		if err := decodeStrict(b, &req); err != nil {
 			return nil, err
 		}
@@ -179,7 +159,7 @@ func (a *Agent) uploadData(w http.ResponseWriter, r *http.Request) {
 	p := storage.Pool{ID: q.Get("poolId"), Name: q.Get("pool"), Path: q.Get("poolPath"), Kind: q.Get("poolKind")}
 	off, err := storage.ParseOffset(r.Header.Get(storage.UploadOffsetHeader))
 	if err != nil {
-		writeError(w, apiErr(http.StatusBadRequest, CodeBadRequest, "%v", err))
+		writeError(w, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "%v", err))
 		return
 	}
 	st, err := a.storageHost().WriteUpload(r.Context(), p, q.Get("name"), off, r.Body)
@@ -187,11 +167,11 @@ func (a *Agent) uploadData(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(storage.UploadOffsetHeader, strconv.FormatInt(st.Offset, 10))
 	}
 	if err != nil {
-		if storage.Code(err) == "" {
+		if api.CodeOf(err) == "" {
 			// The data stopped coming (the engine or its client went
 			// away): the upload stays where it got to.
 			a.log.Info("upload interrupted", "pool", p.Name, "volume", q.Get("name"), "offset", st.Offset, "err", err)
-			err = apiErr(http.StatusBadRequest, "UPLOAD_INTERRUPTED", "the data stopped at byte %d: %v; resume from there", st.Offset, err)
+			err = api.NewError(http.StatusBadRequest, api.CodeUploadInterrupted, "the data stopped at byte %d: %v; resume from there", st.Offset, err)
 		}
 		writeError(w, err)
 		return
@@ -207,10 +187,10 @@ func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return apiErr(http.StatusBadRequest, CodeBadRequest, "request body: %v", err)
+		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: %v", err)
 	}
 	if dec.More() {
-		return apiErr(http.StatusBadRequest, CodeBadRequest, "request body: data after the JSON object")
+		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: data after the JSON object")
 	}
 	return nil
 }
@@ -232,7 +212,7 @@ func volumeDisks(vm *vmspec.VM) []storage.DiskRef {
 // exist.
 func (a *Agent) checkVolumes(vm *vmspec.VM, atStart bool) error {
 	h := a.storageHost()
-	var errs vmspec.Errors
+	var errs api.Errors
 	for _, d := range volumeDisks(vm) {
 		if e := h.CheckDisk(d, atStart); e != nil {
 			errs = append(errs, e)
@@ -257,15 +237,6 @@ func (a *Agent) checkStartVolumes(e *vmEntry) error {
 	if err := a.checkVolumes(def, true); err != nil {
 		a.log.Warn("VM start refused: volumes", "vm", e.ID, "name", e.Name, "err", err.Error())
 		return err
-	}
-	return nil
-}
-
-// storageError maps a storage error to the API's.
-func storageError(err error) *Error {
-	var se *storage.Error
-	if errors.As(err, &se) {
-		return &Error{Status: se.Status, Code: se.Code, Message: se.Message}
 	}
 	return nil
 }

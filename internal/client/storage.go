@@ -14,30 +14,31 @@ import (
 	"sync/atomic"
 	"time"
 
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 )
 
 // Pools lists the storage pools (of a cluster, when given).
-func (c *Client) Pools(ctx context.Context, cluster string) ([]wire.Pool, error) {
+func (c *Client) Pools(ctx context.Context, cluster string) ([]engineapi.Pool, error) {
 	var q url.Values
 	if cluster != "" {
 		q = url.Values{"cluster": {cluster}}
 	}
-	var out []wire.Pool
+	var out []engineapi.Pool
 	err := c.Do(ctx, "GET", "/pools", q, nil, &out)
 	return out, err
 }
 
 // Pool shows a pool with what each host says of it.
-func (c *Client) Pool(ctx context.Context, ref string) (wire.Pool, error) {
-	var out wire.Pool
+func (c *Client) Pool(ctx context.Context, ref string) (engineapi.Pool, error) {
+	var out engineapi.Pool
 	err := c.Do(ctx, "GET", "/pools/"+esc(ref), nil, nil, &out)
 	return out, err
 }
 
 // CreatePool adds a pool to a cluster.
-func (c *Client) CreatePool(ctx context.Context, req wire.PoolRequest) (wire.Pool, error) {
-	var out wire.Pool
+func (c *Client) CreatePool(ctx context.Context, req engineapi.PoolRequest) (engineapi.Pool, error) {
+	var out engineapi.Pool
 	err := c.Do(ctx, "POST", "/pools", nil, req, &out)
 	return out, err
 }
@@ -48,12 +49,12 @@ func (c *Client) DeletePool(ctx context.Context, ref string) error {
 }
 
 // Volumes lists volumes (of a pool, when given).
-func (c *Client) Volumes(ctx context.Context, pool string) ([]wire.Volume, error) {
+func (c *Client) Volumes(ctx context.Context, pool string) ([]engineapi.Volume, error) {
 	var q url.Values
 	if pool != "" {
 		q = url.Values{"pool": {pool}}
 	}
-	var out []wire.Volume
+	var out []engineapi.Volume
 	err := c.Do(ctx, "GET", "/volumes", q, nil, &out)
 	return out, err
 }
@@ -61,16 +62,16 @@ func (c *Client) Volumes(ctx context.Context, pool string) ([]wire.Volume, error
 func volumePath(pool, name string) string { return "/volumes/" + esc(pool) + "/" + esc(name) }
 
 // Volume shows a volume.
-func (c *Client) Volume(ctx context.Context, pool, name string) (wire.Volume, error) {
-	var out wire.Volume
+func (c *Client) Volume(ctx context.Context, pool, name string) (engineapi.Volume, error) {
+	var out engineapi.Volume
 	err := c.Do(ctx, "GET", volumePath(pool, name), nil, nil, &out)
 	return out, err
 }
 
 // CreateVolume makes an empty volume (or starts an upload: see
 // UploadVolume).
-func (c *Client) CreateVolume(ctx context.Context, req wire.VolumeRequest) (wire.Volume, error) {
-	var out wire.Volume
+func (c *Client) CreateVolume(ctx context.Context, req engineapi.VolumeRequest) (engineapi.Volume, error) {
+	var out engineapi.Volume
 	err := c.Do(ctx, "POST", "/volumes", nil, req, &out)
 	return out, err
 }
@@ -81,22 +82,22 @@ func (c *Client) DeleteVolume(ctx context.Context, pool, name string) error {
 }
 
 // ResizeVolume grows a volume.
-func (c *Client) ResizeVolume(ctx context.Context, pool, name string, size int64) (wire.Volume, error) {
-	var out wire.Volume
-	err := c.Do(ctx, "POST", volumePath(pool, name)+"/resize", nil, wire.VolumeResize{SizeBytes: size}, &out)
+func (c *Client) ResizeVolume(ctx context.Context, pool, name string, size int64) (engineapi.Volume, error) {
+	var out engineapi.Volume
+	err := c.Do(ctx, "POST", volumePath(pool, name)+"/resize", nil, engineapi.VolumeResize{SizeBytes: size}, &out)
 	return out, err
 }
 
 // CloneVolume copies a volume whole into a new one.
-func (c *Client) CloneVolume(ctx context.Context, pool, name string, req wire.VolumeClone) (wire.Volume, error) {
-	var out wire.Volume
+func (c *Client) CloneVolume(ctx context.Context, pool, name string, req engineapi.VolumeClone) (engineapi.Volume, error) {
+	var out engineapi.Volume
 	err := c.Do(ctx, "POST", volumePath(pool, name)+"/clone", nil, req, &out)
 	return out, err
 }
 
 // UploadProgress says where an upload stands.
-func (c *Client) UploadProgress(ctx context.Context, pool, name string) (wire.UploadProgress, error) {
-	var out wire.UploadProgress
+func (c *Client) UploadProgress(ctx context.Context, pool, name string) (engineapi.UploadProgress, error) {
+	var out engineapi.UploadProgress
 	err := c.Do(ctx, "GET", volumePath(pool, name)+"/upload", nil, nil, &out)
 	return out, err
 }
@@ -129,19 +130,19 @@ type UploadOptions struct {
 // name, size and checksum begun earlier is resumed too). The engine checks
 // the data when it is complete; a refusal comes back with its code and
 // nothing is kept.
-func (c *Client) UploadVolume(ctx context.Context, pool, name, format string, data io.ReaderAt, size int64, o UploadOptions) (wire.Volume, error) {
+func (c *Client) UploadVolume(ctx context.Context, pool, name, format string, data io.ReaderAt, size int64, o UploadOptions) (engineapi.Volume, error) {
 	if o.SHA256 == "" {
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(data, 0, size)); err != nil {
-			return wire.Volume{}, fmt.Errorf("reading the image: %w", err)
+			return engineapi.Volume{}, fmt.Errorf("reading the image: %w", err)
 		}
 		o.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
 	if o.Retries == 0 {
 		o.Retries = 5
 	}
-	v, err := c.CreateVolume(ctx, wire.VolumeRequest{Pool: pool, Name: name, Format: format,
-		Upload: &wire.UploadRequest{SizeBytes: size, SHA256: o.SHA256, VirtualSize: o.VirtualSize}})
+	v, err := c.CreateVolume(ctx, engineapi.VolumeRequest{Pool: pool, Name: name, Format: format,
+		Upload: &engineapi.UploadRequest{SizeBytes: size, SHA256: o.SHA256, VirtualSize: o.VirtualSize}})
 	if err != nil {
 		return v, err
 	}
@@ -164,20 +165,20 @@ func (c *Client) UploadVolume(ctx context.Context, pool, name, format string, da
 			failures = 0
 			continue
 		}
-		var ae *Error
+		var ae *api.Error
 		if errors.As(err, &ae) && ae.Status != http.StatusConflict {
-			return wire.Volume{}, err // refused
+			return engineapi.Volume{}, err // refused
 		}
 		if ctx.Err() != nil {
-			return wire.Volume{}, err
+			return engineapi.Volume{}, err
 		}
 		failures++
 		if o.Retries < 0 || failures > o.Retries {
-			return wire.Volume{}, fmt.Errorf("upload of %s interrupted %d times, last: %w (run the same command again to resume)", name, failures, err)
+			return engineapi.Volume{}, fmt.Errorf("upload of %s interrupted %d times, last: %w (run the same command again to resume)", name, failures, err)
 		}
 		select {
 		case <-ctx.Done():
-			return wire.Volume{}, ctx.Err()
+			return engineapi.Volume{}, ctx.Err()
 		case <-time.After(time.Duration(failures) * 500 * time.Millisecond):
 		}
 		p, perr := c.UploadProgress(ctx, pool, name)
@@ -192,8 +193,8 @@ func (c *Client) UploadVolume(ctx context.Context, pool, name, format string, da
 }
 
 // putChunk sends length bytes at off.
-func (c *Client) putChunk(ctx context.Context, pool, name string, r io.Reader, off, length, size int64, progress func(int64, int64)) (wire.UploadAnswer, error) {
-	var ans wire.UploadAnswer
+func (c *Client) putChunk(ctx context.Context, pool, name string, r io.Reader, off, length, size int64, progress func(int64, int64)) (engineapi.UploadAnswer, error) {
+	var ans engineapi.UploadAnswer
 	var sent int64
 	if progress != nil {
 		r = &countingReader{r: r, n: &sent}
@@ -234,7 +235,7 @@ func (c *Client) putChunk(ctx context.Context, pool, name string, r io.Reader, o
 		return ans, err
 	}
 	if resp.StatusCode >= 300 {
-		return ans, answerError(resp.StatusCode, b)
+		return ans, api.FromAnswer(resp.StatusCode, b)
 	}
 	if err := json.Unmarshal(b, &ans); err != nil {
 		return ans, err
@@ -246,26 +247,26 @@ func (c *Client) putChunk(ctx context.Context, pool, name string, r io.Reader, o
 }
 
 // Images lists the image library (of an architecture, when given).
-func (c *Client) Images(ctx context.Context, arch string) ([]wire.Image, error) {
+func (c *Client) Images(ctx context.Context, arch string) ([]engineapi.Image, error) {
 	var q url.Values
 	if arch != "" {
 		q = url.Values{"arch": {arch}}
 	}
-	var out []wire.Image
+	var out []engineapi.Image
 	err := c.Do(ctx, "GET", "/images", q, nil, &out)
 	return out, err
 }
 
 // Image shows an image.
-func (c *Client) Image(ctx context.Context, ref string) (wire.Image, error) {
-	var out wire.Image
+func (c *Client) Image(ctx context.Context, ref string) (engineapi.Image, error) {
+	var out engineapi.Image
 	err := c.Do(ctx, "GET", "/images/"+esc(ref), nil, nil, &out)
 	return out, err
 }
 
 // CreateImage adds a volume to the image library.
-func (c *Client) CreateImage(ctx context.Context, req wire.ImageRequest) (wire.Image, error) {
-	var out wire.Image
+func (c *Client) CreateImage(ctx context.Context, req engineapi.ImageRequest) (engineapi.Image, error) {
+	var out engineapi.Image
 	err := c.Do(ctx, "POST", "/images", nil, req, &out)
 	return out, err
 }
@@ -276,22 +277,22 @@ func (c *Client) DeleteImage(ctx context.Context, ref string) error {
 }
 
 // Templates lists the templates.
-func (c *Client) Templates(ctx context.Context) ([]wire.Template, error) {
-	var out []wire.Template
+func (c *Client) Templates(ctx context.Context) ([]engineapi.Template, error) {
+	var out []engineapi.Template
 	err := c.Do(ctx, "GET", "/templates", nil, nil, &out)
 	return out, err
 }
 
 // Template shows a template.
-func (c *Client) Template(ctx context.Context, ref string) (wire.Template, error) {
-	var out wire.Template
+func (c *Client) Template(ctx context.Context, ref string) (engineapi.Template, error) {
+	var out engineapi.Template
 	err := c.Do(ctx, "GET", "/templates/"+esc(ref), nil, nil, &out)
 	return out, err
 }
 
 // CreateTemplate makes a template of a VM that is Down.
-func (c *Client) CreateTemplate(ctx context.Context, req wire.TemplateRequest) (wire.Template, error) {
-	var out wire.Template
+func (c *Client) CreateTemplate(ctx context.Context, req engineapi.TemplateRequest) (engineapi.Template, error) {
+	var out engineapi.Template
 	err := c.Do(ctx, "POST", "/templates", nil, req, &out)
 	return out, err
 }
@@ -302,22 +303,22 @@ func (c *Client) DeleteTemplate(ctx context.Context, ref string) error {
 }
 
 // Snapshots lists a VM's snapshots.
-func (c *Client) Snapshots(ctx context.Context, vm string) ([]wire.Snapshot, error) {
-	var out []wire.Snapshot
+func (c *Client) Snapshots(ctx context.Context, vm string) ([]engineapi.Snapshot, error) {
+	var out []engineapi.Snapshot
 	err := c.Do(ctx, "GET", "/vms/"+esc(vm)+"/snapshots", nil, nil, &out)
 	return out, err
 }
 
 // CreateSnapshot takes a snapshot of a VM.
-func (c *Client) CreateSnapshot(ctx context.Context, vm string, req wire.SnapshotRequest) (wire.Snapshot, error) {
-	var out wire.Snapshot
+func (c *Client) CreateSnapshot(ctx context.Context, vm string, req engineapi.SnapshotRequest) (engineapi.Snapshot, error) {
+	var out engineapi.Snapshot
 	err := c.Do(ctx, "POST", "/vms/"+esc(vm)+"/snapshots", nil, req, &out)
 	return out, err
 }
 
 // RevertSnapshot reverts a VM to a snapshot.
-func (c *Client) RevertSnapshot(ctx context.Context, vm, name string) (wire.Snapshot, error) {
-	var out wire.Snapshot
+func (c *Client) RevertSnapshot(ctx context.Context, vm, name string) (engineapi.Snapshot, error) {
+	var out engineapi.Snapshot
 	err := c.Do(ctx, "POST", "/vms/"+esc(vm)+"/snapshots/"+esc(name)+"/revert", nil, struct{}{}, &out)
 	return out, err
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"golang.org/x/crypto/ssh"
 	yaml "sigs.k8s.io/yaml"
+
+	"polyvirt/internal/api"
 )
 
 // Label is the volume label NoCloud looks for.
@@ -40,15 +42,6 @@ const (
 	MaxNetworkConfig = 64 << 10
 	MaxSSHKeys       = 32
 	maxSSHKey        = 16 << 10
-)
-
-// The codes of refused inputs.
-const (
-	CodeUserData      = "CLOUD_INIT_USER_DATA_INVALID"
-	CodeHostname      = "CLOUD_INIT_HOSTNAME_INVALID"
-	CodeSSHKey        = "CLOUD_INIT_SSH_KEY_INVALID"
-	CodeNetworkConfig = "CLOUD_INIT_NETWORK_CONFIG_INVALID"
-	CodeInstanceID    = "CLOUD_INIT_INSTANCE_ID_INVALID"
 )
 
 // Seed is what a VM is given at its first boot.
@@ -78,59 +71,38 @@ ethernets:
     dhcp4: true
 `
 
-// Error is one refused input.
-type Error struct {
-	Code    string
-	Field   string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Field + ": " + e.Message }
-
-// Errors are every refused input of a seed.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	s := make([]string, len(es))
-	for i, e := range es {
-		s[i] = e.Error()
-	}
-	return strings.Join(s, "; ")
-}
-
 // userDataHeaders are the first lines of the user-data formats cloud-init
 // reads (gzip is not taken: it would hide what the seed holds).
 var userDataHeaders = []string{"#cloud-config", "#!", "#include", "#cloud-boothook", "#part-handler", "#cloud-config-archive", "#cloud-config-jsonp"}
 
-// Check checks every input and returns every refusal at once (nil when
-// the seed can be made).
+// Check checks every input and returns every refusal at once, as
+// api.Errors with the fields userData, hostname, sshKeys[i],
+// networkConfig, instanceId (nil when the seed can be made).
 func (s Seed) Check() error {
-	var errs Errors
-	add := func(code, field, format string, args ...any) {
-		errs = append(errs, &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
-	}
+	var errs api.Errors
+	add := errs.Add
 	if s.InstanceID == "" || len(s.InstanceID) > 128 || strings.IndexFunc(s.InstanceID, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r))
 	}) >= 0 {
-		add(CodeInstanceID, "instanceId", "%q: 1 to 128 letters, digits, '.', '_' or '-'", clip(s.InstanceID))
+		add(api.CodeCloudInitInstanceID, "instanceId", "%q: 1 to 128 letters, digits, '.', '_' or '-'", clip(s.InstanceID))
 	}
 	if err := CheckHostname(s.Hostname); err != nil {
-		add(CodeHostname, "hostname", "%v", err)
+		add(api.CodeCloudInitHostname, "hostname", "%v", err)
 	}
 	if err := CheckUserData(s.UserData); err != nil {
-		add(CodeUserData, "userData", "%v", err)
+		add(api.CodeCloudInitUserData, "userData", "%v", err)
 	}
 	if len(s.NetworkConfig) > 0 {
 		if err := CheckNetworkConfig(s.NetworkConfig); err != nil {
-			add(CodeNetworkConfig, "networkConfig", "%v", err)
+			add(api.CodeCloudInitNetworkConfig, "networkConfig", "%v", err)
 		}
 	}
 	if len(s.SSHKeys) > MaxSSHKeys {
-		add(CodeSSHKey, "sshKeys", "%d keys; at most %d", len(s.SSHKeys), MaxSSHKeys)
+		add(api.CodeCloudInitSSHKey, "sshKeys", "%d keys; at most %d", len(s.SSHKeys), MaxSSHKeys)
 	} else {
 		for i, k := range s.SSHKeys {
 			if err := CheckSSHKey(k); err != nil {
-				add(CodeSSHKey, fmt.Sprintf("sshKeys[%d]", i), "%v", err)
+				add(api.CodeCloudInitSSHKey, fmt.Sprintf("sshKeys[%d]", i), "%v", err)
 			}
 		}
 	}

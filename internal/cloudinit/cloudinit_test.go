@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/api"
 )
 
 const edKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl op@example"
@@ -76,29 +78,29 @@ func TestSeedCheck(t *testing.T) {
 		{"a script", func(s *Seed) { s.UserData = []byte("#!/bin/sh\necho hi\n") }, nil},
 		{"multipart", func(s *Seed) { s.UserData = []byte("Content-Type: multipart/mixed; boundary=x\n\n--x--\n") }, nil},
 		{"empty cloud-config", func(s *Seed) { s.UserData = []byte("#cloud-config\n") }, nil},
-		{"no header", func(s *Seed) { s.UserData = []byte("packages: [nginx]\n") }, []string{CodeUserData}},
-		{"not YAML", func(s *Seed) { s.UserData = []byte("#cloud-config\nruncmd: [\n") }, []string{CodeUserData}},
-		{"a YAML list", func(s *Seed) { s.UserData = []byte("#cloud-config\n- a\n- b\n") }, []string{CodeUserData}},
-		{"binary", func(s *Seed) { s.UserData = []byte("#!/bin/sh\n\xff\xfe") }, []string{CodeUserData}},
-		{"too large", func(s *Seed) { s.UserData = []byte("#!/bin/sh\n" + strings.Repeat("x", MaxUserData)) }, []string{CodeUserData}},
-		{"bad hostname", func(s *Seed) { s.Hostname = "web_1" }, []string{CodeHostname}},
-		{"hostname with a dash at the end", func(s *Seed) { s.Hostname = "web-" }, []string{CodeHostname}},
+		{"no header", func(s *Seed) { s.UserData = []byte("packages: [nginx]\n") }, []string{api.CodeCloudInitUserData}},
+		{"not YAML", func(s *Seed) { s.UserData = []byte("#cloud-config\nruncmd: [\n") }, []string{api.CodeCloudInitUserData}},
+		{"a YAML list", func(s *Seed) { s.UserData = []byte("#cloud-config\n- a\n- b\n") }, []string{api.CodeCloudInitUserData}},
+		{"binary", func(s *Seed) { s.UserData = []byte("#!/bin/sh\n\xff\xfe") }, []string{api.CodeCloudInitUserData}},
+		{"too large", func(s *Seed) { s.UserData = []byte("#!/bin/sh\n" + strings.Repeat("x", MaxUserData)) }, []string{api.CodeCloudInitUserData}},
+		{"bad hostname", func(s *Seed) { s.Hostname = "web_1" }, []string{api.CodeCloudInitHostname}},
+		{"hostname with a dash at the end", func(s *Seed) { s.Hostname = "web-" }, []string{api.CodeCloudInitHostname}},
 		{"fqdn", func(s *Seed) { s.Hostname = "web1.example.com" }, nil},
-		{"not a key", func(s *Seed) { s.SSHKeys = []string{"hello"} }, []string{CodeSSHKey}},
-		{"two keys in one", func(s *Seed) { s.SSHKeys = []string{edKey + "\n" + edKey} }, []string{CodeSSHKey}},
-		{"a key with options", func(s *Seed) { s.SSHKeys = []string{`command="rm -rf /" ` + edKey} }, []string{CodeSSHKey}},
+		{"not a key", func(s *Seed) { s.SSHKeys = []string{"hello"} }, []string{api.CodeCloudInitSSHKey}},
+		{"two keys in one", func(s *Seed) { s.SSHKeys = []string{edKey + "\n" + edKey} }, []string{api.CodeCloudInitSSHKey}},
+		{"a key with options", func(s *Seed) { s.SSHKeys = []string{`command="rm -rf /" ` + edKey} }, []string{api.CodeCloudInitSSHKey}},
 		{"network v1", func(s *Seed) { s.NetworkConfig = []byte("version: 1\nconfig: []\n") }, nil},
 		{"network wrapped", func(s *Seed) { s.NetworkConfig = []byte("network:\n  version: 2\n") }, nil},
-		{"network v3", func(s *Seed) { s.NetworkConfig = []byte("version: 3\n") }, []string{CodeNetworkConfig}},
-		{"bad instance id", func(s *Seed) { s.InstanceID = "a b" }, []string{CodeInstanceID}},
+		{"network v3", func(s *Seed) { s.NetworkConfig = []byte("version: 3\n") }, []string{api.CodeCloudInitNetworkConfig}},
+		{"bad instance id", func(s *Seed) { s.InstanceID = "a b" }, []string{api.CodeCloudInitInstanceID}},
 		{"everything wrong", func(s *Seed) { s.InstanceID, s.Hostname, s.UserData, s.SSHKeys = "", "", nil, []string{"x"} },
-			[]string{CodeInstanceID, CodeHostname, CodeUserData, CodeSSHKey}},
+			[]string{api.CodeCloudInitInstanceID, api.CodeCloudInitHostname, api.CodeCloudInitUserData, api.CodeCloudInitSSHKey}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := goodSeed()
 			tc.seed(&s)
 			var got []string
-			var es Errors
+			var es api.Errors
 			if err := s.Check(); errors.As(err, &es) {
 				for _, e := range es {
 					got = append(got, e.Code)

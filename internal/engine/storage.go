@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/hostpath"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/store"
@@ -31,42 +31,6 @@ import (
 // a host that has the pool, the image library, templates, cloud-init seeds
 // and VM snapshots. The database says what exists; the hosts' files are
 // changed only through their agents (package storage on their side).
-
-// The codes of the storage API (besides package storage's, which agents
-// answer and the engine passes on).
-const (
-	// CodePoolPathNotAllowed: a pool's directory no host of the cluster
-	// allows for disk images (host_paths.disk), as written.
-	CodePoolPathNotAllowed = storage.CodePoolPathNotAllowed
-	// CodePoolNotAvailable: no host that can act on the pool answers (a
-	// local pool's host is not Up; no Up host has a shared pool).
-	CodePoolNotAvailable = storage.CodePoolNotAvailable
-	// CodePoolNotInCluster: a VM uses a pool of another cluster.
-	CodePoolNotInCluster = "POOL_NOT_IN_CLUSTER"
-	// CodePoolNotOnHost: the scheduler's Storage filter: the host does
-	// not have a pool the VM uses.
-	CodePoolNotOnHost = "POOL_NOT_AVAILABLE_ON_HOST"
-	// CodeVolumeNotFound, CodeVolumeNotReady: a VM names a volume that
-	// does not exist, or whose upload has not finished.
-	CodeVolumeNotFound = storage.CodeVolumeNotFound
-	CodeVolumeNotReady = "VOLUME_NOT_READY"
-	// CodeVolumeInUse: a volume a VM, an image, a template or an overlay
-	// uses cannot be deleted (or changed while its VM runs).
-	CodeVolumeInUse = "VOLUME_IN_USE"
-	// CodeImageArch: an image of another architecture than the VM's
-	// cluster runs.
-	CodeImageArch = "IMAGE_ARCHITECTURE_NOT_SUPPORTED_BY_CLUSTER"
-	// CodeImageInUse: an image whose volume backs VMs' disks.
-	CodeImageInUse = "IMAGE_IN_USE"
-	// CodeTemplateDisk: a VM disk a template cannot copy (a writable
-	// disk that is not a volume).
-	CodeTemplateDisk = "TEMPLATE_DISK_NOT_A_VOLUME"
-	// CodeSnapshotDisks: a VM whose writable disks are not all qcow2
-	// volumes has no snapshots.
-	CodeSnapshotDisks = "SNAPSHOT_NEEDS_QCOW2_VOLUMES"
-	// CodeSnapshotMemory: a snapshot with memory is of a running VM.
-	CodeSnapshotMemory = "SNAPSHOT_MEMORY_NEEDS_RUNNING_VM"
-)
 
 // storageTimeout bounds a storage call to an agent (a clone of a large
 // volume, an upload's last check).
@@ -150,7 +114,7 @@ func decodeAgentAnswer(h store.Host, resp *http.Response, out any) error {
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			return &agentCallError{Host: h.Name, Status: http.StatusBadGateway, Code: CodeAgentError, Msg: fmt.Sprintf("the answer of %s %s: %v", method, p, err)}
+			return &agentCallError{Host: h.Name, Status: http.StatusBadGateway, Code: api.CodeAgentError, Msg: fmt.Sprintf("the answer of %s %s: %v", method, p, err)}
 		}
 	}
 	return nil
@@ -171,7 +135,7 @@ func (s *storageService) hostsFor(ctx context.Context, p store.Pool) ([]store.Ho
 			return nil, err
 		}
 		if h.Status != store.HostUp {
-			return nil, newError(http.StatusConflict, CodePoolNotAvailable, "pool %s is local to host %s, which is %s; its volumes are reached through that host only", p.Name, h.Name, h.Status)
+			return nil, api.NewError(http.StatusConflict, api.CodePoolNotAvailable, "pool %s is local to host %s, which is %s; its volumes are reached through that host only", p.Name, h.Name, h.Status)
 		}
 		return []store.Host{h}, nil
 	}
@@ -209,7 +173,7 @@ func (s *storageService) hostsFor(ctx context.Context, p store.Pool) ([]store.Ho
 		if len(reasons) > 0 {
 			msg += " (" + strings.Join(reasons, "; ") + ")"
 		}
-		return nil, newError(http.StatusConflict, CodePoolNotAvailable, "%s", msg)
+		return nil, api.NewError(http.StatusConflict, api.CodePoolNotAvailable, "%s", msg)
 	}
 	return out, nil
 }
@@ -255,7 +219,7 @@ func (s *storageService) onPools(ctx context.Context, ps []store.Pool, fn func(h
 		for i, p := range ps {
 			names[i] = p.Name
 		}
-		return newError(http.StatusConflict, CodePoolNotAvailable, "no Up host has all of pools %s", strings.Join(names, ", "))
+		return api.NewError(http.StatusConflict, api.CodePoolNotAvailable, "no Up host has all of pools %s", strings.Join(names, ", "))
 	}
 	var last error
 	for _, h := range common {
@@ -286,16 +250,16 @@ func (e *Engine) findPool(ctx context.Context, ref string) (store.Pool, error) {
 		if p2, err2 := e.st.GetPool(ctx, ref); err2 == nil {
 			return p2, nil
 		}
-		return p, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Field: "pool",
+		return p, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "pool",
 			Message: fmt.Sprintf("pool %q does not exist (polyvirt pool list)", ref)}
 	}
 	return p, err
 }
 
-func (s *storageService) poolView(ctx context.Context, p store.Pool, n names) (wire.Pool, error) {
-	out := wire.Pool{ID: p.ID, Name: p.Name, ClusterID: p.ClusterID, Cluster: n.clusters[p.ClusterID], Kind: string(p.Kind),
+func (s *storageService) poolView(ctx context.Context, p store.Pool, n names) (engineapi.Pool, error) {
+	out := engineapi.Pool{ID: p.ID, Name: p.Name, ClusterID: p.ClusterID, Cluster: n.clusters[p.ClusterID], Kind: string(p.Kind),
 		HostID: p.HostID, Host: n.hosts[p.HostID], Path: p.Path, Description: p.Description, Version: p.Version,
-		Created: p.Created, Updated: p.Updated, Hosts: []wire.HostPool{}}
+		Created: p.Created, Updated: p.Updated, Hosts: []engineapi.HostPool{}}
 	hps, err := s.e.st.ListHostPools(ctx, "", p.ID)
 	if err != nil {
 		return out, err
@@ -315,8 +279,8 @@ func (s *storageService) poolView(ctx context.Context, p store.Pool, n names) (w
 	return out, nil
 }
 
-func hostPoolView(hp store.HostPool, pool string, n names) wire.HostPool {
-	return wire.HostPool{Pool: pool, HostID: hp.HostID, Host: n.hosts[hp.HostID], OK: hp.OK, Code: hp.Code, Message: hp.Message,
+func hostPoolView(hp store.HostPool, pool string, n names) engineapi.HostPool {
+	return engineapi.HostPool{Pool: pool, HostID: hp.HostID, Host: n.hosts[hp.HostID], OK: hp.OK, Code: hp.Code, Message: hp.Message,
 		CapacityBytes: hp.CapacityBytes, FreeBytes: hp.FreeBytes, Checked: hp.Checked}
 }
 
@@ -338,7 +302,7 @@ func (e *Engine) listPools(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Pool, 0, len(ps))
+	out := make([]engineapi.Pool, 0, len(ps))
 	for _, p := range ps {
 		v, err := e.storage.poolView(ctx, p, n)
 		if err != nil {
@@ -376,7 +340,7 @@ func (e *Engine) poolAnswer(ctx context.Context, w http.ResponseWriter, status i
 // cluster is asked whether it has it.
 func (e *Engine) createPool(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.PoolRequest
+	var req engineapi.PoolRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -460,7 +424,7 @@ func (e *Engine) poolPathAllowed(ctx context.Context, p store.Pool, hosts []stor
 			}
 		}
 	}
-	return &apiError{Status: http.StatusUnprocessableEntity, Code: CodePoolPathNotAllowed, Field: "path",
+	return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodePoolPathNotAllowed, Field: "path",
 		Message: fmt.Sprintf("%s is not a directory the hosts allow for disk images (%s): a pool is such a directory or below one; have the hosts' administrator allow it (host_paths.disk in the agents' configuration)",
 			p.Path, hostpath.Merge(policies...).Places(hostpath.Disk))}
 }
@@ -579,7 +543,7 @@ func (s *storageService) record(ctx context.Context, h store.Host, ask []store.P
 		switch {
 		case !st.OK && (!seen || prev.OK || prev.Code != st.Code):
 			events = append(events, store.Event{Action: "host.storage", Severity: store.SeverityWarning, ObjectKind: "host",
-				ObjectID: h.ID, ObjectName: h.Name, Code: CodePoolNotOnHost,
+				ObjectID: h.ID, ObjectName: h.Name, Code: api.CodePoolNotOnHost,
 				Message: fmt.Sprintf("Storage pool %s is not available on host %s: VMs using it are not started there.", p.Name, h.Name),
 				Reason:  st.Code + ": " + st.Message})
 		case st.OK && seen && !prev.OK:

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -26,14 +28,14 @@ func (e *Engine) findImage(ctx context.Context, ref string) (store.Image, error)
 		if im2, err2 := e.st.GetImage(ctx, ref); err2 == nil {
 			return im2, nil
 		}
-		return im, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Field: "image",
+		return im, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "image",
 			Message: fmt.Sprintf("image %q is not in the library (polyvirt image list)", ref)}
 	}
 	return im, err
 }
 
-func (e *Engine) imageView(ctx context.Context, im store.Image) (wire.Image, error) {
-	out := wire.Image{ID: im.ID, Name: im.Name, Arch: string(im.Arch), OS: im.OS, Description: im.Description,
+func (e *Engine) imageView(ctx context.Context, im store.Image) (engineapi.Image, error) {
+	out := engineapi.Image{ID: im.ID, Name: im.Name, Arch: string(im.Arch), OS: im.OS, Description: im.Description,
 		Version: im.Version, Created: im.Created, Updated: im.Updated}
 	v, err := e.st.GetVolume(ctx, im.VolumeID)
 	if err != nil {
@@ -58,7 +60,7 @@ func (e *Engine) listImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	want := r.URL.Query().Get("arch")
-	out := make([]wire.Image, 0, len(ims))
+	out := make([]engineapi.Image, 0, len(ims))
 	for _, im := range ims {
 		if want != "" {
 			if a, err := arch.Parse(want); err != nil || a != im.Arch {
@@ -89,12 +91,12 @@ func (e *Engine) getImage(w http.ResponseWriter, r *http.Request) error {
 // imageArchAllowed refuses an image a cluster's hosts do not run.
 func imageArchAllowed(im store.Image, c store.Cluster, field string) error {
 	if c.Arch == arch.Unknown {
-		return &apiError{Status: http.StatusConflict, Code: CodeClusterNoArch, Field: "cluster",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
 			Message: fmt.Sprintf("cluster %s has no architecture yet; set its CPU type or add a host first", c.Name)}
 	}
-	guests := clusterGuestArches(c.Arch)
+	guests := archspec.ClusterGuestArches(c.Arch)
 	if !slices.Contains(guests, im.Arch) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: CodeImageArch, Field: field,
+		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeImageArch, Field: field,
 			Message: fmt.Sprintf("image %s is a %s image; cluster %s runs %s VMs: choose an image of its architecture", im.Name, im.Arch, c.Name, orList(guests))}
 	}
 	return nil
@@ -104,7 +106,7 @@ func imageArchAllowed(im store.Image, c store.Cluster, field string) error {
 // architecture: one its pool's cluster runs.
 func (e *Engine) createImage(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.ImageRequest
+	var req engineapi.ImageRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func (e *Engine) createImage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if v.State != store.VolumeReady {
-		return newError(http.StatusConflict, CodeVolumeNotReady, "volume %s is %s: finish its upload first", v.Name, v.State)
+		return api.NewError(http.StatusConflict, api.CodeVolumeNotReady, "volume %s is %s: finish its upload first", v.Name, v.State)
 	}
 	c, err := e.st.GetCluster(ctx, p.ClusterID)
 	if err != nil {
@@ -170,7 +172,7 @@ func (e *Engine) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	u.Images = nil
 	if !u.Empty() {
-		return newError(http.StatusConflict, CodeImageInUse, "Cannot delete image %s: its volume is in use (%s).", im.Name, u.String())
+		return api.NewError(http.StatusConflict, api.CodeImageInUse, "Cannot delete image %s: its volume is in use (%s).", im.Name, u.String())
 	}
 	p, err := e.st.GetPool(ctx, v.PoolID)
 	if err != nil {
@@ -204,14 +206,14 @@ func (e *Engine) findTemplate(ctx context.Context, ref string) (store.Template, 
 		if t2, err2 := e.st.GetTemplate(ctx, ref); err2 == nil {
 			return t2, nil
 		}
-		return t, &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Field: "template",
+		return t, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "template",
 			Message: fmt.Sprintf("template %q does not exist (polyvirt template list)", ref)}
 	}
 	return t, err
 }
 
-func (e *Engine) templateView(ctx context.Context, t store.Template) wire.Template {
-	out := wire.Template{ID: t.ID, Name: t.Name, Arch: string(t.Arch), Description: t.Description, Definition: t.Definition,
+func (e *Engine) templateView(ctx context.Context, t store.Template) engineapi.Template {
+	out := engineapi.Template{ID: t.ID, Name: t.Name, Arch: string(t.Arch), Description: t.Description, Definition: t.Definition,
 		Volumes: []string{}, Version: t.Version, Created: t.Created, Updated: t.Updated}
 	if c, err := e.st.GetCluster(ctx, t.ClusterID); err == nil {
 		out.Cluster = c.Name
@@ -231,7 +233,7 @@ func (e *Engine) listTemplates(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Template, 0, len(ts))
+	out := make([]engineapi.Template, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, e.templateView(r.Context(), t))
 	}
@@ -251,7 +253,7 @@ func (e *Engine) getTemplate(w http.ResponseWriter, r *http.Request) error {
 // its writable volumes; read-only volumes (an installer image) are shared.
 func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.TemplateRequest
+	var req engineapi.TemplateRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -259,7 +261,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 		return invalidField("name", "%v", err)
 	}
 	if _, err := e.st.GetTemplateByName(ctx, req.Name); err == nil {
-		return newError(http.StatusConflict, CodeAlreadyExists, "template %s exists already", req.Name)
+		return api.NewError(http.StatusConflict, api.CodeAlreadyExists, "template %s exists already", req.Name)
 	}
 	vm, err := e.findVM(ctx, req.VM)
 	if err != nil {
@@ -291,7 +293,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 		if d.Volume == "" {
 			if !d.ReadOnly && d.Device != "cdrom" {
 				cleanup()
-				return &apiError{Status: http.StatusUnprocessableEntity, Code: CodeTemplateDisk, Field: fmt.Sprintf("disks[%d]", i),
+				return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeTemplateDisk, Field: fmt.Sprintf("disks[%d]", i),
 					Message: fmt.Sprintf("disk %d of VM %s is the host file %s, not a volume: a template copies volumes only; move it into a pool (upload it as a volume)", i, vm.Name, d.Source)}
 			}
 			disks = append(disks, d)
@@ -333,7 +335,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 		cleanup()
 		return err
 	}
-	a, _ := arch.Parse(def.Arch)
+	a, _ := arch.Parse(string(def.Arch))
 	t := store.Template{Name: req.Name, ClusterID: c.ID, Arch: a, Definition: b, Description: req.Description}
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		for i := range made {
@@ -380,7 +382,7 @@ func (e *Engine) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
 		}
 		u.Templates = nil
 		if !u.Empty() {
-			return newError(http.StatusConflict, "TEMPLATE_IN_USE", "Cannot delete template %s: its volume %s is in use (%s).", t.Name, v.Name, u.String())
+			return api.NewError(http.StatusConflict, api.CodeTemplateInUse, "Cannot delete template %s: its volume %s is in use (%s).", t.Name, v.Name, u.String())
 		}
 		own = append(own, v)
 	}

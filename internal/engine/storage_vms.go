@@ -13,9 +13,10 @@ import (
 	"path"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
+	"polyvirt/internal/archspec"
 	"polyvirt/internal/cloudinit"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
@@ -44,10 +45,10 @@ func (s *storageService) createFile(ctx context.Context, p store.Pool, cr storag
 // pools.
 func (s *storageService) cloneFile(ctx context.Context, src store.Pool, v store.Volume, dst store.Pool, name, format string) (storage.VolumeInfo, error) {
 	if v.State != store.VolumeReady {
-		return storage.VolumeInfo{}, newError(http.StatusConflict, CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
+		return storage.VolumeInfo{}, api.NewError(http.StatusConflict, api.CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
 	}
 	if _, err := s.e.st.GetVolumeByName(ctx, dst.ID, name); err == nil {
-		return storage.VolumeInfo{}, newError(http.StatusConflict, storage.CodeVolumeExists, "pool %s has a volume %s already", dst.Name, name)
+		return storage.VolumeInfo{}, api.NewError(http.StatusConflict, api.CodeVolumeExists, "pool %s has a volume %s already", dst.Name, name)
 	}
 	var info storage.VolumeInfo
 	req := map[string]any{"pool": agentPool(src), "name": v.Name, "format": v.Format,
@@ -119,7 +120,7 @@ func (p *vmPlan) planned(pool, name string) *plannedFile {
 // planVMStorage applies a create request's storage parts to its
 // definition: a template's definition and disks, an image's disk, a
 // cloud-init seed; then resolves every volume disk.
-func (e *Engine) planVMStorage(ctx context.Context, req *wire.VMRequest, def *vmspec.VM, c store.Cluster, vmID string) (*vmspec.VM, *vmPlan, error) {
+func (e *Engine) planVMStorage(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, vmID string) (*vmspec.VM, *vmPlan, error) {
 	plan := &vmPlan{}
 	sr := req.VMStorageRequest
 	if sr.Template != "" && sr.Image != "" {
@@ -154,7 +155,7 @@ func (e *Engine) planVMStorage(ctx context.Context, req *wire.VMRequest, def *vm
 // fromImage gives the VM a first disk made from a library image: a qcow2
 // overlay on the image's volume (in its pool), or a whole copy (Clone,
 // into Pool or the image's pool).
-func (e *Engine) fromImage(ctx context.Context, req *wire.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) error {
+func (e *Engine) fromImage(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) error {
 	sr := req.VMStorageRequest
 	im, err := e.findImage(ctx, sr.Image)
 	if err != nil {
@@ -164,12 +165,12 @@ func (e *Engine) fromImage(ctx context.Context, req *wire.VMRequest, def *vmspec
 		return err
 	}
 	if def.Arch != "" {
-		if a, err := arch.Parse(def.Arch); err == nil && a != im.Arch {
-			return &apiError{Status: http.StatusUnprocessableEntity, Code: vmspec.CodeArchConflict, Field: "definition.arch",
+		if a, err := arch.Parse(string(def.Arch)); err == nil && a != im.Arch {
+			return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeArchConflict, Field: "definition.arch",
 				Message: fmt.Sprintf("the definition says %s but image %s is a %s image; leave arch out", a, im.Name, im.Arch)}
 		}
 	}
-	def.Arch = string(im.Arch)
+	def.Arch = im.Arch
 	src, err := e.st.GetVolume(ctx, im.VolumeID)
 	if err != nil {
 		return err
@@ -199,7 +200,7 @@ func (e *Engine) fromImage(ctx context.Context, req *wire.VMRequest, def *vmspec
 
 // targetPool is where a VM's new volumes go: Pool, or the source's pool;
 // it must be of the VM's cluster.
-func (e *Engine) targetPool(ctx context.Context, sr wire.VMStorageRequest, src store.Pool, c store.Cluster) (store.Pool, error) {
+func (e *Engine) targetPool(ctx context.Context, sr engineapi.VMStorageRequest, src store.Pool, c store.Cluster) (store.Pool, error) {
 	dst := src
 	if sr.Pool != "" {
 		var err error
@@ -208,7 +209,7 @@ func (e *Engine) targetPool(ctx context.Context, sr wire.VMStorageRequest, src s
 		}
 	}
 	if dst.ClusterID != c.ID {
-		return dst, &apiError{Status: http.StatusUnprocessableEntity, Code: CodePoolNotInCluster, Field: "pool",
+		return dst, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodePoolNotInCluster, Field: "pool",
 			Message: fmt.Sprintf("pool %s is not a pool of cluster %s; give a pool of the VM's cluster (--pool) with --clone", dst.Name, c.Name)}
 	}
 	return dst, nil
@@ -217,15 +218,15 @@ func (e *Engine) targetPool(ctx context.Context, sr wire.VMStorageRequest, src s
 // fromTemplate makes the VM's definition from a template's (the request's
 // definition overrides its fields) and its disks from the template's
 // volumes (overlays, or copies with Clone); read-only volumes are shared.
-func (e *Engine) fromTemplate(ctx context.Context, req *wire.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) (*vmspec.VM, error) {
+func (e *Engine) fromTemplate(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) (*vmspec.VM, error) {
 	sr := req.VMStorageRequest
 	t, err := e.findTemplate(ctx, sr.Template)
 	if err != nil {
 		return nil, err
 	}
-	guests := clusterGuestArches(c.Arch)
+	guests := archspec.ClusterGuestArches(c.Arch)
 	if !containsArch(guests, t.Arch) {
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Code: CodeVMClusterArch, Field: "template",
+		return nil, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeVMClusterArch, Field: "template",
 			Message: fmt.Sprintf("template %s is of a %s VM; cluster %s runs %s VMs: use a template of its architecture", t.Name, t.Arch, c.Name, orList(guests))}
 	}
 	var base, over map[string]json.RawMessage
@@ -281,7 +282,7 @@ func containsArch(as []arch.Arch, a arch.Arch) bool {
 // withSeed gives the VM a cloud-init seed: a NoCloud ISO volume (raw) in
 // Pool or its first volume disk's pool, attached as a CD-ROM on the bus
 // the architecture gives CD-ROMs (spapr-vscsi on POWER, SATA on q35).
-func (e *Engine) withSeed(ctx context.Context, req *wire.VMRequest, def *vmspec.VM, vmID string, plan *vmPlan) error {
+func (e *Engine) withSeed(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, vmID string, plan *vmPlan) error {
 	ci := req.CloudInit
 	host := ci.Hostname
 	if host == "" {
@@ -289,11 +290,11 @@ func (e *Engine) withSeed(ctx context.Context, req *wire.VMRequest, def *vmspec.
 	}
 	seed := cloudinit.Seed{InstanceID: vmID, Hostname: host, UserData: []byte(ci.UserData), NetworkConfig: []byte(ci.NetworkConfig), SSHKeys: ci.SSHKeys}
 	if err := seed.Check(); err != nil {
-		var es cloudinit.Errors
+		var es api.Errors
 		if errors.As(err, &es) {
-			ae := &apiError{Status: http.StatusUnprocessableEntity, Code: es[0].Code, Field: "cloudInit." + es[0].Field, Message: es.Error()}
+			ae := &api.Error{Status: http.StatusUnprocessableEntity, Code: es[0].Code, Field: "cloudInit." + es[0].Field, Message: es.Error()}
 			for _, x := range es {
-				ae.Details = append(ae.Details, api.Error{Code: x.Code, Field: "cloudInit." + x.Field, Message: x.Message})
+				ae.Details = append(ae.Details, &api.Error{Code: x.Code, Field: "cloudInit." + x.Field, Message: x.Message})
 			}
 			return ae
 		}
@@ -329,26 +330,26 @@ func (e *Engine) withSeed(ctx context.Context, req *wire.VMRequest, def *vmspec.
 // pool's directory and the volume's name) and format, and returns the IDs
 // of the existing volumes it names. Every refusal comes back at once.
 func (e *Engine) resolveDisks(ctx context.Context, def *vmspec.VM, c store.Cluster, plan *vmPlan) ([]string, error) {
-	var errs vmspec.Errors
+	var errs api.Errors
 	var ids []string
 	bad := func(code, field, format string, args ...any) {
-		errs = append(errs, &vmspec.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
+		errs = append(errs, &api.Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 	for i := range def.Disks {
 		d := &def.Disks[i]
 		field := fmt.Sprintf("disks[%d]", i)
 		if d.Volume == "" {
 			if d.Pool != "" {
-				bad(vmspec.CodeDiskPool, field+".volume", "pool %q without a volume; name the volume", d.Pool)
+				bad(api.CodeDiskPool, field+".volume", "pool %q without a volume; name the volume", d.Pool)
 			}
 			continue
 		}
 		if err := vmspec.CheckVolumeName(d.Volume); err != nil {
-			bad(vmspec.CodeVolumeName, field+".volume", "%v", err)
+			bad(api.CodeDiskVolumeName, field+".volume", "%v", err)
 			continue
 		}
 		if d.Pool == "" {
-			bad(vmspec.CodeDiskPool, field+".pool", "volume %s needs its pool", d.Volume)
+			bad(api.CodeDiskPool, field+".pool", "volume %s needs its pool", d.Volume)
 			continue
 		}
 		format := ""
@@ -359,42 +360,42 @@ func (e *Engine) resolveDisks(ctx context.Context, def *vmspec.VM, c store.Clust
 			var err error
 			p, err = e.st.GetPoolByName(ctx, d.Pool)
 			if errors.Is(err, store.ErrNotFound) {
-				bad("POOL_NOT_FOUND", field+".pool", "there is no pool %q (polyvirt pool list)", d.Pool)
+				bad(api.CodePoolNotFound, field+".pool", "there is no pool %q (polyvirt pool list)", d.Pool)
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
 			if p.ClusterID != c.ID {
-				bad(CodePoolNotInCluster, field+".pool", "pool %s is not a pool of cluster %s", p.Name, c.Name)
+				bad(api.CodePoolNotInCluster, field+".pool", "pool %s is not a pool of cluster %s", p.Name, c.Name)
 				continue
 			}
 			v, err := e.st.GetVolumeByName(ctx, p.ID, d.Volume)
 			if errors.Is(err, store.ErrNotFound) {
-				bad(CodeVolumeNotFound, field+".volume", "pool %s has no volume %s", p.Name, d.Volume)
+				bad(api.CodeVolumeNotFound, field+".volume", "pool %s has no volume %s", p.Name, d.Volume)
 				continue
 			}
 			if err != nil {
 				return nil, err
 			}
 			if v.State != store.VolumeReady {
-				bad(CodeVolumeNotReady, field+".volume", "volume %s is %s: finish its upload first", v.Name, v.State)
+				bad(api.CodeVolumeNotReady, field+".volume", "volume %s is %s: finish its upload first", v.Name, v.State)
 				continue
 			}
 			format = v.Format
 			ids = append(ids, v.ID)
 		}
 		if p.ClusterID != c.ID {
-			bad(CodePoolNotInCluster, field+".pool", "pool %s is not a pool of cluster %s", p.Name, c.Name)
+			bad(api.CodePoolNotInCluster, field+".pool", "pool %s is not a pool of cluster %s", p.Name, c.Name)
 			continue
 		}
 		file := path.Join(p.Path, d.Volume)
 		if d.Source != "" && d.Source != file {
-			bad(vmspec.CodeDiskVolumeSource, field+".source", "a volume's file is where its pool has it (%s); give the volume or the source, not both", file)
+			bad(api.CodeDiskSourceConflict, field+".source", "a volume's file is where its pool has it (%s); give the volume or the source, not both", file)
 			continue
 		}
 		if d.Format != "" && d.Format != format {
-			bad(vmspec.CodeDiskVolumeSource, field+".format", "volume %s is %s, not %s; leave format out", d.Volume, format, d.Format)
+			bad(api.CodeDiskSourceConflict, field+".format", "volume %s is %s, not %s; leave format out", d.Volume, format, d.Format)
 			continue
 		}
 		d.Source, d.Format, d.Type = file, format, "file"

@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
@@ -29,15 +30,15 @@ func (e *Engine) findVolume(ctx context.Context, poolRef, name string) (store.Po
 		if v2, err2 := e.st.GetVolume(ctx, name); err2 == nil && v2.PoolID == p.ID {
 			return p, v2, nil
 		}
-		return p, v, &apiError{Status: http.StatusNotFound, Code: CodeVolumeNotFound, Field: "volume",
+		return p, v, &api.Error{Status: http.StatusNotFound, Code: api.CodeVolumeNotFound, Field: "volume",
 			Message: fmt.Sprintf("pool %s has no volume %q (polyvirt volume list --pool %s)", p.Name, name, p.Name)}
 	}
 	return p, v, err
 }
 
 // volumeView is a volume's answer; users, when not nil, says who uses it.
-func (e *Engine) volumeView(ctx context.Context, p store.Pool, v store.Volume, users *store.VolumeUse) wire.Volume {
-	out := wire.Volume{ID: v.ID, Pool: p.Name, PoolID: p.ID, Name: v.Name, Format: v.Format, State: string(v.State),
+func (e *Engine) volumeView(ctx context.Context, p store.Pool, v store.Volume, users *store.VolumeUse) engineapi.Volume {
+	out := engineapi.Volume{ID: v.ID, Pool: p.Name, PoolID: p.ID, Name: v.Name, Format: v.Format, State: string(v.State),
 		VirtualSize: v.VirtualSize, ActualSize: v.ActualSize, SHA256: v.SHA256, Purpose: v.Purpose, Version: v.Version,
 		Created: v.Created, Updated: v.Updated}
 	if v.BackingVolumeID != "" {
@@ -51,10 +52,10 @@ func (e *Engine) volumeView(ctx context.Context, p store.Pool, v store.Volume, u
 		}
 	}
 	if users != nil && !users.Empty() {
-		out.UsedBy = &wire.VolumeUse{VMs: users.VMs, Images: users.Images, Templates: users.Templates, Overlays: users.Overlays}
+		out.UsedBy = &engineapi.VolumeUse{VMs: users.VMs, Images: users.Images, Templates: users.Templates, Overlays: users.Overlays}
 	}
 	if v.State == store.VolumeUploading {
-		out.Upload = &wire.UploadProgress{SizeBytes: v.UploadSize, SHA256: v.SHA256}
+		out.Upload = &engineapi.UploadProgress{SizeBytes: v.UploadSize, SHA256: v.SHA256}
 	}
 	return out
 }
@@ -81,7 +82,7 @@ func (e *Engine) listVolumes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Volume, 0, len(vs))
+	out := make([]engineapi.Volume, 0, len(vs))
 	for _, v := range vs {
 		out = append(out, e.volumeView(ctx, pools[v.PoolID], v, nil))
 	}
@@ -115,7 +116,7 @@ func (e *Engine) getVolume(w http.ResponseWriter, r *http.Request) error {
 // checkVolumeName refuses a name that cannot be a volume's.
 func checkVolumeName(field, name string) error {
 	if err := vmspec.CheckVolumeName(name); err != nil {
-		return &apiError{Status: http.StatusBadRequest, Code: storage.CodeVolumeNameInvalid, Field: field, Message: err.Error()}
+		return &api.Error{Status: http.StatusBadRequest, Code: api.CodeVolumeNameInvalid, Field: field, Message: err.Error()}
 	}
 	return nil
 }
@@ -132,7 +133,7 @@ func checkFormat(field, f string) error {
 // the same size and checksum answers it, where it stands.
 func (e *Engine) createVolume(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.VolumeRequest
+	var req engineapi.VolumeRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func (e *Engine) createVolume(w http.ResponseWriter, r *http.Request) error {
 		return invalidField("sizeBytes", "give the volume's size in bytes (1 to %d TiB), or upload its data", storage.MaxVolumeSize>>40)
 	}
 	if _, err := e.st.GetVolumeByName(ctx, p.ID, req.Name); err == nil {
-		return newError(http.StatusConflict, storage.CodeVolumeExists, "pool %s has a volume %s already", p.Name, req.Name)
+		return api.NewError(http.StatusConflict, api.CodeVolumeExists, "pool %s has a volume %s already", p.Name, req.Name)
 	}
 	v, err := e.storage.makeVolume(ctx, p, storage.CreateRequest{Name: req.Name, Format: req.Format, SizeBytes: req.SizeBytes}, store.Volume{})
 	if err != nil {
@@ -186,12 +187,12 @@ func (s *storageService) removeFile(ctx context.Context, p store.Pool, name stri
 	err := s.onPool(ctx, p, func(h store.Host) error {
 		return s.call(ctx, h, "volumes/delete", map[string]any{"pool": agentPool(p), "name": name}, nil)
 	})
-	if ae := asAgentError(err); err != nil && !(ae != nil && ae.Code == storage.CodeVolumeNotFound) {
+	if ae := asAgentError(err); err != nil && !(ae != nil && ae.Code == api.CodeVolumeNotFound) {
 		s.e.log.Warn("could not remove a volume's file", "pool", p.Name, "volume", name, "err", err)
 	}
 }
 
-func (e *Engine) beginUpload(ctx context.Context, w http.ResponseWriter, p store.Pool, req wire.VolumeRequest) error {
+func (e *Engine) beginUpload(ctx context.Context, w http.ResponseWriter, p store.Pool, req engineapi.VolumeRequest) error {
 	up := req.Upload
 	sum, err := storage.ParseSHA256(up.SHA256)
 	if err != nil {
@@ -206,7 +207,7 @@ func (e *Engine) beginUpload(ctx context.Context, w http.ResponseWriter, p store
 	case err == nil && v.State == store.VolumeUploading && v.UploadSize == up.SizeBytes && v.SHA256 == sum && v.Format == req.Format:
 		status = http.StatusOK // the same upload, asked again: resume it
 	case err == nil:
-		return newError(http.StatusConflict, storage.CodeVolumeExists, "pool %s has a volume %s already (%s)", p.Name, req.Name, v.State)
+		return api.NewError(http.StatusConflict, api.CodeVolumeExists, "pool %s has a volume %s already (%s)", p.Name, req.Name, v.State)
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	default:
@@ -234,8 +235,8 @@ func (e *Engine) beginUpload(ctx context.Context, w http.ResponseWriter, p store
 	return writeJSON(w, status, out)
 }
 
-func progress(st storage.UploadStatus) *wire.UploadProgress {
-	p := &wire.UploadProgress{SizeBytes: st.SizeBytes, Offset: st.Offset, SHA256: st.SHA256, Done: st.Done}
+func progress(st storage.UploadStatus) *engineapi.UploadProgress {
+	p := &engineapi.UploadProgress{SizeBytes: st.SizeBytes, Offset: st.Offset, SHA256: st.SHA256, Done: st.Done}
 	if st.SizeBytes > 0 {
 		p.Percent = float64(st.Offset) * 100 / float64(st.SizeBytes)
 	}
@@ -280,7 +281,7 @@ func (e *Engine) putVolumeData(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if v.State != store.VolumeUploading {
-		return newError(http.StatusConflict, storage.CodeUploadNotFound, "volume %s of pool %s is %s: no upload is in progress", v.Name, p.Name, v.State)
+		return api.NewError(http.StatusConflict, api.CodeUploadNotFound, "volume %s of pool %s is %s: no upload is in progress", v.Name, p.Name, v.State)
 	}
 	off, err := uploadOffset(r, v.UploadSize)
 	if err != nil {
@@ -301,9 +302,9 @@ func (e *Engine) putVolumeData(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		ae := asAgentError(err)
 		switch {
-		case ae == nil || ae.Status == 0 || ae.Code == "UPLOAD_INTERRUPTED":
+		case ae == nil || ae.Status == 0 || ae.Code == api.CodeUploadInterrupted:
 			return storageError(err)
-		case ae.Code == storage.CodeUploadOffset || ae.Code == storage.CodeUploadBusy:
+		case ae.Code == api.CodeUploadOffset || ae.Code == api.CodeUploadBusy:
 			e.setUploadOffset(ctx, w, h, p, v)
 			return storageError(err)
 		case ae.Status == http.StatusUnprocessableEntity:
@@ -320,7 +321,7 @@ func (e *Engine) putVolumeData(w http.ResponseWriter, r *http.Request) error {
 		return storageError(err)
 	}
 	w.Header().Set(storage.UploadOffsetHeader, strconv.FormatInt(st.Offset, 10))
-	ans := wire.UploadAnswer{Upload: *progress(st)}
+	ans := engineapi.UploadAnswer{Upload: *progress(st)}
 	if st.Done && st.Volume != nil {
 		v.State, v.VirtualSize, v.ActualSize = store.VolumeReady, st.Volume.VirtualSize, st.Volume.ActualSize
 		if st.Volume.Backing != "" {
@@ -383,7 +384,7 @@ func (e *Engine) getVolumeUpload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if v.State != store.VolumeUploading {
-		return writeJSON(w, http.StatusOK, wire.UploadProgress{SizeBytes: v.UploadSize, Offset: v.UploadSize, SHA256: v.SHA256, Done: true, Percent: 100})
+		return writeJSON(w, http.StatusOK, engineapi.UploadProgress{SizeBytes: v.UploadSize, Offset: v.UploadSize, SHA256: v.SHA256, Done: true, Percent: 100})
 	}
 	var st storage.UploadStatus
 	err = e.storage.onPool(ctx, p, func(h store.Host) error {
@@ -403,12 +404,12 @@ func (e *Engine) deleteVolumeUpload(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	if v.State != store.VolumeUploading {
-		return newError(http.StatusConflict, storage.CodeUploadNotFound, "volume %s of pool %s is %s: no upload is in progress", v.Name, p.Name, v.State)
+		return api.NewError(http.StatusConflict, api.CodeUploadNotFound, "volume %s of pool %s is %s: no upload is in progress", v.Name, p.Name, v.State)
 	}
 	err = e.storage.onPool(ctx, p, func(h store.Host) error {
 		return e.storage.call(ctx, h, "uploads/abort", map[string]any{"pool": agentPool(p), "name": v.Name}, nil)
 	})
-	if ae := asAgentError(err); err != nil && !(ae != nil && ae.Code == storage.CodeUploadNotFound) {
+	if ae := asAgentError(err); err != nil && !(ae != nil && ae.Code == api.CodeUploadNotFound) {
 		return storageError(err)
 	}
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
@@ -434,7 +435,7 @@ func (e *Engine) volumeBusy(ctx context.Context, v store.Volume, what string) er
 	for _, name := range u.VMs {
 		vm, err := e.st.GetVMByName(ctx, name)
 		if err == nil && !isDown(vm) {
-			return newError(http.StatusConflict, CodeVolumeInUse, "Cannot %s volume %s: VM %s uses it and is %s; stop it first.", what, v.Name, vm.Name, vm.State)
+			return api.NewError(http.StatusConflict, api.CodeVolumeInUse, "Cannot %s volume %s: VM %s uses it and is %s; stop it first.", what, v.Name, vm.Name, vm.State)
 		}
 	}
 	return nil
@@ -442,7 +443,7 @@ func (e *Engine) volumeBusy(ctx context.Context, v store.Volume, what string) er
 
 func (e *Engine) resizeVolume(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.VolumeResize
+	var req engineapi.VolumeResize
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -451,7 +452,7 @@ func (e *Engine) resizeVolume(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if v.State != store.VolumeReady {
-		return newError(http.StatusConflict, CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
+		return api.NewError(http.StatusConflict, api.CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
 	}
 	if err := e.volumeBusy(ctx, v, "resize"); err != nil {
 		return err
@@ -480,7 +481,7 @@ func (e *Engine) resizeVolume(w http.ResponseWriter, r *http.Request) error {
 
 func (e *Engine) cloneVolume(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.VolumeClone
+	var req engineapi.VolumeClone
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -516,7 +517,7 @@ func (e *Engine) cloneVolume(w http.ResponseWriter, r *http.Request) error {
 // records the copy with rec's fields.
 func (s *storageService) cloneVolume(ctx context.Context, src store.Pool, v store.Volume, dst store.Pool, name, format string, rec store.Volume) (store.Volume, error) {
 	if v.State != store.VolumeReady {
-		return store.Volume{}, newError(http.StatusConflict, CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
+		return store.Volume{}, api.NewError(http.StatusConflict, api.CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
 	}
 	info, err := s.cloneFile(ctx, src, v, dst, name, format)
 	if err != nil {
@@ -551,7 +552,7 @@ func (s *storageService) deleteVolume(ctx context.Context, p store.Pool, v store
 		return err
 	}
 	if !u.Empty() {
-		return &apiError{Status: http.StatusConflict, Code: CodeVolumeInUse, Field: "volume",
+		return &api.Error{Status: http.StatusConflict, Code: api.CodeVolumeInUse, Field: "volume",
 			Message: fmt.Sprintf("Cannot delete volume %s of pool %s: it is in use (%s).", v.Name, p.Name, u.String())}
 	}
 	path := "volumes/delete"
@@ -561,7 +562,7 @@ func (s *storageService) deleteVolume(ctx context.Context, p store.Pool, v store
 	err = s.onPool(ctx, p, func(h store.Host) error {
 		return s.call(ctx, h, path, map[string]any{"pool": agentPool(p), "name": v.Name}, nil)
 	})
-	if ae := asAgentError(err); err != nil && !(ae != nil && (ae.Code == storage.CodeVolumeNotFound || ae.Code == storage.CodeUploadNotFound)) {
+	if ae := asAgentError(err); err != nil && !(ae != nil && (ae.Code == api.CodeVolumeNotFound || ae.Code == api.CodeUploadNotFound)) {
 		return storageError(err)
 	}
 	return s.e.st.InTx(ctx, func(tx store.Tx) error {

@@ -9,7 +9,8 @@ import (
 	"net/url"
 	"strings"
 
-	"polyvirt/internal/engine/wire"
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
@@ -41,7 +42,7 @@ func (e *Engine) snapshotVolumes(ctx context.Context, v store.VM) ([]store.Pool,
 			if d.Volume != "" {
 				what = "the " + d.Format + " volume " + d.Volume
 			}
-			return nil, nil, &apiError{Status: http.StatusConflict, Code: CodeSnapshotDisks, Field: fmt.Sprintf("disks[%d]", i),
+			return nil, nil, &api.Error{Status: http.StatusConflict, Code: api.CodeSnapshotNeedsQCOW2, Field: fmt.Sprintf("disks[%d]", i),
 				Message: fmt.Sprintf("VM %s has %s as a writable disk: snapshots live in qcow2 volumes (make the disk a qcow2 volume, or attach it read-only)", v.Name, what)}
 		}
 		p, vol, err := e.findVolume(ctx, d.Pool, d.Volume)
@@ -51,13 +52,13 @@ func (e *Engine) snapshotVolumes(ctx context.Context, v store.VM) ([]store.Pool,
 		pools, vols = append(pools, p), append(vols, vol)
 	}
 	if len(vols) == 0 {
-		return nil, nil, newError(http.StatusConflict, CodeSnapshotDisks, "VM %s has no writable disk to snapshot", v.Name)
+		return nil, nil, api.NewError(http.StatusConflict, api.CodeSnapshotNeedsQCOW2, "VM %s has no writable disk to snapshot", v.Name)
 	}
 	return pools, vols, nil
 }
 
-func snapshotView(s store.Snapshot, vm string, n names, vols []store.Volume) wire.Snapshot {
-	out := wire.Snapshot{ID: s.ID, VM: vm, Name: s.Name, Description: s.Description, Memory: s.Memory, VMState: s.VMState,
+func snapshotView(s store.Snapshot, vm string, n names, vols []store.Volume) engineapi.Snapshot {
+	out := engineapi.Snapshot{ID: s.ID, VM: vm, Name: s.Name, Description: s.Description, Memory: s.Memory, VMState: s.VMState,
 		Host: n.hosts[s.HostID], Volumes: []string{}, Created: s.Created}
 	for _, v := range vols {
 		out.Volumes = append(out.Volumes, v.Name)
@@ -79,7 +80,7 @@ func (e *Engine) listSnapshots(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]wire.Snapshot, 0, len(ss))
+	out := make([]engineapi.Snapshot, 0, len(ss))
 	for _, s := range ss {
 		out = append(out, snapshotView(s, v.Name, n, e.volumesOf(ctx, s.VolumeIDs)))
 	}
@@ -106,7 +107,7 @@ func running(v store.VM) bool {
 // Down one on its volumes at rest.
 func (e *Engine) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req wire.SnapshotRequest
+	var req engineapi.SnapshotRequest
 	if err := decodeBody(r, &req, false); err != nil {
 		return err
 	}
@@ -118,7 +119,7 @@ func (e *Engine) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if _, err := e.st.GetSnapshot(ctx, v.ID, req.Name); err == nil {
-		return newError(http.StatusConflict, CodeAlreadyExists, "VM %s has a snapshot %s already", v.Name, req.Name)
+		return api.NewError(http.StatusConflict, api.CodeAlreadyExists, "VM %s has a snapshot %s already", v.Name, req.Name)
 	}
 	pools, vols, err := e.snapshotVolumes(ctx, v)
 	if err != nil {
@@ -143,7 +144,7 @@ func (e *Engine) createSnapshot(w http.ResponseWriter, r *http.Request) error {
 			snap.HostID = h.ID
 		}
 	case req.Memory:
-		return newError(http.StatusConflict, CodeSnapshotMemory, "VM %s is %s: a snapshot with memory is of a running VM; take a disk-only one", v.Name, v.State)
+		return api.NewError(http.StatusConflict, api.CodeSnapshotMemory, "VM %s is %s: a snapshot with memory is of a running VM; take a disk-only one", v.Name, v.State)
 	case !isDown(v):
 		return vmStatusError(v, "snapshot", "wait until it is Up or Down")
 	default:
@@ -208,7 +209,7 @@ func (e *Engine) findSnapshot(ctx context.Context, r *http.Request) (store.VM, s
 	}
 	s, err := e.st.GetSnapshot(ctx, v.ID, r.PathValue("snapshot"))
 	if errors.Is(err, store.ErrNotFound) {
-		return v, s, &apiError{Status: http.StatusNotFound, Code: "SNAPSHOT_NOT_FOUND", Field: "snapshot",
+		return v, s, &api.Error{Status: http.StatusNotFound, Code: api.CodeSnapshotNotFound, Field: "snapshot",
 			Message: fmt.Sprintf("VM %s has no snapshot %q (polyvirt vm snapshot list %s)", v.Name, r.PathValue("snapshot"), v.Name)}
 	}
 	return v, s, err

@@ -23,7 +23,7 @@ func TestParseInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ImageInfo{Format: "qcow2", VirtualSize: 64 << 20, ActualSize: 208896, ClusterSize: 65536,
-		BackingFilename: "base.qcow2", BackingFormat: "qcow2", Snapshots: []ImageSnapshot{{ID: "1", Name: "s1", DateSec: 1796449214}},
+		BackingFilename: "base.qcow2", BackingFormat: "qcow2", Snapshots: []VolumeSnapshot{{ID: "1", Name: "s1", DateSec: 1796449214}},
 		FormatSpecific: ov.FormatSpecific}
 	if diff := cmp.Diff(want, ov); diff != "" {
 		t.Errorf("overlay (-want +got):\n%s", diff)

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/hostexec"
 	"polyvirt/internal/hostpath"
 	"polyvirt/internal/vmspec"
@@ -34,17 +35,6 @@ const (
 // the pool, so that a host tells the pool's storage from an empty mount
 // point or another pool's.
 const MarkerFile = ".polyvirt-pool"
-
-// Pool is a storage pool as the engine describes it to a host.
-type Pool struct {
-	// ID and Name identify the pool (the marker names both).
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	// Path is the pool's directory, an absolute host path.
-	Path string `json:"path"`
-	// Kind is Shared or Local.
-	Kind string `json:"kind"`
-}
 
 // Marker is the content of a pool's marker file (JSON).
 type Marker struct {
@@ -69,23 +59,6 @@ func ParseMarker(b []byte) (Marker, error) {
 		return Marker{}, errors.New("not a pool marker: pool or name missing")
 	}
 	return m, nil
-}
-
-// PoolStatus is what a host says of one pool.
-type PoolStatus struct {
-	// Pool and Name are the pool's ID and name.
-	Pool string `json:"pool"`
-	Name string `json:"name"`
-	// OK tells whether the host can use the pool; Code and Message say
-	// why not (POOL_DIRECTORY_MISSING, POOL_MARKER_MISSING,
-	// POOL_MARKER_MISMATCH, POOL_NOT_WRITABLE, POOL_PATH_NOT_ALLOWED).
-	OK      bool   `json:"ok"`
-	Code    string `json:"code,omitempty"`
-	Message string `json:"message,omitempty"`
-	// CapacityBytes and FreeBytes are the file system's size and the space
-	// left to unprivileged writers.
-	CapacityBytes uint64 `json:"capacityBytes"`
-	FreeBytes     uint64 `json:"freeBytes"`
 }
 
 // Host is one host's storage: its root, its path policy, and the runner of
@@ -118,16 +91,16 @@ func (h *Host) onHost(p string) string {
 // absolute clean path, a kind.
 func CheckPoolDefinition(p Pool) error {
 	if err := vmspec.CheckPoolName(p.Name); err != nil {
-		return refused(CodeVolumeInvalid, "%v", err)
+		return refused(api.CodeVolumeRequestInvalid, "%v", err)
 	}
 	if p.ID == "" || len(p.ID) > 64 || strings.ContainsAny(p.ID, "/\x00") {
-		return refused(CodeVolumeInvalid, "pool %s: id %q is not an id", p.Name, p.ID)
+		return refused(api.CodeVolumeRequestInvalid, "pool %s: id %q is not an id", p.Name, p.ID)
 	}
 	if !path.IsAbs(p.Path) || path.Clean(p.Path) != p.Path || p.Path == "/" || strings.ContainsRune(p.Path, 0) {
-		return refused(CodeVolumeInvalid, "pool %s: path %q is not a clean absolute directory path", p.Name, p.Path)
+		return refused(api.CodeVolumeRequestInvalid, "pool %s: path %q is not a clean absolute directory path", p.Name, p.Path)
 	}
 	if p.Kind != Shared && p.Kind != Local {
-		return refused(CodeVolumeInvalid, "pool %s: kind %q: want shared or local", p.Name, p.Kind)
+		return refused(api.CodeVolumeRequestInvalid, "pool %s: kind %q: want shared or local", p.Name, p.Kind)
 	}
 	return nil
 }
@@ -139,7 +112,7 @@ func CheckPoolDefinition(p Pool) error {
 func (h *Host) poolDir(p Pool) (string, error) {
 	st := h.poolState(p, false)
 	if !st.ok {
-		return "", refused(CodePoolNotAvailable, "pool %s is not available on this host: %s (%s)", p.Name, st.msg, st.code)
+		return "", refused(api.CodePoolNotAvailable, "pool %s is not available on this host: %s (%s)", p.Name, st.msg, st.code)
 	}
 	return st.dir, nil
 }
@@ -153,30 +126,30 @@ type poolState struct {
 
 func (h *Host) poolState(p Pool, forInit bool) poolState {
 	if err := CheckPoolDefinition(p); err != nil {
-		return poolState{code: CodeVolumeInvalid, msg: err.Error()}
+		return poolState{code: api.CodeVolumeRequestInvalid, msg: err.Error()}
 	}
 	res, err := hostpath.Resolve(h.Root, p.Path)
 	if err != nil {
-		return poolState{code: CodePoolPathNotAllowed, msg: fmt.Sprintf("%s cannot be followed: %v", p.Path, err)}
+		return poolState{code: api.CodePoolPathNotAllowed, msg: fmt.Sprintf("%s cannot be followed: %v", p.Path, err)}
 	}
 	if res.ViaProc {
-		return poolState{code: CodePoolPathNotAllowed, msg: fmt.Sprintf("%s goes through /proc", p.Path)}
+		return poolState{code: api.CodePoolPathNotAllowed, msg: fmt.Sprintf("%s goes through /proc", p.Path)}
 	}
 	if !h.allowedDir(res.Path) {
-		return poolState{code: CodePoolPathNotAllowed, msg: fmt.Sprintf("%s is not a directory this host allows for disk images (%s; host_paths.disk in the agent's configuration)",
+		return poolState{code: api.CodePoolPathNotAllowed, msg: fmt.Sprintf("%s is not a directory this host allows for disk images (%s; host_paths.disk in the agent's configuration)",
 			p.Path, h.Policy.Places(hostpath.Disk))}
 	}
 	for _, x := range h.Exclude {
 		if xr, err := hostpath.Resolve(h.Root, x); err != nil || res.Path == xr.Path || hostpath.Within(res.Path, xr.Path) || hostpath.Within(xr.Path, res.Path) {
-			return poolState{code: CodePoolPathNotAllowed, msg: fmt.Sprintf("%s overlaps the agent's own directory %s", p.Path, x)}
+			return poolState{code: api.CodePoolPathNotAllowed, msg: fmt.Sprintf("%s overlaps the agent's own directory %s", p.Path, x)}
 		}
 	}
 	fi, err := os.Stat(h.onHost(res.Path))
 	if err != nil || !res.Exists {
-		return poolState{code: CodePoolMissing, msg: fmt.Sprintf("%s does not exist on this host (is the pool's storage mounted there?)", p.Path)}
+		return poolState{code: api.CodePoolMissing, msg: fmt.Sprintf("%s does not exist on this host (is the pool's storage mounted there?)", p.Path)}
 	}
 	if !fi.IsDir() {
-		return poolState{code: CodePoolMissing, msg: fmt.Sprintf("%s is not a directory", p.Path)}
+		return poolState{code: api.CodePoolMissing, msg: fmt.Sprintf("%s is not a directory", p.Path)}
 	}
 	st := poolState{dir: res.Path}
 	b, err := readSmallFile(h.onHost(path.Join(res.Path, MarkerFile)))
@@ -186,19 +159,19 @@ func (h *Host) poolState(p Pool, forInit bool) poolState {
 			st.ok = true
 			return st
 		}
-		st.code, st.msg = CodePoolMarkerMissing, fmt.Sprintf("%s has no pool marker (%s): the pool's storage is not there (an empty mount point?)", p.Path, MarkerFile)
+		st.code, st.msg = api.CodePoolMarkerMissing, fmt.Sprintf("%s has no pool marker (%s): the pool's storage is not there (an empty mount point?)", p.Path, MarkerFile)
 		return st
 	case err != nil:
-		st.code, st.msg = CodePoolMarkerMissing, fmt.Sprintf("%s: its pool marker cannot be read: %v", p.Path, err)
+		st.code, st.msg = api.CodePoolMarkerMissing, fmt.Sprintf("%s: its pool marker cannot be read: %v", p.Path, err)
 		return st
 	}
 	m, err := ParseMarker(b)
 	if err != nil {
-		st.code, st.msg = CodePoolMarkerMismatch, fmt.Sprintf("%s/%s: %v", p.Path, MarkerFile, err)
+		st.code, st.msg = api.CodePoolMarkerMismatch, fmt.Sprintf("%s/%s: %v", p.Path, MarkerFile, err)
 		return st
 	}
 	if m.Pool != p.ID {
-		st.code, st.msg = CodePoolMarkerMismatch, fmt.Sprintf("%s holds pool %s (%s), not %s (%s): this host sees other storage at the pool's path", p.Path, m.Name, m.Pool, p.Name, p.ID)
+		st.code, st.msg = api.CodePoolMarkerMismatch, fmt.Sprintf("%s holds pool %s (%s), not %s (%s): this host sees other storage at the pool's path", p.Path, m.Name, m.Pool, p.Name, p.ID)
 		return st
 	}
 	st.ok, st.marker = true, true
@@ -231,7 +204,7 @@ func (h *Host) CheckPool(p Pool) PoolStatus {
 		return out
 	}
 	if err := h.probeWrite(st.dir); err != nil {
-		out.Code, out.Message = CodePoolNotWritable, fmt.Sprintf("%s: %v", p.Path, err)
+		out.Code, out.Message = api.CodePoolNotWritable, fmt.Sprintf("%s: %v", p.Path, err)
 		return out
 	}
 	out.OK = true
@@ -250,7 +223,7 @@ func (h *Host) InitPool(p Pool) (PoolStatus, error) {
 	if !st.marker {
 		b, _ := json.MarshalIndent(Marker{Pool: p.ID, Name: p.Name, Kind: p.Kind, Created: time.Now().UTC()}, "", "  ")
 		if err := writeFileAtomic(h.onHost(st.dir), MarkerFile, append(b, '\n'), 0o644); err != nil {
-			return PoolStatus{}, refused(CodePoolNotWritable, "%s: cannot write the pool marker: %v", p.Path, err)
+			return PoolStatus{}, refused(api.CodePoolNotWritable, "%s: cannot write the pool marker: %v", p.Path, err)
 		}
 	}
 	ps := h.CheckPool(p)
@@ -349,21 +322,21 @@ func syncDir(dir string) error {
 func renameNoReplace(dir, from, to string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(dir, from), unix.AT_FDCWD, filepath.Join(dir, to), unix.RENAME_NOREPLACE)
 	if errors.Is(err, syscall.EEXIST) {
-		return conflict(CodeVolumeExists, "a volume named %s exists already", to)
+		return conflict(api.CodeVolumeExists, "a volume named %s exists already", to)
 	}
 	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
 		// A file system without RENAME_NOREPLACE (some NFS servers): a
 		// hard link refuses an existing name the same way.
 		if err := os.Link(filepath.Join(dir, from), filepath.Join(dir, to)); err != nil {
 			if errors.Is(err, fs.ErrExist) {
-				return conflict(CodeVolumeExists, "a volume named %s exists already", to)
+				return conflict(api.CodeVolumeExists, "a volume named %s exists already", to)
 			}
 			return err
 		}
 		return os.Remove(filepath.Join(dir, from))
 	}
 	if err != nil {
-		return newErr(http.StatusInternalServerError, CodeToolFailed, "rename %s → %s: %v", from, to, err)
+		return newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "rename %s → %s: %v", from, to, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/hostexec"
 )
 
@@ -30,7 +31,7 @@ type ImageInfo struct {
 	// DirtyFlag tells that the image was not closed cleanly.
 	DirtyFlag bool `json:"dirty-flag"`
 	// Snapshots are the image's internal snapshots.
-	Snapshots []ImageSnapshot `json:"snapshots,omitempty"`
+	Snapshots []VolumeSnapshot `json:"snapshots,omitempty"`
 	// FormatSpecific holds the qcow2 details (corrupt flag, compat).
 	FormatSpecific *struct {
 		Type string `json:"type"`
@@ -39,17 +40,6 @@ type ImageInfo struct {
 			Corrupt bool   `json:"corrupt,omitempty"`
 		} `json:"data"`
 	} `json:"format-specific,omitempty"`
-}
-
-// ImageSnapshot is one internal snapshot of a qcow2 image.
-type ImageSnapshot struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-	// DateSec is when it was taken (seconds since the epoch); VMStateSize
-	// is the size of the VM's memory saved with it (0 for a disk-only
-	// snapshot).
-	DateSec     int64 `json:"date-sec"`
-	VMStateSize int64 `json:"vm-state-size"`
 }
 
 // maxToolOutput bounds what is read of qemu-img's answers.
@@ -202,7 +192,7 @@ func toolError(err error, res hostexec.Result) error {
 		msg = err.Error()
 	}
 	if strings.Contains(msg, "Failed to get") && strings.Contains(msg, "lock") {
-		return conflict(CodeVolumeBusy, "the volume is in use (a running VM holds it): %s", msg)
+		return conflict(api.CodeVolumeInUse, "the volume is in use (a running VM holds it): %s", msg)
 	}
-	return newErr(http.StatusBadGateway, CodeToolFailed, "qemu-img: %s", msg)
+	return newErr(http.StatusBadGateway, api.CodeStorageToolFailed, "qemu-img: %s", msg)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/hostexec"
 	"polyvirt/internal/hostpath"
 )
@@ -62,7 +63,7 @@ func entries(t *testing.T, h *Host, p Pool) []string {
 
 func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
-	if Code(err) != code {
+	if api.CodeOf(err) != code {
 		t.Fatalf("error %v; want code %s", err, code)
 	}
 }
@@ -79,12 +80,12 @@ func TestPoolStatus(t *testing.T) {
 		pool Pool
 		code string
 	}{
-		{"no marker (an empty mount point)", other, CodePoolMarkerMissing},
-		{"no directory", Pool{ID: other.ID, Name: "p3", Path: "/images/p3", Kind: Local}, CodePoolMissing},
-		{"outside the policy", Pool{ID: other.ID, Name: "p4", Path: "/etc", Kind: Local}, CodePoolPathNotAllowed},
-		{"the policy's parent", Pool{ID: other.ID, Name: "p5", Path: "/", Kind: Local}, CodeVolumeInvalid},
-		{"another pool's marker", Pool{ID: other.ID, Name: "p1-again", Path: p.Path, Kind: Shared}, CodePoolMarkerMismatch},
-		{"relative path", Pool{ID: other.ID, Name: "p6", Path: "images/p2", Kind: Local}, CodeVolumeInvalid},
+		{"no marker (an empty mount point)", other, api.CodePoolMarkerMissing},
+		{"no directory", Pool{ID: other.ID, Name: "p3", Path: "/images/p3", Kind: Local}, api.CodePoolMissing},
+		{"outside the policy", Pool{ID: other.ID, Name: "p4", Path: "/etc", Kind: Local}, api.CodePoolPathNotAllowed},
+		{"the policy's parent", Pool{ID: other.ID, Name: "p5", Path: "/", Kind: Local}, api.CodeVolumeRequestInvalid},
+		{"another pool's marker", Pool{ID: other.ID, Name: "p1-again", Path: p.Path, Kind: Shared}, api.CodePoolMarkerMismatch},
+		{"relative path", Pool{ID: other.ID, Name: "p6", Path: "images/p2", Kind: Local}, api.CodeVolumeRequestInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := h.CheckPool(tc.pool)
@@ -97,12 +98,12 @@ func TestPoolStatus(t *testing.T) {
 	if err := os.Symlink(filepath.Join(h.Root, "etc"), filepath.Join(h.Root, "images/escape")); err != nil {
 		t.Fatal(err)
 	}
-	if st := h.CheckPool(Pool{ID: other.ID, Name: "esc", Path: "/images/escape", Kind: Local}); st.Code != CodePoolPathNotAllowed {
-		t.Errorf("a link out of the policy: %+v; want %s", st, CodePoolPathNotAllowed)
+	if st := h.CheckPool(Pool{ID: other.ID, Name: "esc", Path: "/images/escape", Kind: Local}); st.Code != api.CodePoolPathNotAllowed {
+		t.Errorf("a link out of the policy: %+v; want %s", st, api.CodePoolPathNotAllowed)
 	}
 	// InitPool refuses another pool's directory and makes a new one.
-	if _, err := h.InitPool(Pool{ID: other.ID, Name: "p1-again", Path: p.Path, Kind: Shared}); Code(err) != CodePoolMarkerMismatch {
-		t.Errorf("init over another pool: %v; want %s", err, CodePoolMarkerMismatch)
+	if _, err := h.InitPool(Pool{ID: other.ID, Name: "p1-again", Path: p.Path, Kind: Shared}); api.CodeOf(err) != api.CodePoolMarkerMismatch {
+		t.Errorf("init over another pool: %v; want %s", err, api.CodePoolMarkerMismatch)
 	}
 	if st, err := h.InitPool(other); err != nil || !st.OK {
 		t.Errorf("init p2: %+v %v", st, err)
@@ -111,8 +112,8 @@ func TestPoolStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if os.Geteuid() != 0 {
-		if st := h.CheckPool(other); st.Code != CodePoolNotWritable {
-			t.Errorf("read-only directory: %+v; want %s", st, CodePoolNotWritable)
+		if st := h.CheckPool(other); st.Code != api.CodePoolNotWritable {
+			t.Errorf("read-only directory: %+v; want %s", st, api.CodePoolNotWritable)
 		}
 	}
 }
@@ -131,8 +132,8 @@ func TestVolumeLifecycle(t *testing.T) {
 	if err != nil || raw.VirtualSize != 1<<20 || raw.Format != "raw" {
 		t.Fatalf("raw: %+v %v", raw, err)
 	}
-	if _, err := h.Create(ctx, CreateRequest{Pool: p, Name: "data.raw", Format: "raw", SizeBytes: 1 << 20}); Code(err) != CodeVolumeExists {
-		t.Errorf("second create: %v; want %s", err, CodeVolumeExists)
+	if _, err := h.Create(ctx, CreateRequest{Pool: p, Name: "data.raw", Format: "raw", SizeBytes: 1 << 20}); api.CodeOf(err) != api.CodeVolumeExists {
+		t.Errorf("second create: %v; want %s", err, api.CodeVolumeExists)
 	}
 	ov, err := h.Create(ctx, CreateRequest{Pool: p, Name: "vm1-root.qcow2", Format: "qcow2", Backing: "base.qcow2", BackingFormat: "qcow2"})
 	if err != nil {
@@ -153,7 +154,7 @@ func TestVolumeLifecycle(t *testing.T) {
 		t.Errorf("resize: %+v %v", grown, err)
 	}
 	_, err = h.Resize(ctx, p, "vm1-root.qcow2", "qcow2", 32<<20)
-	wantCode(t, err, CodeShrink)
+	wantCode(t, err, api.CodeVolumeShrink)
 	cl, err := h.Clone(ctx, p, "vm1-root.qcow2", "qcow2", p, "vm1-copy.qcow2", "qcow2")
 	if err != nil || cl.Backing != "" || cl.VirtualSize != 128<<20 {
 		t.Errorf("clone: %+v %v; want a whole copy (no backing)", cl, err)
@@ -163,7 +164,7 @@ func TestVolumeLifecycle(t *testing.T) {
 			t.Errorf("delete %s: %v", n, err)
 		}
 	}
-	wantCode(t, h.Delete(p, "data.raw"), CodeVolumeNotFound)
+	wantCode(t, h.Delete(p, "data.raw"), api.CodeVolumeNotFound)
 	if diff := cmp.Diff([]string{MarkerFile, "base.qcow2"}, entries(t, h, p)); diff != "" {
 		t.Errorf("pool after deletes (-want +got):\n%s", diff)
 	}
@@ -178,20 +179,20 @@ func TestVolumeCannotClimbOutOfItsPool(t *testing.T) {
 	}
 	for _, name := range []string{"../../etc/shadow", "../p2/x", ".polyvirt-pool", "a/b", ".."} {
 		_, err := h.Info(ctx, p, name, "raw")
-		wantCode(t, err, CodeVolumeNameInvalid)
+		wantCode(t, err, api.CodeVolumeNameInvalid)
 		_, err = h.Create(ctx, CreateRequest{Pool: p, Name: name, Format: "raw", SizeBytes: 1})
-		wantCode(t, err, CodeVolumeNameInvalid)
+		wantCode(t, err, api.CodeVolumeNameInvalid)
 	}
 	// A link planted in the pool is never followed.
 	if err := os.Symlink("/etc/shadow", h.onHost(p.Path+"/evil.raw")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := h.Info(ctx, p, "evil.raw", "raw")
-	wantCode(t, err, CodeVolumeOutsidePool)
+	wantCode(t, err, api.CodeVolumeOutsidePool)
 	_, err = h.Clone(ctx, p, "evil.raw", "raw", p, "copy.raw", "raw")
-	wantCode(t, err, CodeVolumeOutsidePool)
-	if e := h.CheckDisk(DiskRef{Field: "disks[0]", Pool: "p1", Volume: "evil.raw", Source: p.Path + "/evil.raw", Format: "raw"}, true); e == nil || e.Code != CodeVolumeOutsidePool {
-		t.Errorf("CheckDisk of a link: %v; want %s", e, CodeVolumeOutsidePool)
+	wantCode(t, err, api.CodeVolumeOutsidePool)
+	if e := h.CheckDisk(DiskRef{Field: "disks[0]", Pool: "p1", Volume: "evil.raw", Source: p.Path + "/evil.raw", Format: "raw"}, true); e == nil || e.Code != api.CodeVolumeOutsidePool {
+		t.Errorf("CheckDisk of a link: %v; want %s", e, api.CodeVolumeOutsidePool)
 	}
 	// Deleting it removes the link, not the file it points to.
 	if err := h.Delete(p, "evil.raw"); err != nil {
@@ -205,7 +206,7 @@ func TestVolumeCannotClimbOutOfItsPool(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.Info(ctx, p, "hard.raw", "raw")
-	wantCode(t, err, CodeVolumeOutsidePool)
+	wantCode(t, err, api.CodeVolumeOutsidePool)
 }
 
 func TestCheckDisk(t *testing.T) {
@@ -223,12 +224,12 @@ func TestCheckDisk(t *testing.T) {
 	if e := h.CheckDisk(missing, false); e != nil {
 		t.Errorf("at create, a volume not made yet: %v", e)
 	}
-	if e := h.CheckDisk(missing, true); e == nil || e.Code != CodeVolumeNotFound {
+	if e := h.CheckDisk(missing, true); e == nil || e.Code != api.CodeVolumeNotFound {
 		t.Errorf("at start, a missing volume: %v", e)
 	}
 	other := ok
 	other.Pool = "p2"
-	if e := h.CheckDisk(other, true); e == nil || e.Code != CodePoolNotAvailable {
+	if e := h.CheckDisk(other, true); e == nil || e.Code != api.CodePoolNotAvailable {
 		t.Errorf("the directory of another pool: %v", e)
 	}
 	notFile := ok
@@ -242,14 +243,14 @@ func TestCheckDisk(t *testing.T) {
 	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-b", "../p2/base.qcow2", "-F", "qcow2", h.onHost(p.Path+"/ov.qcow2"))
 	bad := ok
 	bad.Volume, bad.Source = "ov.qcow2", p.Path+"/ov.qcow2"
-	if e := h.CheckDisk(bad, true); e == nil || e.Code != CodeBackingOutsidePool {
+	if e := h.CheckDisk(bad, true); e == nil || e.Code != api.CodeVolumeBackingOutsidePool {
 		t.Errorf("a backing file outside the pool: %v", e)
 	}
 	// Its marker removed (the storage unmounted), the pool is not there.
 	if err := os.Remove(h.onHost(p.Path + "/" + MarkerFile)); err != nil {
 		t.Fatal(err)
 	}
-	if e := h.CheckDisk(ok, true); e == nil || e.Code != CodePoolNotAvailable {
+	if e := h.CheckDisk(ok, true); e == nil || e.Code != api.CodePoolNotAvailable {
 		t.Errorf("no marker: %v", e)
 	}
 }
@@ -323,7 +324,7 @@ func TestUploadResumedAfterAnInterruption(t *testing.T) {
 	}
 	// Data from elsewhere than the offset is refused.
 	_, err = h.WriteUpload(ctx, p, req.Name, 0, bytes.NewReader(data))
-	wantCode(t, err, CodeUploadOffset)
+	wantCode(t, err, api.CodeUploadOffset)
 	// A chunk, then the rest.
 	st, err = h.WriteUpload(ctx, p, req.Name, cut, bytes.NewReader(data[cut:2*cut]))
 	if err != nil || st.Offset != 2*cut || st.Done {
@@ -398,15 +399,15 @@ func TestUploadRefusals(t *testing.T) {
 		virtual      int64
 		code         string
 	}{
-		{"checksum mismatch", "qcow2", good, sha([]byte("something else")), 0, CodeChecksumMismatch},
-		{"corrupt qcow2", "qcow2", corrupt, "", 0, CodeImageCorrupt},
-		{"truncated qcow2", "qcow2", truncated, "", 0, CodeImageTruncated},
-		{"backing file outside (absolute)", "qcow2", read("abs.qcow2"), "", 0, CodeBackingOutsidePool},
-		{"backing file outside (relative)", "qcow2", read("rel.qcow2"), "", 0, CodeBackingOutsidePool},
-		{"backing file on the network", "qcow2", read("nbd.qcow2"), "", 0, CodeBackingOutsidePool},
-		{"qcow2 declared raw", "raw", good, "", 0, CodeFormatMismatch},
-		{"raw declared qcow2", "qcow2", bytes.Repeat([]byte{0}, 65536), "", 0, CodeFormatMismatch},
-		{"truncated raw", "raw", bytes.Repeat([]byte{1}, 65536), "", 1 << 20, CodeSizeMismatch},
+		{"checksum mismatch", "qcow2", good, sha([]byte("something else")), 0, api.CodeVolumeChecksumMismatch},
+		{"corrupt qcow2", "qcow2", corrupt, "", 0, api.CodeVolumeCorrupt},
+		{"truncated qcow2", "qcow2", truncated, "", 0, api.CodeVolumeTruncated},
+		{"backing file outside (absolute)", "qcow2", read("abs.qcow2"), "", 0, api.CodeVolumeBackingOutsidePool},
+		{"backing file outside (relative)", "qcow2", read("rel.qcow2"), "", 0, api.CodeVolumeBackingOutsidePool},
+		{"backing file on the network", "qcow2", read("nbd.qcow2"), "", 0, api.CodeVolumeBackingOutsidePool},
+		{"qcow2 declared raw", "raw", good, "", 0, api.CodeVolumeFormatMismatch},
+		{"raw declared qcow2", "qcow2", bytes.Repeat([]byte{0}, 65536), "", 0, api.CodeVolumeFormatMismatch},
+		{"truncated raw", "raw", bytes.Repeat([]byte{1}, 65536), "", 1 << 20, api.CodeVolumeSizeMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sum := tc.sum
@@ -433,7 +434,7 @@ func TestUploadRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := h.WriteUpload(ctx, p, req.Name, 0, bytes.NewReader(make([]byte, 11)))
-		wantCode(t, err, CodeUploadTooLarge)
+		wantCode(t, err, api.CodeUploadTooLarge)
 		if diff := cmp.Diff([]string{MarkerFile}, entries(t, h, p)); diff != "" {
 			t.Errorf("something is left in the pool (-want +got):\n%s", diff)
 		}
@@ -445,11 +446,11 @@ func TestUploadRefusals(t *testing.T) {
 		}
 		req.SizeBytes = 11
 		_, err := h.BeginUpload(req)
-		wantCode(t, err, CodeUploadConflict)
+		wantCode(t, err, api.CodeUploadExists)
 		if err := h.AbortUpload(p, "x.raw"); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, h.AbortUpload(p, "x.raw"), CodeUploadNotFound)
+		wantCode(t, h.AbortUpload(p, "x.raw"), api.CodeUploadNotFound)
 		if diff := cmp.Diff([]string{MarkerFile}, entries(t, h, p)); diff != "" {
 			t.Errorf("something is left in the pool (-want +got):\n%s", diff)
 		}
@@ -461,10 +462,10 @@ func TestUploadRefusals(t *testing.T) {
 			{Pool: p, Name: "a.raw", Format: "raw", SizeBytes: 1, SHA256: "abc"},
 		} {
 			_, err := h.BeginUpload(req)
-			wantCode(t, err, CodeVolumeInvalid)
+			wantCode(t, err, api.CodeVolumeRequestInvalid)
 		}
 		_, err := h.BeginUpload(UploadRequest{Pool: p, Name: "../a.raw", Format: "raw", SizeBytes: 1, SHA256: sha(nil)})
-		wantCode(t, err, CodeVolumeNameInvalid)
+		wantCode(t, err, api.CodeVolumeNameInvalid)
 	})
 }
 
@@ -498,7 +499,7 @@ func TestSnapshotsAtRest(t *testing.T) {
 	if err := h.Snapshot(ctx, p, "d.qcow2", SnapshotCreate, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, h.Snapshot(ctx, p, "d.qcow2", SnapshotCreate, "s1"), CodeSnapshotExists)
+	wantCode(t, h.Snapshot(ctx, p, "d.qcow2", SnapshotCreate, "s1"), api.CodeSnapshotExists)
 	run(t, "qemu-io", "-f", "qcow2", "-c", "write -P 0x42 0 512", file)
 	if err := h.Snapshot(ctx, p, "d.qcow2", SnapshotRevert, "s1"); err != nil {
 		t.Fatal(err)
@@ -514,6 +515,6 @@ func TestSnapshotsAtRest(t *testing.T) {
 	if err := h.Snapshot(ctx, p, "d.qcow2", SnapshotDelete, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, h.Snapshot(ctx, p, "d.qcow2", SnapshotRevert, "s1"), CodeSnapshotNotFound)
-	wantCode(t, h.Snapshot(ctx, p, "d.qcow2", SnapshotCreate, "bad name"), CodeVolumeInvalid)
+	wantCode(t, h.Snapshot(ctx, p, "d.qcow2", SnapshotRevert, "s1"), api.CodeSnapshotNotFound)
+	wantCode(t, h.Snapshot(ctx, p, "d.qcow2", SnapshotCreate, "bad name"), api.CodeVolumeRequestInvalid)
 }

@@ -19,40 +19,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/hostpath"
 )
-
-// UploadRequest starts an upload of a volume: its name and format, and the
-// size and SHA-256 of the data that will come.
-type UploadRequest struct {
-	Pool   Pool   `json:"pool"`
-	Name   string `json:"name"`
-	Format string `json:"format"`
-	// SizeBytes is the number of bytes of the image file.
-	SizeBytes int64 `json:"sizeBytes"`
-	// SHA256 is the data's checksum (hex).
-	SHA256 string `json:"sha256"`
-	// VirtualSize, when not zero, is the size the guest must see: the
-	// image is refused when qemu-img says otherwise.
-	VirtualSize int64 `json:"virtualSize,omitempty"`
-}
-
-// UploadStatus is where an upload stands.
-type UploadStatus struct {
-	Pool        string    `json:"pool"`
-	Name        string    `json:"name"`
-	Format      string    `json:"format"`
-	SizeBytes   int64     `json:"sizeBytes"`
-	SHA256      string    `json:"sha256"`
-	VirtualSize int64     `json:"virtualSize,omitempty"`
-	Offset      int64     `json:"offset"`
-	Started     time.Time `json:"started"`
-	Updated     time.Time `json:"updated"`
-	// Done tells that the data is complete and was accepted: Volume is the
-	// new volume.
-	Done   bool        `json:"done"`
-	Volume *VolumeInfo `json:"volume,omitempty"`
-}
 
 // uploadState is the state file kept next to the data.
 type uploadState struct {
@@ -102,21 +71,21 @@ func (h *Host) BeginUpload(r UploadRequest) (UploadStatus, error) {
 	}
 	sum, err := ParseSHA256(r.SHA256)
 	if err != nil {
-		return UploadStatus{}, refused(CodeVolumeInvalid, "%v", err)
+		return UploadStatus{}, refused(api.CodeVolumeRequestInvalid, "%v", err)
 	}
 	r.SHA256 = sum
 	if r.SizeBytes <= 0 || r.SizeBytes > MaxUploadSize {
-		return UploadStatus{}, refused(CodeVolumeInvalid, "size %d bytes: give the image file's size (1 byte to %d TiB)", r.SizeBytes, MaxUploadSize>>40)
+		return UploadStatus{}, refused(api.CodeVolumeRequestInvalid, "size %d bytes: give the image file's size (1 byte to %d TiB)", r.SizeBytes, MaxUploadSize>>40)
 	}
 	if r.VirtualSize < 0 || r.VirtualSize > MaxVolumeSize {
-		return UploadStatus{}, refused(CodeVolumeInvalid, "virtual size %d bytes: at most %d TiB", r.VirtualSize, MaxVolumeSize>>40)
+		return UploadStatus{}, refused(api.CodeVolumeRequestInvalid, "virtual size %d bytes: at most %d TiB", r.VirtualSize, MaxVolumeSize>>40)
 	}
 	dir, file, err := h.volumeFile(r.Pool, r.Name, false)
 	if err != nil {
 		return UploadStatus{}, err
 	}
 	if _, err := os.Lstat(h.onHost(file)); err == nil {
-		return UploadStatus{}, conflict(CodeVolumeExists, "pool %s has a volume %s already", r.Pool.Name, r.Name)
+		return UploadStatus{}, conflict(api.CodeVolumeExists, "pool %s has a volume %s already", r.Pool.Name, r.Name)
 	}
 	unlock, err := h.lockUpload(dir, r.Name)
 	if err != nil {
@@ -125,17 +94,17 @@ func (h *Host) BeginUpload(r UploadRequest) (UploadStatus, error) {
 	defer unlock()
 	if st, err := h.loadUpload(dir, r.Name); err == nil {
 		if st.Format != r.Format || st.SizeBytes != r.SizeBytes || st.SHA256 != r.SHA256 || st.VirtualSize != r.VirtualSize {
-			return UploadStatus{}, conflict(CodeUploadConflict, "an upload of %s (%s, %d bytes, sha256 %.12s…) is in progress at %d bytes; resume it, or abort it first",
+			return UploadStatus{}, conflict(api.CodeUploadExists, "an upload of %s (%s, %d bytes, sha256 %.12s…) is in progress at %d bytes; resume it, or abort it first",
 				r.Name, st.Format, st.SizeBytes, st.SHA256, st.Offset)
 		}
 		return st.UploadStatus, nil
 	}
 	if free := h.freeBytes(dir); free > 0 && uint64(r.SizeBytes) > free {
-		return UploadStatus{}, refused(CodePoolFull, "pool %s has %d bytes free; the image has %d", r.Pool.Name, free, r.SizeBytes)
+		return UploadStatus{}, refused(api.CodePoolFull, "pool %s has %d bytes free; the image has %d", r.Pool.Name, free, r.SizeBytes)
 	}
 	f, err := os.OpenFile(h.onHost(path.Join(dir, partName(r.Name))), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return UploadStatus{}, refused(CodePoolNotWritable, "pool %s: %v", r.Pool.Name, unwrapPathError(err))
+		return UploadStatus{}, refused(api.CodePoolNotWritable, "pool %s: %v", r.Pool.Name, unwrapPathError(err))
 	}
 	f.Close()
 	now := time.Now().UTC()
@@ -157,7 +126,7 @@ func (h *Host) Upload(p Pool, name string) (UploadStatus, error) {
 		return UploadStatus{}, err
 	}
 	if _, err := os.Lstat(h.onHost(path.Join(dir, stateName(name)))); err != nil {
-		return UploadStatus{}, notFound(CodeUploadNotFound, "no upload of %s is in progress", name)
+		return UploadStatus{}, notFound(api.CodeUploadNotFound, "no upload of %s is in progress", name)
 	}
 	unlock, err := h.lockUpload(dir, name)
 	if err != nil {
@@ -178,7 +147,7 @@ func (h *Host) AbortUpload(p Pool, name string) error {
 		return err
 	}
 	if _, err := os.Lstat(h.onHost(path.Join(dir, stateName(name)))); err != nil {
-		return notFound(CodeUploadNotFound, "no upload of %s is in progress", name)
+		return notFound(api.CodeUploadNotFound, "no upload of %s is in progress", name)
 	}
 	unlock, err := h.lockUpload(dir, name)
 	if err != nil {
@@ -194,7 +163,7 @@ func (h *Host) abortUpload(dir, name string) error {
 	_ = os.Remove(h.onHost(path.Join(dir, lockName(name))))
 	_ = syncDir(h.onHost(dir))
 	if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
-		return notFound(CodeUploadNotFound, "no upload of %s is in progress", name)
+		return notFound(api.CodeUploadNotFound, "no upload of %s is in progress", name)
 	}
 	return nil
 }
@@ -222,12 +191,12 @@ func (h *Host) WriteUpload(ctx context.Context, p Pool, name string, offset int6
 		return UploadStatus{}, err
 	}
 	if offset != st.Offset {
-		return st.UploadStatus, conflict(CodeUploadOffset, "the upload of %s stands at byte %d, not %d; send the data from %d", name, st.Offset, offset, st.Offset)
+		return st.UploadStatus, conflict(api.CodeUploadOffset, "the upload of %s stands at byte %d, not %d; send the data from %d", name, st.Offset, offset, st.Offset)
 	}
 	part := h.onHost(path.Join(dir, partName(name)))
 	f, err := os.OpenFile(part, os.O_WRONLY, 0)
 	if err != nil {
-		return st.UploadStatus, refused(CodePoolNotWritable, "pool %s: %v", p.Name, unwrapPathError(err))
+		return st.UploadStatus, refused(api.CodePoolNotWritable, "pool %s: %v", p.Name, unwrapPathError(err))
 	}
 	defer f.Close()
 	if _, err := f.Seek(st.Offset, io.SeekStart); err != nil {
@@ -235,12 +204,12 @@ func (h *Host) WriteUpload(ctx context.Context, p Pool, name string, offset int6
 	}
 	hs := sha256.New()
 	if err := hs.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash); err != nil {
-		return st.UploadStatus, newErr(http.StatusInternalServerError, CodeToolFailed, "upload %s: its checksum state is unreadable: %v", name, err)
+		return st.UploadStatus, newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "upload %s: its checksum state is unreadable: %v", name, err)
 	}
 	werr := h.copyUpload(ctx, f, hs, st, dir, r)
 	saveErr := h.saveUpload(dir, st)
 	if werr != nil {
-		if Code(werr) == CodeUploadTooLarge {
+		if api.CodeOf(werr) == api.CodeUploadTooLarge {
 			f.Close()
 			h.abortUpload(dir, name)
 		}
@@ -253,7 +222,7 @@ func (h *Host) WriteUpload(ctx context.Context, p Pool, name string, offset int6
 		return st.UploadStatus, nil
 	}
 	if err := f.Sync(); err != nil {
-		return st.UploadStatus, refused(CodePoolNotWritable, "pool %s: %v", p.Name, err)
+		return st.UploadStatus, refused(api.CodePoolNotWritable, "pool %s: %v", p.Name, err)
 	}
 	f.Close()
 	got := hex.EncodeToString(hs.Sum(nil))
@@ -296,7 +265,7 @@ func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *upl
 			var one [1]byte
 			n, err := io.ReadFull(r, one[:])
 			if n > 0 {
-				return refused(CodeUploadTooLarge, "the data of %s is larger than the %d bytes declared", st.Name, st.SizeBytes)
+				return refused(api.CodeUploadTooLarge, "the data of %s is larger than the %d bytes declared", st.Name, st.SizeBytes)
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return nil
@@ -306,7 +275,7 @@ func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *upl
 		n, rerr := io.ReadAtLeast(r, buf[:want], 1)
 		if n > 0 {
 			if _, err := f.Write(buf[:n]); err != nil {
-				return refused(CodePoolNotWritable, "writing %s: %v", st.Name, unwrapPathError(err))
+				return refused(api.CodePoolNotWritable, "writing %s: %v", st.Name, unwrapPathError(err))
 			}
 			hs.Write(buf[:n])
 			st.Offset += int64(n)
@@ -333,7 +302,7 @@ func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *upl
 // verifyUpload checks a complete upload before it becomes a volume.
 func (h *Host) verifyUpload(ctx context.Context, p Pool, dir, name string, st *uploadState, got string) (VolumeInfo, error) {
 	if got != st.SHA256 {
-		return VolumeInfo{}, refused(CodeChecksumMismatch, "the data of %s has SHA-256 %s, not the %s declared: it was damaged on the way (or the wrong file was sent); nothing was kept", name, got, st.SHA256)
+		return VolumeInfo{}, refused(api.CodeVolumeChecksumMismatch, "the data of %s has SHA-256 %s, not the %s declared: it was damaged on the way (or the wrong file was sent); nothing was kept", name, got, st.SHA256)
 	}
 	part := path.Join(dir, partName(name))
 	head := make([]byte, 4)
@@ -345,9 +314,9 @@ func (h *Host) verifyUpload(ctx context.Context, p Pool, dir, name string, st *u
 	isQCOW2 := hostpath.IsQCOW2(head)
 	switch {
 	case st.Format == "raw" && isQCOW2:
-		return VolumeInfo{}, refused(CodeFormatMismatch, "%s was declared raw but is a qcow2 image; upload it as qcow2 (a guest would see the qcow2 metadata, and the image's backing file would be ignored)", name)
+		return VolumeInfo{}, refused(api.CodeVolumeFormatMismatch, "%s was declared raw but is a qcow2 image; upload it as qcow2 (a guest would see the qcow2 metadata, and the image's backing file would be ignored)", name)
 	case st.Format == "qcow2" && !isQCOW2:
-		return VolumeInfo{}, refused(CodeFormatMismatch, "%s was declared qcow2 but is not a qcow2 image (no QFI header); upload it as raw, or convert it (qemu-img convert -O qcow2)", name)
+		return VolumeInfo{}, refused(api.CodeVolumeFormatMismatch, "%s was declared qcow2 but is not a qcow2 image (no QFI header); upload it as raw, or convert it (qemu-img convert -O qcow2)", name)
 	}
 	var bk backing
 	if st.Format == "qcow2" {
@@ -359,31 +328,31 @@ func (h *Host) verifyUpload(ctx context.Context, p Pool, dir, name string, st *u
 	}
 	info, err := h.q().info(ctx, h.onHost(part), st.Format, false)
 	if err != nil {
-		if Code(err) == CodeToolFailed {
-			return VolumeInfo{}, refused(CodeImageCorrupt, "%s is not a usable %s image: %s", name, st.Format, strings.TrimPrefix(err.(*Error).Message, "qemu-img: "))
+		if api.CodeOf(err) == api.CodeStorageToolFailed {
+			return VolumeInfo{}, refused(api.CodeVolumeCorrupt, "%s is not a usable %s image: %s", name, st.Format, strings.TrimPrefix(message(err), "qemu-img: "))
 		}
 		return VolumeInfo{}, err
 	}
 	if info.Corrupt() {
-		return VolumeInfo{}, refused(CodeImageCorrupt, "%s is marked corrupt in its qcow2 header; repair it (qemu-img check -r all) before uploading", name)
+		return VolumeInfo{}, refused(api.CodeVolumeCorrupt, "%s is marked corrupt in its qcow2 header; repair it (qemu-img check -r all) before uploading", name)
 	}
 	if st.Format == "qcow2" {
 		res, stderr, err := h.q().check(ctx, h.onHost(part), "qcow2")
 		if err != nil {
-			if Code(err) == CodeToolFailed {
-				return VolumeInfo{}, refused(CodeImageCorrupt, "%s cannot be checked: %s", name, strings.TrimPrefix(err.(*Error).Message, "qemu-img: "))
+			if api.CodeOf(err) == api.CodeStorageToolFailed {
+				return VolumeInfo{}, refused(api.CodeVolumeCorrupt, "%s cannot be checked: %s", name, strings.TrimPrefix(message(err), "qemu-img: "))
 			}
 			return VolumeInfo{}, err
 		}
 		if res.Corruptions > 0 || res.CheckErrors > 0 {
 			if strings.Contains(stderr, "exceeding the end of the file") || res.ImageEndOffset > st.SizeBytes {
-				return VolumeInfo{}, refused(CodeImageTruncated, "%s is cut short: its metadata points past the end of its %d bytes (%d corruptions); upload the whole image", name, st.SizeBytes, res.Corruptions)
+				return VolumeInfo{}, refused(api.CodeVolumeTruncated, "%s is cut short: its metadata points past the end of its %d bytes (%d corruptions); upload the whole image", name, st.SizeBytes, res.Corruptions)
 			}
-			return VolumeInfo{}, refused(CodeImageCorrupt, "qemu-img check finds %d corruptions and %d errors in %s; repair it (qemu-img check -r all) before uploading", res.Corruptions, res.CheckErrors, name)
+			return VolumeInfo{}, refused(api.CodeVolumeCorrupt, "qemu-img check finds %d corruptions and %d errors in %s; repair it (qemu-img check -r all) before uploading", res.Corruptions, res.CheckErrors, name)
 		}
 	}
 	if st.VirtualSize > 0 && info.VirtualSize != st.VirtualSize {
-		return VolumeInfo{}, refused(CodeSizeMismatch, "%s has a virtual size of %d bytes, not the %d declared: a truncated or another image", name, info.VirtualSize, st.VirtualSize)
+		return VolumeInfo{}, refused(api.CodeVolumeSizeMismatch, "%s has a virtual size of %d bytes, not the %d declared: a truncated or another image", name, info.VirtualSize, st.VirtualSize)
 	}
 	return VolumeInfo{Pool: p.Name, Name: name, Format: st.Format, VirtualSize: info.VirtualSize, ActualSize: info.ActualSize,
 		FileSize: st.SizeBytes, Backing: bk.name, BackingFormat: bk.format, Snapshots: info.Snapshots}, nil
@@ -396,19 +365,19 @@ func (h *Host) verifyUpload(ctx context.Context, p Pool, dir, name string, st *u
 func (h *Host) loadUpload(dir, name string) (*uploadState, error) {
 	b, err := readSmallFile(h.onHost(path.Join(dir, stateName(name))))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, notFound(CodeUploadNotFound, "no upload of %s is in progress", name)
+		return nil, notFound(api.CodeUploadNotFound, "no upload of %s is in progress", name)
 	}
 	if err != nil {
-		return nil, newErr(http.StatusInternalServerError, CodeToolFailed, "upload %s: %v", name, err)
+		return nil, newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "upload %s: %v", name, err)
 	}
 	var st uploadState
 	if err := json.Unmarshal(b, &st); err != nil || st.Name != name || st.Offset < 0 || st.Offset > st.SizeBytes {
-		return nil, newErr(http.StatusInternalServerError, CodeToolFailed, "upload %s: its state file is damaged; abort the upload", name)
+		return nil, newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "upload %s: its state file is damaged; abort the upload", name)
 	}
 	part := h.onHost(path.Join(dir, partName(name)))
 	fi, err := os.Lstat(part)
 	if err != nil || !fi.Mode().IsRegular() {
-		return nil, notFound(CodeUploadNotFound, "no data of the upload of %s is left; abort it and start again", name)
+		return nil, notFound(api.CodeUploadNotFound, "no data of the upload of %s is left; abort it and start again", name)
 	}
 	switch {
 	case fi.Size() > st.Offset:
@@ -439,7 +408,7 @@ func (h *Host) saveUpload(dir string, st *uploadState) error {
 		return err
 	}
 	if err := writeFileAtomic(h.onHost(dir), stateName(st.Name), b, 0o600); err != nil {
-		return refused(CodePoolNotWritable, "upload %s: cannot write its state: %v", st.Name, err)
+		return refused(api.CodePoolNotWritable, "upload %s: cannot write its state: %v", st.Name, err)
 	}
 	return nil
 }
@@ -454,7 +423,7 @@ func (h *Host) lockUpload(dir, name string) (func(), error) {
 	p := h.onHost(path.Join(dir, lockName(name)))
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, refused(CodePoolNotWritable, "upload %s: %v", name, unwrapPathError(err))
+		return nil, refused(api.CodePoolNotWritable, "upload %s: %v", name, unwrapPathError(err))
 	}
 	deadline := time.Now().Add(lockWait)
 	for {
@@ -464,7 +433,7 @@ func (h *Host) lockUpload(dir, name string) (func(), error) {
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, conflict(CodeUploadBusy, "another request is writing the upload of %s now; wait for it, or resume after it", name)
+			return nil, conflict(api.CodeUploadBusy, "another request is writing the upload of %s now; wait for it, or resume after it", name)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

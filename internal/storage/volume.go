@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"polyvirt/internal/api"
 	"polyvirt/internal/hostpath"
 	"polyvirt/internal/vmspec"
 )
@@ -24,52 +25,18 @@ var Formats = []string{"raw", "qcow2"}
 // MaxVolumeSize bounds a volume's virtual size (64 TiB).
 const MaxVolumeSize = 64 << 40
 
-// VolumeInfo is what a host says of one volume.
-type VolumeInfo struct {
-	Pool   string `json:"pool"`
-	Name   string `json:"name"`
-	Format string `json:"format"`
-	// VirtualSize is the size the guest sees; ActualSize the space its
-	// file takes; FileSize the file's length.
-	VirtualSize int64 `json:"virtualSize"`
-	ActualSize  int64 `json:"actualSize"`
-	FileSize    int64 `json:"fileSize"`
-	// Backing is the volume (of the same pool) a qcow2 overlay is backed
-	// by, and its format.
-	Backing       string `json:"backing,omitempty"`
-	BackingFormat string `json:"backingFormat,omitempty"`
-	// Snapshots are the volume's internal snapshots.
-	Snapshots []ImageSnapshot `json:"snapshots,omitempty"`
-	// SHA256 is the data's checksum, when it was computed (an upload).
-	SHA256 string `json:"sha256,omitempty"`
-}
-
-// CreateRequest makes a volume.
-type CreateRequest struct {
-	Pool   Pool   `json:"pool"`
-	Name   string `json:"name"`
-	Format string `json:"format"`
-	// SizeBytes is the virtual size (for an overlay: at least its
-	// backing volume's; 0 takes the backing volume's).
-	SizeBytes int64 `json:"sizeBytes"`
-	// Backing, when set, makes a qcow2 overlay on that volume of the same
-	// pool (its format in BackingFormat).
-	Backing       string `json:"backing,omitempty"`
-	BackingFormat string `json:"backingFormat,omitempty"`
-}
-
 func checkFormat(f string) error {
 	for _, x := range Formats {
 		if f == x {
 			return nil
 		}
 	}
-	return refused(CodeVolumeInvalid, "format %q: want raw or qcow2", f)
+	return refused(api.CodeVolumeRequestInvalid, "format %q: want raw or qcow2", f)
 }
 
 func checkName(name string) error {
 	if err := vmspec.CheckVolumeName(name); err != nil {
-		return refused(CodeVolumeNameInvalid, "%v", err)
+		return refused(api.CodeVolumeNameInvalid, "%v", err)
 	}
 	return nil
 }
@@ -93,7 +60,7 @@ func (h *Host) volumeFile(p Pool, name string, mustExist bool) (dir, file string
 	}
 	if mustExist {
 		if _, err := os.Lstat(h.onHost(file)); errors.Is(err, fs.ErrNotExist) {
-			return "", "", notFound(CodeVolumeNotFound, "pool %s has no volume %s", p.Name, name)
+			return "", "", notFound(api.CodeVolumeNotFound, "pool %s has no volume %s", p.Name, name)
 		}
 	}
 	return dir, file, nil
@@ -107,21 +74,21 @@ func (h *Host) inPool(dir, file, name, pool string) error {
 		return nil
 	}
 	if err != nil {
-		return refused(CodeVolumeOutsidePool, "volume %s of pool %s cannot be read: %v", name, pool, unwrapPathError(err))
+		return refused(api.CodeVolumeOutsidePool, "volume %s of pool %s cannot be read: %v", name, pool, unwrapPathError(err))
 	}
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		target, _ := os.Readlink(h.onHost(file))
-		return refused(CodeVolumeOutsidePool, "volume %s of pool %s is a symbolic link (to %q): a volume is a file of its pool, never a link out of it; remove the link", name, pool, target)
+		return refused(api.CodeVolumeOutsidePool, "volume %s of pool %s is a symbolic link (to %q): a volume is a file of its pool, never a link out of it; remove the link", name, pool, target)
 	case !fi.Mode().IsRegular():
-		return refused(CodeVolumeOutsidePool, "volume %s of pool %s is not a regular file", name, pool)
+		return refused(api.CodeVolumeOutsidePool, "volume %s of pool %s is not a regular file", name, pool)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-		return refused(CodeVolumeOutsidePool, "volume %s of pool %s has %d hard links: another name of its file may be outside the pool", name, pool, st.Nlink)
+		return refused(api.CodeVolumeOutsidePool, "volume %s of pool %s has %d hard links: another name of its file may be outside the pool", name, pool, st.Nlink)
 	}
 	res, err := hostpath.Resolve(h.Root, file)
 	if err != nil || res.Path != file {
-		return refused(CodeVolumeOutsidePool, "volume %s of pool %s leads outside the pool", name, pool)
+		return refused(api.CodeVolumeOutsidePool, "volume %s of pool %s leads outside the pool", name, pool)
 	}
 	return nil
 }
@@ -177,24 +144,24 @@ const maxChain = 8
 func (h *Host) backingChain(dir, file, name, pool string, depth int) (backing, error) {
 	f, err := os.Open(h.onHost(file))
 	if err != nil {
-		return backing{}, refused(CodeImageCorrupt, "volume %s cannot be read: %v", name, unwrapPathError(err))
+		return backing{}, refused(api.CodeVolumeCorrupt, "volume %s cannot be read: %v", name, unwrapPathError(err))
 	}
 	defer f.Close()
 	hd, err := hostpath.ReadQCOW2Header(f)
 	if err != nil {
-		return backing{}, refused(CodeImageCorrupt, "volume %s: its qcow2 header cannot be read: %v", name, err)
+		return backing{}, refused(api.CodeVolumeCorrupt, "volume %s: its qcow2 header cannot be read: %v", name, err)
 	}
 	if hd.ExternalData || hd.DataFile != "" {
-		return backing{}, refused(CodeBackingOutsidePool, "volume %s keeps its data in another file (%q), outside what the pool holds; convert it to a self-contained image (qemu-img convert)", name, hd.DataFile)
+		return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s keeps its data in another file (%q), outside what the pool holds; convert it to a self-contained image (qemu-img convert)", name, hd.DataFile)
 	}
 	if hd.BackingFile == "" {
 		return backing{}, nil
 	}
 	if strings.ContainsAny(hd.BackingFile, ":\x00") {
-		return backing{}, refused(CodeBackingOutsidePool, "volume %s names the backing file %q, a protocol or JSON description QEMU would follow anywhere; rebase it onto a volume of pool %s (qemu-img rebase)", name, hd.BackingFile, pool)
+		return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s names the backing file %q, a protocol or JSON description QEMU would follow anywhere; rebase it onto a volume of pool %s (qemu-img rebase)", name, hd.BackingFile, pool)
 	}
 	if hd.BackingFormat != "raw" && hd.BackingFormat != "qcow2" {
-		return backing{}, refused(CodeBackingOutsidePool, "volume %s names the backing file %q without its format (raw or qcow2) recorded; record it (qemu-img rebase -F)", name, hd.BackingFile)
+		return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s names the backing file %q without its format (raw or qcow2) recorded; record it (qemu-img rebase -F)", name, hd.BackingFile)
 	}
 	bp := hd.BackingFile
 	if !path.IsAbs(bp) {
@@ -202,21 +169,21 @@ func (h *Host) backingChain(dir, file, name, pool string, depth int) (backing, e
 	}
 	res, err := hostpath.Resolve(h.Root, path.Clean(bp))
 	if err != nil || res.ViaProc || path.Dir(res.Path) != dir {
-		return backing{}, refused(CodeBackingOutsidePool, "volume %s is backed by %q, which is not a volume of pool %s; a backing file must be a volume of the same pool", name, hd.BackingFile, pool)
+		return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s is backed by %q, which is not a volume of pool %s; a backing file must be a volume of the same pool", name, hd.BackingFile, pool)
 	}
 	bname := path.Base(res.Path)
 	if checkName(bname) != nil || !res.Exists {
-		return backing{}, refused(CodeBackingOutsidePool, "volume %s is backed by %q, which is not a volume of pool %s", name, hd.BackingFile, pool)
+		return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s is backed by %q, which is not a volume of pool %s", name, hd.BackingFile, pool)
 	}
 	if err := h.inPool(dir, res.Path, bname, pool); err != nil {
-		return backing{}, refused(CodeBackingOutsidePool, "volume %s is backed by %q: %s", name, hd.BackingFile, err.(*Error).Message)
+		return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s is backed by %q: %s", name, hd.BackingFile, message(err))
 	}
 	if hd.BackingFormat == "qcow2" {
 		if depth+1 >= maxChain {
-			return backing{}, refused(CodeBackingOutsidePool, "volume %s: its chain of backing files is longer than %d; flatten it (clone)", name, maxChain)
+			return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s: its chain of backing files is longer than %d; flatten it (clone)", name, maxChain)
 		}
 		if _, err := h.backingChain(dir, res.Path, bname, pool, depth+1); err != nil {
-			return backing{}, refused(CodeBackingOutsidePool, "volume %s is backed by %s: %s", name, bname, err.(*Error).Message)
+			return backing{}, refused(api.CodeVolumeBackingOutsidePool, "volume %s is backed by %s: %s", name, bname, message(err))
 		}
 	}
 	return backing{name: bname, format: hd.BackingFormat}, nil
@@ -234,18 +201,18 @@ func (h *Host) Create(ctx context.Context, r CreateRequest) (VolumeInfo, error) 
 		return VolumeInfo{}, err
 	}
 	if r.SizeBytes < 0 || r.SizeBytes > MaxVolumeSize || (r.SizeBytes == 0 && r.Backing == "") {
-		return VolumeInfo{}, refused(CodeVolumeInvalid, "size %d bytes: give 1 byte to %d TiB", r.SizeBytes, MaxVolumeSize>>40)
+		return VolumeInfo{}, refused(api.CodeVolumeRequestInvalid, "size %d bytes: give 1 byte to %d TiB", r.SizeBytes, MaxVolumeSize>>40)
 	}
 	dir, file, err := h.volumeFile(r.Pool, r.Name, false)
 	if err != nil {
 		return VolumeInfo{}, err
 	}
 	if _, err := os.Lstat(h.onHost(file)); err == nil {
-		return VolumeInfo{}, conflict(CodeVolumeExists, "pool %s has a volume %s already", r.Pool.Name, r.Name)
+		return VolumeInfo{}, conflict(api.CodeVolumeExists, "pool %s has a volume %s already", r.Pool.Name, r.Name)
 	}
 	if r.Backing != "" {
 		if r.Format != "qcow2" {
-			return VolumeInfo{}, refused(CodeVolumeInvalid, "an overlay is a qcow2 volume, not %s", r.Format)
+			return VolumeInfo{}, refused(api.CodeVolumeRequestInvalid, "an overlay is a qcow2 volume, not %s", r.Format)
 		}
 		if err := checkFormat(r.BackingFormat); err != nil {
 			return VolumeInfo{}, err
@@ -257,7 +224,7 @@ func (h *Host) Create(ctx context.Context, r CreateRequest) (VolumeInfo, error) 
 	if free := h.freeBytes(dir); r.Backing == "" && r.Format == "raw" && free > 0 && uint64(r.SizeBytes) > free {
 		// A sparse raw file takes no space yet; warn through the code
 		// only when even its size cannot fit.
-		return VolumeInfo{}, refused(CodePoolFull, "pool %s has %d bytes free; a %d-byte raw volume would not fit once written", r.Pool.Name, free, r.SizeBytes)
+		return VolumeInfo{}, refused(api.CodePoolFull, "pool %s has %d bytes free; a %d-byte raw volume would not fit once written", r.Pool.Name, free, r.SizeBytes)
 	}
 	tmp := tmpName("create", r.Name)
 	tmpFile := h.onHost(path.Join(dir, tmp))
@@ -267,7 +234,7 @@ func (h *Host) Create(ctx context.Context, r CreateRequest) (VolumeInfo, error) 
 	case r.Format == "raw":
 		f, err := os.OpenFile(tmpFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
-			return VolumeInfo{}, refused(CodePoolNotWritable, "pool %s: %v", r.Pool.Name, unwrapPathError(err))
+			return VolumeInfo{}, refused(api.CodePoolNotWritable, "pool %s: %v", r.Pool.Name, unwrapPathError(err))
 		}
 		err = f.Truncate(r.SizeBytes)
 		if err == nil {
@@ -275,7 +242,7 @@ func (h *Host) Create(ctx context.Context, r CreateRequest) (VolumeInfo, error) 
 		}
 		f.Close()
 		if err != nil {
-			return VolumeInfo{}, refused(CodePoolNotWritable, "pool %s: %v", r.Pool.Name, unwrapPathError(err))
+			return VolumeInfo{}, refused(api.CodePoolNotWritable, "pool %s: %v", r.Pool.Name, unwrapPathError(err))
 		}
 	default:
 		args := []string{"create", "-q", "-f", "qcow2"}
@@ -309,14 +276,14 @@ func (h *Host) freeBytes(dir string) uint64 {
 // data would be cut). The volume must not be open (a running VM).
 func (h *Host) Resize(ctx context.Context, p Pool, name, format string, size int64) (VolumeInfo, error) {
 	if size <= 0 || size > MaxVolumeSize {
-		return VolumeInfo{}, refused(CodeVolumeInvalid, "size %d bytes: give 1 byte to %d TiB", size, MaxVolumeSize>>40)
+		return VolumeInfo{}, refused(api.CodeVolumeRequestInvalid, "size %d bytes: give 1 byte to %d TiB", size, MaxVolumeSize>>40)
 	}
 	cur, err := h.Info(ctx, p, name, format)
 	if err != nil {
 		return VolumeInfo{}, err
 	}
 	if size < cur.VirtualSize {
-		return VolumeInfo{}, refused(CodeShrink, "volume %s is %d bytes; it cannot shrink to %d (the guest's data would be cut)", name, cur.VirtualSize, size)
+		return VolumeInfo{}, refused(api.CodeVolumeShrink, "volume %s is %d bytes; it cannot shrink to %d (the guest's data would be cut)", name, cur.VirtualSize, size)
 	}
 	if size == cur.VirtualSize {
 		return cur, nil
@@ -351,10 +318,10 @@ func (h *Host) Clone(ctx context.Context, src Pool, srcName, srcFormat string, d
 		return VolumeInfo{}, err
 	}
 	if _, err := os.Lstat(h.onHost(file)); err == nil {
-		return VolumeInfo{}, conflict(CodeVolumeExists, "pool %s has a volume %s already", dst.Name, dstName)
+		return VolumeInfo{}, conflict(api.CodeVolumeExists, "pool %s has a volume %s already", dst.Name, dstName)
 	}
 	if free := h.freeBytes(dir); free > 0 && uint64(info.ActualSize) > free {
-		return VolumeInfo{}, refused(CodePoolFull, "pool %s has %d bytes free; the copy of %s takes about %d", dst.Name, free, srcName, info.ActualSize)
+		return VolumeInfo{}, refused(api.CodePoolFull, "pool %s has %d bytes free; the copy of %s takes about %d", dst.Name, free, srcName, info.ActualSize)
 	}
 	tmp := tmpName("clone", dstName)
 	tmpFile := h.onHost(path.Join(dir, tmp))
@@ -378,7 +345,7 @@ func (h *Host) Clone(ctx context.Context, src Pool, srcName, srcFormat string, d
 func (h *Host) Delete(p Pool, name string) error {
 	dir, file, err := h.volumeFile(p, name, false)
 	if err != nil {
-		if Code(err) == CodeVolumeOutsidePool {
+		if api.CodeOf(err) == api.CodeVolumeOutsidePool {
 			// A link planted in the pool goes, never what it points to.
 			if fi, lerr := os.Lstat(h.onHost(path.Join(mustDir(h, p), name))); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
 				return os.Remove(h.onHost(path.Join(mustDir(h, p), name)))
@@ -389,9 +356,9 @@ func (h *Host) Delete(p Pool, name string) error {
 	_ = h.abortUpload(dir, name)
 	if err := os.Remove(h.onHost(file)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return notFound(CodeVolumeNotFound, "pool %s has no volume %s", p.Name, name)
+			return notFound(api.CodeVolumeNotFound, "pool %s has no volume %s", p.Name, name)
 		}
-		return newErr(http.StatusInternalServerError, CodeToolFailed, "removing volume %s: %v", name, unwrapPathError(err))
+		return newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "removing volume %s: %v", name, unwrapPathError(err))
 	}
 	return syncDir(h.onHost(dir))
 }
@@ -400,16 +367,6 @@ func mustDir(h *Host, p Pool) string {
 	d, _ := h.poolDir(p)
 	return d
 }
-
-// SnapshotOp is an operation on a volume's internal snapshot.
-type SnapshotOp string
-
-// The operations (qemu-img snapshot -c, -a, -d).
-const (
-	SnapshotCreate SnapshotOp = "create"
-	SnapshotRevert SnapshotOp = "revert"
-	SnapshotDelete SnapshotOp = "delete"
-)
 
 // Snapshot creates, reverts to or deletes an internal snapshot of a qcow2
 // volume at rest (no VM has it open: qemu-img takes the image's lock).
@@ -428,14 +385,14 @@ func (h *Host) Snapshot(ctx context.Context, p Pool, name string, op SnapshotOp,
 	flag := map[SnapshotOp]string{SnapshotCreate: "-c", SnapshotRevert: "-a", SnapshotDelete: "-d"}[op]
 	switch {
 	case flag == "":
-		return refused(CodeVolumeInvalid, "unknown snapshot operation %q", op)
+		return refused(api.CodeVolumeRequestInvalid, "unknown snapshot operation %q", op)
 	case op == SnapshotCreate && has:
-		return conflict(CodeSnapshotExists, "volume %s has a snapshot %s already", name, snap)
+		return conflict(api.CodeSnapshotExists, "volume %s has a snapshot %s already", name, snap)
 	case op != SnapshotCreate && !has:
 		if op == SnapshotDelete {
 			return nil
 		}
-		return notFound(CodeSnapshotNotFound, "volume %s has no snapshot %s", name, snap)
+		return notFound(api.CodeSnapshotNotFound, "volume %s has no snapshot %s", name, snap)
 	}
 	_, file, err := h.volumeFile(p, name, true)
 	if err != nil {
@@ -452,11 +409,11 @@ func (h *Host) Snapshot(ctx context.Context, p Pool, name string, op SnapshotOp,
 
 func checkSnapshotName(s string) error {
 	if s == "" || len(s) > 64 {
-		return refused(CodeVolumeInvalid, "snapshot name %q: 1 to 64 characters", s)
+		return refused(api.CodeVolumeRequestInvalid, "snapshot name %q: 1 to 64 characters", s)
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r)) {
-			return refused(CodeVolumeInvalid, "snapshot name %q: letters, digits, '.', '_', '-'", s)
+			return refused(api.CodeVolumeRequestInvalid, "snapshot name %q: letters, digits, '.', '_', '-'", s)
 		}
 	}
 	return nil
@@ -477,42 +434,42 @@ type DiskRef struct {
 // on this host), it leads nowhere else (no symbolic link, no second name,
 // no climbing out), and a qcow2 volume's backing file is a volume of the
 // same pool. mustExist is set right before a start.
-func (h *Host) CheckDisk(d DiskRef, mustExist bool) *vmspec.Error {
-	bad := func(code, format string, args ...any) *vmspec.Error {
-		return &vmspec.Error{Code: code, Field: d.Field + ".volume", Message: fmt.Sprintf(format, args...)}
+func (h *Host) CheckDisk(d DiskRef, mustExist bool) *api.Error {
+	bad := func(code, format string, args ...any) *api.Error {
+		return &api.Error{Code: code, Field: d.Field + ".volume", Message: fmt.Sprintf(format, args...)}
 	}
 	if err := vmspec.CheckVolumeName(d.Volume); err != nil {
-		return bad(vmspec.CodeVolumeName, "%v", err)
+		return bad(api.CodeDiskVolumeName, "%v", err)
 	}
 	if d.Source == "" || !path.IsAbs(d.Source) || path.Clean(d.Source) != d.Source || path.Base(d.Source) != d.Volume {
-		return bad(vmspec.CodeDiskVolumeSource, "%q is not the file of volume %s", d.Source, d.Volume)
+		return bad(api.CodeDiskSourceConflict, "%q is not the file of volume %s", d.Source, d.Volume)
 	}
 	dir := path.Dir(d.Source)
 	res, err := hostpath.Resolve(h.Root, dir)
 	if err != nil || !res.Exists || res.ViaProc {
-		return bad(CodePoolNotAvailable, "pool %s is not available on this host: %s does not exist here", d.Pool, dir)
+		return bad(api.CodePoolNotAvailable, "pool %s is not available on this host: %s does not exist here", d.Pool, dir)
 	}
 	b, err := readSmallFile(h.onHost(path.Join(res.Path, MarkerFile)))
 	if err != nil {
-		return bad(CodePoolNotAvailable, "pool %s is not available on this host: %s holds no pool marker (is its storage mounted?)", d.Pool, dir)
+		return bad(api.CodePoolNotAvailable, "pool %s is not available on this host: %s holds no pool marker (is its storage mounted?)", d.Pool, dir)
 	}
 	m, err := ParseMarker(b)
 	if err != nil || m.Name != d.Pool {
-		return bad(CodePoolNotAvailable, "pool %s is not available on this host: %s holds another pool", d.Pool, dir)
+		return bad(api.CodePoolNotAvailable, "pool %s is not available on this host: %s holds another pool", d.Pool, dir)
 	}
 	file := path.Join(res.Path, d.Volume)
 	if err := h.inPool(res.Path, file, d.Volume, d.Pool); err != nil {
-		return bad(err.(*Error).Code, "%s", err.(*Error).Message)
+		return bad(api.CodeOf(err), "%s", message(err))
 	}
 	if _, err := os.Lstat(h.onHost(file)); err != nil {
 		if mustExist {
-			return bad(CodeVolumeNotFound, "volume %s is not in pool %s on this host", d.Volume, d.Pool)
+			return bad(api.CodeVolumeNotFound, "volume %s is not in pool %s on this host", d.Volume, d.Pool)
 		}
 		return nil
 	}
 	if d.Format == "qcow2" {
 		if _, err := h.backingIn(res.Path, file, d.Volume, d.Pool); err != nil {
-			return bad(err.(*Error).Code, "%s", err.(*Error).Message)
+			return bad(api.CodeOf(err), "%s", message(err))
 		}
 	}
 	return nil

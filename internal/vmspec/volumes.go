@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"polyvirt/internal/api"
 )
 
 // MaxVolumeName is the longest volume name, in bytes.
@@ -59,27 +61,27 @@ func CheckPoolName(s string) error {
 // checkDiskVolume checks a disk's pool and volume: both or neither, valid
 // names, a file, and a source (when the engine filled it) that is the
 // volume's file, directly in a directory.
-func checkDiskVolume(p string, d Disk, errs *Errors) {
+func checkDiskVolume(p string, d Disk, errs *api.Errors) {
 	if d.Pool == "" && d.Volume == "" {
 		return
 	}
 	if d.Volume == "" {
-		errs.add(CodeDiskPool, p+".volume", "pool %q without a volume; name the volume (or remove pool)", clip(d.Pool))
+		errs.Add(api.CodeDiskPool, p+".volume", "pool %q without a volume; name the volume (or remove pool)", clip(d.Pool))
 		return
 	}
 	if err := CheckVolumeName(d.Volume); err != nil {
-		errs.add(CodeVolumeName, p+".volume", "%v", err)
+		errs.Add(api.CodeDiskVolumeName, p+".volume", "%v", err)
 		return
 	}
 	if d.Pool == "" {
-		errs.add(CodeDiskPool, p+".pool", "volume %s needs its pool; give pool", d.Volume)
+		errs.Add(api.CodeDiskPool, p+".pool", "volume %s needs its pool; give pool", d.Volume)
 	} else if err := CheckPoolName(d.Pool); err != nil {
-		errs.add(CodeDiskPool, p+".pool", "%v", err)
+		errs.Add(api.CodeDiskPool, p+".pool", "%v", err)
 	}
 	if d.Type != "" && d.Type != "file" {
-		errs.add(CodeDiskVolumeSource, p+".type", "a volume is a file of its pool; remove type %q", clip(d.Type))
+		errs.Add(api.CodeDiskSourceConflict, p+".type", "a volume is a file of its pool; remove type %q", clip(d.Type))
 	}
 	if d.Source != "" && path.Base(d.Source) != d.Volume {
-		errs.add(CodeDiskVolumeSource, p+".source", "%q is not the file of volume %s; give the volume or the source, not both", clip(d.Source), d.Volume)
+		errs.Add(api.CodeDiskSourceConflict, p+".source", "%q is not the file of volume %s; give the volume or the source, not both", clip(d.Source), d.Volume)
 	}
 }

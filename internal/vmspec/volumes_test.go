@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/api"
 )
 
 func TestCheckVolumeName(t *testing.T) {
@@ -47,19 +49,19 @@ func TestDiskVolumeValidation(t *testing.T) {
 	}{
 		{"volume of a pool", Disk{Pool: "p1", Volume: "web1.qcow2"}, nil},
 		{"resolved by the engine", Disk{Pool: "p1", Volume: "web1.qcow2", Source: "/var/lib/polyvirt/images/p1/web1.qcow2"}, nil},
-		{"climbing name", Disk{Pool: "p1", Volume: "../web1.qcow2"}, []string{CodeVolumeName}},
-		{"no pool", Disk{Volume: "web1.qcow2"}, []string{CodeDiskPool}},
-		{"pool alone", Disk{Pool: "p1"}, []string{CodeDiskSource, CodeDiskPool}},
-		{"bad pool name", Disk{Pool: "p/1", Volume: "x"}, []string{CodeDiskPool}},
-		{"another file", Disk{Pool: "p1", Volume: "web1.qcow2", Source: "/var/lib/polyvirt/images/p1/other.qcow2"}, []string{CodeDiskVolumeSource}},
-		{"block volume", Disk{Pool: "p1", Volume: "x", Type: "block"}, []string{CodeDiskVolumeSource}},
+		{"climbing name", Disk{Pool: "p1", Volume: "../web1.qcow2"}, []string{api.CodeDiskVolumeName}},
+		{"no pool", Disk{Volume: "web1.qcow2"}, []string{api.CodeDiskPool}},
+		{"pool alone", Disk{Pool: "p1"}, []string{api.CodeDiskSource, api.CodeDiskPool}},
+		{"bad pool name", Disk{Pool: "p/1", Volume: "x"}, []string{api.CodeDiskPool}},
+		{"another file", Disk{Pool: "p1", Volume: "web1.qcow2", Source: "/var/lib/polyvirt/images/p1/other.qcow2"}, []string{api.CodeDiskSourceConflict}},
+		{"block volume", Disk{Pool: "p1", Volume: "x", Type: "block"}, []string{api.CodeDiskSourceConflict}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vm := &VM{Name: "v", Arch: "x86_64", Disks: []Disk{tc.disk}}
 			_, err := Validate(vm, Options{})
 			var got []string
 			if err != nil {
-				es, ok := err.(Errors)
+				es, ok := err.(api.Errors)
 				if !ok {
 					t.Fatalf("Validate: %v", err)
 				}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 	"polyvirt/internal/vmspec"
 )
 
@@ -163,7 +163,7 @@ func TestCloudInitGuests(t *testing.T) {
 	qemuImg(t, "create", "-q", "-f", "qcow2", blank, "64M")
 	c.run("", "image", "upload", "blank-x86", blank, "--pool", "xpool", "--arch", "x86_64", "--os", "none", "-q")
 	c.run("", "image", "upload", "blank-ppc", blank, "--pool", "ppool", "--arch", "ppc64el", "--os", "none", "-q")
-	var ims []wire.Image
+	var ims []engineapi.Image
 	c.json(&ims, "image", "list", "--arch", "ppc64le", "-o", "json")
 	if len(ims) != 1 || ims[0].Name != "blank-ppc" || ims[0].Arch != "ppc64le" {
 		t.Errorf("the ppc64le images: %+v", ims)
@@ -236,7 +236,7 @@ func TestCloudInitGuests(t *testing.T) {
 	}
 
 	// A template of cix: its disk copied (MARKER-A), its seed left out.
-	var tpl wire.Template
+	var tpl engineapi.Template
 	c.json(&tpl, "template", "create", "tpl", "--from", "cix", "-o", "json")
 	if tpl.Arch != "x86_64" || len(tpl.Volumes) != 1 || tpl.Volumes[0] != "xpool/tpl-disk0.qcow2" {
 		t.Errorf("template %+v", tpl)
@@ -256,7 +256,7 @@ func TestCloudInitGuests(t *testing.T) {
 	}
 
 	// Deleting the VMs deletes their own volumes (overlays, seeds).
-	c.waitVM("cix2", 2*time.Minute, func(v wire.VM) bool { return v.State == "Down" })
+	c.waitVM("cix2", 2*time.Minute, func(v engineapi.VM) bool { return v.State == "Down" })
 	for _, vm := range []string{"cip", "cix", "cix2"} {
 		if err := eapi.DeleteVM(ctx, vm, true); err != nil {
 			t.Errorf("delete %s: %v", vm, err)
@@ -285,7 +285,7 @@ func snapshots(t *testing.T, c *cli, eapi *client.Client, con *guestConsole) {
 	t.Helper()
 	ctx := context.Background()
 	con.wait("POLYVIRT-WAITING-FOR-GO", time.Minute)
-	s1, err := eapi.CreateSnapshot(ctx, "cix", wire.SnapshotRequest{Name: "s1", Description: "MARKER-A written"})
+	s1, err := eapi.CreateSnapshot(ctx, "cix", engineapi.SnapshotRequest{Name: "s1", Description: "MARKER-A written"})
 	if err != nil {
 		t.Errorf("disk-only snapshot of the running VM: %v", err)
 		return
@@ -293,7 +293,7 @@ func snapshots(t *testing.T, c *cli, eapi *client.Client, con *guestConsole) {
 	if s1.Memory || s1.VMState != "Up" || len(s1.Volumes) != 1 || s1.Volumes[0] != "cix-root.qcow2" {
 		t.Errorf("snapshot s1 %+v", s1)
 	}
-	m1, err := eapi.CreateSnapshot(ctx, "cix", wire.SnapshotRequest{Name: "m1", Memory: true})
+	m1, err := eapi.CreateSnapshot(ctx, "cix", engineapi.SnapshotRequest{Name: "m1", Memory: true})
 	if err != nil || !m1.Memory || m1.Host == "" {
 		t.Errorf("snapshot with memory: %+v %v", m1, err)
 	}
@@ -302,13 +302,13 @@ func snapshots(t *testing.T, c *cli, eapi *client.Client, con *guestConsole) {
 	}
 	con.send("go\n")
 	con.wait("POLYVIRT-WROTE: MARKER-B", time.Minute)
-	c.waitVM("cix", 2*time.Minute, func(v wire.VM) bool { return v.State == "Down" })
+	c.waitVM("cix", 2*time.Minute, func(v engineapi.VM) bool { return v.State == "Down" })
 	_, err = eapi.RevertSnapshot(ctx, "cix", "s1")
 	if err != nil {
 		t.Errorf("revert: %v", err)
 		return
 	}
-	var ss []wire.Snapshot
+	var ss []engineapi.Snapshot
 	c.json(&ss, "vm", "snapshot", "list", "cix", "-o", "json")
 	if len(ss) != 1 || ss[0].Name != "s1" {
 		t.Errorf("snapshots %+v; want s1 only", ss)
@@ -321,7 +321,7 @@ func snapshots(t *testing.T, c *cli, eapi *client.Client, con *guestConsole) {
 		t.Errorf("after the revert the disk holds %q; want [MARKER-A]", got)
 	}
 	// The init powers the machine off after saying what the disk holds.
-	c.waitVM("cix", 2*time.Minute, func(v wire.VM) bool { return v.State == "Down" })
+	c.waitVM("cix", 2*time.Minute, func(v engineapi.VM) bool { return v.State == "Down" })
 	c.run("", "vm", "snapshot", "delete", "cix", "s1")
 	evs, err := eapi.Events(ctx, client.EventFilter{Kind: "vm"})
 	if err != nil {

@@ -19,9 +19,8 @@ import (
 	"time"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
-	"polyvirt/internal/storage"
 )
 
 // storageLab is an engine with two x86_64 hosts on this machine's
@@ -162,16 +161,16 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	if !strings.Contains(out, "POOL_PATH_NOT_ALLOWED") {
 		t.Errorf("pool at /etc: %s", out)
 	}
-	var p wire.Pool
+	var p engineapi.Pool
 	l.c.json(&p, "pool", "create", "nfs", "--cluster", "x86", "--path", l.nfs, "-o", "json")
-	hosts := map[string]wire.HostPool{}
+	hosts := map[string]engineapi.HostPool{}
 	for _, h := range p.Hosts {
 		hosts[h.Host] = h
 	}
 	if a := hosts[l.hostA]; !a.OK || a.CapacityBytes == 0 {
 		t.Errorf("host %s: %+v; want the pool there", l.hostA, a)
 	}
-	if b := hosts[l.hostB]; b.OK || b.Code != storage.CodePoolMarkerMissing || !strings.Contains(b.Message, "no pool marker") {
+	if b := hosts[l.hostB]; b.OK || b.Code != api.CodePoolMarkerMissing || !strings.Contains(b.Message, "no pool marker") {
 		t.Errorf("host %s: %+v; want it marked: POOL_MARKER_MISSING with the reason", l.hostB, b)
 	}
 	evs, err := eapi.Events(ctx, client.EventFilter{Host: l.hostB})
@@ -239,10 +238,10 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 		sum          string
 		code         string
 	}{
-		{"checksum mismatch", "qcow2", goodData, strings.Repeat("ab", 32), storage.CodeChecksumMismatch},
-		{"corrupt qcow2", "qcow2", corrupt, "", storage.CodeImageCorrupt},
-		{"backing file outside the pool", "qcow2", outsideData, "", storage.CodeBackingOutsidePool},
-		{"truncated image", "qcow2", goodData[:len(goodData)/3], "", storage.CodeImageTruncated},
+		{"checksum mismatch", "qcow2", goodData, strings.Repeat("ab", 32), api.CodeVolumeChecksumMismatch},
+		{"corrupt qcow2", "qcow2", corrupt, "", api.CodeVolumeCorrupt},
+		{"backing file outside the pool", "qcow2", outsideData, "", api.CodeVolumeBackingOutsidePool},
+		{"truncated image", "qcow2", goodData[:len(goodData)/3], "", api.CodeVolumeTruncated},
 	} {
 		_, err := eapi.UploadVolume(ctx, "nfs", "bad.qcow2", tc.format, bytes.NewReader(tc.data), int64(len(tc.data)),
 			client.UploadOptions{SHA256: tc.sum, Retries: -1})
@@ -252,7 +251,7 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 		if got := l.poolFiles(); !equalStrings(got, before) {
 			t.Errorf("%s: the pool holds %v; want %v (nothing left)", tc.name, got, before)
 		}
-		if _, err := eapi.Volume(ctx, "nfs", "bad.qcow2"); client.Code(err) != "VOLUME_NOT_FOUND" {
+		if _, err := eapi.Volume(ctx, "nfs", "bad.qcow2"); api.CodeOf(err) != "VOLUME_NOT_FOUND" {
 			t.Errorf("%s: the volume's record: %v; want none", tc.name, err)
 		}
 	}
@@ -262,7 +261,7 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	}
 
 	// A volume a VM uses is not deleted; the VM runs only where the pool is.
-	if _, err := eapi.CreateVolume(ctx, wire.VolumeRequest{Pool: "nfs", Name: "root.qcow2", Format: "qcow2", SizeBytes: 64 << 20}); err != nil {
+	if _, err := eapi.CreateVolume(ctx, engineapi.VolumeRequest{Pool: "nfs", Name: "root.qcow2", Format: "qcow2", SizeBytes: 64 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	l.c.run("", "vm", "create", "v1", "--cluster", "x86", "--memory", "128", "--display", "none", "--volume", "nfs/root.qcow2", "--host", l.hostB)
@@ -288,10 +287,10 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	if _, err := eapi.ResizeVolume(ctx, "nfs", "root.qcow2", 128<<20); err != nil {
 		t.Errorf("resize of a Down VM's volume: %v", err)
 	}
-	if _, err := eapi.ResizeVolume(ctx, "nfs", "root.qcow2", 32<<20); client.Code(err) != storage.CodeShrink {
-		t.Errorf("shrinking: %v; want %s", err, storage.CodeShrink)
+	if _, err := eapi.ResizeVolume(ctx, "nfs", "root.qcow2", 32<<20); api.CodeOf(err) != api.CodeVolumeShrink {
+		t.Errorf("shrinking: %v; want %s", err, api.CodeVolumeShrink)
 	}
-	if cl, err := eapi.CloneVolume(ctx, "nfs", "root.qcow2", wire.VolumeClone{Name: "copy.qcow2"}); err != nil || cl.VirtualSize != 128<<20 {
+	if cl, err := eapi.CloneVolume(ctx, "nfs", "root.qcow2", engineapi.VolumeClone{Name: "copy.qcow2"}); err != nil || cl.VirtualSize != 128<<20 {
 		t.Errorf("clone: %+v %v", cl, err)
 	}
 	if err := eapi.DeleteVolume(ctx, "nfs", "copy.qcow2"); err != nil {
@@ -304,11 +303,11 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	if err := os.WriteFile(decoy, secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = eapi.CreateVM(ctx, wire.VMRequest{Cluster: "x86", Definition: []byte(`{"name":"climb","memory":{"sizeMiB":128},"display":{"type":"none"},"disks":[{"pool":"nfs","volume":"../decoy.raw"}]}`)})
+	_, err = eapi.CreateVM(ctx, engineapi.VMRequest{Cluster: "x86", Definition: []byte(`{"name":"climb","memory":{"sizeMiB":128},"display":{"type":"none"},"disks":[{"pool":"nfs","volume":"../decoy.raw"}]}`)})
 	if ce := asClientError(err); ce == nil || ce.Status != 422 || ce.Code != "DISK_VOLUME_NAME_INVALID" {
 		t.Errorf("a volume named ../decoy.raw: %v; want 422 DISK_VOLUME_NAME_INVALID", err)
 	}
-	if _, err := eapi.CreateVolume(ctx, wire.VolumeRequest{Pool: "nfs", Name: "evil.raw", Format: "raw", SizeBytes: 1 << 20}); err != nil {
+	if _, err := eapi.CreateVolume(ctx, engineapi.VolumeRequest{Pool: "nfs", Name: "evil.raw", Format: "raw", SizeBytes: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	l.c.run("", "vm", "create", "v2", "--cluster", "x86", "--memory", "128", "--display", "none", "--volume", "nfs/evil.raw")
@@ -320,12 +319,12 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = eapi.VMAction(ctx, "v2", "start", "")
-	if ce := asClientError(err); ce == nil || ce.Status != 422 || ce.Code != storage.CodeVolumeOutsidePool || !errorsName(ce, "disks[0].volume") {
+	if ce := asClientError(err); ce == nil || ce.Status != 422 || ce.Code != api.CodeVolumeOutsidePool || !errorsName(ce, "disks[0].volume") {
 		t.Errorf("starting v2 over a link planted in the pool: %v; want 422 VOLUME_OUTSIDE_POOL at disks[0].volume", err)
 	}
 	// Straight at the agent: the same, and a name with ../.
 	for _, d := range []struct{ volume, source, code string }{
-		{"evil.raw", filepath.Join(l.nfs, "evil.raw"), storage.CodeVolumeOutsidePool},
+		{"evil.raw", filepath.Join(l.nfs, "evil.raw"), api.CodeVolumeOutsidePool},
 		{"../decoy.raw", filepath.Join(l.nfs, "../decoy.raw"), "DISK_VOLUME_NAME_INVALID"},
 	} {
 		var e api.ErrorBody
@@ -383,8 +382,8 @@ func equalStrings(a, b []string) bool {
 
 // detailHas tells whether an error answer has a detail with this code and
 // field.
-func detailHas(ce *client.Error, code, field string) bool {
-	for _, d := range ce.Errors {
+func detailHas(ce *api.Error, code, field string) bool {
+	for _, d := range ce.Details {
 		if d.Code == code && d.Field == field {
 			return true
 		}

@@ -454,7 +454,7 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 		fail(FilterPaths, api.CodePathNotAllowed, "its path policy does not allow the VM's %s %q (allowed: %s)", r.Field, r.Path, h.Paths.Places(r.Use))
 	}
 	if pool, why, ok := missingPool(h, &vm); !ok {
-		fail(FilterStorage, CodePoolNotOnHost, "it does not have the VM's storage pool %s (%s)", pool, why)
+		fail(FilterStorage, api.CodePoolNotOnHost, "it does not have the VM's storage pool %s (%s)", pool, why)
 	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	vcpuCap := f.policy.VCPUCapacity(h.CPUs)

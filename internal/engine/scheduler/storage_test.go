@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/api"
 )
 
 // TestStorageFilter: a VM whose volumes are in a pool runs only on the
@@ -43,8 +45,8 @@ func TestStorageFilter(t *testing.T) {
 				t.Fatalf("error %v; want a verdict", err)
 			}
 			r := nh.Verdicts[0].Reasons
-			if diff := cmp.Diff([]string{FilterStorage}, []string{r[0].Filter}); diff != "" || r[0].Code != CodePoolNotOnHost || !strings.Contains(r[0].Message, tc.msg) {
-				t.Errorf("reasons %+v; want Storage / %s / %q", r, CodePoolNotOnHost, tc.msg)
+			if diff := cmp.Diff([]string{FilterStorage}, []string{r[0].Filter}); diff != "" || r[0].Code != api.CodePoolNotOnHost || !strings.Contains(r[0].Message, tc.msg) {
+				t.Errorf("reasons %+v; want Storage / %s / %q", r, api.CodePoolNotOnHost, tc.msg)
 			}
 		})
 	}

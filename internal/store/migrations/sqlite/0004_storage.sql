@@ -1,4 +1,4 @@
--- polyvirt schema 3 (SQLite). Keep in step with ../postgres/0003_storage.sql.
+-- polyvirt schema 4 (SQLite). Keep in step with ../postgres/0004_storage.sql.
 -- Storage: pools per cluster (shared, or local to one host), what each host
 -- says of each pool, the volumes they hold, the VMs' use of volumes, the
 -- image library, templates and VM snapshots.
