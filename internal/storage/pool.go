@@ -281,6 +281,13 @@ func readSmallFile(p string) ([]byte, error) {
 // writeFileAtomic writes a file in dir through a temporary file and a
 // rename, then syncs the directory.
 func writeFileAtomic(dir, name string, data []byte, mode os.FileMode) error {
+	return writeFileRenamed(dir, name, data, mode, true)
+}
+
+// writeFileRenamed writes a file through a temporary file and a rename
+// (readers never see half of it); with durable, the data and the directory
+// are synced too.
+func writeFileRenamed(dir, name string, data []byte, mode os.FileMode, durable bool) error {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return err
@@ -295,15 +302,20 @@ func writeFileAtomic(dir, name string, data []byte, mode os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }

@@ -23,7 +23,7 @@ import (
 
 // testHost is a host rooted in a temporary directory whose policy allows
 // disk images in /images, with a pool p1 at /images/p1 (initialized).
-func testHost(t *testing.T) (*Host, Pool) {
+func testHost(t testing.TB) (*Host, Pool) {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		if os.Getenv("POLYVIRT_REQUIRE_LIBVIRT") == "1" {

@@ -35,9 +35,17 @@ func stateName(name string) string { return ".upload-" + name + ".json" }
 func lockName(name string) string  { return ".upload-" + name + ".lock" }
 
 // checkpointEvery is how often (in bytes) a running upload's state is
-// written down with its data synced: an agent that dies loses at most this
-// much.
+// written down: an agent that dies loses at most this much. The data is
+// not synced at a checkpoint (that would stall the transfer behind the
+// disk): the state may run ahead of what a host that crashed kept, and
+// loadUpload then computes the checksum again over what is there; the
+// checksum of the whole data is checked before anything is accepted.
 const checkpointEvery = 256 << 20
+
+// flushEvery is how often (in bytes) the written data is handed to the
+// disk, without waiting (sync_file_range): the disk writes while the
+// network delivers, and the final fsync has little left to do.
+const flushEvery = 32 << 20
 
 // MaxUploadSize bounds an upload (4 TiB).
 const MaxUploadSize = 4 << 40
@@ -248,14 +256,40 @@ const uploadBuffer = 1 << 20
 
 // copyUpload copies r into the upload's file and checksum up to its
 // declared size, writing its state down every checkpointEvery bytes. More
-// data than declared is UPLOAD_TOO_LARGE.
+// data than declared is UPLOAD_TOO_LARGE. The checksum is computed in a
+// goroutine of its own while the next chunk is read and written (two
+// buffers in turn).
 func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *uploadState, dir string, r io.Reader) error {
-	buf := make([]byte, uploadBuffer)
+	bufs := [2][]byte{make([]byte, uploadBuffer), make([]byte, uploadBuffer)}
+	toHash := make(chan []byte, 2)
+	hashed := make(chan struct{}, 2)
+	go func() {
+		for b := range toHash {
+			hs.Write(b)
+			hashed <- struct{}{}
+		}
+	}()
+	pending := 0
+	// settle waits until the checksum has every byte written, and keeps
+	// its state.
+	settle := func() {
+		for ; pending > 0; pending-- {
+			<-hashed
+		}
+		st.Hash, _ = hs.(encoding.BinaryMarshaler).MarshalBinary()
+	}
+	defer func() { settle(); close(toHash) }()
 	next := st.Offset + checkpointEvery
-	for {
+	flushed := st.Offset
+	for i := 0; ; i ^= 1 {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if pending == len(bufs) {
+			<-hashed // the buffer about to be filled is hashed
+			pending--
+		}
+		buf := bufs[i]
 		want := int64(len(buf))
 		if rest := st.SizeBytes - st.Offset; rest < want {
 			want = rest
@@ -272,25 +306,27 @@ func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *upl
 			}
 			return err
 		}
-		n, rerr := io.ReadAtLeast(r, buf[:want], 1)
+		n, rerr := io.ReadFull(r, buf[:want])
 		if n > 0 {
 			if _, err := f.Write(buf[:n]); err != nil {
 				return refused(api.CodePoolNotWritable, "writing %s: %v", st.Name, unwrapPathError(err))
 			}
-			hs.Write(buf[:n])
+			toHash <- buf[:n]
+			pending++
 			st.Offset += int64(n)
-			st.Hash, _ = hs.(encoding.BinaryMarshaler).MarshalBinary()
+			if st.Offset-flushed >= flushEvery {
+				_ = unix.SyncFileRange(int(f.Fd()), flushed, st.Offset-flushed, unix.SYNC_FILE_RANGE_WRITE)
+				flushed = st.Offset
+			}
 			if st.Offset >= next {
-				if err := f.Sync(); err != nil {
-					return err
-				}
+				settle()
 				if err := h.saveUpload(dir, st); err != nil {
 					return err
 				}
 				next = st.Offset + checkpointEvery
 			}
 		}
-		if rerr == io.EOF || (rerr == io.ErrUnexpectedEOF && n > 0) {
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			return nil
 		}
 		if rerr != nil {
@@ -407,7 +443,9 @@ func (h *Host) saveUpload(dir string, st *uploadState) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(h.onHost(dir), stateName(st.Name), b, 0o600); err != nil {
+	// Not synced: a state lost with the host is made again from the data
+	// (loadUpload).
+	if err := writeFileRenamed(h.onHost(dir), stateName(st.Name), b, 0o600, false); err != nil {
 		return refused(api.CodePoolNotWritable, "upload %s: cannot write its state: %v", st.Name, err)
 	}
 	return nil
