@@ -6,6 +6,11 @@
 // (a #cloud-config YAML mapping, a script, an include list, a MIME
 // multi-part), a hostname of DNS labels, SSH public keys in authorized_keys
 // form, a network configuration of version 1 or 2.
+//
+// The ISO writer: github.com/kdomanski/iso9660 v0.4.0 writes plain ISO 9660
+// names only (no Rock Ridge, no Joliet), which Linux shows as "user_dat";
+// go-diskfs writes both extensions and a volume label, and reads images
+// back (ReadISO, for the tests).
 package cloudinit
 
 import (
