@@ -8,7 +8,8 @@
 // form, a network configuration of version 1 or 2.
 //
 // The ISO writer: github.com/kdomanski/iso9660 v0.4.0 writes plain ISO 9660
-// names only (no Rock Ridge, no Joliet), which Linux shows as "user_dat";
+// names only (no Rock Ridge, no Joliet): "user-data" would be "user_data",
+// which cloud-init does not read;
 // go-diskfs writes both extensions and a volume label, and reads images
 // back (ReadISO, for the tests).
 package cloudinit
