@@ -622,3 +622,25 @@ func (s *storageService) hostPools(ctx context.Context, clusterID string) (map[s
 	}
 	return out, nil
 }
+
+// hostPoolsView is what a host last said of its pools, by pool name.
+func (s *storageService) hostPoolsView(ctx context.Context, hostID string) ([]engineapi.HostPool, error) {
+	hps, err := s.e.st.ListHostPools(ctx, hostID, "")
+	if err != nil || len(hps) == 0 {
+		return nil, err
+	}
+	n, err := s.e.objectNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engineapi.HostPool, 0, len(hps))
+	for _, hp := range hps {
+		p, err := s.e.st.GetPool(ctx, hp.PoolID)
+		if err != nil {
+			continue
+		}
+		out = append(out, hostPoolView(hp, p.Name, n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pool < out[j].Pool })
+	return out, nil
+}

@@ -174,6 +174,13 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	if b := hosts[l.hostB]; b.OK || b.Code != api.CodePoolMarkerMissing || !strings.Contains(b.Message, "no pool marker") {
 		t.Errorf("host %s: %+v; want it marked: POOL_MARKER_MISSING with the reason", l.hostB, b)
 	}
+	hb, err := eapi.Host(ctx, l.hostB, false)
+	if err != nil || len(hb.Pools) != 1 || hb.Pools[0].Pool != "nfs" || hb.Pools[0].OK || hb.Pools[0].Code != api.CodePoolMarkerMissing {
+		t.Errorf("host %s: pools %+v %v; want nfs marked POOL_MARKER_MISSING", l.hostB, hb.Pools, err)
+	}
+	if hb.Status != "Up" {
+		t.Errorf("host %s is %s; a missing pool leaves it Up for its other VMs", l.hostB, hb.Status)
+	}
 	evs, err := eapi.Events(ctx, client.EventFilter{Host: l.hostB})
 	if err != nil {
 		t.Fatal(err)
