@@ -17,13 +17,6 @@ import (
 	"polyvirt/internal/hostpath"
 )
 
-func init() {
-	register(newPoolCommand)
-	register(newVolumeCommand)
-	register(newImageCommand)
-	register(newTemplateCommand)
-}
-
 func sizeText(n int64) string {
 	if n <= 0 {
 		return "0"
@@ -42,7 +35,10 @@ func parseSize(flag, s string) (int64, error) {
 // ----- pools
 
 func newPoolCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "pool", Short: "Storage pools: directories of a cluster's hosts that hold volumes"}
+	return &cobra.Command{Use: "pool", Short: "Storage pools: directories of a cluster's hosts that hold volumes"}
+}
+
+func newPoolCreateCommand() *cobra.Command {
 	var output string
 	var req engineapi.PoolRequest
 	create := &cobra.Command{
@@ -83,9 +79,14 @@ there.
 	_ = create.MarkFlagRequired("cluster")
 	_ = create.MarkFlagRequired("path")
 	outputFlag(create, &output)
+	return create
+}
+
+func newPoolListCommand() *cobra.Command {
+	var output string
 	var cluster string
 	list := &cobra.Command{
-		Use: "list", Short: "List the pools", Args: cobra.NoArgs,
+		Use: "list", Short: "List the pools", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -109,6 +110,11 @@ there.
 	}
 	list.Flags().StringVar(&cluster, "cluster", "", "only the pools of this cluster")
 	outputFlag(list, &output)
+	return list
+}
+
+func newPoolShowCommand() *cobra.Command {
+	var output string
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show a pool and what each host says of it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -125,6 +131,10 @@ there.
 		},
 	}
 	outputFlag(show, &output)
+	return show
+}
+
+func newPoolDeleteCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete NAME", Short: "Remove a pool that holds no volume (its directory stays)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -137,8 +147,7 @@ there.
 			})
 		},
 	}
-	cmd.AddCommand(create, list, show, del)
-	return cmd
+	return del
 }
 
 func hostSuffix(h string) string {
@@ -188,7 +197,10 @@ func printPool(w io.Writer, output string, p engineapi.Pool) error {
 // ----- volumes
 
 func newVolumeCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "volume", Short: "Volumes: the image files of storage pools"}
+	return &cobra.Command{Use: "volume", Short: "Volumes: the image files of storage pools"}
+}
+
+func newVolumeCreateCommand() *cobra.Command {
 	var output string
 	var format, size string
 	create := &cobra.Command{
@@ -214,10 +226,14 @@ func newVolumeCommand() *cobra.Command {
 	create.Flags().StringVar(&size, "size", "", "the volume's size (10G, 512MiB; required)")
 	_ = create.MarkFlagRequired("size")
 	outputFlag(create, &output)
-	upload := newVolumeUploadCommand()
+	return create
+}
+
+func newVolumeListCommand() *cobra.Command {
+	var output string
 	var pool string
 	list := &cobra.Command{
-		Use: "list", Short: "List volumes", Args: cobra.NoArgs,
+		Use: "list", Short: "List volumes", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -240,6 +256,11 @@ func newVolumeCommand() *cobra.Command {
 	}
 	list.Flags().StringVar(&pool, "pool", "", "only the volumes of this pool")
 	outputFlag(list, &output)
+	return list
+}
+
+func newVolumeShowCommand() *cobra.Command {
+	var output string
 	show := &cobra.Command{
 		Use: "show POOL NAME", Short: "Show a volume (and who uses it)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -256,6 +277,10 @@ func newVolumeCommand() *cobra.Command {
 		},
 	}
 	outputFlag(show, &output)
+	return show
+}
+
+func newVolumeDeleteCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete POOL NAME", Short: "Delete a volume nothing uses", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -268,6 +293,10 @@ func newVolumeCommand() *cobra.Command {
 			})
 		},
 	}
+	return del
+}
+
+func newVolumeResizeCommand() *cobra.Command {
 	resize := &cobra.Command{
 		Use: "resize POOL NAME SIZE", Short: "Grow a volume (no VM that uses it may run)", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -284,6 +313,10 @@ func newVolumeCommand() *cobra.Command {
 			})
 		},
 	}
+	return resize
+}
+
+func newVolumeCloneCommand() *cobra.Command {
 	var toPool, toFormat string
 	clone := &cobra.Command{
 		Use: "clone POOL NAME NEWNAME [--to-pool P] [--format F]", Short: "Copy a volume whole into a new one", Args: cobra.ExactArgs(3),
@@ -299,6 +332,10 @@ func newVolumeCommand() *cobra.Command {
 	}
 	clone.Flags().StringVar(&toPool, "to-pool", "", "the copy's pool (default: the same)")
 	clone.Flags().StringVar(&toFormat, "format", "", "the copy's format (default: the same)")
+	return clone
+}
+
+func newVolumeCancelUploadCommand() *cobra.Command {
 	cancel := &cobra.Command{
 		Use: "cancel-upload POOL NAME", Short: "Cancel an upload (its data is removed)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -311,8 +348,7 @@ func newVolumeCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, upload, list, show, del, resize, clone, cancel)
-	return cmd
+	return cancel
 }
 
 func newVolumeUploadCommand() *cobra.Command {
@@ -426,7 +462,10 @@ func prefixed(p string, l []string) []string {
 // ----- images
 
 func newImageCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "The image library: volumes with their architecture, to make VMs from"}
+	return &cobra.Command{Use: "image", Short: "The image library: volumes with their architecture, to make VMs from"}
+}
+
+func newImageAddCommand() *cobra.Command {
 	var output string
 	var req engineapi.ImageRequest
 	add := &cobra.Command{
@@ -442,21 +481,29 @@ func newImageCommand() *cobra.Command {
 			})
 		},
 	}
-	imageFlags := func(cmd *cobra.Command, withVolume bool) {
-		f := cmd.Flags()
-		f.StringVar(&req.Pool, "pool", "", "the image's pool (required)")
-		if withVolume {
-			f.StringVar(&req.Volume, "volume", "", "the image's volume (required)")
-			_ = cmd.MarkFlagRequired("volume")
-		}
-		f.StringVar(&req.Arch, "arch", "", "the guest architecture it runs: ppc64le, x86_64, ... (required)")
-		f.StringVar(&req.OS, "os", "", "its OS (debian12, ...)")
-		f.StringVar(&req.Description, "description", "", "description")
-		_ = cmd.MarkFlagRequired("pool")
-		_ = cmd.MarkFlagRequired("arch")
-		outputFlag(cmd, &output)
+	imageFlags(add, &req, &output, true)
+	return add
+}
+
+// imageFlags are the flags of image add and image upload.
+func imageFlags(cmd *cobra.Command, req *engineapi.ImageRequest, output *string, withVolume bool) {
+	f := cmd.Flags()
+	f.StringVar(&req.Pool, "pool", "", "the image's pool (required)")
+	if withVolume {
+		f.StringVar(&req.Volume, "volume", "", "the image's volume (required)")
+		_ = cmd.MarkFlagRequired("volume")
 	}
-	imageFlags(add, true)
+	f.StringVar(&req.Arch, "arch", "", "the guest architecture it runs: ppc64le, x86_64, ... (required)")
+	f.StringVar(&req.OS, "os", "", "its OS (debian12, ...)")
+	f.StringVar(&req.Description, "description", "", "description")
+	_ = cmd.MarkFlagRequired("pool")
+	_ = cmd.MarkFlagRequired("arch")
+	outputFlag(cmd, output)
+}
+
+func newImageUploadCommand() *cobra.Command {
+	var output string
+	var req engineapi.ImageRequest
 	var format string
 	var quiet bool
 	upload := &cobra.Command{
@@ -476,12 +523,17 @@ func newImageCommand() *cobra.Command {
 			})
 		},
 	}
-	imageFlags(upload, false)
+	imageFlags(upload, &req, &output, false)
 	upload.Flags().StringVar(&format, "format", "", "qcow2 or raw (default: read from the file)")
 	upload.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress on standard error")
+	return upload
+}
+
+func newImageListCommand() *cobra.Command {
+	var output string
 	var arch string
 	list := &cobra.Command{
-		Use: "list [--arch A]", Short: "List the library", Args: cobra.NoArgs,
+		Use: "list [--arch A]", Short: "List the library", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -504,6 +556,11 @@ func newImageCommand() *cobra.Command {
 	}
 	list.Flags().StringVar(&arch, "arch", "", "only the images of this architecture")
 	outputFlag(list, &output)
+	return list
+}
+
+func newImageShowCommand() *cobra.Command {
+	var output string
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show an image", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -517,6 +574,10 @@ func newImageCommand() *cobra.Command {
 		},
 	}
 	outputFlag(show, &output)
+	return show
+}
+
+func newImageDeleteCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete NAME", Short: "Remove an image and its volume (not while VMs' disks are overlays on it)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -529,8 +590,7 @@ func newImageCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(add, upload, list, show, del)
-	return cmd
+	return del
 }
 
 // extOf is an image volume's extension: its format's.
@@ -563,7 +623,10 @@ func printImage(w io.Writer, output string, im engineapi.Image) error {
 // ----- templates
 
 func newTemplateCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "template", Short: "Templates: a VM's definition and disks, to make VMs from (vm create --template)"}
+	return &cobra.Command{Use: "template", Short: "Templates: a VM's definition and disks, to make VMs from (vm create --template)"}
+}
+
+func newTemplateCreateCommand() *cobra.Command {
 	var output, from, description string
 	create := &cobra.Command{
 		Use: "create NAME --from VM", Short: "Make a template of a VM that is Down (its volumes are copied)", Args: cobra.ExactArgs(1),
@@ -581,8 +644,13 @@ func newTemplateCommand() *cobra.Command {
 	create.Flags().StringVar(&description, "description", "", "description")
 	_ = create.MarkFlagRequired("from")
 	outputFlag(create, &output)
+	return create
+}
+
+func newTemplateListCommand() *cobra.Command {
+	var output string
 	list := &cobra.Command{
-		Use: "list", Short: "List the templates", Args: cobra.NoArgs,
+		Use: "list", Short: "List the templates", Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -604,6 +672,11 @@ func newTemplateCommand() *cobra.Command {
 		},
 	}
 	outputFlag(list, &output)
+	return list
+}
+
+func newTemplateShowCommand() *cobra.Command {
+	var output string
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show a template", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -617,6 +690,10 @@ func newTemplateCommand() *cobra.Command {
 		},
 	}
 	outputFlag(show, &output)
+	return show
+}
+
+func newTemplateDeleteCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete NAME", Short: "Remove a template and its volumes", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -629,8 +706,7 @@ func newTemplateCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list, show, del)
-	return cmd
+	return del
 }
 
 func printTemplate(w io.Writer, output string, t engineapi.Template) error {

@@ -113,7 +113,7 @@ func readSmall(p string) (string, error) {
 
 // newVMSnapshotCommand is `polyvirt vm snapshot`.
 func newVMSnapshotCommand() *cobra.Command {
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "snapshot",
 		Short: "A VM's snapshots: take, list, revert, delete",
 		Long: `Snapshots are internal snapshots of the VM's qcow2 volumes (every writable
@@ -127,6 +127,9 @@ the host that took it (it then runs on from the snapshot).
   polyvirt vm stop web1 && polyvirt vm snapshot revert web1 before-upgrade
   polyvirt vm snapshot delete web1 before-upgrade`,
 	}
+}
+
+func newVMSnapshotCreateCommand() *cobra.Command {
 	var output, description string
 	var memory bool
 	create := &cobra.Command{
@@ -155,6 +158,11 @@ the host that took it (it then runs on from the snapshot).
 	create.Flags().BoolVar(&memory, "memory", false, "save the running VM's memory too")
 	create.Flags().StringVar(&description, "description", "", "a description")
 	outputFlag(create, &output)
+	return create
+}
+
+func newVMSnapshotListCommand() *cobra.Command {
+	var output string
 	list := &cobra.Command{
 		Use: "list VM", Short: "List a VM's snapshots", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -182,6 +190,10 @@ the host that took it (it then runs on from the snapshot).
 		},
 	}
 	outputFlag(list, &output)
+	return list
+}
+
+func newVMSnapshotRevertCommand() *cobra.Command {
 	revert := &cobra.Command{
 		Use: "revert VM NAME", Short: "Revert a VM to a snapshot", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -195,6 +207,10 @@ the host that took it (it then runs on from the snapshot).
 			})
 		},
 	}
+	return revert
+}
+
+func newVMSnapshotDeleteCommand() *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete VM NAME", Short: "Delete a snapshot", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -207,6 +223,5 @@ the host that took it (it then runs on from the snapshot).
 			})
 		},
 	}
-	cmd.AddCommand(create, list, revert, del)
-	return cmd
+	return del
 }

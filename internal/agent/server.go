@@ -36,7 +36,7 @@ type route struct {
 
 // routes is the agent's API, in the order of the OpenAPI document.
 func (a *Agent) routes() []route {
-	return []route{
+	rs := []route{
 		{Method: "GET", Path: "/v1/openapi.json", Summary: "This document.", plain: a.getOpenAPI},
 		{Method: "GET", Path: "/v1/capabilities", Summary: "The host capabilities report.", plain: a.getCapabilities},
 		{Method: "GET", Path: "/v1/stats", Summary: "Host and VM statistics.", plain: a.getStats},
@@ -52,6 +52,8 @@ func (a *Agent) routes() []route {
 		{Method: "POST", Path: "/v1/firmware/image", Summary: "Upload a firmware image.", stream: a.postFirmwareImage},
 		{Method: "POST", Path: "/v1/firmware/{step}", Summary: "A step of the firmware update.", plain: a.postFirmwareStep},
 	}
+	rs = append(rs, a.snapshotRoutes()...)
+	return append(rs, a.storageRoutes()...)
 }
 
 // Handler is the agent's HTTP API (without TLS: Serve adds it).
@@ -64,8 +66,6 @@ func (a *Agent) Handler() http.Handler {
 		}
 		mux.HandleFunc(rt.Method+" "+rt.Path, h)
 	}
-	a.storageRoutes(mux)
-	a.snapshotRoutes(mux)
 	mux.HandleFunc("/", httpx.NotFound("/v1/openapi.json"))
 	return mux
 }

@@ -10,6 +10,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -28,36 +29,41 @@ import (
 
 var snapshotNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-func (a *Agent) snapshotRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/vms/{id}/snapshots", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		b, err := a.readBody(w, r)
-		if err != nil {
-			return err
-		}
-		var req agentapi.SnapshotRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return err
-		}
-		res, err := a.CreateSnapshot(r.Context(), r.PathValue("id"), req)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, res)
-	}))
-	mux.HandleFunc("POST /v1/vms/{id}/snapshots/{name}/revert", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		res, err := a.RevertSnapshot(r.Context(), r.PathValue("id"), r.PathValue("name"))
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, res)
-	}))
-	mux.HandleFunc("DELETE /v1/vms/{id}/snapshots/{name}", a.plain(func(w http.ResponseWriter, r *http.Request) error {
-		res, err := a.DeleteSnapshot(r.Context(), r.PathValue("id"), r.PathValue("name"))
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, res)
-	}))
+// snapshotRoutes are the routes of a running VM's snapshots.
+func (a *Agent) snapshotRoutes() []route {
+	return []route{
+		{Method: "POST", Path: "/v1/vms/{id}/snapshots", Summary: "Take a snapshot of a running VM: its disks at one instant (QEMU's blockdev-snapshot-internal-sync in one transaction), or with memory through libvirt.", plain: a.postSnapshot},
+		{Method: "POST", Path: "/v1/vms/{id}/snapshots/{name}/revert", Summary: "Revert a running VM to a snapshot with memory (it runs on from there).", plain: a.revertSnapshot},
+		{Method: "DELETE", Path: "/v1/vms/{id}/snapshots/{name}", Summary: "Delete a snapshot from a running VM's disks.", plain: a.deleteSnapshot},
+	}
+}
+
+func (a *Agent) postSnapshot(w http.ResponseWriter, r *http.Request) error {
+	var req agentapi.SnapshotRequest
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	res, err := a.CreateSnapshot(r.Context(), r.PathValue("id"), req)
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+func (a *Agent) revertSnapshot(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.RevertSnapshot(r.Context(), r.PathValue("id"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+func (a *Agent) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
+	res, err := a.DeleteSnapshot(r.Context(), r.PathValue("id"), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return httpx.WriteJSON(w, http.StatusOK, res)
 }
 
 // runningSnapshots finds a running VM and its connection's snapshot calls.
@@ -78,7 +84,7 @@ func (a *Agent) runningSnapshots(ctx context.Context, id string) (*vmEntry, libv
 	sc, ok := c.(libvirtconn.Snapshots)
 	if !ok {
 		unlock()
-		return nil, nil, nil, nil, api.NewError(http.StatusNotImplemented, api.CodeSnapshotUnsupported, "this agent's libvirt connection takes no snapshots")
+		return nil, nil, nil, nil, api.FieldError(api.CodeSnapshotUnsupported, "", "this agent's libvirt connection takes no snapshots")
 	}
 	st, err := c.DomainState(ctx, e.Domain)
 	if err != nil {
@@ -87,7 +93,7 @@ func (a *Agent) runningSnapshots(ctx context.Context, id string) (*vmEntry, libv
 	}
 	if st != libvirtconn.StateRunning && st != libvirtconn.StatePaused && st != libvirtconn.StateBlocked {
 		unlock()
-		return nil, nil, nil, nil, api.NewError(http.StatusConflict, api.CodeVMNotRunning, "VM %s is %s: the snapshots of a VM that is not running are taken on its volumes", e.Name, stateOf(st))
+		return nil, nil, nil, nil, api.FieldError(api.CodeVMNotRunning, "", "VM %s is %s: the snapshots of a VM that is not running are taken on its volumes", e.Name, stateOf(st))
 	}
 	return e, c, sc, unlock, nil
 }
@@ -116,7 +122,7 @@ func (a *Agent) CreateSnapshot(ctx context.Context, id string, req agentapi.Snap
 	}
 	if req.Memory {
 		if err := sc.CreateSnapshot(ctx, e.Domain, req.Name, req.Description); err != nil {
-			return nil, api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "libvirt refused the snapshot of VM %s: %v", e.Name, err)
+			return nil, api.FieldError(api.CodeSnapshotFailed, "", "libvirt refused the snapshot of VM %s: %v", e.Name, err)
 		}
 	} else {
 		actions := make([]map[string]any, 0, len(nodes))
@@ -147,10 +153,10 @@ func (a *Agent) RevertSnapshot(ctx context.Context, id, name string) (*agentapi.
 		return nil, err
 	}
 	if !has {
-		return nil, api.NewError(http.StatusConflict, api.CodeSnapshotRevertNeedsDown, "snapshot %s of VM %s holds no memory on this host: stop the VM, then revert its disks", name, e.Name)
+		return nil, api.FieldError(api.CodeSnapshotRevertNeedsDown, "", "snapshot %s of VM %s holds no memory on this host: stop the VM, then revert its disks", name, e.Name)
 	}
 	if err := sc.RevertSnapshot(ctx, e.Domain, name); err != nil {
-		return nil, api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "libvirt could not revert VM %s to %s: %v", e.Name, name, err)
+		return nil, api.FieldError(api.CodeSnapshotFailed, "", "libvirt could not revert VM %s to %s: %v", e.Name, name, err)
 	}
 	st, _ := c.DomainState(ctx, e.Domain)
 	a.log.Info("VM reverted to a snapshot", "vm", e.ID, "name", e.Name, "snapshot", name)
@@ -175,7 +181,7 @@ func (a *Agent) DeleteSnapshot(ctx context.Context, id, name string) (*agentapi.
 	if has {
 		res.Memory = true
 		if err := sc.DeleteSnapshot(ctx, e.Domain, name); err != nil {
-			return nil, api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "libvirt could not delete snapshot %s of VM %s: %v", name, e.Name, err)
+			return nil, api.FieldError(api.CodeSnapshotFailed, "", "libvirt could not delete snapshot %s of VM %s: %v", name, e.Name, err)
 		}
 	} else {
 		nodes, err := a.writableNodes(ctx, sc, e)
@@ -215,7 +221,7 @@ func (a *Agent) writableNodes(ctx context.Context, sc libvirtconn.Snapshots, e *
 	}
 	nodes, err := ParseQueryBlock([]byte(out))
 	if err != nil {
-		return nil, api.NewError(http.StatusBadGateway, api.CodeSnapshotFailed, "VM %s: %v", e.Name, err)
+		return nil, api.FieldError(api.CodeSnapshotFailed, "", "VM %s: %v", e.Name, err)
 	}
 	var rw []BlockNode
 	for _, n := range nodes {
@@ -223,12 +229,12 @@ func (a *Agent) writableNodes(ctx context.Context, sc libvirtconn.Snapshots, e *
 			continue
 		}
 		if n.Driver != "qcow2" {
-			return nil, api.NewError(http.StatusConflict, api.CodeSnapshotNeedsQCOW2, "VM %s has the writable %s disk %s: a snapshot lives in qcow2 disks; convert it (or attach it read-only)", e.Name, n.Driver, n.File)
+			return nil, api.FieldError(api.CodeSnapshotNeedsQCOW2, "", "VM %s has the writable %s disk %s: a snapshot lives in qcow2 disks; convert it (or attach it read-only)", e.Name, n.Driver, n.File)
 		}
 		rw = append(rw, n)
 	}
 	if len(rw) == 0 {
-		return nil, api.NewError(http.StatusConflict, api.CodeSnapshotNeedsQCOW2, "VM %s has no writable disk to snapshot", e.Name)
+		return nil, api.FieldError(api.CodeSnapshotNeedsQCOW2, "", "VM %s has no writable disk to snapshot", e.Name)
 	}
 	return rw, nil
 }
@@ -241,10 +247,10 @@ func qmp(ctx context.Context, sc libvirtconn.Snapshots, e *vmEntry, command stri
 	}
 	out, err := sc.MonitorCommand(ctx, e.Domain, string(b))
 	if err != nil {
-		return api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "VM %s: %s: %v", e.Name, command, err)
+		return api.FieldError(api.CodeSnapshotFailed, "", "VM %s: %s: %v", e.Name, command, err)
 	}
 	if err := ParseQMPReply([]byte(out)); err != nil {
-		return api.NewError(http.StatusConflict, api.CodeSnapshotFailed, "VM %s: %s: %v", e.Name, command, err)
+		return api.FieldError(api.CodeSnapshotFailed, "", "VM %s: %s: %v", e.Name, command, err)
 	}
 	return nil
 }

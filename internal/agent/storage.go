@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/hostexec"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/vmspec"
 )
@@ -30,11 +29,12 @@ func (a *Agent) storageHost() *storage.Host {
 	return &storage.Host{Root: a.root, Policy: a.paths, Exclude: []string{own}, Runner: &hostexec.Exec{}}
 }
 
-// storageRoutes adds the storage API to the agent's mux.
-func (a *Agent) storageRoutes(mux *http.ServeMux) {
-	post := func(p string, h func(ctx context.Context, body []byte) (any, error)) {
-		mux.HandleFunc("POST /v1/storage/"+p, a.plain(func(w http.ResponseWriter, r *http.Request) error {
-			b, err := a.readBody(w, r)
+// storageRoutes are the storage API's routes: a JSON request naming the
+// pool, a JSON answer; the upload's data is a stream.
+func (a *Agent) storageRoutes() []route {
+	post := func(p string, h func(ctx context.Context, b []byte) (any, error)) route {
+		return route{Method: "POST", Path: "/v1/storage/" + p, Summary: storageSummaries[p], plain: func(w http.ResponseWriter, r *http.Request) error {
+			b, err := httpx.ReadBody(r)
 			if err != nil {
 				return err
 			}
@@ -42,110 +42,127 @@ func (a *Agent) storageRoutes(mux *http.ServeMux) {
 			if err != nil {
 				return err
 			}
-			return writeJSON(w, http.StatusOK, out)
-		}))
+			return httpx.WriteJSON(w, http.StatusOK, out)
+		}}
 	}
-	post("pools/check", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.PoolsRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		h := a.storageHost()
-		out := make([]storage.PoolStatus, 0, len(req.Pools))
-		for _, p := range req.Pools {
-			out = append(out, h.CheckPool(p))
-		}
-		return out, nil
-	})
-	post("pools/init", func(ctx context.Context, b []byte) (any, error) {
-		var p storage.Pool
-		if err := decodeStrict(b, &p); err != nil {
-			return nil, err
-		}
-		st, err := a.storageHost().InitPool(p)
-		if err != nil {
-			return nil, err
-		}
-		a.log.Info("pool initialized", "pool", p.Name, "path", p.Path)
-		return st, nil
-	})
-	post("volumes/create", func(ctx context.Context, b []byte) (any, error) {
-		var req storage.CreateRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		return a.storageHost().Create(ctx, req)
-	})
-	post("volumes/info", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		return a.storageHost().Info(ctx, req.Pool, req.Name, req.Format)
-	})
-	post("volumes/resize", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		return a.storageHost().Resize(ctx, req.Pool, req.Name, req.Format, req.SizeBytes)
-	})
-	post("volumes/clone", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		if req.Target == nil {
-			return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "a clone needs its target (pool, name, format)")
-		}
-		return a.storageHost().Clone(ctx, req.Pool, req.Name, req.Format, req.Target.Pool, req.Target.Name, req.Target.Format)
-	})
-	post("volumes/delete", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		if err := a.storageHost().Delete(req.Pool, req.Name); err != nil {
-			return nil, err
-		}
-		a.log.Info("volume deleted", "pool", req.Pool.Name, "volume", req.Name)
-		return map[string]bool{"deleted": true}, nil
-	})
-	post("volumes/snapshot", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		if err := a.storageHost().Snapshot(ctx, req.Pool, req.Name, req.Op, req.Snapshot); err != nil {
-			return nil, err
-		}
-		return map[string]bool{"done": true}, nil
-	})
-	post("uploads", func(ctx context.Context, b []byte) (any, error) {
-		var req storage.UploadRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		return a.storageHost().BeginUpload(req)
-	})
-	post("uploads/status", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		return a.storageHost().Upload(req.Pool, req.Name)
-	})
-	post("uploads/abort", func(ctx context.Context, b []byte) (any, error) {
-		var req agentapi.VolumeRequest
-		if err := decodeStrict(b, &req); err != nil {
-			return nil, err
-		}
-		if err := a.storageHost().AbortUpload(req.Pool, req.Name); err != nil {
-			return nil, err
-		}
-		return map[string]bool{"aborted": true}, nil
-	})
-	mux.HandleFunc("PUT /v1/storage/uploads/data", a.uploadData)
+	return []route{
+		post("pools/check", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.PoolsRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			h := a.storageHost()
+			out := make([]storage.PoolStatus, 0, len(req.Pools))
+			for _, p := range req.Pools {
+				out = append(out, h.CheckPool(p))
+			}
+			return out, nil
+		}),
+		post("pools/init", func(ctx context.Context, b []byte) (any, error) {
+			var p storage.Pool
+			if err := httpx.Unmarshal(b, &p, false); err != nil {
+				return nil, err
+			}
+			st, err := a.storageHost().InitPool(p)
+			if err != nil {
+				return nil, err
+			}
+			a.log.Info("pool initialized", "pool", p.Name, "path", p.Path)
+			return st, nil
+		}),
+		post("volumes/create", func(ctx context.Context, b []byte) (any, error) {
+			var req storage.CreateRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			return a.storageHost().Create(ctx, req)
+		}),
+		post("volumes/info", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			return a.storageHost().Info(ctx, req.Pool, req.Name, req.Format)
+		}),
+		post("volumes/resize", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			return a.storageHost().Resize(ctx, req.Pool, req.Name, req.Format, req.SizeBytes)
+		}),
+		post("volumes/clone", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			if req.Target == nil {
+				return nil, api.NewError(http.StatusBadRequest, api.CodeBadRequest, "a clone needs its target (pool, name, format)")
+			}
+			return a.storageHost().Clone(ctx, req.Pool, req.Name, req.Format, req.Target.Pool, req.Target.Name, req.Target.Format)
+		}),
+		post("volumes/delete", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			if err := a.storageHost().Delete(req.Pool, req.Name); err != nil {
+				return nil, err
+			}
+			a.log.Info("volume deleted", "pool", req.Pool.Name, "volume", req.Name)
+			return map[string]bool{"deleted": true}, nil
+		}),
+		post("volumes/snapshot", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			if err := a.storageHost().Snapshot(ctx, req.Pool, req.Name, req.Op, req.Snapshot); err != nil {
+				return nil, err
+			}
+			return map[string]bool{"done": true}, nil
+		}),
+		post("uploads", func(ctx context.Context, b []byte) (any, error) {
+			var req storage.UploadRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			return a.storageHost().BeginUpload(req)
+		}),
+		post("uploads/status", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			return a.storageHost().Upload(req.Pool, req.Name)
+		}),
+		post("uploads/abort", func(ctx context.Context, b []byte) (any, error) {
+			var req agentapi.VolumeRequest
+			if err := httpx.Unmarshal(b, &req, false); err != nil {
+				return nil, err
+			}
+			if err := a.storageHost().AbortUpload(req.Pool, req.Name); err != nil {
+				return nil, err
+			}
+			return map[string]bool{"aborted": true}, nil
+		}),
+		{Method: "PUT", Path: "/v1/storage/uploads/data", Summary: "Send an upload's data from its offset (Upload-Offset); complete, it is checked and becomes the volume, or is removed whole.", stream: a.uploadData},
+	}
+}
+
+// storageSummaries say what each storage route does.
+var storageSummaries = map[string]string{
+	"pools/check":      "Check pools: each pool's directory, its marker file, whether it is writable, its capacity and free space.",
+	"pools/init":       "Initialize a pool: write its marker file into its directory (one the host path policy allows for disk images).",
+	"volumes/create":   "Create a volume: an empty raw or qcow2 file, or a qcow2 overlay on a volume of the same pool.",
+	"volumes/info":     "A volume's format and sizes (qemu-img info, without opening a backing file).",
+	"volumes/resize":   "Grow a volume (never shrink it).",
+	"volumes/clone":    "Copy a volume whole into a new one (qemu-img convert), in its pool or another.",
+	"volumes/delete":   "Delete a volume's file.",
+	"volumes/snapshot": "Create, revert or delete an internal snapshot of a qcow2 volume at rest (qemu-img snapshot).",
+	"uploads":          "Begin an upload (or answer where the same upload stands).",
+	"uploads/status":   "Where an upload stands.",
+	"uploads/abort":    "Abort an upload: its data and state removed.",
 }
 
 // uploadData is PUT /v1/storage/uploads/data?poolId=&pool=&poolPath=
@@ -171,7 +188,7 @@ func (a *Agent) uploadData(w http.ResponseWriter, r *http.Request) {
 			// The data stopped coming (the engine or its client went
 			// away): the upload stays where it got to.
 			a.log.Info("upload interrupted", "pool", p.Name, "volume", q.Get("name"), "offset", st.Offset, "err", err)
-			err = api.NewError(http.StatusBadRequest, api.CodeUploadInterrupted, "the data stopped at byte %d: %v; resume from there", st.Offset, err)
+			err = api.FieldError(api.CodeUploadInterrupted, "", "the data stopped at byte %d: %v; resume from there", st.Offset, err)
 		}
 		writeError(w, err)
 		return
@@ -179,20 +196,7 @@ func (a *Agent) uploadData(w http.ResponseWriter, r *http.Request) {
 	if st.Done {
 		a.log.Info("volume uploaded", "pool", p.Name, "volume", st.Name, "bytes", st.SizeBytes, "sha256", st.SHA256)
 	}
-	_ = writeJSON(w, http.StatusOK, st)
-}
-
-// decodeStrict reads a JSON request body: one object, no unknown field.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: %v", err)
-	}
-	if dec.More() {
-		return api.NewError(http.StatusBadRequest, api.CodeBadRequest, "request body: data after the JSON object")
-	}
-	return nil
+	_ = httpx.WriteJSON(w, http.StatusOK, st)
 }
 
 // volumeDisks lists a definition's disks that name a volume.

@@ -219,7 +219,7 @@ func (c *Client) putChunk(ctx context.Context, pool, name string, r io.Reader, o
 	}
 	req.ContentLength = length
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("Upload-Offset", strconv.FormatInt(off, 10))
+	req.Header.Set(engineapi.UploadOffsetHeader, strconv.FormatInt(off, 10))
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

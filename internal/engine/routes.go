@@ -73,10 +73,10 @@ func (e *Engine) routes() []route {
 	for _, a := range service.VMActions {
 		rs = append(rs, route{Method: "POST", Path: "/vms/{vm}/" + a, Summary: summaries[a], Role: vmm, h: e.vmAction(a)})
 	}
-	return append(rs,
+	return append(append(rs,
 		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},
 		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket)", h: e.vmConsole},
-	)
+	), e.storageRoutes()...)
 }
 
 // answer writes a service's answer: v with status, or the error.

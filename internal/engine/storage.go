@@ -1,646 +1,247 @@
 package engine
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"path"
-	"slices"
-	"sort"
-	"strings"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"time"
 
-	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
-	"polyvirt/internal/hostpath"
+	"polyvirt/internal/engine/service"
+	"polyvirt/internal/httpx"
 	"polyvirt/internal/storage"
 	"polyvirt/internal/store"
-	"polyvirt/internal/vmspec"
 )
 
-// The engine's storage (issue 17): pools per cluster, checked on every host
-// by the monitoring (a marker file names the pool: a host that lacks it is
-// marked with the reason, and VMs using the pool are not scheduled there),
-// volumes made, uploaded, cloned, resized and deleted through the agent of
-// a host that has the pool, the image library, templates, cloud-init seeds
-// and VM snapshots. The database says what exists; the hosts' files are
-// changed only through their agents (package storage on their side).
+// The storage routes (service.Storage): pools and images are an
+// administrator's; volumes, templates and snapshots are managed with VMs.
 
-// storageTimeout bounds a storage call to an agent (a clone of a large
-// volume, an upload's last check).
-const storageTimeout = time.Hour
+// MaxUploadBody bounds the data of one upload request.
+const MaxUploadBody = service.MaxUploadBody
 
-// storageService is the engine's storage part.
-type storageService struct {
-	e    *Engine
-	http *http.Client
-
-	// gen changes when pools are created or deleted: every host's pools
-	// are checked again at its next monitoring round.
-	gen     atomic.Int64
-	mu      sync.Mutex
-	checked map[string]hostCheck
-}
-
-type hostCheck struct {
-	at  time.Time
-	gen int64
-}
-
-func newStorageService(e *Engine, ops *agentOps) *storageService {
-	tr := ops.tr.Clone()
-	tr.ResponseHeaderTimeout = storageTimeout
-	tr.WriteBufferSize = 256 << 10
-	tr.ReadBufferSize = 256 << 10
-	return &storageService{e: e, http: &http.Client{Transport: tr}, checked: map[string]hostCheck{}}
-}
-
-// call sends a JSON request to a host's storage API; out receives the
-// answer. Errors are *agentCallError.
-func (s *storageService) call(ctx context.Context, h store.Host, p string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
+func (e *Engine) storageRoutes() []route {
+	vmm := store.RoleVMManager
+	return []route{
+		{Method: "GET", Path: "/pools", Summary: "List storage pools", h: e.listPools},
+		{Method: "POST", Path: "/pools", Summary: "Add a storage pool to a cluster (shared, or local to one host)", h: e.createPool},
+		{Method: "GET", Path: "/pools/{pool}", Summary: "Show a storage pool and what each host says of it", h: e.getPool},
+		{Method: "DELETE", Path: "/pools/{pool}", Summary: "Remove a storage pool that holds no volume", h: e.deletePool},
+		{Method: "GET", Path: "/volumes", Summary: "List volumes", h: e.listVolumes},
+		{Method: "POST", Path: "/volumes", Summary: "Create a volume, or start its upload", Role: vmm, h: e.createVolume},
+		{Method: "GET", Path: "/volumes/{pool}/{volume}", Summary: "Show a volume", h: e.getVolume},
+		{Method: "DELETE", Path: "/volumes/{pool}/{volume}", Summary: "Delete a volume nothing uses", Role: vmm, h: e.deleteVolume},
+		{Method: "POST", Path: "/volumes/{pool}/{volume}/resize", Summary: "Grow a volume", Role: vmm, h: e.resizeVolume},
+		{Method: "POST", Path: "/volumes/{pool}/{volume}/clone", Summary: "Copy a volume whole into a new one", Role: vmm, h: e.cloneVolume},
+		{Method: "PUT", Path: "/volumes/{pool}/{volume}/data", Summary: "Send an upload's data, from its offset", Role: vmm, MaxBody: MaxUploadBody, h: e.putVolumeData},
+		{Method: "GET", Path: "/volumes/{pool}/{volume}/upload", Summary: "Where an upload stands", h: e.getVolumeUpload},
+		{Method: "DELETE", Path: "/volumes/{pool}/{volume}/upload", Summary: "Cancel an upload", Role: vmm, h: e.deleteVolumeUpload},
+		{Method: "GET", Path: "/images", Summary: "List the image library", h: e.listImages},
+		{Method: "POST", Path: "/images", Summary: "Add a volume to the image library, with its architecture", h: e.createImage},
+		{Method: "GET", Path: "/images/{image}", Summary: "Show an image", h: e.getImage},
+		{Method: "DELETE", Path: "/images/{image}", Summary: "Remove an image and its volume", h: e.deleteImage},
+		{Method: "GET", Path: "/templates", Summary: "List templates", h: e.listTemplates},
+		{Method: "POST", Path: "/templates", Summary: "Make a template of a VM that is Down", Role: vmm, h: e.createTemplate},
+		{Method: "GET", Path: "/templates/{template}", Summary: "Show a template", h: e.getTemplate},
+		{Method: "DELETE", Path: "/templates/{template}", Summary: "Remove a template and its volumes", Role: vmm, h: e.deleteTemplate},
+		{Method: "GET", Path: "/vms/{vm}/snapshots", Summary: "List a VM's snapshots", h: e.listSnapshots},
+		{Method: "POST", Path: "/vms/{vm}/snapshots", Summary: "Take a snapshot of a VM (disk only, or with memory)", Role: vmm, h: e.createSnapshot},
+		{Method: "POST", Path: "/vms/{vm}/snapshots/{snapshot}/revert", Summary: "Revert a VM to a snapshot", Role: vmm, h: e.revertSnapshot},
+		{Method: "DELETE", Path: "/vms/{vm}/snapshots/{snapshot}", Summary: "Delete a VM's snapshot", Role: vmm, h: e.deleteSnapshot},
 	}
-	return s.do(ctx, h, http.MethodPost, "/v1/storage/"+p, nil, bytes.NewReader(body), "application/json", out)
-}
-
-func (s *storageService) do(ctx context.Context, h store.Host, method, p string, hdr http.Header, body io.Reader, ctype string, out any) error {
-	addr, err := s.e.vms.ops.target(h)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+p, body)
-	if err != nil {
-		return err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", ctype)
-	if u := userFrom(ctx); u != nil {
-		req.Header.Set("X-Polyvirt-User", u.Name)
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return &agentCallError{Host: h.Name, Msg: shortError(err)}
-	}
-	defer resp.Body.Close()
-	return decodeAgentAnswer(h, resp, out)
-}
-
-// decodeAgentAnswer reads an agent's answer into out, or its error.
-func decodeAgentAnswer(h store.Host, resp *http.Response, out any) error {
-	method, p := resp.Request.Method, resp.Request.URL.Path
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody+1))
-	if err != nil {
-		return &agentCallError{Host: h.Name, Msg: fmt.Sprintf("reading the answer of %s %s: %v", method, p, err)}
-	}
-	if resp.StatusCode >= 300 {
-		ce := &agentCallError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: strings.TrimSpace(string(b))}
-		var eb api.ErrorBody
-		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			ce.Code, ce.Msg, ce.Errors = eb.Error.Code, eb.Error.Message, eb.Errors
-		}
-		return ce
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return &agentCallError{Host: h.Name, Status: http.StatusBadGateway, Code: api.CodeAgentError, Msg: fmt.Sprintf("the answer of %s %s: %v", method, p, err)}
-		}
-	}
-	return nil
-}
-
-// agentPool is how an agent is told of a pool.
-func agentPool(p store.Pool) storage.Pool {
-	return storage.Pool{ID: p.ID, Name: p.Name, Path: p.Path, Kind: string(p.Kind)}
-}
-
-// hostsFor lists the hosts that can act on a pool, best first: a local
-// pool's host; the Up hosts of a shared pool's cluster that have it (then
-// those not checked yet).
-func (s *storageService) hostsFor(ctx context.Context, p store.Pool) ([]store.Host, error) {
-	if p.Kind == store.PoolLocal {
-		h, err := s.e.st.GetHost(ctx, p.HostID)
-		if err != nil {
-			return nil, err
-		}
-		if h.Status != store.HostUp {
-			return nil, api.NewError(http.StatusConflict, api.CodePoolNotAvailable, "pool %s is local to host %s, which is %s; its volumes are reached through that host only", p.Name, h.Name, h.Status)
-		}
-		return []store.Host{h}, nil
-	}
-	hosts, err := s.e.st.ListHosts(ctx, store.HostFilter{ClusterID: p.ClusterID, Brief: true})
-	if err != nil {
-		return nil, err
-	}
-	hps, err := s.e.st.ListHostPools(ctx, "", p.ID)
-	if err != nil {
-		return nil, err
-	}
-	status := map[string]store.HostPool{}
-	for _, hp := range hps {
-		status[hp.HostID] = hp
-	}
-	var good, unknown []store.Host
-	var reasons []string
-	for _, h := range hosts {
-		if h.Status != store.HostUp {
-			continue
-		}
-		st, seen := status[h.ID]
-		switch {
-		case !seen:
-			unknown = append(unknown, h)
-		case st.OK:
-			good = append(good, h)
-		default:
-			reasons = append(reasons, fmt.Sprintf("%s: %s", h.Name, st.Message))
-		}
-	}
-	out := append(good, unknown...)
-	if len(out) == 0 {
-		msg := fmt.Sprintf("no Up host of the cluster has pool %s", p.Name)
-		if len(reasons) > 0 {
-			msg += " (" + strings.Join(reasons, "; ") + ")"
-		}
-		return nil, api.NewError(http.StatusConflict, api.CodePoolNotAvailable, "%s", msg)
-	}
-	return out, nil
-}
-
-// onPool runs fn on the first host that can act on a pool and answers;
-// a host that does not answer passes the turn to the next.
-func (s *storageService) onPool(ctx context.Context, p store.Pool, fn func(h store.Host) error) error {
-	hosts, err := s.hostsFor(ctx, p)
-	if err != nil {
-		return err
-	}
-	var last error
-	for _, h := range hosts {
-		err := fn(h)
-		if ae := asAgentError(err); ae != nil && ae.Status == 0 {
-			last = err
-			continue
-		}
-		return err
-	}
-	return last
-}
-
-// onPools runs fn on a host that has every pool given (a clone from one
-// pool into another).
-func (s *storageService) onPools(ctx context.Context, ps []store.Pool, fn func(h store.Host) error) error {
-	var common []store.Host
-	for i, p := range ps {
-		hosts, err := s.hostsFor(ctx, p)
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			common = hosts
-			continue
-		}
-		common = slices.DeleteFunc(common, func(h store.Host) bool {
-			return !slices.ContainsFunc(hosts, func(x store.Host) bool { return x.ID == h.ID })
-		})
-	}
-	if len(common) == 0 {
-		names := make([]string, len(ps))
-		for i, p := range ps {
-			names[i] = p.Name
-		}
-		return api.NewError(http.StatusConflict, api.CodePoolNotAvailable, "no Up host has all of pools %s", strings.Join(names, ", "))
-	}
-	var last error
-	for _, h := range common {
-		err := fn(h)
-		if ae := asAgentError(err); ae != nil && ae.Status == 0 {
-			last = err
-			continue
-		}
-		return err
-	}
-	return last
-}
-
-// storageError answers an agent's storage refusal with its code and
-// status.
-func storageError(err error) error {
-	return agentAPIError(err)
-}
-
-// ----- pools
-
-func (e *Engine) findPool(ctx context.Context, ref string) (store.Pool, error) {
-	if strings.TrimSpace(ref) == "" {
-		return store.Pool{}, invalidField("pool", "no pool named")
-	}
-	p, err := e.st.GetPoolByName(ctx, ref)
-	if errors.Is(err, store.ErrNotFound) {
-		if p2, err2 := e.st.GetPool(ctx, ref); err2 == nil {
-			return p2, nil
-		}
-		return p, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "pool",
-			Message: fmt.Sprintf("pool %q does not exist (polyvirt pool list)", ref)}
-	}
-	return p, err
-}
-
-func (s *storageService) poolView(ctx context.Context, p store.Pool, n names) (engineapi.Pool, error) {
-	out := engineapi.Pool{ID: p.ID, Name: p.Name, ClusterID: p.ClusterID, Cluster: n.clusters[p.ClusterID], Kind: string(p.Kind),
-		HostID: p.HostID, Host: n.hosts[p.HostID], Path: p.Path, Description: p.Description, Version: p.Version,
-		Created: p.Created, Updated: p.Updated, Hosts: []engineapi.HostPool{}}
-	hps, err := s.e.st.ListHostPools(ctx, "", p.ID)
-	if err != nil {
-		return out, err
-	}
-	for _, hp := range hps {
-		out.Hosts = append(out.Hosts, hostPoolView(hp, p.Name, n))
-		if hp.OK && hp.Checked.After(time.Time{}) && hp.CapacityBytes > 0 {
-			out.CapacityBytes, out.FreeBytes = hp.CapacityBytes, hp.FreeBytes
-		}
-	}
-	sort.Slice(out.Hosts, func(i, j int) bool { return out.Hosts[i].Host < out.Hosts[j].Host })
-	vols, err := s.e.st.ListVolumes(ctx, store.VolumeFilter{PoolID: p.ID})
-	if err != nil {
-		return out, err
-	}
-	out.Volumes = len(vols)
-	return out, nil
-}
-
-func hostPoolView(hp store.HostPool, pool string, n names) engineapi.HostPool {
-	return engineapi.HostPool{Pool: pool, HostID: hp.HostID, Host: n.hosts[hp.HostID], OK: hp.OK, Code: hp.Code, Message: hp.Message,
-		CapacityBytes: hp.CapacityBytes, FreeBytes: hp.FreeBytes, Checked: hp.Checked}
 }
 
 func (e *Engine) listPools(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	clusterID := ""
-	if ref := r.URL.Query().Get("cluster"); ref != "" {
-		c, err := e.findCluster(ctx, ref)
-		if err != nil {
-			return err
-		}
-		clusterID = c.ID
-	}
-	ps, err := e.st.ListPools(ctx, clusterID)
-	if err != nil {
-		return err
-	}
-	n, err := e.objectNames(ctx)
-	if err != nil {
-		return err
-	}
-	out := make([]engineapi.Pool, 0, len(ps))
-	for _, p := range ps {
-		v, err := e.storage.poolView(ctx, p, n)
-		if err != nil {
-			return err
-		}
-		out = append(out, v)
-	}
-	return writeJSON(w, http.StatusOK, out)
+	ps, err := e.svc.Storage.ListPools(r.Context(), r.URL.Query().Get("cluster"))
+	return answer(w, http.StatusOK, ps, err)
 }
 
 func (e *Engine) getPool(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	p, err := e.findPool(ctx, r.PathValue("pool"))
-	if err != nil {
-		return err
-	}
-	return e.poolAnswer(ctx, w, http.StatusOK, p)
+	p, err := e.svc.Storage.GetPool(r.Context(), r.PathValue("pool"))
+	return answer(w, http.StatusOK, p, err)
 }
 
-func (e *Engine) poolAnswer(ctx context.Context, w http.ResponseWriter, status int, p store.Pool) error {
-	n, err := e.objectNames(ctx)
-	if err != nil {
-		return err
-	}
-	v, err := e.storage.poolView(ctx, p, n)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, status, v)
-}
-
-// createPool adds a pool: its directory must be one the cluster's hosts
-// allow for disk images (as written); one host writes its marker (a
-// directory holding another pool's is refused), then every Up host of the
-// cluster is asked whether it has it.
 func (e *Engine) createPool(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	var req engineapi.PoolRequest
-	if err := decodeBody(r, &req, false); err != nil {
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
 		return err
 	}
-	if err := vmspec.CheckPoolName(req.Name); err != nil {
-		return invalidField("name", "%v", err)
-	}
-	if !path.IsAbs(req.Path) || path.Clean(req.Path) != req.Path || req.Path == "/" {
-		return invalidField("path", "path %q: give the pool's directory as a clean absolute path", req.Path)
-	}
-	c, err := e.findCluster(ctx, req.Cluster)
-	if err != nil {
-		return err
-	}
-	p := store.Pool{Name: req.Name, ClusterID: c.ID, Kind: store.PoolKind(req.Kind), Path: req.Path, Description: req.Description}
-	switch p.Kind {
-	case store.PoolShared:
-		if req.Host != "" {
-			return invalidField("host", "a shared pool is on every host of cluster %s; name no host (or make it local)", c.Name)
-		}
-	case store.PoolLocal:
-		h, err := e.findHost(ctx, req.Host)
-		if err != nil {
-			return err
-		}
-		if h.ClusterID != c.ID {
-			return invalidField("host", "host %s is not in cluster %s", h.Name, c.Name)
-		}
-		p.HostID = h.ID
-	default:
-		return invalidField("kind", "kind %q: want shared (every host sees the directory) or local (one host's)", req.Kind)
-	}
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
-	if err != nil {
-		return err
-	}
-	if err := e.poolPathAllowed(ctx, p, hosts); err != nil {
-		return err
-	}
-	if err := e.st.CreatePool(ctx, &p); err != nil {
-		return err
-	}
-	// One host writes the marker; a refusal removes the pool again.
-	var st storage.PoolStatus
-	err = e.storage.onPool(ctx, p, func(h store.Host) error {
-		return e.storage.call(ctx, h, "pools/init", agentPool(p), &st)
-	})
-	if err != nil {
-		_ = e.st.DeletePool(context.WithoutCancel(ctx), p.ID)
-		return storageError(err)
-	}
-	e.storage.gen.Add(1)
-	e.storage.checkPoolEverywhere(ctx, p)
-	reason := fmt.Sprintf("%s pool at %s in cluster %s", p.Kind, p.Path, c.Name)
-	if err := e.appendEvent(ctx, e.st, store.Event{Action: "pool.add", ObjectKind: "pool", ObjectID: p.ID, ObjectName: p.Name,
-		Message: fmt.Sprintf("Storage pool %s was added by %s.", p.Name, userName(ctx)), Reason: reason}); err != nil {
-		return err
-	}
-	return e.poolAnswer(ctx, w, http.StatusCreated, p)
-}
-
-// poolPathAllowed checks, as written, that a host of the cluster allows
-// the pool's directory for disk images (the directory listed, or below
-// one); a cluster whose hosts report no policy has the default one.
-func (e *Engine) poolPathAllowed(ctx context.Context, p store.Pool, hosts []store.Host) error {
-	var policies []hostpath.Policy
-	for _, h := range hosts {
-		if p.Kind == store.PoolLocal && h.ID != p.HostID {
-			continue
-		}
-		if pol := e.vms.capacityOf(ctx, h).paths; pol != nil {
-			policies = append(policies, *pol)
-		}
-	}
-	if len(policies) == 0 {
-		policies = []hostpath.Policy{hostpath.Default()}
-	}
-	for _, pol := range policies {
-		for _, d := range pol.Disk {
-			if p.Path == d || hostpath.Within(p.Path, d) {
-				return nil
-			}
-		}
-	}
-	return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodePoolPathNotAllowed, Field: "path",
-		Message: fmt.Sprintf("%s is not a directory the hosts allow for disk images (%s): a pool is such a directory or below one; have the hosts' administrator allow it (host_paths.disk in the agents' configuration)",
-			p.Path, hostpath.Merge(policies...).Places(hostpath.Disk))}
+	p, err := e.svc.Storage.CreatePool(r.Context(), req)
+	return answer(w, http.StatusCreated, p, err)
 }
 
 func (e *Engine) deletePool(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	p, err := e.findPool(ctx, r.PathValue("pool"))
+	return noContent(w, e.svc.Storage.DeletePool(r.Context(), r.PathValue("pool")))
+}
+
+func (e *Engine) listVolumes(w http.ResponseWriter, r *http.Request) error {
+	vs, err := e.svc.Storage.ListVolumes(r.Context(), r.URL.Query().Get("pool"))
+	return answer(w, http.StatusOK, vs, err)
+}
+
+func (e *Engine) getVolume(w http.ResponseWriter, r *http.Request) error {
+	v, err := e.svc.Storage.GetVolume(r.Context(), r.PathValue("pool"), r.PathValue("volume"))
+	return answer(w, http.StatusOK, v, err)
+}
+
+// createVolume answers 201 with a new volume or upload, 200 with an
+// upload asked for again (Upload-Offset: where it stands).
+func (e *Engine) createVolume(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.VolumeRequest
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	v, created, err := e.svc.Storage.CreateVolume(r.Context(), req)
 	if err != nil {
 		return err
 	}
-	err = e.st.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.DeletePool(ctx, p.ID); err != nil {
-			return err
-		}
-		return e.appendEvent(ctx, tx, store.Event{Action: "pool.remove", ObjectKind: "pool", ObjectID: p.ID, ObjectName: p.Name,
-			Message: fmt.Sprintf("Storage pool %s was removed by %s (its directory and marker are left on the hosts).", p.Name, userName(ctx))})
-	})
-	if err != nil {
-		return err
+	if v.Upload != nil {
+		w.Header().Set(engineapi.UploadOffsetHeader, strconv.FormatInt(v.Upload.Offset, 10))
 	}
-	e.storage.gen.Add(1)
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return httpx.WriteJSON(w, status, v)
 }
 
-// ----- the monitoring's pool checks
-
-// poolCheckInterval is how often the monitoring asks a host about its
-// pools (sooner when pools were added or removed).
-var poolCheckInterval = 30 * time.Second
-
-// checkHostPools asks an Up host about the pools it should have, when
-// due, and records the answers; a pool that disappears from a host (or
-// comes back) is an event.
-func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
-	if h.Status != store.HostUp && h.Status != store.HostNonOperational {
-		return
-	}
-	gen := s.gen.Load()
-	s.mu.Lock()
-	last := s.checked[h.ID]
-	due := last.gen != gen || time.Since(last.at) >= poolCheckInterval
-	if due {
-		s.checked[h.ID] = hostCheck{at: time.Now(), gen: gen}
-	}
-	s.mu.Unlock()
-	if !due {
-		return
-	}
-	// In the background: a slow file system does not hold the host's
-	// statistics back.
-	go func() {
-		if err := s.checkHost(ctx, h); err != nil && ctx.Err() == nil {
-			s.e.log.Debug("pool check", "host", h.Name, "err", err)
-		}
-	}()
-}
-
-// checkHost asks a host about its cluster's pools (the shared ones and its
-// own local ones) and records the answers.
-func (s *storageService) checkHost(ctx context.Context, h store.Host) error {
-	pools, err := s.e.st.ListPools(ctx, h.ClusterID)
-	if err != nil {
-		return err
-	}
-	var ask []store.Pool
-	for _, p := range pools {
-		if p.Kind == store.PoolShared || p.HostID == h.ID {
-			ask = append(ask, p)
-		}
-	}
-	if len(ask) == 0 {
-		return nil
-	}
-	req := struct {
-		Pools []storage.Pool `json:"pools"`
-	}{}
-	for _, p := range ask {
-		req.Pools = append(req.Pools, agentPool(p))
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var sts []storage.PoolStatus
-	if err := s.call(cctx, h, "pools/check", req, &sts); err != nil {
-		return err
-	}
-	return s.record(ctx, h, ask, sts)
-}
-
-// record writes what a host said of pools, and an event for each pool
-// that became unavailable on it, or available again.
-func (s *storageService) record(ctx context.Context, h store.Host, ask []store.Pool, sts []storage.PoolStatus) error {
-	byID := map[string]store.Pool{}
-	for _, p := range ask {
-		byID[p.ID] = p
-	}
-	old, err := s.e.st.ListHostPools(ctx, h.ID, "")
-	if err != nil {
-		return err
-	}
-	was := map[string]store.HostPool{}
-	for _, hp := range old {
-		was[hp.PoolID] = hp
-	}
-	var rows []store.HostPool
-	var events []store.Event
-	for _, st := range sts {
-		p, ok := byID[st.Pool]
-		if !ok {
-			continue
-		}
-		row := store.HostPool{HostID: h.ID, PoolID: p.ID, OK: st.OK, Code: st.Code, Message: st.Message,
-			CapacityBytes: int64(min(st.CapacityBytes, 1<<62)), FreeBytes: int64(min(st.FreeBytes, 1<<62))}
-		rows = append(rows, row)
-		prev, seen := was[p.ID]
-		switch {
-		case !st.OK && (!seen || prev.OK || prev.Code != st.Code):
-			events = append(events, store.Event{Action: "host.storage", Severity: store.SeverityWarning, ObjectKind: "host",
-				ObjectID: h.ID, ObjectName: h.Name, Code: api.CodePoolNotOnHost,
-				Message: fmt.Sprintf("Storage pool %s is not available on host %s: VMs using it are not started there.", p.Name, h.Name),
-				Reason:  st.Code + ": " + st.Message})
-		case st.OK && seen && !prev.OK:
-			events = append(events, store.Event{Action: "host.storage", ObjectKind: "host", ObjectID: h.ID, ObjectName: h.Name,
-				Message: fmt.Sprintf("Storage pool %s is available on host %s again.", p.Name, h.Name)})
-		}
-	}
-	return s.e.st.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.SetHostPools(ctx, h.ID, rows); err != nil {
-			return err
-		}
-		for _, ev := range events {
-			if err := s.e.appendEvent(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// checkPoolEverywhere asks every Up host that should have a pool about it
-// (after its creation), in parallel.
-func (s *storageService) checkPoolEverywhere(ctx context.Context, p store.Pool) {
-	hosts, err := s.e.st.ListHosts(ctx, store.HostFilter{ClusterID: p.ClusterID, Brief: true})
-	if err != nil {
-		return
-	}
-	var wg sync.WaitGroup
-	for _, h := range hosts {
-		if h.Status != store.HostUp || (p.Kind == store.PoolLocal && h.ID != p.HostID) {
-			continue
-		}
-		wg.Add(1)
-		go func(h store.Host) {
-			defer wg.Done()
-			full, err := s.e.st.GetHost(ctx, h.ID)
-			if err == nil {
-				_ = s.checkHost(ctx, full)
-			}
-		}(h)
-	}
-	wg.Wait()
-}
-
-// hostPools is, per host, the pools it has (for the scheduler): pool
-// name → "" when the host has it, else why not.
-func (s *storageService) hostPools(ctx context.Context, clusterID string) (map[string]map[string]string, error) {
-	pools, err := s.e.st.ListPools(ctx, clusterID)
-	if err != nil || len(pools) == 0 {
-		return nil, err
-	}
-	names := map[string]store.Pool{}
-	for _, p := range pools {
-		names[p.ID] = p
-	}
-	hps, err := s.e.st.ListHostPools(ctx, "", "")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]map[string]string{}
-	for _, hp := range hps {
-		p, ok := names[hp.PoolID]
-		if !ok {
-			continue
-		}
-		m := out[hp.HostID]
-		if m == nil {
-			m = map[string]string{}
-			out[hp.HostID] = m
-		}
-		if hp.OK {
-			m[p.Name] = ""
-		} else {
-			m[p.Name] = hp.Code + ": " + hp.Message
-		}
-	}
-	return out, nil
-}
-
-// hostPoolsView is what a host last said of its pools, by pool name.
-func (s *storageService) hostPoolsView(ctx context.Context, hostID string) ([]engineapi.HostPool, error) {
-	hps, err := s.e.st.ListHostPools(ctx, hostID, "")
-	if err != nil || len(hps) == 0 {
-		return nil, err
-	}
-	n, err := s.e.objectNames(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]engineapi.HostPool, 0, len(hps))
-	for _, hp := range hps {
-		p, err := s.e.st.GetPool(ctx, hp.PoolID)
+// uploadChunk reads where a request's data starts: Upload-Offset, or the
+// first byte of a Content-Range (whose size the service checks).
+func uploadChunk(r *http.Request) (service.UploadChunk, error) {
+	c := service.UploadChunk{Length: r.ContentLength, Total: -1, Data: r.Body}
+	if h := r.Header.Get(engineapi.UploadOffsetHeader); h != "" {
+		off, err := storage.ParseOffset(h)
 		if err != nil {
-			continue
+			return c, invalidField(engineapi.UploadOffsetHeader, "%v", err)
 		}
-		out = append(out, hostPoolView(hp, p.Name, n))
+		c.Offset = off
+		return c, nil
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pool < out[j].Pool })
-	return out, nil
+	if h := r.Header.Get("Content-Range"); h != "" {
+		first, _, total, err := storage.ParseContentRange(h)
+		if err != nil {
+			return c, invalidField("Content-Range", "%v", err)
+		}
+		c.Offset, c.Total = first, total
+	}
+	return c, nil
+}
+
+// putVolumeData streams an upload's data through to an agent; the data
+// may come slowly: the request has a day. The answer's Upload-Offset says
+// where the upload stands, also when the data was refused for its offset.
+func (e *Engine) putVolumeData(w http.ResponseWriter, r *http.Request) error {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(24 * time.Hour))
+	_ = rc.SetWriteDeadline(time.Now().Add(24 * time.Hour))
+	c, err := uploadChunk(r)
+	if err != nil {
+		return err
+	}
+	ans, err := e.svc.Storage.UploadData(r.Context(), r.PathValue("pool"), r.PathValue("volume"), c)
+	if ans.Upload.SizeBytes > 0 {
+		w.Header().Set(engineapi.UploadOffsetHeader, strconv.FormatInt(ans.Upload.Offset, 10))
+	}
+	return answer(w, http.StatusOK, ans, err)
+}
+
+func (e *Engine) getVolumeUpload(w http.ResponseWriter, r *http.Request) error {
+	p, err := e.svc.Storage.UploadStatus(r.Context(), r.PathValue("pool"), r.PathValue("volume"))
+	if err == nil {
+		w.Header().Set(engineapi.UploadOffsetHeader, strconv.FormatInt(p.Offset, 10))
+	}
+	return answer(w, http.StatusOK, p, err)
+}
+
+func (e *Engine) deleteVolumeUpload(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, e.svc.Storage.CancelUpload(r.Context(), r.PathValue("pool"), r.PathValue("volume")))
+}
+
+func (e *Engine) resizeVolume(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.VolumeResize
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	v, err := e.svc.Storage.ResizeVolume(r.Context(), r.PathValue("pool"), r.PathValue("volume"), req)
+	return answer(w, http.StatusOK, v, err)
+}
+
+func (e *Engine) cloneVolume(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.VolumeClone
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	v, err := e.svc.Storage.CloneVolume(r.Context(), r.PathValue("pool"), r.PathValue("volume"), req)
+	return answer(w, http.StatusCreated, v, err)
+}
+
+func (e *Engine) deleteVolume(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, e.svc.Storage.DeleteVolume(r.Context(), r.PathValue("pool"), r.PathValue("volume")))
+}
+
+func (e *Engine) listImages(w http.ResponseWriter, r *http.Request) error {
+	ims, err := e.svc.Storage.ListImages(r.Context(), r.URL.Query().Get("arch"))
+	return answer(w, http.StatusOK, ims, err)
+}
+
+func (e *Engine) getImage(w http.ResponseWriter, r *http.Request) error {
+	im, err := e.svc.Storage.GetImage(r.Context(), r.PathValue("image"))
+	return answer(w, http.StatusOK, im, err)
+}
+
+func (e *Engine) createImage(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.ImageRequest
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	im, err := e.svc.Storage.CreateImage(r.Context(), req)
+	return answer(w, http.StatusCreated, im, err)
+}
+
+func (e *Engine) deleteImage(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, e.svc.Storage.DeleteImage(r.Context(), r.PathValue("image")))
+}
+
+func (e *Engine) listTemplates(w http.ResponseWriter, r *http.Request) error {
+	ts, err := e.svc.Storage.ListTemplates(r.Context())
+	return answer(w, http.StatusOK, ts, err)
+}
+
+func (e *Engine) getTemplate(w http.ResponseWriter, r *http.Request) error {
+	t, err := e.svc.Storage.GetTemplate(r.Context(), r.PathValue("template"))
+	return answer(w, http.StatusOK, t, err)
+}
+
+func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.TemplateRequest
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	t, err := e.svc.Storage.CreateTemplate(r.Context(), req)
+	return answer(w, http.StatusCreated, t, err)
+}
+
+func (e *Engine) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, e.svc.Storage.DeleteTemplate(r.Context(), r.PathValue("template")))
+}
+
+func (e *Engine) listSnapshots(w http.ResponseWriter, r *http.Request) error {
+	ss, err := e.svc.Storage.ListSnapshots(r.Context(), r.PathValue("vm"))
+	return answer(w, http.StatusOK, ss, err)
+}
+
+func (e *Engine) createSnapshot(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.SnapshotRequest
+	if err := httpx.DecodeJSON(r, &req, false); err != nil {
+		return err
+	}
+	s, err := e.svc.Storage.CreateSnapshot(r.Context(), r.PathValue("vm"), req)
+	return answer(w, http.StatusCreated, s, err)
+}
+
+func (e *Engine) revertSnapshot(w http.ResponseWriter, r *http.Request) error {
+	s, err := e.svc.Storage.RevertSnapshot(r.Context(), r.PathValue("vm"), r.PathValue("snapshot"))
+	return answer(w, http.StatusOK, s, err)
+}
+
+func (e *Engine) deleteSnapshot(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, e.svc.Storage.DeleteSnapshot(r.Context(), r.PathValue("vm"), r.PathValue("snapshot")))
 }

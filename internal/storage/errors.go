@@ -18,8 +18,6 @@
 package storage
 
 import (
-	"net/http"
-
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
 )
@@ -45,23 +43,16 @@ const (
 )
 
 // Errors are *api.Error values with a code of internal/api/codes.go
-// (storage group) and the HTTP status the agent answers them with.
+// (storage group); the HTTP status the agent answers them with is their
+// code's (internal/api/status.go).
 
-func newErr(status int, code, format string, args ...any) *api.Error {
-	return api.NewError(status, code, format, args...)
+func newErr(code, format string, args ...any) *api.Error {
+	return api.FieldError(code, "", format, args...)
 }
 
-func refused(code, format string, args ...any) *api.Error {
-	return newErr(http.StatusUnprocessableEntity, code, format, args...)
-}
-
-func conflict(code, format string, args ...any) *api.Error {
-	return newErr(http.StatusConflict, code, format, args...)
-}
-
-func notFound(code, format string, args ...any) *api.Error {
-	return newErr(http.StatusNotFound, code, format, args...)
-}
+func refused(code, format string, args ...any) *api.Error  { return newErr(code, format, args...) }
+func conflict(code, format string, args ...any) *api.Error { return newErr(code, format, args...) }
+func notFound(code, format string, args ...any) *api.Error { return newErr(code, format, args...) }
 
 // message is the message of a storage error.
 func message(err error) string {

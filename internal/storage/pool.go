@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -348,7 +347,7 @@ func renameNoReplace(dir, from, to string) error {
 		return os.Remove(filepath.Join(dir, from))
 	}
 	if err != nil {
-		return newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "rename %s → %s: %v", from, to, err)
+		return newErr(api.CodeStorageToolFailed, "rename %s → %s: %v", from, to, err)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -194,5 +193,5 @@ func toolError(err error, res hostexec.Result) error {
 	if strings.Contains(msg, "Failed to get") && strings.Contains(msg, "lock") {
 		return conflict(api.CodeVolumeInUse, "the volume is in use (a running VM holds it): %s", msg)
 	}
-	return newErr(http.StatusBadGateway, api.CodeStorageToolFailed, "qemu-img: %s", msg)
+	return newErr(api.CodeStorageToolFailed, "qemu-img: %s", msg)
 }

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"polyvirt/internal/api/agentapi"
 )
 
 // UploadOffsetHeader carries where an upload's data starts (a request) or
 // where the upload stands (an answer).
-const UploadOffsetHeader = "Upload-Offset"
+const UploadOffsetHeader = agentapi.UploadOffsetHeader
 
 // ParseOffset reads an Upload-Offset header: a decimal byte offset, 0 to
 // MaxUploadSize.

@@ -11,7 +11,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path"
 	"strings"
@@ -212,7 +211,7 @@ func (h *Host) WriteUpload(ctx context.Context, p Pool, name string, offset int6
 	}
 	hs := sha256.New()
 	if err := hs.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash); err != nil {
-		return st.UploadStatus, newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "upload %s: its checksum state is unreadable: %v", name, err)
+		return st.UploadStatus, newErr(api.CodeStorageToolFailed, "upload %s: its checksum state is unreadable: %v", name, err)
 	}
 	werr := h.copyUpload(ctx, f, hs, st, dir, r)
 	saveErr := h.saveUpload(dir, st)
@@ -404,11 +403,11 @@ func (h *Host) loadUpload(dir, name string) (*uploadState, error) {
 		return nil, notFound(api.CodeUploadNotFound, "no upload of %s is in progress", name)
 	}
 	if err != nil {
-		return nil, newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "upload %s: %v", name, err)
+		return nil, newErr(api.CodeStorageToolFailed, "upload %s: %v", name, err)
 	}
 	var st uploadState
 	if err := json.Unmarshal(b, &st); err != nil || st.Name != name || st.Offset < 0 || st.Offset > st.SizeBytes {
-		return nil, newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "upload %s: its state file is damaged; abort the upload", name)
+		return nil, newErr(api.CodeStorageToolFailed, "upload %s: its state file is damaged; abort the upload", name)
 	}
 	part := h.onHost(path.Join(dir, partName(name)))
 	fi, err := os.Lstat(part)

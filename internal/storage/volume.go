@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path"
 	"strconv"
@@ -358,7 +357,7 @@ func (h *Host) Delete(p Pool, name string) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return notFound(api.CodeVolumeNotFound, "pool %s has no volume %s", p.Name, name)
 		}
-		return newErr(http.StatusInternalServerError, api.CodeStorageToolFailed, "removing volume %s: %v", name, unwrapPathError(err))
+		return newErr(api.CodeStorageToolFailed, "removing volume %s: %v", name, unwrapPathError(err))
 	}
 	return syncDir(h.onHost(dir))
 }

@@ -7,6 +7,11 @@ import "time"
 // every request (its id, name, path and kind); the agent keeps nothing of
 // it but what is in the pool's directory (package storage).
 
+// UploadOffsetHeader is the header that says where an upload's data
+// starts (a request's) and where the upload stands (an answer's), in the
+// agent's API and the engine's.
+const UploadOffsetHeader = "Upload-Offset"
+
 // Pool is a storage pool as the engine describes it to a host.
 type Pool struct {
 	// ID and Name identify the pool (the marker names both).

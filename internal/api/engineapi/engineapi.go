@@ -178,10 +178,10 @@ type Host struct {
 	Capabilities json.RawMessage `json:"capabilities,omitempty"`
 	// Pools is what the host last said of the storage pools it should
 	// have (GET of one host only): a pool it lacks says why.
-	Pools []HostPool `json:"pools,omitempty"`
-	Version      int64           `json:"version"`
-	Created      time.Time       `json:"created"`
-	Updated      time.Time       `json:"updated"`
+	Pools   []HostPool `json:"pools,omitempty"`
+	Version int64      `json:"version"`
+	Created time.Time  `json:"created"`
+	Updated time.Time  `json:"updated"`
 }
 
 // HostFirmwareLevel is one firmware component of a host and its level.

@@ -2,8 +2,14 @@ package engineapi
 
 import (
 	"encoding/json"
+	"polyvirt/internal/api/agentapi"
 	"time"
 )
+
+// UploadOffsetHeader says where an upload's data starts (PUT
+// /volumes/{pool}/{volume}/data) and where the upload stands (the
+// answers); Content-Range "bytes FIRST-LAST/SIZE" may say it instead.
+const UploadOffsetHeader = agentapi.UploadOffsetHeader
 
 // Pool is a storage pool of a cluster.
 type Pool struct {

@@ -5,7 +5,7 @@
 // restarts).
 //
 // Its API is one type per domain (Users, Clusters, Hosts, VMs, Firmware,
-// Events, Enrollment, System), reached from Services. Their methods take
+// Events, Enrollment, System, Storage), reached from Services. Their methods take
 // typed requests (the contract layer's documents, internal/api/engineapi)
 // and return typed results and coded errors: every error they return is
 // an *api.Error (its code is declared in internal/api/codes.go, its HTTP
@@ -17,7 +17,9 @@
 // status machine in hoststate.go, admission in admission.go), vms.go (the
 // definition against its cluster in vmdef.go, scheduling and lifecycle in
 // vmactions.go, states from the agents in vmsync.go, HA in ha.go),
-// firmware.go, users.go, events.go, join.go. The services reach the hosts
+// firmware.go, users.go, events.go, join.go, storage*.go (pools, volumes
+// and uploads, the image library and templates, a VM's disks from pools)
+// and snapshots.go. The services reach the hosts
 // through Agents (the engine's mutual-TLS client implements it), the
 // database through package store.
 package service
@@ -38,8 +40,10 @@ import (
 type Config struct {
 	// Store is the engine's database.
 	Store store.Store
-	// Agents calls the hosts' agents.
-	Agents Agents
+	// Agents calls the hosts' agents; StorageAgents their storage API
+	// (nil: no storage).
+	Agents        Agents
+	StorageAgents StorageAgents
 	// CA is the engine CA: it signs the agents' certificates at join.
 	CA *pki.CA
 	// Name is the engine's name, URL its address as agents reach it (the
@@ -63,6 +67,7 @@ type Services struct {
 	Events     *Events
 	Enrollment *Enrollment
 	System     *System
+	Storage    *Storage
 
 	e *engine
 }
@@ -76,8 +81,9 @@ func New(cfg Config) *Services {
 	e := &engine{cfg: cfg, st: cfg.Store, agents: cfg.Agents, log: cfg.Log, ca: cfg.CA, caFP: pki.Fingerprint(cfg.CA.Cert)}
 	e.joinAudit = rateLimiter{every: time.Minute, burst: 20}
 	e.vms = newVMService(e, cfg.VMs)
+	e.stor = newStorageService(e, cfg.StorageAgents)
 	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e},
-		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, e: e}
+		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, e: e}
 }
 
 // Close ends the long-lived streams and releases the agents' connections.
@@ -103,6 +109,8 @@ type engine struct {
 	ca     *pki.CA
 	caFP   string
 	vms    *vmService
+	// stor is the storage: pools, volumes, images, templates, snapshots.
+	stor *storageService
 
 	leader atomic.Bool
 	monMu  sync.Mutex

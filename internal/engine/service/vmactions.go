@@ -175,7 +175,7 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		l.vcpus += sz.VCPUs
 		l.n++
 	}
-	pools, err := s.e.storage.hostPools(ctx, c.ID)
+	pools, err := s.e.stor.hostPools(ctx, c.ID)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package engine
+package service
 
 import (
 	"bytes"
@@ -8,11 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"path"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
@@ -31,49 +30,42 @@ import (
 // it).
 
 // createFile makes a volume's file on a host of its pool.
-func (s *storageService) createFile(ctx context.Context, p store.Pool, cr storage.CreateRequest) (storage.VolumeInfo, error) {
+func (s *storageService) createFile(ctx context.Context, p store.Pool, cr agentapi.CreateRequest) (agentapi.VolumeInfo, error) {
 	cr.Pool = agentPool(p)
-	var info storage.VolumeInfo
+	var info agentapi.VolumeInfo
 	err := s.onPool(ctx, p, func(h store.Host) error { return s.call(ctx, h, "volumes/create", cr, &info) })
-	if err != nil {
-		return info, storageError(err)
-	}
-	return info, nil
+	return info, err
 }
 
 // cloneFile copies a volume whole into a new file, on a host that has both
 // pools.
-func (s *storageService) cloneFile(ctx context.Context, src store.Pool, v store.Volume, dst store.Pool, name, format string) (storage.VolumeInfo, error) {
+func (s *storageService) cloneFile(ctx context.Context, src store.Pool, v store.Volume, dst store.Pool, name, format string) (agentapi.VolumeInfo, error) {
 	if v.State != store.VolumeReady {
-		return storage.VolumeInfo{}, api.NewError(http.StatusConflict, api.CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
+		return agentapi.VolumeInfo{}, fail(api.CodeVolumeNotReady, "volume %s is %s", v.Name, v.State)
 	}
 	if _, err := s.e.st.GetVolumeByName(ctx, dst.ID, name); err == nil {
-		return storage.VolumeInfo{}, api.NewError(http.StatusConflict, api.CodeVolumeExists, "pool %s has a volume %s already", dst.Name, name)
+		return agentapi.VolumeInfo{}, fail(api.CodeVolumeExists, "pool %s has a volume %s already", dst.Name, name)
 	}
-	var info storage.VolumeInfo
-	req := map[string]any{"pool": agentPool(src), "name": v.Name, "format": v.Format,
-		"target": map[string]any{"pool": agentPool(dst), "name": name, "format": format}}
+	var info agentapi.VolumeInfo
+	req := agentapi.VolumeRequest{Pool: agentPool(src), Name: v.Name, Format: v.Format,
+		Target: &agentapi.VolumeRequest{Pool: agentPool(dst), Name: name, Format: format}}
 	err := s.onPools(ctx, []store.Pool{src, dst}, func(h store.Host) error { return s.call(ctx, h, "volumes/clone", req, &info) })
-	if err != nil {
-		return info, storageError(err)
-	}
-	return info, nil
+	return info, err
 }
 
 // uploadBytes makes a volume's file of a few bytes (a cloud-init seed)
 // through the upload path: checked like any upload.
-func (s *storageService) uploadBytes(ctx context.Context, p store.Pool, name, format string, data []byte) (storage.VolumeInfo, error) {
+func (s *storageService) uploadBytes(ctx context.Context, p store.Pool, name, format string, data []byte) (agentapi.VolumeInfo, error) {
 	sum := sha256.Sum256(data)
-	ur := storage.UploadRequest{Pool: agentPool(p), Name: name, Format: format, SizeBytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
-	var out storage.VolumeInfo
+	ur := agentapi.UploadRequest{Pool: agentPool(p), Name: name, Format: format, SizeBytes: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	var out agentapi.VolumeInfo
 	err := s.onPool(ctx, p, func(h store.Host) error {
-		var st storage.UploadStatus
+		var st agentapi.UploadStatus
 		if err := s.call(ctx, h, "uploads", ur, &st); err != nil {
 			return err
 		}
-		q := url.Values{"poolId": {p.ID}, "pool": {p.Name}, "poolPath": {p.Path}, "poolKind": {string(p.Kind)}, "name": {name}}
-		hdr := map[string][]string{storage.UploadOffsetHeader: {"0"}}
-		if err := s.do(ctx, h, http.MethodPut, "/v1/storage/uploads/data?"+q.Encode(), hdr, bytes.NewReader(data), "application/octet-stream", &st); err != nil {
+		st, err := s.agents.UploadData(ctx, h, agentPool(p), name, 0, int64(len(data)), bytes.NewReader(data))
+		if err != nil {
 			return err
 		}
 		if !st.Done || st.Volume == nil {
@@ -82,10 +74,7 @@ func (s *storageService) uploadBytes(ctx context.Context, p store.Pool, name, fo
 		out = *st.Volume
 		return nil
 	})
-	if err != nil {
-		return out, storageError(err)
-	}
-	return out, nil
+	return out, err
 }
 
 // plannedFile is a volume the engine makes for a VM.
@@ -120,7 +109,7 @@ func (p *vmPlan) planned(pool, name string) *plannedFile {
 // planVMStorage applies a create request's storage parts to its
 // definition: a template's definition and disks, an image's disk, a
 // cloud-init seed; then resolves every volume disk.
-func (e *Engine) planVMStorage(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, vmID string) (*vmspec.VM, *vmPlan, error) {
+func (e *engine) planVMStorage(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, vmID string) (*vmspec.VM, *vmPlan, error) {
 	plan := &vmPlan{}
 	sr := req.VMStorageRequest
 	if sr.Template != "" && sr.Image != "" {
@@ -155,7 +144,7 @@ func (e *Engine) planVMStorage(ctx context.Context, req *engineapi.VMRequest, de
 // fromImage gives the VM a first disk made from a library image: a qcow2
 // overlay on the image's volume (in its pool), or a whole copy (Clone,
 // into Pool or the image's pool).
-func (e *Engine) fromImage(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) error {
+func (e *engine) fromImage(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) error {
 	sr := req.VMStorageRequest
 	im, err := e.findImage(ctx, sr.Image)
 	if err != nil {
@@ -166,8 +155,7 @@ func (e *Engine) fromImage(ctx context.Context, req *engineapi.VMRequest, def *v
 	}
 	if def.Arch != "" {
 		if a, err := arch.Parse(string(def.Arch)); err == nil && a != im.Arch {
-			return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeArchConflict, Field: "definition.arch",
-				Message: fmt.Sprintf("the definition says %s but image %s is a %s image; leave arch out", a, im.Name, im.Arch)}
+			return api.FieldError(api.CodeArchConflict, "definition.arch", "the definition says %s but image %s is a %s image; leave arch out", a, im.Name, im.Arch)
 		}
 	}
 	def.Arch = im.Arch
@@ -200,7 +188,7 @@ func (e *Engine) fromImage(ctx context.Context, req *engineapi.VMRequest, def *v
 
 // targetPool is where a VM's new volumes go: Pool, or the source's pool;
 // it must be of the VM's cluster.
-func (e *Engine) targetPool(ctx context.Context, sr engineapi.VMStorageRequest, src store.Pool, c store.Cluster) (store.Pool, error) {
+func (e *engine) targetPool(ctx context.Context, sr engineapi.VMStorageRequest, src store.Pool, c store.Cluster) (store.Pool, error) {
 	dst := src
 	if sr.Pool != "" {
 		var err error
@@ -209,8 +197,7 @@ func (e *Engine) targetPool(ctx context.Context, sr engineapi.VMStorageRequest, 
 		}
 	}
 	if dst.ClusterID != c.ID {
-		return dst, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodePoolNotInCluster, Field: "pool",
-			Message: fmt.Sprintf("pool %s is not a pool of cluster %s; give a pool of the VM's cluster (--pool) with --clone", dst.Name, c.Name)}
+		return dst, api.FieldError(api.CodePoolNotInCluster, "pool", "pool %s is not a pool of cluster %s; give a pool of the VM's cluster (--pool) with --clone", dst.Name, c.Name)
 	}
 	return dst, nil
 }
@@ -218,7 +205,7 @@ func (e *Engine) targetPool(ctx context.Context, sr engineapi.VMStorageRequest, 
 // fromTemplate makes the VM's definition from a template's (the request's
 // definition overrides its fields) and its disks from the template's
 // volumes (overlays, or copies with Clone); read-only volumes are shared.
-func (e *Engine) fromTemplate(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) (*vmspec.VM, error) {
+func (e *engine) fromTemplate(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, c store.Cluster, plan *vmPlan) (*vmspec.VM, error) {
 	sr := req.VMStorageRequest
 	t, err := e.findTemplate(ctx, sr.Template)
 	if err != nil {
@@ -226,8 +213,7 @@ func (e *Engine) fromTemplate(ctx context.Context, req *engineapi.VMRequest, def
 	}
 	guests := archspec.ClusterGuestArches(c.Arch)
 	if !containsArch(guests, t.Arch) {
-		return nil, &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeVMClusterArch, Field: "template",
-			Message: fmt.Sprintf("template %s is of a %s VM; cluster %s runs %s VMs: use a template of its architecture", t.Name, t.Arch, c.Name, orList(guests))}
+		return nil, api.FieldError(api.CodeVMClusterArch, "template", "template %s is of a %s VM; cluster %s runs %s VMs: use a template of its architecture", t.Name, t.Arch, c.Name, orList(guests))
 	}
 	var base, over map[string]json.RawMessage
 	if err := json.Unmarshal(t.Definition, &base); err != nil {
@@ -282,7 +268,7 @@ func containsArch(as []arch.Arch, a arch.Arch) bool {
 // withSeed gives the VM a cloud-init seed: a NoCloud ISO volume (raw) in
 // Pool or its first volume disk's pool, attached as a CD-ROM on the bus
 // the architecture gives CD-ROMs (spapr-vscsi on POWER, SATA on q35).
-func (e *Engine) withSeed(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, vmID string, plan *vmPlan) error {
+func (e *engine) withSeed(ctx context.Context, req *engineapi.VMRequest, def *vmspec.VM, vmID string, plan *vmPlan) error {
 	ci := req.CloudInit
 	host := ci.Hostname
 	if host == "" {
@@ -292,11 +278,11 @@ func (e *Engine) withSeed(ctx context.Context, req *engineapi.VMRequest, def *vm
 	if err := seed.Check(); err != nil {
 		var es api.Errors
 		if errors.As(err, &es) {
-			ae := &api.Error{Status: http.StatusUnprocessableEntity, Code: es[0].Code, Field: "cloudInit." + es[0].Field, Message: es.Error()}
+			out := make(api.Errors, 0, len(es))
 			for _, x := range es {
-				ae.Details = append(ae.Details, &api.Error{Code: x.Code, Field: "cloudInit." + x.Field, Message: x.Message})
+				out = append(out, &api.Error{Code: x.Code, Field: "cloudInit." + x.Field, Message: x.Message})
 			}
-			return ae
+			return out
 		}
 		return err
 	}
@@ -329,7 +315,7 @@ func (e *Engine) withSeed(ctx context.Context, req *engineapi.VMRequest, def *vm
 // resolveDisks gives every volume disk of a definition its file (the
 // pool's directory and the volume's name) and format, and returns the IDs
 // of the existing volumes it names. Every refusal comes back at once.
-func (e *Engine) resolveDisks(ctx context.Context, def *vmspec.VM, c store.Cluster, plan *vmPlan) ([]string, error) {
+func (e *engine) resolveDisks(ctx context.Context, def *vmspec.VM, c store.Cluster, plan *vmPlan) ([]string, error) {
 	var errs api.Errors
 	var ids []string
 	bad := func(code, field, format string, args ...any) {
@@ -413,20 +399,20 @@ func (s *storageService) makeFiles(ctx context.Context, plan *vmPlan) error {
 		return nil
 	}
 	for _, f := range plan.files {
-		var info storage.VolumeInfo
+		var info agentapi.VolumeInfo
 		var err error
 		switch f.how {
 		case "overlay":
-			info, err = s.createFile(ctx, f.pool, storage.CreateRequest{Name: f.rec.Name, Format: "qcow2", SizeBytes: f.size,
+			info, err = s.createFile(ctx, f.pool, agentapi.CreateRequest{Name: f.rec.Name, Format: "qcow2", SizeBytes: f.size,
 				Backing: f.src.Name, BackingFormat: f.src.Format})
 			f.rec.BackingVolumeID = f.src.ID
 		case "clone":
 			info, err = s.cloneFile(ctx, f.srcPool, f.src, f.pool, f.rec.Name, f.rec.Format)
 			if err == nil && f.size > info.VirtualSize {
 				f.made = true
-				err = s.call(ctx, mustHost(ctx, s, f.pool), "volumes/resize",
-					map[string]any{"pool": agentPool(f.pool), "name": f.rec.Name, "format": f.rec.Format, "sizeBytes": f.size}, &info)
-				err = storageErrorOrNil(err)
+				err = s.onPool(ctx, f.pool, func(h store.Host) error {
+					return s.call(ctx, h, "volumes/resize", agentapi.VolumeRequest{Pool: agentPool(f.pool), Name: f.rec.Name, Format: f.rec.Format, SizeBytes: f.size}, &info)
+				})
 			}
 		case "seed":
 			info, err = s.uploadBytes(ctx, f.pool, f.rec.Name, "raw", f.data)
@@ -441,23 +427,6 @@ func (s *storageService) makeFiles(ctx context.Context, plan *vmPlan) error {
 		f.rec.PoolID, f.rec.State, f.rec.VirtualSize, f.rec.ActualSize = f.pool.ID, store.VolumeReady, info.VirtualSize, info.ActualSize
 	}
 	return nil
-}
-
-func storageErrorOrNil(err error) error {
-	if err == nil {
-		return nil
-	}
-	return storageError(err)
-}
-
-// mustHost is the first host that can act on a pool (or an empty host,
-// whose call then fails with the reason).
-func mustHost(ctx context.Context, s *storageService, p store.Pool) store.Host {
-	hs, err := s.hostsFor(ctx, p)
-	if err != nil || len(hs) == 0 {
-		return store.Host{Name: "(none)"}
-	}
-	return hs[0]
 }
 
 // removePlanned removes the files made for a VM that was not created.
@@ -492,11 +461,11 @@ func recordPlan(ctx context.Context, tx store.Tx, plan *vmPlan, vmID string) err
 
 // deleteOwnedVolumes removes the volumes made for a VM after the VM is
 // gone (best effort: a volume left is reported).
-func (e *Engine) deleteOwnedVolumes(ctx context.Context, vmName string, owned []store.Volume) {
+func (e *engine) deleteOwnedVolumes(ctx context.Context, vmName string, owned []store.Volume) {
 	for _, v := range owned {
 		p, err := e.st.GetPool(ctx, v.PoolID)
 		if err == nil {
-			err = e.storage.deleteVolume(ctx, p, v)
+			err = e.stor.deleteVolume(ctx, p, v)
 		}
 		if err != nil {
 			e.log.Warn("a deleted VM's volume was left", "vm", vmName, "volume", v.Name, "err", err)

@@ -1,11 +1,10 @@
-package engine
+package service
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -19,7 +18,7 @@ import (
 
 // The image library and templates.
 
-func (e *Engine) findImage(ctx context.Context, ref string) (store.Image, error) {
+func (e *engine) findImage(ctx context.Context, ref string) (store.Image, error) {
 	if strings.TrimSpace(ref) == "" {
 		return store.Image{}, invalidField("image", "no image named")
 	}
@@ -28,13 +27,12 @@ func (e *Engine) findImage(ctx context.Context, ref string) (store.Image, error)
 		if im2, err2 := e.st.GetImage(ctx, ref); err2 == nil {
 			return im2, nil
 		}
-		return im, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "image",
-			Message: fmt.Sprintf("image %q is not in the library (polyvirt image list)", ref)}
+		return im, api.FieldError(api.CodeNotFound, "image", "image %q is not in the library (polyvirt image list)", ref)
 	}
 	return im, err
 }
 
-func (e *Engine) imageView(ctx context.Context, im store.Image) (engineapi.Image, error) {
+func (e *engine) imageView(ctx context.Context, im store.Image) (engineapi.Image, error) {
 	out := engineapi.Image{ID: im.ID, Name: im.Name, Arch: string(im.Arch), OS: im.OS, Description: im.Description,
 		Version: im.Version, Created: im.Created, Updated: im.Updated}
 	v, err := e.st.GetVolume(ctx, im.VolumeID)
@@ -53,13 +51,14 @@ func (e *Engine) imageView(ctx context.Context, im store.Image) (engineapi.Image
 	return out, nil
 }
 
-func (e *Engine) listImages(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
+// ListImages lists the image library, of one architecture when arch is not
+// empty.
+func (s *Storage) ListImages(ctx context.Context, want string) ([]engineapi.Image, error) {
+	e := s.e
 	ims, err := e.st.ListImages(ctx)
 	if err != nil {
-		return err
+		return nil, coded(err)
 	}
-	want := r.URL.Query().Get("arch")
 	out := make([]engineapi.Image, 0, len(ims))
 	for _, im := range ims {
 		if want != "" {
@@ -69,68 +68,68 @@ func (e *Engine) listImages(w http.ResponseWriter, r *http.Request) error {
 		}
 		v, err := e.imageView(ctx, im)
 		if err != nil {
-			return err
+			return nil, coded(err)
 		}
 		out = append(out, v)
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-func (e *Engine) getImage(w http.ResponseWriter, r *http.Request) error {
-	im, err := e.findImage(r.Context(), r.PathValue("image"))
+// GetImage is an image of the library (name or ID).
+func (s *Storage) GetImage(ctx context.Context, ref string) (engineapi.Image, error) {
+	im, err := s.e.findImage(ctx, ref)
 	if err != nil {
-		return err
+		return engineapi.Image{}, coded(err)
 	}
-	v, err := e.imageView(r.Context(), im)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
+	v, err := s.e.imageView(ctx, im)
+	return v, coded(err)
 }
 
 // imageArchAllowed refuses an image a cluster's hosts do not run.
 func imageArchAllowed(im store.Image, c store.Cluster, field string) error {
 	if c.Arch == arch.Unknown {
-		return &api.Error{Status: http.StatusConflict, Code: api.CodeClusterNoArch, Field: "cluster",
-			Message: fmt.Sprintf("cluster %s has no architecture yet; set its CPU type or add a host first", c.Name)}
+		return api.FieldError(api.CodeClusterNoArch, "cluster", "cluster %s has no architecture yet; set its CPU type or add a host first", c.Name)
 	}
 	guests := archspec.ClusterGuestArches(c.Arch)
 	if !slices.Contains(guests, im.Arch) {
-		return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeImageArch, Field: field,
-			Message: fmt.Sprintf("image %s is a %s image; cluster %s runs %s VMs: choose an image of its architecture", im.Name, im.Arch, c.Name, orList(guests))}
+		return api.FieldError(api.CodeImageArch, field, "image %s is a %s image; cluster %s runs %s VMs: choose an image of its architecture", im.Name, im.Arch, c.Name, orList(guests))
 	}
 	return nil
 }
 
-// createImage adds a volume (uploaded first) to the library, with its
+// CreateImage adds a volume (uploaded first) to the library, with its
 // architecture: one its pool's cluster runs.
-func (e *Engine) createImage(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	var req engineapi.ImageRequest
-	if err := decodeBody(r, &req, false); err != nil {
-		return err
+func (s *Storage) CreateImage(ctx context.Context, req engineapi.ImageRequest) (engineapi.Image, error) {
+	im, err := s.e.createImage(ctx, req)
+	if err != nil {
+		return engineapi.Image{}, coded(err)
 	}
+	v, err := s.e.imageView(ctx, im)
+	return v, coded(err)
+}
+
+func (e *engine) createImage(ctx context.Context, req engineapi.ImageRequest) (store.Image, error) {
 	if err := store.ValidName(req.Name); err != nil {
-		return invalidField("name", "%v", err)
+		return store.Image{}, invalidField("name", "%v", err)
 	}
 	a, err := arch.Parse(req.Arch)
 	if err != nil {
-		return invalidField("arch", "%v", err)
+		return store.Image{}, invalidField("arch", "%v", err)
 	}
 	p, v, err := e.findVolume(ctx, req.Pool, req.Volume)
 	if err != nil {
-		return err
+		return store.Image{}, err
 	}
 	if v.State != store.VolumeReady {
-		return api.NewError(http.StatusConflict, api.CodeVolumeNotReady, "volume %s is %s: finish its upload first", v.Name, v.State)
+		return store.Image{}, fail(api.CodeVolumeNotReady, "volume %s is %s: finish its upload first", v.Name, v.State)
 	}
 	c, err := e.st.GetCluster(ctx, p.ClusterID)
 	if err != nil {
-		return err
+		return store.Image{}, err
 	}
 	im := store.Image{Name: req.Name, Arch: a, OS: req.OS, Description: req.Description, VolumeID: v.ID}
 	if err := imageArchAllowed(im, c, "arch"); err != nil {
-		return err
+		return store.Image{}, err
 	}
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.CreateImage(ctx, &im); err != nil {
@@ -144,21 +143,17 @@ func (e *Engine) createImage(w http.ResponseWriter, r *http.Request) error {
 			Message: fmt.Sprintf("Image %s (%s) was added to the library by %s.", im.Name, im.Arch, userName(ctx)),
 			Reason:  fmt.Sprintf("volume %s of pool %s, %s, %d bytes", v.Name, p.Name, v.Format, v.VirtualSize)})
 	})
-	if err != nil {
-		return err
-	}
-	out, err := e.imageView(ctx, im)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, out)
+	return im, err
 }
 
-// deleteImage removes an image and its volume, unless VMs' disks are
+// DeleteImage removes an image and its volume, unless VMs' disks are
 // overlays on it.
-func (e *Engine) deleteImage(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	im, err := e.findImage(ctx, r.PathValue("image"))
+func (s *Storage) DeleteImage(ctx context.Context, ref string) error {
+	return coded(s.e.deleteImage(ctx, ref))
+}
+
+func (e *engine) deleteImage(ctx context.Context, ref string) error {
+	im, err := e.findImage(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -172,7 +167,7 @@ func (e *Engine) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	}
 	u.Images = nil
 	if !u.Empty() {
-		return api.NewError(http.StatusConflict, api.CodeImageInUse, "Cannot delete image %s: its volume is in use (%s).", im.Name, u.String())
+		return fail(api.CodeImageInUse, "Cannot delete image %s: its volume is in use (%s).", im.Name, u.String())
 	}
 	p, err := e.st.GetPool(ctx, v.PoolID)
 	if err != nil {
@@ -188,16 +183,12 @@ func (e *Engine) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := e.storage.deleteVolume(ctx, p, v); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return e.stor.deleteVolume(ctx, p, v)
 }
 
 // ----- templates
 
-func (e *Engine) findTemplate(ctx context.Context, ref string) (store.Template, error) {
+func (e *engine) findTemplate(ctx context.Context, ref string) (store.Template, error) {
 	if strings.TrimSpace(ref) == "" {
 		return store.Template{}, invalidField("template", "no template named")
 	}
@@ -206,13 +197,12 @@ func (e *Engine) findTemplate(ctx context.Context, ref string) (store.Template, 
 		if t2, err2 := e.st.GetTemplate(ctx, ref); err2 == nil {
 			return t2, nil
 		}
-		return t, &api.Error{Status: http.StatusNotFound, Code: api.CodeNotFound, Field: "template",
-			Message: fmt.Sprintf("template %q does not exist (polyvirt template list)", ref)}
+		return t, api.FieldError(api.CodeNotFound, "template", "template %q does not exist (polyvirt template list)", ref)
 	}
 	return t, err
 }
 
-func (e *Engine) templateView(ctx context.Context, t store.Template) engineapi.Template {
+func (e *engine) templateView(ctx context.Context, t store.Template) engineapi.Template {
 	out := engineapi.Template{ID: t.ID, Name: t.Name, Arch: string(t.Arch), Description: t.Description, Definition: t.Definition,
 		Volumes: []string{}, Version: t.Version, Created: t.Created, Updated: t.Updated}
 	if c, err := e.st.GetCluster(ctx, t.ClusterID); err == nil {
@@ -228,51 +218,56 @@ func (e *Engine) templateView(ctx context.Context, t store.Template) engineapi.T
 	return out
 }
 
-func (e *Engine) listTemplates(w http.ResponseWriter, r *http.Request) error {
-	ts, err := e.st.ListTemplates(r.Context())
+// ListTemplates lists the templates.
+func (s *Storage) ListTemplates(ctx context.Context) ([]engineapi.Template, error) {
+	ts, err := s.e.st.ListTemplates(ctx)
 	if err != nil {
-		return err
+		return nil, coded(err)
 	}
 	out := make([]engineapi.Template, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, e.templateView(r.Context(), t))
+		out = append(out, s.e.templateView(ctx, t))
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-func (e *Engine) getTemplate(w http.ResponseWriter, r *http.Request) error {
-	t, err := e.findTemplate(r.Context(), r.PathValue("template"))
+// GetTemplate is a template (name or ID).
+func (s *Storage) GetTemplate(ctx context.Context, ref string) (engineapi.Template, error) {
+	t, err := s.e.findTemplate(ctx, ref)
 	if err != nil {
-		return err
+		return engineapi.Template{}, coded(err)
 	}
-	return writeJSON(w, http.StatusOK, e.templateView(r.Context(), t))
+	return s.e.templateView(ctx, t), nil
 }
 
-// createTemplate makes a template of a VM that is Down: its definition
+// CreateTemplate makes a template of a VM that is Down: its definition
 // (no uuid, no MAC addresses, no cloud-init seed) and a copy of each of
 // its writable volumes; read-only volumes (an installer image) are shared.
-func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	var req engineapi.TemplateRequest
-	if err := decodeBody(r, &req, false); err != nil {
-		return err
+func (s *Storage) CreateTemplate(ctx context.Context, req engineapi.TemplateRequest) (engineapi.Template, error) {
+	t, err := s.e.createTemplate(ctx, req)
+	if err != nil {
+		return engineapi.Template{}, coded(err)
 	}
+	return s.e.templateView(ctx, t), nil
+}
+
+func (e *engine) createTemplate(ctx context.Context, req engineapi.TemplateRequest) (store.Template, error) {
 	if err := store.ValidName(req.Name); err != nil {
-		return invalidField("name", "%v", err)
+		return store.Template{}, invalidField("name", "%v", err)
 	}
 	if _, err := e.st.GetTemplateByName(ctx, req.Name); err == nil {
-		return api.NewError(http.StatusConflict, api.CodeAlreadyExists, "template %s exists already", req.Name)
+		return store.Template{}, fail(api.CodeAlreadyExists, "template %s exists already", req.Name)
 	}
 	vm, err := e.findVM(ctx, req.VM)
 	if err != nil {
-		return err
+		return store.Template{}, err
 	}
 	if !isDown(vm) {
-		return vmStatusError(vm, "make a template of", "stop it first: its disks are copied")
+		return store.Template{}, vmStatusError(vm, "make a template of", "stop it first: its disks are copied")
 	}
 	def, err := vmspec.Decode(vm.Definition)
 	if err != nil {
-		return fmt.Errorf("VM %s: the stored definition: %v", vm.Name, err)
+		return store.Template{}, fmt.Errorf("VM %s: the stored definition: %v", vm.Name, err)
 	}
 	tdef := def.Clone()
 	tdef.Name, tdef.UUID = req.Name, ""
@@ -284,7 +279,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 	cleanup := func() {
 		for _, v := range made {
 			if p, err := e.st.GetPool(ctx, v.PoolID); err == nil {
-				e.storage.removeFile(context.WithoutCancel(ctx), p, v.Name)
+				e.stor.removeFile(context.WithoutCancel(ctx), p, v.Name)
 			}
 		}
 	}
@@ -293,8 +288,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 		if d.Volume == "" {
 			if !d.ReadOnly && d.Device != "cdrom" {
 				cleanup()
-				return &api.Error{Status: http.StatusUnprocessableEntity, Code: api.CodeTemplateDisk, Field: fmt.Sprintf("disks[%d]", i),
-					Message: fmt.Sprintf("disk %d of VM %s is the host file %s, not a volume: a template copies volumes only; move it into a pool (upload it as a volume)", i, vm.Name, d.Source)}
+				return store.Template{}, api.FieldError(api.CodeTemplateDisk, fmt.Sprintf("disks[%d]", i), "disk %d of VM %s is the host file %s, not a volume: a template copies volumes only; move it into a pool (upload it as a volume)", i, vm.Name, d.Source)
 			}
 			disks = append(disks, d)
 			continue
@@ -302,7 +296,7 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 		p, v, err := e.findVolume(ctx, d.Pool, d.Volume)
 		if err != nil {
 			cleanup()
-			return err
+			return store.Template{}, err
 		}
 		if v.Purpose == "seed" {
 			continue // the VM's own cloud-init seed
@@ -314,10 +308,10 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		name := fmt.Sprintf("%s-disk%d.%s", req.Name, i, v.Format)
-		copyOf, err := e.storage.cloneFile(ctx, p, v, p, name, v.Format)
+		copyOf, err := e.stor.cloneFile(ctx, p, v, p, name, v.Format)
 		if err != nil {
 			cleanup()
-			return err
+			return store.Template{}, err
 		}
 		made = append(made, store.Volume{PoolID: p.ID, Name: name, Format: v.Format, State: store.VolumeReady,
 			VirtualSize: copyOf.VirtualSize, ActualSize: copyOf.ActualSize, Purpose: "template"})
@@ -328,12 +322,12 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 	b, err := json.Marshal(tdef)
 	if err != nil {
 		cleanup()
-		return err
+		return store.Template{}, err
 	}
 	c, err := e.st.GetCluster(ctx, vm.ClusterID)
 	if err != nil {
 		cleanup()
-		return err
+		return store.Template{}, err
 	}
 	a, _ := arch.Parse(string(def.Arch))
 	t := store.Template{Name: req.Name, ClusterID: c.ID, Arch: a, Definition: b, Description: req.Description}
@@ -354,16 +348,19 @@ func (e *Engine) createTemplate(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		cleanup()
-		return err
+		return store.Template{}, err
 	}
-	return writeJSON(w, http.StatusCreated, e.templateView(ctx, t))
+	return t, nil
 }
 
-// deleteTemplate removes a template and the volumes it copied, unless
+// DeleteTemplate removes a template and the volumes it copied, unless
 // VMs' disks are overlays on them.
-func (e *Engine) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	t, err := e.findTemplate(ctx, r.PathValue("template"))
+func (s *Storage) DeleteTemplate(ctx context.Context, ref string) error {
+	return coded(s.e.deleteTemplate(ctx, ref))
+}
+
+func (e *engine) deleteTemplate(ctx context.Context, ref string) error {
+	t, err := e.findTemplate(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -382,7 +379,7 @@ func (e *Engine) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
 		}
 		u.Templates = nil
 		if !u.Empty() {
-			return api.NewError(http.StatusConflict, api.CodeTemplateInUse, "Cannot delete template %s: its volume %s is in use (%s).", t.Name, v.Name, u.String())
+			return fail(api.CodeTemplateInUse, "Cannot delete template %s: its volume %s is in use (%s).", t.Name, v.Name, u.String())
 		}
 		own = append(own, v)
 	}
@@ -398,11 +395,10 @@ func (e *Engine) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, v := range own {
 		if p, err := e.st.GetPool(ctx, v.PoolID); err == nil {
-			if err := e.storage.deleteVolume(ctx, p, v); err != nil {
+			if err := e.stor.deleteVolume(ctx, p, v); err != nil {
 				e.log.Warn("a template's volume was left", "template", t.Name, "volume", v.Name, "err", err)
 			}
 		}
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
