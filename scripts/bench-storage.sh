@@ -60,7 +60,9 @@ log "writing a ${SIZE_MIB} MiB image"
 head -c $((SIZE_MIB << 20)) /dev/urandom >"$src"
 sum=$(sha256sum "$src" | cut -d' ' -f1)
 # The agent alone, for the breakdown: the same data PUT straight to it
-# (curl, the engine's client certificate), its upload begun before.
+# (curl, the engine's client certificate, HTTP/1.1 as the engine speaks to
+# it: over HTTP/2 the agent's 1 MiB flow-control window, not polyvirt,
+# sets the pace), its upload begun before.
 lab=$dir/lab
 addr=$(jq -r '.hosts[] | select(.name | endswith("x86_64-a")) | .address' "$lab/up.json")
 poolid=$($P pool show bench -o json | jq -r .id)
@@ -72,9 +74,38 @@ hyperfine --runs "$RUNS" --export-json "$dir/upload.json" \
 	--prepare "$P volume delete bench up.raw >/dev/null 2>&1 || true; sync" \
 	-n "polyvirt volume upload" "$P volume upload bench up.raw $src --format raw --sha256 $sum -q" \
 	-n "agent alone (curl PUT)" --prepare "rm -f $pool/direct.raw; $A -X POST -H 'Content-Type: application/json' -d '$begin' https://$addr/v1/storage/uploads >/dev/null; sync" \
-	"$A -T $src -H 'Upload-Offset: 0' -H 'Content-Type: application/octet-stream' 'https://$addr/v1/storage/uploads/data?$q' -o /dev/null"
+	"$A --http1.1 -T $src -H 'Upload-Offset: 0' -H 'Content-Type: application/octet-stream' 'https://$addr/v1/storage/uploads/data?$q' -o /dev/null"
 jq -r --argjson mib "$SIZE_MIB" '.results[] | "\(.command): median \(.median | . * 1000 | round) ms, \($mib / .median | round) MiB/s"' "$dir/upload.json"
 jq -r '"the upload through the engine: " + (.results[0].median / .results[1].median * 100 | round | tostring) + "% of the throughput of cp + sync; the agent alone: " + (.results[0].median / .results[2].median * 100 | round | tostring) + "%"' "$dir/upload.json"
+
+# Where the CPU goes in one more upload: the CLI's own (bash's time) and
+# polyvirt up's (the engine, in its process, and the agents, its children),
+# from /proc; against cp + sync's.
+tree_ticks() {
+	local p t=0 pids=$1 kids=$1
+	while [ -n "$kids" ]; do
+		kids=$(for p in $kids; do pgrep -P "$p" || true; done)
+		pids="$pids $kids"
+	done
+	for p in $pids; do
+		[ -r "/proc/$p/stat" ] && t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+	done
+	echo "$t"
+}
+hz=$(getconf CLK_TCK)
+$P volume delete bench up.raw >/dev/null 2>&1 || true
+sync
+before=$(tree_ticks "$up_pid")
+TIMEFORMAT='%U %S'
+cli=$({ time "$P" volume upload bench up.raw "$src" --format raw --sha256 "$sum" -q >/dev/null; } 2>&1)
+after=$(tree_ticks "$up_pid")
+cpcpu=$({ time { cp "$src" "$dir/copy.raw" && sync; }; } 2>&1)
+rm -f "$dir/copy.raw"
+awk -v cli="$cli" -v up=$((after - before)) -v hz="$hz" -v cp="$cpcpu" -v mib="$SIZE_MIB" 'BEGIN {
+	split(cli, c, " "); split(cp, k, " ")
+	printf "CPU seconds per GiB: the CLI %.2f, the engine and the agent %.2f, in all %.2f; cp + sync %.2f\n",
+		(c[1] + c[2]) * 1024 / mib, up / hz * 1024 / mib, (c[1] + c[2] + up / hz) * 1024 / mib, (k[1] + k[2]) * 1024 / mib
+}'
 
 # 2. A VM made from an image and started.
 qemu-img create -q -f qcow2 "$dir/base.qcow2" 2G
@@ -107,5 +138,20 @@ awk '
 		if (c) printf "  %d creations: %.1f ms, of which the overlay %.1f ms\n", c, median(ct, c), median(vt, c)
 		if (s) printf "  %d starts: %.1f ms, of which the agent defining it %.1f ms and starting it %.1f ms\n", s, median(st, s), median(cr, s), median(as, s)
 	}' "$dir/lab/logs/engine.log"
+# In the same run, libvirt alone starting the same domain (a transient copy
+# of the last one's definition under another name and UUID — libvirt takes
+# the SMBIOS one when the domain has none —, on the same overlay while the
+# VM is Down): what is left of the VM's start above is polyvirt's.
+dom=$(virsh -q list --all --name | grep '^lab-bst-.*bench-img-vm$' | head -1)
+[ -n "$dom" ] || die "no libvirt domain of bench-img-vm"
+virsh -q dumpxml --inactive "$dom" | sed -e "s|<name>$dom</name>|<name>lab-bst-baseline</name>|" -e '/<uuid>/d' -e "/<entry name='uuid'>/d" >"$dir/baseline.xml"
+$P vm destroy bench-img-vm >/dev/null
+hyperfine --runs "$RUNS" --export-json "$dir/virsh.json" \
+	--prepare "virsh -q destroy lab-bst-baseline >/dev/null 2>&1 || true" \
+	-n "virsh create (libvirt alone)" "virsh -q create $dir/baseline.xml >/dev/null"
+virsh -q destroy lab-bst-baseline >/dev/null 2>&1 || true
+jq -r '.results[] | "\(.command): median \(.median | . * 1000 | round) ms (min \(.min | . * 1000 | round) ms)"' "$dir/virsh.json"
+jq -rn --slurpfile vm "$dir/vm.json" --slurpfile lv "$dir/virsh.json" \
+	'"polyvirt'"'"'s own part of a VM made from an image and started (the medians'"'"' difference): \(($vm[0].results[0].median - $lv[0].results[0].median) * 1000 | round) ms"'
 $P vm delete --force bench-img-vm >/dev/null 2>&1 || true
 $P image delete bench-img >/dev/null
