@@ -8,7 +8,7 @@ import (
 	"polyvirt/internal/arch"
 )
 
-// StorageQueries are the storage data operations (schema 3): pools, what
+// StorageQueries are the storage data operations (schema 5): pools, what
 // each host says of them, volumes and their users, images, templates and
 // VM snapshots. They are part of Queries.
 type StorageQueries interface {
