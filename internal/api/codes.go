@@ -515,4 +515,23 @@ const (
 	// CodeFirmwareHostNotBack: a host did not answer within the reboot
 	// time-out of its firmware flash.
 	CodeFirmwareHostNotBack = "FIRMWARE_HOST_NOT_BACK"
+	// CodeRolloutActive: the cluster has a firmware rollout that has not
+	// ended.
+	CodeRolloutActive = "ROLLOUT_ACTIVE"
+	// CodeRolloutValidation: the image does not fit one or more of the
+	// rollout's hosts (each named in the details); nothing was flashed.
+	CodeRolloutValidation = "ROLLOUT_VALIDATION_FAILED"
+	// CodeRolloutWrongState: the rollout cannot do that in its state.
+	CodeRolloutWrongState = "ROLLOUT_WRONG_STATE"
+	// CodeFirmwareLevelNotNew: a host came back from its flash on another
+	// level than the image's.
+	CodeFirmwareLevelNotNew = "FIRMWARE_LEVEL_NOT_NEW"
+	// CodeFirmwareCPUTypeChanged: a host came back from its flash with
+	// another CPU type in its cluster.
+	CodeFirmwareCPUTypeChanged = "FIRMWARE_CPU_TYPE_CHANGED"
+	// CodeFirmwareHealthCheck: a host on its new firmware failed a health
+	// check (its agent, libvirt).
+	CodeFirmwareHealthCheck = "FIRMWARE_HEALTH_CHECK_FAILED"
+	// CodeRolloutAborted: the operator aborted the rollout.
+	CodeRolloutAborted = "ROLLOUT_ABORTED"
 )

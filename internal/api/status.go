@@ -97,6 +97,9 @@ var statuses = map[string]int{
 	// default of this group below).
 	CodeNotSupportedOnArch:        422,
 	CodeFirmwareOperationActive:   409,
+	CodeRolloutActive:             409,
+	CodeRolloutValidation:         422,
+	CodeRolloutWrongState:         409,
 	CodeFirmwareBusy:              409,
 	CodeFirmwareWrongState:        409,
 	CodeFirmwareNoOperation:       409,

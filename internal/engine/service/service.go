@@ -64,6 +64,7 @@ type Services struct {
 	Hosts      *Hosts
 	VMs        *VMs
 	Firmware   *Firmware
+	Rollouts   *Rollouts
 	Events     *Events
 	Enrollment *Enrollment
 	System     *System
@@ -79,10 +80,11 @@ func New(cfg Config) *Services {
 		cfg.Log = slog.Default()
 	}
 	e := &engine{cfg: cfg, st: cfg.Store, agents: cfg.Agents, log: cfg.Log, ca: cfg.CA, caFP: pki.Fingerprint(cfg.CA.Cert)}
+	e.rolloutKick = make(chan struct{}, 1)
 	e.joinAudit = rateLimiter{every: time.Minute, burst: 20}
 	e.vms = newVMService(e, cfg.VMs)
 	e.stor = newStorageService(e, cfg.StorageAgents)
-	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e},
+	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e}, Rollouts: &Rollouts{e},
 		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, e: e}
 }
 
@@ -124,6 +126,10 @@ type engine struct {
 	// reports are the host documents' facts read from the hosts'
 	// capabilities reports (virtualization, profile, firmware levels).
 	reports reportFactsCache
+	// rolloutKick wakes the rollout worker; maint, when set (tests), is
+	// the hosts' maintenance the rollouts use.
+	rolloutKick chan struct{}
+	maint       hostMaintainer
 }
 
 // ctxKey keys what a context carries for the services: who they act for
@@ -226,6 +232,8 @@ func (e *engine) leadWith(ctx context.Context, l store.Leadership) {
 	e.monMu.Unlock()
 	done := make(chan struct{})
 	go func() { m.run(mctx); close(done) }()
+	rdone := make(chan struct{})
+	go func() { e.runRollouts(mctx); close(rdone) }()
 	select {
 	case <-l.Lost():
 		e.log.Warn("lost the lead of the host monitoring (database connection broken?)")
@@ -233,6 +241,7 @@ func (e *engine) leadWith(ctx context.Context, l store.Leadership) {
 	}
 	cancel()
 	<-done
+	<-rdone
 	e.monMu.Lock()
 	e.mon = nil
 	e.monMu.Unlock()
