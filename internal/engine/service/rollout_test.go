@@ -21,6 +21,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
+	"polyvirt/internal/vmspec"
 )
 
 // fwHost is one fake POWER host's simulated firmware, as its agent shows
@@ -50,6 +51,16 @@ type fakeFirmwareAgents struct {
 	mu    sync.Mutex
 	hosts map[string]*fwHost
 	image string // the level of the image uploaded
+	names map[string]string
+	// hook, when set, is called after each firmware call, evacuation and
+	// activation (method, host name): a test stops the engine there.
+	hook func(method, host string)
+}
+
+func (f *fakeFirmwareAgents) called(method string, h store.Host) {
+	if f.hook != nil {
+		f.hook(method, h.Name)
+	}
 }
 
 func (f *fakeFirmwareAgents) host(h store.Host) *fwHost {
@@ -65,6 +76,7 @@ func unreachable(h store.Host) error {
 func (f *fakeFirmwareAgents) Pin(addr, fingerprint string) {}
 func (f *fakeFirmwareAgents) Unpin(addr string)            {}
 func (f *fakeFirmwareAgents) Capabilities(ctx context.Context, addr, etag string) ([]byte, string, bool, error) {
+	defer f.called("capabilities", store.Host{Name: f.names[addr]})
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fh := f.hosts[addr]
@@ -106,6 +118,7 @@ func (f *fakeFirmwareAgents) Events(ctx context.Context, h store.Host) (EventStr
 }
 
 func (f *fakeFirmwareAgents) FirmwareStatus(ctx context.Context, h store.Host) (agentapi.FirmwareStatus, error) {
+	defer f.called("status", h)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fh := f.hosts[h.Address]
@@ -146,6 +159,7 @@ func (f *fakeFirmwareAgents) FirmwareUpload(ctx context.Context, h store.Host, n
 }
 
 func (f *fakeFirmwareAgents) FirmwareStep(ctx context.Context, h store.Host, step, user string, req agentapi.FirmwareStepRequest) (agentapi.FirmwareOperation, bool, error) {
+	defer f.called(step, h)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fh := f.hosts[h.Address]
@@ -205,14 +219,19 @@ func (f *fakeFirmwareAgents) FirmwareStep(ctx context.Context, h store.Host, ste
 
 // upMaintainer is the engine's maintenance, with the admission the
 // monitor would run after an activation done at once (Up).
-type upMaintainer struct{ e *engine }
+type upMaintainer struct {
+	e *engine
+	f *fakeFirmwareAgents
+}
 
 func (m upMaintainer) evacuate(ctx context.Context, h store.Host, reason string) error {
-	return engineMaintainer(m).evacuate(ctx, h, reason)
+	defer m.f.called("evacuate", h)
+	return engineMaintainer{m.e}.evacuate(ctx, h, reason)
 }
 
 func (m upMaintainer) activate(ctx context.Context, h store.Host, reason string) error {
-	if err := engineMaintainer(m).activate(ctx, h, reason); err != nil {
+	defer m.f.called("activate", h)
+	if err := (engineMaintainer{m.e}).activate(ctx, h, reason); err != nil {
 		return err
 	}
 	_, err := m.e.mutateHost(ctx, h.ID, func(tx store.Tx, cur *store.Host) (bool, error) {
@@ -245,13 +264,16 @@ func newRolloutLab(t *testing.T, n int) *rolloutLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &rolloutLab{st: st, ca: ca, agents: &fakeFirmwareAgents{hosts: map[string]*fwHost{}, image: "SV810_133"}}
+	l := &rolloutLab{st: st, ca: ca, agents: &fakeFirmwareAgents{hosts: map[string]*fwHost{}, names: map[string]string{}, image: "SV810_133"}}
 	l.c = store.Cluster{Name: "power", Arch: arch.PPC64, CPUType: "IBM POWER8", EmulatedMachine: "pseries-7.2"}
 	if err := st.CreateCluster(ctx, &l.c); err != nil {
 		t.Fatal(err)
 	}
+	rep := hostreport.Report{Arch: arch.PPC64LE, EffectiveArch: arch.PPC64LE, MemoryMiB: 8192}
+	rep.CPU.OnlineCPUs = make([]int, 8)
+	doc, _ := json.Marshal(rep)
 	for i := range n {
-		h := store.Host{Name: fmt.Sprintf("power8-%c", 'a'+i), Address: fmt.Sprintf("10.0.0.%d:7443", i+1), ClusterID: l.c.ID,
+		h := store.Host{Capabilities: doc, CapabilitiesHash: "h", Name: fmt.Sprintf("power8-%c", 'a'+i), Address: fmt.Sprintf("10.0.0.%d:7443", i+1), ClusterID: l.c.ID,
 			Status: store.HostUp, Arch: arch.PPC64LE, CPUType: "IBM POWER8", CPULevel: 1, CPUFlags: []string{"powernv", "model_POWER8"},
 			EmulatedMachines: []string{"pseries-7.2"}, CertFingerprint: fmt.Sprintf("fp%d", i)}
 		if err := st.CreateHost(ctx, &h); err != nil {
@@ -259,6 +281,7 @@ func newRolloutLab(t *testing.T, n int) *rolloutLab {
 		}
 		l.hosts = append(l.hosts, h)
 		l.agents.hosts[h.Address] = &fwHost{temp: "SV810_081", perm: "SV810_081"}
+		l.agents.names[h.Address] = h.Name
 	}
 	l.restart()
 	return l
@@ -268,7 +291,7 @@ func newRolloutLab(t *testing.T, n int) *rolloutLab {
 // started again.
 func (l *rolloutLab) restart() {
 	l.svc = New(Config{Store: l.st, Agents: l.agents, CA: l.ca, Name: "test", Log: slog.New(slog.DiscardHandler)})
-	l.svc.e.maint = upMaintainer{l.svc.e}
+	l.svc.e.maint = upMaintainer{l.svc.e, l.agents}
 }
 
 func (l *rolloutLab) fw(i int) *fwHost { return l.agents.hosts[l.hosts[i].Address] }
@@ -524,5 +547,196 @@ func TestOlderLevel(t *testing.T) {
 		if got, _ := olderLevel(tt.to, tt.from); got != tt.older {
 			t.Errorf("olderLevel(%q, %q) = %v, want %v", tt.to, tt.from, got, tt.older)
 		}
+	}
+}
+
+func TestRolloutPauseResumeAbort(t *testing.T) {
+	l := newRolloutLab(t, 3)
+	l.fw(0).downFor, l.fw(1).downFor = 2, 2
+	if _, err := l.start(t, engineapi.RolloutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// Paused while power8-a is on its way: it finishes, nothing else starts.
+	r := l.run(t, func(r engineapi.Rollout) bool { return r.Hosts[0].Phase == engineapi.RolloutHostRebooting })
+	if _, err := l.svc.Rollouts.Control(adminCtx(), "power", "pause", engineapi.RolloutAction{Reason: "night"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		l.svc.e.rolloutRound(context.Background())
+	}
+	r, _ = l.svc.Rollouts.Status(adminCtx(), "power")
+	want := []string{"paused ", "power8-a done  rejected=false level=SV810_133", "power8-b pending  rejected=false level=", "power8-c pending  rejected=false level="}
+	if d := cmp.Diff(want, outcome(r)); d != "" || r.Waiting != "paused by alice" {
+		t.Fatalf("paused (-want +got):\n%s\nwaiting %q", d, r.Waiting)
+	}
+	if _, err := l.svc.Rollouts.Control(adminCtx(), "power", "resume", engineapi.RolloutAction{}); err != nil {
+		t.Fatal(err)
+	}
+	// Aborted while power8-b reboots on its new level: its update is
+	// rejected once it is back, power8-c is not touched.
+	r = l.run(t, func(r engineapi.Rollout) bool { return r.Hosts[1].Phase == engineapi.RolloutHostRebooting })
+	if _, err := l.svc.Rollouts.Control(adminCtx(), "power", "abort", engineapi.RolloutAction{Reason: "bad batch"}); err != nil {
+		t.Fatal(err)
+	}
+	r = l.run(t, nil)
+	want = []string{"aborted ROLLOUT_ABORTED", "power8-a done  rejected=false level=SV810_133", "power8-b skipped ROLLOUT_ABORTED rejected=true level=SV810_081", "power8-c pending  rejected=false level="}
+	if d := cmp.Diff(want, outcome(r)); d != "" {
+		t.Errorf("aborted (-want +got):\n%s", d)
+	}
+	if r.AbortedBy != "alice" || !strings.Contains(r.Message, "bad batch") {
+		t.Errorf("aborted by %q: %q", r.AbortedBy, r.Message)
+	}
+	if l.fw(1).temp != "SV810_081" || l.fw(2).flashes != 0 {
+		t.Errorf("power8-b on %s, power8-c flashed %d times", l.fw(1).temp, l.fw(2).flashes)
+	}
+	if _, err := l.svc.Rollouts.Control(adminCtx(), "power", "resume", engineapi.RolloutAction{}); asAPIError(err).Code != api.CodeRolloutWrongState {
+		t.Errorf("resume of an ended rollout: %v", err)
+	}
+	// Another rollout may start now; a second one at once may not.
+	l.fw(2).op = nil
+	l.fw(1).op, l.fw(0).op = nil, nil
+	if _, err := l.start(t, engineapi.RolloutRequest{Hosts: []string{"power8-c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.start(t, engineapi.RolloutRequest{Hosts: []string{"power8-b"}}); asAPIError(err).Code != api.CodeRolloutActive {
+		t.Errorf("a second rollout: %v", err)
+	}
+}
+
+func TestRolloutManualCommit(t *testing.T) {
+	l := newRolloutLab(t, 1)
+	if _, err := l.start(t, engineapi.RolloutRequest{Commit: "manual"}); err != nil {
+		t.Fatal(err)
+	}
+	r := l.run(t, func(r engineapi.Rollout) bool { return r.Hosts[0].Phase == engineapi.RolloutHostAwaitingCommit })
+	for range 5 {
+		l.svc.e.rolloutRound(context.Background())
+	}
+	if r, _ = l.svc.Rollouts.Status(adminCtx(), "power"); r.Hosts[0].Phase != engineapi.RolloutHostAwaitingCommit || l.fw(0).perm != "SV810_081" {
+		t.Fatalf("without the operator: %v, permanent %s", outcome(r), l.fw(0).perm)
+	}
+	if _, err := l.svc.Firmware.Step(adminCtx(), "power8-a", "commit", engineapi.FirmwareStepRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r = l.run(t, nil)
+	if d := cmp.Diff([]string{"succeeded ", "power8-a done  rejected=false level=SV810_133"}, outcome(r)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// TestRolloutEngineRestart: an engine stopped right after any action of
+// a rollout, before it recorded it (its context ends there: its writes
+// fail), is resumed by the next engine: every host flashed exactly once,
+// none skipped.
+func TestRolloutEngineRestart(t *testing.T) {
+	for _, at := range []string{"evacuate", "flash", "status", "capabilities", "commit", "activate"} {
+		t.Run(at, func(t *testing.T) {
+			l := newRolloutLab(t, 2)
+			l.fw(0).downFor = 2
+			if _, err := l.start(t, engineapi.RolloutRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, kill := context.WithCancel(context.Background())
+			fired := false
+			l.agents.hook = func(method, host string) {
+				if method == at && host == "power8-a" && !fired {
+					fired = true
+					kill()
+				}
+			}
+			for range 50 {
+				if fired {
+					break
+				}
+				l.svc.e.rolloutRound(ctx)
+			}
+			l.agents.hook = nil
+			if !fired {
+				t.Fatalf("the rollout never called %s on power8-a", at)
+			}
+			before, _ := l.svc.Rollouts.Status(adminCtx(), "power")
+			if before.State != engineapi.RolloutRunning {
+				t.Fatalf("stopped at %s: %v", at, outcome(before))
+			}
+			t.Logf("the engine stopped after %s, power8-a recorded %s", at, before.Hosts[0].Phase)
+			l.restart()
+			r := l.run(t, nil)
+			want := []string{"succeeded ", "power8-a done  rejected=false level=SV810_133", "power8-b done  rejected=false level=SV810_133"}
+			if d := cmp.Diff(want, outcome(r)); d != "" {
+				t.Errorf("stopped in %s (-want +got):\n%s", before.Hosts[0].Phase, d)
+			}
+			for i := range 2 {
+				if n := l.fw(i).flashes; n != 1 {
+					t.Errorf("host %d flashed %d times", i, n)
+				}
+			}
+		})
+	}
+}
+
+// addVM records a VM of 2 GiB running on a host.
+func (l *rolloutLab) addVM(t *testing.T, name string, host store.Host) {
+	t.Helper()
+	def, err := vmspec.Decode([]byte("name: " + name + "\narch: ppc64le\nmachine: pseries-7.2\ncpu: {model: POWER8, cores: 2}\nmemory: {sizeMiB: 2048}\nkernel: {path: /var/lib/polyvirt/images/vmlinux}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid, err := vmspec.Validate(def, vmspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(valid.VM())
+	v := store.VM{Name: name, ClusterID: l.c.ID, HostID: host.ID, State: store.VMUp, Definition: raw}
+	if err := l.st.CreateVM(context.Background(), &v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRolloutRoom: a host whose running VMs would have no other host
+// waits, and the rollout says why; with room, today's maintenance (no
+// evacuation yet) refuses a host with running VMs and the rollout stops
+// with that reason.
+func TestRolloutRoom(t *testing.T) {
+	l := newRolloutLab(t, 2)
+	l.addVM(t, "db1", l.hosts[0])
+	// power8-b is out: nowhere for db1 to go.
+	if _, err := l.svc.Hosts.Maintenance(adminCtx(), "power8-b", engineapi.ActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.start(t, engineapi.RolloutRequest{Hosts: []string{"power8-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		l.svc.e.rolloutRound(context.Background())
+	}
+	r, _ := l.svc.Rollouts.Status(adminCtx(), "power")
+	if r.State != engineapi.RolloutRunning || r.Hosts[0].Phase != engineapi.RolloutHostPending ||
+		!strings.Contains(r.Waiting, "no room to evacuate host power8-a: VM db1 would have no host") {
+		t.Fatalf("no room: %v, waiting %q", outcome(r), r.Waiting)
+	}
+	page, _ := l.st.ListEvents(context.Background(), store.EventFilter{CorrelationID: r.ID, Limit: 50})
+	waits := 0
+	for _, ev := range page.Events {
+		if ev.Action == "rollout.wait" {
+			waits++
+		}
+	}
+	if waits != 1 {
+		t.Errorf("%d rollout.wait events for one reason, want 1", waits)
+	}
+	// power8-b back: room; the maintenance of today refuses a host with
+	// running VMs, and the rollout stops with its reason.
+	if _, err := l.svc.e.mutateHost(context.Background(), l.hosts[1].ID, func(tx store.Tx, h *store.Host) (bool, error) {
+		h.Status = store.HostUp
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r = l.run(t, nil)
+	if d := cmp.Diff([]string{"failed " + api.CodeHostHasVMs, "power8-a failed " + api.CodeHostHasVMs + " rejected=false level="}, outcome(r)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if l.fw(0).flashes != 0 {
+		t.Error("power8-a was flashed with a VM on it")
 	}
 }
