@@ -773,3 +773,29 @@ func BenchmarkRolloutHost(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*hosts)/1000, "ms/host")
 }
+
+// FuzzRolloutInput: the request's checks, the level comparison and a
+// rollout's stored document never panic; a request accepted has its
+// defaults and a soak within bounds.
+func FuzzRolloutInput(f *testing.F) {
+	f.Add("01SV810_133_081.rpm", 1, "10m", "auto", "SV810_133", "SV810_081", []byte(`{"id":"ro-1","state":"running","hosts":[]}`))
+	f.Add("", -3, "-1h", "later", "", "x_", []byte(`{`))
+	f.Add("x.img", 0, "", "", "SV810_", "SV810_1", []byte(`{"control":{"abort":true}}`))
+	f.Fuzz(func(t *testing.T, name string, maxUnavailable int, soak, commit, to, from string, doc []byte) {
+		req := engineapi.RolloutRequest{ImageName: name, MaxUnavailable: maxUnavailable, Soak: soak, Commit: commit}
+		d, err := checkRolloutRequest(&req)
+		if err == nil {
+			if req.MaxUnavailable < 1 || req.MaxUnavailable > 64 || (req.Commit != "auto" && req.Commit != "manual") || d < 0 || d > 7*24*time.Hour {
+				t.Errorf("accepted %+v (soak %s)", req, d)
+			}
+		} else if ae := asAPIError(err); ae.Code != api.CodeInvalidArgument || ae.Field == "" {
+			t.Errorf("refusal without its field: %v", err)
+		}
+		if older, why := olderLevel(to, from); older && why == "" {
+			t.Errorf("olderLevel(%q, %q) without a reason", to, from)
+		}
+		if _, err := loadRollout(store.Rollout{ID: "x", Doc: doc}); err != nil && !strings.Contains(err.Error(), "rollout x") {
+			t.Errorf("an unreadable document's error does not name it: %v", err)
+		}
+	})
+}
