@@ -450,8 +450,8 @@ func TestRolloutStops(t *testing.T) {
 				t.Errorf("the failed host is on %s, its operation %s: want rejected back to SV810_081", fh.temp, fh.op.State)
 			}
 			h, _ := l.st.GetHost(context.Background(), l.hosts[failed].ID)
-			if h.Status != store.HostMaintenance {
-				t.Errorf("the failed host is %s, not in Maintenance", h.Status)
+			if h.Status != store.HostMaintenance || h.StatusCode != r.Hosts[failed].Code || !strings.Contains(h.StatusMessage, r.Hosts[failed].Message) {
+				t.Errorf("the failed host is %s (%s: %s), not in Maintenance with the reason", h.Status, h.StatusCode, h.StatusMessage)
 			}
 			if failed == 0 {
 				if other := l.fw(1); other.flashes != 0 || other.op.State != agentapi.FirmwareStateValidated {

@@ -311,7 +311,33 @@ func (run *rolloutRun) enter(ctx context.Context, i int, phase, msg string) erro
 	case engineapi.RolloutHostRejecting:
 		sev = store.SeverityError
 	}
-	return run.save(ctx, store.Event{Action: "rollout." + phase, Severity: sev, Code: h.Code, Message: msg})
+	if err := run.save(ctx, store.Event{Action: "rollout." + phase, Severity: sev, Code: h.Code, Message: msg}); err != nil {
+		return err
+	}
+	if phase == engineapi.RolloutHostFailed {
+		run.markHost(ctx, h)
+	}
+	return nil
+}
+
+// markHost writes why a host's update failed into its status message
+// while it is in Maintenance (best effort: the rollout says it too).
+func (run *rolloutRun) markHost(ctx context.Context, h *engineapi.RolloutHost) {
+	_, err := run.e.mutateHost(ctx, h.HostID, func(tx store.Tx, cur *store.Host) (bool, error) {
+		if cur.Status != store.HostMaintenance {
+			return false, nil
+		}
+		cur.StatusCode = h.Code
+		cur.StatusMessage = fmt.Sprintf("firmware rollout %s stopped on this host: %s", run.d.ID, h.Message)
+		if h.Rejected {
+			cur.StatusMessage += " (its update was rejected: back on " + orUnknownLevel(h.Level) + ")"
+		}
+		return true, nil
+	})
+	if err != nil {
+		run.e.log.Warn("rollout: the host's status message", "host", h.Host, "err", err)
+	}
+	run.e.hostChanged()
 }
 
 // stop ends host i's update on a failure: its update is rejected when
