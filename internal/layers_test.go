@@ -110,6 +110,11 @@ var rules = []rule{
 		Only:     append([]string{"polyvirt/internal/strictdoc"}, contracts...),
 	},
 	{
+		Name:     "the metrics know the contracts only: the engine and the agent give them what they measured",
+		Packages: []string{"polyvirt/internal/metrics/..."},
+		Only:     contracts,
+	},
+	{
 		Name:     "the OpenAPI documents' checker knows no polyvirt package: the APIs' tests give it their route tables",
 		Packages: []string{"polyvirt/internal/openapidoc/..."},
 		Only:     []string{},

@@ -60,6 +60,7 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 				base.FakeArch = cfg.FakeArch
 			}
 			override("profile", &base.Profile, cfg.Profile)
+			override("metrics-listen", &base.MetricsListen, cfg.MetricsListen)
 			override("tls-ca", &base.TLS.CA, cfg.TLS.CA)
 			override("tls-cert", &base.TLS.Cert, cfg.TLS.Cert)
 			override("tls-key", &base.TLS.Key, cfg.TLS.Key)
@@ -80,6 +81,7 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 	f.StringVar(&cfg.HostID, "host-id", "", "this host's id (default: the hostname)")
 	f.StringVar(&cfg.DomainPrefix, "domain-prefix", "", "prefix of libvirt domain names (several agents on one libvirtd)")
 	f.StringVar(&cfg.Listen, "listen", "", "HTTPS listen address (default 127.0.0.1:7443)")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "a second HTTPS address serving GET /metrics only (same mutual TLS)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory (default /var/lib/polyvirt/agent)")
 	f.StringVar(&cfg.LibvirtURI, "libvirt", "", "libvirt URI (default qemu:///system)")
 	f.StringVar(&fakeKVM, "fake-kvm", "", "fake KVM: auto, on or off (default auto)")
@@ -110,6 +112,19 @@ func runAgent(ctx context.Context, cfg agent.Config) error {
 	if err := a.Start(ctx); err != nil {
 		ln.Close()
 		return err
+	}
+	if c.MetricsListen != "" {
+		mln, err := net.Listen("tcp", c.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		go func() {
+			if err := a.ServeMetrics(ctx, mln); err != nil {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+		log.Info("agent metrics listening", "addr", mln.Addr().String())
 	}
 	log.Info("agent listening", "host", c.HostID, "addr", ln.Addr().String(), "fakeKvm", a.FakeKVM(), "profile", c.Profile, "fakeArch", c.FakeArch)
 	return a.Serve(ctx, ln)

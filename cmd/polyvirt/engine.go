@@ -24,6 +24,7 @@ const envDB = "POLYVIRT_DB"
 type engineRunFlags struct {
 	cfg      engine.Config
 	logLevel string
+	pprof    string
 }
 
 func (f *engineRunFlags) add(cmd *cobra.Command) {
@@ -55,6 +56,7 @@ func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&f.cfg.API.MaxConns, "max-connections", httpx.DefaultMaxConns, "API connections held at once, in total; more are refused with 503 SERVER_OVERLOADED (-1: no limit)")
 	fl.IntVar(&f.cfg.API.MaxConnsPerClient, "max-connections-per-client", httpx.DefaultMaxConnsPerClient, "API connections held at once from one client address; more are refused with 429 TOO_MANY_CONNECTIONS (-1: no limit)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.pprof, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for benchmarks")
 }
 
 func (f *engineRunFlags) run(cmd *cobra.Command) error {
@@ -65,6 +67,11 @@ func (f *engineRunFlags) run(cmd *cobra.Command) error {
 	f.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if f.cfg.DB == "" {
 		f.cfg.DB = os.Getenv(envDB)
+	}
+	if f.pprof != "" {
+		if err := servePprof(f.pprof); err != nil {
+			return withStatus(2, err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -252,13 +252,15 @@ func chainHint(ctx context.Context, engine string) string {
 }
 
 func newUserCommand() *cobra.Command {
-	return &cobra.Command{Use: "user", Short: "Manage the engine's API users (admin, vm-manager or readonly)",
+	return &cobra.Command{Use: "user", Short: "Manage the engine's API users (admin, vm-manager, readonly or metrics)",
 		Long: `Manage the engine's API users. A user has one role:
 
   readonly    reads everything and watches VM consoles
   vm-manager  also creates, changes, starts, stops and deletes VMs and
               types on their consoles; not hosts, clusters, users or firmware
   admin       also manages users, clusters, hosts and POWER firmware
+  metrics     reads the engine's metrics (GET /metrics) and the agents to
+              scrape, nothing else: the token of a Prometheus server
 
 No role makes a VM open a host file the host's agent does not allow
 (host_paths in its configuration; PATH_NOT_ALLOWED).`}
@@ -283,7 +285,7 @@ func newUserAddCommand() *cobra.Command {
 			})
 		},
 	}
-	add.Flags().StringVar(&role, "role", "readonly", "readonly, vm-manager (manages VMs) or admin")
+	add.Flags().StringVar(&role, "role", "readonly", "readonly, vm-manager (manages VMs), admin, or metrics (reads the metrics only: a Prometheus token)")
 	outputFlag(add, &output)
 	return add
 }

@@ -131,6 +131,7 @@ func newRoot() *cobra.Command {
 			newTemplateDeleteCommand(),
 		),
 		newEventsCommand(),
+		newMetricsCommand(),
 	)
 	return root
 }

@@ -69,6 +69,8 @@ type Agent struct {
 	// simClock is the simulated firmware's clock (time.Now when nil; tests
 	// move it to make the simulated reboot happen).
 	simClock func() time.Time
+	// prom is the agent's Prometheus metrics (metrics.go).
+	prom agentMetrics
 
 	// root is the host's root directory, from which the VMs' host paths
 	// are followed; paths is where those may lead (host_paths).

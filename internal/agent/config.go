@@ -47,6 +47,10 @@ type Config struct {
 	DomainPrefix string `json:"domain_prefix"`
 	// Listen is the HTTPS address of the API (default 127.0.0.1:7443).
 	Listen string `json:"listen"`
+	// MetricsListen, when set, is a second HTTPS address that serves GET
+	// /metrics only, with the same mutual TLS (the metrics are on the
+	// API's address anyway).
+	MetricsListen string `json:"metrics_listen"`
 	// DataDir holds the agent's files: certificates, console logs
 	// (default /var/lib/polyvirt/agent).
 	DataDir string `json:"data_dir"`

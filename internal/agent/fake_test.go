@@ -45,6 +45,9 @@ type fakeConn struct {
 	// that does not answer).
 	hang    map[string]chan struct{}
 	queries atomic.Int32
+	// bulk counts the statistics calls for figures (not states only),
+	// bulkDomains the domains the last one asked for.
+	bulk, bulkDomains atomic.Int32
 	// ignoreShutdown makes shutdown requests do nothing (no guest OS).
 	ignoreShutdown bool
 }
@@ -261,8 +264,14 @@ func (f *fakeConn) Screenshot(_ context.Context, d libvirtconn.Domain, _ uint32)
 
 func (f *fakeConn) DomainStats(_ context.Context, ds []libvirtconn.Domain, o libvirtconn.StatsOptions) ([]libvirtconn.DomainStats, error) {
 	if !o.StateOnly {
+		f.bulk.Add(1)
+		f.bulkDomains.Store(int32(len(ds)))
 		if err := f.err("stats"); err != nil {
 			return nil, err
+		}
+		// A QEMU that does not answer holds the call, as libvirt's would.
+		for _, d := range ds {
+			f.wait("qemu:" + d.UUID)
 		}
 	}
 	var out []libvirtconn.DomainStats

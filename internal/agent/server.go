@@ -66,8 +66,10 @@ func (a *Agent) Handler() http.Handler {
 		}
 		mux.HandleFunc(rt.Method+" "+rt.Path, h)
 	}
+	// The metrics are no part of the API (not in its OpenAPI document).
+	mux.HandleFunc("GET "+MetricsPath, a.getMetrics)
 	mux.HandleFunc("/", httpx.NotFound("/v1/openapi.json"))
-	return mux
+	return scrapeOnly(mux)
 }
 
 func (a *Agent) getOpenAPI(w http.ResponseWriter, r *http.Request) error {

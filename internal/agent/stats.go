@@ -9,6 +9,7 @@ import (
 	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/hoststats"
 	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/metrics"
 )
 
 // statsKeeper samples the host and the VMs at a fixed interval and keeps
@@ -21,6 +22,10 @@ type statsKeeper struct {
 	last   agentapi.Stats
 	err    error
 	prevVM map[string]cpuSample
+	// metric is the last round for the metrics (metrics.go), have
+	// whether there was one.
+	metric metrics.AgentSample
+	have   bool
 }
 
 type cpuSample struct {
@@ -52,10 +57,15 @@ const statsParallel = 8
 // sample takes one reading of the host and of every VM this host owns:
 // the states of all at once (libvirt answers them without asking any QEMU),
 // then, for each running VM on its own connection, whether its QEMU answers
-// (probe) and its figures — a QEMU that does not answer costs its own VM's
-// figures only. It also makes sure every running VM's console is drained.
+// (probe), and the figures of all those that answer in one call of
+// libvirt's bulk statistics — a QEMU that does not answer costs its own
+// VM's figures only. It also makes sure every running VM's console is
+// drained.
 func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
+	start := time.Now()
 	r, usage, err := k.sampler.Sample()
+	hostOK := err == nil
+	var figures []vmFigure
 	s := agentapi.Stats{VMs: []agentapi.VMStats{}}
 	if err == nil {
 		s.Host = agentapi.HostStats{
@@ -66,6 +76,7 @@ func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 		}
 	}
 	if ds, derr := k.vmFigures(ctx, a); derr == nil {
+		figures = ds
 		now := time.Now()
 		k.mu.Lock()
 		seen := map[string]bool{}
@@ -95,20 +106,31 @@ func (k *statsKeeper) sample(ctx context.Context, a *Agent) {
 	} else if err == nil {
 		err = derr
 	}
+	m := sampleForMetrics(start, r, usage, hostOK, s.Host, figures)
 	k.mu.Lock()
 	k.last, k.err = s, err
+	k.metric, k.have = m, true
 	k.mu.Unlock()
 }
 
-// vmFigure is one VM's figures.
+// vmFigure is one VM's figures; full tells whether libvirt's bulk
+// statistics had them (else the state only).
 type vmFigure struct {
-	e *vmEntry
-	d libvirtconn.DomainStats
+	e    *vmEntry
+	d    libvirtconn.DomainStats
+	full bool
 }
 
-// vmFigures reads the VMs' states, probes the running ones and reads
-// their figures (a VM whose QEMU is busy or does not answer keeps its
-// state only).
+// statsConnKey names, among the VMs' own connections (vmConns), the one
+// the bulk statistics are read on: a QEMU that stops answering during the
+// call holds that connection, not the agent's main one.
+const statsConnKey = "\x00statistics"
+
+// vmFigures reads the VMs' states (all at once, without any QEMU), probes
+// the running ones (each its QEMU's query-status on its own connection)
+// and then reads the figures of every running VM whose QEMU answers in
+// one call of libvirt's bulk statistics. A VM whose QEMU is busy or does
+// not answer keeps its state only.
 func (k *statsKeeper) vmFigures(ctx context.Context, a *Agent) ([]vmFigure, error) {
 	c, err := a.conn.get()
 	if err != nil {
@@ -128,7 +150,7 @@ func (k *statsKeeper) vmFigures(ctx context.Context, a *Agent) ([]vmFigure, erro
 		return nil, err
 	}
 	out := make([]vmFigure, 0, len(states))
-	var mu sync.Mutex
+	var running []vmFigure
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, statsParallel)
 	for _, st := range states {
@@ -138,11 +160,12 @@ func (k *statsKeeper) vmFigures(ctx context.Context, a *Agent) ([]vmFigure, erro
 		}
 		a.index.setState(e.ID, st.State)
 		if st.State != libvirtconn.StateRunning && st.State != libvirtconn.StatePaused && st.State != libvirtconn.StateBlocked {
-			out = append(out, vmFigure{e, st})
+			out = append(out, vmFigure{e: e, d: st})
 			continue
 		}
+		running = append(running, vmFigure{e: e, d: st})
 		wg.Add(1)
-		go func(e *vmEntry, st libvirtconn.DomainStats) {
+		go func(e *vmEntry) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -150,22 +173,95 @@ func (k *statsKeeper) vmFigures(ctx context.Context, a *Agent) ([]vmFigure, erro
 				a.drainConsole(ctx, e)
 			}
 			a.probe(ctx, e)
-			fig := st
-			_ = a.qemuCall(ctx, e, "a statistics query", false, func(ctx context.Context, c libvirtconn.AgentConn) error {
-				ds, err := c.DomainStats(ctx, []libvirtconn.Domain{e.Domain}, libvirtconn.StatsOptions{NoWait: true})
-				if err == nil && len(ds) == 1 {
-					fig = ds[0]
-				}
-				return err
-			})
-			mu.Lock()
-			out = append(out, vmFigure{e, fig})
-			mu.Unlock()
-		}(e, st)
+		}(e)
 	}
 	wg.Wait()
+	out = append(out, a.bulkFigures(ctx, running)...)
 	sort.Slice(out, func(i, j int) bool { return out[i].e.Name < out[j].e.Name })
 	return out, nil
+}
+
+// bulkFigures reads the figures of the running VMs in one call of
+// libvirt's bulk statistics (NoWait: a VM whose job another call holds is
+// skipped by libvirt, not waited for), on the statistics connection.
+// Only the VMs whose QEMU answered its probe and that no other call uses
+// now are asked: their turns (qemuGate) are held during the call, so that
+// nothing else is sent to their QEMU meanwhile. When the call has no
+// answer within the QEMU time-out (a QEMU stopped answering since its
+// probe), the turns are given back, the statistics connection is dropped
+// (the next round dials another), and the round has the states only; the
+// next probe of that VM finds it NotResponding.
+func (a *Agent) bulkFigures(ctx context.Context, running []vmFigure) []vmFigure {
+	var asked []libvirtconn.Domain
+	var gates []*qemuGate
+	for _, f := range running {
+		if a.health.notResponding(f.e.ID) != "" {
+			continue
+		}
+		g := a.health.gate(f.e.ID)
+		select {
+		case g.turn <- struct{}{}:
+			asked = append(asked, f.e.Domain)
+			gates = append(gates, g)
+		default:
+		}
+	}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			for _, g := range gates {
+				<-g.turn
+			}
+		})
+	}
+	if len(asked) == 0 {
+		return running
+	}
+	c, err := a.vmConns.get(ctx, statsConnKey)
+	if err != nil {
+		release()
+		return running
+	}
+	type result struct {
+		ds  []libvirtconn.DomainStats
+		err error
+	}
+	done := make(chan result, 1)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), libvirtconn.MaxCallTime)
+	go func() {
+		defer cancel()
+		defer release()
+		ds, err := c.DomainStats(cctx, asked, libvirtconn.StatsOptions{NoWait: true})
+		done <- result{ds, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(a.cfg.QEMUTimeout.Duration):
+		release()
+		a.vmConns.drop(statsConnKey)
+		a.log.Warn("libvirt's bulk statistics did not answer in time: a QEMU stopped answering? (the states only this round)",
+			"vms", len(asked), "timeout", a.cfg.QEMUTimeout.Duration)
+		return running
+	case <-ctx.Done():
+		return running
+	}
+	if r.err != nil {
+		a.log.Debug("bulk statistics", "err", r.err)
+		return running
+	}
+	figs := make(map[string]libvirtconn.DomainStats, len(r.ds))
+	for _, d := range r.ds {
+		figs[d.Domain.UUID] = d
+	}
+	out := make([]vmFigure, len(running))
+	for i, f := range running {
+		out[i] = f
+		if d, ok := figs[f.e.Domain.UUID]; ok {
+			out[i].d, out[i].full = d, true
+		}
+	}
+	return out
 }
 
 func vmStats(e *vmEntry, d libvirtconn.DomainStats) agentapi.VMStats {

@@ -31,6 +31,7 @@ import (
 
 	"polyvirt/internal/engine/service"
 	"polyvirt/internal/httpx"
+	"polyvirt/internal/metrics"
 	"polyvirt/internal/pki"
 	"polyvirt/internal/store"
 )
@@ -112,6 +113,7 @@ type Engine struct {
 	conns atomic.Pointer[httpx.Limiter]
 	// refusalLogged is when refused connections were last logged.
 	refusalLogged atomic.Int64
+	metrics       *metrics.Engine
 }
 
 // Open reads the data directory (certificates, engine.json), opens and
@@ -178,8 +180,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, settings: s, log: cfg.Logger.With("engine", s.Name), st: st, pki: p,
 		caFP: pki.Fingerprint(p.ca.Cert), agents: agents}
-	e.svc = service.New(service.Config{Store: st, Agents: agents.service(), StorageAgents: newStorageAgents(agents.ops), CA: p.ca, Name: s.Name, URL: s.URL, Version: Version,
-		Monitor: cfg.Monitor, VMs: cfg.VMs, Log: e.log})
+	e.metrics = metrics.NewEngine(metrics.EngineInfo{Name: s.Name, Version: Version, Backend: string(st.Backend())}, e.inventory)
+	e.svc = service.New(service.Config{Store: observeStore(st, e.metrics), Agents: agents.service(), StorageAgents: newStorageAgents(agents.ops), CA: p.ca, Name: s.Name, URL: s.URL,
+		Version: Version, Monitor: cfg.Monitor, VMs: cfg.VMs, Log: e.log, Observer: e.metrics})
 	return e, nil
 }
 

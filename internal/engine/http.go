@@ -11,6 +11,7 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/engine/service"
 	"polyvirt/internal/httpx"
+	"polyvirt/internal/metrics"
 	"polyvirt/internal/store"
 )
 
@@ -31,7 +32,10 @@ type route struct {
 	// Role is the least role that may call the route; empty means the
 	// default: readonly for GET, admin for the others.
 	Role store.Role
-	h    handlerFunc
+	// Stream marks a long-lived answer (a console's websocket): its
+	// duration is not an API latency.
+	Stream bool
+	h      handlerFunc
 }
 
 // needs is the least role that may call the route (none for a public
@@ -49,7 +53,7 @@ func (rt route) needs() store.Role {
 }
 
 // roleRank orders the roles: each may do what the ones below it may.
-var roleRank = map[store.Role]int{store.RoleReadOnly: 1, store.RoleVMManager: 2, store.RoleAdmin: 3}
+var roleRank = map[store.Role]int{store.RoleMetrics: 1, store.RoleReadOnly: 2, store.RoleVMManager: 3, store.RoleAdmin: 4}
 
 // allows tells whether a user of role have may call a route that needs
 // role need.
@@ -62,9 +66,10 @@ func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
 	methods := map[string][]string{}
 	for _, rt := range e.routes() {
-		mux.Handle(rt.Method+" /api/v1"+rt.Path, e.wrap(rt))
+		mux.Handle(rt.Method+" /api/v1"+rt.Path, e.wrap(rt, "/api/v1"+rt.Path))
 		methods[rt.Path] = append(methods[rt.Path], rt.Method)
 	}
+	mux.Handle("GET "+metricsPath, e.wrap(e.metricsRoute(), metricsPath))
 	// A known path with another method: 405 with a JSON body (the
 	// method-less pattern is less specific than the routes).
 	for path, ms := range methods {
@@ -75,11 +80,15 @@ func (e *Engine) Handler() http.Handler {
 }
 
 // wrap adds what every route needs: a correlation ID, authentication and
-// the role check, a body limit, JSON errors, and a recover so that a bug
-// answers 500 instead of killing the engine.
-func (e *Engine) wrap(rt route) http.Handler {
+// the role check, a body limit, JSON errors, a recover so that a bug
+// answers 500 instead of killing the engine, and the API's metrics (by
+// the route's pattern, never the path asked).
+func (e *Engine) wrap(rt route, pattern string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		rec := metrics.NewStatusRecorder(w)
+		w = rec
+		defer func() { e.metrics.APIRequest(rt.Method, pattern, rec.Status(), time.Since(start), rt.Stream) }()
 		corr := httpx.Correlation(w, r)
 		defer httpx.Recover(w, corr, func(p any) {
 			e.log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
@@ -129,6 +138,8 @@ func roleHint(r store.Role) string {
 		return " (readonly reads, and watches consoles)"
 	case store.RoleVMManager:
 		return " (vm-manager manages VMs, not hosts, clusters, users or firmware)"
+	case store.RoleMetrics:
+		return " (metrics reads the metrics and the scrape targets only)"
 	}
 	return ""
 }

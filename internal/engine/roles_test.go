@@ -19,7 +19,7 @@ var routeRoles = map[string]store.Role{
 	"GET /api/v1/health":                                      "",
 	"POST /api/v1/join":                                       "",
 	"GET /api/v1/info":                                        store.RoleReadOnly,
-	"GET /api/v1/whoami":                                      store.RoleReadOnly,
+	"GET /api/v1/whoami":                                      store.RoleMetrics,
 	"GET /api/v1/users":                                       store.RoleReadOnly,
 	"POST /api/v1/users":                                      store.RoleAdmin,
 	"GET /api/v1/users/{user}":                                store.RoleReadOnly,
@@ -91,6 +91,8 @@ var routeRoles = map[string]store.Role{
 	"POST /api/v1/vms/{vm}/snapshots":                         store.RoleVMManager,
 	"POST /api/v1/vms/{vm}/snapshots/{snapshot}/revert":       store.RoleVMManager,
 	"DELETE /api/v1/vms/{vm}/snapshots/{snapshot}":            store.RoleVMManager,
+	"GET /api/v1/metrics/targets":                             store.RoleMetrics,
+	"POST /api/v1/metrics/scrape-certificates":                store.RoleAdmin,
 }
 
 // TestRouteRoles: every route needs the role of routeRoles, the OpenAPI
@@ -132,7 +134,7 @@ func TestRouteRoles(t *testing.T) {
 
 	te := startEngine(t, testMonitor)
 	tokens := map[store.Role]string{store.RoleAdmin: te.token}
-	for _, r := range []store.Role{store.RoleVMManager, store.RoleReadOnly} {
+	for _, r := range []store.Role{store.RoleVMManager, store.RoleReadOnly, store.RoleMetrics} {
 		u, err := te.admin.CreateUser(ctx, "user-"+string(r), string(r))
 		if err != nil {
 			t.Fatal(err)
@@ -163,7 +165,7 @@ func TestRouteRoles(t *testing.T) {
 	}
 }
 
-// TestCreateUserRoles: users get any of the three roles, and no other.
+// TestCreateUserRoles: users get any of the four roles, and no other.
 func TestCreateUserRoles(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	for _, r := range store.Roles {
@@ -177,7 +179,7 @@ func TestCreateUserRoles(t *testing.T) {
 		}
 	}
 	st, eb, _ := te.raw(t, "POST", "/api/v1/users", te.token, []byte(`{"name":"root","role":"superuser"}`))
-	if st != 400 || eb.Error.Code != api.CodeInvalidArgument || eb.Error.Field != "role" || !strings.Contains(eb.Error.Message, "admin, vm-manager or readonly") {
+	if st != 400 || eb.Error.Code != api.CodeInvalidArgument || eb.Error.Field != "role" || !strings.Contains(eb.Error.Message, "admin, vm-manager, readonly or metrics") {
 		t.Errorf("an unknown role: %d %+v", st, eb)
 	}
 }

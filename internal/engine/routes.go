@@ -27,7 +27,7 @@ func (e *Engine) routes() []route {
 		{Method: "GET", Path: "/health", Public: true, Summary: "Whether the engine and its database answer", h: e.getHealth},
 		{Method: "POST", Path: "/join", Public: true, Summary: "Enroll an agent with a one-time join token", h: e.postJoin},
 		{Method: "GET", Path: "/info", Summary: "The engine that answers", h: e.getInfo},
-		{Method: "GET", Path: "/whoami", Summary: "The authenticated user", h: e.getWhoami},
+		{Method: "GET", Path: "/whoami", Summary: "The authenticated user", Role: store.RoleMetrics, h: e.getWhoami},
 		{Method: "GET", Path: "/users", Summary: "List users", h: e.listUsers},
 		{Method: "POST", Path: "/users", Summary: "Add a user (its token is shown once)", h: e.createUser},
 		{Method: "GET", Path: "/users/{user}", Summary: "Show a user", h: e.getUser},
@@ -80,7 +80,9 @@ func (e *Engine) routes() []route {
 	}
 	return append(append(rs,
 		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},
-		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket)", h: e.vmConsole},
+		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket)", Stream: true, h: e.vmConsole},
+		route{Method: "GET", Path: "/metrics/targets", Summary: "The agents to scrape (Prometheus HTTP service discovery)", Role: store.RoleMetrics, h: e.getScrapeTargets},
+		route{Method: "POST", Path: "/metrics/scrape-certificates", Summary: "Issue a scrape certificate: it reads the agents' metrics and nothing else", h: e.postScrapeCertificate},
 	), e.storageRoutes()...)
 }
 

@@ -104,8 +104,23 @@ type DomainStats struct {
 	VCPUs        int
 	BalloonKiB   uint64 // current memory
 	MaxMemoryKiB uint64
-	Blocks       []BlockStats
-	Interfaces   []InterfaceStats
+	// Balloon holds what the guest's balloon driver reports, and the QEMU
+	// process's resident memory (zero when not reported).
+	Balloon    BalloonStats
+	Blocks     []BlockStats
+	Interfaces []InterfaceStats
+}
+
+// BalloonStats are a domain's memory as its balloon driver and QEMU report
+// it, in KiB (libvirt's balloon.* statistics; zero when not reported).
+type BalloonStats struct {
+	// RSSKiB is the QEMU process's resident memory.
+	RSSKiB uint64
+	// AvailableKiB is the memory the guest sees, UsableKiB what it could
+	// use without swapping, UnusedKiB what it leaves unused.
+	AvailableKiB, UsableKiB, UnusedKiB uint64
+	// SwapInKiB and SwapOutKiB are the guest's swapped memory (counters).
+	SwapInKiB, SwapOutKiB uint64
 }
 
 // BlockStats are one block device's counters.
@@ -257,6 +272,18 @@ func statsOf(r golibvirt.DomainStatsRecord) DomainStats {
 			s.BalloonKiB = asUint(v)
 		case "balloon.maximum":
 			s.MaxMemoryKiB = asUint(v)
+		case "balloon.rss":
+			s.Balloon.RSSKiB = asUint(v)
+		case "balloon.available":
+			s.Balloon.AvailableKiB = asUint(v)
+		case "balloon.usable":
+			s.Balloon.UsableKiB = asUint(v)
+		case "balloon.unused":
+			s.Balloon.UnusedKiB = asUint(v)
+		case "balloon.swap_in":
+			s.Balloon.SwapInKiB = asUint(v)
+		case "balloon.swap_out":
+			s.Balloon.SwapOutKiB = asUint(v)
 		default:
 			var i int
 			var rest string

@@ -35,6 +35,11 @@ const (
 	Client
 	// Both serves as server and client.
 	Both
+	// Scrape certificates authenticate a metrics scraper (Prometheus) to
+	// an agent: client certificates marked with the ScrapeUnit
+	// organizational unit, which an agent lets read its metrics and
+	// nothing else (IsScrape).
+	Scrape
 )
 
 // CA is a certificate authority: its certificate and private key.
@@ -177,6 +182,9 @@ func (ca *CA) sign(commonName string, hosts []string, usage Usage, validFor time
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	case Client:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case Scrape:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		tmpl.Subject.OrganizationalUnit = []string{ScrapeUnit}
 	default:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}

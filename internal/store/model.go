@@ -25,13 +25,18 @@ const (
 	RoleVMManager Role = "vm-manager"
 	// RoleReadOnly may read everything and change nothing.
 	RoleReadOnly Role = "readonly"
+	// RoleMetrics may read the engine's metrics and scrape targets only
+	// (a Prometheus server's token); every other role may too.
+	RoleMetrics Role = "metrics"
 )
 
 // Roles are the roles, the most rights first.
-var Roles = []Role{RoleAdmin, RoleVMManager, RoleReadOnly}
+var Roles = []Role{RoleAdmin, RoleVMManager, RoleReadOnly, RoleMetrics}
 
 // Valid reports whether r is a known role.
-func (r Role) Valid() bool { return r == RoleAdmin || r == RoleVMManager || r == RoleReadOnly }
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleVMManager || r == RoleReadOnly || r == RoleMetrics
+}
 
 // ManagesVMs reports whether r may change VMs (admin and vm-manager).
 func (r Role) ManagesVMs() bool { return r == RoleAdmin || r == RoleVMManager }

@@ -23,7 +23,7 @@ func checkUser(op string, u *User) error {
 		return invalid(op, obj, "name", "%s", err)
 	}
 	if !u.Role.Valid() {
-		return invalid(op, obj, "role", "role %q is not admin, vm-manager or readonly", u.Role)
+		return invalid(op, obj, "role", "role %q is not admin, vm-manager, readonly or metrics", u.Role)
 	}
 	if len(u.TokenHash) > 128 {
 		return invalid(op, obj, "tokenHash", "longer than 128 characters: store the hash, not the token")

@@ -47,7 +47,7 @@ type User struct {
 // UserRequest creates a user (POST /api/v1/users).
 type UserRequest struct {
 	Name string `json:"name"`
-	// Role is admin, vm-manager or readonly.
+	// Role is admin, vm-manager, readonly or metrics.
 	Role string `json:"role"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +80,7 @@ type FirmwareImage struct {
 // Upload passes an image on to a host's agent, which checks it.
 func (s *Firmware) Upload(ctx context.Context, ref string, img FirmwareImage) (engineapi.FirmwareStepResult, error) {
 	out, err := s.e.uploadFirmware(ctx, ref, img)
+	s.e.obs.Firmware("upload", firmwareOutcome(err))
 	return out, coded(err)
 }
 
@@ -113,6 +115,9 @@ var FirmwareSteps = []string{"validate", "flash", "commit", "reject", "cancel", 
 // reject, cancel, clear. Done is false while the agent still works on it.
 func (s *Firmware) Step(ctx context.Context, ref, step string, req engineapi.FirmwareStepRequest) (engineapi.FirmwareStepResult, error) {
 	out, err := s.e.firmwareStep(ctx, ref, step, req)
+	if slices.Contains(FirmwareSteps, step) {
+		s.e.obs.Firmware(step, firmwareOutcome(err))
+	}
 	return out, coded(err)
 }
 

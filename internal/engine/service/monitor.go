@@ -229,6 +229,8 @@ type poller struct {
 	failures int
 	etag     string
 	capsAt   time.Time
+	// statsAt is when the last statistics were asked for that came.
+	statsAt time.Time
 }
 
 func (p *poller) snapshot() store.Host {
@@ -325,7 +327,9 @@ func (p *poller) round(ctx context.Context) {
 		if full {
 			etag = ""
 		}
+		t := time.Now()
 		b, tag, notModified, err := p.m.e.agents.Capabilities(ctx, h.Address, etag)
+		p.m.e.obs.AgentPoll("capabilities", time.Since(t), err)
 		if err != nil {
 			p.failed(ctx, err, clusterChanged)
 			return
@@ -338,11 +342,17 @@ func (p *poller) round(ctx context.Context) {
 			hash = hex.EncodeToString(sum[:])
 		}
 	}
+	t := time.Now()
 	stats, err := p.m.e.agents.Stats(ctx, h.Address)
+	p.m.e.obs.AgentPoll("stats", time.Since(t), err)
 	if err != nil {
 		p.failed(ctx, err, clusterChanged)
 		return
 	}
+	if !p.statsAt.IsZero() {
+		p.m.e.obs.StatsAge(t.Sub(p.statsAt))
+	}
+	p.statsAt = t
 	p.failures = 0
 	p.m.batch.add(store.HostStats{HostID: p.id, Stats: stats, At: time.Now()})
 	if down := libvirtDown(stats); down != "" {

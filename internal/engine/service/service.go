@@ -55,6 +55,9 @@ type Config struct {
 	VMs     VMConfig
 	// Log receives the services' log.
 	Log *slog.Logger
+	// Observer, when set, is told what the services do (the engine's
+	// metrics).
+	Observer Observer
 }
 
 // Services are the engine's services.
@@ -69,6 +72,7 @@ type Services struct {
 	Enrollment *Enrollment
 	System     *System
 	Storage    *Storage
+	Metrics    *Metrics
 
 	e *engine
 }
@@ -79,13 +83,16 @@ func New(cfg Config) *Services {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	e := &engine{cfg: cfg, st: cfg.Store, agents: cfg.Agents, log: cfg.Log, ca: cfg.CA, caFP: pki.Fingerprint(cfg.CA.Cert)}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	e := &engine{cfg: cfg, st: cfg.Store, agents: cfg.Agents, log: cfg.Log, ca: cfg.CA, caFP: pki.Fingerprint(cfg.CA.Cert), obs: cfg.Observer}
 	e.rolloutKick = make(chan struct{}, 1)
 	e.joinAudit = rateLimiter{every: time.Minute, burst: 20}
 	e.vms = newVMService(e, cfg.VMs)
 	e.stor = newStorageService(e, cfg.StorageAgents)
 	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e}, Rollouts: &Rollouts{e},
-		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, e: e}
+		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, Metrics: &Metrics{e}, e: e}
 }
 
 // Close ends the long-lived streams and releases the agents' connections.
@@ -113,6 +120,7 @@ type engine struct {
 	vms    *vmService
 	// stor is the storage: pools, volumes, images, templates, snapshots.
 	stor *storageService
+	obs  Observer
 
 	leader atomic.Bool
 	monMu  sync.Mutex

@@ -95,7 +95,7 @@ func (s *Users) Create(ctx context.Context, req engineapi.UserRequest) (engineap
 		req.Role = string(store.RoleReadOnly)
 	}
 	if !store.Role(req.Role).Valid() {
-		return engineapi.UserToken{}, invalidField("role", "role %q: want admin, vm-manager or readonly", req.Role)
+		return engineapi.UserToken{}, invalidField("role", "role %q: want admin, vm-manager, readonly or metrics", req.Role)
 	}
 	token, hash, err := NewAPIToken()
 	if err != nil {

@@ -422,24 +422,10 @@ func (s *vmService) decide(ctx context.Context, id string, o startOptions) (stor
 	case !isDown(v):
 		return v, store.Host{}, false, nil
 	}
-	c, err := e.st.GetCluster(ctx, v.ClusterID)
+	tSched := time.Now()
+	d, hosts, outcome, err := s.schedule(ctx, v, o)
+	e.obs.Scheduled(outcome, time.Since(tSched))
 	if err != nil {
-		return v, store.Host{}, false, err
-	}
-	fleet, hosts, err := s.fleetFor(ctx, c)
-	if err != nil {
-		return v, store.Host{}, false, err
-	}
-	req, err := schedRequest(v, c, o.exclude)
-	if err != nil {
-		return v, store.Host{}, false, err
-	}
-	d, err := scheduler.Schedule(req, fleet, s.cfg.Policy)
-	if err != nil {
-		var nh *scheduler.NoHostError
-		if errors.As(err, &nh) {
-			return v, store.Host{}, false, noHostError(nh)
-		}
 		return v, store.Host{}, false, err
 	}
 	host := hosts[d.Index]
@@ -469,6 +455,33 @@ func (s *vmService) decide(ctx context.Context, id string, o startOptions) (stor
 	}
 	e.log.Info("VM scheduled", "vm", v.Name, "host", host.Name, "candidates", d.Candidates, "ha", o.ha)
 	return v, host, true, nil
+}
+
+// schedule chooses a host of its cluster for VM v: the cluster's facts
+// gathered, the scheduler asked; outcome says how it ended (the
+// Schedule* outcomes, for the metrics).
+func (s *vmService) schedule(ctx context.Context, v store.VM, o startOptions) (d scheduler.Decision, hosts []store.Host, outcome string, err error) {
+	c, err := s.e.st.GetCluster(ctx, v.ClusterID)
+	if err != nil {
+		return d, nil, ScheduleError, err
+	}
+	fleet, hosts, err := s.fleetFor(ctx, c)
+	if err != nil {
+		return d, nil, ScheduleError, err
+	}
+	req, err := schedRequest(v, c, o.exclude)
+	if err != nil {
+		return d, nil, ScheduleError, err
+	}
+	d, err = scheduler.Schedule(req, fleet, s.cfg.Policy)
+	if err != nil {
+		var nh *scheduler.NoHostError
+		if errors.As(err, &nh) {
+			return d, nil, ScheduleNoHost, noHostError(nh)
+		}
+		return d, nil, ScheduleError, err
+	}
+	return d, hosts, SchedulePlaced, nil
 }
 
 // agentDefinition is the definition sent to an agent: the stored one with

@@ -206,6 +206,13 @@ func testUsers(t *testing.T, s store.Store) {
 	if got, err := s.GetUser(ctx, vmm.ID); err != nil || got.Role != store.RoleVMManager {
 		t.Errorf("vm-manager read back: %+v %v", got, err)
 	}
+	// The metrics role passes the database's constraint too.
+	prom := store.User{Name: "prometheus", Role: store.RoleMetrics}
+	must(t, "create a metrics user", s.CreateUser(ctx, &prom))
+	if got, err := s.GetUser(ctx, prom.ID); err != nil || got.Role != store.RoleMetrics {
+		t.Errorf("metrics user read back: %+v %v", got, err)
+	}
+	must(t, "delete the metrics user", s.DeleteUser(ctx, prom.ID))
 	wantErr(t, "unknown role", s.CreateUser(ctx, &store.User{Name: "root", Role: "superuser"}), store.ErrInvalid, "role")
 	must(t, "delete the vm-manager", s.DeleteUser(ctx, vmm.ID))
 	stale := u
