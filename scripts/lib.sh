@@ -237,3 +237,11 @@ ensure_openapi_lint() {
 	log "Redocly CLI (tools/openapi, npm ci)"
 	(cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in tools/openapi failed"
 }
+
+# ensure_prometheus installs Debian's Prometheus server: the metrics tests run
+# one of their own (their own configuration, data directory and port) that
+# scrapes an engine and its agents. The package's own service is not needed.
+ensure_prometheus() {
+	apt_install prometheus
+	command -v prometheus >/dev/null 2>&1 || die "prometheus is not on PATH after installing Debian's prometheus"
+}

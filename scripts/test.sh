@@ -14,6 +14,7 @@ ensure_go
 ensure_libvirt
 ensure_guest_kernels
 ensure_postgres
+ensure_prometheus
 ensure_openapi_lint
 
 log "gofmt"
@@ -31,7 +32,8 @@ done
 build_polyvirt
 go build -o bin/testsummary ./test/testsummary || die "building test/testsummary failed"
 
-# Tests that need libvirt fail (not skip) when it does not answer.
+# Tests that need libvirt (or Prometheus, QEMU, the kernels) fail, not skip,
+# when it is missing.
 export POLYVIRT_REQUIRE_LIBVIRT=1
 export POLYVIRT_BIN="$PWD/bin/polyvirt"
 log "go test (the whole suite: about 10 minutes on 2 cores)"
