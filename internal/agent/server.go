@@ -93,14 +93,23 @@ func (a *Agent) getCapabilities(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *Agent) getStats(w http.ResponseWriter, r *http.Request) error {
-	s, err := a.stats.current()
-	if err != nil && s.Host.Time.IsZero() {
+	s, err := a.statsNow()
+	if err != nil {
 		return err
 	}
-	// Whether libvirt answers is told as of now, not as of the sample.
+	return httpx.WriteJSON(w, http.StatusOK, s)
+}
+
+// statsNow is the last statistics, with whether libvirt answers as of now
+// (not as of the sample).
+func (a *Agent) statsNow() (agentapi.Stats, error) {
+	s, err := a.stats.current()
+	if err != nil && s.Host.Time.IsZero() {
+		return s, err
+	}
 	st := a.conn.status()
 	s.Libvirt = &st
-	return httpx.WriteJSON(w, http.StatusOK, s)
+	return s, nil
 }
 
 func (a *Agent) listVMs(w http.ResponseWriter, r *http.Request) error {
@@ -243,30 +252,49 @@ func (a *Agent) plain(h httpx.Plain) http.HandlerFunc {
 }
 
 // serveEvents streams VM events as server-sent events, with a comment line
-// every 15 s to keep idle connections open.
+// every 15 s to keep idle connections open; with ?stats=INTERVAL, the
+// host's statistics every INTERVAL too (statspush.go).
 func (a *Agent) serveEvents(w http.ResponseWriter, r *http.Request) {
+	push, err := statsPushInterval(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
+	var stats <-chan time.Time
+	if push > 0 {
+		w.Header().Set(agentapi.StatsHeader, push.String())
+		t := time.NewTicker(push)
+		defer t.Stop()
+		stats = t.C
+	}
 	w.WriteHeader(http.StatusOK)
 	events, cancel := a.hub.subscribe()
 	defer cancel()
 	fmt.Fprintf(w, ": polyvirt agent %s events\n\n", a.cfg.HostID)
+	if push > 0 {
+		// The statistics at once: the client need not poll first.
+		a.sendStats(w)
+	}
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
-	for rc.Flush() == nil && sendEvent(r.Context(), w, events, keepalive.C) {
+	for rc.Flush() == nil && a.sendEvent(r.Context(), w, events, keepalive.C, stats) {
 	}
 }
 
-// sendEvent writes the next event, or a keepalive comment when none came
-// for a while; false when the stream ends (the client left, the hub
-// closed it).
-func sendEvent(ctx context.Context, w io.Writer, events <-chan agentapi.Event, keepalive <-chan time.Time) bool {
+// sendEvent writes the next event, the statistics when they are due, or a
+// keepalive comment when nothing came for a while; false when the stream
+// ends (the client left, the hub closed it).
+func (a *Agent) sendEvent(ctx context.Context, w io.Writer, events <-chan agentapi.Event, keepalive, stats <-chan time.Time) bool {
 	select {
 	case <-ctx.Done():
 		return false
 	case <-keepalive:
 		fmt.Fprint(w, ": keepalive\n\n")
+	case <-stats:
+		a.sendStats(w)
 	case ev, ok := <-events:
 		if !ok {
 			return false

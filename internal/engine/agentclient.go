@@ -28,6 +28,15 @@ const maxAgentBody = 16 << 20
 // address it answers at (the fingerprint recorded at join). The host name
 // in the certificate is not checked: the pinned fingerprint is stronger,
 // and a host keeps working when its address changes.
+//
+// One HTTP/2 connection per host carries everything the engine asks of
+// its agent: the monitoring's polls, the VM event stream (with the
+// statistics the agent pushes on it), the VM operations and the firmware
+// steps; only a console's websocket takes an HTTP/1.1 connection of its
+// own (agentOps.ws). Every request is bounded by its context (the poll
+// timeout for the monitoring, longer for the operations), not by the
+// transport; a connection that stops answering is found by HTTP/2 pings
+// and closed.
 type agentClient struct {
 	http    *http.Client
 	tr      *http.Transport
@@ -39,11 +48,6 @@ type agentClient struct {
 	pins sync.Map
 	// ops calls the VM API, with longer timeouts.
 	ops *agentOps
-	// longHTTP is the client of firmware requests (an upload of a large
-	// image, a step answered after seconds): this client's transport with
-	// a longer answer time-out, made at the first use.
-	longOnce sync.Once
-	longHTTP *http.Client
 }
 
 // service is the client as the services call it.
@@ -65,12 +69,20 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 		InsecureSkipVerify: true,
 	}
 	c.tr = &http.Transport{
-		DialTLSContext:        c.dialTLS,
-		MaxIdleConns:          0, // no global limit: one kept-alive connection per host
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: timeout,
-		DisableCompression:    true,
+		DialTLSContext:    c.dialTLS,
+		ForceAttemptHTTP2: true,
+		MaxIdleConns:      0, // no global limit: one connection per host
+		IdleConnTimeout:   90 * time.Second,
+		// An agent speaking HTTP/1.1 only (an older one) gets a few.
+		MaxIdleConnsPerHost: 2,
+		DisableCompression:  true,
+		HTTP2: &http.HTTP2Config{
+			// A connection with no frame for this long is pinged, and
+			// closed when the ping is not answered in time (a host that
+			// vanished without a reset).
+			SendPingTimeout: 20 * time.Second,
+			PingTimeout:     timeout,
+		},
 	}
 	c.http = &http.Client{Transport: c.tr}
 	c.ops = newAgentOps(c)
@@ -109,6 +121,7 @@ func (c *agentClient) dialTLS(ctx context.Context, network, addr string) (net.Co
 	if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
 		cfg.ServerName = host
 	}
+	cfg.NextProtos = []string{"h2", "http/1.1"}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return c.verify(cs, want) }
 	tc := tls.Client(raw, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.timeout)

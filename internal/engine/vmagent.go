@@ -28,10 +28,14 @@ import (
 // timeouts than the monitoring's polls: a VM start may take seconds on a
 // busy host. Every call pins the host's enrolled certificate first, so
 // that any engine (not only the monitoring leader) can call any agent.
+// The calls and the event streams share the monitoring's HTTP/2
+// connection to each host (http); a console's websocket takes an
+// HTTP/1.1 connection (ws), closed soon after use.
 type agentOps struct {
 	c       *agentClient
-	tr      *http.Transport
 	http    *http.Client
+	wsTr    *http.Transport
+	ws      *http.Client
 	timeout time.Duration
 }
 
@@ -39,24 +43,21 @@ type agentOps struct {
 const opsTimeout = 2 * time.Minute
 
 func newAgentOps(c *agentClient) *agentOps {
-	o := &agentOps{c: c, timeout: opsTimeout}
-	o.tr = &http.Transport{
+	o := &agentOps{c: c, timeout: opsTimeout, http: c.http}
+	o.wsTr = &http.Transport{
 		DialTLSContext:      o.dialTLS,
-		MaxIdleConnsPerHost: 4,
-		// The event stream holds one connection per host for good; the
-		// others (a resync, an action) are closed soon after use, so that
-		// a thousand hosts do not keep a thousand more idle TLS
-		// connections (and their goroutines and buffers).
+		MaxIdleConnsPerHost: 1,
+		// A console's connection is closed soon after use.
 		IdleConnTimeout:       15 * time.Second,
-		ResponseHeaderTimeout: opsTimeout,
+		ResponseHeaderTimeout: 30 * time.Second,
 		DisableCompression:    true,
 	}
-	o.http = &http.Client{Transport: o.tr}
+	o.ws = &http.Client{Transport: o.wsTr}
 	return o
 }
 
-// dialTLS is the monitoring client's dial (the pinned certificate), with
-// the operations' timeouts.
+// dialTLS is the monitoring client's dial (the pinned certificate) for a
+// console's HTTP/1.1 connection.
 func (o *agentOps) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	want := ""
 	if v, ok := o.c.pins.Load(addr); ok {
@@ -87,7 +88,7 @@ func (o *agentOps) dialTLS(ctx context.Context, network, addr string) (net.Conn,
 	return tc, nil
 }
 
-func (o *agentOps) close() { o.tr.CloseIdleConnections() }
+func (o *agentOps) close() { o.wsTr.CloseIdleConnections() }
 
 // target pins a host's certificate and returns its address.
 func (o *agentOps) target(h store.Host) (string, error) {
@@ -196,17 +197,23 @@ func (o *agentOps) screenshot(ctx context.Context, h store.Host, id string) ([]b
 
 // eventStream is an agent's GET /v1/events, read event by event.
 type eventStream struct {
-	body io.ReadCloser
-	sc   *bufio.Scanner
+	body  io.ReadCloser
+	sc    *bufio.Scanner
+	stats bool
 }
 
-// events subscribes to a host's VM events (server-sent events).
-func (o *agentOps) events(ctx context.Context, h store.Host) (*eventStream, error) {
+// events subscribes to a host's VM events (server-sent events), with its
+// statistics every stats (when not 0 and the agent can).
+func (o *agentOps) events(ctx context.Context, h store.Host, stats time.Duration) (*eventStream, error) {
 	addr, err := o.target(h)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/v1/events", nil)
+	u := "https://" + addr + "/v1/events"
+	if stats >= agentapi.MinStatsPush && stats <= agentapi.MaxStatsPush {
+		u += "?stats=" + url.QueryEscape(stats.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -223,11 +230,15 @@ func (o *agentOps) events(ctx context.Context, h store.Host) (*eventStream, erro
 		return nil, &service.AgentError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: "GET /v1/events"}
 	}
 	sc := bufio.NewScanner(resp.Body)
-	// Events are small: start with a small buffer (a thousand hosts keep a
-	// thousand streams open), grow to 1 MiB for an odd long line.
-	sc.Buffer(make([]byte, 0, 2<<10), 1<<20)
-	return &eventStream{body: resp.Body, sc: sc}, nil
+	// Events are small: start with a small buffer (ten thousand hosts keep
+	// ten thousand streams open), grow to 1 MiB for statistics of many VMs.
+	sc.Buffer(make([]byte, 0, 1<<10), 1<<20)
+	return &eventStream{body: resp.Body, sc: sc, stats: resp.Header.Get(agentapi.StatsHeader) != ""}, nil
 }
+
+// PushesStats tells whether the agent pushes its statistics on the
+// stream.
+func (s *eventStream) PushesStats() bool { return s.stats }
 
 // Next returns the next VM event; io.EOF when the stream ended.
 func (s *eventStream) Next() (agentapi.Event, error) {
@@ -277,7 +288,7 @@ func (o *agentOps) console(ctx context.Context, h store.Host, id, query, user st
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: o.http, HTTPHeader: hdr})
+	ws, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: o.ws, HTTPHeader: hdr})
 	if err != nil {
 		ce := &service.AgentError{Host: h.Name, Msg: shortError(err)}
 		if resp != nil {
@@ -341,8 +352,8 @@ func (a *agentService) Act(ctx context.Context, h store.Host, id, action string,
 func (a *agentService) Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error) {
 	return a.ops.screenshot(ctx, h, id)
 }
-func (a *agentService) Events(ctx context.Context, h store.Host) (service.EventStream, error) {
-	s, err := a.ops.events(ctx, h)
+func (a *agentService) Events(ctx context.Context, h store.Host, stats time.Duration) (service.EventStream, error) {
+	s, err := a.ops.events(ctx, h, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -393,11 +404,6 @@ const MaxFirmwareUpload = 1 << 30
 // firmwareDo sends a firmware request to an agent with the engine's client
 // certificate and pins, and a timeout fit for images and tools.
 func (c *agentClient) firmwareDo(ctx context.Context, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
-	c.longOnce.Do(func() {
-		tr := c.tr.Clone()
-		tr.ResponseHeaderTimeout = firmwareTimeout
-		c.longHTTP = &http.Client{Transport: tr}
-	})
 	ctx, cancel := context.WithTimeout(ctx, firmwareTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
@@ -407,7 +413,7 @@ func (c *agentClient) firmwareDo(ctx context.Context, method, addr, path string,
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := c.longHTTP.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -72,6 +72,7 @@ type Engine struct {
 	polls       *prometheus.CounterVec
 	pollFails   *prometheus.CounterVec
 	pollTime    *prometheus.HistogramVec
+	pushed      prometheus.Counter
 	statsAge    prometheus.Histogram
 	decisions   *prometheus.CounterVec
 	decideTime  prometheus.Histogram
@@ -105,6 +106,8 @@ func NewEngine(info EngineInfo, src Source) *Engine {
 		Help: "Requests of the host monitoring that the agent did not answer, by kind."}, []string{"kind"})
 	m.pollTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "agent", Name: "poll_duration_seconds",
 		Help: "Time of a request of the host monitoring to an agent, by kind.", Buckets: latencyBuckets}, []string{"kind"})
+	m.pushed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Subsystem: "agent", Name: "stats_pushed_total",
+		Help: "Hosts' statistics their agents pushed on their event streams (not asked for: no poll)."})
 	m.statsAge = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Subsystem: "host", Name: "stats_age_seconds",
 		Help:    "How old a host's statistics were when the next ones arrived (the monitoring keeping up with its interval).",
 		Buckets: []float64{.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60, 120}})
@@ -131,7 +134,7 @@ func NewEngine(info EngineInfo, src Source) *Engine {
 			m.firmware.WithLabelValues(s, o)
 		}
 	}
-	m.reg.MustRegister(m.apiRequests, m.apiDuration, m.dbDuration, m.dbErrors, m.polls, m.pollFails, m.pollTime, m.statsAge,
+	m.reg.MustRegister(m.apiRequests, m.apiDuration, m.dbDuration, m.dbErrors, m.polls, m.pollFails, m.pollTime, m.pushed, m.statsAge,
 		m.decisions, m.decideTime, m.migrations, m.firmware,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Subsystem: "engine", Name: "info",
 			Help:        "The engine answering: its name, version and database backend (always 1).",
@@ -180,6 +183,9 @@ func (m *Engine) AgentPoll(kind string, took time.Duration, err error) {
 		m.pollFails.WithLabelValues(kind).Inc()
 	}
 }
+
+// StatsPushed records a host's statistics pushed by its agent.
+func (m *Engine) StatsPushed() { m.pushed.Inc() }
 
 // StatsAge records how old a host's statistics were when new ones came.
 func (m *Engine) StatsAge(age time.Duration) { m.statsAge.Observe(age.Seconds()) }

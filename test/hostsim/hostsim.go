@@ -88,6 +88,8 @@ type Host struct {
 	serving bool
 
 	hung     atomic.Bool
+	noPush   atomic.Bool
+	pushes   atomic.Int64
 	requests atomic.Int64
 	cpu      atomic.Uint64 // float64 bits: the simulated CPU usage
 }
@@ -169,7 +171,12 @@ func (h *Host) Start() error {
 		ErrorLog: log.New(io.Discard, "", 0)}
 	h.serving = true
 	srv := h.srv
-	go srv.Serve(tls.NewListener(ln, h.tlsCfg))
+	cfg := h.tlsCfg.Clone()
+	if len(cfg.NextProtos) == 0 {
+		// HTTP/2 as a real agent's server offers it (http.Server.ServeTLS).
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	go srv.Serve(tls.NewListener(ln, cfg))
 	return nil
 }
 
@@ -236,11 +243,27 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("[]\n"))
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/events":
 		// The event stream stays open, with the agent's keep-alive
-		// comments, as a real idle host's does (Stop closes it).
+		// comments, as a real idle host's does (Stop closes it); with
+		// ?stats=INTERVAL it carries the statistics too, as a real agent's.
+		var push <-chan time.Time
+		if v := r.URL.Query().Get("stats"); v != "" && !h.noPush.Load() {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < agentapi.MinStatsPush || d > agentapi.MaxStatsPush {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.Header().Set(agentapi.StatsHeader, d.String())
+			t := time.NewTicker(d)
+			defer t.Stop()
+			push = t.C
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
 		rc := http.NewResponseController(w)
 		fmt.Fprint(w, ": host simulator events\n\n")
+		if push != nil {
+			h.pushStats(w)
+		}
 		if rc.Flush() != nil {
 			return
 		}
@@ -252,9 +275,14 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			case <-t.C:
 				fmt.Fprint(w, ": keepalive\n\n")
-				if rc.Flush() != nil {
-					return
+			case <-push:
+				if h.hung.Load() {
+					continue
 				}
+				h.pushStats(w)
+			}
+			if rc.Flush() != nil {
+				return
 			}
 		}
 	default:
@@ -263,6 +291,21 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Error{Code: api.CodeNotFound, Message: "the host simulator answers GET /v1/capabilities, /v1/stats, /v1/vms and /v1/events only"}})
 	}
 }
+
+// pushStats writes the statistics as an event of the stream.
+func (h *Host) pushStats(w io.Writer) {
+	h.pushes.Add(1)
+	doc, _ := json.Marshal(h.stats())
+	b, _ := json.Marshal(agentapi.Event{Time: time.Now().UTC(), Host: h.name, Event: agentapi.EventStats, Stats: doc})
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", agentapi.EventStats, b)
+}
+
+// NoPush makes the host answer its event stream without the statistics,
+// as an agent that cannot push them (the engine polls it instead).
+func (h *Host) NoPush(on bool) { h.noPush.Store(on) }
+
+// Pushes counts the statistics the host pushed on its event stream.
+func (h *Host) Pushes() int64 { return h.pushes.Load() }
 
 // stats makes plausible figures: CPU usage wandering between 0 and 100.
 func (h *Host) stats() agentapi.Stats {

@@ -72,7 +72,28 @@ type Event struct {
 	Event  string  `json:"event"`
 	Detail string  `json:"detail,omitempty"`
 	State  VMState `json:"state,omitempty"`
+	// Stats is the host's statistics (a Stats document, as GET /v1/stats
+	// answers it) of an EventStats event.
+	Stats json.RawMessage `json:"stats,omitempty"`
 }
+
+// EventStats is the statistics an agent pushes on its event stream when
+// asked (GET /v1/events?stats=INTERVAL): VM empty, Stats the document of
+// GET /v1/stats, every INTERVAL. An agent that pushes them says so in the
+// stream's answer header StatsHeader (the interval it pushes at); a client
+// that does not find it polls GET /v1/stats instead.
+const EventStats = "stats"
+
+// StatsHeader is the header of GET /v1/events?stats=INTERVAL's answer by
+// which an agent says it pushes its statistics on the stream, and at
+// which interval.
+const StatsHeader = "X-Polyvirt-Stats-Interval"
+
+// The bounds of the interval at which an agent pushes its statistics.
+const (
+	MinStatsPush = 100 * time.Millisecond
+	MaxStatsPush = 5 * time.Minute
+)
 
 // The agent's own events.
 const (

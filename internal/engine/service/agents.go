@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
@@ -36,9 +37,10 @@ type Agents interface {
 	// shutdown its time-out.
 	Act(ctx context.Context, h store.Host, id, action string, shutdown *agentapi.ShutdownRequest) (agentapi.ActionResult, error)
 	Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error)
-	// Events subscribes to a host's VM events; ErrNoEvents when the agent
-	// has no event stream.
-	Events(ctx context.Context, h store.Host) (EventStream, error)
+	// Events subscribes to a host's VM events, asking the agent to push
+	// its statistics on the stream every stats too (0: not);
+	// ErrNoEvents when the agent has no event stream.
+	Events(ctx context.Context, h store.Host, stats time.Duration) (EventStream, error)
 
 	FirmwareStatus(ctx context.Context, h store.Host) (agentapi.FirmwareStatus, error)
 	// FirmwareUpload passes an image on for user; an image larger than the
@@ -49,10 +51,14 @@ type Agents interface {
 	FirmwareStep(ctx context.Context, h store.Host, step, user string, req agentapi.FirmwareStepRequest) (op agentapi.FirmwareOperation, done bool, err error)
 }
 
-// EventStream is a host's VM events, one at a time.
+// EventStream is a host's VM events, one at a time, and the statistics
+// its agent pushes (agentapi.EventStats events).
 type EventStream interface {
 	// Next returns the next event; io.EOF when the stream ended.
 	Next() (agentapi.Event, error)
+	// PushesStats tells whether the agent pushes its statistics on this
+	// stream (it said so: agentapi.StatsHeader).
+	PushesStats() bool
 	Close()
 }
 

@@ -86,14 +86,14 @@ type monitor struct {
 	clusterLocks sync.Map // cluster ID → *sync.Mutex
 	batch        statsBatch
 	vsync        *vmSync
-	wg           sync.WaitGroup
+	queue        *pollQueue
 	warned       rateLimiter
 }
 
 func newMonitor(e *engine) *monitor {
 	return &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
 		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
-		warned: rateLimiter{every: 30 * time.Second, burst: 3}}
+		queue: newPollQueue(e.cfg.Monitor.StatsInterval), warned: rateLimiter{every: 30 * time.Second, burst: 3}}
 }
 
 // reloadSoon asks for the host list to be read again now.
@@ -110,13 +110,16 @@ func (m *monitor) run(ctx context.Context) {
 	m.vsync = newVMSync(ctx, m)
 	haDone := make(chan struct{})
 	go func() { m.vsync.haRun(ctx); close(haDone) }()
+	queueDone := make(chan struct{})
+	go func() { m.queue.run(ctx); close(queueDone) }()
 	t := time.NewTicker(m.cfg.HostsReload)
 	defer t.Stop()
 	m.reloadHosts(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			m.wg.Wait()
+			<-queueDone
+			m.queue.wait()
 			<-batchDone
 			<-haDone
 			m.vsync.wait()
@@ -186,10 +189,11 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 		p := m.pollers[h.ID]
 		if p == nil {
 			pctx, cancel := context.WithCancel(ctx)
-			p = &poller{m: m, id: h.ID, host: h, cancel: cancel, kick: make(chan struct{}, 1)}
+			h.Stats, h.Capabilities = nil, nil
+			p = &poller{m: m, id: h.ID, host: h, ctx: pctx, cancel: cancel}
 			m.pollers[h.ID] = p
-			m.wg.Add(1)
-			go p.run(pctx)
+			// Spread the hosts over the interval.
+			m.queue.add(p, time.Now().Add(rand.N(m.cfg.StatsInterval)))
 			continue
 		}
 		p.update(h, changed[h.ClusterID])
@@ -197,6 +201,7 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 	for id, p := range m.pollers {
 		if !seen[id] {
 			p.cancel()
+			m.queue.remove(p)
 			delete(m.pollers, id)
 			if a := p.snapshot().Address; !addrs[a] {
 				m.e.agents.Unpin(a)
@@ -212,25 +217,32 @@ func (m *monitor) clusterLock(id string) *sync.Mutex {
 	return v.(*sync.Mutex)
 }
 
-// poller monitors one host.
+// poller monitors one host: a round every StatsInterval (pollQueue),
+// which reads its statistics unless its agent pushed them on its event
+// stream meanwhile (pushed), and asks for its capabilities when due.
 type poller struct {
 	m      *monitor
 	id     string
+	ctx    context.Context
 	cancel context.CancelFunc
-	kick   chan struct{}
+	// slot is the poller's place in the queue (guarded by its mutex).
+	slot pollSlot
 
 	mu             sync.Mutex
 	host           store.Host
 	clusterChanged bool
 	// capsDue asks the next round for the capabilities report.
 	capsDue bool
+	failures       int
+	// statsAt is when the last statistics came (asked for or pushed),
+	// pushedAt when the last pushed ones came, pushedDown why libvirt was
+	// down as they said ("" when up).
+	statsAt, pushedAt time.Time
+	pushedDown        string
 
-	// Owned by the run goroutine.
-	failures int
-	etag     string
-	capsAt   time.Time
-	// statsAt is when the last statistics were asked for that came.
-	statsAt time.Time
+	// Owned by the rounds (which never overlap).
+	etag   string
+	capsAt time.Time
 }
 
 func (p *poller) snapshot() store.Host {
@@ -242,7 +254,7 @@ func (p *poller) snapshot() store.Host {
 // setHost records the host as last written or read, unless a newer
 // version is known already.
 func (p *poller) setHost(h store.Host) {
-	h.Capabilities = nil
+	h.Capabilities, h.Stats = nil, nil
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if h.Version >= p.host.Version {
@@ -254,6 +266,7 @@ func (p *poller) setHost(h store.Host) {
 // activation, a new address or certificate, a changed cluster) makes the
 // poller act at once.
 func (p *poller) update(h store.Host, clusterChanged bool) {
+	h.Capabilities, h.Stats = nil, nil
 	p.mu.Lock()
 	old := p.host
 	if h.Version >= p.host.Version {
@@ -284,30 +297,8 @@ func (m *monitor) capsNow(hostID string) {
 	p.kickNow()
 }
 
-func (p *poller) kickNow() {
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (p *poller) run(ctx context.Context) {
-	defer p.m.wg.Done()
-	interval := p.m.cfg.StatsInterval
-	// Spread the hosts over the interval.
-	timer := time.NewTimer(rand.N(interval))
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case <-p.kick:
-		}
-		p.round(ctx)
-		timer.Reset(interval)
-	}
-}
+// kickNow asks for a round now.
+func (p *poller) kickNow() { p.m.queue.kick(p) }
 
 // round is one monitoring round: capabilities when due (always when the
 // host's agent was not known to answer), statistics, then what the
@@ -342,20 +333,21 @@ func (p *poller) round(ctx context.Context) {
 			hash = hex.EncodeToString(sum[:])
 		}
 	}
-	t := time.Now()
-	stats, err := p.m.e.agents.Stats(ctx, h.Address)
-	p.m.e.obs.AgentPoll("stats", time.Since(t), err)
-	if err != nil {
-		p.failed(ctx, err, clusterChanged)
-		return
+	down, fresh := p.pushedRecently()
+	if !fresh {
+		// The agent pushed no statistics lately (it does not, or its
+		// stream is down): they are asked for.
+		t := time.Now()
+		stats, err := p.m.e.agents.Stats(ctx, h.Address)
+		p.m.e.obs.AgentPoll("stats", time.Since(t), err)
+		if err != nil {
+			p.failed(ctx, err, clusterChanged)
+			return
+		}
+		p.gotStats(t, stats)
+		down = libvirtDown(stats)
 	}
-	if !p.statsAt.IsZero() {
-		p.m.e.obs.StatsAge(t.Sub(p.statsAt))
-	}
-	p.statsAt = t
-	p.failures = 0
-	p.m.batch.add(store.HostStats{HostID: p.id, Stats: stats, At: time.Now()})
-	if down := libvirtDown(stats); down != "" {
+	if down != "" {
 		if clusterChanged {
 			p.mu.Lock()
 			p.clusterChanged = true
@@ -368,6 +360,62 @@ func (p *poller) round(ctx context.Context) {
 	capsChanged := body != nil && hash != h.CapabilitiesHash
 	if body != nil && (capsChanged || needsAdmissionHost(h, capsChanged, clusterChanged)) {
 		p.admit(ctx, body, hash, clusterChanged)
+	}
+}
+
+// gotStats records statistics that came at t.
+func (p *poller) gotStats(t time.Time, stats []byte) {
+	p.mu.Lock()
+	prev := p.statsAt
+	p.statsAt = t
+	p.failures = 0
+	p.mu.Unlock()
+	if !prev.IsZero() {
+		p.m.e.obs.StatsAge(t.Sub(prev))
+	}
+	p.m.batch.add(store.HostStats{HostID: p.id, Stats: stats, At: t})
+}
+
+// pushFresh is how recent pushed statistics spare a round's request.
+func (p *poller) pushFresh() time.Duration { return p.m.cfg.StatsInterval * 3 / 2 }
+
+// pushedRecently tells whether the agent pushed statistics within
+// pushFresh, and why libvirt was down as they said.
+func (p *poller) pushedRecently() (down string, fresh bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pushedDown, !p.pushedAt.IsZero() && time.Since(p.pushedAt) < p.pushFresh()
+}
+
+// pushed records the statistics the host's agent pushed on its event
+// stream: the host answers. An agent that cannot reach libvirt makes the
+// host NonOperational at once; a host that must be admitted again (it did
+// not answer, or libvirt is back) gets a round now.
+func (p *poller) pushed(ctx context.Context, stats []byte) {
+	t := time.Now()
+	down := libvirtDown(stats)
+	p.mu.Lock()
+	p.pushedAt, p.pushedDown = t, down
+	h := p.host
+	p.mu.Unlock()
+	p.m.e.obs.StatsPushed()
+	p.gotStats(t, stats)
+	if down != "" {
+		p.setStatus(ctx, pollOutcome{OK: true, LibvirtDown: down})
+		return
+	}
+	if needsAdmissionHost(h, false, false) {
+		p.kickNow()
+	}
+}
+
+// pushed passes the statistics a host's agent pushed to its poller.
+func (m *monitor) pushed(ctx context.Context, hostID string, stats []byte) {
+	m.mu.Lock()
+	p := m.pollers[hostID]
+	m.mu.Unlock()
+	if p != nil && len(stats) > 0 {
+		p.pushed(ctx, stats)
 	}
 }
 
@@ -395,14 +443,15 @@ func (p *poller) failed(ctx context.Context, err error, clusterChanged bool) {
 	if ctx.Err() != nil {
 		return
 	}
+	p.mu.Lock()
 	if clusterChanged {
-		p.mu.Lock()
 		p.clusterChanged = true
-		p.mu.Unlock()
 	}
 	p.failures++
+	n := p.failures
+	p.mu.Unlock()
 	p.etag = ""
-	p.setStatus(ctx, pollOutcome{Failures: p.failures, Err: err.Error()})
+	p.setStatus(ctx, pollOutcome{Failures: n, Err: err.Error()})
 }
 
 // setStatus applies a round's outcome (a failed round, or an agent that

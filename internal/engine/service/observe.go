@@ -14,6 +14,9 @@ type Observer interface {
 	// AgentPoll is one request of the monitoring to an agent: kind is
 	// "stats" or "capabilities"; err is nil when it was answered.
 	AgentPoll(kind string, took time.Duration, err error)
+	// StatsPushed is one host's statistics pushed by its agent on its
+	// event stream (no request).
+	StatsPushed()
 	// StatsAge is how old a host's previous statistics were when new ones
 	// arrived (the monitoring keeping up with its interval).
 	StatsAge(age time.Duration)
@@ -64,6 +67,7 @@ const (
 type nopObserver struct{}
 
 func (nopObserver) AgentPoll(string, time.Duration, error) {}
+func (nopObserver) StatsPushed()                           {}
 func (nopObserver) StatsAge(time.Duration)                 {}
 func (nopObserver) Scheduled(string, time.Duration)        {}
 func (nopObserver) Migration(string)                       {}

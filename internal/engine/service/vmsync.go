@@ -127,6 +127,7 @@ func (y *vmSync) lostHosts(d time.Duration) []string {
 }
 
 func (y *vmSync) startLocked(h store.Host) {
+	h.Stats, h.Capabilities = nil, nil
 	ctx, cancel := context.WithCancel(y.ctx)
 	w := &vmWatcher{y: y, cancel: cancel, h: h}
 	y.watchers[h.ID] = w
@@ -185,6 +186,7 @@ func (w *vmWatcher) host() store.Host {
 }
 
 func (w *vmWatcher) setHost(h store.Host) {
+	h.Stats, h.Capabilities = nil, nil
 	w.mu.Lock()
 	w.h = h
 	w.mu.Unlock()
@@ -223,7 +225,7 @@ func (w *vmWatcher) run(ctx context.Context) {
 // every Resync.
 func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	s := w.y.s
-	stream, err := s.agents.Events(ctx, h)
+	stream, err := s.agents.Events(ctx, h, w.y.m.cfg.StatsInterval)
 	if err != nil {
 		return err
 	}
@@ -231,7 +233,9 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	if err := w.y.reconcile(ctx, h); err != nil {
 		return err
 	}
-	events := make(chan agentapi.Event, 64)
+	// A few events wait while one is applied (a burst is a few VMs);
+	// ten thousand hosts keep ten thousand of these.
+	events := make(chan agentapi.Event, 4)
 	done := make(chan error, 1)
 	go func() {
 		for {
@@ -261,6 +265,10 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 				return <-done
 			}
 			switch {
+			case ev.Event == agentapi.EventStats:
+				// The host's statistics, pushed: the monitoring's round
+				// need not ask for them.
+				w.y.m.pushed(ctx, h.ID, ev.Stats)
 			case ev.VM == "" && ev.Event == agentapi.EventLibvirtBack:
 				// The agent reads libvirt again: what changed meanwhile.
 				if err := w.y.reconcile(ctx, w.host()); err != nil {

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/pki"
+)
+
+// TestEventStreamPushesStats: GET /v1/events?stats=INTERVAL says so in its
+// header and carries the statistics (GET /v1/stats's document) at once
+// and every INTERVAL; without it, none; a bad interval is refused.
+func TestEventStreamPushesStats(t *testing.T) {
+	f := newFakeConn()
+	a, vms := statsAgent(t, f, 1)
+	ca := tlsFiles(t, a)
+	a.stats.sample(context.Background(), a)
+	addr := serve(t, a.Serve)
+	c := tlsClient(t, ca, pki.Client)
+
+	resp, err := c.Get("https://" + addr + "/v1/events?stats=200ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(agentapi.StatsHeader) != "200ms" {
+		t.Fatalf("%d, %s %q", resp.StatusCode, agentapi.StatsHeader, resp.Header.Get(agentapi.StatsHeader))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var got []agentapi.Event
+	start := time.Now()
+	for len(got) < 3 && sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev agentapi.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		got = append(got, ev)
+	}
+	if len(got) < 3 {
+		t.Fatalf("%d events: %v", len(got), sc.Err())
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("3 statistics in %s: not every 200ms", took)
+	}
+	for _, ev := range got {
+		var s agentapi.Stats
+		if ev.Event != agentapi.EventStats || ev.VM != "" || ev.Host != "unit-power8" || json.Unmarshal(ev.Stats, &s) != nil {
+			t.Fatalf("event %+v", ev)
+		}
+		if s.Host.CPUs != 2 || len(s.VMs) != 2 || s.Libvirt == nil || !s.Libvirt.Connected {
+			t.Errorf("statistics %+v", s)
+		}
+		found := false
+		for _, v := range s.VMs {
+			found = found || v.ID == vms[0].ID
+		}
+		if !found {
+			t.Errorf("the running VM is not in the statistics: %+v", s.VMs)
+		}
+	}
+
+	plain, err := c.Get("https://" + addr + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Body.Close()
+	if plain.StatusCode != 200 || plain.Header.Get(agentapi.StatsHeader) != "" {
+		t.Errorf("without stats: %d %q", plain.StatusCode, plain.Header.Get(agentapi.StatsHeader))
+	}
+	for _, bad := range []string{"1ms", "1h", "fast"} {
+		st, body, err := get(t, c, addr, "/v1/events?stats="+bad)
+		if err != nil || st != 400 || !strings.Contains(body, "BAD_REQUEST") {
+			t.Errorf("stats=%s: %d %s %v", bad, st, body, err)
+		}
+	}
+}

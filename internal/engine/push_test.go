@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/store"
+)
+
+// TestMonitorPushedStats: an agent that pushes its statistics on its
+// event stream is not polled for them (one connection and one stream
+// carry the monitoring); one that does not push is polled every interval;
+// both hosts' statistics stay fresh; a pushing agent that stops answering
+// is NonResponsive as a polled one is, and Up again when it is back.
+func TestMonitorPushedStats(t *testing.T) {
+	te := startEngine(t, testMonitor)
+	sim := newSim(t)
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power", CPUType: "IBM POWER8"}); err != nil {
+		t.Fatal(err)
+	}
+	pusher := simHost(t, te, sim, "pusher", "s822l-power8e", "power")
+	poller := simHost(t, te, sim, "polled", "ac922-power9", "power")
+	poller.NoPush(true)
+	for _, h := range []string{"pusher", "polled"} {
+		waitHost(t, te.admin, h, 10*time.Second, status("Up"))
+	}
+	// Let the streams settle (the first rounds poll: nothing pushed yet).
+	deadline := time.Now().Add(10 * time.Second)
+	for pusher.Pushes() < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pusher.Pushes() < 3 {
+		t.Fatalf("the pushing host pushed %d statistics", pusher.Pushes())
+	}
+	r0, p0, q0 := pusher.Requests(), pusher.Pushes(), poller.Requests()
+	window := 20 * testMonitor.StatsInterval
+	time.Sleep(window)
+	r1, p1, q1 := pusher.Requests(), pusher.Pushes(), poller.Requests()
+	// The pusher: its pushes, and the capabilities asked once a second
+	// (a request); the polled host: a statistics request every interval.
+	if pushes := p1 - p0; pushes < 10 {
+		t.Errorf("the pushing host pushed %d statistics in %s", pushes, window)
+	}
+	if reqs, max := r1-r0, int64(window/testMonitor.CapsInterval)+3; reqs > max {
+		t.Errorf("the pushing host was asked %d requests in %s (at most %d: capabilities only)", reqs, window, max)
+	}
+	if polls := q1 - q0; polls < 10 {
+		t.Errorf("the host that does not push was asked %d requests in %s", polls, window)
+	}
+	for _, name := range []string{"pusher", "polled"} {
+		h, err := te.admin.Host(ctx, name, false)
+		if err != nil || time.Since(h.LastSeen) > 2*time.Second || len(h.Stats) == 0 {
+			t.Errorf("host %s: last seen %v ago, statistics %s (%v)", name, time.Since(h.LastSeen), h.Stats, err)
+		}
+	}
+	u, err := te.admin.CreateUser(ctx, "prom", string(store.RoleMetrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, mfs := te.scrape(t, u.Token); value(mfs, "polyvirt_agent_stats_pushed_total", nil) < 10 {
+		t.Errorf("polyvirt_agent_stats_pushed_total = %v", value(mfs, "polyvirt_agent_stats_pushed_total", nil))
+	}
+
+	// The pushing agent stops: its stream ends, it is polled, refused,
+	// NonResponsive; back, it pushes again.
+	pusher.Stop()
+	waitHost(t, te.admin, "pusher", 10*time.Second, status("NonResponsive"))
+	if err := pusher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHost(t, te.admin, "pusher", 10*time.Second, status("Up"))
+	p2 := pusher.Pushes()
+	deadline = time.Now().Add(10 * time.Second)
+	for pusher.Pushes() < p2+3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pusher.Pushes() < p2+3 {
+		t.Errorf("the host back pushes no statistics (%d)", pusher.Pushes()-p2)
+	}
+}

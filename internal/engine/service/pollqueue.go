@@ -1,0 +1,157 @@
+package service
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+)
+
+// pollQueue runs the pollers' rounds when they are due: one goroutine
+// with a heap of due times, and a goroutine per round only while the round
+// runs. A host between two rounds costs a heap entry, not a goroutine and
+// its stack (ten thousand hosts would otherwise be ten thousand sleeping
+// goroutines whose stacks grew in their last round). A poller is in the
+// heap, or running, or stopped; its rounds never overlap.
+type pollQueue struct {
+	interval time.Duration
+
+	mu   sync.Mutex
+	due  pollHeap
+	wake chan struct{}
+	// rounds counts the rounds in flight, for wait.
+	rounds sync.WaitGroup
+}
+
+func newPollQueue(interval time.Duration) *pollQueue {
+	return &pollQueue{interval: interval, wake: make(chan struct{}, 1)}
+}
+
+// pollSlot is a poller's place in the queue; the queue's mutex guards it.
+type pollSlot struct {
+	at    time.Time
+	index int // in the heap; -1 when not in it
+	// running is true while a round runs, kicked when a round was asked
+	// for meanwhile (it runs again at once), stopped when the host went.
+	running, kicked, stopped bool
+}
+
+type pollHeap []*poller
+
+func (h pollHeap) Len() int           { return len(h) }
+func (h pollHeap) Less(i, j int) bool { return h[i].slot.at.Before(h[j].slot.at) }
+func (h pollHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].slot.index, h[j].slot.index = i, j
+}
+func (h *pollHeap) Push(x any) {
+	p := x.(*poller)
+	p.slot.index = len(*h)
+	*h = append(*h, p)
+}
+func (h *pollHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	p.slot.index = -1
+	return p
+}
+
+func (q *pollQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// add queues a new poller's first round at.
+func (q *pollQueue) add(p *poller, at time.Time) {
+	q.mu.Lock()
+	p.slot = pollSlot{at: at, index: -1}
+	heap.Push(&q.due, p)
+	q.mu.Unlock()
+	q.signal()
+}
+
+// kick asks for a round of p now (or right after the one running).
+func (q *pollQueue) kick(p *poller) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case p.slot.stopped:
+	case p.slot.running:
+		p.slot.kicked = true
+	case p.slot.index >= 0:
+		p.slot.at = time.Now()
+		heap.Fix(&q.due, p.slot.index)
+		q.signal()
+	}
+}
+
+// remove stops p's rounds (a round running ends on its own: its context
+// is cancelled by the caller).
+func (q *pollQueue) remove(p *poller) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p.slot.stopped = true
+	if p.slot.index >= 0 {
+		heap.Remove(&q.due, p.slot.index)
+	}
+}
+
+// run starts the rounds that are due until ctx ends; wait then waits for
+// the rounds still running.
+func (q *pollQueue) run(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		q.mu.Lock()
+		now := time.Now()
+		next := time.Hour
+		for q.due.Len() > 0 {
+			p := q.due[0]
+			if d := p.slot.at.Sub(now); d > 0 {
+				next = d
+				break
+			}
+			heap.Pop(&q.due)
+			p.slot.running = true
+			q.rounds.Add(1)
+			go q.round(ctx, p)
+		}
+		q.mu.Unlock()
+		t.Reset(next)
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// round runs one round of p and queues the next one interval later (at
+// once when it was kicked meanwhile).
+func (q *pollQueue) round(ctx context.Context, p *poller) {
+	defer q.rounds.Done()
+	if ctx.Err() == nil && p.ctx.Err() == nil {
+		p.round(p.ctx)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p.slot.running = false
+	if p.slot.stopped || ctx.Err() != nil {
+		return
+	}
+	p.slot.at = time.Now().Add(q.interval)
+	if p.slot.kicked {
+		p.slot.kicked = false
+		p.slot.at = time.Now()
+	}
+	heap.Push(&q.due, p)
+	q.signal()
+}
+
+// wait waits for the rounds in flight (after run returned).
+func (q *pollQueue) wait() { q.rounds.Wait() }
