@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Benchmarks one engine monitoring many simulated hosts (polyvirt-hostsim:
-# the agent API over mutual TLS, one port per host, enrolled with join
-# tokens like real agents), on SQLite and on PostgreSQL, and prints the
-# figures: the engine's CPU and memory, the agents' polls answered, how
-# fresh the hosts' statistics stay, and the API latencies under several API
-# loads. docs/benchmarks.md has the results and how to read them.
+# the agent API over mutual TLS and HTTP/2, one port per host, enrolled with
+# join tokens like real agents, pushing their statistics on their event
+# streams like real agents), on SQLite and on PostgreSQL, and prints the
+# figures: the engine's CPU and memory, its goroutines and Go heap, the
+# statistics pushed and polled, how fresh the hosts' statistics stay, and the
+# API latencies under several API loads. docs/benchmarks.md has the results
+# and how to read them.
 #
 #   scripts/bench-engine.sh                  # 1000 hosts, stats every 2 s
-#   HOSTS=200 WINDOW=20s scripts/bench-engine.sh sqlite
+#   HOSTS=10000 scripts/bench-engine.sh sqlite
+#   HOSTS=200 WINDOW=20s PROFILES=/tmp/prof scripts/bench-engine.sh sqlite
 #
 # Environment: HOSTS (1000), INTERVAL (2s, the engine's --stats-interval),
 # WINDOW (30s per API load), WARMUP (15s), LOADS (API loads, CLIENTS:PAUSE,...:
-# 0:0s,2:100ms,4:20ms). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the
-# server scripts/lib.sh's ensure_postgres sets up; a schema of its own, dropped
-# afterwards.
+# 0:0s,2:100ms,4:20ms), SIMS (simulator processes, default one per 2,500
+# hosts: each enrolls and serves its share, the last one measures), PROFILES
+# (a directory: the engine's CPU and heap profiles of each window, taken from
+# its --pprof-listen, as BACKEND/LOAD-cpu.pprof and BACKEND/LOAD-heap.pprof;
+# read them with go tool pprof). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as
+# root) the server scripts/lib.sh's ensure_postgres sets up; a schema of its
+# own, dropped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,20 +30,34 @@ INTERVAL=${INTERVAL:-2s}
 WINDOW=${WINDOW:-30s}
 WARMUP=${WARMUP:-15s}
 LOADS=${LOADS:-0:0s,2:100ms,4:20ms}
+SIMS=${SIMS:-$((1 + (HOSTS - 1) / 2500))}
+PROFILES=${PROFILES:-}
 backends=${*:-sqlite postgres}
 
 log "building bin/polyvirt and bin/polyvirt-hostsim"
 mkdir -p bin
 CGO_ENABLED=0 go build -o bin/polyvirt ./cmd/polyvirt
 CGO_ENABLED=0 go build -o bin/polyvirt-hostsim ./cmd/polyvirt-hostsim
-# Every host is a listening socket in the simulator and a connection in the
-# engine.
+# Every host is a listening socket and a connection or two in the simulator
+# and a connection in the engine.
 ulimit -n $((HOSTS * 4 + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d /tmp/polyvirt-bench.XXXXXX)
 engine_pid=
+sim_pids=()
 schema=
+stop_sims() {
+	local p
+	for p in "${sim_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${sim_pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	sim_pids=()
+}
 cleanup() {
+	stop_sims
 	[ -n "$engine_pid" ] && kill "$engine_pid" 2>/dev/null && wait "$engine_pid" 2>/dev/null || true
 	if [ -n "$schema" ]; then
 		psql "$POLYVIRT_TEST_POSTGRES" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
@@ -59,15 +80,30 @@ run_backend() {
 	else
 		"${init[@]}" >/dev/null
 	fi
-	"${runenv[@]}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn 2>"$work/$backend.engine.log" &
+	local pprof=() profiling=()
+	if [ -n "$PROFILES" ]; then
+		local pport
+		pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		pprof=(--pprof-listen "127.0.0.1:$pport")
+		profiling=(--pprof "127.0.0.1:$pport" --profile-dir "$PROFILES/$backend")
+	fi
+	"${runenv[@]}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
 	engine_pid=$!
 	for _ in $(seq 1 100); do
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	log "$backend: $HOSTS simulated hosts, statistics every $INTERVAL, $WINDOW per API load"
-	bin/polyvirt-hostsim --engine "https://127.0.0.1:$port" --ca-file "$dir/ca.pem" --token-file "$work/$backend.token" \
-		--hosts "$HOSTS" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" --engine-pid "$engine_pid" "${dbproc[@]}"
+	log "$backend: $HOSTS simulated hosts ($SIMS simulator processes), statistics every $INTERVAL, $WINDOW per API load"
+	local sim=(bin/polyvirt-hostsim --engine "https://127.0.0.1:$port" --ca-file "$dir/ca.pem" --token-file "$work/$backend.token" --total "$HOSTS")
+	local share=$((HOSTS / SIMS)) first=0 i
+	for ((i = 1; i < SIMS; i++)); do
+		"${sim[@]}" --hosts "$share" --first "$first" 2>"$work/$backend.sim$i.log" &
+		sim_pids+=($!)
+		first=$((first + share))
+	done
+	"${sim[@]}" --hosts $((HOSTS - first)) --first "$first" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
+		--engine-pid "$engine_pid" "${dbproc[@]}" "${profiling[@]}"
+	stop_sims
 	kill "$engine_pid"
 	wait "$engine_pid" 2>/dev/null || true
 	engine_pid=

@@ -2,10 +2,17 @@
 // (oVirt's vdsmfake): it adds N hosts to a cluster through the engine's
 // API, enrolls each with its one-time join token like `polyvirt agent
 // join`, and answers the engine's monitoring (capabilities with ETag,
-// statistics) over mutual TLS, one port per host. With --bench it then
-// measures the engine: its CPU and memory (from /proc, --engine-pid), the
-// latency of API calls made meanwhile, and how fresh the hosts' statistics
-// stay. scripts/bench-engine.sh drives it.
+// statistics polled or pushed on the event stream) over mutual TLS and
+// HTTP/2, one port per host. Several processes can share the work
+// (--first, --total): each enrolls its share, and one of them measures.
+//
+// With --bench it then measures the engine: its CPU and memory (from
+// /proc, --engine-pid), the latency of API calls made meanwhile, how fresh
+// the hosts' statistics stay (the ages of their last contact in the API,
+// sampled through the window), and what the engine's own metrics say
+// (GET /metrics: its polls, the statistics pushed, their ages, its heap
+// and goroutines); with --pprof, Go's CPU and heap profiles of the engine
+// for each window. scripts/bench-engine.sh drives it.
 package main
 
 import (
@@ -15,18 +22,15 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"polyvirt/internal/api"
@@ -39,11 +43,12 @@ type options struct {
 	engine, caFile, tokenFile, cluster, prefix, output string
 	cpuType                                            string
 	profiles                                           []string
-	hosts, parallel                                    int
+	hosts, first, total, parallel, loopbacks           int
 	bench, warmup, upTimeout                           time.Duration
 	loads                                              []load
 	enginePID                                          int
 	dbProcess                                          string
+	pprof, profileDir                                  string
 }
 
 func main() {
@@ -56,13 +61,18 @@ func main() {
 	flag.StringVar(&o.cpuType, "cpu-type", "IBM POWER8", "the CPU type of the cluster when it is created (the profiles' lowest)")
 	flag.StringVar(&o.prefix, "prefix", "sim-", "prefix of the host names")
 	flag.StringVar(&profiles, "profiles", "s822l-power8e,ac922-power9", "host profiles, used in turn")
-	flag.IntVar(&o.hosts, "hosts", 1000, "number of simulated hosts")
+	flag.IntVar(&o.hosts, "hosts", 1000, "number of simulated hosts of this process")
+	flag.IntVar(&o.first, "first", 0, "the number of this process's first host (several processes: 0, 2500, 5000, ...)")
+	flag.IntVar(&o.total, "total", 0, "the hosts of all the processes, all Up before measuring (default --hosts)")
 	flag.IntVar(&o.parallel, "parallel", 16, "hosts enrolled at once")
-	flag.DurationVar(&o.upTimeout, "up-timeout", 3*time.Minute, "how long to wait for every host to be Up")
-	flag.DurationVar(&o.bench, "bench", 0, "measure the engine for this long once every host is Up, then exit (0: serve until interrupted)")
+	flag.IntVar(&o.loopbacks, "loopbacks", 0, "spread the hosts over 127.0.0.1 to 127.0.0.N (default: one address per 2,500 hosts)")
+	flag.DurationVar(&o.upTimeout, "up-timeout", 0, "how long to wait for every host to be Up (default 3m, plus 1m per 1,000 hosts)")
+	flag.DurationVar(&o.bench, "bench", 0, "measure the engine for this long per API load once every host is Up, then exit (0: serve until interrupted)")
 	flag.DurationVar(&o.warmup, "warmup", 15*time.Second, "wait this long after every host is Up before measuring")
 	flag.IntVar(&o.enginePID, "engine-pid", 0, "the engine's process id (CPU and memory from /proc)")
 	flag.StringVar(&o.dbProcess, "db-process", "", "also measure the CPU of the processes with this name (postgres)")
+	flag.StringVar(&o.pprof, "pprof", "", "the engine's --pprof-listen address: take its CPU and heap profiles in each window")
+	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the profiles go (LOAD-cpu.pprof, LOAD-heap.pprof)")
 	var loads string
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,4:20ms", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
@@ -78,6 +88,15 @@ func main() {
 		}
 		o.loads = append(o.loads, load{Clients: n, Pause: d})
 	}
+	if o.total == 0 {
+		o.total = o.first + o.hosts
+	}
+	if o.loopbacks <= 0 {
+		o.loopbacks = 1 + (o.first+o.hosts)/2500
+	}
+	if o.upTimeout <= 0 {
+		o.upTimeout = 3*time.Minute + time.Duration(o.total/1000)*time.Minute
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "polyvirt-hostsim:", err)
 		os.Exit(1)
@@ -90,55 +109,7 @@ type load struct {
 	Pause   time.Duration `json:"pauseNs"`
 }
 
-// Result is what a benchmark window measured.
-type Result struct {
-	Load            load    `json:"load"`
-	CallsPerS       float64 `json:"apiCallsPerSecond"`
-	Hosts           int     `json:"hosts"`
-	EnrollSeconds   float64 `json:"enrollSeconds"`
-	AllUpSeconds    float64 `json:"allUpSeconds"`
-	WindowSeconds   float64 `json:"windowSeconds"`
-	EngineCPUCores  float64 `json:"engineCpuCores"`
-	EngineRSSMiB    float64 `json:"engineRssMiB"`
-	EngineMaxRSSMiB float64 `json:"engineMaxRssMiB"`
-	EnginePeakMiB   float64 `json:"enginePeakRssMiB"`
-	DBCPUCores      float64 `json:"dbCpuCores,omitempty"`
-	SimCPUCores     float64 `json:"simCpuCores"`
-	PollsPerSecond  float64 `json:"pollsPerSecond"`
-	// LastSeenMaxAge and LastSeenP99Age are how old the hosts' last
-	// contact was at the end (the monitoring keeping up).
-	LastSeenP99Age float64               `json:"lastSeenP99AgeSeconds"`
-	LastSeenMaxAge float64               `json:"lastSeenMaxAgeSeconds"`
-	HostsUp        int                   `json:"hostsUp"`
-	API            map[string]*Latencies `json:"api"`
-	APIAll         *Latencies            `json:"apiAll"`
-	APIErrors      map[string]int        `json:"apiErrors,omitempty"`
-}
-
-// Latencies summarizes call durations in milliseconds.
-type Latencies struct {
-	Calls int     `json:"calls"`
-	P50   float64 `json:"p50Ms"`
-	P95   float64 `json:"p95Ms"`
-	P99   float64 `json:"p99Ms"`
-	Max   float64 `json:"maxMs"`
-	all   []time.Duration
-}
-
-func summarize(d []time.Duration) *Latencies {
-	l := &Latencies{Calls: len(d)}
-	if len(d) == 0 {
-		return l
-	}
-	slices.Sort(d)
-	q := func(p float64) float64 {
-		i := int(p*float64(len(d))+0.5) - 1
-		i = min(max(i, 0), len(d)-1)
-		return float64(d[i].Microseconds()) / 1000
-	}
-	l.P50, l.P95, l.P99, l.Max = q(0.50), q(0.95), q(0.99), float64(d[len(d)-1].Microseconds())/1000
-	return l
-}
+func (l load) String() string { return fmt.Sprintf("%dx%s", l.Clients, l.Pause) }
 
 func run(o options) error {
 	if o.engine == "" || o.tokenFile == "" {
@@ -160,18 +131,74 @@ func run(o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if _, err := eng.Cluster(ctx, o.cluster); api.CodeOf(err) == api.CodeNotFound {
-		if _, err := eng.CreateCluster(ctx, engineapi.ClusterRequest{Name: o.cluster, CPUType: o.cpuType}); err != nil {
-			return err
-		}
-	} else if err != nil {
+	if err := ensureCluster(ctx, eng, o); err != nil {
 		return err
 	}
 
 	sim := hostsim.New()
 	defer sim.Close()
 	start := time.Now()
-	hosts := make([]*hostsim.Host, o.hosts)
+	if err := enroll(ctx, eng, sim, o); err != nil {
+		return err
+	}
+	res := &Result{Hosts: o.total, EnrollSeconds: time.Since(start).Seconds()}
+	fmt.Fprintf(os.Stderr, "%d hosts enrolled in %.1fs; waiting for the %d hosts of cluster %s to be Up\n", o.hosts, res.EnrollSeconds, o.total, o.cluster)
+	if err := waitUp(ctx, eng, o); err != nil {
+		return err
+	}
+	res.AllUpSeconds = time.Since(start).Seconds()
+	fmt.Fprintf(os.Stderr, "all %d hosts Up %.1fs after the start\n", o.total, res.AllUpSeconds)
+	if o.bench == 0 {
+		fmt.Fprintln(os.Stderr, "serving; interrupt to stop")
+		<-ctx.Done()
+		return nil
+	}
+	hs, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.Name
+	}
+	select {
+	case <-time.After(o.warmup):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	b := &bench{o: o, eng: eng, token: token, ca: ca, names: names}
+	var results []*Result
+	for _, l := range o.loads {
+		r := *res
+		r.Load, r.API, r.APIErrors = l, map[string]*Latencies{}, map[string]int{}
+		fmt.Fprintf(os.Stderr, "measuring for %s with %d API clients pausing %s\n", o.bench, l.Clients, l.Pause)
+		if err := b.measure(ctx, &r); err != nil {
+			return err
+		}
+		results = append(results, &r)
+	}
+	return report(o, results)
+}
+
+// ensureCluster creates the cluster when missing (another process may
+// create it at the same time).
+func ensureCluster(ctx context.Context, eng *client.Client, o options) error {
+	_, err := eng.Cluster(ctx, o.cluster)
+	if api.CodeOf(err) != api.CodeNotFound {
+		return err
+	}
+	_, err = eng.CreateCluster(ctx, engineapi.ClusterRequest{Name: o.cluster, CPUType: o.cpuType})
+	if err != nil {
+		if _, again := eng.Cluster(ctx, o.cluster); again == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// enroll adds this process's hosts to the engine and enrolls them, a few
+// at a time.
+func enroll(ctx context.Context, eng *client.Client, sim *hostsim.Sim, o options) error {
 	jobs := make(chan int)
 	errs := make(chan error, o.parallel)
 	var wg sync.WaitGroup
@@ -181,8 +208,9 @@ func run(o options) error {
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				name := fmt.Sprintf("%s%04d", o.prefix, i)
-				h, err := sim.AddHost(name, o.profiles[i%len(o.profiles)])
+				name := fmt.Sprintf("%s%05d", o.prefix, i)
+				ip := fmt.Sprintf("127.0.0.%d", 1+i%o.loopbacks)
+				h, err := sim.AddHostAt(name, o.profiles[i%len(o.profiles)], ip)
 				if err == nil {
 					var jt engineapi.JoinToken
 					if jt, err = eng.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: o.cluster}); err == nil {
@@ -196,319 +224,78 @@ func run(o options) error {
 					}
 					continue
 				}
-				hosts[i] = h
-				if n := enrolled.Add(1); n%100 == 0 {
+				if n := enrolled.Add(1); n%500 == 0 {
 					fmt.Fprintf(os.Stderr, "enrolled %d hosts\n", n)
 				}
 			}
 		}()
 	}
-feed:
-	for i := 0; i < o.hosts; i++ {
+	defer wg.Wait()
+	defer close(jobs)
+	for i := o.first; i < o.first+o.hosts; i++ {
 		select {
 		case jobs <- i:
 		case err := <-errs:
-			close(jobs)
-			wg.Wait()
 			return err
 		case <-ctx.Done():
-			break feed
+			return ctx.Err()
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-	}
-	res := &Result{Hosts: o.hosts, EnrollSeconds: time.Since(start).Seconds(), API: map[string]*Latencies{}, APIErrors: map[string]int{}}
-	fmt.Fprintf(os.Stderr, "%d hosts enrolled in %.1fs; waiting for them to be Up\n", o.hosts, res.EnrollSeconds)
+	return nil
+}
+
+// waitUp waits until the cluster has --total hosts Up.
+func waitUp(ctx context.Context, eng *client.Client, o options) error {
 	deadline := time.Now().Add(o.upTimeout)
 	for {
 		hs, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster, Statuses: []string{"Up"}})
-		if err == nil && len(hs) >= o.hosts {
-			break
+		if err == nil && len(hs) >= o.total {
+			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			why := map[string]int{}
 			if all, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster}); err == nil {
+				why["(listed)"] = len(all)
 				for _, h := range all {
 					if h.Status != "Up" {
 						why[h.Status+" "+h.StatusCode]++
 					}
 				}
 			}
-			return fmt.Errorf("only %d of %d hosts Up after %s (%v); the others: %v", len(hs), o.hosts, o.upTimeout, err, why)
+			return fmt.Errorf("only %d of %d hosts Up after %s (%v); the others: %v", len(hs), o.total, o.upTimeout, err, why)
 		}
-		time.Sleep(time.Second)
-	}
-	res.AllUpSeconds = time.Since(start).Seconds()
-	fmt.Fprintf(os.Stderr, "all %d hosts Up %.1fs after the start\n", o.hosts, res.AllUpSeconds)
-	if o.bench == 0 {
-		fmt.Fprintln(os.Stderr, "serving; interrupt to stop")
-		<-ctx.Done()
-		return nil
-	}
-	select {
-	case <-time.After(o.warmup):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var results []*Result
-	for _, l := range o.loads {
-		r := *res
-		r.Load, r.API, r.APIErrors = l, map[string]*Latencies{}, map[string]int{}
-		fmt.Fprintf(os.Stderr, "measuring for %s with %d API clients pausing %s\n", o.bench, l.Clients, l.Pause)
-		if err := measure(ctx, o, eng, hosts, &r); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
 		}
-		results = append(results, &r)
 	}
-	return report(o, results)
 }
 
-// measure runs the measurement window.
-func measure(ctx context.Context, o options, eng *client.Client, hosts []*hostsim.Host, res *Result) error {
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Name()
-	}
-	polls := func() int64 {
-		var n int64
-		for _, h := range hosts {
-			n += h.Requests()
-		}
-		return n
-	}
-	engCPU0, _ := procCPU(o.enginePID)
-	simCPU0, _ := procCPU(os.Getpid())
-	dbCPU0 := namedCPU(o.dbProcess)
-	polls0 := polls()
-	t0 := time.Now()
+// pick returns a random element.
+func pick(names []string) string { return names[rand.N(len(names))] }
 
-	var mu sync.Mutex
-	lat := map[string][]time.Duration{}
-	var maxRSS float64
-	wctx, cancel := context.WithTimeout(ctx, o.bench)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for wctx.Err() == nil {
-			if r, err := procRSS(o.enginePID, "VmRSS"); err == nil && r > maxRSS {
-				maxRSS = r
-			}
-			select {
-			case <-wctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}()
-	type call struct {
-		name   string
-		weight int
-		do     func() error
-	}
-	// The answers are read whole but not decoded: the latency is the
-	// engine's, not this client's JSON decoding.
-	get := func(path string, q url.Values) error {
-		var raw json.RawMessage
-		return eng.Do(wctx, "GET", path, q, nil, &raw)
-	}
-	calls := []call{
-		{"GET /hosts/{host}", 40, func() error { return get("/hosts/"+names[rand.N(len(names))], nil) }},
-		{"GET /clusters", 20, func() error { return get("/clusters", nil) }},
-		{"GET /events?limit=50", 20, func() error { return get("/events", url.Values{"limit": {"50"}}) }},
-		{"GET /hosts?status=NonResponsive,NonOperational", 15, func() error {
-			return get("/hosts", url.Values{"status": {"NonResponsive,NonOperational"}})
-		}},
-		{"GET /hosts (all)", 5, func() error { return get("/hosts", nil) }},
-	}
-	total := 0
-	for _, c := range calls {
-		total += c.weight
-	}
-	for w := 0; w < res.Load.Clients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for wctx.Err() == nil {
-				r := rand.N(total)
-				var c call
-				for _, c = range calls {
-					if r < c.weight {
-						break
-					}
-					r -= c.weight
-				}
-				t := time.Now()
-				err := c.do()
-				d := time.Since(t)
-				if wctx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				if err != nil {
-					res.APIErrors[c.name+": "+err.Error()]++
-				} else {
-					lat[c.name] = append(lat[c.name], d)
-				}
-				mu.Unlock()
-				time.Sleep(res.Load.Pause)
-			}
-		}()
-	}
-	wg.Wait()
-	window := time.Since(t0).Seconds()
-	res.WindowSeconds = window
-	engCPU1, _ := procCPU(o.enginePID)
-	simCPU1, _ := procCPU(os.Getpid())
-	dbCPU1 := namedCPU(o.dbProcess)
-	res.EngineCPUCores = (engCPU1 - engCPU0) / window
-	res.SimCPUCores = (simCPU1 - simCPU0) / window
-	if o.dbProcess != "" {
-		res.DBCPUCores = (dbCPU1 - dbCPU0) / window
-	}
-	res.PollsPerSecond = float64(polls()-polls0) / window
-	res.EngineMaxRSSMiB = maxRSS
-	res.EngineRSSMiB, _ = procRSS(o.enginePID, "VmRSS")
-	res.EnginePeakMiB, _ = procRSS(o.enginePID, "VmHWM")
-	var all []time.Duration
-	for name, d := range lat {
-		all = append(all, d...)
-		res.API[name] = summarize(d)
-	}
-	res.APIAll = summarize(all)
-	res.CallsPerS = float64(res.APIAll.Calls) / window
-	hs, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
-	if err != nil {
+// writeFile writes a profile.
+func writeFile(dir, name string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	now := time.Now()
-	var ages []time.Duration
-	for _, h := range hs {
-		if h.Status == "Up" {
-			res.HostsUp++
-		}
-		ages = append(ages, now.Sub(h.LastSeen))
-	}
-	a := summarize(ages)
-	res.LastSeenP99Age, res.LastSeenMaxAge = a.P99/1000, a.Max/1000
-	return nil
+	return os.WriteFile(filepath.Join(dir, name), b, 0o644)
 }
 
-func report(o options, rs []*Result) error {
-	if o.output == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rs)
-	}
-	for _, r := range rs {
-		if err := reportOne(o, r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func reportOne(o options, r *Result) error {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "API load\t%d clients pausing %s: %.0f calls/s\n", r.Load.Clients, r.Load.Pause, r.CallsPerS)
-	fmt.Fprintf(w, "hosts\t%d (%d Up at the end)\n", r.Hosts, r.HostsUp)
-	fmt.Fprintf(w, "enrolled in\t%.1f s (all Up after %.1f s)\n", r.EnrollSeconds, r.AllUpSeconds)
-	fmt.Fprintf(w, "window\t%.0f s\n", r.WindowSeconds)
-	fmt.Fprintf(w, "agent polls answered\t%.0f /s\n", r.PollsPerSecond)
-	fmt.Fprintf(w, "engine CPU\t%.3f cores\n", r.EngineCPUCores)
-	fmt.Fprintf(w, "engine RSS\t%.0f MiB now, %.0f MiB max in the window, %.0f MiB peak (VmHWM)\n", r.EngineRSSMiB, r.EngineMaxRSSMiB, r.EnginePeakMiB)
-	if o.dbProcess != "" {
-		fmt.Fprintf(w, "%s CPU\t%.3f cores\n", o.dbProcess, r.DBCPUCores)
-	}
-	fmt.Fprintf(w, "simulator CPU\t%.3f cores\n", r.SimCPUCores)
-	fmt.Fprintf(w, "last seen age at the end\tp99 %.1f s, max %.1f s\n", r.LastSeenP99Age, r.LastSeenMaxAge)
-	if r.APIAll.Calls > 0 {
-		fmt.Fprintf(w, "API (all calls)\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.APIAll.Calls, r.APIAll.P50, r.APIAll.P95, r.APIAll.P99, r.APIAll.Max)
-	}
-	var names []string
-	for n := range r.API {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		l := r.API[n]
-		fmt.Fprintf(w, "  %s\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", n, l.Calls, l.P50, l.P95, l.P99, l.Max)
-	}
-	for e, n := range r.APIErrors {
-		fmt.Fprintf(w, "API error\t%d × %s\n", n, e)
-	}
-	fmt.Fprintln(w)
-	return w.Flush()
-}
-
-// clockTicks is USER_HZ, 100 on every Linux architecture polyvirt runs on.
-const clockTicks = 100
-
-// procCPU is a process's user+system CPU time in seconds.
-func procCPU(pid int) (float64, error) {
-	if pid <= 0 {
-		return 0, errors.New("no pid")
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("stat: no ')'")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, errors.New("stat: short")
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / clockTicks, nil
-}
-
-// procRSS reads a memory line of /proc/PID/status, in MiB.
-func procRSS(pid int, key string) (float64, error) {
-	if pid <= 0 {
-		return 0, errors.New("no pid")
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseFloat(f[0], 64)
-				return kb / 1024, nil
-			}
-		}
-	}
-	return 0, errors.New(key + " not found")
-}
-
-// namedCPU sums the CPU time of every process with this command name.
-func namedCPU(name string) float64 {
-	if name == "" {
+// quantile is the q-quantile of sorted durations, in seconds.
+func quantile(d []time.Duration, q float64) float64 {
+	if len(d) == 0 {
 		return 0
 	}
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var total float64
-	for _, d := range dirs {
-		comm, err := os.ReadFile(filepath.Join(d, "comm"))
-		if err != nil || strings.TrimSpace(string(comm)) != name {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		if c, err := procCPU(pid); err == nil {
-			total += c
-		}
-	}
-	return total
+	slices.Sort(d)
+	i := int(q*float64(len(d))+0.5) - 1
+	i = min(max(i, 0), len(d)-1)
+	return d[i].Seconds()
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

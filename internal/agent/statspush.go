@@ -16,7 +16,8 @@ import (
 // the agent writes an agentapi.EventStats event (the document GET
 // /v1/stats answers) every 2 s on the stream it keeps open anyway. One
 // connection and one stream per host then carry the monitoring: no
-// request per round, no answer to parse but the statistics themselves.
+// request per round, no answer to parse but the statistics themselves
+// (the event's data is the document itself, not wrapped in an Event).
 
 // statsPushInterval reads ?stats=INTERVAL: 0 when it is not asked for.
 func statsPushInterval(r *http.Request) (time.Duration, error) {
@@ -43,9 +44,5 @@ func (a *Agent) sendStats(w io.Writer) {
 	if err != nil {
 		return
 	}
-	b, err := json.Marshal(agentapi.Event{Time: time.Now().UTC(), Host: a.cfg.HostID, Event: agentapi.EventStats, Stats: doc})
-	if err != nil {
-		return
-	}
-	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", agentapi.EventStats, b)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", agentapi.EventStats, doc)
 }

@@ -40,6 +40,7 @@ const maxAgentBody = 16 << 20
 type agentClient struct {
 	http    *http.Client
 	tr      *http.Transport
+	once    *http.Client
 	base    *tls.Config
 	roots   *x509.CertPool
 	timeout time.Duration
@@ -82,8 +83,22 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 			// vanished without a reset).
 			SendPingTimeout: 20 * time.Second,
 			PingTimeout:     timeout,
+			// The headers of the engine's requests and of the agents'
+			// answers are few and short: small compression tables (ten
+			// thousand connections).
+			MaxDecoderHeaderTableSize: 512,
+			MaxEncoderHeaderTableSize: 512,
 		},
 	}
+	// A whole capabilities report (tens of KiB, at a host's first contact)
+	// comes on a connection of its own, closed after it: read on the
+	// long-lived connection, it would leave that connection's TLS and
+	// HTTP/2 read buffers at their largest for good.
+	c.once = &http.Client{Transport: &http.Transport{
+		DialTLSContext:     c.dialTLS1,
+		DisableKeepAlives:  true,
+		DisableCompression: true,
+	}}
 	c.http = &http.Client{Transport: c.tr}
 	c.ops = newAgentOps(c)
 	return c, nil
@@ -101,10 +116,23 @@ func (c *agentClient) unpin(addr string) { c.pins.Delete(addr) }
 
 func (c *agentClient) close() {
 	c.tr.CloseIdleConnections()
+	c.once.CloseIdleConnections()
 	c.ops.close()
 }
 
+// dialTLS dials an agent for HTTP/2 (HTTP/1.1 when it cannot).
 func (c *agentClient) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	return c.dialAgent(ctx, network, addr, "h2", "http/1.1")
+}
+
+// dialTLS1 dials an agent for HTTP/1.1.
+func (c *agentClient) dialTLS1(ctx context.Context, network, addr string) (net.Conn, error) {
+	return c.dialAgent(ctx, network, addr, "http/1.1")
+}
+
+// dialAgent dials an agent with mutual TLS, offering protos, and accepts
+// it when it presents the certificate pinned for its address.
+func (c *agentClient) dialAgent(ctx context.Context, network, addr string, protos ...string) (net.Conn, error) {
 	want := ""
 	if v, ok := c.pins.Load(addr); ok {
 		want = v.(string)
@@ -121,7 +149,7 @@ func (c *agentClient) dialTLS(ctx context.Context, network, addr string) (net.Co
 	if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
 		cfg.ServerName = host
 	}
-	cfg.NextProtos = []string{"h2", "http/1.1"}
+	cfg.NextProtos = protos
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return c.verify(cs, want) }
 	tc := tls.Client(raw, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -164,6 +192,11 @@ type agentResponse struct {
 
 // do sends one request to the agent at addr and reads its answer.
 func (c *agentClient) do(ctx context.Context, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
+	return c.doWith(ctx, c.http, method, addr, path, header, body)
+}
+
+// doWith is do with a client.
+func (c *agentClient) doWith(ctx context.Context, hc *http.Client, method, addr, path string, header http.Header, body io.Reader) (*agentResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, body)
@@ -173,7 +206,7 @@ func (c *agentClient) do(ctx context.Context, method, addr, path string, header 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -201,10 +234,13 @@ func agentError(path string, r *agentResponse) error {
 // not change (notModified, no body).
 func (c *agentClient) capabilities(ctx context.Context, addr, etag string) (body []byte, newTag string, notModified bool, err error) {
 	h := http.Header{}
+	hc := c.once
 	if etag != "" {
+		// Most likely a 304: on the long-lived connection.
 		h.Set("If-None-Match", etag)
+		hc = c.http
 	}
-	r, err := c.do(ctx, http.MethodGet, addr, "/v1/capabilities", h, nil)
+	r, err := c.doWith(ctx, hc, http.MethodGet, addr, "/v1/capabilities", h, nil)
 	if err != nil {
 		return nil, "", false, err
 	}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -240,27 +239,36 @@ func (o *agentOps) events(ctx context.Context, h store.Host, stats time.Duration
 // stream.
 func (s *eventStream) PushesStats() bool { return s.stats }
 
-// Next returns the next VM event; io.EOF when the stream ended.
+// Next returns the next VM event, or the statistics the agent pushed (an
+// event agentapi.EventStats whose Stats is the data as it came); io.EOF
+// when the stream ended.
 func (s *eventStream) Next() (agentapi.Event, error) {
-	var data strings.Builder
+	var data []byte
+	name := ""
 	for s.sc.Scan() {
-		line := s.sc.Text()
+		line := s.sc.Bytes()
 		switch {
-		case line == "":
-			if data.Len() == 0 {
+		case len(line) == 0:
+			if len(data) == 0 {
+				name = ""
 				continue
 			}
+			if name == agentapi.EventStats {
+				return agentapi.Event{Event: agentapi.EventStats, Stats: data}, nil
+			}
 			var ev agentapi.Event
-			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
-				data.Reset()
+			if err := json.Unmarshal(data, &ev); err != nil {
+				data, name = data[:0], ""
 				continue
 			}
 			return ev, nil
-		case strings.HasPrefix(line, "data:"):
-			if data.Len() > 0 {
-				data.WriteByte('\n')
+		case bytes.HasPrefix(line, []byte("event:")):
+			name = string(bytes.TrimSpace(line[len("event:"):]))
+		case bytes.HasPrefix(line, []byte("data:")):
+			if len(data) > 0 {
+				data = append(data, '\n')
 			}
-			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+			data = append(data, bytes.TrimPrefix(line[len("data:"):], []byte(" "))...)
 		}
 	}
 	if err := s.sc.Err(); err != nil {

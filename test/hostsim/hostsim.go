@@ -1,9 +1,11 @@
 // Package hostsim simulates polyvirt hosts (the role of oVirt's vdsmfake):
 // each simulated host listens on its own port and speaks the agent API
-// the engine monitors — GET /v1/capabilities (with ETag / If-None-Match)
-// and GET /v1/stats — over mutual TLS, with a certificate it gets by
-// enrolling with the engine like a real agent (agent.Enroll). Thousands of
-// hosts fit in one process; the engine cannot tell them from agents.
+// the engine monitors — GET /v1/capabilities (with ETag / If-None-Match),
+// GET /v1/stats, GET /v1/vms (none) and GET /v1/events (with the
+// statistics pushed when asked, as an agent does) — over mutual TLS and
+// HTTP/2, with a certificate it gets by enrolling with the engine like a
+// real agent (agent.Enroll). Thousands of hosts fit in one process; the
+// engine cannot tell them from agents.
 //
 // The capabilities reports are those of the built-in profiles (package
 // profiles, read through package caps without a libvirt daemon), so a
@@ -97,11 +99,17 @@ type Host struct {
 // AddHost makes a host presenting a profile, listening on a free port of
 // 127.0.0.1 (held from now on). It answers once enrolled.
 func (s *Sim) AddHost(name, profile string) (*Host, error) {
+	return s.AddHostAt(name, profile, "127.0.0.1")
+}
+
+// AddHostAt is AddHost on a free port of another address (127.0.0.2, ...:
+// ten thousand hosts need more ports than one address has to spare).
+func (s *Sim) AddHostAt(name, profile, ip string) (*Host, error) {
 	rep, err := s.report(profile)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}
@@ -296,8 +304,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Host) pushStats(w io.Writer) {
 	h.pushes.Add(1)
 	doc, _ := json.Marshal(h.stats())
-	b, _ := json.Marshal(agentapi.Event{Time: time.Now().UTC(), Host: h.name, Event: agentapi.EventStats, Stats: doc})
-	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", agentapi.EventStats, b)
+	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", agentapi.EventStats, doc)
 }
 
 // NoPush makes the host answer its event stream without the statistics,

@@ -73,15 +73,19 @@ type Event struct {
 	Detail string  `json:"detail,omitempty"`
 	State  VMState `json:"state,omitempty"`
 	// Stats is the host's statistics (a Stats document, as GET /v1/stats
-	// answers it) of an EventStats event.
-	Stats json.RawMessage `json:"stats,omitempty"`
+	// answers it) of an EventStats event, as a stream's reader gives it:
+	// on the wire, the event's data is the document itself.
+	Stats json.RawMessage `json:"-"`
 }
 
 // EventStats is the statistics an agent pushes on its event stream when
-// asked (GET /v1/events?stats=INTERVAL): VM empty, Stats the document of
-// GET /v1/stats, every INTERVAL. An agent that pushes them says so in the
-// stream's answer header StatsHeader (the interval it pushes at); a client
-// that does not find it polls GET /v1/stats instead.
+// asked (GET /v1/events?stats=INTERVAL), every INTERVAL: server-sent
+// events named stats ("event: stats") whose data is the document of GET
+// /v1/stats itself (a Stats, not an Event: nothing to unwrap). A client
+// reading the stream gives them as an Event of this name with Stats set.
+// An agent that pushes them says so in the stream's answer header
+// StatsHeader (the interval it pushes at); a client that does not find it
+// polls GET /v1/stats instead.
 const EventStats = "stats"
 
 // StatsHeader is the header of GET /v1/events?stats=INTERVAL's answer by

@@ -245,6 +245,13 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 				close(events)
 				return
 			}
+			if ev.Event == agentapi.EventStats {
+				// The host's statistics, pushed: the monitoring's round
+				// need not ask for them. Taken here, the most frequent
+				// event of the stream wakes no other goroutine.
+				w.y.m.pushed(ctx, h.ID, ev.Stats)
+				continue
+			}
 			select {
 			case events <- ev:
 			case <-ctx.Done():
@@ -265,10 +272,6 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 				return <-done
 			}
 			switch {
-			case ev.Event == agentapi.EventStats:
-				// The host's statistics, pushed: the monitoring's round
-				// need not ask for them.
-				w.y.m.pushed(ctx, h.ID, ev.Stats)
 			case ev.VM == "" && ev.Event == agentapi.EventLibvirtBack:
 				// The agent reads libvirt again: what changed meanwhile.
 				if err := w.y.reconcile(ctx, w.host()); err != nil {

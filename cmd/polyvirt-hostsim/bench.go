@@ -1,0 +1,528 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"polyvirt/internal/client"
+)
+
+// Result is what a benchmark window measured.
+type Result struct {
+	Load          load    `json:"load"`
+	CallsPerS     float64 `json:"apiCallsPerSecond"`
+	Hosts         int     `json:"hosts"`
+	EnrollSeconds float64 `json:"enrollSeconds"`
+	AllUpSeconds  float64 `json:"allUpSeconds"`
+	WindowSeconds float64 `json:"windowSeconds"`
+	// Load1 is the machine's load average at the end of the window (the
+	// other processes sharing it).
+	Load1           float64 `json:"loadAverage1m"`
+	EngineCPUCores  float64 `json:"engineCpuCores"`
+	EngineRSSMiB    float64 `json:"engineRssMiB"`
+	EngineMaxRSSMiB float64 `json:"engineMaxRssMiB"`
+	EnginePeakMiB   float64 `json:"enginePeakRssMiB"`
+	// PerHostKiB is the engine's RSS (at its highest in the window) per
+	// host.
+	PerHostKiB  float64 `json:"perHostKiB"`
+	DBCPUCores  float64 `json:"dbCpuCores,omitempty"`
+	SimCPUCores float64 `json:"simCpuCores"`
+	// From the engine's metrics over the window.
+	PollsPerSecond   float64 `json:"statsPollsPerSecond"`
+	CapsPerSecond    float64 `json:"capabilitiesPollsPerSecond"`
+	PushedPerSecond  float64 `json:"statsPushedPerSecond"`
+	StatsAgeP50      float64 `json:"statsAgeP50Seconds"`
+	StatsAgeP99      float64 `json:"statsAgeP99Seconds"`
+	HeapInuseMiB     float64 `json:"engineHeapInuseMiB"`
+	StackInuseMiB    float64 `json:"engineStackInuseMiB"`
+	Goroutines       float64 `json:"engineGoroutines"`
+	GoroutinesPerHst float64 `json:"engineGoroutinesPerHost"`
+	// LastSeenP99Age and LastSeenMaxAge are how old the hosts' last
+	// contact was in the API, sampled through the window (the monitoring
+	// keeping up).
+	LastSeenP99Age float64               `json:"lastSeenP99AgeSeconds"`
+	LastSeenMaxAge float64               `json:"lastSeenMaxAgeSeconds"`
+	HostsUp        int                   `json:"hostsUp"`
+	API            map[string]*Latencies `json:"api"`
+	APIAll         *Latencies            `json:"apiAll"`
+	APIErrors      map[string]int        `json:"apiErrors,omitempty"`
+}
+
+// Latencies summarizes call durations in milliseconds.
+type Latencies struct {
+	Calls int     `json:"calls"`
+	P50   float64 `json:"p50Ms"`
+	P95   float64 `json:"p95Ms"`
+	P99   float64 `json:"p99Ms"`
+	Max   float64 `json:"maxMs"`
+}
+
+func summarize(d []time.Duration) *Latencies {
+	l := &Latencies{Calls: len(d)}
+	if len(d) == 0 {
+		return l
+	}
+	slices.Sort(d)
+	l.P50, l.P95, l.P99 = quantile(d, 0.50)*1000, quantile(d, 0.95)*1000, quantile(d, 0.99)*1000
+	l.Max = d[len(d)-1].Seconds() * 1000
+	return l
+}
+
+// bench measures the engine.
+type bench struct {
+	o     options
+	eng   *client.Client
+	token string
+	ca    []byte
+	names []string
+}
+
+// httpClient is an HTTPS client trusting the engine CA.
+func (b *bench) httpClient(timeout time.Duration) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b.ca)
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// engineMetrics reads the engine's GET /metrics.
+func (b *bench) engineMetrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(b.o.engine, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := b.httpClient(30 * time.Second).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+// sample is a metric's value (a counter, a gauge) with labels.
+func sample(mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	mf := mfs[name]
+	if mf == nil {
+		return 0
+	}
+next:
+	for _, m := range mf.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		}
+	}
+	return 0
+}
+
+// histogramQuantile is the q-quantile of a histogram's observations
+// between two scrapes (linear within a bucket, as PromQL's).
+func histogramQuantile(before, after map[string]*dto.MetricFamily, name string, q float64) float64 {
+	buckets := func(mfs map[string]*dto.MetricFamily) ([]float64, []float64) {
+		mf := mfs[name]
+		if mf == nil || len(mf.Metric) == 0 || mf.Metric[0].Histogram == nil {
+			return nil, nil
+		}
+		var ub, n []float64
+		for _, bk := range mf.Metric[0].Histogram.Bucket {
+			ub = append(ub, bk.GetUpperBound())
+			n = append(n, float64(bk.GetCumulativeCount()))
+		}
+		ub = append(ub, math.Inf(1))
+		n = append(n, float64(mf.Metric[0].Histogram.GetSampleCount()))
+		return ub, n
+	}
+	ub, n1 := buckets(after)
+	_, n0 := buckets(before)
+	if len(ub) == 0 {
+		return 0
+	}
+	if len(n0) != len(n1) {
+		n0 = make([]float64, len(n1))
+	}
+	total := n1[len(n1)-1] - n0[len(n0)-1]
+	if total <= 0 {
+		return 0
+	}
+	rank := q * total
+	lower, prev := 0.0, 0.0
+	for i := range ub {
+		c := n1[i] - n0[i]
+		if c >= rank {
+			if math.IsInf(ub[i], 1) {
+				return lower
+			}
+			return lower + (ub[i]-lower)*(rank-prev)/math.Max(c-prev, 1e-9)
+		}
+		lower, prev = ub[i], c
+	}
+	return lower
+}
+
+// profile takes a profile of the engine (pprof's path) into the profile
+// directory.
+func (b *bench) profile(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+b.o.pprof+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return writeFile(b.o.profileDir, file, data)
+}
+
+// measure runs one measurement window under its API load.
+func (b *bench) measure(ctx context.Context, res *Result) error {
+	o := b.o
+	m0, err := b.engineMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	engCPU0, _ := procCPU(o.enginePID)
+	simCPU0 := namedCPU("polyvirt-hostsim")
+	dbCPU0 := namedCPU(o.dbProcess)
+	t0 := time.Now()
+
+	var mu sync.Mutex
+	lat := map[string][]time.Duration{}
+	var ages []time.Duration
+	var maxRSS float64
+	wctx, cancel := context.WithTimeout(ctx, o.bench)
+	defer cancel()
+	var wg sync.WaitGroup
+	var profErr error
+	if o.pprof != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secs := int(o.bench.Seconds()) - 2
+			profErr = b.profile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(secs, 1)), res.Load.String()+"-cpu.pprof")
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for wctx.Err() == nil {
+			if r, err := procRSS(o.enginePID, "VmRSS"); err == nil && r > maxRSS {
+				maxRSS = r
+			}
+			select {
+			case <-wctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	// The hosts' last contact as the API shows it, every few seconds.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+			}
+			hs, err := b.eng.Hosts(wctx, client.HostFilter{Cluster: o.cluster})
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			for _, h := range hs {
+				ages = append(ages, now.Sub(h.LastSeen))
+			}
+			mu.Unlock()
+		}
+	}()
+	type call struct {
+		name   string
+		weight int
+		do     func() error
+	}
+	// The answers are read whole but not decoded: the latency is the
+	// engine's, not this client's JSON decoding.
+	get := func(path string, q url.Values) error {
+		var raw json.RawMessage
+		return b.eng.Do(wctx, "GET", path, q, nil, &raw)
+	}
+	calls := []call{
+		{"GET /hosts/{host}", 40, func() error { return get("/hosts/"+pick(b.names), nil) }},
+		{"GET /clusters", 20, func() error { return get("/clusters", nil) }},
+		{"GET /events?limit=50", 20, func() error { return get("/events", url.Values{"limit": {"50"}}) }},
+		{"GET /hosts?status=NonResponsive,NonOperational", 15, func() error {
+			return get("/hosts", url.Values{"status": {"NonResponsive,NonOperational"}})
+		}},
+		{"GET /hosts (all)", 5, func() error { return get("/hosts", nil) }},
+	}
+	total := 0
+	for _, c := range calls {
+		total += c.weight
+	}
+	for w := 0; w < res.Load.Clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for wctx.Err() == nil {
+				r := rand.N(total)
+				var c call
+				for _, c = range calls {
+					if r < c.weight {
+						break
+					}
+					r -= c.weight
+				}
+				t := time.Now()
+				err := c.do()
+				d := time.Since(t)
+				if wctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				if err != nil {
+					res.APIErrors[c.name+": "+err.Error()]++
+				} else {
+					lat[c.name] = append(lat[c.name], d)
+				}
+				mu.Unlock()
+				time.Sleep(res.Load.Pause)
+			}
+		}()
+	}
+	wg.Wait()
+	if profErr != nil {
+		return profErr
+	}
+	window := time.Since(t0).Seconds()
+	res.WindowSeconds = window
+	engCPU1, _ := procCPU(o.enginePID)
+	simCPU1 := namedCPU("polyvirt-hostsim")
+	dbCPU1 := namedCPU(o.dbProcess)
+	res.EngineCPUCores = (engCPU1 - engCPU0) / window
+	res.SimCPUCores = (simCPU1 - simCPU0) / window
+	if o.dbProcess != "" {
+		res.DBCPUCores = (dbCPU1 - dbCPU0) / window
+	}
+	res.EngineMaxRSSMiB = maxRSS
+	res.EngineRSSMiB, _ = procRSS(o.enginePID, "VmRSS")
+	res.EnginePeakMiB, _ = procRSS(o.enginePID, "VmHWM")
+	res.PerHostKiB = maxRSS * 1024 / float64(max(res.Hosts, 1))
+	res.Load1 = loadAverage()
+	m1, err := b.engineMetrics(ctx)
+	if err != nil {
+		return err
+	}
+	rate := func(name string, labels ...string) float64 {
+		return (sample(m1, name, labels...) - sample(m0, name, labels...)) / window
+	}
+	res.PollsPerSecond = rate("polyvirt_agent_polls_total", "kind", "stats")
+	res.CapsPerSecond = rate("polyvirt_agent_polls_total", "kind", "capabilities")
+	res.PushedPerSecond = rate("polyvirt_agent_stats_pushed_total")
+	res.StatsAgeP50 = histogramQuantile(m0, m1, "polyvirt_host_stats_age_seconds", 0.5)
+	res.StatsAgeP99 = histogramQuantile(m0, m1, "polyvirt_host_stats_age_seconds", 0.99)
+	res.HeapInuseMiB = sample(m1, "go_memstats_heap_inuse_bytes") / (1 << 20)
+	res.StackInuseMiB = sample(m1, "go_memstats_stack_inuse_bytes") / (1 << 20)
+	res.Goroutines = sample(m1, "go_goroutines")
+	res.GoroutinesPerHst = res.Goroutines / float64(max(res.Hosts, 1))
+	if o.pprof != "" {
+		if err := b.profile(ctx, "/debug/pprof/heap", res.Load.String()+"-heap.pprof"); err != nil {
+			return err
+		}
+	}
+	var all []time.Duration
+	for name, d := range lat {
+		all = append(all, d...)
+		res.API[name] = summarize(d)
+	}
+	res.APIAll = summarize(all)
+	res.CallsPerS = float64(res.APIAll.Calls) / window
+	hs, err := b.eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, h := range hs {
+		if h.Status == "Up" {
+			res.HostsUp++
+		}
+		ages = append(ages, now.Sub(h.LastSeen))
+	}
+	res.LastSeenP99Age, res.LastSeenMaxAge = quantile(ages, 0.99), quantile(ages, 1)
+	return nil
+}
+
+func report(o options, rs []*Result) error {
+	if o.output == "json" {
+		return printJSON(rs)
+	}
+	for _, r := range rs {
+		if err := reportOne(o, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func reportOne(o options, r *Result) error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "API load\t%d clients pausing %s: %.0f calls/s\n", r.Load.Clients, r.Load.Pause, r.CallsPerS)
+	fmt.Fprintf(w, "hosts\t%d (%d Up at the end)\n", r.Hosts, r.HostsUp)
+	fmt.Fprintf(w, "enrolled in\t%.1f s (all Up after %.1f s)\n", r.EnrollSeconds, r.AllUpSeconds)
+	fmt.Fprintf(w, "window\t%.0f s, load average %.2f at its end\n", r.WindowSeconds, r.Load1)
+	fmt.Fprintf(w, "statistics\t%.0f pushed/s, %.0f polled/s; capabilities %.0f polls/s\n", r.PushedPerSecond, r.PollsPerSecond, r.CapsPerSecond)
+	fmt.Fprintf(w, "statistics age when the next came\tp50 %.2f s, p99 %.2f s\n", r.StatsAgeP50, r.StatsAgeP99)
+	fmt.Fprintf(w, "last seen age in the API (sampled)\tp99 %.1f s, max %.1f s\n", r.LastSeenP99Age, r.LastSeenMaxAge)
+	fmt.Fprintf(w, "engine CPU\t%.3f cores\n", r.EngineCPUCores)
+	fmt.Fprintf(w, "engine RSS\t%.0f MiB now, %.0f MiB max in the window (%.0f KiB per host), %.0f MiB peak (VmHWM)\n", r.EngineRSSMiB, r.EngineMaxRSSMiB, r.PerHostKiB, r.EnginePeakMiB)
+	fmt.Fprintf(w, "engine Go heap, stacks\t%.0f MiB in use, %.0f MiB of stacks, %.0f goroutines (%.1f per host)\n", r.HeapInuseMiB, r.StackInuseMiB, r.Goroutines, r.GoroutinesPerHst)
+	if o.dbProcess != "" {
+		fmt.Fprintf(w, "%s CPU\t%.3f cores\n", o.dbProcess, r.DBCPUCores)
+	}
+	fmt.Fprintf(w, "simulator CPU (all processes)\t%.3f cores\n", r.SimCPUCores)
+	if r.APIAll.Calls > 0 {
+		fmt.Fprintf(w, "API (all calls)\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.APIAll.Calls, r.APIAll.P50, r.APIAll.P95, r.APIAll.P99, r.APIAll.Max)
+	}
+	var names []string
+	for n := range r.API {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		l := r.API[n]
+		fmt.Fprintf(w, "  %s\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", n, l.Calls, l.P50, l.P95, l.P99, l.Max)
+	}
+	for e, n := range r.APIErrors {
+		fmt.Fprintf(w, "API error\t%d × %s\n", n, e)
+	}
+	fmt.Fprintln(w)
+	return w.Flush()
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture polyvirt runs on.
+const clockTicks = 100
+
+// procCPU is a process's user+system CPU time in seconds.
+func procCPU(pid int) (float64, error) {
+	if pid <= 0 {
+		return 0, errors.New("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("stat: no ')'")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, errors.New("stat: short")
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks, nil
+}
+
+// procRSS reads a memory line of /proc/PID/status, in MiB.
+func procRSS(pid int, key string) (float64, error) {
+	if pid <= 0 {
+		return 0, errors.New("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				return kb / 1024, nil
+			}
+		}
+	}
+	return 0, errors.New(key + " not found")
+}
+
+// namedCPU sums the CPU time of every process with this command name.
+func namedCPU(name string) float64 {
+	if name == "" {
+		return 0
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var total float64
+	for _, d := range dirs {
+		comm, err := os.ReadFile(filepath.Join(d, "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != name {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		if c, err := procCPU(pid); err == nil {
+			total += c
+		}
+	}
+	return total
+}
+
+// loadAverage is the machine's 1-minute load average.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
