@@ -252,8 +252,10 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	go func() {
 		defer wg.Done()
 		for wctx.Err() == nil {
-			if r, err := procRSS(o.enginePID, "VmRSS"); err == nil && r > maxRSS {
-				maxRSS = r
+			if r, err := procRSS(o.enginePID, "VmRSS"); err == nil {
+				mu.Lock()
+				maxRSS = max(maxRSS, r)
+				mu.Unlock()
 			}
 			select {
 			case <-wctx.Done():
@@ -493,10 +495,14 @@ func procRSS(pid int, key string) (float64, error) {
 	return 0, errors.New(key + " not found")
 }
 
-// namedCPU sums the CPU time of every process with this command name.
+// namedCPU sums the CPU time of every process with this command name
+// (the kernel keeps its first 15 bytes in comm).
 func namedCPU(name string) float64 {
 	if name == "" {
 		return 0
+	}
+	if len(name) > 15 {
+		name = name[:15]
 	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	var total float64

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -10,8 +11,9 @@ import (
 )
 
 // TestCountHostsAndBriefLists: CountHosts counts by cluster and status,
-// and a brief list leaves the flags, machines and capabilities out, on
-// both backends.
+// a brief list leaves the flags, machines and capabilities out, and a
+// list by address finds a host's address whatever its case, on both
+// backends.
 func TestCountHostsAndBriefLists(t *testing.T) {
 	for _, b := range []struct {
 		name string
@@ -35,7 +37,7 @@ func TestCountHostsAndBriefLists(t *testing.T) {
 				cluster int
 				status  store.HostStatus
 			}{{0, store.HostUp}, {0, store.HostUp}, {0, store.HostNonOperational}, {1, store.HostInstalling}} {
-				host := store.Host{Name: "h" + string(rune('0'+i)), Address: "127.0.0.1:1", ClusterID: cs[h.cluster].ID,
+				host := store.Host{Name: "h" + string(rune('0'+i)), Address: fmt.Sprintf("host%d.example:1", i), ClusterID: cs[h.cluster].ID,
 					Status: h.status, CPUFlags: []string{"powernv", "model_POWER8"}, EmulatedMachines: []string{"pseries"},
 					Capabilities: []byte(`{"arch":"ppc64le"}`)}
 				if err := s.CreateHost(ctx, &host); err != nil {
@@ -70,6 +72,21 @@ func TestCountHostsAndBriefLists(t *testing.T) {
 				}
 				if brief[i].Version != full[i].Version || brief[i].Status != full[i].Status || len(full[i].CPUFlags) != 2 {
 					t.Errorf("brief %+v vs full %+v", brief[i], full[i])
+				}
+			}
+			for _, c := range []struct{ addr, want string }{
+				{"host1.example:1", "h1"}, {"HOST2.Example:1", "h2"}, {"host9.example:1", ""}, {"host1.example", ""},
+			} {
+				hs, err := s.ListHosts(ctx, store.HostFilter{Brief: true, Address: c.addr})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got string
+				for _, h := range hs {
+					got += h.Name
+				}
+				if got != c.want {
+					t.Errorf("hosts of address %q: %q, want %q", c.addr, got, c.want)
 				}
 			}
 		})

@@ -164,6 +164,9 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 			args = append(args, string(s))
 		}
 	}
+	if f.Address != "" {
+		where, args = append(where, "LOWER(h.address) = LOWER(?)"), append(args, f.Address)
+	}
 	query := `SELECT ` + hostCols(f.WithCapabilities, f.Brief) + hostFrom
 	if len(where) > 0 {
 		query += "WHERE " + strings.Join(where, " AND ")

@@ -189,6 +189,10 @@ type HostStats struct {
 type HostFilter struct {
 	ClusterID string
 	Statuses  []HostStatus
+	// Address keeps the hosts of this address (compared without regard
+	// to case), so that a new host's address is checked without listing
+	// every host.
+	Address string
 	// WithCapabilities loads the capabilities report, which can be large;
 	// without it Host.Capabilities is nil.
 	WithCapabilities bool

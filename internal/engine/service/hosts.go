@@ -205,12 +205,12 @@ func checkAddress(a string) error {
 
 // addressTaken tells which other host has an address.
 func addressTaken(ctx context.Context, q store.Queries, addr, except string) (string, error) {
-	hosts, err := q.ListHosts(ctx, store.HostFilter{Brief: true})
+	hosts, err := q.ListHosts(ctx, store.HostFilter{Brief: true, Address: addr})
 	if err != nil {
 		return "", err
 	}
 	for _, h := range hosts {
-		if h.ID != except && strings.EqualFold(h.Address, addr) {
+		if h.ID != except {
 			return h.Name, nil
 		}
 	}

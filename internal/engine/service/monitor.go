@@ -63,14 +63,20 @@ func (m MonitorConfig) withDefaults() MonitorConfig {
 	return m
 }
 
-// reloadSpacing is the shortest time between two reloads of the hosts.
+// reloadSpacing is the shortest time between two reloads of the hosts;
+// after a reload that took longer than a fifth of it, the next waits four
+// times that long (ten thousand hosts enrolling would otherwise keep the
+// leader rereading a list that grows with each of them).
 const reloadSpacing = 200 * time.Millisecond
 
-// monitor watches every enrolled host while this engine leads: one poller
-// goroutine per host reads its statistics every StatsInterval (kept-alive
-// mutual-TLS connections), asks whether its capabilities changed every
-// CapsInterval (If-None-Match), runs admission when needed and drives the
-// host's status (hoststate.go). Statistics are written in batches, one
+// reloadPause is how long to wait after a reload that took took.
+func reloadPause(took time.Duration) time.Duration { return max(reloadSpacing, 4*took) }
+
+// monitor watches every enrolled host while this engine leads: a poller
+// per host, whose rounds (run from one pollQueue, every StatsInterval)
+// read its statistics unless its agent pushed them on its event stream,
+// ask whether its capabilities changed every CapsInterval (If-None-Match),
+// run admission when needed and drive the host's status (hoststate.go). Statistics are written in batches, one
 // transaction per StatsFlush; statuses when they change, with an event.
 type monitor struct {
 	e   *engine
@@ -130,10 +136,11 @@ func (m *monitor) run(ctx context.Context) {
 		last := time.Now()
 		m.reloadHosts(ctx)
 		// Changes arriving in bursts (hosts enrolled by the hundred) are
-		// taken together, at most one reload per reloadSpacing.
+		// taken together, at most one reload per reloadPause.
+		took := time.Since(last)
 		select {
 		case <-ctx.Done():
-		case <-time.After(reloadSpacing - time.Since(last)):
+		case <-time.After(reloadPause(took) - took):
 		}
 	}
 }
