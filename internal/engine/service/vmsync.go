@@ -222,10 +222,14 @@ func (w *vmWatcher) run(ctx context.Context) {
 
 // follow is one connection: subscribe first (no event is lost between the
 // list and the stream), reconcile, then apply events; reconcile again
-// every Resync.
+// every Resync. One goroutine reads and applies the events (ten thousand
+// hosts keep ten thousand of these); the resyncs run from a timer, under
+// the same lock as the events, and one that fails ends the stream.
 func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	s := w.y.s
-	stream, err := s.agents.Events(ctx, h, w.y.m.cfg.StatsInterval)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := s.agents.Events(sctx, h, w.y.m.cfg.StatsInterval)
 	if err != nil {
 		return err
 	}
@@ -233,62 +237,73 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	if err := w.y.reconcile(ctx, h); err != nil {
 		return err
 	}
-	// A few events wait while one is applied (a burst is a few VMs);
-	// ten thousand hosts keep ten thousand of these.
-	events := make(chan agentapi.Event, 4)
-	done := make(chan error, 1)
-	go func() {
-		for {
-			ev, err := stream.Next()
-			if err != nil {
-				done <- err
-				close(events)
-				return
-			}
-			if ev.Event == agentapi.EventStats {
-				// The host's statistics, pushed: the monitoring's round
-				// need not ask for them. Taken here, the most frequent
-				// event of the stream wakes no other goroutine.
-				w.y.m.pushed(ctx, h.ID, ev.Stats)
-				continue
-			}
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				done <- ctx.Err()
-				close(events)
-				return
-			}
+	var (
+		mu        sync.Mutex // the events and the resyncs, one at a time
+		stopped   bool
+		resyncErr error
+		resync    *time.Timer
+	)
+	mu.Lock()
+	resync = time.AfterFunc(s.cfg.Resync, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	t := time.NewTicker(s.cfg.Resync)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+		if err := w.y.reconcile(ctx, w.host()); err != nil {
+			resyncErr = err
+			cancel()
+			return
+		}
+		resync.Reset(s.cfg.Resync)
+	})
+	mu.Unlock()
+	end := func(err error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		resync.Stop()
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
-		case ev, ok := <-events:
-			if !ok {
-				return <-done
-			}
-			switch {
-			case ev.VM == "" && ev.Event == agentapi.EventLibvirtBack:
-				// The agent reads libvirt again: what changed meanwhile.
-				if err := w.y.reconcile(ctx, w.host()); err != nil {
-					return err
-				}
-			case ev.VM == "":
-			case ev.Event == agentapi.EventShutdownTimeout:
-				w.y.shutdownTimedOut(ctx, w.host(), ev)
-			default:
-				w.y.observe(ctx, w.host(), observeEvent(ev), false)
-			}
-		case <-t.C:
-			if err := w.y.reconcile(ctx, w.host()); err != nil {
-				return err
-			}
+		case resyncErr != nil:
+			return resyncErr
+		}
+		return err
+	}
+	for {
+		ev, err := stream.Next()
+		if err != nil {
+			return end(err)
+		}
+		if ev.Event == agentapi.EventStats {
+			// The host's statistics, pushed: the monitoring's round need
+			// not ask for them.
+			w.y.m.pushed(ctx, h.ID, ev.Stats)
+			continue
+		}
+		mu.Lock()
+		err = w.apply(ctx, ev)
+		mu.Unlock()
+		if err != nil {
+			return end(err)
 		}
 	}
+}
+
+// apply applies an event of the host's stream.
+func (w *vmWatcher) apply(ctx context.Context, ev agentapi.Event) error {
+	switch {
+	case ev.VM == "" && ev.Event == agentapi.EventLibvirtBack:
+		// The agent reads libvirt again: what changed meanwhile.
+		return w.y.reconcile(ctx, w.host())
+	case ev.VM == "":
+	case ev.Event == agentapi.EventShutdownTimeout:
+		w.y.shutdownTimedOut(ctx, w.host(), ev)
+	default:
+		w.y.observe(ctx, w.host(), observeEvent(ev), false)
+	}
+	return nil
 }
 
 // shutdownTimedOut records that a VM's agent powered it off after the
