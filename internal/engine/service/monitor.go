@@ -77,7 +77,8 @@ func reloadPause(took time.Duration) time.Duration { return max(reloadSpacing, 4
 // read its statistics unless its agent pushed them on its event stream,
 // ask whether its capabilities changed every CapsInterval (If-None-Match),
 // run admission when needed and drive the host's status (hoststate.go). Statistics are written in batches, one
-// transaction per StatsFlush; statuses when they change, with an event.
+// transaction per StatsFlush (less often when a flush takes long:
+// flushPause); statuses when they change, with an event.
 type monitor struct {
 	e   *engine
 	cfg MonitorConfig
@@ -633,8 +634,7 @@ func (b *statsBatch) take() []store.HostStats {
 }
 
 func (b *statsBatch) run(ctx context.Context, m *monitor) {
-	t := time.NewTicker(m.cfg.StatsFlush)
-	defer t.Stop()
+	wait := m.cfg.StatsFlush
 	for {
 		select {
 		case <-ctx.Done():
@@ -642,10 +642,22 @@ func (b *statsBatch) run(ctx context.Context, m *monitor) {
 			b.flush(fctx, m)
 			cancel()
 			return
-		case <-t.C:
+		case <-time.After(wait):
+			t := time.Now()
 			b.flush(ctx, m)
+			wait = flushPause(m.cfg.StatsFlush, time.Since(t))
 		}
 	}
+}
+
+// flushPause is how long the statistics wait after a flush that took
+// took: StatsFlush between two flushes, and at least twice the last
+// flush's time, so that the database's writer is busy with statistics a
+// third of the time at most (ten thousand hosts' statistics can take
+// longer than StatsFlush to write; the hosts' latest statistics are then
+// written together, each host once, less often).
+func flushPause(every, took time.Duration) time.Duration {
+	return max(every-took, 2*took)
 }
 
 func (b *statsBatch) flush(ctx context.Context, m *monitor) {
