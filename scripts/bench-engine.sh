@@ -18,7 +18,8 @@
 # hosts: each enrolls and serves its share, the last one measures), PROFILES
 # (a directory: the engine's CPU and heap profiles of each window, taken from
 # its --pprof-listen, as BACKEND/LOAD-cpu.pprof and BACKEND/LOAD-heap.pprof;
-# read them with go tool pprof). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as
+# read them with go tool pprof), ENGINE_GOMEMLIMIT (the engine's GOMEMLIMIT,
+# Go's soft memory limit, such as 900MiB; unset: none). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as
 # root) the server scripts/lib.sh's ensure_postgres sets up; a schema of its
 # own, dropped afterwards.
 set -euo pipefail
@@ -87,13 +88,13 @@ run_backend() {
 		pprof=(--pprof-listen "127.0.0.1:$pport")
 		profiling=(--pprof "127.0.0.1:$pport" --profile-dir "$PROFILES/$backend")
 	fi
-	"${runenv[@]}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
+	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
 	engine_pid=$!
 	for _ in $(seq 1 100); do
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	log "$backend: $HOSTS simulated hosts ($SIMS simulator processes), statistics every $INTERVAL, $WINDOW per API load"
+	log "$backend: $HOSTS simulated hosts ($SIMS simulator processes), statistics every $INTERVAL, $WINDOW per API load${ENGINE_GOMEMLIMIT:+, engine GOMEMLIMIT=$ENGINE_GOMEMLIMIT}"
 	local sim=(bin/polyvirt-hostsim --engine "https://127.0.0.1:$port" --ca-file "$dir/ca.pem" --token-file "$work/$backend.token" --total "$HOSTS")
 	local share=$((HOSTS / SIMS)) first=0 i
 	for ((i = 1; i < SIMS; i++)); do
