@@ -22,15 +22,17 @@ import (
 const storageTimeout = time.Hour
 
 // storageAgents calls the agents' storage API and running VMs' snapshots
-// (service.StorageAgents): the VM client's pinned mutual TLS, with longer
-// time-outs and larger buffers (an upload streams gigabytes).
+// (service.StorageAgents): the VM client's pinned mutual TLS on HTTP/1.1
+// connections of their own (the consoles' transport, cloned: an upload
+// that streams gigabytes does not share the host's HTTP/2 connection with
+// the monitoring), with longer time-outs and larger buffers.
 type storageAgents struct {
 	ops  *agentOps
 	http *http.Client
 }
 
 func newStorageAgents(ops *agentOps) *storageAgents {
-	tr := ops.tr.Clone()
+	tr := ops.wsTr.Clone()
 	tr.ResponseHeaderTimeout = storageTimeout
 	tr.WriteBufferSize = 256 << 10
 	tr.ReadBufferSize = 256 << 10

@@ -107,7 +107,7 @@ func TestPrometheusScrapesTheLab(t *testing.T) {
 		args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0", "--name-prefix", prefix,
 			"--stats-interval", "1s", "--quiet"}}
 	up.start()
-	t.Cleanup(up.stop)
+	t.Cleanup(func() { up.stop() })
 	c := &cli{t: t, env: up.env}
 	login, err := client.LoadConfig(cfg)
 	if err != nil || login.Engine == "" {

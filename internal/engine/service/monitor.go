@@ -240,8 +240,8 @@ type poller struct {
 	host           store.Host
 	clusterChanged bool
 	// capsDue asks the next round for the capabilities report.
-	capsDue bool
-	failures       int
+	capsDue  bool
+	failures int
 	// statsAt is when the last statistics came (asked for or pushed),
 	// pushedAt when the last pushed ones came, pushedDown why libvirt was
 	// down as they said ("" when up).

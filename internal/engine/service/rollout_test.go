@@ -113,7 +113,7 @@ func (f *fakeFirmwareAgents) Act(ctx context.Context, h store.Host, id, action s
 func (f *fakeFirmwareAgents) Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error) {
 	return nil, fmt.Errorf("no VM")
 }
-func (f *fakeFirmwareAgents) Events(ctx context.Context, h store.Host) (EventStream, error) {
+func (f *fakeFirmwareAgents) Events(ctx context.Context, h store.Host, _ time.Duration) (EventStream, error) {
 	return nil, ErrNoEvents
 }
 
