@@ -47,6 +47,7 @@ type fakeConn struct {
 	queries atomic.Int32
 	// ignoreShutdown makes shutdown requests do nothing (no guest OS).
 	ignoreShutdown bool
+	mig            *fakeMigration
 }
 
 func newFakeConn() *fakeConn {

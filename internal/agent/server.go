@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,7 @@ type route struct {
 
 // routes is the agent's API, in the order of the OpenAPI document.
 func (a *Agent) routes() []route {
-	return []route{
+	return append([]route{
 		{Method: "GET", Path: "/v1/openapi.json", Summary: "This document.", plain: a.getOpenAPI},
 		{Method: "GET", Path: "/v1/capabilities", Summary: "The host capabilities report.", plain: a.getCapabilities},
 		{Method: "GET", Path: "/v1/stats", Summary: "Host and VM statistics.", plain: a.getStats},
@@ -51,7 +52,7 @@ func (a *Agent) routes() []route {
 		{Method: "GET", Path: "/v1/firmware", Summary: "The host's system firmware.", plain: a.getFirmware},
 		{Method: "POST", Path: "/v1/firmware/image", Summary: "Upload a firmware image.", stream: a.postFirmwareImage},
 		{Method: "POST", Path: "/v1/firmware/{step}", Summary: "A step of the firmware update.", plain: a.postFirmwareStep},
-	}
+	}, a.migrationRoutes()...)
 }
 
 // Handler is the agent's HTTP API (without TLS: Serve adds it).
@@ -318,7 +319,19 @@ func (a *Agent) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls key: %w", err)
 	}
-	return pki.ServerTLS(cert, key, ca)
+	cfg, err := pki.ServerTLS(cert, key, ca)
+	if err != nil {
+		return nil, err
+	}
+	// A host's libvirt certificate (signed by the same CA, for libvirt's
+	// TLS between hosts) never orders an agent: only the engine does.
+	cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
+		if len(chains) > 0 && len(chains[0]) > 0 && pki.IsLibvirtPeer(chains[0][0]) {
+			return errors.New("a host's libvirt certificate cannot call an agent")
+		}
+		return nil
+	}
+	return cfg, nil
 }
 
 // Close releases the libvirt connections and the console drains.
