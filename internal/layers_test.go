@@ -86,6 +86,7 @@ var rules = []rule{
 			"polyvirt/internal/firmware/...",
 			"polyvirt/internal/hoststats/...",
 			"polyvirt/internal/libvirttls/...",
+			"polyvirt/internal/libvirtns/...",
 		},
 		Never: []string{
 			"polyvirt/internal/agent/...",

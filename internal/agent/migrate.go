@@ -356,7 +356,7 @@ func (a *Agent) StartMigration(ctx context.Context, id string, order agentapi.Mi
 		if err != nil {
 			return nil, err
 		}
-		dx, err := destinationXML(x, order.Destination.DomainName, owner, order.Destination.ConsoleLog)
+		dx, err := destinationXML(x, owner, order.Destination.ConsoleLog)
 		if err != nil {
 			return nil, err
 		}

@@ -11,17 +11,16 @@ import (
 )
 
 // destinationXML rewrites a domain's migratable XML (live or persistent)
-// for its destination: the domain's name there, its owner element (the
-// destination host owns it on arrival; the UUID keeps its origin), and
-// its console log, a file of the destination agent's. Nothing else
-// changes: libvirt refuses a destination XML that describes another
-// guest.
-func destinationXML(x, name string, owner Owner, consoleLog string) (string, error) {
+// for its destination: its owner element (the destination host owns it on
+// arrival; the UUID keeps its origin) and its console log, a file of the
+// destination agent's. Nothing else changes: libvirt refuses a
+// destination XML that describes another guest, or another name (the
+// migration's destination name renames it).
+func destinationXML(x string, owner Owner, consoleLog string) (string, error) {
 	var dom libvirtxml.Domain
 	if err := dom.Unmarshal(x); err != nil {
 		return "", fmt.Errorf("domain XML: %w", err)
 	}
-	dom.Name = name
 	if dom.Metadata == nil {
 		dom.Metadata = &libvirtxml.DomainMetadata{}
 	}
