@@ -368,13 +368,24 @@ const pausedMigration = 2
 // arrived. It tells whether it handled the domain (false: a VM of this
 // host to index as any other).
 func (a *Agent) incomingDomain(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry) bool {
-	arriving, err := a.arriving(ctx, c, e.Domain)
-	if err != nil {
-		return errors.Is(err, libvirtconn.ErrNoDomain)
-	}
 	in := a.announced(e.ID)
 	if in != nil && in.Info.State == agentapi.IncomingAnnounced && time.Now().After(in.Info.Expires) {
 		in = nil
+	}
+	if in == nil {
+		// The cheap question first (a recovery asks it of every VM): an
+		// arriving domain is paused until libvirt finished it.
+		st, _, err := c.DomainStateReason(ctx, e.Domain)
+		if err != nil {
+			return errors.Is(err, libvirtconn.ErrNoDomain)
+		}
+		if st != libvirtconn.StatePaused {
+			return false
+		}
+	}
+	arriving, err := a.arriving(ctx, c, e.Domain)
+	if err != nil {
+		return errors.Is(err, libvirtconn.ErrNoDomain)
 	}
 	if in == nil {
 		if !arriving {
