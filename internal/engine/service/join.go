@@ -83,7 +83,7 @@ func (e *engine) join(ctx context.Context, req enroll.JoinRequest, from string) 
 		// Its unit keeps it out of every agent's API.
 		var libvirtPEM []byte
 		if req.LibvirtCSR != "" {
-			if libvirtPEM, err = e.pki.ca.SignCSR([]byte(req.LibvirtCSR), h.Name, hostCertNames(h), pki.LibvirtPeer, certValidity); err != nil {
+			if libvirtPEM, err = e.ca.SignCSR([]byte(req.LibvirtCSR), h.Name, hostCertNames(h), pki.LibvirtPeer, certValidity); err != nil {
 				return &api.Error{Code: api.CodeCSRInvalid, Field: "libvirtCsr", Message: err.Error()}
 			}
 		}
