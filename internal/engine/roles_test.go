@@ -61,6 +61,10 @@ var routeRoles = map[string]store.Role{
 	"POST /api/v1/vms/{vm}/resume":                store.RoleVMManager,
 	"GET /api/v1/vms/{vm}/screenshot":             store.RoleReadOnly,
 	"GET /api/v1/vms/{vm}/console":                store.RoleReadOnly,
+	"POST /api/v1/vms/{vm}/migrate":               store.RoleVMManager,
+	"GET /api/v1/vms/{vm}/migration":              store.RoleReadOnly,
+	"DELETE /api/v1/vms/{vm}/migration":           store.RoleVMManager,
+	"GET /api/v1/hosts/{host}/evacuation":         store.RoleReadOnly,
 }
 
 // TestRouteRoles: every route needs the role of routeRoles, the OpenAPI

@@ -59,6 +59,8 @@ type Migration struct {
 	EncryptedStream bool      `json:"encryptedStream,omitempty"`
 	Started         time.Time `json:"started"`
 	Finished        time.Time `json:"finished,omitempty"`
+	// Updated is when the engine last heard how it goes.
+	Updated time.Time `json:"updated"`
 	// ElapsedMs is the time so far (the total once finished); DowntimeMs
 	// the pause libvirt measured; EngineMs the engine's own share before
 	// the source started sending (its decision and its orders).
