@@ -315,7 +315,7 @@ func (s *vmService) migrate(ctx context.Context, ref string, req engineapi.Migra
 	if err != nil {
 		return engineapi.Migration{}, err
 	}
-	f, _ := s.track(doc)
+	f := s.flightOf(doc.VM)
 	abandon := func(err error) (engineapi.Migration, error) {
 		ae := asAPIError(err)
 		s.conclude(ctx, f, src, dest, agentapi.MigrationStatus{Phase: agentapi.PhaseFailed, Code: ae.Code, Error: ae.Message})
@@ -442,6 +442,12 @@ func (s *vmService) decideMigration(ctx context.Context, v store.VM, c store.Clu
 		DestinationID: dest.ID, Destination: dest.Name, Policy: p.Name, Phase: agentapi.PhasePreparing,
 		EncryptedStream: c.MigrationEncrypted, Started: now, Updated: now, Evacuation: evacuation, Reason: req.Reason, User: userName(ctx)}
 	raw, _ := json.Marshal(doc)
+	// Followed before it is recorded: the leader adopts only migrations
+	// nobody follows.
+	fl, fresh := s.track(doc)
+	if !fresh {
+		return engineapi.Migration{}, store.Host{}, fail(api.CodeMigrationInProgress, "VM %s migrates already", v.Name)
+	}
 	_, err = e.mutateVM(ctx, v.ID, func(tx store.Tx, cur *store.VM) (bool, error) {
 		if cur.State != store.VMUp || cur.HostID != src.ID {
 			return false, fail(api.CodeVersionConflict, "VM %s changed while its migration was being decided; try again", cur.Name)
@@ -453,6 +459,7 @@ func (s *vmService) decideMigration(ctx context.Context, v store.VM, c store.Clu
 			Code: api.CodeVMMigrationStart, Message: msg, Reason: req.Reason})
 	})
 	if err != nil {
+		s.untrackOnly(fl)
 		return engineapi.Migration{}, store.Host{}, err
 	}
 	return doc, dest, nil
@@ -784,7 +791,7 @@ func (s *vmService) adoptMigrations(ctx context.Context) {
 			continue
 		}
 		doc, ok := migrationDoc(v)
-		if ok && time.Since(doc.Updated) < 10*time.Second {
+		if ok && time.Since(doc.Updated) < s.cfg.AdoptAfter {
 			// Its engine follows it still.
 			continue
 		}

@@ -39,6 +39,11 @@ type VMConfig struct {
 	// Resync is how often the leader reads each host's VM list again, to
 	// catch what its event stream missed (default 60s).
 	Resync time.Duration
+	// AdoptAfter is how long a migration in flight may go without news
+	// before the monitoring leader follows it itself (its engine stopped;
+	// default 10s: the engine that follows one writes its progress every
+	// 3 s).
+	AdoptAfter time.Duration
 }
 
 func (c VMConfig) withDefaults() VMConfig {
@@ -56,6 +61,9 @@ func (c VMConfig) withDefaults() VMConfig {
 	}
 	if c.Resync <= 0 {
 		c.Resync = time.Minute
+	}
+	if c.AdoptAfter <= 0 {
+		c.AdoptAfter = 10 * time.Second
 	}
 	return c
 }
