@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 			newHostAddCommand(),
 			newHostListCommand(),
 			newHostShowCommand(),
-			newHostActionCommand("maintenance"),
+			newHostMaintenanceCommand(),
 			newHostActionCommand("activate"),
 			newHostRemoveCommand(),
 			newHostUpdateCommand(),
@@ -86,6 +86,7 @@ func newRoot() *cobra.Command {
 			newVMUpdateCommand(),
 			newVMScreenshotCommand(),
 			newVMConsoleCommand(),
+			newVMMigrateCommand(),
 		),
 		newEventsCommand(),
 	)

@@ -264,7 +264,7 @@ func (s *vmService) cannotLeave(v store.VM, c store.Cluster, h store.Host, f *sc
 		return fail(api.CodeMigrationVMNotUp, "it is %s, not Up", v.State)
 	}
 	if v.PinnedHostID == h.ID {
-		return fail(api.CodeHostNotPinned, "it is pinned to host %s (polyvirt vm update %s --host '' unpins it)", h.Name, v.Name)
+		return fail(api.CodeHostNotPinned, "it is pinned to host %s (polyvirt vm update %s --unpin)", h.Name, v.Name)
 	}
 	sz, err := sizesOf(v.Definition)
 	if err != nil {
