@@ -27,6 +27,7 @@ func newRoot() *cobra.Command {
 		withChildren(newAgentCommand(),
 			newAgentCertsCommand(),
 			newAgentJoinCommand(),
+			newAgentLibvirtTLSCommand(),
 		),
 		withChildren(newEngineCommand(),
 			newEngineRunCommand(),
