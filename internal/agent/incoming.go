@@ -419,16 +419,20 @@ func (a *Agent) incomingDomain(ctx context.Context, c libvirtconn.AgentConn, e *
 
 // arrived makes an announced VM that libvirt finished this host's VM.
 func (a *Agent) arrived(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry, in *incoming) {
-	jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	job, err := c.DomainJob(jctx, e.Domain, true)
-	cancel()
+	complete := a.completedJob(ctx, c, e, in)
 	a.mig.mu.Lock()
-	if err == nil && job.Type == libvirtconn.JobCompleted {
-		in.Info.DowntimeMs, in.Info.TotalMs = job.Downtime.Milliseconds(), job.Elapsed.Milliseconds()
-	}
 	in.Info.State, in.Arrived = agentapi.IncomingArrived, time.Now().UTC()
 	a.saveIncoming(in)
 	a.mig.mu.Unlock()
+	if !complete {
+		// libvirt records the completed job (with the downtime) when its
+		// last step ends, a moment after the domain runs here.
+		go func() {
+			for i := 0; i < 75 && !a.completedJob(a.mig.background(), c, e, in); i++ {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}()
+	}
 	a.index.put(e)
 	a.log.Info("VM arrived", "vm", e.ID, "name", e.Name, "from", in.Req.SourceHost, "downtimeMs", in.Info.DowntimeMs)
 	st := agentapi.StateRunning
@@ -437,6 +441,23 @@ func (a *Agent) arrived(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry
 	}
 	a.hub.publish(agentapi.Event{Time: time.Now().UTC(), Host: a.cfg.HostID, VM: e.ID, Name: e.Name,
 		Event: "migrated", Detail: "from " + in.Req.SourceHost, State: st})
+}
+
+// completedJob takes libvirt's figures of a completed incoming migration
+// (the downtime, the total time) into the announcement; false while
+// libvirt has none yet.
+func (a *Agent) completedJob(ctx context.Context, c libvirtconn.AgentConn, e *vmEntry, in *incoming) bool {
+	jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	job, err := c.DomainJob(jctx, e.Domain, true)
+	cancel()
+	if err != nil || job.Type != libvirtconn.JobCompleted || job.Operation != libvirtconn.JobMigrationIn {
+		return errors.Is(err, libvirtconn.ErrNoDomain)
+	}
+	a.mig.mu.Lock()
+	in.Info.DowntimeMs, in.Info.TotalMs = job.Downtime.Milliseconds(), job.Elapsed.Milliseconds()
+	a.saveIncoming(in)
+	a.mig.mu.Unlock()
+	return true
 }
 
 // watchArrival follows an arriving domain until it arrived or went (its

@@ -281,7 +281,8 @@ func TestMigrationArrives(t *testing.T) {
 	// libvirt finished it.
 	fb.migration().mu.Lock()
 	delete(fb.migration().incoming, run.uuid)
-	fb.migration().completed[run.uuid] = libvirtconn.JobStats{Type: libvirtconn.JobCompleted, Downtime: 147 * time.Millisecond, Elapsed: 7 * time.Second}
+	fb.migration().completed[run.uuid] = libvirtconn.JobStats{Type: libvirtconn.JobCompleted, Operation: libvirtconn.JobMigrationIn,
+		Downtime: 147 * time.Millisecond, Elapsed: 7 * time.Second}
 	fb.migration().mu.Unlock()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if vms, _ := b.ListVMs(ctx); len(vms) == 1 {
@@ -294,7 +295,12 @@ func TestMigrationArrives(t *testing.T) {
 			t.Fatal("the VM did not arrive")
 		}
 	}
-	in, _ = b.Incoming(vm.ID)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		in, _ = b.Incoming(vm.ID)
+		if in.DowntimeMs != 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if in.State != agentapi.IncomingArrived || in.DowntimeMs != 147 || in.TotalMs != 7000 {
 		t.Errorf("arrived: %+v", in)
 	}

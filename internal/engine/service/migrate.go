@@ -659,6 +659,10 @@ func (s *vmService) resolve(ctx context.Context, f *flight, src, dst store.Host,
 // once its source said the migration completed.
 const arrivalWait = time.Minute
 
+// downtimeWait bounds the wait for the destination's measure of the
+// downtime once the VM arrived.
+const downtimeWait = 5 * time.Second
+
 // conclude records a migration's outcome: the VM on its destination, or on
 // its source still (the announcement withdrawn there).
 func (s *vmService) conclude(ctx context.Context, f *flight, src, dst store.Host, st agentapi.MigrationStatus) {
@@ -668,19 +672,28 @@ func (s *vmService) conclude(ctx context.Context, f *flight, src, dst store.Host
 	doc := f.snapshot()
 	state := store.VMUp
 	if st.Phase == agentapi.PhaseCompleted {
+		// The destination says when the VM arrived, then (a moment later,
+		// when libvirt recorded it) the downtime it measured.
 		deadline := time.Now().Add(arrivalWait)
+		var arrived time.Time
 		for {
 			in, err := s.agents.Incoming(ctx, dst, doc.VM)
 			if err == nil && in.State == agentapi.IncomingArrived {
 				if in.DowntimeMs > 0 {
 					doc.DowntimeMs = in.DowntimeMs
+					break
 				}
-				break
+				if arrived.IsZero() {
+					arrived = time.Now()
+				}
+				if doc.DowntimeMs > 0 || time.Since(arrived) > downtimeWait {
+					break
+				}
 			}
 			if notFoundOnAgent(err) || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 		if vm, err := s.agents.GetVM(ctx, dst, doc.VM); err == nil {
 			if st := stateFromAgent(vm.State, vm.Reason); runs(st) {
