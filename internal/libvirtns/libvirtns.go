@@ -347,13 +347,20 @@ func (d *Daemon) StartLibvirtd(ctx context.Context) error {
 	return d.waitAnswer(ctx, 60*time.Second)
 }
 
-// waitAnswer waits until libvirtd answers on its socket.
+// waitAnswer waits until libvirtd answers on its socket, with the guests
+// its QEMU runs (a fresh daemon probes QEMU first: a client asking sooner
+// would see no emulated machines).
 func (d *Daemon) waitAnswer(ctx context.Context, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
 		if c, err := libvirtconn.Dial(d.URI, 2*time.Second); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			x, err := c.Capabilities(cctx)
+			cancel()
 			c.Close()
-			return nil
+			if err == nil && (strings.Contains(x, "<guest>") || time.Now().After(deadline)) {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the libvirt daemon in %s did not answer within %s\n%s", d.Dir, within, d.LogTail(4000))
