@@ -69,6 +69,11 @@ type Options struct {
 	// Root is this machine's filesystem root, read for its architecture on
 	// the first run (nil is /).
 	Root fs.FS
+	// SecondNative adds, on the first run, a second host of this machine's
+	// architecture (ARCH-b, in ARCH-a's cluster) on a libvirtd of the
+	// lab's own, as power8-b is for POWER: VMs of that architecture
+	// migrate between the two (polyvirt up does not ask for it; tests do).
+	SecondNative bool
 	// Notes receives what the supervisor has to say while the lab runs (an
 	// agent that exited and is started again); nil discards it.
 	Notes io.Writer
@@ -173,6 +178,13 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 		}
 		if rec.Hosts, err = planHosts(native, o.NamePrefix, o.DomainPrefix, ownDaemons); err != nil {
 			return nil, err
+		}
+		if o.SecondNative && ownDaemons {
+			b, err := secondNative(rec.Hosts[0], o.NamePrefix, native, o.DomainPrefix)
+			if err != nil {
+				return nil, err
+			}
+			rec.Hosts = append(rec.Hosts, b)
 		}
 	} else if _, err := rec.upgrade(ownDaemons); err != nil {
 		return nil, err

@@ -151,6 +151,13 @@ func planHosts(native arch.Arch, namePrefix, domainPrefix string, ownDaemons boo
 	return hosts, nil
 }
 
+// secondNative is ARCH-b beside first (ARCH-a), in its cluster, on a
+// libvirtd of the lab's own (Options.SecondNative).
+func secondNative(first Host, namePrefix string, native arch.Arch, domainPrefix string) (Host, error) {
+	b := Host{Name: namePrefix + native.String() + "-b", Cluster: first.Cluster, ClusterArch: first.ClusterArch, OwnDaemon: true}
+	return b, b.complete(domainPrefix)
+}
+
 // secondPower is power8-b, on the lab's own libvirtd.
 func secondPower(namePrefix string) Host {
 	return Host{Name: namePrefix + "power8-b", Cluster: namePrefix + "power", CPUType: "IBM POWER8", Profile: "s822l-power8e", OwnDaemon: true}

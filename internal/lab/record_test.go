@@ -173,3 +173,22 @@ func TestEngineURLFor(t *testing.T) {
 		}
 	}
 }
+
+func TestSecondNative(t *testing.T) {
+	hosts, err := planHosts(arch.X86_64, "t-", "lab-", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := secondNative(hosts[0], "t-", arch.X86_64, "lab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Host{Name: "t-x86_64-b", Cluster: hosts[0].Cluster, ClusterArch: hosts[0].ClusterArch, OwnDaemon: true,
+		DomainPrefix: "lab-t-x86_64-b-", Address: b.Address, Migration: b.Migration}
+	if diff := cmp.Diff(want, b); diff != "" {
+		t.Errorf("x86_64-b (-want +got):\n%s", diff)
+	}
+	if b.Address == "" || b.Migration == "" || b.Address == b.Migration {
+		t.Errorf("ports: agent %q, libvirt %q", b.Address, b.Migration)
+	}
+}
