@@ -459,7 +459,7 @@ func startEngineConfig(t *testing.T, cfg Config) *testEngine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	te := &testEngine{e: e, dir: dir, url: url, token: res.AdminToken, caPEM: caPEM, log: logs, mc: mc, vc: vc}
+	te := &testEngine{e: e, dir: dir, url: url, token: res.AdminToken, caPEM: caPEM, log: logs, mc: cfg.Monitor, vc: cfg.VMs}
 	te.serve(e, ln)
 	t.Cleanup(func() {
 		te.stop()
