@@ -90,10 +90,48 @@ ensure_go() {
 }
 
 # Debian packages for libvirt + QEMU (x86_64 and POWER guests), the ppc64el
-# installer kernel used as a real POWER guest, and xmllint for schema checks.
+# and amd64 installer kernels used as real guests, and xmllint for schema
+# checks.
 LIBVIRT_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	qemu-system-ppc qemu-system-x86 qemu-utils libxml2-utils
-	debian-installer-12-netboot-ppc64el)
+	debian-installer-12-netboot-ppc64el debian-installer-12-netboot-amd64)
+
+# ensure_guest_kernels unpacks, under /var/cache/polyvirt/guest-kernels/ARCH,
+# the Debian kernel packages of the installer kernels' ABI
+# (linux-image-6.1.0-N-amd64 and -powerpc64le): the storage tests' guests
+# boot those kernels and load their CD-ROM, ISO 9660 and virtio-blk drivers
+# from there (the installer's own initrd does not carry them). The ppc64el
+# package comes through apt with a package list of its own for that
+# architecture, under /var/cache/polyvirt/apt-ppc64el: the machine's apt
+# configuration is left as it is.
+ensure_guest_kernels() {
+	local base=/var/cache/polyvirt/guest-kernels di=/usr/lib/debian-installer/images/12
+	local apt_ppc=(-o Dir::State::Lists=/var/cache/polyvirt/apt-ppc64el/lists -o Dir::Cache=/var/cache/polyvirt/apt-ppc64el
+		-o Dir::State::status=/dev/null -o APT::Architecture=ppc64el -o APT::Architectures::=ppc64el)
+	local spec arch flavour kernel abi tmp
+	for spec in amd64:amd64:amd64/text/debian-installer/amd64/linux ppc64el:powerpc64le:ppc64el/text/debian-installer/ppc64el/vmlinux; do
+		IFS=: read -r arch flavour kernel <<<"$spec"
+		abi=$(grep -a -o -m1 "[0-9]\.[0-9]*\.[0-9]*-[0-9]*-$flavour" "$di/$kernel" | head -1)
+		[ -n "$abi" ] || die "cannot read the kernel version of $di/$kernel"
+		[ -d "$base/$arch/lib/modules/$abi" ] && continue
+		log "fetching the $arch kernel modules of the installer kernel ($abi: linux-image-$abi)"
+		tmp=$(mktemp -d)
+		if [ "$arch" = ppc64el ]; then
+			mkdir -p /var/cache/polyvirt/apt-ppc64el/lists/partial /var/cache/polyvirt/apt-ppc64el/archives/partial
+			(cd "$tmp" && apt-get -qq "${apt_ppc[@]}" download "linux-image-$abi" 2>/dev/null) ||
+				{ apt-get -qq "${apt_ppc[@]}" update >/dev/null && (cd "$tmp" && apt-get -qq "${apt_ppc[@]}" download "linux-image-$abi" 2>/dev/null); } ||
+				die "cannot download linux-image-$abi for ppc64el"
+		else
+			(cd "$tmp" && apt-get -qq download "linux-image-$abi" 2>/dev/null) ||
+				{ apt-get -qq update && (cd "$tmp" && apt-get -qq download "linux-image-$abi" 2>/dev/null); } ||
+				die "cannot download linux-image-$abi"
+		fi
+		rm -rf "${base:?}/$arch"
+		mkdir -p "$base/$arch"
+		dpkg-deb -x "$tmp"/linux-image-*.deb "$base/$arch" || die "cannot unpack linux-image-$abi"
+		rm -rf "$tmp"
+	done
+}
 
 # ensure_libvirt installs libvirt and QEMU and starts virtlogd and libvirtd
 # (no systemd is assumed), then waits for the socket to answer.

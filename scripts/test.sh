@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 need_root
 ensure_go
 ensure_libvirt
+ensure_guest_kernels
 ensure_postgres
 ensure_openapi_lint
 

@@ -156,10 +156,30 @@ func printHost(w io.Writer, output string, h engineapi.Host) error {
 	if err := keyValues(w, kv); err != nil {
 		return err
 	}
+	if len(h.Pools) > 0 {
+		if err := printHostPools(w, h.Pools); err != nil {
+			return err
+		}
+	}
 	if len(h.Stats) > 0 {
 		return printStats(w, h.Stats, h.StatsAt, time.Now())
 	}
 	return nil
+}
+
+// printHostPools prints what a host last said of its storage pools: a
+// pool it lacks with the code and the reason.
+func printHostPools(w io.Writer, pools []engineapi.HostPool) error {
+	var rows [][]string
+	for _, p := range pools {
+		status, capa, free := "ok", mib(uint64(max(p.CapacityBytes, 0))), mib(uint64(max(p.FreeBytes, 0)))
+		if !p.OK {
+			status, capa, free = p.Code+": "+p.Message, "-", "-"
+		}
+		rows = append(rows, []string{p.Pool, status, capa, free, timeText(p.Checked)})
+	}
+	fmt.Fprintln(w, "\nStorage pools:")
+	return table(w, []string{"POOL", "STATUS", "CAPACITY MiB", "FREE MiB", "CHECKED"}, rows)
 }
 
 // printStats prints a host's statistics as tables: how old they are, the

@@ -196,6 +196,7 @@ func (f *vmFlags) definition(args []string) (*vmspec.VM, error) {
 func newVMCreateCommand() *cobra.Command {
 	var (
 		flags                 vmFlags
+		sflags                vmStorageFlags
 		cluster, host, output string
 		ha, start             bool
 		timeout               time.Duration
@@ -215,7 +216,14 @@ its hosts' architecture.
 
   polyvirt vm create --cluster power -f examples/ppc64le-debian-installer.yaml --start
   polyvirt vm create web1 --cluster x86_64 --memory 512 --cpus 1 --start
-  polyvirt vm create db --cluster power --arch ppc64le --memory 2048 --ha --host power8-a`,
+  polyvirt vm create db --cluster power --arch ppc64le --memory 2048 --ha --host power8-a
+  polyvirt vm create web2 --cluster power --image debian-12-ppc64el --cloud-init user-data.yaml --ssh-key ~/.ssh/id_ed25519.pub --start
+  polyvirt vm create web3 --cluster power --template web-tpl --start
+
+--image makes the first disk a qcow2 overlay on a library image (--clone: a copy);
+an image of another architecture than the cluster's is refused. --cloud-init
+attaches a NoCloud seed CD-ROM (user-data, meta-data, network-config) on the bus
+the architecture gives CD-ROMs.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -225,12 +233,17 @@ its hosts' architecture.
 			if err != nil {
 				return err
 			}
+			req := engineapi.VMRequest{Cluster: cluster, Host: host, HA: ha, MigrationPolicy: migrationPolicy}
+			if err := sflags.apply(def, &req); err != nil {
+				return err
+			}
 			raw, err := json.Marshal(def)
 			if err != nil {
 				return err
 			}
+			req.Definition = raw
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				vm, err := c.CreateVM(ctx, engineapi.VMRequest{Definition: raw, Cluster: cluster, Host: host, HA: ha, MigrationPolicy: migrationPolicy})
+				vm, err := c.CreateVM(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -255,6 +268,7 @@ its hosts' architecture.
 		},
 	}
 	flags.add(cmd)
+	sflags.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&cluster, "cluster", "", "the VM's cluster (required)")
 	f.StringVar(&host, "host", "", "pin the VM to this host of its cluster")

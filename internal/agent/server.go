@@ -37,7 +37,7 @@ type route struct {
 
 // routes is the agent's API, in the order of the OpenAPI document.
 func (a *Agent) routes() []route {
-	return append([]route{
+	rs := []route{
 		{Method: "GET", Path: "/v1/openapi.json", Summary: "This document.", plain: a.getOpenAPI},
 		{Method: "GET", Path: "/v1/capabilities", Summary: "The host capabilities report.", plain: a.getCapabilities},
 		{Method: "GET", Path: "/v1/stats", Summary: "Host and VM statistics.", plain: a.getStats},
@@ -52,7 +52,10 @@ func (a *Agent) routes() []route {
 		{Method: "GET", Path: "/v1/firmware", Summary: "The host's system firmware.", plain: a.getFirmware},
 		{Method: "POST", Path: "/v1/firmware/image", Summary: "Upload a firmware image.", stream: a.postFirmwareImage},
 		{Method: "POST", Path: "/v1/firmware/{step}", Summary: "A step of the firmware update.", plain: a.postFirmwareStep},
-	}, a.migrationRoutes()...)
+	}
+	rs = append(rs, a.snapshotRoutes()...)
+	rs = append(rs, a.storageRoutes()...)
+	return append(rs, a.migrationRoutes()...)
 }
 
 // Handler is the agent's HTTP API (without TLS: Serve adds it).

@@ -112,6 +112,9 @@ func (a *Agent) CreateVM(ctx context.Context, body []byte) (*agentapi.VM, error)
 	if err := a.checkDefinitionPaths(id, valid.VM()); err != nil {
 		return nil, err
 	}
+	if err := a.checkVolumes(valid.VM(), false); err != nil {
+		return nil, err
+	}
 	// The agent keeps every console's output in a file of its own (a pty
 	// console's log), so that a console client sees the boot from its
 	// start.
@@ -389,6 +392,9 @@ func (a *Agent) ActWith(ctx context.Context, id, action string, o ActOptions) (*
 			return nil, err
 		}
 		if err := a.checkStartPaths(ctx, c, e); err != nil {
+			return nil, err
+		}
+		if err := a.checkStartVolumes(e); err != nil {
 			return nil, err
 		}
 		a.forgetRuntime(e.ID)

@@ -149,6 +149,10 @@ const (
 	// CodeHostArch (a scheduling reason and a definition checked against
 	// a host), CodeHostMachine and CodePathNotAllowed are in the VM
 	// definition's codes below.
+	// CodePoolNotOnHost: the host does not have a storage pool the VM's
+	// volumes are in (the Storage filter; also the event of a host that
+	// lacks a pool).
+	CodePoolNotOnHost = "POOL_NOT_AVAILABLE_ON_HOST"
 )
 
 // VMs on an agent, and libvirt's refusals.
@@ -380,6 +384,15 @@ const (
 	CodeHostVideo    = "VIDEO_MODEL_NOT_OFFERED_BY_HOST"
 	CodeHostDiskBus  = "DISK_BUS_NOT_OFFERED_BY_HOST"
 	CodeHostCaps     = "HOST_CAPS_UNREADABLE"
+	// CodeDiskVolumeName: a disk's volume name is not one a pool can hold
+	// (it would climb out of the pool: "../x", "a/b", ".hidden").
+	CodeDiskVolumeName = "DISK_VOLUME_NAME_INVALID"
+	// CodeDiskPool: a disk names a volume without its pool, a pool without
+	// a volume, or a pool name that cannot be one.
+	CodeDiskPool = "DISK_POOL_INVALID"
+	// CodeDiskSourceConflict: a disk's source is not its volume's file in
+	// the pool, or a volume disk is not a file.
+	CodeDiskSourceConflict = "DISK_SOURCE_CONFLICT"
 )
 
 // POWER system firmware (package firmware, the agent's and the engine's
@@ -434,6 +447,127 @@ const (
 	CodeFirmwareManageUnsupported = "FIRMWARE_COMMIT_REJECT_UNSUPPORTED"
 )
 
+// Storage: pools, volumes and their uploads (package storage on a host,
+// the engine's storage), the image library, templates, VM snapshots,
+// cloud-init seeds (package cloudinit).
+const (
+	// CodePoolPathNotAllowed: a pool's directory is not one the hosts allow
+	// for disk images (host_paths.disk), nor below one.
+	CodePoolPathNotAllowed = "POOL_PATH_NOT_ALLOWED"
+	// CodePoolMissing: the pool's directory does not exist on the host.
+	CodePoolMissing = "POOL_DIRECTORY_MISSING"
+	// CodePoolMarkerMissing: the directory holds no pool marker: the
+	// pool's storage is not there (an empty mount point).
+	CodePoolMarkerMissing = "POOL_MARKER_MISSING"
+	// CodePoolMarkerMismatch: the directory's marker names another pool.
+	CodePoolMarkerMismatch = "POOL_MARKER_MISMATCH"
+	// CodePoolNotWritable: the host cannot write in the pool's directory.
+	CodePoolNotWritable = "POOL_NOT_WRITABLE"
+	// CodePoolNotAvailable: an operation on a pool no reachable host has
+	// (one of the reasons above says why).
+	CodePoolNotAvailable = "POOL_NOT_AVAILABLE"
+	// CodePoolFull: not enough free space in the pool.
+	CodePoolFull = "POOL_FULL"
+	// CodePoolNotFound: a VM names a pool that does not exist.
+	CodePoolNotFound = "POOL_NOT_FOUND"
+	// CodePoolNotInCluster: a VM uses a pool of another cluster.
+	CodePoolNotInCluster = "POOL_NOT_IN_CLUSTER"
+
+	// CodeVolumeNameInvalid: the name cannot name a volume (it would climb
+	// out of the pool).
+	CodeVolumeNameInvalid = "VOLUME_NAME_INVALID"
+	// CodeVolumeNotFound: no such volume in the pool.
+	CodeVolumeNotFound = "VOLUME_NOT_FOUND"
+	// CodeVolumeExists: a volume (or an upload) has the name already.
+	CodeVolumeExists = "VOLUME_EXISTS"
+	// CodeVolumeNotReady: the volume's upload has not finished.
+	CodeVolumeNotReady = "VOLUME_NOT_READY"
+	// CodeVolumeInUse: a volume a VM, an image, a template or an overlay
+	// uses is not deleted (nor changed while its VM runs), or a running
+	// VM holds its lock.
+	CodeVolumeInUse = "VOLUME_IN_USE"
+	// CodeVolumeOutsidePool: the volume's file is a symbolic link, has
+	// another name, or is not a regular file: it could lead outside its
+	// pool.
+	CodeVolumeOutsidePool = "VOLUME_OUTSIDE_POOL"
+	// CodeVolumeBackingOutsidePool: a qcow2 image's backing file is outside
+	// its pool (or a protocol, or without its format), or it keeps its data
+	// in an external file.
+	CodeVolumeBackingOutsidePool = "VOLUME_BACKING_OUTSIDE_POOL"
+	// CodeVolumeFormatMismatch: the image is not in the format declared.
+	CodeVolumeFormatMismatch = "VOLUME_FORMAT_MISMATCH"
+	// CodeVolumeCorrupt: qemu-img finds the image damaged.
+	CodeVolumeCorrupt = "VOLUME_IMAGE_CORRUPT"
+	// CodeVolumeTruncated: the image's metadata points past the end of its
+	// file: it was cut short.
+	CodeVolumeTruncated = "VOLUME_IMAGE_TRUNCATED"
+	// CodeVolumeSizeMismatch: the image's virtual size is not the one
+	// declared.
+	CodeVolumeSizeMismatch = "VOLUME_SIZE_MISMATCH"
+	// CodeVolumeChecksumMismatch: the uploaded data's SHA-256 is not the
+	// one declared.
+	CodeVolumeChecksumMismatch = "VOLUME_CHECKSUM_MISMATCH"
+	// CodeVolumeShrink: a volume never shrinks (the guest's data would be
+	// cut).
+	CodeVolumeShrink = "VOLUME_SHRINK_REFUSED"
+	// CodeVolumeRequestInvalid: a storage request's value is wrong (a size,
+	// a format).
+	CodeVolumeRequestInvalid = "VOLUME_REQUEST_INVALID"
+	// CodeStorageToolFailed: qemu-img failed for another reason.
+	CodeStorageToolFailed = "STORAGE_TOOL_FAILED"
+
+	// CodeUploadNotFound: no upload of this name is in progress.
+	CodeUploadNotFound = "UPLOAD_NOT_FOUND"
+	// CodeUploadOffset: the data does not start where the upload stands.
+	CodeUploadOffset = "UPLOAD_OFFSET_MISMATCH"
+	// CodeUploadBusy: another request writes this upload now.
+	CodeUploadBusy = "UPLOAD_IN_PROGRESS"
+	// CodeUploadTooLarge: more data than the size declared.
+	CodeUploadTooLarge = "UPLOAD_TOO_LARGE"
+	// CodeUploadExists: an upload of this name with other parameters is in
+	// progress.
+	CodeUploadExists = "UPLOAD_EXISTS"
+	// CodeUploadInterrupted: the data stopped coming; the upload stays
+	// where it got to.
+	CodeUploadInterrupted = "UPLOAD_INTERRUPTED"
+
+	// CodeImageArch: an image of another architecture than the VM's
+	// cluster runs.
+	CodeImageArch = "IMAGE_ARCHITECTURE_NOT_SUPPORTED_BY_CLUSTER"
+	// CodeImageInUse: an image whose volume backs VMs' disks.
+	CodeImageInUse = "IMAGE_IN_USE"
+	// CodeTemplateDisk: a VM disk a template cannot copy (a writable host
+	// file or device).
+	CodeTemplateDisk = "TEMPLATE_DISK_NOT_A_VOLUME"
+	// CodeTemplateInUse: a template whose volumes back VMs' disks.
+	CodeTemplateInUse = "TEMPLATE_IN_USE"
+
+	// CodeSnapshotExists, CodeSnapshotNotFound: a VM's (or a volume's)
+	// snapshot.
+	CodeSnapshotExists   = "SNAPSHOT_EXISTS"
+	CodeSnapshotNotFound = "SNAPSHOT_NOT_FOUND"
+	// CodeSnapshotNeedsQCOW2: a VM whose writable disks are not all qcow2
+	// volumes has no snapshots.
+	CodeSnapshotNeedsQCOW2 = "SNAPSHOT_NEEDS_QCOW2_VOLUMES"
+	// CodeSnapshotMemory: a snapshot with memory is of a running VM.
+	CodeSnapshotMemory = "SNAPSHOT_MEMORY_NEEDS_RUNNING_VM"
+	// CodeSnapshotRevertNeedsDown: a disk-only snapshot is reverted with
+	// the VM Down.
+	CodeSnapshotRevertNeedsDown = "SNAPSHOT_REVERT_NEEDS_VM_DOWN"
+	// CodeSnapshotUnsupported: the agent's libvirt connection takes no
+	// snapshots.
+	CodeSnapshotUnsupported = "SNAPSHOT_NOT_SUPPORTED"
+	// CodeSnapshotFailed: QEMU or libvirt refused the snapshot operation.
+	CodeSnapshotFailed = "SNAPSHOT_FAILED"
+
+	// The inputs of a cloud-init seed.
+	CodeCloudInitUserData      = "CLOUD_INIT_USER_DATA_INVALID"
+	CodeCloudInitHostname      = "CLOUD_INIT_HOSTNAME_INVALID"
+	CodeCloudInitSSHKey        = "CLOUD_INIT_SSH_KEY_INVALID"
+	CodeCloudInitNetworkConfig = "CLOUD_INIT_NETWORK_CONFIG_INVALID"
+	CodeCloudInitInstanceID    = "CLOUD_INIT_INSTANCE_ID_INVALID"
+)
+
 // Audit events of the engine (the "code" of an event, besides the error
 // codes above that events carry too).
 const (
@@ -469,4 +603,23 @@ const (
 	CodeVMMigrationReconciled = "VM_MIGRATION_RECONCILED"
 	// CodeHostEvacuated: every VM left a host switching to Maintenance.
 	CodeHostEvacuated = "HOST_EVACUATED"
+	// CodeRolloutActive: the cluster has a firmware rollout that has not
+	// ended.
+	CodeRolloutActive = "ROLLOUT_ACTIVE"
+	// CodeRolloutValidation: the image does not fit one or more of the
+	// rollout's hosts (each named in the details); nothing was flashed.
+	CodeRolloutValidation = "ROLLOUT_VALIDATION_FAILED"
+	// CodeRolloutWrongState: the rollout cannot do that in its state.
+	CodeRolloutWrongState = "ROLLOUT_WRONG_STATE"
+	// CodeFirmwareLevelNotNew: a host came back from its flash on another
+	// level than the image's.
+	CodeFirmwareLevelNotNew = "FIRMWARE_LEVEL_NOT_NEW"
+	// CodeFirmwareCPUTypeChanged: a host came back from its flash with
+	// another CPU type in its cluster.
+	CodeFirmwareCPUTypeChanged = "FIRMWARE_CPU_TYPE_CHANGED"
+	// CodeFirmwareHealthCheck: a host on its new firmware failed a health
+	// check (its agent, libvirt).
+	CodeFirmwareHealthCheck = "FIRMWARE_HEALTH_CHECK_FAILED"
+	// CodeRolloutAborted: the operator aborted the rollout.
+	CodeRolloutAborted = "ROLLOUT_ABORTED"
 )

@@ -121,6 +121,9 @@ var statuses = map[string]int{
 	// default of this group below).
 	CodeNotSupportedOnArch:        422,
 	CodeFirmwareOperationActive:   409,
+	CodeRolloutActive:             409,
+	CodeRolloutValidation:         422,
+	CodeRolloutWrongState:         409,
 	CodeFirmwareBusy:              409,
 	CodeFirmwareWrongState:        409,
 	CodeFirmwareNoOperation:       409,
@@ -156,6 +159,32 @@ var statuses = map[string]int{
 	CodeFirmwareVPDMissing:        502,
 	CodeFirmwareValidationFailed:  502,
 	CodeFirmwareManageUnsupported: 502,
+
+	// Storage: a refused image, pool path, volume name or cloud-init input
+	// is a rule's verdict (422); what exists already, is used, busy or not
+	// in the state asked for is a conflict; a storage tool that fails is a
+	// bad gateway.
+	CodePoolNotOnHost:           409,
+	CodePoolNotAvailable:        409,
+	CodeVolumeNotFound:          404,
+	CodeVolumeExists:            409,
+	CodeVolumeNotReady:          409,
+	CodeVolumeInUse:             409,
+	CodeStorageToolFailed:       502,
+	CodeUploadNotFound:          404,
+	CodeUploadOffset:            409,
+	CodeUploadBusy:              409,
+	CodeUploadExists:            409,
+	CodeUploadInterrupted:       400,
+	CodeImageInUse:              409,
+	CodeTemplateInUse:           409,
+	CodeSnapshotExists:          409,
+	CodeSnapshotNotFound:        404,
+	CodeSnapshotNeedsQCOW2:      409,
+	CodeSnapshotMemory:          409,
+	CodeSnapshotRevertNeedsDown: 409,
+	CodeSnapshotUnsupported:     501,
+	CodeSnapshotFailed:          409,
 }
 
 // HTTPStatus is the HTTP status of an answer carrying an error of the

@@ -178,7 +178,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, settings: s, log: cfg.Logger.With("engine", s.Name), st: st, pki: p,
 		caFP: pki.Fingerprint(p.ca.Cert), agents: agents}
-	e.svc = service.New(service.Config{Store: st, Agents: agents.service(), CA: p.ca, Name: s.Name, URL: s.URL, Version: Version,
+	e.svc = service.New(service.Config{Store: st, Agents: agents.service(), StorageAgents: newStorageAgents(agents.ops), CA: p.ca, Name: s.Name, URL: s.URL, Version: Version,
 		Monitor: cfg.Monitor, VMs: cfg.VMs, Log: e.log})
 	return e, nil
 }

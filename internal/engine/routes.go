@@ -56,6 +56,11 @@ func (e *Engine) routes() []route {
 		{Method: "POST", Path: "/hosts/{host}/firmware/reject", Summary: "Return to the old firmware level (update_flash -r)", h: e.firmwareStep("reject")},
 		{Method: "POST", Path: "/hosts/{host}/firmware/cancel", Summary: "Cancel an uploaded, validated or rebooting firmware operation (an ended one is cleared)", h: e.firmwareStep("cancel")},
 		{Method: "POST", Path: "/hosts/{host}/firmware/clear", Summary: "Clear an ended firmware operation (failed, cancelled, committed, rejected): the host shows none; the engine keeps its record", h: e.firmwareStep("clear")},
+		{Method: "GET", Path: "/clusters/{cluster}/firmware/rollout", Summary: "A cluster's rolling firmware update: the one under way, else the last one", h: e.getRollout},
+		{Method: "POST", Path: "/clusters/{cluster}/firmware/rollout", Summary: "Start a rolling firmware update of a cluster's hosts: the image (the body) validated on every host first, then host by host (query: name, hosts, maxUnavailable, soak, commit, reason)", h: e.postRollout, MaxBody: MaxFirmwareUpload},
+		{Method: "POST", Path: "/clusters/{cluster}/firmware/rollout/pause", Summary: "Pause a rollout: no further host starts", h: e.rolloutAction("pause")},
+		{Method: "POST", Path: "/clusters/{cluster}/firmware/rollout/resume", Summary: "Resume a paused rollout", h: e.rolloutAction("resume")},
+		{Method: "POST", Path: "/clusters/{cluster}/firmware/rollout/abort", Summary: "Abort a rollout: no further host starts, a flashed host's update is rejected", h: e.rolloutAction("abort")},
 		{Method: "GET", Path: "/events", Summary: "The audit log, newest first", h: e.listEvents},
 		{Method: "GET", Path: "/vms", Summary: "List VMs", h: e.listVMs},
 		{Method: "POST", Path: "/vms", Summary: "Create a VM in a cluster (its definition checked against the cluster)", Role: vmm, h: e.createVM},
@@ -74,13 +79,13 @@ func (e *Engine) routes() []route {
 	for _, a := range service.VMActions {
 		rs = append(rs, route{Method: "POST", Path: "/vms/{vm}/" + a, Summary: summaries[a], Role: vmm, h: e.vmAction(a)})
 	}
-	return append(rs,
+	return append(append(rs,
 		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},
 		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket); it follows the VM when it migrates", h: e.vmConsole},
 		route{Method: "POST", Path: "/vms/{vm}/migrate", Summary: "Migrate a running VM to another host of its cluster (live); answers at once with the migration as it starts", Role: vmm, h: e.migrateVM},
 		route{Method: "GET", Path: "/vms/{vm}/migration", Summary: "A VM's migration in flight (its phase and figures), or its last one", h: e.getMigration},
 		route{Method: "DELETE", Path: "/vms/{vm}/migration", Summary: "Cancel a VM's migration in flight: it keeps running on its source", Role: vmm, h: e.cancelMigration},
-	)
+	), e.storageRoutes()...)
 }
 
 // answer writes a service's answer: v with status, or the error.

@@ -189,20 +189,21 @@ func (c jlist) Scan(v any) error {
 
 // The SQLite result codes the classification needs (stable ABI numbers).
 const (
-	sqliteBusy             = 5
-	sqliteLocked           = 6
-	sqliteReadOnly         = 8
-	sqliteInterrupt        = 9
-	sqliteIOErr            = 10
-	sqliteCorrupt          = 11
-	sqliteFull             = 13
-	sqliteCantOpen         = 14
-	sqliteConstraint       = 19
-	sqliteNotADB           = 26
-	sqliteConstraintFK     = 787
-	sqliteConstraintUnique = 2067
-	sqliteConstraintPK     = 1555
-	sqliteReadOnlyDBMoved  = 1032
+	sqliteBusy              = 5
+	sqliteLocked            = 6
+	sqliteReadOnly          = 8
+	sqliteInterrupt         = 9
+	sqliteIOErr             = 10
+	sqliteCorrupt           = 11
+	sqliteFull              = 13
+	sqliteCantOpen          = 14
+	sqliteConstraint        = 19
+	sqliteNotADB            = 26
+	sqliteConstraintFK      = 787
+	sqliteConstraintTrigger = 1811
+	sqliteConstraintUnique  = 2067
+	sqliteConstraintPK      = 1555
+	sqliteReadOnlyDBMoved   = 1032
 )
 
 // classify turns a driver error into a store error kind, the field
@@ -219,6 +220,11 @@ func (d *dialect) classify(err error) (kind error, field, detail string, ok bool
 				return ErrConflict, sqliteField(se.Error()), "already exists", true
 			case sqliteConstraintFK:
 				return ErrInUse, "", "is referenced by other objects (or references a missing one)", true
+			case sqliteConstraintTrigger:
+				// ON DELETE RESTRICT reports through the trigger code.
+				if strings.Contains(se.Error(), "FOREIGN KEY") {
+					return ErrInUse, "", "is referenced by other objects", true
+				}
 			}
 			return ErrInvalid, sqliteField(se.Error()), se.Error(), true
 		case sqliteBusy, sqliteLocked:
@@ -313,7 +319,8 @@ func sqliteField(msg string) string {
 // pgField takes the column out of a constraint named TABLE_COLUMN_key or
 // TABLE_COLUMN_fkey (the names the migrations give).
 func pgField(constraint string) string {
-	for _, table := range []string{"users_", "clusters_", "hosts_", "host_stats_", "vms_", "events_", "firmware_operations_"} {
+	for _, table := range []string{"users_", "clusters_", "hosts_", "host_stats_", "vms_", "events_", "firmware_operations_",
+		"storage_pools_", "host_pools_", "template_volumes_", "vm_volumes_", "volumes_", "images_", "templates_", "snapshots_"} {
 		if strings.HasPrefix(constraint, table) {
 			c := strings.TrimPrefix(constraint, table)
 			for _, suf := range []string{"_key", "_fkey", "_check", "_pkey"} {

@@ -514,3 +514,10 @@ func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
+
+// RolloutFilter selects rollouts: of one cluster (ClusterID), only those
+// that have not ended (Active).
+type RolloutFilter struct {
+	ClusterID string
+	Active    bool
+}

@@ -143,6 +143,20 @@ type Queries interface {
 	// error) if its version is still op.Version. An ended operation cannot
 	// be reopened (ErrInvalid).
 	UpdateFirmwareOperation(ctx context.Context, op *FirmwareOperation) error
+
+	// CreateRollout starts a cluster's rolling firmware update; ErrConflict
+	// when the cluster already has one that has not ended.
+	CreateRollout(ctx context.Context, r *Rollout) error
+	// GetRollout returns a rollout by ID.
+	GetRollout(ctx context.Context, id string) (Rollout, error)
+	// ListRollouts lists rollouts, newest first.
+	ListRollouts(ctx context.Context, f RolloutFilter) ([]Rollout, error)
+	// UpdateRollout writes a rollout's state and document if its version
+	// is still r.Version. An ended rollout cannot be reopened (ErrInvalid).
+	UpdateRollout(ctx context.Context, r *Rollout) error
+
+	// StorageQueries: pools, volumes, images, templates, snapshots.
+	StorageQueries
 }
 
 // Tx is a transaction: the data operations, all committed together by

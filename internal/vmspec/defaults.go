@@ -63,7 +63,11 @@ func applyDefaults(vm *VM, spec *archspec.Spec) {
 		}
 		if d.Format == "" {
 			d.Format = "raw"
-			if strings.HasSuffix(strings.ToLower(d.Source), ".qcow2") {
+			name := d.Source
+			if name == "" {
+				name = d.Volume
+			}
+			if strings.HasSuffix(strings.ToLower(name), ".qcow2") {
 				d.Format = "qcow2"
 			}
 		}

@@ -381,9 +381,10 @@ func checkDisks(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 		if !contains(diskFormats, d.Format) {
 			errs.Add(api.CodeDiskFormat, p+".format", "unknown image format %q; use raw or qcow2", clip(d.Format))
 		}
-		if d.Source == "" && d.Device == "disk" {
-			errs.Add(api.CodeDiskSource, p+".source", "a disk needs an image file or a block device; only a cdrom or floppy may be empty")
+		if d.Source == "" && d.Volume == "" && d.Device == "disk" {
+			errs.Add(api.CodeDiskSource, p+".source", "a disk needs a volume of a pool, an image file or a block device; only a cdrom or floppy may be empty")
 		}
+		checkDiskVolume(p, d, errs)
 		checkDiskBus(p, d, vm.Machine, spec, errs)
 		if d.Bus == "ide" {
 			ide++
@@ -399,6 +400,14 @@ func checkDisks(vm *VM, spec *archspec.Spec, errs *api.Errors) {
 				errs.Add(api.CodeDiskTargetDup, p+".target", "%s is already the target of disks[%d]; give each disk its own or leave it out", d.Target, j)
 			} else {
 				targets[d.Target] = i
+			}
+		}
+		if d.Volume != "" && d.Source == "" {
+			key := "volume:" + d.Pool + "/" + d.Volume
+			if j, dup := sources[key]; dup && !(d.ReadOnly && vm.Disks[j].ReadOnly) {
+				errs.Add(api.CodeDiskSourceDup, p+".volume", "volume %s of pool %s is already attached as disks[%d]; attach a volume once, or read-only everywhere", clip(d.Volume), clip(d.Pool), j)
+			} else if !dup {
+				sources[key] = i
 			}
 		}
 		if d.Source != "" {

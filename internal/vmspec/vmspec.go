@@ -112,6 +112,12 @@ type Disk struct {
 	ReadOnly bool `json:"readOnly,omitempty"`
 	// BootOrder, when not zero, is the disk's place in the boot order.
 	BootOrder int `json:"bootOrder,omitempty"`
+	// Pool and Volume name the disk's image as a volume of a storage
+	// pool (docs/vm-definition.md, "Disks from pools"): the engine fills
+	// Source with the volume's file in the pool's directory, and the host's
+	// agent checks that it resolves inside the pool.
+	Pool   string `json:"pool,omitempty"`
+	Volume string `json:"volume,omitempty"`
 }
 
 // NIC is one network interface.

@@ -123,10 +123,13 @@ type agentProc struct {
 	dir    string
 	addr   string
 	args   []string
-	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	ca     *testCA
-	http   *http.Client
+	// wrap, when set, runs the agent through another program (unshare,
+	// for a host that sees other storage).
+	wrap []string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	ca   *testCA
+	http *http.Client
 }
 
 // startAgent starts an agent with its own data directory (a server
@@ -161,6 +164,9 @@ func (p *agentProc) start() {
 	p.t.Helper()
 	p.log = &bytes.Buffer{}
 	p.cmd = exec.Command(polyvirtBin(p.t), p.args...)
+	if len(p.wrap) > 0 {
+		p.cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], polyvirtBin(p.t)), p.args...)...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

@@ -260,6 +260,12 @@ func (c *cli) fail(stdin string, args ...string) string {
 // enrolled data directory.
 func joinAgent(t *testing.T, c *cli, e *engineProc, name, cluster string, extra ...string) *agentProc {
 	t.Helper()
+	return joinAgentWrapped(t, c, e, name, cluster, nil, extra...)
+}
+
+// joinAgentWrapped is joinAgent for an agent run through wrap (unshare).
+func joinAgentWrapped(t *testing.T, c *cli, e *engineProc, name, cluster string, wrap []string, extra ...string) *agentProc {
+	t.Helper()
 	addr := freeAddr(t)
 	var jt engineapi.JoinToken
 	c.json(&jt, "host", "add", name, "--address", addr, "--cluster", cluster)
@@ -270,7 +276,7 @@ func joinAgent(t *testing.T, c *cli, e *engineProc, name, cluster string, extra 
 	}
 	p := &agentProc{t: t, hostID: name, dir: dir, addr: addr, http: e.agentHTTP(t),
 		args: append([]string{"agent", "--host-id", name, "--data-dir", dir, "--listen", addr, "--libvirt", libvirtURI(),
-			"--stats-interval", "1s", "--domain-prefix", "e2e-" + name + "-"}, extra...)}
+			"--stats-interval", "1s", "--domain-prefix", "e2e-" + name + "-"}, extra...), wrap: wrap}
 	p.start()
 	t.Cleanup(p.stop)
 	return p

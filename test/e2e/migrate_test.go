@@ -32,9 +32,9 @@ const counterWait = 4 * time.Minute
 // counterLine is a line of the test init's counter.
 var counterLine = regexp.MustCompile(`polyvirt-counter (\d+)`)
 
-// guestConsole is `polyvirt vm console` attached on a terminal for the
+// attachedConsole is `polyvirt vm console` attached on a terminal for the
 // whole test, through the engine.
-type guestConsole struct {
+type attachedConsole struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	out  *lockedBuffer
@@ -43,12 +43,12 @@ type guestConsole struct {
 
 // attachConsole runs vm console NAME on a terminal of the test's own; it
 // stays attached until the test ends.
-func attachConsole(t *testing.T, env []string, name string) *guestConsole {
+func attachConsole(t *testing.T, env []string, name string) *attachedConsole {
 	t.Helper()
 	_, slave := openPTY(t)
 	cmd := exec.Command(polyvirtBin(t), "vm", "console", name)
 	cmd.Env = append(os.Environ(), env...)
-	g := &guestConsole{t: t, cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1)}
+	g := &attachedConsole{t: t, cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, g.out, g.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func attachConsole(t *testing.T, env []string, name string) *guestConsole {
 
 // last is the guest's last counter value on the console (-1: none yet),
 // and how many times the guest booted.
-func (g *guestConsole) last() (int, int) {
+func (g *attachedConsole) last() (int, int) {
 	s := g.out.String()
 	m := counterLine.FindAllStringSubmatch(s, -1)
 	n := -1
@@ -75,7 +75,7 @@ func (g *guestConsole) last() (int, int) {
 
 // waitPast waits until the counter went 10 beyond after (a second of the
 // guest's life), with the console still attached; it returns the counter.
-func (g *guestConsole) waitPast(after int, within time.Duration, when string) int {
+func (g *attachedConsole) waitPast(after int, within time.Duration, when string) int {
 	g.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -100,7 +100,7 @@ func (g *guestConsole) waitPast(after int, within time.Duration, when string) in
 
 // stillAttached checks that vm console is still attached, and that the
 // guest did not boot again.
-func (g *guestConsole) stillAttached(when string) {
+func (g *attachedConsole) stillAttached(when string) {
 	g.t.Helper()
 	select {
 	case err := <-g.done:
@@ -380,9 +380,6 @@ func migratePOWER(t *testing.T, env []string, prefix string, a, b migHost) {
 		c.run("", "vm", "delete", "--force", name)
 	}
 }
-
-// debianAMD64Kernel is Debian 12's amd64 installer kernel.
-const debianAMD64Kernel = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux"
 
 // migrateX86 is TestMigration's x86_64 part (see there).
 func migrateX86(t *testing.T, env []string, prefix string, a, b migHost) {

@@ -192,9 +192,12 @@ type Host struct {
 	// Capabilities is the agent's capabilities report (GET of one host
 	// with ?capabilities=true only).
 	Capabilities json.RawMessage `json:"capabilities,omitempty"`
-	Version      int64           `json:"version"`
-	Created      time.Time       `json:"created"`
-	Updated      time.Time       `json:"updated"`
+	// Pools is what the host last said of the storage pools it should
+	// have (GET of one host only): a pool it lacks says why.
+	Pools   []HostPool `json:"pools,omitempty"`
+	Version int64      `json:"version"`
+	Created time.Time  `json:"created"`
+	Updated time.Time  `json:"updated"`
 }
 
 // HostFirmwareLevel is one firmware component of a host and its level.

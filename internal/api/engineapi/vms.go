@@ -72,6 +72,9 @@ type VMRequest struct {
 	// MigrationPolicy is the VM's own migration policy ("": its
 	// cluster's).
 	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+	// Storage makes the VM's disks from the image library or a template
+	// and gives it a cloud-init seed (storage.go).
+	VMStorageRequest
 }
 
 // VMUpdate changes a VM (PATCH /api/v1/vms/{vm}): only the fields given

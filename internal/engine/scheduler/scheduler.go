@@ -16,6 +16,8 @@
 //	Host-Paths        the host's path policy allows the VM's host paths
 //	                  (disk images, kernel, ...) as written (its agent
 //	                  follows the links when it starts the VM)
+//	Storage           the host has every storage pool the VM's volumes are
+//	                  in (its agent found the pool's marker there)
 //	Memory            the VM's memory fits in what the VMs already placed
 //	                  there leave free (Policy: no overcommit by default)
 //	CPU               the VM's vCPUs fit in the host's vCPU budget
@@ -65,6 +67,7 @@ const (
 	FilterCPU     = "CPU-Level"
 	FilterMachine = "Emulated-Machine"
 	FilterPaths   = "Host-Paths"
+	FilterStorage = "Storage"
 	FilterMemory  = "Memory"
 	FilterVCPUs   = "CPU"
 
@@ -155,6 +158,10 @@ type Host struct {
 	PageSizesKiB []int
 	// IncomingMigrations counts the migrations coming to the host now.
 	IncomingMigrations int
+	// Pools says which storage pools the host has: pool name → "" when it
+	// has it, else why not. A pool absent here has not been checked on the
+	// host.
+	Pools map[string]string
 }
 
 // VM is what the scheduler needs of a VM.
@@ -170,6 +177,8 @@ type VM struct {
 	PinnedHostID string
 	// Paths are the host paths the VM opens (its disks, kernel, ...).
 	Paths []hostpath.Ref
+	// Pools are the storage pools its volumes are in.
+	Pools []string
 }
 
 // Cluster is what the scheduler needs of the VM's cluster.
@@ -406,6 +415,9 @@ func (f *Fleet) fits(i int, q *query) (bool, float64) {
 	if _, ok := deniedPath(h, vm); !ok {
 		return false, 0
 	}
+	if _, _, ok := missingPool(h, vm); !ok {
+		return false, 0
+	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	if vm.MemoryMiB > memCap-h.CommittedMemoryMiB || vm.VCPUs > f.policy.VCPUCapacity(h.CPUs)-h.CommittedVCPUs {
 		return false, 0
@@ -519,6 +531,9 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 	if r, ok := deniedPath(h, &vm); !ok {
 		fail(FilterPaths, api.CodePathNotAllowed, "its path policy does not allow the VM's %s %q (allowed: %s)", r.Field, r.Path, h.Paths.Places(r.Use))
 	}
+	if pool, why, ok := missingPool(h, &vm); !ok {
+		fail(FilterStorage, api.CodePoolNotOnHost, "it does not have the VM's storage pool %s (%s)", pool, why)
+	}
 	memCap := f.policy.MemoryCapacityMiB(h.MemoryMiB)
 	vcpuCap := f.policy.VCPUCapacity(h.CPUs)
 	switch {
@@ -572,6 +587,21 @@ func kibList(ks []int) string {
 		out[i] = kibText(k)
 	}
 	return strings.Join(out, " and ")
+}
+
+// missingPool returns the first of the VM's pools the host does not have,
+// why, and false; or true when it has them all.
+func missingPool(h *Host, vm *VM) (string, string, bool) {
+	for _, p := range vm.Pools {
+		why, checked := h.Pools[p]
+		if !checked {
+			return p, "not checked on this host yet", false
+		}
+		if why != "" {
+			return p, why, false
+		}
+	}
+	return "", "", true
 }
 
 func orUnknown(s string) string {

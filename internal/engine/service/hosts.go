@@ -160,7 +160,14 @@ func (s *Hosts) Get(ctx context.Context, ref string, capabilities bool) (enginea
 		h.Capabilities = nil
 	}
 	s.e.freshStats(ctx, &h)
-	return s.e.hostOut(ctx, h)
+	out, err := s.e.hostOut(ctx, h)
+	if err != nil {
+		return out, err
+	}
+	if out.Pools, err = s.e.stor.hostPoolsView(ctx, h.ID); err != nil {
+		return out, coded(err)
+	}
+	return out, nil
 }
 
 // freshStats replaces a host's recorded statistics by the agent's own when

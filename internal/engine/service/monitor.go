@@ -354,6 +354,7 @@ func (p *poller) round(ctx context.Context) {
 		p.setStatus(ctx, pollOutcome{OK: true, LibvirtDown: down})
 		return
 	}
+	p.m.e.stor.checkHostPools(ctx, h)
 	capsChanged := body != nil && hash != h.CapabilitiesHash
 	if body != nil && (capsChanged || needsAdmissionHost(h, capsChanged, clusterChanged)) {
 		p.admit(ctx, body, hash, clusterChanged)

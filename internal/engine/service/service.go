@@ -5,7 +5,7 @@
 // restarts).
 //
 // Its API is one type per domain (Users, Clusters, Hosts, VMs, Firmware,
-// Events, Enrollment, System), reached from Services. Their methods take
+// Events, Enrollment, System, Storage), reached from Services. Their methods take
 // typed requests (the contract layer's documents, internal/api/engineapi)
 // and return typed results and coded errors: every error they return is
 // an *api.Error (its code is declared in internal/api/codes.go, its HTTP
@@ -17,7 +17,9 @@
 // status machine in hoststate.go, admission in admission.go), vms.go (the
 // definition against its cluster in vmdef.go, scheduling and lifecycle in
 // vmactions.go, states from the agents in vmsync.go, HA in ha.go),
-// firmware.go, users.go, events.go, join.go. The services reach the hosts
+// firmware.go, users.go, events.go, join.go, storage*.go (pools, volumes
+// and uploads, the image library and templates, a VM's disks from pools)
+// and snapshots.go. The services reach the hosts
 // through Agents (the engine's mutual-TLS client implements it), the
 // database through package store.
 package service
@@ -38,8 +40,10 @@ import (
 type Config struct {
 	// Store is the engine's database.
 	Store store.Store
-	// Agents calls the hosts' agents.
-	Agents Agents
+	// Agents calls the hosts' agents; StorageAgents their storage API
+	// (nil: no storage).
+	Agents        Agents
+	StorageAgents StorageAgents
 	// CA is the engine CA: it signs the agents' certificates at join.
 	CA *pki.CA
 	// Name is the engine's name, URL its address as agents reach it (the
@@ -60,9 +64,11 @@ type Services struct {
 	Hosts      *Hosts
 	VMs        *VMs
 	Firmware   *Firmware
+	Rollouts   *Rollouts
 	Events     *Events
 	Enrollment *Enrollment
 	System     *System
+	Storage    *Storage
 
 	e *engine
 }
@@ -74,10 +80,12 @@ func New(cfg Config) *Services {
 		cfg.Log = slog.Default()
 	}
 	e := &engine{cfg: cfg, st: cfg.Store, agents: cfg.Agents, log: cfg.Log, ca: cfg.CA, caFP: pki.Fingerprint(cfg.CA.Cert)}
+	e.rolloutKick = make(chan struct{}, 1)
 	e.joinAudit = rateLimiter{every: time.Minute, burst: 20}
 	e.vms = newVMService(e, cfg.VMs)
-	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e},
-		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, e: e}
+	e.stor = newStorageService(e, cfg.StorageAgents)
+	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e}, Rollouts: &Rollouts{e},
+		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, e: e}
 }
 
 // Close ends the long-lived streams and releases the agents' connections.
@@ -103,6 +111,8 @@ type engine struct {
 	ca     *pki.CA
 	caFP   string
 	vms    *vmService
+	// stor is the storage: pools, volumes, images, templates, snapshots.
+	stor *storageService
 
 	leader atomic.Bool
 	monMu  sync.Mutex
@@ -116,6 +126,10 @@ type engine struct {
 	// reports are the host documents' facts read from the hosts'
 	// capabilities reports (virtualization, profile, firmware levels).
 	reports reportFactsCache
+	// rolloutKick wakes the rollout worker; maint, when set (tests), is
+	// the hosts' maintenance the rollouts use.
+	rolloutKick chan struct{}
+	maint       hostMaintainer
 }
 
 // ctxKey keys what a context carries for the services: who they act for
@@ -218,6 +232,8 @@ func (e *engine) leadWith(ctx context.Context, l store.Leadership) {
 	e.monMu.Unlock()
 	done := make(chan struct{})
 	go func() { m.run(mctx); close(done) }()
+	rdone := make(chan struct{})
+	go func() { e.runRollouts(mctx); close(rdone) }()
 	select {
 	case <-l.Lost():
 		e.log.Warn("lost the lead of the host monitoring (database connection broken?)")
@@ -225,6 +241,7 @@ func (e *engine) leadWith(ctx context.Context, l store.Leadership) {
 	}
 	cancel()
 	<-done
+	<-rdone
 	e.monMu.Lock()
 	e.mon = nil
 	e.monMu.Unlock()

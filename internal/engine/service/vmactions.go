@@ -194,13 +194,17 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 			add(v.MigratingToHostID, sz, true)
 		}
 	}
+	pools, err := s.e.stor.hostPools(ctx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := make([]scheduler.Host, 0, len(hosts))
 	for _, h := range hosts {
 		ct, _ := cpucatalog.Lookup(h.CPUType)
 		capa := s.capacityOf(ctx, h)
 		sh := scheduler.Host{ID: h.ID, Name: h.Name, ClusterID: h.ClusterID, Up: h.Status == store.HostUp, Status: string(h.Status),
 			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus, Paths: capa.paths,
-			PageSizesKiB: capa.pages}
+			PageSizesKiB: capa.pages, Pools: pools[h.ID]}
 		if l := loads[h.ID]; l != nil {
 			sh.CommittedMemoryMiB, sh.CommittedVCPUs, sh.RunningVMs, sh.IncomingMigrations = l.mem, l.vcpus, l.n, l.incoming
 		}
@@ -269,7 +273,8 @@ func schedRequest(v store.VM, c store.Cluster, exclude []string) (scheduler.Requ
 	}
 	return scheduler.Request{
 		VM: scheduler.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Arch: sz.Arch, Machine: sz.Machine,
-			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID, Paths: hostpath.FromDefinition(&def)},
+			MemoryMiB: sz.MemoryMiB, VCPUs: sz.VCPUs, PinnedHostID: v.PinnedHostID, Paths: hostpath.FromDefinition(&def),
+			Pools: vmPools(&def)},
 		Cluster: scheduler.Cluster{ID: c.ID, Name: c.Name, CPUType: ct},
 		Exclude: exclude,
 	}, nil

@@ -320,6 +320,7 @@ func (s *VMs) Create(ctx context.Context, req engineapi.VMRequest) (engineapi.VM
 }
 
 func (e *engine) createVM(ctx context.Context, req engineapi.VMRequest) (store.VM, error) {
+	t0 := time.Now()
 	def, err := decodeDefinition(req.Definition)
 	if err != nil {
 		return store.VM{}, err
@@ -350,6 +351,12 @@ func (e *engine) createVM(ctx context.Context, req engineapi.VMRequest) (store.V
 		return store.VM{}, &api.Error{Code: api.CodeVMUUIDInUse, Field: "definition.uuid",
 			Message: fmt.Sprintf("another VM has the uuid %s; leave uuid out to get a new one", v.ID)}
 	}
+	// Its storage: an image's or a template's disks, a cloud-init seed,
+	// every volume disk resolved in its pool (storage_vms.go).
+	def, plan, err := e.planVMStorage(ctx, &req, def, c, v.ID)
+	if err != nil {
+		return store.VM{}, err
+	}
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
 	if err != nil {
 		return store.VM{}, err
@@ -365,8 +372,20 @@ func (e *engine) createVM(ctx context.Context, req engineapi.VMRequest) (store.V
 	if v.Definition, err = json.Marshal(full); err != nil {
 		return store.VM{}, err
 	}
+	if _, err := e.st.GetVMByName(ctx, v.Name); err == nil {
+		return store.VM{}, fail(api.CodeAlreadyExists, "a VM named %s exists already", v.Name)
+	}
+	// The new volumes are made once the definition passed.
+	tFiles := time.Now()
+	if err := e.stor.makeFiles(ctx, plan); err != nil {
+		return store.VM{}, err
+	}
+	filesTook := time.Since(tFiles)
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.CreateVM(ctx, &v); err != nil {
+			return err
+		}
+		if err := recordPlan(ctx, tx, plan, v.ID); err != nil {
 			return err
 		}
 		reason := fmt.Sprintf("cluster %s, %s, %d MiB, %d vCPUs", c.Name, full.Arch, full.Memory.SizeMiB, full.CPU.VCPUs())
@@ -377,8 +396,10 @@ func (e *engine) createVM(ctx context.Context, req engineapi.VMRequest) (store.V
 			Message: fmt.Sprintf("VM %s was created by %s.", v.Name, userName(ctx)), Reason: reason})
 	})
 	if err != nil {
+		e.stor.removePlanned(context.WithoutCancel(ctx), plan)
 		return store.VM{}, err
 	}
+	e.log.Info("VM created", "vm", v.Name, "took", time.Since(t0), "volumes", len(plan.files), "volumesTook", filesTook)
 	return v, nil
 }
 
@@ -508,8 +529,15 @@ func (e *engine) updateVM(ctx context.Context, ref string, upd engineapi.VMUpdat
 					}
 				}
 			}
+			volumeIDs, err := e.resolveDisks(ctx, base, target, &vmPlan{})
+			if err != nil {
+				return false, err
+			}
 			full, err := completeDefinition(base, v.ID, target, facts)
 			if err != nil {
+				return false, err
+			}
+			if err := tx.SetVMVolumes(ctx, v.ID, volumeIDs); err != nil {
 				return false, err
 			}
 			if err := store.ValidName(full.Name); err != nil {
@@ -615,6 +643,10 @@ func (e *engine) deleteVM(ctx context.Context, ref string, force bool) error {
 			}
 		}
 	}
+	owned, err := e.st.ListVolumes(ctx, store.VolumeFilter{OwnerVMID: v.ID})
+	if err != nil {
+		return err
+	}
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		cur, err := tx.GetVM(ctx, v.ID)
 		if err != nil {
@@ -637,9 +669,15 @@ func (e *engine) deleteVM(ctx context.Context, ref string, force bool) error {
 	// unreachable host is cleaned when it comes back, by the engine marker).
 	if last := firstNonEmpty(v.HostID, v.LastHostID); last != "" {
 		if h, err := e.st.GetHost(ctx, last); err == nil {
-			go e.vms.forget(h, v.ID, v.Name)
+			if len(owned) > 0 {
+				// Its volumes go next: its domain must not hold them.
+				e.vms.forget(h, v.ID, v.Name)
+			} else {
+				go e.vms.forget(h, v.ID, v.Name)
+			}
 		}
 	}
+	e.deleteOwnedVolumes(ctx, v.Name, owned)
 	return nil
 }
 

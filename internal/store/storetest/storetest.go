@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"polyvirt/internal/arch"
 	"polyvirt/internal/store"
@@ -46,7 +47,9 @@ func Run(t *testing.T, open Opener) {
 		{"Events", testEvents},
 		{"EventsPaging", testEventsPaging},
 		{"Firmware", testFirmware},
+		{"Storage", testStorage},
 		{"FirmwareConcurrent", testFirmwareConcurrent},
+		{"Rollouts", testRollouts},
 		{"InTx", testInTx},
 		{"Leadership", testLeadership},
 		{"Canceled", testCanceled},
@@ -1052,5 +1055,51 @@ func testCanceled(t *testing.T, s store.Store) {
 	must(t, "list", err)
 	if len(list) != 0 {
 		t.Errorf("a canceled create wrote %v", list)
+	}
+}
+
+// testRollouts: a cluster's rollout is created with its document, one
+// active per cluster, updated with its version, listed newest first, and an
+// ended one is not reopened.
+func testRollouts(t *testing.T, s store.Store) {
+	c := mkCluster(t, s, "ro")
+	other := mkCluster(t, s, "ro2")
+	doc := json.RawMessage(`{"hosts": [{"host": "a", "phase": "pending"}]}`)
+	r := store.Rollout{ClusterID: c.ID, State: "running", Doc: doc}
+	must(t, "create", s.CreateRollout(ctx, &r))
+	if r.ID == "" || r.Version != 1 || r.Created.IsZero() {
+		t.Errorf("created: %+v", r)
+	}
+	wantErr(t, "second active", s.CreateRollout(ctx, &store.Rollout{ClusterID: c.ID, State: "running", Doc: doc}), store.ErrConflict, "clusterId")
+	wantErr(t, "unknown cluster", s.CreateRollout(ctx, &store.Rollout{ClusterID: "nope", State: "running", Doc: doc}), store.ErrNotFound, "clusterId")
+	wantErr(t, "bad doc", s.CreateRollout(ctx, &store.Rollout{ClusterID: other.ID, State: "running", Doc: json.RawMessage(`{`)}), store.ErrInvalid, "doc")
+	wantErr(t, "no state", s.CreateRollout(ctx, &store.Rollout{ClusterID: other.ID, Doc: doc}), store.ErrInvalid, "state")
+	got, err := s.GetRollout(ctx, r.ID)
+	must(t, "get", err)
+	if d := cmp.Diff(r, got, jsonEqual, cmpopts.EquateApproxTime(time.Millisecond)); d != "" {
+		t.Errorf("get (-created +read):\n%s", d)
+	}
+	stale := got
+	r.Doc = json.RawMessage(`{"hosts": [{"host": "a", "phase": "done"}]}`)
+	must(t, "update", s.UpdateRollout(ctx, &r))
+	wantErr(t, "stale", s.UpdateRollout(ctx, &stale), store.ErrConflict, "version")
+	active, err := s.ListRollouts(ctx, store.RolloutFilter{Active: true})
+	must(t, "list active", err)
+	if len(active) != 1 || active[0].ID != r.ID || !jsonSame(active[0].Doc, r.Doc) {
+		t.Errorf("active: %+v", active)
+	}
+	r.State, r.Ended = "succeeded", true
+	must(t, "end", s.UpdateRollout(ctx, &r))
+	r.State, r.Ended = "running", false
+	wantErr(t, "reopen", s.UpdateRollout(ctx, &r), store.ErrInvalid, "state")
+	second := store.Rollout{ClusterID: c.ID, State: "running", Doc: doc}
+	must(t, "second rollout", s.CreateRollout(ctx, &second))
+	list, err := s.ListRollouts(ctx, store.RolloutFilter{ClusterID: c.ID})
+	must(t, "list", err)
+	if len(list) != 2 || list[0].ID != second.ID || list[1].ID != r.ID || !list[1].Ended || list[0].Ended {
+		t.Errorf("list: %+v", list)
+	}
+	if l, err := s.ListRollouts(ctx, store.RolloutFilter{ClusterID: other.ID}); err != nil || len(l) != 0 {
+		t.Errorf("another cluster's: %v %v", l, err)
 	}
 }

@@ -15,6 +15,8 @@
 //   - polyvirt.disk=/dev/sda: with the counter, prints "polyvirt-disk" and
 //     the first line of that disk, read past the guest's cache (O_DIRECT),
 //     every second.
+//   - polyvirt.mode=storage: checks the guest's storage instead
+//     (storage.go).
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +51,12 @@ func main() {
 		if err := syscall.Mount(m.src, m.dst, m.typ, 0, ""); err != nil {
 			fmt.Printf("guestinit: mount %s: %v\n", m.dst, err)
 		}
+	}
+	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil && slices.Contains(strings.Fields(string(cmdline)), "polyvirt.mode=storage") {
+		storageMode()
+		syscall.Sync()
+		_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+		select {}
 	}
 	args := []string{"/polyvirt", "caps", "-o", "json", "--libvirt", "none"}
 	params := map[string]string{}

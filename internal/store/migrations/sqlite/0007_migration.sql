@@ -1,4 +1,4 @@
--- polyvirt schema 5 (SQLite). Keep in step with ../postgres/0005_migration.sql.
+-- polyvirt schema 7 (SQLite). Keep in step with ../postgres/0007_migration.sql.
 -- Live migration: how many VMs at most leave and come to one host of a
 -- cluster at once, whether the migration streams are encrypted; a VM's
 -- own migration policy, the host a migration in flight sends it to, and
