@@ -65,6 +65,7 @@ var rules = []rule{
 			"polyvirt/internal/cpuset",
 			"polyvirt/internal/profiles",
 			"polyvirt/internal/engine/scheduler",
+			"polyvirt/internal/migpolicy",
 		}, contracts...),
 		Never: []string{
 			"github.com/digitalocean/go-libvirt/...",
@@ -84,6 +85,8 @@ var rules = []rule{
 			"polyvirt/internal/hostexec/...",
 			"polyvirt/internal/firmware/...",
 			"polyvirt/internal/hoststats/...",
+			"polyvirt/internal/libvirttls/...",
+			"polyvirt/internal/libvirtns/...",
 		},
 		Never: []string{
 			"polyvirt/internal/agent/...",

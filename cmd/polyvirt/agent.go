@@ -73,6 +73,10 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 			if f.Changed("stats-interval") {
 				base.StatsInterval = agent.Duration{Duration: stats}
 			}
+			override("migration-address", &base.Migration.Address, cfg.Migration.Address)
+			if f.Changed("migration-front") {
+				base.Migration.Front = cfg.Migration.Front
+			}
 			return runAgent(cmd.Context(), base)
 		},
 	}
@@ -92,6 +96,8 @@ QEMU emulation, POWER guests on an x86_64 machine included.`,
 	f.StringVar(&cfg.TLS.Cert, "tls-cert", "", "server certificate (default DATA_DIR/agent.pem)")
 	f.StringVar(&cfg.TLS.Key, "tls-key", "", "server key (default DATA_DIR/agent-key.pem)")
 	f.DurationVar(&stats, "stats-interval", 0, "statistics sampling interval (default 5s)")
+	f.StringVar(&cfg.Migration.Address, "migration-address", "", "HOST:PORT where other hosts' libvirtd reach this host's libvirtd over TLS (migration.address; default none: this host takes no VMs)")
+	f.BoolVar(&cfg.Migration.Front, "migration-front", false, "serve libvirt's TLS port at --migration-address for a libvirtd that does not listen itself (migration.front)")
 	return cmd
 }
 

@@ -61,6 +61,9 @@ first host admitted sets the architecture and its best CPU type.`,
 	f.StringVar(&req.Description, "description", "", "description")
 	f.StringSliceVar(&req.EmulatedMachineCandidates, "emulated-machines", nil, "ordered emulated machine candidates (default: the architecture's, such as pseries-*)")
 	f.StringVar(&req.MigrationPolicy, "migration-policy", "", "minimal-downtime (default), post-copy, suspend-workload or none")
+	f.IntVar(&req.MigrationMaxOutgoing, "migration-max-outgoing", 0, "how many VMs at most leave one host at once (default 2)")
+	f.IntVar(&req.MigrationMaxIncoming, "migration-max-incoming", 0, "how many VMs at most come to one host at once (default 2)")
+	f.BoolVar(&req.MigrationEncrypted, "migration-encrypted", false, "encrypt the migration streams themselves with TLS (the hosts' libvirt daemons always talk over TLS)")
 	shutdownTimeoutFlag(cmd)
 	outputFlag(cmd, &output)
 	return cmd
@@ -145,6 +148,8 @@ func printCluster(w io.Writer, output string, cl engineapi.Cluster) error {
 		{"Emulated machine candidates", strings.Join(cl.EmulatedMachineCandidates, ", ")},
 		{"Emulated machine", orDash(cl.EmulatedMachine, "(chosen by its first Up host)")},
 		{"Migration policy", cl.MigrationPolicy},
+		{"Migrations per host", fmt.Sprintf("%d outgoing, %d incoming at once", cl.MigrationMaxOutgoing, cl.MigrationMaxIncoming)},
+		{"Migration streams", map[bool]string{true: "encrypted (TLS)", false: "not encrypted (the libvirt daemons talk over TLS)"}[cl.MigrationEncrypted]},
 		{"Shutdown time-out", (time.Duration(cl.ShutdownTimeoutSeconds) * time.Second).String()},
 		{"Hosts", hostCountText(cl.Hosts)},
 		{"Created", timeText(cl.Created)}, {"Updated", timeText(cl.Updated)},
@@ -187,10 +192,12 @@ func newClusterUpdateCommand() *cobra.Command {
 		archName                    arch.Arch
 		machines                    []string
 		output                      string
+		maxOut, maxIn               int
+		encrypt                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME",
-		Short: "Change a cluster (name, description, architecture, CPU type, emulated machines, migration policy, shutdown time-out)",
+		Short: "Change a cluster (name, description, architecture, CPU type, emulated machines, migration settings, shutdown time-out)",
 		Long: `Change a cluster. The architecture cannot change while the cluster has hosts or
 VMs; a CPU type an Up host of the cluster does not support is refused; the hosts
 are admitted again under the new settings.`,
@@ -213,6 +220,15 @@ are admitted again under the new settings.`,
 			}
 			set("cpu-type", &upd.CPUType, cpuType)
 			set("migration-policy", &upd.MigrationPolicy, policy)
+			if f.Changed("migration-max-outgoing") {
+				upd.MigrationMaxOutgoing = &maxOut
+			}
+			if f.Changed("migration-max-incoming") {
+				upd.MigrationMaxIncoming = &maxIn
+			}
+			if f.Changed("migration-encrypted") {
+				upd.MigrationEncrypted = &encrypt
+			}
 			if f.Changed("emulated-machines") {
 				upd.EmulatedMachineCandidates = &machines
 			}
@@ -237,6 +253,9 @@ are admitted again under the new settings.`,
 	f.StringVar(&cpuType, "cpu-type", "", "CPU type")
 	f.StringSliceVar(&machines, "emulated-machines", nil, "ordered emulated machine candidates")
 	f.StringVar(&policy, "migration-policy", "", "minimal-downtime, post-copy, suspend-workload or none")
+	f.IntVar(&maxOut, "migration-max-outgoing", 0, "how many VMs at most leave one host at once")
+	f.IntVar(&maxIn, "migration-max-incoming", 0, "how many VMs at most come to one host at once")
+	f.BoolVar(&encrypt, "migration-encrypted", false, "encrypt the migration streams themselves (false: only the libvirt daemons' connection is TLS)")
 	shutdownTimeoutFlag(cmd)
 	outputFlag(cmd, &output)
 	return cmd

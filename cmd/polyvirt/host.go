@@ -271,8 +271,7 @@ func newHostActionCommand(action string) *cobra.Command {
 		wait           time.Duration
 	)
 	short := map[string]string{
-		"maintenance": "Switch a host to Maintenance (no VMs may run on it)",
-		"activate":    "Activate a host: the engine checks it and admits it again (Up or NonOperational)",
+		"activate": "Activate a host: the engine checks it and admits it again (Up or NonOperational); a host PreparingForMaintenance stops evacuating",
 	}[action]
 	cmd := &cobra.Command{
 		Use:   action + " NAME",
@@ -283,13 +282,7 @@ func newHostActionCommand(action string) *cobra.Command {
 				return err
 			}
 			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				var h engineapi.Host
-				var err error
-				if action == "maintenance" {
-					h, err = c.Maintenance(ctx, args[0], reason)
-				} else {
-					h, err = c.Activate(ctx, args[0], reason)
-				}
+				h, err := c.Activate(ctx, args[0], reason)
 				if err != nil {
 					return err
 				}

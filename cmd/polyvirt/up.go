@@ -26,6 +26,7 @@ type upOptions struct {
 	lab     lab.Options
 	noLogin bool
 	quiet   bool
+	down    bool
 }
 
 // defaultLabDir is /var/lib/polyvirt/lab for root, else
@@ -47,7 +48,7 @@ func newUpCommand() *cobra.Command {
 	var o upOptions
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run a whole lab on this machine: the engine and two local hosts (this machine's architecture and a fake POWER8)",
+		Short: "Run a whole lab on this machine: the engine and its local hosts (this machine's architecture and two fake POWER8)",
 		Long: `Run polyvirt on one machine, for a laptop, a lab or a demo: the engine on an
 embedded SQLite database, and two local agents on this machine's libvirtd,
 enrolled with the engine through the real join flow:
@@ -56,16 +57,30 @@ enrolled with the engine through the real join flow:
              fake KVM when /dev/kvm cannot run guests
   power8-a   a fake-KVM IBM S822L POWER8 host (profile s822l-power8e), in
              cluster power (CPU type IBM POWER8): POWER guests under QEMU TCG
+  power8-b   a second one, on a libvirtd of the lab's own (its own mount
+             namespace, DIR/daemons/power8-b): POWER VMs migrate between the
+             two (polyvirt vm migrate); it needs root
 
 The first run creates the engine in --data-dir; later runs use it again (the
 VMs, which keep running in libvirt while polyvirt is stopped, are found again).
 polyvirt up logs the CLI in (the configuration polyvirt login writes), prints
 what to do next, then the engine's events, and runs until Ctrl-C, which stops
-the engine and the agents but not the VMs.
+the engine and the agents but not the VMs, nor power8-b's libvirtd (found
+again by its pid files next time). polyvirt up --down stops that libvirtd and
+its VMs.
 
 It needs libvirtd with QEMU (scripts/up.sh installs and starts them on Debian).`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runUp(cmd, o) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.down {
+				if err := lab.Down(cmd.Context(), o.lab.Dir); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "polyvirt up: the libvirt daemons of the lab in %s are stopped, with their VMs\n", o.lab.Dir)
+				return nil
+			}
+			return runUp(cmd, o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.lab.Dir, "data-dir", defaultLabDir(), "the lab's `DIR` (engine, agents, logs)")
@@ -75,6 +90,7 @@ It needs libvirtd with QEMU (scripts/up.sh installs and starts them on Debian).`
 	f.StringVar(&o.lab.DomainPrefix, "domain-prefix", lab.DefaultDomainPrefix, "`PREFIX` of the libvirt domain names, before the host's name (on the first run)")
 	f.BoolVar(&o.noLogin, "no-login", false, "do not write the CLI's login configuration")
 	f.BoolVar(&o.quiet, "quiet", false, "do not print the engine's events")
+	f.BoolVar(&o.down, "down", false, "stop the lab's own libvirt daemons (power8-b's) and their VMs, and exit (the lab must not run)")
 	f.DurationVar(&o.lab.Monitor.StatsInterval, "stats-interval", 2*time.Second, "how often the engine reads each host's statistics")
 	f.IntVar(&o.lab.Monitor.Failures, "failures", 3, "failed polls that make a host NonResponsive")
 	f.DurationVar(&o.lab.HADelay, "ha-delay", 30*time.Second, "how long a host is NonResponsive before its HA VMs restart elsewhere")
@@ -140,8 +156,11 @@ func runUp(cmd *cobra.Command, o upOptions) error {
   polyvirt vm console debian-installer-ppc64el        (ctrl-] detaches)
   polyvirt vm create web1 --cluster %s --memory 512 --cpus 1 --start
   polyvirt vm list; polyvirt host list; polyvirt events
-Ctrl-C stops the engine and the agents (the VMs keep running, found again next time).
 `, power.Cluster, native.Cluster)
+	if len(hosts) > 2 {
+		fmt.Fprintf(out, "  polyvirt vm migrate debian-installer-ppc64el --to %s; polyvirt host maintenance %s\n", hosts[2].Name, hosts[2].Name)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops the engine and the agents (the VMs keep running, found again next time).")
 	if !o.quiet {
 		fmt.Fprintln(out, "Events:")
 		go tailEvents(ctx, api, out)
@@ -165,6 +184,9 @@ func hostLine(h engineapi.Host, lh lab.Host) string {
 		line += "  (fake KVM, profile " + lh.Profile + ")"
 	} else if h.Virtualization == "tcg" {
 		line += "  (TCG: " + h.VirtualizationReason + ")"
+	}
+	if lh.OwnDaemon {
+		line += "  on the lab's own libvirtd"
 	}
 	if h.StatusCode != "" {
 		line += "  " + h.StatusCode + ": " + h.StatusMessage

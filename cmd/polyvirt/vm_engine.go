@@ -200,6 +200,7 @@ func newVMCreateCommand() *cobra.Command {
 		cluster, host, output string
 		ha, start             bool
 		timeout               time.Duration
+		migrationPolicy       string
 	)
 	cmd := &cobra.Command{
 		Use:   "create [NAME] --cluster C [-f FILE] [flags]",
@@ -232,7 +233,7 @@ the architecture gives CD-ROMs.`,
 			if err != nil {
 				return err
 			}
-			req := engineapi.VMRequest{Cluster: cluster, Host: host, HA: ha}
+			req := engineapi.VMRequest{Cluster: cluster, Host: host, HA: ha, MigrationPolicy: migrationPolicy}
 			if err := sflags.apply(def, &req); err != nil {
 				return err
 			}
@@ -272,6 +273,7 @@ the architecture gives CD-ROMs.`,
 	f.StringVar(&cluster, "cluster", "", "the VM's cluster (required)")
 	f.StringVar(&host, "host", "", "pin the VM to this host of its cluster")
 	f.BoolVar(&ha, "ha", false, "highly available: restarted on another host when its host stops answering")
+	f.StringVar(&migrationPolicy, "migration-policy", "", "the VM's own migration policy: minimal-downtime, post-copy, suspend-workload or none (default: its cluster's)")
 	f.BoolVar(&start, "start", false, "start it once created")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "with --start: how long to wait for it to run")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -407,6 +409,7 @@ func newVMShowCommand() *cobra.Command {
 					{"state", v.State + " since " + timeText(v.StateChanged)}, {"host", v.Host}, {"pinned to", v.PinnedHost},
 					{"last host", v.LastHost}, {"highly available", ha}, {"memory", fmt.Sprintf("%d MiB", v.MemoryMiB)},
 					{"vcpus", strconv.Itoa(v.VCPUs)}, {"cpu model", v.CPUModel}, {"machine", v.Machine},
+					{"migration policy", orDash(v.MigrationPolicy, "(its cluster's)")}, {"migration", migrationText(v)},
 					{"created", timeText(v.Created)}, {"version", strconv.FormatInt(v.Version, 10)}}); err != nil {
 					return err
 				}
@@ -620,10 +623,11 @@ func newVMUpdateCommand() *cobra.Command {
 	var (
 		file, cluster, host, output string
 		unpin, ha                   bool
+		migrationPolicy             string
 	)
 	cmd := &cobra.Command{
-		Use:   "update NAME [-f FILE] [--cluster C] [--host H | --unpin] [--ha=true|false]",
-		Short: "Change a VM: its definition or cluster (while Down), its pin and HA flag",
+		Use:   "update NAME [-f FILE] [--cluster C] [--host H | --unpin] [--ha=true|false] [--migration-policy P]",
+		Short: "Change a VM: its definition or cluster (while Down), its pin, HA flag and migration policy",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -656,6 +660,9 @@ func newVMUpdateCommand() *cobra.Command {
 			if fl.Changed("ha") {
 				upd.HA = &ha
 			}
+			if fl.Changed("migration-policy") {
+				upd.MigrationPolicy = &migrationPolicy
+			}
 			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
 				v, err := c.UpdateVM(ctx, args[0], upd)
 				if err != nil {
@@ -675,6 +682,7 @@ func newVMUpdateCommand() *cobra.Command {
 	f.StringVar(&host, "host", "", "pin to this host")
 	f.BoolVar(&unpin, "unpin", false, "run on any host of the cluster")
 	f.BoolVar(&ha, "ha", false, "highly available")
+	f.StringVar(&migrationPolicy, "migration-policy", "", "the VM's own migration policy (\"\": its cluster's)")
 	outputFlag(cmd, &output)
 	return cmd
 }

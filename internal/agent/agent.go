@@ -80,6 +80,9 @@ type Agent struct {
 	// the machine's (root), or the profile's when the host presents one,
 	// so that a profile host's CPUs and memory are the profile's.
 	hostFS fs.FS
+
+	// mig are the migrations this host sends and the VMs announced to it.
+	mig migrations
 }
 
 // New makes an agent from a configuration (defaults applied) and decides
@@ -211,11 +214,16 @@ func (a *Agent) Start(ctx context.Context) error {
 	if _, err := a.Capabilities(ctx, false); err != nil {
 		return err
 	}
+	a.runMigrations(ctx)
+	if err := a.serveLibvirtFront(ctx); err != nil {
+		return err
+	}
 	if c, err := a.conn.get(); err == nil {
 		if err := a.recover(ctx, c); err != nil {
 			a.log.Warn("recovery incomplete", "err", err)
 		}
 		a.consoles.reconcile(ctx)
+		a.adoptMigrations(ctx, c)
 	} else {
 		a.log.Warn("libvirt is not reachable yet; retrying", "err", err)
 	}
@@ -365,6 +373,7 @@ func (a *Agent) watchLibvirt(ctx context.Context) {
 		if err := a.resync(ctx, c, lost); err != nil {
 			a.log.Warn("recovery incomplete", "err", err)
 		}
+		a.adoptMigrations(ctx, c)
 		evCtx, cancel := context.WithCancel(ctx)
 		events, err := c.Events(evCtx)
 		if err != nil {

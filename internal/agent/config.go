@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,34 @@ type Config struct {
 	// HostPaths says where the files of this host's VMs may be; a list
 	// left out keeps its default (hostpath.Default).
 	HostPaths HostPaths `json:"host_paths"`
+	// Migration says how VMs come to this host and leave it.
+	Migration MigrationConfig `json:"migration"`
+}
+
+// MigrationConfig is how this host's libvirtd takes VMs from other hosts:
+// over libvirt's own TLS, with the libvirt certificate the engine's CA gave
+// the host when its agent joined (polyvirt agent libvirt-tls configures
+// libvirtd with it).
+type MigrationConfig struct {
+	// Address is HOST:PORT where the other hosts' libvirtd reach this
+	// host's libvirtd over TLS ("": this host takes no VMs; `polyvirt
+	// agent libvirt-tls` sets it). It is never a plain TCP port.
+	Address string `json:"address"`
+	// Front makes the agent itself serve Address for a libvirtd that does
+	// not listen (one shared with others, whose configuration is not
+	// polyvirt's: the lab's machine). It accepts other hosts' libvirt
+	// certificates only and passes their connections to the daemon's
+	// local socket.
+	Front bool `json:"front"`
+	// StreamAddress is the address QEMU's migration stream comes to
+	// (default: the host part of Address).
+	StreamAddress string `json:"stream_address"`
+	// PKIDir holds libvirt's TLS files (default DATA_DIR/libvirt-pki,
+	// written by the join).
+	PKIDir string `json:"pki_dir"`
+	// MaxOutgoing is how many VMs leave this host at once (default 2);
+	// the engine keeps to its cluster's limits too.
+	MaxOutgoing int `json:"max_outgoing"`
 }
 
 // HostPaths is the host path policy in the configuration: directories per
@@ -238,6 +267,29 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.QEMUTimeout.Duration == 0 {
 		c.QEMUTimeout.Duration = 10 * time.Second
+	}
+	if c.Migration.PKIDir == "" {
+		c.Migration.PKIDir = LibvirtPKIDir
+	}
+	if !filepath.IsAbs(c.Migration.PKIDir) {
+		c.Migration.PKIDir = filepath.Join(c.DataDir, c.Migration.PKIDir)
+	}
+	if c.Migration.MaxOutgoing == 0 {
+		c.Migration.MaxOutgoing = 2
+	}
+	if c.Migration.MaxOutgoing < 0 {
+		return c, fmt.Errorf("migration.max_outgoing %d: at least 1", c.Migration.MaxOutgoing)
+	}
+	if c.Migration.Address != "" {
+		host, port, err := net.SplitHostPort(c.Migration.Address)
+		if err != nil || host == "" || port == "" {
+			return c, fmt.Errorf("migration.address %q: want HOST:PORT", c.Migration.Address)
+		}
+		if c.Migration.StreamAddress == "" {
+			c.Migration.StreamAddress = host
+		}
+	} else if c.Migration.Front {
+		return c, errors.New("migration.front is set but migration.address is not: the front listens there")
 	}
 	p := c.HostPaths.Policy()
 	if err := p.Check(); err != nil {

@@ -66,6 +66,10 @@ func (a *Agent) pumpEvents(ctx context.Context, c libvirtconn.AgentConn, events 
 				a.index.markForeign(ev.Domain.UUID)
 				continue
 			}
+			// A VM arriving from another host (incoming.go).
+			if a.incomingDomain(ctx, c, e) {
+				continue
+			}
 			a.index.put(e)
 		}
 		out := agentapi.Event{

@@ -50,6 +50,7 @@ type fakeConn struct {
 	bulk, bulkDomains atomic.Int32
 	// ignoreShutdown makes shutdown requests do nothing (no guest OS).
 	ignoreShutdown bool
+	mig            *fakeMigration
 }
 
 func newFakeConn() *fakeConn {

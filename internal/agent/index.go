@@ -108,6 +108,14 @@ func (x *vmIndex) markForeign(uuid string) {
 	x.foreign[uuid] = true
 }
 
+// forgetForeign forgets which domains were judged not ours: they are
+// judged again at their next event (an announced VM may be one of them).
+func (x *vmIndex) forgetForeign() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.foreign = map[string]bool{}
+}
+
 // list returns the entries sorted by name.
 func (x *vmIndex) list() []*vmEntry {
 	x.mu.RLock()
@@ -179,6 +187,11 @@ func (a *Agent) recoverIndex(ctx context.Context, c libvirtconn.AgentConn, diff 
 		case err != nil:
 			errs = append(errs, err)
 		default:
+			// A VM arriving here is followed until it arrived, one that
+			// was not announced destroyed (incoming.go).
+			if a.incomingDomain(ctx, c, e) {
+				continue
+			}
 			vms[e.ID] = e
 		}
 	}
@@ -275,7 +288,7 @@ func (a *Agent) readEntry(ctx context.Context, c libvirtconn.AgentConn, d libvir
 	// The agent gives every domain a UUID derived from its VM's id: a
 	// domain whose owner element names another VM is a copy of one (its
 	// XML defined again by hand), not a VM of ours.
-	if !strings.EqualFold(a.domainUUID(o.VM), d.UUID) {
+	if !strings.EqualFold(a.expectedUUID(o), d.UUID) {
 		return nil, errNotOwned
 	}
 	name := o.Name

@@ -20,6 +20,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/enroll"
+	"polyvirt/internal/libvirttls"
 	"polyvirt/internal/pki"
 )
 
@@ -39,6 +40,9 @@ type Enrollment struct {
 	Joined time.Time `json:"joined"`
 	// KeyPEM is the agent's private key (never sent, never in the record).
 	KeyPEM []byte `json:"-"`
+	// LibvirtKeyPEM is the host's libvirt key (never sent, never in the
+	// record); its certificate is LibvirtCert.
+	LibvirtKeyPEM []byte `json:"-"`
 }
 
 // Enroll runs the agent's side of the join protocol (package enroll) in
@@ -65,6 +69,10 @@ func Enroll(ctx context.Context, engineURL, token string, timeout time.Duration)
 	if err != nil {
 		return nil, err
 	}
+	libvirtCSR, libvirtKey, err := pki.NewCSR("polyvirt-libvirt")
+	if err != nil {
+		return nil, err
+	}
 	host := u.Hostname()
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -74,7 +82,7 @@ func Enroll(ctx context.Context, engineURL, token string, timeout time.Duration)
 	}
 	client := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}}
 	defer client.CloseIdleConnections()
-	body, _ := json.Marshal(enroll.JoinRequest{Token: tok.String(), CSR: string(csrPEM)})
+	body, _ := json.Marshal(enroll.JoinRequest{Token: tok.String(), CSR: string(csrPEM), LibvirtCSR: string(libvirtCSR)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+u.Host+"/api/v1/join", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -103,8 +111,11 @@ func Enroll(ctx context.Context, engineURL, token string, timeout time.Duration)
 	if err := checkEnrollment(jr, tok.CAHash, keyPEM); err != nil {
 		return nil, fmt.Errorf("join %s: %w", u.Host, err)
 	}
+	if err := checkLibvirtCert(jr, libvirtKey); err != nil {
+		return nil, fmt.Errorf("join %s: %w", u.Host, err)
+	}
 	return &Enrollment{JoinResponse: jr, Engine: "https://" + u.Host, CAFingerprint: tok.CAHash,
-		Joined: time.Now().UTC(), KeyPEM: keyPEM}, nil
+		Joined: time.Now().UTC(), KeyPEM: keyPEM, LibvirtKeyPEM: libvirtKey}, nil
 }
 
 // verifyEngine accepts the engine when a CA certificate of its chain has
@@ -143,6 +154,35 @@ func ipStrings(ips []net.IP) []string {
 		out[i] = ip.String()
 	}
 	return out
+}
+
+// checkLibvirtCert checks the libvirt certificate of the answer, when the
+// engine sent one (an older engine does not): signed by the answer's CA,
+// for this key, a libvirt peer's.
+func checkLibvirtCert(jr enroll.JoinResponse, keyPEM []byte) error {
+	if jr.LibvirtCert == "" {
+		return nil
+	}
+	ca, err := pki.ParseCertificate([]byte(jr.CACert))
+	if err != nil {
+		return fmt.Errorf("the CA in the answer: %v", err)
+	}
+	cert, err := pki.ParseCertificate([]byte(jr.LibvirtCert))
+	if err != nil {
+		return fmt.Errorf("the libvirt certificate in the answer: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("the libvirt certificate in the answer: %v", err)
+	}
+	if !pki.IsLibvirtPeer(cert) {
+		return errors.New("the libvirt certificate in the answer is not a libvirt peer's")
+	}
+	if _, err := tls.X509KeyPair([]byte(jr.LibvirtCert), keyPEM); err != nil {
+		return fmt.Errorf("the libvirt certificate in the answer is not for this host's libvirt key: %v", err)
+	}
+	return nil
 }
 
 // checkEnrollment checks the engine's answer: its CA is the token's, the
@@ -205,8 +245,19 @@ func (e *Enrollment) Save(dir string) error {
 			return err
 		}
 	}
+	if e.LibvirtCert != "" {
+		// libvirt's TLS files: what the host's libvirtd serves with (polyvirt
+		// agent libvirt-tls points it at them) and presents to others.
+		if _, err := libvirttls.Write(filepath.Join(dir, LibvirtPKIDir), []byte(e.CACert), []byte(e.LibvirtCert), e.LibvirtKeyPEM); err != nil {
+			return fmt.Errorf("libvirt's TLS files: %w", err)
+		}
+	}
 	return nil
 }
+
+// LibvirtPKIDir is the directory of libvirt's TLS files in an agent's data
+// directory (migration.pki_dir's default).
+const LibvirtPKIDir = "libvirt-pki"
 
 // Join enrolls this agent with an engine (Enroll) and writes the result
 // into dataDir (Save). Nothing is written when the engine refuses.

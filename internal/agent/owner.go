@@ -20,14 +20,22 @@ const OwnerNamespace = "urn:polyvirt:agent:1"
 // host, the architecture and the definition the VM was created from (JSON).
 // Every other domain on the libvirtd is left alone.
 type Owner struct {
-	XMLName    xml.Name  `xml:"urn:polyvirt:agent:1 owner"`
-	VM         string    `xml:"vm,attr"`
-	Name       string    `xml:"name,attr,omitempty"`
-	Host       string    `xml:"host,attr"`
-	Arch       arch.Arch `xml:"arch,attr"`
-	FakeKVM    bool      `xml:"fakeKvm,attr,omitempty"`
-	Definition string    `xml:"definition"`
+	XMLName xml.Name  `xml:"urn:polyvirt:agent:1 owner"`
+	VM      string    `xml:"vm,attr"`
+	Name    string    `xml:"name,attr,omitempty"`
+	Host    string    `xml:"host,attr"`
+	Arch    arch.Arch `xml:"arch,attr"`
+	FakeKVM bool      `xml:"fakeKvm,attr,omitempty"`
+	// UUIDFrom says how the domain's UUID was made, for a domain that
+	// migrated here (its UUID cannot change on the way): "vm" for the VM
+	// id itself, else the id of the host whose agent derived it. Empty:
+	// this agent's own rule (domainUUID).
+	UUIDFrom   string `xml:"uuidFrom,attr,omitempty"`
+	Definition string `xml:"definition"`
 }
+
+// uuidFromVM is UUIDFrom for a domain whose UUID is its VM's id.
+const uuidFromVM = "vm"
 
 // domainUUID is the libvirt UUID of a VM's domain on this host: the VM id
 // itself, or with a domain prefix a UUID derived from the VM id and the host
@@ -36,7 +44,32 @@ func (a *Agent) domainUUID(vmID string) string {
 	if a.cfg.DomainPrefix == "" {
 		return vmID
 	}
-	sum := sha1.Sum([]byte("polyvirt/" + a.cfg.HostID + "/" + vmID))
+	return derivedUUID(a.cfg.HostID, vmID)
+}
+
+// uuidFrom is UUIDFrom for the domains this agent defines.
+func (a *Agent) uuidFrom() string {
+	if a.cfg.DomainPrefix == "" {
+		return uuidFromVM
+	}
+	return a.cfg.HostID
+}
+
+// expectedUUID is the UUID a domain with owner element o must have: the
+// one its UUIDFrom says, or this agent's own rule.
+func (a *Agent) expectedUUID(o Owner) string {
+	switch o.UUIDFrom {
+	case "":
+		return a.domainUUID(o.VM)
+	case uuidFromVM:
+		return o.VM
+	}
+	return derivedUUID(o.UUIDFrom, o.VM)
+}
+
+// derivedUUID is the UUID of VM vmID's domain derived for host hostID.
+func derivedUUID(hostID, vmID string) string {
+	sum := sha1.Sum([]byte("polyvirt/" + hostID + "/" + vmID))
 	var u [16]byte
 	copy(u[:], sum[:16])
 	u[6] = u[6]&0x0f | 0x50

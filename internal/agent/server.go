@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -53,7 +54,8 @@ func (a *Agent) routes() []route {
 		{Method: "POST", Path: "/v1/firmware/{step}", Summary: "A step of the firmware update.", plain: a.postFirmwareStep},
 	}
 	rs = append(rs, a.snapshotRoutes()...)
-	return append(rs, a.storageRoutes()...)
+	rs = append(rs, a.storageRoutes()...)
+	return append(rs, a.migrationRoutes()...)
 }
 
 // Handler is the agent's HTTP API (without TLS: Serve adds it).
@@ -350,7 +352,19 @@ func (a *Agent) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls key: %w", err)
 	}
-	return pki.ServerTLS(cert, key, ca)
+	cfg, err := pki.ServerTLS(cert, key, ca)
+	if err != nil {
+		return nil, err
+	}
+	// A host's libvirt certificate (signed by the same CA, for libvirt's
+	// TLS between hosts) never orders an agent: only the engine does.
+	cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
+		if len(chains) > 0 && len(chains[0]) > 0 && pki.IsLibvirtPeer(chains[0][0]) {
+			return errors.New("a host's libvirt certificate cannot call an agent")
+		}
+		return nil
+	}
+	return cfg, nil
 }
 
 // Close releases the libvirt connections and the console drains.

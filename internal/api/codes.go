@@ -189,6 +189,81 @@ const (
 	CodeVMBusy = "VM_BUSY"
 )
 
+// Live migration: the engine's refusals, each destination host's reason
+// not to take a VM (package scheduler), the agents' outcomes and the
+// evacuation of a host switching to Maintenance.
+const (
+	// CodeMigrationNotSupported: the VM's architecture does not migrate
+	// (oVirt's MIGRATION_IS_NOT_SUPPORTED).
+	CodeMigrationNotSupported = "MIGRATION_IS_NOT_SUPPORTED"
+	// CodeMigrationPolicyNone: the migration policy in effect (the
+	// cluster's, or the VM's own) is none: its VMs stay where they run.
+	CodeMigrationPolicyNone = "MIGRATION_DISABLED_BY_POLICY"
+	// CodeMigrationPolicyUnknown: a migration policy polyvirt does not have.
+	CodeMigrationPolicyUnknown = "MIGRATION_POLICY_UNKNOWN"
+	// CodeMigrationPostCopyImpossible: post-copy cannot move the VM's
+	// memory (huge pages, file-backed or shared memory, a tunnelled
+	// stream).
+	CodeMigrationPostCopyImpossible = "MIGRATION_POSTCOPY_NOT_POSSIBLE"
+	// CodeMigrationInProgress: the VM migrates already.
+	CodeMigrationInProgress = "MIGRATION_IN_PROGRESS"
+	// CodeMigrationNotInProgress: nothing to cancel.
+	CodeMigrationNotInProgress = "MIGRATION_NOT_IN_PROGRESS"
+	// CodeMigrationVMNotUp: only a VM that runs (Up) migrates.
+	CodeMigrationVMNotUp = "MIGRATION_VM_NOT_UP"
+	// CodeMigrationOutgoingLimit: the source host sends as many VMs at
+	// once as its cluster allows.
+	CodeMigrationOutgoingLimit = "MIGRATION_OUTGOING_LIMIT_REACHED"
+	// CodeMigrationNoDestination: no host of the cluster can take the VM
+	// (the details say why for each).
+	CodeMigrationNoDestination = "MIGRATION_NO_DESTINATION"
+	// CodeMigrationBandwidthInvalid: --max-bandwidth is not a positive
+	// number of MiB/s.
+	CodeMigrationBandwidthInvalid = "MIGRATION_BANDWIDTH_INVALID"
+
+	// Reasons a destination host does not fit (scheduler filters).
+	CodeMigrationSourceHost     = "MIGRATION_SOURCE_HOST"
+	CodeMigrationIncomingLimit  = "MIGRATION_INCOMING_LIMIT_REACHED"
+	CodeVMCPULevelAboveHost     = "VM_CPU_LEVEL_ABOVE_HOST"
+	CodeHostPageSizeUnavailable = "HOST_PAGE_SIZE_UNAVAILABLE"
+	CodeHostNoMigrationEndpoint = "HOST_NO_MIGRATION_ENDPOINT"
+
+	// CodeMigrationFailed: libvirt or QEMU gave up; the VM runs on its
+	// source.
+	CodeMigrationFailed = "MIGRATION_FAILED"
+	// CodeMigrationCanceled: canceled on request; the VM runs on its
+	// source.
+	CodeMigrationCanceled = "MIGRATION_CANCELED"
+	// CodeMigrationNotConverging: the convergence schedule ran out of
+	// steps (its last is abort); the VM runs on its source.
+	CodeMigrationNotConverging = "MIGRATION_NOT_CONVERGING"
+	// CodeMigrationNotAnnounced: an agent destroyed an incoming VM the
+	// engine had not announced to it (the migration fails at its source).
+	CodeMigrationNotAnnounced = "MIGRATION_NOT_ANNOUNCED"
+	// CodeMigrationDestinationExists: the destination has a domain of the
+	// VM (or of its name) already.
+	CodeMigrationDestinationExists = "MIGRATION_DESTINATION_HAS_DOMAIN"
+	// CodeMigrationDiskExists: a disk the source copies exists at the
+	// destination already and is not the same storage.
+	CodeMigrationDiskExists = "MIGRATION_DISK_EXISTS_ON_DESTINATION"
+	// CodeMigrationNoTLS: a host has no libvirt TLS endpoint to take VMs
+	// (its agent joined before polyvirt configured libvirt's TLS, or
+	// libvirt_tls is off in its configuration).
+	CodeMigrationNoTLS = "MIGRATION_TLS_NOT_CONFIGURED"
+	// CodeMigrationOutcomeUnknown: the engine cannot tell yet where a VM
+	// whose migration was interrupted runs (a host does not answer); it
+	// asks both hosts again.
+	CodeMigrationOutcomeUnknown = "MIGRATION_OUTCOME_UNKNOWN"
+
+	// CodeMaintenanceVMsCannotMigrate: a host cannot switch to
+	// Maintenance: VMs on it cannot leave (each named with its reason in
+	// the details); --stop-vms shuts those down instead.
+	CodeMaintenanceVMsCannotMigrate = "HOST_MAINTENANCE_VMS_CANNOT_MIGRATE"
+	// CodeMaintenanceMigrationFailed: a migration of the evacuation failed;
+	// the host stays PreparingForMaintenance.
+	CodeMaintenanceMigrationFailed = "HOST_MAINTENANCE_MIGRATION_FAILED"
+)
+
 // The VM definition (package vmspec; the format is docs/vm-definition.md).
 const (
 	// CodeVMDefinitionInvalid: a definition with several violations (the
@@ -515,6 +590,19 @@ const (
 	// CodeFirmwareHostNotBack: a host did not answer within the reboot
 	// time-out of its firmware flash.
 	CodeFirmwareHostNotBack = "FIRMWARE_HOST_NOT_BACK"
+	// CodeVMMigrationStart, CodeVMMigrationDone, CodeVMMigrationFailed and
+	// CodeVMMigrationCanceled: a live migration started, ended on its
+	// destination, failed, was canceled (oVirt's VM_MIGRATION_START,
+	// VM_MIGRATION_DONE, VM_MIGRATION_FAILED; the cancel is polyvirt's).
+	CodeVMMigrationStart    = "VM_MIGRATION_START"
+	CodeVMMigrationDone     = "VM_MIGRATION_DONE"
+	CodeVMMigrationFailed   = "VM_MIGRATION_FAILED"
+	CodeVMMigrationCanceled = "VM_MIGRATION_CANCELED"
+	// CodeVMMigrationReconciled: after an interruption (an agent or the
+	// engine restarted) the engine found where the VM runs.
+	CodeVMMigrationReconciled = "VM_MIGRATION_RECONCILED"
+	// CodeHostEvacuated: every VM left a host switching to Maintenance.
+	CodeHostEvacuated = "HOST_EVACUATED"
 	// CodeRolloutActive: the cluster has a firmware rollout that has not
 	// ended.
 	CodeRolloutActive = "ROLLOUT_ACTIVE"

@@ -83,6 +83,30 @@ var statuses = map[string]int{
 	CodeRequestCanceled:      503,
 	CodeVMBusy:               409,
 
+	// Live migration: refusals are conflicts (a policy or a VM that does
+	// not migrate, the limits, no destination); a migration that failed in
+	// libvirt is a bad gateway.
+	CodeMigrationNotSupported:       409,
+	CodeMigrationPolicyNone:         409,
+	CodeMigrationPolicyUnknown:      422,
+	CodeMigrationPostCopyImpossible: 409,
+	CodeMigrationInProgress:         409,
+	CodeMigrationNotInProgress:      409,
+	CodeMigrationVMNotUp:            409,
+	CodeMigrationOutgoingLimit:      409,
+	CodeMigrationNoDestination:      409,
+	CodeMigrationBandwidthInvalid:   400,
+	CodeMigrationFailed:             502,
+	CodeMigrationCanceled:           409,
+	CodeMigrationNotConverging:      502,
+	CodeMigrationNotAnnounced:       409,
+	CodeMigrationDestinationExists:  409,
+	CodeMigrationDiskExists:         409,
+	CodeMigrationNoTLS:              409,
+	CodeMigrationOutcomeUnknown:     503,
+	CodeMaintenanceVMsCannotMigrate: 409,
+	CodeMaintenanceMigrationFailed:  502,
+
 	// The VM definition: a document that cannot be read is a bad request,
 	// one too large is refused as such; its violations are 422.
 	CodeDefinitionSyntax:       400,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/coder/websocket"
 
@@ -40,8 +41,8 @@ func (e *Engine) vmConsole(w http.ResponseWriter, r *http.Request) error {
 	defer clientWS.CloseNow()
 	clientWS.SetReadLimit(64 << 10)
 	e.log.Info("console attached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
-	bridge(ctx, cancel, c, clientWS, agentWS)
-	e.log.Info("console detached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
+	e.bridge(ctx, cancel, c, clientWS, agentWS)
+	e.log.Info("console detached", "vm", c.VM.Name, "user", c.User)
 	return nil
 }
 
@@ -55,24 +56,59 @@ func consoleQuery(r *http.Request) string {
 
 // bridge passes the console's messages both ways (the client's only when
 // it may type) until one end closes, then closes both with the status
-// the first end gave.
-func bridge(ctx context.Context, cancel context.CancelFunc, c service.Console, clientWS, agentWS *websocket.Conn) {
-	done := make(chan error, 2)
-	go func() { done <- pipe(ctx, agentWS, clientWS) }()
+// the first end gave. When the VM migrates, the bridge follows it: the
+// console of its new host (its output since it arrived there) takes the
+// place of the old one, and the client stays attached.
+func (e *Engine) bridge(ctx context.Context, cancel context.CancelFunc, c service.Console, clientWS, agentWS *websocket.Conn) {
+	var mu sync.Mutex
+	cur := agentWS
+	current := func() *websocket.Conn {
+		mu.Lock()
+		defer mu.Unlock()
+		return cur
+	}
+	clientDone := make(chan error, 1)
 	go func() {
-		if !c.Writable {
-			// Watch only: read (and drop) what the client sends, to notice
-			// its close.
-			for {
-				if _, _, err := clientWS.Read(ctx); err != nil {
-					done <- err
-					return
-				}
+		for {
+			typ, b, err := clientWS.Read(ctx)
+			if err != nil {
+				clientDone <- err
+				return
+			}
+			if !c.Writable {
+				// Watch only: what the client sends is dropped.
+				continue
+			}
+			// A write lost while the console moves is typing lost, not the
+			// end of the console.
+			_ = current().Write(ctx, typ, b)
+		}
+	}()
+	var err error
+	for {
+		moved := e.svc.VMs.Moved(c.VM.ID)
+		// A move signalled before this round's signal was taken.
+		e.follow(ctx, &c, &mu, &cur, "")
+		agentDone := make(chan error, 1)
+		a := current()
+		go func() { agentDone <- pipe(ctx, a, clientWS) }()
+		switched := false
+		select {
+		case err = <-clientDone:
+		case err = <-agentDone:
+			// The host's console ended: the VM may have moved.
+			switched = e.follow(ctx, &c, &mu, &cur, "")
+		case <-moved:
+			switched = e.follow(ctx, &c, &mu, &cur, "")
+			if switched {
+				a.CloseNow()
+				<-agentDone
 			}
 		}
-		done <- pipe(ctx, clientWS, agentWS)
-	}()
-	err := <-done
+		if !switched {
+			break
+		}
+	}
 	cancel()
 	status := websocket.StatusNormalClosure
 	reason := ""
@@ -82,7 +118,29 @@ func bridge(ctx context.Context, cancel context.CancelFunc, c service.Console, c
 		status, reason = websocket.StatusGoingAway, "console closed"
 	}
 	_ = clientWS.Close(status, reason)
-	_ = agentWS.Close(websocket.StatusNormalClosure, "")
+	_ = current().Close(websocket.StatusNormalClosure, "")
+}
+
+// follow attaches a bridge to the console of the VM's new host after it
+// moved; false when it did not move (or its new console cannot be had).
+func (e *Engine) follow(ctx context.Context, c *service.Console, mu *sync.Mutex, cur **websocket.Conn, query string) bool {
+	nc, err := e.svc.VMs.Console(service.WithCaller(ctx, nil), c.VM.ID)
+	if err != nil || nc.Host.ID == c.Host.ID {
+		return false
+	}
+	ws, err := e.agents.ops.console(ctx, nc.Host, c.VM.ID, query, c.User)
+	if err != nil {
+		e.log.Warn("console: the VM moved but its new host's console is not there", "vm", c.VM.Name, "host", nc.Host.Name, "err", err)
+		return false
+	}
+	e.log.Info("console follows its VM", "vm", c.VM.Name, "from", c.Host.Name, "to", nc.Host.Name, "user", c.User)
+	mu.Lock()
+	old := *cur
+	*cur = ws
+	mu.Unlock()
+	old.CloseNow()
+	c.Host = nc.Host
+	return true
 }
 
 // pipe copies messages from one websocket to the other until one fails.

@@ -56,6 +56,8 @@ type fakeAgent struct {
 	libvirtDown string
 	// actions are the action requests received ("shutdown {...}").
 	actions []string
+	// mig is its migration side (fakeagent_migrate_test.go).
+	mig fakeMig
 }
 
 type fakeVM struct {
@@ -119,6 +121,8 @@ func newFakeAgentWith(t *testing.T, te *testEngine, name, cluster, profile strin
 	}
 	a.serve(ln)
 	t.Cleanup(a.stop)
+	fakeAgents.Store(a.addr, a)
+	t.Cleanup(func() { fakeAgents.Delete(a.addr) })
 	return a
 }
 
@@ -385,6 +389,7 @@ func (a *fakeAgent) handler() http.Handler {
 			ws.Write(ctx, websocket.MessageBinary, append([]byte("echo: "), b...))
 		}
 	})
+	a.migrationRoutes(mux)
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		ch := make(chan agentapi.Event, 64)
 		a.mu.Lock()
@@ -420,7 +425,7 @@ func (a *fakeAgent) handler() http.Handler {
 }
 
 // testVMs is a fast VM configuration for tests: HA restarts at once.
-var testVMs = VMConfig{HADelay: -1, HAInterval: 100 * time.Millisecond, Resync: 500 * time.Millisecond}
+var testVMs = VMConfig{HADelay: -1, HAInterval: 100 * time.Millisecond, Resync: 500 * time.Millisecond, AdoptAfter: 300 * time.Millisecond}
 
 // startVMEngine is startEngine with a VM configuration.
 func startVMEngine(t *testing.T, mc MonitorConfig, vc VMConfig) *testEngine {
@@ -450,24 +455,55 @@ func startEngineConfig(t *testing.T, cfg Config) *testEngine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { e.Serve(sctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		e.Close()
-		if t.Failed() {
-			t.Logf("engine log:\n%s", logs.String())
-		}
-	})
 	caPEM, err := os.ReadFile(filepath.Join(dir, FileCA))
 	if err != nil {
 		t.Fatal(err)
 	}
-	te := &testEngine{e: e, dir: dir, url: url, token: res.AdminToken, caPEM: caPEM, log: logs}
+	te := &testEngine{e: e, dir: dir, url: url, token: res.AdminToken, caPEM: caPEM, log: logs, mc: cfg.Monitor, vc: cfg.VMs}
+	te.serve(e, ln)
+	t.Cleanup(func() {
+		te.stop()
+		if t.Failed() {
+			t.Logf("engine log:\n%s", logs.String())
+		}
+	})
 	te.admin = te.client(t, res.AdminToken)
 	return te
+}
+
+// serve runs an engine of te until stop.
+func (te *testEngine) serve(e *Engine, ln net.Listener) {
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Serve(sctx, ln); close(done) }()
+	var once sync.Once
+	te.e = e
+	te.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			e.Close()
+		})
+	}
+}
+
+// restart stops the engine and starts it again on its data directory, at
+// another address (the agents keep theirs).
+func (te *testEngine) restart(t *testing.T) {
+	t.Helper()
+	te.stop()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.url = "https://" + ln.Addr().String()
+	e, err := Open(context.Background(), Config{DataDir: te.dir, URL: te.url, Monitor: te.mc, VMs: te.vc,
+		Logger: slog.New(slog.NewTextHandler(te.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.serve(e, ln)
+	te.admin = te.client(t, te.token)
 }
 
 // waitVM waits until a VM satisfies ok and returns it.

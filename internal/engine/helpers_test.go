@@ -42,6 +42,10 @@ type testEngine struct {
 	caPEM []byte
 	admin *client.Client
 	log   *syncBuffer
+	// mc and vc are its configuration; stop stops it (once).
+	mc   MonitorConfig
+	vc   VMConfig
+	stop func()
 }
 
 // startEngine initializes and runs an engine with the default VM settings;

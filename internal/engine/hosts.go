@@ -50,12 +50,17 @@ func (e *Engine) removeHost(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (e *Engine) hostMaintenance(w http.ResponseWriter, r *http.Request) error {
-	var req engineapi.ActionRequest
+	var req engineapi.MaintenanceRequest
 	if err := httpx.DecodeJSON(r, &req, httpx.Optional); err != nil {
 		return err
 	}
 	h, err := e.svc.Hosts.Maintenance(r.Context(), r.PathValue("host"), req)
 	return answer(w, http.StatusOK, h, err)
+}
+
+func (e *Engine) hostEvacuation(w http.ResponseWriter, r *http.Request) error {
+	ev, err := e.svc.Hosts.Evacuation(r.Context(), r.PathValue("host"))
+	return answer(w, http.StatusOK, ev, err)
 }
 
 func (e *Engine) hostActivate(w http.ResponseWriter, r *http.Request) error {

@@ -93,6 +93,10 @@ var routeRoles = map[string]store.Role{
 	"DELETE /api/v1/vms/{vm}/snapshots/{snapshot}":            store.RoleVMManager,
 	"GET /api/v1/metrics/targets":                             store.RoleMetrics,
 	"POST /api/v1/metrics/scrape-certificates":                store.RoleAdmin,
+	"POST /api/v1/vms/{vm}/migrate":                           store.RoleVMManager,
+	"GET /api/v1/vms/{vm}/migration":                          store.RoleReadOnly,
+	"DELETE /api/v1/vms/{vm}/migration":                       store.RoleVMManager,
+	"GET /api/v1/hosts/{host}/evacuation":                     store.RoleReadOnly,
 }
 
 // TestRouteRoles: every route needs the role of routeRoles, the OpenAPI

@@ -44,7 +44,8 @@ func (e *Engine) routes() []route {
 		{Method: "GET", Path: "/hosts/{host}", Summary: "Show a host", h: e.getHost},
 		{Method: "PATCH", Path: "/hosts/{host}", Summary: "Rename a host, change its address or cluster", h: e.updateHost},
 		{Method: "DELETE", Path: "/hosts/{host}", Summary: "Remove a host", h: e.removeHost},
-		{Method: "POST", Path: "/hosts/{host}/maintenance", Summary: "Switch a host to Maintenance", h: e.hostMaintenance},
+		{Method: "POST", Path: "/hosts/{host}/maintenance", Summary: "Switch a host to Maintenance: its VMs migrate to other hosts of its cluster first (PreparingForMaintenance); refused, naming each VM that cannot leave and why, unless stopVms", h: e.hostMaintenance},
+		{Method: "GET", Path: "/hosts/{host}/evacuation", Summary: "A host's evacuation (its switch to Maintenance): each VM's outcome", h: e.hostEvacuation},
 		{Method: "POST", Path: "/hosts/{host}/activate", Summary: "Activate a host (admission again)", h: e.hostActivate},
 		{Method: "POST", Path: "/hosts/{host}/join-token", Summary: "Issue a new one-time join token for a host", h: e.hostJoinToken},
 		{Method: "GET", Path: "/hosts/{host}/firmware", Summary: "A host's system firmware: levels, the current operation, the engine's records", h: e.getHostFirmware},
@@ -80,7 +81,10 @@ func (e *Engine) routes() []route {
 	}
 	return append(append(rs,
 		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},
-		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket)", Stream: true, h: e.vmConsole},
+		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket); it follows the VM when it migrates", Stream: true, h: e.vmConsole},
+		route{Method: "POST", Path: "/vms/{vm}/migrate", Summary: "Migrate a running VM to another host of its cluster (live); answers at once with the migration as it starts", Role: vmm, h: e.migrateVM},
+		route{Method: "GET", Path: "/vms/{vm}/migration", Summary: "A VM's migration in flight (its phase and figures), or its last one", h: e.getMigration},
+		route{Method: "DELETE", Path: "/vms/{vm}/migration", Summary: "Cancel a VM's migration in flight: it keeps running on its source", Role: vmm, h: e.cancelMigration},
 		route{Method: "GET", Path: "/metrics/targets", Summary: "The agents to scrape (Prometheus HTTP service discovery)", Role: store.RoleMetrics, h: e.getScrapeTargets},
 		route{Method: "POST", Path: "/metrics/scrape-certificates", Summary: "Issue a scrape certificate: it reads the agents' metrics and nothing else", h: e.postScrapeCertificate},
 	), e.storageRoutes()...)

@@ -464,3 +464,55 @@ func shortError(err error) string {
 	}
 	return err.Error()
 }
+
+// The migration calls (internal/agent's migrate.go and incoming.go).
+
+func (a *agentService) MigrationPlan(ctx context.Context, h store.Host, id string) (agentapi.MigrationPlan, error) {
+	var out agentapi.MigrationPlan
+	err := a.ops.call(ctx, h, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migration/plan", nil, &out)
+	return out, err
+}
+
+func (a *agentService) Announce(ctx context.Context, h store.Host, req agentapi.IncomingRequest) (agentapi.Incoming, error) {
+	var out agentapi.Incoming
+	body, err := json.Marshal(req)
+	if err != nil {
+		return out, err
+	}
+	err = a.ops.call(ctx, h, http.MethodPost, "/v1/incoming", body, &out)
+	return out, err
+}
+
+func (a *agentService) Incoming(ctx context.Context, h store.Host, id string) (agentapi.Incoming, error) {
+	var out agentapi.Incoming
+	err := a.ops.call(ctx, h, http.MethodGet, "/v1/incoming/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+func (a *agentService) Withdraw(ctx context.Context, h store.Host, id string) (agentapi.Incoming, error) {
+	var out agentapi.Incoming
+	err := a.ops.call(ctx, h, http.MethodDelete, "/v1/incoming/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+func (a *agentService) Migrate(ctx context.Context, h store.Host, id string, order agentapi.MigrationOrder) (agentapi.MigrationStatus, error) {
+	var out agentapi.MigrationStatus
+	body, err := json.Marshal(order)
+	if err != nil {
+		return out, err
+	}
+	err = a.ops.call(ctx, h, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate", body, &out)
+	return out, err
+}
+
+func (a *agentService) MigrationStatus(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error) {
+	var out agentapi.MigrationStatus
+	err := a.ops.call(ctx, h, http.MethodGet, "/v1/vms/"+url.PathEscape(id)+"/migration", nil, &out)
+	return out, err
+}
+
+func (a *agentService) CancelMigration(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error) {
+	var out agentapi.MigrationStatus
+	err := a.ops.call(ctx, h, http.MethodDelete, "/v1/vms/"+url.PathEscape(id)+"/migration", nil, &out)
+	return out, err
+}

@@ -56,6 +56,25 @@ func (e *Engine) vmAction(action string) handlerFunc {
 	}
 }
 
+func (e *Engine) migrateVM(w http.ResponseWriter, r *http.Request) error {
+	var req engineapi.MigrationRequest
+	if err := httpx.DecodeJSON(r, &req, httpx.Optional); err != nil {
+		return err
+	}
+	m, err := e.svc.VMs.Migrate(r.Context(), r.PathValue("vm"), req)
+	return answer(w, http.StatusAccepted, m, err)
+}
+
+func (e *Engine) getMigration(w http.ResponseWriter, r *http.Request) error {
+	m, err := e.svc.VMs.Migration(r.Context(), r.PathValue("vm"))
+	return answer(w, http.StatusOK, m, err)
+}
+
+func (e *Engine) cancelMigration(w http.ResponseWriter, r *http.Request) error {
+	m, err := e.svc.VMs.CancelMigration(r.Context(), r.PathValue("vm"))
+	return answer(w, http.StatusOK, m, err)
+}
+
 // vmScreenshot answers GET /api/v1/vms/{vm}/screenshot: the PNG the VM's
 // host takes of its display.
 func (e *Engine) vmScreenshot(w http.ResponseWriter, r *http.Request) error {

@@ -23,6 +23,8 @@ type QCOW2Header struct {
 	// (incompatible feature bit 2); DataFile is its name.
 	ExternalData bool
 	DataFile     string
+	// Size is the virtual size in bytes (the disk as the guest sees it).
+	Size uint64
 }
 
 // qcow2Magic starts every qcow2 image.
@@ -84,6 +86,7 @@ func ParseQCOW2Header(b []byte) (QCOW2Header, error) {
 	if h.Version != 2 && h.Version != 3 {
 		return h, fmt.Errorf("qcow2 version %d: only 2 and 3 exist", h.Version)
 	}
+	h.Size = be.Uint64(b[24:32])
 	backingOff, backingLen := be.Uint64(b[8:16]), be.Uint32(b[16:20])
 	if backingOff != 0 {
 		if backingLen == 0 || backingLen > 1023 {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"polyvirt/internal/libvirtns"
 )
 
 // restartDelay is how long the supervisor waits before starting an agent
@@ -34,6 +36,24 @@ type supervisor struct {
 	procs   map[string]*exec.Cmd
 	stopped bool
 	wg      sync.WaitGroup
+	// daemons are the libvirtd of the lab's own of the hosts that have
+	// one (their agents run in its mount namespace).
+	daemons map[string]*libvirtns.Daemon
+}
+
+func (s *supervisor) setDaemon(host string, d *libvirtns.Daemon) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.daemons == nil {
+		s.daemons = map[string]*libvirtns.Daemon{}
+	}
+	s.daemons[host] = d
+}
+
+func (s *supervisor) daemon(host string) *libvirtns.Daemon {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.daemons[host]
 }
 
 // agentDir is a host's agent data directory in the lab.
@@ -44,10 +64,22 @@ func logPath(dir, part string) string { return filepath.Join(dir, "logs", part+"
 
 // args are the agent's command line.
 func (s *supervisor) args(h Host) []string {
+	uri := s.libvirt
+	if d := s.daemon(h.Name); d != nil {
+		uri = d.URI
+	}
 	args := []string{"agent", "--host-id", h.Name, "--data-dir", agentDir(s.dir, h.Name), "--listen", h.Address,
-		"--libvirt", s.libvirt, "--domain-prefix", h.DomainPrefix, "--stats-interval", s.stats.String()}
+		"--libvirt", uri, "--domain-prefix", h.DomainPrefix, "--stats-interval", s.stats.String()}
 	if h.Profile != "" {
 		args = append(args, "--profile", h.Profile)
+	}
+	if h.Migration != "" {
+		args = append(args, "--migration-address", h.Migration)
+		if !h.OwnDaemon {
+			// This machine's libvirtd does not listen: the agent serves its
+			// TLS port.
+			args = append(args, "--migration-front")
+		}
 	}
 	return args
 }
@@ -59,6 +91,11 @@ func (s *supervisor) start(h Host) error {
 		return err
 	}
 	cmd := exec.Command(s.exe, s.args(h)...)
+	if d := s.daemon(h.Name); d != nil {
+		// In the daemon's mount namespace: the agent sees the files its
+		// libvirtd sees (a disk only this host has is not another's).
+		cmd = d.Command(s.exe, s.args(h)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The agents end with this process, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

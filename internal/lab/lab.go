@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,8 @@ import (
 	"polyvirt/internal/engine"
 	"polyvirt/internal/hostinfo"
 	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/libvirtns"
+	"polyvirt/internal/libvirttls"
 	"polyvirt/internal/pki"
 )
 
@@ -66,6 +69,11 @@ type Options struct {
 	// Root is this machine's filesystem root, read for its architecture on
 	// the first run (nil is /).
 	Root fs.FS
+	// SecondNative adds, on the first run, a second host of this machine's
+	// architecture (ARCH-b, in ARCH-a's cluster) on a libvirtd of the
+	// lab's own, as power8-b is for POWER: VMs of that architecture
+	// migrate between the two (polyvirt up does not ask for it; tests do).
+	SecondNative bool
 	// Notes receives what the supervisor has to say while the lab runs (an
 	// agent that exited and is started again); nil discards it.
 	Notes io.Writer
@@ -157,14 +165,29 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if rec.Listen == "" {
 		rec.Listen = DefaultListen
 	}
+	// power8-b needs a libvirtd of the lab's own: root, and libvirtd,
+	// virtlogd, unshare and nsenter on this machine.
+	ownDaemons := libvirtns.Require() == ""
+	if why := libvirtns.Require(); why != "" {
+		fmt.Fprintf(o.Notes, "polyvirt up: no second POWER host (power8-b) on a libvirtd of the lab's own: %s\n", why)
+	}
 	if len(rec.Hosts) == 0 {
 		native, _, err := hostinfo.DetectArch(o.Root)
 		if err != nil {
 			return nil, fmt.Errorf("this machine's architecture: %v", err)
 		}
-		if rec.Hosts, err = planHosts(native, o.NamePrefix, o.DomainPrefix); err != nil {
+		if rec.Hosts, err = planHosts(native, o.NamePrefix, o.DomainPrefix, ownDaemons); err != nil {
 			return nil, err
 		}
+		if o.SecondNative && ownDaemons {
+			b, err := secondNative(rec.Hosts[0], o.NamePrefix, native, o.DomainPrefix)
+			if err != nil {
+				return nil, err
+			}
+			rec.Hosts = append(rec.Hosts, b)
+		}
+	} else if _, err := rec.upgrade(ownDaemons); err != nil {
+		return nil, err
 	}
 	l := &Lab{dir: dir, hosts: rec.Hosts, engDone: make(chan struct{})}
 	engDir := l.engineDir()
@@ -213,6 +236,13 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 		if err := enrollHost(ctx, l.api, l.engineURL, dir, h); err != nil {
 			return nil, err
 		}
+		if h.OwnDaemon {
+			d, err := startDaemon(ctx, dir, h)
+			if err != nil {
+				return nil, fmt.Errorf("host %s: %w", h.Name, err)
+			}
+			l.agents.setDaemon(h.Name, d)
+		}
 		if err := l.agents.start(h); err != nil {
 			return nil, err
 		}
@@ -221,6 +251,65 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// daemonDir is the directory of a host's libvirtd of the lab's own.
+func daemonDir(dir, host string) string { return filepath.Join(dir, "daemons", host) }
+
+// startDaemon starts (or finds running) the libvirtd of the lab's own of a
+// host: it listens for TLS at the host's migration address with the
+// libvirt certificate its agent received at join. It keeps running after
+// the lab stops (its VMs run on, as on this machine's libvirtd); Down
+// stops it.
+func startDaemon(ctx context.Context, dir string, h Host) (*libvirtns.Daemon, error) {
+	files := libvirttls.Files{Dir: filepath.Join(agentDir(dir, h.Name), agent.LibvirtPKIDir)}
+	cfg := libvirtns.Config{Dir: daemonDir(dir, h.Name)}
+	if files.Exists() && h.Migration != "" {
+		host, port, err := net.SplitHostPort(h.Migration)
+		if err != nil {
+			return nil, err
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("migration address %q: %v", h.Migration, err)
+		}
+		cfg.TLS, cfg.Listen = &files, libvirttls.Listen{Addr: host, Port: p}
+	}
+	return libvirtns.Start(ctx, cfg)
+}
+
+// Daemon is the libvirtd of the lab's own a host runs on (nil for a host
+// on this machine's libvirtd).
+func (l *Lab) Daemon(host string) *libvirtns.Daemon {
+	if l.agents == nil {
+		return nil
+	}
+	return l.agents.daemon(host)
+}
+
+// Down stops the libvirt daemons of the lab's own in dir, and the VMs on
+// them (the lab must not run): what polyvirt up leaves running when it
+// stops.
+func Down(ctx context.Context, dir string) error {
+	rec, err := loadRecord(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range rec.Hosts {
+		if !h.OwnDaemon {
+			continue
+		}
+		d, err := libvirtns.Open(libvirtns.Config{Dir: daemonDir(dir, h.Name)})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := d.Stop(ctx, true); err != nil {
+			errs = append(errs, fmt.Errorf("host %s's libvirtd: %w", h.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // startEngine opens the engine on ln, in this process, its log in the

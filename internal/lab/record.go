@@ -42,6 +42,16 @@ type Host struct {
 	Address string `json:"address"`
 	// DomainPrefix starts the libvirt domain names of the host's VMs.
 	DomainPrefix string `json:"domainPrefix"`
+	// Migration is HOST:PORT where the other hosts' libvirtd reach this
+	// host's libvirtd over TLS (its agent's migration.address): the
+	// libvirtd of the lab's own listens there itself; for this machine's
+	// libvirtd, which polyvirt does not configure, the agent serves it
+	// (migration.front).
+	Migration string `json:"migration,omitempty"`
+	// OwnDaemon runs the host on a libvirtd of the lab's own (package
+	// libvirtns: its own mount namespace, directory DIR/daemons/NAME),
+	// not on this machine's.
+	OwnDaemon bool `json:"ownDaemon,omitempty"`
 }
 
 // record is what a lab keeps between runs (RecordFile).
@@ -97,6 +107,11 @@ func parseRecord(b []byte) (*record, error) {
 		if _, _, err := net.SplitHostPort(h.Address); err != nil {
 			return nil, fmt.Errorf("%s.address: %q: %v", field, h.Address, err)
 		}
+		if h.Migration != "" {
+			if _, _, err := net.SplitHostPort(h.Migration); err != nil {
+				return nil, fmt.Errorf("%s.migration: %q: %v", field, h.Migration, err)
+			}
+		}
 		names[h.Name] = true
 	}
 	return &r, nil
@@ -111,9 +126,12 @@ func saveRecord(dir string, r *record) error {
 }
 
 // planHosts chooses the lab's hosts on its first run: this machine's
-// architecture (native) and a fake-KVM POWER8 (the S822L profile), each
-// agent on a free port.
-func planHosts(native arch.Arch, namePrefix, domainPrefix string) ([]Host, error) {
+// architecture (native) and a fake-KVM POWER8 (the S822L profile) on this
+// machine's libvirtd, and with ownDaemons a second fake-KVM POWER8,
+// power8-b, on a libvirtd of the lab's own (the POWER VMs migrate between
+// the two); each agent and each host's libvirt TLS endpoint on a free
+// port.
+func planHosts(native arch.Arch, namePrefix, domainPrefix string, ownDaemons bool) ([]Host, error) {
 	ca, err := archspec.ClusterArch(native)
 	if err != nil {
 		return nil, fmt.Errorf("this machine's architecture %s: %v", native, err)
@@ -122,16 +140,81 @@ func planHosts(native arch.Arch, namePrefix, domainPrefix string) ([]Host, error
 		{Name: namePrefix + native.String() + "-a", Cluster: namePrefix + ca.String(), ClusterArch: ca},
 		{Name: namePrefix + "power8-a", Cluster: namePrefix + "power", CPUType: "IBM POWER8", Profile: "s822l-power8e"},
 	}
+	if ownDaemons {
+		hosts = append(hosts, secondPower(namePrefix))
+	}
 	for i := range hosts {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if err := hosts[i].complete(domainPrefix); err != nil {
 			return nil, err
 		}
-		hosts[i].Address = ln.Addr().String()
-		ln.Close()
-		hosts[i].DomainPrefix = domainPrefix + hosts[i].Name + "-"
 	}
 	return hosts, nil
+}
+
+// secondNative is ARCH-b beside first (ARCH-a), in its cluster, on a
+// libvirtd of the lab's own (Options.SecondNative).
+func secondNative(first Host, namePrefix string, native arch.Arch, domainPrefix string) (Host, error) {
+	b := Host{Name: namePrefix + native.String() + "-b", Cluster: first.Cluster, ClusterArch: first.ClusterArch, OwnDaemon: true}
+	return b, b.complete(domainPrefix)
+}
+
+// secondPower is power8-b, on the lab's own libvirtd.
+func secondPower(namePrefix string) Host {
+	return Host{Name: namePrefix + "power8-b", Cluster: namePrefix + "power", CPUType: "IBM POWER8", Profile: "s822l-power8e", OwnDaemon: true}
+}
+
+// complete gives a host what it lacks: its agent's port, its libvirt TLS
+// port, its domain prefix.
+func (h *Host) complete(domainPrefix string) error {
+	for _, p := range []*string{&h.Address, &h.Migration} {
+		if *p != "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		*p = ln.Addr().String()
+		ln.Close()
+	}
+	if h.DomainPrefix == "" {
+		h.DomainPrefix = domainPrefix + h.Name + "-"
+	}
+	return nil
+}
+
+// upgrade brings the record of a lab made by an older polyvirt up to
+// date: the hosts get their libvirt TLS port, and a lab whose POWER host is
+// power8-a alone gets power8-b (ownDaemons). It tells whether anything
+// changed.
+func (r *record) upgrade(ownDaemons bool) (bool, error) {
+	changed := false
+	hasOwn := false
+	var power *Host
+	for i := range r.Hosts {
+		h := &r.Hosts[i]
+		hasOwn = hasOwn || h.OwnDaemon
+		if strings.HasSuffix(h.Name, "power8-a") && power == nil {
+			power = h
+		}
+		if h.Migration == "" {
+			if err := h.complete(""); err != nil {
+				return changed, err
+			}
+			changed = true
+		}
+	}
+	if ownDaemons && !hasOwn && power != nil {
+		b := secondPower(strings.TrimSuffix(power.Name, "power8-a"))
+		b.Cluster = power.Cluster
+		prefix := strings.TrimSuffix(power.DomainPrefix, power.Name+"-")
+		if err := b.complete(prefix); err != nil {
+			return changed, err
+		}
+		r.Hosts = append(r.Hosts, b)
+		changed = true
+	}
+	return changed, nil
 }
 
 // engineURLFor is the URL of an engine listening on addr: 127.0.0.1 (a

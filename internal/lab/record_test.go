@@ -14,42 +14,79 @@ import (
 
 func TestPlanHosts(t *testing.T) {
 	for _, tc := range []struct{ native, ca arch.Arch }{{arch.X86_64, arch.X86_64}, {arch.PPC64LE, arch.PPC64}, {arch.AArch64, arch.AArch64}} {
-		hosts, err := planHosts(tc.native, "t-", "lab-")
+		hosts, err := planHosts(tc.native, "t-", "lab-", true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		native, ca := tc.native, tc.ca
-		type host struct{ Name, Cluster, ClusterArch, CPUType, Profile, DomainPrefix string }
+		type host struct {
+			Name, Cluster, ClusterArch, CPUType, Profile, DomainPrefix string
+			OwnDaemon                                                  bool
+		}
 		var got []host
 		for _, h := range hosts {
-			if _, _, err := net.SplitHostPort(h.Address); err != nil {
-				t.Errorf("address %q", h.Address)
+			for _, a := range []string{h.Address, h.Migration} {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					t.Errorf("address %q", a)
+				}
 			}
-			got = append(got, host{h.Name, h.Cluster, h.ClusterArch.String(), h.CPUType, h.Profile, h.DomainPrefix})
+			if h.Address == h.Migration {
+				t.Errorf("%s: one port for the agent and libvirt's TLS", h.Name)
+			}
+			got = append(got, host{h.Name, h.Cluster, h.ClusterArch.String(), h.CPUType, h.Profile, h.DomainPrefix, h.OwnDaemon})
 		}
 		want := []host{
-			{"t-" + native.String() + "-a", "t-" + ca.String(), ca.String(), "", "", "lab-t-" + native.String() + "-a-"},
-			{"t-power8-a", "t-power", "", "IBM POWER8", "s822l-power8e", "lab-t-power8-a-"},
+			{"t-" + native.String() + "-a", "t-" + ca.String(), ca.String(), "", "", "lab-t-" + native.String() + "-a-", false},
+			{"t-power8-a", "t-power", "", "IBM POWER8", "s822l-power8e", "lab-t-power8-a-", false},
+			{"t-power8-b", "t-power", "", "IBM POWER8", "s822l-power8e", "lab-t-power8-b-", true},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", native, diff)
 		}
 	}
-	if _, err := planHosts(arch.I686, "", "lab-"); err == nil {
+	if _, err := planHosts(arch.I686, "", "lab-", true); err == nil {
 		t.Errorf("a plan for i686, an architecture without rules")
 	}
-	other, err := planHosts(arch.X86_64, "", "rd7-")
+	other, err := planHosts(arch.X86_64, "", "rd7-", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if other[1].Name != "power8-a" || other[1].Cluster != "power" || other[1].DomainPrefix != "rd7-power8-a-" {
-		t.Errorf("no name prefix, domain prefix rd7-: %+v", other[1])
+	if other[1].Name != "power8-a" || other[1].Cluster != "power" || other[1].DomainPrefix != "rd7-power8-a-" || len(other) != 2 {
+		t.Errorf("no name prefix, domain prefix rd7-, no daemon of its own: %+v", other)
+	}
+}
+
+// TestRecordUpgrade: a lab made before migrations gets its hosts' libvirt
+// TLS ports and power8-b, named and prefixed as its power8-a.
+func TestRecordUpgrade(t *testing.T) {
+	old := &record{Hosts: []Host{
+		{Name: "t-x86_64-a", Cluster: "t-x86_64", Address: "127.0.0.1:7001", DomainPrefix: "lab-t-x86_64-a-"},
+		{Name: "t-power8-a", Cluster: "t-power", CPUType: "IBM POWER8", Profile: "s822l-power8e", Address: "127.0.0.1:7002", DomainPrefix: "lab-t-power8-a-"},
+	}}
+	changed, err := old.upgrade(true)
+	if err != nil || !changed {
+		t.Fatalf("upgrade: %v %v", changed, err)
+	}
+	if len(old.Hosts) != 3 {
+		t.Fatalf("hosts: %+v", old.Hosts)
+	}
+	b := old.Hosts[2]
+	if b.Name != "t-power8-b" || b.Cluster != "t-power" || !b.OwnDaemon || b.DomainPrefix != "lab-t-power8-b-" || b.Profile != "s822l-power8e" {
+		t.Errorf("power8-b: %+v", b)
+	}
+	for _, h := range old.Hosts {
+		if h.Migration == "" {
+			t.Errorf("%s has no libvirt TLS port", h.Name)
+		}
+	}
+	if changed, err := old.upgrade(true); err != nil || changed {
+		t.Errorf("a second upgrade changed %v (%v)", changed, err)
 	}
 }
 
 func TestRecordRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	hosts, err := planHosts(arch.X86_64, "t-", DefaultDomainPrefix)
+	hosts, err := planHosts(arch.X86_64, "t-", DefaultDomainPrefix, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +171,24 @@ func TestEngineURLFor(t *testing.T) {
 		if got := engineURLFor(a); got != want {
 			t.Errorf("%s: %s, want %s", addr, got, want)
 		}
+	}
+}
+
+func TestSecondNative(t *testing.T) {
+	hosts, err := planHosts(arch.X86_64, "t-", "lab-", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := secondNative(hosts[0], "t-", arch.X86_64, "lab-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Host{Name: "t-x86_64-b", Cluster: hosts[0].Cluster, ClusterArch: hosts[0].ClusterArch, OwnDaemon: true,
+		DomainPrefix: "lab-t-x86_64-b-", Address: b.Address, Migration: b.Migration}
+	if diff := cmp.Diff(want, b); diff != "" {
+		t.Errorf("x86_64-b (-want +got):\n%s", diff)
+	}
+	if b.Address == "" || b.Migration == "" || b.Address == b.Migration {
+		t.Errorf("ports: agent %q, libvirt %q", b.Address, b.Migration)
 	}
 }

@@ -46,6 +46,7 @@ type Lifecycle interface {
 type AgentConn interface {
 	DomainConn
 	Lifecycle
+	Migrations
 }
 
 // DialAgent is Dial for the host agent's connection.

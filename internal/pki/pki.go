@@ -40,7 +40,29 @@ const (
 	// organizational unit, which an agent lets read its metrics and
 	// nothing else (IsScrape).
 	Scrape
+	// LibvirtPeer is a host's certificate for libvirt's own TLS: its
+	// libvirtd serves with it, the libvirtd of a host it migrates a VM to
+	// accepts it as a client, and QEMU encrypts a migration stream with it.
+	// Its subject carries the organizational unit LibvirtUnit, which
+	// libvirtd's allowed list and the agents' TLS front ask for, and which
+	// the agents' own APIs refuse (a host's libvirt certificate never
+	// orders an agent). Its key usage allows key encipherment as well,
+	// which GnuTLS requires of a certificate whose key usage is critical.
+	LibvirtPeer
 )
+
+// LibvirtUnit is the organizational unit of LibvirtPeer certificates.
+const LibvirtUnit = "polyvirt-libvirt"
+
+// IsLibvirtPeer tells whether a certificate is a LibvirtPeer certificate.
+func IsLibvirtPeer(c *x509.Certificate) bool {
+	for _, u := range c.Subject.OrganizationalUnit {
+		if u == LibvirtUnit {
+			return true
+		}
+	}
+	return false
+}
 
 // CA is a certificate authority: its certificate and private key.
 type CA struct {
@@ -185,6 +207,10 @@ func (ca *CA) sign(commonName string, hosts []string, usage Usage, validFor time
 	case Scrape:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		tmpl.Subject.OrganizationalUnit = []string{ScrapeUnit}
+	case LibvirtPeer:
+		tmpl.Subject.OrganizationalUnit = []string{LibvirtUnit}
+		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	default:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	}

@@ -10,13 +10,15 @@ import (
 )
 
 const clusterCols = `id, name, description, arch, cpu_type, emulated_machine_candidates,
-	emulated_machine, migration_policy, shutdown_timeout_s, version, created_at, updated_at`
+	emulated_machine, migration_policy, shutdown_timeout_s, migration_max_outgoing, migration_max_incoming,
+	migration_encrypted, version, created_at, updated_at`
 
 func scanCluster(c *Cluster) func(rowScanner) error {
 	return func(r rowScanner) error {
 		var a string
 		err := r.Scan(&c.ID, &c.Name, &c.Description, nstr{&a}, nstr{&c.CPUType},
 			jlist{&c.EmulatedMachineCandidates}, nstr{&c.EmulatedMachine}, &c.MigrationPolicy, &c.ShutdownTimeoutSeconds,
+			&c.MigrationMaxOutgoing, &c.MigrationMaxIncoming, &c.MigrationEncrypted,
 			&c.Version, tcol{&c.Created}, tcol{&c.Updated})
 		c.Arch = arch.Arch(a)
 		return err
@@ -52,6 +54,17 @@ func checkCluster(op string, c *Cluster) error {
 	if c.ShutdownTimeoutSeconds < 1 || c.ShutdownTimeoutSeconds > MaxShutdownTimeoutSeconds {
 		return invalid(op, obj, "shutdownTimeoutSeconds", "%d seconds: want 1 to %d", c.ShutdownTimeoutSeconds, MaxShutdownTimeoutSeconds)
 	}
+	for _, l := range []struct {
+		field string
+		n     *int
+	}{{"migrationMaxOutgoing", &c.MigrationMaxOutgoing}, {"migrationMaxIncoming", &c.MigrationMaxIncoming}} {
+		if *l.n == 0 {
+			*l.n = DefaultMigrationsPerHost
+		}
+		if *l.n < 1 || *l.n > MaxMigrationsPerHost {
+			return invalid(op, obj, l.field, "%d migrations: want 1 to %d", *l.n, MaxMigrationsPerHost)
+		}
+	}
 	return nil
 }
 
@@ -72,9 +85,10 @@ func (q *queries) CreateCluster(ctx context.Context, in *Cluster) error {
 	d := q.s.d
 	err := q.write(ctx, op, func(w *queries) error {
 		_, err := w.exec(ctx, op, describe("cluster", c.Name, ""),
-			`INSERT INTO clusters (`+clusterCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			`INSERT INTO clusters (`+clusterCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Name, c.Description, str(string(c.Arch)), str(c.CPUType), list(c.EmulatedMachineCandidates),
-			str(c.EmulatedMachine), c.MigrationPolicy, c.ShutdownTimeoutSeconds, c.Version, d.ts(c.Created), d.ts(c.Updated))
+			str(c.EmulatedMachine), c.MigrationPolicy, c.ShutdownTimeoutSeconds, c.MigrationMaxOutgoing, c.MigrationMaxIncoming,
+			c.MigrationEncrypted, c.Version, d.ts(c.Created), d.ts(c.Updated))
 		return err
 	})
 	if err == nil {
@@ -164,10 +178,12 @@ func (q *queries) UpdateCluster(ctx context.Context, in *Cluster) error {
 		}
 		n, err := w.exec(ctx, op, obj,
 			`UPDATE clusters SET name = ?, description = ?, arch = ?, cpu_type = ?, emulated_machine_candidates = ?,
-			 emulated_machine = ?, migration_policy = ?, shutdown_timeout_s = ?, version = version + 1, updated_at = ?
+			 emulated_machine = ?, migration_policy = ?, shutdown_timeout_s = ?, migration_max_outgoing = ?,
+			 migration_max_incoming = ?, migration_encrypted = ?, version = version + 1, updated_at = ?
 			 WHERE id = ? AND version = ?`,
 			c.Name, c.Description, str(string(c.Arch)), str(c.CPUType), list(c.EmulatedMachineCandidates),
-			str(c.EmulatedMachine), c.MigrationPolicy, c.ShutdownTimeoutSeconds, d.ts(c.Updated), c.ID, c.Version)
+			str(c.EmulatedMachine), c.MigrationPolicy, c.ShutdownTimeoutSeconds, c.MigrationMaxOutgoing, c.MigrationMaxIncoming,
+			c.MigrationEncrypted, d.ts(c.Updated), c.ID, c.Version)
 		if err != nil {
 			return err
 		}

@@ -77,10 +77,17 @@ type Cluster struct {
 	// ShutdownTimeoutSeconds is how long a VM's guest has to power off
 	// after a shutdown request before the VM is powered off (a stop can
 	// give its own); 0 on create means DefaultShutdownTimeoutSeconds.
-	ShutdownTimeoutSeconds int       `json:"shutdownTimeoutSeconds"`
-	Version                int64     `json:"version"`
-	Created                time.Time `json:"created"`
-	Updated                time.Time `json:"updated"`
+	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds"`
+	// MigrationMaxOutgoing and MigrationMaxIncoming are how many VMs at
+	// most leave, and come to, one host at once (0 on create:
+	// DefaultMigrationsPerHost); MigrationEncrypted encrypts the migration
+	// streams themselves.
+	MigrationMaxOutgoing int       `json:"migrationMaxOutgoing"`
+	MigrationMaxIncoming int       `json:"migrationMaxIncoming"`
+	MigrationEncrypted   bool      `json:"migrationEncrypted"`
+	Version              int64     `json:"version"`
+	Created              time.Time `json:"created"`
+	Updated              time.Time `json:"updated"`
 }
 
 // The bounds of a cluster's shutdown time-out (oVirt's
@@ -88,6 +95,13 @@ type Cluster struct {
 const (
 	DefaultShutdownTimeoutSeconds = 30
 	MaxShutdownTimeoutSeconds     = 86400
+)
+
+// The bounds of a cluster's migrations per host (VDSM's default of
+// concurrent outgoing migrations is 2 too).
+const (
+	DefaultMigrationsPerHost = 2
+	MaxMigrationsPerHost     = 64
 )
 
 // HostStatus is the status of a host as the engine sees it.
@@ -259,6 +273,15 @@ type VM struct {
 	State      VMState         `json:"state"`
 	// HA marks a highly available VM, restarted elsewhere when its host dies.
 	HA bool `json:"ha"`
+	// MigrationPolicy is the VM's own migration policy ("": its
+	// cluster's).
+	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+	// MigratingToHostID is the host a migration in flight sends the VM to
+	// ("" when none; HostID is its source until it arrived).
+	MigratingToHostID string `json:"migratingToHostId,omitempty"`
+	// Migration is the VM's migration in flight, or its last one (JSON,
+	// engineapi.Migration); nil when it never migrated.
+	Migration json.RawMessage `json:"migration,omitempty"`
 	// StateChanged is when State last changed (set by the store).
 	StateChanged time.Time `json:"stateChanged"`
 	// Pending is the action the engine ordered on the VM's host and has

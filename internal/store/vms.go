@@ -11,18 +11,19 @@ import (
 )
 
 const vmCols = `id, name, cluster_id, host_id, pinned_host_id, last_host_id, definition, state, ha,
-	state_changed_at, pending, version, created_at, updated_at`
+	state_changed_at, pending, version, created_at, updated_at, migration_policy, migrating_to_host_id, migration`
 
-// vmBriefCols are vmCols with NULL for the definition.
+// vmBriefCols are vmCols with NULL for the definition and the migration.
 const vmBriefCols = `id, name, cluster_id, host_id, pinned_host_id, last_host_id, NULL, state, ha,
-	state_changed_at, pending, version, created_at, updated_at`
+	state_changed_at, pending, version, created_at, updated_at, migration_policy, migrating_to_host_id, NULL`
 
 func scanVM(v *VM) func(rowScanner) error {
 	return func(r rowScanner) error {
 		var state string
 		var pending json.RawMessage
 		err := r.Scan(&v.ID, &v.Name, &v.ClusterID, nstr{&v.HostID}, nstr{&v.PinnedHostID}, nstr{&v.LastHostID},
-			jcol{&v.Definition}, &state, &v.HA, tcol{&v.StateChanged}, jcol{&pending}, &v.Version, tcol{&v.Created}, tcol{&v.Updated})
+			jcol{&v.Definition}, &state, &v.HA, tcol{&v.StateChanged}, jcol{&pending}, &v.Version, tcol{&v.Created}, tcol{&v.Updated},
+			&v.MigrationPolicy, nstr{&v.MigratingToHostID}, jcol{&v.Migration})
 		if err != nil {
 			return err
 		}
@@ -59,6 +60,11 @@ func checkVM(op string, v *VM) error {
 	if v.Pending != nil && v.Pending.Action == "" {
 		return invalid(op, obj, "pending", "a pending action needs its action")
 	}
+	if len(v.Migration) > 0 {
+		if err := validJSON(op, obj, "migration", v.Migration); err != nil {
+			return err
+		}
+	}
 	return validJSON(op, obj, "definition", v.Definition)
 }
 
@@ -81,7 +87,8 @@ func (q *queries) checkVMRefs(ctx context.Context, op, obj string, v *VM) error 
 	} else if !ok {
 		return newErr(ErrNotFound, op, obj, "clusterId", fmt.Sprintf("cluster %s does not exist", v.ClusterID))
 	}
-	for _, ref := range []struct{ field, id string }{{"hostId", v.HostID}, {"pinnedHostId", v.PinnedHostID}, {"lastHostId", v.LastHostID}} {
+	for _, ref := range []struct{ field, id string }{{"hostId", v.HostID}, {"pinnedHostId", v.PinnedHostID}, {"lastHostId", v.LastHostID},
+		{"migratingToHostId", v.MigratingToHostID}} {
 		if ref.id == "" {
 			continue
 		}
@@ -114,9 +121,10 @@ func (q *queries) CreateVM(ctx context.Context, in *VM) error {
 		if err := w.checkVMRefs(ctx, op, obj, &v); err != nil {
 			return err
 		}
-		_, err := w.exec(ctx, op, obj, `INSERT INTO vms (`+vmCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := w.exec(ctx, op, obj, `INSERT INTO vms (`+vmCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			v.ID, v.Name, v.ClusterID, str(v.HostID), str(v.PinnedHostID), str(v.LastHostID), d.js(v.Definition),
-			string(v.State), v.HA, d.ts(v.StateChanged), pendingJSON(v.Pending), v.Version, d.ts(v.Created), d.ts(v.Updated))
+			string(v.State), v.HA, d.ts(v.StateChanged), pendingJSON(v.Pending), v.Version, d.ts(v.Created), d.ts(v.Updated),
+			v.MigrationPolicy, str(v.MigratingToHostID), d.js(v.Migration))
 		return err
 	})
 	if err == nil {
@@ -214,9 +222,10 @@ func (q *queries) UpdateVM(ctx context.Context, in *VM) error {
 		v.StateChanged = changed
 		n, err := w.exec(ctx, op, obj, `UPDATE vms SET name = ?, cluster_id = ?, host_id = ?, pinned_host_id = ?,
 			last_host_id = ?, definition = ?, state = ?, ha = ?, state_changed_at = ?, pending = ?, version = version + 1,
-			updated_at = ? WHERE id = ? AND version = ?`,
+			updated_at = ?, migration_policy = ?, migrating_to_host_id = ?, migration = ? WHERE id = ? AND version = ?`,
 			v.Name, v.ClusterID, str(v.HostID), str(v.PinnedHostID), str(v.LastHostID), d.js(v.Definition),
-			string(v.State), v.HA, d.ts(v.StateChanged), pendingJSON(v.Pending), d.ts(v.Updated), v.ID, v.Version)
+			string(v.State), v.HA, d.ts(v.StateChanged), pendingJSON(v.Pending), d.ts(v.Updated), v.MigrationPolicy, str(v.MigratingToHostID),
+			d.js(v.Migration), v.ID, v.Version)
 		if err != nil {
 			return err
 		}

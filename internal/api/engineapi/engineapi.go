@@ -75,6 +75,13 @@ type Cluster struct {
 	EmulatedMachineCandidates []string `json:"emulatedMachineCandidates"`
 	EmulatedMachine           string   `json:"emulatedMachine,omitempty"`
 	MigrationPolicy           string   `json:"migrationPolicy,omitempty"`
+	// MigrationMaxOutgoing and MigrationMaxIncoming are how many VMs at
+	// most leave, and come to, one host of the cluster at once;
+	// MigrationEncrypted encrypts the migration streams themselves (the
+	// hosts' libvirt daemons always talk over TLS).
+	MigrationMaxOutgoing int  `json:"migrationMaxOutgoing"`
+	MigrationMaxIncoming int  `json:"migrationMaxIncoming"`
+	MigrationEncrypted   bool `json:"migrationEncrypted"`
 	// ShutdownTimeoutSeconds is how long a VM's guest has to power off
 	// after a stop (shutdown) before the VM is powered off, unless the stop
 	// gives its own.
@@ -101,6 +108,12 @@ type ClusterRequest struct {
 	// MigrationPolicy is minimal-downtime (default), post-copy,
 	// suspend-workload or none.
 	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+	// MigrationMaxOutgoing and MigrationMaxIncoming (1 to 64; default 2)
+	// limit the migrations per host; MigrationEncrypted encrypts the
+	// streams.
+	MigrationMaxOutgoing int  `json:"migrationMaxOutgoing,omitempty"`
+	MigrationMaxIncoming int  `json:"migrationMaxIncoming,omitempty"`
+	MigrationEncrypted   bool `json:"migrationEncrypted,omitempty"`
 	// ShutdownTimeoutSeconds is the cluster's shutdown time-out (1 to
 	// 86400; default 30).
 	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
@@ -115,6 +128,9 @@ type ClusterUpdate struct {
 	CPUType                   *string    `json:"cpuType,omitempty"`
 	EmulatedMachineCandidates *[]string  `json:"emulatedMachineCandidates,omitempty"`
 	MigrationPolicy           *string    `json:"migrationPolicy,omitempty"`
+	MigrationMaxOutgoing      *int       `json:"migrationMaxOutgoing,omitempty"`
+	MigrationMaxIncoming      *int       `json:"migrationMaxIncoming,omitempty"`
+	MigrationEncrypted        *bool      `json:"migrationEncrypted,omitempty"`
 	ShutdownTimeoutSeconds    *int       `json:"shutdownTimeoutSeconds,omitempty"`
 	// Version, when set, must be the cluster's current version.
 	Version *int64 `json:"version,omitempty"`

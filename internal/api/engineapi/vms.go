@@ -41,11 +41,20 @@ type VM struct {
 	// Definition is the VM definition (docs/vm-definition.md) with the
 	// engine's defaults filled in: uuid, architecture, CPU model and
 	// emulated machine from the cluster, and every architecture default.
-	Definition   json.RawMessage `json:"definition"`
-	StateChanged time.Time       `json:"stateChanged"`
-	Version      int64           `json:"version"`
-	Created      time.Time       `json:"created"`
-	Updated      time.Time       `json:"updated"`
+	Definition json.RawMessage `json:"definition"`
+	// MigrationPolicy is the VM's own migration policy ("": its
+	// cluster's).
+	MigrationPolicy string `json:"migrationPolicy,omitempty"`
+	// MigratingToID and MigratingTo are the host a migration in flight
+	// sends it to; Migration is that migration with its figures, or the
+	// VM's last one with its outcome.
+	MigratingToID string     `json:"migratingToId,omitempty"`
+	MigratingTo   string     `json:"migratingTo,omitempty"`
+	Migration     *Migration `json:"migration,omitempty"`
+	StateChanged  time.Time  `json:"stateChanged"`
+	Version       int64      `json:"version"`
+	Created       time.Time  `json:"created"`
+	Updated       time.Time  `json:"updated"`
 }
 
 // VMRequest creates a VM (POST /api/v1/vms).
@@ -60,6 +69,9 @@ type VMRequest struct {
 	Host string `json:"host,omitempty"`
 	// HA marks the VM highly available.
 	HA bool `json:"ha,omitempty"`
+	// MigrationPolicy is the VM's own migration policy ("": its
+	// cluster's).
+	MigrationPolicy string `json:"migrationPolicy,omitempty"`
 	// Storage makes the VM's disks from the image library or a template
 	// and gives it a cloud-init seed (storage.go).
 	VMStorageRequest
@@ -74,6 +86,9 @@ type VMUpdate struct {
 	// Host pins the VM to a host; "" unpins it.
 	Host *string `json:"host,omitempty"`
 	HA   *bool   `json:"ha,omitempty"`
+	// MigrationPolicy sets the VM's own migration policy; "" follows its
+	// cluster's again.
+	MigrationPolicy *string `json:"migrationPolicy,omitempty"`
 	// Version, when set, must be the VM's current version.
 	Version *int64 `json:"version,omitempty"`
 }

@@ -106,6 +106,9 @@ type JoinRequest struct {
 	// CSR is the agent's PEM certificate request. The engine takes only the
 	// public key from it: the names come from the host record.
 	CSR string `json:"csr"`
+	// LibvirtCSR is the PEM certificate request of the host's libvirt key
+	// (libvirt's own TLS between hosts, for migrations); optional.
+	LibvirtCSR string `json:"libvirtCsr,omitempty"`
 }
 
 // JoinResponse answers a successful join.
@@ -127,4 +130,9 @@ type JoinResponse struct {
 	// CertFingerprint is the certificate's SHA-256 (hex), as the engine
 	// recorded it.
 	CertFingerprint string `json:"certFingerprint"`
+	// LibvirtCert is the host's libvirt certificate (PEM), signed by the
+	// engine CA for the same names, for server and client use with the
+	// libvirt unit (pki.LibvirtPeer), when the request had a LibvirtCSR:
+	// libvirtd serves other hosts with it and presents it to them.
+	LibvirtCert string `json:"libvirtCert,omitempty"`
 }

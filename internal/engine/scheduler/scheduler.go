@@ -23,6 +23,19 @@
 //	CPU               the VM's vCPUs fit in the host's vCPU budget
 //	                  (Policy: VCPUsPerCPU per online CPU)
 //
+// A migration's destination (Request.Migration) must also pass:
+//
+//	Migration-Source     it is not the host the VM runs on
+//	VM-CPU-Level         its CPU level is at least the running VM's (a VM
+//	                     in POWER8 compatibility mode may go to a POWER9
+//	                     host; a POWER9-level VM never to a POWER8 host)
+//	Page-Size            it offers the page size backing the VM's memory
+//	Incoming-Migrations  it takes fewer migrations at once than its
+//	                     cluster allows
+//
+// and the Emulated-Machine filter asks for the VM's exact machine
+// (pseries-7.2), which the request then names.
+//
 // A host that fails a filter gets a Verdict with every failing filter's
 // code and a sentence saying why ("The host power8-b did not satisfy
 // internal filter Memory because its available memory is too low (512
@@ -57,6 +70,11 @@ const (
 	FilterStorage = "Storage"
 	FilterMemory  = "Memory"
 	FilterVCPUs   = "CPU"
+
+	FilterSource   = "Migration-Source"
+	FilterVMCPU    = "VM-CPU-Level"
+	FilterPageSize = "Page-Size"
+	FilterIncoming = "Incoming-Migrations"
 )
 
 // Policy says how far VMs may commit a host's resources.
@@ -135,6 +153,11 @@ type Host struct {
 	// Paths is the host's path policy (nil: not reported: its agent
 	// checks at start).
 	Paths *hostpath.Policy
+	// PageSizesKiB are the page sizes the host backs guest memory with
+	// (its base and huge page sizes; none: not known, not checked).
+	PageSizesKiB []int
+	// IncomingMigrations counts the migrations coming to the host now.
+	IncomingMigrations int
 	// Pools says which storage pools the host has: pool name → "" when it
 	// has it, else why not. A pool absent here has not been checked on the
 	// host.
@@ -172,6 +195,23 @@ type Request struct {
 	Cluster Cluster
 	// Exclude are hosts not to use (the host an HA VM died with).
 	Exclude []string
+	// Migration, when set, asks for a running VM's migration destination.
+	Migration *Migration
+}
+
+// Migration is what a migration's destination must offer beyond a start's.
+type Migration struct {
+	// SourceHostID is the host the VM runs on.
+	SourceHostID string
+	// CPUType is the CPU level the running VM needs (the type of its named
+	// CPU model, or of the host it started on when it uses the host's
+	// CPU); zero: no more than the cluster's.
+	CPUType cpucatalog.Type
+	// PageKiB is the page size backing the VM's memory (0: any).
+	PageKiB int
+	// MaxIncoming is how many migrations a host takes at once (0: no
+	// limit).
+	MaxIncoming int
 }
 
 // Reason is one filter a host failed.
@@ -385,10 +425,28 @@ func (f *Fleet) fits(i int, q *query) (bool, float64) {
 	if slices.Contains(q.req.Exclude, h.ID) {
 		return false, 0
 	}
+	if m := q.req.Migration; m != nil && migrationRefuses(h, m) {
+		return false, 0
+	}
 	if memCap <= 0 {
 		return true, 1
 	}
 	return true, float64(h.CommittedMemoryMiB+vm.MemoryMiB) / float64(memCap)
+}
+
+// migrationRefuses tells whether a host fails a migration filter.
+func migrationRefuses(h *Host, m *Migration) bool {
+	return h.ID == m.SourceHostID || !migrationCPUOK(h, m) || !pageOK(h, m.PageKiB) ||
+		(m.MaxIncoming > 0 && h.IncomingMigrations >= m.MaxIncoming)
+}
+
+func migrationCPUOK(h *Host, m *Migration) bool {
+	return m.CPUType.IsZero() || cpucatalog.AtLeast(h.CPUType, m.CPUType)
+}
+
+// pageOK tells whether a host backs memory with pages of the size.
+func pageOK(h *Host, kib int) bool {
+	return kib == 0 || len(h.PageSizesKiB) == 0 || slices.Contains(h.PageSizesKiB, kib)
 }
 
 // better tells whether candidate i beats candidate j.
@@ -436,6 +494,26 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 	}
 	if vm.PinnedHostID != "" && vm.PinnedHostID != h.ID {
 		fail(FilterPin, api.CodeHostNotPinned, "the VM is pinned to another host")
+	}
+	if m := req.Migration; m != nil {
+		if h.ID == m.SourceHostID {
+			fail(FilterSource, api.CodeMigrationSourceHost, "the VM runs there")
+		}
+		if !migrationCPUOK(h, m) {
+			if h.CPUType.IsZero() {
+				fail(FilterVMCPU, api.CodeVMCPULevelAboveHost, "its CPU type is not known, and the VM runs at %s level %d", m.CPUType.Name, m.CPUType.Level)
+			} else {
+				fail(FilterVMCPU, api.CodeVMCPULevelAboveHost, "its CPU level %d (%s) is lower than the running VM's %d (%s)",
+					h.CPUType.Level, h.CPUType.Name, m.CPUType.Level, m.CPUType.Name)
+			}
+		}
+		if !pageOK(h, m.PageKiB) {
+			fail(FilterPageSize, api.CodeHostPageSizeUnavailable, "it backs memory with pages of %s, not the VM's %s",
+				kibList(h.PageSizesKiB), kibText(m.PageKiB))
+		}
+		if m.MaxIncoming > 0 && h.IncomingMigrations >= m.MaxIncoming {
+			fail(FilterIncoming, api.CodeMigrationIncomingLimit, "it takes %d migrations already, the most its cluster allows at once", h.IncomingMigrations)
+		}
 	}
 	if spec := f.specs[i]; spec == nil || !spec.RunsNatively(vm.Arch) {
 		fail(FilterArch, api.CodeHostArch, "it has architecture %s and cannot run a %s VM", orUnknown(h.Arch.String()), vm.Arch)
@@ -493,6 +571,22 @@ func deniedPath(h *Host, vm *VM) (hostpath.Ref, bool) {
 		}
 	}
 	return hostpath.Ref{}, true
+}
+
+// kibText writes a page size (64 KiB, 2 MiB, 16 MiB).
+func kibText(k int) string {
+	if k >= 1024 && k%1024 == 0 {
+		return fmt.Sprintf("%d MiB", k/1024)
+	}
+	return fmt.Sprintf("%d KiB", k)
+}
+
+func kibList(ks []int) string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = kibText(k)
+	}
+	return strings.Join(out, " and ")
 }
 
 // missingPool returns the first of the VM's pools the host does not have,

@@ -43,7 +43,11 @@ func TestFilters(t *testing.T) {
 		host    func(h *Host)
 		vm      func(v *VM)
 		cluster func(c *Cluster)
-		exclude bool
+		// migration, when set, makes the request a migration's (from the
+		// host "src" of a POWER8-level VM on 64 KiB pages, at most 2
+		// incoming) and changes it.
+		migration func(m *Migration)
+		exclude   bool
 		// want lists the codes of the failing filters ("" entries: fits).
 		want []string
 		// msg is a part of the first reason's message.
@@ -95,6 +99,21 @@ func TestFilters(t *testing.T) {
 		{name: "vcpus committed", host: func(h *Host) { h.CommittedVCPUs = 63 }, want: []string{api.CodeNotEnoughCPUs}},
 		{name: "capacity unknown", host: func(h *Host) { h.MemoryMiB, h.CPUs = 0, 0 }, want: []string{api.CodeHostCapacityUnknown},
 			msg: "its memory and CPUs are not known yet"},
+		{name: "a migration's destination", migration: func(*Migration) {}, want: nil},
+		{name: "migration to the source", migration: func(m *Migration) { m.SourceHostID = "id-h" }, want: []string{api.CodeMigrationSourceHost},
+			msg: "The host h did not satisfy internal filter Migration-Source because the VM runs there."},
+		{name: "POWER8-level VM to a POWER9 host of a POWER8 cluster", host: func(h *Host) { h.CPUType = p9 }, migration: func(*Migration) {}, want: nil},
+		{name: "POWER9-level VM to a POWER8 host", migration: func(m *Migration) { m.CPUType = p9 }, want: []string{api.CodeVMCPULevelAboveHost},
+			msg: "filter VM-CPU-Level because its CPU level 1 (IBM POWER8) is lower than the running VM's 2 (IBM POWER9)"},
+		{name: "POWER9-level VM to a POWER9 host", host: func(h *Host) { h.CPUType = p9 }, migration: func(m *Migration) { m.CPUType = p9 }, want: nil},
+		{name: "page size not offered", host: func(h *Host) { h.PageSizesKiB = []int{4, 2048} }, migration: func(*Migration) {},
+			want: []string{api.CodeHostPageSizeUnavailable}, msg: "it backs memory with pages of 4 KiB and 2 MiB, not the VM's 64 KiB"},
+		{name: "huge pages offered", host: func(h *Host) { h.PageSizesKiB = []int{64, 16384} }, migration: func(m *Migration) { m.PageKiB = 16384 }, want: nil},
+		{name: "incoming limit", host: func(h *Host) { h.IncomingMigrations = 2 }, migration: func(*Migration) {},
+			want: []string{api.CodeMigrationIncomingLimit}, msg: "it takes 2 migrations already, the most its cluster allows at once"},
+		{name: "incoming below the limit", host: func(h *Host) { h.IncomingMigrations = 1 }, migration: func(*Migration) {}, want: nil},
+		{name: "exact machine of the running VM missing", host: func(h *Host) { h.Machines = []string{"pseries", "pseries-7.1"} },
+			migration: func(*Migration) {}, want: []string{api.CodeHostMachine}, msg: "the VM's emulated machine pseries-7.2"},
 		{name: "everything wrong", host: func(h *Host) {
 			h.Up, h.Status, h.ClusterID, h.Machines, h.CPUs = false, "Maintenance", "c2", nil, 1
 		}, vm: func(v *VM) { v.PinnedHostID = "x"; v.MemoryMiB = 1 << 20 }, cluster: func(c *Cluster) { c.CPUType = p9 }, exclude: true,
@@ -115,6 +134,15 @@ func TestFilters(t *testing.T) {
 				tc.cluster(&c)
 			}
 			req := Request{VM: vm, Cluster: c}
+			if tc.migration != nil {
+				h.PageSizesKiB = append([]int{64, 16384}, h.PageSizesKiB...)
+				if tc.host != nil {
+					tc.host(&h)
+				}
+				m := Migration{SourceHostID: "id-src", CPUType: p8, PageKiB: 64, MaxIncoming: 2}
+				tc.migration(&m)
+				req.Migration = &m
+			}
 			if tc.exclude {
 				req.Exclude = []string{h.ID}
 			}

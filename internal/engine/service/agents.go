@@ -42,6 +42,20 @@ type Agents interface {
 	// ErrNoEvents when the agent has no event stream.
 	Events(ctx context.Context, h store.Host, stats time.Duration) (EventStream, error)
 
+	// MigrationPlan reads what a destination must offer for a running VM
+	// (its disks probed); Announce tells a destination a VM comes;
+	// Incoming reads how far it arrived; Withdraw takes the announcement
+	// back (a VM still arriving is destroyed there).
+	MigrationPlan(ctx context.Context, h store.Host, id string) (agentapi.MigrationPlan, error)
+	Announce(ctx context.Context, h store.Host, req agentapi.IncomingRequest) (agentapi.Incoming, error)
+	Incoming(ctx context.Context, h store.Host, id string) (agentapi.Incoming, error)
+	Withdraw(ctx context.Context, h store.Host, id string) (agentapi.Incoming, error)
+	// Migrate orders a VM's host to send it; MigrationStatus follows the
+	// migration there; CancelMigration cancels it.
+	Migrate(ctx context.Context, h store.Host, id string, order agentapi.MigrationOrder) (agentapi.MigrationStatus, error)
+	MigrationStatus(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error)
+	CancelMigration(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error)
+
 	FirmwareStatus(ctx context.Context, h store.Host) (agentapi.FirmwareStatus, error)
 	// FirmwareUpload passes an image on for user; an image larger than the
 	// caller lets through fails with REQUEST_BODY_TOO_LARGE.

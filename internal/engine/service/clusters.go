@@ -11,12 +11,13 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/cpucatalog"
+	"polyvirt/internal/migpolicy"
 	"polyvirt/internal/store"
 )
 
-// migrationPolicies are the known migration policies; the first is the
-// default.
-var migrationPolicies = []string{"minimal-downtime", "post-copy", "suspend-workload", "none"}
+// migrationPolicies are the known migration policies (migpolicy); the
+// first is the default.
+var migrationPolicies = migpolicy.Names()
 
 func clusterView(c store.Cluster, counts map[string]int) engineapi.Cluster {
 	if counts == nil {
@@ -25,6 +26,7 @@ func clusterView(c store.Cluster, counts map[string]int) engineapi.Cluster {
 	v := engineapi.Cluster{ID: c.ID, Name: c.Name, Description: c.Description, Arch: c.Arch, CPUType: c.CPUType,
 		EmulatedMachineCandidates: c.EmulatedMachineCandidates, EmulatedMachine: c.EmulatedMachine,
 		MigrationPolicy: c.MigrationPolicy, ShutdownTimeoutSeconds: c.ShutdownTimeoutSeconds,
+		MigrationMaxOutgoing: c.MigrationMaxOutgoing, MigrationMaxIncoming: c.MigrationMaxIncoming, MigrationEncrypted: c.MigrationEncrypted,
 		Hosts: counts, Version: c.Version, Created: c.Created, Updated: c.Updated}
 	if t, ok := cpucatalog.Lookup(c.CPUType); ok {
 		v.CPULevel = t.Level
@@ -156,9 +158,18 @@ func (e *engine) createCluster(ctx context.Context, req engineapi.ClusterRequest
 		return store.Cluster{}, invalidField("name", "%v", err)
 	}
 	c := store.Cluster{Name: req.Name, Description: req.Description, MigrationPolicy: req.MigrationPolicy,
-		ShutdownTimeoutSeconds: req.ShutdownTimeoutSeconds}
+		ShutdownTimeoutSeconds: req.ShutdownTimeoutSeconds, MigrationMaxOutgoing: req.MigrationMaxOutgoing,
+		MigrationMaxIncoming: req.MigrationMaxIncoming, MigrationEncrypted: req.MigrationEncrypted}
 	if err := checkShutdownTimeout(req.ShutdownTimeoutSeconds, true); err != nil {
 		return store.Cluster{}, err
+	}
+	for _, l := range []struct {
+		field string
+		n     int
+	}{{"migrationMaxOutgoing", req.MigrationMaxOutgoing}, {"migrationMaxIncoming", req.MigrationMaxIncoming}} {
+		if err := checkMigrationsPerHost(l.field, l.n, true); err != nil {
+			return store.Cluster{}, err
+		}
 	}
 	if req.Arch != "" {
 		a, err := clusterArch(req.Arch)
@@ -259,6 +270,26 @@ func (e *engine) updateCluster(ctx context.Context, ref string, upd engineapi.Cl
 		}
 		c.ShutdownTimeoutSeconds = *upd.ShutdownTimeoutSeconds
 	}
+	for _, l := range []struct {
+		field string
+		n     *int
+		dst   *int
+	}{{"migrationMaxOutgoing", upd.MigrationMaxOutgoing, &c.MigrationMaxOutgoing}, {"migrationMaxIncoming", upd.MigrationMaxIncoming, &c.MigrationMaxIncoming}} {
+		if l.n == nil {
+			continue
+		}
+		if err := checkMigrationsPerHost(l.field, *l.n, false); err != nil {
+			return store.Cluster{}, err
+		}
+		if *l.dst != *l.n {
+			changes = append(changes, fmt.Sprintf("%s %d → %d", l.field, *l.dst, *l.n))
+			*l.dst = *l.n
+		}
+	}
+	if upd.MigrationEncrypted != nil && *upd.MigrationEncrypted != c.MigrationEncrypted {
+		changes = append(changes, fmt.Sprintf("migrationEncrypted %v → %v", c.MigrationEncrypted, *upd.MigrationEncrypted))
+		c.MigrationEncrypted = *upd.MigrationEncrypted
+	}
 	if upd.MigrationPolicy != nil {
 		if !slices.Contains(migrationPolicies, *upd.MigrationPolicy) {
 			return store.Cluster{}, invalidField("migrationPolicy", "migration policy %q: want one of %s", *upd.MigrationPolicy, strings.Join(migrationPolicies, ", "))
@@ -341,6 +372,18 @@ func (e *engine) checkCPUTypeFits(ctx context.Context, c store.Cluster, t cpucat
 		return &api.Error{Code: api.CodeClusterCPUIllegal, Field: "cpuType",
 			Message: fmt.Sprintf("Cannot change the CPU type of cluster %s to %s: these Up hosts do not support it: %s. Switch them to Maintenance or move them first.",
 				c.Name, t.Name, strings.Join(bad, "; "))}
+	}
+	return nil
+}
+
+// checkMigrationsPerHost checks a cluster's limit of migrations per host
+// (0 on create: the default).
+func checkMigrationsPerHost(field string, n int, create bool) error {
+	if n == 0 && create {
+		return nil
+	}
+	if n < 1 || n > store.MaxMigrationsPerHost {
+		return invalidField(field, "%d migrations at once: want 1 to %d", n, store.MaxMigrationsPerHost)
 	}
 	return nil
 }

@@ -136,7 +136,7 @@ func (e *engine) firmwareStep(ctx context.Context, ref, step string, req enginea
 		// before update_flash -f.
 		if h.Status != store.HostMaintenance {
 			return none, e.refuseFirmware(ctx, h, step, fail(api.CodeHostNotInMaintenance,
-				"Cannot flash the firmware of host %s: it is %s; switch it to Maintenance first (polyvirt host maintenance %s).", h.Name, h.Status, h.Name))
+				"Cannot flash the firmware of host %s: it is %s; switch it to Maintenance (its VMs are migrated away): polyvirt host maintenance %s.", h.Name, h.Status, h.Name))
 		}
 		running, err := runningVMs(ctx, e.st, h.ID)
 		if err != nil {
@@ -144,7 +144,7 @@ func (e *engine) firmwareStep(ctx context.Context, ref, step string, req enginea
 		}
 		if len(running) > 0 {
 			return none, e.refuseFirmware(ctx, h, step, fail(api.CodeHostHasRunningVMs,
-				"Cannot flash the firmware of host %s: VMs run there (%s); stop or migrate them first.", h.Name, strings.Join(running, ", ")))
+				"Cannot flash the firmware of host %s: VMs run there (%s); switch it to Maintenance (its VMs are migrated away): polyvirt host maintenance %s.", h.Name, strings.Join(running, ", "), h.Name))
 		}
 		body.Maintenance = true
 	default:

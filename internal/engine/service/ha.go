@@ -40,6 +40,10 @@ func (y *vmSync) haRun(ctx context.Context) {
 		for _, id := range y.lostHosts(y.s.cfg.HADelay) {
 			y.restartFrom(ctx, id)
 		}
+		// Migrations whose engine stopped are followed again: an HA VM
+		// that migrates is not restarted elsewhere meanwhile (it is not
+		// Unknown); its migration finds where it runs.
+		y.s.adoptMigrations(ctx)
 	}
 }
 

@@ -336,56 +336,6 @@ func runningVMs(ctx context.Context, q store.Queries, hostID string) ([]string, 
 	return running, nil
 }
 
-// Maintenance switches a host to Maintenance (no VM of the engine may run
-// there); a host in Maintenance already stays so.
-func (s *Hosts) Maintenance(ctx context.Context, ref string, req engineapi.ActionRequest) (engineapi.Host, error) {
-	h, err := s.e.hostMaintenance(ctx, ref, req)
-	if err != nil {
-		return engineapi.Host{}, coded(err)
-	}
-	return s.e.hostOut(ctx, h)
-}
-
-func (e *engine) hostMaintenance(ctx context.Context, ref string, req engineapi.ActionRequest) (store.Host, error) {
-	h, err := e.findHost(ctx, ref)
-	if err != nil {
-		return h, err
-	}
-	h, err = e.mutateHost(ctx, h.ID, func(tx store.Tx, h *store.Host) (bool, error) {
-		noop, aerr := checkAction(actMaintenance, h.Name, h.Status)
-		if aerr != nil {
-			return false, aerr
-		}
-		if noop {
-			return false, nil
-		}
-		running, err := runningVMs(ctx, tx, h.ID)
-		if err != nil {
-			return false, err
-		}
-		if len(running) > 0 {
-			return false, fail(api.CodeHostHasVMs,
-				"Cannot switch host %s to Maintenance: VMs run on it (%s); stop or migrate them first.", h.Name, strings.Join(running, ", "))
-		}
-		h.Status, h.StatusCode = store.HostMaintenance, ""
-		h.StatusMessage = fmt.Sprintf("switched to Maintenance by %s", userName(ctx))
-		if req.Reason != "" {
-			h.StatusMessage += ": " + req.Reason
-		}
-		msg := fmt.Sprintf("Host %s was switched to Maintenance mode by %s.", h.Name, userName(ctx))
-		if req.Reason != "" {
-			msg = fmt.Sprintf("Host %s was switched to Maintenance mode by %s (Reason: %s).", h.Name, userName(ctx), req.Reason)
-		}
-		return true, e.appendEvent(ctx, tx, store.Event{Action: "host.maintenance", ObjectKind: "host", ObjectID: h.ID,
-			ObjectName: h.Name, Message: msg, Reason: req.Reason})
-	})
-	if err != nil {
-		return h, err
-	}
-	e.hostChanged()
-	return h, nil
-}
-
 // Activate makes a host take part again: admission runs again (Connecting,
 // then Up or NonOperational), or it waits for its agent to join.
 func (s *Hosts) Activate(ctx context.Context, ref string, req engineapi.ActionRequest) (engineapi.Host, error) {

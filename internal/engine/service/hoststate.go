@@ -157,7 +157,7 @@ var actionRules = map[hostAction]struct {
 		noop: []store.HostStatus{store.HostMaintenance, store.HostPreparingForMaintenance},
 	},
 	actActivate: {
-		allowed: []store.HostStatus{store.HostMaintenance, store.HostNonOperational, store.HostNonResponsive,
+		allowed: []store.HostStatus{store.HostMaintenance, store.HostPreparingForMaintenance, store.HostNonOperational, store.HostNonResponsive,
 			store.HostInstallFailed, store.HostDown},
 		noop: []store.HostStatus{store.HostUp, store.HostConnecting},
 		hint: "an Installing host becomes Up by itself once its agent has joined and answers",

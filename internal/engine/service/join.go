@@ -47,6 +47,11 @@ func (e *engine) join(ctx context.Context, req enroll.JoinRequest, from string) 
 	if err := checkCSR(req.CSR); err != nil {
 		return resp, &api.Error{Code: api.CodeCSRInvalid, Field: "csr", Message: err.Error()}
 	}
+	if req.LibvirtCSR != "" {
+		if err := checkCSR(req.LibvirtCSR); err != nil {
+			return resp, &api.Error{Code: api.CodeCSRInvalid, Field: "libvirtCsr", Message: err.Error()}
+		}
+	}
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		h, err := tx.ConsumeJoinToken(ctx, tok.Hash())
 		switch {
@@ -73,6 +78,15 @@ func (e *engine) join(ctx context.Context, req enroll.JoinRequest, from string) 
 		if err != nil {
 			return err
 		}
+		// The host's libvirt certificate: its libvirtd serves other hosts'
+		// libvirtd with it, and presents it to them when it sends a VM.
+		// Its unit keeps it out of every agent's API.
+		var libvirtPEM []byte
+		if req.LibvirtCSR != "" {
+			if libvirtPEM, err = e.ca.SignCSR([]byte(req.LibvirtCSR), h.Name, hostCertNames(h), pki.LibvirtPeer, certValidity); err != nil {
+				return &api.Error{Code: api.CodeCSRInvalid, Field: "libvirtCsr", Message: err.Error()}
+			}
+		}
 		h.CertFingerprint, h.CertSerial = pki.Fingerprint(cert), cert.SerialNumber.Text(16)
 		if h.Status != store.HostMaintenance {
 			h.Status, h.StatusCode = store.HostInstalling, ""
@@ -91,7 +105,7 @@ func (e *engine) join(ctx context.Context, req enroll.JoinRequest, from string) 
 			return err
 		}
 		resp = enroll.JoinResponse{HostID: h.ID, HostName: h.Name, Address: h.Address, Cluster: c.Name,
-			CACert: string(e.ca.CertPEM), Cert: string(certPEM), CertFingerprint: h.CertFingerprint}
+			CACert: string(e.ca.CertPEM), Cert: string(certPEM), CertFingerprint: h.CertFingerprint, LibvirtCert: string(libvirtPEM)}
 		return nil
 	})
 	if err != nil {

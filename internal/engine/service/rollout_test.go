@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -695,14 +696,14 @@ func (l *rolloutLab) addVM(t *testing.T, name string, host store.Host) {
 }
 
 // TestRolloutRoom: a host whose running VMs would have no other host
-// waits, and the rollout says why; with room, today's maintenance (no
-// evacuation yet) refuses a host with running VMs and the rollout stops
-// with that reason.
+// waits, and the rollout says why; with room, the host is evacuated, and
+// a VM whose migration fails (these fake hosts do not migrate) stops the
+// rollout with the VM named, the host not flashed.
 func TestRolloutRoom(t *testing.T) {
 	l := newRolloutLab(t, 2)
 	l.addVM(t, "db1", l.hosts[0])
 	// power8-b is out: nowhere for db1 to go.
-	if _, err := l.svc.Hosts.Maintenance(adminCtx(), "power8-b", engineapi.ActionRequest{}); err != nil {
+	if _, err := l.svc.Hosts.Maintenance(adminCtx(), "power8-b", engineapi.MaintenanceRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.start(t, engineapi.RolloutRequest{Hosts: []string{"power8-a"}}); err != nil {
@@ -726,8 +727,8 @@ func TestRolloutRoom(t *testing.T) {
 	if waits != 1 {
 		t.Errorf("%d rollout.wait events for one reason, want 1", waits)
 	}
-	// power8-b back: room; the maintenance of today refuses a host with
-	// running VMs, and the rollout stops with its reason.
+	// power8-b back: room; the evacuation's migration fails, and the
+	// rollout stops with its reason.
 	if _, err := l.svc.e.mutateHost(context.Background(), l.hosts[1].ID, func(tx store.Tx, h *store.Host) (bool, error) {
 		h.Status = store.HostUp
 		return true, nil
@@ -735,8 +736,11 @@ func TestRolloutRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = l.run(t, nil)
-	if d := cmp.Diff([]string{"failed " + api.CodeHostHasVMs, "power8-a failed " + api.CodeHostHasVMs + " rejected=false level="}, outcome(r)); d != "" {
+	if d := cmp.Diff([]string{"failed " + api.CodeMaintenanceMigrationFailed, "power8-a failed " + api.CodeMaintenanceMigrationFailed + " rejected=false level="}, outcome(r)); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+	if !strings.Contains(r.Hosts[0].Message, "VM db1") {
+		t.Errorf("the failed evacuation does not name the VM: %q", r.Hosts[0].Message)
 	}
 	if l.fw(0).flashes != 0 {
 		t.Error("power8-a was flashed with a VM on it")
@@ -798,4 +802,29 @@ func FuzzRolloutInput(f *testing.F) {
 			t.Errorf("an unreadable document's error does not name it: %v", err)
 		}
 	})
+}
+
+// errNoMigration: these fake hosts do not migrate VMs.
+var errNoMigration = errors.New("the fake firmware hosts do not migrate VMs")
+
+func (f *fakeFirmwareAgents) MigrationPlan(ctx context.Context, h store.Host, id string) (agentapi.MigrationPlan, error) {
+	return agentapi.MigrationPlan{}, errNoMigration
+}
+func (f *fakeFirmwareAgents) Announce(ctx context.Context, h store.Host, req agentapi.IncomingRequest) (agentapi.Incoming, error) {
+	return agentapi.Incoming{}, errNoMigration
+}
+func (f *fakeFirmwareAgents) Incoming(ctx context.Context, h store.Host, id string) (agentapi.Incoming, error) {
+	return agentapi.Incoming{}, errNoMigration
+}
+func (f *fakeFirmwareAgents) Withdraw(ctx context.Context, h store.Host, id string) (agentapi.Incoming, error) {
+	return agentapi.Incoming{}, errNoMigration
+}
+func (f *fakeFirmwareAgents) Migrate(ctx context.Context, h store.Host, id string, order agentapi.MigrationOrder) (agentapi.MigrationStatus, error) {
+	return agentapi.MigrationStatus{}, errNoMigration
+}
+func (f *fakeFirmwareAgents) MigrationStatus(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error) {
+	return agentapi.MigrationStatus{}, errNoMigration
+}
+func (f *fakeFirmwareAgents) CancelMigration(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error) {
+	return agentapi.MigrationStatus{}, errNoMigration
 }

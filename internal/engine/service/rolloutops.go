@@ -24,14 +24,34 @@ type hostMaintainer interface {
 	activate(ctx context.Context, h store.Host, reason string) error
 }
 
-// engineMaintainer is hostMaintainer over the engine's host maintenance.
-// Today's maintenance refuses a host on which VMs run (HOST_HAS_VMS): the
-// rollout then stops with that reason.
+// engineMaintainer is hostMaintainer over the engine's evacuating host
+// maintenance: the host's VMs migrate to the other hosts of its cluster;
+// a VM that cannot leave (pinned, no destination fits) or whose migration
+// failed stops the rollout with its name and reason.
 type engineMaintainer struct{ e *engine }
 
 func (m engineMaintainer) evacuate(ctx context.Context, h store.Host, reason string) error {
-	_, err := m.e.hostMaintenance(ctx, h.ID, engineapi.ActionRequest{Reason: reason})
-	return err
+	ev, err := (&Hosts{m.e}).Evacuate(ctx, h.ID, engineapi.MaintenanceRequest{Reason: reason})
+	if err != nil {
+		return err
+	}
+	cur, err := m.e.st.GetHost(ctx, h.ID)
+	if err != nil {
+		return err
+	}
+	if cur.Status == store.HostMaintenance {
+		return nil
+	}
+	var why []string
+	for _, v := range ev.VMs {
+		if v.Outcome == engineapi.EvacuationFailed {
+			why = append(why, fmt.Sprintf("VM %s: %s: %s", v.Name, v.Code, v.Message))
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, "the host is "+string(cur.Status))
+	}
+	return fail(api.CodeMaintenanceMigrationFailed, "host %s was not evacuated: %s", h.Name, strings.Join(why, "; "))
 }
 
 func (m engineMaintainer) activate(ctx context.Context, h store.Host, reason string) error {

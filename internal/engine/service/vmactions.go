@@ -93,6 +93,8 @@ type hostCapacity struct {
 	cpus      int
 	// paths is the host's path policy (nil: its agent reports none).
 	paths *hostpath.Policy
+	// pages are the page sizes it backs guest memory with (KiB).
+	pages []int
 }
 
 // capacityOf reads a host's capacity (its capabilities report, parsed once
@@ -114,6 +116,11 @@ func (s *vmService) capacityOf(ctx context.Context, h store.Host) hostCapacity {
 		c.memoryMiB, c.cpus = int64(r.MemoryMiB), len(r.CPU.OnlineCPUs)
 		if p := r.HostPaths; p != nil {
 			c.paths = &hostpath.Policy{Disk: p.Disk, CDROM: p.CDROM, Kernel: p.Kernel, Initrd: p.Initrd, BlockDevices: p.BlockDevices}
+		}
+		for _, k := range []int{r.Pages.BaseKiB, r.Pages.HugePageKiB} {
+			if k > 0 {
+				c.pages = append(c.pages, k)
+			}
 		}
 	}
 	if c.cpus == 0 || c.memoryMiB == 0 {
@@ -152,11 +159,26 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		return nil, nil, err
 	}
 	type load struct {
-		mem   int64
-		vcpus int
-		n     int
+		mem      int64
+		vcpus    int
+		n        int
+		incoming int
 	}
 	loads := map[string]*load{}
+	add := func(host string, sz vmSizes, incoming bool) {
+		l := loads[host]
+		if l == nil {
+			l = &load{}
+			loads[host] = l
+		}
+		l.mem += sz.MemoryMiB
+		l.vcpus += sz.VCPUs
+		if incoming {
+			l.incoming++
+		} else {
+			l.n++
+		}
+	}
 	for _, v := range vms {
 		if !committed(v) {
 			continue
@@ -166,14 +188,11 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 			continue
 		}
 		sz := e.(sizeEntry).sizes
-		l := loads[v.HostID]
-		if l == nil {
-			l = &load{}
-			loads[v.HostID] = l
+		add(v.HostID, sz, false)
+		// A VM on its way holds its destination's resources too.
+		if v.MigratingToHostID != "" {
+			add(v.MigratingToHostID, sz, true)
 		}
-		l.mem += sz.MemoryMiB
-		l.vcpus += sz.VCPUs
-		l.n++
 	}
 	pools, err := s.e.stor.hostPools(ctx, c.ID)
 	if err != nil {
@@ -185,9 +204,9 @@ func (s *vmService) fleetFor(ctx context.Context, c store.Cluster) ([]scheduler.
 		capa := s.capacityOf(ctx, h)
 		sh := scheduler.Host{ID: h.ID, Name: h.Name, ClusterID: h.ClusterID, Up: h.Status == store.HostUp, Status: string(h.Status),
 			Arch: h.Arch, CPUType: ct, Machines: h.EmulatedMachines, MemoryMiB: capa.memoryMiB, CPUs: capa.cpus, Paths: capa.paths,
-			Pools: pools[h.ID]}
+			PageSizesKiB: capa.pages, Pools: pools[h.ID]}
 		if l := loads[h.ID]; l != nil {
-			sh.CommittedMemoryMiB, sh.CommittedVCPUs, sh.RunningVMs = l.mem, l.vcpus, l.n
+			sh.CommittedMemoryMiB, sh.CommittedVCPUs, sh.RunningVMs, sh.IncomingMigrations = l.mem, l.vcpus, l.n, l.incoming
 		}
 		out = append(out, sh)
 	}

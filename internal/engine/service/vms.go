@@ -17,6 +17,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/engine/scheduler"
+	"polyvirt/internal/migpolicy"
 	"polyvirt/internal/store"
 	"polyvirt/internal/vmspec"
 )
@@ -38,6 +39,11 @@ type VMConfig struct {
 	// Resync is how often the leader reads each host's VM list again, to
 	// catch what its event stream missed (default 60s).
 	Resync time.Duration
+	// AdoptAfter is how long a migration in flight may go without news
+	// before the monitoring leader follows it itself (its engine stopped;
+	// default 10s: the engine that follows one writes its progress every
+	// 3 s).
+	AdoptAfter time.Duration
 }
 
 func (c VMConfig) withDefaults() VMConfig {
@@ -55,6 +61,9 @@ func (c VMConfig) withDefaults() VMConfig {
 	}
 	if c.Resync <= 0 {
 		c.Resync = time.Minute
+	}
+	if c.AdoptAfter <= 0 {
+		c.AdoptAfter = 10 * time.Second
 	}
 	return c
 }
@@ -91,8 +100,12 @@ type vmService struct {
 	// monitoring leaves the recording of their outcome to the start.
 	starting sync.Map // VM ID → struct{}
 
-	// streams ends the long-lived API streams (consoles) when the engine
-	// stops serving.
+	// migs are the migrations this engine follows (migrate.go) and the
+	// hosts it evacuates (evacuate.go).
+	migs migrations
+
+	// streams ends the long-lived API streams (consoles) and the
+	// migrations' followers when the engine stops serving.
 	streams     context.Context
 	stopStreams context.CancelFunc
 }
@@ -143,7 +156,11 @@ func vmView(v store.VM, n names) engineapi.VM {
 	out := engineapi.VM{ID: v.ID, Name: v.Name, ClusterID: v.ClusterID, Cluster: n.clusters[v.ClusterID], State: string(v.State),
 		HostID: v.HostID, Host: n.hosts[v.HostID], PinnedHostID: v.PinnedHostID, PinnedHost: n.hosts[v.PinnedHostID],
 		LastHostID: v.LastHostID, LastHost: n.hosts[v.LastHostID], HA: v.HA, Definition: v.Definition,
+		MigrationPolicy: v.MigrationPolicy, MigratingToID: v.MigratingToHostID, MigratingTo: n.hosts[v.MigratingToHostID],
 		StateChanged: v.StateChanged, Version: v.Version, Created: v.Created, Updated: v.Updated}
+	if m, ok := migrationDoc(v); ok {
+		out.Migration = &m
+	}
 	if sz, err := sizesOf(v.Definition); err == nil {
 		out.Arch, out.MemoryMiB, out.VCPUs, out.CPUModel, out.Machine = sz.Arch, sz.MemoryMiB, sz.VCPUs, sz.CPUModel, sz.Machine
 	}
@@ -233,13 +250,21 @@ func (s *VMs) List(ctx context.Context, q VMQuery) ([]engineapi.VM, error) {
 	return out, nil
 }
 
-// Get shows a VM (name or ID).
+// Get shows a VM (name or ID), with its migration in flight as this
+// engine follows it now.
 func (s *VMs) Get(ctx context.Context, ref string) (engineapi.VM, error) {
 	v, err := s.e.findVM(ctx, ref)
 	if err != nil {
 		return engineapi.VM{}, coded(err)
 	}
-	return s.e.vmOut(ctx, v)
+	out, err := s.e.vmOut(ctx, v)
+	if err == nil && v.State == store.VMMigratingFrom {
+		if f := s.e.vms.flightOf(v.ID); f != nil {
+			m := f.snapshot()
+			out.Migration = &m
+		}
+	}
+	return out, err
 }
 
 // pinnedHost checks a pin: the host exists and is in the cluster.
@@ -307,7 +332,11 @@ func (e *engine) createVM(ctx context.Context, req engineapi.VMRequest) (store.V
 	if err != nil {
 		return store.VM{}, err
 	}
-	v := store.VM{ClusterID: c.ID, State: store.VMDown, HA: req.HA}
+	v := store.VM{ClusterID: c.ID, State: store.VMDown, HA: req.HA, MigrationPolicy: req.MigrationPolicy}
+	if !migpolicy.Valid(req.MigrationPolicy) {
+		return store.VM{}, invalidField("migrationPolicy", "migration policy %q: want one of %s (or none given: the cluster's)",
+			req.MigrationPolicy, strings.Join(migpolicy.Names(), ", "))
+	}
 	if req.Host != "" {
 		h, err := e.pinnedHost(ctx, req.Host, c)
 		if err != nil {
@@ -552,6 +581,14 @@ func (e *engine) updateVM(ctx context.Context, ref string, upd engineapi.VMUpdat
 		if upd.HA != nil && *upd.HA != v.HA {
 			changes = append(changes, "highly available "+strconv.FormatBool(*upd.HA))
 			v.HA = *upd.HA
+		}
+		if upd.MigrationPolicy != nil && *upd.MigrationPolicy != v.MigrationPolicy {
+			if !migpolicy.Valid(*upd.MigrationPolicy) {
+				return false, invalidField("migrationPolicy", "migration policy %q: want one of %s (or \"\": the cluster's)",
+					*upd.MigrationPolicy, strings.Join(migpolicy.Names(), ", "))
+			}
+			changes = append(changes, fmt.Sprintf("migration policy %s → %s", orNone(v.MigrationPolicy), orNone(*upd.MigrationPolicy)))
+			v.MigrationPolicy = *upd.MigrationPolicy
 		}
 		if len(changes) == 0 {
 			return false, nil

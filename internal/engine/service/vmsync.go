@@ -41,7 +41,7 @@ func newVMSync(ctx context.Context, m *monitor) *vmSync {
 
 // watches tells whether a host's VMs are followed in a status.
 func watches(s store.HostStatus) bool {
-	return s == store.HostUp || s == store.HostNonOperational
+	return s == store.HostUp || s == store.HostNonOperational || s == store.HostPreparingForMaintenance
 }
 
 // hostsLoaded starts and stops the watchers after the monitor read the
@@ -150,11 +150,13 @@ func (y *vmSync) hostLost(h store.Host, why string) {
 		return
 	}
 	for _, v := range vms {
-		if v.State == store.VMDown || v.State == store.VMUnknown {
+		// A migrating VM's migration finds where it runs (migrate.go): it
+		// may well have arrived on its destination.
+		if v.State == store.VMDown || v.State == store.VMUnknown || v.State == store.VMMigratingFrom {
 			continue
 		}
 		_, err := e.mutateVM(ctx, v.ID, func(tx store.Tx, cur *store.VM) (bool, error) {
-			if cur.HostID != h.ID || cur.State == store.VMDown || cur.State == store.VMUnknown {
+			if cur.HostID != h.ID || cur.State == store.VMDown || cur.State == store.VMUnknown || cur.State == store.VMMigratingFrom {
 				return false, nil
 			}
 			was := cur.State
@@ -383,6 +385,12 @@ func (y *vmSync) observe(ctx context.Context, h store.Host, o observation, liste
 		if ctx.Err() == nil {
 			y.m.warn("cannot read a VM", "vm", o.ID, "err", err)
 		}
+		return
+	}
+	if v.State == store.VMMigratingFrom || y.s.flightOf(v.ID) != nil {
+		// Its migration decides where it runs (migrate.go): the source
+		// stops having it, the destination starts to, and neither is a
+		// VM gone or a stale copy.
 		return
 	}
 	switch {

@@ -254,6 +254,16 @@ func testClusters(t *testing.T, s store.Store) {
 		wantErr(t, fmt.Sprintf("shutdown time-out %d", bad), s.UpdateCluster(ctx, &b), store.ErrInvalid, "shutdownTimeoutSeconds")
 	}
 	c.ShutdownTimeoutSeconds = 120
+	if got.MigrationMaxOutgoing != store.DefaultMigrationsPerHost || got.MigrationMaxIncoming != store.DefaultMigrationsPerHost || got.MigrationEncrypted {
+		t.Errorf("new cluster's migration settings %d/%d/%v; want %d/%d and no encryption", got.MigrationMaxOutgoing,
+			got.MigrationMaxIncoming, got.MigrationEncrypted, store.DefaultMigrationsPerHost, store.DefaultMigrationsPerHost)
+	}
+	for _, bad := range []int{-1, store.MaxMigrationsPerHost + 1} {
+		b := c
+		b.MigrationMaxIncoming = bad
+		wantErr(t, fmt.Sprintf("incoming migrations %d", bad), s.UpdateCluster(ctx, &b), store.ErrInvalid, "migrationMaxIncoming")
+	}
+	c.MigrationMaxOutgoing, c.MigrationMaxIncoming, c.MigrationEncrypted = 3, 1, true
 	wantErr(t, "duplicate", s.CreateCluster(ctx, &store.Cluster{Name: "power"}), store.ErrConflict, "name")
 	// The first host sets the arch and CPU type; aliases are canonical.
 	c.Arch, c.CPUType, c.EmulatedMachine = "ppc64el", "IBM POWER8", "pseries-7.2"
@@ -653,6 +663,27 @@ func testVMs(t *testing.T, s store.Store) {
 	if got, err := s.GetVM(ctx, vm.ID); err != nil || got.Pending != nil {
 		t.Errorf("after clearing: pending %+v (%v)", got.Pending, err)
 	}
+	// A migration in flight: its destination and its document; a brief
+	// list leaves the document out.
+	vm.State, vm.MigratingToHostID, vm.MigrationPolicy = store.VMMigratingFrom, h2.ID, "post-copy"
+	vm.Migration = json.RawMessage(`{"id": "m1", "phase": "copying-memory", "pass": 2}`)
+	must(t, "migrating", s.UpdateVM(ctx, &vm))
+	got, err = s.GetVM(ctx, vm.ID)
+	must(t, "get migrating", err)
+	if diff := cmp.Diff(vm, got, jsonEqual); diff != "" {
+		t.Errorf("migrating (-want +got):\n%s", diff)
+	}
+	brief, err := s.ListVMs(ctx, store.VMFilter{HostID: h1.ID, Brief: true})
+	must(t, "brief list", err)
+	if len(brief) != 1 || brief[0].MigratingToHostID != h2.ID || brief[0].Migration != nil || brief[0].MigrationPolicy != "post-copy" {
+		t.Errorf("brief list: %+v", brief)
+	}
+	wantErr(t, "migrating to an unknown host", s.UpdateVM(ctx, &store.VM{ID: vm.ID, Name: "web", ClusterID: c.ID, Version: vm.Version,
+		MigratingToHostID: "nope"}), store.ErrNotFound, "migratingToHostId")
+	wantErr(t, "a migration that is no JSON", s.UpdateVM(ctx, &store.VM{ID: vm.ID, Name: "web", ClusterID: c.ID, Version: vm.Version,
+		Migration: json.RawMessage(`{"id":`)}), store.ErrInvalid, "migration")
+	vm.State, vm.MigratingToHostID = store.VMUp, ""
+	must(t, "arrived", s.UpdateVM(ctx, &vm))
 	yes, no := true, false
 	cases := []struct {
 		name   string

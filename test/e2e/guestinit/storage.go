@@ -24,7 +24,7 @@ import (
 // empty disk it writes MARKER-A, waits for "go" on the console, writes
 // MARKER-B. Then it powers the machine off.
 func storageMode() {
-	loadModules()
+	loadOrderedModules()
 	seed()
 	markers()
 }
@@ -38,7 +38,8 @@ func say(format string, args ...any) {
 	fmt.Printf(linePrefix+format+"\n", args...)
 }
 
-func loadModules() {
+// loadOrderedModules loads the modules /modules/order lists, in its order.
+func loadOrderedModules() {
 	order, err := os.ReadFile("/modules/order")
 	if err != nil {
 		return

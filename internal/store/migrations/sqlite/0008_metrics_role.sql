@@ -1,4 +1,4 @@
--- polyvirt schema 7 (SQLite). Keep in step with ../postgres/0007_metrics_role.sql.
+-- polyvirt schema 8 (SQLite). Keep in step with ../postgres/0008_metrics_role.sql.
 -- The metrics role: reads the engine's metrics (GET /metrics) and the
 -- scrape targets, nothing else (a Prometheus server's token).
 -- SQLite cannot change a CHECK constraint in place: the users table is

@@ -1,4 +1,4 @@
--- polyvirt schema 7 (PostgreSQL). Keep in step with ../sqlite/0007_metrics_role.sql.
+-- polyvirt schema 8 (PostgreSQL). Keep in step with ../sqlite/0008_metrics_role.sql.
 -- The metrics role: reads the engine's metrics (GET /metrics) and the
 -- scrape targets, nothing else (a Prometheus server's token).
 

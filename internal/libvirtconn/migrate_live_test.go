@@ -1,0 +1,255 @@
+package libvirtconn_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"libvirt.org/go/libvirtxml"
+
+	"polyvirt/internal/arch"
+	"polyvirt/internal/domxml"
+	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/libvirtns"
+	"polyvirt/internal/libvirttls"
+	"polyvirt/internal/pki"
+	"polyvirt/internal/vmspec"
+)
+
+const (
+	ppcKernel = "/usr/lib/debian-installer/images/12/ppc64el/text/debian-installer/ppc64el/vmlinux"
+	ppcInitrd = "/usr/lib/debian-installer/images/12/ppc64el/text/debian-installer/ppc64el/initrd.gz"
+)
+
+func unavailable(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("POLYVIRT_REQUIRE_LIBVIRT") == "1" {
+		t.Fatalf(format+" (POLYVIRT_REQUIRE_LIBVIRT=1)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// liveHost is a daemon of the test's own that listens for TLS, with its
+// host's libvirt files.
+type liveHost struct {
+	d     *libvirtns.Daemon
+	files libvirttls.Files
+	addr  string
+	conn  libvirtconn.AgentConn
+}
+
+func startHost(t *testing.T, ca *pki.CA, name string) *liveHost {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pv-mig-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	is, err := ca.Issue(name, []string{"127.0.0.1"}, pki.LibvirtPeer, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := libvirttls.Write(filepath.Join(dir, "pki"), ca.CertPEM, is.CertPEM, is.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	d, err := libvirtns.Start(context.Background(), libvirtns.Config{Dir: filepath.Join(dir, "d"), TLS: &files,
+		Listen: libvirttls.Listen{Addr: "127.0.0.1", Port: port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(context.Background(), true); err != nil {
+			t.Errorf("stopping %s's daemon: %v", name, err)
+		}
+	})
+	c, err := libvirtconn.DialAgent(d.URI, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &liveHost{d: d, files: files, addr: libvirttls.Addr("127.0.0.1", port), conn: c}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// renamed is a domain's migratable XML with another name.
+func renamed(t *testing.T, ctx context.Context, c libvirtconn.AgentConn, d libvirtconn.Domain, inactive bool, name string) string {
+	t.Helper()
+	x, err := c.MigratableXML(ctx, d, inactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	dom.Name = name
+	out, err := dom.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// migrate sends d from src to the daemon at uri under a new name, reading
+// its progress meanwhile; abortAfter > 0 aborts it once that much memory
+// went.
+func migrate(t *testing.T, ctx context.Context, src *liveHost, d libvirtconn.Domain, uri, name string, abort bool) (libvirtconn.JobStats, error) {
+	t.Helper()
+	// The XML keeps the source's name: libvirt renames it (DestName).
+	p := libvirtconn.MigrateParams{MigrationURI: "tcp://127.0.0.1", DestName: name,
+		DestXML: renamed(t, ctx, src.conn, d, false, d.Name), PersistXML: renamed(t, ctx, src.conn, d, true, d.Name), AutoConverge: true}
+	done := make(chan error, 1)
+	go func() { done <- src.conn.Migrate(ctx, d, uri, p) }()
+	var seen libvirtconn.JobStats
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return seen, err
+		case <-tick.C:
+		}
+		j, err := src.conn.DomainJob(ctx, d, false)
+		if err != nil || !j.Type.Active() {
+			continue
+		}
+		if j.Operation != libvirtconn.JobMigrationOut {
+			t.Errorf("job operation %d, want migration out", j.Operation)
+		}
+		if j.MemTotal > 0 {
+			seen = j
+			if abort {
+				if err := src.conn.AbortJob(ctx, d); err != nil {
+					t.Errorf("abort: %v", err)
+				}
+				abort = false
+			}
+		}
+	}
+}
+
+// TestLiveMigration moves a running POWER guest (TCG) between two libvirt
+// daemons of the test's own over TLS, peer to peer, renamed on the way:
+// there and back (back through a libvirttls.Front in place of the first
+// daemon's own TLS port), and a migration aborted in flight.
+func TestLiveMigration(t *testing.T) {
+	if why := libvirtns.Require(); why != "" {
+		unavailable(t, "no libvirt daemon of the test's own: %s", why)
+	}
+	for _, f := range []string{ppcKernel, ppcInitrd} {
+		if _, err := os.Stat(f); err != nil {
+			unavailable(t, "%s is absent (Debian package debian-installer-12-netboot-ppc64el)", f)
+		}
+	}
+	ca, _ := pki.NewCA("test CA")
+	a, b := startHost(t, ca, "power8-a"), startHost(t, ca, "power8-b")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	vm := &vmspec.VM{Name: "mig-a", Arch: arch.PPC64LE, Memory: &vmspec.Memory{SizeMiB: 512},
+		Display: &vmspec.Display{Type: "none"}, Kernel: &vmspec.Kernel{Path: ppcKernel, Initrd: ppcInitrd}}
+	valid, err := vmspec.Validate(vm, vmspec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := domxml.Render(valid, domxml.Options{FakeKVM: true, HostArch: arch.FromGOARCH(runtime.GOARCH), MemoryCapMiB: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.conn.DefineDomain(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.conn.StartDomain(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the kernel is loaded and runs
+
+	// There, over b's own TLS port.
+	t0 := time.Now()
+	seen, err := migrate(t, ctx, a, d, libvirtconn.TLSURI(b.addr, a.files.PKIPath()), "mig-b", false)
+	if err != nil {
+		t.Fatalf("migrate to b: %v", err)
+	}
+	t.Logf("a → b in %s; progress seen: pass %d, %d of %d bytes", time.Since(t0).Round(time.Millisecond), seen.MemIteration, seen.MemProcessed, seen.MemTotal)
+	if _, err := a.conn.LookupDomain(ctx, "mig-a"); !errors.Is(err, libvirtconn.ErrNoDomain) {
+		t.Errorf("the source still has the domain: %v", err)
+	}
+	db, err := b.conn.LookupDomain(ctx, "mig-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.UUID != d.UUID {
+		t.Errorf("UUID %s on b, was %s", db.UUID, d.UUID)
+	}
+	if st, err := b.conn.DomainState(ctx, db); err != nil || st != libvirtconn.StateRunning {
+		t.Errorf("on b: %s %v", st, err)
+	}
+	done, err := b.conn.DomainJob(ctx, db, true)
+	if err != nil || done.Type != libvirtconn.JobCompleted || done.Operation != libvirtconn.JobMigrationIn || done.Downtime <= 0 || done.MemTotal == 0 {
+		t.Errorf("the destination's completed job: %+v %v", done, err)
+	}
+	t.Logf("downtime %s, %d bytes total", done.Downtime, done.DataTotal)
+	if seen.MemTotal == 0 {
+		t.Error("no progress was read while it ran")
+	}
+	if inactive, err := b.conn.DomainXML(ctx, db, true); err != nil || !strings.Contains(inactive, "<name>mig-b</name>") {
+		t.Errorf("b's persistent definition: %v", err)
+	}
+
+	// Back over a's own port, aborted once memory flows: it stays on b.
+	_, err = migrate(t, ctx, b, db, libvirtconn.TLSURI(a.addr, b.files.PKIPath()), "mig-a", true)
+	if err == nil {
+		t.Fatal("an aborted migration succeeded")
+	}
+	t.Logf("aborted: %v", err)
+	if st, err := b.conn.DomainState(ctx, db); err != nil || st != libvirtconn.StateRunning {
+		t.Errorf("after the abort, on b: %s %v", st, err)
+	}
+	if _, err := a.conn.LookupDomain(ctx, "mig-a"); !errors.Is(err, libvirtconn.ErrNoDomain) {
+		t.Errorf("the aborted migration left a domain on a: %v", err)
+	}
+
+	// Back through a front in place of a's TLS port.
+	fr, err := libvirttls.NewFront(a.files, a.d.Socket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	go fr.Serve(fctx, ln)
+	if _, err := migrate(t, ctx, b, db, libvirtconn.TLSURI(ln.Addr().String(), b.files.PKIPath()), "mig-a", false); err != nil {
+		t.Fatalf("migrate back through the front: %v", err)
+	}
+	da, err := a.conn.LookupDomain(ctx, "mig-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.conn.DomainState(ctx, da); err != nil || st != libvirtconn.StateRunning {
+		t.Errorf("back on a: %s %v", st, err)
+	}
+	if _, err := b.conn.LookupDomain(ctx, "mig-b"); !errors.Is(err, libvirtconn.ErrNoDomain) {
+		t.Errorf("b still has the domain: %v", err)
+	}
+}

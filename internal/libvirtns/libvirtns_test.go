@@ -1,0 +1,142 @@
+package libvirtns
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/libvirttls"
+	"polyvirt/internal/pki"
+)
+
+// require fails (POLYVIRT_REQUIRE_LIBVIRT=1) or skips when the machine
+// cannot run a daemon.
+func require(t *testing.T) {
+	t.Helper()
+	if why := Require(); why != "" {
+		if os.Getenv("POLYVIRT_REQUIRE_LIBVIRT") == "1" {
+			t.Fatalf("a libvirt daemon of polyvirt's own cannot run: %s", why)
+		}
+		t.Skipf("a libvirt daemon of polyvirt's own cannot run: %s", why)
+	}
+}
+
+// freePort is a free TCP port of the loopback.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestDaemon starts a daemon that listens for TLS, reaches it through its
+// socket and over TLS with another host's libvirt certificate (not with a
+// certificate without the libvirt unit), finds it again by its pid files,
+// restarts libvirtd after a kill -9, and stops everything.
+func TestDaemon(t *testing.T) {
+	require(t)
+	dir, err := os.MkdirTemp("", "pv-ns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ca, _ := pki.NewCA("test CA")
+	srv, _ := ca.Issue("power8-b", []string{"127.0.0.1"}, pki.LibvirtPeer, time.Hour)
+	cli, _ := ca.Issue("power8-a", []string{"127.0.0.1"}, pki.LibvirtPeer, time.Hour)
+	files, err := libvirttls.Write(filepath.Join(dir, "pki-b"), ca.CertPEM, srv.CertPEM, srv.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := libvirttls.Write(filepath.Join(dir, "pki-a"), ca.CertPEM, cli.CertPEM, cli.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	ctx := context.Background()
+	cfg := Config{Dir: filepath.Join(dir, "d"), TLS: &files, Listen: libvirttls.Listen{Addr: "127.0.0.1", Port: port}}
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = d.Stop(context.Background(), true)
+		}
+	})
+	uuid := func(uri string) string {
+		t.Helper()
+		c, err := libvirtconn.Dial(uri, 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", uri, err)
+		}
+		defer c.Close()
+		x, err := c.Capabilities(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, _ := strings.Cut(x, "<uuid>")
+		u, _, _ := strings.Cut(rest, "</uuid>")
+		return u
+	}
+	own := uuid(d.URI)
+	if own == "" || own == uuid(libvirtconn.DefaultURI) {
+		t.Errorf("the daemon's host UUID %q is not its own", own)
+	}
+	if got := uuid(libvirtconn.TLSURI(libvirttls.Addr("127.0.0.1", port), client.PKIPath())); got != own {
+		t.Errorf("over TLS: %q, want %q", got, own)
+	}
+	// The engine's kind of certificate does not open libvirt's port.
+	eng, _ := ca.Issue("polyvirt-engine", nil, pki.Client, time.Hour)
+	engDir := filepath.Join(dir, "pki-engine")
+	for name, data := range map[string][]byte{"cacert.pem": ca.CertPEM, "clientcert.pem": eng.CertPEM, "clientkey.pem": eng.KeyPEM} {
+		if err := pki.WriteFile(filepath.Join(engDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, err := libvirtconn.Dial(libvirtconn.TLSURI(libvirttls.Addr("127.0.0.1", port), engDir), 10*time.Second); err == nil {
+		c.Close()
+		t.Error("a client certificate without the libvirt unit was let in")
+	}
+	// Found again by its pid files.
+	pid := d.LibvirtdPid()
+	again, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.LibvirtdPid() != pid || pid == 0 {
+		t.Errorf("a second Start started another libvirtd: %d, was %d", again.LibvirtdPid(), pid)
+	}
+	// kill -9, and back.
+	if err := d.KillLibvirtd(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if d.LibvirtdPid() != 0 {
+		t.Fatal("libvirtd runs after kill -9")
+	}
+	if err := d.StartLibvirtd(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if uuid(d.URI) != own {
+		t.Error("the restarted daemon has another UUID")
+	}
+	holder := d.pid(holderPid)
+	if err := d.Stop(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	for _, p := range []int{d.pid(libvirtdPid), d.pid(virtlogdPid), holder} {
+		if err := syscall.Kill(p, 0); err == nil && isProgram(p, "libvirtd") || isProgram(p, "virtlogd") || isProgram(p, "sleep") {
+			t.Errorf("process %d runs after Stop", p)
+		}
+	}
+}

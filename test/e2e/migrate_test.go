@@ -1,0 +1,432 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/engine"
+	"polyvirt/internal/hostpath"
+	"polyvirt/internal/lab"
+	"polyvirt/internal/libvirtconn"
+	"polyvirt/internal/libvirtns"
+)
+
+// migrationWait bounds one migration of a 512 MiB POWER guest under TCG
+// on a shared machine (seconds when the machine is idle).
+const migrationWait = 5 * time.Minute
+
+// counterWait bounds the wait for the guest's counter to go on (its
+// kernel boots in about 20 s under TCG when the machine is idle).
+const counterWait = 4 * time.Minute
+
+// counterLine is a line of the test init's counter.
+var counterLine = regexp.MustCompile(`polyvirt-counter (\d+)`)
+
+// attachedConsole is `polyvirt vm console` attached on a terminal for the
+// whole test, through the engine.
+type attachedConsole struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan error
+}
+
+// attachConsole runs vm console NAME on a terminal of the test's own; it
+// stays attached until the test ends.
+func attachConsole(t *testing.T, env []string, name string) *attachedConsole {
+	t.Helper()
+	_, slave := openPTY(t)
+	cmd := exec.Command(polyvirtBin(t), "vm", "console", name)
+	cmd.Env = append(os.Environ(), env...)
+	g := &attachedConsole{t: t, cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, g.out, g.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-g.done
+	})
+	return g
+}
+
+// last is the guest's last counter value on the console (-1: none yet),
+// and how many times the guest booted.
+func (g *attachedConsole) last() (int, int) {
+	s := g.out.String()
+	m := counterLine.FindAllStringSubmatch(s, -1)
+	n := -1
+	if len(m) > 0 {
+		n, _ = strconv.Atoi(m[len(m)-1][1])
+	}
+	return n, strings.Count(s, "polyvirt-boot ")
+}
+
+// waitPast waits until the counter went 10 beyond after (a second of the
+// guest's life), with the console still attached; it returns the counter.
+func (g *attachedConsole) waitPast(after int, within time.Duration, when string) int {
+	g.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		select {
+		case err := <-g.done:
+			g.t.Fatalf("%s: vm console ended (%v):\n%s", when, err, tailString(g.out.String(), 2000))
+		default:
+		}
+		n, boots := g.last()
+		if boots > 1 {
+			g.t.Fatalf("%s: the guest booted again (%d boot lines): a reboot, not a live migration:\n%s", when, boots, tailString(g.out.String(), 2000))
+		}
+		if n > after+10 {
+			return n
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("%s: the counter did not go past %d within %s (last %d):\n%s", when, after, within, n, tailString(g.out.String(), 2000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stillAttached checks that vm console is still attached, and that the
+// guest did not boot again.
+func (g *attachedConsole) stillAttached(when string) {
+	g.t.Helper()
+	select {
+	case err := <-g.done:
+		g.t.Fatalf("%s: vm console ended (%v):\n%s", when, err, tailString(g.out.String(), 2000))
+	case <-time.After(time.Second):
+	}
+	if _, boots := g.last(); boots != 1 {
+		g.t.Fatalf("%s: %d boot lines: the guest booted again:\n%s", when, boots, tailString(g.out.String(), 2000))
+	}
+}
+
+// counterInitrd builds the test init (for goarch) into an initramfs in a
+// directory of polyvirt's images (the lab's agents allow initrds there),
+// removed when the test ends.
+func counterInitrd(t *testing.T, goarch string) string {
+	t.Helper()
+	dir := filepath.Join(hostpath.ImagesDir, "e2e-mig-"+randomSuffix()[:8])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	init := goBuild(t, goarch, "./test/e2e/guestinit", filepath.Join(t.TempDir(), "init"))
+	initrd := filepath.Join(dir, "counter.cpio")
+	writeInitramfs(t, initrd, map[string]string{"init": init})
+	return initrd
+}
+
+// domainAt is a domain's state on the libvirt daemon at uri; false when
+// the daemon has no such domain.
+func domainAt(t *testing.T, uri, name string) (libvirtconn.DomainState, bool) {
+	t.Helper()
+	c, err := libvirtconn.DialDomains(uri, 10*time.Second)
+	if err != nil {
+		t.Fatalf("libvirt at %s: %v", uri, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := c.LookupDomain(ctx, name)
+	if errors.Is(err, libvirtconn.ErrNoDomain) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.DomainState(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, true
+}
+
+// migHost is one POWER host of the lab, with its libvirt daemon.
+type migHost struct {
+	lab.Host
+	uri string
+}
+
+// runsOnlyOn checks that the VM's domain runs on one host and that the
+// other has no trace of it.
+func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
+	t.Helper()
+	if st, ok := domainAt(t, on.uri, on.DomainPrefix+vm); !ok || st != libvirtconn.StateRunning {
+		t.Errorf("%s: VM %s's domain on %s: %v (exists %v)", when, vm, on.Name, st, ok)
+	}
+	if st, ok := domainAt(t, off.uri, off.DomainPrefix+vm); ok {
+		t.Errorf("%s: VM %s still has a domain on %s (%v)", when, vm, off.Name, st)
+	}
+}
+
+// TestMigration migrates VMs between the hosts of a lab of polyvirt up's
+// with a second x86_64 host.
+//
+// ppc64le: a ppc64le guest (Debian's ppc64el kernel with the
+// test init, printing a counter on hvc0 every 100 ms) runs on power8-a of
+// the lab (this machine's libvirtd) and live-migrates to power8-b (a
+// libvirtd of the lab's own, over TLS with the engine's certificates)
+// through the engine and the agents, its console attached through the
+// engine all along: the console stays attached and the guest does not
+// boot again, the CLI shows the progress and ends with the time and the
+// measured downtime, the VM is listed on power8-b and its domain is gone
+// from power8-a. A migration canceled in flight leaves it running where it
+// was, the other daemon without a trace. Host maintenance of power8-b is
+// refused while a VM pinned there cannot leave, naming it and why; with
+// --stop-vms the pinned VM is shut down, the counting VM migrates back to
+// power8-a, and power8-b is in Maintenance. The events say each step.
+//
+// The guest's counter is not checked after a move: QEMU before 8.1 does
+// not restart a POWER guest's decrementer after a migration under TCG
+// (QEMU's "target/ppc: Migrate DECR SPR", 8.1), so an emulated POWER guest
+// that was idle when it moved waits for a timer interrupt that never comes
+// (its memory, its registers and its devices arrived: typing on its
+// console wakes it). Real POWER hosts run KVM, which migrates the
+// decrementer; the x86_64 part checks that a guest runs on through a
+// migration.
+//
+// x86_64: an x86_64 guest (Debian's amd64 kernel with the test init,
+// printing its counter on ttyS0) migrates x86_64-a → x86_64-b with its
+// console attached: the counter goes on without a second boot; then host
+// maintenance of x86_64-b brings it back, the counter still going on, and
+// x86_64-b is in Maintenance.
+func TestMigration(t *testing.T) {
+	requireLibvirt(t)
+	requirePPCKernel(t)
+	if _, err := os.Stat(debianAMD64Kernel); err != nil {
+		missing(t, "Debian's amd64 installer kernel ("+debianAMD64Kernel+", package debian-installer-12-netboot-amd64)")
+	}
+	if why := libvirtns.Require(); why != "" {
+		missing(t, "a libvirt daemon of the lab's own for power8-b: "+why)
+	}
+	prefix := "m" + randomSuffix()[:5] + "-"
+	removeDomainsAtCleanup(t, "lab-"+prefix)
+	// The lab's hosts, and a second x86_64 one on a libvirtd of its own.
+	l, env := startLab(t, lab.Options{Dir: filepath.Join(t.TempDir(), "lab"), Listen: "127.0.0.1:0", NamePrefix: prefix, HADelay: time.Hour,
+		Monitor: engine.MonitorConfig{StatsInterval: time.Second, Failures: 3}, SecondNative: true})
+	pair := func(t *testing.T, first, second string) (migHost, migHost) {
+		var a, b migHost
+		for _, h := range l.Hosts() {
+			switch h.Name {
+			case prefix + first:
+				a = migHost{Host: h, uri: libvirtURI()}
+			case prefix + second:
+				if d := l.Daemon(h.Name); d != nil {
+					b = migHost{Host: h, uri: d.URI}
+				}
+			}
+		}
+		if a.Name == "" || b.Name == "" || !b.OwnDaemon || a.Cluster != b.Cluster {
+			t.Fatalf("the lab has no %s and %s (on a libvirtd of its own) in one cluster: %+v", first, second, l.Hosts())
+		}
+		return a, b
+	}
+	t.Run("ppc64le", func(t *testing.T) {
+		a, b := pair(t, "power8-a", "power8-b")
+		migratePOWER(t, env, prefix, a, b)
+	})
+	t.Run("x86_64", func(t *testing.T) {
+		a, b := pair(t, "x86_64-a", "x86_64-b")
+		migrateX86(t, env, prefix, a, b)
+	})
+}
+
+// migratePOWER is TestMigration's POWER part (see there).
+func migratePOWER(t *testing.T, env []string, prefix string, a, b migHost) {
+	initrd := counterInitrd(t, "ppc64le")
+	c := &cli{t: t, env: env}
+	cluster := a.Cluster
+
+	vm := prefix + "cnt"
+	out := c.run("", "vm", "create", vm, "--cluster", cluster, "--memory", "512", "--cpus", "1", "--kernel", debianPPCKernel,
+		"--initrd", initrd, "--cmdline", "console=hvc0 quiet polyvirt.counter=1", "--start")
+	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
+		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
+	}
+	con := attachConsole(t, env, vm)
+	n := con.waitPast(-1, counterWait, "the boot")
+	t.Logf("the guest counts: %d", n)
+
+	// power8-a → power8-b, the console attached.
+	out = c.run("", "vm", "migrate", vm, "--to", b.Name)
+	t.Logf("vm migrate:\n%s", out)
+	m := regexp.MustCompile(`Migrated VM \S+ to (\S+) in ([0-9.]+m?s) \(downtime (\d+) ms`).FindStringSubmatch(out)
+	if m == nil || m[1] != b.Name {
+		t.Fatalf("vm migrate did not say it migrated to %s:\n%s", b.Name, out)
+	}
+	if dt, _ := strconv.Atoi(m[3]); dt <= 0 {
+		t.Errorf("no downtime measured: %s", m[0])
+	}
+	for _, want := range []string{"Migrating VM " + vm + " from " + a.Name + " to " + b.Name + " (policy minimal-downtime)", "disks: none", "copying-memory", "pass "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("vm migrate's progress lacks %q", want)
+		}
+	}
+	con.stillAttached("after the migration to " + b.Name)
+	if v := c.vm(vm); v.State != "Up" || v.Host != b.Name || v.Migration == nil || v.Migration.Phase != "completed" || v.Migration.DowntimeMs <= 0 {
+		t.Errorf("the VM after the migration: %s on %s, migration %+v", v.State, v.Host, v.Migration)
+	}
+	listedOn := func(host string) []string {
+		var vms []engineapi.VM
+		c.json(&vms, "vm", "list", "--host", host)
+		var names []string
+		for _, v := range vms {
+			names = append(names, v.Name)
+		}
+		return names
+	}
+	if on, off := listedOn(b.Name), listedOn(a.Name); len(on) != 1 || on[0] != vm || len(off) != 0 {
+		t.Errorf("VMs listed on %s: %v, on %s: %v", b.Name, on, a.Name, off)
+	}
+	runsOnlyOn(t, "after the migration", vm, b, a)
+
+	// Canceled in flight (1 MiB/s: it cannot end by itself meanwhile).
+	out = c.run("", "vm", "migrate", vm, "--to", a.Name, "--max-bandwidth", "1", "--detach")
+	if !strings.Contains(out, "Follow it with") {
+		t.Errorf("vm migrate --detach:\n%s", out)
+	}
+	c.waitVM(vm, migrationWait, func(v engineapi.VM) bool {
+		return v.Migration != nil && v.Migration.Phase == "copying-memory" && v.Migration.MemoryProcessed > 0
+	})
+	out = c.run("", "vm", "migrate", vm, "--cancel")
+	if !strings.Contains(out, "canceled after") || !strings.Contains(out, "it runs on "+b.Name) {
+		t.Errorf("vm migrate --cancel:\n%s", out)
+	}
+	if v := c.vm(vm); v.State != "Up" || v.Host != b.Name {
+		t.Errorf("after the cancel: %s on %s", v.State, v.Host)
+	}
+	con.stillAttached("after the cancel")
+	runsOnlyOn(t, "after the cancel", vm, b, a)
+
+	// Maintenance of power8-b: a VM pinned there cannot leave.
+	pin := prefix + "pin"
+	out = c.run("", "vm", "create", pin, "--cluster", cluster, "--memory", "512", "--cpus", "1", "--host", b.Name, "--kernel", debianPPCKernel,
+		"--initrd", initrd, "--cmdline", "console=hvc0 quiet polyvirt.counter=1", "--start")
+	if !strings.Contains(out, "on "+b.Name+"… starting… running") {
+		t.Fatalf("the pinned VM:\n%s", out)
+	}
+	errOut := c.fail("", "host", "maintenance", b.Name)
+	if !strings.Contains(errOut, api.CodeMaintenanceVMsCannotMigrate) || !strings.Contains(errOut, pin+" (it is pinned to host "+b.Name) ||
+		strings.Contains(errOut, vm+" (") {
+		t.Errorf("host maintenance with a pinned VM:\n%s", errOut)
+	}
+	var hb engineapi.Host
+	c.json(&hb, "host", "show", b.Name)
+	if hb.Status != "Up" {
+		t.Errorf("after the refusal, %s is %s", b.Name, hb.Status)
+	}
+	if v := c.vm(vm); v.State != "Up" || v.Host != b.Name {
+		t.Errorf("after the refusal: %s on %s", v.State, v.Host)
+	}
+
+	// With --stop-vms: the pinned VM stops, the other migrates away.
+	out = c.run("", "host", "maintenance", b.Name, "--stop-vms")
+	t.Logf("host maintenance --stop-vms:\n%s", out)
+	for _, want := range []string{"VM " + vm + " migrated: migrated to " + a.Name, "VM " + pin + " stopped", "Host " + b.Name + " is in Maintenance."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("host maintenance --stop-vms lacks %q", want)
+		}
+	}
+	c.json(&hb, "host", "show", b.Name)
+	if hb.Status != "Maintenance" {
+		t.Errorf("%s is %s, not Maintenance", b.Name, hb.Status)
+	}
+	if v := c.vm(vm); v.State != "Up" || v.Host != a.Name {
+		t.Errorf("after the evacuation: %s on %s", v.State, v.Host)
+	}
+	if v := c.vm(pin); v.State != "Down" {
+		t.Errorf("the pinned VM is %s", v.State)
+	}
+	if _, ok := domainAt(t, b.uri, b.DomainPrefix+pin); ok {
+		if st, _ := domainAt(t, b.uri, b.DomainPrefix+pin); st == libvirtconn.StateRunning {
+			t.Errorf("the pinned VM still runs on %s", b.Name)
+		}
+	}
+	con.stillAttached("after the evacuation")
+	runsOnlyOn(t, "after the evacuation", vm, a, b)
+	if _, boots := con.last(); boots != 1 {
+		t.Errorf("the guest booted %d times", boots)
+	}
+
+	// The events of each step.
+	var page engineapi.EventPage
+	c.json(&page, "events", "--action", "vm.migrate", "--limit", "20")
+	codes := map[string]int{}
+	for _, e := range page.Events {
+		if e.ObjectName == vm {
+			codes[e.Code]++
+		}
+	}
+	want := map[string]int{api.CodeVMMigrationStart: 3, api.CodeVMMigrationDone: 2, api.CodeVMMigrationCanceled: 1}
+	for code, k := range want {
+		if codes[code] != k {
+			t.Errorf("events %s: %d, want %d (%v)", code, codes[code], k, codes)
+		}
+	}
+	c.run("", "host", "activate", b.Name)
+	for _, name := range []string{vm, pin} {
+		c.run("", "vm", "delete", "--force", name)
+	}
+}
+
+// migrateX86 is TestMigration's x86_64 part (see there).
+func migrateX86(t *testing.T, env []string, prefix string, a, b migHost) {
+	initrd := counterInitrd(t, "amd64")
+	c := &cli{t: t, env: env}
+	vm := prefix + "amd"
+	out := c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "512", "--cpus", "1", "--host", a.Name, "--kernel", debianAMD64Kernel,
+		"--initrd", initrd, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1", "--start")
+	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
+		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
+	}
+	c.run("", "vm", "update", vm, "--unpin")
+	t.Cleanup(func() { runCLI(t, env, "", "vm", "delete", "--force", vm) })
+	con := attachConsole(t, env, vm)
+	n := con.waitPast(-1, counterWait, "the boot")
+	t.Logf("the guest counts: %d", n)
+
+	out = c.run("", "vm", "migrate", vm, "--to", b.Name)
+	t.Logf("vm migrate:\n%s", out)
+	if !strings.Contains(out, "Migrated VM "+vm+" to "+b.Name+" in ") {
+		t.Fatalf("vm migrate did not say it migrated to %s:\n%s", b.Name, out)
+	}
+	n = con.waitPast(n, counterWait, "after the migration to "+b.Name)
+	t.Logf("the guest counts on %s: %d", b.Name, n)
+	if v := c.vm(vm); v.State != "Up" || v.Host != b.Name {
+		t.Errorf("after the migration: %s on %s", v.State, v.Host)
+	}
+	runsOnlyOn(t, "after the migration", vm, b, a)
+
+	out = c.run("", "host", "maintenance", b.Name)
+	t.Logf("host maintenance:\n%s", out)
+	if !strings.Contains(out, "VM "+vm+" migrated: migrated to "+a.Name) || !strings.Contains(out, "Host "+b.Name+" is in Maintenance.") {
+		t.Errorf("host maintenance:\n%s", out)
+	}
+	n = con.waitPast(n, counterWait, "after the evacuation")
+	t.Logf("the guest counts on %s again: %d", a.Name, n)
+	var hb engineapi.Host
+	c.json(&hb, "host", "show", b.Name)
+	if hb.Status != "Maintenance" {
+		t.Errorf("%s is %s, not Maintenance", b.Name, hb.Status)
+	}
+	if v := c.vm(vm); v.State != "Up" || v.Host != a.Name {
+		t.Errorf("after the evacuation: %s on %s", v.State, v.Host)
+	}
+	runsOnlyOn(t, "after the evacuation", vm, a, b)
+	if _, boots := con.last(); boots != 1 {
+		t.Errorf("the guest booted %d times", boots)
+	}
+	c.run("", "host", "activate", b.Name)
+}
