@@ -227,13 +227,21 @@ SQL
 		die "PostgreSQL does not accept the polyvirt role on 127.0.0.1:$port"
 }
 
+# ensure_node puts node and npm on PATH (Debian's nodejs and npm, unless the
+# machine has both already): the web UI's front-end packages and the OpenAPI
+# linter come from npm, each from its lockfile.
+ensure_node() {
+	if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+		return 0
+	fi
+	apt_install nodejs npm
+}
+
 # ensure_openapi_lint installs Redocly CLI into tools/openapi (npm ci from its
 # lockfile; Node.js and npm from Debian when the machine has none): the
 # OpenAPI documents' tests lint them with it.
 ensure_openapi_lint() {
-	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-		apt_install nodejs npm
-	fi
+	ensure_node
 	log "Redocly CLI (tools/openapi, npm ci)"
 	(cd tools/openapi && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in tools/openapi failed"
 }
@@ -244,4 +252,15 @@ ensure_openapi_lint() {
 ensure_prometheus() {
 	apt_install prometheus
 	command -v prometheus >/dev/null 2>&1 || die "prometheus is not on PATH after installing Debian's prometheus"
+}
+
+# BROWSER_PACKAGES are what the web UI's tests in a real browser need:
+# Debian's Chromium and a font (test/browser drives /usr/bin/chromium; nothing
+# downloads a browser), and Debian's amd64 installer, the x86_64 guest whose
+# screen and menu the graphical console test reads (as the ppc64el one on POWER).
+BROWSER_PACKAGES=(chromium fonts-dejavu-core debian-installer-12-netboot-amd64)
+
+# ensure_browser installs Chromium for the browser tests.
+ensure_browser() {
+	apt_install "${BROWSER_PACKAGES[@]}"
 }

@@ -55,8 +55,36 @@ type Queries interface {
 	// UpdateUser writes a user's name, role and token hash if its version
 	// is still u.Version, then increments u.Version.
 	UpdateUser(ctx context.Context, u *User) error
-	// DeleteUser removes a user.
+	// DeleteUser removes a user, with its password and web sessions.
 	DeleteUser(ctx context.Context, id string) error
+
+	// SetUserPassword stores the hash of a user's web UI password
+	// (package password); "" removes it. An unknown user is ErrNotFound.
+	SetUserPassword(ctx context.Context, userID, hash string) error
+	// GetUserPassword returns the hash of a user's password; ErrNotFound
+	// when the user has none.
+	GetUserPassword(ctx context.Context, userID string) (string, error)
+	// CreateWebSession records a signed-in web session (Created and
+	// LastSeen are filled in) and removes the sessions that ended.
+	CreateWebSession(ctx context.Context, s *WebSession) error
+	// GetWebSession returns a session by the hash of its identifier:
+	// ErrNotFound when there is none (or its user was removed), ErrExpired
+	// when it ended.
+	GetWebSession(ctx context.Context, idHash string) (WebSession, error)
+	// TouchWebSession records that a session was used and its new expiry.
+	TouchWebSession(ctx context.Context, idHash string, seen, expires time.Time) error
+	// DeleteWebSession ends a session (sign-out).
+	DeleteWebSession(ctx context.Context, idHash string) error
+	// DeleteUserWebSessions ends every session of a user (a new
+	// password) and returns how many there were.
+	DeleteUserWebSessions(ctx context.Context, userID string) (int64, error)
+	// CreateConsoleTicket records a console ticket (by its hash) and
+	// removes the tickets that expired.
+	CreateConsoleTicket(ctx context.Context, t *ConsoleTicket) error
+	// TakeConsoleTicket uses a ticket once, atomically: of two concurrent
+	// takers exactly one gets it. An unknown or used ticket is
+	// ErrNotFound, an expired one ErrExpired (and it is gone too).
+	TakeConsoleTicket(ctx context.Context, hash string) (ConsoleTicket, error)
 
 	// CreateCluster adds a cluster.
 	CreateCluster(ctx context.Context, c *Cluster) error

@@ -138,6 +138,9 @@ func (q *queries) DeleteUser(ctx context.Context, id string) error {
 		if err == nil && n == 0 {
 			return notFound(op, obj)
 		}
+		if err == nil {
+			err = w.deleteUserWebRows(ctx, op, obj, id)
+		}
 		return err
 	})
 }

@@ -53,6 +53,9 @@ func Run(t *testing.T, open Opener) {
 		{"InTx", testInTx},
 		{"Leadership", testLeadership},
 		{"Canceled", testCanceled},
+		{"Passwords", testPasswords},
+		{"WebSessions", testWebSessions},
+		{"ConsoleTickets", testConsoleTickets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
