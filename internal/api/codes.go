@@ -129,6 +129,36 @@ const (
 	CodeVMMachineNotInCluster = "EMULATED_MACHINE_NOT_SUPPORTED_BY_CLUSTER"
 )
 
+// The web UI: sign-in, sessions and consoles (the engine), the graphical
+// console's VNC server (the agent).
+const (
+	// CodeSignInFailed: no user has this name and password.
+	CodeSignInFailed = "SIGN_IN_FAILED"
+	// CodeSignInRateLimited: too many failed sign-ins for the user or from
+	// the address lately; Retry-After says when to try again.
+	CodeSignInRateLimited = "SIGN_IN_RATE_LIMITED"
+	// CodeSessionExpired: the web session ended (idle for too long, past
+	// its lifetime, signed out, or its user's password changed).
+	CodeSessionExpired = "SESSION_EXPIRED"
+	// CodeCSRFTokenInvalid: a request of a web session that changes
+	// something came without the session's CSRF token, or from another
+	// site.
+	CodeCSRFTokenInvalid = "CSRF_TOKEN_INVALID"
+	// CodePasswordInvalid: a new password breaks the password rules, or
+	// the current password given is wrong.
+	CodePasswordInvalid = "PASSWORD_INVALID"
+	// CodeConsoleTicketInvalid: a console ticket is unknown, used,
+	// expired, or not for this VM or console.
+	CodeConsoleTicketInvalid = "CONSOLE_TICKET_INVALID"
+	// CodeDisplayNotLoopback: a VM's display would listen on an address
+	// other hosts reach; the engine's VMs listen on their host's loopback,
+	// where the agent reaches them for the graphical console.
+	CodeDisplayNotLoopback = "DISPLAY_LISTEN_NOT_LOOPBACK"
+	// CodeVNCNotLocal: a running VM's VNC server does not listen on its
+	// host's loopback, where the agent's graphical console reaches it.
+	CodeVNCNotLocal = "VNC_NOT_ON_LOOPBACK"
+)
+
 // Scheduling: the refusal to start a VM, and each host's reason not to run
 // it (package scheduler).
 const (

@@ -60,6 +60,16 @@ var statuses = map[string]int{
 	CodeVMClusterArch:     409,
 	CodeClusterNoArch:     409,
 
+	// The web UI (a display open to the network is a definition's
+	// violation: 422).
+	CodeSignInFailed:         401,
+	CodeSignInRateLimited:    429,
+	CodeSessionExpired:       401,
+	CodeCSRFTokenInvalid:     403,
+	CodePasswordInvalid:      400,
+	CodeConsoleTicketInvalid: 401,
+	CodeVNCNotLocal:          409,
+
 	// Scheduling.
 	CodeSchedulingFilteredOut: 409,
 	CodeSchedulingNoHosts:     409,

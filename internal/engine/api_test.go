@@ -492,7 +492,7 @@ func TestErrorAnswers(t *testing.T) {
 		code                     string
 	}{
 		{"unknown path", "GET", "/api/v1/nothing", "", 404, api.CodeNotFound},
-		{"outside the API", "GET", "/", "", 404, api.CodeNotFound},
+		{"outside the API", "GET", "/nothing/here", "", 404, api.CodeNotFound},
 		{"wrong method", "PUT", "/api/v1/clusters", "", 405, api.CodeMethodNotAllowed},
 		{"too large", "POST", "/api/v1/clusters", `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, 413, api.CodeBodyTooLarge},
 		{"wrong type", "POST", "/api/v1/clusters", `{"name":5}`, 400, api.CodeInvalidArgument},

@@ -68,6 +68,11 @@ type Config struct {
 	Store store.Options
 	// API bounds the API's connections.
 	API APIConfig
+	// Sessions tunes the web UI's sign-in sessions.
+	Sessions SessionConfig
+	// StatsHistoryInterval is how often the hosts' statistics are kept
+	// for the web UI's charts of the last hour (default 30s).
+	StatsHistoryInterval time.Duration
 	// Logger receives the engine's log (default: text on stderr).
 	Logger *slog.Logger
 }
@@ -114,6 +119,8 @@ type Engine struct {
 	// refusalLogged is when refused connections were last logged.
 	refusalLogged atomic.Int64
 	metrics       *metrics.Engine
+	// ui are the web UI's files (webui.go).
+	ui uiFiles
 }
 
 // Open reads the data directory (certificates, engine.json), opens and
@@ -182,7 +189,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		caFP: pki.Fingerprint(p.ca.Cert), agents: agents}
 	e.metrics = metrics.NewEngine(metrics.EngineInfo{Name: s.Name, Version: Version, Backend: string(st.Backend())}, e.inventory)
 	e.svc = service.New(service.Config{Store: observeStore(st, e.metrics), Agents: agents.service(), StorageAgents: newStorageAgents(agents.ops), CA: p.ca, Name: s.Name, URL: s.URL,
-		Version: Version, Monitor: cfg.Monitor, VMs: cfg.VMs, Log: e.log, Observer: e.metrics})
+		Version: Version, Monitor: cfg.Monitor, VMs: cfg.VMs, Sessions: cfg.Sessions, StatsHistoryInterval: cfg.StatsHistoryInterval, Log: e.log, Observer: e.metrics})
 	return e, nil
 }
 
@@ -239,6 +246,7 @@ func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	leadDone := make(chan struct{})
 	go func() { e.RunMonitoring(ctx); close(leadDone) }()
+	go e.svc.RecordStats(ctx)
 	go func() {
 		<-ctx.Done()
 		// Consoles are hijacked connections Shutdown does not wait for.

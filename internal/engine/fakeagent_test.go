@@ -390,6 +390,27 @@ func (a *fakeAgent) handler() http.Handler {
 		}
 	})
 	a.migrationRoutes(mux)
+	mux.HandleFunc("GET /v1/vms/{id}/vnc", func(w http.ResponseWriter, r *http.Request) {
+		// An RFB server's greeting, then an echo of what the viewer sends.
+		if _, ok := a.get(r.PathValue("id")); !ok {
+			writeAPIError(w, http.StatusNotFound, "VM_NOT_FOUND", "no such VM")
+			return
+		}
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		ws.Write(ctx, websocket.MessageBinary, []byte("RFB 003.008\n"))
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			ws.Write(ctx, websocket.MessageBinary, append([]byte("vnc: "), b...))
+		}
+	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		ch := make(chan agentapi.Event, 64)
 		a.mu.Lock()

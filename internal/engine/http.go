@@ -13,6 +13,7 @@ import (
 	"polyvirt/internal/httpx"
 	"polyvirt/internal/metrics"
 	"polyvirt/internal/store"
+	"polyvirt/internal/webui"
 )
 
 // handlerFunc is a route's handler: it writes the answer, or returns the
@@ -76,7 +77,8 @@ func (e *Engine) Handler() http.Handler {
 		mux.HandleFunc("/api/v1"+path, httpx.MethodNotAllowed(ms))
 	}
 	mux.HandleFunc("/", httpx.NotFound("/api/v1/openapi.json"))
-	return mux
+	e.registerUI(mux)
+	return webui.SecurityHeaders(mux)
 }
 
 // wrap adds what every route needs: a correlation ID, authentication and
@@ -120,13 +122,16 @@ func (e *Engine) admit(ctx context.Context, r *http.Request, rt route) (context.
 	if rt.Public {
 		return ctx, nil
 	}
-	u, err := e.authenticate(ctx, r)
+	u, sess, err := e.authenticateRequest(ctx, r)
 	if err != nil {
 		return ctx, service.Coded(err)
 	}
 	if need := rt.needs(); !allows(u.Role, need) {
 		return ctx, api.NewError(http.StatusForbidden, api.CodePermissionDenied,
 			"user %s has the %s role: %s %s needs the %s role%s", u.Name, u.Role, r.Method, r.URL.Path, need, roleHint(u.Role))
+	}
+	if sess != nil {
+		ctx = context.WithValue(ctx, sessionKey{}, sess)
 	}
 	return service.WithCaller(ctx, &u), nil
 }

@@ -79,7 +79,7 @@ func (e *Engine) routes() []route {
 	for _, a := range service.VMActions {
 		rs = append(rs, route{Method: "POST", Path: "/vms/{vm}/" + a, Summary: summaries[a], Role: vmm, h: e.vmAction(a)})
 	}
-	return append(append(rs,
+	rs = append(rs,
 		route{Method: "GET", Path: "/vms/{vm}/screenshot", Summary: "A PNG screenshot of a running VM's display", h: e.vmScreenshot},
 		route{Method: "GET", Path: "/vms/{vm}/console", Summary: "The serial console of a running VM (websocket); it follows the VM when it migrates", Stream: true, h: e.vmConsole},
 		route{Method: "POST", Path: "/vms/{vm}/migrate", Summary: "Migrate a running VM to another host of its cluster (live); answers at once with the migration as it starts", Role: vmm, h: e.migrateVM},
@@ -87,7 +87,8 @@ func (e *Engine) routes() []route {
 		route{Method: "DELETE", Path: "/vms/{vm}/migration", Summary: "Cancel a VM's migration in flight: it keeps running on its source", Role: vmm, h: e.cancelMigration},
 		route{Method: "GET", Path: "/metrics/targets", Summary: "The agents to scrape (Prometheus HTTP service discovery)", Role: store.RoleMetrics, h: e.getScrapeTargets},
 		route{Method: "POST", Path: "/metrics/scrape-certificates", Summary: "Issue a scrape certificate: it reads the agents' metrics and nothing else", h: e.postScrapeCertificate},
-	), e.storageRoutes()...)
+	)
+	return append(append(rs, e.storageRoutes()...), e.webRoutes()...)
 }
 
 // answer writes a service's answer: v with status, or the error.

@@ -282,11 +282,17 @@ func (s *eventStream) Close() { s.body.Close() }
 
 // console opens the agent's websocket to a VM's serial console.
 func (o *agentOps) console(ctx context.Context, h store.Host, id, query, user string) (*websocket.Conn, error) {
+	return o.websocket(ctx, h, "/v1/vms/"+url.PathEscape(id)+"/console", query, user)
+}
+
+// websocket opens one of the agent's websockets (path and query), on
+// behalf of a user (for the agent's log).
+func (o *agentOps) websocket(ctx context.Context, h store.Host, path, query, user string) (*websocket.Conn, error) {
 	addr, err := o.target(h)
 	if err != nil {
 		return nil, err
 	}
-	u := "wss://" + addr + "/v1/vms/" + url.PathEscape(id) + "/console"
+	u := "wss://" + addr + path
 	if query != "" {
 		u += "?" + query
 	}

@@ -53,6 +53,11 @@ type Config struct {
 	// synchronization and HA restarts.
 	Monitor MonitorConfig
 	VMs     VMConfig
+	// Sessions tunes the web UI's sign-in sessions; StatsHistoryInterval
+	// is how often the hosts' statistics are kept for the web UI's charts
+	// of the last hour (default 30s).
+	Sessions             SessionConfig
+	StatsHistoryInterval time.Duration
 	// Log receives the services' log.
 	Log *slog.Logger
 	// Observer, when set, is told what the services do (the engine's
@@ -73,6 +78,7 @@ type Services struct {
 	System     *System
 	Storage    *Storage
 	Metrics    *Metrics
+	Sessions   *Sessions
 
 	e *engine
 }
@@ -92,7 +98,7 @@ func New(cfg Config) *Services {
 	e.vms = newVMService(e, cfg.VMs)
 	e.stor = newStorageService(e, cfg.StorageAgents)
 	return &Services{Users: &Users{e}, Clusters: &Clusters{e}, Hosts: &Hosts{e}, VMs: &VMs{e}, Firmware: &Firmware{e}, Rollouts: &Rollouts{e},
-		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, Metrics: &Metrics{e}, e: e}
+		Events: &Events{e}, Enrollment: &Enrollment{e}, System: &System{e}, Storage: &Storage{e}, Metrics: &Metrics{e}, Sessions: &Sessions{e}, e: e}
 }
 
 // Close ends the long-lived streams and releases the agents' connections.
@@ -138,6 +144,16 @@ type engine struct {
 	// the hosts' maintenance the rollouts use.
 	rolloutKick chan struct{}
 	maint       hostMaintainer
+
+	// The web UI's state, each made on first use: the sign-in
+	// (sessions.go), the event stream (eventstream.go), the statistics of
+	// the last hour (statshistory.go).
+	webOnce   sync.Once
+	web       *webAuth
+	hubOnce   sync.Once
+	hub       *eventHub
+	statsOnce sync.Once
+	stats     *statsHistory
 }
 
 // ctxKey keys what a context carries for the services: who they act for

@@ -164,6 +164,7 @@ func completeDefinition(def *vmspec.VM, id string, c store.Cluster, hosts cluste
 		}
 	}
 	errs = append(errs, checkHostPaths(vm, hosts.Paths, refused)...)
+	errs = append(errs, checkDisplayListen(vm)...)
 	if len(errs) > 0 {
 		return nil, definitionError(errs)
 	}
