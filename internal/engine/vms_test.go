@@ -105,6 +105,8 @@ func TestVMDefinitionAgainstCluster(t *testing.T) {
 	}{
 		{"SPICE on POWER", "power", "name: a\ndisplay: {type: spice}\n", "",
 			refusal{422, "ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS", []string{"ACTION_TYPE_FAILED_ILLEGAL_VM_DISPLAY_TYPE_IS_NOT_SUPPORTED_BY_OS"}}, "SPICE"},
+		{"display open to the network", "power", "name: a\ndisplay: {type: vnc, listen: 0.0.0.0}\n", "",
+			refusal{422, api.CodeDisplayNotLoopback, []string{api.CodeDisplayNotLoopback}}, "the display would listen on 0.0.0.0"},
 		{"x86_64 VM in a POWER cluster", "power", "name: a\narch: x86_64\n", "",
 			refusal{422, api.CodeVMClusterArch, []string{api.CodeVMClusterArch}}, "a x86_64 VM cannot be in cluster power, whose architecture is ppc64"},
 		{"ppc64le VM in the x86_64 cluster", "x86", "name: a\narch: ppc64le\n", "",
