@@ -48,6 +48,7 @@ func (a *Agent) routes() []route {
 		{Method: "POST", Path: "/v1/vms/{id}/{action}", Summary: "A lifecycle action.", plain: a.actVM},
 		{Method: "GET", Path: "/v1/vms/{id}/screenshot", Summary: "A PNG of the VM's display.", plain: a.getScreenshot},
 		{Method: "GET", Path: "/v1/vms/{id}/console", Summary: "The VM's serial console (websocket).", stream: a.serveConsole},
+		{Method: "GET", Path: "/v1/vms/{id}/vnc", Summary: "The VM's graphical console: its VNC server on this host's loopback (websocket).", stream: a.serveVNC},
 		{Method: "GET", Path: "/v1/events", Summary: "VM lifecycle events (server-sent events).", stream: a.serveEvents},
 		{Method: "GET", Path: "/v1/firmware", Summary: "The host's system firmware.", plain: a.getFirmware},
 		{Method: "POST", Path: "/v1/firmware/image", Summary: "Upload a firmware image.", stream: a.postFirmwareImage},
