@@ -129,4 +129,3 @@ func (a *Agent) mustEntry(t *testing.T, id string) *vmEntry {
 	}
 	return e
 }
-
