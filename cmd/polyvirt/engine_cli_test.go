@@ -22,6 +22,7 @@ func TestEngineCommandsRegistered(t *testing.T) {
 		{[]string{"engine", "cert"}, "cert"},
 		{[]string{"login"}, "login"},
 		{[]string{"user", "add"}, "add"},
+		{[]string{"user", "passwd"}, "passwd"},
 		{[]string{"cluster", "create"}, "create"},
 		{[]string{"host", "add"}, "add"},
 		{[]string{"host", "join-token"}, "join-token"},

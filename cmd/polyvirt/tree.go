@@ -43,6 +43,7 @@ func newRoot() *cobra.Command {
 			newUserListCommand(),
 			newUserRemoveCommand(),
 			newUserTokenCommand(),
+			newUserPasswdCommand(),
 		),
 		withChildren(newClusterCommand(),
 			newClusterCreateCommand(),

@@ -132,6 +132,7 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 		fmt.Fprintf(out, "  a new engine was created (SQLite %s)\n", l.Database())
 	}
 	fmt.Fprintf(out, "  engine  %s   (log: %s)\n", l.EngineURL(), l.EngineLog())
+	fmt.Fprintf(out, "  web UI  %s/   (sign in as admin, password in %s)\n", l.EngineURL(), l.PasswordFile())
 	api := l.Client()
 	hosts := l.Hosts()
 	for _, h := range hosts {

@@ -11,6 +11,8 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -231,6 +233,9 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if err := waitHealthy(ctx, l.api); err != nil {
 		return nil, err
 	}
+	if err := l.webPassword(ctx); err != nil {
+		return nil, err
+	}
 	l.agents = &supervisor{exe: o.Executable, dir: dir, libvirt: o.Libvirt, stats: o.AgentStatsInterval, note: o.Notes}
 	for _, h := range l.hosts {
 		if err := enrollHost(ctx, l.api, l.engineURL, dir, h); err != nil {
@@ -390,6 +395,10 @@ func (l *Lab) Token() string { return l.token }
 // TokenFile holds the administrator's API token.
 func (l *Lab) TokenFile() string { return filepath.Join(l.dir, "admin.token") }
 
+// PasswordFile holds the administrator's web UI password (Start gives the
+// administrator one when the file is missing).
+func (l *Lab) PasswordFile() string { return filepath.Join(l.dir, "admin.password") }
+
 // CAPEM is the engine CA (PEM): clients trust the engine through it.
 func (l *Lab) CAPEM() []byte { return l.caPEM }
 
@@ -420,6 +429,25 @@ func (l *Lab) AgentPID(host string) int {
 }
 
 func (l *Lab) engineDir() string { return filepath.Join(l.dir, "engine") }
+
+// webPassword gives the administrator a random web UI password, kept in
+// PasswordFile (readable by its owner only), on the first run or when the
+// file is gone.
+func (l *Lab) webPassword(ctx context.Context) error {
+	path := l.PasswordFile()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(b)
+	if err := l.api.SetPassword(ctx, "admin", pw); err != nil {
+		return fmt.Errorf("the administrator's web UI password: %v", err)
+	}
+	return pki.WriteFile(path, []byte(pw+"\n"), 0o600)
+}
 
 func waitHealthy(ctx context.Context, api *client.Client) error {
 	deadline := time.Now().Add(30 * time.Second)
