@@ -2,7 +2,7 @@
 # Sets up everything polyvirt's tests need on a Debian 12 machine (as root)
 # and runs the whole test suite: format and vet checks, the cross-builds for
 # every supported architecture, unit, golden, fuzz-seed, corpus conformance,
-# live libvirt and end-to-end tests. It ends with one line counting the tests
+# live libvirt, end-to-end and browser tests (Debian's Chromium). It ends with one line counting the tests
 # passed, failed and skipped, and names each skipped test with its reason
 # (test/testsummary reads go test -json). Its arguments go to go test
 # (./scripts/test.sh -run TestUpLab).
@@ -16,6 +16,9 @@ ensure_guest_kernels
 ensure_postgres
 ensure_prometheus
 ensure_openapi_lint
+ensure_browser
+# The web UI's files, embedded by every build below.
+./scripts/build-ui.sh
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

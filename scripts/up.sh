@@ -13,7 +13,8 @@ log "step 1/4: a Go toolchain (${POLYVIRT_GO_VERSION} or newer; fetched when mis
 ensure_go
 log "step 2/4: libvirt and QEMU (x86_64 and POWER) and Debian's ppc64el installer, libvirtd started (about a minute when they are missing)"
 ensure_libvirt
-log "step 3/4: polyvirt"
+log "step 3/4: polyvirt (its web UI: npm's packages, a few seconds; then the binary)"
+./scripts/build-ui.sh
 build_polyvirt
 log "step 4/4: polyvirt up — the engine and two hosts on this machine (up to a minute; Ctrl-C stops it)"
 exec bin/polyvirt up "$@"

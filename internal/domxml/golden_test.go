@@ -62,6 +62,7 @@ var goldenCases = []goldenCase{
 	{name: "example-ppc64le-debian-installer", in: "../../examples/ppc64le-debian-installer.yaml"},
 	{name: "example-ppc64le-disk", in: "../../examples/ppc64le-disk.yaml"},
 	{name: "example-x86_64-server", in: "../../examples/x86_64-server.yaml"},
+	{name: "example-x86_64-debian-installer", in: "../../examples/x86_64-debian-installer.yaml"},
 	{name: "example-ppc64le-debian-installer-fake-on-x86_64", in: "../../examples/ppc64le-debian-installer.yaml",
 		opts: Options{FakeKVM: true, HostArch: arch.X86_64, MemoryCapMiB: 768}},
 	// A host report that says TCG only turns fake KVM on by itself.

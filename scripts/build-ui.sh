@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the web UI into internal/webui/dist, which `go build` embeds in
+# polyvirt: the front-end packages from npm as web/package-lock.json pins them
+# (npm ci), a syntax check of the UI's modules (node --check), then web/'s
+# files and the parts of the packages the UI loads, copied as they are: plain
+# ES modules, no bundler. Runs in a few seconds; up.sh and test.sh run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_node
+
+web=web
+out=internal/webui/dist
+if [ ! -f "$web/node_modules/.package-lock.json" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+	log "web UI: npm ci (the packages of web/package-lock.json)"
+	(cd "$web" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || die "npm ci failed in $web"
+fi
+
+log "web UI: checking the modules"
+while IFS= read -r f; do
+	node --check "$f" || die "$f does not parse"
+done < <(find "$web/js" -name '*.js' | sort)
+
+log "web UI: copying into $out"
+find "$out" -mindepth 1 ! -name README.md -exec rm -rf {} +
+cp -r "$web/index.html" "$web/console.html" "$web/css" "$web/js" "$web/img" "$out/"
+novnc="$web/node_modules/@novnc/novnc"
+xterm="$web/node_modules/@xterm/xterm"
+mkdir -p "$out/vendor/novnc/vendor" "$out/vendor/xterm"
+cp -r "$novnc/core" "$out/vendor/novnc/"
+cp -r "$novnc/vendor/pako" "$out/vendor/novnc/vendor/"
+cp "$novnc/LICENSE.txt" "$out/vendor/novnc/"
+# The source map is not shipped: no reference to it either.
+sed '/^\/\/# sourceMappingURL=/d' "$xterm/lib/xterm.mjs" >"$out/vendor/xterm/xterm.mjs"
+cp "$xterm/css/xterm.css" "$xterm/LICENSE" "$out/vendor/xterm/"
+log "web UI: built ($(du -sh "$out" | cut -f1), $(find "$out" -type f | wc -l) files)"

@@ -1,0 +1,58 @@
+// The console page (/ui/console.html#vm=NAME&type=vnc|serial): a VM's
+// graphical console (noVNC, over the engine's websocket opened with a
+// one-use console ticket) or its serial console (xterm.js, over the
+// engine's console websocket). Its own page: the console code is not part
+// of the first page, and xterm.js writes its styles inline.
+
+import {h, replace} from '../dom.js';
+import * as api from '../api.js';
+import {setSession, can} from '../session.js';
+import {badge, errorText} from '../ui.js';
+
+function params() {
+  return new URLSearchParams(window.location.hash.replace(/^#/, ''));
+}
+
+async function boot() {
+  const main = document.getElementById('main');
+  const p = params();
+  const name = p.get('vm') || '';
+  const type = p.get('type') === 'serial' ? 'serial' : 'vnc';
+  let s;
+  try {
+    s = await api.get('/session', {noSignOut: true});
+  } catch (e) {
+    replace(main, h('h1', null, 'Console'), h('p', {class: 'error', role: 'alert'},
+      e instanceof api.ApiError && e.status === 401 ? 'You are not signed in. ' : errorText(e), h('a', {href: '/'}, 'Sign in')));
+    return;
+  }
+  setSession(s);
+  api.setCSRF(s.csrfToken);
+  let v;
+  try {
+    v = await api.get(`/vms/${api.esc(name)}`);
+  } catch (e) {
+    replace(main, h('h1', null, `Console of ${name}`), h('p', {class: 'error', role: 'alert'}, errorText(e)));
+    return;
+  }
+  document.title = `${type === 'vnc' ? 'Graphical' : 'Serial'} console of ${v.name} — polyvirt`;
+  const status = h('p', {class: 'console-status', id: 'console-status', role: 'status', 'aria-live': 'polite'}, 'Connecting…');
+  const tools = h('div', {class: 'console-tools', role: 'toolbar', 'aria-label': 'Console tools'});
+  const screen = h('div', {id: 'screen', class: `screen screen-${type}`, tabindex: '-1'});
+  const other = type === 'vnc' ? 'serial' : 'vnc';
+  replace(main,
+    h('header', {class: 'console-head'},
+      h('a', {href: `/#/vms/${encodeURIComponent(v.name)}`}, `← ${v.name}`),
+      h('h1', null, `${type === 'vnc' ? 'Graphical' : 'Serial'} console of ${v.name}`, ' ', badge(v.state)),
+      h('a', {href: `#vm=${encodeURIComponent(v.name)}&type=${other}`, class: 'btn btn-link'},
+        other === 'vnc' ? 'Graphical console' : 'Serial console'),
+      status),
+    tools, screen);
+  const mod = type === 'vnc' ? await import('./vnc.js') : await import('./serial.js');
+  mod.open({vm: v, screen, status, tools, canType: can('POST', '/vms/{vm}/start')});
+}
+
+// Another console of the page (its address's fragment changed): open it.
+window.addEventListener('hashchange', () => window.location.reload());
+
+boot();
