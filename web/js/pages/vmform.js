@@ -275,9 +275,9 @@ export async function vmForm(main, {params}) {
       field('Kernel', c.kernelPath), field('Initrd', c.kernelInitrd), field('Kernel command line', c.kernelCmdline)),
     field('Metadata (one key = value a line)', c.metadata),
     h('div', {class: 'actions'},
-      h('button', {type: 'submit', class: 'btn btn-primary', disabled: !allowed, title: allowed ? null : 'Your role may not create VMs.'}, 'Create'),
-      h('button', {type: 'button', class: 'btn', disabled: !allowed, on: {click: () => submit(true)}}, 'Create and start'),
-      h('button', {type: 'button', class: 'btn btn-quiet', on: {click: check}}, 'Check')));
+      h('button', {type: 'submit', id: 'vm-create', class: 'btn btn-primary', disabled: !allowed, title: allowed ? null : 'Your role may not create VMs.'}, 'Create'),
+      h('button', {type: 'button', id: 'vm-create-start', class: 'btn', disabled: !allowed, on: {click: () => submit(true)}}, 'Create and start'),
+      h('button', {type: 'button', id: 'vm-check', class: 'btn btn-quiet', on: {click: check}}, 'Check')));
 
   const paste = h('section', {class: 'panel paste', 'aria-labelledby': 'paste-h'},
     h('h2', {id: 'paste-h'}, 'Or paste a definition'),

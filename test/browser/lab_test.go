@@ -1,0 +1,305 @@
+// Package browser holds the web UI's tests in a real browser: Debian's
+// Chromium driven by chromedp, against `polyvirt up` on the real libvirtd
+// (POWER guests under TCG), and the UI's benchmarks.
+package browser
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"polyvirt/internal/client"
+	"polyvirt/internal/libvirtconn"
+)
+
+// requireReal reports whether missing real components must fail the test
+// instead of skipping it: the project's test command sets
+// POLYVIRT_REQUIRE_LIBVIRT=1.
+func requireReal() bool { return os.Getenv("POLYVIRT_REQUIRE_LIBVIRT") == "1" }
+
+// missing fails or skips the test for an absent component.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if requireReal() {
+		t.Fatalf("%s is missing (scripts/test.sh installs it)", what)
+	}
+	t.Skipf("%s is missing; run scripts/test.sh to install it", what)
+}
+
+func libvirtURI() string {
+	if u := os.Getenv("POLYVIRT_LIBVIRT_URI"); u != "" {
+		return u
+	}
+	return libvirtconn.DefaultURI
+}
+
+func requireLibvirt(t testing.TB) {
+	t.Helper()
+	c, err := libvirtconn.Dial(libvirtURI(), 5*time.Second)
+	if err != nil {
+		missing(t, "a running libvirtd ("+err.Error()+")")
+	}
+	c.Close()
+}
+
+// The installers the tests boot (Debian packages
+// debian-installer-12-netboot-ppc64el and -amd64).
+const (
+	ppcKernel   = "/usr/lib/debian-installer/images/12/ppc64el/text/debian-installer/ppc64el/vmlinux"
+	amd64Kernel = "/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64/linux"
+)
+
+func requireFile(t testing.TB, path, what string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		missing(t, what+" ("+path+")")
+	}
+}
+
+// moduleRoot is the directory holding go.mod.
+func moduleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = up
+	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// polyvirtBin is $POLYVIRT_BIN (scripts/test.sh's bin/polyvirt, the web UI
+// built in), else a build of this tree.
+func polyvirtBin(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("POLYVIRT_BIN"); p != "" {
+		return p
+	}
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "polyvirt-browser-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "polyvirt")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, "./cmd/polyvirt")
+		cmd.Dir = moduleRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// lockedBuffer is a process's output, written by its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lab is one `polyvirt up` process: the engine, a host of this machine's
+// architecture and a fake POWER8, on the real libvirtd.
+type lab struct {
+	t      testing.TB
+	dir    string
+	prefix string
+	url    string
+	env    []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	out    *lockedBuffer
+	api    *client.Client
+	// password is the lab administrator's web UI password.
+	password string
+}
+
+// startLab runs polyvirt up with its own directory, a free port and a
+// name prefix; it stops with the test, its domains removed.
+func startLab(t testing.TB) *lab {
+	t.Helper()
+	requireLibvirt(t)
+	dir := t.TempDir()
+	l := &lab{t: t, dir: filepath.Join(dir, "lab"), prefix: "w" + randomSuffix()[:5] + "-", out: &lockedBuffer{}}
+	removeDomainsAtCleanup(t, "lab-"+l.prefix)
+	cfg := filepath.Join(dir, "cli.json")
+	l.env = []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="}
+	l.cmd = exec.Command(polyvirtBin(t), "up", "--data-dir", l.dir, "--listen", "127.0.0.1:0", "--name-prefix", l.prefix,
+		"--stats-interval", "1s", "--quiet")
+	l.cmd.Env = append(os.Environ(), l.env...)
+	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
+	if err := l.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.exited = make(chan struct{})
+	go func() { l.cmd.Wait(); close(l.exited) }()
+	t.Cleanup(l.stop)
+	deadline := time.After(3 * time.Minute)
+	for !strings.Contains(l.out.String(), "\nNext:\n") {
+		select {
+		case <-l.exited:
+			t.Fatalf("polyvirt up exited:\n%s", l.out.String())
+		case <-deadline:
+			t.Fatalf("polyvirt up did not get ready:\n%s", l.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for _, line := range strings.Split(l.out.String(), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "engine" {
+			l.url = f[1]
+		}
+	}
+	pw, err := os.ReadFile(filepath.Join(l.dir, "admin.password"))
+	if err != nil || l.url == "" {
+		t.Fatalf("polyvirt up: no engine URL or password (%v):\n%s", err, l.out.String())
+	}
+	l.password = strings.TrimSpace(string(pw))
+	ca, err := os.ReadFile(filepath.Join(l.dir, "engine", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := client.ReadTokenFile(filepath.Join(l.dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.api, err = client.New(client.Options{Engine: l.url, Token: tok, CAPEM: ca, Timeout: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	l.env = append(l.env, client.EnvEngine+"="+l.url, client.EnvTokenFile+"="+filepath.Join(l.dir, "admin.token"),
+		client.EnvCAFile+"="+filepath.Join(l.dir, "engine", "ca.pem"))
+	return l
+}
+
+// stop sends SIGTERM (Ctrl-C's effect) and waits for the exit.
+func (l *lab) stop() {
+	if l.cmd == nil || l.cmd.Process == nil {
+		return
+	}
+	l.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-l.exited:
+	case <-time.After(30 * time.Second):
+		l.cmd.Process.Kill()
+		<-l.exited
+	}
+	if l.t.Failed() {
+		l.t.Logf("polyvirt up:\n%s", l.out.String())
+		if b, err := os.ReadFile(filepath.Join(l.dir, "logs", "engine.log")); err == nil {
+			l.t.Logf("engine log (end):\n%s", tail(string(b), 6000))
+		}
+	}
+	l.cmd = nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// cli runs the polyvirt CLI against the lab (stdin, then the arguments) and
+// returns its output; a failure fails the test.
+func (l *lab) cli(stdin string, args ...string) string {
+	l.t.Helper()
+	cmd := exec.Command(polyvirtBin(l.t), args...)
+	cmd.Env = append(os.Environ(), l.env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("polyvirt %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// name is a name of the lab's (its prefix first).
+func (l *lab) name(s string) string { return l.prefix + s }
+
+func removeDomainsAtCleanup(t testing.TB, prefix string) {
+	t.Helper()
+	t.Cleanup(func() {
+		n, err := removeDomains(prefix)
+		if err != nil {
+			t.Errorf("removing the domains %s*: %v", prefix, err)
+		} else if n > 0 {
+			t.Logf("removed %d domains %s*", n, prefix)
+		}
+	})
+}
+
+func removeDomains(prefix string) (int, error) {
+	c, err := libvirtconn.DialDomains(libvirtURI(), 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	doms, err := c.ListDomains(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, d := range doms {
+		if !strings.HasPrefix(d.Name, prefix) {
+			continue
+		}
+		if st, err := c.DomainState(ctx, d); err == nil && st != libvirtconn.StateShutoff {
+			if err := c.DestroyDomain(ctx, d); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
+				errs = append(errs, err)
+			}
+		}
+		if err := c.UndefineDomain(ctx, d, libvirtconn.UndefineAll); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
+			errs = append(errs, err)
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
