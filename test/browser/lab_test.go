@@ -230,8 +230,11 @@ func (l *lab) stop() {
 	}
 	if l.t.Failed() {
 		l.t.Logf("polyvirt up:\n%s", l.out.String())
-		if b, err := os.ReadFile(filepath.Join(l.dir, "logs", "engine.log")); err == nil {
-			l.t.Logf("engine log (end):\n%s", tail(string(b), 6000))
+		logs, _ := filepath.Glob(filepath.Join(l.dir, "logs", "*.log"))
+		for _, f := range logs {
+			if b, err := os.ReadFile(f); err == nil {
+				l.t.Logf("%s (end):\n%s", filepath.Base(f), tail(string(b), 6000))
+			}
 		}
 	}
 	l.cmd = nil
