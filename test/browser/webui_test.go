@@ -20,8 +20,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
-	"polyvirt/internal/engine/wire"
 )
 
 // xssProbe is a metadata value that runs a script if a page renders it as
@@ -172,7 +173,7 @@ func TestWebUI(t *testing.T) {
 			t.Errorf("the display field is not marked invalid: %q", inv)
 		}
 		admin.screenshot("vm-form-violation")
-		if _, err := l.api.VM(ctx, powerVM); client.Code(err) != "NOT_FOUND" {
+		if _, err := l.api.VM(ctx, powerVM); api.CodeOf(err) != api.CodeNotFound {
 			t.Errorf("the refused VM exists: %v", err)
 		}
 		// Fix it with the keyboard: VNC in the display list.
@@ -451,7 +452,7 @@ func graphicalConsole(t *testing.T, l *lab, admin *tab, vm string) {
 }
 
 // waitVMState waits for a VM's state.
-func waitVMState(t *testing.T, l *lab, name, state string, within time.Duration) wire.VM {
+func waitVMState(t *testing.T, l *lab, name, state string, within time.Duration) engineapi.VM {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
