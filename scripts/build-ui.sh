@@ -23,7 +23,12 @@ done < <(find "$web/js" -name '*.js' | sort)
 
 log "web UI: copying into $out"
 find "$out" -mindepth 1 ! -name README.md -exec rm -rf {} +
-cp -r "$web/index.html" "$web/console.html" "$web/css" "$web/js" "$web/img" "$out/"
+cp -r "$web/console.html" "$web/css" "$web/js" "$web/img" "$out/"
+# The page's modules (not the console's) fetched at once rather than
+# import after import.
+preload=$(cd "$web" && find js -name '*.js' ! -path 'js/console/*' ! -name app.js | sort |
+	sed 's|.*|<link rel="modulepreload" href="/ui/&">|')
+awk -v links="$preload" '/<!-- modulepreload:/ { print links; next } { print }' "$web/index.html" >"$out/index.html"
 novnc="$web/node_modules/@novnc/novnc"
 xterm="$web/node_modules/@xterm/xterm"
 mkdir -p "$out/vendor/novnc/vendor" "$out/vendor/xterm"

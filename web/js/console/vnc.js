@@ -25,7 +25,7 @@ export async function open({vm, screen, status, tools}) {
     rfb.resizeSession = false;
     rfb.focusOnClick = true;
     rfb.background = '#111';
-    window.polyvirtConsole = {rfb, started, firstFrame: null};
+    window.polyvirtConsole = {rfb, started, firstFrame: null, firstFrameAt: null};
     rfb.addEventListener('connect', () => {
       status.textContent = `Connected to ${vm.name}'s display. Click it or press Tab to it to type.`;
       reconnect.hidden = true;
@@ -45,18 +45,20 @@ export async function open({vm, screen, status, tools}) {
     rfb.addEventListener('securityfailure', (e) => {
       status.textContent = `The display refused the connection: ${e.detail.reason || e.detail.status}`;
     });
-    // The first frame drawn: for the benchmark of the time to the first
-    // picture.
-    const canvas = screen.querySelector('canvas');
-    if (canvas) {
-      const watch = () => {
-        if (canvas.width > 0 && rfb && window.polyvirtConsole.firstFrame === null && rfb._fbWidth > 0) {
+    // The first frame drawn (noVNC 1.7's Display.flip ends each complete
+    // framebuffer update), for the benchmark of the time to the first
+    // picture: since the page opened, and since the connection started.
+    const display = rfb._display;
+    if (display && typeof display.flip === 'function') {
+      const flip = display.flip.bind(display);
+      display.flip = (...args) => {
+        const r = flip(...args);
+        if (window.polyvirtConsole.firstFrame === null) {
+          window.polyvirtConsole.firstFrameAt = performance.now();
           window.polyvirtConsole.firstFrame = performance.now() - started;
-          return;
         }
-        if (window.polyvirtConsole.firstFrame === null) requestAnimationFrame(watch);
+        return r;
       };
-      requestAnimationFrame(watch);
     }
   };
   const ctrlAltDel = h('button', {type: 'button', class: 'btn', disabled: true, on: {click: () => rfb && rfb.sendCtrlAltDel()}}, 'Send Ctrl+Alt+Del');
