@@ -35,6 +35,14 @@ mkdir -p "$out/vendor/novnc/vendor" "$out/vendor/xterm"
 cp -r "$novnc/core" "$out/vendor/novnc/"
 cp -r "$novnc/vendor/pako" "$out/vendor/novnc/vendor/"
 cp "$novnc/LICENSE.txt" "$out/vendor/novnc/"
+# noVNC's modules, which the console page fetches at once for a graphical
+# console (its import graph is five levels deep).
+{
+	echo "// Written by scripts/build-ui.sh: noVNC's modules."
+	echo "export default ["
+	(cd "$out" && find vendor/novnc -name '*.js' | sort | sed 's|.*|  "/ui/&",|')
+	echo "];"
+} >"$out/vendor/novnc-modules.js"
 # The source map is not shipped: no reference to it either.
 sed '/^\/\/# sourceMappingURL=/d' "$xterm/lib/xterm.mjs" >"$out/vendor/xterm/xterm.mjs"
 cp "$xterm/css/xterm.css" "$xterm/LICENSE" "$out/vendor/xterm/"

@@ -18,6 +18,15 @@ async function boot() {
   const p = params();
   const name = p.get('vm') || '';
   const type = p.get('type') === 'serial' ? 'serial' : 'vnc';
+  // The console's code loads while the session and the VM are read; noVNC's
+  // modules all at once (scripts/build-ui.sh lists them).
+  if (type === 'vnc') {
+    import('../../vendor/novnc-modules.js').then((m) => {
+      for (const href of m.default) document.head.append(h('link', {rel: 'modulepreload', href}));
+    }).catch(() => {});
+  }
+  const code = type === 'vnc' ? import('./vnc.js') : import('./serial.js');
+  code.catch(() => {});
   let s;
   try {
     s = await api.get('/session', {noSignOut: true});
@@ -48,7 +57,7 @@ async function boot() {
         other === 'vnc' ? 'Graphical console' : 'Serial console'),
       status),
     tools, screen);
-  const mod = type === 'vnc' ? await import('./vnc.js') : await import('./serial.js');
+  const mod = await code;
   mod.open({vm: v, screen, status, tools, canType: can('POST', '/vms/{vm}/start')});
 }
 

@@ -14,6 +14,7 @@ export async function overview(main) {
   replace(main, h('h1', null, 'Overview'), h('p', {class: 'loading', role: 'status'}, 'Loading the clusters, hosts and VMs…'));
   const [clusters, hosts, vmList, events] = await Promise.all([
     api.get('/clusters'), api.get('/hosts'), api.get('/vms'), api.get('/events?limit=20')]);
+  performance.mark('polyvirt:overview-data');
 
   const hostsBy = groupBy(hosts, (x) => x.clusterId);
   const vmsBy = groupBy(vmList, (x) => x.clusterId);
