@@ -165,15 +165,19 @@ type lab struct {
 func startLab(t testing.TB) *lab {
 	t.Helper()
 	requireLibvirt(t)
+	sweepStaleLabs(t)
 	dir := t.TempDir()
 	l := &lab{t: t, dir: filepath.Join(dir, "lab"), prefix: "w" + randomSuffix()[:5] + "-", out: &lockedBuffer{}}
-	removeDomainsAtCleanup(t, "lab-"+l.prefix)
+	registerLab(t, "lab-"+l.prefix)
 	cfg := filepath.Join(dir, "cli.json")
 	l.env = []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="}
 	l.cmd = exec.Command(polyvirtBin(t), "up", "--data-dir", l.dir, "--listen", "127.0.0.1:0", "--name-prefix", l.prefix,
 		"--stats-interval", "1s", "--quiet")
 	l.cmd.Env = append(os.Environ(), l.env...)
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
+	// polyvirt up stops (its agents with it) when this test process dies
+	// without its cleanups (killed, or go test's -timeout).
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := l.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -264,16 +268,98 @@ func (l *lab) cli(stdin string, args ...string) string {
 // name is a name of the lab's (its prefix first).
 func (l *lab) name(s string) string { return l.prefix + s }
 
-func removeDomainsAtCleanup(t testing.TB, prefix string) {
+// labsDir holds a file for each lab this package's tests and benchmarks
+// run, named by its domains' prefix and holding the test process's id and
+// start time. The test's cleanup removes the lab's domains, then its file;
+// a run that died without its cleanups (killed, or past go test's
+// -timeout, which ends the process at once) leaves its file, and the next
+// run removes that lab's domains (sweepStaleLabs).
+func labsDir() string { return filepath.Join(os.TempDir(), "polyvirt-browser-labs") }
+
+// processStart is a process's start time (clock ticks after boot, field 22
+// of /proc/PID/stat): with its id, it tells the process from a later one
+// that got the same id.
+func processStart(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", err
+	}
+	// The command's name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return "", fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	return f[19], nil
+}
+
+// registerLab records a lab's domain prefix as this process's, and removes
+// its domains, then the record, when the test ends (failed or not).
+func registerLab(t testing.TB, prefix string) {
 	t.Helper()
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(labsDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(labsDir(), prefix)
+	if err := os.WriteFile(file, []byte(fmt.Sprintf("%d %s\n", os.Getpid(), start)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		n, err := removeDomains(prefix)
 		if err != nil {
 			t.Errorf("removing the domains %s*: %v", prefix, err)
-		} else if n > 0 {
+			return
+		}
+		if n > 0 {
 			t.Logf("removed %d domains %s*", n, prefix)
 		}
+		if err := os.Remove(file); err != nil {
+			t.Error(err)
+		}
 	})
+}
+
+// sweepStaleLabs removes the domains of the labs whose test process is
+// gone (registerLab), and their records.
+func sweepStaleLabs(t testing.TB) {
+	t.Helper()
+	entries, err := os.ReadDir(labsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		file := filepath.Join(labsDir(), e.Name())
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		var start string
+		if _, err := fmt.Sscan(string(b), &pid, &start); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if now, err := processStart(pid); err == nil && now == start {
+			continue // its test still runs
+		}
+		n, err := removeDomains(e.Name())
+		if err != nil {
+			t.Fatalf("removing the domains %s* a test left: %v", e.Name(), err)
+		}
+		t.Logf("removed %d domains %s* left by a test that ended without its cleanup (pid %d)", n, e.Name(), pid)
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func removeDomains(prefix string) (int, error) {

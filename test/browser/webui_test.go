@@ -447,7 +447,21 @@ func graphicalConsole(t *testing.T, l *lab, admin *tab, vm string) {
 		}
 		time.Sleep(2 * time.Second)
 	}
-	admin.waitJS(20*time.Second, "the canvas showing the moved menu", `true`)
+	// The browser shows the moved menu too: its canvas changed and is the
+	// agent's screenshot again.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		c := canvas()
+		moved, err1 := screenDiff(before, c, 24)
+		d, err2 := screenDiff(c, shot(), 24)
+		if err1 == nil && err2 == nil && moved > 0.001 && d < 0.005 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the canvas does not show the moved menu: changed %.4f, canvas vs screenshot %.4f (%v %v)", moved, d, err1, err2)
+		}
+		time.Sleep(time.Second)
+	}
 	admin.screenshot("console-" + strings.TrimPrefix(vm, l.prefix) + "-after-down")
 }
 
