@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,7 +295,10 @@ const consoleAttached = 20 * time.Second
 // ctrl-]; vm screenshot writes a PNG that is not blank; vm create --start
 // leaves the VM Up; vm stop leaves it Down (after its time-out when the
 // guest ignores the request); vm delete --force removes the VM and its
-// domain; host show prints recent statistics without a deleted VM.
+// domain; host show prints recent statistics without a deleted VM. Before
+// the commands, what the README says of the web UI: polyvirt up prints its
+// address and the administrator's password file, and that password signs
+// in there.
 func TestREADMEWalkthrough(t *testing.T) {
 	requireLibvirt(t)
 	requirePPCKernel(t)
@@ -318,6 +325,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 			t.Errorf("polyvirt up lacks %q:\n%s", want, out)
 		}
 	}
+	checkWebUIAddress(t, out, cfg, filepath.Join(dir, "lab", "admin.password"))
 	work := filepath.Join(dir, "work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
@@ -358,6 +366,74 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	if !strings.Contains(up.out.String(), "polyvirt up: stopping the agents and the engine (the VMs keep running)") {
 		t.Errorf("polyvirt up did not say it stopped:\n%s", up.out.String())
+	}
+}
+
+// webUILine is polyvirt up's line with the web UI's address and the file
+// of the administrator's password.
+var webUILine = regexp.MustCompile(`(?m)^  web UI  (https://\S+)/   \(sign in as admin, password in (\S+)\)$`)
+
+// checkWebUIAddress checks what the README says of the web UI: polyvirt up
+// prints its address (the engine's) and the file of the administrator's
+// password; the address serves the UI's page, and the password signs in
+// (a session cookie Secure, HttpOnly, SameSite=Strict).
+func checkWebUIAddress(t *testing.T, upOut, cliConfig, passwordFile string) {
+	t.Helper()
+	m := webUILine.FindStringSubmatch(upOut)
+	if m == nil {
+		t.Errorf("polyvirt up does not print the web UI's address:\n%s", upOut)
+		return
+	}
+	url, file := m[1], m[2]
+	if file != passwordFile {
+		t.Errorf("polyvirt up names the password file %s; want %s", file, passwordFile)
+	}
+	cfg, err := client.LoadConfig(cliConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if url != cfg.Engine {
+		t.Errorf("the web UI is at %s, the engine at %s", url, cfg.Engine)
+	}
+	pw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(cfg.CA)) {
+		t.Fatalf("the CLI's configuration has no CA")
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	resp, err := hc.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `<script type="module"`) {
+		t.Errorf("GET %s/: %d, no web UI in the binary (scripts/build-ui.sh, then build polyvirt again):\n%.300s", url, resp.StatusCode, page)
+	}
+	body, _ := json.Marshal(engineapi.SignInRequest{Name: "admin", Password: strings.TrimSpace(string(pw))})
+	resp, err = hc.Post(url+"/api/v1/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("signing in as admin with the password of %s: %d %s", file, resp.StatusCode, answer)
+		return
+	}
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-polyvirt-session" {
+			cookie = c
+		}
+	}
+	if cookie == nil || !cookie.Secure || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Errorf("the sign-in's session cookie: %+v", cookie)
 	}
 }
 

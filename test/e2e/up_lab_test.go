@@ -79,6 +79,10 @@ func TestUpLab(t *testing.T) {
 	if !l.Created() {
 		t.Errorf("the first start did not create an engine")
 	}
+	// The administrator's web UI password, for its owner only.
+	if fi, err := os.Stat(l.PasswordFile()); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 20 {
+		t.Errorf("the web UI password's file %s: %v %v", l.PasswordFile(), fi, err)
+	}
 	power, powerHost := prefix+"power", prefix+"power8-a"
 	// power8-b (on a libvirtd of the lab's own) when this machine can run
 	// one.
