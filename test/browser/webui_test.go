@@ -34,6 +34,30 @@ const xssProbe = `<img src=x onerror=alert(1)>`
 type watcher struct {
 	mu       sync.Mutex
 	problems []string
+	// confirms are the confirmation dialogs a tab may open next (a
+	// control that asks before it acts), by the tab's name: accepted.
+	confirms map[string]int
+}
+
+// allowConfirm lets a tab open one confirmation dialog, which is accepted.
+func (w *watcher) allowConfirm(who string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.confirms == nil {
+		w.confirms = map[string]int{}
+	}
+	w.confirms[who]++
+}
+
+// takeConfirm uses up a confirmation dialog allowConfirm allowed.
+func (w *watcher) takeConfirm(who string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.confirms[who] == 0 {
+		return false
+	}
+	w.confirms[who]--
+	return true
 }
 
 func (w *watcher) add(s string) {
@@ -62,8 +86,11 @@ func (w *watcher) watch(tb *tab, who string) {
 			if err != nil {
 				return
 			}
-			w.add(fmt.Sprintf("%s: a JavaScript %s dialog opened: %q", who, ev.Type, ev.Message))
-			_, _ = chromedp.Call(tb.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			accept := ev.Type == page.DialogTypeConfirm && w.takeConfirm(who)
+			if !accept {
+				w.add(fmt.Sprintf("%s: a JavaScript %s dialog opened: %q", who, ev.Type, ev.Message))
+			}
+			_, _ = chromedp.Call(tb.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
 		}
 	}()
 	go func() {
@@ -231,9 +258,10 @@ func TestWebUI(t *testing.T) {
 		})
 	}
 
+	xssVM := l.name("xss")
 	t.Run("XSS probe", func(t *testing.T) {
 		admin := admin.on(t)
-		name := l.name("xss")
+		name := xssVM
 		file := filepath.Join(t.TempDir(), "xss.yaml")
 		def := fmt.Sprintf("name: %s\nmemory: {sizeMiB: 256}\ndisplay: {type: none}\nmetadata:\n  note: %q\n", name, xssProbe)
 		if err := os.WriteFile(file, []byte(def), 0o644); err != nil {
@@ -352,6 +380,51 @@ func TestWebUI(t *testing.T) {
 		admin.waitJS(20*time.Second, "the VM list", `document.querySelectorAll('table.vms tbody tr').length === 3`)
 		admin.waitJS(60*time.Second, "a screen thumbnail", `[...document.querySelectorAll('table.vms img.thumb')].some((i) => i.complete && i.naturalWidth > 0)`)
 		admin.screenshot("vms")
+	})
+
+	t.Run("actions", func(t *testing.T) {
+		admin := admin.on(t)
+		// click clicks a page's control of an API route once it is enabled.
+		click := func(route string) {
+			t.Helper()
+			admin.do(30*time.Second, "click "+route, chromedp.Click(chromedp.CSS(`main button[data-route="`+route+`"]:not([disabled])`)))
+		}
+		// Maintenance of a host that runs a VM: refused, the engine's code
+		// shown.
+		admin.open("/#/hosts/" + powerHost)
+		w.allowConfirm("admin")
+		click("POST /hosts/{host}/maintenance")
+		admin.waitJS(30*time.Second, "the refusal's code", `[...document.querySelectorAll('#alerts .notice')].some((e) => e.textContent.includes(`+jsString(api.CodeHostHasVMs)+`))`)
+		admin.screenshot("host-maintenance-refused")
+		// A VM started, powered off and deleted from its page.
+		admin.open("/#/vms/" + xssVM)
+		click("POST /vms/{vm}/start")
+		waitVMState(t, l, xssVM, "Up", 3*time.Minute)
+		admin.waitJS(30*time.Second, "the page showing Up", `document.querySelector('main h1 .badge').textContent === 'Up'`)
+		w.allowConfirm("admin")
+		click("POST /vms/{vm}/destroy")
+		waitVMState(t, l, xssVM, "Down", 3*time.Minute)
+		admin.waitJS(30*time.Second, "the page showing Down", `document.querySelector('main h1 .badge').textContent === 'Down'`)
+		for _, vm := range []string{xssVM, powerVM} {
+			admin.open("/#/vms/" + vm)
+			w.allowConfirm("admin")
+			click("DELETE /vms/{vm}")
+			admin.waitJS(2*time.Minute, "the VM gone", `document.querySelector('main').textContent.includes('This VM does not exist')`)
+			if _, err := l.api.VM(ctx, vm); api.CodeOf(err) != api.CodeNotFound {
+				t.Errorf("VM %s after Delete: %v", vm, err)
+			}
+		}
+		// The host without VMs: Maintenance, then Activate.
+		admin.open("/#/hosts/" + powerHost)
+		w.allowConfirm("admin")
+		click("POST /hosts/{host}/maintenance")
+		admin.waitJS(30*time.Second, "the host in Maintenance", `document.querySelector('main h1 .badge').textContent === 'Maintenance'`)
+		admin.screenshot("host-maintenance")
+		click("POST /hosts/{host}/activate")
+		admin.waitJS(2*time.Minute, "the host Up again", `document.querySelector('main h1 .badge').textContent === 'Up'`)
+		if h, err := l.api.Host(ctx, powerHost, false); err != nil || h.Status != "Up" {
+			t.Errorf("host %s after Activate: %s %v", powerHost, h.Status, err)
+		}
 	})
 }
 
