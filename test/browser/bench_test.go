@@ -24,7 +24,7 @@ import (
 
 // The web UI's benchmarks (docs/benchmarks.md). Run them alone:
 //
-//	go test ./test/browser -run XXX -bench . -benchtime 5x
+//	go test ./test/browser -run XXX -bench . -benchtime 5x -timeout 30m
 //
 // Their figures are metrics (b.ReportMetric), never assertions on time.
 

@@ -380,6 +380,15 @@ func TestWebUI(t *testing.T) {
 		admin.waitJS(20*time.Second, "the VM list", `document.querySelectorAll('table.vms tbody tr').length === 3`)
 		admin.waitJS(60*time.Second, "a screen thumbnail", `[...document.querySelectorAll('table.vms img.thumb')].some((i) => i.complete && i.naturalWidth > 0)`)
 		admin.screenshot("vms")
+		// The pages fit a 1280×800 window (the browser's) without scrolling
+		// sideways.
+		for _, p := range []string{"overview", "hosts", "hosts/" + powerHost, "vms", "vms/" + powerVM, "vms-new?cluster=" + powerCluster} {
+			admin.open("/#/" + p)
+			admin.waitJS(20*time.Second, "the page", `!!document.querySelector('main h1') && !document.querySelector('main .loading')`)
+			if w, over := eval[int](admin, `window.innerWidth`), eval[int](admin, `document.documentElement.scrollWidth - window.innerWidth`); w < 1260 || w > 1280 || over > 1 {
+				t.Errorf("%s in a %d px wide window is %d px wider", p, w, over)
+			}
+		}
 	})
 
 	t.Run("actions", func(t *testing.T) {
