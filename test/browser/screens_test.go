@@ -87,12 +87,35 @@ func blank(img image.Image) bool {
 	return top > 0.995
 }
 
-// installerMenu tells a screen that shows the Debian installer's dialog
-// (its blue and grey fill most of the screen; a kernel log is mostly
-// black).
+// installerMenu tells a screen that shows the Debian installer's dialog:
+// its blue background (VGA blue, 0 0 170) around a grey dialog (VGA light
+// grey, 170 170 170). A kernel log is mostly black; a screen the installer
+// is clearing or drawing again is grey or black without the blue.
 func installerMenu(img image.Image) bool {
-	lit, _ := screenStats(img)
-	return lit > 0.5 && !blank(img)
+	if blank(img) {
+		return false
+	}
+	r := img.Bounds()
+	n := r.Dx() * r.Dy()
+	if n == 0 {
+		return false
+	}
+	near := func(c color.NRGBA, r, g, b uint8) bool {
+		return absDiff(c.R, r) <= 24 && absDiff(c.G, g) <= 24 && absDiff(c.B, b) <= 24
+	}
+	blue, grey := 0, 0
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			switch {
+			case near(c, 0, 0, 170):
+				blue++
+			case near(c, 170, 170, 170):
+				grey++
+			}
+		}
+	}
+	return float64(blue)/float64(n) > 0.02 && float64(grey)/float64(n) > 0.2
 }
 
 func fill(w, h int, c color.NRGBA) *image.NRGBA {
@@ -127,6 +150,16 @@ func TestScreenComparison(t *testing.T) {
 	for x := 0; x < 60; x++ {
 		klog.SetNRGBA(x, 5, grey)
 	}
+	// The installer clearing its screen: grey but for the cursor.
+	clearing := fill(100, 100, grey)
+	clearing.SetNRGBA(0, 0, black)
+	// Drawing: the top half blue, the rest black.
+	drawing := fill(100, 100, black)
+	for y := 0; y < 50; y++ {
+		for x := 0; x < 100; x++ {
+			drawing.SetNRGBA(x, y, blue)
+		}
+	}
 	for _, tc := range []struct {
 		name     string
 		a, b     image.Image
@@ -141,6 +174,8 @@ func TestScreenComparison(t *testing.T) {
 		{"another size", menu, fill(50, 50, blue), 1, true, true, false},
 		{"black", fill(100, 100, black), fill(100, 100, black), 0, false, false, true},
 		{"a kernel log", klog, klog, 0, false, false, false},
+		{"a screen being cleared", clearing, clearing, 0, false, false, true},
+		{"a screen being drawn", drawing, drawing, 0, false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := screenDiff(tc.a, tc.b, 24)
