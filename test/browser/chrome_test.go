@@ -142,13 +142,35 @@ func eval[T any](tb *tab, js string) T {
 // waitJS waits until a JavaScript expression is truthy.
 func (tb *tab) waitJS(within time.Duration, what, js string) {
 	tb.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, within+5*time.Second)
-	defer cancel()
 	// An exception (an element not there yet) counts as false.
 	expr := "(() => { try { return (" + js + "); } catch (e) { return false; } })()"
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(within), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+	deadline := time.Now().Add(within)
+	for {
+		left := time.Until(deadline)
+		ctx, cancel := context.WithTimeout(tb.ctx, left+5*time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(left), chromedp.WithPollingInterval(100*time.Millisecond)))
+		cancel()
+		if err == nil {
+			return
+		}
+		// The page navigated while it was polled (a form submitted, a
+		// redirect): poll the new document.
+		if navigated(err) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		tb.t.Fatalf("waiting for %s (%s): %v", what, clip(js), err)
 	}
+}
+
+// navigated tells an error of a page that navigated while a script ran.
+func navigated(err error) bool {
+	for _, s := range []string{"Inspected target navigated or closed", "Execution context was destroyed", "Cannot find context with specified id"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
 }
 
 // open navigates to a path of the engine.
