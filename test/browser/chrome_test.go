@@ -185,10 +185,10 @@ func (tb *tab) open(path string) {
 func (tb *tab) signIn(user, password string) {
 	tb.t.Helper()
 	tb.open("/")
-	tb.waitJS(20*time.Second, "the sign-in form", `document.activeElement && document.activeElement.name === 'username'`)
+	tb.waitJS(time.Minute, "the sign-in form", `document.activeElement && document.activeElement.name === 'username'`)
 	tb.do(20*time.Second, "type the user name and password",
 		chromedp.KeyEvent(user+"\t"), chromedp.KeyEvent(password), chromedp.KeyEvent("\r"))
-	tb.waitJS(20*time.Second, "signed in", `!!document.querySelector('nav.primary') && document.querySelector('.who .user').textContent.includes(`+jsString(user)+`)`)
+	tb.waitJS(time.Minute, "signed in", `!!document.querySelector('nav.primary') && document.querySelector('.who .user').textContent.includes(`+jsString(user)+`)`)
 }
 
 // screenshot saves a screenshot of the page under the screenshot
