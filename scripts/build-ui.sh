@@ -23,12 +23,18 @@ done < <(find "$web/js" -name '*.js' | sort)
 
 log "web UI: copying into $out"
 find "$out" -mindepth 1 ! -name README.md -exec rm -rf {} +
-cp -r "$web/console.html" "$web/css" "$web/js" "$web/img" "$out/"
-# The page's modules (not the console's) fetched at once rather than
-# import after import.
-preload=$(cd "$web" && find js -name '*.js' ! -path 'js/console/*' ! -name app.js | sort |
-	sed 's|.*|<link rel="modulepreload" href="/ui/&">|')
-awk -v links="$preload" '/<!-- modulepreload:/ { print links; next } { print }' "$web/index.html" >"$out/index.html"
+cp -r "$web/css" "$web/js" "$web/img" "$out/"
+# Each page's modules fetched at once rather than import after import: the
+# first page's (not the console's), and the console page's own (noVNC's
+# are listed in vendor/novnc-modules.js, below, and preloaded by the page
+# for a graphical console only, by the list the page preloads too).
+preload() {
+	sed 's|.*|<link rel="modulepreload" href="/ui/&">|'
+}
+links=$(cd "$web" && find js -name '*.js' ! -path 'js/console/*' ! -name app.js | sort | preload)
+awk -v links="$links" '/<!-- modulepreload:/ { print links; next } { print }' "$web/index.html" >"$out/index.html"
+links=$( (cd "$web" && printf '%s\n' js/dom.js js/api.js js/session.js js/ui.js; echo vendor/novnc-modules.js) | preload)
+awk -v links="$links" '/<!-- modulepreload:/ { print links; next } { print }' "$web/console.html" >"$out/console.html"
 novnc="$web/node_modules/@novnc/novnc"
 xterm="$web/node_modules/@xterm/xterm"
 mkdir -p "$out/vendor/novnc/vendor" "$out/vendor/xterm"
