@@ -394,9 +394,23 @@ func TestWebUI(t *testing.T) {
 	t.Run("actions", func(t *testing.T) {
 		admin := admin.on(t)
 		// click clicks a page's control of an API route once it is enabled.
+		// (The page draws itself again on the engine's events: a button
+		// found may be replaced before the click lands; it is found again.)
 		click := func(route string) {
 			t.Helper()
-			admin.do(30*time.Second, "click "+route, chromedp.Click(chromedp.CSS(`main button[data-route="`+route+`"]:not([disabled])`)))
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(admin.ctx, time.Until(deadline))
+				err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS(`main button[data-route="`+route+`"]:not([disabled])`)))
+				cancel()
+				if err == nil {
+					return
+				}
+				if !strings.Contains(err.Error(), "Could not find node") && !strings.Contains(err.Error(), "not attached") || time.Now().After(deadline) {
+					t.Fatalf("click %s: %v", route, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 		}
 		// Maintenance of a host that runs a VM: refused, the engine's code
 		// shown.
