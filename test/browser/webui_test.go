@@ -401,7 +401,7 @@ func TestWebUI(t *testing.T) {
 			deadline := time.Now().Add(30 * time.Second)
 			for {
 				ctx, cancel := context.WithTimeout(admin.ctx, time.Until(deadline))
-				err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS(`main button[data-route="`+route+`"]:not([disabled])`)))
+				_, err := chromedp.Run(ctx, chromedp.Click(chromedp.CSS(`main button[data-route="`+route+`"]:not([disabled])`)))
 				cancel()
 				if err == nil {
 					return
