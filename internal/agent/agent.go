@@ -283,10 +283,19 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Rep
 func (a *Agent) cachedCaps(fp string, refresh bool) *caps.Result {
 	a.capsMu.RLock()
 	defer a.capsMu.RUnlock()
-	if refresh || a.capsRes == nil || a.capsSeen != fp {
+	if refresh || a.capsRes == nil || a.capsSeen != fp || libvirtStillProbing(a.capsRes.Report) {
 		return nil
 	}
 	return a.capsRes
+}
+
+// libvirtStillProbing tells whether a report was collected from a libvirtd
+// that answered without any guest: a daemon that just started answers
+// before it has probed its QEMU binaries. Such a report is not kept: the
+// next reader collects again (else the host would stay without emulated
+// machines, NonOperational, until something else changed).
+func libvirtStillProbing(r *hostreport.Report) bool {
+	return r != nil && r.Virt.Libvirt && len(r.Virt.Guests) == 0
 }
 
 // collect collects the report and its document, and keeps them with fp,
