@@ -114,6 +114,14 @@ func TestEngineMetrics(t *testing.T) {
 	if st, eb, _ := te.raw(t, "GET", "/api/v1/hosts", tokens[store.RoleMetrics], nil); st != 403 || eb.Error.Code != api.CodePermissionDenied {
 		t.Errorf("the metrics role lists hosts: %d %+v", st, eb)
 	}
+	// The monitoring writes the hosts' statistics once it has some (its
+	// flushes are spaced by their own cost): wait for the first.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, mfs := te.scrape(t, tokens[store.RoleMetrics])
+		if value(mfs, "polyvirt_db_call_duration_seconds", map[string]string{"call": "UpdateHostStats"}) >= 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	// Each host asked by name: one series, the route's pattern.
 	_, before := te.scrape(t, tokens[store.RoleMetrics])
 	hostRoute := func(code string) map[string]string {
