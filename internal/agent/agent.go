@@ -290,12 +290,13 @@ func (a *Agent) cachedCaps(fp string, refresh bool) *caps.Result {
 }
 
 // libvirtStillProbing tells whether a report was collected from a libvirtd
-// that answered without any guest: a daemon that just started answers
-// before it has probed its QEMU binaries. Such a report is not kept: the
-// next reader collects again (else the host would stay without emulated
-// machines, NonOperational, until something else changed).
+// that answered without any guest or emulated machine for the host's
+// architecture: a daemon that just started answers before it has probed
+// its QEMU binaries. Such a report is not kept: the next reader collects
+// again (else the host would stay without emulated machines,
+// NonOperational, until something else changed).
 func libvirtStillProbing(r *hostreport.Report) bool {
-	return r != nil && r.Virt.Libvirt && len(r.Virt.Guests) == 0
+	return r != nil && r.Virt.Libvirt && (len(r.Virt.Guests) == 0 || len(r.Virt.EmulatedMachines) == 0)
 }
 
 // collect collects the report and its document, and keeps them with fp,
