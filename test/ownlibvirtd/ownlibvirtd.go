@@ -310,11 +310,18 @@ func (d *Daemon) StartDaemon() {
 		close(exited)
 	}()
 	d.mu.Unlock()
+	// It answers once it has probed its QEMU binaries: a client asking
+	// sooner would see no guests and no emulated machines.
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := libvirtconn.Dial(d.URI, 2*time.Second); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			x, err := c.Capabilities(ctx)
+			cancel()
 			c.Close()
-			return
+			if err == nil && strings.Contains(x, "<machine") {
+				return
+			}
 		}
 		select {
 		case <-exited:
