@@ -259,8 +259,11 @@ func migratePOWER(t *testing.T, env []string, prefix string, a, b migHost) {
 	n := con.waitPast(-1, counterWait, "the boot")
 	t.Logf("the guest counts: %d", n)
 
-	// power8-a → power8-b, the console attached.
-	out = c.run("", "vm", "migrate", vm, "--to", b.Name)
+	// power8-a → power8-b, the console attached. The bandwidth is held
+	// down so that the copy lasts several of the CLI's progress readings
+	// (on an idle machine the guest's few touched pages move in 3 s, all
+	// of it between two readings).
+	out = c.run("", "vm", "migrate", vm, "--to", b.Name, "--max-bandwidth", "8")
 	t.Logf("vm migrate:\n%s", out)
 	m := regexp.MustCompile(`Migrated VM \S+ to (\S+) in ([0-9.]+m?s) \(downtime (\d+) ms`).FindStringSubmatch(out)
 	if m == nil || m[1] != b.Name {
