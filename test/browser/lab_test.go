@@ -5,7 +5,6 @@ package browser
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"polyvirt/test/domclean"
 	"runtime"
 	"strings"
 	"sync"
@@ -312,7 +312,7 @@ func registerLab(t testing.TB, prefix string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		n, err := removeDomains(prefix)
+		n, err := domclean.Remove(libvirtURI(), prefix)
 		if err != nil {
 			t.Errorf("removing the domains %s*: %v", prefix, err)
 			return
@@ -351,7 +351,7 @@ func sweepStaleLabs(t testing.TB) {
 		if now, err := processStart(pid); err == nil && now == start {
 			continue // its test still runs
 		}
-		n, err := removeDomains(e.Name())
+		n, err := domclean.Remove(libvirtURI(), e.Name())
 		if err != nil {
 			t.Fatalf("removing the domains %s* a test left: %v", e.Name(), err)
 		}
@@ -360,35 +360,4 @@ func sweepStaleLabs(t testing.TB) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func removeDomains(prefix string) (int, error) {
-	c, err := libvirtconn.DialDomains(libvirtURI(), 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	doms, err := c.ListDomains(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var errs []error
-	for _, d := range doms {
-		if !strings.HasPrefix(d.Name, prefix) {
-			continue
-		}
-		if st, err := c.DomainState(ctx, d); err == nil && st != libvirtconn.StateShutoff {
-			if err := c.DestroyDomain(ctx, d); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
-				errs = append(errs, err)
-			}
-		}
-		if err := c.UndefineDomain(ctx, d, libvirtconn.UndefineAll); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
-			errs = append(errs, err)
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
 }

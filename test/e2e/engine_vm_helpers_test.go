@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"polyvirt/test/domclean"
 	"testing"
 	"time"
 
@@ -31,44 +31,13 @@ func requirePPCKernel(t *testing.T) {
 func removeDomainsAtCleanup(t *testing.T, prefix string) {
 	t.Helper()
 	t.Cleanup(func() {
-		n, err := removeDomains(prefix)
+		n, err := domclean.Remove(libvirtURI(), prefix)
 		if err != nil {
 			t.Errorf("removing the domains %s*: %v", prefix, err)
 		} else if n > 0 {
 			t.Logf("removed %d leftover domains %s*", n, prefix)
 		}
 	})
-}
-
-func removeDomains(prefix string) (int, error) {
-	c, err := libvirtconn.DialDomains(libvirtURI(), 10*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	doms, err := c.ListDomains(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	var errs []error
-	for _, d := range doms {
-		if !strings.HasPrefix(d.Name, prefix) {
-			continue
-		}
-		if st, err := c.DomainState(ctx, d); err == nil && st != libvirtconn.StateShutoff {
-			if err := c.DestroyDomain(ctx, d); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
-				errs = append(errs, err)
-			}
-		}
-		if err := c.UndefineDomain(ctx, d, libvirtconn.UndefineAll); err != nil && !errors.Is(err, libvirtconn.ErrNoDomain) {
-			errs = append(errs, err)
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
 }
 
 // domainState is a domain's state; false when it does not exist.
