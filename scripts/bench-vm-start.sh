@@ -32,6 +32,8 @@ cleanup() {
 		done
 		kill -TERM "$up_pid" 2>/dev/null || true
 		wait "$up_pid" 2>/dev/null || true
+		# polyvirt up leaves power8-b's libvirtd of its own running.
+		bin/polyvirt up --down --data-dir "$dir/lab" >/dev/null 2>&1 || true
 	fi
 	for d in $(virsh -q list --all --name | grep '^lab-bench-' || true); do
 		virsh -q destroy "$d" >/dev/null 2>&1 || true

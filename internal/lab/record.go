@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"polyvirt/internal/arch"
@@ -170,12 +172,11 @@ func (h *Host) complete(domainPrefix string) error {
 		if *p != "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := freePort(ephemeralRangeFile)
 		if err != nil {
 			return err
 		}
-		*p = ln.Addr().String()
-		ln.Close()
+		*p = addr
 	}
 	if h.DomainPrefix == "" {
 		h.DomainPrefix = domainPrefix + h.Name + "-"
@@ -228,4 +229,41 @@ func engineURLFor(addr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "https://" + net.JoinHostPort(host, port)
+}
+
+// ephemeralRangeFile is where Linux says which ports it gives to outgoing
+// connections and to listeners on port 0.
+const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
+
+// freePort is a loopback address whose port is free now and below the
+// ephemeral range that rangeFile gives (Linux's default 32768–60999): a
+// lab's ports are recorded once and bound much later, every time the lab
+// starts, and a port of the ephemeral range would be taken meanwhile by
+// any process's outgoing connection or listener on port 0. It falls back
+// to a port the system chooses when none below the range is free.
+func freePort(rangeFile string) (string, error) {
+	low := 32768
+	if b, err := os.ReadFile(rangeFile); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
+				low = n
+			}
+		}
+	}
+	floor := max(low-12000, 1024)
+	for range 64 {
+		port := floor + rand.IntN(low-floor)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

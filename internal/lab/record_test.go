@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -190,5 +191,49 @@ func TestSecondNative(t *testing.T) {
 	}
 	if b.Address == "" || b.Migration == "" || b.Address == b.Migration {
 		t.Errorf("ports: agent %q, libvirt %q", b.Address, b.Migration)
+	}
+}
+
+// TestFreePortBelowEphemeralRange checks that a lab's recorded ports are
+// below the range Linux gives to other processes' connections, and free.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, rangeText string
+		low             int
+	}{
+		{"Linux's default", "32768\t60999\n", 32768},
+		{"a moved range", "40000 50000\n", 40000},
+		{"no such file: the default", "", 32768},
+		{"garbage: the default", "x y\n", 32768},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, "missing")
+			if tc.rangeText != "" {
+				file = filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+				if err := os.WriteFile(file, []byte(tc.rangeText), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 20 {
+				addr, err := freePort(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				host, port, err := net.SplitHostPort(addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, _ := strconv.Atoi(port)
+				if host != "127.0.0.1" || n < 1024 || n >= tc.low {
+					t.Fatalf("freePort = %s, want 127.0.0.1 with a port in [1024, %d)", addr, tc.low)
+				}
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Fatalf("the port freePort gave is not free: %v", err)
+				}
+				ln.Close()
+			}
+		})
 	}
 }

@@ -188,14 +188,13 @@ func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
 // --stop-vms the pinned VM is shut down, the counting VM migrates back to
 // power8-a, and power8-b is in Maintenance. The events say each step.
 //
-// The guest's counter is not checked after a move: QEMU before 8.1 does
-// not restart a POWER guest's decrementer after a migration under TCG
-// (QEMU's "target/ppc: Migrate DECR SPR", 8.1), so an emulated POWER guest
-// that was idle when it moved waits for a timer interrupt that never comes
-// (its memory, its registers and its devices arrived: typing on its
-// console wakes it). Real POWER hosts run KVM, which migrates the
-// decrementer; the x86_64 part checks that a guest runs on through a
-// migration.
+// The POWER guest's test init spins (polyvirt.spin=1) instead of sleeping
+// between two counter lines: QEMU before 8.1 does not restart a POWER
+// guest's decrementer after a migration under TCG (QEMU's "target/ppc:
+// Migrate DECR SPR", 8.1), so an emulated POWER guest that was idle when it
+// moved would wait for a timer interrupt that never comes. One that never
+// idles goes on, and its counter is checked after each move. Real POWER
+// hosts run KVM, which migrates the decrementer.
 //
 // x86_64: an x86_64 guest (Debian's amd64 kernel with the test init,
 // printing its counter on ttyS0) migrates x86_64-a → x86_64-b with its
@@ -251,7 +250,7 @@ func migratePOWER(t *testing.T, env []string, prefix string, a, b migHost) {
 
 	vm := prefix + "cnt"
 	out := c.run("", "vm", "create", vm, "--cluster", cluster, "--memory", "512", "--cpus", "1", "--kernel", debianPPCKernel,
-		"--initrd", initrd, "--cmdline", "console=hvc0 quiet polyvirt.counter=1", "--start")
+		"--initrd", initrd, "--cmdline", "console=hvc0 quiet polyvirt.counter=1 polyvirt.spin=1", "--start")
 	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
 		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
 	}
@@ -278,6 +277,8 @@ func migratePOWER(t *testing.T, env []string, prefix string, a, b migHost) {
 		}
 	}
 	con.stillAttached("after the migration to " + b.Name)
+	n = con.waitPast(n, counterWait, "after the migration to "+b.Name)
+	t.Logf("the guest counts on %s: %d", b.Name, n)
 	if v := c.vm(vm); v.State != "Up" || v.Host != b.Name || v.Migration == nil || v.Migration.Phase != "completed" || v.Migration.DowntimeMs <= 0 {
 		t.Errorf("the VM after the migration: %s on %s, migration %+v", v.State, v.Host, v.Migration)
 	}
@@ -358,6 +359,8 @@ func migratePOWER(t *testing.T, env []string, prefix string, a, b migHost) {
 		}
 	}
 	con.stillAttached("after the evacuation")
+	n = con.waitPast(n, counterWait, "after the evacuation")
+	t.Logf("the guest counts on %s again: %d", a.Name, n)
 	runsOnlyOn(t, "after the evacuation", vm, a, b)
 	if _, boots := con.last(); boots != 1 {
 		t.Errorf("the guest booted %d times", boots)
