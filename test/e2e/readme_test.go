@@ -451,7 +451,10 @@ type walkthrough struct {
 // run runs one command in the walkthrough's directory; it returns the
 // output and the problems (an exit status other than 0).
 func (w *walkthrough) run(args []string) (stdout, stderr string, problems []string) {
-	cmd := exec.Command(polyvirtBin(w.t), args[1:]...)
+	cmd := exec.Command(args[0], args[1:]...)
+	if args[0] == "polyvirt" {
+		cmd = exec.Command(polyvirtBin(w.t), args[1:]...)
+	}
 	cmd.Dir = w.dir
 	cmd.Env = append(os.Environ(), w.env...)
 	var o, e bytes.Buffer

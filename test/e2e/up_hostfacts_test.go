@@ -53,6 +53,50 @@ func readmeFirmware(t *testing.T) []readmeCommand {
 	return cmds
 }
 
+// readmeStorage is the README's "Storage in the lab" walkthrough.
+func readmeStorage(t *testing.T) []readmeCommand {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, first, err := readmeSection(string(doc), "## Storage in the lab")
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	cmds, err := parseCommands(block, first)
+	if err != nil {
+		t.Fatalf("README.md: %v", err)
+	}
+	return cmds
+}
+
+// storageWalkthroughPrograms are the programs the README's storage
+// walkthrough may run besides polyvirt: what a user has on the machine
+// that polyvirt's setup script prepared.
+var storageWalkthroughPrograms = []string{"polyvirt", "mkdir", "qemu-img"}
+
+// TestREADMEStorageParses: the README's storage walkthrough is commands
+// the end-to-end test can run, and its pool directory is the one the
+// test removes afterwards.
+func TestREADMEStorageParses(t *testing.T) {
+	cmds := readmeStorage(t)
+	if len(cmds) < 8 {
+		t.Fatalf("%d commands", len(cmds))
+	}
+	for _, c := range cmds {
+		if !slices.Contains(storageWalkthroughPrograms, c.Args[0]) {
+			t.Errorf("README.md:%d: %q runs %s, not one of %v", c.Line, c.Text, c.Args[0], storageWalkthroughPrograms)
+		}
+		if c.Args[0] == "mkdir" && !slices.Contains(c.Args, readmePoolDir) {
+			t.Errorf("README.md:%d: %q makes another directory than %s", c.Line, c.Text, readmePoolDir)
+		}
+	}
+}
+
+// readmePoolDir is the directory of the README storage walkthrough's pool.
+const readmePoolDir = "/var/lib/polyvirt/images/lab-shared"
+
 // TestREADMEFirmwareParses: the README's firmware walkthrough is commands
 // of polyvirt the end-to-end test can run.
 func TestREADMEFirmwareParses(t *testing.T) {
@@ -282,6 +326,8 @@ func TestUpLabHostFacts(t *testing.T) {
 	if !strings.Contains(out, "cleared") || cleared.Operation != nil || len(cleared.History) < 2 || cleared.History[0].State != "failed" {
 		t.Errorf("clear: %s; operation %+v, history %+v", out, cleared.Operation, cleared.History)
 	}
+	readmeStorageWalkthrough(t, w, c)
+
 	// The README's activate brought the host back Up.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(time.Second) {
 		c.json(&p8, "host", "show", powerHost)
@@ -292,5 +338,56 @@ func TestUpLabHostFacts(t *testing.T) {
 			t.Errorf("%s is %s after the README's activate", powerHost, p8.Status)
 			break
 		}
+	}
+}
+
+// readmeStorageWalkthrough runs the README's storage walkthrough as it is
+// written in the lab of TestUpLabHostFacts: a shared pool of the POWER
+// cluster (its directory made by the README's mkdir, removed when the test
+// ends), an image uploaded to it, a POWER VM made from it with cloud-init
+// and started, a snapshot, a template and a VM from the template. Each
+// command must succeed; the VMs, the image, the snapshot and the template
+// are then checked through the CLI.
+func readmeStorageWalkthrough(t *testing.T, w *walkthrough, c *cli) {
+	cmds := readmeStorage(t)
+	if _, err := os.Stat(readmePoolDir); err == nil {
+		t.Fatalf("%s exists before the README's storage walkthrough (a run that did not clean up?): remove it", readmePoolDir)
+	}
+	t.Cleanup(func() {
+		for _, vm := range []string{"web3", "web2"} {
+			runCLI(t, w.env, "", "vm", "delete", "--force", vm)
+		}
+		if err := os.RemoveAll(readmePoolDir); err != nil {
+			t.Errorf("removing the README's pool directory: %v", err)
+		}
+	})
+	var steps []string
+	for _, cmd := range cmds {
+		t0 := time.Now()
+		if problems := w.step(cmd); len(problems) > 0 {
+			t.Errorf("README.md:%d %s: %s", cmd.Line, cmd.Text, strings.Join(problems, "; "))
+		}
+		steps = append(steps, fmt.Sprintf("README.md:%d  %s  (%.1fs)", cmd.Line, cmd.Text, time.Since(t0).Seconds()))
+	}
+	t.Logf("the README's storage walkthrough:\n%s", strings.Join(steps, "\n"))
+
+	var img engineapi.Image
+	c.json(&img, "image", "show", "debian-12")
+	if img.Arch != "ppc64le" || img.Pool != "lab-shared" || img.Format != "qcow2" {
+		t.Errorf("the image: %+v", img)
+	}
+	var snaps []engineapi.Snapshot
+	c.json(&snaps, "vm", "snapshot", "list", "web2")
+	if len(snaps) != 1 || snaps[0].Name != "before-upgrade" {
+		t.Errorf("web2's snapshots: %+v", snaps)
+	}
+	var tpl engineapi.Template
+	c.json(&tpl, "template", "show", "web")
+	web3 := c.vm("web3")
+	if web3.Cluster != "power" || web3.State != "Down" || tpl.Name != "web" {
+		t.Errorf("the VM from the template: %s in %s; template %+v", web3.State, web3.Cluster, tpl)
+	}
+	if web2 := c.vm("web2"); web2.State != "Down" {
+		t.Errorf("web2 is %s after vm stop --force", web2.State)
 	}
 }
