@@ -242,6 +242,41 @@ func TestRecoveryTakesOnlyOwnDomains(t *testing.T) {
 	}
 }
 
+// TestRecoveryLeavesAnotherPrefixsDomains: two agents of the same host
+// name on one libvirtd, with different domain prefixes (two labs of
+// polyvirt up, each with its power8-a), each takes only its own domains.
+func TestRecoveryLeavesAnotherPrefixsDomains(t *testing.T) {
+	f := newFakeConn()
+	a := newTestAgent(t, f)
+	a.cfg.DomainPrefix = "lab-one-power8-a-"
+	mine := create(t, a, unitVM)
+
+	other := newTestAgent(t, f)
+	other.cfg.DomainPrefix = "lab-two-power8-a-"
+	if err := other.recover(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	vms, err := other.ListVMs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vms) != 0 {
+		t.Errorf("the agent of prefix %s took %+v", other.cfg.DomainPrefix, vms)
+	}
+	if _, err := other.Act(context.Background(), mine.ID, "destroy"); err == nil || asAPIError(err).Code != api.CodeVMNotFound {
+		t.Errorf("acted on the other prefix's domain: %v", err)
+	}
+
+	same := newTestAgent(t, f)
+	same.cfg.DomainPrefix = a.cfg.DomainPrefix
+	if err := same.recover(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	if vms, err := same.ListVMs(context.Background()); err != nil || len(vms) != 1 || vms[0].ID != mine.ID {
+		t.Errorf("the agent of the domain's own prefix recovered %+v (%v); want %s", vms, err, mine.ID)
+	}
+}
+
 func TestEventsOnlyForOwnDomains(t *testing.T) {
 	f := newFakeConn()
 	a := newTestAgent(t, f)

@@ -285,6 +285,13 @@ func (a *Agent) readEntry(ctx context.Context, c libvirtconn.AgentConn, d libvir
 	if o.Host != a.cfg.HostID {
 		return nil, errOtherHost
 	}
+	// With a domain prefix, the domains of this agent bear it (a domain
+	// that migrates here is renamed on the way): a domain of the same host
+	// name under another prefix is another agent's on the same libvirtd
+	// (two labs of polyvirt up, each with its power8-a).
+	if a.cfg.DomainPrefix != "" && !strings.HasPrefix(d.Name, a.cfg.DomainPrefix) {
+		return nil, errOtherHost
+	}
 	// The agent gives every domain a UUID derived from its VM's id: a
 	// domain whose owner element names another VM is a copy of one (its
 	// XML defined again by hand), not a VM of ours.
