@@ -53,11 +53,15 @@ type Agent struct {
 
 	// vmConns, health and consoles are the running VMs' own connections,
 	// QEMU gates and console drains (health.go, console.go); powerdowns the
-	// shutdowns with a time-out in progress (vms.go).
-	vmConns    *vmConns
-	health     *qemuHealth
-	consoles   *consoleHub
-	powerdowns sync.Map // VM id → *powerdown
+	// shutdowns with a time-out in progress and powerdownBook their file
+	// (powerdown.go; nil: not kept across restarts), taken over once after
+	// the first recovery (resumePowerdownsOnce).
+	vmConns              *vmConns
+	health               *qemuHealth
+	consoles             *consoleHub
+	powerdowns           sync.Map // VM id → *powerdown
+	powerdownBook        *powerdownBook
+	resumePowerdownsOnce sync.Once
 	// procFS is the host's /proc, where a QEMU that does not answer is
 	// found to be killed (nil: never).
 	procFS fs.FS
@@ -211,6 +215,11 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.openFirmware(ctx); err != nil {
 		return fmt.Errorf("firmware: %w", err)
 	}
+	book, err := openPowerdownBook(a.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("shutdowns with a time-out: %w", err)
+	}
+	a.powerdownBook = book
 	if _, err := a.Capabilities(ctx, false); err != nil {
 		return err
 	}
@@ -224,6 +233,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		}
 		a.consoles.reconcile(ctx)
 		a.adoptMigrations(ctx, c)
+		a.resumePowerdownsOnce.Do(a.resumePowerdowns)
 	} else {
 		a.log.Warn("libvirt is not reachable yet; retrying", "err", err)
 	}
@@ -384,6 +394,7 @@ func (a *Agent) watchLibvirt(ctx context.Context) {
 			a.log.Warn("recovery incomplete", "err", err)
 		}
 		a.adoptMigrations(ctx, c)
+		a.resumePowerdownsOnce.Do(a.resumePowerdowns)
 		evCtx, cancel := context.WithCancel(ctx)
 		events, err := c.Events(evCtx)
 		if err != nil {

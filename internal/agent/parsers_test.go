@@ -201,3 +201,38 @@ func FuzzConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPowerdownBook: any content of the shutdowns' book opens as a book or
+// fails with an error naming the file; never a panic, and an opened book
+// can be taken over (pending) and written back.
+func FuzzPowerdownBook(f *testing.F) {
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"vm-1":{"deadline":"2026-12-05T11:00:00Z","timeoutSeconds":60,"force":true}}`))
+	f.Add([]byte(`{"vm-1":{"deadline":"yesterday"}}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`null`))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, powerdownFile), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b, err := openPowerdownBook(dir)
+		if err != nil {
+			if !strings.Contains(err.Error(), powerdownFile) {
+				t.Fatalf("the error does not name the file: %v", err)
+			}
+			return
+		}
+		ids := []string{}
+		for id := range b.pending() {
+			ids = append(ids, id)
+		}
+		if err := b.drop(ids); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.put("vm-new", &powerdown{}, powerdownRecord{TimeoutSeconds: 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -460,4 +461,85 @@ func FuzzQEMUProcesses(f *testing.F) {
 			t.Errorf("found in %q", cmdline)
 		}
 	})
+}
+
+// TestShutdownTimeoutSurvivesRestart: an agent that restarts while a
+// shutdown with a time-out waits takes the wait over from its data
+// directory and powers the VM off when the time is up; the book is empty
+// afterwards, and a record of a VM that is gone is dropped.
+func TestShutdownTimeoutSurvivesRestart(t *testing.T) {
+	f := newFakeConn()
+	f.ignoreShutdown = true
+	first := newTestAgent(t, f)
+	dir := first.cfg.DataDir
+	var err error
+	if first.powerdownBook, err = openPowerdownBook(dir); err != nil {
+		t.Fatal(err)
+	}
+	vm := startVM(t, first, "web1")
+	if _, err := first.ActWith(context.Background(), vm.ID, "shutdown", ActOptions{Shutdown: agentapi.ShutdownRequest{TimeoutSeconds: 60, Force: true}}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, powerdownFile))
+	if err != nil || !strings.Contains(string(raw), vm.ID) || !strings.Contains(string(raw), `"timeoutSeconds":60,"force":true`) {
+		t.Fatalf("the book while the first agent waits: %s (%v)", raw, err)
+	}
+	// The first agent dies (its wait with it, its book left as it was).
+	first.powerdownBook = nil
+	if pd, ok := first.powerdowns.LoadAndDelete(vm.ID); ok {
+		pd.(*powerdown).cancel()
+	}
+	// The time is nearly up when the second starts; a record of a VM that
+	// no longer exists is there too.
+	book, err := openPowerdownBook(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := book.put(vm.ID, &powerdown{}, powerdownRecord{Deadline: time.Now().Add(2 * time.Second), TimeoutSeconds: 60, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := book.put("00000000-0000-4000-8000-000000000000", &powerdown{}, powerdownRecord{Deadline: time.Now(), TimeoutSeconds: 1, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newTestAgent(t, f)
+	second.cfg.DataDir = dir
+	if second.powerdownBook, err = openPowerdownBook(dir); err != nil {
+		t.Fatal(err)
+	}
+	events, cancel := second.hub.subscribe()
+	defer cancel()
+	if err := second.recover(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	second.resumePowerdowns()
+	ev := waitAgentEvent(t, events, vm.ID, agentapi.EventShutdownTimeout)
+	if !strings.Contains(ev.Detail, "did not power off within 1m0s") {
+		t.Errorf("event: %+v", ev)
+	}
+	e, _ := second.entry(vm.ID)
+	if st, _ := f.DomainState(context.Background(), e.Domain); st != libvirtconn.StateShutoff {
+		t.Errorf("after the time-out the VM is %s", st)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		raw, err = os.ReadFile(filepath.Join(dir, powerdownFile))
+		if err == nil && string(raw) == "{}" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the book after the time-out: %s (%v)", raw, err)
+		}
+	}
+}
+
+// TestPowerdownBookRefusesGarbage: a book that is not JSON is an error
+// naming its file, not an empty book.
+func TestPowerdownBookRefusesGarbage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, powerdownFile), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPowerdownBook(dir); err == nil || !strings.Contains(err.Error(), powerdownFile) {
+		t.Errorf("openPowerdownBook of garbage: %v", err)
+	}
 }

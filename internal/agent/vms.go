@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -466,68 +465,6 @@ func (a *Agent) ActWith(ctx context.Context, id, action string, o ActOptions) (*
 	res.State = stateOf(after)
 	a.log.Info("VM action", "vm", e.ID, "name", e.Name, "action", action, "state", res.State)
 	return res, nil
-}
-
-// powerdown is a shutdown with a time-out in progress.
-type powerdown struct{ cancel context.CancelFunc }
-
-// watchPowerdown waits, in the background, until VM e is down; when it is
-// not within timeout and force is set, it powers the VM off and publishes
-// EventShutdownTimeout (as oVirt's shutdown with a time-out does). A newer
-// shutdown, a start or a destroy of the VM ends the wait.
-func (a *Agent) watchPowerdown(e *vmEntry, timeout time.Duration, force bool) {
-	ctx, cancel := context.WithCancel(context.Background())
-	pd := &powerdown{cancel: cancel}
-	if old, ok := a.powerdowns.Swap(e.ID, pd); ok {
-		old.(*powerdown).cancel()
-	}
-	go func() {
-		defer func() {
-			cancel()
-			a.powerdowns.CompareAndDelete(e.ID, pd)
-		}()
-		down := func() bool {
-			c, err := a.conn.get()
-			if err != nil {
-				return false
-			}
-			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-			defer scancel()
-			st, err := c.DomainState(sctx, e.Domain)
-			return errors.Is(err, libvirtconn.ErrNoDomain) || (err == nil && (st == libvirtconn.StateShutoff || st == libvirtconn.StateCrashed))
-		}
-		deadline := time.Now().Add(timeout)
-		for time.Now().Before(deadline) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(min(time.Second, time.Until(deadline))):
-			}
-			if down() {
-				return
-			}
-		}
-		if !force || ctx.Err() != nil {
-			return
-		}
-		unlock := a.lockForDestroy(e)
-		defer unlock()
-		if ctx.Err() != nil || down() {
-			return
-		}
-		c, err := a.conn.get()
-		if err == nil {
-			err = a.destroy(ctx, c, e)
-		}
-		if err != nil {
-			a.log.Warn("cannot power off a VM after its shutdown time-out", "vm", e.ID, "name", e.Name, "err", err)
-			return
-		}
-		a.log.Info("VM powered off after its shutdown time-out", "vm", e.ID, "name", e.Name, "timeout", timeout)
-		a.hub.publish(agentapi.Event{Time: time.Now().UTC(), Host: a.cfg.HostID, VM: e.ID, Name: e.Name, Event: agentapi.EventShutdownTimeout,
-			Detail: fmt.Sprintf("the guest did not power off within %s of the shutdown request; the VM was powered off", timeout),
-			State:  agentapi.StateDefined})
-	}()
 }
 
 // checkArch refuses a definition for an architecture this host does not
