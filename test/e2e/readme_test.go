@@ -121,14 +121,15 @@ func literal(w *syntax.Word) (string, error) {
 	return b.String(), nil
 }
 
-// readmeNext is the README's "Next" walkthrough.
-func readmeNext(t *testing.T) []readmeCommand {
+// readmeCommands are the commands of the README's walkthrough under the
+// heading that starts with heading.
+func readmeCommands(t *testing.T, heading string) []readmeCommand {
 	t.Helper()
 	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, first, err := readmeSection(string(doc), "## Next")
+	block, first, err := readmeSection(string(doc), heading)
 	if err != nil {
 		t.Fatalf("README.md: %v", err)
 	}
@@ -138,6 +139,9 @@ func readmeNext(t *testing.T) []readmeCommand {
 	}
 	return cmds
 }
+
+// readmeNext is the README's "Next" walkthrough.
+func readmeNext(t *testing.T) []readmeCommand { return readmeCommands(t, "## Next") }
 
 // TestREADMENextParses: the README's walkthrough is commands of polyvirt
 // the walkthrough test can run (no engine needed to check that).

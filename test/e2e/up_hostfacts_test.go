@@ -37,39 +37,11 @@ func cpuinfoVendor(t *testing.T) string {
 
 // readmeFirmware is the README's "POWER firmware in the lab" walkthrough.
 func readmeFirmware(t *testing.T) []readmeCommand {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, first, err := readmeSection(string(doc), "## POWER firmware in the lab")
-	if err != nil {
-		t.Fatalf("README.md: %v", err)
-	}
-	cmds, err := parseCommands(block, first)
-	if err != nil {
-		t.Fatalf("README.md: %v", err)
-	}
-	return cmds
+	return readmeCommands(t, "## POWER firmware in the lab")
 }
 
 // readmeStorage is the README's "Storage in the lab" walkthrough.
-func readmeStorage(t *testing.T) []readmeCommand {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, first, err := readmeSection(string(doc), "## Storage in the lab")
-	if err != nil {
-		t.Fatalf("README.md: %v", err)
-	}
-	cmds, err := parseCommands(block, first)
-	if err != nil {
-		t.Fatalf("README.md: %v", err)
-	}
-	return cmds
-}
+func readmeStorage(t *testing.T) []readmeCommand { return readmeCommands(t, "## Storage in the lab") }
 
 // storageWalkthroughPrograms are the programs the README's storage
 // walkthrough may run besides polyvirt: what a user has on the machine
