@@ -262,18 +262,5 @@ are admitted again under the new settings.`,
 }
 
 func newClusterDeleteCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Delete a cluster that has no hosts or VMs",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.DeleteCluster(ctx, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "cluster %s deleted\n", args[0])
-				return nil
-			})
-		},
-	}
+	return removeCommand("delete NAME", "Delete a cluster that has no hosts or VMs", "cluster %s deleted\n", apiCall, (*client.Client).DeleteCluster)
 }

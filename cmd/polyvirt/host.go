@@ -308,20 +308,8 @@ func newHostActionCommand(action string) *cobra.Command {
 }
 
 func newHostRemoveCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "remove NAME",
-		Short: "Remove a host (in Maintenance, NonResponsive, NonOperational or Installing; no VMs)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.RemoveHost(ctx, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "host %s removed\n", args[0])
-				return nil
-			})
-		},
-	}
+	return removeCommand("remove NAME", "Remove a host (in Maintenance, NonResponsive, NonOperational or Installing; no VMs)", "host %s removed\n",
+		apiCall, (*client.Client).RemoveHost)
 }
 
 func newHostUpdateCommand() *cobra.Command {

@@ -321,20 +321,7 @@ func newUserListCommand() *cobra.Command {
 }
 
 func newUserRemoveCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "remove NAME",
-		Short: "Remove a user (its token stops working)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.DeleteUser(ctx, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "user %s removed\n", args[0])
-				return nil
-			})
-		},
-	}
+	return removeCommand("remove NAME", "Remove a user (its token stops working)", "user %s removed\n", apiCall, (*client.Client).DeleteUser)
 }
 
 func newUserTokenCommand() *cobra.Command {

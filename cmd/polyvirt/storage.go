@@ -135,19 +135,7 @@ func newPoolShowCommand() *cobra.Command {
 }
 
 func newPoolDeleteCommand() *cobra.Command {
-	del := &cobra.Command{
-		Use: "delete NAME", Short: "Remove a pool that holds no volume (its directory stays)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.DeletePool(ctx, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Pool %s removed.\n", args[0])
-				return nil
-			})
-		},
-	}
-	return del
+	return removeCommand("delete NAME", "Remove a pool that holds no volume (its directory stays)", "Pool %s removed.\n", apiCall, (*client.Client).DeletePool)
 }
 
 func hostSuffix(h string) string {
@@ -578,19 +566,8 @@ func newImageShowCommand() *cobra.Command {
 }
 
 func newImageDeleteCommand() *cobra.Command {
-	del := &cobra.Command{
-		Use: "delete NAME", Short: "Remove an image and its volume (not while VMs' disks are overlays on it)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.DeleteImage(ctx, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Image %s removed.\n", args[0])
-				return nil
-			})
-		},
-	}
-	return del
+	return removeCommand("delete NAME", "Remove an image and its volume (not while VMs' disks are overlays on it)", "Image %s removed.\n",
+		apiCall, (*client.Client).DeleteImage)
 }
 
 // extOf is an image volume's extension: its format's.
@@ -694,19 +671,7 @@ func newTemplateShowCommand() *cobra.Command {
 }
 
 func newTemplateDeleteCommand() *cobra.Command {
-	del := &cobra.Command{
-		Use: "delete NAME", Short: "Remove a template and its volumes", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.DeleteTemplate(ctx, args[0]); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Template %s removed.\n", args[0])
-				return nil
-			})
-		},
-	}
-	return del
+	return removeCommand("delete NAME", "Remove a template and its volumes", "Template %s removed.\n", vmCall, (*client.Client).DeleteTemplate)
 }
 
 func printTemplate(w io.Writer, output string, t engineapi.Template) error {

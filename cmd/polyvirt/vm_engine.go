@@ -601,20 +601,8 @@ func newVMSimpleActionCommand(action, short string) *cobra.Command {
 
 func newVMDeleteCommand() *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{
-		Use:   "delete NAME",
-		Short: "Remove a VM (Down; --force powers a running one off first)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.DeleteVM(ctx, args[0], force); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "VM %s removed\n", args[0])
-				return nil
-			})
-		},
-	}
+	cmd := removeCommand("delete NAME", "Remove a VM (Down; --force powers a running one off first)", "VM %s removed\n", vmCall,
+		func(c *client.Client, ctx context.Context, name string) error { return c.DeleteVM(ctx, name, force) })
 	cmd.Flags().BoolVar(&force, "force", false, "power a running VM off first")
 	return cmd
 }
