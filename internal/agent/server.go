@@ -18,6 +18,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/bulkconn"
 	"polyvirt/internal/httpx"
 	"polyvirt/internal/pki"
 )
@@ -333,7 +334,9 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	err = srv.ServeTLS(ln, "", "")
+	// Under TLS, the connections read an upload's data in large blocks
+	// (bulkconn).
+	err = srv.ServeTLS(bulkconn.Listener{Listener: ln}, "", "")
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

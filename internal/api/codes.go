@@ -423,6 +423,10 @@ const (
 	// CodeDiskSourceConflict: a disk's source is not its volume's file in
 	// the pool, or a volume disk is not a file.
 	CodeDiskSourceConflict = "DISK_SOURCE_CONFLICT"
+	// CodeDiskHostPathAdminOnly: a disk names an explicit host path
+	// (source, not a volume of a pool), which only an administrator may
+	// give a VM (an exception within the directories the hosts allow).
+	CodeDiskHostPathAdminOnly = "DISK_HOST_PATH_ADMIN_ONLY"
 )
 
 // POWER system firmware (package firmware, the agent's and the engine's

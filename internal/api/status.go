@@ -125,6 +125,8 @@ var statuses = map[string]int{
 	CodeDefinitionEmpty:        400,
 	CodeDefinitionDuplicateKey: 400,
 	CodeDefinitionTooLarge:     413,
+	// A definition's host-path disk from a user who is no administrator.
+	CodeDiskHostPathAdminOnly: 403,
 
 	// POWER firmware: the workflow's refusals are conflicts, a bad image
 	// is unprocessable, a host tool that fails is a bad gateway (502, the
@@ -235,7 +237,8 @@ func StatusOf(e *Error) int {
 // engine's and the agent's): every violation in Details; the violation
 // itself when there is only one (its code, field and message), else
 // VM_DEFINITION_INVALID with every violation in the message. Its status:
-// 400 when the document cannot be read, 413 when it is too large, 422 for
+// 400 when the document cannot be read, 413 when it is too large, 403 when
+// it asks for what only an administrator may (a host-path disk), 422 for
 // the rules it breaks.
 func DefinitionError(errs Errors) *Error {
 	status := 422
@@ -245,6 +248,10 @@ func DefinitionError(errs Errors) *Error {
 			status = 400
 		case CodeDefinitionTooLarge:
 			status = 413
+		case CodeDiskHostPathAdminOnly:
+			if status == 422 {
+				status = 403
+			}
 		}
 	}
 	e := &Error{Status: status, Code: CodeVMDefinitionInvalid, Message: errs.Error()}

@@ -27,6 +27,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/bulkconn"
 )
 
 // Options say which engine to call and how to trust it.
@@ -50,6 +51,9 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	// upload sends an upload's data: its own connections, over which the
+	// data goes in large writes (bulkconn).
+	upload http.RoundTripper
 }
 
 // New makes a client.
@@ -66,7 +70,32 @@ func New(o Options) (*Client, error) {
 		o.Timeout = 30 * time.Second
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}
-	return &Client{base: base, token: strings.TrimSpace(o.Token), http: &http.Client{Transport: tr, Timeout: o.Timeout}}, nil
+	up := tr.Clone()
+	up.DialTLSContext = bulkDial(cfg)
+	up.MaxIdleConnsPerHost = 2
+	return &Client{base: base, token: strings.TrimSpace(o.Token), http: &http.Client{Transport: tr, Timeout: o.Timeout}, upload: up}, nil
+}
+
+// bulkDial dials the engine for an upload's data: TLS over a
+// bulkconn.Conn, HTTP/1.1.
+func bulkDial(cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+		raw, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				c.ServerName = host
+			}
+		}
+		c.NextProtos = []string{"http/1.1"}
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return bulkconn.Client(hctx, raw, c)
+	}
 }
 
 // EngineURL checks and normalizes an engine URL: https://HOST[:PORT].

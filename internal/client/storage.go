@@ -225,7 +225,7 @@ func (c *Client) putChunk(ctx context.Context, pool, name string, r io.Reader, o
 	}
 	// Data takes longer than the client's per-call timeout: the caller's
 	// context bounds it.
-	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	resp, err := (&http.Client{Transport: c.upload}).Do(req)
 	if err != nil {
 		return ans, err
 	}

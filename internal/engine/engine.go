@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"polyvirt/internal/bulkconn"
 	"polyvirt/internal/engine/service"
 	"polyvirt/internal/httpx"
 	"polyvirt/internal/metrics"
@@ -228,7 +229,9 @@ func (e *Engine) TLSConfig() *tls.Config {
 func (e *Engine) Serve(ctx context.Context, ln net.Listener) error {
 	tlsCfg := e.TLSConfig()
 	// The limits act on the raw connections, before any TLS handshake.
-	lim := httpx.NewLimiter(ln, e.cfg.API.limits(), tlsCfg)
+	// Under TLS, the connections read an upload's data in large blocks
+	// (bulkconn).
+	lim := httpx.NewLimiter(bulkconn.Listener{Listener: ln}, e.cfg.API.limits(), tlsCfg)
 	lim.OnRefuse = func(client, code string) { e.noteRefusal(lim) }
 	e.conns.Store(lim)
 	srv := &http.Server{

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/client"
+	"polyvirt/internal/vmspec"
 )
 
 // TestVMHostPaths: a definition reaching host files no host of its
@@ -148,5 +150,77 @@ func TestRequestBodiesSayWhatTheySeem(t *testing.T) {
 	h, _ := l.te.admin.Host(context.Background(), "p8a", false)
 	if len(cs) != 4 || len(vms) != 0 || h.Status != "Up" {
 		t.Errorf("refused bodies changed something: %d clusters, %d VMs, p8a %s", len(cs), len(vms), h.Status)
+	}
+}
+
+// TestHostPathDisksAdminOnly: with pools in place, a disk that names a
+// host path (not a volume of a pool) is an administrator's exception. A
+// vm-manager's definition with such disks (the repository's x86_64
+// example) is refused with DISK_HOST_PATH_ADMIN_ONLY naming each disk and
+// its path, 403, nothing created; the administrator creates the example
+// as it is; the vm-manager may then change that VM keeping its host paths,
+// but not give it another.
+func TestHostPathDisksAdminOnly(t *testing.T) {
+	l := newPowerLab(t)
+	ctx := context.Background()
+	vmm, err := l.te.admin.CreateUser(ctx, "operator", "vm-manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := l.te.client(t, vmm.Token)
+	b, err := os.ReadFile("../../examples/x86_64-server.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := string(b)
+	disks := func(ce api.Error) []string {
+		var out []string
+		for _, d := range ce.Details {
+			out = append(out, d.Code+" "+d.Field)
+		}
+		return out
+	}
+
+	_, err = op.CreateVM(ctx, engineapi.VMRequest{Cluster: "x86", Definition: defJSON(t, example)})
+	ce := clientErr(err)
+	want := []string{api.CodeDiskHostPathAdminOnly + " disks[0].source", api.CodeDiskHostPathAdminOnly + " disks[1].source"}
+	if diff := cmp.Diff(want, disks(ce)); ce.Status != 403 || diff != "" {
+		t.Errorf("a vm-manager's host-path disks: %d %s %s (-want +got):\n%s", ce.Status, ce.Code, ce.Message, diff)
+	}
+	if !containsAll(ce.Message, "/var/lib/polyvirt/images/web-1.qcow2", "/var/lib/polyvirt/images/debian-12-amd64-netinst.iso", "administrator", "operator") {
+		t.Errorf("the refusal does not name the paths, the user and who may: %s", ce.Message)
+	}
+	// One disk: the answer is that disk's.
+	_, err = op.CreateVM(ctx, engineapi.VMRequest{Cluster: "x86", Definition: defJSON(t, "name: one\ndisks: [{device: cdrom, source: /var/lib/polyvirt/images/x.iso}]\n")})
+	if ce := clientErr(err); ce.Status != 403 || ce.Code != api.CodeDiskHostPathAdminOnly || ce.Field != "disks[0].source" || !strings.Contains(ce.Message, "/var/lib/polyvirt/images/x.iso") {
+		t.Errorf("a vm-manager's host-path CD-ROM: %+v", ce)
+	}
+	// A path no host allows stays PATH_NOT_ALLOWED, for anyone.
+	_, err = op.CreateVM(ctx, engineapi.VMRequest{Cluster: "x86", Definition: defJSON(t, "name: two\ndisks: [{source: /etc/shadow}]\n")})
+	if ce := clientErr(err); ce.Code != api.CodePathNotAllowed || ce.Field != "disks[0].source" {
+		t.Errorf("a vm-manager's disk outside the allowed directories: %+v", ce)
+	}
+	if vms, err := l.te.admin.VMs(ctx, client.VMFilter{}); err != nil || len(vms) != 0 {
+		t.Fatalf("refused definitions left VMs: %v %v", vms, err)
+	}
+
+	// The administrator: the example as it is.
+	v := l.create(t, "web-1", "x86", example, false, "")
+	if def, err := vmspec.Decode(v.Definition); err != nil || len(def.Disks) != 2 || def.Disks[0].Source != "/var/lib/polyvirt/images/web-1.qcow2" {
+		t.Fatalf("the administrator's VM from the example: %s %v", v.Definition, err)
+	}
+	// The vm-manager changes it, its host paths kept.
+	bigger := strings.Replace(example, "sizeMiB: 2048", "sizeMiB: 4096", 1)
+	if u, err := op.UpdateVM(ctx, "web-1", engineapi.VMUpdate{Definition: defJSON(t, bigger)}); err != nil || u.MemoryMiB != 4096 {
+		t.Errorf("a vm-manager's change keeping the administrator's host paths: %+v %v", u, err)
+	}
+	// ... but gives it no other.
+	more := strings.Replace(bigger, "nics:", "  - source: /var/lib/polyvirt/images/data.img\nnics:", 1)
+	_, err = op.UpdateVM(ctx, "web-1", engineapi.VMUpdate{Definition: defJSON(t, more)})
+	if ce := clientErr(err); ce.Status != 403 || ce.Code != api.CodeDiskHostPathAdminOnly || ce.Field != "disks[2].source" || !strings.Contains(ce.Message, "data.img") {
+		t.Errorf("a vm-manager adding a host-path disk: %+v", ce)
+	}
+	if _, err := l.te.admin.UpdateVM(ctx, "web-1", engineapi.VMUpdate{Definition: defJSON(t, more)}); err != nil {
+		t.Errorf("the administrator adding a host-path disk: %v", err)
 	}
 }

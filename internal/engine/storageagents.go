@@ -25,7 +25,9 @@ const storageTimeout = time.Hour
 // (service.StorageAgents): the VM client's pinned mutual TLS on HTTP/1.1
 // connections of their own (the consoles' transport, cloned: an upload
 // that streams gigabytes does not share the host's HTTP/2 connection with
-// the monitoring), with longer time-outs and larger buffers.
+// the monitoring), with longer time-outs and larger buffers; an upload's
+// data is copied in blocks of 1 MiB, read from the client while the last
+// is sent to the agent, its TLS records sent together (bulkconn).
 type storageAgents struct {
 	ops  *agentOps
 	http *http.Client
@@ -33,6 +35,7 @@ type storageAgents struct {
 
 func newStorageAgents(ops *agentOps) *storageAgents {
 	tr := ops.wsTr.Clone()
+	tr.DialTLSContext = ops.dialBulkTLS
 	tr.ResponseHeaderTimeout = storageTimeout
 	tr.WriteBufferSize = 256 << 10
 	tr.ReadBufferSize = 256 << 10

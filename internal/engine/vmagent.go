@@ -18,6 +18,7 @@ import (
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
+	"polyvirt/internal/bulkconn"
 	"polyvirt/internal/engine/service"
 	"polyvirt/internal/store"
 )
@@ -58,6 +59,16 @@ func newAgentOps(c *agentClient) *agentOps {
 // dialTLS is the monitoring client's dial (the pinned certificate) for a
 // console's HTTP/1.1 connection.
 func (o *agentOps) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	return o.dial(ctx, network, addr, false)
+}
+
+// dialBulkTLS is dialTLS for the storage calls: an upload's data goes in
+// large writes (bulkconn).
+func (o *agentOps) dialBulkTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	return o.dial(ctx, network, addr, true)
+}
+
+func (o *agentOps) dial(ctx context.Context, network, addr string, bulk bool) (net.Conn, error) {
 	want := ""
 	if v, ok := o.c.pins.Load(addr); ok {
 		want = v.(string)
@@ -77,9 +88,12 @@ func (o *agentOps) dialTLS(ctx context.Context, network, addr string) (net.Conn,
 	// An HTTP/1.1 connection: the console is a websocket.
 	cfg.NextProtos = []string{"http/1.1"}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return o.c.verify(cs, want) }
-	tc := tls.Client(raw, cfg)
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if bulk {
+		return bulkconn.Client(hctx, raw, cfg)
+	}
+	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		raw.Close()
 		return nil, err

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -252,4 +253,48 @@ func decodeDefinition(raw json.RawMessage) (*vmspec.VM, error) {
 		return nil, invalidField("definition", "%v", err)
 	}
 	return def, nil
+}
+
+// checkHostPathDisks refuses the disks of a definition that name an
+// explicit host path (a source, not a volume of a pool) when the caller
+// is no administrator: with pools in place such a disk is an
+// administrator's exception within the directories the hosts allow
+// (DISK_HOST_PATH_ADMIN_ONLY, naming the disk). kept are the host paths
+// the VM's definition has already (an administrator gave them): a change
+// by another user that keeps them is not refused. The engine's own work
+// (no caller) is not refused either.
+func checkHostPathDisks(ctx context.Context, def *vmspec.VM, kept map[string]bool) error {
+	u := CallerFrom(ctx)
+	if u == nil || u.Role == store.RoleAdmin {
+		return nil
+	}
+	var errs api.Errors
+	for i, d := range def.Disks {
+		if d.Volume != "" || d.Source == "" || kept[d.Source] {
+			continue
+		}
+		errs = append(errs, &api.Error{Code: api.CodeDiskHostPathAdminOnly, Field: fmt.Sprintf("disks[%d].source", i),
+			Message: fmt.Sprintf("disks[%d] (%s %s) is the host path %s: only an administrator may give a VM a host path (user %s is %s); use a volume of a pool (pool and volume) or an image, or ask an administrator",
+				i, d.Device, d.Target, d.Source, u.Name, u.Role)})
+	}
+	if len(errs) > 0 {
+		return definitionError(errs)
+	}
+	return nil
+}
+
+// hostPathDisks are the host paths of a stored definition's disks that
+// are not volumes of a pool.
+func hostPathDisks(stored json.RawMessage) map[string]bool {
+	def, err := vmspec.Decode(stored)
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, d := range def.Disks {
+		if d.Volume == "" && d.Source != "" {
+			out[d.Source] = true
+		}
+	}
+	return out
 }

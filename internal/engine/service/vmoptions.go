@@ -143,7 +143,9 @@ func (s *VMs) Check(ctx context.Context, clusterRef string, req engineapi.VMChec
 	if err == nil {
 		var full *vmspec.VM
 		if full, err = completeDefinition(def, id, c, e.vms.hostFacts(ctx, hosts)); err == nil {
-			if nerr := store.ValidName(full.Name); nerr != nil {
+			if herr := checkHostPathDisks(ctx, full, nil); herr != nil {
+				err = herr
+			} else if nerr := store.ValidName(full.Name); nerr != nil {
 				err = api.FieldError(api.CodeNameInvalid, "name", "%v", nerr)
 			} else if out.Completed, err = json.Marshal(full); err != nil {
 				return engineapi.VMCheck{}, coded(err)

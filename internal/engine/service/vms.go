@@ -365,6 +365,11 @@ func (e *engine) createVM(ctx context.Context, req engineapi.VMRequest) (store.V
 	if err != nil {
 		return store.VM{}, err
 	}
+	// A host-path disk is an administrator's exception (within the
+	// directories the hosts allow, which completeDefinition checked).
+	if err := checkHostPathDisks(ctx, full, nil); err != nil {
+		return store.VM{}, err
+	}
 	v.Name = full.Name
 	if err := store.ValidName(v.Name); err != nil {
 		return store.VM{}, invalidField("definition.name", "%v", err)
@@ -535,6 +540,9 @@ func (e *engine) updateVM(ctx context.Context, ref string, upd engineapi.VMUpdat
 			}
 			full, err := completeDefinition(base, v.ID, target, facts)
 			if err != nil {
+				return false, err
+			}
+			if err := checkHostPathDisks(ctx, full, hostPathDisks(v.Definition)); err != nil {
 				return false, err
 			}
 			if err := tx.SetVMVolumes(ctx, v.ID, volumeIDs); err != nil {
