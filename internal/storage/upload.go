@@ -201,14 +201,11 @@ func (h *Host) WriteUpload(ctx context.Context, p Pool, name string, offset int6
 		return st.UploadStatus, conflict(api.CodeUploadOffset, "the upload of %s stands at byte %d, not %d; send the data from %d", name, st.Offset, offset, st.Offset)
 	}
 	part := h.onHost(path.Join(dir, partName(name)))
-	f, err := os.OpenFile(part, os.O_WRONLY, 0)
+	f, err := openUploadFile(part)
 	if err != nil {
 		return st.UploadStatus, refused(api.CodePoolNotWritable, "pool %s: %v", p.Name, unwrapPathError(err))
 	}
 	defer f.Close()
-	if _, err := f.Seek(st.Offset, io.SeekStart); err != nil {
-		return st.UploadStatus, err
-	}
 	hs := sha256.New()
 	if err := hs.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash); err != nil {
 		return st.UploadStatus, newErr(api.CodeStorageToolFailed, "upload %s: its checksum state is unreadable: %v", name, err)
@@ -250,47 +247,131 @@ func (h *Host) WriteUpload(ctx context.Context, p Pool, name string, offset int6
 	return st.UploadStatus, nil
 }
 
-// uploadBuffer is the size of one read of an upload's data.
-const uploadBuffer = 1 << 20
+// uploadBuffer is the size of one read of an upload's data; uploadBuffers
+// how many are in flight at once.
+const (
+	uploadBuffer  = 1 << 20
+	uploadBuffers = 6
+)
+
+// uploadWriters is how many writes of an upload go to the disk at once.
+const uploadWriters = 2
+
+// uploadChunk is a piece of an upload's data on its way: read, then
+// written into the file, then added to the checksum.
+type uploadChunk struct {
+	buf     []byte
+	off     int64
+	written chan error
+}
 
 // copyUpload copies r into the upload's file and checksum up to its
 // declared size, writing its state down every checkpointEvery bytes. More
-// data than declared is UPLOAD_TOO_LARGE. The checksum is computed in a
-// goroutine of its own while the next chunk is read and written (two
-// buffers in turn).
-func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *uploadState, dir string, r io.Reader) error {
-	bufs := [2][]byte{make([]byte, uploadBuffer), make([]byte, uploadBuffer)}
-	toHash := make(chan []byte, 2)
-	hashed := make(chan struct{}, 2)
+// data than declared is UPLOAD_TOO_LARGE. Three stages work at once on
+// a few buffers: the request's goroutine reads (decrypts) the data,
+// writers write it into the file (uploadWriters at a time, each chunk at
+// its offset), and a goroutine of its own adds each written chunk to the
+// checksum, in order. A chunk counts (st.Offset, st.Hash) once written
+// and checksummed: a write that fails leaves the upload at the chunk
+// before it.
+func (h *Host) copyUpload(ctx context.Context, f *uploadFile, hs hash.Hash, st *uploadState, dir string, r io.Reader) (err error) {
+	free := make(chan []byte, uploadBuffers)
+	for i := 0; i < uploadBuffers; i++ {
+		free <- alignedBuffer(uploadBuffer)
+	}
+	toWrite := make(chan *uploadChunk, uploadBuffers)
+	toHash := make(chan *uploadChunk, uploadBuffers)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, uploadBuffers)
+	for i := 0; i < uploadWriters; i++ {
+		go func() {
+			for c := range toWrite {
+				c.written <- f.WriteAt(c.buf, c.off)
+			}
+		}()
+	}
 	go func() {
-		for b := range toHash {
-			hs.Write(b)
-			hashed <- struct{}{}
+		failed := false
+		for c := range toHash {
+			werr := <-c.written
+			if werr == nil && !failed {
+				hs.Write(c.buf)
+			} else {
+				failed = true
+				if werr == nil {
+					werr = errors.New("an earlier write failed")
+				}
+			}
+			done <- result{len(c.buf), werr}
+			free <- c.buf[:cap(c.buf)]
 		}
 	}()
 	pending := 0
-	// settle waits until the checksum has every byte written, and keeps
-	// its state.
-	settle := func() {
-		for ; pending > 0; pending-- {
-			<-hashed
+	var failure error
+	// settle waits for n chunks (the oldest) to be written and
+	// checksummed, and counts them.
+	settle := func(n int) {
+		for ; n > 0 && pending > 0; n-- {
+			res := <-done
+			pending--
+			if res.err != nil {
+				if failure == nil {
+					failure = refused(api.CodePoolNotWritable, "writing %s: %v", st.Name, unwrapPathError(res.err))
+				}
+				continue
+			}
+			if failure == nil {
+				st.Offset += int64(res.n)
+			}
 		}
-		st.Hash, _ = hs.(encoding.BinaryMarshaler).MarshalBinary()
+		if pending == 0 {
+			st.Hash, _ = hs.(encoding.BinaryMarshaler).MarshalBinary()
+		}
 	}
-	defer func() { settle(); close(toHash) }()
+	defer func() {
+		settle(pending)
+		close(toWrite)
+		close(toHash)
+		if err == nil {
+			err = failure
+		}
+	}()
+	sent := st.Offset // the offset of the next chunk
 	next := st.Offset + checkpointEvery
 	flushed := st.Offset
-	for i := 0; ; i ^= 1 {
+	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if pending == len(bufs) {
-			<-hashed // the buffer about to be filled is hashed
-			pending--
+		settle(len(done)) // what is done already
+		if failure != nil {
+			return failure
 		}
-		buf := bufs[i]
-		want := int64(len(buf))
-		if rest := st.SizeBytes - st.Offset; rest < want {
+		if pending == uploadBuffers {
+			settle(1)
+			if failure != nil {
+				return failure
+			}
+		}
+		if sent >= next {
+			settle(pending)
+			if failure != nil {
+				return failure
+			}
+			if err := h.saveUpload(dir, st); err != nil {
+				return err
+			}
+			next = sent + checkpointEvery
+		}
+		if f.direct == nil && sent-flushed >= flushEvery {
+			f.Flush(flushed, sent-flushed)
+			flushed = sent
+		}
+		want := int64(uploadBuffer)
+		if rest := st.SizeBytes - sent; rest < want {
 			want = rest
 		}
 		if want == 0 {
@@ -305,25 +386,16 @@ func (h *Host) copyUpload(ctx context.Context, f *os.File, hs hash.Hash, st *upl
 			}
 			return err
 		}
+		buf := <-free
 		n, rerr := io.ReadFull(r, buf[:want])
 		if n > 0 {
-			if _, err := f.Write(buf[:n]); err != nil {
-				return refused(api.CodePoolNotWritable, "writing %s: %v", st.Name, unwrapPathError(err))
-			}
-			toHash <- buf[:n]
+			c := &uploadChunk{buf: buf[:n], off: sent, written: make(chan error, 1)}
+			toWrite <- c
+			toHash <- c
 			pending++
-			st.Offset += int64(n)
-			if st.Offset-flushed >= flushEvery {
-				_ = unix.SyncFileRange(int(f.Fd()), flushed, st.Offset-flushed, unix.SYNC_FILE_RANGE_WRITE)
-				flushed = st.Offset
-			}
-			if st.Offset >= next {
-				settle()
-				if err := h.saveUpload(dir, st); err != nil {
-					return err
-				}
-				next = st.Offset + checkpointEvery
-			}
+			sent += int64(n)
+		} else {
+			free <- buf
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			return nil
