@@ -114,6 +114,11 @@ var rules = []rule{
 		Only:     append([]string{"polyvirt/internal/strictdoc"}, contracts...),
 	},
 	{
+		Name:     "the bulk transfer over TLS knows no polyvirt package: the CLI, the engine and the agent put it under their connections",
+		Packages: []string{"polyvirt/internal/bulkconn/..."},
+		Only:     []string{},
+	},
+	{
 		Name:     "the metrics know the contracts only: the engine and the agent give them what they measured",
 		Packages: []string{"polyvirt/internal/metrics/..."},
 		Only:     contracts,

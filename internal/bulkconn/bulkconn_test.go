@@ -283,3 +283,46 @@ func TestHTTPUpload(t *testing.T) {
 		t.Errorf("%d connections dialed, want 1 kept alive", n)
 	}
 }
+
+// TestCloseWhileWriteBlocks: a write the peer does not read (straight, or
+// a TLS write's gathered records) does not keep Close waiting; Close ends
+// it with an error.
+func TestCloseWhileWriteBlocks(t *testing.T) {
+	for _, gathered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gathered=%v", gathered), func(t *testing.T) {
+			a, b := net.Pipe() // a write waits for its read
+			defer a.Close()
+			c := Wrap(b)
+			errc := make(chan error, 1)
+			go func() {
+				if !gathered {
+					_, err := c.Write(make([]byte, 1000))
+					errc <- err
+					return
+				}
+				c.beginGather()
+				if _, err := c.Write(make([]byte, 1000)); err != nil {
+					errc <- err
+					return
+				}
+				errc <- c.endGather()
+			}()
+			time.Sleep(50 * time.Millisecond) // the write waits for the peer
+			closed := make(chan error, 1)
+			go func() { closed <- c.Close() }()
+			select {
+			case <-closed:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Close waits for the blocked write")
+			}
+			select {
+			case err := <-errc:
+				if err == nil {
+					t.Error("the write nobody read succeeded")
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the blocked write did not end with the connection")
+			}
+		})
+	}
+}

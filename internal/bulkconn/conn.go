@@ -102,16 +102,19 @@ func (c *Conn) release() {
 	}
 }
 
-// Write writes p, or gathers it while a TLS write is under way.
+// Write writes p, or gathers it while a TLS write is under way. A write
+// that goes straight holds no lock while it waits for the peer.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if c.gather == 0 || len(p) >= gatherMax {
-		if err := c.flushLocked(); err != nil {
+		err := c.flushLocked()
+		c.wmu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 		return c.Conn.Write(p)
 	}
+	defer c.wmu.Unlock()
 	if c.wbuf == nil {
 		c.wbuf = gatherPool.Get().(*[]byte)
 	}
@@ -154,27 +157,14 @@ func (c *Conn) endGather() error {
 	return err
 }
 
-// CloseWrite sends what was gathered and half-closes the connection
-// (tls.Conn.CloseWrite's last step), when it can.
+// CloseWrite half-closes the connection (tls.Conn.CloseWrite's last
+// step), when it can. Nothing gathered waits: a TLS write sends its
+// records before it returns.
 func (c *Conn) CloseWrite() error {
-	c.wmu.Lock()
-	err := c.flushLocked()
-	c.wmu.Unlock()
-	if err != nil {
-		return err
-	}
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
-}
-
-// Close sends what was gathered, then closes the connection.
-func (c *Conn) Close() error {
-	c.wmu.Lock()
-	_ = c.flushLocked()
-	c.wmu.Unlock()
-	return c.Conn.Close()
 }
 
 // TLSConn is a TLS connection over a Conn: the records of each of its
