@@ -24,6 +24,11 @@ log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 [ -z "$unformatted" ] || die "gofmt would change: $unformatted"
 
+log "no merge conflict markers"
+if markers=$(git grep -nE '^(<<<<<<<|>>>>>>>) ' -- . ':!*.pdf' 2>/dev/null); then
+	die "merge conflict markers left in: $markers"
+fi
+
 log "go vet"
 go vet ./...
 
