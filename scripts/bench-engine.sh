@@ -8,31 +8,39 @@
 # API latencies under several API loads. docs/benchmarks.md has the results
 # and how to read them.
 #
-#   scripts/bench-engine.sh                  # 1000 hosts, stats every 2 s
-#   HOSTS=10000 scripts/bench-engine.sh sqlite
-#   HOSTS=200 WINDOW=20s PROFILES=/tmp/prof scripts/bench-engine.sh sqlite
+#   scripts/bench-engine.sh                  # the curve: 1,000, 3,000, 10,000 hosts, both backends
+#   STEPS=10000 scripts/bench-engine.sh sqlite
+#   STEPS=200 WINDOW=20s PROFILES=/tmp/prof scripts/bench-engine.sh sqlite
 #
-# Environment: HOSTS (1000), INTERVAL (2s, the engine's --stats-interval),
-# WINDOW (30s per API load), WARMUP (15s), LOADS (API loads, CLIENTS:PAUSE,...:
-# 0:0s,2:100ms,4:20ms), SIMS (simulator processes, default one per 2,500
-# hosts: each enrolls and serves its share, the last one measures), PROFILES
-# (a directory: the engine's CPU and heap profiles of each window, taken from
-# its --pprof-listen, as BACKEND/LOAD-cpu.pprof and BACKEND/LOAD-heap.pprof;
-# read them with go tool pprof), ENGINE_GOMEMLIMIT (the engine's GOMEMLIMIT,
-# Go's soft memory limit, such as 900MiB; unset: none). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as
-# root) the server scripts/lib.sh's ensure_postgres sets up; a schema of its
-# own, dropped afterwards.
+# One engine per backend: its hosts are added step by step (STEPS), and
+# each step is measured once all its hosts are Up, so the curve costs one
+# enrollment of the largest fleet per backend.
+#
+# Environment: STEPS (host counts measured in turn, 1000,3000,10000; HOSTS,
+# when set and STEPS is not, is the only step), INTERVAL (2s, the engine's
+# --stats-interval), WINDOW (20s per API load), WARMUP (10s), LOADS (API
+# loads, CLIENTS:PAUSE,...: 0:0s,2:100ms,4:20ms), SIMHOSTS (hosts per
+# simulator process, 2500: each enrolls and serves its share; a separate
+# one measures), PROFILES (a directory: the engine's CPU and heap profiles
+# of each window, taken from its --pprof-listen, as
+# BACKEND/HOSTS/LOAD-cpu.pprof and BACKEND/HOSTS/LOAD-heap.pprof; read them
+# with go tool pprof), ENGINE_GOMEMLIMIT (the engine's GOMEMLIMIT, Go's soft
+# memory limit, such as 900MiB; unset: none). PostgreSQL:
+# POLYVIRT_TEST_POSTGRES, else (as root) the server scripts/lib.sh's
+# ensure_postgres sets up; a schema of its own, dropped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-HOSTS=${HOSTS:-1000}
+STEPS=${STEPS:-${HOSTS:-1000,3000,10000}}
 INTERVAL=${INTERVAL:-2s}
-WINDOW=${WINDOW:-30s}
-WARMUP=${WARMUP:-15s}
+WINDOW=${WINDOW:-20s}
+WARMUP=${WARMUP:-10s}
 LOADS=${LOADS:-0:0s,2:100ms,4:20ms}
-SIMS=${SIMS:-$((1 + (HOSTS - 1) / 2500))}
+SIMHOSTS=${SIMHOSTS:-2500}
 PROFILES=${PROFILES:-}
+steps=(${STEPS//,/ })
+HOSTS=${steps[-1]}
 backends=${*:-sqlite postgres}
 
 log "building bin/polyvirt and bin/polyvirt-hostsim"
@@ -42,6 +50,7 @@ CGO_ENABLED=0 go build -o bin/polyvirt-hostsim ./cmd/polyvirt-hostsim
 # Every host is a listening socket and a connection or two in the simulator
 # and a connection in the engine.
 ulimit -n $((HOSTS * 4 + 4096)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+log "file descriptors: $(ulimit -n) per process"
 
 work=$(mktemp -d /tmp/polyvirt-bench.XXXXXX)
 engine_pid=
@@ -86,7 +95,7 @@ run_backend() {
 		local pport
 		pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 		pprof=(--pprof-listen "127.0.0.1:$pport")
-		profiling=(--pprof "127.0.0.1:$pport" --profile-dir "$PROFILES/$backend")
+		profiling=(--pprof "127.0.0.1:$pport")
 	fi
 	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
 	engine_pid=$!
@@ -94,16 +103,31 @@ run_backend() {
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
 		sleep 0.1
 	done
-	log "$backend: $HOSTS simulated hosts ($SIMS simulator processes), statistics every $INTERVAL, $WINDOW per API load${ENGINE_GOMEMLIMIT:+, engine GOMEMLIMIT=$ENGINE_GOMEMLIMIT}"
-	local sim=(bin/polyvirt-hostsim --engine "https://127.0.0.1:$port" --ca-file "$dir/ca.pem" --token-file "$work/$backend.token" --total "$HOSTS")
-	local share=$((HOSTS / SIMS)) first=0 i
-	for ((i = 1; i < SIMS; i++)); do
-		"${sim[@]}" --hosts "$share" --first "$first" 2>"$work/$backend.sim$i.log" &
-		sim_pids+=($!)
-		first=$((first + share))
+	log "$backend: ${STEPS//,/, } simulated hosts in turn ($SIMHOSTS per simulator process), statistics every $INTERVAL, $WINDOW per API load${ENGINE_GOMEMLIMIT:+, engine GOMEMLIMIT=$ENGINE_GOMEMLIMIT}"
+	local sim=(bin/polyvirt-hostsim --engine "https://127.0.0.1:$port" --ca-file "$dir/ca.pem" --token-file "$work/$backend.token")
+	local have=0 n share i=0 t0
+	for n in "${steps[@]}"; do
+		t0=$SECONDS
+		# Simulator processes for the hosts this step adds; they serve until
+		# the end.
+		while [ "$have" -lt "$n" ]; do
+			share=$((n - have < SIMHOSTS ? n - have : SIMHOSTS))
+			i=$((i + 1))
+			"${sim[@]}" --hosts "$share" --first "$have" --loopbacks $((1 + HOSTS / 2500)) 2>"$work/$backend.sim$i.log" &
+			sim_pids+=($!)
+			have=$((have + share))
+		done
+		local prof=()
+		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n")
+		log "$backend: $n hosts"
+		if ! "${sim[@]}" --hosts 0 --total "$n" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
+			--engine-pid "$engine_pid" "${dbproc[@]}" "${prof[@]}"; then
+			log "$backend: $n hosts: the measurement failed; the simulators said:"
+			tail -n 3 "$work/$backend".sim*.log | sed 's/^/  /'
+			break
+		fi
+		log "$backend: $n hosts measured $((SECONDS - t0)) s after their simulators started"
 	done
-	"${sim[@]}" --hosts $((HOSTS - first)) --first "$first" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
-		--engine-pid "$engine_pid" "${dbproc[@]}" "${profiling[@]}"
 	stop_sims
 	kill "$engine_pid"
 	wait "$engine_pid" 2>/dev/null || true

@@ -417,7 +417,11 @@ func reportOne(o options, r *Result) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "API load\t%d clients pausing %s: %.0f calls/s\n", r.Load.Clients, r.Load.Pause, r.CallsPerS)
 	fmt.Fprintf(w, "hosts\t%d (%d Up at the end)\n", r.Hosts, r.HostsUp)
-	fmt.Fprintf(w, "enrolled in\t%.1f s (all Up after %.1f s)\n", r.EnrollSeconds, r.AllUpSeconds)
+	if r.EnrollSeconds > 0 {
+		fmt.Fprintf(w, "enrolled in\t%.1f s (all Up after %.1f s)\n", r.EnrollSeconds, r.AllUpSeconds)
+	} else {
+		fmt.Fprintf(w, "all Up after\t%.1f s (from this process's start)\n", r.AllUpSeconds)
+	}
 	fmt.Fprintf(w, "window\t%.0f s, load average %.2f at its end\n", r.WindowSeconds, r.Load1)
 	fmt.Fprintf(w, "statistics\t%.0f pushed/s, %.0f polled/s; capabilities %.0f polls/s\n", r.PushedPerSecond, r.PollsPerSecond, r.CapsPerSecond)
 	fmt.Fprintf(w, "statistics age when the next came\tp50 %.2f s, p99 %.2f s\n", r.StatsAgeP50, r.StatsAgeP99)

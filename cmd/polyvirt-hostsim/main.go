@@ -4,7 +4,8 @@
 // join`, and answers the engine's monitoring (capabilities with ETag,
 // statistics polled or pushed on the event stream) over mutual TLS and
 // HTTP/2, one port per host. Several processes can share the work
-// (--first, --total): each enrolls its share, and one of them measures.
+// (--first, --total): each enrolls and serves its share, and one of them
+// measures (it may serve none: --hosts 0 --total N --bench).
 //
 // With --bench it then measures the engine: its CPU and memory (from
 // /proc, --engine-pid), the latency of API calls made meanwhile, how fresh
@@ -61,7 +62,7 @@ func main() {
 	flag.StringVar(&o.cpuType, "cpu-type", "IBM POWER8", "the CPU type of the cluster when it is created (the profiles' lowest)")
 	flag.StringVar(&o.prefix, "prefix", "sim-", "prefix of the host names")
 	flag.StringVar(&profiles, "profiles", "s822l-power8e,ac922-power9", "host profiles, used in turn")
-	flag.IntVar(&o.hosts, "hosts", 1000, "number of simulated hosts of this process")
+	flag.IntVar(&o.hosts, "hosts", 1000, "number of simulated hosts of this process (0: none, only measure the --total hosts)")
 	flag.IntVar(&o.first, "first", 0, "the number of this process's first host (several processes: 0, 2500, 5000, ...)")
 	flag.IntVar(&o.total, "total", 0, "the hosts of all the processes, all Up before measuring (default --hosts)")
 	flag.IntVar(&o.parallel, "parallel", 16, "hosts enrolled at once")
@@ -138,21 +139,27 @@ func run(o options) error {
 	sim := hostsim.New()
 	defer sim.Close()
 	start := time.Now()
-	if err := enroll(ctx, eng, sim, o); err != nil {
-		return err
+	res := &Result{Hosts: o.total}
+	if o.hosts > 0 {
+		if err := enroll(ctx, eng, sim, o); err != nil {
+			return err
+		}
+		res.EnrollSeconds = time.Since(start).Seconds()
+		fmt.Fprintf(os.Stderr, "%d hosts enrolled in %.1fs\n", o.hosts, res.EnrollSeconds)
 	}
-	res := &Result{Hosts: o.total, EnrollSeconds: time.Since(start).Seconds()}
-	fmt.Fprintf(os.Stderr, "%d hosts enrolled in %.1fs; waiting for the %d hosts of cluster %s to be Up\n", o.hosts, res.EnrollSeconds, o.total, o.cluster)
-	if err := waitUp(ctx, eng, o); err != nil {
-		return err
-	}
-	res.AllUpSeconds = time.Since(start).Seconds()
-	fmt.Fprintf(os.Stderr, "all %d hosts Up %.1fs after the start\n", o.total, res.AllUpSeconds)
 	if o.bench == 0 {
+		// A serving process does not wait for the others: the measuring
+		// one (--hosts 0 --bench) does.
 		fmt.Fprintln(os.Stderr, "serving; interrupt to stop")
 		<-ctx.Done()
 		return nil
 	}
+	fmt.Fprintf(os.Stderr, "waiting for the %d hosts of cluster %s to be Up\n", o.total, o.cluster)
+	if err := waitUp(ctx, eng, o); err != nil {
+		return err
+	}
+	res.AllUpSeconds = time.Since(start).Seconds()
+	fmt.Fprintf(os.Stderr, "all %d hosts Up %.1fs after this process started\n", o.total, res.AllUpSeconds)
 	hs, err := eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -336,5 +337,90 @@ func TestHostDocumentTellsTCG(t *testing.T) {
 	cl, err := te.admin.Cluster(ctx, "x86")
 	if err != nil || cl.CPUType != "AMD Opteron G4" {
 		t.Errorf("cluster x86: %q (%v)", cl.CPUType, err)
+	}
+}
+
+// TestMonitorAdmitsManyAtOnce enrolls hosts all at once into a cluster
+// without a CPU type: their first admissions are written together (the
+// monitor's admitter), and the outcome is the one of admissions one after
+// the other: the cluster takes the first host's CPU type once, every host
+// is Up, each with its one status event.
+func TestMonitorAdmitsManyAtOnce(t *testing.T) {
+	te := startEngine(t, testMonitor)
+	sim := newSim(t)
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "batch", Arch: "ppc64le"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 24
+	hosts := make([]*hostsim.Host, n)
+	tokens := make([]string, n)
+	for i := range hosts {
+		name := fmt.Sprintf("b%02d", i)
+		h, err := sim.AddHost(name, "s822l-power8e")
+		if err != nil {
+			t.Fatal(err)
+		}
+		jt, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: "batch"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts[i], tokens[i] = h, jt.Token
+	}
+	errs := make(chan error, n)
+	for i, h := range hosts {
+		go func() {
+			_, err := h.Enroll(ctx, te.url, tokens[i])
+			errs <- err
+		}()
+	}
+	for range hosts {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range hosts {
+		got := waitHost(t, te.admin, h.Name(), 30*time.Second, status("Up"))
+		if got.CPUType != "IBM POWER8" || got.StatusCode != "" {
+			t.Errorf("host %s: CPU type %q, status code %q; want IBM POWER8 and none", h.Name(), got.CPUType, got.StatusCode)
+		}
+	}
+	cl, err := te.admin.Cluster(ctx, "batch")
+	if err != nil || cl.CPUType != "IBM POWER8" || cl.EmulatedMachine != "pseries-7.2" {
+		t.Errorf("cluster batch: CPU %q, machine %q (%v); want IBM POWER8, pseries-7.2", cl.CPUType, cl.EmulatedMachine, err)
+	}
+	page, err := te.admin.Events(ctx, client.EventFilter{Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each host's status events, oldest first: set to Up once, or again
+	// only after another status (a round that timed out on a loaded
+	// machine), never twice in a row.
+	last := map[string]string{}
+	clusterUpdates := 0
+	var seen []string
+	for i := len(page.Events) - 1; i >= 0; i-- {
+		ev := page.Events[i]
+		seen = append(seen, ev.Action+" "+ev.ObjectName+": "+ev.Message+" "+ev.Reason)
+		switch {
+		case ev.Action == "cluster.update" && ev.ObjectName == "batch":
+			clusterUpdates++
+		case ev.Action == "host.status":
+			up := strings.HasSuffix(ev.Message, "was set to Up.")
+			if up && last[ev.ObjectName] == "Up" {
+				t.Errorf("host %s set to Up twice in a row", ev.ObjectName)
+			}
+			last[ev.ObjectName] = map[bool]string{true: "Up", false: "other"}[up]
+		}
+	}
+	if clusterUpdates != 1 {
+		t.Errorf("%d cluster.update events for cluster batch; want 1 (its first host sets its CPU type)", clusterUpdates)
+	}
+	for _, h := range hosts {
+		if last[h.Name()] != "Up" {
+			t.Errorf("host %s: its last status event is not its setting to Up (%q)", h.Name(), last[h.Name()])
+		}
+	}
+	if t.Failed() {
+		t.Logf("events, oldest first:\n%s", strings.Join(seen, "\n"))
 	}
 }

@@ -94,13 +94,16 @@ type monitor struct {
 	batch        statsBatch
 	vsync        *vmSync
 	queue        *pollQueue
+	admitter     *admitter
 	warned       rateLimiter
 }
 
 func newMonitor(e *engine) *monitor {
-	return &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
+	m := &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
 		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
 		queue: newPollQueue(e.cfg.Monitor.StatsInterval), warned: rateLimiter{every: 30 * time.Second, burst: 3}}
+	m.admitter = newAdmitter(m)
+	return m
 }
 
 // reloadSoon asks for the host list to be read again now.
@@ -117,6 +120,8 @@ func (m *monitor) run(ctx context.Context) {
 	m.vsync = newVMSync(ctx, m)
 	haDone := make(chan struct{})
 	go func() { m.vsync.haRun(ctx); close(haDone) }()
+	admitDone := make(chan struct{})
+	go func() { m.admitter.run(ctx); close(admitDone) }()
 	queueDone := make(chan struct{})
 	go func() { m.queue.run(ctx); close(queueDone) }()
 	t := time.NewTicker(m.cfg.HostsReload)
@@ -126,6 +131,7 @@ func (m *monitor) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			<-queueDone
+			<-admitDone
 			m.queue.wait()
 			<-batchDone
 			<-haDone
@@ -509,14 +515,34 @@ func (p *poller) setStatus(ctx context.Context, o pollOutcome) {
 
 // admit records a new capabilities report and, unless the host is in
 // Maintenance, runs admission and sets the status it gives, all in one
-// transaction (with the cluster when the host is its first).
+// transaction (with the cluster when the host is its first). The rounds
+// admitting at the same time (ten thousand hosts' first contacts) are
+// written together by the monitor's admitter, one transaction per cluster
+// and batch; a host the batch could not write is admitted alone here.
 func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterChanged bool) {
-	facts, ferr := factsFromReport(body)
+	req := &admitRequest{p: p, hash: hash, clusterChanged: clusterChanged, done: make(chan struct{})}
+	req.facts, req.ferr = factsFromReport(body)
 	doc, err := compactJSON(body)
 	if err != nil {
-		ferr = err
+		req.ferr = err
 	}
-	th := p.m.cfg.Failures
+	req.doc = doc
+	if p.m.admitter.submit(req) {
+		select {
+		case <-req.done:
+			if !req.alone {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+	p.admitAlone(ctx, req)
+}
+
+// admitAlone is admit in a transaction of its own, read again and retried
+// when the host changed meanwhile.
+func (p *poller) admitAlone(ctx context.Context, req *admitRequest) {
 	for attempt := 0; attempt < 8; attempt++ {
 		h, err := p.m.e.st.GetHost(ctx, p.id)
 		if err != nil {
@@ -535,52 +561,13 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 			}
 			return
 		}
-		var a admission
-		if ferr != nil {
-			a = admission{Code: api.CodeHostCapabilitiesInvalid, Message: fmt.Sprintf("Host %s moved to Non-Operational state as its capabilities report cannot be read: %v", h.Name, ferr), Cluster: c}
-		} else {
-			a = admit(h.Name, facts, c)
-		}
-		capsChanged := h.CapabilitiesHash != hash
-		var ch statusChange
-		ran := needsAdmissionHost(h, capsChanged, clusterChanged)
-		if ran {
-			ch = nextStatus(h, pollOutcome{OK: true, Admission: &a}, th)
-		}
-		clusterWrite := ran && a.OK && a.ClusterChanged
-		if !ch.Changed && !capsChanged && !clusterWrite {
+		plan := p.planAdmission(req, h, c)
+		if plan.nothing {
 			lock.Unlock()
 			p.setHost(h)
 			return
 		}
-		if ferr == nil {
-			h.Arch, h.CPUModel, h.CPUFlags = facts.Arch, facts.CPUModel, slices.Clone(facts.Flags)
-			h.EmulatedMachines = slices.Clone(facts.Machines)
-			h.Capabilities = doc
-		}
-		h.CPUType, h.CPULevel, h.CapabilitiesHash = a.Best.Name, a.Best.Level, hash
-		if ch.Changed {
-			h.Status, h.StatusCode, h.StatusMessage = ch.Status, ch.Code, ch.Message
-		}
-		err = p.m.e.st.InTx(ctx, func(tx store.Tx) error {
-			if clusterWrite {
-				if err := tx.UpdateCluster(ctx, &a.Cluster); err != nil {
-					return err
-				}
-				if err := p.m.e.appendEvent(ctx, tx, store.Event{Action: "cluster.update", ObjectKind: "cluster",
-					ObjectID: c.ID, ObjectName: c.Name, Message: a.ClusterChange}); err != nil {
-					return err
-				}
-			}
-			if err := tx.UpdateHost(ctx, &h); err != nil {
-				return err
-			}
-			if ch.Changed && ch.Event != "" {
-				return p.m.e.appendEvent(ctx, tx, store.Event{Action: "host.status", Severity: ch.Severity, ObjectKind: "host",
-					ObjectID: h.ID, ObjectName: h.Name, Code: ch.EventCode, Message: ch.Event})
-			}
-			return nil
-		})
+		err = p.m.e.st.InTx(ctx, func(tx store.Tx) error { return p.m.writeAdmission(ctx, tx, &plan) })
 		lock.Unlock()
 		if isStale(err) {
 			continue
@@ -591,18 +578,272 @@ func (p *poller) admit(ctx context.Context, body []byte, hash string, clusterCha
 			}
 			return
 		}
-		if ch.Changed {
-			p.m.log.Info("host status", "host", h.Name, "status", h.Status, "code", h.StatusCode)
-		}
 		p.m.e.hosts.invalidate()
-		p.setHost(h)
-		if ch.Changed {
-			p.m.vsync.hostStatusChanged(h)
-		}
-		if clusterWrite {
+		p.admitted(plan)
+		if plan.clusterWrite {
 			p.m.reloadSoon()
 		}
 		return
+	}
+}
+
+// admissionPlan is what an admission writes: the host (and its cluster
+// when the host is its first), and the status change.
+type admissionPlan struct {
+	// nothing is true when nothing changes (the host is recorded as read).
+	nothing      bool
+	h            store.Host
+	c            store.Cluster
+	a            admission
+	ch           statusChange
+	clusterWrite bool
+}
+
+// planAdmission runs admission for the host as read in its cluster as
+// read, and says what to write.
+func (p *poller) planAdmission(req *admitRequest, h store.Host, c store.Cluster) admissionPlan {
+	var a admission
+	if req.ferr != nil {
+		a = admission{Code: api.CodeHostCapabilitiesInvalid, Message: fmt.Sprintf("Host %s moved to Non-Operational state as its capabilities report cannot be read: %v", h.Name, req.ferr), Cluster: c}
+	} else {
+		a = admit(h.Name, req.facts, c)
+	}
+	capsChanged := h.CapabilitiesHash != req.hash
+	var ch statusChange
+	ran := needsAdmissionHost(h, capsChanged, req.clusterChanged)
+	if ran {
+		ch = nextStatus(h, pollOutcome{OK: true, Admission: &a}, p.m.cfg.Failures)
+	}
+	clusterWrite := ran && a.OK && a.ClusterChanged
+	if !ch.Changed && !capsChanged && !clusterWrite {
+		return admissionPlan{nothing: true, h: h, c: c}
+	}
+	if req.ferr == nil {
+		h.Arch, h.CPUModel, h.CPUFlags = req.facts.Arch, req.facts.CPUModel, slices.Clone(req.facts.Flags)
+		h.EmulatedMachines = slices.Clone(req.facts.Machines)
+		h.Capabilities = req.doc
+	}
+	h.CPUType, h.CPULevel, h.CapabilitiesHash = a.Best.Name, a.Best.Level, req.hash
+	if ch.Changed {
+		h.Status, h.StatusCode, h.StatusMessage = ch.Status, ch.Code, ch.Message
+	}
+	return admissionPlan{h: h, c: c, a: a, ch: ch, clusterWrite: clusterWrite}
+}
+
+// writeAdmission writes a plan in a transaction.
+func (m *monitor) writeAdmission(ctx context.Context, tx store.Tx, plan *admissionPlan) error {
+	if plan.clusterWrite {
+		if err := tx.UpdateCluster(ctx, &plan.a.Cluster); err != nil {
+			return err
+		}
+		if err := m.e.appendEvent(ctx, tx, store.Event{Action: "cluster.update", ObjectKind: "cluster",
+			ObjectID: plan.c.ID, ObjectName: plan.c.Name, Message: plan.a.ClusterChange}); err != nil {
+			return err
+		}
+	}
+	if err := tx.UpdateHost(ctx, &plan.h); err != nil {
+		return err
+	}
+	if plan.ch.Changed && plan.ch.Event != "" {
+		h := plan.h
+		return m.e.appendEvent(ctx, tx, store.Event{Action: "host.status", Severity: plan.ch.Severity, ObjectKind: "host",
+			ObjectID: h.ID, ObjectName: h.Name, Code: plan.ch.EventCode, Message: plan.ch.Event})
+	}
+	return nil
+}
+
+// admitted records a written admission in the poller and tells the VM
+// watchers.
+func (p *poller) admitted(plan admissionPlan) {
+	h := plan.h
+	if plan.ch.Changed {
+		p.m.log.Info("host status", "host", h.Name, "status", h.Status, "code", h.StatusCode)
+	}
+	p.setHost(h)
+	if plan.ch.Changed {
+		p.m.vsync.hostStatusChanged(h)
+	}
+}
+
+// admitRequest is a round's admission waiting for the admitter.
+type admitRequest struct {
+	p              *poller
+	facts          hostFacts
+	ferr           error
+	doc            []byte
+	hash           string
+	clusterChanged bool
+	// done is closed when the admitter is through with the request;
+	// alone then says that the round must admit the host itself.
+	done  chan struct{}
+	alone bool
+}
+
+// admitBatch bounds the admissions written in one transaction.
+const admitBatch = 256
+
+// admitter writes the admissions of many rounds together (group commit):
+// the rounds that admit while a batch is written wait for the next one,
+// which takes them all, a transaction per cluster (under the cluster's
+// lock) of at most admitBatch hosts. Ten thousand hosts making their
+// first contact at once are a few dozen transactions, not ten thousand
+// waiting for the database's writer (and each for its cluster's lock).
+type admitter struct {
+	m    *monitor
+	kick chan struct{}
+
+	mu      sync.Mutex
+	running bool
+	queue   []*admitRequest
+}
+
+func newAdmitter(m *monitor) *admitter { return &admitter{m: m, kick: make(chan struct{}, 1)} }
+
+// submit queues a request; false when the admitter does not run.
+func (a *admitter) submit(r *admitRequest) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.running {
+		return false
+	}
+	a.queue = append(a.queue, r)
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// run writes the batches until ctx ends; the requests still queued then
+// are handed back to their rounds.
+func (a *admitter) run(ctx context.Context) {
+	a.mu.Lock()
+	a.running = true
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.running = false
+		q := a.queue
+		a.queue = nil
+		a.mu.Unlock()
+		for _, r := range q {
+			r.alone = true
+			close(r.done)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		}
+		for {
+			a.mu.Lock()
+			q := a.queue
+			a.queue = nil
+			a.mu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			a.write(ctx, q)
+		}
+	}
+}
+
+// write writes queued requests, a transaction per cluster and
+// admitBatch hosts.
+func (a *admitter) write(ctx context.Context, q []*admitRequest) {
+	byCluster := map[string][]*admitRequest{}
+	var order []string
+	for _, r := range q {
+		if r.p.ctx.Err() != nil {
+			// The host was removed: nothing to write.
+			close(r.done)
+			continue
+		}
+		cid := r.p.snapshot().ClusterID
+		if byCluster[cid] == nil {
+			order = append(order, cid)
+		}
+		byCluster[cid] = append(byCluster[cid], r)
+	}
+	for _, cid := range order {
+		rs := byCluster[cid]
+		for len(rs) > 0 {
+			n := min(len(rs), admitBatch)
+			a.writeCluster(ctx, cid, rs[:n])
+			rs = rs[n:]
+		}
+	}
+}
+
+// writeCluster writes the admissions of hosts of one cluster in one
+// transaction. When it fails, every host is handed back to its round,
+// which admits it alone (and retries when it changed meanwhile).
+func (a *admitter) writeCluster(ctx context.Context, cid string, rs []*admitRequest) {
+	m := a.m
+	lock := m.clusterLock(cid)
+	lock.Lock()
+	plans := make([]admissionPlan, len(rs))
+	var skipped []bool
+	clusterWrite := false
+	err := m.e.st.InTx(ctx, func(tx store.Tx) error {
+		skipped = make([]bool, len(rs))
+		clusterWrite = false
+		c, err := tx.GetCluster(ctx, cid)
+		if err != nil {
+			return err
+		}
+		for i, r := range rs {
+			h, err := tx.GetHost(ctx, r.p.id)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && h.ClusterID != cid) {
+				// Removed, or moved to another cluster: admitted alone.
+				skipped[i] = true
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			plans[i] = r.p.planAdmission(r, h, c)
+			if plans[i].nothing {
+				continue
+			}
+			if err := m.writeAdmission(ctx, tx, &plans[i]); err != nil {
+				return err
+			}
+			if plans[i].clusterWrite {
+				// The next hosts are admitted into the cluster as written.
+				c = plans[i].a.Cluster
+				clusterWrite = true
+			}
+		}
+		return nil
+	})
+	lock.Unlock()
+	if err != nil {
+		if ctx.Err() == nil && !isStale(err) {
+			m.warn("cannot record the hosts' capabilities in one transaction (each host is tried alone)", "hosts", len(rs), "err", err)
+		}
+		for _, r := range rs {
+			r.alone = true
+			close(r.done)
+		}
+		return
+	}
+	m.e.hosts.invalidate()
+	for i, r := range rs {
+		switch {
+		case skipped[i]:
+			r.alone = true
+		case plans[i].nothing:
+			r.p.setHost(plans[i].h)
+		default:
+			r.p.admitted(plans[i])
+		}
+		close(r.done)
+	}
+	if clusterWrite {
+		m.reloadSoon()
 	}
 }
 
