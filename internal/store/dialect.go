@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -169,6 +170,8 @@ func (c jcol) Scan(v any) error {
 }
 
 // jlist scans a JSON array of strings; NULL and [] give an empty list.
+// The lists read are shared between rows (lists): callers read them and
+// never change their elements.
 type jlist struct{ p *[]string }
 
 // Scan implements sql.Scanner.
@@ -179,12 +182,51 @@ func (c jlist) Scan(v any) error {
 	}
 	out := []string{}
 	if len(raw) > 0 {
+		if l, ok := lists.get(raw); ok {
+			*c.p = l
+			return nil
+		}
 		if err := json.Unmarshal(raw, &out); err != nil {
 			return fmt.Errorf("JSON list column: %w", err)
 		}
+		// Clipped: an append to a shared list copies it.
+		out = out[:len(out):len(out)]
+		lists.put(raw, out)
 	}
 	*c.p = out
 	return nil
+}
+
+// listCacheMax bounds the lists shared.
+const listCacheMax = 4096
+
+// listCache shares the string lists read from JSON columns between the
+// rows that hold the same one: the hosts of one model have the same CPU
+// flags and emulated machines, and ten thousand hosts would otherwise be
+// ten thousand copies of each list in each copy of the host list the
+// engine keeps (the monitoring's, the API's). Lists are read-only.
+type listCache struct {
+	mu sync.Mutex
+	m  map[string][]string
+}
+
+// lists is the process's list cache (read-only data, shared by every
+// store: a list is the same whichever database it came from).
+var lists = listCache{m: map[string][]string{}}
+
+func (c *listCache) get(raw []byte) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[string(raw)]
+	return l, ok
+}
+
+func (c *listCache) put(raw []byte, l []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) < listCacheMax {
+		c.m[string(raw)] = l
+	}
 }
 
 // The SQLite result codes the classification needs (stable ABI numbers).

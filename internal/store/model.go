@@ -155,6 +155,9 @@ type Host struct {
 	Arch     arch.Arch `json:"arch,omitempty"`
 	CPUModel string    `json:"cpuModel,omitempty"`
 	// CPUFlags is the host's flag list, markers and model_X included.
+	// CPUFlags and EmulatedMachines as read are shared between the hosts
+	// holding the same list: change them by replacing the slice, never
+	// its elements.
 	CPUFlags []string `json:"cpuFlags"`
 	// CPUType and CPULevel are the host's best cluster CPU type.
 	CPUType          string   `json:"cpuType,omitempty"`
