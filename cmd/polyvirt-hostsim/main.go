@@ -65,7 +65,7 @@ func main() {
 	flag.IntVar(&o.hosts, "hosts", 1000, "number of simulated hosts of this process (0: none, only measure the --total hosts)")
 	flag.IntVar(&o.first, "first", 0, "the number of this process's first host (several processes: 0, 2500, 5000, ...)")
 	flag.IntVar(&o.total, "total", 0, "the hosts of all the processes, all Up before measuring (default --hosts)")
-	flag.IntVar(&o.parallel, "parallel", 16, "hosts enrolled at once")
+	flag.IntVar(&o.parallel, "parallel", 8, "hosts enrolled at once")
 	flag.IntVar(&o.loopbacks, "loopbacks", 0, "spread the hosts over 127.0.0.1 to 127.0.0.N (default: one address per 2,500 hosts)")
 	flag.DurationVar(&o.upTimeout, "up-timeout", 0, "how long to wait for every host to be Up (default 3m, plus 1m per 1,000 hosts)")
 	flag.DurationVar(&o.bench, "bench", 0, "measure the engine for this long per API load once every host is Up, then exit (0: serve until interrupted)")
@@ -219,10 +219,7 @@ func enroll(ctx context.Context, eng *client.Client, sim *hostsim.Sim, o options
 				ip := fmt.Sprintf("127.0.0.%d", 1+i%o.loopbacks)
 				h, err := sim.AddHostAt(name, o.profiles[i%len(o.profiles)], ip)
 				if err == nil {
-					var jt engineapi.JoinToken
-					if jt, err = eng.AddHost(ctx, engineapi.HostRequest{Name: name, Address: h.Addr(), Cluster: o.cluster}); err == nil {
-						_, err = h.Enroll(ctx, o.engine, jt.Token)
-					}
+					err = enrollOne(ctx, eng, h, o)
 				}
 				if err != nil {
 					select {
@@ -249,6 +246,46 @@ func enroll(ctx context.Context, eng *client.Client, sim *hostsim.Sim, o options
 		}
 	}
 	return nil
+}
+
+// enrollAttempts is how many times a host's enrollment is tried: an
+// engine busy admitting thousands of hosts can answer a join after the
+// agent's time-out.
+const enrollAttempts = 5
+
+// enrollOne adds a host to the engine and enrolls it, again with a new
+// join token when an attempt failed.
+func enrollOne(ctx context.Context, eng *client.Client, h *hostsim.Host, o options) error {
+	var err error
+	added := false
+	for attempt := 0; attempt < enrollAttempts && ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(attempt) * 2 * time.Second):
+			}
+		}
+		var jt engineapi.JoinToken
+		if !added {
+			jt, err = eng.AddHost(ctx, engineapi.HostRequest{Name: h.Name(), Address: h.Addr(), Cluster: o.cluster})
+			if api.CodeOf(err) == api.CodeAlreadyExists || api.CodeOf(err) == api.CodeHostAddressInUse {
+				// An earlier attempt added it and its answer was lost.
+				added = true
+			} else if err != nil {
+				continue
+			}
+		}
+		if added {
+			if jt, err = eng.JoinToken(ctx, h.Name(), ""); err != nil {
+				continue
+			}
+		}
+		added = true
+		if _, err = h.Enroll(ctx, o.engine, jt.Token); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // waitUp waits until the cluster has --total hosts Up.

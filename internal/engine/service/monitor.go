@@ -680,7 +680,7 @@ type admitRequest struct {
 }
 
 // admitBatch bounds the admissions written in one transaction.
-const admitBatch = 256
+const admitBatch = 64
 
 // admitter writes the admissions of many rounds together (group commit):
 // the rounds that admit while a batch is written wait for the next one,
