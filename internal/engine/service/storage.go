@@ -65,6 +65,44 @@ type storageService struct {
 	gen     atomic.Int64
 	mu      sync.Mutex
 	checked map[string]hostCheck
+	// pools are the clusters' pools as last read for the checks (read
+	// again after poolListTTL or a change here): ten thousand hosts
+	// checked every poolCheckInterval would otherwise read their
+	// cluster's pools over three hundred times a second.
+	pools map[string]clusterPools
+}
+
+// poolListTTL is how long the checks use a cluster's pools as read; a
+// pool another engine created is checked on the hosts this much later.
+const poolListTTL = 5 * time.Second
+
+type clusterPools struct {
+	at    time.Time
+	gen   int64
+	pools []store.Pool
+}
+
+// clusterPools returns a cluster's pools for the hosts' checks.
+func (s *storageService) clusterPools(ctx context.Context, clusterID string) ([]store.Pool, error) {
+	gen := s.gen.Load()
+	s.mu.Lock()
+	c, ok := s.pools[clusterID]
+	s.mu.Unlock()
+	if ok && c.gen == gen && time.Since(c.at) < poolListTTL {
+		return c.pools, nil
+	}
+	at := time.Now()
+	pools, err := s.e.st.ListPools(ctx, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.pools == nil {
+		s.pools = map[string]clusterPools{}
+	}
+	s.pools[clusterID] = clusterPools{at: at, gen: gen, pools: pools}
+	s.mu.Unlock()
+	return pools, nil
 }
 
 type hostCheck struct {
@@ -487,7 +525,7 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 // checkHost asks a host about its cluster's pools (the shared ones and its
 // own local ones) and records the answers.
 func (s *storageService) checkHost(ctx context.Context, h store.Host) error {
-	pools, err := s.e.st.ListPools(ctx, h.ClusterID)
+	pools, err := s.clusterPools(ctx, h.ClusterID)
 	if err != nil {
 		return err
 	}
