@@ -65,7 +65,7 @@ func main() {
 	flag.IntVar(&o.hosts, "hosts", 1000, "number of simulated hosts of this process (0: none, only measure the --total hosts)")
 	flag.IntVar(&o.first, "first", 0, "the number of this process's first host (several processes: 0, 2500, 5000, ...)")
 	flag.IntVar(&o.total, "total", 0, "the hosts of all the processes, all Up before measuring (default --hosts)")
-	flag.IntVar(&o.parallel, "parallel", 8, "hosts enrolled at once")
+	flag.IntVar(&o.parallel, "parallel", 16, "hosts enrolled at once")
 	flag.IntVar(&o.loopbacks, "loopbacks", 0, "spread the hosts over 127.0.0.1 to 127.0.0.N (default: one address per 2,500 hosts)")
 	flag.DurationVar(&o.upTimeout, "up-timeout", 0, "how long to wait for every host to be Up (default 3m, plus 1m per 1,000 hosts)")
 	flag.DurationVar(&o.bench, "bench", 0, "measure the engine for this long per API load once every host is Up, then exit (0: serve until interrupted)")
