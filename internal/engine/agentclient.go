@@ -84,10 +84,13 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 			SendPingTimeout: 20 * time.Second,
 			PingTimeout:     timeout,
 			// The headers of the engine's requests and of the agents'
-			// answers are few and short: small compression tables (ten
-			// thousand connections).
-			MaxDecoderHeaderTableSize: 512,
-			MaxEncoderHeaderTableSize: 512,
+			// answers are few and short, and rare on a connection whose
+			// traffic is its event stream: no dynamic compression table
+			// (32 bytes is less than any entry's size; HPACK's static table
+			// and Huffman coding remain). A table of 512 bytes cost each
+			// connection 3 KiB (its entries and their maps, both ways).
+			MaxDecoderHeaderTableSize: 32,
+			MaxEncoderHeaderTableSize: 32,
 		},
 	}
 	// A whole capabilities report (tens of KiB, at a host's first contact)
