@@ -89,6 +89,10 @@ type monitor struct {
 	mu       sync.Mutex
 	pollers  map[string]*poller
 	clusterV map[string]int64
+	// byID mirrors pollers for the lookups of the pushes and the firmware
+	// steps: a reload of ten thousand hosts holds mu for a while, and the
+	// thousands of statistics pushed meanwhile must not wait for it.
+	byID sync.Map // host ID → *poller
 
 	clusterLocks sync.Map // cluster ID → *sync.Mutex
 	batch        statsBatch
@@ -206,6 +210,7 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 			h.Stats, h.Capabilities = nil, nil
 			p = &poller{m: m, id: h.ID, host: h, ctx: pctx, cancel: cancel}
 			m.pollers[h.ID] = p
+			m.byID.Store(h.ID, p)
 			// Spread the hosts over the interval.
 			m.queue.add(p, time.Now().Add(rand.N(m.cfg.StatsInterval)))
 			continue
@@ -217,11 +222,20 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 			p.cancel()
 			m.queue.remove(p)
 			delete(m.pollers, id)
+			m.byID.Delete(id)
 			if a := p.snapshot().Address; !addrs[a] {
 				m.e.agents.Unpin(a)
 			}
 		}
 	}
+}
+
+// poller returns a host's poller (nil when it has none).
+func (m *monitor) poller(hostID string) *poller {
+	if v, ok := m.byID.Load(hostID); ok {
+		return v.(*poller)
+	}
+	return nil
 }
 
 // clusterLock serializes the admissions into one cluster (the first host
@@ -299,9 +313,7 @@ func (p *poller) update(h store.Host, clusterChanged bool) {
 // capsNow makes the poller of a host ask for its capabilities report at
 // once (its firmware levels changed, say), not at its next CapsInterval.
 func (m *monitor) capsNow(hostID string) {
-	m.mu.Lock()
-	p := m.pollers[hostID]
-	m.mu.Unlock()
+	p := m.poller(hostID)
 	if p == nil {
 		return
 	}
@@ -425,9 +437,7 @@ func (p *poller) pushed(ctx context.Context, stats []byte) {
 
 // pushed passes the statistics a host's agent pushed to its poller.
 func (m *monitor) pushed(ctx context.Context, hostID string, stats []byte) {
-	m.mu.Lock()
-	p := m.pollers[hostID]
-	m.mu.Unlock()
+	p := m.poller(hostID)
 	if p != nil && len(stats) > 0 {
 		p.pushed(ctx, stats)
 	}
