@@ -69,7 +69,7 @@ type storageService struct {
 	// again after poolListTTL or a change here): ten thousand hosts
 	// checked every poolCheckInterval would otherwise read their
 	// cluster's pools over three hundred times a second.
-	pools map[string]clusterPools
+	pools map[string]*clusterPools
 }
 
 // poolListTTL is how long the checks use a cluster's pools as read; a
@@ -80,29 +80,52 @@ type clusterPools struct {
 	at    time.Time
 	gen   int64
 	pools []store.Pool
+	// loading is closed when the read under way ends (nil when none is).
+	loading chan struct{}
 }
 
-// clusterPools returns a cluster's pools for the hosts' checks.
+// clusterPools returns a cluster's pools for the hosts' checks. One read
+// at a time per cluster: the checks that come meanwhile wait for it (ten
+// thousand hosts' checks would otherwise all read the pools whenever the
+// list expires).
 func (s *storageService) clusterPools(ctx context.Context, clusterID string) ([]store.Pool, error) {
-	gen := s.gen.Load()
-	s.mu.Lock()
-	c, ok := s.pools[clusterID]
-	s.mu.Unlock()
-	if ok && c.gen == gen && time.Since(c.at) < poolListTTL {
-		return c.pools, nil
+	for {
+		gen := s.gen.Load()
+		s.mu.Lock()
+		if s.pools == nil {
+			s.pools = map[string]*clusterPools{}
+		}
+		c := s.pools[clusterID]
+		if c != nil && c.loading != nil {
+			wait := c.loading
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if c != nil && c.gen == gen && time.Since(c.at) < poolListTTL {
+			pools := c.pools
+			s.mu.Unlock()
+			return pools, nil
+		}
+		c = &clusterPools{at: time.Now(), gen: gen, loading: make(chan struct{})}
+		s.pools[clusterID] = c
+		s.mu.Unlock()
+		pools, err := s.e.st.ListPools(ctx, clusterID)
+		s.mu.Lock()
+		c.pools = pools
+		close(c.loading)
+		c.loading = nil
+		if err != nil && s.pools[clusterID] == c {
+			// The next check reads them again.
+			delete(s.pools, clusterID)
+		}
+		s.mu.Unlock()
+		return pools, err
 	}
-	at := time.Now()
-	pools, err := s.e.st.ListPools(ctx, clusterID)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if s.pools == nil {
-		s.pools = map[string]clusterPools{}
-	}
-	s.pools[clusterID] = clusterPools{at: at, gen: gen, pools: pools}
-	s.mu.Unlock()
-	return pools, nil
 }
 
 type hostCheck struct {
