@@ -204,12 +204,15 @@ func ensureCluster(ctx context.Context, eng *client.Client, o options) error {
 }
 
 // enroll adds this process's hosts to the engine and enrolls them, a few
-// at a time.
+// at a time. A host that cannot be enrolled after enrollAttempts is left
+// out (and said so) while the others go on: ending the process would take
+// its enrolled hosts away from the engine too. It fails when no host
+// could be enrolled.
 func enroll(ctx context.Context, eng *client.Client, sim *hostsim.Sim, o options) error {
 	jobs := make(chan int)
-	errs := make(chan error, o.parallel)
 	var wg sync.WaitGroup
-	var enrolled atomic.Int64
+	var enrolled, failed atomic.Int64
+	var lastErr atomic.Value
 	for w := 0; w < o.parallel; w++ {
 		wg.Add(1)
 		go func() {
@@ -222,9 +225,10 @@ func enroll(ctx context.Context, eng *client.Client, sim *hostsim.Sim, o options
 					err = enrollOne(ctx, eng, h, o)
 				}
 				if err != nil {
-					select {
-					case errs <- fmt.Errorf("host %s: %w", name, err):
-					default:
+					if ctx.Err() == nil {
+						failed.Add(1)
+						lastErr.Store(fmt.Errorf("host %s: %w", name, err))
+						fmt.Fprintf(os.Stderr, "host %s left out: %v\n", name, err)
 					}
 					continue
 				}
@@ -234,15 +238,21 @@ func enroll(ctx context.Context, eng *client.Client, sim *hostsim.Sim, o options
 			}
 		}()
 	}
-	defer wg.Wait()
-	defer close(jobs)
-	for i := o.first; i < o.first+o.hosts; i++ {
+	for i := o.first; i < o.first+o.hosts && ctx.Err() == nil; i++ {
 		select {
 		case jobs <- i:
-		case err := <-errs:
-			return err
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n := failed.Load(); n > 0 {
+		fmt.Fprintf(os.Stderr, "%d of %d hosts could not be enrolled\n", n, o.hosts)
+		if enrolled.Load() == 0 {
+			return lastErr.Load().(error)
 		}
 	}
 	return nil
