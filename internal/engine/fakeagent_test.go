@@ -246,6 +246,10 @@ func (a *fakeAgent) handler() http.Handler {
 			conn.Close()
 		}
 	})
+	mux.HandleFunc("GET /v1/firmware", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(agentapi.FirmwareStatus{})
+	})
 	mux.HandleFunc("GET /v1/capabilities", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", a.etag)
 		if r.Header.Get("If-None-Match") == a.etag {

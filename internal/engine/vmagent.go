@@ -390,10 +390,10 @@ func (a *agentService) Events(ctx context.Context, h store.Host, stats time.Dura
 func (a *agentService) FirmwareStatus(ctx context.Context, h store.Host) (agentapi.FirmwareStatus, error) {
 	var af agentapi.FirmwareStatus
 	resp, err := a.c.firmwareDo(ctx, "GET", h.Address, "/v1/firmware", nil, nil)
-	if err == nil {
-		err = agentAnswer(resp, &af)
+	if err != nil {
+		return af, &api.Error{Status: http.StatusBadGateway, Code: api.CodeAgentUnreachable, Message: fmt.Sprintf("host %s: %v", h.Name, err), Err: err}
 	}
-	return af, err
+	return af, agentAnswer(resp, &af)
 }
 func (a *agentService) FirmwareUpload(ctx context.Context, h store.Host, name, user string, image io.Reader) (agentapi.FirmwareOperation, error) {
 	var op agentapi.FirmwareOperation

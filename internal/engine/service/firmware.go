@@ -150,6 +150,14 @@ func (e *engine) firmwareStep(ctx context.Context, ref, step string, req enginea
 	default:
 		return none, fail(api.CodeNotFound, "unknown firmware step %q (validate, flash, commit, reject, cancel, clear)", step)
 	}
+	if step == "flash" {
+		// A flash whose answer is lost is followed as a reboot: first make
+		// sure the agent is there at all (an agent already gone would make
+		// the lost answer of a flash that never ran look like one).
+		if _, err := e.agents.FirmwareStatus(ctx, h); err != nil {
+			return none, err
+		}
+	}
 	op, done, err := e.agents.FirmwareStep(ctx, h, step, userName(ctx), body)
 	if step == "flash" && answerLost(err) {
 		// update_flash -f reboots the host: its agent may go before it
