@@ -2,7 +2,10 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -480,3 +483,71 @@ func TestMigrationEngineRestart(t *testing.T) {
 }
 
 var _ = hostreport.Report{}
+
+// TestGraphicalConsoleOfMovedVM: a graphical console attached before its
+// VM migrates is closed once the VM arrived, with StatusVMMoved and the
+// reason naming the new host (the web UI's console page opens it again
+// there); a console opened after the move is the new host's.
+func TestGraphicalConsoleOfMovedVM(t *testing.T) {
+	l := newPowerLab(t)
+	ctx := context.Background()
+	v := l.startedOn(t, "mover", "")
+	src, dst := l.agent(v.Host), l.p8b
+	if v.Host == "p8b" {
+		dst = l.p8a
+	}
+	hold := make(chan struct{})
+	src.mu.Lock()
+	src.mig.hold = hold
+	src.mu.Unlock()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(l.te.caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	open := func() *websocket.Conn {
+		t.Helper()
+		var tk engineapi.ConsoleTicket
+		if err := l.te.admin.Do(ctx, "POST", "/vms/mover/console-ticket", nil, engineapi.ConsoleTicketRequest{Type: "vnc"}, &tk); err != nil {
+			t.Fatal(err)
+		}
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(dctx, "wss"+strings.TrimPrefix(l.te.url, "https")+tk.Path, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"binary"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err := ws.Read(dctx); err != nil || string(msg) != "RFB 003.008\n" {
+			t.Fatalf("the VNC server's greeting: %q %v", msg, err)
+		}
+		return ws
+	}
+	ws := open()
+	defer ws.CloseNow()
+	if _, err := l.te.admin.Migrate(ctx, "mover", engineapi.MigrationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// While it moves the console stays.
+	waitVM(t, l.te.admin, "mover", 5*time.Second, func(v engineapi.VM) bool { return v.Migration != nil && v.Migration.Pass == 3 })
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := ws.Write(wctx, websocket.MessageBinary, []byte("key")); err != nil {
+		t.Fatalf("the console while the VM moves: %v", err)
+	}
+	if _, msg, err := ws.Read(wctx); err != nil || string(msg) != "vnc: key" {
+		t.Fatalf("the console while the VM moves: %q %v", msg, err)
+	}
+	close(hold)
+	_, _, err := ws.Read(wctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != StatusVMMoved || ce.Reason != "the VM moved to "+dst.name {
+		t.Fatalf("the console of the moved VM ended with %v; want status %d, reason %q", err, StatusVMMoved, "the VM moved to "+dst.name)
+	}
+	// Opened again: the new host's.
+	ws2 := open()
+	defer ws2.CloseNow()
+	if err := ws2.Write(wctx, websocket.MessageBinary, []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws2.Read(wctx); err != nil || string(msg) != "vnc: again" {
+		t.Fatalf("the console opened again: %q %v", msg, err)
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/coder/websocket"
 
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/engine/service"
 	"polyvirt/internal/httpx"
 )
 
@@ -16,6 +19,22 @@ import (
 // of the VM's host over its mutual TLS; the agent connects to the VM's VNC
 // server on the host's loopback. The RFB protocol's bytes pass through
 // unchanged. The browser never reaches a host.
+//
+// An RFB session cannot pass from one VNC server to another (each greets
+// its viewer and agrees on its encodings), so a graphical console does not
+// follow its VM as the serial console does: when the VM migrates, the
+// engine closes the viewer's websocket with StatusVMMoved and the reason
+// "the VM moved to HOST", and the web UI's console page opens it again
+// with a fresh ticket, on the new host.
+
+// StatusVMMoved is the websocket close status of a graphical console whose
+// VM migrated to another host (an application's status, 4000–4999): its
+// reason is "the VM moved to HOST".
+const StatusVMMoved websocket.StatusCode = 4000
+
+// movedWait bounds the wait, once the source's VNC server closed, for the
+// migration in flight to finish (the source QEMU ends as it completes).
+const movedWait = 2 * time.Minute
 
 func (e *Engine) consoleTicket(w http.ResponseWriter, r *http.Request) error {
 	var req engineapi.ConsoleTicketRequest
@@ -40,6 +59,8 @@ func (e *Engine) vmVNC(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithCancel(e.svc.Streams())
 	defer cancel()
 	defer context.AfterFunc(r.Context(), cancel)()
+	// Taken before the agent's websocket opens: a move from then on is seen.
+	moved := e.svc.VMs.Moved(c.VM.ID)
 	agentWS, err := e.agents.ops.websocket(ctx, c.Host, "/v1/vms/"+url.PathEscape(c.VM.ID)+"/vnc", "", c.User)
 	if err != nil {
 		return err
@@ -54,13 +75,61 @@ func (e *Engine) vmVNC(w http.ResponseWriter, r *http.Request) error {
 	defer clientWS.CloseNow()
 	clientWS.SetReadLimit(1 << 20)
 	e.log.Info("graphical console attached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
-	// The RFB bytes both ways until either side ends (a VM that migrates
-	// ends its graphical console: the viewer connects again).
-	done := make(chan struct{}, 2)
-	go func() { _ = pipe(ctx, clientWS, agentWS); done <- struct{}{} }()
-	go func() { _ = pipe(ctx, agentWS, clientWS); done <- struct{}{} }()
-	<-done
+	// The RFB bytes both ways until either side ends, or the VM moves.
+	clientDone := make(chan struct{})
+	agentDone := make(chan struct{})
+	go func() { _ = pipe(ctx, clientWS, agentWS); close(clientDone) }()
+	go func() { _ = pipe(ctx, agentWS, clientWS); close(agentDone) }()
+	to := ""
+	select {
+	case <-clientDone:
+	case <-moved:
+		to = e.movedTo(ctx, c)
+	case <-agentDone:
+		// The VNC server closed: its QEMU ends as its migration completes.
+		to = e.awaitMove(ctx, c, moved)
+	}
+	if to != "" {
+		e.log.Info("graphical console closed: its VM moved", "vm", c.VM.Name, "from", c.Host.Name, "to", to, "user", c.User)
+		reason := "the VM moved to " + to
+		if len(reason) > 123 {
+			reason = reason[:123]
+		}
+		_ = clientWS.Close(StatusVMMoved, reason)
+	}
 	cancel()
 	e.log.Info("graphical console detached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
 	return nil
+}
+
+// movedTo is the name of the VM's host when it is not the console's any
+// more, else "".
+func (e *Engine) movedTo(ctx context.Context, c service.Console) string {
+	nc, err := e.svc.VMs.Console(service.WithCaller(ctx, nil), c.VM.ID)
+	if err != nil || nc.Host.ID == c.Host.ID {
+		return ""
+	}
+	return nc.Host.Name
+}
+
+// awaitMove is where the VM went when its console's VNC server closed
+// because it migrated: it waits for a migration in flight to finish
+// (movedWait at most); "" when the VM did not move.
+func (e *Engine) awaitMove(ctx context.Context, c service.Console, moved <-chan struct{}) string {
+	if to := e.movedTo(ctx, c); to != "" {
+		return to
+	}
+	m, err := e.svc.VMs.Migration(service.WithCaller(ctx, nil), c.VM.ID)
+	if err != nil || m.SourceID != c.Host.ID || (agentapi.MigrationFinished(m.Phase) && m.Phase != agentapi.PhaseCompleted) {
+		return ""
+	}
+	t := time.NewTimer(movedWait)
+	defer t.Stop()
+	select {
+	case <-moved:
+		return e.movedTo(ctx, c)
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return ""
 }
