@@ -104,6 +104,7 @@ var routeRoles = map[string]store.Role{
 	"PUT /api/v1/users/{user}/password":         store.RoleReadOnly,
 	"GET /api/v1/clusters/{cluster}/vm-options": store.RoleReadOnly,
 	"POST /api/v1/clusters/{cluster}/vm-check":  store.RoleReadOnly,
+	"GET /api/v1/overview":                      store.RoleReadOnly,
 	"GET /api/v1/events/stream":                 store.RoleReadOnly,
 	"GET /api/v1/hosts/{host}/stats/history":    store.RoleReadOnly,
 	"POST /api/v1/vms/{vm}/console-ticket":      store.RoleVMManager,

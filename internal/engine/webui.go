@@ -58,11 +58,17 @@ func (e *Engine) webRoutes() []route {
 	return append(e.sessionRoutes(),
 		route{Method: "GET", Path: "/clusters/{cluster}/vm-options", Summary: "What a VM of the cluster may be: its architectures' machines, CPU models, memory, displays, NICs and buses", h: e.getVMOptions},
 		route{Method: "POST", Path: "/clusters/{cluster}/vm-check", Role: store.RoleReadOnly, Summary: "Check a VM definition (YAML or JSON) for the cluster without creating it: every violation", h: e.checkVM},
+		route{Method: "GET", Path: "/overview", Summary: "The web UI's overview in one small answer: each cluster with its hosts counted by status and its VMs by state, the totals, the hosts that need attention", h: e.getOverview},
 		route{Method: "GET", Path: "/events/stream", Summary: "The audit log's new events as they happen (server-sent events)", h: e.streamEvents},
 		route{Method: "GET", Path: "/hosts/{host}/stats/history", Summary: "A host's statistics over the last hour", h: e.getStatsHistory},
 		route{Method: "POST", Path: "/vms/{vm}/console-ticket", Role: store.RoleVMManager, Summary: "A short-lived, one-use ticket to open a running VM's graphical console", h: e.consoleTicket},
 		route{Method: "GET", Path: "/vms/{vm}/vnc", Public: true, Summary: "The graphical console (VNC) of a running VM (websocket; a console ticket authenticates)", h: e.vmVNC},
 	)
+}
+
+func (e *Engine) getOverview(w http.ResponseWriter, r *http.Request) error {
+	o, err := e.svc.Clusters.Overview(r.Context())
+	return answer(w, http.StatusOK, o, err)
 }
 
 func (e *Engine) getVMOptions(w http.ResponseWriter, r *http.Request) error {

@@ -1,5 +1,5 @@
 // polyvirt's web UI: the shell (header, navigation, live regions) and the
-// router (#/overview, #/hosts, #/hosts/NAME, #/vms, #/vms/NAME, #/vms-new).
+// router (#/overview, #/clusters/NAME, #/hosts, #/hosts/NAME, #/vms, #/vms/NAME, #/vms-new).
 
 import {h, replace} from './dom.js';
 import * as api from './api.js';
@@ -9,6 +9,7 @@ import {signIn} from './pages/signin.js';
 import {overview} from './pages/overview.js';
 import {hosts} from './pages/hosts.js';
 import {hostPage} from './pages/host.js';
+import {clusterPage} from './pages/cluster.js';
 import {vms} from './pages/vms.js';
 import {vmPage} from './pages/vm.js';
 import {vmForm} from './pages/vmform.js';
@@ -16,6 +17,7 @@ import {errorText} from './ui.js';
 
 const pages = [
   {re: /^\/?(overview)?$/, nav: 'overview', title: 'Overview', render: overview},
+  {re: /^\/clusters\/([^/]+)$/, nav: 'overview', title: 'Cluster', render: clusterPage},
   {re: /^\/hosts$/, nav: 'hosts', title: 'Hosts', render: hosts},
   {re: /^\/hosts\/([^/]+)$/, nav: 'hosts', title: 'Host', render: hostPage},
   {re: /^\/vms$/, nav: 'vms', title: 'Virtual machines', render: vms},

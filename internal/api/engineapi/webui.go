@@ -162,3 +162,54 @@ type StatsPoint struct {
 	VMsRunning         int       `json:"vmsRunning"`
 	MemoryCommittedMiB uint64    `json:"memoryCommittedMiB"`
 }
+
+// Overview is the web UI's overview in one small answer
+// (GET /api/v1/overview): each cluster with its hosts and VMs counted, the
+// fleet's totals, and the hosts that need attention; the full lists stay
+// on GET /hosts and GET /vms.
+type Overview struct {
+	Clusters []OverviewCluster `json:"clusters"`
+	// Hosts and HostsUp count the hosts, VMs and VMsRunning the VMs.
+	Hosts      int `json:"hosts"`
+	HostsUp    int `json:"hostsUp"`
+	VMs        int `json:"vms"`
+	VMsRunning int `json:"vmsRunning"`
+	// Attention are the hosts that are neither Up nor in Maintenance,
+	// with their reasons (at most OverviewAttentionMax);
+	// AttentionTotal counts them all.
+	Attention      []HostLine `json:"attention"`
+	AttentionTotal int        `json:"attentionTotal"`
+}
+
+// OverviewAttentionMax bounds the hosts an Overview lists as needing
+// attention; OverviewHostLines is the size up to which a cluster's hosts
+// are listed in it (a bigger cluster's are read when it is opened).
+const (
+	OverviewAttentionMax = 200
+	OverviewHostLines    = 50
+)
+
+// OverviewCluster is one cluster of the overview.
+type OverviewCluster struct {
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	Arch            string `json:"arch,omitempty"`
+	CPUType         string `json:"cpuType,omitempty"`
+	EmulatedMachine string `json:"emulatedMachine,omitempty"`
+	// Hosts counts its hosts by status, VMs its VMs by state.
+	Hosts map[string]int `json:"hosts"`
+	VMs   map[string]int `json:"vms"`
+	// HostLines are its hosts when it has at most OverviewHostLines.
+	HostLines []HostLine `json:"hostLines,omitempty"`
+}
+
+// HostLine is a host in a line: its name, what it is, its status and why.
+type HostLine struct {
+	Name          string `json:"name"`
+	Cluster       string `json:"cluster"`
+	Status        string `json:"status"`
+	StatusCode    string `json:"statusCode,omitempty"`
+	StatusMessage string `json:"statusMessage,omitempty"`
+	Arch          string `json:"arch,omitempty"`
+	CPUType       string `json:"cpuType,omitempty"`
+}

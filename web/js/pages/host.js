@@ -15,6 +15,7 @@ export async function hostPage(main, {args}) {
   const path = `/hosts/${api.esc(name)}`;
   let timer = null;
   let stopped = false;
+  let refused = null;
   const draw = async () => {
     const [host, history, fw, vmList] = await Promise.all([
       api.get(`${path}?capabilities=true`), api.get(`${path}/stats/history`),
@@ -53,11 +54,41 @@ export async function hostPage(main, {args}) {
       sparkline('Running VMs', pts((p) => p.vmsRunning), st ? String(st.vms) : '—', {fmt: (v) => String(v)}));
 
     const done = () => draw().catch((e) => notice(errorText(e), 'error'));
+    const running = vmList.filter((v) => v.state !== 'Down').length;
+    const refusal = h('div', {class: 'refusal', id: 'maintenance-refusal', hidden: true});
+    // Maintenance evacuates: the VMs migrate away first; refused (every VM
+    // that cannot leave named with its reason) unless stopVms.
+    const maintenance = (stopVms) => async () => {
+      try {
+        const res = await api.post(`${path}/maintenance`, stopVms ? {stopVms: true} : {});
+        refused = null;
+        return res;
+      } catch (e) {
+        if (e instanceof api.ApiError && e.code === MAINTENANCE_REFUSED) {
+          refused = e;
+          return null;
+        }
+        throw e;
+      }
+    };
+    // The last refusal stays shown (the page draws itself again on events)
+    // until the host switched or the switch is asked again.
+    if (refused && host.status !== 'Up') refused = null;
+    if (refused) {
+      showRefusal(refusal, name, refused, actionButton('Shut them down and switch to Maintenance', 'POST', '/hosts/{host}/maintenance', maintenance(true),
+        {class: 'btn btn-danger', done, confirm: `Shut down the VMs of ${name} that cannot leave it (the others migrate), then switch it to Maintenance?`}));
+    }
     const actions = h('div', {class: 'actions'},
-      actionButton('Maintenance', 'POST', '/hosts/{host}/maintenance', () => api.post(`${path}/maintenance`, {}),
-        {disabled: host.status === 'Maintenance', done, confirm: `Switch ${name} to Maintenance? VMs cannot start on it.`}),
+      actionButton('Maintenance (evacuate)', 'POST', '/hosts/{host}/maintenance', maintenance(false),
+        {disabled: host.status === 'Maintenance', done, title: 'Evacuate: its VMs migrate to other hosts of its cluster, then it is in Maintenance',
+          confirm: running ? `Switch ${name} to Maintenance? It evacuates first: its ${running} running VM${running === 1 ? '' : 's'} migrate to other hosts of its cluster, and nothing new starts on it.`
+            : `Switch ${name} to Maintenance? No VM runs on it; nothing new starts on it.`}),
       actionButton('Activate', 'POST', '/hosts/{host}/activate', () => api.post(`${path}/activate`, {}),
         {disabled: host.status === 'Up', done}));
+    const evacuation = h('div', {class: 'evacuation'});
+    if (host.status === 'PreparingForMaintenance' || running) {
+      api.get(`${path}/evacuation`).then((ev) => { if (!stopped) evacuation.replaceChildren(evacuationView(ev)); }).catch(() => {});
+    }
 
     const numa = (caps.numa || []).map((n) => row(String(n.id), cpuList(n.cpus), mib(n.memoryMiB), (n.distances || []).join(' ')));
     const vmsRows = vmList.map((v) => row(h('a', {href: `#/vms/${encodeURIComponent(v.name)}`}, v.name), badge(v.state), mib(v.memoryMiB), String(v.vcpus)));
@@ -70,9 +101,12 @@ export async function hostPage(main, {args}) {
         : null,
       h('p', {class: 'marks'}, marks),
       actions,
+      h('p', {class: 'hint'}, 'Maintenance evacuates the host: its running VMs migrate to other hosts of its cluster first.'),
+      refusal,
+      evacuation,
       h('div', {class: 'grid'},
         section('What it is', dl([
-          ['Cluster', host.cluster], ['Architecture', host.arch], ['CPU type', host.cpuType], ['CPU model', cpu.model || host.cpuModel],
+          ['Cluster', h('a', {href: `#/clusters/${encodeURIComponent(host.cluster)}`}, host.cluster)], ['Architecture', host.arch], ['CPU type', host.cpuType], ['CPU model', cpu.model || host.cpuModel],
           ['Vendor', cpu.vendor || hw.manufacturer], ['Machine', hw.productName], ['Type-model', hw.model], ['Serial', hw.serialNumber],
           ['Platform', cpu.platform], ['CPUs', cpu.totalCpus ? `${cpu.totalCpus} (${cpu.sockets} sockets × ${cpu.coresPerSocket} cores)` : ''],
           ['SMT', smt], ['Online CPUs', cpu.onlineCpuList], ['Memory', caps.memoryMiB ? mib(caps.memoryMiB) : ''],
@@ -80,12 +114,13 @@ export async function hostPage(main, {args}) {
           ['Emulated machines', (host.emulatedMachines || []).slice(0, 6).join(', ')], ['Address', host.address], ['Last seen', ago(host.lastSeen)]])),
         section('Statistics, last hour', charts, h('p', {class: 'hint'}, `One point every ${history.interval}, since this engine started.`)),
         section('NUMA', table('NUMA nodes', ['Node', 'CPUs', 'Memory', 'Distances'], numa, {hideCaption: true, empty: 'No NUMA information.'})),
-        section('Firmware', dl([...banks, ...components]), firmwarePanel(name, path, fw, done)),
+        section('Firmware', dl([...banks, ...components]), firmwarePanel(name, path, fw, done),
+          fw.supported ? h('p', {class: 'hint'}, 'Every host of the cluster in turn: ', h('a', {href: `#/clusters/${encodeURIComponent(host.cluster)}`}, `the firmware rollout of ${host.cluster}`), '.') : null),
         section('VMs on this host', table('VMs on this host', ['VM', 'State', 'Memory', 'vCPUs'], vmsRows, {hideCaption: true, empty: 'No VM runs here.'}))));
     // A firmware operation under way: follow its progress.
     clearTimeout(timer);
     const op = fw.operation;
-    if (op && !['idle', 'committed', 'rejected', 'failed', 'cancelled'].includes(op.state)) {
+    if ((op && !['idle', 'committed', 'rejected', 'failed', 'cancelled'].includes(op.state)) || host.status === 'PreparingForMaintenance') {
       timer = setTimeout(done, 3000);
     }
   };
@@ -100,6 +135,39 @@ export async function hostPage(main, {args}) {
     clearTimeout(timer);
     clearTimeout(pending);
   };
+}
+
+const MAINTENANCE_REFUSED = 'HOST_MAINTENANCE_VMS_CANNOT_MIGRATE';
+
+// showRefusal names each VM that cannot leave the host, with its reason,
+// and offers the --stop-vms equivalent as an explicit choice.
+function showRefusal(el, name, err, stopButton) {
+  const byVM = new Map();
+  for (const d of err.errors) {
+    const m = /^vm:(\S+)/.exec(d.field || '');
+    if (!m) continue;
+    if (!byVM.has(m[1])) byVM.set(m[1], []);
+    byVM.get(m[1]).push(d);
+  }
+  el.replaceChildren(
+    h('h2', null, `${name} cannot switch to Maintenance`),
+    h('p', null, h('code', null, err.code), ' These VMs cannot leave it:'),
+    h('ul', {class: 'refused-vms'}, [...byVM.entries()].map(([vm, ds]) => h('li', {dataset: {vm}},
+      h('a', {href: `#/vms/${encodeURIComponent(vm)}`}, vm), ': ',
+      ds.map((d, i) => [i ? '; ' : '', h('code', null, d.code), ' ', d.message])))),
+    h('p', null, 'Stop them first, or shut them down as part of the switch (the others migrate away):'),
+    h('div', {class: 'actions'}, stopButton));
+  el.hidden = false;
+  el.setAttribute('role', 'alert');
+}
+
+// evacuationView shows a host's evacuation: each VM's outcome.
+function evacuationView(ev) {
+  if (!ev || !ev.vms || !ev.vms.length) return h('span');
+  return h('div', {class: 'panel'}, h('h2', null, `Evacuation (${ev.finished ? `ended ${time(ev.finished)}` : `since ${time(ev.started)}`})`),
+    table('Evacuation', ['VM', 'Outcome', 'To', 'Why'], ev.vms.map((x) => row(
+      h('a', {href: `#/vms/${encodeURIComponent(x.name)}`}, x.name), x.outcome, text(x.destination),
+      x.code ? [h('code', null, x.code), ' ', text(x.message)] : text(x.message))), {hideCaption: true}));
 }
 
 function levelText(l) {

@@ -39,16 +39,34 @@ async function drawHosts(main, params) {
   clusterSel.addEventListener('change', apply);
   statusSel.addEventListener('change', apply);
   const shown = list.filter((x) => (!cluster || x.cluster === cluster) && (!status || x.status === status));
-  const rows = shown.map((x) => {
+  const hostRow = (x) => {
     const st = hostStats(x);
     return row(h('a', {href: `#/hosts/${encodeURIComponent(x.name)}`}, x.name), x.cluster,
       h('span', null, badge(x.status), x.statusCode ? h('code', {class: 'small'}, ` ${x.statusCode}`) : ''),
       text(x.arch), text(x.cpuType), text(x.cpuModel), st ? pct(st.cpu) : '—', st ? pct(st.mem) : '—', st ? String(st.vms) : '—', ago(x.lastSeen));
+  };
+  // A page of rows at a time: a thousand hosts are not drawn at once.
+  const first = shown.slice(0, PAGE).map(hostRow);
+  const tbl = table(`${shown.length} of ${list.length} hosts`, ['Host', 'Cluster', 'Status', 'Arch', 'CPU type', 'CPU model', 'CPU', 'Memory', 'VMs', 'Last seen'], first,
+    {scrollable: true, empty: 'No host matches.'});
+  let drawn = first.length;
+  const more = h('button', {type: 'button', class: 'btn more', hidden: drawn >= shown.length});
+  const label = () => { more.textContent = `Show ${Math.min(PAGE, shown.length - drawn)} more (${drawn} of ${shown.length} shown)`; };
+  label();
+  more.addEventListener('click', () => {
+    const part = shown.slice(drawn, drawn + PAGE).map(hostRow);
+    tbl.querySelector('tbody').append(...part);
+    drawn += part.length;
+    more.hidden = drawn >= shown.length;
+    label();
+    if (part.length) part[0].querySelector('a').focus();
   });
   replace(main, h('h1', null, 'Hosts'),
     h('form', {class: 'filters', role: 'search', 'aria-label': 'Filter the hosts', on: {submit: (e) => e.preventDefault()}},
       h('label', {for: 'host-filter-cluster'}, 'Cluster'), clusterSel,
       h('label', {for: 'host-filter-status'}, 'Status'), statusSel),
-    table(`${shown.length} of ${list.length} hosts`, ['Host', 'Cluster', 'Status', 'Arch', 'CPU type', 'CPU model', 'CPU', 'Memory', 'VMs', 'Last seen'], rows,
-      {scrollable: true, empty: 'No host matches.'}));
+    tbl, more);
 }
+
+// PAGE is how many hosts' rows are drawn at a time.
+const PAGE = 200;

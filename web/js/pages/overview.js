@@ -1,39 +1,36 @@
 // The overview: clusters by architecture and CPU type with their hosts
-// and VMs, the hosts that need attention and why, the live events.
+// and VMs counted, the hosts that need attention and why, the live events.
+// One small answer (GET /overview) draws it; a big cluster's host lines
+// are read and drawn when it is opened, a page at a time.
 
 import {h, replace, text} from '../dom.js';
 import * as api from '../api.js';
 import {listen} from '../events.js';
 import {badge, section, table, row} from '../ui.js';
 import {clock} from '../format.js';
-
-// Statuses that need no attention.
-const FINE = new Set(['Up', 'Maintenance']);
+import {hostLine, hostLines} from './hostlines.js';
 
 export async function overview(main) {
   replace(main, h('h1', null, 'Overview'), h('p', {class: 'loading', role: 'status'}, 'Loading the clusters, hosts and VMs…'));
-  const [clusters, hosts, vmList, events] = await Promise.all([
-    api.get('/clusters'), api.get('/hosts'), api.get('/vms'), api.get('/events?limit=20')]);
+  const [o, events] = await Promise.all([api.get('/overview'), api.get('/events?limit=20')]);
   performance.mark('polyvirt:overview-data');
 
-  const hostsBy = groupBy(hosts, (x) => x.clusterId);
-  const vmsBy = groupBy(vmList, (x) => x.clusterId);
   // Clusters grouped by architecture and CPU type.
   const groups = new Map();
-  for (const c of clusters) {
+  for (const c of o.clusters) {
     const key = `${c.arch || 'no architecture yet'} · ${c.cpuType || 'no CPU type yet'}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(c);
   }
   const groupEls = [];
   for (const [key, cs] of [...groups.entries()].sort()) {
-    groupEls.push(h('div', {class: 'arch-group'}, h('h3', null, key), cs.map((c) => clusterCard(c, hostsBy.get(c.id) || [], vmsBy.get(c.id) || []))));
+    groupEls.push(h('div', {class: 'arch-group'}, h('h3', null, key), cs.map(clusterCard)));
   }
 
-  const attention = hosts.filter((x) => !FINE.has(x.status));
-  const attentionRows = attention.map((x) => row(
+  const attentionRows = o.attention.map((x) => row(
     h('a', {href: `#/hosts/${encodeURIComponent(x.name)}`}, x.name), x.cluster, badge(x.status),
     x.statusCode ? h('code', null, x.statusCode) : '—', text(x.statusMessage)));
+  const more = o.attentionTotal - o.attention.length;
 
   const log = h('ol', {class: 'events', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Events, newest first'},
     events.events.map(eventItem));
@@ -43,14 +40,15 @@ export async function overview(main) {
   });
 
   const totals = h('p', {class: 'totals'},
-    `${clusters.length} clusters, ${hosts.length} hosts (${hosts.filter((x) => x.status === 'Up').length} Up), ${vmList.length} VMs (${vmList.filter((v) => v.state === 'Up').length} running)`);
+    `${o.clusters.length} clusters, ${o.hosts} hosts (${o.hostsUp} Up), ${o.vms} VMs (${o.vmsRunning} running)`);
 
   replace(main, h('h1', null, 'Overview'), totals,
     h('div', {class: 'overview'},
       section('Clusters', groupEls.length ? groupEls : h('p', null, 'No clusters yet (polyvirt cluster create).')),
       h('div', {class: 'side'},
         section('Hosts that need attention',
-          attention.length ? table('Hosts that need attention', ['Host', 'Cluster', 'Status', 'Code', 'Reason'], attentionRows, {hideCaption: true, scrollable: true})
+          o.attentionTotal ? [table('Hosts that need attention', ['Host', 'Cluster', 'Status', 'Code', 'Reason'], attentionRows, {hideCaption: true, scrollable: true}),
+            more > 0 ? h('p', null, `and ${more} more: `, h('a', {href: '#/hosts'}, 'the host list')) : null]
             : h('p', {class: 'all-well'}, 'Every host is Up or in Maintenance.')),
         section('Events', log, h('p', null, h('a', {href: '#/vms'}, 'VMs'), ' · the whole audit log: polyvirt events')))));
   // For the benchmark: built, painted (a task after the next frame's
@@ -63,32 +61,43 @@ export async function overview(main) {
   return stop;
 }
 
-function groupBy(list, key) {
-  const m = new Map();
-  for (const x of list) {
-    const k = key(x);
-    if (!m.has(k)) m.set(k, []);
-    m.get(k).push(x);
+// counts is "2 Up, 1 Maintenance" of a map of counts.
+function counts(m) {
+  return Object.entries(m || {}).sort().map(([k, n]) => `${n} ${k}`).join(', ');
+}
+
+function sum(m) {
+  return Object.values(m || {}).reduce((a, b) => a + b, 0);
+}
+
+function clusterCard(c) {
+  const nHosts = sum(c.hosts);
+  const nVMs = sum(c.vms);
+  const q = encodeURIComponent(c.name);
+  let hostsEl = null;
+  if (c.hostLines && c.hostLines.length) {
+    hostsEl = h('ul', {class: 'hosts-list', 'aria-label': `Hosts of ${c.name}`}, c.hostLines.map(hostLine));
+  } else if (nHosts) {
+    // A big cluster: its hosts' lines when it is opened.
+    const box = h('div', {class: 'cluster-hosts', id: `hosts-of-${c.id}`});
+    const open = h('button', {type: 'button', class: 'btn btn-quiet open-hosts', 'aria-expanded': 'false', 'aria-controls': box.id},
+      `Show its ${nHosts} hosts`);
+    open.addEventListener('click', () => {
+      const expanded = open.getAttribute('aria-expanded') === 'true';
+      open.setAttribute('aria-expanded', String(!expanded));
+      open.textContent = expanded ? `Show its ${nHosts} hosts` : `Hide its ${nHosts} hosts`;
+      if (expanded) box.replaceChildren();
+      else hostLines(box, c.name);
+    });
+    hostsEl = [open, box];
   }
-  return m;
-}
-
-function counts(list, key) {
-  const m = new Map();
-  for (const x of list) m.set(key(x), (m.get(key(x)) || 0) + 1);
-  return [...m.entries()].sort().map(([k, n]) => `${n} ${k}`).join(', ');
-}
-
-function clusterCard(c, hs, vs) {
-  return h('article', {class: 'cluster', 'aria-label': `Cluster ${c.name}`},
-    h('h4', null, h('a', {href: `#/hosts?cluster=${encodeURIComponent(c.name)}`}, c.name),
+  return h('article', {class: 'cluster', 'aria-label': `Cluster ${c.name}`, dataset: {cluster: c.name}},
+    h('h4', null, h('a', {href: `#/clusters/${q}`}, c.name),
       ' ', h('span', {class: 'muted'}, c.emulatedMachine ? `(${c.emulatedMachine})` : '')),
     h('p', {class: 'counts'},
-      h('a', {href: `#/hosts?cluster=${encodeURIComponent(c.name)}`}, `${hs.length} hosts`), hs.length ? ` — ${counts(hs, (x) => x.status)}` : '', h('br'),
-      h('a', {href: `#/vms?cluster=${encodeURIComponent(c.name)}`}, `${vs.length} VMs`), vs.length ? ` — ${counts(vs, (v) => v.state)}` : ''),
-    hs.length ? h('ul', {class: 'hosts-list'}, hs.map((x) => h('li', {dataset: {host: x.name}},
-      h('a', {href: `#/hosts/${encodeURIComponent(x.name)}`}, x.name), ' ',
-      h('span', {class: 'cpu-type'}, x.cpuType || x.arch || ''), ' ', badge(x.status)))) : null);
+      h('a', {href: `#/hosts?cluster=${q}`}, `${nHosts} hosts`), nHosts ? ` — ${counts(c.hosts)}` : '', h('br'),
+      h('a', {href: `#/vms?cluster=${q}`}, `${nVMs} VMs`), nVMs ? ` — ${counts(c.vms)}` : ''),
+    hostsEl);
 }
 
 export function eventItem(ev) {

@@ -7,10 +7,12 @@ import {listen} from '../events.js';
 import {badge, section, dl, table, row} from '../ui.js';
 import {mib, time} from '../format.js';
 import {vmButtons, thumbnail} from './vmactions.js';
+import {migrationPanel} from './migrate.js';
 
 export async function vmPage(main, {args}) {
   const name = args[0];
   let stopped = false;
+  let panel = null;
   const draw = async () => {
     let v;
     try {
@@ -23,6 +25,8 @@ export async function vmPage(main, {args}) {
       throw e;
     }
     if (stopped) return;
+    if (panel) panel.stop();
+    panel = migrationPanel(v, () => draw().catch(() => {}));
     const def = v.definition || {};
     const meta = Object.entries(def.metadata || {}).map(([k, val]) => row(k, val));
     const disks = (def.disks || []).map((d, i) => row(String(i), text(d.device || 'disk'), text(d.bus), text(d.source)));
@@ -33,12 +37,13 @@ export async function vmPage(main, {args}) {
       vmButtons(v, () => draw().catch(() => {})),
       h('div', {class: 'grid'},
         section('What it is', dl([
-          ['Cluster', v.cluster], ['Host', v.host], ['Pinned to', v.pinnedHost], ['Last host', v.lastHost], ['Architecture', v.arch],
+          ['Cluster', v.cluster], ['Host', v.host], ['Migrating to', v.migratingTo], ['Pinned to', v.pinnedHost], ['Last host', v.lastHost], ['Architecture', v.arch],
           ['Machine', v.machine], ['CPU', `${v.vcpus} vCPUs${v.cpuModel ? `, ${v.cpuModel}` : ''}`], ['Memory', mib(v.memoryMiB)],
           ['Display', def.display ? `${def.display.type}${def.display.video ? ` (${def.display.video})` : ''}` : 'none'],
           ['Serial console', def.console ? def.console.type : ''], ['Kernel', def.kernel ? def.kernel.path : ''],
           ['Highly available', v.ha ? 'yes' : 'no'], ['State since', time(v.stateChanged)], ['ID', v.id]])),
         section('Screen', thumbnail(v, 320)),
+        section('Migration', panel.el),
         section('Metadata', table('Metadata', ['Key', 'Value'], meta, {hideCaption: true, empty: 'No metadata.', class: 'metadata'})),
         section('Disks and NICs',
           table('Disks', ['#', 'Device', 'Bus', 'Source'], disks, {empty: 'No disk.'}),
@@ -52,6 +57,7 @@ export async function vmPage(main, {args}) {
   });
   return () => {
     stopped = true;
+    if (panel) panel.stop();
     stop();
     clearTimeout(pending);
   };

@@ -6,7 +6,7 @@ import * as api from '../api.js';
 import {actionButton, notice} from '../ui.js';
 import {can} from '../session.js';
 
-const RUNNING = new Set(['Up', 'Paused', 'PoweringUp', 'PoweringDown', 'RebootInProgress', 'WaitForLaunch', 'Unknown', 'NotResponding']);
+const RUNNING = new Set(['Up', 'Paused', 'PoweringUp', 'PoweringDown', 'RebootInProgress', 'WaitForLaunch', 'Unknown', 'NotResponding', 'MigratingFrom', 'MigratingTo']);
 
 export function vmButtons(v, done, opts = {}) {
   const p = `/vms/${api.esc(v.name)}`;
