@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -593,4 +594,59 @@ func (te *testEngine) status(t *testing.T, method, path, token string, body []by
 		}
 	}
 	return resp.StatusCode, eb
+}
+
+// TestOverview: GET /api/v1/overview counts each cluster's hosts by status
+// and VMs by state, lists the hosts of a small cluster and those that need
+// attention (with their reasons), and the totals; a readonly user reads it.
+func TestOverview(t *testing.T) {
+	l := newPowerLab(t)
+	te := l.te
+	ctx := context.Background()
+	l.startedOn(t, "up1", "")
+	l.create(t, "down1", "power", "name: down1\narch: ppc64le\nmemory: {sizeMiB: 1024}\n", false, "")
+	if _, err := te.admin.Maintenance(ctx, "x1", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitHost(t, te.admin, "x1", 10*time.Second, status("Maintenance"))
+	// p8b stops answering: it needs attention.
+	l.p8b.stop()
+	waitHost(t, te.admin, "p8b", 20*time.Second, func(h engineapi.Host) bool { return h.Status != "Up" })
+	addUser(t, te, "viewer", "readonly", "viewer's long password")
+	b := newBrowser(t, te)
+	b.signIn("viewer", "viewer's long password")
+	st, body, _ := b.do("GET", "/api/v1/overview", nil)
+	if st != 200 {
+		t.Fatalf("overview: %d %s", st, body)
+	}
+	var o engineapi.Overview
+	if err := json.Unmarshal(body, &o); err != nil {
+		t.Fatal(err)
+	}
+	clusters := map[string]engineapi.OverviewCluster{}
+	for _, c := range o.Clusters {
+		clusters[c.Name] = c
+	}
+	p := clusters["power"]
+	var lines []string
+	for _, x := range p.HostLines {
+		lines = append(lines, x.Name+" "+x.CPUType)
+	}
+	sort.Strings(lines)
+	if diff := cmp.Diff([]string{"p8a IBM POWER8", "p8b IBM POWER8"}, lines); diff != "" {
+		t.Errorf("the power cluster's host lines (-want +got):\n%s", diff)
+	}
+	if p.Hosts["Up"] != 1 || len(p.Hosts) != 2 || p.VMs["Up"] != 1 || p.VMs["Down"] != 1 || p.Arch != "ppc64" || p.CPUType != "IBM POWER8" {
+		t.Errorf("the power cluster: %+v", p)
+	}
+	if x := clusters["x86"]; x.Hosts["Maintenance"] != 1 || len(x.VMs) != 0 {
+		t.Errorf("the x86 cluster: %+v", x)
+	}
+	if e := clusters["empty"]; len(e.Hosts) != 0 || e.HostLines != nil {
+		t.Errorf("the empty cluster: %+v", e)
+	}
+	if o.Hosts != 3 || o.HostsUp != 1 || o.VMs != 2 || o.VMsRunning != 1 || o.AttentionTotal != 1 || len(o.Attention) != 1 ||
+		o.Attention[0].Name != "p8b" || o.Attention[0].Status == "Up" || o.Attention[0].StatusMessage == "" {
+		t.Errorf("the overview's totals and attention: %+v", o)
+	}
 }

@@ -113,7 +113,7 @@ func TestWebUIMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := filepath.Join(t.TempDir(), "vm.yaml")
-	if err := os.WriteFile(def, []byte(strings.NewReplacer("name: debian-installer-amd64", "name: "+vm, "sizeMiB: 1024", "sizeMiB: 512").Replace(string(example))), 0o644); err != nil {
+	if err := os.WriteFile(def, []byte(strings.NewReplacer("name: debian-installer-amd64", "name: "+vm).Replace(string(example))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l.cli("", "vm", "create", "--cluster", va.Cluster, "-f", def, "--host", hostA, "--start")

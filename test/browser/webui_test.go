@@ -442,6 +442,43 @@ func TestWebUI(t *testing.T) {
 			t.Errorf("host %s after Activate: %s %v", powerHost, h.Status, err)
 		}
 	})
+
+	t.Run("firmware rollout", func(t *testing.T) {
+		admin := admin.on(t)
+		image := filepath.Join(moduleRoot(t), "examples", "firmware", "01SV810_133_081.img")
+		admin.open("/#/clusters/" + powerCluster)
+		admin.waitJS(30*time.Second, "the cluster's page", `!!document.getElementById('ro-image') && document.getElementById('rollout').textContent.includes('No firmware rollout yet')`)
+		if unlabeled := eval[[]string](admin, `[...document.querySelectorAll('main input, main select')].filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.id)`); len(unlabeled) > 0 {
+			t.Errorf("the rollout form's controls without a label: %q", unlabeled)
+		}
+		// Started from the page: the image uploaded, each host waiting for
+		// its commit (it cannot end by itself meanwhile).
+		w.allowConfirm("admin")
+		admin.do(20*time.Second, "start a rollout",
+			chromedp.Click(`.rollout-start summary`), chromedp.SetUploadFiles(`#ro-image`, []string{image}), chromedp.SetValue(`#ro-commit`, "manual"),
+			chromedp.SetValue(`#ro-reason`, "browser test"), chromedp.Click(`button[data-route="POST /clusters/{cluster}/firmware/rollout"]`))
+		admin.waitJS(2*time.Minute, "the rollout running, its hosts listed", fmt.Sprintf(`document.querySelector('.rollout-state') && document.querySelector('.rollout-state').textContent === 'running' &&
+			[...document.querySelectorAll('table.rollout-hosts tbody th')].some((e) => e.textContent === %s)`, jsString(powerHost)))
+		admin.screenshot("cluster-rollout")
+		step := func(route, state string, within time.Duration) {
+			t.Helper()
+			admin.waitJS(time.Minute, route+" enabled", `!!document.querySelector('button[data-route="`+route+`"]:not([disabled])')`)
+			admin.do(10*time.Second, route, chromedp.Click(`button[data-route="`+route+`"]`))
+			admin.waitJS(within, "the rollout "+state, `document.querySelector('.rollout-state').textContent === `+jsString(state))
+			if r, err := l.api.Rollout(ctx, powerCluster); err != nil || r.State != state {
+				t.Errorf("the rollout after %s: %s %v", route, r.State, err)
+			}
+		}
+		step("POST /clusters/{cluster}/firmware/rollout/pause", "paused", time.Minute)
+		step("POST /clusters/{cluster}/firmware/rollout/resume", "running", time.Minute)
+		// Aborted once the host on its way is back on its old level.
+		w.allowConfirm("admin")
+		step("POST /clusters/{cluster}/firmware/rollout/abort", "aborted", 10*time.Minute)
+		if r, err := l.api.Rollout(ctx, powerCluster); err != nil || r.ImageName != filepath.Base(image) || r.Reason != "browser test" || r.Commit != "manual" {
+			t.Errorf("the rollout started from the page: %+v %v", r, err)
+		}
+		admin.screenshot("cluster-rollout-aborted")
+	})
 }
 
 // graphicalConsole opens a VM's graphical console and checks that its
