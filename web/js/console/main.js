@@ -27,6 +27,11 @@ async function boot() {
   }
   const code = type === 'vnc' ? import('./vnc.js') : import('./serial.js');
   code.catch(() => {});
+  // The session and the VM read at once; the graphical console's ticket
+  // asked for as soon as the session's CSRF token is known (the VM's
+  // document meanwhile).
+  const vmP = api.get(`/vms/${api.esc(name)}`, {noSignOut: true});
+  vmP.catch(() => {});
   let s;
   try {
     s = await api.get('/session', {noSignOut: true});
@@ -37,9 +42,11 @@ async function boot() {
   }
   setSession(s);
   api.setCSRF(s.csrfToken);
+  const ticket = type === 'vnc' && can('POST', '/vms/{vm}/console-ticket') ? api.post(`/vms/${api.esc(name)}/console-ticket`, {type: 'vnc'}) : null;
+  if (ticket) ticket.catch(() => {});
   let v;
   try {
-    v = await api.get(`/vms/${api.esc(name)}`);
+    v = await vmP;
   } catch (e) {
     replace(main, h('h1', null, `Console of ${name}`), h('p', {class: 'error', role: 'alert'}, errorText(e)));
     return;
@@ -58,7 +65,7 @@ async function boot() {
       status),
     tools, screen);
   const mod = await code;
-  mod.open({vm: v, screen, status, tools, canType: can('POST', '/vms/{vm}/start')});
+  mod.open({vm: v, screen, status, tools, ticket, canType: can('POST', '/vms/{vm}/start')});
 }
 
 // Another console of the page (its address's fragment changed): open it.

@@ -14,8 +14,10 @@ const VM_MOVED = 4000;
 // Statuses of a VM that is moving (the console waits for it to arrive).
 const MOVING = new Set(['MigratingFrom', 'MigratingTo']);
 
-export async function open({vm, screen, status, tools}) {
+export async function open({vm, screen, status, tools, ticket: first}) {
   let rfb = null;
+  // The page's first ticket (asked for while the page loaded), then new ones.
+  let pending = first || null;
   let host = vm.host;
   // What the console page shows after a move: "the VM moved to HOST".
   const moveNote = h('p', {class: 'console-moved', id: 'console-moved', role: 'status', 'aria-live': 'polite', hidden: true});
@@ -24,12 +26,14 @@ export async function open({vm, screen, status, tools}) {
     status.textContent = 'Asking the engine for a console ticket…';
     let ticket;
     try {
-      ticket = await api.post(`/vms/${api.esc(vm.name)}/console-ticket`, {type: 'vnc'});
+      ticket = await (pending || api.post(`/vms/${api.esc(vm.name)}/console-ticket`, {type: 'vnc'}));
     } catch (e) {
+      pending = null;
       status.textContent = `No console: ${errorText(e)}`;
       reconnect.hidden = false;
       return;
     }
+    pending = null;
     const url = `${window.location.protocol === 'https:' ? 'wss' : 'ws'}://${window.location.host}${ticket.path}`;
     status.textContent = 'Connecting to the VM\'s display…';
     const started = performance.now();
