@@ -12,8 +12,15 @@ export function pct(v) {
   return v === undefined || v === null ? '—' : `${Number(v).toFixed(0)} %`;
 }
 
+// hasTime tells a time from none (Go's zero time, 0001-01-01, is none).
+export function hasTime(t) {
+  if (!t) return false;
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) || d.getUTCFullYear() > 1;
+}
+
 export function time(t) {
-  if (!t) return '—';
+  if (!hasTime(t)) return '—';
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString();
 }

@@ -7,7 +7,7 @@ import * as api from '../api.js';
 import {listen} from '../events.js';
 import {badge, section, dl, table, row, actionButton, notice, errorText} from '../ui.js';
 import {can} from '../session.js';
-import {time} from '../format.js';
+import {time, hasTime} from '../format.js';
 import {hostLines} from './hostlines.js';
 
 const ACTIVE = new Set(['running', 'paused']);
@@ -77,7 +77,7 @@ function rolloutView(name, path, ro, err, done) {
       () => api.post(`${path}/firmware/rollout/${a}`, {}), {disabled: !enabled, confirm, done: (r) => { if (r) notice(`Rollout of ${name}: ${r.state}.`); done(); }});
     out.push(
       h('p', null, 'Rollout ', h('strong', {class: 'rollout-state'}, ro.state), ` of ${ro.imageName}`,
-        ro.started ? ` since ${time(ro.started)}` : '', ro.finished ? `, ended ${time(ro.finished)}` : '', ` — started by ${ro.startedBy}`,
+        hasTime(ro.started) ? ` since ${time(ro.started)}` : '', hasTime(ro.finished) ? `, ended ${time(ro.finished)}` : '', ` — started by ${ro.startedBy}`,
         ro.reason ? ` (${ro.reason})` : ''),
       ro.waiting ? h('p', {class: 'hint'}, `Waiting: ${ro.waiting}`) : null,
       ro.code || ro.message ? h('p', {class: 'error'}, ro.code ? h('code', null, ro.code) : null, ' ', text(ro.message)) : null,
@@ -90,7 +90,7 @@ function rolloutView(name, path, ro, err, done) {
         h('a', {href: `#/hosts/${encodeURIComponent(x.host)}`}, x.host),
         h('span', {class: `rollout-phase phase-${x.phase}`}, x.phase, x.rejected ? ' (rejected)' : ''),
         x.toLevel ? `${x.fromLevel || '?'} → ${x.toLevel}${x.level ? ` (booted ${x.level})` : ''}` : text(x.level),
-        x.since ? time(x.since) : '—',
+        time(x.since),
         x.code ? [h('code', null, x.code), ' ', text(x.message)] : text(x.message))), {hideCaption: false, class: 'rollout-hosts'}));
   } else if (!err) {
     out.push(h('p', null, 'No firmware rollout yet in this cluster.'));

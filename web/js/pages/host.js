@@ -8,7 +8,7 @@ import * as api from '../api.js';
 import {listen} from '../events.js';
 import {badge, section, dl, table, row, actionButton, notice, errorText} from '../ui.js';
 import {sparkline} from '../charts.js';
-import {mib, pct, time, ago, hostStats} from '../format.js';
+import {mib, pct, time, hasTime, ago, hostStats} from '../format.js';
 
 export async function hostPage(main, {args}) {
   const name = args[0];
@@ -164,7 +164,7 @@ function showRefusal(el, name, err, stopButton) {
 // evacuationView shows a host's evacuation: each VM's outcome.
 function evacuationView(ev) {
   if (!ev || !ev.vms || !ev.vms.length) return h('span');
-  return h('div', {class: 'panel'}, h('h2', null, `Evacuation (${ev.finished ? `ended ${time(ev.finished)}` : `since ${time(ev.started)}`})`),
+  return h('div', {class: 'panel'}, h('h2', null, `Evacuation (${hasTime(ev.finished) ? `ended ${time(ev.finished)}` : `since ${time(ev.started)}`})`),
     table('Evacuation', ['VM', 'Outcome', 'To', 'Why'], ev.vms.map((x) => row(
       h('a', {href: `#/vms/${encodeURIComponent(x.name)}`}, x.name), x.outcome, text(x.destination),
       x.code ? [h('code', null, x.code), ' ', text(x.message)] : text(x.message))), {hideCaption: true}));
