@@ -462,8 +462,21 @@ func TestWebUI(t *testing.T) {
 		admin.screenshot("cluster-rollout")
 		step := func(route, state string, within time.Duration) {
 			t.Helper()
-			admin.waitJS(time.Minute, route+" enabled", `!!document.querySelector('button[data-route="`+route+`"]:not([disabled])')`)
-			admin.do(10*time.Second, route, chromedp.Click(`button[data-route="`+route+`"]`))
+			// The panel draws itself again as the rollout goes on: a button
+			// found may be replaced before the click lands; it is found again.
+			deadline := time.Now().Add(time.Minute)
+			for {
+				cctx, cancel := context.WithTimeout(admin.ctx, time.Until(deadline))
+				_, err := chromedp.Run(cctx, chromedp.Click(chromedp.CSS(`button[data-route="`+route+`"]:not([disabled])`)))
+				cancel()
+				if err == nil {
+					break
+				}
+				if !strings.Contains(err.Error(), "Could not find node") && !strings.Contains(err.Error(), "not attached") || time.Now().After(deadline) {
+					t.Fatalf("click %s: %v", route, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			admin.waitJS(within, "the rollout "+state, `document.querySelector('.rollout-state').textContent === `+jsString(state))
 			if r, err := l.api.Rollout(ctx, powerCluster); err != nil || r.State != state {
 				t.Errorf("the rollout after %s: %s %v", route, r.State, err)
