@@ -42,9 +42,11 @@ func (fc FirmwareConfig) configured() bool {
 	return fc.Path != "" || fc.Root != "" || len(fc.Env) > 0
 }
 
-// simulatedFirmwareDir is the simulated firmware's directory in the
-// agent's data directory.
-const simulatedFirmwareDir = "firmware-simulated"
+// SimulatedFirmwareDir is the simulated firmware's directory (package
+// simfw) in the agent's data directory, for a fake-KVM POWER host.
+const SimulatedFirmwareDir = "firmware-simulated"
+
+const simulatedFirmwareDir = SimulatedFirmwareDir
 
 // openFirmware opens the firmware manager of this host and settles an
 // operation a restart or a reboot interrupted.

@@ -76,6 +76,11 @@ type Options struct {
 	// lab's own, as power8-b is for POWER: VMs of that architecture
 	// migrate between the two (polyvirt up does not ask for it; tests do).
 	SecondNative bool
+	// ThirdPower adds, on the first run, a third fake-KVM POWER8,
+	// power8-c, in power8-a's cluster on another libvirtd of the lab's
+	// own (a cluster of three POWER hosts for rolling firmware updates;
+	// polyvirt up does not ask for it, tests do).
+	ThirdPower bool
 	// Notes receives what the supervisor has to say while the lab runs (an
 	// agent that exited and is started again); nil discards it.
 	Notes io.Writer
@@ -187,6 +192,13 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 				return nil, err
 			}
 			rec.Hosts = append(rec.Hosts, b)
+		}
+		if o.ThirdPower && ownDaemons {
+			c := thirdPower(o.NamePrefix)
+			if err := c.complete(o.DomainPrefix); err != nil {
+				return nil, err
+			}
+			rec.Hosts = append(rec.Hosts, c)
 		}
 	} else if _, err := rec.upgrade(ownDaemons); err != nil {
 		return nil, err
@@ -416,6 +428,10 @@ func (l *Lab) HostLog(host string) string { return logPath(l.dir, host) }
 
 // Client is a client of the engine, as the administrator.
 func (l *Lab) Client() *client.Client { return l.api }
+
+// AgentDir is a host's agent's data directory (its simulated firmware
+// is in agent.SimulatedFirmwareDir there).
+func (l *Lab) AgentDir(host string) string { return agentDir(l.dir, host) }
 
 // Hosts are the lab's hosts, this machine's architecture first.
 func (l *Lab) Hosts() []Host { return append([]Host(nil), l.hosts...) }

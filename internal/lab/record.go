@@ -165,6 +165,14 @@ func secondPower(namePrefix string) Host {
 	return Host{Name: namePrefix + "power8-b", Cluster: namePrefix + "power", CPUType: "IBM POWER8", Profile: "s822l-power8e", OwnDaemon: true}
 }
 
+// thirdPower is power8-c, on another libvirtd of the lab's own
+// (Options.ThirdPower).
+func thirdPower(namePrefix string) Host {
+	c := secondPower(namePrefix)
+	c.Name = namePrefix + "power8-c"
+	return c
+}
+
 // complete gives a host what it lacks: its agent's port, its libvirt TLS
 // port, its domain prefix.
 func (h *Host) complete(domainPrefix string) error {

@@ -412,18 +412,18 @@ func TestRolloutStops(t *testing.T) {
 	}{
 		{name: "host not back within its reboot time-out",
 			setup: func(l *rolloutLab) { l.fw(0).neverBack = true; RolloutRebootTimeout = 50 * time.Millisecond },
-			want:  []string{"failed FIRMWARE_HOST_NOT_BACK", "power8-a failed FIRMWARE_HOST_NOT_BACK rejected=false level=", "power8-b pending  rejected=false level="}},
+			want:  []string{"failed FIRMWARE_HOST_NOT_BACK", "power8-a failed FIRMWARE_HOST_NOT_BACK rejected=false level=", "power8-b skipped  rejected=false level="}},
 		{name: "level not the new one",
 			setup:    func(l *rolloutLab) { l.fw(0).bootLevel = "SV810_081" },
-			want:     []string{"failed FIRMWARE_LEVEL_NOT_NEW", "power8-a failed FIRMWARE_LEVEL_NOT_NEW rejected=true level=SV810_081", "power8-b pending  rejected=false level="},
+			want:     []string{"failed FIRMWARE_LEVEL_NOT_NEW", "power8-a failed FIRMWARE_LEVEL_NOT_NEW rejected=true level=SV810_081", "power8-b skipped  rejected=false level="},
 			rejected: true},
 		{name: "CPU type changed",
 			setup:    func(l *rolloutLab) { l.fw(0).flagsAfter = []string{"powernv", "model_POWER9"} },
-			want:     []string{"failed FIRMWARE_CPU_TYPE_CHANGED", "power8-a failed FIRMWARE_CPU_TYPE_CHANGED rejected=true level=SV810_081", "power8-b pending  rejected=false level="},
+			want:     []string{"failed FIRMWARE_CPU_TYPE_CHANGED", "power8-a failed FIRMWARE_CPU_TYPE_CHANGED rejected=true level=SV810_081", "power8-b skipped  rejected=false level="},
 			rejected: true},
 		{name: "libvirt probe failed",
 			setup:    func(l *rolloutLab) { l.fw(0).libvirtDown = true },
-			want:     []string{"failed FIRMWARE_HEALTH_CHECK_FAILED", "power8-a failed FIRMWARE_HEALTH_CHECK_FAILED rejected=true level=SV810_081", "power8-b pending  rejected=false level="},
+			want:     []string{"failed FIRMWARE_HEALTH_CHECK_FAILED", "power8-a failed FIRMWARE_HEALTH_CHECK_FAILED rejected=true level=SV810_081", "power8-b skipped  rejected=false level="},
 			rejected: true},
 		{name: "second host fails, the first stays updated",
 			setup:    func(l *rolloutLab) { l.fw(1).bootLevel = "SV810_081" },
@@ -455,8 +455,10 @@ func TestRolloutStops(t *testing.T) {
 				t.Errorf("the failed host is %s (%s: %s), not in Maintenance with the reason", h.Status, h.StatusCode, h.StatusMessage)
 			}
 			if failed == 0 {
-				if other := l.fw(1); other.flashes != 0 || other.op.State != agentapi.FirmwareStateValidated {
-					t.Errorf("the other host was touched: %d flashes, operation %s", other.flashes, other.op.State)
+				// Not flashed; the image uploaded for the rollout is
+				// cancelled (the next update may upload there).
+				if other := l.fw(1); other.flashes != 0 || other.op.State != agentapi.FirmwareStateCancelled || other.temp != "SV810_081" {
+					t.Errorf("the other host was touched: %d flashes, operation %s, temporary %s", other.flashes, other.op.State, other.temp)
 				}
 				h, _ := l.st.GetHost(context.Background(), l.hosts[1].ID)
 				if h.Status != store.HostUp {
@@ -582,12 +584,15 @@ func TestRolloutPauseResumeAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = l.run(t, nil)
-	want = []string{"aborted ROLLOUT_ABORTED", "power8-a done  rejected=false level=SV810_133", "power8-b skipped ROLLOUT_ABORTED rejected=true level=SV810_081", "power8-c pending  rejected=false level="}
+	want = []string{"aborted ROLLOUT_ABORTED", "power8-a done  rejected=false level=SV810_133", "power8-b skipped ROLLOUT_ABORTED rejected=true level=SV810_081", "power8-c skipped  rejected=false level="}
 	if d := cmp.Diff(want, outcome(r)); d != "" {
 		t.Errorf("aborted (-want +got):\n%s", d)
 	}
 	if r.AbortedBy != "alice" || !strings.Contains(r.Message, "bad batch") {
 		t.Errorf("aborted by %q: %q", r.AbortedBy, r.Message)
+	}
+	if l.fw(2).op.State != agentapi.FirmwareStateCancelled {
+		t.Errorf("power8-c, never started: its upload is %s, want cancelled", l.fw(2).op.State)
 	}
 	if l.fw(1).temp != "SV810_081" || l.fw(2).flashes != 0 {
 		t.Errorf("power8-b on %s, power8-c flashed %d times", l.fw(1).temp, l.fw(2).flashes)

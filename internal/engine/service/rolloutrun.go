@@ -191,10 +191,12 @@ func (run *rolloutRun) next(ctx context.Context) error {
 	switch {
 	case failed >= 0:
 		h := d.Hosts[failed]
+		run.leavePending(ctx, "the rollout stopped on host "+h.Host)
 		d.State, d.Code, d.Message, d.Finished, d.Waiting = engineapi.RolloutFailed, h.Code,
 			fmt.Sprintf("host %s: %s", h.Host, h.Message), now, ""
 		return run.save(ctx, run.summary(store.SeverityError))
 	case d.Control.Abort:
+		run.leavePending(ctx, "the rollout was aborted by "+d.Control.By)
 		d.State, d.Code, d.Finished, d.Waiting, d.AbortedBy = engineapi.RolloutAborted, api.CodeRolloutAborted, now, "", d.Control.By
 		d.Message = "aborted by " + d.Control.By
 		if d.Control.Reason != "" {
@@ -251,6 +253,36 @@ func (run *rolloutRun) next(ctx context.Context) error {
 		out = append(out, h.HostID)
 	}
 	return nil
+}
+
+// leavePending ends, as the rollout stops, the hosts it never started:
+// the image uploaded and validated on each at the rollout's start is
+// cancelled on its agent (nothing was flashed; its firmware banks and its
+// status are as before the rollout, and the next update may upload
+// there), and the host is skipped with why. A cancel that fails (the
+// agent does not answer) is said in the host's message; the operator
+// clears it with polyvirt host firmware clear. It changes the document
+// only: the caller saves it.
+func (run *rolloutRun) leavePending(ctx context.Context, why string) {
+	d := &run.d
+	now := time.Now().UTC()
+	for i := range d.Hosts {
+		h := &d.Hosts[i]
+		if h.Phase != engineapi.RolloutHostPending {
+			continue
+		}
+		h.Phase, h.Since, h.Finished = engineapi.RolloutHostSkipped, now, now
+		h.Message = "not started: " + why
+		host, err := run.e.st.GetHost(ctx, h.HostID)
+		if err != nil {
+			h.Message += "; its uploaded image could not be cancelled: " + err.Error()
+			continue
+		}
+		if _, _, err := run.e.agents.FirmwareStep(ctx, host, "cancel", "rollout "+d.ID, agentapi.FirmwareStepRequest{}); err != nil {
+			h.Message += "; its uploaded image could not be cancelled: " + asAPIError(err).Message
+		}
+		run.e.refreshFirmware(ctx, host)
+	}
 }
 
 // wait records why no host starts now (in the audit log once per reason).

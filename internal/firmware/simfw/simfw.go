@@ -23,6 +23,12 @@
 //   - lsmcode and lsmcode -A print the three levels (temporary, permanent,
 //     booted) as the S822L's tools do.
 //
+// A fault for the tests: a file BootFailsFile in the simulation's
+// directory makes the next reboot of a flash come back on the permanent
+// side, the new image having "failed" (the service processor boots the
+// other bank, as an FSP does when the temporary side does not boot); the
+// file is used up by that reboot.
+//
 // A real POWER host always uses the real tools: the agent uses this
 // package only for a host presenting a built-in profile on a machine whose
 // own architecture has no firmware mechanism.
@@ -79,6 +85,11 @@ const DefaultRebootDelay = 5 * time.Second
 
 // StateFileName is the state file's name in the simulation's directory.
 const StateFileName = "state.json"
+
+// BootFailsFile, in the simulation's directory, makes the next reboot of a
+// flash boot the permanent side: the new image on the temporary side
+// "does not boot" (a fault the tests inject; the reboot removes it).
+const BootFailsFile = "boot-fails"
 
 const (
 	stateFormat  = "polyvirt-simulated-firmware"
@@ -294,10 +305,20 @@ func (h *Host) settle() error {
 	next := h.st
 	next.Temporary, next.Permanent, next.Pending = p.Temporary, p.Permanent, nil
 	next.BootedSide, next.BootedLevel, next.BootID = "t", p.Temporary, id
+	fault := filepath.Join(h.dir, BootFailsFile)
+	_, ferr := os.Stat(fault)
+	if ferr == nil {
+		next.BootedSide, next.BootedLevel = "p", p.Permanent
+	}
 	if err := writeState(h.statePath(), next); err != nil {
 		return err
 	}
 	h.st = next
+	if ferr == nil {
+		if err := os.Remove(fault); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("simulated firmware: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -290,3 +290,64 @@ func FuzzStateFile(f *testing.F) {
 		}
 	})
 }
+
+// TestBootFailsFault: with BootFailsFile in its directory, the reboot of a
+// flash comes back on the permanent side (the old level runs, the new
+// image is on the temporary side), the workflow says the new image did
+// not boot, a reject puts the old level back on the temporary side; the
+// fault is used up by that reboot (the next flash boots its image).
+func TestBootFailsFault(t *testing.T) {
+	ctx := context.Background()
+	p, err := profiles.Get("s822l-power8e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	simDir := t.TempDir()
+	h, err := Open(simDir, s822l, Options{RebootDelay: time.Minute, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := firmware.Open(firmware.Config{DataDir: t.TempDir(), Arch: arch.PPC64LE, Runner: h, Root: h.Root(p.Root), Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(simDir, BootFailsFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flash := func(level string) agentapi.FirmwareOperation {
+		t.Helper()
+		if _, err := m.Upload(ctx, bytes.NewReader(Image(level, "8247-22L")), "01"+level+"_081.img", "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if op, err := m.Validate(ctx, "admin"); err != nil || op.State != agentapi.FirmwareStateValidated {
+			t.Fatalf("validate: %s %v", op.State, err)
+		}
+		if op, err := m.Flash(ctx, "admin", firmware.Assert(firmware.Preconditions{Maintenance: true})); err != nil || op.State != agentapi.FirmwareStateRebooting {
+			t.Fatalf("flash: %s %v", op.State, err)
+		}
+		clk.add(61 * time.Second)
+		op, err := m.Resume(ctx, "agent")
+		if err != nil || op.State != agentapi.FirmwareStateAwaitingDecision || op.Booted == nil {
+			t.Fatalf("after the reboot: %s %+v %v", op.State, op.Booted, err)
+		}
+		return op
+	}
+	op := flash("SV810_133")
+	if b := op.Booted; b.BootedSide != agentapi.FirmwareSidePermanent || b.Booted.Name != "SV810_081" || b.Temporary.Name != "SV810_133" {
+		t.Errorf("with the fault, booted %+v", b)
+	}
+	if last := op.Steps[len(op.Steps)-1]; !strings.Contains(last.Message, "did not boot") {
+		t.Errorf("the reboot's step: %q", last.Message)
+	}
+	if _, err := os.Stat(filepath.Join(simDir, BootFailsFile)); !os.IsNotExist(err) {
+		t.Errorf("the fault was not used up: %v", err)
+	}
+	op, err = m.Reject(ctx, "admin")
+	if err != nil || op.State != agentapi.FirmwareStateRejected || op.After.Temporary.Name != "SV810_081" {
+		t.Fatalf("reject: %s %+v %v", op.State, op.After, err)
+	}
+	if op := flash("SV810_140"); op.Booted.BootedSide != agentapi.FirmwareSideTemporary || op.Booted.Booted.Name != "SV810_140" {
+		t.Errorf("the next flash, without the fault: booted %+v", op.Booted)
+	}
+}
