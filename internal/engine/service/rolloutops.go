@@ -91,18 +91,22 @@ func (e *engine) rolloutHealth(ctx context.Context, h store.Host, cpuType string
 
 // rolloutRoom tells whether the cluster keeps room for its running VMs
 // when host h leaves too (out are the hosts already out for the rollout):
-// every VM running on h must find another Up host that is not out, the
-// VMs placed one after the other. The answer is "" when there is room,
-// else why not.
+// every VM running on h, and every VM still running on a host out (one
+// whose evacuation has not ended: its VMs need a place too, and h is not
+// one once it leaves), must find another Up host that is neither h nor
+// out, the VMs placed one after the other. The answer is "" when there is
+// room, else why not.
 func (e *engine) rolloutRoom(ctx context.Context, c store.Cluster, h store.Host, out []string) (string, error) {
-	vms, err := e.st.ListVMs(ctx, store.VMFilter{HostID: h.ID})
-	if err != nil {
-		return "", err
-	}
 	var running []store.VM
-	for _, v := range vms {
-		if committed(v) {
-			running = append(running, v)
+	for _, id := range append([]string{h.ID}, out...) {
+		vms, err := e.st.ListVMs(ctx, store.VMFilter{HostID: id})
+		if err != nil {
+			return "", err
+		}
+		for _, v := range vms {
+			if committed(v) {
+				running = append(running, v)
+			}
 		}
 	}
 	if len(running) == 0 {
