@@ -28,6 +28,8 @@ type fakeDomain struct {
 	d     libvirtconn.Domain
 	xml   string
 	state libvirtconn.DomainState
+	// transient: gone once it stops (CreateDomain).
+	transient bool
 }
 
 // fakeConn is an in-memory libvirt for the agent's unit tests: domains
@@ -127,6 +129,25 @@ func (f *fakeConn) DefineDomain(_ context.Context, xml string) (libvirtconn.Doma
 	return d, nil
 }
 
+func (f *fakeConn) CreateDomain(_ context.Context, xml string) (libvirtconn.Domain, error) {
+	if err := f.err("create"); err != nil {
+		return libvirtconn.Domain{}, err
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(xml); err != nil {
+		return libvirtconn.Domain{}, err
+	}
+	d := libvirtconn.Domain{Name: dom.Name, UUID: dom.UUID, ID: 1}
+	f.mu.Lock()
+	st := libvirtconn.StateRunning
+	if c, ok := f.fail["create-crashes"]; ok && c != nil {
+		st = libvirtconn.StateCrashed
+	}
+	f.doms[d.UUID] = &fakeDomain{d: d, xml: xml, state: st, transient: true}
+	f.mu.Unlock()
+	return d, nil
+}
+
 func (f *fakeConn) LookupDomain(_ context.Context, name string) (libvirtconn.Domain, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -180,7 +201,15 @@ func (f *fakeConn) StartDomain(_ context.Context, d libvirtconn.Domain) error {
 	return f.transition("start", d, libvirtconn.StateRunning)
 }
 func (f *fakeConn) DestroyDomain(_ context.Context, d libvirtconn.Domain) error {
-	return f.transition("destroy", d, libvirtconn.StateShutoff)
+	if err := f.transition("destroy", d, libvirtconn.StateShutoff); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if x := f.doms[d.UUID]; x != nil && x.transient {
+		delete(f.doms, d.UUID)
+	}
+	f.mu.Unlock()
+	return nil
 }
 func (f *fakeConn) ShutdownDomain(_ context.Context, d libvirtconn.Domain) error {
 	f.wait("qemu:" + d.UUID)

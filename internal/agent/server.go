@@ -54,6 +54,7 @@ func (a *Agent) routes() []route {
 		{Method: "GET", Path: "/v1/firmware", Summary: "The host's system firmware.", plain: a.getFirmware},
 		{Method: "POST", Path: "/v1/firmware/image", Summary: "Upload a firmware image.", stream: a.postFirmwareImage},
 		{Method: "POST", Path: "/v1/firmware/{step}", Summary: "A step of the firmware update.", plain: a.postFirmwareStep},
+		{Method: "POST", Path: "/v1/probe", Summary: "Start the smallest guest of this host's architecture, see it run, destroy it (a health check).", plain: a.postProbe},
 	}
 	rs = append(rs, a.snapshotRoutes()...)
 	rs = append(rs, a.storageRoutes()...)

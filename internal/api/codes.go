@@ -656,4 +656,8 @@ const (
 	CodeFirmwareHealthCheck = "FIRMWARE_HEALTH_CHECK_FAILED"
 	// CodeRolloutAborted: the operator aborted the rollout.
 	CodeRolloutAborted = "ROLLOUT_ABORTED"
+	// CodeProbeGuestFailed: the probe guest of a host's health check
+	// (the architecture's smallest guest, started and destroyed at once)
+	// did not run there.
+	CodeProbeGuestFailed = "PROBE_GUEST_FAILED"
 )

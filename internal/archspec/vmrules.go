@@ -159,3 +159,28 @@ func (s *Spec) FakeKVMTarget(guest *Spec) *Spec {
 	}
 	return s
 }
+
+// ProbeGuest is the smallest guest of an architecture: what a host's
+// health check starts to see that libvirt and QEMU run a guest there (a
+// host back from a firmware update). It has no disk, no kernel and no
+// network: the architecture's default machine boots its default firmware
+// (SLOF on pseries, SeaBIOS on q35, the UEFI of virt; s390x's machine has
+// none to name), which runs until it is destroyed.
+type ProbeGuest struct {
+	// Machine and Firmware are the architecture's defaults.
+	Machine, Firmware string
+	// MemoryMiB is the least memory a VM of the architecture may have
+	// (at least 128 MiB, a multiple of the architecture's granule).
+	MemoryMiB uint64
+	// CPUs is one.
+	CPUs int
+}
+
+// Probe is the architecture's probe guest.
+func (s *Spec) Probe() ProbeGuest {
+	m := max(s.Memory.MinMiB, 128)
+	if g := s.Memory.MultipleMiB; g > 0 && m%g != 0 {
+		m += g - m%g
+	}
+	return ProbeGuest{Machine: s.Machine.Default, Firmware: s.DefaultFirmware(), MemoryMiB: m, CPUs: 1}
+}

@@ -137,3 +137,21 @@ func TestFakeKVMTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestProbe(t *testing.T) {
+	for _, a := range Arches() {
+		s, err := For(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := s.Probe()
+		if !s.AcceptsMachine(p.Machine) || (p.Firmware != "" && !s.FirmwareAllowed(p.Firmware)) || p.CPUs != 1 || p.MemoryMiB < 128 ||
+			p.MemoryMiB < s.Memory.MinMiB || (s.Memory.MultipleMiB > 0 && p.MemoryMiB%s.Memory.MultipleMiB != 0) {
+			t.Errorf("%s: probe %+v is not a VM of the architecture (memory rules %+v)", a, p, s.Memory)
+		}
+	}
+	s := mustSpec(t, arch.PPC64LE)
+	if p := s.Probe(); p.Firmware != "slof" || p.MemoryMiB != 256 {
+		t.Errorf("ppc64le's probe: %+v; want SLOF and 256 MiB (the LMB)", p)
+	}
+}

@@ -395,6 +395,14 @@ func (a *agentService) FirmwareStatus(ctx context.Context, h store.Host) (agenta
 	}
 	return af, agentAnswer(resp, &af)
 }
+func (a *agentService) ProbeGuest(ctx context.Context, h store.Host) (agentapi.ProbeResult, error) {
+	var res agentapi.ProbeResult
+	resp, err := a.c.firmwareDo(ctx, "POST", h.Address, "/v1/probe", http.Header{"Content-Type": {"application/json"}}, bytes.NewReader([]byte(`{}`)))
+	if err != nil {
+		return res, api.NewError(http.StatusBadGateway, api.CodeAgentUnreachable, "host %s: %v", h.Name, err)
+	}
+	return res, agentAnswer(resp, &res)
+}
 func (a *agentService) FirmwareUpload(ctx context.Context, h store.Host, name, user string, image io.Reader) (agentapi.FirmwareOperation, error) {
 	var op agentapi.FirmwareOperation
 	hdr := http.Header{"X-Polyvirt-User": {user}, "Content-Type": {"application/octet-stream"}}

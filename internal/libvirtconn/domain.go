@@ -19,6 +19,10 @@ type Domains interface {
 	// DefineDomain makes a persistent domain from XML; libvirt checks the
 	// XML against its schema first.
 	DefineDomain(ctx context.Context, xml string) (Domain, error)
+	// CreateDomain starts a transient domain from XML (libvirt checks it
+	// against its schema first): it runs at once, and is gone once it
+	// stops (destroyed) — nothing of it stays defined.
+	CreateDomain(ctx context.Context, xml string) (Domain, error)
 	// LookupDomain finds a domain by name; ErrNoDomain when there is none.
 	LookupDomain(ctx context.Context, name string) (Domain, error)
 	// LookupDomainByUUID finds a domain by UUID (8-4-4-4-12 text);
@@ -162,6 +166,16 @@ func notFound(what string, err error) error {
 func (c *rpcConn) DefineDomain(ctx context.Context, xml string) (Domain, error) {
 	d, err := call(ctx, "DomainDefineXMLFlags", func() (golibvirt.Domain, error) {
 		return c.l.DomainDefineXMLFlags(xml, golibvirt.DomainDefineValidate)
+	})
+	if err != nil {
+		return Domain{}, err
+	}
+	return fromRPC(d), nil
+}
+
+func (c *rpcConn) CreateDomain(ctx context.Context, xml string) (Domain, error) {
+	d, err := call(ctx, "DomainCreateXML", func() (golibvirt.Domain, error) {
+		return c.l.DomainCreateXML(xml, golibvirt.DomainStartValidate)
 	})
 	if err != nil {
 		return Domain{}, err

@@ -200,3 +200,21 @@ type Stats struct {
 	// (absent from agents that do not tell: taken as reachable).
 	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
 }
+
+// ProbeResult is a probe guest's run (POST /v1/probe): the smallest guest
+// of the host's architecture (archspec's Probe: no disk, no kernel, its
+// firmware runs) started as a transient domain, seen running, destroyed.
+type ProbeResult struct {
+	// Arch, Machine and Firmware are the guest's.
+	Arch     string `json:"arch"`
+	Machine  string `json:"machine"`
+	Firmware string `json:"firmware,omitempty"`
+	// MemoryMiB is its memory.
+	MemoryMiB uint64 `json:"memoryMiB"`
+	// Domain is the transient domain's name.
+	Domain string `json:"domain"`
+	// StartMs is how long libvirt took to start it; RanMs how long it was
+	// seen running before it was destroyed.
+	StartMs int64 `json:"startMs"`
+	RanMs   int64 `json:"ranMs"`
+}

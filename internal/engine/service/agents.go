@@ -63,6 +63,10 @@ type Agents interface {
 	// FirmwareStep runs a step for user; done is false while the agent
 	// still works on it (its 202).
 	FirmwareStep(ctx context.Context, h store.Host, step, user string, req agentapi.FirmwareStepRequest) (op agentapi.FirmwareOperation, done bool, err error)
+	// ProbeGuest has the host's agent start the smallest guest of its
+	// architecture, see it run and destroy it (a health check);
+	// PROBE_GUEST_FAILED says why it did not run.
+	ProbeGuest(ctx context.Context, h store.Host) (agentapi.ProbeResult, error)
 }
 
 // EventStream is a host's VM events, one at a time, and the statistics

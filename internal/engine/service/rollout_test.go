@@ -42,8 +42,11 @@ type fwHost struct {
 	bootLevel   string
 	flagsAfter  []string
 	libvirtDown bool
-	flashes     int
-	rebooted    bool
+	// probeFails makes the probe guest fail; probes counts them.
+	probeFails bool
+	probes     int
+	flashes    int
+	rebooted   bool
 }
 
 // fakeFirmwareAgents is Agents over fake POWER hosts whose firmware is
@@ -98,6 +101,17 @@ func (f *fakeFirmwareAgents) ListVMs(ctx context.Context, h store.Host) ([]agent
 		return nil, &AgentError{Host: h.Name, Status: 502, Code: api.CodeLibvirtUnavailable, Msg: "libvirt does not answer"}
 	}
 	return []agentapi.VM{}, nil
+}
+func (f *fakeFirmwareAgents) ProbeGuest(ctx context.Context, h store.Host) (agentapi.ProbeResult, error) {
+	defer f.called("probe", h)
+	fh := f.host(h)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fh.probes++
+	if fh.probeFails {
+		return agentapi.ProbeResult{}, &AgentError{Host: h.Name, Status: 502, Code: api.CodeProbeGuestFailed, Msg: "libvirt did not start the probe guest: qemu unexpectedly closed the monitor"}
+	}
+	return agentapi.ProbeResult{Arch: "ppc64le", Machine: "pseries-7.2", Firmware: "slof", MemoryMiB: 256, Domain: "polyvirt-probe-1"}, nil
 }
 func (f *fakeFirmwareAgents) GetVM(ctx context.Context, h store.Host, id string) (agentapi.VM, error) {
 	return agentapi.VM{}, fmt.Errorf("no VM")
@@ -373,6 +387,9 @@ func TestRolloutUpdatesHostsOneAfterTheOther(t *testing.T) {
 		if fh.flashes != 1 || fh.temp != "SV810_133" || fh.perm != "SV810_133" {
 			t.Errorf("host %d: flashed %d times, temporary %s, permanent %s; want once, committed SV810_133", i, fh.flashes, fh.temp, fh.perm)
 		}
+		if fh.probes != 1 {
+			t.Errorf("host %d: %d probe guests, want one (its health check)", i, fh.probes)
+		}
 		h, _ := l.st.GetHost(context.Background(), l.hosts[i].ID)
 		if h.Status != store.HostUp {
 			t.Errorf("host %s is %s after the rollout, not Up", h.Name, h.Status)
@@ -424,6 +441,10 @@ func TestRolloutStops(t *testing.T) {
 		{name: "libvirt probe failed",
 			setup:    func(l *rolloutLab) { l.fw(0).libvirtDown = true },
 			want:     []string{"failed FIRMWARE_HEALTH_CHECK_FAILED", "power8-a failed FIRMWARE_HEALTH_CHECK_FAILED rejected=true level=SV810_081", "power8-b skipped  rejected=false level="},
+			rejected: true},
+		{name: "probe guest does not run",
+			setup:    func(l *rolloutLab) { l.fw(0).probeFails = true },
+			want:     []string{"failed PROBE_GUEST_FAILED", "power8-a failed PROBE_GUEST_FAILED rejected=true level=SV810_081", "power8-b skipped  rejected=false level="},
 			rejected: true},
 		{name: "second host fails, the first stays updated",
 			setup:    func(l *rolloutLab) { l.fw(1).bootLevel = "SV810_081" },

@@ -61,8 +61,10 @@ func (m engineMaintainer) activate(ctx context.Context, h store.Host, reason str
 
 // rolloutHealth checks a host back on its new firmware: its agent answers
 // with a capabilities report, the host would be admitted to its cluster
-// again with the CPU type it had before the flash, and libvirt answers
-// (the agent lists its domains). The error is coded.
+// again with the CPU type it had before the flash, libvirt answers (the
+// agent lists its domains) and runs a probe guest (the agent starts the
+// smallest guest of the host's architecture, sees it run, destroys it).
+// The error is coded (PROBE_GUEST_FAILED for the probe).
 func (e *engine) rolloutHealth(ctx context.Context, h store.Host, cpuType string) *api.Error {
 	body, _, _, err := e.agents.Capabilities(ctx, h.Address, "")
 	if err != nil {
@@ -86,6 +88,12 @@ func (e *engine) rolloutHealth(ctx context.Context, h store.Host, cpuType string
 	if _, err := e.agents.ListVMs(ctx, h); err != nil {
 		return fail(api.CodeFirmwareHealthCheck, "host %s on its new firmware: libvirt does not answer through its agent: %v", h.Name, err)
 	}
+	res, err := e.agents.ProbeGuest(ctx, h)
+	if err != nil {
+		ae := asAPIError(err)
+		return fail(orCode(ae.Code, api.CodeProbeGuestFailed), "host %s on its new firmware: libvirt does not run a probe guest: %s", h.Name, ae.Message)
+	}
+	e.log.Info("rollout: probe guest ran", "host", h.Name, "domain", res.Domain, "arch", res.Arch, "machine", res.Machine, "startMs", res.StartMs)
 	return nil
 }
 
