@@ -80,6 +80,9 @@ type RolloutHost struct {
 	Since    time.Time `json:"since,omitempty"`
 	Started  time.Time `json:"started,omitempty"`
 	Finished time.Time `json:"finished,omitempty"`
+	// RebootStarted is when its flash was asked (the reboot's start): its
+	// reboot time-out runs from there.
+	RebootStarted time.Time `json:"rebootStarted,omitempty"`
 }
 
 // Rollout is a rolling firmware update of a cluster

@@ -25,14 +25,16 @@ import (
 // host's agent and validates it there (update_flash -v); one host it does
 // not fit refuses the whole rollout, naming each such host and why, and
 // nothing is flashed. Then the rollout worker (rolloutrun.go) takes the
-// hosts in turn, at most MaxUnavailable at once, each only when the
-// cluster keeps room for its running VMs:
+// hosts in turn, at most MaxUnavailable at once (each advancing on its
+// own), each only when the cluster keeps room for its running VMs and for
+// those of the hosts out already:
 //
 //	pending → evacuating → flashing → rebooting → checking → soaking
 //	        → committing | awaiting-commit → activating → done
 //
 // and on the first failure rejects that host's update when it can
-// (rejecting → failed), starts no other host and ends failed. Its state is
+// (rejecting → failed), starts no other host (those not started are
+// skipped, their uploaded image cancelled) and ends failed. Its state is
 // a row of the database (store.Rollout): an engine restarted, or another
 // engine taking the lead, resumes it where it was.
 

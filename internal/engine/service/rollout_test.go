@@ -239,9 +239,9 @@ type upMaintainer struct {
 	f *fakeFirmwareAgents
 }
 
-func (m upMaintainer) evacuate(ctx context.Context, h store.Host, reason string) error {
+func (m upMaintainer) evacuation(ctx context.Context, h store.Host, since time.Time, reason string) (bool, error) {
 	defer m.f.called("evacuate", h)
-	return engineMaintainer{m.e}.evacuate(ctx, h, reason)
+	return engineMaintainer{m.e}.evacuation(ctx, h, since, reason)
 }
 
 func (m upMaintainer) activate(ctx context.Context, h store.Host, reason string) error {
@@ -658,7 +658,7 @@ func TestRolloutManualCommit(t *testing.T) {
 // fail), is resumed by the next engine: every host flashed exactly once,
 // none skipped.
 func TestRolloutEngineRestart(t *testing.T) {
-	for _, at := range []string{"evacuate", "flash", "status", "capabilities", "commit", "activate"} {
+	for _, at := range []string{"evacuate", "flash", "status", "capabilities", "probe", "commit", "activate"} {
 		t.Run(at, func(t *testing.T) {
 			l := newRolloutLab(t, 2)
 			l.fw(0).downFor = 2
@@ -853,4 +853,101 @@ func (f *fakeFirmwareAgents) MigrationStatus(ctx context.Context, h store.Host, 
 }
 func (f *fakeFirmwareAgents) CancelMigration(ctx context.Context, h store.Host, id string) (agentapi.MigrationStatus, error) {
 	return agentapi.MigrationStatus{}, errNoMigration
+}
+
+// slowMaintainer is the engine's maintenance whose evacuations take some
+// rounds of the worker (their VMs migrating in the engine's background).
+type slowMaintainer struct {
+	upMaintainer
+	mu     sync.Mutex
+	rounds map[string]int // host name → rounds before it is evacuated
+}
+
+func (m *slowMaintainer) evacuation(ctx context.Context, h store.Host, since time.Time, reason string) (bool, error) {
+	m.mu.Lock()
+	left := m.rounds[h.Name]
+	if left > 0 {
+		m.rounds[h.Name] = left - 1
+	}
+	m.mu.Unlock()
+	if left > 0 {
+		return false, nil
+	}
+	return m.upMaintainer.evacuation(ctx, h, since, reason)
+}
+
+// TestRolloutHostsIndependent: with --max-unavailable 2, a host whose
+// evacuation takes long does not hold the other: power8-b is flashed,
+// rebooted, checked, committed and done while power8-a still evacuates;
+// then power8-c starts, and every host ends updated once.
+func TestRolloutHostsIndependent(t *testing.T) {
+	l := newRolloutLab(t, 3)
+	m := &slowMaintainer{upMaintainer: upMaintainer{l.svc.e, l.agents}, rounds: map[string]int{"power8-a": 40}}
+	l.svc.e.maint = m
+	if _, err := l.start(t, engineapi.RolloutRequest{MaxUnavailable: 2}); err != nil {
+		t.Fatal(err)
+	}
+	r := l.run(t, func(r engineapi.Rollout) bool { return r.Hosts[1].Phase == engineapi.RolloutHostDone })
+	if r.Hosts[0].Phase != engineapi.RolloutHostEvacuating {
+		t.Errorf("power8-b done while power8-a is %s; want it still evacuating", r.Hosts[0].Phase)
+	}
+	r = l.run(t, nil)
+	want := []string{"succeeded ", "power8-a done  rejected=false level=SV810_133", "power8-b done  rejected=false level=SV810_133", "power8-c done  rejected=false level=SV810_133"}
+	if d := cmp.Diff(want, outcome(r)); d != "" {
+		t.Errorf("outcome (-want +got):\n%s", d)
+	}
+	for i := range 3 {
+		if n := l.fw(i).flashes; n != 1 {
+			t.Errorf("host %d flashed %d times", i, n)
+		}
+	}
+	if c, b := r.Hosts[2], r.Hosts[1]; c.Started.Before(b.Finished) {
+		t.Errorf("power8-c started at %s, before power8-b (one of two out) finished at %s", c.Started, b.Finished)
+	}
+}
+
+// TestRolloutRebootClock: a host's reboot time-out runs from its flash
+// (RebootStarted), not from when the worker entered the phase: a host
+// found rebooting by an engine that entered the phase just now, flashed
+// longer ago than the time-out, fails at once; one flashed just now
+// waits.
+func TestRolloutRebootClock(t *testing.T) {
+	defer func(d time.Duration) { RolloutRebootTimeout = d }(RolloutRebootTimeout)
+	RolloutRebootTimeout = time.Minute
+	l := newRolloutLab(t, 2)
+	l.fw(0).neverBack = true
+	if _, err := l.start(t, engineapi.RolloutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	r := l.run(t, func(r engineapi.Rollout) bool { return r.Hosts[0].Phase == engineapi.RolloutHostRebooting })
+	if h := r.Hosts[0]; h.RebootStarted.IsZero() || h.RebootStarted.After(h.Since) {
+		t.Fatalf("rebooting since %s, flashed at %s: want the flash's time, before the phase", h.Since, h.RebootStarted)
+	}
+	for range 5 {
+		l.svc.e.rolloutRound(context.Background())
+	}
+	if r, _ = l.svc.Rollouts.Status(adminCtx(), "power"); r.Hosts[0].Phase != engineapi.RolloutHostRebooting {
+		t.Fatalf("flashed just now: %v; want it still waited for", outcome(r))
+	}
+	// The phase entered now, the flash two minutes ago.
+	list, err := l.st.ListRollouts(context.Background(), store.RolloutFilter{Active: true})
+	if err != nil || len(list) != 1 {
+		t.Fatal(list, err)
+	}
+	d, err := loadRollout(list[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Hosts[0].Since, d.Hosts[0].RebootStarted = time.Now().UTC(), time.Now().UTC().Add(-2*time.Minute)
+	if err := d.toStore(&list[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.st.UpdateRollout(context.Background(), &list[0]); err != nil {
+		t.Fatal(err)
+	}
+	r = l.run(t, nil)
+	want := []string{"failed FIRMWARE_HOST_NOT_BACK", "power8-a failed FIRMWARE_HOST_NOT_BACK rejected=false level=", "power8-b skipped  rejected=false level="}
+	if d := cmp.Diff(want, outcome(r)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
 }

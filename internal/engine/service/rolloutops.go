@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
@@ -13,35 +14,63 @@ import (
 )
 
 // hostMaintainer is what a rollout needs of the hosts' maintenance: put a
-// host in Maintenance, its VMs evacuated, and say when that is done or
-// why not; activate it again. It is the one place that changes when the
-// evacuating maintenance (live migration, issue 14) lands: evacuate then
-// calls Hosts.Evacuate and names each VM that could not leave.
+// host in Maintenance, its VMs evacuated, without holding the rollout
+// worker while they migrate; activate it again.
 type hostMaintainer interface {
-	// evacuate returns once the host is in Maintenance, or why it is not.
-	evacuate(ctx context.Context, h store.Host, reason string) error
+	// evacuation starts the host's evacuation, or follows the one under
+	// way, and returns at once: done once the host is in Maintenance, an
+	// error when it will not be (VMs that cannot leave, a migration that
+	// failed). since is when the rollout asked for it: an evacuation that
+	// ended before is not this one's outcome.
+	evacuation(ctx context.Context, h store.Host, since time.Time, reason string) (done bool, err error)
 	// activate asks the host's activation (admission runs again).
 	activate(ctx context.Context, h store.Host, reason string) error
 }
 
 // engineMaintainer is hostMaintainer over the engine's evacuating host
-// maintenance: the host's VMs migrate to the other hosts of its cluster;
-// a VM that cannot leave (pinned, no destination fits) or whose migration
-// failed stops the rollout with its name and reason.
+// maintenance: the host's VMs migrate to the other hosts of its cluster
+// (in the engine's background, as `host maintenance` does); a VM that
+// cannot leave (pinned, no destination fits) or whose migration failed
+// stops the rollout with its name and reason. An engine restarted in the
+// middle finds the host PreparingForMaintenance with no evacuation of its
+// own, and starts one again for the VMs still there.
 type engineMaintainer struct{ e *engine }
 
-func (m engineMaintainer) evacuate(ctx context.Context, h store.Host, reason string) error {
-	ev, err := (&Hosts{m.e}).Evacuate(ctx, h.ID, engineapi.MaintenanceRequest{Reason: reason})
-	if err != nil {
-		return err
-	}
+func (m engineMaintainer) evacuation(ctx context.Context, h store.Host, since time.Time, reason string) (bool, error) {
 	cur, err := m.e.st.GetHost(ctx, h.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if cur.Status == store.HostMaintenance {
-		return nil
+		return true, nil
 	}
+	if ev := m.e.vms.evacuationOf(h.ID); ev != nil {
+		if ev.running() {
+			return false, nil
+		}
+		if doc := ev.snapshot(); !doc.Started.Before(since) {
+			return false, evacuationFailed(cur, doc)
+		}
+	}
+	_, ev, err := m.e.hostMaintenance(ctx, h.ID, engineapi.MaintenanceRequest{Reason: reason})
+	if err != nil {
+		return false, err
+	}
+	if ev != nil {
+		return false, nil
+	}
+	if cur, err = m.e.st.GetHost(ctx, h.ID); err != nil {
+		return false, err
+	}
+	if cur.Status == store.HostMaintenance {
+		return true, nil
+	}
+	return false, fail(api.CodeMaintenanceMigrationFailed, "host %s was not evacuated: the host is %s", h.Name, cur.Status)
+}
+
+// evacuationFailed is why an evacuation that ended left the host out of
+// Maintenance: each VM that did not leave.
+func evacuationFailed(h store.Host, ev engineapi.Evacuation) error {
 	var why []string
 	for _, v := range ev.VMs {
 		if v.Outcome == engineapi.EvacuationFailed {
@@ -49,7 +78,7 @@ func (m engineMaintainer) evacuate(ctx context.Context, h store.Host, reason str
 		}
 	}
 	if len(why) == 0 {
-		why = append(why, "the host is "+string(cur.Status))
+		why = append(why, "the host is "+string(h.Status))
 	}
 	return fail(api.CodeMaintenanceMigrationFailed, "host %s was not evacuated: %s", h.Name, strings.Join(why, "; "))
 }
@@ -142,4 +171,20 @@ func (e *engine) rolloutRoom(ctx context.Context, c store.Cluster, h store.Host,
 		fleet.Place(d.Index, req.VM)
 	}
 	return "", nil
+}
+
+// recordedFlash is when a host's firmware operation was flashed, as the
+// engine recorded the agent's steps last (the first step that left it
+// flashing); false when the record says no flash.
+func (e *engine) recordedFlash(ctx context.Context, h store.Host, id string) (time.Time, bool) {
+	rec, err := e.st.GetFirmwareOperation(ctx, id)
+	if err != nil || rec.HostID != h.ID {
+		return time.Time{}, false
+	}
+	for _, st := range rec.Steps {
+		if st.State == store.FirmwareFlashing || st.State == store.FirmwareRebooting {
+			return st.Time.UTC(), true
+		}
+	}
+	return time.Time{}, false
 }

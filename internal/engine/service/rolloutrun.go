@@ -20,6 +20,13 @@ import (
 // its firmware operation is: a worker that stops anywhere (engine killed,
 // lead lost) is resumed by the next one without flashing a host twice or
 // skipping one.
+//
+// Each host's phases advance on their own: a host's evacuation runs in
+// the engine's background (the VMs migrating as `host maintenance` makes
+// them) and the worker only looks at it, so that with MaxUnavailable
+// above one a host is flashed, rebooted and checked while another still
+// evacuates; a host's reboot time-out runs from its flash
+// (RolloutHost.RebootStarted), whatever the worker did meanwhile.
 
 // RolloutTick is how often the worker looks at the rollouts (a variable
 // for the tests).
@@ -414,11 +421,17 @@ func (run *rolloutRun) step(ctx context.Context, i int) (moved bool, err error) 
 	}
 	switch h.Phase {
 	case engineapi.RolloutHostEvacuating:
-		if err := run.maint.evacuate(ctx, host, "firmware rollout "+d.ID); err != nil {
+		// The evacuation runs in the engine's background: the worker
+		// looks at it each round, the other hosts go on meanwhile.
+		done, err := run.maint.evacuation(ctx, host, h.Since, "firmware rollout "+d.ID)
+		if err != nil {
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
 			return true, run.stop(ctx, i, asAPIError(err), false)
+		}
+		if !done {
+			return false, nil
 		}
 		return true, run.enter(ctx, i, engineapi.RolloutHostFlashing, fmt.Sprintf("Firmware rollout %s: host %s is in Maintenance; its firmware is flashed (%s → %s).", d.ID, h.Host, h.FromLevel, h.ToLevel))
 
@@ -429,11 +442,13 @@ func (run *rolloutRun) step(ctx context.Context, i int) (moved bool, err error) 
 		}
 		if !reached {
 			// The flash was asked before this engine stopped: the
-			// host is rebooting.
+			// host is rebooting since then.
+			h.RebootStarted = run.flashAsked(ctx, host, h)
 			return true, run.enter(ctx, i, engineapi.RolloutHostRebooting, fmt.Sprintf("Firmware rollout %s: host %s does not answer after its flash; waiting for it (at most %s).", d.ID, h.Host, RolloutRebootTimeout))
 		}
 		switch op.State {
 		case agentapi.FirmwareStateValidated:
+			h.RebootStarted = time.Now().UTC()
 			fop, ferr := e.firmwareStep(ctx, host.ID, "flash", engineapi.FirmwareStepRequest{})
 			if ferr != nil {
 				return true, run.stop(ctx, i, asAPIError(ferr), false)
@@ -442,6 +457,8 @@ func (run *rolloutRun) step(ctx context.Context, i int) (moved bool, err error) 
 				return true, run.stop(ctx, i, opFailure(fop.Operation, "flash"), false)
 			}
 		case agentapi.FirmwareStateFlashing, agentapi.FirmwareStateRebooting, agentapi.FirmwareStateAwaitingDecision:
+			// Flashed before this engine stopped.
+			h.RebootStarted = flashTime(op)
 		case agentapi.FirmwareStateFailed:
 			return true, run.stop(ctx, i, opFailure(&op, "flash"), false)
 		default:
@@ -454,7 +471,13 @@ func (run *rolloutRun) step(ctx context.Context, i int) (moved bool, err error) 
 		if err != nil {
 			return true, run.stop(ctx, i, asAPIError(err), false)
 		}
-		overdue := now.Sub(h.Since) > RolloutRebootTimeout
+		// The time-out runs from the flash (the reboot's start), not from
+		// when this engine entered the phase.
+		started := h.RebootStarted
+		if started.IsZero() {
+			started = h.Since
+		}
+		overdue := now.Sub(started) > RolloutRebootTimeout
 		if !reached || op.State == agentapi.FirmwareStateFlashing || op.State == agentapi.FirmwareStateRebooting {
 			if overdue {
 				return true, run.stop(ctx, i, fail(api.CodeFirmwareHostNotBack, "host %s did not come back within %s of its flash; its update could not be rejected (the agent does not answer); it stays in Maintenance", h.Host, RolloutRebootTimeout), false)
@@ -612,6 +635,26 @@ func (run *rolloutRun) operation(ctx context.Context, host store.Host, h *engine
 	}
 	_ = run.e.recordFirmware(ctx, host, st.Operation)
 	return *st.Operation, true, nil
+}
+
+// flashTime is when an operation's flash was asked (its last flash step),
+// or now when it says none.
+func flashTime(op agentapi.FirmwareOperation) time.Time {
+	for i := len(op.Steps) - 1; i >= 0; i-- {
+		if op.Steps[i].Step == "flash" && !op.Steps[i].Time.IsZero() {
+			return op.Steps[i].Time.UTC()
+		}
+	}
+	return time.Now().UTC()
+}
+
+// flashAsked is when host's flash was asked, from the firmware operation
+// the engine recorded last (its agent does not answer now: rebooting).
+func (run *rolloutRun) flashAsked(ctx context.Context, host store.Host, h *engineapi.RolloutHost) time.Time {
+	if t, ok := run.e.recordedFlash(ctx, host, h.Operation); ok {
+		return t
+	}
+	return time.Now().UTC()
 }
 
 // opFailure is why an agent's operation failed.
