@@ -311,6 +311,9 @@ var evacuationRetry = 2 * time.Second
 // when none runs there any more.
 func (s *vmService) evacuate(ctx context.Context, h store.Host, req engineapi.MaintenanceRequest, plan []leaving, ev *evacuation) {
 	e := s.e
+	// A rollout follows evacuations: its worker looks again once this
+	// one ended (after done is closed).
+	defer e.kickRollouts()
 	defer close(ev.done)
 	c, err := e.st.GetCluster(ctx, h.ClusterID)
 	if err != nil {
