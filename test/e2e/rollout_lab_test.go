@@ -26,6 +26,11 @@ import (
 // a shared machine (a few minutes each when the machine is loaded).
 const rolloutWait = 30 * time.Minute
 
+// rolloutBootWait bounds the boot of the test's two POWER guests, started
+// one after the other on a machine shared by several test runs (their
+// kernels under TCG took more than counterWait at a load average of 40).
+const rolloutBootWait = 8 * time.Minute
+
 // consoleFollowMargin is what a console's largest gap between two counter
 // lines may exceed the largest downtime the engine reported for its VM's
 // migrations by. The console attached through the engine is one stream
@@ -275,7 +280,7 @@ func TestRolloutLab(t *testing.T) {
 	}
 	counts := make([]int, len(cons))
 	for i, con := range cons {
-		counts[i] = con.waitPast(-1, counterWait, con.vm+"'s boot")
+		counts[i] = con.waitPast(-1, rolloutBootWait, con.vm+"'s boot")
 	}
 	// The VMs run on; each console's counter never stopped for longer than
 	// a migration's downtime (and the console's reconnection).
