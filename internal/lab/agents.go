@@ -20,8 +20,9 @@ const restartDelay = 2 * time.Second
 // stopGrace is how long an agent has to end after SIGTERM before SIGKILL.
 const stopGrace = 10 * time.Second
 
-// supervisor runs the lab's agents as child processes of the polyvirt
-// binary and starts again one that exits.
+// supervisor runs the lab's agents (and, with Options.EngineProcess, its
+// engine) as child processes of the polyvirt binary and starts again one
+// that exits.
 type supervisor struct {
 	exe     string
 	dir     string
@@ -86,18 +87,27 @@ func (s *supervisor) args(h Host) []string {
 
 // start runs a host's agent, its output appended to its log.
 func (s *supervisor) start(h Host) error {
-	logf, err := os.OpenFile(logPath(s.dir, h.Name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	return s.run("agent "+h.Name, h.Name, func() *exec.Cmd {
+		if d := s.daemon(h.Name); d != nil {
+			// In the daemon's mount namespace: the agent sees the files its
+			// libvirtd sees (a disk only this host has is not another's).
+			return d.Command(s.exe, s.args(h)...)
+		}
+		return exec.Command(s.exe, s.args(h)...)
+	})
+}
+
+// run runs a process of the lab (what: its name in notes; part: its log
+// and its key), its output appended to its log, and starts it again when
+// it exits before stop.
+func (s *supervisor) run(what, part string, mk func() *exec.Cmd) error {
+	logf, err := os.OpenFile(logPath(s.dir, part), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.exe, s.args(h)...)
-	if d := s.daemon(h.Name); d != nil {
-		// In the daemon's mount namespace: the agent sees the files its
-		// libvirtd sees (a disk only this host has is not another's).
-		cmd = d.Command(s.exe, s.args(h)...)
-	}
+	cmd := mk()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// The agents end with this process, even when it is killed.
+	// The lab's processes end with this process, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -107,12 +117,12 @@ func (s *supervisor) start(h Host) error {
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("agent %s: %v", h.Name, err)
+		return fmt.Errorf("%s: %v", what, err)
 	}
 	if s.procs == nil {
 		s.procs = map[string]*exec.Cmd{}
 	}
-	s.procs[h.Name] = cmd
+	s.procs[part] = cmd
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -124,30 +134,31 @@ func (s *supervisor) start(h Host) error {
 		if stopped {
 			return
 		}
-		fmt.Fprintf(s.note, "polyvirt up: agent %s exited (%v); starting it again (log: %s)\n", h.Name, err, logPath(s.dir, h.Name))
+		fmt.Fprintf(s.note, "polyvirt up: %s exited (%v); starting it again (log: %s)\n", what, err, logPath(s.dir, part))
 		delay := s.delay
 		if delay == 0 {
 			delay = restartDelay
 		}
 		time.Sleep(delay)
-		if err := s.start(h); err != nil {
+		if err := s.run(what, part, mk); err != nil {
 			fmt.Fprintf(s.note, "polyvirt up: %v\n", err)
 		}
 	}()
 	return nil
 }
 
-// pid is the process id of a host's agent (0 when it does not run).
-func (s *supervisor) pid(host string) int {
+// pid is the process id of a host's agent, or of the engine ("engine"),
+// (0 when it does not run).
+func (s *supervisor) pid(part string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.procs[host]; p != nil && p.Process != nil {
+	if p := s.procs[part]; p != nil && p.Process != nil {
 		return p.Process.Pid
 	}
 	return 0
 }
 
-// stop ends the agents: SIGTERM, then SIGKILL after stopGrace.
+// stop ends the processes: SIGTERM, then SIGKILL after stopGrace.
 func (s *supervisor) stop() {
 	s.mu.Lock()
 	s.stopped = true

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,6 +85,10 @@ type Options struct {
 	// Notes receives what the supervisor has to say while the lab runs (an
 	// agent that exited and is started again); nil discards it.
 	Notes io.Writer
+	// EngineProcess runs the engine as a child process (polyvirt engine
+	// run, supervised and started again as the agents are) instead of in
+	// this process: tests kill it (EnginePID) as a crash would.
+	EngineProcess bool
 }
 
 // NoLibvirtError: the lab's libvirt daemon does not answer.
@@ -231,7 +236,18 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 		ln.Close()
 		return nil, err
 	}
-	if err := l.startEngine(ctx, ln, o); err != nil {
+	l.agents = &supervisor{exe: o.Executable, dir: dir, libvirt: o.Libvirt, stats: o.AgentStatsInterval, note: o.Notes}
+	if o.EngineProcess {
+		// The address is the engine process's now (it listens again on
+		// each start).
+		addr := ln.Addr().String()
+		ln.Close()
+		err = l.agents.run("engine", "engine", func() *exec.Cmd { return exec.Command(o.Executable, engineArgs(engDir, addr, l.engineURL, o)...) })
+	} else {
+		err = l.startEngine(ctx, ln, o)
+	}
+	if err != nil {
+		l.agents.stop()
 		return nil, err
 	}
 	defer func() {
@@ -248,7 +264,6 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	if err := l.webPassword(ctx); err != nil {
 		return nil, err
 	}
-	l.agents = &supervisor{exe: o.Executable, dir: dir, libvirt: o.Libvirt, stats: o.AgentStatsInterval, note: o.Notes}
 	for _, h := range l.hosts {
 		if err := enrollHost(ctx, l.api, l.engineURL, dir, h); err != nil {
 			return nil, err
@@ -362,6 +377,33 @@ func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error
 	return nil
 }
 
+// engineArgs are the command line of the engine run as a process
+// (Options.EngineProcess), with the lab's settings.
+func engineArgs(dataDir, listen, url string, o Options) []string {
+	mon := o.Monitor
+	if mon.HostsReload == 0 {
+		mon.HostsReload = 2 * time.Second
+	}
+	haDelay := o.HADelay
+	if haDelay == 0 {
+		haDelay = -1 // the engine's "at once"
+	}
+	args := []string{"engine", "run", "--data-dir", dataDir, "--listen", listen, "--url", url, "--ha-delay", haDelay.String()}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--stats-interval", mon.StatsInterval}, {"--caps-interval", mon.CapsInterval}, {"--poll-timeout", mon.PollTimeout},
+		{"--hosts-reload", mon.HostsReload}, {"--stats-flush", mon.StatsFlush}, {"--leader-retry", mon.LeaderRetry}} {
+		if d.v > 0 {
+			args = append(args, d.flag, d.v.String())
+		}
+	}
+	if mon.Failures > 0 {
+		args = append(args, "--failures", strconv.Itoa(mon.Failures))
+	}
+	return args
+}
+
 // Stop ends the agents and the engine; the VMs keep running (the next
 // Start finds them). It may be called more than once.
 func (l *Lab) Stop() {
@@ -374,12 +416,14 @@ func (l *Lab) Stop() {
 			<-l.engDone
 			l.eng.Close()
 			l.engLog.Close()
+		} else {
+			close(l.engDone)
 		}
 	})
 }
 
 // Done is closed when the engine stopped serving: after Stop, or by itself
-// (Err says why).
+// (Err says why; an engine run as a process is started again instead).
 func (l *Lab) Done() <-chan struct{} { return l.engDone }
 
 // Err is why the engine stopped serving, once Done is closed.
@@ -442,6 +486,16 @@ func (l *Lab) AgentPID(host string) int {
 		return 0
 	}
 	return l.agents.pid(host)
+}
+
+// EnginePID is the process id of the engine run as a process
+// (Options.EngineProcess; 0 when it does not run, or runs in this
+// process).
+func (l *Lab) EnginePID() int {
+	if l.agents == nil || l.stopEngine != nil {
+		return 0
+	}
+	return l.agents.pid("engine")
 }
 
 func (l *Lab) engineDir() string { return filepath.Join(l.dir, "engine") }

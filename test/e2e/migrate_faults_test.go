@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"polyvirt/internal/api"
+	"polyvirt/internal/api/engineapi"
+	"polyvirt/internal/engine"
+	"polyvirt/internal/lab"
+	"polyvirt/internal/libvirtns"
+)
+
+// bootLine is the test init's boot line, with the boot's random id.
+var bootLine = regexp.MustCompile(`polyvirt-boot (\S+)`)
+
+// faultWait bounds the end of a migration hit by a fault: libvirt goes
+// on (or gives up) at the held bandwidth, a killed process starts again
+// within seconds, the restarted engine adopts the migration after its
+// AdoptAfter.
+const faultWait = 8 * time.Minute
+
+// counterGoesOn attaches a console to the VM (through the engine, for a
+// while) and waits until its counter went 10 past after; it fails when
+// the console shows a boot of another id than boot (the guest started
+// again). It returns the counter.
+func counterGoesOn(t *testing.T, env []string, vm, boot string, after int, when string) int {
+	t.Helper()
+	deadline := time.Now().Add(counterWait)
+	for attempt := 0; ; attempt++ {
+		cmd := exec.Command(polyvirtBin(t), "vm", "console", vm)
+		cmd.Env = append(os.Environ(), env...)
+		_, slave := openPTY(t)
+		out := &lockedBuffer{}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		n, ended := -1, false
+		for !ended {
+			select {
+			case <-done:
+				ended = true
+			case <-time.After(200 * time.Millisecond):
+			}
+			s := out.String()
+			for _, m := range bootLine.FindAllStringSubmatch(s, -1) {
+				if m[1] != boot {
+					cmd.Process.Kill()
+					<-done
+					t.Fatalf("%s: the guest booted again (boot %s, first %s):\n%s", when, m[1], boot, tailString(s, 2000))
+				}
+			}
+			if m := counterLine.FindAllStringSubmatch(s, -1); len(m) > 0 {
+				n, _ = strconv.Atoi(m[len(m)-1][1])
+			}
+			if n > after+10 {
+				cmd.Process.Kill()
+				<-done
+				return n
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("%s: the counter did not go past %d within %s (last %d):\n%s", when, after, counterWait, n, tailString(s, 2000))
+			}
+		}
+		// The console ended (the engine went away meanwhile): again.
+		t.Logf("%s: vm console ended (attempt %d): %s", when, attempt, tailString(out.String(), 300))
+		time.Sleep(time.Second)
+	}
+}
+
+// migrationCodes counts the VM's migration events by code.
+func migrationCodes(c *cli, vm string) map[string]int {
+	var page engineapi.EventPage
+	c.json(&page, "events", "--action", "vm.migrate", "--limit", "200")
+	codes := map[string]int{}
+	for _, e := range page.Events {
+		if e.ObjectName == vm {
+			codes[e.Code]++
+		}
+	}
+	return codes
+}
+
+// killPID kills a process of the lab (-9) and waits until the lab's
+// supervisor started it again (pid() differs).
+func killPID(t *testing.T, what string, pid func() int) {
+	t.Helper()
+	old := pid()
+	if old == 0 {
+		t.Fatalf("%s does not run", what)
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %s (%d): %v", what, old, err)
+	}
+	t.Logf("killed %s (pid %d)", what, old)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if p := pid(); p != 0 && p != old {
+			t.Logf("%s runs again (pid %d)", what, p)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not started again within a minute", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestMigrationFaults hits live migrations in the middle of their memory
+// copy, in a lab of polyvirt up's whose engine runs as a process: a
+// ppc64le guest (the test init's counter, spinning: see TestMigration)
+// moves between power8-a (this machine's libvirtd) and power8-b (a
+// libvirtd of the lab's own), held to a few MiB/s so that each fault
+// lands while memory is being copied:
+//
+//   - kill -9 of the source's agent (started again by the lab);
+//   - kill -9 of the destination's agent;
+//   - kill -9 of the destination's libvirtd, started again afterwards:
+//     the migration fails and the VM runs on its source;
+//   - kill -9 of the engine (started again): the restarted engine finds
+//     the migration it did not see end and asks both agents where the VM
+//     runs (a VM_MIGRATION_RECONCILED event).
+//
+// After each: the VM's domain runs on exactly one daemon and the other has
+// none, the engine's VM is Up on that host with no migration in flight,
+// the VM is listed there only, the last migration event names the outcome
+// (completed: it runs on the destination; failed: on its source), and the
+// guest's counter goes on without a second boot.
+func TestMigrationFaults(t *testing.T) {
+	requireLibvirt(t)
+	requirePPCKernel(t)
+	if why := libvirtns.Require(); why != "" {
+		missing(t, "a libvirt daemon of the lab's own for power8-b: "+why)
+	}
+	prefix := "mf" + randomSuffix()[:4] + "-"
+	removeDomainsAtCleanup(t, "lab-"+prefix)
+	l, env := startLab(t, lab.Options{Dir: filepath.Join(t.TempDir(), "lab"), Listen: "127.0.0.1:0", NamePrefix: prefix, HADelay: time.Hour,
+		Monitor: engine.MonitorConfig{StatsInterval: time.Second, Failures: 3}, EngineProcess: true})
+	var a, b migHost
+	for _, h := range l.Hosts() {
+		switch h.Name {
+		case prefix + "power8-a":
+			a = migHost{Host: h, uri: libvirtURI()}
+		case prefix + "power8-b":
+			if d := l.Daemon(h.Name); d != nil {
+				b = migHost{Host: h, uri: d.URI}
+			}
+		}
+	}
+	if a.Name == "" || b.Name == "" || a.Cluster != b.Cluster {
+		t.Fatalf("the lab has no power8-a and power8-b (on a libvirtd of its own) in one cluster: %+v", l.Hosts())
+	}
+	d := l.Daemon(b.Name)
+	c := &cli{t: t, env: env}
+	initrd := counterInitrd(t, "ppc64le")
+	vm := prefix + "cnt"
+	out := c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "512", "--cpus", "1", "--host", a.Name, "--kernel", debianPPCKernel,
+		"--initrd", initrd, "--cmdline", "console=hvc0 quiet polyvirt.counter=1 polyvirt.spin=1", "--start")
+	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
+		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
+	}
+	c.run("", "vm", "update", vm, "--unpin")
+	con := attachConsole(t, env, vm)
+	n := con.waitPast(-1, counterWait, "the boot")
+	m := bootLine.FindStringSubmatch(con.out.String())
+	if m == nil {
+		t.Fatalf("no boot line:\n%s", tailString(con.out.String(), 2000))
+	}
+	boot := m[1]
+	con.cmd.Process.Kill()
+	t.Logf("the guest (boot %s) counts: %d", boot, n)
+
+	hosts := map[string]migHost{a.Name: a, b.Name: b}
+	other := func(h migHost) migHost {
+		if h.Name == a.Name {
+			return b
+		}
+		return a
+	}
+	// settled checks that the VM runs in exactly one place, the engine
+	// saying which; it returns that host.
+	settled := func(t *testing.T, when string) migHost {
+		t.Helper()
+		c := &cli{t: t, env: env}
+		v := c.waitVM(vm, faultWait, func(v engineapi.VM) bool { return v.State != "MigratingFrom" })
+		on, ok := hosts[v.Host]
+		if v.State != "Up" || !ok {
+			t.Fatalf("%s: VM %s is %s on %q; want Up on %s or %s", when, vm, v.State, v.Host, a.Name, b.Name)
+		}
+		if v.Migration != nil && !strings.Contains("completed failed canceled", v.Migration.Phase) {
+			t.Errorf("%s: the VM's migration is still %s", when, v.Migration.Phase)
+		}
+		runsOnlyOn(t, when, vm, on, other(on))
+		for _, h := range []migHost{a, b} {
+			var vms []engineapi.VM
+			c.json(&vms, "vm", "list", "--host", h.Name)
+			listed := false
+			for _, x := range vms {
+				listed = listed || x.Name == vm
+			}
+			if listed != (h.Name == on.Name) {
+				t.Errorf("%s: VM %s listed on %s: %v; it runs on %s", when, vm, h.Name, listed, on.Name)
+			}
+		}
+		n = counterGoesOn(t, env, vm, boot, n, when)
+		t.Logf("%s: the VM runs on %s only; the guest counts %d", when, on.Name, n)
+		return on
+	}
+	// ensureOn moves the VM to h when it is elsewhere (a fault before
+	// left it on its source).
+	ensureOn := func(t *testing.T, h migHost) {
+		t.Helper()
+		c := &cli{t: t, env: env}
+		if v := c.vm(vm); v.Host != h.Name {
+			c.run("", "vm", "migrate", vm, "--to", h.Name)
+			if on := settled(t, "moved back to "+h.Name); on.Name != h.Name {
+				t.Fatalf("VM %s did not move to %s", vm, h.Name)
+			}
+		}
+	}
+	// hit starts a migration from → to at bw MiB/s, runs fault once the
+	// memory is being copied, and checks the outcome; it returns where
+	// the VM runs.
+	hit := func(t *testing.T, from, to migHost, bw string, fault func(t *testing.T)) migHost {
+		c := &cli{t: t, env: env}
+		ensureOn(t, from)
+		before := migrationCodes(c, vm)
+		c.run("", "vm", "migrate", vm, "--to", to.Name, "--max-bandwidth", bw, "--detach")
+		v := c.waitVM(vm, migrationWait, func(v engineapi.VM) bool {
+			return v.Migration != nil && v.Migration.Phase == "copying-memory" && v.Migration.MemoryProcessed > 0 || v.State != "MigratingFrom"
+		})
+		if v.State != "MigratingFrom" {
+			t.Fatalf("the migration ended before the fault: %s on %s, %+v", v.State, v.Host, v.Migration)
+		}
+		t.Logf("copying memory: %d of %d bytes", v.Migration.MemoryProcessed, v.Migration.MemoryTotal)
+		fault(t)
+		on := settled(t, "after the fault")
+		after := migrationCodes(c, vm)
+		want := api.CodeVMMigrationFailed
+		if on.Name == to.Name {
+			want = api.CodeVMMigrationDone
+		}
+		if after[want] != before[want]+1 || after[api.CodeVMMigrationStart] != before[api.CodeVMMigrationStart]+1 {
+			t.Errorf("migration events before %v, after %v: want one more %s (it runs on %s)", before, after, want, on.Name)
+		}
+		if v := c.vm(vm); v.Migration == nil || v.Migration.Phase != map[bool]string{true: "completed", false: "failed"}[on.Name == to.Name] {
+			t.Errorf("the VM's last migration: %+v; it runs on %s", v.Migration, on.Name)
+		}
+		return on
+	}
+
+	t.Run("source-agent", func(t *testing.T) {
+		hit(t, a, b, "4", func(t *testing.T) {
+			killPID(t, "the agent of "+a.Name, func() int { return l.AgentPID(a.Name) })
+		})
+	})
+	t.Run("destination-agent", func(t *testing.T) {
+		hit(t, b, a, "4", func(t *testing.T) {
+			killPID(t, "the agent of "+a.Name, func() int { return l.AgentPID(a.Name) })
+		})
+	})
+	t.Run("destination-libvirtd", func(t *testing.T) {
+		on := hit(t, a, b, "1", func(t *testing.T) {
+			pid := d.LibvirtdPid()
+			if err := d.KillLibvirtd(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill -9 of %s's libvirtd: %v", b.Name, err)
+			}
+			t.Logf("killed %s's libvirtd (pid %d)", b.Name, pid)
+			// The source sees its peer go; the daemon comes back later.
+			c := &cli{t: t, env: env}
+			v := c.waitVM(vm, faultWait, func(v engineapi.VM) bool { return v.State != "MigratingFrom" })
+			t.Logf("with %s's libvirtd dead: %s on %s (%+v)", b.Name, v.State, v.Host, v.Migration)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if err := d.StartLibvirtd(ctx); err != nil {
+				t.Fatalf("%s's libvirtd does not start again: %v", b.Name, err)
+			}
+			// Its agent reconnects, and judges what the daemon kept.
+			waitHostUp(t, env, b.Name, 2*time.Minute)
+			waitNoDomain(t, b.uri, b.DomainPrefix+vm, 2*time.Minute)
+		})
+		if on.Name != a.Name {
+			t.Errorf("the VM runs on %s after its destination's libvirtd died mid-copy; want its source %s", on.Name, a.Name)
+		}
+	})
+	t.Run("engine", func(t *testing.T) {
+		c := &cli{t: t, env: env}
+		before := migrationCodes(c, vm)
+		hit(t, a, b, "4", func(t *testing.T) {
+			killPID(t, "the engine", l.EnginePID)
+		})
+		if after := migrationCodes(c, vm); after[api.CodeVMMigrationReconciled] != before[api.CodeVMMigrationReconciled]+1 {
+			t.Errorf("events before %v, after %v: the restarted engine did not say it reconciled the migration", before, after)
+		}
+	})
+	c.run("", "vm", "delete", "--force", vm)
+}
+
+// waitNoDomain waits until the libvirt daemon at uri has no domain of
+// that name.
+func waitNoDomain(t *testing.T, uri, name string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, ok := domainAt(t, uri, name)
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still has domain %s (%v) after %s", uri, name, st, within)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// waitHostUp waits until the engine says a host is Up.
+func waitHostUp(t *testing.T, env []string, host string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var h engineapi.Host
+	for time.Now().Before(deadline) {
+		out, _, code := runCLI(t, env, "", "host", "show", host, "-o", "json")
+		if code == 0 && json.Unmarshal([]byte(out), &h) == nil && h.Status == "Up" {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("host %s is %s, not Up, after %s", host, h.Status, within)
+}
