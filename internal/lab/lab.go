@@ -33,6 +33,7 @@ import (
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine"
 	"polyvirt/internal/hostinfo"
+	"polyvirt/internal/hostpath"
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/libvirtns"
 	"polyvirt/internal/libvirttls"
@@ -285,6 +286,12 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	return l, nil
 }
 
+// LocalDisksDir is a directory of disk images each host of the lab has for
+// itself: the hosts on this machine's libvirtd share this machine's, a host
+// on a libvirtd of the lab's own has its own (libvirtns.Config.Own). A disk
+// there is its host's only: a VM that migrates takes a copy along.
+const LocalDisksDir = hostpath.ImagesDir + "/local"
+
 // daemonDir is the directory of a host's libvirtd of the lab's own.
 func daemonDir(dir, host string) string { return filepath.Join(dir, "daemons", host) }
 
@@ -295,7 +302,7 @@ func daemonDir(dir, host string) string { return filepath.Join(dir, "daemons", h
 // stops it.
 func startDaemon(ctx context.Context, dir string, h Host) (*libvirtns.Daemon, error) {
 	files := libvirttls.Files{Dir: filepath.Join(agentDir(dir, h.Name), agent.LibvirtPKIDir)}
-	cfg := libvirtns.Config{Dir: daemonDir(dir, h.Name)}
+	cfg := libvirtns.Config{Dir: daemonDir(dir, h.Name), Own: []string{LocalDisksDir}}
 	if files.Exists() && h.Migration != "" {
 		host, port, err := net.SplitHostPort(h.Migration)
 		if err != nil {

@@ -54,6 +54,12 @@ type Config struct {
 	MigrationPorts int
 	// LogFilters is libvirtd's log_filters ("" for warnings only).
 	LogFilters string
+	// Own are more directories of this machine (absolute, clean) the
+	// namespace has its own of: an empty directory under Dir (OwnPath) is
+	// mounted there, so that what the daemon and its agent put there is
+	// not another host's — the storage of this host only. They are mounted
+	// when the namespace is made (its first start).
+	Own []string
 }
 
 // Daemon is a running daemon of this package.
@@ -276,6 +282,12 @@ cgroup_controllers = [ ]
 	return nil
 }
 
+// OwnPath is where, on this machine, the file p of one of the
+// namespace's own directories (Config.Own) is.
+func (d *Daemon) OwnPath(p string) string {
+	return filepath.Join(d.Dir, "own", filepath.Clean("/"+p))
+}
+
 // enterNamespace starts the holder of the mount namespace in a session of
 // its own: it bind-mounts the directories, writes its pid file and sleeps.
 func (d *Daemon) enterNamespace() error {
@@ -283,6 +295,16 @@ func (d *Daemon) enterNamespace() error {
 	script.WriteString("set -e\n")
 	for _, m := range mounts {
 		fmt.Fprintf(&script, "mkdir -p %s\nmount --bind %s %s\n", m[1], shellQuote(filepath.Join(d.Dir, m[0])), m[1])
+	}
+	for _, dir := range d.cfg.Own {
+		if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir || dir == "/" {
+			return fmt.Errorf("the namespace's own directory %q: want a clean absolute path other than /", dir)
+		}
+		own := d.OwnPath(dir)
+		if err := os.MkdirAll(own, 0o755); err != nil {
+			return err
+		}
+		fmt.Fprintf(&script, "mkdir -p %s\nmount --bind %s %s\n", shellQuote(dir), shellQuote(own), shellQuote(dir))
 	}
 	fmt.Fprintf(&script, "echo $$ > /run/libvirt/%s\nexec sleep infinity\n", holderPid)
 	_ = os.Remove(filepath.Join(d.Dir, "run", holderPid))

@@ -112,8 +112,9 @@ func moduleDepends(t *testing.T, path string, b []byte) []string {
 
 // storageInitramfs writes an initramfs with the test's init (for goarch)
 // and the modules of a Debian architecture's kernel it needs to reach its
-// seed CD-ROM and its virtio disk.
-func storageInitramfs(t *testing.T, goarch, debArch, kernel, out string, modules ...string) {
+// seed CD-ROM and its virtio disk; it returns the modules in the order
+// they load in.
+func storageInitramfs(t *testing.T, goarch, debArch, kernel, out string, modules ...string) []string {
 	t.Helper()
 	order, mods := guestModules(t, debArch, kernel, modules...)
 	init := goBuild(t, goarch, "./test/e2e/guestinit", filepath.Join(t.TempDir(), "init"))
@@ -133,4 +134,5 @@ func storageInitramfs(t *testing.T, goarch, debArch, kernel, out string, modules
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return order
 }

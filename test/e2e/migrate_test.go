@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"libvirt.org/go/libvirtxml"
+
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/engine"
@@ -196,6 +198,13 @@ func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
 // idles goes on, and its counter is checked after each move. Real POWER
 // hosts run KVM, which migrates the decrementer.
 //
+// local-disk: an x86_64 guest with a disk only its host has (in the lab's
+// LocalDisksDir: x86_64-b's is its own) migrates x86_64-a → x86_64-b and
+// back, the disk copied each way (libvirt's non-shared storage copy into
+// an image the destination's agent made): the CLI says the disk is
+// copied, the guest reads the disk's first line on its new host (the
+// test init, past its cache), the file is on the destination only.
+//
 // x86_64: an x86_64 guest (Debian's amd64 kernel with the test init,
 // printing its counter on ttyS0) migrates x86_64-a → x86_64-b with its
 // console attached: the counter goes on without a second boot; then host
@@ -239,6 +248,10 @@ func TestMigration(t *testing.T) {
 	t.Run("x86_64", func(t *testing.T) {
 		a, b := pair(t, "x86_64-a", "x86_64-b")
 		migrateX86(t, env, prefix, a, b)
+	})
+	t.Run("local-disk", func(t *testing.T) {
+		a, b := pair(t, "x86_64-a", "x86_64-b")
+		migrateLocalDisk(t, env, prefix, a, b, l.Daemon(b.Name))
 	})
 }
 
@@ -435,4 +448,154 @@ func migrateX86(t *testing.T, env []string, prefix string, a, b migHost) {
 		t.Errorf("the guest booted %d times", boots)
 	}
 	c.run("", "host", "activate", b.Name)
+}
+
+// migrateLocalDisk is TestMigration's local-disk part (see there).
+func migrateLocalDisk(t *testing.T, env []string, prefix string, a, b migHost, d *libvirtns.Daemon) {
+	if d == nil {
+		t.Fatalf("%s has no libvirtd of the lab's own", b.Name)
+	}
+	dir := filepath.Join(hostpath.ImagesDir, "e2e-mig-"+randomSuffix()[:8])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	initrd := filepath.Join(dir, "disk.cpio")
+	mods := storageInitramfs(t, "amd64", "amd64", debianAMD64Kernel, initrd, "virtio_pci", "virtio_blk")
+
+	// The disk, on x86_64-a only: its first line says which it is.
+	if err := os.MkdirAll(lab.LocalDisksDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(lab.LocalDisksDir, prefix+"disk.img")
+	content := "polyvirt-local-disk-" + randomSuffix()
+	t.Cleanup(func() { os.Remove(disk); os.Remove(d.OwnPath(disk)) })
+	f, err := os.OpenFile(disk, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(16 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	firstLineOf := func(path string) (string, error) {
+		b, err := os.ReadFile(path)
+		line, _, _ := strings.Cut(string(b), "\n")
+		return line, err
+	}
+
+	c := &cli{t: t, env: env}
+	vm := prefix + "disk"
+	out := c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "256", "--cpus", "1", "--host", a.Name, "--kernel", debianAMD64Kernel,
+		"--initrd", initrd, "--disk", disk, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1 polyvirt.modules="+strings.Join(mods, ",")+" polyvirt.disk=/dev/vda",
+		"--start")
+	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
+		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
+	}
+	c.run("", "vm", "update", vm, "--unpin")
+	t.Cleanup(func() { runCLI(t, env, "", "vm", "delete", "--force", vm) })
+	con := attachConsole(t, env, vm)
+	n := con.waitPast(-1, counterWait, "the boot")
+	diskLine := "polyvirt-disk " + content
+	// readsDisk waits until the guest read its disk twice more than
+	// before (once on its new host at least).
+	readsDisk := func(before int, when string) int {
+		t.Helper()
+		deadline := time.Now().Add(counterWait)
+		for {
+			s := con.out.String()
+			if k := strings.Count(s, diskLine); k >= before+2 {
+				return k
+			}
+			if strings.Contains(s, "polyvirt-disk-error") || time.Now().After(deadline) {
+				t.Fatalf("%s: the guest does not read %q from its disk:\n%s", when, diskLine, tailString(s, 2000))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	reads := readsDisk(-1, "the boot")
+
+	for _, hop := range []struct{ from, to migHost }{{a, b}, {b, a}} {
+		when := "after the migration to " + hop.to.Name
+		out = c.run("", "vm", "migrate", vm, "--to", hop.to.Name)
+		t.Logf("vm migrate:\n%s", out)
+		for _, want := range []string{"disks: vda copied to " + hop.to.Name + " (only " + hop.from.Name + " has it)", "Migrated VM " + vm + " to " + hop.to.Name + " in "} {
+			if !strings.Contains(out, want) {
+				t.Errorf("vm migrate to %s lacks %q", hop.to.Name, want)
+			}
+		}
+		n = con.waitPast(n, counterWait, when)
+		reads = readsDisk(reads, when)
+		if v := c.vm(vm); v.State != "Up" || v.Host != hop.to.Name || v.Migration == nil || len(v.Migration.CopiedDisks) != 1 {
+			t.Errorf("%s: %s on %s, migration %+v", when, v.State, v.Host, v.Migration)
+		}
+		runsOnlyOn(t, when, vm, hop.to, hop.from)
+		// Its console log is the destination agent's, not the source's.
+		for _, active := range []bool{true, false} {
+			if logs := consoleLogs(t, hop.to.uri, hop.to.DomainPrefix+vm, !active); len(logs) == 0 {
+				t.Errorf("%s: the domain on %s logs its console nowhere", when, hop.to.Name)
+			} else {
+				for _, l := range logs {
+					if !strings.Contains(l, "/agents/"+hop.to.Name+"/") {
+						t.Errorf("%s: the domain on %s (active %v) logs its console to %s, not in its agent's directory", when, hop.to.Name, active, l)
+					}
+				}
+			}
+		}
+		// The disk is the destination's only now.
+		here, there := disk, d.OwnPath(disk)
+		if hop.to.Name == b.Name {
+			here, there = there, here
+		}
+		if line, err := firstLineOf(here); err != nil || line != content {
+			t.Errorf("%s: the disk on %s (%s): %q, %v; want %q", when, hop.to.Name, here, line, err, content)
+		}
+		if _, err := os.Stat(there); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the disk is still on %s (%s): %v", when, hop.from.Name, there, err)
+		}
+	}
+	con.stillAttached("after the migrations")
+	c.run("", "vm", "delete", "--force", vm)
+}
+
+// consoleLogs are the log files of a domain's consoles and serial ports
+// (in its persistent definition with inactive).
+func consoleLogs(t *testing.T, uri, name string, inactive bool) []string {
+	t.Helper()
+	c, err := libvirtconn.DialDomains(uri, 10*time.Second)
+	if err != nil {
+		t.Fatalf("libvirt at %s: %v", uri, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := c.LookupDomain(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := c.DomainXML(ctx, d, inactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	var logs []string
+	if dom.Devices != nil {
+		for _, con := range dom.Devices.Consoles {
+			if con.Log != nil {
+				logs = append(logs, con.Log.File)
+			}
+		}
+		for _, ser := range dom.Devices.Serials {
+			if ser.Log != nil {
+				logs = append(logs, ser.Log.File)
+			}
+		}
+	}
+	return logs
 }
