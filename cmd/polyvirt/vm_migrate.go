@@ -39,7 +39,8 @@ source.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			return apiCall(cmd, func(ctx context.Context, c *client.Client) error {
+			// vmCall: a refusal names each host's reasons.
+			return vmCall(cmd, func(ctx context.Context, c *client.Client) error {
 				w := cmd.OutOrStdout()
 				if cancel {
 					m, err := c.CancelMigration(ctx, args[0])

@@ -17,11 +17,19 @@ import (
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/engine"
 	"polyvirt/internal/lab"
+	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/libvirtns"
 )
 
 // bootLine is the test init's boot line, with the boot's random id.
 var bootLine = regexp.MustCompile(`polyvirt-boot (\S+)`)
+
+// faultBandwidth (MiB/s) holds a fault's migration to a first pass of
+// a few seconds (the guest's memory is mostly zero pages, sent as flags):
+// long enough for the fault to land in it, short enough for QEMU 7.2's
+// emulation (on this machine guests migrated over a minute at 2 MiB/s
+// came out with corrupt memory and crashed, with or without a fault).
+const faultBandwidth = "32"
 
 // faultWait bounds the end of a migration hit by a fault: libvirt goes
 // on (or gives up) at the held bandwidth, a killed process starts again
@@ -55,6 +63,13 @@ func counterGoesOn(t *testing.T, env []string, vm, boot string, after int, when 
 			case <-time.After(200 * time.Millisecond):
 			}
 			s := out.String()
+			for _, crash := range []string{"Kernel panic", "Oops:", "BUG: "} {
+				if strings.Contains(s, crash) {
+					cmd.Process.Kill()
+					<-done
+					t.Fatalf("%s: the guest crashed (%q):\n%s", when, crash, tailString(s, 3000))
+				}
+			}
 			for _, m := range bootLine.FindAllStringSubmatch(s, -1) {
 				if m[1] != boot {
 					cmd.Process.Kill()
@@ -124,9 +139,10 @@ func killPID(t *testing.T, what string, pid func() int) {
 // copy, in a lab of polyvirt up's whose engine runs as a process: an
 // x86_64 guest (Debian's amd64 kernel with the test init's counter) moves
 // between x86_64-a (this machine's libvirtd) and x86_64-b (a libvirtd of
-// the lab's own), held to a few MiB/s so that each fault lands while
-// memory is being copied (the faults are the same for every
-// architecture: an emulated x86_64 guest is the cheapest that migrates):
+// the lab's own), its bandwidth held (faultBandwidth) and its source's
+// libvirt job watched so that each fault lands while memory is being
+// copied (the faults are the same for every architecture: an emulated
+// x86_64 guest is the cheapest that migrates):
 //
 //   - kill -9 of the source's agent (started again by the lab);
 //   - kill -9 of the destination's agent;
@@ -171,11 +187,9 @@ func TestMigrationFaults(t *testing.T) {
 	c := &cli{t: t, env: env}
 	initrd := counterInitrd(t, "amd64")
 	vm := prefix + "cnt"
-	out := c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "256", "--cpus", "1", "--host", a.Name, "--kernel", debianAMD64Kernel,
-		"--initrd", initrd, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1", "--start")
-	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
-		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
-	}
+	c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "256", "--cpus", "1", "--host", a.Name, "--kernel", debianAMD64Kernel,
+		"--initrd", initrd, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1")
+	startUnderLoad(t, c, vm, a.Name)
 	c.run("", "vm", "update", vm, "--unpin")
 	con := attachConsole(t, env, vm)
 	n := con.waitPast(-1, counterWait, "the boot")
@@ -243,13 +257,8 @@ func TestMigrationFaults(t *testing.T) {
 		ensureOn(t, from)
 		before := migrationCodes(c, vm)
 		c.run("", "vm", "migrate", vm, "--to", to.Name, "--max-bandwidth", bw, "--detach")
-		v := c.waitVM(vm, migrationWait, func(v engineapi.VM) bool {
-			return v.Migration != nil && v.Migration.Phase == "copying-memory" && v.Migration.MemoryProcessed > 0 || v.State != "MigratingFrom"
-		})
-		if v.State != "MigratingFrom" {
-			t.Fatalf("the migration ended before the fault: %s on %s, %+v", v.State, v.Host, v.Migration)
-		}
-		t.Logf("copying memory: %d of %d bytes", v.Migration.MemoryProcessed, v.Migration.MemoryTotal)
+		job := waitCopying(t, from.uri, from.DomainPrefix+vm)
+		t.Logf("copying memory: %d of %d bytes (pass %d)", job.MemProcessed, job.MemTotal, job.MemIteration)
 		fault(t)
 		on := settled(t, "after the fault")
 		after := migrationCodes(c, vm)
@@ -267,17 +276,17 @@ func TestMigrationFaults(t *testing.T) {
 	}
 
 	t.Run("source-agent", func(t *testing.T) {
-		hit(t, a, b, "2", func(t *testing.T) {
+		hit(t, a, b, faultBandwidth, func(t *testing.T) {
 			killPID(t, "the agent of "+a.Name, func() int { return l.AgentPID(a.Name) })
 		})
 	})
 	t.Run("destination-agent", func(t *testing.T) {
-		hit(t, b, a, "2", func(t *testing.T) {
+		hit(t, b, a, faultBandwidth, func(t *testing.T) {
 			killPID(t, "the agent of "+a.Name, func() int { return l.AgentPID(a.Name) })
 		})
 	})
 	t.Run("destination-libvirtd", func(t *testing.T) {
-		on := hit(t, a, b, "1", func(t *testing.T) {
+		on := hit(t, a, b, faultBandwidth, func(t *testing.T) {
 			pid := d.LibvirtdPid()
 			if err := d.KillLibvirtd(syscall.SIGKILL); err != nil {
 				t.Fatalf("kill -9 of %s's libvirtd: %v", b.Name, err)
@@ -303,7 +312,7 @@ func TestMigrationFaults(t *testing.T) {
 	t.Run("engine", func(t *testing.T) {
 		c := &cli{t: t, env: env}
 		before := migrationCodes(c, vm)
-		hit(t, a, b, "2", func(t *testing.T) {
+		hit(t, a, b, faultBandwidth, func(t *testing.T) {
 			killPID(t, "the engine", l.EnginePID)
 		})
 		if after := migrationCodes(c, vm); after[api.CodeVMMigrationReconciled] != before[api.CodeVMMigrationReconciled]+1 {
@@ -311,6 +320,63 @@ func TestMigrationFaults(t *testing.T) {
 		}
 	})
 	c.run("", "vm", "delete", "--force", vm)
+}
+
+// startUnderLoad starts a VM, and starts it again when the CLI gave up
+// waiting for the engine (on a loaded machine a start may take longer
+// than the client's 30 s): the VM must end Up on host.
+func startUnderLoad(t *testing.T, c *cli, vm, host string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		out, errOut, code := runCLI(t, c.env, "", "vm", "start", vm)
+		if code != 0 {
+			t.Logf("vm start (attempt %d): %s%s", attempt, out, errOut)
+		}
+		v := c.waitVM(vm, 5*time.Minute, func(v engineapi.VM) bool {
+			return v.State == "Up" || v.State == "Down" || v.State == "Paused"
+		})
+		if v.State == "Up" {
+			if v.Host != host {
+				t.Fatalf("VM %s started on %s; want %s", vm, v.Host, host)
+			}
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("VM %s does not start (%s): %s", vm, v.State, errOut)
+		}
+	}
+}
+
+// waitCopying waits until libvirt copies the memory of a domain it sends
+// (its migration job has moved bytes), reading the job at the source's
+// daemon itself: the fault must land in the copy, which lasts seconds.
+func waitCopying(t *testing.T, uri, name string) libvirtconn.JobStats {
+	t.Helper()
+	c, err := libvirtconn.DialDomains(uri, 10*time.Second)
+	if err != nil {
+		t.Fatalf("libvirt at %s: %v", uri, err)
+	}
+	defer c.Close()
+	m, ok := c.(libvirtconn.Migrations)
+	if !ok {
+		t.Fatalf("libvirt connection %T reads no jobs", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), migrationWait)
+	defer cancel()
+	d, err := c.LookupDomain(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		job, err := m.DomainJob(ctx, d, false)
+		if err == nil && job.Type.Active() && job.Operation == libvirtconn.JobMigrationOut && job.MemProcessed > 0 {
+			return job
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("domain %s at %s: no migration copying its memory within %s (last %+v, %v)", name, uri, migrationWait, job, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitNoDomain waits until the libvirt daemon at uri has no domain of
@@ -343,4 +409,60 @@ func waitHostUp(t *testing.T, env []string, host string, within time.Duration) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("host %s is %s, not Up, after %s", host, h.Status, within)
+}
+
+// TestMigrationRefusedCPULevel: a VM that runs at POWER9 level (host-model
+// without a compatibility level, on a POWER9 host of a POWER8 cluster)
+// cannot move to the cluster's POWER8 host: vm migrate --to that host, and
+// vm migrate without a destination, are refused with the code and the
+// host's reason (its CPU level below the running VM's), through the CLI,
+// and the VM runs on where it was, no migration started.
+func TestMigrationRefusedCPULevel(t *testing.T) {
+	requireLibvirt(t)
+	requirePPCKernel(t)
+	eng := initEngine(t, "mig-cpu", nil)
+	eng.start()
+	c := newCLI(t)
+	c.run(eng.token+"\n", "login", "--engine", eng.url, "--ca-file", eng.caFile)
+	c.run("", "cluster", "create", "p8", "--cpu-type", "IBM POWER8")
+	sfx := randomSuffix()[:6]
+	p8, p9 := "p8-"+sfx, "p9-"+sfx
+	removeDomainsAtCleanup(t, "e2e-"+p8+"-")
+	removeDomainsAtCleanup(t, "e2e-"+p9+"-")
+	joinAgent(t, c, eng, p8, "p8", "--profile", "s822l-power8e")
+	joinAgent(t, c, eng, p9, "p8", "--profile", "ac922-power9")
+	for _, h := range []string{p8, p9} {
+		waitHost(t, eng.api, h, 2*time.Minute, hostStatus("Up"))
+	}
+
+	initrd := counterInitrd(t, "ppc64le")
+	def := filepath.Join(t.TempDir(), "vm.yaml")
+	if err := os.WriteFile(def, []byte("name: host-model\narch: ppc64le\ncpu:\n  mode: host-model\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm := "p9vm-" + sfx
+	out := c.run("", "vm", "create", vm, "-f", def, "--name", vm, "--cluster", "p8", "--host", p9, "--memory", "256", "--kernel", debianPPCKernel,
+		"--initrd", initrd, "--cmdline", "console=hvc0 quiet polyvirt.counter=1", "--start")
+	if !strings.Contains(out, "on "+p9+"… starting… running") {
+		t.Fatalf("vm create --start: not on %s:\n%s", p9, out)
+	}
+	t.Cleanup(func() { runCLI(t, c.env, "", "vm", "delete", "--force", vm) })
+	c.run("", "vm", "update", vm, "--unpin")
+
+	reason := "its CPU level 8 (IBM POWER8) is lower than the running VM's 9 (IBM POWER9)"
+	for _, args := range [][]string{{"--to", p8}, nil} {
+		errOut := c.fail("", append([]string{"vm", "migrate", vm}, args...)...)
+		t.Logf("vm migrate %v:\n%s", args, errOut)
+		for _, want := range []string{api.CodeMigrationNoDestination, api.CodeVMCPULevelAboveHost + " (host:" + p8 + "): " + reason} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("vm migrate %s %v: the refusal lacks %q:\n%s", vm, args, want, errOut)
+			}
+		}
+	}
+	if v := c.vm(vm); v.State != "Up" || v.Host != p9 || v.Migration != nil {
+		t.Errorf("after the refusals: %s on %s, migration %+v", v.State, v.Host, v.Migration)
+	}
+	if codes := migrationCodes(c, vm); codes[api.CodeVMMigrationStart] != 0 {
+		t.Errorf("migration events after the refusals: %v", codes)
+	}
 }

@@ -490,13 +490,13 @@ func migrateLocalDisk(t *testing.T, env []string, prefix string, a, b migHost, d
 	c := &cli{t: t, env: env}
 	vm := prefix + "disk"
 	out := c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "256", "--cpus", "1", "--host", a.Name, "--kernel", debianAMD64Kernel,
-		"--initrd", initrd, "--disk", disk, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1 polyvirt.modules="+strings.Join(mods, ",")+" polyvirt.disk=/dev/vda",
-		"--start")
-	if !strings.Contains(out, "on "+a.Name+"… starting… running") {
-		t.Fatalf("vm create --start: not on %s:\n%s", a.Name, out)
-	}
-	c.run("", "vm", "update", vm, "--unpin")
+		"--initrd", initrd, "--disk", disk, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1 polyvirt.modules="+strings.Join(mods, ",")+" polyvirt.disk=/dev/vda")
 	t.Cleanup(func() { runCLI(t, env, "", "vm", "delete", "--force", vm) })
+	if !strings.Contains(out, "VM "+vm+" created") {
+		t.Fatalf("vm create:\n%s", out)
+	}
+	startUnderLoad(t, c, vm, a.Name)
+	c.run("", "vm", "update", vm, "--unpin")
 	con := attachConsole(t, env, vm)
 	n := con.waitPast(-1, counterWait, "the boot")
 	diskLine := "polyvirt-disk " + content
