@@ -30,6 +30,8 @@ type fakeDomain struct {
 	state libvirtconn.DomainState
 	// transient: gone once it stops (CreateDomain).
 	transient bool
+	// reason is the state's reason (0: 1).
+	reason int32
 }
 
 // fakeConn is an in-memory libvirt for the agent's unit tests: domains
@@ -262,6 +264,9 @@ func (f *fakeConn) DomainStateReason(_ context.Context, d libvirtconn.Domain) (l
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if x.reason != 0 {
+		return x.state, x.reason, nil
+	}
 	return x.state, 1, nil
 }
 

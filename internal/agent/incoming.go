@@ -336,13 +336,20 @@ func (a *Agent) Withdraw(ctx context.Context, id string) (*agentapi.Incoming, er
 }
 
 // arriving tells whether a domain is the destination of a migration in
-// progress.
+// progress. A domain this host sends is paused for the migration too (at
+// its switch-over, until the destination took it): its job says it goes
+// out, and it is not arriving.
 func (a *Agent) arriving(ctx context.Context, c libvirtconn.AgentConn, d libvirtconn.Domain) (bool, error) {
 	jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	job, err := c.DomainJob(jctx, d, false)
-	if err == nil && job.Type.Active() && job.Operation == libvirtconn.JobMigrationIn {
-		return true, nil
+	if err == nil && job.Type.Active() {
+		switch job.Operation {
+		case libvirtconn.JobMigrationIn:
+			return true, nil
+		case libvirtconn.JobMigrationOut:
+			return false, nil
+		}
 	}
 	st, reason, err := c.DomainStateReason(jctx, d)
 	if err != nil {

@@ -390,6 +390,38 @@ func TestUnannouncedArrivalDestroyed(t *testing.T) {
 	}
 }
 
+// TestOutgoingPausedNotDestroyed: an agent that starts again while its
+// host sends a VM finds the domain paused for the migration (its
+// switch-over): that is a VM it sends, not one arriving unannounced — it
+// stays, listed, and its migration is followed (a restarted source agent
+// once destroyed it, and the VM was lost).
+func TestOutgoingPausedNotDestroyed(t *testing.T) {
+	fa := newFakeConn()
+	a := newMigrationAgent(t, fa, "power8-a", "127.0.0.1:16501", true)
+	id := "0d5c0a3e-5b4b-4d69-9c0a-1f2e3d4c5b6b"
+	uuid := derivedUUID("power8-a", id)
+	fa.mu.Lock()
+	fa.doms[uuid] = &fakeDomain{d: libvirtconn.Domain{Name: "power8-a-leaving", UUID: uuid}, state: libvirtconn.StatePaused, reason: pausedMigration,
+		xml: `<domain type="qemu"><name>power8-a-leaving</name><uuid>` + uuid + `</uuid><metadata><owner xmlns="urn:polyvirt:agent:1" vm="` + id +
+			`" name="leaving" host="power8-a" arch="ppc64le" uuidFrom="power8-a"><definition>{}</definition></owner></metadata></domain>`}
+	fa.mu.Unlock()
+	m := fa.migration()
+	m.mu.Lock()
+	m.running = &fakeRun{uuid: uuid}
+	m.jobs = []libvirtconn.JobStats{{MemTotal: 1 << 30, MemProcessed: 1 << 29, MemIteration: 1}}
+	m.mu.Unlock()
+	c, _ := a.conn.get()
+	if err := a.recover(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := fa.DomainState(context.Background(), libvirtconn.Domain{UUID: uuid}); err != nil || st != libvirtconn.StatePaused {
+		t.Errorf("the domain being sent is %v (%v); it must stay paused for its migration", st, err)
+	}
+	if vms, _ := a.ListVMs(context.Background()); len(vms) != 1 || vms[0].ID != id {
+		t.Errorf("listed: %+v; want the VM being sent", vms)
+	}
+}
+
 // TestAnnouncedDisks: a disk whose probe the destination sees is shared;
 // another is made here empty to be copied into (raw: of the disk's size);
 // one that exists here and is not shared is refused, and nothing is made.
