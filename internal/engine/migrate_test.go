@@ -551,3 +551,34 @@ func TestGraphicalConsoleOfMovedVM(t *testing.T) {
 		t.Fatalf("the console opened again: %q %v", msg, err)
 	}
 }
+
+// TestMigrationSourceLostVM: in the middle of a migration the source's
+// agent starts again, knows nothing of it, and reports the VM shut off
+// (it was destroyed under the migration); the destination has not got
+// it. The engine does not wait for ever: the migration failed, the VM is
+// Down, and the event says where it is.
+func TestMigrationSourceLostVM(t *testing.T) {
+	l := newPowerLab(t)
+	ctx := context.Background()
+	v := l.startedOn(t, "lost", "")
+	src := l.agent(v.Host)
+	src.mu.Lock()
+	src.mig.hold = make(chan struct{})
+	src.mu.Unlock()
+	if _, err := l.te.admin.Migrate(ctx, "lost", engineapi.MigrationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	waitVM(t, l.te.admin, "lost", 5*time.Second, func(v engineapi.VM) bool { return v.Migration != nil && v.Migration.Pass == 3 })
+	src.mu.Lock()
+	delete(src.mig.out, v.ID)
+	src.vms[v.ID].vm.State = agentapi.StateDefined
+	src.mu.Unlock()
+	after := waitVM(t, l.te.admin, "lost", 10*time.Second, func(x engineapi.VM) bool { return x.State != "MigratingFrom" })
+	if after.State != "Down" || after.MigratingTo != "" || after.Migration == nil || after.Migration.Phase != agentapi.PhaseFailed {
+		t.Errorf("after the source lost the VM: %s on %q, migration %+v", after.State, after.Host, after.Migration)
+	}
+	events := eventsOf(t, l.te, v.ID)
+	if !hasEvent(events, api.CodeVMMigrationFailed+" Migration failed (VM: lost, Source: "+v.Host) || !hasEvent(events, "it is Down on "+v.Host) {
+		t.Errorf("events: %q", events)
+	}
+}

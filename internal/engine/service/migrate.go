@@ -626,15 +626,21 @@ func (s *vmService) untrackOnly(f *flight) {
 // Without an answer from each host that matters it waits.
 func (s *vmService) resolve(ctx context.Context, f *flight, src, dst store.Host, askSrc, askDst bool) {
 	doc := f.snapshot()
+	// dstSays: the destination answered, and has not got the VM.
+	dstSays := false
 	if askDst {
-		if in, err := s.agents.Incoming(ctx, dst, doc.VM); err == nil && in.State == agentapi.IncomingArrived && in.Migration == doc.ID {
+		in, err := s.agents.Incoming(ctx, dst, doc.VM)
+		if err == nil && in.State == agentapi.IncomingArrived && in.Migration == doc.ID {
 			s.conclude(ctx, f, src, dst, agentapi.MigrationStatus{Migration: doc.ID, Phase: agentapi.PhaseCompleted, DowntimeMs: in.DowntimeMs})
 			return
 		}
-		if vm, err := s.agents.GetVM(ctx, dst, doc.VM); err == nil && runs(stateFromAgent(vm.State, vm.Reason)) {
+		inErr := err
+		vm, err := s.agents.GetVM(ctx, dst, doc.VM)
+		if err == nil && runs(stateFromAgent(vm.State, vm.Reason)) {
 			s.conclude(ctx, f, src, dst, agentapi.MigrationStatus{Migration: doc.ID, Phase: agentapi.PhaseCompleted})
 			return
 		}
+		dstSays = (inErr == nil && in.State != agentapi.IncomingArriving || notFoundOnAgent(inErr)) && notFoundOnAgent(err)
 	}
 	if !askSrc {
 		return
@@ -649,6 +655,16 @@ func (s *vmService) resolve(ctx context.Context, f *flight, src, dst store.Host,
 		}
 		s.conclude(ctx, f, src, dst, agentapi.MigrationStatus{Migration: doc.ID, Phase: agentapi.PhaseFailed, Code: api.CodeMigrationFailed,
 			Error: fmt.Sprintf("the migration ended while the engine could not follow it; VM %s runs on its source %s", doc.Name, src.Name)})
+	case err == nil && dstSays:
+		// On its source, stopped there (destroyed or crashed in the
+		// middle), and the destination has not got it: the migration
+		// failed, and the VM runs nowhere.
+		if st, err := s.agents.MigrationStatus(ctx, src, doc.VM); err == nil && !agentapi.MigrationFinished(st.Phase) {
+			return
+		}
+		s.conclude(ctx, f, src, dst, agentapi.MigrationStatus{Migration: doc.ID, Phase: agentapi.PhaseFailed, Code: api.CodeMigrationFailed,
+			Error: fmt.Sprintf("the migration ended while the engine could not follow it; VM %s is %s on its source %s, and %s has not got it",
+				doc.Name, vm.State, src.Name, dst.Name)})
 	case notFoundOnAgent(err) && askDst:
 		// Neither host has it running: the destination may still be
 		// finishing its arrival; ask again.
@@ -737,8 +753,12 @@ func (s *vmService) conclude(ctx context.Context, f *flight, src, dst store.Host
 				cur.HostID, cur.LastHostID = "", doc.SourceID
 			}
 			ev.Code, ev.Severity = api.CodeVMMigrationFailed, store.SeverityError
-			ev.Message = fmt.Sprintf("Migration failed (VM: %s, Source: %s, Destination: %s): %s; it runs on %s.",
-				cur.Name, doc.Source, doc.Destination, firstNonEmpty(doc.Code, api.CodeMigrationFailed), doc.Source)
+			where := "it runs on " + doc.Source
+			if !runs(state) {
+				where = fmt.Sprintf("it is %s on %s", state, doc.Source)
+			}
+			ev.Message = fmt.Sprintf("Migration failed (VM: %s, Source: %s, Destination: %s): %s; %s.",
+				cur.Name, doc.Source, doc.Destination, firstNonEmpty(doc.Code, api.CodeMigrationFailed), where)
 			ev.Reason = doc.Error
 		}
 		return true, e.appendEvent(ctx, tx, ev)
