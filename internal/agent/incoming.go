@@ -164,11 +164,20 @@ func (a *Agent) Announce(ctx context.Context, req agentapi.IncomingRequest) (*ag
 		return nil, api.NewError(http.StatusConflict, api.CodeMigrationDestinationExists, "host %s has a domain named %s already (uuid %s)", a.cfg.HostID, name, d.UUID)
 	}
 	a.mig.mu.Lock()
-	if old := a.mig.in[id]; old != nil {
-		if old.Info.State == agentapi.IncomingArriving {
-			a.mig.mu.Unlock()
-			return nil, api.NewError(http.StatusConflict, api.CodeMigrationInProgress, "VM %s is arriving on host %s already", def.Name, a.cfg.HostID)
+	old := a.mig.in[id]
+	a.mig.mu.Unlock()
+	if old != nil && old.Info.State == agentapi.IncomingArriving {
+		// Arriving still, or an arrival that ended while this agent did
+		// not watch (it started again): the domain says.
+		if d, err := c.LookupDomain(ctx, old.Info.DomainName); err == nil || !errors.Is(err, libvirtconn.ErrNoDomain) {
+			if arriving, aerr := a.arriving(ctx, c, d); err != nil || aerr != nil || arriving {
+				return nil, api.NewError(http.StatusConflict, api.CodeMigrationInProgress, "VM %s is arriving on host %s already", def.Name, a.cfg.HostID)
+			}
 		}
+		a.log.Info("an arrival that ended without this agent is forgotten", "vm", id, "migration", old.Info.Migration)
+	}
+	a.mig.mu.Lock()
+	if old != nil && a.mig.in[id] == old {
 		a.dropIncoming(old, old.Info.State != agentapi.IncomingArrived)
 	}
 	a.mig.mu.Unlock()

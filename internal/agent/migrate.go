@@ -20,6 +20,7 @@ import (
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/libvirttls"
 	"polyvirt/internal/migpolicy"
+	"polyvirt/internal/vmspec"
 )
 
 // The sending side of a live migration. The engine asks for the running
@@ -133,6 +134,14 @@ func (a *Agent) MigrationPlan(ctx context.Context, id string) (*agentapi.Migrati
 		plan.CPUMode = dom.CPU.Mode
 		if dom.CPU.Model != nil {
 			plan.CPUModel = dom.CPU.Model.Value
+		}
+	}
+	if e.Fake {
+		// A fake-KVM host runs the CPU TCG emulates: the VM's level is its
+		// definition's, as a real host of this host's kind runs it (a
+		// host-model VM is at the host's level).
+		if def, err := vmspec.Decode(e.Definition); err == nil && def.CPU != nil {
+			plan.CPUMode, plan.CPUModel = def.CPU.Mode, def.CPU.Model
 		}
 	}
 	if dom.Memory != nil {

@@ -473,3 +473,48 @@ func TestAnnouncedDisks(t *testing.T) {
 		t.Errorf("the host's own file was touched: %q", b)
 	}
 }
+
+// TestStaleArrivalForgotten: an announcement this agent kept as arriving
+// (it was killed in the middle of the arrival) whose domain is gone — the
+// migration failed meanwhile — does not refuse the next announcement of
+// the VM.
+func TestStaleArrivalForgotten(t *testing.T) {
+	fa, fb := newFakeConn(), newFakeConn()
+	a := newMigrationAgent(t, fa, "power8-a", "127.0.0.1:16501", true)
+	b := newMigrationAgent(t, fb, "power8-b", "127.0.0.1:16502", true)
+	vm := runningVM(t, a)
+	ctx := context.Background()
+	req := agentapi.IncomingRequest{Migration: "m1", VM: vm.ID, Name: vm.Name, SourceHost: a.HostID(), Definition: vm.Definition}
+	if _, err := b.Announce(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	b.mig.mu.Lock()
+	b.mig.in[vm.ID].Info.State = agentapi.IncomingArriving
+	b.mig.mu.Unlock()
+	req.Migration = "m2"
+	in, err := b.Announce(ctx, req)
+	if err != nil {
+		t.Fatalf("announcement after a stale arrival: %v", err)
+	}
+	if in.Migration != "m2" || in.State != agentapi.IncomingAnnounced {
+		t.Errorf("announced: %+v", in)
+	}
+}
+
+// TestFakeKVMPlanCPU: on a fake-KVM host the domain runs the CPU TCG
+// emulates; the plan says the VM's own CPU (host-model: the host's
+// level), as a real host of its kind would run it.
+func TestFakeKVMPlanCPU(t *testing.T) {
+	a := newMigrationAgent(t, newFakeConn(), "power8-a", "127.0.0.1:16501", true)
+	vm := create(t, a, `{"name": "hm", "arch": "ppc64le", "cpu": {"mode": "host-model"}, "memory": {"sizeMiB": 512}}`)
+	if _, err := a.Act(context.Background(), vm.ID, "start"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := a.MigrationPlan(context.Background(), vm.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.CPUMode != "host-model" || plan.CPUModel != "" {
+		t.Errorf("plan CPU: mode %q model %q; want host-model without a model", plan.CPUMode, plan.CPUModel)
+	}
+}
