@@ -5,6 +5,7 @@ package browser
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"polyvirt/internal/client"
+	inlab "polyvirt/internal/lab"
 	"polyvirt/internal/libvirtconn"
 )
 
@@ -232,6 +234,13 @@ func (l *lab) stop() {
 		l.cmd.Process.Kill()
 		<-l.exited
 	}
+	// power8-b's libvirtd of the lab's own and its domains outlive
+	// polyvirt up: stopped as polyvirt up --down does.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := inlab.Down(ctx, l.dir); err != nil {
+		l.t.Errorf("stopping the lab's own libvirt daemons: %v", err)
+	}
+	cancel()
 	if l.t.Failed() {
 		l.t.Logf("polyvirt up:\n%s", l.out.String())
 		logs, _ := filepath.Glob(filepath.Join(l.dir, "logs", "*.log"))

@@ -106,6 +106,9 @@ func TestPrometheusScrapesTheLab(t *testing.T) {
 	up := &upProc{t: t, env: []string{client.EnvConfig + "=" + cfg, client.EnvEngine + "=", client.EnvTokenFile + "=", client.EnvCAFile + "="},
 		args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0", "--name-prefix", prefix,
 			"--stats-interval", "1s", "--quiet"}}
+	// power8-b's libvirtd of the lab's own and its domains outlive
+	// polyvirt up: stopped after it, as polyvirt up --down does.
+	t.Cleanup(func() { downLab(t, filepath.Join(dir, "lab")) })
 	up.start()
 	t.Cleanup(func() { up.stop() })
 	c := &cli{t: t, env: up.env}

@@ -105,6 +105,9 @@ func TestUpLabHostFacts(t *testing.T) {
 	// The README's names (power8-a, x86_64-a) in an engine of this test.
 	up := &upProc{t: t, env: env, args: []string{"up", "--data-dir", filepath.Join(dir, "lab"), "--listen", "127.0.0.1:0",
 		"--domain-prefix", domPrefix, "--stats-interval", "500ms"}}
+	// power8-b's libvirtd of the lab's own and its domains outlive
+	// polyvirt up: stopped after it, as polyvirt up --down does.
+	t.Cleanup(func() { downLab(t, filepath.Join(dir, "lab")) })
 	up.start()
 	t.Cleanup(func() { up.stop() })
 	c := &cli{t: t, env: env}
