@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,6 +240,10 @@ func rolloutTimes(t *testing.T, c *cli, cluster, id string) {
 //     waits while the first is out, since the VMs would have no host, and
 //     the status and the events say why; once the first is back the second
 //     goes on, and both end on SV810_140.
+//   - A rollout of SV810_150 to power8-a and power8-c, the engine (a
+//     process of the lab's) killed -9 once the first host is past its
+//     evacuation: the restarted engine resumes it from its database, it
+//     succeeds, each host flashed once, the VMs Up.
 func TestRolloutLab(t *testing.T) {
 	requireLibvirt(t)
 	requirePPCKernel(t)
@@ -248,7 +253,7 @@ func TestRolloutLab(t *testing.T) {
 	prefix := "r" + randomSuffix()[:5] + "-"
 	removeDomainsAtCleanup(t, "lab-"+prefix)
 	l, env := startLab(t, lab.Options{Dir: filepath.Join(t.TempDir(), "lab"), Listen: "127.0.0.1:0", NamePrefix: prefix, HADelay: time.Hour,
-		Monitor: engine.MonitorConfig{StatsInterval: time.Second, Failures: 3}, ThirdPower: true})
+		Monitor: engine.MonitorConfig{StatsInterval: time.Second, Failures: 3}, ThirdPower: true, EngineProcess: true})
 	c := &cli{t: t, env: env}
 	var a, b, cc lab.Host
 	for _, h := range l.Hosts() {
@@ -462,5 +467,76 @@ func TestRolloutLab(t *testing.T) {
 		if _, boots := con.last(); boots != 1 {
 			t.Errorf("VM %s booted %d times", con.vm, boots)
 		}
+	}
+
+	// 4. The engine killed (-9) in the middle of a rollout of power8-a and
+	// power8-c, the VMs running: the restarted engine resumes it, each
+	// host is flashed once, none is skipped. (The consoles attached
+	// through the engine end with it: the VMs' state is checked instead.)
+	img150 := filepath.Join(t.TempDir(), "01SV810_150_140.img")
+	if err := os.WriteFile(img150, []byte("POLYVIRT-SIMULATED-FIRMWARE\nlevel=SV810_150\nmachines=8247-21L 8247-22L\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.run("", "cluster", "firmware", "update", cluster, "--image", img150, "--hosts", a.Name+","+cc.Name, "--detach")
+	killed := ""
+	r = waitRolloutAcrossRestart(t, c, cluster, func(r engineapi.Rollout) {
+		if killed != "" || len(r.Hosts) != 2 {
+			return
+		}
+		// Once the first host is past its evacuation (flashed, or later).
+		switch r.Hosts[0].Phase {
+		case engineapi.RolloutHostPending, engineapi.RolloutHostEvacuating:
+			return
+		}
+		killed = string(r.Hosts[0].Phase)
+		t.Logf("killing the engine while %s is %s", r.Hosts[0].Host, killed)
+		killPID(t, "the engine", l.EnginePID)
+	})
+	t.Logf("rollout %s after the engine's restart:\n%s", r.ID, c.run("", "cluster", "firmware", "status", cluster))
+	if killed == "" {
+		t.Errorf("the rollout ended before the engine could be killed in its middle")
+	}
+	if r.State != engineapi.RolloutSucceeded {
+		t.Fatalf("the rollout across the engine's restart: %s %s %s", r.State, r.Code, r.Message)
+	}
+	for _, h := range []lab.Host{a, cc} {
+		f := hostFirmware(h.Name)
+		if tl, pl := levels(f); tl != "SV810_150" || pl != "SV810_150" || f.Operation == nil || f.Operation.State != "committed" || flashes(f) != 1 {
+			t.Errorf("host %s after the rollout across the engine's restart: temporary %s, permanent %s, operation %+v (flashed %d times); want SV810_150 committed, flashed once",
+				h.Name, tl, pl, f.Operation, flashes(f))
+		}
+		if hs := hostStatusOf(h.Name); hs.Status != "Up" {
+			t.Errorf("host %s is %s after the rollout across the engine's restart", h.Name, hs.Status)
+		}
+	}
+	for _, con := range cons {
+		if v := c.vm(con.vm); v.State != "Up" || v.Host == b.Name {
+			t.Errorf("after the rollout across the engine's restart: VM %s is %s on %s", con.vm, v.State, v.Host)
+		}
+	}
+}
+
+// waitRolloutAcrossRestart is waitRollout for a rollout during which the
+// engine is killed and started again: a status the CLI cannot get while
+// the engine is away is asked again.
+func waitRolloutAcrossRestart(t *testing.T, c *cli, cluster string, seen func(engineapi.Rollout)) engineapi.Rollout {
+	t.Helper()
+	deadline := time.Now().Add(rolloutWait)
+	for {
+		var r engineapi.Rollout
+		out, errOut, code := runCLI(t, c.env, "", "cluster", "firmware", "status", cluster, "-o", "json")
+		if code == 0 && json.Unmarshal([]byte(out), &r) == nil {
+			if seen != nil {
+				seen(r)
+			}
+			switch r.State {
+			case engineapi.RolloutSucceeded, engineapi.RolloutFailed, engineapi.RolloutAborted:
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not end within %s (last answer: exit %d):\n%s%s", rolloutWait, code, out, errOut)
+		}
+		time.Sleep(time.Second)
 	}
 }
