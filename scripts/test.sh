@@ -44,6 +44,6 @@ go build -o bin/testsummary ./test/testsummary || die "building test/testsummary
 # when it is missing.
 export POLYVIRT_REQUIRE_LIBVIRT=1
 export POLYVIRT_BIN="$PWD/bin/polyvirt"
-log "go test (the whole suite: about 10 minutes on 2 cores)"
+log "go test (the whole suite: about 17 minutes on 2 cores)"
 go test -json -count=1 -timeout 30m "$@" ./... | bin/testsummary || die "tests failed"
 log "all tests passed"
