@@ -359,14 +359,7 @@ func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error
 		ln.Close()
 		return err
 	}
-	mon := o.Monitor
-	if mon.HostsReload == 0 {
-		mon.HostsReload = 2 * time.Second
-	}
-	haDelay := o.HADelay
-	if haDelay == 0 {
-		haDelay = -1 // the engine's "at once"
-	}
+	mon, haDelay := o.engineSettings()
 	eng, err := engine.Open(ctx, engine.Config{DataDir: l.engineDir(), Listen: ln.Addr().String(), URL: l.engineURL, Monitor: mon,
 		VMs: engine.VMConfig{HADelay: haDelay}, Logger: slog.New(slog.NewTextHandler(logf, nil))})
 	if err != nil {
@@ -384,9 +377,10 @@ func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error
 	return nil
 }
 
-// engineArgs are the command line of the engine run as a process
-// (Options.EngineProcess), with the lab's settings.
-func engineArgs(dataDir, listen, url string, o Options) []string {
+// engineSettings are the lab engine's monitoring settings and HA delay:
+// the options', with the lab's defaults (hosts reloaded every 2 s, HA
+// restarts at once).
+func (o Options) engineSettings() (engine.MonitorConfig, time.Duration) {
 	mon := o.Monitor
 	if mon.HostsReload == 0 {
 		mon.HostsReload = 2 * time.Second
@@ -395,6 +389,13 @@ func engineArgs(dataDir, listen, url string, o Options) []string {
 	if haDelay == 0 {
 		haDelay = -1 // the engine's "at once"
 	}
+	return mon, haDelay
+}
+
+// engineArgs are the command line of the engine run as a process
+// (Options.EngineProcess), with the lab's settings.
+func engineArgs(dataDir, listen, url string, o Options) []string {
+	mon, haDelay := o.engineSettings()
 	args := []string{"engine", "run", "--data-dir", dataDir, "--listen", listen, "--url", url, "--ha-delay", haDelay.String()}
 	for _, d := range []struct {
 		flag string
