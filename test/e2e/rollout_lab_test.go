@@ -149,22 +149,36 @@ func migrationFigures(c *cli, vm string) (downtimes []time.Duration, durations [
 }
 
 // waitRollout follows a cluster's rollout until it ended; seen is called
-// with each status read.
+// with each status read. A status the CLI cannot get fails the test.
 func waitRollout(t *testing.T, c *cli, cluster string, seen func(engineapi.Rollout)) engineapi.Rollout {
+	t.Helper()
+	return followRollout(t, c, cluster, seen, false)
+}
+
+// followRollout is waitRollout; with acrossRestart (the engine is killed
+// and started again meanwhile) a status the CLI cannot get while the
+// engine is away is asked again instead.
+func followRollout(t *testing.T, c *cli, cluster string, seen func(engineapi.Rollout), acrossRestart bool) engineapi.Rollout {
 	t.Helper()
 	deadline := time.Now().Add(rolloutWait)
 	for {
 		var r engineapi.Rollout
-		c.json(&r, "cluster", "firmware", "status", cluster)
-		if seen != nil {
-			seen(r)
-		}
-		switch r.State {
-		case engineapi.RolloutSucceeded, engineapi.RolloutFailed, engineapi.RolloutAborted:
-			return r
+		out, errOut, code := runCLI(t, c.env, "", "cluster", "firmware", "status", cluster, "-o", "json")
+		err := json.Unmarshal([]byte(out), &r)
+		switch {
+		case (code != 0 || err != nil) && !acrossRestart:
+			t.Fatalf("polyvirt cluster firmware status %s: exit %d (%v)\n%s%s", cluster, code, err, out, errOut)
+		case code == 0 && err == nil:
+			if seen != nil {
+				seen(r)
+			}
+			switch r.State {
+			case engineapi.RolloutSucceeded, engineapi.RolloutFailed, engineapi.RolloutAborted:
+				return r
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the rollout did not end within %s:\n%s", rolloutWait, c.run("", "cluster", "firmware", "status", cluster))
+			t.Fatalf("the rollout did not end within %s (last answer: exit %d):\n%s%s", rolloutWait, code, out, errOut)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -479,7 +493,7 @@ func TestRolloutLab(t *testing.T) {
 	}
 	c.run("", "cluster", "firmware", "update", cluster, "--image", img150, "--hosts", a.Name+","+cc.Name, "--detach")
 	killed := ""
-	r = waitRolloutAcrossRestart(t, c, cluster, func(r engineapi.Rollout) {
+	r = followRollout(t, c, cluster, func(r engineapi.Rollout) {
 		if killed != "" || len(r.Hosts) != 2 {
 			return
 		}
@@ -491,7 +505,7 @@ func TestRolloutLab(t *testing.T) {
 		killed = string(r.Hosts[0].Phase)
 		t.Logf("killing the engine while %s is %s", r.Hosts[0].Host, killed)
 		killPID(t, "the engine", l.EnginePID)
-	})
+	}, true)
 	t.Logf("rollout %s after the engine's restart:\n%s", r.ID, c.run("", "cluster", "firmware", "status", cluster))
 	if killed == "" {
 		t.Errorf("the rollout ended before the engine could be killed in its middle")
@@ -513,30 +527,5 @@ func TestRolloutLab(t *testing.T) {
 		if v := c.vm(con.vm); v.State != "Up" || v.Host == b.Name {
 			t.Errorf("after the rollout across the engine's restart: VM %s is %s on %s", con.vm, v.State, v.Host)
 		}
-	}
-}
-
-// waitRolloutAcrossRestart is waitRollout for a rollout during which the
-// engine is killed and started again: a status the CLI cannot get while
-// the engine is away is asked again.
-func waitRolloutAcrossRestart(t *testing.T, c *cli, cluster string, seen func(engineapi.Rollout)) engineapi.Rollout {
-	t.Helper()
-	deadline := time.Now().Add(rolloutWait)
-	for {
-		var r engineapi.Rollout
-		out, errOut, code := runCLI(t, c.env, "", "cluster", "firmware", "status", cluster, "-o", "json")
-		if code == 0 && json.Unmarshal([]byte(out), &r) == nil {
-			if seen != nil {
-				seen(r)
-			}
-			switch r.State {
-			case engineapi.RolloutSucceeded, engineapi.RolloutFailed, engineapi.RolloutAborted:
-				return r
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rollout did not end within %s (last answer: exit %d):\n%s%s", rolloutWait, code, out, errOut)
-		}
-		time.Sleep(time.Second)
 	}
 }
