@@ -189,12 +189,25 @@ type Cluster struct {
 	CPUType cpucatalog.Type
 }
 
+// excludeReason is why the request's Exclude hosts are not used.
+func (r *Request) excludeReason() string {
+	if r.ExcludeReason != "" {
+		return r.ExcludeReason
+	}
+	return "the VM is being restarted away from it"
+}
+
 // Request is one scheduling question.
 type Request struct {
 	VM      VM
 	Cluster Cluster
-	// Exclude are hosts not to use (the host an HA VM died with).
+	// Exclude are hosts not to use (the host an HA VM died with, the hosts
+	// a firmware rollout takes out of service).
 	Exclude []string
+	// ExcludeReason says why the Exclude hosts are not used, as the end of
+	// a sentence ("the firmware rollout takes it out of service"); empty:
+	// the HA restart's reason.
+	ExcludeReason string
 	// Migration, when set, asks for a running VM's migration destination.
 	Migration *Migration
 }
@@ -490,7 +503,7 @@ func (f *Fleet) judge(i int, q *query) Verdict {
 		fail(FilterCluster, api.CodeHostNotInVMCluster, "it is not in the VM's cluster %s", orUnknown(req.Cluster.Name))
 	}
 	if slices.Contains(req.Exclude, h.ID) {
-		fail(FilterExclude, api.CodeHostExcluded, "the VM is being restarted away from it")
+		fail(FilterExclude, api.CodeHostExcluded, "%s", req.excludeReason())
 	}
 	if vm.PinnedHostID != "" && vm.PinnedHostID != h.ID {
 		fail(FilterPin, api.CodeHostNotPinned, "the VM is pinned to another host")

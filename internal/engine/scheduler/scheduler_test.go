@@ -48,6 +48,8 @@ func TestFilters(t *testing.T) {
 		// incoming) and changes it.
 		migration func(m *Migration)
 		exclude   bool
+		// excludeReason is the request's ExcludeReason.
+		excludeReason string
 		// want lists the codes of the failing filters ("" entries: fits).
 		want []string
 		// msg is a part of the first reason's message.
@@ -60,6 +62,8 @@ func TestFilters(t *testing.T) {
 		{name: "other cluster", host: func(h *Host) { h.ClusterID = "c2" }, want: []string{api.CodeHostNotInVMCluster},
 			msg: "it is not in the VM's cluster power"},
 		{name: "excluded", exclude: true, want: []string{api.CodeHostExcluded}, msg: "restarted away from it"},
+		{name: "excluded by a rollout", exclude: true, excludeReason: "the firmware rollout takes it out of service", want: []string{api.CodeHostExcluded},
+			msg: "filter Exclude because the firmware rollout takes it out of service."},
 		{name: "pinned elsewhere", vm: func(v *VM) { v.PinnedHostID = "id-other" }, want: []string{api.CodeHostNotPinned},
 			msg: "filter PinToHost because the VM is pinned to another host"},
 		{name: "pinned here", vm: func(v *VM) { v.PinnedHostID = "id-h" }, want: nil},
@@ -145,6 +149,7 @@ func TestFilters(t *testing.T) {
 			}
 			if tc.exclude {
 				req.Exclude = []string{h.ID}
+				req.ExcludeReason = tc.excludeReason
 			}
 			d, err := Schedule(req, []Host{h}, policy)
 			var codes []string

@@ -160,6 +160,7 @@ func (e *engine) rolloutRoom(ctx context.Context, c store.Cluster, h store.Host,
 		if err != nil {
 			return "", err
 		}
+		req.ExcludeReason = "the firmware rollout takes it out of service"
 		d, err := fleet.Schedule(req)
 		if err != nil {
 			var nh *scheduler.NoHostError
