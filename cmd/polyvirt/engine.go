@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,6 +39,8 @@ func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.Listen, "listen", "", "HTTPS listen address (default: engine.json's, else :8443)")
 	fl.StringVar(&f.cfg.Name, "name", "", "the engine's name in events (default: engine.json's)")
 	fl.StringVar(&f.cfg.URL, "url", "", "the engine's URL as agents reach it, for join commands (default: engine.json's)")
+	fl.StringVar(&f.cfg.Socket, "socket", "", "also serve the API on this local unix socket, without TLS, for a CLI on this machine (--engine unix://PATH; the token is still required) (default: engine.json's socket, else none)")
+	fl.StringVar(&f.cfg.SocketGroup, "socket-group", "", "the group (name or id) whose members may use --socket besides root and the engine's user (default: engine.json's socketGroup, else none: the socket is 0600)")
 	m := &f.cfg.Monitor
 	fl.DurationVar(&m.StatsInterval, "stats-interval", 3*time.Second, "how often each host's statistics are read")
 	fl.DurationVar(&m.CapsInterval, "caps-interval", 30*time.Second, "how often each host is asked whether its capabilities changed")
@@ -84,7 +87,24 @@ func (f *engineRunFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	return e.Serve(ctx, ln)
+	// The local socket, when configured, beside HTTPS: a socket that
+	// cannot be served stops the engine (it was asked for).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sockErr := make(chan error, 1)
+	go func() {
+		err := e.ServeSocket(ctx)
+		if err != nil {
+			cancel()
+		}
+		sockErr <- err
+	}()
+	err = e.Serve(ctx, ln)
+	cancel()
+	if serr := <-sockErr; serr != nil {
+		return fmt.Errorf("the local socket: %w", serr)
+	}
+	return err
 }
 
 func newEngineCommand() *cobra.Command {

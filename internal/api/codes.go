@@ -22,6 +22,10 @@ const (
 	CodeVersionConflict  = "VERSION_CONFLICT"
 	CodeInUse            = "IN_USE"
 	CodeInvalidArgument  = "INVALID_ARGUMENT"
+	// CodeLocalPeerDenied refuses a process on the engine's machine that
+	// reached the local API socket but is neither root, the engine's user,
+	// nor a member of the socket's group.
+	CodeLocalPeerDenied = "LOCAL_PEER_DENIED"
 	// CodeExpired: the object's time has passed.
 	CodeExpired = "EXPIRED"
 	// CodeDuplicateKey: a request body gives a key twice in one object

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -28,11 +29,14 @@ import (
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/bulkconn"
+	"polyvirt/internal/localsock"
 )
 
 // Options say which engine to call and how to trust it.
 type Options struct {
-	// Engine is the engine's URL (https://HOST:PORT).
+	// Engine is the engine's URL: https://HOST:PORT, or
+	// unix:///PATH for the engine's local socket on this machine (HTTP
+	// without TLS; the token is still sent).
 	Engine string
 	// Token is the API token ("" for the public routes only).
 	Token string
@@ -48,9 +52,12 @@ type Options struct {
 
 // Client calls one engine.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	// base prefixes the requests' URLs; engine is the engine as given
+	// (https://HOST:PORT or unix:///PATH), for messages.
+	base   string
+	engine string
+	token  string
+	http   *http.Client
 	// upload sends an upload's data: its own connections, over which the
 	// data goes in large writes (bulkconn).
 	upload http.RoundTripper
@@ -58,23 +65,46 @@ type Client struct {
 
 // New makes a client.
 func New(o Options) (*Client, error) {
-	base, err := EngineURL(o.Engine)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := TLSConfig(o.CAPEM, o.Fingerprint)
+	engine, err := EngineURL(o.Engine)
 	if err != nil {
 		return nil, err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
+	c := &Client{base: engine, engine: engine, token: strings.TrimSpace(o.Token)}
+	if path, ok := strings.CutPrefix(engine, "unix://"); ok {
+		// The local socket: plain HTTP, every connection to the socket
+		// whatever the URL's host; the upload's data in large writes
+		// straight from the file.
+		c.base = "http://" + localHost
+		dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		tr := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, WriteBufferSize: 1 << 20}
+		c.http = &http.Client{Transport: tr, Timeout: o.Timeout}
+		up := tr.Clone()
+		up.MaxIdleConnsPerHost = 2
+		c.upload = up
+		return c, nil
+	}
+	cfg, err := TLSConfig(o.CAPEM, o.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
 	tr := &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}
 	up := tr.Clone()
 	up.DialTLSContext = bulkDial(cfg)
 	up.MaxIdleConnsPerHost = 2
-	return &Client{base: base, token: strings.TrimSpace(o.Token), http: &http.Client{Transport: tr, Timeout: o.Timeout}, upload: up}, nil
+	c.http = &http.Client{Transport: tr, Timeout: o.Timeout}
+	c.upload = up
+	return c, nil
 }
+
+// localHost is the host name of the requests sent over the engine's local
+// socket (their connections go to the socket whatever it is).
+const localHost = "polyvirt-engine.local"
 
 // bulkDial dials the engine for an upload's data: TLS over a
 // bulkconn.Conn, HTTP/1.1.
@@ -98,9 +128,15 @@ func bulkDial(cfg *tls.Config) func(ctx context.Context, network, addr string) (
 	}
 }
 
-// EngineURL checks and normalizes an engine URL: https://HOST[:PORT].
+// EngineURL checks and normalizes an engine URL: https://HOST[:PORT], or
+// unix:///PATH (an absolute path, clean, that a unix socket can have) for
+// the engine's local socket.
 func EngineURL(s string) (string, error) {
-	s = strings.TrimRight(strings.TrimSpace(s), "/")
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "unix://"); ok {
+		return socketURL(s, rest)
+	}
+	s = strings.TrimRight(s, "/")
 	if s == "" {
 		return "", errors.New("no engine: give --engine https://HOST:PORT, set POLYVIRT_ENGINE, or run polyvirt login")
 	}
@@ -109,6 +145,21 @@ func EngineURL(s string) (string, error) {
 		return "", fmt.Errorf("engine %q: want https://HOST:PORT", s)
 	}
 	return "https://" + u.Host, nil
+}
+
+// socketURL checks the path of a unix:// engine URL s.
+func socketURL(s, path string) (string, error) {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return "", fmt.Errorf("engine %q: want unix:///PATH, an absolute path (unix:// then the path's own /)", s)
+	case len(path) > localsock.MaxPathLen:
+		return "", fmt.Errorf("engine %q: a socket path has at most %d bytes", s, localsock.MaxPathLen)
+	case filepath.Clean(path) != path:
+		return "", fmt.Errorf("engine %q: the socket path is not clean (want %s)", s, filepath.Clean(path))
+	case strings.ContainsAny(path, "?#\x00"):
+		return "", fmt.Errorf("engine %q: the socket path holds '?', '#' or a NUL", s)
+	}
+	return "unix://" + path, nil
 }
 
 // TLSConfig trusts the engine through a CA (PEM), a pinned fingerprint of
@@ -224,16 +275,16 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			err = ue.Err
 		}
 		if sent.Load() && ctx.Err() == nil {
-			return &ConnectionLostError{Method: method, Path: path, Engine: c.base, Err: err, TimedOut: ue != nil && ue.Timeout(), After: c.http.Timeout}
+			return &ConnectionLostError{Method: method, Path: path, Engine: c.engine, Err: err, TimedOut: ue != nil && ue.Timeout(), After: c.http.Timeout}
 		}
-		return fmt.Errorf("%s %s: %w", method, c.base, err)
+		return fmt.Errorf("%s %s: %w", method, c.engine, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		if ctx.Err() == nil {
 			var ne net.Error
-			return &ConnectionLostError{Method: method, Path: path, Engine: c.base, Err: err, Status: resp.StatusCode,
+			return &ConnectionLostError{Method: method, Path: path, Engine: c.engine, Err: err, Status: resp.StatusCode,
 				TimedOut: errors.As(err, &ne) && ne.Timeout(), After: c.http.Timeout}
 		}
 		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)

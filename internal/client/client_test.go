@@ -31,6 +31,14 @@ func TestEngineURL(t *testing.T) {
 		{"engine:8443", "", "want https"},
 		{"https://engine:8443/other", "", "want https"},
 		{"https://engine:8443?x=1", "", "want https"},
+		{"unix:///run/polyvirt/engine.sock", "unix:///run/polyvirt/engine.sock", ""},
+		{" unix:///run/polyvirt/engine.sock ", "unix:///run/polyvirt/engine.sock", ""},
+		{"unix://run/engine.sock", "", "an absolute path"},
+		{"unix://", "", "an absolute path"},
+		{"unix:///run/../etc/engine.sock", "", "not clean"},
+		{"unix:///run/polyvirt/", "", "not clean"},
+		{"unix:///run/e.sock?x=1", "", "'?'"},
+		{"unix:///" + strings.Repeat("x", 107), "", "at most 107 bytes"},
 	}
 	for _, tc := range tests {
 		got, err := EngineURL(tc.in)
@@ -38,6 +46,26 @@ func TestEngineURL(t *testing.T) {
 			t.Errorf("EngineURL(%q) = %q, %v; want %q, error %q", tc.in, got, err, tc.want, tc.err)
 		}
 	}
+}
+
+// FuzzEngineURL: any text gives a normalized URL (https:// or unix:///,
+// the same when given again) or an error, never a panic.
+func FuzzEngineURL(f *testing.F) {
+	for _, s := range []string{"https://engine:8443", "unix:///run/polyvirt/engine.sock", "unix://x", "unix:///a/../b", "https://[::1]:1/api/v1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := EngineURL(s)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(got, "https://") && !strings.HasPrefix(got, "unix:///") {
+			t.Fatalf("EngineURL(%q) = %q: neither https:// nor unix:///", s, got)
+		}
+		if again, err := EngineURL(got); err != nil || again != got {
+			t.Fatalf("EngineURL(%q) = %q, but EngineURL of that = %q, %v", s, got, again, err)
+		}
+	})
 }
 
 func TestNormalizeFingerprint(t *testing.T) {

@@ -125,6 +125,10 @@ func (c *Client) Screenshot(ctx context.Context, ref string) ([]byte, error) {
 // fromEnd); what is written is typed into it (admins only).
 func (c *Client) Console(ctx context.Context, ref string, fromEnd bool) (*websocket.Conn, error) {
 	u := "wss://" + strings.TrimPrefix(c.base, "https://") + "/api/v1/vms/" + esc(ref) + "/console"
+	if rest, ok := strings.CutPrefix(c.base, "http://"); ok {
+		// The local socket: no TLS.
+		u = "ws://" + rest + "/api/v1/vms/" + esc(ref) + "/console"
+	}
 	if fromEnd {
 		u += "?from=end"
 	}

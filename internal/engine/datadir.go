@@ -70,6 +70,12 @@ type Settings struct {
 	URL string `json:"url,omitempty"`
 	// Addresses are the names and IP addresses in the HTTPS certificate.
 	Addresses []string `json:"addresses,omitempty"`
+	// Socket is the local API socket's path ("" for none): HTTP without
+	// TLS for a CLI on the engine's machine, the token still required.
+	Socket string `json:"socket,omitempty"`
+	// SocketGroup is the group (name or number) whose members may use the
+	// socket besides root and the engine's user ("" for none).
+	SocketGroup string `json:"socketGroup,omitempty"`
 }
 
 // DefaultListen is the engine's default HTTPS address.

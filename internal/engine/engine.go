@@ -61,8 +61,13 @@ type Config struct {
 	Name           string
 	Listen         string
 	// URL is the engine's address as agents reach it (join commands).
-	URL     string
-	Monitor MonitorConfig
+	URL string
+	// Socket is the path of the local API socket ("" for none; see
+	// ServeSocket); SocketGroup the group (name or number) whose members
+	// may use it besides root and the engine's user.
+	Socket      string
+	SocketGroup string
+	Monitor     MonitorConfig
 	// VMs tunes scheduling, VM state synchronization and HA restarts.
 	VMs VMConfig
 	// Store tunes the database connections.
@@ -148,6 +153,8 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	over(&s.Name, cfg.Name)
 	over(&s.Listen, cfg.Listen)
 	over(&s.URL, cfg.URL)
+	over(&s.Socket, cfg.Socket)
+	over(&s.SocketGroup, cfg.SocketGroup)
 	if s.Listen == "" {
 		s.Listen = DefaultListen
 	}

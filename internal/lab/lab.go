@@ -37,6 +37,7 @@ import (
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/libvirtns"
 	"polyvirt/internal/libvirttls"
+	"polyvirt/internal/localsock"
 	"polyvirt/internal/pki"
 )
 
@@ -360,7 +361,13 @@ func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error
 		return err
 	}
 	mon, haDelay := o.engineSettings()
-	eng, err := engine.Open(ctx, engine.Config{DataDir: l.engineDir(), Listen: ln.Addr().String(), URL: l.engineURL, Monitor: mon,
+	// The engine's local socket too (the CLI on this machine without
+	// TLS: POLYVIRT_ENGINE=unix://PATH), when its path fits a socket's.
+	sock := filepath.Join(l.engineDir(), "engine.sock")
+	if len(sock) > localsock.MaxPathLen {
+		sock = ""
+	}
+	eng, err := engine.Open(ctx, engine.Config{DataDir: l.engineDir(), Listen: ln.Addr().String(), URL: l.engineURL, Socket: sock, Monitor: mon,
 		VMs: engine.VMConfig{HADelay: haDelay}, Logger: slog.New(slog.NewTextHandler(logf, nil))})
 	if err != nil {
 		ln.Close()
@@ -373,6 +380,11 @@ func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error
 	go func() {
 		l.engErr = eng.Serve(engCtx, ln)
 		close(l.engDone)
+	}()
+	go func() {
+		if err := eng.ServeSocket(engCtx); err != nil {
+			fmt.Fprintf(logf, "the engine's local socket is not served: %v\n", err)
+		}
 	}()
 	return nil
 }
