@@ -119,6 +119,11 @@ var rules = []rule{
 		Only:     []string{},
 	},
 	{
+		Name:     "the engine's local socket (listening, peer credentials) knows no polyvirt package: the engine serves on it, the client dials it",
+		Packages: []string{"polyvirt/internal/localsock/..."},
+		Only:     []string{},
+	},
+	{
 		Name:     "the metrics know the contracts only: the engine and the agent give them what they measured",
 		Packages: []string{"polyvirt/internal/metrics/..."},
 		Only:     contracts,

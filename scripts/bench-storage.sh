@@ -4,10 +4,14 @@
 # a pool in the images directory the agents allow, and times with hyperfine:
 #  1. an upload of a SIZE_MIB image through the engine and the agent
 #     (`polyvirt volume upload`, its SHA-256 given: the data crosses the
-#     CLI, the engine and the agent over TLS, is checksummed and fsynced
-#     by the agent, and checked with qemu-img before it is accepted)
-#     against `cp` of the same file on the same disk followed by `sync`
-#     (the same data written durably), in one run;
+#     CLI, the engine and the agent, is checksummed and fsynced by the
+#     agent, and checked with qemu-img before it is accepted) against `cp`
+#     of the same file on the same disk followed by `sync` (the same data
+#     written durably), in one run, two ways: the CLI speaking to the
+#     engine over TLS as a remote one does (--engine https://…), and over
+#     the engine's local socket as one on the engine's machine can
+#     (--engine unix://…: no TLS from the CLI to the engine); the engine
+#     speaks to the agent over mutual TLS in both;
 #  2. a VM made from a library image (a qcow2 overlay on it) and started:
 #     `polyvirt vm create NAME --image I --start`, a CLI process until it
 #     prints "running" (QEMU started; the guest then boots on its own time).
@@ -71,14 +75,19 @@ poolid=$($P pool show bench -o json | jq -r .id)
 A="curl -sf --cacert $lab/engine/ca.pem --cert $lab/engine/engine-client.pem --key $lab/engine/engine-client-key.pem"
 q="poolId=$poolid&pool=bench&poolPath=$pool&poolKind=shared&name=direct.raw"
 begin="{\"pool\":{\"id\":\"$poolid\",\"name\":\"bench\",\"path\":\"$pool\",\"kind\":\"shared\"},\"name\":\"direct.raw\",\"format\":\"raw\",\"sizeBytes\":$((SIZE_MIB << 20)),\"sha256\":\"$sum\"}"
+sock=unix://$lab/engine/engine.sock
+L="env POLYVIRT_ENGINE=$sock $P"
+$L volume list --pool bench >/dev/null || die "the engine's local socket ($sock) does not answer"
 hyperfine --runs "$RUNS" --export-json "$dir/upload.json" \
 	--prepare "rm -f $dir/copy.raw; sync" -n "cp + sync" "cp $src $dir/copy.raw && sync" \
 	--prepare "$P volume delete bench up.raw >/dev/null 2>&1 || true; sync" \
-	-n "polyvirt volume upload" "$P volume upload bench up.raw $src --format raw --sha256 $sum -q" \
+	-n "polyvirt volume upload (TLS to the engine)" "$P volume upload bench up.raw $src --format raw --sha256 $sum -q" \
+	--prepare "$P volume delete bench up.raw >/dev/null 2>&1 || true; sync" \
+	-n "polyvirt volume upload (the engine's local socket)" "$L volume upload bench up.raw $src --format raw --sha256 $sum -q" \
 	-n "agent alone (curl PUT)" --prepare "rm -f $pool/direct.raw; $A -X POST -H 'Content-Type: application/json' -d '$begin' https://$addr/v1/storage/uploads >/dev/null; sync" \
 	"$A --http1.1 -T $src -H 'Upload-Offset: 0' -H 'Content-Type: application/octet-stream' 'https://$addr/v1/storage/uploads/data?$q' -o /dev/null"
 jq -r --argjson mib "$SIZE_MIB" '.results[] | "\(.command): median \(.median | . * 1000 | round) ms, \($mib / .median | round) MiB/s"' "$dir/upload.json"
-jq -r '"the upload through the engine: " + (.results[0].median / .results[1].median * 100 | round | tostring) + "% of the throughput of cp + sync; the agent alone: " + (.results[0].median / .results[2].median * 100 | round | tostring) + "%"' "$dir/upload.json"
+jq -r '"the upload through the engine: over TLS " + (.results[0].median / .results[1].median * 100 | round | tostring) + "%, over the local socket " + (.results[0].median / .results[2].median * 100 | round | tostring) + "% of the throughput of cp + sync; the agent alone: " + (.results[0].median / .results[3].median * 100 | round | tostring) + "%"' "$dir/upload.json"
 
 # Where the CPU goes in one more upload: the CLI's own (bash's time) and
 # polyvirt up's (the engine, in its process, and the agents, its children),
@@ -95,19 +104,22 @@ tree_ticks() {
 	echo "$t"
 }
 hz=$(getconf CLK_TCK)
-$P volume delete bench up.raw >/dev/null 2>&1 || true
-sync
-before=$(tree_ticks "$up_pid")
 TIMEFORMAT='%U %S'
-cli=$({ time "$P" volume upload bench up.raw "$src" --format raw --sha256 "$sum" -q >/dev/null; } 2>&1)
-after=$(tree_ticks "$up_pid")
 cpcpu=$({ time { cp "$src" "$dir/copy.raw" && sync; }; } 2>&1)
 rm -f "$dir/copy.raw"
-awk -v cli="$cli" -v up=$((after - before)) -v hz="$hz" -v cp="$cpcpu" -v mib="$SIZE_MIB" 'BEGIN {
-	split(cli, c, " "); split(cp, k, " ")
-	printf "CPU seconds per GiB: the CLI %.2f, the engine and the agent %.2f, in all %.2f; cp + sync %.2f\n",
-		(c[1] + c[2]) * 1024 / mib, up / hz * 1024 / mib, (c[1] + c[2] + up / hz) * 1024 / mib, (k[1] + k[2]) * 1024 / mib
-}'
+for way in "TLS to the engine" "the engine's local socket"; do
+	$P volume delete bench up.raw >/dev/null 2>&1 || true
+	sync
+	[ "$way" = "TLS to the engine" ] && cmd=$P || cmd=$L
+	before=$(tree_ticks "$up_pid")
+	cli=$({ time $cmd volume upload bench up.raw "$src" --format raw --sha256 "$sum" -q >/dev/null; } 2>&1)
+	after=$(tree_ticks "$up_pid")
+	awk -v way="$way" -v cli="$cli" -v up=$((after - before)) -v hz="$hz" -v cp="$cpcpu" -v mib="$SIZE_MIB" 'BEGIN {
+		split(cli, c, " "); split(cp, k, " ")
+		printf "CPU seconds per GiB, %s: the CLI %.2f, the engine and the agent %.2f, in all %.2f; cp + sync %.2f\n",
+			way, (c[1] + c[2]) * 1024 / mib, up / hz * 1024 / mib, (c[1] + c[2] + up / hz) * 1024 / mib, (k[1] + k[2]) * 1024 / mib
+	}'
+done
 
 # 2. A VM made from an image and started.
 qemu-img create -q -f qcow2 "$dir/base.qcow2" 2G
