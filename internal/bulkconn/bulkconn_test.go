@@ -326,3 +326,67 @@ func TestCloseWhileWriteBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainHTTPUpload: over a unix socket without TLS, a request body
+// goes through a PlainConn in large writes (not the net package's 32 KiB
+// ones) and arrives whole, on a kept-alive connection.
+func TestPlainHTTPUpload(t *testing.T) {
+	path := t.TempDir() + "/s"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	}))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	var conns []*countingConn
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		raw, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		c := &countingConn{Conn: raw}
+		conns = append(conns, c)
+		return Plain(c), nil
+	}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	for _, size := range []int{0, 10, 5*Block + 3, 300} {
+		data := randomData(size)
+		req, err := http.NewRequest("PUT", "http://local/", &smallReads{r: bytes.NewReader(data), rnd: rand.New(rand.NewPCG(5, 6))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = int64(size)
+		before := 0
+		if len(conns) > 0 {
+			before = conns[0].writes
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s := sha256.Sum256(data)
+		if want := fmt.Sprintf("%d %s", size, hex.EncodeToString(s[:])); string(b) != want {
+			t.Errorf("%d bytes: the server says %q, want %q", size, b, want)
+		}
+		// The headers, then blocks of Block bytes, never 32 KiB pieces.
+		if w := conns[0].writes - before; size > Block && w > size/Block+3 {
+			t.Errorf("%d bytes took %d writes of the connection, want at most %d", size, w, size/Block+3)
+		}
+	}
+	if len(conns) != 1 {
+		t.Errorf("%d connections dialed, want 1 kept alive", len(conns))
+	}
+}

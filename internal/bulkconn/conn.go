@@ -217,3 +217,15 @@ func (l Listener) Accept() (net.Conn, error) {
 	}
 	return Wrap(c), nil
 }
+
+// PlainConn is a connection without TLS (a local unix socket) whose
+// ReadFrom, what net/http does with a request's body, copies in large
+// writes (Copy) instead of the 32 KiB ones of the net package's own.
+type PlainConn struct{ net.Conn }
+
+// Plain wraps a connection that carries no TLS.
+func Plain(c net.Conn) *PlainConn { return &PlainConn{Conn: c} }
+
+// ReadFrom copies r into the connection in blocks of Block bytes, the
+// next read while the last is written.
+func (p *PlainConn) ReadFrom(r io.Reader) (int64, error) { return Copy(writeOnly{p.Conn}, r) }

@@ -80,7 +80,11 @@ func New(o Options) (*Client, error) {
 		c.base = "http://" + localHost
 		dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			c, err := d.DialContext(ctx, "unix", path)
+			if err != nil {
+				return nil, err
+			}
+			return bulkconn.Plain(c), nil
 		}
 		tr := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, WriteBufferSize: 1 << 20}
 		c.http = &http.Client{Transport: tr, Timeout: o.Timeout}
