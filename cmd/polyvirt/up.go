@@ -133,6 +133,9 @@ func runUp(cmd *cobra.Command, o upOptions) error {
 	}
 	fmt.Fprintf(out, "  engine  %s   (log: %s)\n", l.EngineURL(), l.EngineLog())
 	fmt.Fprintf(out, "  web UI  %s/   (sign in as admin, password in %s)\n", l.EngineURL(), l.PasswordFile())
+	if sock := l.EngineSocket(); sock != "" {
+		fmt.Fprintf(out, "  socket  %s   (the engine's local socket: POLYVIRT_ENGINE=%s polyvirt … skips TLS on this machine)\n", sock, sock)
+	}
 	api := l.Client()
 	hosts := l.Hosts()
 	for _, h := range hosts {

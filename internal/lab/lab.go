@@ -363,10 +363,7 @@ func (l *Lab) startEngine(ctx context.Context, ln net.Listener, o Options) error
 	mon, haDelay := o.engineSettings()
 	// The engine's local socket too (the CLI on this machine without
 	// TLS: POLYVIRT_ENGINE=unix://PATH), when its path fits a socket's.
-	sock := filepath.Join(l.engineDir(), "engine.sock")
-	if len(sock) > localsock.MaxPathLen {
-		sock = ""
-	}
+	sock := strings.TrimPrefix(l.EngineSocket(), "unix://")
 	eng, err := engine.Open(ctx, engine.Config{DataDir: l.engineDir(), Listen: ln.Addr().String(), URL: l.engineURL, Socket: sock, Monitor: mon,
 		VMs: engine.VMConfig{HADelay: haDelay}, Logger: slog.New(slog.NewTextHandler(logf, nil))})
 	if err != nil {
@@ -464,6 +461,16 @@ func (l *Lab) Created() bool { return l.created }
 
 // EngineURL is the engine's URL (https://127.0.0.1:PORT).
 func (l *Lab) EngineURL() string { return l.engineURL }
+
+// EngineSocket is the engine's local socket as a CLI on this machine
+// names it (unix:///PATH), "" when the lab's path is too long for one
+// (Start serves it in the engine's directory).
+func (l *Lab) EngineSocket() string {
+	if sock := filepath.Join(l.engineDir(), "engine.sock"); len(sock) <= localsock.MaxPathLen {
+		return "unix://" + sock
+	}
+	return ""
+}
 
 // Token is the administrator's API token.
 func (l *Lab) Token() string { return l.token }
