@@ -31,6 +31,7 @@ import (
 type storageLab struct {
 	t                *testing.T
 	dir, images, nfs string
+	sock             string // the engine's local socket
 	eng              *engineProc
 	c                *cli
 	a, b             *agentProc
@@ -62,6 +63,9 @@ func newStorageLab(t *testing.T) *storageLab {
 		t.Fatal(err)
 	}
 	l.eng = initEngine(t, "engine-storage", nil)
+	// Its local socket too, for the uploads of a CLI on its machine.
+	l.sock = filepath.Join(l.dir, "engine.sock")
+	l.eng.extra = []string{"--socket", l.sock}
 	l.eng.start()
 	l.c = newCLI(t)
 	l.c.run(l.eng.token+"\n", "login", "--engine", l.eng.url, "--ca-file", l.eng.caFile)
@@ -266,6 +270,37 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	// A good one goes through.
 	if _, err := eapi.UploadVolume(ctx, "nfs", "good.qcow2", "qcow2", bytes.NewReader(goodData), int64(len(goodData)), client.UploadOptions{}); err != nil {
 		t.Fatalf("good qcow2: %v", err)
+	}
+
+	// The CLI on the engine's machine over its local socket (no TLS; the
+	// login's token still required): the same checks, the same refusals.
+	if fi, err := os.Stat(l.sock); err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the engine's socket %s: %v %v; want a socket 0600", l.sock, fi, err)
+	}
+	local := *l.c
+	local.env = append(append([]string(nil), l.c.env...), client.EnvEngine+"=unix://"+l.sock)
+	goodFile := filepath.Join(l.dir, "good-copy.qcow2")
+	if err := os.WriteFile(goodFile, goodData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	beforeLocal := l.poolFiles()
+	out = local.fail("", "volume", "upload", "nfs", "bad.qcow2", goodFile, "--format", "qcow2", "--sha256", strings.Repeat("ab", 32), "-q")
+	if !strings.Contains(out, api.CodeVolumeChecksumMismatch) {
+		t.Errorf("a checksum mismatch over the local socket: %s", out)
+	}
+	if got := l.poolFiles(); !equalStrings(got, beforeLocal) {
+		t.Errorf("after a refusal over the local socket the pool holds %v; want %v", got, beforeLocal)
+	}
+	local.run("", "volume", "upload", "nfs", "local.qcow2", goodFile, "--format", "qcow2", "-q")
+	var sv engineapi.Volume
+	local.json(&sv, "volume", "show", "nfs", "local.qcow2")
+	if sv.State != "ready" || sv.SHA256 != fileSHA(t, goodFile) || fileSHA(t, filepath.Join(l.nfs, "local.qcow2")) != sv.SHA256 {
+		t.Errorf("the upload over the local socket: %+v", sv)
+	}
+	noToken := local
+	noToken.env = append(append([]string(nil), local.env...), client.EnvConfig+"="+filepath.Join(l.dir, "none.json"))
+	if out := noToken.fail("", "volume", "list"); !strings.Contains(out, api.CodeUnauthenticated) {
+		t.Errorf("the local socket without a token: %s; want %s", out, api.CodeUnauthenticated)
 	}
 
 	// A volume a VM uses is not deleted; the VM runs only where the pool is.
