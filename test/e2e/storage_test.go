@@ -297,10 +297,14 @@ func TestStoragePoolsVolumesUploads(t *testing.T) {
 	if sv.State != "ready" || sv.SHA256 != fileSHA(t, goodFile) || fileSHA(t, filepath.Join(l.nfs, "local.qcow2")) != sv.SHA256 {
 		t.Errorf("the upload over the local socket: %+v", sv)
 	}
-	noToken := local
-	noToken.env = append(append([]string(nil), local.env...), client.EnvConfig+"="+filepath.Join(l.dir, "none.json"))
-	if out := noToken.fail("", "volume", "list"); !strings.Contains(out, api.CodeUnauthenticated) {
-		t.Errorf("the local socket without a token: %s; want %s", out, api.CodeUnauthenticated)
+	wrong := filepath.Join(l.dir, "wrong.token")
+	if err := os.WriteFile(wrong, []byte("pvt1.not-a-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badToken := local
+	badToken.env = append(append([]string(nil), local.env...), client.EnvTokenFile+"="+wrong)
+	if out := badToken.fail("", "volume", "list"); !strings.Contains(out, api.CodeUnauthenticated) {
+		t.Errorf("the local socket with a wrong token: %s; want %s", out, api.CodeUnauthenticated)
 	}
 
 	// A volume a VM uses is not deleted; the VM runs only where the pool is.
