@@ -26,6 +26,10 @@ const (
 	// reached the local API socket but is neither root, the engine's user,
 	// nor a member of the socket's group.
 	CodeLocalPeerDenied = "LOCAL_PEER_DENIED"
+	// CodeLocalSocketUntrusted is the client's own refusal to send its
+	// token over a local socket served by another user's process (neither
+	// root, the client's user, nor the owner of the socket's directory).
+	CodeLocalSocketUntrusted = "LOCAL_SOCKET_UNTRUSTED"
 	// CodeExpired: the object's time has passed.
 	CodeExpired = "EXPIRED"
 	// CodeDuplicateKey: a request body gives a key twice in one object

@@ -84,6 +84,12 @@ func New(o Options) (*Client, error) {
 			if err != nil {
 				return nil, err
 			}
+			// The token goes to whoever serves the path: only to root,
+			// this user, or the owner of a directory only it may write.
+			if err := localsock.CheckServer(c, path); err != nil {
+				c.Close()
+				return nil, api.NewError(0, api.CodeLocalSocketUntrusted, "%v", err)
+			}
 			return bulkconn.Plain(c), nil
 		}
 		tr := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, WriteBufferSize: 1 << 20}

@@ -149,3 +149,41 @@ func Listen(path string, gid int) (*net.UnixListener, error) {
 	}
 	return ln, nil
 }
+
+// CheckServer tells whether the process that serves the socket at path,
+// seen through the connection c to it, may be trusted as the engine: a
+// client sends it its token, so it must not be another user's process
+// that took the path. It is trusted when it runs as root, as the client's
+// own user, or as the owner of the socket's directory when no one else
+// may write in that directory.
+func CheckServer(c net.Conn, path string) error {
+	srv, err := Peer(c)
+	if err != nil {
+		return fmt.Errorf("socket %s: the server's credentials: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	owner, ok := ownerOf(fi)
+	if !ok {
+		return fmt.Errorf("socket %s: the owner of %s is unknown", path, dir)
+	}
+	return ServerAllowed(srv.UID, uint32(os.Geteuid()), owner, fi.Mode(), dir)
+}
+
+// ServerAllowed is CheckServer's rule: a server of uid srv is trusted by a
+// client of uid self when it is root or self, or dirOwner where the
+// socket's directory (of mode dirMode) is writable by its owner alone.
+func ServerAllowed(srv, self, dirOwner uint32, dirMode fs.FileMode, dir string) error {
+	switch {
+	case srv == 0 || srv == self:
+		return nil
+	case srv == dirOwner && dirMode.Perm()&0o022 == 0:
+		return nil
+	case srv == dirOwner:
+		return fmt.Errorf("the engine's socket is served by uid %d, which owns %s, but others may write in that directory (%v): anyone could have put the socket there", srv, dir, dirMode.Perm())
+	}
+	return fmt.Errorf("the engine's socket is served by uid %d: neither root, you (uid %d), nor the owner of %s (uid %d); not sending it the token", srv, self, dir, dirOwner)
+}

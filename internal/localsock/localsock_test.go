@@ -184,3 +184,48 @@ func TestListenRefusals(t *testing.T) {
 		t.Errorf("the file in the way was changed: %q %v", b, err)
 	}
 }
+
+func TestServerAllowed(t *testing.T) {
+	cases := []struct {
+		name                string
+		srv, self, dirOwner uint32
+		mode                os.FileMode
+		err                 string
+	}{
+		{"root", 0, 1000, 0, 0o755, ""},
+		{"myself", 1000, 1000, 0, 0o755, ""},
+		{"the owner of a directory only it writes", 998, 1000, 998, 0o750, ""},
+		{"the owner of a directory others write", 998, 1000, 998, 0o775, "others may write"},
+		{"someone else", 1001, 1000, 0, 0o1777, "neither root"},
+	}
+	for _, c := range cases {
+		err := ServerAllowed(c.srv, c.self, c.dirOwner, c.mode, "/run/polyvirt")
+		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: %v; want %q", c.name, err, c.err)
+		}
+	}
+}
+
+func TestCheckServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := Listen(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 1))
+		}
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// This process serves it: its own user.
+	if err := CheckServer(c, path); err != nil {
+		t.Errorf("CheckServer of this process's own socket: %v", err)
+	}
+}

@@ -3,6 +3,8 @@ package localsock
 import (
 	"errors"
 	"net"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,4 +31,13 @@ func Peer(c net.Conn) (Cred, error) {
 		return Cred{}, serr
 	}
 	return Cred{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, nil
+}
+
+// ownerOf is the uid that owns a file.
+func ownerOf(fi os.FileInfo) (uint32, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Uid, true
 }
