@@ -74,10 +74,14 @@ func (e *Engine) serveLocal(ctx context.Context, ln net.Listener, pol localsock.
 	h := e.Handler()
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if pc, _ := r.Context().Value(peerKey{}).(peerCheck); pc.err != nil {
+			pc, _ := r.Context().Value(peerKey{}).(peerCheck)
+			if pc.err != nil {
 				refuseLocalPeer(w, pc)
 				return
 			}
+			// The peer as the audit names a request's origin (a sign-in's,
+			// a join's): the kernel's uid and pid, not an address.
+			r.RemoteAddr = fmt.Sprintf("local socket uid=%d pid=%d", pc.cred.UID, pc.cred.PID)
 			h.ServeHTTP(w, r)
 		}),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {

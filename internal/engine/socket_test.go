@@ -3,9 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +62,27 @@ func TestLocalSocket(t *testing.T) {
 		{"a wrong token", open, "pv_wrong", http.StatusUnauthorized, api.CodeUnauthenticated},
 		{"a peer the policy refuses", serve("closed.sock", localsock.Policy{UIDs: []uint32{me + 1}, GID: -1}), te.token,
 			http.StatusForbidden, api.CodeLocalPeerDenied},
+	}
+	// A request's origin, in the audit, is the peer's uid and pid: a
+	// malformed join over the socket is recorded as coming from there.
+	local, err := client.New(client.Options{Engine: open, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := local.Do(context.Background(), "POST", "/join", nil, map[string]string{"token": "nope", "csr": "x"}, nil); api.CodeOf(err) != api.CodeJoinTokenMalformed {
+		t.Fatalf("a malformed join over the socket: %v", err)
+	}
+	evs, err := te.admin.Events(context.Background(), client.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := fmt.Sprintf("local socket uid=%d pid=%d", me, os.Getpid())
+	found := false
+	for _, ev := range evs.Events {
+		found = found || (ev.Action == "host.join" && strings.Contains(ev.Message, from))
+	}
+	if !found {
+		t.Errorf("no host.join event naming %s: %+v", from, evs.Events)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
