@@ -237,3 +237,16 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSocket: the lab's engine socket is in its engine directory,
+// and none when that path is longer than a unix socket's.
+func TestEngineSocket(t *testing.T) {
+	for dir, want := range map[string]string{
+		"/var/lib/polyvirt/lab":        "unix:///var/lib/polyvirt/lab/engine/engine.sock",
+		"/" + strings.Repeat("d", 100): "",
+	} {
+		if got := (&Lab{dir: dir}).EngineSocket(); got != want {
+			t.Errorf("lab in %.30s…: socket %q, want %q", dir, got, want)
+		}
+	}
+}
