@@ -48,6 +48,7 @@ func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&m.Failures, "failures", 3, "consecutive failed polls that make a host NonResponsive")
 	fl.DurationVar(&m.HostsReload, "hosts-reload", 5*time.Second, "how often the host list is read again (changes made by other engines)")
 	fl.DurationVar(&m.StatsFlush, "stats-flush", time.Second, "how often the collected statistics are written")
+	fl.DurationVar(&m.StatsWrite, "stats-write", 0, "how often at most one host's statistics are written to the database; the leading engine's API shows the latest from memory (default: 4 stats intervals)")
 	fl.DurationVar(&m.LeaderRetry, "leader-retry", 2*time.Second, "how often an engine that does not lead the monitoring tries to")
 	v := &f.cfg.VMs
 	fl.DurationVar(&v.HADelay, "ha-delay", 30*time.Second, "how long a host is NonResponsive before its highly available VMs restart elsewhere (negative: at once)")

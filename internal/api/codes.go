@@ -35,6 +35,9 @@ const (
 	// CodeDuplicateKey: a request body gives a key twice in one object
 	// (or, at its top, two keys that differ only in case).
 	CodeDuplicateKey = "DUPLICATE_KEY"
+	// CodeContinueInvalid: a list's continue token (the cursor of its next
+	// page) is not one the engine gave, or was given for another query.
+	CodeContinueInvalid = "CONTINUE_TOKEN_INVALID"
 	// CodeFormatChars: a string holds a Unicode format character (category
 	// Cf: the bidi overrides and isolates, zero-width characters), in a
 	// request body or a VM definition.

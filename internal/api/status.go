@@ -26,6 +26,7 @@ var statuses = map[string]int{
 	CodeInvalidArgument:  400,
 	CodeExpired:          410,
 	CodeDuplicateKey:     400,
+	CodeContinueInvalid:  400,
 	CodeFormatChars:      400,
 	CodeTooManyRequests:  429,
 	CodeOverloaded:       503,

@@ -440,10 +440,35 @@ func (c *Client) DeleteCluster(ctx context.Context, ref string) error {
 type HostFilter struct {
 	Cluster  string
 	Statuses []string
+	// Details adds each host's CPU flags and emulated machines.
+	Details bool
 }
 
-// Hosts lists hosts.
+// Hosts lists every host a filter selects, ordered by name: it follows
+// the engine's pages (HostPage) to the last.
 func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]engineapi.Host, error) {
+	out := []engineapi.Host{}
+	cont := ""
+	for {
+		p, err := c.HostPage(ctx, f, engineapi.MaxHostPageSize, cont)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Hosts...)
+		if p.Continue == "" {
+			return out, nil
+		}
+		if p.Continue == cont {
+			return nil, fmt.Errorf("GET /hosts: the engine answered the same page again (continue %q)", cont)
+		}
+		cont = p.Continue
+	}
+}
+
+// HostPage lists one page of the hosts a filter selects: at most limit
+// (0: the engine's default), after the position of cont (the Continue
+// of the page before; empty: the first page).
+func (c *Client) HostPage(ctx context.Context, f HostFilter, limit int, cont string) (engineapi.HostPage, error) {
 	q := url.Values{}
 	if f.Cluster != "" {
 		q.Set("cluster", f.Cluster)
@@ -451,7 +476,16 @@ func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]engineapi.Host, err
 	if len(f.Statuses) > 0 {
 		q.Set("status", strings.Join(f.Statuses, ","))
 	}
-	var out []engineapi.Host
+	if f.Details {
+		q.Set("details", "true")
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cont != "" {
+		q.Set("continue", cont)
+	}
+	var out engineapi.HostPage
 	err := c.Do(ctx, "GET", "/hosts", q, nil, &out)
 	return out, err
 }

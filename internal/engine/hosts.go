@@ -11,13 +11,17 @@ import (
 // The host routes (service.Hosts, service.Firmware).
 
 // listHosts answers GET /api/v1/hosts?cluster=&status=Up,NonOperational
-// &details=true: without details, the hosts come without their CPU flags
-// and emulated machines (GET /hosts/{host} has them).
+// &details=true&limit=&continue=: a page of hosts ordered by name and the
+// continue token of the next; without details, the hosts come without
+// their CPU flags and emulated machines (GET /hosts/{host} has them).
 func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	l, err := e.svc.Hosts.List(r.Context(), service.HostQuery{Cluster: q.Get("cluster"), Statuses: list(q.Get("status")), Details: queryBool(r, "details")})
+	q, err := service.HostQueryFrom(r.URL.Query().Get)
+	if err != nil {
+		return err
+	}
+	l, err := e.svc.Hosts.List(r.Context(), q)
 	if err != nil || l.Encoded == nil {
-		return answer(w, http.StatusOK, l.Hosts, err)
+		return answer(w, http.StatusOK, l.Page, err)
 	}
 	return httpx.JSONRaw(w, http.StatusOK, l.Encoded)
 }

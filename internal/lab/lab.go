@@ -410,7 +410,7 @@ func engineArgs(dataDir, listen, url string, o Options) []string {
 		flag string
 		v    time.Duration
 	}{{"--stats-interval", mon.StatsInterval}, {"--caps-interval", mon.CapsInterval}, {"--poll-timeout", mon.PollTimeout},
-		{"--hosts-reload", mon.HostsReload}, {"--stats-flush", mon.StatsFlush}, {"--leader-retry", mon.LeaderRetry}} {
+		{"--hosts-reload", mon.HostsReload}, {"--stats-flush", mon.StatsFlush}, {"--stats-write", mon.StatsWrite}, {"--leader-retry", mon.LeaderRetry}} {
 		if d.v > 0 {
 			args = append(args, d.flag, d.v.String())
 		}

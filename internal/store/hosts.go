@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,11 +168,17 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	if f.Address != "" {
 		where, args = append(where, "LOWER(h.address) = LOWER(?)"), append(args, f.Address)
 	}
+	if f.After != "" {
+		where, args = append(where, "h.name > ?"), append(args, f.After)
+	}
 	query := `SELECT ` + hostCols(f.WithCapabilities, f.Brief) + hostFrom
 	if len(where) > 0 {
 		query += "WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY h.name"
+	if f.Limit > 0 {
+		query += " LIMIT " + strconv.Itoa(f.Limit)
+	}
 	out := []Host{}
 	err := q.read("list", func() error {
 		return q.many(ctx, "list", "hosts", func(r rowScanner) error {

@@ -218,6 +218,11 @@ type HostFilter struct {
 	// Like a host read without its capabilities, a brief host must not be
 	// written back with UpdateHost (it writes what it is given).
 	Brief bool
+	// After keeps the hosts whose names sort after it (the database's
+	// order of names), and Limit, when above 0, the first Limit of them
+	// by name: the pages of a list.
+	After string
+	Limit int
 }
 
 // VMState is the state of a VM.

@@ -59,5 +59,22 @@ export async function call(method, path, body, opts = {}) {
 export const get = (path, opts) => call('GET', path, undefined, opts);
 export const post = (path, body, opts) => call('POST', path, body, opts);
 
+// hosts reads every host a query selects ('cluster=a&status=Up', or ''),
+// ordered by name: GET /hosts answers pages of at most 1,000 hosts, each
+// with the continue token of the next.
+export async function hosts(query = '', opts) {
+  const out = [];
+  let cont = '';
+  for (;;) {
+    const q = new URLSearchParams(query);
+    q.set('limit', '1000');
+    if (cont) q.set('continue', cont);
+    const page = await get(`/hosts?${q}`, opts);
+    out.push(...page.hosts);
+    if (!page.continue || page.continue === cont) return out;
+    cont = page.continue;
+  }
+}
+
 // esc escapes one path segment.
 export const esc = encodeURIComponent;

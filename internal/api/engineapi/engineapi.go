@@ -136,6 +136,22 @@ type ClusterUpdate struct {
 	Version *int64 `json:"version,omitempty"`
 }
 
+// The page sizes of GET /api/v1/hosts: a list without limit answers
+// DefaultHostPageSize hosts, and a limit may be at most MaxHostPageSize.
+const (
+	DefaultHostPageSize = 500
+	MaxHostPageSize     = 1000
+)
+
+// HostPage is a page of hosts (GET /api/v1/hosts), ordered by name.
+// Continue, when not empty, is the opaque cursor of the next page: the same
+// query with continue=Continue answers the hosts after this page's last
+// one. The last page has none.
+type HostPage struct {
+	Hosts    []Host `json:"hosts"`
+	Continue string `json:"continue,omitempty"`
+}
+
 // Host is a hypervisor host as the engine sees it.
 type Host struct {
 	ID      string `json:"id"`

@@ -1,9 +1,10 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,23 +23,35 @@ const hostListTTL = time.Second
 // the background; an older one is read again before answering.
 const hostListMaxAge = 5 * time.Second
 
+// hostListLeaderRead is how often the leading engine reads the list from
+// the database again: in between, its monitor's latest statistics are
+// laid over the list every hostListTTL (restat), which costs a few hosts'
+// encodings instead of reading ten thousand rows a second.
+const hostListLeaderRead = 4 * time.Second
+
 // hostList is the brief host list the API's lists and the clusters' host
 // counts are served from: a thousand hosts listed ten times a second is
 // one read and one encoding per second. When the list is a little old
 // (under hostListMaxAge), the callers get it at once while it is read
 // again in the background; when it is older, or was dropped (a change made
-// here), they wait for the new one.
+// here), they wait for the new one. On the leading engine the statistics
+// in it are its monitor's latest (at most hostListTTL old), and the rows
+// are read again every hostListLeaderRead.
 type hostList struct {
 	// gen counts the drops; the list held was read at generation loaded.
 	gen atomic.Uint64
 
 	mu         sync.Mutex
 	at         time.Time
+	readAt     time.Time
 	loaded     uint64
+	set        uint64
 	refreshing bool
-	views      []engineapi.Host
-	// all is the JSON answer of the unfiltered list.
-	all []byte
+	// views are ordered by name (byte order), for the API's pages.
+	views []engineapi.Host
+	// enc holds each view's JSON, encoded once per read: a page of the
+	// API's list is these joined.
+	enc [][]byte
 	// counts are the hosts per cluster and status.
 	counts map[string]map[string]int
 }
@@ -48,32 +61,44 @@ type hostList struct {
 func (l *hostList) invalidate() { l.gen.Add(1) }
 
 // get returns the list.
-func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
+func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]byte, map[string]map[string]int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
 	if age := time.Since(l.at); !l.at.IsZero() && l.loaded == gen && age < hostListMaxAge {
 		if age >= hostListTTL && !l.refreshing {
 			l.refreshing = true
-			go l.refresh(e, gen)
+			read := e.monitor() == nil || time.Since(l.readAt) >= hostListLeaderRead
+			go l.refresh(e, gen, l.set, read, l.views, l.enc)
 		}
-		return l.views, l.all, l.counts, nil
+		return l.views, l.enc, l.counts, nil
 	}
-	views, all, counts, err := readHostList(ctx, e)
+	views, enc, counts, err := readHostList(ctx, e)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	l.views, l.all, l.counts, l.at, l.loaded = views, all, counts, time.Now(), gen
-	return views, all, counts, nil
+	l.set++
+	l.views, l.enc, l.counts, l.loaded = views, enc, counts, gen
+	l.at = time.Now()
+	l.readAt = l.at
+	return views, enc, counts, nil
 }
 
-// refresh reads the list again in the background; a failure drops it, so
-// that the next caller reads it (and gets the error).
-func (l *hostList) refresh(e *engine, gen uint64) {
+// refresh reads the list again in the background (read), or lays the
+// monitor's latest statistics over the list held (views and enc, set
+// number set); a failure drops it, so that the next caller reads it (and
+// gets the error).
+func (l *hostList) refresh(e *engine, gen, set uint64, read bool, views []engineapi.Host, enc [][]byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	views, all, counts, err := readHostList(ctx, e)
+	var counts map[string]map[string]int
+	var err error
+	if read {
+		views, enc, counts, err = readHostList(ctx, e)
+	} else {
+		views, enc, err = restat(e, views, enc)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refreshing = false
@@ -81,14 +106,58 @@ func (l *hostList) refresh(e *engine, gen uint64) {
 		l.at = time.Time{}
 		return
 	}
-	if l.loaded == gen {
-		l.views, l.all, l.counts, l.at = views, all, counts, start
+	if l.loaded != gen || (!read && l.set != set) {
+		return
+	}
+	l.set++
+	l.views, l.enc, l.at = views, enc, start
+	if read {
+		l.counts, l.readAt = counts, start
 	}
 }
 
-// readHostList reads the brief host list and makes its views, answer and
-// counts.
-func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, []byte, map[string]map[string]int, error) {
+// restat lays the monitor's latest statistics over a list: the hosts
+// whose statistics are newer are copied and encoded again, the list given
+// is not changed.
+func restat(e *engine, views []engineapi.Host, enc [][]byte) ([]engineapi.Host, [][]byte, error) {
+	views, enc = slices.Clone(views), slices.Clone(enc)
+	changed := overlayStats(e, views)
+	for _, i := range changed {
+		b, err := json.Marshal(&views[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		enc[i] = b
+	}
+	return views, enc, nil
+}
+
+// overlayStats lays the monitor's latest statistics (when this engine
+// leads) over views, and answers the indexes of those it changed.
+func overlayStats(e *engine, views []engineapi.Host) []int {
+	m := e.monitor()
+	if m == nil {
+		return nil
+	}
+	var changed []int
+	m.batch.overlay(func(live map[string]store.HostStats) {
+		for i := range views {
+			v := &views[i]
+			if s, ok := live[v.ID]; ok && s.At.After(v.StatsAt) && len(s.Stats) > 0 {
+				v.Stats, v.StatsAt = s.Stats, s.At
+				if s.At.After(v.LastSeen) {
+					v.LastSeen = s.At
+				}
+				changed = append(changed, i)
+			}
+		}
+	})
+	return changed
+}
+
+// readHostList reads the brief host list and makes its views (ordered by
+// name), their JSON and the counts.
+func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, [][]byte, map[string]map[string]int, error) {
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true})
 	if err != nil {
 		return nil, nil, nil, err
@@ -109,9 +178,17 @@ func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, []byte, map
 		}
 		m[string(h.Status)]++
 	}
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(views); err != nil {
-		return nil, nil, nil, err
+	overlayStats(e, views)
+	// The database's order is its collation's; the pages need one order
+	// that Go compares (their cursor is the last name of a page).
+	slices.SortFunc(views, func(a, b engineapi.Host) int { return strings.Compare(a.Name, b.Name) })
+	enc := make([][]byte, len(views))
+	for i := range views {
+		b, err := json.Marshal(&views[i])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		enc[i] = b
 	}
-	return views, buf.Bytes(), counts, nil
+	return views, enc, counts, nil
 }

@@ -80,28 +80,59 @@ func (e *engine) hostOut(ctx context.Context, h store.Host) (engineapi.Host, err
 
 // HostQuery selects hosts: those of a cluster (name or ID), in some
 // statuses (Up, NonOperational, ...); Details adds each host's CPU flags
-// and emulated machines.
+// and emulated machines. The answer is a page of at most Limit hosts (0:
+// engineapi.DefaultHostPageSize) ordered by name, after the position of
+// Continue (the token of the page before; empty: the first page).
 type HostQuery struct {
 	Cluster  string
 	Statuses []string
 	Details  bool
+	Limit    int
+	Continue string
 }
 
-// HostList is a list of hosts; Encoded, when not nil, is the same list as
-// its JSON answer, encoded already (the whole brief list is kept so).
+// HostQueryFrom reads a query from named text values (an HTTP query's
+// cluster, status as a comma-separated list, details, limit, continue).
+func HostQueryFrom(get func(name string) string) (HostQuery, error) {
+	q := HostQuery{Cluster: get("cluster"), Continue: get("continue")}
+	if s := get("status"); s != "" {
+		q.Statuses = strings.Split(s, ",")
+	}
+	switch d := get("details"); d {
+	case "", "false", "0":
+	case "true", "1":
+		q.Details = true
+	default:
+		return q, invalidField("details", "details %q: want true or false", d)
+	}
+	n, err := parseLimit(get("limit"))
+	q.Limit = n
+	return q, err
+}
+
+// HostList is a page of hosts; Encoded, when not nil, is the same page as
+// its JSON answer (made of the hosts' encodings kept with the list).
 type HostList struct {
-	Hosts   []engineapi.Host
+	Page    engineapi.HostPage
 	Encoded []byte
 }
 
-// List lists the hosts a query selects: without Details from the list kept
-// in memory (at most about a second old), with Details from the database.
+// List lists a page of the hosts a query selects: without Details from
+// the list kept in memory (at most a few seconds old), with Details from
+// the database.
 func (s *Hosts) List(ctx context.Context, q HostQuery) (HostList, error) {
 	l, err := s.e.listHosts(ctx, q)
 	return l, coded(err)
 }
 
 func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
+	limit := q.Limit
+	if limit == 0 {
+		limit = engineapi.DefaultHostPageSize
+	}
+	if limit < 1 || limit > engineapi.MaxHostPageSize {
+		return HostList{}, invalidField("limit", "limit %d: want a number from 1 to %d", limit, engineapi.MaxHostPageSize)
+	}
 	f := store.HostFilter{Brief: !q.Details}
 	if q.Cluster != "" {
 		c, err := e.findCluster(ctx, q.Cluster)
@@ -117,22 +148,42 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 		}
 		f.Statuses = append(f.Statuses, st)
 	}
+	fp := queryFingerprint(f, q.Details)
+	var after string
+	if q.Continue != "" {
+		var err error
+		if after, err = parseContinue(q.Continue, fp); err != nil {
+			return HostList{}, err
+		}
+	}
 	if !q.Details {
-		views, all, _, err := e.hosts.get(ctx, e)
+		views, enc, _, err := e.hosts.get(ctx, e)
 		if err != nil {
 			return HostList{}, err
 		}
-		if f.ClusterID == "" && len(f.Statuses) == 0 {
-			return HostList{Hosts: views, Encoded: all}, nil
+		// The views are ordered by name: the page starts at the first
+		// name after the cursor's.
+		i, found := slices.BinarySearchFunc(views, after, func(h engineapi.Host, name string) int { return strings.Compare(h.Name, name) })
+		if found {
+			i++
 		}
-		out := []engineapi.Host{}
-		for _, h := range views {
-			if (f.ClusterID == "" || h.ClusterID == f.ClusterID) && (len(f.Statuses) == 0 || slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
-				out = append(out, h)
+		page := engineapi.HostPage{Hosts: []engineapi.Host{}}
+		var pick [][]byte
+		for ; i < len(views); i++ {
+			h := &views[i]
+			if (f.ClusterID != "" && h.ClusterID != f.ClusterID) || (len(f.Statuses) > 0 && !slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
+				continue
 			}
+			if len(pick) == limit {
+				page.Continue = encodeContinue(page.Hosts[len(page.Hosts)-1].Name, fp)
+				break
+			}
+			page.Hosts = append(page.Hosts, *h)
+			pick = append(pick, enc[i])
 		}
-		return HostList{Hosts: out}, nil
+		return HostList{Page: page, Encoded: encodePage(pick, page.Continue)}, nil
 	}
+	f.After, f.Limit = after, limit+1
 	hosts, err := e.st.ListHosts(ctx, f)
 	if err != nil {
 		return HostList{}, err
@@ -141,12 +192,16 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 	if err != nil {
 		return HostList{}, err
 	}
-	e.reports.load(ctx, e.st, hosts)
-	out := make([]engineapi.Host, 0, len(hosts))
-	for _, h := range hosts {
-		out = append(out, e.hostView(h, names[h.ClusterID]))
+	page := engineapi.HostPage{Hosts: make([]engineapi.Host, 0, min(len(hosts), limit))}
+	if len(hosts) > limit {
+		hosts = hosts[:limit]
+		page.Continue = encodeContinue(hosts[limit-1].Name, fp)
 	}
-	return HostList{Hosts: out}, nil
+	e.reports.load(ctx, e.st, hosts)
+	for _, h := range hosts {
+		page.Hosts = append(page.Hosts, e.hostView(h, names[h.ClusterID]))
+	}
+	return HostList{Page: page}, nil
 }
 
 // Get shows a host (name or ID), with its capabilities report when asked.
@@ -170,13 +225,24 @@ func (s *Hosts) Get(ctx context.Context, ref string, capabilities bool) (enginea
 	return out, nil
 }
 
-// freshStats replaces a host's recorded statistics by the agent's own when
-// they are older than the statistics interval (the monitoring's reading
+// freshStats replaces a host's recorded statistics by the monitor's latest
+// (on the leading engine), or by the agent's own when they are older than
+// the statistics interval (the monitoring's reading
 // and its batched write lag behind): a host read alone shows statistics at
 // most one interval old, without a VM deleted since. An agent that does
 // not answer within the poll time-out leaves the recorded ones (their age
 // says how old they are).
 func (e *engine) freshStats(ctx context.Context, h *store.Host) {
+	if m := e.monitor(); m != nil {
+		// The leader's monitor has the latest (the database gets them
+		// every StatsWrite).
+		if s, ok := m.batch.latest(h.ID); ok && s.At.After(h.StatsAt) && len(s.Stats) > 0 {
+			h.Stats, h.StatsAt = s.Stats, s.At
+			if s.At.After(h.LastSeen) {
+				h.LastSeen = s.At
+			}
+		}
+	}
 	if h.CertFingerprint == "" || h.Address == "" || time.Since(h.StatsAt) <= e.cfg.Monitor.StatsInterval {
 		return
 	}

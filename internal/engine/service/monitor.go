@@ -40,6 +40,12 @@ type MonitorConfig struct {
 	// StatsFlush is how often the collected statistics are written, in
 	// one transaction (default 1s).
 	StatsFlush time.Duration
+	// StatsWrite is how often at most one host's statistics are written
+	// to the database (default 4 StatsIntervals): the leader keeps every
+	// host's latest in memory and its API shows those, so that ten
+	// thousand hosts pushing every 2 s are not 5,000 rows written a
+	// second. The other engines of a group read the written ones.
+	StatsWrite time.Duration
 	// LeaderRetry is how often an engine that does not lead tries to take
 	// the lead (default 2s).
 	LeaderRetry time.Duration
@@ -56,6 +62,7 @@ func (m MonitorConfig) withDefaults() MonitorConfig {
 	def(&m.PollTimeout, 5*time.Second)
 	def(&m.HostsReload, 5*time.Second)
 	def(&m.StatsFlush, time.Second)
+	def(&m.StatsWrite, 4*m.StatsInterval)
 	def(&m.LeaderRetry, 2*time.Second)
 	if m.Failures <= 0 {
 		m.Failures = 3
@@ -104,7 +111,7 @@ type monitor struct {
 
 func newMonitor(e *engine) *monitor {
 	m := &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
-		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
+		pollers: map[string]*poller{}, batch: newStatsBatch(),
 		queue: newPollQueue(e.cfg.Monitor.StatsInterval), warned: rateLimiter{every: 30 * time.Second, burst: 3}}
 	m.admitter = newAdmitter(m)
 	return m
@@ -223,6 +230,7 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 			m.queue.remove(p)
 			delete(m.pollers, id)
 			m.byID.Delete(id)
+			m.batch.forget(id)
 			if a := p.snapshot().Address; !addrs[a] {
 				m.e.agents.Unpin(a)
 			}
@@ -858,29 +866,72 @@ func (a *admitter) writeCluster(ctx context.Context, cid string, rs []*admitRequ
 }
 
 // statsBatch collects the statistics of the last rounds (the latest per
-// host) and writes them in one transaction per flush.
+// host) and writes them in one transaction per flush, each host's at most
+// every StatsWrite; it keeps every host's latest (live) for the API.
 type statsBatch struct {
 	mu      sync.Mutex
 	pending map[string]store.HostStats
+	// live is every monitored host's latest statistics, written or not.
+	live map[string]store.HostStats
+	// written is when each host's statistics were last written.
+	written map[string]time.Time
+}
+
+func newStatsBatch() statsBatch {
+	return statsBatch{pending: map[string]store.HostStats{}, live: map[string]store.HostStats{}, written: map[string]time.Time{}}
 }
 
 func (b *statsBatch) add(s store.HostStats) {
 	b.mu.Lock()
 	b.pending[s.HostID] = s
+	b.live[s.HostID] = s
 	b.mu.Unlock()
 }
 
-func (b *statsBatch) take() []store.HostStats {
+// forget drops a host that is no longer monitored.
+func (b *statsBatch) forget(id string) {
+	b.mu.Lock()
+	delete(b.pending, id)
+	delete(b.live, id)
+	delete(b.written, id)
+	b.mu.Unlock()
+}
+
+// latest is a host's latest statistics.
+func (b *statsBatch) latest(id string) (store.HostStats, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.live[id]
+	return s, ok
+}
+
+// overlay calls f with the latest statistics of every host that has some,
+// under the batch's lock (f must be quick).
+func (b *statsBatch) overlay(f func(map[string]store.HostStats)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f(b.live)
+}
+
+// take takes the pending statistics of the hosts whose last ones were
+// written every ago or longer (all of them when every is 0); the others
+// stay pending, their latest replacing the older.
+func (b *statsBatch) take(every time.Duration) []store.HostStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.pending) == 0 {
 		return nil
 	}
-	out := make([]store.HostStats, 0, len(b.pending))
-	for _, s := range b.pending {
+	now := time.Now()
+	var out []store.HostStats
+	for id, s := range b.pending {
+		if w, ok := b.written[id]; every > 0 && ok && now.Sub(w) < every {
+			continue
+		}
 		out = append(out, s)
+		b.written[id] = now
+		delete(b.pending, id)
 	}
-	b.pending = make(map[string]store.HostStats, len(out))
 	return out
 }
 
@@ -889,13 +940,14 @@ func (b *statsBatch) run(ctx context.Context, m *monitor) {
 	for {
 		select {
 		case <-ctx.Done():
+			// The next leader reads the latest of every host.
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			b.flush(fctx, m)
+			b.flush(fctx, m, 0)
 			cancel()
 			return
 		case <-time.After(wait):
 			t := time.Now()
-			b.flush(ctx, m)
+			b.flush(ctx, m, m.cfg.StatsWrite)
 			wait = flushPause(m.cfg.StatsFlush, time.Since(t))
 		}
 	}
@@ -911,8 +963,10 @@ func flushPause(every, took time.Duration) time.Duration {
 	return max(every-took, 2*took)
 }
 
-func (b *statsBatch) flush(ctx context.Context, m *monitor) {
-	batch := b.take()
+// flush writes the pending statistics of the hosts last written every
+// ago or longer.
+func (b *statsBatch) flush(ctx context.Context, m *monitor, every time.Duration) {
+	batch := b.take(every)
 	if len(batch) == 0 {
 		return
 	}

@@ -394,6 +394,13 @@ func testHosts(t *testing.T, s store.Store) {
 		{"statuses", store.HostFilter{Statuses: []store.HostStatus{store.HostUp, store.HostNonOperational}}, noCaps(h, x)},
 		{"cluster and status", store.HostFilter{ClusterID: c2.ID, Statuses: []store.HostStatus{store.HostNonResponsive}}, noCaps(y)},
 		{"no match", store.HostFilter{ClusterID: "nope"}, []store.Host{}},
+		// Pages: the names after a position, at most Limit of them.
+		{"first page", store.HostFilter{Limit: 2}, noCaps(h, x)},
+		{"after a name", store.HostFilter{After: "p8"}, noCaps(x, y)},
+		{"after a name, limited", store.HostFilter{After: "p8", Limit: 1}, noCaps(x)},
+		{"after a name that is no host's", store.HostFilter{After: "x15"}, noCaps(y)},
+		{"after the last", store.HostFilter{After: "x2", Limit: 5}, []store.Host{}},
+		{"filtered, then paged", store.HostFilter{ClusterID: c2.ID, After: "x1", Limit: 1}, noCaps(y)},
 	}
 	for _, tc := range cases {
 		list, err := s.ListHosts(ctx, tc.filter)

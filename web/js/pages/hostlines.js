@@ -23,7 +23,7 @@ export async function hostLines(el, cluster, list) {
   if (!list) {
     replace(el, h('p', {class: 'loading', role: 'status'}, `Loading the hosts of ${cluster}…`));
     try {
-      list = await api.get(`/hosts?cluster=${api.esc(cluster)}`);
+      list = await api.hosts(`cluster=${api.esc(cluster)}`);
     } catch (e) {
       replace(el, h('p', {class: 'error', role: 'alert'}, errorText(e)));
       return;

@@ -25,7 +25,7 @@ export async function hosts(main, {params}) {
 }
 
 async function drawHosts(main, params) {
-  const [list, clusters] = await Promise.all([api.get('/hosts'), api.get('/clusters')]);
+  const [list, clusters] = await Promise.all([api.hosts(), api.get('/clusters')]);
   const cluster = params.get('cluster') || '';
   const status = params.get('status') || '';
   const clusterSel = select({id: 'host-filter-cluster'}, [['', 'All clusters'], ...clusters.map((c) => c.name)], cluster);

@@ -115,7 +115,7 @@ function migrateForm(v, redraw) {
   const policy = select({id: 'mig-policy', disabled: !allowed || !running}, POLICIES, '');
   const bw = h('input', {id: 'mig-bandwidth', type: 'number', min: 0, step: 1, inputmode: 'numeric', value: '', placeholder: 'no cap', disabled: !allowed || !running});
   // The other hosts of its cluster, loaded as the panel shows.
-  api.get(`/hosts?cluster=${api.esc(v.cluster)}`).then((hosts) => {
+  api.hosts(`cluster=${api.esc(v.cluster)}`).then((hosts) => {
     for (const x of hosts) {
       if (x.name === v.host) continue;
       dest.append(h('option', {value: x.name}, `${x.name} (${x.status})`));

@@ -32,7 +32,7 @@ async function drawVMs(main, params, redraw) {
   const q = new URLSearchParams();
   for (const f of ['cluster', 'host', 'state']) if (params.get(f)) q.set(f, params.get(f));
   const [list, clusters, hostList, all] = await Promise.all([
-    api.get(`/vms${q.toString() ? `?${q}` : ''}`), api.get('/clusters'), api.get('/hosts'),
+    api.get(`/vms${q.toString() ? `?${q}` : ''}`), api.get('/clusters'), api.hosts(),
     q.toString() ? api.get('/vms') : null]);
   const everyVM = all || list;
   const arch = params.get('arch') || '';
