@@ -62,15 +62,15 @@ type Result struct {
 	// LastSeenP99Age and LastSeenMaxAge are how old the hosts' last
 	// contact was in the API, sampled through the window (the monitoring
 	// keeping up).
-	LastSeenP99Age float64               `json:"lastSeenP99AgeSeconds"`
-	LastSeenMaxAge float64               `json:"lastSeenMaxAgeSeconds"`
-	HostsUp        int                   `json:"hostsUp"`
+	LastSeenP99Age float64 `json:"lastSeenP99AgeSeconds"`
+	LastSeenMaxAge float64 `json:"lastSeenMaxAgeSeconds"`
+	HostsUp        int     `json:"hostsUp"`
 	// ListAll is how long reading every host took, page by page (the
 	// last-seen sampling's reads, every 5 s through the window).
-	ListAll *Latencies            `json:"listAllPages"`
-	API     map[string]*Latencies `json:"api"`
-	APIAll         *Latencies            `json:"apiAll"`
-	APIErrors      map[string]int        `json:"apiErrors,omitempty"`
+	ListAll   *Latencies            `json:"listAllPages"`
+	API       map[string]*Latencies `json:"api"`
+	APIAll    *Latencies            `json:"apiAll"`
+	APIErrors map[string]int        `json:"apiErrors,omitempty"`
 }
 
 // Latencies summarizes call durations in milliseconds.
