@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -62,5 +63,59 @@ func TestHostListCache(t *testing.T) {
 	hs, err = te.admin.Hosts(ctx, client.HostFilter{Statuses: []string{"Up"}})
 	if err != nil || len(hs) != 0 {
 		t.Errorf("no host is Up: %+v %v", hs, err)
+	}
+}
+
+// TestLeaderStatsInMemory: the leader writes a host's statistics to the
+// database at most every StatsWrite, and its API shows the latest from its
+// memory meanwhile: in the host list and for the host read alone.
+func TestLeaderStatsInMemory(t *testing.T) {
+	mc := testMonitor
+	mc.StatsWrite = time.Hour
+	te := startEngine(t, mc)
+	sim := newSim(t)
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power"}); err != nil {
+		t.Fatal(err)
+	}
+	simHost(t, te, sim, "p8", "s822l-power8e", "power")
+	first := waitHost(t, te.admin, "p8", 10*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && !h.StatsAt.IsZero() })
+	written, err := te.e.Store().GetHostByName(ctx, "p8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if written.StatsAt.IsZero() {
+		t.Fatalf("a host's first statistics are not written at once")
+	}
+	later := func(get func() (engineapi.Host, error), what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			h, err := get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.StatsAt.After(first.StatsAt.Add(time.Second)) && h.LastSeen.After(first.LastSeen.Add(time.Second)) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: statistics stay at %v (seen %v)", what, h.StatsAt, h.LastSeen)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	later(func() (engineapi.Host, error) {
+		hs, err := te.admin.Hosts(ctx, client.HostFilter{})
+		if err != nil || len(hs) != 1 {
+			return engineapi.Host{}, fmt.Errorf("list: %d hosts, %v", len(hs), err)
+		}
+		return hs[0], nil
+	}, "the host list")
+	later(func() (engineapi.Host, error) { return te.admin.Host(ctx, "p8", false) }, "the host read alone")
+	again, err := te.e.Store().GetHostByName(ctx, "p8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.StatsAt.Equal(written.StatsAt) {
+		t.Errorf("the statistics were written again within StatsWrite: at %v, then %v", written.StatsAt, again.StatsAt)
 	}
 }
