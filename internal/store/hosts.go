@@ -16,17 +16,26 @@ import (
 // when not asked for, and the CPU flags and emulated machines too when
 // brief.
 func hostCols(withCaps bool, brief ...bool) string {
-	caps, flags, machines := "h.capabilities", "h.cpu_flags", "h.emulated_machines"
+	return hostColumns(withCaps, len(brief) > 0 && brief[0], false)
+}
+
+// hostColumns are hostCols, and without the statistics document (stats
+// NULL, their time kept) when noStats.
+func hostColumns(withCaps, brief, noStats bool) string {
+	caps, flags, machines, stats := "h.capabilities", "h.cpu_flags", "h.emulated_machines", "s.stats"
 	if !withCaps {
 		caps = "NULL"
 	}
-	if len(brief) > 0 && brief[0] {
+	if brief {
 		caps, flags, machines = "NULL", "NULL", "NULL"
+	}
+	if noStats {
+		stats = "NULL"
 	}
 	return `h.id, h.name, h.address, h.cluster_id, h.status, h.status_code, h.status_message, h.arch,
 	h.cpu_model, ` + flags + `, h.cpu_type, h.cpu_level, ` + machines + `, ` + caps + `, h.capabilities_hash,
 	h.cert_fingerprint, h.cert_serial, h.join_token_expires_at, h.join_token_used_at,
-	s.stats, s.stats_at, s.last_seen_at, h.version, h.created_at, h.updated_at`
+	` + stats + `, s.stats_at, s.last_seen_at, h.version, h.created_at, h.updated_at`
 }
 
 const hostFrom = ` FROM hosts h LEFT JOIN host_stats s ON s.host_id = h.id `
@@ -171,7 +180,7 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	if f.After != "" {
 		where, args = append(where, "h.name > ?"), append(args, f.After)
 	}
-	query := `SELECT ` + hostCols(f.WithCapabilities, f.Brief) + hostFrom
+	query := `SELECT ` + hostColumns(f.WithCapabilities, f.Brief, f.NoStats) + hostFrom
 	if len(where) > 0 {
 		query += "WHERE " + strings.Join(where, " AND ")
 	}

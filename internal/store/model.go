@@ -218,6 +218,10 @@ type HostFilter struct {
 	// Like a host read without its capabilities, a brief host must not be
 	// written back with UpdateHost (it writes what it is given).
 	Brief bool
+	// NoStats leaves out the statistics document (Stats nil; StatsAt and
+	// LastSeen are read): the monitoring's reloads, and the leader's host
+	// list, which has the latest statistics in memory.
+	NoStats bool
 	// After keeps the hosts whose names sort after it (the database's
 	// order of names), and Limit, when above 0, the first Limit of them
 	// by name: the pages of a list.

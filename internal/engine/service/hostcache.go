@@ -73,7 +73,7 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 		}
 		return l.views, l.enc, l.counts, nil
 	}
-	views, enc, counts, err := readHostList(ctx, e)
+	views, enc, counts, err := readHostList(ctx, e, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -95,7 +95,11 @@ func (l *hostList) refresh(e *engine, gen, set uint64, read bool, views []engine
 	var counts map[string]map[string]int
 	var err error
 	if read {
-		views, enc, counts, err = readHostList(ctx, e)
+		var prev []engineapi.Host
+		if e.monitor() != nil {
+			prev = views
+		}
+		views, enc, counts, err = readHostList(ctx, e, prev)
 	} else {
 		views, enc, err = restat(e, views, enc)
 	}
@@ -132,6 +136,31 @@ func restat(e *engine, views []engineapi.Host, enc [][]byte) ([]engineapi.Host, 
 	return views, enc, nil
 }
 
+// carryStats gives the views read without their statistics documents
+// those of the list before, when they are of the same time; a view left
+// without any says it has none (no time either) until the monitor's
+// latest are laid over it.
+func carryStats(views, prev []engineapi.Host) {
+	byID := make(map[string]*engineapi.Host, len(prev))
+	for i := range prev {
+		byID[prev[i].ID] = &prev[i]
+	}
+	for i := range views {
+		v := &views[i]
+		if v.Stats != nil {
+			continue
+		}
+		if p, ok := byID[v.ID]; ok && p.Stats != nil && !p.StatsAt.Before(v.StatsAt) {
+			v.Stats, v.StatsAt = p.Stats, p.StatsAt
+			if p.LastSeen.After(v.LastSeen) {
+				v.LastSeen = p.LastSeen
+			}
+			continue
+		}
+		v.StatsAt = time.Time{}
+	}
+}
+
 // overlayStats lays the monitor's latest statistics (when this engine
 // leads) over views, and answers the indexes of those it changed.
 func overlayStats(e *engine, views []engineapi.Host) []int {
@@ -156,9 +185,12 @@ func overlayStats(e *engine, views []engineapi.Host) []int {
 }
 
 // readHostList reads the brief host list and makes its views (ordered by
-// name), their JSON and the counts.
-func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, [][]byte, map[string]map[string]int, error) {
-	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true})
+// name), their JSON and the counts. With the list before (prev, on the
+// leading engine), the statistics documents are not read: they are the
+// monitor's latest, else the list before's (the largest column, and
+// ten thousand of them every few seconds).
+func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) ([]engineapi.Host, [][]byte, map[string]map[string]int, error) {
+	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true, NoStats: prev != nil})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -179,6 +211,9 @@ func readHostList(ctx context.Context, e *engine) ([]engineapi.Host, [][]byte, m
 		m[string(h.Status)]++
 	}
 	overlayStats(e, views)
+	if prev != nil {
+		carryStats(views, prev)
+	}
 	// The database's order is its collation's; the pages need one order
 	// that Go compares (their cursor is the last name of a page).
 	slices.SortFunc(views, func(a, b engineapi.Host) int { return strings.Compare(a.Name, b.Name) })

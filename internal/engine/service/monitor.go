@@ -176,7 +176,7 @@ func (m *monitor) warn(msg string, args ...any) {
 // address, certificate) to the others, and tells those of a changed
 // cluster to run admission again.
 func (m *monitor) reloadHosts(ctx context.Context) {
-	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{Brief: true})
+	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{Brief: true, NoStats: true})
 	if err != nil {
 		if ctx.Err() == nil {
 			m.warn("cannot read the hosts", "err", err)

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/store"
 )
 
@@ -48,5 +51,32 @@ func TestStatsBatchWriteRate(t *testing.T) {
 	b.forget("b")
 	if _, ok := b.latest("b"); ok || len(b.take(0)) != 0 {
 		t.Errorf("a forgotten host's statistics are kept")
+	}
+}
+
+// TestCarryStats: a list read without the statistics documents takes
+// those of the list before when they are as new; a host without any says
+// it has none.
+func TestCarryStats(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	prev := []engineapi.Host{
+		{ID: "a", Stats: []byte(`{"n":1}`), StatsAt: t0.Add(2 * time.Second), LastSeen: t0.Add(2 * time.Second)},
+		{ID: "b", Stats: []byte(`{"n":1}`), StatsAt: t0},
+	}
+	views := []engineapi.Host{
+		{ID: "a", StatsAt: t0, LastSeen: t0},
+		{ID: "b", StatsAt: t0.Add(time.Second)},
+		{ID: "c", StatsAt: t0},
+		{ID: "d", Stats: []byte(`{"n":9}`), StatsAt: t0},
+	}
+	carryStats(views, prev)
+	want := []engineapi.Host{
+		{ID: "a", Stats: []byte(`{"n":1}`), StatsAt: t0.Add(2 * time.Second), LastSeen: t0.Add(2 * time.Second)},
+		{ID: "b"},
+		{ID: "c"},
+		{ID: "d", Stats: []byte(`{"n":9}`), StatsAt: t0},
+	}
+	if diff := cmp.Diff(want, views); diff != "" {
+		t.Errorf("carried (-want +got):\n%s", diff)
 	}
 }

@@ -394,6 +394,7 @@ func testHosts(t *testing.T, s store.Store) {
 		{"statuses", store.HostFilter{Statuses: []store.HostStatus{store.HostUp, store.HostNonOperational}}, noCaps(h, x)},
 		{"cluster and status", store.HostFilter{ClusterID: c2.ID, Statuses: []store.HostStatus{store.HostNonResponsive}}, noCaps(y)},
 		{"no match", store.HostFilter{ClusterID: "nope"}, []store.Host{}},
+		{"without statistics", store.HostFilter{ClusterID: c2.ID, NoStats: true}, noCaps(x, y)},
 		// Pages: the names after a position, at most Limit of them.
 		{"first page", store.HostFilter{Limit: 2}, noCaps(h, x)},
 		{"after a name", store.HostFilter{After: "p8"}, noCaps(x, y)},
@@ -449,6 +450,12 @@ func testHostStats(t *testing.T, s store.Store) {
 	must(t, "get", err)
 	if !got.LastSeen.Equal(later) || !got.StatsAt.Equal(want) || len(got.Stats) == 0 {
 		t.Errorf("after a bare report: stats %s at %v seen %v", got.Stats, got.StatsAt, got.LastSeen)
+	}
+	// Listed without the statistics document: their time is there.
+	bare, err := s.ListHosts(ctx, store.HostFilter{ClusterID: c.ID, NoStats: true, Limit: 1})
+	must(t, "list without statistics", err)
+	if len(bare) != 1 || bare[0].Stats != nil || !bare[0].StatsAt.Equal(want) || !bare[0].LastSeen.Equal(later) {
+		t.Errorf("listed without statistics: %+v; want h1 without stats, at %v, seen %v", bare, want, later)
 	}
 	got2, err := s.GetHost(ctx, h2.ID)
 	must(t, "get h2", err)
