@@ -44,10 +44,15 @@ func TestNeedsAdmission(t *testing.T) {
 
 func TestLibvirtDownFromStats(t *testing.T) {
 	cases := map[string]string{
-		`{"host": {}, "vms": [], "libvirt": {"connected": true}}`: "",
-		`{"host": {}, "vms": []}`:                                 "",
-		`not json`:                                                "",
-		`{"libvirt": {"connected": false}}`:                       "not connected",
+		`{"host": {}, "vms": [], "libvirt": {"connected": true}}`:         "",
+		`{"host": {}, "vms": []}`:                                         "",
+		`not json`:                                                        "",
+		`{"libvirt": {"connected": false}}`:                               "not connected",
+		"{\"libvirt\": {\"connected\" :\n\tfalse}}":                       "not connected",
+		`{"vms": [{"connected": false}], "libvirt": {"connected": true}}`: "",
+		`{"libvirt":{"connected":true},"Libvirt":{"connected":false}}`:    "not connected",
+		`{"libvirt":{"connected":true,"Connected":false}}`:                "not connected",
+		`{"libvirt":{"connected":true}}`:                                  "",
 		`{"libvirt": {"connected": false, "error": "dial unix: no such file", "since": "2026-01-02T03:04:05Z"}}`: "dial unix: no such file (since 2026-01-02T03:04:05Z)",
 	}
 	for in, want := range cases {
@@ -55,6 +60,21 @@ func TestLibvirtDownFromStats(t *testing.T) {
 			t.Errorf("libvirtDown(%s) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzLibvirtDown: the quick look at a statistics document says what
+// decoding it whole says.
+func FuzzLibvirtDown(f *testing.F) {
+	f.Add(`{"host": {}, "libvirt": {"connected": true}}`)
+	f.Add(`{"libvirt": {"connected": false, "error": "x"}}`)
+	f.Add(`{"libvirt": {"connected" : false}, "connected": true}`)
+	f.Add(`{"host":{"cpus":4},"libvirt":{"connected":true,"uri":"qemu:///system"}}`)
+	f.Add(`{"libvirt":{"connected":true},"LIBVIRT":{}}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		if got, want := libvirtDown([]byte(doc)), decodeLibvirtDown([]byte(doc)); got != want {
+			t.Errorf("libvirtDown(%s) = %q, decoded whole %q", doc, got, want)
+		}
+	})
 }
 
 func TestNextStatus(t *testing.T) {
