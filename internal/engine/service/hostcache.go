@@ -169,18 +169,16 @@ func overlayStats(e *engine, views []engineapi.Host) []int {
 		return nil
 	}
 	var changed []int
-	m.batch.overlay(func(live map[string]store.HostStats) {
-		for i := range views {
-			v := &views[i]
-			if s, ok := live[v.ID]; ok && s.At.After(v.StatsAt) && len(s.Stats) > 0 {
-				v.Stats, v.StatsAt = s.Stats, s.At
-				if s.At.After(v.LastSeen) {
-					v.LastSeen = s.At
-				}
-				changed = append(changed, i)
+	for i := range views {
+		v := &views[i]
+		if s := m.latestStats(v.ID); s != nil && s.At.After(v.StatsAt) && len(s.Stats) > 0 {
+			v.Stats, v.StatsAt = s.Stats, s.At
+			if s.At.After(v.LastSeen) {
+				v.LastSeen = s.At
 			}
+			changed = append(changed, i)
 		}
-	})
+	}
 	return changed
 }
 

@@ -236,7 +236,7 @@ func (e *engine) freshStats(ctx context.Context, h *store.Host) {
 	if m := e.monitor(); m != nil {
 		// The leader's monitor has the latest (the database gets them
 		// every StatsWrite).
-		if s, ok := m.batch.latest(h.ID); ok && s.At.After(h.StatsAt) && len(s.Stats) > 0 {
+		if s := m.latestStats(h.ID); s != nil && s.At.After(h.StatsAt) && len(s.Stats) > 0 {
 			h.Stats, h.StatsAt = s.Stats, s.At
 			if s.At.After(h.LastSeen) {
 				h.LastSeen = s.At

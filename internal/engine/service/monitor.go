@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"polyvirt/internal/api"
@@ -111,7 +112,7 @@ type monitor struct {
 
 func newMonitor(e *engine) *monitor {
 	m := &monitor{e: e, cfg: e.cfg.Monitor, log: e.log.With("part", "monitor"), reload: make(chan struct{}, 1),
-		pollers: map[string]*poller{}, batch: newStatsBatch(),
+		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
 		queue: newPollQueue(e.cfg.Monitor.StatsInterval), warned: rateLimiter{every: 30 * time.Second, burst: 3}}
 	m.admitter = newAdmitter(m)
 	return m
@@ -230,7 +231,6 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 			m.queue.remove(p)
 			delete(m.pollers, id)
 			m.byID.Delete(id)
-			m.batch.forget(id)
 			if a := p.snapshot().Address; !addrs[a] {
 				m.e.agents.Unpin(a)
 			}
@@ -275,6 +275,11 @@ type poller struct {
 	// down as they said ("" when up).
 	statsAt, pushedAt time.Time
 	pushedDown        string
+	// queuedAt is the time of the last statistics queued for writing.
+	queuedAt time.Time
+	// latest are the host's latest statistics, for the API (read without
+	// any lock shared between hosts).
+	latest atomic.Pointer[store.HostStats]
 
 	// Owned by the rounds (which never overlap).
 	etag   string
@@ -399,15 +404,61 @@ func (p *poller) round(ctx context.Context) {
 
 // gotStats records statistics that came at t.
 func (p *poller) gotStats(t time.Time, stats []byte) {
+	st := &store.HostStats{HostID: p.id, Stats: stats, At: t}
+	p.latest.Store(st)
 	p.mu.Lock()
 	prev := p.statsAt
 	p.statsAt = t
 	p.failures = 0
+	due := statsDue(p.queuedAt, t, p.m.cfg.StatsWrite)
+	if due {
+		p.queuedAt = t
+	}
 	p.mu.Unlock()
 	if !prev.IsZero() {
 		p.m.e.obs.StatsAge(t.Sub(prev))
 	}
-	p.m.batch.add(store.HostStats{HostID: p.id, Stats: stats, At: t})
+	if due {
+		p.m.batch.add(*st)
+	}
+}
+
+// statsDue tells whether statistics that came at t are written, the last
+// written having come at queued: a host's first at once, then one every
+// StatsWrite (every) at most.
+func statsDue(queued, t time.Time, every time.Duration) bool {
+	return queued.IsZero() || t.Sub(queued) >= every
+}
+
+// latestStats are a host's latest statistics (nil when it has none or is
+// not monitored).
+func (m *monitor) latestStats(hostID string) *store.HostStats {
+	if p := m.poller(hostID); p != nil {
+		return p.latest.Load()
+	}
+	return nil
+}
+
+// queueUnwritten queues every host's latest statistics that were not
+// queued for writing (the last flush of a leader: the next reads them).
+func (m *monitor) queueUnwritten() {
+	m.byID.Range(func(_, v any) bool {
+		p := v.(*poller)
+		st := p.latest.Load()
+		if st == nil {
+			return true
+		}
+		p.mu.Lock()
+		due := st.At.After(p.queuedAt)
+		if due {
+			p.queuedAt = st.At
+		}
+		p.mu.Unlock()
+		if due {
+			m.batch.add(*st)
+		}
+		return true
+	})
 }
 
 // pushFresh is how recent pushed statistics spare a round's request.
@@ -887,73 +938,31 @@ func (a *admitter) writeCluster(ctx context.Context, cid string, rs []*admitRequ
 	}
 }
 
-// statsBatch collects the statistics of the last rounds (the latest per
-// host) and writes them in one transaction per flush, each host's at most
-// every StatsWrite; it keeps every host's latest (live) for the API.
+// statsBatch collects the statistics to write (the latest per host; the
+// pollers queue a host's at most every StatsWrite) and writes them in one
+// transaction per flush.
 type statsBatch struct {
 	mu      sync.Mutex
 	pending map[string]store.HostStats
-	// live is every monitored host's latest statistics, written or not.
-	live map[string]store.HostStats
-	// written is when each host's statistics were last written.
-	written map[string]time.Time
-}
-
-func newStatsBatch() statsBatch {
-	return statsBatch{pending: map[string]store.HostStats{}, live: map[string]store.HostStats{}, written: map[string]time.Time{}}
 }
 
 func (b *statsBatch) add(s store.HostStats) {
 	b.mu.Lock()
 	b.pending[s.HostID] = s
-	b.live[s.HostID] = s
 	b.mu.Unlock()
 }
 
-// forget drops a host that is no longer monitored.
-func (b *statsBatch) forget(id string) {
-	b.mu.Lock()
-	delete(b.pending, id)
-	delete(b.live, id)
-	delete(b.written, id)
-	b.mu.Unlock()
-}
-
-// latest is a host's latest statistics.
-func (b *statsBatch) latest(id string) (store.HostStats, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s, ok := b.live[id]
-	return s, ok
-}
-
-// overlay calls f with the latest statistics of every host that has some,
-// under the batch's lock (f must be quick).
-func (b *statsBatch) overlay(f func(map[string]store.HostStats)) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	f(b.live)
-}
-
-// take takes the pending statistics of the hosts whose last ones were
-// written every ago or longer (all of them when every is 0); the others
-// stay pending, their latest replacing the older.
-func (b *statsBatch) take(every time.Duration) []store.HostStats {
+func (b *statsBatch) take() []store.HostStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.pending) == 0 {
 		return nil
 	}
-	now := time.Now()
-	var out []store.HostStats
-	for id, s := range b.pending {
-		if w, ok := b.written[id]; every > 0 && ok && now.Sub(w) < every {
-			continue
-		}
+	out := make([]store.HostStats, 0, len(b.pending))
+	for _, s := range b.pending {
 		out = append(out, s)
-		b.written[id] = now
-		delete(b.pending, id)
 	}
+	b.pending = make(map[string]store.HostStats, len(out))
 	return out
 }
 
@@ -963,13 +972,14 @@ func (b *statsBatch) run(ctx context.Context, m *monitor) {
 		select {
 		case <-ctx.Done():
 			// The next leader reads the latest of every host.
+			m.queueUnwritten()
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			b.flush(fctx, m, 0)
+			b.flush(fctx, m)
 			cancel()
 			return
 		case <-time.After(wait):
 			t := time.Now()
-			b.flush(ctx, m, m.cfg.StatsWrite)
+			b.flush(ctx, m)
 			wait = flushPause(m.cfg.StatsFlush, time.Since(t))
 		}
 	}
@@ -985,10 +995,8 @@ func flushPause(every, took time.Duration) time.Duration {
 	return max(every-took, 2*took)
 }
 
-// flush writes the pending statistics of the hosts last written every
-// ago or longer.
-func (b *statsBatch) flush(ctx context.Context, m *monitor, every time.Duration) {
-	batch := b.take(every)
+func (b *statsBatch) flush(ctx context.Context, m *monitor) {
+	batch := b.take()
 	if len(batch) == 0 {
 		return
 	}

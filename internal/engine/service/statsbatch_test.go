@@ -11,46 +11,53 @@ import (
 	"polyvirt/internal/store"
 )
 
-// TestStatsBatchWriteRate: a host's statistics are taken for writing at
-// most every StatsWrite (its first at once, the latest of those that came
-// meanwhile after), all of them when the rate is 0 (the last flush); its
-// latest are at hand all the time, until it is forgotten.
-func TestStatsBatchWriteRate(t *testing.T) {
-	b := newStatsBatch()
+// TestStatsWriteRate: a host's statistics are queued for writing at most
+// every StatsWrite (its first at once), its latest are at hand all the
+// time, and the leader's last flush queues every host's latest that was
+// not queued.
+func TestStatsWriteRate(t *testing.T) {
+	m := &monitor{e: &engine{obs: nopObserver{}}, cfg: MonitorConfig{StatsWrite: 10 * time.Second},
+		batch: statsBatch{pending: map[string]store.HostStats{}}}
+	add := func(id string) *poller {
+		p := &poller{m: m, id: id}
+		m.byID.Store(id, p)
+		return p
+	}
+	a, b := add("a"), add("b")
 	t0 := time.Now()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	ids := func(ss []store.HostStats) []string {
+	queued := func() []string {
 		var out []string
-		for _, s := range ss {
+		for _, s := range m.batch.take() {
 			out = append(out, s.HostID+"@"+s.At.Sub(t0).String())
 		}
 		slices.Sort(out)
 		return out
 	}
-	b.add(store.HostStats{HostID: "a", Stats: []byte(`{"n":1}`), At: at(1)})
-	b.add(store.HostStats{HostID: "b", Stats: []byte(`{"n":1}`), At: at(1)})
-	if got := ids(b.take(time.Hour)); !slices.Equal(got, []string{"a@1s", "b@1s"}) {
-		t.Errorf("first take: %v; want both hosts' first statistics", got)
+	a.gotStats(at(0), []byte(`{"n":0}`))
+	b.gotStats(at(0), []byte(`{"n":0}`))
+	if got := queued(); !slices.Equal(got, []string{"a@0s", "b@0s"}) {
+		t.Errorf("first statistics queued: %v; want both hosts'", got)
 	}
-	b.add(store.HostStats{HostID: "a", Stats: []byte(`{"n":2}`), At: at(2)})
-	b.add(store.HostStats{HostID: "a", Stats: []byte(`{"n":3}`), At: at(3)})
-	b.add(store.HostStats{HostID: "c", Stats: []byte(`{"n":1}`), At: at(3)})
-	if got := ids(b.take(time.Hour)); !slices.Equal(got, []string{"c@3s"}) {
-		t.Errorf("take within the rate: %v; want the new host's only", got)
+	a.gotStats(at(2), []byte(`{"n":2}`))
+	a.gotStats(at(4), []byte(`{"n":4}`))
+	if got := queued(); len(got) != 0 {
+		t.Errorf("queued within StatsWrite: %v", got)
 	}
-	if s, ok := b.latest("a"); !ok || !s.At.Equal(at(3)) || string(s.Stats) != `{"n":3}` {
-		t.Errorf("latest of a: %+v %v; want those at 3s", s, ok)
+	if s := m.latestStats("a"); s == nil || !s.At.Equal(at(4)) || string(s.Stats) != `{"n":4}` {
+		t.Errorf("latest of a: %+v; want those at 4s", s)
 	}
-	if got := ids(b.take(0)); !slices.Equal(got, []string{"a@3s"}) {
-		t.Errorf("take at any rate: %v; want a's latest", got)
+	a.gotStats(at(10), []byte(`{"n":10}`))
+	b.gotStats(at(6), []byte(`{"n":6}`))
+	if got := queued(); !slices.Equal(got, []string{"a@10s"}) {
+		t.Errorf("queued after StatsWrite: %v; want a's at 10s", got)
 	}
-	if got := b.take(0); len(got) != 0 {
-		t.Errorf("nothing pending: %v", ids(got))
+	m.queueUnwritten()
+	if got := queued(); !slices.Equal(got, []string{"b@6s"}) {
+		t.Errorf("the last flush's: %v; want b's latest only", got)
 	}
-	b.add(store.HostStats{HostID: "b", Stats: []byte(`{"n":2}`), At: at(4)})
-	b.forget("b")
-	if _, ok := b.latest("b"); ok || len(b.take(0)) != 0 {
-		t.Errorf("a forgotten host's statistics are kept")
+	if m.latestStats("c") != nil {
+		t.Error("statistics of a host that is not monitored")
 	}
 }
 
