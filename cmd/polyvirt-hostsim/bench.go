@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 )
 
@@ -277,16 +278,13 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 			case <-time.After(5 * time.Second):
 			}
 			t := time.Now()
-			hs, err := b.eng.Hosts(wctx, client.HostFilter{Cluster: o.cluster})
+			_, got, err := b.readAll(wctx, o.cluster)
 			if err != nil {
 				continue
 			}
-			now := time.Now()
 			mu.Lock()
-			listAll = append(listAll, now.Sub(t))
-			for _, h := range hs {
-				ages = append(ages, now.Sub(h.LastSeen))
-			}
+			listAll = append(listAll, time.Since(t))
+			ages = append(ages, got...)
 			mu.Unlock()
 		}
 	}()
@@ -394,19 +392,41 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	res.APIAll = summarize(all)
 	res.ListAll = summarize(listAll)
 	res.CallsPerS = float64(res.APIAll.Calls) / window
-	hs, err := b.eng.Hosts(ctx, client.HostFilter{Cluster: o.cluster})
+	hs, last, err := b.readAll(ctx, o.cluster)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	for _, h := range hs {
 		if h.Status == "Up" {
 			res.HostsUp++
 		}
-		ages = append(ages, now.Sub(h.LastSeen))
 	}
+	ages = append(ages, last...)
 	res.LastSeenP99Age, res.LastSeenMaxAge = quantile(ages, 0.99), quantile(ages, 1)
 	return nil
+}
+
+// readAll reads a cluster's hosts page by page, as the client does, and
+// how old each host's last contact was when its page came (not after the
+// last page: reading them all takes a while).
+func (b *bench) readAll(ctx context.Context, cluster string) ([]engineapi.Host, []time.Duration, error) {
+	var hs []engineapi.Host
+	var ages []time.Duration
+	cont := ""
+	for {
+		p, err := b.eng.HostPage(ctx, client.HostFilter{Cluster: cluster}, engineapi.MaxHostPageSize, cont)
+		if err != nil {
+			return nil, nil, err
+		}
+		now := time.Now()
+		for _, h := range p.Hosts {
+			ages = append(ages, now.Sub(h.LastSeen))
+		}
+		hs = append(hs, p.Hosts...)
+		if cont = p.Continue; cont == "" {
+			return hs, ages, nil
+		}
+	}
 }
 
 func report(o options, rs []*Result) error {
