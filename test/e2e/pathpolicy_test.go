@@ -31,6 +31,7 @@ import (
 // an administrator's exception: the vm-manager's is refused at once with
 // DISK_HOST_PATH_ADMIN_ONLY.
 func TestHostPathPolicy(t *testing.T) {
+	t.Parallel() // beside the other end-to-end tests (helpers_test.go)
 	requireLibvirt(t)
 	ctx := context.Background()
 	sfx := randomSuffix()
