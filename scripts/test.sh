@@ -4,8 +4,8 @@
 # every supported architecture, unit, golden, fuzz-seed, corpus conformance,
 # live libvirt, end-to-end and browser tests (Debian's Chromium). It ends with one line counting the tests
 # passed, failed and skipped, and names each skipped test with its reason
-# (test/testsummary reads go test -json). Its arguments go to go test
-# (./scripts/test.sh -run TestUpLab).
+# (test/testsummary reads go test -json; bin/test.json keeps it). Its
+# arguments go to go test (./scripts/test.sh -run TestUpLab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -58,7 +58,8 @@ export POLYVIRT_BIN="$PWD/bin/polyvirt"
 # run; named last (as ./... sorts it) it would start minutes late.
 log "go test (the whole suite: about 14 minutes on 2 cores)"
 tests=0
-go test -json -count=1 -timeout 30m "$@" ./test/e2e ./test/browser ./... | bin/testsummary || tests=$?
+# bin/test.json keeps go test's events (each test's time: "Elapsed").
+go test -json -count=1 -timeout 30m "$@" ./test/e2e ./test/browser ./... | tee bin/test.json | bin/testsummary || tests=$?
 crossok=0
 wait "$crosspid" || crossok=$?
 cat "$crosslog" >&2

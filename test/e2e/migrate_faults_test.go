@@ -192,7 +192,7 @@ func TestMigrationFaults(t *testing.T) {
 	initrd := counterInitrd(t, "amd64")
 	vm := prefix + "cnt"
 	c.run("", "vm", "create", vm, "--cluster", a.Cluster, "--memory", "256", "--cpus", "1", "--host", a.Name, "--kernel", debianAMD64Kernel,
-		"--initrd", initrd, "--cmdline", "console=ttyS0 quiet polyvirt.counter=1")
+		"--initrd", initrd, "--cmdline", x86Console+" quiet polyvirt.counter=1")
 	startUnderLoad(t, c, vm, a.Name)
 	c.run("", "vm", "update", vm, "--unpin")
 	con := attachConsole(t, env, vm)

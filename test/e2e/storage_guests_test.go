@@ -185,13 +185,13 @@ func TestCloudInitGuests(t *testing.T) {
 		con                                                                  *guestConsole
 	}
 	guests := []*guest{
-		{vm: "cip", cluster: "power", image: "blank-ppc", kernel: debianPPCKernel, initrd: initPPC, console: "hvc0", memory: "512", bus: "scsi", controller: "spapr-vscsi"},
-		{vm: "cix", cluster: "x86", image: "blank-x86", kernel: debianAMD64Kernel, initrd: initX86, console: "ttyS0", memory: "256", bus: "sata"},
+		{vm: "cip", cluster: "power", image: "blank-ppc", kernel: debianPPCKernel, initrd: initPPC, console: "console=hvc0", memory: "512", bus: "scsi", controller: "spapr-vscsi"},
+		{vm: "cix", cluster: "x86", image: "blank-x86", kernel: debianAMD64Kernel, initrd: initX86, console: x86Console, memory: "256", bus: "sata"},
 	}
 	for _, g := range guests {
 		c.run("", "vm", "create", g.vm, "--cluster", g.cluster, "--image", g.image, "--cloud-init", userData,
 			"--memory", g.memory, "--display", "none", "--kernel", g.kernel, "--initrd", g.initrd,
-			"--cmdline", "console="+g.console+" polyvirt.mode=storage quiet")
+			"--cmdline", g.console+" polyvirt.mode=storage quiet")
 		v := c.vm(g.vm)
 		g.id = v.ID
 		var def vmspec.VM
