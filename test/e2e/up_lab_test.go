@@ -147,7 +147,7 @@ func TestUpLab(t *testing.T) {
 	}
 	// The serial console through the engine.
 	t0 := time.Now()
-	out = c.run("", "vm", "console", deb, "--until", "Linux version", "--timeout", "170s")
+	out = c.run("", "vm", "console", deb, "--until", "Linux version", "--timeout", "8m") // the boot under TCG, on a loaded machine
 	if !strings.Contains(out, "Linux version") {
 		t.Errorf("console: %s", out)
 	}
