@@ -133,7 +133,9 @@ func (e *engineProc) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.api, err = client.New(client.Options{Engine: e.url, Token: e.token, CAPEM: ca, Timeout: 20 * time.Second})
+	// A request waits as long as the engine's own work takes (a VM start
+	// defines and starts the domain: seconds, more on a loaded machine).
+	e.api, err = client.New(client.Options{Engine: e.url, Token: e.token, CAPEM: ca, Timeout: 2 * time.Minute})
 	if err != nil {
 		e.t.Fatal(err)
 	}
