@@ -68,7 +68,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // host's reason. The lab stopped and started again finds every VM in its
 // state. (TestREADMEWalkthrough runs polyvirt up itself, as a process.)
 func TestUpLab(t *testing.T) {
-	t.Parallel() // beside the other end-to-end tests (helpers_test.go)
+	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	dir := t.TempDir()
