@@ -34,7 +34,6 @@ exit 0
 // when it is back — the VM Up on its host, and the start by the user who
 // asked for it, once.
 func TestEngineKilledMidStart(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	l := newEngineOnOwnLibvirtdWith(t, "crash", ownlibvirtd.Options{QEMUHook: slowStartHook})
 	name := "slow-" + randomSuffix()[:6]
 	l.c.run("", "vm", "create", name, "--cluster", "x86", "--memory", "256")

@@ -50,7 +50,6 @@ func pgSchema(t *testing.T, dsn string) string {
 // installation on one PostgreSQL database: one leads the monitoring, the
 // other serves the API; the leader is killed and the other takes over.
 func TestEngineTwoEnginesPostgres(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	dsn := postgresDSN(t)
 	schema := pgSchema(t, dsn)

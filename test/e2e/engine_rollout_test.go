@@ -18,7 +18,6 @@ import (
 // once, committed on the new level, Up again; status and the audit log say
 // so.
 func TestEngineRolloutThroughCLI(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	eng := initEngine(t, "engine-ro", nil)
 	eng.start()

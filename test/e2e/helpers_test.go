@@ -1,17 +1,6 @@
 // Package e2e holds polyvirt's end-to-end tests: real processes, a real
 // libvirtd with real QEMU, and real kernels booted under QEMU (POWER guests
 // under TCG included).
-//
-// The tests that start processes run two at a time (t.Parallel; go test's
-// -parallel is the number of cores): most of their time goes to waiting
-// for guests, daemons and the engine's rounds. Each has names, libvirt
-// domains (a prefix of its own), daemons, ports and directories of its
-// own, and checks only what it made, so a neighbour changes nothing it
-// asserts; a lab's hosts of the README's names (power8-a) in two engines
-// at once are told apart by their domain prefixes, as two labs of polyvirt
-// up are. A test whose guests take every core (TestRolloutLab's two
-// spinning POWER guests) is not parallel: go test runs it alone, before
-// the parallel ones.
 package e2e
 
 import (

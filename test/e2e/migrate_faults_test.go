@@ -161,7 +161,6 @@ func killPID(t *testing.T, what string, pid func() int) {
 // (completed: it runs on the destination; failed: on its source), and the
 // guest's counter goes on without a second boot.
 func TestMigrationFaults(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	if _, err := os.Stat(debianAMD64Kernel); err != nil {
 		missing(t, "Debian's amd64 installer kernel ("+debianAMD64Kernel+", package debian-installer-12-netboot-amd64)")
@@ -450,7 +449,6 @@ func waitHostUp(t *testing.T, env []string, host string, within time.Duration) {
 // host's reason (its CPU level below the running VM's), through the CLI,
 // and the VM runs on where it was, no migration started.
 func TestMigrationRefusedCPULevel(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	eng := initEngine(t, "mig-cpu", nil)

@@ -219,7 +219,6 @@ func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
 // maintenance of x86_64-b brings it back, the counter still going on, and
 // x86_64-b is in Maintenance.
 func TestMigration(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	if _, err := os.Stat(debianAMD64Kernel); err != nil {

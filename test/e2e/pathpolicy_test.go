@@ -31,7 +31,6 @@ import (
 // an administrator's exception: the vm-manager's is refused at once with
 // DISK_HOST_PATH_ADMIN_ONLY.
 func TestHostPathPolicy(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	ctx := context.Background()
 	sfx := randomSuffix()

@@ -304,7 +304,6 @@ const consoleAttached = 20 * time.Second
 // address and the administrator's password file, and that password signs
 // in there.
 func TestREADMEWalkthrough(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	cmds := readmeNext(t)

@@ -50,7 +50,6 @@ func waitAgentStats(t *testing.T, p *agentProc, within time.Duration, ok func(ag
 // libvirt is away, publishes the loss and the return, and the VM is still
 // listed, running and controllable.
 func TestAgentSurvivesLibvirtdRestart(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	d := ownlibvirtd.Start(t, ownlibvirtd.Options{})
 	ca := newTestCA(t)
 	sfx := randomSuffix()
@@ -173,7 +172,6 @@ func screenshotThroughEngine(t *testing.T, api *client.Client, name string) {
 // same host is started, screenshotted and destroyed; then destroying the
 // stuck VM succeeds (and so does deleting it).
 func TestEngineStuckQEMU(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	l := newEngineOnOwnLibvirtd(t, "stuck")
 	sfx := randomSuffix()[:6]
 	stuck, other := "stuck-"+sfx, "other-"+sfx
@@ -230,7 +228,6 @@ func TestEngineStuckQEMU(t *testing.T) {
 // scheduled to it; when libvirtd runs again, the host and its VM come back
 // by themselves and the VM is controllable.
 func TestEngineHostWithoutLibvirt(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	l := newEngineOnOwnLibvirtd(t, "nolv")
 	sfx := randomSuffix()[:6]
 	vm := "lv-" + sfx
@@ -303,7 +300,6 @@ func lastChatter(t *testing.T, p *agentProc, id string, d time.Duration) (int, i
 // pty and did not read it; without the agent's drain this test sees the
 // guest stop at about 17 KB).
 func TestConsoleNeverStallsTheGuest(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requirePPCKernel(t)
 	d := ownlibvirtd.Start(t, ownlibvirtd.Options{})
 	dir := t.TempDir()

@@ -259,7 +259,6 @@ func rolloutTimes(t *testing.T, c *cli, cluster, id string) {
 //     evacuation: the restarted engine resumes it from its database, it
 //     succeeds, each host flashed once, the VMs Up.
 func TestRolloutLab(t *testing.T) {
-	// Not parallel: its two spinning guests take both cores (the package's doc).
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	if why := libvirtns.Require(); why != "" {

@@ -96,7 +96,6 @@ func TestREADMEFirmwareParses(t *testing.T) {
 // event for each step and the committed level in the host's document; a
 // failed validation names its tool once and is cleared.
 func TestUpLabHostFacts(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	dir := t.TempDir()
 	domPrefix := "hf" + randomSuffix()[:5] + "-"

@@ -68,7 +68,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 // host's reason. The lab stopped and started again finds every VM in its
 // state. (TestREADMEWalkthrough runs polyvirt up itself, as a process.)
 func TestUpLab(t *testing.T) {
-	t.Parallel() // two at a time: the package's doc
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	dir := t.TempDir()
