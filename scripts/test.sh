@@ -55,7 +55,8 @@ export POLYVIRT_REQUIRE_LIBVIRT=1
 export POLYVIRT_BIN="$PWD/bin/polyvirt"
 # The longest packages first: go test starts packages in the order they are
 # named (two at a time on 2 cores), and test/e2e alone takes most of the
-# run; named last (as ./... sorts it) it would start minutes late.
+# run; where ./... sorts it (after every internal package) it started
+# minutes late.
 log "go test (the whole suite: about 15 minutes on 2 cores)"
 tests=0
 # bin/test.json keeps go test's events (each test's time: "Elapsed").
