@@ -249,7 +249,10 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 		}
 		vnc, mig := d.cfg.VNCPorts, d.cfg.MigrationPorts
 		if vnc == 0 {
-			vnc = 10000 + 100*randN(200)
+			// 10000-20699: below the ports a lab records for its engine
+			// and agents (from 20768 on, under Linux's default
+			// ephemeral range), above the machine's daemon's (5900 on).
+			vnc = 10000 + 100*randN(107)
 		}
 		if mig == 0 {
 			mig = 50000 + 64*randN(150)
@@ -261,8 +264,8 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 		qemuConf = append(qemuConf, fmt.Sprintf(`
 # A libvirtd of polyvirt's own (package libvirtns): ports and cgroups of
 # its own, away from the machine's daemon's.
-vnc_port_min = %d
-vnc_port_max = %d
+remote_display_port_min = %d
+remote_display_port_max = %d
 migration_port_min = %d
 migration_port_max = %d
 cgroup_controllers = [ ]

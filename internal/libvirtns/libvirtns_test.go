@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/libvirttls"
 	"polyvirt/internal/pki"
+
+	"libvirt.org/go/libvirtxml"
 )
 
 // require fails (POLYVIRT_REQUIRE_LIBVIRT=1) or skips when the machine
@@ -62,7 +65,8 @@ func TestDaemon(t *testing.T) {
 	}
 	port := freePort(t)
 	ctx := context.Background()
-	cfg := Config{Dir: filepath.Join(dir, "d"), TLS: &files, Listen: libvirttls.Listen{Addr: "127.0.0.1", Port: port}}
+	vncPorts := 10000 + 100*randN(107)
+	cfg := Config{Dir: filepath.Join(dir, "d"), TLS: &files, Listen: libvirttls.Listen{Addr: "127.0.0.1", Port: port}, VNCPorts: vncPorts}
 	d, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +98,11 @@ func TestDaemon(t *testing.T) {
 	}
 	if got := uuid(libvirtconn.TLSURI(libvirttls.Addr("127.0.0.1", port), client.PKIPath())); got != own {
 		t.Errorf("over TLS: %q, want %q", got, own)
+	}
+	// Its guests' displays take ports of its own block, not the machine's
+	// daemon's (from 5900 on).
+	if got := displayPort(t, d.URI); got < vncPorts || got > vncPorts+99 {
+		t.Errorf("a guest's VNC display got port %d, not one of the daemon's %d-%d", got, vncPorts, vncPorts+99)
 	}
 	// The engine's kind of certificate does not open libvirt's port.
 	eng, _ := ca.Issue("polyvirt-engine", nil, pki.Client, time.Hour)
@@ -139,4 +148,46 @@ func TestDaemon(t *testing.T) {
 			t.Errorf("process %d runs after Stop", p)
 		}
 	}
+}
+
+// displayPort starts a paused x86_64 guest with an automatic VNC port on
+// the daemon at uri, reads the port libvirt gave it, and destroys it.
+func displayPort(t *testing.T, uri string) int {
+	t.Helper()
+	ctx := context.Background()
+	c, err := libvirtconn.DialDomains(uri, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dom := libvirtxml.Domain{Type: "qemu", Name: "pv-ns-display-" + strconv.Itoa(os.Getpid()),
+		Memory: &libvirtxml.DomainMemory{Value: 64, Unit: "MiB"},
+		OS:     &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Type: "hvm"}},
+		Devices: &libvirtxml.DomainDeviceList{Graphics: []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{
+			AutoPort: "yes", Listen: "127.0.0.1"}}}}}
+	x, err := dom.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.CreateDomain(ctx, x)
+	if err != nil {
+		t.Fatalf("starting a guest on the daemon: %v", err)
+	}
+	defer func() {
+		if err := c.DestroyDomain(ctx, d); err != nil {
+			t.Errorf("destroying %s: %v", d.Name, err)
+		}
+	}()
+	live, err := c.DomainXML(ctx, d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got libvirtxml.Domain
+	if err := got.Unmarshal(live); err != nil {
+		t.Fatal(err)
+	}
+	if got.Devices == nil || len(got.Devices.Graphics) != 1 || got.Devices.Graphics[0].VNC == nil {
+		t.Fatalf("the guest's live XML has no VNC display: %s", live)
+	}
+	return got.Devices.Graphics[0].VNC.Port
 }

@@ -192,13 +192,14 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	// Display ports of its own: a block of 50 among 10000-29999, away from
-	// the machine's daemon's (from 5900 on).
-	base := 10000 + 50*rand.IntN(400)
+	// Display ports of its own: a block of 50 among 10000-20699, away from
+	// the machine's daemon's (from 5900 on) and below the ports labs record
+	// for their engines and agents (from 20768 on).
+	base := 10000 + 50*rand.IntN(214)
 	qemuConf = append(qemuConf, fmt.Sprintf(`
 # A private libvirtd of a polyvirt test: ports and cgroups of its own.
-vnc_port_min = %d
-vnc_port_max = %d
+remote_display_port_min = %d
+remote_display_port_max = %d
 cgroup_controllers = [ ]
 `, base, base+49)...)
 	return os.WriteFile(filepath.Join(etc, "qemu.conf"), qemuConf, 0o644)
