@@ -260,8 +260,9 @@ func (a *Agent) collectOptions() caps.Options {
 // libvirt reconnected, a firmware step or the host's reboot): every reader
 // — the engine's poll, a VM's start — gets a report that lists the host as
 // it is, not as it was. A collection that fails after such a change keeps
-// the previous report (logged); one that is asked for, or the first,
-// returns its error.
+// the previous report (logged), and so does one whose libvirt answers
+// without the machines the previous report had (lostMachines); one that is
+// asked for, or the first, returns what it found.
 func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Report, error) {
 	fp := a.capsFingerprint()
 	if res := a.cachedCaps(fp, refresh); res != nil {
@@ -275,17 +276,38 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Rep
 	a.capsMu.RLock()
 	prev, prevSeen := a.capsRes, a.capsSeen
 	a.capsMu.RUnlock()
-	res, err := a.collect(ctx, fp)
+	res, doc, err := a.collect(ctx)
 	switch {
-	case err == nil && prev != nil && !refresh:
-		a.log.Info("capabilities collected again: the host changed", "was", prevSeen, "now", fp)
-	case err != nil && prev != nil && !refresh:
+	case err == nil && !refresh && lostMachines(prev, res):
+		// Not kept: the next reader collects again, and the report
+		// with the machines stays until libvirt lists them again.
+		a.log.Warn("libvirt answered without the host's guests or emulated machines (probing its QEMU binaries again, or too busy to); the previous report stays",
+			"was", prevSeen, "now", fp)
+		return prev.Report, nil
+	case err == nil:
+		a.keep(res, doc, fp)
+		if prev != nil && !refresh {
+			a.log.Info("capabilities collected again: the host changed", "was", prevSeen, "now", fp)
+		}
+	case prev != nil && !refresh:
 		a.log.Warn("the host changed but its capabilities could not be collected again; the previous report stays", "err", err)
 		return prev.Report, nil
-	case err != nil:
+	default:
 		return nil, err
 	}
 	return res.Report, nil
+}
+
+// lostMachines tells whether a collection that was not asked for (the
+// host changed) found libvirt without guests or emulated machines where
+// the previous report had them: a daemon that probes its QEMU binaries
+// again, or one too busy to answer the probe in time. The previous report
+// stays then (the host would otherwise turn NonOperational, its machines
+// "gone"); an explicit refresh, or a host that never had them, gets what
+// libvirt says.
+func lostMachines(prev, res *caps.Result) bool {
+	return prev != nil && res != nil && libvirtStillProbing(res.Report) && !libvirtStillProbing(prev.Report) &&
+		prev.Report != nil && prev.Report.Virt.Libvirt
 }
 
 // cachedCaps returns the cached result when it may be served for a reader
@@ -309,28 +331,32 @@ func libvirtStillProbing(r *hostreport.Report) bool {
 	return r != nil && r.Virt.Libvirt && (len(r.Virt.Guests) == 0 || len(r.Virt.EmulatedMachines) == 0)
 }
 
-// collect collects the report and its document, and keeps them with fp,
-// the fingerprint read before collecting (a change during the collection
-// is caught by the next reader). The caller holds collectMu.
-func (a *Agent) collect(ctx context.Context, fp string) (*caps.Result, error) {
+// collect collects the report and its document (the caller keeps them or
+// not). The caller holds collectMu.
+func (a *Agent) collect(ctx context.Context) (*caps.Result, []byte, error) {
 	res, err := caps.Collect(ctx, a.collectOptions())
 	if err != nil {
-		return nil, fmt.Errorf("capabilities: %w", err)
+		return nil, nil, fmt.Errorf("capabilities: %w", err)
 	}
 	a.withFirmwareLevels(ctx, res.Report)
 	res.Report.HostPaths = &hostreport.HostPaths{Disk: a.paths.Disk, CDROM: a.paths.CDROM, Kernel: a.paths.Kernel,
 		Initrd: a.paths.Initrd, BlockDevices: a.paths.BlockDevices}
 	doc, err := json.MarshalIndent(res.Report, "", "  ")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	doc = append(doc, '\n')
+	return res, append(doc, '\n'), nil
+}
+
+// keep makes a collected report and its document the ones served, with
+// fp, the fingerprint read before collecting (a change during the
+// collection is caught by the next reader).
+func (a *Agent) keep(res *caps.Result, doc []byte, fp string) {
 	sum := sha256.Sum256(doc)
 	a.capsMu.Lock()
 	a.capsRes, a.capsSeen = res, fp
 	a.capsDoc, a.capsETag = doc, `"`+hex.EncodeToString(sum[:16])+`"`
 	a.capsMu.Unlock()
-	return res, nil
 }
 
 // capabilitiesDocument returns the report as JSON with its ETag (the hash

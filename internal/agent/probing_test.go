@@ -32,3 +32,37 @@ func TestReportOfAProbingLibvirtIsNotKept(t *testing.T) {
 		})
 	}
 }
+
+// TestLostMachinesKeepThePreviousReport: a collection after a change of
+// the host whose libvirt answers without guests or machines (probing QEMU
+// again, or too busy to answer the probe) does not replace a report that
+// had them; a report that never had them, or libvirt not answering at all,
+// does not count.
+func TestLostMachinesKeepThePreviousReport(t *testing.T) {
+	withMachines := hostreport.Virt{Libvirt: true, Guests: []hostreport.Guest{{Arch: "x86_64", Machines: []string{"pc-q35-7.2"}}},
+		EmulatedMachines: []string{"pc-q35-7.2"}}
+	probing := hostreport.Virt{Libvirt: true}
+	noGuestMachines := hostreport.Virt{Libvirt: true, Guests: []hostreport.Guest{{Arch: "x86_64"}}}
+	down := hostreport.Virt{LibvirtError: "connection refused"}
+	result := func(v hostreport.Virt) *caps.Result { return &caps.Result{Report: &hostreport.Report{Virt: v}} }
+	cases := []struct {
+		name      string
+		prev, now *caps.Result
+		want      bool
+	}{
+		{"machines, then none", result(withMachines), result(probing), true},
+		{"machines, then guests without machines", result(withMachines), result(noGuestMachines), true},
+		{"machines, then machines", result(withMachines), result(withMachines), false},
+		{"the first collection", nil, result(probing), false},
+		{"never had machines", result(probing), result(probing), false},
+		{"libvirt was down, now probing", result(down), result(probing), false},
+		{"machines, then libvirt down", result(withMachines), result(down), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := lostMachines(c.prev, c.now); got != c.want {
+				t.Errorf("lostMachines = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
