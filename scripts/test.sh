@@ -60,7 +60,8 @@ export POLYVIRT_BIN="$PWD/bin/polyvirt"
 log "go test (the whole suite: about 15 minutes on 2 cores)"
 tests=0
 # bin/test.json keeps go test's events (each test's time: "Elapsed").
-go test -json -count=1 -timeout 30m "$@" ./test/e2e ./test/browser ./... | tee bin/test.json | bin/testsummary || tests=$?
+# -parallel 3: test/e2e's light tests run three at a time (its package doc).
+go test -json -count=1 -timeout 30m -parallel 3 "$@" ./test/e2e ./test/browser ./... | tee bin/test.json | bin/testsummary || tests=$?
 crossok=0
 wait "$crosspid" || crossok=$?
 cat "$crosslog" >&2
