@@ -229,20 +229,23 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// countAndHash answers a request with its body's length and SHA-256.
+func countAndHash(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	n, err := io.Copy(h, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+}
+
 // TestHTTPUpload sends request bodies of several sizes over HTTP/1.1
 // through both sides (a server on a Listener, a client dialing with
 // Client, the body copied by ReadFrom) on kept-alive connections, and
 // checks the server got every byte.
 func TestHTTPUpload(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
-	}))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(countAndHash))
 	srv.Listener = Listener{Listener: srv.Listener}
 	srv.StartTLS()
 	defer srv.Close()
@@ -336,15 +339,7 @@ func TestPlainHTTPUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
-	}))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(countAndHash))
 	srv.Listener = ln
 	srv.Start()
 	defer srv.Close()
