@@ -229,6 +229,22 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// sendAndCheck sends req, whose body is data, to a countAndHash server
+// and checks that the server got every byte.
+func sendAndCheck(t *testing.T, client *http.Client, req *http.Request, data []byte, what string) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	s := sha256.Sum256(data)
+	if want := fmt.Sprintf("%d %s", len(data), hex.EncodeToString(s[:])); string(b) != want {
+		t.Errorf("%s: the server says %q, want %q", what, b, want)
+	}
+}
+
 // countAndHash answers a request with its body's length and SHA-256.
 func countAndHash(w http.ResponseWriter, r *http.Request) {
 	h := sha256.New()
@@ -270,16 +286,7 @@ func TestHTTPUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.ContentLength = length
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			s := sha256.Sum256(data)
-			if want := fmt.Sprintf("%d %s", size, hex.EncodeToString(s[:])); string(b) != want {
-				t.Errorf("%d bytes (length %d): the server says %q, want %q", size, length, b, want)
-			}
+			sendAndCheck(t, client, req, data, fmt.Sprintf("%d bytes (length %d)", size, length))
 		}
 	}
 	if n := dials.Load(); n != 1 {
@@ -366,16 +373,7 @@ func TestPlainHTTPUpload(t *testing.T) {
 		if len(conns) > 0 {
 			before = conns[0].writes
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		s := sha256.Sum256(data)
-		if want := fmt.Sprintf("%d %s", size, hex.EncodeToString(s[:])); string(b) != want {
-			t.Errorf("%d bytes: the server says %q, want %q", size, b, want)
-		}
+		sendAndCheck(t, client, req, data, fmt.Sprintf("%d bytes", size))
 		// The headers, then blocks of Block bytes, never 32 KiB pieces.
 		if w := conns[0].writes - before; size > Block && w > size/Block+3 {
 			t.Errorf("%d bytes took %d writes of the connection, want at most %d", size, w, size/Block+3)
