@@ -26,6 +26,15 @@ func requirePPCKernel(t *testing.T) {
 	}
 }
 
+// requireAMD64Kernel fails (or skips) when Debian's amd64 installer kernel
+// is missing.
+func requireAMD64Kernel(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(debianAMD64Kernel); err != nil {
+		missing(t, "Debian's amd64 installer kernel ("+debianAMD64Kernel+", package debian-installer-12-netboot-amd64)")
+	}
+}
+
 // removeDomainsAtCleanup destroys and undefines, when the test ends (even
 // when it fails), every libvirt domain whose name starts with prefix.
 func removeDomainsAtCleanup(t *testing.T, prefix string) {

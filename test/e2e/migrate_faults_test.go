@@ -162,9 +162,7 @@ func killPID(t *testing.T, what string, pid func() int) {
 // guest's counter goes on without a second boot.
 func TestMigrationFaults(t *testing.T) {
 	requireLibvirt(t)
-	if _, err := os.Stat(debianAMD64Kernel); err != nil {
-		missing(t, "Debian's amd64 installer kernel ("+debianAMD64Kernel+", package debian-installer-12-netboot-amd64)")
-	}
+	requireAMD64Kernel(t)
 	if why := libvirtns.Require(); why != "" {
 		missing(t, "a libvirt daemon of the lab's own for x86_64-b: "+why)
 	}

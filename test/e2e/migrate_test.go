@@ -221,9 +221,7 @@ func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
 func TestMigration(t *testing.T) {
 	requireLibvirt(t)
 	requirePPCKernel(t)
-	if _, err := os.Stat(debianAMD64Kernel); err != nil {
-		missing(t, "Debian's amd64 installer kernel ("+debianAMD64Kernel+", package debian-installer-12-netboot-amd64)")
-	}
+	requireAMD64Kernel(t)
 	if why := libvirtns.Require(); why != "" {
 		missing(t, "a libvirt daemon of the lab's own for power8-b: "+why)
 	}

@@ -118,9 +118,7 @@ func line(s, prefix string) string {
 func TestCloudInitGuests(t *testing.T) {
 	requireLibvirt(t)
 	requirePPCKernel(t)
-	if _, err := os.Stat(debianAMD64Kernel); err != nil {
-		missing(t, "Debian's amd64 installer kernel ("+debianAMD64Kernel+", package debian-installer-12-netboot-amd64)")
-	}
+	requireAMD64Kernel(t)
 	ctx := context.Background()
 	sfx := randomSuffix()
 	dir := t.TempDir()
