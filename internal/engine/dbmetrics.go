@@ -199,6 +199,13 @@ func (q dbQueries) CountHosts(ctx context.Context) (map[string]map[store.HostSta
 	return a, err
 }
 
+func (q dbQueries) HostsRevision(ctx context.Context) (store.HostsRevision, error) {
+	t := time.Now()
+	r, err := q.Queries.HostsRevision(ctx)
+	q.o.DBCall("HostsRevision", time.Since(t), err)
+	return r, err
+}
+
 func (q dbQueries) UpdateHost(ctx context.Context, h *store.Host) error {
 	t := time.Now()
 	err := q.Queries.UpdateHost(ctx, h)

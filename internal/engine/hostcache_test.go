@@ -124,3 +124,71 @@ func TestLeaderStatsInMemory(t *testing.T) {
 		t.Errorf("the statistics were written again within StatsWrite: at %v, then %v", written.StatsAt, again.StatsAt)
 	}
 }
+
+// TestLeaderHostListFollowsTheRevision: the leading engine reads the hosts'
+// rows again only when their revision changes: quiet seconds of list calls
+// read no host rows while the statistics listed still move, and a host
+// changed in the database by another engine (written here straight to
+// the store) shows within seconds.
+func TestLeaderHostListFollowsTheRevision(t *testing.T) {
+	te := startEngine(t, testMonitor)
+	sim := newSim(t)
+	if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: "power"}); err != nil {
+		t.Fatal(err)
+	}
+	simHost(t, te, sim, "p8", "s822l-power8e", "power")
+	waitHost(t, te.admin, "p8", 10*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
+	rowReads := func() float64 {
+		_, mfs := te.scrape(t, te.token)
+		return value(mfs, "polyvirt_db_call_duration_seconds", map[string]string{"call": "ListHosts"})
+	}
+	list := func() map[string]engineapi.Host {
+		hs, err := te.admin.Hosts(ctx, client.HostFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]engineapi.Host{}
+		for _, h := range hs {
+			out[h.Name] = h
+		}
+		return out
+	}
+	// The host's admission settles (its writes make reads); then three
+	// seconds of lists every 100 ms (the list's TTL is a second).
+	var quiet bool
+	var seen engineapi.Host
+	for deadline := time.Now().Add(30 * time.Second); !quiet && time.Now().Before(deadline); {
+		before := rowReads()
+		seen = list()["p8"]
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			list()
+		}
+		quiet = rowReads() == before
+	}
+	if !quiet {
+		t.Fatalf("the host rows are read again and again with nothing changed (%v reads)", rowReads())
+	}
+	if now := list()["p8"]; !now.LastSeen.After(seen.LastSeen) {
+		t.Errorf("the listed statistics did not move in three seconds: last seen %v, then %v", seen.LastSeen, now.LastSeen)
+	}
+	// Another engine renames the host: the revision changes, the rows are
+	// read again.
+	st := te.e.Store()
+	h, err := st.GetHostByName(ctx, "p8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Name = "p8-renamed"
+	if err := st.UpdateHost(ctx, &h); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		l := list()
+		if _, ok := l["p8-renamed"]; ok && len(l) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another engine's rename does not show: %v", l)
+		}
+	}
+}

@@ -257,32 +257,37 @@ func (s *eventStream) PushesStats() bool { return s.stats }
 // event agentapi.EventStats whose Stats is the data as it came); io.EOF
 // when the stream ended.
 func (s *eventStream) Next() (agentapi.Event, error) {
+	// Ten thousand hosts push every few seconds: the event's name is
+	// compared, not kept, and the data is one allocation of its size.
 	var data []byte
-	name := ""
+	stats := false
 	for s.sc.Scan() {
 		line := s.sc.Bytes()
 		switch {
 		case len(line) == 0:
 			if len(data) == 0 {
-				name = ""
+				stats = false
 				continue
 			}
-			if name == agentapi.EventStats {
+			if stats {
 				return agentapi.Event{Event: agentapi.EventStats, Stats: data}, nil
 			}
 			var ev agentapi.Event
 			if err := json.Unmarshal(data, &ev); err != nil {
-				data, name = data[:0], ""
+				data, stats = data[:0], false
 				continue
 			}
 			return ev, nil
 		case bytes.HasPrefix(line, []byte("event:")):
-			name = string(bytes.TrimSpace(line[len("event:"):]))
+			stats = string(bytes.TrimSpace(line[len("event:"):])) == agentapi.EventStats
 		case bytes.HasPrefix(line, []byte("data:")):
-			if len(data) > 0 {
+			part := bytes.TrimPrefix(line[len("data:"):], []byte(" "))
+			if data == nil {
+				data = make([]byte, 0, len(part))
+			} else if len(data) > 0 {
 				data = append(data, '\n')
 			}
-			data = append(data, bytes.TrimPrefix(line[len("data:"):], []byte(" "))...)
+			data = append(data, part...)
 		}
 	}
 	if err := s.sc.Err(); err != nil {

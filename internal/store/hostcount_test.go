@@ -3,7 +3,10 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -90,5 +93,123 @@ func TestCountHostsAndBriefLists(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHostsRevision: the hosts' revision changes with every host added,
+// changed (its join token too) or removed, and stays the same across
+// statistics and reads, on both backends.
+func TestHostsRevision(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(b.name, func(t *testing.T) {
+			if b.name == "postgres" {
+				postgresDSN(t)
+			}
+			ctx := context.Background()
+			s := b.open(t)
+			rev := func() store.HostsRevision {
+				t.Helper()
+				r, err := s.HostsRevision(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			empty := rev()
+			if empty != (store.HostsRevision{}) {
+				t.Errorf("revision without hosts: %+v, want the zero revision", empty)
+			}
+			c := store.Cluster{Name: "c"}
+			if err := s.CreateCluster(ctx, &c); err != nil {
+				t.Fatal(err)
+			}
+			var hosts []store.Host
+			seen := map[store.HostsRevision]string{empty: "no hosts"}
+			// changed checks that the revision differs from every one seen.
+			changed := func(what string) {
+				t.Helper()
+				r := rev()
+				if was, ok := seen[r]; ok {
+					t.Errorf("after %s the revision %+v is the one after %s", what, r, was)
+				}
+				seen[r] = what
+			}
+			for i := range 3 {
+				h := store.Host{Name: fmt.Sprintf("h%d", i), Address: fmt.Sprintf("h%d.example:1", i), ClusterID: c.ID, Status: store.HostUp}
+				if err := s.CreateHost(ctx, &h); err != nil {
+					t.Fatal(err)
+				}
+				hosts = append(hosts, h)
+				changed("adding " + h.Name)
+			}
+			if r := rev(); r.Count != 3 || r.VersionSum < 3 || r.LastChange.IsZero() {
+				t.Errorf("revision of 3 new hosts: %+v", r)
+			}
+			before := rev()
+			if _, err := s.UpdateHostStats(ctx, []store.HostStats{{HostID: hosts[0].ID, Stats: []byte(`{"cpu":1}`)}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.ListHosts(ctx, store.HostFilter{}); err != nil {
+				t.Fatal(err)
+			}
+			if r := rev(); r != before {
+				t.Errorf("statistics changed the revision: %+v, was %+v", r, before)
+			}
+			h := hosts[1]
+			h.Status = store.HostMaintenance
+			if err := s.UpdateHost(ctx, &h); err != nil {
+				t.Fatal(err)
+			}
+			changed("an update of h1")
+			if err := s.SetHostJoinToken(ctx, hosts[2].ID, "token-hash", time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			changed("a join token for h2")
+			// One host removed and another added: the count is the same.
+			if err := s.DeleteHost(ctx, hosts[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			changed("removing h0")
+			n := store.Host{Name: "h9", Address: "h9.example:1", ClusterID: c.ID, Status: store.HostUp}
+			if err := s.CreateHost(ctx, &n); err != nil {
+				t.Fatal(err)
+			}
+			changed("adding h9 after removing h0")
+		})
+	}
+}
+
+// TestHostsRevisionReadsAnIndex: SQLite answers the revision from its
+// index, not from the wide host rows (capabilities and all).
+func TestHostsRevisionReadsAnIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "polyvirt.db")
+	s, err := store.OpenSQLite(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db := rawSQLite(t, path)
+	rows, err := db.Query(`EXPLAIN QUERY PLAN SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT), MAX(updated_at) FROM hosts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(plan, "; "); !strings.Contains(got, "COVERING INDEX hosts_revision_idx") {
+		t.Errorf("the revision's query plan is %q: want it to read only hosts_revision_idx", got)
 	}
 }

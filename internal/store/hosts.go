@@ -224,6 +224,32 @@ func (q *queries) CountHosts(ctx context.Context) (map[string]map[HostStatus]int
 	return out, err
 }
 
+// HostsRevision is a summary of the hosts table that changes with every
+// host added (one more, and the latest change is its creation), changed
+// (its version grows) or removed (one fewer): a reader that holds the
+// hosts as of one revision need not read them again while it stays the
+// same. Compare revisions with ==.
+type HostsRevision struct {
+	// Count is the number of hosts.
+	Count int64
+	// VersionSum is the sum of their versions.
+	VersionSum int64
+	// LastChange is the latest time a host was created or changed (zero
+	// without hosts).
+	LastChange time.Time
+}
+
+// HostsRevision implements Queries.
+func (q *queries) HostsRevision(ctx context.Context) (HostsRevision, error) {
+	var r HostsRevision
+	err := q.read("revision", func() error {
+		return q.one(ctx, "revision", "hosts", func(row rowScanner) error {
+			return row.Scan(&r.Count, &r.VersionSum, tcol{&r.LastChange})
+		}, `SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT), MAX(updated_at) FROM hosts`)
+	})
+	return r, err
+}
+
 // UpdateHost implements Queries.
 func (q *queries) UpdateHost(ctx context.Context, in *Host) error {
 	const op = "update"

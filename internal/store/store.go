@@ -115,6 +115,10 @@ type Queries interface {
 	// CountHosts counts the hosts of every cluster by status (cluster ID →
 	// status → count; clusters without hosts are absent).
 	CountHosts(ctx context.Context) (map[string]map[HostStatus]int, error)
+	// HostsRevision summarizes the hosts table cheaply (from an index):
+	// it differs whenever a host was added, changed or removed since an
+	// earlier answer (statistics are not host changes).
+	HostsRevision(ctx context.Context) (HostsRevision, error)
 	// UpdateHost writes a host (everything but its stats and join token)
 	// if its version is still h.Version.
 	UpdateHost(ctx context.Context, h *Host) error

@@ -23,11 +23,14 @@ const hostListTTL = time.Second
 // the background; an older one is read again before answering.
 const hostListMaxAge = 5 * time.Second
 
-// hostListLeaderRead is how often the leading engine reads the list from
-// the database again: in between, its monitor's latest statistics are
-// laid over the list every hostListTTL (restat), which costs a few hosts'
-// encodings instead of reading ten thousand rows a second.
-const hostListLeaderRead = 4 * time.Second
+// hostListLeaderRead is the longest the leading engine serves the list
+// without reading its rows from the database again. In between, every
+// hostListTTL, it asks the database for the hosts' revision (from an
+// index) and reads the rows only when the revision changed (another
+// engine changed a host; its own changes drop the list), and lays its
+// monitor's latest statistics over the list held (restat): a few hosts'
+// encodings instead of reading ten thousand rows.
+const hostListLeaderRead = time.Minute
 
 // hostList is the brief host list the API's lists and the clusters' host
 // counts are served from: a thousand hosts listed ten times a second is
@@ -36,7 +39,8 @@ const hostListLeaderRead = 4 * time.Second
 // again in the background; when it is older, or was dropped (a change made
 // here), they wait for the new one. On the leading engine the statistics
 // in it are its monitor's latest (at most hostListTTL old), and the rows
-// are read again every hostListLeaderRead.
+// are read again when the hosts' revision changed, or after
+// hostListLeaderRead.
 type hostList struct {
 	// gen counts the drops; the list held was read at generation loaded.
 	gen atomic.Uint64
@@ -54,6 +58,8 @@ type hostList struct {
 	enc [][]byte
 	// counts are the hosts per cluster and status.
 	counts map[string]map[string]int
+	// rev is the hosts' revision read before the rows held (leader only).
+	rev store.HostsRevision
 }
 
 // invalidate drops the list: the next caller reads it again. It does not
@@ -65,42 +71,76 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
-	if age := time.Since(l.at); !l.at.IsZero() && l.loaded == gen && age < hostListMaxAge {
-		if age >= hostListTTL && !l.refreshing {
-			l.refreshing = true
-			read := e.monitor() == nil || time.Since(l.readAt) >= hostListLeaderRead
-			go l.refresh(e, gen, l.set, read, l.views, l.enc)
+	if !l.at.IsZero() && l.loaded == gen {
+		age := time.Since(l.at)
+		if age < hostListTTL {
+			return l.views, l.enc, l.counts, nil
 		}
-		return l.views, l.enc, l.counts, nil
+		if age < hostListMaxAge {
+			if !l.refreshing {
+				l.refreshing = true
+				go l.refresh(e, gen, l.set, l.rev, l.readAt, l.views, l.enc)
+			}
+			return l.views, l.enc, l.counts, nil
+		}
+		// Too old to serve as it is; the leader's rows may still be
+		// current (the same revision): then only the statistics are laid
+		// over again, here.
+		if e.monitor() != nil && time.Since(l.readAt) < hostListLeaderRead {
+			if rev, err := e.st.HostsRevision(ctx); err == nil && rev == l.rev {
+				views, enc, err := restat(e, l.views, l.enc)
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				l.set++
+				l.views, l.enc, l.at = views, enc, time.Now()
+				return l.views, l.enc, l.counts, nil
+			}
+		}
+	}
+	var rev store.HostsRevision
+	if e.monitor() != nil {
+		var err error
+		if rev, err = e.st.HostsRevision(ctx); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	views, enc, counts, err := readHostList(ctx, e, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	l.set++
-	l.views, l.enc, l.counts, l.loaded = views, enc, counts, gen
+	l.views, l.enc, l.counts, l.loaded, l.rev = views, enc, counts, gen, rev
 	l.at = time.Now()
 	l.readAt = l.at
 	return views, enc, counts, nil
 }
 
-// refresh reads the list again in the background (read), or lays the
-// monitor's latest statistics over the list held (views and enc, set
-// number set); a failure drops it, so that the next caller reads it (and
-// gets the error).
-func (l *hostList) refresh(e *engine, gen, set uint64, read bool, views []engineapi.Host, enc [][]byte) {
+// refresh makes the list again in the background: the leader reads the
+// hosts' revision, and when it is still rev (the list held, set number
+// set, read at readAt) and the rows are not older than
+// hostListLeaderRead, lays its monitor's latest statistics over the list
+// held (views and enc); otherwise the rows are read again. A failure
+// drops the list, so that the next caller reads it (and gets the error).
+func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, readAt time.Time, views []engineapi.Host, enc [][]byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
 	var counts map[string]map[string]int
 	var err error
-	if read {
-		var prev []engineapi.Host
-		if e.monitor() != nil {
-			prev = views
-		}
+	read := true
+	var prev []engineapi.Host
+	if e.monitor() != nil {
+		var now store.HostsRevision
+		now, err = e.st.HostsRevision(ctx)
+		read = err == nil && (now != rev || time.Since(readAt) >= hostListLeaderRead)
+		rev, prev = now, views
+	}
+	switch {
+	case err != nil:
+	case read:
 		views, enc, counts, err = readHostList(ctx, e, prev)
-	} else {
+	default:
 		views, enc, err = restat(e, views, enc)
 	}
 	l.mu.Lock()
@@ -116,7 +156,7 @@ func (l *hostList) refresh(e *engine, gen, set uint64, read bool, views []engine
 	l.set++
 	l.views, l.enc, l.at = views, enc, start
 	if read {
-		l.counts, l.readAt = counts, start
+		l.counts, l.readAt, l.rev = counts, start, rev
 	}
 }
 

@@ -113,6 +113,8 @@ func HostQueryFrom(get func(name string) string) (HostQuery, error) {
 // HostList is a page of hosts; Encoded, when not nil, is the same page as
 // its JSON answer (made of the hosts' encodings kept with the list).
 type HostList struct {
+	// Page is the page; its hosts may be the engine's own list's, to be
+	// read, never changed.
 	Page    engineapi.HostPage
 	Encoded []byte
 }
@@ -167,19 +169,30 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 		if found {
 			i++
 		}
+		// The page's hosts are the list's own (read-only) when they
+		// follow each other in it, as they do without a filter: ten
+		// thousand hosts read page by page copy no host.
 		page := engineapi.HostPage{Hosts: []engineapi.Host{}}
 		var pick [][]byte
+		var at []int
 		for ; i < len(views); i++ {
 			h := &views[i]
 			if (f.ClusterID != "" && h.ClusterID != f.ClusterID) || (len(f.Statuses) > 0 && !slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
 				continue
 			}
 			if len(pick) == limit {
-				page.Continue = encodeContinue(page.Hosts[len(page.Hosts)-1].Name, fp)
+				page.Continue = encodeContinue(views[at[len(at)-1]].Name, fp)
 				break
 			}
-			page.Hosts = append(page.Hosts, *h)
+			at = append(at, i)
 			pick = append(pick, enc[i])
+		}
+		if n := len(at); n > 0 && at[n-1]-at[0] == n-1 {
+			page.Hosts = views[at[0] : at[n-1]+1 : at[n-1]+1]
+		} else {
+			for _, j := range at {
+				page.Hosts = append(page.Hosts, views[j])
+			}
 		}
 		return HostList{Page: page, Encoded: encodePage(pick, page.Continue)}, nil
 	}

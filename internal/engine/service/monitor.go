@@ -97,6 +97,10 @@ type monitor struct {
 	mu       sync.Mutex
 	pollers  map[string]*poller
 	clusterV map[string]int64
+	// hostsRev is the hosts' revision read before the rows last read (at
+	// hostsReadAt).
+	hostsRev    store.HostsRevision
+	hostsReadAt time.Time
 	// byID mirrors pollers for the lookups of the pushes and the firmware
 	// steps: a reload of ten thousand hosts holds mu for a while, and the
 	// thousands of statistics pushed meanwhile must not wait for it.
@@ -138,8 +142,9 @@ func (m *monitor) run(ctx context.Context) {
 	go func() { m.queue.run(ctx); close(queueDone) }()
 	t := time.NewTicker(m.cfg.HostsReload)
 	defer t.Stop()
-	m.reloadHosts(ctx)
+	m.reloadHosts(ctx, true)
 	for {
+		asked := false
 		select {
 		case <-ctx.Done():
 			<-queueDone
@@ -151,9 +156,10 @@ func (m *monitor) run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-m.reload:
+			asked = true
 		}
 		last := time.Now()
-		m.reloadHosts(ctx)
+		m.reloadHosts(ctx, asked)
 		// Changes arriving in bursts (hosts enrolled by the hundred) are
 		// taken together, at most one reload per reloadPause.
 		took := time.Since(last)
@@ -172,15 +178,22 @@ func (m *monitor) warn(msg string, args ...any) {
 	}
 }
 
+// hostsFullReload is the longest the monitor goes without reading the
+// hosts' rows when their revision stays the same.
+const hostsFullReload = time.Minute
+
 // reloadHosts reads the hosts and clusters: it starts a poller per newly
 // enrolled host, stops those of removed hosts, passes the changes (status,
 // address, certificate) to the others, and tells those of a changed
-// cluster to run admission again.
-func (m *monitor) reloadHosts(ctx context.Context) {
-	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{Brief: true, NoStats: true})
+// cluster to run admission again. Unless asked (a reload asked for), the
+// rows are not read while the hosts' revision and the clusters' versions
+// stay the same (up to hostsFullReload): ten thousand rows every few
+// seconds otherwise.
+func (m *monitor) reloadHosts(ctx context.Context, asked bool) {
+	rev, err := m.e.st.HostsRevision(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.warn("cannot read the hosts", "err", err)
+			m.warn("cannot read the hosts' revision", "err", err)
 		}
 		return
 	}
@@ -191,16 +204,32 @@ func (m *monitor) reloadHosts(ctx context.Context) {
 		}
 		return
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	changed := map[string]bool{}
 	versions := map[string]int64{}
+	m.mu.Lock()
 	for _, c := range clusters {
 		if v, ok := m.clusterV[c.ID]; ok && v != c.Version {
 			changed[c.ID] = true
 		}
 		versions[c.ID] = c.Version
 	}
+	same := !asked && rev == m.hostsRev && len(versions) == len(m.clusterV) && len(changed) == 0 &&
+		time.Since(m.hostsReadAt) < hostsFullReload
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	start := time.Now()
+	hosts, err := m.e.st.ListHosts(ctx, store.HostFilter{Brief: true, NoStats: true})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.warn("cannot read the hosts", "err", err)
+		}
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hostsRev, m.hostsReadAt = rev, start
 	m.clusterV = versions
 	m.vsync.hostsLoaded(hosts)
 	seen := map[string]bool{}

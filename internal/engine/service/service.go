@@ -137,6 +137,8 @@ type engine struct {
 	storage storageHealth
 	// hosts is the host list the API's lists are served from.
 	hosts hostList
+	// tokens are the API tokens' users seen lately.
+	tokens tokenCache
 	// reports are the host documents' facts read from the hosts'
 	// capabilities reports (virtualization, profile, firmware levels).
 	reports reportFactsCache

@@ -537,10 +537,12 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 		return
 	}
 	// In the background: a slow file system does not hold the host's
-	// statistics back.
+	// statistics back. (A copy: a closure over h itself would move every
+	// call's h to the heap, due or not.)
+	hc := h
 	go func() {
-		if err := s.checkHost(ctx, h); err != nil && ctx.Err() == nil {
-			s.e.log.Debug("pool check", "host", h.Name, "err", err)
+		if err := s.checkHost(ctx, hc); err != nil && ctx.Err() == nil {
+			s.e.log.Debug("pool check", "host", hc.Name, "err", err)
 		}
 	}()
 }

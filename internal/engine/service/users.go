@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
@@ -30,12 +31,24 @@ func NewAPIToken() (token, hash string, err error) {
 
 // Authenticate finds the user of an API token (UNAUTHENTICATED when none
 // has it).
+// A token's user is remembered for tokenCacheTTL (tokenCache).
 func (s *Users) Authenticate(ctx context.Context, token string) (store.User, error) {
-	u, err := s.e.st.GetUserByTokenHash(ctx, store.HashToken(token))
+	hash := store.HashToken(token)
+	c := &s.e.tokens
+	now := time.Now()
+	if u, ok := c.get(hash, now); ok {
+		return u, nil
+	}
+	gen := c.gen.Load()
+	u, err := s.e.st.GetUserByTokenHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, fail(api.CodeUnauthenticated, "invalid API token (revoked, or from another engine?)")
 	}
-	return u, coded(err)
+	if err != nil {
+		return store.User{}, coded(err)
+	}
+	c.put(hash, u, now, gen)
+	return u, nil
 }
 
 func userView(u store.User) engineapi.User {
@@ -126,6 +139,7 @@ func (s *Users) Delete(ctx context.Context, ref string) error {
 	if me := CallerFrom(ctx); me != nil && me.ID == u.ID {
 		return fail(api.CodeInUse, "user %s cannot remove itself", u.Name)
 	}
+	defer e.tokens.changed()
 	return coded(e.st.InTx(ctx, func(tx store.Tx) error {
 		if u.Role == store.RoleAdmin {
 			all, err := tx.ListUsers(ctx)
@@ -162,6 +176,7 @@ func (s *Users) RotateToken(ctx context.Context, ref string) (engineapi.UserToke
 		return engineapi.UserToken{}, coded(err)
 	}
 	u.TokenHash = hash
+	defer e.tokens.changed()
 	err = e.st.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.UpdateUser(ctx, &u); err != nil {
 			return err
