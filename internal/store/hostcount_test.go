@@ -92,6 +92,18 @@ func TestCountHostsAndBriefLists(t *testing.T) {
 					t.Errorf("hosts of address %q: %q, want %q", c.addr, got, c.want)
 				}
 			}
+			for _, name := range []string{"h1", "H1", "h", "nope"} {
+				hs, err := s.ListHosts(ctx, store.HostFilter{Name: name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case name == "h1" && (len(hs) != 1 || hs[0].Name != "h1" || len(hs[0].CPUFlags) != 2 || hs[0].Capabilities != nil):
+					t.Errorf("host named h1: %+v, want h1 with its flags and without its report", hs)
+				case name != "h1" && len(hs) != 0:
+					t.Errorf("hosts named %q: %+v, want none (names are exact)", name, hs)
+				}
+			}
 		})
 	}
 }

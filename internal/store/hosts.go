@@ -177,6 +177,9 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	if f.Address != "" {
 		where, args = append(where, "LOWER(h.address) = LOWER(?)"), append(args, f.Address)
 	}
+	if f.Name != "" {
+		where, args = append(where, "h.name = ?"), append(args, f.Name)
+	}
 	if f.After != "" {
 		where, args = append(where, "h.name > ?"), append(args, f.After)
 	}

@@ -210,6 +210,9 @@ type HostFilter struct {
 	// to case), so that a new host's address is checked without listing
 	// every host.
 	Address string
+	// Name keeps the host of this name (exactly): one host read without
+	// its capabilities report.
+	Name string
 	// WithCapabilities loads the capabilities report, which can be large;
 	// without it Host.Capabilities is nil.
 	WithCapabilities bool

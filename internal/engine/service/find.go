@@ -41,3 +41,21 @@ func (e *engine) findHost(ctx context.Context, ref string) (store.Host, error) {
 	}
 	return h, err
 }
+
+// findHostWithoutReport is findHost without the host's capabilities
+// report (Capabilities nil).
+func (e *engine) findHostWithoutReport(ctx context.Context, ref string) (store.Host, error) {
+	if strings.TrimSpace(ref) == "" {
+		return store.Host{}, invalidField("host", "no host named")
+	}
+	hs, err := e.st.ListHosts(ctx, store.HostFilter{Name: ref})
+	if err != nil {
+		return store.Host{}, err
+	}
+	if len(hs) == 1 {
+		return hs[0], nil
+	}
+	h, err := e.findHost(ctx, ref)
+	h.Capabilities = nil
+	return h, err
+}

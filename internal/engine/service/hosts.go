@@ -219,13 +219,24 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 
 // Get shows a host (name or ID), with its capabilities report when asked.
 func (s *Hosts) Get(ctx context.Context, ref string, capabilities bool) (engineapi.Host, error) {
-	h, err := s.e.findHost(ctx, ref)
+	var h store.Host
+	var err error
+	if capabilities {
+		h, err = s.e.findHost(ctx, ref)
+		if err == nil {
+			s.e.reports.of(h) // its report is at hand: read its facts
+		}
+	} else {
+		// The report (the largest column) is read only when its facts
+		// are not known yet: a host asked for by name forty times a
+		// second is a narrow read.
+		h, err = s.e.findHostWithoutReport(ctx, ref)
+		if err == nil {
+			s.e.reports.load(ctx, s.e.st, []store.Host{h})
+		}
+	}
 	if err != nil {
 		return engineapi.Host{}, coded(err)
-	}
-	s.e.reports.of(h) // its report is at hand: read its facts
-	if !capabilities {
-		h.Capabilities = nil
 	}
 	s.e.freshStats(ctx, &h)
 	out, err := s.e.hostOut(ctx, h)
