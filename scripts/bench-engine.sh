@@ -19,7 +19,8 @@
 # Environment: STEPS (host counts measured in turn, 1000,3000,10000; HOSTS,
 # when set and STEPS is not, is the only step), INTERVAL (2s, the engine's
 # --stats-interval), WINDOW (20s per API load), WARMUP (10s), LOADS (API
-# loads, CLIENTS:PAUSE,...: 0:0s,2:100ms,4:20ms), SIMHOSTS (hosts per
+# loads, CLIENTS:PAUSE or RATE/s,...: 0:0s,2:100ms,175/s; RATE/s starts
+# calls at a fixed rate whatever the answers take), SIMHOSTS (hosts per
 # simulator process, 2500: each enrolls and serves its share; a separate
 # one measures), PROFILES (a directory: the engine's CPU and heap profiles
 # of each window, taken from its --pprof-listen, as
@@ -36,7 +37,7 @@ STEPS=${STEPS:-${HOSTS:-1000,3000,10000}}
 INTERVAL=${INTERVAL:-2s}
 WINDOW=${WINDOW:-20s}
 WARMUP=${WARMUP:-10s}
-LOADS=${LOADS:-0:0s,2:100ms,4:20ms}
+LOADS=${LOADS:-0:0s,2:100ms,175/s}
 SIMHOSTS=${SIMHOSTS:-2500}
 PROFILES=${PROFILES:-}
 steps=(${STEPS//,/ })

@@ -314,33 +314,71 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	for _, c := range calls {
 		total += c.weight
 	}
+	// one makes a call picked by weight; its latency counts from start
+	// (when it was due, for a fixed rate: the time it waited for a free
+	// slot is latency too).
+	one := func(start time.Time) {
+		r := rand.N(total)
+		var c call
+		for _, c = range calls {
+			if r < c.weight {
+				break
+			}
+			r -= c.weight
+		}
+		err := c.do()
+		d := time.Since(start)
+		if wctx.Err() != nil {
+			return
+		}
+		mu.Lock()
+		if err != nil {
+			res.APIErrors[c.name+": "+err.Error()]++
+		} else {
+			lat[c.name] = append(lat[c.name], d)
+		}
+		mu.Unlock()
+	}
 	for w := 0; w < res.Load.Clients; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for wctx.Err() == nil {
-				r := rand.N(total)
-				var c call
-				for _, c = range calls {
-					if r < c.weight {
-						break
-					}
-					r -= c.weight
-				}
-				t := time.Now()
-				err := c.do()
-				d := time.Since(t)
-				if wctx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				if err != nil {
-					res.APIErrors[c.name+": "+err.Error()]++
-				} else {
-					lat[c.name] = append(lat[c.name], d)
-				}
-				mu.Unlock()
+				one(time.Now())
 				time.Sleep(res.Load.Pause)
+			}
+		}()
+	}
+	if res.Load.Rate > 0 {
+		// Open loop: a call is due every 1/Rate whatever the answers
+		// take, at most maxInFlight at once.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			every := time.Duration(float64(time.Second) / res.Load.Rate)
+			slots := make(chan struct{}, maxInFlight)
+			var calls sync.WaitGroup
+			defer calls.Wait()
+			t := time.NewTimer(0)
+			defer t.Stop()
+			for due := time.Now(); ; due = due.Add(every) {
+				t.Reset(time.Until(due))
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+				}
+				select {
+				case <-wctx.Done():
+					return
+				case slots <- struct{}{}:
+				}
+				calls.Add(1)
+				go func(due time.Time) {
+					defer calls.Done()
+					defer func() { <-slots }()
+					one(due)
+				}(due)
 			}
 		}()
 	}
@@ -443,7 +481,7 @@ func report(o options, rs []*Result) error {
 
 func reportOne(o options, r *Result) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "API load\t%d clients pausing %s: %.0f calls/s\n", r.Load.Clients, r.Load.Pause, r.CallsPerS)
+	fmt.Fprintf(w, "API load\t%s: %.0f calls/s\n", r.Load.Describe(), r.CallsPerS)
 	fmt.Fprintf(w, "hosts\t%d (%d Up at the end)\n", r.Hosts, r.HostsUp)
 	if r.EnrollSeconds > 0 {
 		fmt.Fprintf(w, "enrolled in\t%.1f s (all Up after %.1f s)\n", r.EnrollSeconds, r.AllUpSeconds)

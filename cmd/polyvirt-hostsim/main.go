@@ -27,7 +27,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,19 +74,14 @@ func main() {
 	flag.StringVar(&o.pprof, "pprof", "", "the engine's --pprof-listen address: take its CPU and heap profiles in each window")
 	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the profiles go (LOAD-cpu.pprof, LOAD-heap.pprof)")
 	var loads string
-	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,4:20ms", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls)")
+	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
-	for _, l := range strings.Split(loads, ",") {
-		c, p, ok := strings.Cut(strings.TrimSpace(l), ":")
-		n, err1 := strconv.Atoi(c)
-		d, err2 := time.ParseDuration(p)
-		if !ok || err1 != nil || err2 != nil || n < 0 || d < 0 {
-			fmt.Fprintf(os.Stderr, "polyvirt-hostsim: --api-loads %q: want CLIENTS:PAUSE,... such as 4:20ms\n", loads)
-			os.Exit(2)
-		}
-		o.loads = append(o.loads, load{Clients: n, Pause: d})
+	var err error
+	if o.loads, err = parseLoads(loads); err != nil {
+		fmt.Fprintf(os.Stderr, "polyvirt-hostsim: --api-loads: %v\n", err)
+		os.Exit(2)
 	}
 	if o.total == 0 {
 		o.total = o.first + o.hosts
@@ -103,14 +97,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// load is an API load: clients calling in a loop with a pause.
-type load struct {
-	Clients int           `json:"clients"`
-	Pause   time.Duration `json:"pauseNs"`
-}
-
-func (l load) String() string { return fmt.Sprintf("%dx%s", l.Clients, l.Pause) }
 
 func run(o options) error {
 	if o.engine == "" || o.tokenFile == "" {
@@ -178,7 +164,7 @@ func run(o options) error {
 	for _, l := range o.loads {
 		r := *res
 		r.Load, r.API, r.APIErrors = l, map[string]*Latencies{}, map[string]int{}
-		fmt.Fprintf(os.Stderr, "measuring for %s with %d API clients pausing %s\n", o.bench, l.Clients, l.Pause)
+		fmt.Fprintf(os.Stderr, "measuring for %s with %s\n", o.bench, l.Describe())
 		if err := b.measure(ctx, &r); err != nil {
 			return err
 		}
