@@ -314,14 +314,15 @@ func (h *Host) NoPush(on bool) { h.noPush.Store(on) }
 // Pushes counts the statistics the host pushed on its event stream.
 func (h *Host) Pushes() int64 { return h.pushes.Load() }
 
-// stats makes plausible figures: CPU usage wandering between 0 and 100.
+// stats makes plausible figures: CPU usage wandering between 0 and 100;
+// libvirt reachable, as a real agent says in every report.
 func (h *Host) stats() agentapi.Stats {
 	u := h.cpuUsage() + (rand.Float64()-0.5)*10
 	u = min(max(u, 0), 100)
 	h.cpu.Store(uint64(u * 1000))
 	return agentapi.Stats{Host: agentapi.HostStats{Time: time.Now().UTC(), CPUUsagePercent: float64(int(u*100)) / 100, CPUs: 160,
 		MemTotalMiB: 262144, MemFreeMiB: 200000, MemAvailableMiB: 210000, Load1: u / 10, Load5: u / 12, Load15: u / 15},
-		VMs: []agentapi.VMStats{}}
+		VMs: []agentapi.VMStats{}, Libvirt: &agentapi.LibvirtStatus{Connected: true, URI: "qemu:///system"}}
 }
 
 func (h *Host) cpuUsage() float64 {
