@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,12 @@ const hostListTTL = time.Second
 // hostListMaxAge is the oldest list served while a newer one is read in
 // the background; an older one is read again before answering.
 const hostListMaxAge = 5 * time.Second
+
+// hostListLeaderMaxAge is hostListMaxAge on the leading engine, whose list
+// is made again cheaply (the statistics laid over it while the rows stay
+// the same): a caller after a quiet while gets statistics as fresh as the
+// monitor's, not those of the last call.
+const hostListLeaderMaxAge = 2 * hostListTTL
 
 // hostListLeaderRead is the longest the leading engine serves the list
 // without reading its rows from the database again. In between, every
@@ -53,9 +58,11 @@ type hostList struct {
 	refreshing bool
 	// views are ordered by name (byte order), for the API's pages.
 	views []engineapi.Host
-	// enc holds each view's JSON, encoded once per read: a page of the
-	// API's list is these joined.
+	// enc holds each view's JSON: a page of the API's list is these
+	// joined; js each view's JSON without its statistics (encoded once
+	// per read, the statistics spliced in: hostJSON).
 	enc [][]byte
+	js  []hostJSON
 	// counts are the hosts per cluster and status.
 	counts map[string]map[string]int
 	// rev is the hosts' revision read before the rows held (leader only).
@@ -76,10 +83,14 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 		if age < hostListTTL {
 			return l.views, l.enc, l.counts, nil
 		}
-		if age < hostListMaxAge {
+		maxAge := hostListMaxAge
+		if e.monitor() != nil {
+			maxAge = hostListLeaderMaxAge
+		}
+		if age < maxAge {
 			if !l.refreshing {
 				l.refreshing = true
-				go l.refresh(e, gen, l.set, l.rev, l.readAt, l.views, l.enc)
+				go l.refresh(e, gen, l.set, l.rev, l.readAt, l.views, l.js, l.enc)
 			}
 			return l.views, l.enc, l.counts, nil
 		}
@@ -88,7 +99,7 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 		// over again, here.
 		if e.monitor() != nil && time.Since(l.readAt) < hostListLeaderRead {
 			if rev, err := e.st.HostsRevision(ctx); err == nil && rev == l.rev {
-				views, enc, err := restat(e, l.views, l.enc)
+				views, enc, err := restat(e, l.views, l.js, l.enc)
 				if err != nil {
 					return nil, nil, nil, err
 				}
@@ -105,12 +116,12 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 			return nil, nil, nil, err
 		}
 	}
-	views, enc, counts, err := readHostList(ctx, e, nil)
+	views, js, enc, counts, err := readHostList(ctx, e, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	l.set++
-	l.views, l.enc, l.counts, l.loaded, l.rev = views, enc, counts, gen, rev
+	l.views, l.js, l.enc, l.counts, l.loaded, l.rev = views, js, enc, counts, gen, rev
 	l.at = time.Now()
 	l.readAt = l.at
 	return views, enc, counts, nil
@@ -122,7 +133,7 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 // hostListLeaderRead, lays its monitor's latest statistics over the list
 // held (views and enc); otherwise the rows are read again. A failure
 // drops the list, so that the next caller reads it (and gets the error).
-func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, readAt time.Time, views []engineapi.Host, enc [][]byte) {
+func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, readAt time.Time, views []engineapi.Host, js []hostJSON, enc [][]byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -139,9 +150,9 @@ func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, 
 	switch {
 	case err != nil:
 	case read:
-		views, enc, counts, err = readHostList(ctx, e, prev)
+		views, js, enc, counts, err = readHostList(ctx, e, prev)
 	default:
-		views, enc, err = restat(e, views, enc)
+		views, enc, err = restat(e, views, js, enc)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -156,18 +167,18 @@ func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, 
 	l.set++
 	l.views, l.enc, l.at = views, enc, start
 	if read {
-		l.counts, l.readAt, l.rev = counts, start, rev
+		l.js, l.counts, l.readAt, l.rev = js, counts, start, rev
 	}
 }
 
 // restat lays the monitor's latest statistics over a list: the hosts
-// whose statistics are newer are copied and encoded again, the list given
-// is not changed.
-func restat(e *engine, views []engineapi.Host, enc [][]byte) ([]engineapi.Host, [][]byte, error) {
+// whose statistics are newer are copied and their statistics spliced into
+// their JSON (js) again; the list given is not changed.
+func restat(e *engine, views []engineapi.Host, js []hostJSON, enc [][]byte) ([]engineapi.Host, [][]byte, error) {
 	views, enc = slices.Clone(views), slices.Clone(enc)
 	changed := overlayStats(e, views)
 	for _, i := range changed {
-		b, err := json.Marshal(&views[i])
+		b, err := js[i].with(&views[i])
 		if err != nil {
 			return nil, nil, err
 		}
@@ -227,14 +238,14 @@ func overlayStats(e *engine, views []engineapi.Host) []int {
 // leading engine), the statistics documents are not read: they are the
 // monitor's latest, else the list before's (the largest column, and
 // ten thousand of them every few seconds).
-func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) ([]engineapi.Host, [][]byte, map[string]map[string]int, error) {
+func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) ([]engineapi.Host, []hostJSON, [][]byte, map[string]map[string]int, error) {
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true, NoStats: prev != nil})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	names, err := e.clusterNames(ctx)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	e.reports.load(ctx, e.st, hosts)
 	views := make([]engineapi.Host, 0, len(hosts))
@@ -255,13 +266,15 @@ func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) ([]engi
 	// The database's order is its collation's; the pages need one order
 	// that Go compares (their cursor is the last name of a page).
 	slices.SortFunc(views, func(a, b engineapi.Host) int { return strings.Compare(a.Name, b.Name) })
+	js := make([]hostJSON, len(views))
 	enc := make([][]byte, len(views))
 	for i := range views {
-		b, err := json.Marshal(&views[i])
-		if err != nil {
-			return nil, nil, nil, err
+		if js[i], err = newHostJSON(&views[i]); err != nil {
+			return nil, nil, nil, nil, err
 		}
-		enc[i] = b
+		if enc[i], err = js[i].with(&views[i]); err != nil {
+			return nil, nil, nil, nil, err
+		}
 	}
-	return views, enc, counts, nil
+	return views, js, enc, counts, nil
 }

@@ -1,0 +1,82 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"polyvirt/internal/api/engineapi"
+)
+
+// hostJSON is a host view's JSON made in two steps, so that the leader's
+// list, whose hosts' statistics change every few seconds, encodes each
+// host once per read of its row and then only splices its latest
+// statistics in: base is the view's JSON without its lastSeen, statsAt
+// and stats, at the offset where they go (-1: the view has a report or
+// pools after them, and is encoded whole each time).
+type hostJSON struct {
+	base []byte
+	at   int
+}
+
+// newHostJSON encodes a view without its statistics.
+func newHostJSON(v *engineapi.Host) (hostJSON, error) {
+	c := *v
+	c.LastSeen, c.StatsAt, c.Stats = time.Time{}, time.Time{}, nil
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return hostJSON{}, err
+	}
+	at := -1
+	if len(c.Capabilities) == 0 && len(c.Pools) == 0 {
+		// The three fields come right before "version" (engineapi.Host's
+		// order); nothing after it holds that key, and no key inside a
+		// string can hold an unescaped quote.
+		at = bytes.LastIndex(b, []byte(`,"version":`))
+	}
+	return hostJSON{base: b, at: at}, nil
+}
+
+// with is the view's JSON with its statistics (v's lastSeen, statsAt and
+// stats): the same document json.Marshal makes of v. A statistics
+// document that is not JSON (an agent's bad push) is left out rather than
+// failing the whole list.
+func (j hostJSON) with(v *engineapi.Host) ([]byte, error) {
+	if j.at < 0 {
+		b, err := json.Marshal(v)
+		if err != nil && len(v.Stats) > 0 {
+			c := *v
+			c.Stats = nil
+			return json.Marshal(&c)
+		}
+		return b, err
+	}
+	out := make([]byte, 0, len(j.base)+len(v.Stats)+96)
+	out = append(out, j.base[:j.at]...)
+	for _, f := range []struct {
+		key string
+		t   time.Time
+	}{{`,"lastSeen":"`, v.LastSeen}, {`,"statsAt":"`, v.StatsAt}} {
+		if f.t.IsZero() {
+			continue
+		}
+		if y := f.t.Year(); y < 0 || y > 9999 {
+			// As time.Time's MarshalJSON: no such year in RFC 3339.
+			return json.Marshal(v)
+		}
+		out = append(out, f.key...)
+		out = f.t.AppendFormat(out, time.RFC3339Nano)
+		out = append(out, '"')
+	}
+	if len(v.Stats) > 0 {
+		n := len(out)
+		out = append(out, `,"stats":`...)
+		buf := bytes.NewBuffer(out)
+		if err := json.Compact(buf, v.Stats); err != nil {
+			out = out[:n]
+		} else {
+			out = buf.Bytes()
+		}
+	}
+	return append(out, j.base[j.at:]...), nil
+}
