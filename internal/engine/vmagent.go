@@ -254,8 +254,9 @@ func (o *agentOps) events(ctx context.Context, h store.Host, stats time.Duration
 func (s *eventStream) PushesStats() bool { return s.stats }
 
 // Next returns the next VM event, or the statistics the agent pushed (an
-// event agentapi.EventStats whose Stats is the data as it came); io.EOF
-// when the stream ended.
+// event agentapi.EventStats whose Stats is the data as it came, when it is
+// JSON); io.EOF when the stream ended. Events that cannot be read are
+// skipped.
 func (s *eventStream) Next() (agentapi.Event, error) {
 	// Ten thousand hosts push every few seconds: the event's name is
 	// compared, not kept, and the data is one allocation of its size.
@@ -270,6 +271,14 @@ func (s *eventStream) Next() (agentapi.Event, error) {
 				continue
 			}
 			if stats {
+				if !json.Valid(data) {
+					// Kept as the host's statistics, written in a batch
+					// with every other host's: a document that is not
+					// JSON would fail them all. Skipped, as a malformed
+					// event is.
+					data, stats = data[:0], false
+					continue
+				}
 				return agentapi.Event{Event: agentapi.EventStats, Stats: data}, nil
 			}
 			var ev agentapi.Event
