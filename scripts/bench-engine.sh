@@ -24,11 +24,13 @@
 # simulator process, 2500: each enrolls and serves its share; a separate
 # one measures), PROFILES (a directory: the engine's CPU and heap profiles
 # of each window, taken from its --pprof-listen, as
-# BACKEND/HOSTS/LOAD-cpu.pprof and BACKEND/HOSTS/LOAD-heap.pprof; read them
-# with go tool pprof), ENGINE_GOMEMLIMIT (the engine's GOMEMLIMIT, Go's soft
-# memory limit, such as 900MiB; unset: none). PostgreSQL:
-# POLYVIRT_TEST_POSTGRES, else (as root) the server scripts/lib.sh's
-# ensure_postgres sets up; a schema of its own, dropped afterwards.
+# BACKEND/HOSTS/LOAD-cpu.pprof and BACKEND/HOSTS/LOAD-heap.pprof, and each
+# simulator process's own CPU profile over its whole life as
+# BACKEND/simN-cpu.pprof; read them with go tool pprof), ENGINE_GOMEMLIMIT
+# (the engine's GOMEMLIMIT, Go's soft memory limit, such as 900MiB; unset:
+# none). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the server
+# scripts/lib.sh's ensure_postgres sets up; a schema of its own, dropped
+# afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -114,7 +116,12 @@ run_backend() {
 		while [ "$have" -lt "$n" ]; do
 			share=$((n - have < SIMHOSTS ? n - have : SIMHOSTS))
 			i=$((i + 1))
-			"${sim[@]}" --hosts "$share" --first "$have" --loopbacks $((1 + HOSTS / 2500)) 2>"$work/$backend.sim$i.log" &
+			local simprof=()
+			if [ -n "$PROFILES" ]; then
+				mkdir -p "$PROFILES/$backend"
+				simprof=(--cpu-profile "$PROFILES/$backend/sim$i-cpu.pprof")
+			fi
+			"${sim[@]}" --hosts "$share" --first "$have" --loopbacks $((1 + HOSTS / 2500)) "${simprof[@]}" 2>"$work/$backend.sim$i.log" &
 			sim_pids+=($!)
 			have=$((have + share))
 		done

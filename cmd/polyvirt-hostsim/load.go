@@ -9,8 +9,9 @@ import (
 
 // maxInFlight bounds the calls of a fixed-rate load waiting for their
 // answers: past it a due call waits for a slot (and the wait counts in
-// its latency).
-const maxInFlight = 256
+// its latency). Below the engine's 128 connections per client (each call
+// waiting takes a connection of the client's).
+const maxInFlight = 96
 
 // maxRate bounds a fixed-rate load (calls per second).
 const maxRate = 100000

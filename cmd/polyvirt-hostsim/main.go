@@ -49,6 +49,7 @@ type options struct {
 	enginePID                                          int
 	dbProcess                                          string
 	pprof, profileDir                                  string
+	cpuProfile                                         string
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	var loads string
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "a serving process (--bench 0): write its own CPU profile, from its hosts' enrollment to its end, to this file")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
 	var err error
@@ -137,8 +139,7 @@ func run(o options) error {
 		// A serving process does not wait for the others: the measuring
 		// one (--hosts 0 --bench) does.
 		fmt.Fprintln(os.Stderr, "serving; interrupt to stop")
-		<-ctx.Done()
-		return nil
+		return serveProfiled(ctx, o.cpuProfile)
 	}
 	fmt.Fprintf(os.Stderr, "waiting for the %d hosts of cluster %s to be Up\n", o.total, o.cluster)
 	if err := waitUp(ctx, eng, o); err != nil {
