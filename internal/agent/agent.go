@@ -46,6 +46,12 @@ type Agent struct {
 	capsDoc   []byte // the report as served, and its ETag
 	capsETag  string
 	capsSeen  string // fingerprint of what the report was collected from
+	// collectCaps collects a report (nil: caps.Collect; unit tests give
+	// their own); firstCollectFor bounds how long the first collection
+	// waits for libvirt to list the host's guests and emulated machines
+	// (0: firstCollectDefault).
+	collectCaps     func(context.Context, caps.Options) (*caps.Result, error)
+	firstCollectFor time.Duration
 
 	index *vmIndex
 	locks *keyedMutex
@@ -262,7 +268,8 @@ func (a *Agent) collectOptions() caps.Options {
 // it is, not as it was. A collection that fails after such a change keeps
 // the previous report (logged), and so does one whose libvirt answers
 // without the machines the previous report had (lostMachines); one that is
-// asked for, or the first, returns what it found.
+// asked for returns what it found. The first waits a while for a libvirt
+// that answers without the host's machines to list them (collectFirst).
 func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Report, error) {
 	fp := a.capsFingerprint()
 	if res := a.cachedCaps(fp, refresh); res != nil {
@@ -276,7 +283,14 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Rep
 	a.capsMu.RLock()
 	prev, prevSeen := a.capsRes, a.capsSeen
 	a.capsMu.RUnlock()
-	res, doc, err := a.collect(ctx)
+	var res *caps.Result
+	var doc []byte
+	var err error
+	if prev == nil {
+		res, doc, err = a.collectFirst(ctx)
+	} else {
+		res, doc, err = a.collect(ctx)
+	}
 	switch {
 	case err == nil && !refresh && lostMachines(prev, res):
 		// Not kept: the next reader collects again, and the report
@@ -331,10 +345,66 @@ func libvirtStillProbing(r *hostreport.Report) bool {
 	return r != nil && r.Virt.Libvirt && (len(r.Virt.Guests) == 0 || len(r.Virt.EmulatedMachines) == 0)
 }
 
+// The first collection's waits for a libvirt that answers without the
+// host's guests or emulated machines: firstCollectDefault in all, retried
+// after firstCollectRetryMin at first, doubling up to firstCollectRetryMax.
+const (
+	firstCollectDefault  = time.Minute
+	firstCollectRetryMin = 500 * time.Millisecond
+	firstCollectRetryMax = 8 * time.Second
+)
+
+// collectFirst is the agent's first collection (no report yet to keep
+// instead): while libvirt answers without guests or emulated machines for
+// the host (libvirtStillProbing: a daemon that just started, or one too
+// busy to answer its probe of QEMU in time) it collects again, with
+// back-off, for firstCollectFor at most (logged), so that the engine does
+// not judge the host on an incomplete report (it would turn the host
+// NonOperational, its machines "missing", until its next capabilities
+// poll). After that, or when ctx ends, it returns what libvirt said: a host
+// whose libvirt really offers no machine is reported as it is. A collection
+// that fails is returned at once (its error says why).
+func (a *Agent) collectFirst(ctx context.Context) (*caps.Result, []byte, error) {
+	bound := a.firstCollectFor
+	if bound <= 0 {
+		bound = firstCollectDefault
+	}
+	deadline := time.Now().Add(bound)
+	wait := firstCollectRetryMin
+	for tries := 1; ; tries++ {
+		res, doc, err := a.collect(ctx)
+		if err != nil || !libvirtStillProbing(res.Report) {
+			if err == nil && tries > 1 {
+				a.log.Info("libvirt lists the host's guests and emulated machines now", "collections", tries)
+			}
+			return res, doc, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			a.log.Warn("libvirt still lists no guest or emulated machine for this host; reporting it so",
+				"collections", tries, "waited", bound)
+			return res, doc, nil
+		}
+		wait = min(wait, left)
+		a.log.Warn("libvirt answered without the host's guests or emulated machines (probing its QEMU binaries, or too busy to); collecting again",
+			"in", wait, "collections", tries)
+		select {
+		case <-ctx.Done():
+			return res, doc, nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, firstCollectRetryMax)
+	}
+}
+
 // collect collects the report and its document (the caller keeps them or
 // not). The caller holds collectMu.
 func (a *Agent) collect(ctx context.Context) (*caps.Result, []byte, error) {
-	res, err := caps.Collect(ctx, a.collectOptions())
+	collect := a.collectCaps
+	if collect == nil {
+		collect = caps.Collect
+	}
+	res, err := collect(ctx, a.collectOptions())
 	if err != nil {
 		return nil, nil, fmt.Errorf("capabilities: %w", err)
 	}

@@ -1,7 +1,12 @@
 package agent
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"polyvirt/internal/api/hostreport"
 	"polyvirt/internal/caps"
@@ -64,5 +69,87 @@ func TestLostMachinesKeepThePreviousReport(t *testing.T) {
 				t.Errorf("lostMachines = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestFirstCollectionWaitsForTheMachines: the agent's first report (no
+// previous one to keep) is not taken from a libvirt that answers without
+// the host's guests or emulated machines (a busy daemon whose probe of
+// QEMU timed out): it is collected again, with back-off, until libvirt
+// lists them, for a bounded time; a libvirt that never lists any is
+// reported as it is once the bound passed, and one that does not answer is
+// reported at once.
+func TestFirstCollectionWaitsForTheMachines(t *testing.T) {
+	withMachines := hostreport.Virt{Libvirt: true, Guests: []hostreport.Guest{{Arch: "ppc64le", Machines: []string{"pseries-7.2"}}},
+		EmulatedMachines: []string{"pseries-7.2"}}
+	probing := hostreport.Virt{Libvirt: true}
+	down := hostreport.Virt{LibvirtError: "connection refused"}
+	cases := []struct {
+		name string
+		// answers are libvirt's answers, one per collection (the last
+		// repeats).
+		answers []hostreport.Virt
+		bound   time.Duration
+		// want is the report's answer, collections how many were made
+		// (at least, when retried until the bound: how many fit in it
+		// depends on the machine's load).
+		want        hostreport.Virt
+		collections int
+		atLeast     bool
+	}{
+		{"machines at once", []hostreport.Virt{withMachines}, time.Minute, withMachines, 1, false},
+		{"machines at the third collection", []hostreport.Virt{probing, probing, withMachines}, time.Minute, withMachines, 3, false},
+		{"guests without machines, then machines", []hostreport.Virt{{Libvirt: true, Guests: []hostreport.Guest{{Arch: "ppc64le"}}}, withMachines}, time.Minute, withMachines, 2, false},
+		{"never any machine", []hostreport.Virt{probing}, 1200 * time.Millisecond, probing, 2, true},
+		{"libvirt down", []hostreport.Virt{down}, time.Minute, down, 1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := newTestAgent(t, newFakeConn())
+			a.capsRes = nil // the agent's first collection
+			a.firstCollectFor = c.bound
+			var calls atomic.Int32
+			a.collectCaps = func(context.Context, caps.Options) (*caps.Result, error) {
+				n := int(calls.Add(1))
+				v := c.answers[min(n, len(c.answers))-1]
+				return &caps.Result{Report: &hostreport.Report{Virt: v}}, nil
+			}
+			r, err := a.Capabilities(context.Background(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(c.want, r.Virt); diff != "" {
+				t.Errorf("the first report's libvirt (-want +got):\n%s", diff)
+			}
+			if got := int(calls.Load()); got != c.collections && !(c.atLeast && got > c.collections) {
+				t.Errorf("%d collections, want %d (at least: %v)", got, c.collections, c.atLeast)
+			}
+		})
+	}
+}
+
+// TestFirstCollectionEndsWithItsContext: an agent stopped while its first
+// collection waits for libvirt's machines returns what libvirt said.
+func TestFirstCollectionEndsWithItsContext(t *testing.T) {
+	a := newTestAgent(t, newFakeConn())
+	a.capsRes = nil
+	a.firstCollectFor = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int32
+	a.collectCaps = func(context.Context, caps.Options) (*caps.Result, error) {
+		if calls.Add(1) == 2 {
+			cancel()
+		}
+		return &caps.Result{Report: &hostreport.Report{Virt: hostreport.Virt{Libvirt: true}}}, nil
+	}
+	r, err := a.Capabilities(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !libvirtStillProbing(r) {
+		t.Errorf("report %+v, want libvirt's answer without machines", r.Virt)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("%d collections, want 2", got)
 	}
 }
