@@ -19,6 +19,7 @@ import (
 // commit; a second run ends in reject with the old level back. An x86_64
 // agent answers NOT_SUPPORTED_ON_ARCH.
 func TestAgentFirmwareWorkflow(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	state := t.TempDir()
 	host, err := fakehost.New(state, fakehost.Options{TypeModel: "8247-22L", Temporary: "SV810_081", Permanent: "SV810_081"})

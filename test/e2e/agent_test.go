@@ -50,6 +50,7 @@ func x86VM(name string) []byte {
 // TestAgentEndToEnd runs real agent processes on the real libvirtd: a fake-KVM
 // POWER8 host (S822L profile) and this x86_64 host.
 func TestAgentEndToEnd(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	if _, err := os.Stat(debianPPCKernel); err != nil {
 		missing(t, debianPPCKernel)
@@ -270,6 +271,7 @@ func tailString(s string, n int) string {
 // TestAgentRefusesBadInput: every bad request gets a clear 4xx or a
 // refused handshake, and nothing changes on the host.
 func TestAgentRefusesBadInput(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	ca := newTestCA(t)
 	sfx := randomSuffix()

@@ -26,6 +26,7 @@ const debianPPCKernel = "/usr/lib/debian-installer/images/12/ppc64el/text/debian
 // `polyvirt caps -o json` there and checks what it read from a real POWER
 // /proc and device tree.
 func TestCapsOnRealPPC64LEKernel(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	qemu, err := exec.LookPath("qemu-system-ppc64")
 	if err != nil {
 		missing(t, "qemu-system-ppc64")

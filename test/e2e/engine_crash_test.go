@@ -34,6 +34,7 @@ exit 0
 // when it is back — the VM Up on its host, and the start by the user who
 // asked for it, once.
 func TestEngineKilledMidStart(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	l := newEngineOnOwnLibvirtdWith(t, "crash", ownlibvirtd.Options{QEMUHook: slowStartHook})
 	name := "slow-" + randomSuffix()[:6]
 	l.c.run("", "vm", "create", name, "--cluster", "x86", "--memory", "256")

@@ -21,6 +21,7 @@ import (
 // level is back; every step is in the audit log; an x86_64 host answers
 // NOT_SUPPORTED_ON_ARCH.
 func TestEngineFirmwareThroughCLI(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	eng := initEngine(t, "engine-fw", nil)
 	eng.start()

@@ -50,6 +50,7 @@ func pgSchema(t *testing.T, dsn string) string {
 // installation on one PostgreSQL database: one leads the monitoring, the
 // other serves the API; the leader is killed and the other takes over.
 func TestEngineTwoEnginesPostgres(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	dsn := postgresDSN(t)
 	schema := pgSchema(t, dsn)

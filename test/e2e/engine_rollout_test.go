@@ -18,6 +18,7 @@ import (
 // once, committed on the new level, Up again; status and the audit log say
 // so.
 func TestEngineRolloutThroughCLI(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	eng := initEngine(t, "engine-ro", nil)
 	eng.start()

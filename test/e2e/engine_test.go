@@ -26,6 +26,7 @@ import (
 // this x86_64 host), enrolled with polyvirt agent join and driven through
 // the CLI.
 func TestEngineEndToEnd(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	ctx := context.Background()
 	eng := initEngine(t, "engine-a", nil)

@@ -18,6 +18,7 @@ import (
 // When the dead agent returns, the leftover definition of the VM there is
 // removed; the engine restarted keeps the VM Up where it runs.
 func TestEngineVMHighAvailability(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	sfx := randomSuffix()[:6]
 	ha1, ha2 := "hapa-"+sfx, "hapb-"+sfx

@@ -1,8 +1,19 @@
 // Package e2e holds polyvirt's end-to-end tests: real processes, a real
 // libvirtd with real QEMU, and real kernels booted under QEMU (POWER guests
-// under TCG included). They run one after the other: side by side (three
-// at a time) they met an agent's first capabilities report without emulated
-// machines from a busy libvirtd (an agent restarted in TestEngineVMHighAvailability stayed NonOperational).
+// under TCG included).
+//
+// Most of the tests run side by side (t.Parallel; scripts/test.sh gives go
+// test -parallel 3): most of their time goes to waiting for daemons, the
+// engine's rounds and small guests. Each has names, libvirt domains (a
+// prefix of its own), daemons, ports and directories of its own, and
+// checks only what it made; a lab's hosts of the README's names
+// (power8-a) in two engines at once are told apart by their domain
+// prefixes, as two labs of polyvirt up are. The tests whose guests keep
+// the cores busy for minutes or whose assertions are about a guest's
+// timing — TestRolloutLab, TestMigration, TestMigrationFaults,
+// TestREADMEWalkthrough, TestConsoleNeverStallsTheGuest — are not
+// parallel: go test runs them one after the other, before the parallel
+// ones.
 package e2e
 
 import (

@@ -447,6 +447,7 @@ func waitHostUp(t *testing.T, env []string, host string, within time.Duration) {
 // host's reason (its CPU level below the running VM's), through the CLI,
 // and the VM runs on where it was, no migration started.
 func TestMigrationRefusedCPULevel(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	eng := initEngine(t, "mig-cpu", nil)

@@ -31,6 +31,7 @@ import (
 // an administrator's exception: the vm-manager's is refused at once with
 // DISK_HOST_PATH_ADMIN_ONLY.
 func TestHostPathPolicy(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	ctx := context.Background()
 	sfx := randomSuffix()

@@ -97,6 +97,7 @@ func waitQuery(t *testing.T, base, query string, within time.Duration, ok func([
 // scrapes), a running VM's CPU time grows, and every query of the Grafana
 // dashboard (docs/grafana/polyvirt-dashboard.json) is valid PromQL.
 func TestPrometheusScrapesTheLab(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	promBin := requirePrometheus(t)
 	dir := t.TempDir()

@@ -50,6 +50,7 @@ func waitAgentStats(t *testing.T, p *agentProc, within time.Duration, ok func(ag
 // libvirt is away, publishes the loss and the return, and the VM is still
 // listed, running and controllable.
 func TestAgentSurvivesLibvirtdRestart(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	d := ownlibvirtd.Start(t, ownlibvirtd.Options{})
 	ca := newTestCA(t)
 	sfx := randomSuffix()
@@ -172,6 +173,7 @@ func screenshotThroughEngine(t *testing.T, api *client.Client, name string) {
 // same host is started, screenshotted and destroyed; then destroying the
 // stuck VM succeeds (and so does deleting it).
 func TestEngineStuckQEMU(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	l := newEngineOnOwnLibvirtd(t, "stuck")
 	sfx := randomSuffix()[:6]
 	stuck, other := "stuck-"+sfx, "other-"+sfx
@@ -228,6 +230,7 @@ func TestEngineStuckQEMU(t *testing.T) {
 // scheduled to it; when libvirtd runs again, the host and its VM come back
 // by themselves and the VM is controllable.
 func TestEngineHostWithoutLibvirt(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	l := newEngineOnOwnLibvirtd(t, "nolv")
 	sfx := randomSuffix()[:6]
 	vm := "lv-" + sfx

@@ -116,6 +116,7 @@ func line(s, prefix string) string {
 // whose disk holds MARKER-A too, with its own seed. An image of another
 // architecture than the cluster's is refused.
 func TestCloudInitGuests(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	requireAMD64Kernel(t)

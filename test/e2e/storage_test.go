@@ -156,6 +156,7 @@ func qemuImg(t *testing.T, args ...string) {
 // names that try to climb out of the pool (../, a link planted in it)
 // refused with nothing defined in libvirt.
 func TestStoragePoolsVolumesUploads(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	l := newStorageLab(t)
 	ctx := context.Background()
 	eapi := l.eng.api

@@ -96,6 +96,7 @@ func TestREADMEFirmwareParses(t *testing.T) {
 // event for each step and the committed level in the host's document; a
 // failed validation names its tool once and is cleared.
 func TestUpLabHostFacts(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	dir := t.TempDir()
 	domPrefix := "hf" + randomSuffix()[:5] + "-"

@@ -68,6 +68,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // host's reason. The lab stopped and started again finds every VM in its
 // state. (TestREADMEWalkthrough runs polyvirt up itself, as a process.)
 func TestUpLab(t *testing.T) {
+	t.Parallel() // side by side with the package's other light tests (its doc)
 	requireLibvirt(t)
 	requirePPCKernel(t)
 	dir := t.TempDir()
