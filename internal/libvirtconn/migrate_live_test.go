@@ -3,6 +3,7 @@ package libvirtconn_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -145,6 +146,54 @@ func migrate(t *testing.T, ctx context.Context, src *liveHost, d libvirtconn.Dom
 	}
 }
 
+// consoleLog is the test guest's console log, in the guest's daemon's own
+// log directory (/var/log/libvirt in its mount namespace).
+const consoleLog = "/var/log/libvirt/qemu/mig-console.log"
+
+// kernelBooted is what the guest's kernel prints on its console once it
+// has booted: past the firmware (SLOF), prom_init and the unpacking of
+// its initramfs, it runs its init (the installer's).
+const kernelBooted = "Run /init as init process"
+
+// consoleText is the test guest's console log on h so far.
+func consoleText(h *liveHost) string {
+	b, _ := os.ReadFile(filepath.Join(h.d.Dir, "log", strings.TrimPrefix(consoleLog, "/var/log/libvirt/")))
+	return string(b)
+}
+
+// waitConsole waits for want on the guest's console on h.
+func waitConsole(t *testing.T, h *liveHost, want string, within time.Duration) {
+	t.Helper()
+	t0 := time.Now()
+	for deadline := t0.Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if strings.Contains(consoleText(h), want) {
+			t.Logf("%q on the guest's console after %s", want, time.Since(t0).Round(time.Millisecond))
+			return
+		}
+	}
+	t.Fatalf("no %q on the guest's console within %s:\n%s", want, within, tail(consoleText(h), 3000))
+}
+
+// whyNotRunning is what tells why the guest on h is not running: libvirt's
+// reason, the end of its console and of its QEMU log ("" when it runs).
+func whyNotRunning(ctx context.Context, h *liveHost, d libvirtconn.Domain) string {
+	st, reason, err := h.conn.DomainStateReason(ctx, d)
+	if err == nil && st == libvirtconn.StateRunning {
+		return ""
+	}
+	qemuLog, _ := os.ReadFile(filepath.Join(h.d.Dir, "log", "qemu", d.Name+".log"))
+	return fmt.Sprintf(" (state %s, reason %d, %v)\nits console:\n%s\nits QEMU log:\n%s", st, reason, err,
+		tail(consoleText(h), 4000), tail(string(qemuLog), 2000))
+}
+
+// tail is the end of s, at most n bytes.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
 // TestLiveMigration moves a running POWER guest (TCG) between two libvirt
 // daemons of the test's own over TLS, peer to peer, renamed on the way:
 // there and back (back through a libvirttls.Front in place of the first
@@ -160,7 +209,7 @@ func TestLiveMigration(t *testing.T) {
 	}
 	ca, _ := pki.NewCA("test CA")
 	a, b := startHost(t, ca, "power8-a"), startHost(t, ca, "power8-b")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
 	vm := &vmspec.VM{Name: "mig-a", Arch: arch.PPC64LE, Memory: &vmspec.Memory{SizeMiB: 512},
@@ -169,7 +218,10 @@ func TestLiveMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := domxml.Render(valid, domxml.Options{FakeKVM: true, HostArch: arch.FromGOARCH(runtime.GOARCH), MemoryCapMiB: 512})
+	// The console is logged (in each daemon's own log directory): the
+	// test waits there for the guest's kernel, and shows it on failure.
+	x, err := domxml.Render(valid, domxml.Options{FakeKVM: true, HostArch: arch.FromGOARCH(runtime.GOARCH), MemoryCapMiB: 512,
+		ConsoleFile: consoleLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +232,17 @@ func TestLiveMigration(t *testing.T) {
 	if err := a.conn.StartDomain(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // the kernel is loaded and runs
+	// The guest's kernel has booted and runs its init. A fixed 3 s was
+	// meant to be enough for the kernel to run, but on a loaded machine
+	// the guest left while still in its firmware (SLOF) or while its
+	// kernel unpacked the installer's 30 MB initramfs: migrated in the
+	// middle of that (QEMU 7.2, TCG, pseries), the guest's kernel oopsed
+	// in the unpacking on arrival with corrupted memory ("list_del
+	// corruption", "kernel tried to execute exec-protected page", a NULL
+	// pointer in unpack_to_rootfs), and the guest was found shut off
+	// after the third migration (its panic: on_crash destroy). A guest
+	// that has booted is what the test means to move.
+	waitConsole(t, a, kernelBooted, 4*time.Minute)
 
 	// There, over b's own TLS port.
 	t0 := time.Now()
@@ -200,7 +262,7 @@ func TestLiveMigration(t *testing.T) {
 		t.Errorf("UUID %s on b, was %s", db.UUID, d.UUID)
 	}
 	if st, err := b.conn.DomainState(ctx, db); err != nil || st != libvirtconn.StateRunning {
-		t.Errorf("on b: %s %v", st, err)
+		t.Errorf("on b: %s %v%s", st, err, whyNotRunning(ctx, b, db))
 	}
 	done, err := b.conn.DomainJob(ctx, db, true)
 	if err != nil || done.Type != libvirtconn.JobCompleted || done.Operation != libvirtconn.JobMigrationIn || done.Downtime <= 0 || done.MemTotal == 0 {
@@ -221,7 +283,7 @@ func TestLiveMigration(t *testing.T) {
 	}
 	t.Logf("aborted: %v", err)
 	if st, err := b.conn.DomainState(ctx, db); err != nil || st != libvirtconn.StateRunning {
-		t.Errorf("after the abort, on b: %s %v", st, err)
+		t.Errorf("after the abort, on b: %s %v%s", st, err, whyNotRunning(ctx, b, db))
 	}
 	if _, err := a.conn.LookupDomain(ctx, "mig-a"); !errors.Is(err, libvirtconn.ErrNoDomain) {
 		t.Errorf("the aborted migration left a domain on a: %v", err)
@@ -247,9 +309,18 @@ func TestLiveMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st, err := a.conn.DomainState(ctx, da); err != nil || st != libvirtconn.StateRunning {
-		t.Errorf("back on a: %s %v", st, err)
+		t.Errorf("back on a: %s %v%s", st, err, whyNotRunning(ctx, a, da))
 	}
 	if _, err := b.conn.LookupDomain(ctx, "mig-b"); !errors.Is(err, libvirtconn.ErrNoDomain) {
 		t.Errorf("b still has the domain: %v", err)
+	}
+	// Its kernel found nothing wrong on the way (what it printed on a
+	// since it came back: the console log starts again with the incoming
+	// QEMU).
+	for _, bad := range []string{"Oops", "BUG:", "Kernel panic", "corruption"} {
+		if c := consoleText(a); strings.Contains(c, bad) {
+			t.Errorf("the guest's kernel says %q back on a:\n%s", bad, tail(c, 4000))
+			break
+		}
 	}
 }
