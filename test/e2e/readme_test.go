@@ -285,9 +285,18 @@ const screenWait = 2 * time.Minute
 // (the guest asked first, powered off after the stop's time-out).
 const stopWait = 3 * time.Minute
 
-// consoleAttached is how long the walkthrough stays on the POWER guest's
-// console while it boots.
-const consoleAttached = 20 * time.Second
+// The walkthrough stays on the POWER guest's console while it boots, as
+// the README says ("the kernel boots"): until the kernel has booted and
+// runs its init, the installer (kernelBooted on the console), for
+// consoleBootWait at most. Migrated before that (vm migrate comes next),
+// in the middle of SLOF or of the kernel unpacking the installer's 30 MB
+// initramfs, the guest (QEMU 7.2, TCG, pseries) was seen to crash on its
+// new host with corrupted memory on a loaded machine; a fixed 20 s on the
+// console was not always enough for the boot there.
+const (
+	kernelBooted    = "Run /init as init process"
+	consoleBootWait = 5 * time.Minute
+)
 
 // TestREADMEWalkthrough runs the README's "Next" section exactly as it is
 // written, command by command (the code block is read from README.md, so
@@ -295,8 +304,8 @@ const consoleAttached = 20 * time.Second
 // as a process on the real libvirtd, the commands in another "terminal",
 // in a directory with the repository's examples/. Every command must
 // succeed, and some are checked further: vm console is attached to the
-// POWER guest during its boot for 20 s on a terminal and detached with
-// ctrl-]; vm screenshot writes a PNG that is not blank; vm create --start
+// POWER guest during its boot, until its kernel has booted, on a terminal
+// and detached with ctrl-]; vm screenshot writes a PNG that is not blank; vm create --start
 // leaves the VM Up; vm stop leaves it Down (after its time-out when the
 // guest ignores the request); vm delete --force removes the VM and its
 // domain; host show prints recent statistics without a deleted VM. Before
@@ -703,9 +712,9 @@ func (w *walkthrough) migrate(args []string) []string {
 	return problems
 }
 
-// console attaches the console on a terminal for consoleAttached, then
-// types ctrl-]: it must detach with status 0, having shown the console's
-// output.
+// console attaches the console on a terminal until the guest's kernel has
+// booted (kernelBooted shown; consoleBootWait at most), then types ctrl-]:
+// it must detach with status 0, having shown the guest's boot.
 func (w *walkthrough) console(args []string) []string {
 	master, slave := openPTY(w.t)
 	cmd := exec.Command(polyvirtBin(w.t), args[1:]...)
@@ -719,11 +728,22 @@ func (w *walkthrough) console(args []string) []string {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var problems []string
-	select {
-	case err := <-done:
-		return []string{fmt.Sprintf("vm console ended by itself (%v):\n%s", err, tailString(out.String(), 2000))}
-	case <-time.After(consoleAttached):
+	t0 := time.Now()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(consoleBootWait)
+wait:
+	for !strings.Contains(out.String(), kernelBooted) {
+		select {
+		case err := <-done:
+			return []string{fmt.Sprintf("vm console ended by itself (%v):\n%s", err, tailString(out.String(), 2000))}
+		case <-timeout:
+			problems = append(problems, fmt.Sprintf("the guest's kernel did not boot (no %q on its console) within %s", kernelBooted, consoleBootWait))
+			break wait
+		case <-tick.C:
+		}
 	}
+	attached := time.Since(t0).Round(time.Second)
 	seen := out.String()
 	banner := "Connected to the serial console of VM " + args[3]
 	i := strings.Index(seen, banner)
@@ -732,7 +752,7 @@ func (w *walkthrough) console(args []string) []string {
 	} else if guest := strings.TrimSpace(seen[i+len(banner):]); len(guest) < 40 {
 		// The guest's firmware and kernel print from the start: what the
 		// console showed is theirs, beyond the banner.
-		problems = append(problems, fmt.Sprintf("the console showed no output of the guest in %s:\n%s", consoleAttached, seen))
+		problems = append(problems, fmt.Sprintf("the console showed no output of the guest in %s:\n%s", attached, seen))
 	}
 	if _, err := master.Write([]byte{0x1d}); err != nil {
 		return append(problems, err.Error())
@@ -750,7 +770,7 @@ func (w *walkthrough) console(args []string) []string {
 		<-done
 		problems = append(problems, "ctrl-] did not detach within 30 s")
 	}
-	w.t.Logf("vm console showed %d bytes in %s, the last:\n%s", len(seen), consoleAttached, tailString(seen, 600))
+	w.t.Logf("vm console showed %d bytes in %s, the last:\n%s", len(seen), attached, tailString(seen, 600))
 	return problems
 }
 
