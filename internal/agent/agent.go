@@ -301,7 +301,8 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Rep
 	case err == nil:
 		a.keep(res, doc, fp)
 		if prev != nil && !refresh {
-			a.log.Info("capabilities collected again: the host changed", "was", prevSeen, "now", fp)
+			a.log.Info("capabilities collected again: the host changed", "was", prevSeen, "now", fp,
+				"libvirt", libvirtAnswer(prev.Report), "libvirtNow", libvirtAnswer(res.Report))
 		}
 	case prev != nil && !refresh:
 		a.log.Warn("the host changed but its capabilities could not be collected again; the previous report stays", "err", err)
@@ -374,8 +375,8 @@ func (a *Agent) collectFirst(ctx context.Context) (*caps.Result, []byte, error) 
 	for tries := 1; ; tries++ {
 		res, doc, err := a.collect(ctx)
 		if err != nil || !libvirtStillProbing(res.Report) {
-			if err == nil && tries > 1 {
-				a.log.Info("libvirt lists the host's guests and emulated machines now", "collections", tries)
+			if err == nil {
+				a.log.Info("capabilities collected", "libvirt", libvirtAnswer(res.Report), "collections", tries)
 			}
 			return res, doc, err
 		}
@@ -395,6 +396,18 @@ func (a *Agent) collectFirst(ctx context.Context) (*caps.Result, []byte, error) 
 		}
 		wait = min(2*wait, firstCollectRetryMax)
 	}
+}
+
+// libvirtAnswer sums up what libvirt said in a report, for the log: its
+// error, or how many guests and emulated machines it listed.
+func libvirtAnswer(r *hostreport.Report) string {
+	switch {
+	case r == nil:
+		return "none"
+	case !r.Virt.Libvirt:
+		return "unavailable: " + r.Virt.LibvirtError
+	}
+	return fmt.Sprintf("%d guests, %d emulated machines", len(r.Virt.Guests), len(r.Virt.EmulatedMachines))
 }
 
 // collect collects the report and its document (the caller keeps them or
