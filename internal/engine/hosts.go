@@ -23,6 +23,9 @@ func (e *Engine) listHosts(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || l.Encoded == nil {
 		return answer(w, http.StatusOK, l.Page, err)
 	}
+	// Written (copied into the connection's buffers) when JSONRaw
+	// returns: the page's buffer serves the next page.
+	defer l.Release()
 	return httpx.JSONRaw(w, http.StatusOK, l.Encoded)
 }
 

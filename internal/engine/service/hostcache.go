@@ -35,7 +35,7 @@ const hostListLeaderMaxAge = 2 * hostListTTL
 // engine changed a host; its own changes drop the list), and lays its
 // monitor's latest statistics over the list held (restat): a few hosts'
 // encodings instead of reading ten thousand rows.
-const hostListLeaderRead = time.Minute
+const hostListLeaderRead = 5 * time.Minute
 
 // hostList is the brief host list the API's lists and the clusters' host
 // counts are served from: a thousand hosts listed ten times a second is

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/engineapi"
@@ -112,20 +113,42 @@ func encodePage(enc [][]byte, next string) []byte {
 	for _, b := range enc {
 		n += len(b) + 1
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n))
-	buf.WriteString(`{"hosts":[`)
+	var out []byte
+	if p, ok := pageBuffers.Get().(*[]byte); ok && cap(*p) >= n {
+		out = (*p)[:0]
+	} else {
+		if ok {
+			pageBuffers.Put(p)
+		}
+		out = make([]byte, 0, n)
+	}
+	out = append(out, `{"hosts":[`...)
 	for i, b := range enc {
 		if i > 0 {
-			buf.WriteByte(',')
+			out = append(out, ',')
 		}
-		buf.Write(b)
+		out = append(out, b...)
 	}
-	buf.WriteByte(']')
+	out = append(out, ']')
 	if next != "" {
-		buf.WriteString(`,"continue":`)
+		out = append(out, `,"continue":`...)
 		q, _ := json.Marshal(next)
-		buf.Write(q)
+		out = append(out, q...)
 	}
-	buf.WriteString("}\n")
-	return buf.Bytes()
+	return append(out, "}\n"...)
+}
+
+// pageBuffers keep the buffers of answered pages (half a megabyte for
+// 500 hosts, ten of them a second) for the next pages.
+var pageBuffers sync.Pool
+
+// Release gives the list's encoded page back for another page's use,
+// once it was written: neither Encoded nor anything read from it may be
+// used after.
+func (l *HostList) Release() {
+	if l.Encoded != nil {
+		b := l.Encoded[:0]
+		pageBuffers.Put(&b)
+		l.Encoded = nil
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
@@ -180,7 +181,7 @@ func (m *monitor) warn(msg string, args ...any) {
 
 // hostsFullReload is the longest the monitor goes without reading the
 // hosts' rows when their revision stays the same.
-const hostsFullReload = time.Minute
+const hostsFullReload = 5 * time.Minute
 
 // reloadHosts reads the hosts and clusters: it starts a poller per newly
 // enrolled host, stops those of removed hosts, passes the changes (status,
@@ -550,8 +551,36 @@ func saysConnected(b []byte) bool {
 	if bytes.Contains(b, []byte(`\u`)) || !bytes.Contains(b, []byte(`"libvirt":{"connected":true`)) {
 		return false
 	}
-	l := bytes.ToLower(b)
-	return bytes.Count(l, []byte(`"libvirt"`)) == 1 && bytes.Count(l, []byte(`"connected"`)) == 1
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			// Non-ASCII text may fold onto the keys (the decoder matches
+			// them so: the Kelvin sign is a k): counted after folding.
+			l := bytes.ToLower(b)
+			return bytes.Count(l, []byte(`"libvirt"`)) == 1 && bytes.Count(l, []byte(`"connected"`)) == 1
+		}
+	}
+	return countASCIIFold(b, `"libvirt"`) == 1 && countASCIIFold(b, `"connected"`) == 1
+}
+
+// countASCIIFold counts the occurrences of an ASCII lower-case pattern in
+// ASCII text whatever their case, without a lower-cased copy (every push
+// of ten thousand hosts goes through here).
+func countASCIIFold(b []byte, pat string) int {
+	n := 0
+next:
+	for i := 0; i+len(pat) <= len(b); i++ {
+		for j := 0; j < len(pat); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != pat[j] {
+				continue next
+			}
+		}
+		n++
+	}
+	return n
 }
 
 // decodeLibvirtDown is libvirtDown reading the whole document.
