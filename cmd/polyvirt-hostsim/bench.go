@@ -392,9 +392,9 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	simCPU1 := namedCPU("polyvirt-hostsim")
 	dbCPU1 := namedCPU(o.dbProcess)
 	res.EngineCPUCores = (engCPU1 - engCPU0) / window
-	res.SimCPUCores = (simCPU1 - simCPU0) / window
+	res.SimCPUCores = cpuSpent(simCPU0, simCPU1) / window
 	if o.dbProcess != "" {
-		res.DBCPUCores = (dbCPU1 - dbCPU0) / window
+		res.DBCPUCores = cpuSpent(dbCPU0, dbCPU1) / window
 	}
 	res.EngineMaxRSSMiB = maxRSS
 	res.EngineRSSMiB, _ = procRSS(o.enginePID, "VmRSS")
@@ -571,17 +571,17 @@ func procRSS(pid int, key string) (float64, error) {
 	return 0, errors.New(key + " not found")
 }
 
-// namedCPU sums the CPU time of every process with this command name
-// (the kernel keeps its first 15 bytes in comm).
-func namedCPU(name string) float64 {
+// namedCPU is the CPU time (seconds) of every process with this command
+// name (truncated as /proc's comm is), by process id.
+func namedCPU(name string) map[int]float64 {
+	out := map[int]float64{}
 	if name == "" {
-		return 0
+		return out
 	}
 	if len(name) > 15 {
 		name = name[:15]
 	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	var total float64
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
 		if err != nil || strings.TrimSpace(string(comm)) != name {
@@ -589,6 +589,24 @@ func namedCPU(name string) float64 {
 		}
 		pid, _ := strconv.Atoi(filepath.Base(d))
 		if c, err := procCPU(pid); err == nil {
+			out[pid] = c
+		}
+	}
+	return out
+}
+
+// cpuSpent is the CPU time the processes of after spent since before:
+// one that started meanwhile counts from 0 (a reused process id too), one
+// that ended meanwhile is
+// not counted (PostgreSQL's backends come and go; a sum of the two
+// samples' totals went negative).
+func cpuSpent(before, after map[int]float64) float64 {
+	var total float64
+	for pid, c := range after {
+		if b, ok := before[pid]; ok && b <= c {
+			total += c - b
+		} else {
+			// New, or a new process with a reused id.
 			total += c
 		}
 	}
