@@ -597,9 +597,8 @@ func namedCPU(name string) map[int]float64 {
 
 // cpuSpent is the CPU time the processes of after spent since before:
 // one that started meanwhile counts from 0 (a reused process id too), one
-// that ended meanwhile is
-// not counted (PostgreSQL's backends come and go; a sum of the two
-// samples' totals went negative).
+// that ended meanwhile is not counted (PostgreSQL's backends come and go;
+// a sum of the two samples' totals went negative).
 func cpuSpent(before, after map[int]float64) float64 {
 	var total float64
 	for pid, c := range after {
