@@ -245,12 +245,14 @@ func (s *Services) RunMonitoring(ctx context.Context) {
 
 func (e *engine) leadWith(ctx context.Context, l store.Leadership) {
 	e.log.Info("leading the host monitoring")
-	e.leader.Store(true)
+	// The take-over is recorded before the engine says it leads: a client
+	// that sees it lead finds the event (it read the one before, once).
 	ev := store.Event{Action: "engine.leader", Severity: store.SeverityInfo, ObjectKind: "engine",
 		ObjectName: e.cfg.Name, Message: fmt.Sprintf("Engine %s took over the host monitoring.", e.cfg.Name)}
 	if err := e.appendEvent(ctx, e.st, ev); err != nil {
 		e.log.Warn("audit log", "err", err)
 	}
+	e.leader.Store(true)
 	mctx, cancel := context.WithCancel(ctx)
 	m := newMonitor(e)
 	e.monMu.Lock()
