@@ -110,3 +110,19 @@ func openSQLite(tb testing.TB) store.Store {
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
+
+// eachStore runs test on a fresh store of each backend, as a subtest named
+// after it (PostgreSQL's needs POLYVIRT_TEST_POSTGRES: postgresDSN).
+func eachStore(t *testing.T, test func(t *testing.T, s store.Store)) {
+	for _, b := range []struct {
+		name string
+		open func(testing.TB) store.Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(b.name, func(t *testing.T) {
+			if b.name == "postgres" {
+				postgresDSN(t)
+			}
+			test(t, b.open(t))
+		})
+	}
+}
