@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -179,13 +178,7 @@ func TestHostsRevision(t *testing.T) {
 // TestHostsRevisionReadsAnIndex: SQLite answers the revision from its
 // index, not from the wide host rows (capabilities and all).
 func TestHostsRevisionReadsAnIndex(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "polyvirt.db")
-	s, err := store.OpenSQLite(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db := rawSQLite(t, path)
+	db := rawSQLite(t, migratedSQLite(t))
 	rows, err := db.Query(`EXPLAIN QUERY PLAN SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT), MAX(updated_at) FROM hosts`)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -15,13 +14,7 @@ import (
 // TestSchemaParity: both backends migrated to the same version have the
 // same tables, columns and indexes.
 func TestSchemaParity(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "polyvirt.db")
-	s, err := store.OpenSQLite(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db := rawSQLite(t, path)
+	db := rawSQLite(t, migratedSQLite(t))
 	lite := map[string][]string{}
 	rows, err := db.Query(`SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
 		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`)

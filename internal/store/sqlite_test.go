@@ -53,6 +53,19 @@ func TestSQLiteReopenKeepsDataAndMigratesOnce(t *testing.T) {
 	}
 }
 
+// migratedSQLite makes a SQLite database file migrated to the latest
+// schema, closed, and answers its path.
+func migratedSQLite(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "polyvirt.db")
+	s, err := store.OpenSQLite(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	return path
+}
+
 func rawSQLite(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", path)
@@ -64,16 +77,11 @@ func rawSQLite(t *testing.T, path string) *sql.DB {
 }
 
 func TestSQLiteNewerSchemaRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "polyvirt.db")
-	s, err := store.OpenSQLite(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	path := migratedSQLite(t)
 	if _, err := rawSQLite(t, path).Exec(`INSERT INTO schema_migrations VALUES (999, 'future', '2099-01-01T00:00:00.000000Z')`); err != nil {
 		t.Fatal(err)
 	}
-	_, err = store.OpenSQLite(ctx, path, store.Options{})
+	_, err := store.OpenSQLite(ctx, path, store.Options{})
 	if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "newer than this polyvirt") {
 		t.Errorf("open a newer schema: %v", err)
 	}
