@@ -21,17 +21,7 @@ func TestHostListCache(t *testing.T) {
 	simHost(t, te, sim, "p8", "s822l-power8e", "power")
 	first := waitHost(t, te.admin, "p8", 10*time.Second, func(h engineapi.Host) bool { return h.Status == "Up" && !h.LastSeen.IsZero() })
 
-	list := func() map[string]engineapi.Host {
-		hs, err := te.admin.Hosts(ctx, client.HostFilter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]engineapi.Host{}
-		for _, h := range hs {
-			out[h.Name] = h
-		}
-		return out
-	}
+	list := func() map[string]engineapi.Host { return hostsByName(t, te) }
 	// A change made here shows at once.
 	if _, err := te.admin.AddHost(ctx, engineapi.HostRequest{Name: "new", Address: "127.0.0.1:1", Cluster: "power"}); err != nil {
 		t.Fatal(err)
@@ -142,17 +132,7 @@ func TestLeaderHostListFollowsTheRevision(t *testing.T) {
 		_, mfs := te.scrape(t, te.token)
 		return value(mfs, "polyvirt_db_call_duration_seconds", map[string]string{"call": "ListHosts"})
 	}
-	list := func() map[string]engineapi.Host {
-		hs, err := te.admin.Hosts(ctx, client.HostFilter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]engineapi.Host{}
-		for _, h := range hs {
-			out[h.Name] = h
-		}
-		return out
-	}
+	list := func() map[string]engineapi.Host { return hostsByName(t, te) }
 	// The host's admission settles (its writes make reads); then three
 	// seconds of lists every 100 ms (the list's TTL is a second).
 	var quiet bool
@@ -191,4 +171,18 @@ func TestLeaderHostListFollowsTheRevision(t *testing.T) {
 			t.Fatalf("another engine's rename does not show: %v", l)
 		}
 	}
+}
+
+// hostsByName lists the engine's hosts (every page) by name.
+func hostsByName(t *testing.T, te *testEngine) map[string]engineapi.Host {
+	t.Helper()
+	hs, err := te.admin.Hosts(ctx, client.HostFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]engineapi.Host{}
+	for _, h := range hs {
+		out[h.Name] = h
+	}
+	return out
 }
