@@ -38,14 +38,7 @@ func TestHostJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			j, err := newHostJSON(&v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := j.with(&v)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := spliced(t, &v)
 			if diff := cmp.Diff(string(want), string(got)); diff != "" {
 				t.Errorf("(-json.Marshal +spliced):\n%s", diff)
 			}
@@ -53,14 +46,7 @@ func TestHostJSON(t *testing.T) {
 	}
 	v := base
 	v.StatsAt, v.Stats = at, json.RawMessage(`{"host":`)
-	j, err := newHostJSON(&v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := j.with(&v)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := spliced(t, &v)
 	var back engineapi.Host
 	if err := json.Unmarshal(got, &back); err != nil || back.Stats != nil || !back.StatsAt.Equal(at) || back.Name != "p8" {
 		t.Errorf("bad statistics: %s (%v), want the host without them", got, err)
@@ -106,14 +92,7 @@ func FuzzHostJSONStats(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stats []byte) {
 		v := engineapi.Host{ID: "h1", Name: "p8", Status: "Up", CPUFlags: []string{}, EmulatedMachines: []string{}, Version: 1,
 			Created: at, Updated: at, StatsAt: at, LastSeen: at, Stats: stats}
-		j, err := newHostJSON(&v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := j.with(&v)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := spliced(t, &v)
 		var back engineapi.Host
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Fatalf("not JSON: %q (%v)", got, err)
@@ -125,4 +104,18 @@ func FuzzHostJSONStats(f *testing.F) {
 			t.Fatalf("statistics %q (valid %v) came back as %q", stats, json.Valid(stats), back.Stats)
 		}
 	})
+}
+
+// spliced is a view's JSON made in the two steps of the leader's list.
+func spliced(t *testing.T, v *engineapi.Host) []byte {
+	t.Helper()
+	j, err := newHostJSON(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := j.with(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
