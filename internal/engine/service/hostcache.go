@@ -94,26 +94,25 @@ func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]by
 			}
 			return l.views, l.enc, l.counts, nil
 		}
-		// Too old to serve as it is; the leader's rows may still be
-		// current (the same revision): then only the statistics are laid
-		// over again, here.
-		if e.monitor() != nil && time.Since(l.readAt) < hostListLeaderRead {
-			if rev, err := e.st.HostsRevision(ctx); err == nil && rev == l.rev {
-				views, enc, err := restat(e, l.views, l.js, l.enc)
-				if err != nil {
-					return nil, nil, nil, err
-				}
-				l.set++
-				l.views, l.enc, l.at = views, enc, time.Now()
-				return l.views, l.enc, l.counts, nil
-			}
-		}
 	}
+	// The leader reads the hosts' revision first: a list too old to serve
+	// as it is whose rows are still current (the same revision) gets only
+	// the statistics laid over it again, here; otherwise the rows are read
+	// (and the list remembers the revision they are of).
 	var rev store.HostsRevision
 	if e.monitor() != nil {
 		var err error
 		if rev, err = e.st.HostsRevision(ctx); err != nil {
 			return nil, nil, nil, err
+		}
+		if !l.at.IsZero() && l.loaded == gen && rev == l.rev && time.Since(l.readAt) < hostListLeaderRead {
+			views, enc, err := restat(e, l.views, l.js, l.enc)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			l.set++
+			l.views, l.enc, l.at = views, enc, time.Now()
+			return l.views, l.enc, l.counts, nil
 		}
 	}
 	views, js, enc, counts, err := readHostList(ctx, e, nil)
