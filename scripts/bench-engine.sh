@@ -24,7 +24,8 @@
 # simulator process, 2500: each enrolls and serves its share; a separate
 # one measures), PROFILES (a directory: the engine's CPU and heap profiles
 # of each window, taken from its --pprof-listen, as
-# BACKEND/HOSTS/LOAD-cpu.pprof and BACKEND/HOSTS/LOAD-heap.pprof, and each
+# BACKEND/HOSTS/LOAD-cpu.pprof, BACKEND/HOSTS/LOAD-heap.pprof and
+# BACKEND/HOSTS/LOAD-goroutine.pprof (its goroutines at the end), and each
 # simulator process's own CPU profile over its whole life as
 # BACKEND/simN-cpu.pprof; read them with go tool pprof), ENGINE_GOMEMLIMIT
 # (the engine's GOMEMLIMIT, Go's soft memory limit, such as 900MiB; unset:

@@ -421,6 +421,9 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		if err := b.profile(ctx, "/debug/pprof/heap", res.Load.String()+"-heap.pprof"); err != nil {
 			return err
 		}
+		if err := b.profile(ctx, "/debug/pprof/goroutine", res.Load.String()+"-goroutine.pprof"); err != nil {
+			return err
+		}
 	}
 	var all []time.Duration
 	for name, d := range lat {

@@ -12,7 +12,7 @@
 // the hosts' statistics stay (the ages of their last contact in the API,
 // sampled through the window), and what the engine's own metrics say
 // (GET /metrics: its polls, the statistics pushed, their ages, its heap
-// and goroutines); with --pprof, Go's CPU and heap profiles of the engine
+// and goroutines); with --pprof, Go's CPU, heap and goroutine profiles of the engine
 // for each window. scripts/bench-engine.sh drives it.
 package main
 
@@ -73,7 +73,7 @@ func main() {
 	flag.IntVar(&o.enginePID, "engine-pid", 0, "the engine's process id (CPU and memory from /proc)")
 	flag.StringVar(&o.dbProcess, "db-process", "", "also measure the CPU of the processes with this name (postgres)")
 	flag.StringVar(&o.pprof, "pprof", "", "the engine's --pprof-listen address: take its CPU and heap profiles in each window")
-	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the profiles go (LOAD-cpu.pprof, LOAD-heap.pprof)")
+	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the profiles go (LOAD-cpu.pprof, LOAD-heap.pprof, LOAD-goroutine.pprof)")
 	var loads string
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
@@ -114,7 +114,9 @@ func run(o options) error {
 			return err
 		}
 	}
-	eng, err := client.New(client.Options{Engine: o.engine, Token: token, CAPEM: ca, Timeout: 60 * time.Second})
+	// As many connections kept as calls of a fixed-rate load in flight: the
+	// load measures the engine's answers, not TLS handshakes.
+	eng, err := client.New(client.Options{Engine: o.engine, Token: token, CAPEM: ca, Timeout: 60 * time.Second, Conns: maxInFlight})
 	if err != nil {
 		return err
 	}

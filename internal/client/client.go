@@ -48,6 +48,11 @@ type Options struct {
 	Fingerprint string
 	// Timeout bounds each call (default 30s).
 	Timeout time.Duration
+	// Conns is how many connections to the engine are kept open for the
+	// next calls (default 16): a program making more calls side by side
+	// sets it as high, or the calls beyond it each open a connection
+	// (a TLS handshake) and close it.
+	Conns int
 }
 
 // Client calls one engine.
@@ -72,6 +77,9 @@ func New(o Options) (*Client, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
+	if o.Conns <= 0 {
+		o.Conns = 16
+	}
 	c := &Client{base: engine, engine: engine, token: strings.TrimSpace(o.Token)}
 	if path, ok := strings.CutPrefix(engine, "unix://"); ok {
 		// The local socket: plain HTTP, every connection to the socket
@@ -92,7 +100,7 @@ func New(o Options) (*Client, error) {
 			}
 			return bulkconn.Plain(c), nil
 		}
-		tr := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, WriteBufferSize: 1 << 20}
+		tr := &http.Transport{DialContext: dial, MaxIdleConnsPerHost: o.Conns, IdleConnTimeout: time.Minute, WriteBufferSize: 1 << 20}
 		c.http = &http.Client{Transport: tr, Timeout: o.Timeout}
 		up := tr.Clone()
 		up.MaxIdleConnsPerHost = 2
@@ -103,7 +111,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}
+	tr := &http.Transport{TLSClientConfig: cfg, Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: o.Conns, IdleConnTimeout: time.Minute}
 	up := tr.Clone()
 	up.DialTLSContext = bulkDial(cfg)
 	up.MaxIdleConnsPerHost = 2

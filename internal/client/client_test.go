@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,6 +94,21 @@ func TestNormalizeFingerprint(t *testing.T) {
 // the CA as an engine does.
 func engineLike(t *testing.T) (*httptest.Server, *pki.CA) {
 	t.Helper()
+	return engineServing(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/api/v1/health" {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":{"code":"NOT_FOUND","message":"no"}}`))
+			return
+		}
+		w.Write([]byte(`{"status":"ok","leader":true}`))
+	}))
+}
+
+// engineServing is a TLS server answering with h, its certificate issued
+// by a new CA, as an engine's is.
+func engineServing(t *testing.T, h http.Handler) (*httptest.Server, *pki.CA) {
+	t.Helper()
 	ca, err := pki.NewCA("test engine CA")
 	if err != nil {
 		t.Fatal(err)
@@ -105,19 +121,81 @@ func engineLike(t *testing.T) (*httptest.Server, *pki.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path != "/api/v1/health" {
-			w.WriteHeader(404)
-			w.Write([]byte(`{"error":{"code":"NOT_FOUND","message":"no"}}`))
-			return
-		}
-		w.Write([]byte(`{"status":"ok","leader":true}`))
-	}))
+	s := httptest.NewUnstartedServer(h)
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s, ca
+}
+
+// TestConnsKept makes calls side by side twice: the second time they go
+// over the connections of the first when the client keeps as many (Conns),
+// and most open new ones when it keeps fewer.
+func TestConnsKept(t *testing.T) {
+	const side = 12
+	var mu sync.Mutex
+	var peers map[string]bool
+	var arrived sync.WaitGroup
+	s, ca := engineServing(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		peers[r.RemoteAddr] = true
+		mu.Unlock()
+		// Every call of a round waits for the others: they are side by
+		// side, each on a connection of its own.
+		arrived.Done()
+		arrived.Wait()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok","leader":true}`))
+	}))
+	// round makes side calls side by side and answers the connections
+	// they came on.
+	round := func(c *Client) map[string]bool {
+		mu.Lock()
+		peers = map[string]bool{}
+		mu.Unlock()
+		arrived.Add(side)
+		var calls sync.WaitGroup
+		for range side {
+			calls.Go(func() {
+				if _, err := c.Health(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		calls.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return peers
+	}
+	for _, tc := range []struct {
+		name           string
+		conns          int
+		minNew, maxNew int
+	}{
+		{"as many kept as calls", side, 0, 0},
+		{"two kept", 2, side - 2, side - 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Options{Engine: s.URL, CAPEM: ca.CertPEM, Conns: tc.conns})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := round(c)
+			if len(first) != side {
+				t.Fatalf("first round: %d connections, want %d", len(first), side)
+			}
+			second := round(c)
+			fresh := 0
+			for p := range second {
+				if !first[p] {
+					fresh++
+				}
+			}
+			if fresh < tc.minNew || fresh > tc.maxNew {
+				t.Errorf("second round: %d new connections of %d, want %d to %d", fresh, len(second), tc.minNew, tc.maxNew)
+			}
+		})
+	}
 }
 
 func TestTrust(t *testing.T) {

@@ -65,13 +65,13 @@ func (s *Clusters) List(ctx context.Context) ([]engineapi.Cluster, error) {
 	if err != nil {
 		return nil, coded(err)
 	}
-	_, _, counts, err := e.hosts.get(ctx, e)
+	snap, err := e.hosts.get(ctx, e)
 	if err != nil {
 		return nil, coded(err)
 	}
 	out := make([]engineapi.Cluster, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, clusterView(c, counts[c.ID]))
+		out = append(out, clusterView(c, snap.counts[c.ID]))
 	}
 	return out, nil
 }

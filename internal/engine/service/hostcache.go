@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -12,40 +13,37 @@ import (
 	"polyvirt/internal/store"
 )
 
-// hostListTTL is how long the API serves the host list from memory before
-// reading it again: the statistics in it lag the database by about this
-// much, and another engine's changes take this long to show. This
-// engine's own changes show at once (they drop the list).
+// hostListTTL is how long the API serves the host list's rows from memory
+// before checking them again: another engine's changes take about this
+// long to show. This engine's own changes show at once (they drop the
+// list).
 const hostListTTL = time.Second
 
 // hostListMaxAge is the oldest list served while a newer one is read in
 // the background; an older one is read again before answering.
 const hostListMaxAge = 5 * time.Second
 
-// hostListLeaderMaxAge is hostListMaxAge on the leading engine, whose list
-// is made again cheaply (the statistics laid over it while the rows stay
-// the same): a caller after a quiet while gets statistics as fresh as the
-// monitor's, not those of the last call.
+// hostListLeaderMaxAge is hostListMaxAge on the leading engine, whose
+// list is checked cheaply (the hosts' revision, from an index): a caller
+// after a quiet while sees another engine's changes made meanwhile.
 const hostListLeaderMaxAge = 2 * hostListTTL
 
 // hostListLeaderRead is the longest the leading engine serves the list
 // without reading its rows from the database again. In between, every
 // hostListTTL, it asks the database for the hosts' revision (from an
 // index) and reads the rows only when the revision changed (another
-// engine changed a host; its own changes drop the list), and lays its
-// monitor's latest statistics over the list held (restat): a few hosts'
-// encodings instead of reading ten thousand rows.
+// engine changed a host; its own changes drop the list).
 const hostListLeaderRead = 5 * time.Minute
 
 // hostList is the brief host list the API's lists and the clusters' host
 // counts are served from: a thousand hosts listed ten times a second is
-// one read and one encoding per second. When the list is a little old
-// (under hostListMaxAge), the callers get it at once while it is read
-// again in the background; when it is older, or was dropped (a change made
-// here), they wait for the new one. On the leading engine the statistics
-// in it are its monitor's latest (at most hostListTTL old), and the rows
-// are read again when the hosts' revision changed, or after
-// hostListLeaderRead.
+// one read per second at most. When the list is a little old (under
+// hostListMaxAge), the callers get it at once while it is read again in
+// the background; when it is older, or was dropped (a change made here),
+// they wait for the new one. On the leading engine the rows are read again
+// when the hosts' revision changed, or after hostListLeaderRead, and the
+// statistics a page shows are its monitor's latest, laid over the rows
+// when the page is made (hostSnapshot.encoded).
 type hostList struct {
 	// gen counts the drops; the list held was read at generation loaded.
 	gen atomic.Uint64
@@ -56,17 +54,36 @@ type hostList struct {
 	loaded     uint64
 	set        uint64
 	refreshing bool
-	// views are ordered by name (byte order), for the API's pages.
-	views []engineapi.Host
-	// enc holds each view's JSON: a page of the API's list is these
-	// joined; js each view's JSON without its statistics (encoded once
-	// per read, the statistics spliced in: hostJSON).
-	enc [][]byte
-	js  []hostJSON
-	// counts are the hosts per cluster and status.
-	counts map[string]map[string]int
+	snap       *hostSnapshot
 	// rev is the hosts' revision read before the rows held (leader only).
 	rev store.HostsRevision
+}
+
+// hostSnapshot is one read of the host list, shared by the callers until
+// the next: never changed, but for its hosts' encodings, made when a page
+// first needs them.
+type hostSnapshot struct {
+	// views are ordered by name (byte order), for the API's pages; their
+	// statistics are those of the read (on the leader, its monitor's
+	// latest then).
+	views []engineapi.Host
+	// enc holds each view's latest JSON, made for the page that first
+	// needed it with the statistics of then, and made again when a page
+	// needs newer statistics: ten thousand hosts whose statistics change
+	// every few seconds cost only the encodings of the pages asked for.
+	enc []atomic.Pointer[hostEncoding]
+	// counts are the hosts per cluster and status.
+	counts map[string]map[string]int
+}
+
+// hostEncoding is a view's JSON with the statistics of statsAt and the
+// last contact lastSeen, and the view's JSON without them (js, from
+// which the next is made).
+type hostEncoding struct {
+	js       hostJSON
+	statsAt  time.Time
+	lastSeen time.Time
+	b        []byte
 }
 
 // invalidate drops the list: the next caller reads it again. It does not
@@ -74,69 +91,63 @@ type hostList struct {
 func (l *hostList) invalidate() { l.gen.Add(1) }
 
 // get returns the list.
-func (l *hostList) get(ctx context.Context, e *engine) ([]engineapi.Host, [][]byte, map[string]map[string]int, error) {
+func (l *hostList) get(ctx context.Context, e *engine) (*hostSnapshot, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	gen := l.gen.Load()
-	if !l.at.IsZero() && l.loaded == gen {
+	leader := e.monitor() != nil
+	if l.snap != nil && !l.at.IsZero() && l.loaded == gen {
 		age := time.Since(l.at)
 		if age < hostListTTL {
-			return l.views, l.enc, l.counts, nil
+			return l.snap, nil
 		}
 		maxAge := hostListMaxAge
-		if e.monitor() != nil {
+		if leader {
 			maxAge = hostListLeaderMaxAge
 		}
 		if age < maxAge {
 			if !l.refreshing {
 				l.refreshing = true
-				go l.refresh(e, gen, l.set, l.rev, l.readAt, l.views, l.js, l.enc)
+				go l.refresh(e, gen, l.set, l.rev, l.readAt, l.snap)
 			}
-			return l.views, l.enc, l.counts, nil
+			return l.snap, nil
 		}
 	}
 	// The leader reads the hosts' revision first: a list too old to serve
-	// as it is whose rows are still current (the same revision) gets only
-	// the statistics laid over it again, here; otherwise the rows are read
-	// (and the list remembers the revision they are of).
+	// as it is whose rows are still current (the same revision) is served
+	// again; otherwise the rows are read (and the list remembers the
+	// revision they are of).
 	var rev store.HostsRevision
-	if e.monitor() != nil {
+	if leader {
 		var err error
 		if rev, err = e.st.HostsRevision(ctx); err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		if !l.at.IsZero() && l.loaded == gen && rev == l.rev && time.Since(l.readAt) < hostListLeaderRead {
-			views, enc, err := restat(e, l.views, l.js, l.enc)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			l.set++
-			l.views, l.enc, l.at = views, enc, time.Now()
-			return l.views, l.enc, l.counts, nil
+		if l.snap != nil && l.loaded == gen && rev == l.rev && time.Since(l.readAt) < hostListLeaderRead {
+			l.at = time.Now()
+			return l.snap, nil
 		}
 	}
-	views, js, enc, counts, err := readHostList(ctx, e, nil)
+	snap, err := readHostList(ctx, e, nil)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	l.set++
-	l.views, l.js, l.enc, l.counts, l.loaded, l.rev = views, js, enc, counts, gen, rev
+	l.snap, l.loaded, l.rev = snap, gen, rev
 	l.at = time.Now()
 	l.readAt = l.at
-	return views, enc, counts, nil
+	return snap, nil
 }
 
-// refresh makes the list again in the background: the leader reads the
-// hosts' revision, and when it is still rev (the list held, set number
-// set, read at readAt) and the rows are not older than
-// hostListLeaderRead, lays its monitor's latest statistics over the list
-// held (views and enc); otherwise the rows are read again. A failure
-// drops the list, so that the next caller reads it (and gets the error).
-func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, readAt time.Time, views []engineapi.Host, js []hostJSON, enc [][]byte) {
+// refresh checks the list in the background: the leader reads the hosts'
+// revision, and when it is still rev (the list held, set number set, read
+// at readAt) and the rows are not older than hostListLeaderRead, keeps
+// the list; otherwise the rows are read again. A failure drops the list,
+// so that the next caller reads it (and gets the error).
+func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, readAt time.Time, snap *hostSnapshot) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	var counts map[string]map[string]int
 	var err error
 	read := true
 	var prev []engineapi.Host
@@ -144,14 +155,10 @@ func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, 
 		var now store.HostsRevision
 		now, err = e.st.HostsRevision(ctx)
 		read = err == nil && (now != rev || time.Since(readAt) >= hostListLeaderRead)
-		rev, prev = now, views
+		rev, prev = now, snap.views
 	}
-	switch {
-	case err != nil:
-	case read:
-		views, js, enc, counts, err = readHostList(ctx, e, prev)
-	default:
-		views, enc, err = restat(e, views, js, enc)
+	if err == nil && read {
+		snap, err = readHostList(ctx, e, prev)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -160,30 +167,73 @@ func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, 
 		l.at = time.Time{}
 		return
 	}
-	if l.loaded != gen || (!read && l.set != set) {
+	if l.loaded != gen || l.set != set {
+		// Dropped, or read again by a caller, meanwhile.
 		return
 	}
-	l.set++
-	l.views, l.enc, l.at = views, enc, start
+	l.at = start
 	if read {
-		l.js, l.counts, l.readAt, l.rev = js, counts, start, rev
+		l.set++
+		l.snap, l.readAt, l.rev = snap, start, rev
 	}
 }
 
-// restat lays the monitor's latest statistics over a list: the hosts
-// whose statistics are newer are copied and their statistics spliced into
-// their JSON (js) again; the list given is not changed.
-func restat(e *engine, views []engineapi.Host, js []hostJSON, enc [][]byte) ([]engineapi.Host, [][]byte, error) {
-	views, enc = slices.Clone(views), slices.Clone(enc)
-	changed := overlayStats(e, views)
-	for _, i := range changed {
-		b, err := js[i].with(&views[i])
-		if err != nil {
-			return nil, nil, err
-		}
-		enc[i] = b
+// laidStats answers the statistics a view shows: the monitor's latest
+// (m, on the leading engine) when they are newer than the view's, else
+// the view's; and its last contact, the later of the view's and the
+// statistics'.
+func laidStats(m *monitor, v *engineapi.Host) (stats json.RawMessage, at, seen time.Time) {
+	stats, at, seen = v.Stats, v.StatsAt, v.LastSeen
+	if m == nil {
+		return stats, at, seen
 	}
-	return views, enc, nil
+	if s := m.latestStats(v.ID); s != nil && s.At.After(at) && len(s.Stats) > 0 {
+		stats, at = s.Stats, s.At
+		if at.After(seen) {
+			seen = at
+		}
+	}
+	return stats, at, seen
+}
+
+// encoded answers view i's JSON with the statistics it shows now
+// (laidStats): the encoding kept when it is of these statistics, else a
+// new one, kept for the next page.
+func (s *hostSnapshot) encoded(m *monitor, i int) ([]byte, error) {
+	v := &s.views[i]
+	stats, at, seen := laidStats(m, v)
+	c := s.enc[i].Load()
+	if c != nil && c.statsAt.Equal(at) && c.lastSeen.Equal(seen) {
+		return c.b, nil
+	}
+	var js hostJSON
+	if c != nil {
+		js = c.js
+	} else {
+		var err error
+		if js, err = newHostJSON(v); err != nil {
+			return nil, err
+		}
+	}
+	w := *v
+	w.Stats, w.StatsAt, w.LastSeen = stats, at, seen
+	b, err := js.with(&w)
+	if err != nil {
+		return nil, err
+	}
+	s.enc[i].Store(&hostEncoding{js: js, statsAt: at, lastSeen: seen, b: b})
+	return b, nil
+}
+
+// latestViews is a copy of the views with the statistics they show now
+// (laidStats).
+func (s *hostSnapshot) latestViews(m *monitor) []engineapi.Host {
+	views := slices.Clone(s.views)
+	for i := range views {
+		v := &views[i]
+		v.Stats, v.StatsAt, v.LastSeen = laidStats(m, v)
+	}
+	return views
 }
 
 // carryStats gives the views read without their statistics documents
@@ -211,69 +261,41 @@ func carryStats(views, prev []engineapi.Host) {
 	}
 }
 
-// overlayStats lays the monitor's latest statistics (when this engine
-// leads) over views, and answers the indexes of those it changed.
-func overlayStats(e *engine, views []engineapi.Host) []int {
-	m := e.monitor()
-	if m == nil {
-		return nil
-	}
-	var changed []int
-	for i := range views {
-		v := &views[i]
-		if s := m.latestStats(v.ID); s != nil && s.At.After(v.StatsAt) && len(s.Stats) > 0 {
-			v.Stats, v.StatsAt = s.Stats, s.At
-			if s.At.After(v.LastSeen) {
-				v.LastSeen = s.At
-			}
-			changed = append(changed, i)
-		}
-	}
-	return changed
-}
-
 // readHostList reads the brief host list and makes its views (ordered by
-// name), their JSON and the counts. With the list before (prev, on the
-// leading engine), the statistics documents are not read: they are the
-// monitor's latest, else the list before's (the largest column, and
-// ten thousand of them every few seconds).
-func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) ([]engineapi.Host, []hostJSON, [][]byte, map[string]map[string]int, error) {
+// name) and the counts; the views' JSON is made when a page needs it.
+// With the list before (prev, on the leading engine), the statistics
+// documents are not read: they are the monitor's latest, else the list
+// before's (the largest column, and ten thousand of them every few
+// seconds).
+func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) (*hostSnapshot, error) {
 	hosts, err := e.st.ListHosts(ctx, store.HostFilter{Brief: true, NoStats: prev != nil})
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	names, err := e.clusterNames(ctx)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	e.reports.load(ctx, e.st, hosts)
 	views := make([]engineapi.Host, 0, len(hosts))
 	counts := map[string]map[string]int{}
+	m := e.monitor()
 	for _, h := range hosts {
-		views = append(views, e.hostView(h, names[h.ClusterID]))
-		m := counts[h.ClusterID]
-		if m == nil {
-			m = map[string]int{}
-			counts[h.ClusterID] = m
+		v := e.hostView(h, names[h.ClusterID])
+		v.Stats, v.StatsAt, v.LastSeen = laidStats(m, &v)
+		views = append(views, v)
+		c := counts[h.ClusterID]
+		if c == nil {
+			c = map[string]int{}
+			counts[h.ClusterID] = c
 		}
-		m[string(h.Status)]++
+		c[string(h.Status)]++
 	}
-	overlayStats(e, views)
 	if prev != nil {
 		carryStats(views, prev)
 	}
 	// The database's order is its collation's; the pages need one order
 	// that Go compares (their cursor is the last name of a page).
 	slices.SortFunc(views, func(a, b engineapi.Host) int { return strings.Compare(a.Name, b.Name) })
-	js := make([]hostJSON, len(views))
-	enc := make([][]byte, len(views))
-	for i := range views {
-		if js[i], err = newHostJSON(&views[i]); err != nil {
-			return nil, nil, nil, nil, err
-		}
-		if enc[i], err = js[i].with(&views[i]); err != nil {
-			return nil, nil, nil, nil, err
-		}
-	}
-	return views, js, enc, counts, nil
+	return &hostSnapshot{views: views, enc: make([]atomic.Pointer[hostEncoding], len(views)), counts: counts}, nil
 }

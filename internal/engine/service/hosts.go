@@ -110,11 +110,10 @@ func HostQueryFrom(get func(name string) string) (HostQuery, error) {
 	return q, err
 }
 
-// HostList is a page of hosts; Encoded, when not nil, is the same page as
-// its JSON answer (made of the hosts' encodings kept with the list).
+// HostList is a page of hosts: Page, or, when Encoded is not nil, the
+// page's JSON answer (made of the hosts' encodings kept with the list),
+// and then Page holds only its Continue.
 type HostList struct {
-	// Page is the page; its hosts may be the engine's own list's, to be
-	// read, never changed.
 	Page    engineapi.HostPage
 	Encoded []byte
 }
@@ -159,40 +158,38 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 		}
 	}
 	if !q.Details {
-		views, enc, _, err := e.hosts.get(ctx, e)
+		snap, err := e.hosts.get(ctx, e)
 		if err != nil {
 			return HostList{}, err
 		}
+		views := snap.views
 		// The views are ordered by name: the page starts at the first
 		// name after the cursor's.
 		i, found := slices.BinarySearchFunc(views, after, func(h engineapi.Host, name string) int { return strings.Compare(h.Name, name) })
 		if found {
 			i++
 		}
-		// The page's hosts are the list's own (read-only) when they
-		// follow each other in it, as they do without a filter: ten
-		// thousand hosts read page by page copy no host.
-		page := engineapi.HostPage{Hosts: []engineapi.Host{}}
+		// Only the page's hosts are encoded (when their statistics
+		// changed since a page last showed them).
+		m := e.monitor()
+		var page engineapi.HostPage
 		var pick [][]byte
-		var at []int
+		last := -1
 		for ; i < len(views); i++ {
 			h := &views[i]
 			if (f.ClusterID != "" && h.ClusterID != f.ClusterID) || (len(f.Statuses) > 0 && !slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
 				continue
 			}
 			if len(pick) == limit {
-				page.Continue = encodeContinue(views[at[len(at)-1]].Name, fp)
+				page.Continue = encodeContinue(views[last].Name, fp)
 				break
 			}
-			at = append(at, i)
-			pick = append(pick, enc[i])
-		}
-		if n := len(at); n > 0 && at[n-1]-at[0] == n-1 {
-			page.Hosts = views[at[0] : at[n-1]+1 : at[n-1]+1]
-		} else {
-			for _, j := range at {
-				page.Hosts = append(page.Hosts, views[j])
+			b, err := snap.encoded(m, i)
+			if err != nil {
+				return HostList{}, err
 			}
+			pick = append(pick, b)
+			last = i
 		}
 		return HostList{Page: page, Encoded: encodePage(pick, page.Continue)}, nil
 	}

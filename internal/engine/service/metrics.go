@@ -55,7 +55,7 @@ type VMCount struct {
 func (s *Metrics) Inventory(ctx context.Context) (Inventory, error) {
 	e := s.e
 	inv := Inventory{Leader: e.leader.Load()}
-	views, _, _, err := e.hosts.get(ctx, e)
+	snap, err := e.hosts.get(ctx, e)
 	if err != nil {
 		return inv, coded(err)
 	}
@@ -65,7 +65,7 @@ func (s *Metrics) Inventory(ctx context.Context) (Inventory, error) {
 		status  string
 	}
 	hosts := map[hkey]int{}
-	for _, h := range views {
+	for _, h := range snap.views {
 		hosts[hkey{h.Cluster, h.Arch, h.Status}]++
 	}
 	for k, n := range hosts {
@@ -143,12 +143,12 @@ func (s *vmService) knowArches(ctx context.Context, vms []store.VM) error {
 // discovery: one group per host, its address, and the labels host,
 // cluster and arch (unknown until the host's report was read).
 func (s *Metrics) Targets(ctx context.Context) (engineapi.ScrapeTargets, error) {
-	views, _, _, err := s.e.hosts.get(ctx, s.e)
+	snap, err := s.e.hosts.get(ctx, s.e)
 	if err != nil {
 		return nil, coded(err)
 	}
 	out := engineapi.ScrapeTargets{}
-	for _, h := range views {
+	for _, h := range snap.views {
 		if !h.Enrolled || h.Address == "" {
 			continue
 		}

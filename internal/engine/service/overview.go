@@ -19,7 +19,7 @@ func (s *Clusters) Overview(ctx context.Context) (engineapi.Overview, error) {
 	if err != nil {
 		return engineapi.Overview{}, coded(err)
 	}
-	hosts, _, counts, err := e.hosts.get(ctx, e)
+	snap, err := e.hosts.get(ctx, e)
 	if err != nil {
 		return engineapi.Overview{}, coded(err)
 	}
@@ -28,18 +28,18 @@ func (s *Clusters) Overview(ctx context.Context) (engineapi.Overview, error) {
 		return engineapi.Overview{}, coded(err)
 	}
 	out := engineapi.Overview{Clusters: make([]engineapi.OverviewCluster, 0, len(cs)), Attention: []engineapi.HostLine{},
-		Hosts: len(hosts), VMs: len(vms)}
+		Hosts: len(snap.views), VMs: len(vms)}
 	byID := make(map[string]int, len(cs))
 	for i, c := range cs {
 		byID[c.ID] = i
-		n := counts[c.ID]
+		n := snap.counts[c.ID]
 		if n == nil {
 			n = map[string]int{}
 		}
 		out.Clusters = append(out.Clusters, engineapi.OverviewCluster{ID: c.ID, Name: c.Name, Arch: string(c.Arch), CPUType: c.CPUType,
 			EmulatedMachine: c.EmulatedMachine, Hosts: n, VMs: map[string]int{}})
 	}
-	for _, h := range hosts {
+	for _, h := range snap.views {
 		line := engineapi.HostLine{Name: h.Name, Cluster: h.Cluster, Status: h.Status, StatusCode: h.StatusCode, StatusMessage: h.StatusMessage,
 			Arch: string(h.Arch), CPUType: h.CPUType}
 		switch store.HostStatus(h.Status) {
@@ -52,7 +52,7 @@ func (s *Clusters) Overview(ctx context.Context) (engineapi.Overview, error) {
 				out.Attention = append(out.Attention, line)
 			}
 		}
-		if i, ok := byID[h.ClusterID]; ok && len(counts[h.ClusterID]) > 0 && total(counts[h.ClusterID]) <= engineapi.OverviewHostLines {
+		if i, ok := byID[h.ClusterID]; ok && len(snap.counts[h.ClusterID]) > 0 && total(snap.counts[h.ClusterID]) <= engineapi.OverviewHostLines {
 			out.Clusters[i].HostLines = append(out.Clusters[i].HostLines, line)
 		}
 	}

@@ -99,8 +99,8 @@ func (s *Services) RecordStats(ctx context.Context) {
 	tick := time.NewTicker(h.interval)
 	defer tick.Stop()
 	for {
-		if views, _, _, err := e.hosts.get(ctx, e); err == nil {
-			h.record(views)
+		if snap, err := e.hosts.get(ctx, e); err == nil {
+			h.record(snap.latestViews(e.monitor()))
 		}
 		select {
 		case <-ctx.Done():
