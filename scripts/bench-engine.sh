@@ -27,7 +27,12 @@
 # BACKEND/HOSTS/LOAD-cpu.pprof, BACKEND/HOSTS/LOAD-heap.pprof and
 # BACKEND/HOSTS/LOAD-goroutine.pprof (its goroutines at the end), and each
 # simulator process's own CPU profile over its whole life as
-# BACKEND/simN-cpu.pprof; read them with go tool pprof), ENGINE_GOMEMLIMIT
+# BACKEND/simN-cpu.pprof; read them with go tool pprof), SIMNICE (the
+# simulator processes' nice level, 0: they stand for other machines, and
+# with a higher one the engine's work goes first on the shared cores as it
+# would on a machine of its own; the measuring process keeps the engine's
+# level), ENGINE_GODEBUG (the engine's GODEBUG, such as gctrace=1; with
+# PROFILES the engine's log is kept as BACKEND/engine.log), ENGINE_GOMEMLIMIT
 # (the engine's GOMEMLIMIT, Go's soft memory limit, such as 900MiB; unset:
 # none). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the server
 # scripts/lib.sh's ensure_postgres sets up; a schema of its own, dropped
@@ -43,6 +48,7 @@ WARMUP=${WARMUP:-10s}
 LOADS=${LOADS:-0:0s,2:100ms,175/s}
 SIMHOSTS=${SIMHOSTS:-2500}
 PROFILES=${PROFILES:-}
+SIMNICE=${SIMNICE:-0}
 steps=(${STEPS//,/ })
 HOSTS=${steps[-1]}
 backends=${*:-sqlite postgres}
@@ -101,7 +107,7 @@ run_backend() {
 		pprof=(--pprof-listen "127.0.0.1:$pport")
 		profiling=(--pprof "127.0.0.1:$pport")
 	fi
-	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
+	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" GODEBUG="${ENGINE_GODEBUG:-}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
 	engine_pid=$!
 	for _ in $(seq 1 100); do
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
@@ -122,7 +128,7 @@ run_backend() {
 				mkdir -p "$PROFILES/$backend"
 				simprof=(--cpu-profile "$PROFILES/$backend/sim$i-cpu.pprof")
 			fi
-			"${sim[@]}" --hosts "$share" --first "$have" --loopbacks $((1 + HOSTS / 2500)) "${simprof[@]}" 2>"$work/$backend.sim$i.log" &
+			nice -n "$SIMNICE" "${sim[@]}" --hosts "$share" --first "$have" --loopbacks $((1 + HOSTS / 2500)) "${simprof[@]}" 2>"$work/$backend.sim$i.log" &
 			sim_pids+=($!)
 			have=$((have + share))
 		done
@@ -141,6 +147,10 @@ run_backend() {
 	kill "$engine_pid"
 	wait "$engine_pid" 2>/dev/null || true
 	engine_pid=
+	if [ -n "$PROFILES" ]; then
+		mkdir -p "$PROFILES/$backend"
+		cp "$work/$backend.engine.log" "$PROFILES/$backend/engine.log"
+	fi
 	if [ -s "$work/$backend.engine.log" ]; then
 		echo "engine warnings:"
 		sed 's/^/  /' "$work/$backend.engine.log" | tail -20

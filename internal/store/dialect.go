@@ -29,10 +29,14 @@ type dialect struct {
 	// forUpdate locks the rows a SELECT reads until the transaction ends
 	// (PostgreSQL; SQLite's write transactions lock the whole file).
 	forUpdate string
+	// prepare keeps the statements prepared (sqlStore.prepared): the
+	// backend parses the SQL of a statement given as text each time
+	// (SQLite); PostgreSQL's driver (pgx) keeps its own per connection.
+	prepare bool
 }
 
 var (
-	sqliteDialect   = &dialect{backend: SQLite}
+	sqliteDialect   = &dialect{backend: SQLite, prepare: true}
 	postgresDialect = &dialect{backend: Postgres, forUpdate: " FOR UPDATE"}
 )
 

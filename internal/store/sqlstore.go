@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // execer is what *sql.DB and *sql.Tx have in common.
@@ -38,9 +40,29 @@ type sqlStore struct {
 	// closeHook releases what the backend holds besides db.
 	closeHook func() error
 
+	// stmts keeps the prepared statements by their SQL (the dialect's),
+	// nstmts counts them (at most maxStmts), when the dialect prepares.
+	stmts  sync.Map
+	nstmts atomic.Int32
+
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// maxStmts bounds the statements kept prepared: the queries are the
+// package's own, a few hundred texts (some with as many placeholders as
+// a list given), and any beyond are run as text.
+const maxStmts = 512
+
+// maxStmtLen is the longest SQL kept prepared: the batch writes' (a row of
+// placeholders per host, as many rows as hosts in the batch) are long,
+// of many lengths, and each large once prepared; they run as text.
+const maxStmtLen = 2048
+
+// prepareWait bounds the wait for a connection to prepare a statement on
+// from within a transaction (which holds one of the pool's; another was
+// free a moment before): past it the statement runs as text this time.
+const prepareWait = 50 * time.Millisecond
 
 func newSQLStore(db *sql.DB, d *dialect) *sqlStore {
 	s := &sqlStore{db: db, d: d}
@@ -103,7 +125,12 @@ func (s *sqlStore) TryAcquireLeadership(ctx context.Context, role string) (Leade
 // Close implements Store.
 func (s *sqlStore) Close() error {
 	s.closeOnce.Do(func() {
-		errs := []error{s.db.Close()}
+		var errs []error
+		s.stmts.Range(func(_, v any) bool {
+			errs = append(errs, v.(*sql.Stmt).Close())
+			return true
+		})
+		errs = append(errs, s.db.Close())
 		if s.closeHook != nil {
 			errs = append(errs, s.closeHook())
 		}
@@ -136,7 +163,7 @@ func (s *sqlStore) runTx(ctx context.Context, op string, fn func(q *queries) err
 		return s.d.wrap(ctx, err, op, "")
 	}
 	st := &txState{}
-	q := &queries{s: s, ex: tx, tx: st}
+	q := &queries{s: s, ex: tx, tx: st, sqlTx: tx}
 	done := false
 	defer func() {
 		if !done {
@@ -169,6 +196,57 @@ type queries struct {
 	s  *sqlStore
 	ex execer
 	tx *txState
+	// sqlTx is the transaction's (tx != nil), for its statements.
+	sqlTx *sql.Tx
+}
+
+// prepared answers the statement of query (the dialect's SQL) prepared on
+// the database, when the dialect prepares and it could be; nil: run the
+// query as text.
+func (s *sqlStore) prepared(ctx context.Context, query string, inTx bool) *sql.Stmt {
+	if !s.d.prepare || len(query) > maxStmtLen {
+		return nil
+	}
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt)
+	}
+	if s.nstmts.Load() >= maxStmts {
+		return nil
+	}
+	if inTx {
+		// The transaction holds a connection of the pool: prepare on
+		// another only when one is free now (a pool of one never has).
+		if s.db.Stats().Idle == 0 {
+			return nil
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, prepareWait)
+		defer cancel()
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		// Run as text: its error, if it has one, is the statement's.
+		return nil
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	s.nstmts.Add(1)
+	return st
+}
+
+// stmt answers the statement of query (the dialect's SQL) prepared for
+// these queries (the database's, or the transaction's), nil when it is
+// run as text.
+func (q *queries) stmt(ctx context.Context, query string) *sql.Stmt {
+	st := q.s.prepared(ctx, query, q.sqlTx != nil)
+	if st == nil || q.sqlTx == nil {
+		return st
+	}
+	// The transaction's connection reuses the statement when it was
+	// prepared there before, and prepares it otherwise.
+	return q.sqlTx.StmtContext(ctx, st)
 }
 
 // write runs fn in the current transaction, or in one of its own.
@@ -208,7 +286,14 @@ func (q *queries) fail(ctx context.Context, err error, op, object string) error 
 }
 
 func (q *queries) exec(ctx context.Context, op, object, query string, args ...any) (int64, error) {
-	res, err := q.ex.ExecContext(ctx, q.s.d.q(query), args...)
+	query = q.s.d.q(query)
+	var res sql.Result
+	var err error
+	if st := q.stmt(ctx, query); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = q.ex.ExecContext(ctx, query, args...)
+	}
 	if err != nil {
 		return 0, q.fail(ctx, err, op, object)
 	}
@@ -221,7 +306,14 @@ func (q *queries) exec(ctx context.Context, op, object, query string, args ...an
 
 // one reads one row with scan; no row is ErrNotFound.
 func (q *queries) one(ctx context.Context, op, object string, scan func(rowScanner) error, query string, args ...any) error {
-	err := scan(q.ex.QueryRowContext(ctx, q.s.d.q(query), args...))
+	query = q.s.d.q(query)
+	var row *sql.Row
+	if st := q.stmt(ctx, query); st != nil {
+		row = st.QueryRowContext(ctx, args...)
+	} else {
+		row = q.ex.QueryRowContext(ctx, query, args...)
+	}
+	err := scan(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return notFound(op, object)
 	}
@@ -233,7 +325,14 @@ func (q *queries) one(ctx context.Context, op, object string, scan func(rowScann
 
 // many reads rows with scan.
 func (q *queries) many(ctx context.Context, op, object string, scan func(rowScanner) error, query string, args ...any) error {
-	rows, err := q.ex.QueryContext(ctx, q.s.d.q(query), args...)
+	query = q.s.d.q(query)
+	var rows *sql.Rows
+	var err error
+	if st := q.stmt(ctx, query); st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = q.ex.QueryContext(ctx, query, args...)
+	}
 	if err != nil {
 		return q.fail(ctx, err, op, object)
 	}
