@@ -31,7 +31,9 @@
 # simulator processes' nice level, 0: they stand for other machines, and
 # with a higher one the engine's work goes first on the shared cores as it
 # would on a machine of its own; the measuring process keeps the engine's
-# level), ENGINE_GODEBUG (the engine's GODEBUG, such as gctrace=1; with
+# level), TRACE (with PROFILES, an execution trace of the engine this long
+# from the middle of each window, BACKEND/HOSTS/LOAD-trace.out, such as 5s;
+# read it with go tool trace), ENGINE_GODEBUG (the engine's GODEBUG, such as gctrace=1; with
 # PROFILES the engine's log is kept as BACKEND/engine.log), ENGINE_GOMEMLIMIT
 # (the engine's GOMEMLIMIT, Go's soft memory limit, such as 900MiB; unset:
 # none). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the server
@@ -133,7 +135,7 @@ run_backend() {
 			have=$((have + share))
 		done
 		local prof=()
-		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n")
+		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n" ${TRACE:+--trace "$TRACE"})
 		log "$backend: $n hosts"
 		if ! "${sim[@]}" --hosts 0 --total "$n" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
 			--engine-pid "$engine_pid" "${dbproc[@]}" "${prof[@]}"; then

@@ -252,6 +252,20 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 			profErr = b.profile(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(secs, 1)), res.Load.String()+"-cpu.pprof")
 		}()
 	}
+	var traceErr error
+	if o.pprof != "" && o.trace > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secs := max(int(o.trace.Seconds()), 1)
+			select {
+			case <-wctx.Done():
+				return
+			case <-time.After((o.bench - time.Duration(secs)*time.Second) / 2):
+			}
+			traceErr = b.profile(ctx, fmt.Sprintf("/debug/pprof/trace?seconds=%d", secs), res.Load.String()+"-trace.out")
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -385,6 +399,9 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	wg.Wait()
 	if profErr != nil {
 		return profErr
+	}
+	if traceErr != nil {
+		return traceErr
 	}
 	window := time.Since(t0).Seconds()
 	res.WindowSeconds = window
