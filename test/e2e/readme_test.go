@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,15 +287,19 @@ const screenWait = 2 * time.Minute
 const stopWait = 3 * time.Minute
 
 // The walkthrough stays on the POWER guest's console while it boots, as
-// the README says ("the kernel boots"): until the kernel has booted and
-// runs its init, the installer (kernelBooted on the console), for
-// consoleBootWait at most. Migrated before that (vm migrate comes next),
-// in the middle of SLOF or of the kernel unpacking the installer's 30 MB
-// initramfs, the guest (QEMU 7.2, TCG, pseries) was seen to crash on its
-// new host with corrupted memory on a loaded machine; a fixed 20 s on the
-// console was not always enough for the boot there.
+// the README says ("the kernel boots, then the installer asks for a
+// language"): until the installer shows its first question
+// (installerAsks on the console), for consoleBootWait at most. Migrated
+// before that (vm migrate comes next), in the middle of SLOF or of the
+// kernel unpacking the installer's 30 MB initramfs, the guest (QEMU 7.2,
+// TCG, pseries) was seen to crash on its new host with corrupted memory
+// on a loaded machine; a fixed 20 s on the console was not always enough
+// for the boot there, and migrated seconds after its kernel had booted
+// (kernelBooted), as the installer's init started, it crashed once more
+// (on an idle machine).
 const (
 	kernelBooted    = "Run /init as init process"
+	installerAsks   = "Select a language"
 	consoleBootWait = 5 * time.Minute
 )
 
@@ -712,9 +717,10 @@ func (w *walkthrough) migrate(args []string) []string {
 	return problems
 }
 
-// console attaches the console on a terminal until the guest's kernel has
-// booted (kernelBooted shown; consoleBootWait at most), then types ctrl-]:
-// it must detach with status 0, having shown the guest's boot.
+// console attaches the console on a terminal until the guest's installer
+// asks its first question (installerAsks shown; consoleBootWait at most),
+// then types ctrl-]: it must detach with status 0, having shown the
+// guest's boot.
 func (w *walkthrough) console(args []string) []string {
 	master, slave := openPTY(w.t)
 	cmd := exec.Command(polyvirtBin(w.t), args[1:]...)
@@ -733,12 +739,16 @@ func (w *walkthrough) console(args []string) []string {
 	defer tick.Stop()
 	timeout := time.After(consoleBootWait)
 wait:
-	for !strings.Contains(out.String(), kernelBooted) {
+	for !strings.Contains(out.String(), installerAsks) {
 		select {
 		case err := <-done:
 			return []string{fmt.Sprintf("vm console ended by itself (%v):\n%s", err, tailString(out.String(), 2000))}
 		case <-timeout:
-			problems = append(problems, fmt.Sprintf("the guest's kernel did not boot (no %q on its console) within %s", kernelBooted, consoleBootWait))
+			stage := "its kernel did not boot (no " + strconv.Quote(kernelBooted) + ")"
+			if strings.Contains(out.String(), kernelBooted) {
+				stage = "its kernel booted, but its installer did not ask"
+			}
+			problems = append(problems, fmt.Sprintf("the guest's installer did not ask %q on its console within %s: %s", installerAsks, consoleBootWait, stage))
 			break wait
 		case <-tick.C:
 		}
