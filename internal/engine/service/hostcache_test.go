@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"polyvirt/internal/api/engineapi"
-	"polyvirt/internal/store"
 )
 
 // TestSnapshotEncoded: a page's host shows the monitor's latest statistics
@@ -15,10 +14,8 @@ import (
 // it; its encoding is kept while they stay the same and made again when
 // they change; the list's own views are not changed.
 func TestSnapshotEncoded(t *testing.T) {
-	m := &monitor{e: &engine{obs: nopObserver{}}, cfg: MonitorConfig{StatsWrite: 10 * time.Second},
-		batch: statsBatch{pending: map[string]store.HostStats{}}}
-	p := &poller{m: m, id: "h1"}
-	m.byID.Store("h1", p)
+	m, pollers := monitorOf("h1")
+	p := pollers[0]
 	t0 := time.Date(2026, 12, 5, 17, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	view := func(id, name string) engineapi.Host {

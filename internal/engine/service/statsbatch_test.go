@@ -16,14 +16,8 @@ import (
 // time, and the leader's last flush queues every host's latest that was
 // not queued.
 func TestStatsWriteRate(t *testing.T) {
-	m := &monitor{e: &engine{obs: nopObserver{}}, cfg: MonitorConfig{StatsWrite: 10 * time.Second},
-		batch: statsBatch{pending: map[string]store.HostStats{}}}
-	add := func(id string) *poller {
-		p := &poller{m: m, id: id}
-		m.byID.Store(id, p)
-		return p
-	}
-	a, b := add("a"), add("b")
+	m, pollers := monitorOf("a", "b")
+	a, b := pollers[0], pollers[1]
 	t0 := time.Now()
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	queued := func() []string {
@@ -86,4 +80,19 @@ func TestCarryStats(t *testing.T) {
 	if diff := cmp.Diff(want, views); diff != "" {
 		t.Errorf("carried (-want +got):\n%s", diff)
 	}
+}
+
+// monitorOf is a monitor of the hosts ids (their pollers, in that order)
+// that writes each host's statistics at most every 10 s, without an engine
+// to write them to.
+func monitorOf(ids ...string) (*monitor, []*poller) {
+	m := &monitor{e: &engine{obs: nopObserver{}}, cfg: MonitorConfig{StatsWrite: 10 * time.Second},
+		batch: statsBatch{pending: map[string]store.HostStats{}}}
+	var ps []*poller
+	for _, id := range ids {
+		p := &poller{m: m, id: id}
+		m.byID.Store(id, p)
+		ps = append(ps, p)
+	}
+	return m, ps
 }
