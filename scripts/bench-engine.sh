@@ -27,7 +27,8 @@
 # BACKEND/HOSTS/LOAD-cpu.pprof, BACKEND/HOSTS/LOAD-heap.pprof and
 # BACKEND/HOSTS/LOAD-goroutine.pprof (its goroutines at the end), and each
 # simulator process's own CPU profile over its whole life as
-# BACKEND/simN-cpu.pprof; read them with go tool pprof), SIMNICE (the
+# BACKEND/simN-cpu.pprof, and the measuring process's over its windows as
+# BACKEND/HOSTS/client-cpu.pprof; read them with go tool pprof), SIMNICE (the
 # simulator processes' nice level, 0: they stand for other machines, and
 # with a higher one the engine's work goes first on the shared cores as it
 # would on a machine of its own; the measuring process keeps the engine's
@@ -135,7 +136,7 @@ run_backend() {
 			have=$((have + share))
 		done
 		local prof=()
-		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n" ${TRACE:+--trace "$TRACE"})
+		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n" ${TRACE:+--trace "$TRACE"} --cpu-profile "$PROFILES/$backend/$n/client-cpu.pprof")
 		log "$backend: $n hosts"
 		if ! "${sim[@]}" --hosts 0 --total "$n" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
 			--engine-pid "$engine_pid" "${dbproc[@]}" "${prof[@]}"; then

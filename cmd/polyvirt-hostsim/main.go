@@ -78,7 +78,7 @@ func main() {
 	var loads string
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
-	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "a serving process (--bench 0): write its own CPU profile, from its hosts' enrollment to its end, to this file")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write this process's own CPU profile to this file: a serving one's (--bench 0) from its hosts' enrollment to its end, the measuring one's over its windows")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
 	var err error
@@ -164,6 +164,13 @@ func run(o options) error {
 		return ctx.Err()
 	}
 	b := &bench{o: o, eng: eng, token: token, ca: ca, names: names}
+	// The measuring process's own cost over the windows (its API calls
+	// share the machine with the engine).
+	stopProfile, err := startProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	var results []*Result
 	for _, l := range o.loads {
 		r := *res

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 )
 
@@ -10,19 +11,33 @@ import (
 // the process meanwhile goes there (the simulator's own cost: it shares
 // the machine with the engine it measures).
 func serveProfiled(ctx context.Context, file string) error {
-	if file == "" {
-		<-ctx.Done()
-		return nil
-	}
-	f, err := os.Create(file)
+	stop, err := startProfile(file)
 	if err != nil {
 		return err
 	}
+	<-ctx.Done()
+	return stop()
+}
+
+// startProfile starts Go's CPU profile of the process into file (none
+// when file is empty); stop ends it and closes the file.
+func startProfile(file string) (stop func() error, err error) {
+	if file == "" {
+		return func() error { return nil }, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	<-ctx.Done()
-	pprof.StopCPUProfile()
-	return f.Close()
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
