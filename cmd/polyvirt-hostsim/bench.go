@@ -397,11 +397,8 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		}()
 	}
 	wg.Wait()
-	if profErr != nil {
-		return profErr
-	}
-	if traceErr != nil {
-		return traceErr
+	if err := errors.Join(profErr, traceErr); err != nil {
+		return err
 	}
 	window := time.Since(t0).Seconds()
 	res.WindowSeconds = window

@@ -163,7 +163,7 @@ func (s *sqlStore) runTx(ctx context.Context, op string, fn func(q *queries) err
 		return s.d.wrap(ctx, err, op, "")
 	}
 	st := &txState{}
-	q := &queries{s: s, ex: tx, tx: st, sqlTx: tx}
+	q := &queries{s: s, ex: tx, tx: st}
 	done := false
 	defer func() {
 		if !done {
@@ -196,8 +196,6 @@ type queries struct {
 	s  *sqlStore
 	ex execer
 	tx *txState
-	// sqlTx is the transaction's (tx != nil), for its statements.
-	sqlTx *sql.Tx
 }
 
 // prepared answers the statement of query (the dialect's SQL) prepared on
@@ -240,13 +238,14 @@ func (s *sqlStore) prepared(ctx context.Context, query string, inTx bool) *sql.S
 // these queries (the database's, or the transaction's), nil when it is
 // run as text.
 func (q *queries) stmt(ctx context.Context, query string) *sql.Stmt {
-	st := q.s.prepared(ctx, query, q.sqlTx != nil)
-	if st == nil || q.sqlTx == nil {
+	tx, inTx := q.ex.(*sql.Tx)
+	st := q.s.prepared(ctx, query, inTx)
+	if st == nil || !inTx {
 		return st
 	}
 	// The transaction's connection reuses the statement when it was
 	// prepared there before, and prepares it otherwise.
-	return q.sqlTx.StmtContext(ctx, st)
+	return tx.StmtContext(ctx, st)
 }
 
 // write runs fn in the current transaction, or in one of its own.

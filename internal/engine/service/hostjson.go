@@ -9,9 +9,9 @@ import (
 )
 
 // hostJSON is a host view's JSON made in two steps, so that the leader's
-// list, whose hosts' statistics change every few seconds, encodes each
-// host once per read of its row and then only splices its latest
-// statistics in: base is the view's JSON without its lastSeen, statsAt
+// list, whose hosts' statistics change every few seconds, encodes a host
+// once per read of its row (when a page first shows it) and then only
+// splices its latest statistics in: base is the view's JSON without its lastSeen, statsAt
 // and stats, at the offset where they go (-1: the view has a report or
 // pools after them, and is encoded whole each time).
 type hostJSON struct {
