@@ -260,7 +260,9 @@ type Options struct {
 	// SQLite connections (8 when 0).
 	MaxConns int
 	// LeaderCheckInterval is how often a PostgreSQL leadership checks its
-	// connection (2s when 0): a lost lock is noticed within about this time.
+	// connection (2s when 0): a lock lost with its connection is noticed
+	// within about this time (a ping that hangs is given up after five of
+	// these, at least 10 s).
 	LeaderCheckInterval time.Duration
 	// BusyTimeout is how long SQLite waits for a lock (10s when 0).
 	BusyTimeout time.Duration

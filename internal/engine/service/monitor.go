@@ -369,6 +369,31 @@ func (m *monitor) capsNow(hostID string) {
 // kickNow asks for a round now.
 func (p *poller) kickNow() { p.m.queue.kick(p) }
 
+// idleRound is a round that asks the agent nothing, done by the queue
+// itself without a goroutine: the agent pushed statistics within
+// pushFresh saying it reaches libvirt, the capabilities are neither due
+// nor asked for, and the host needs no admission. It does what such a
+// round does (the pools' check when due, itself in the background) and
+// reports true, or reports false having done nothing: round then runs.
+// The queue calls it only while the poller's round would run (the round's
+// own fields are its to read).
+func (p *poller) idleRound(ctx context.Context) bool {
+	p.mu.Lock()
+	quiet := !p.clusterChanged && !p.capsDue && p.etag != "" && p.pushedDown == "" &&
+		!p.pushedAt.IsZero() && time.Since(p.pushedAt) < p.pushFresh() &&
+		time.Since(p.capsAt) < p.m.cfg.CapsInterval && !needsAdmissionHost(p.host, false, false)
+	var h store.Host
+	if quiet {
+		h = p.host
+	}
+	p.mu.Unlock()
+	if !quiet {
+		return false
+	}
+	p.m.e.stor.checkHostPools(ctx, h)
+	return true
+}
+
 // round is one monitoring round: capabilities when due (always when the
 // host's agent was not known to answer), statistics, then what the
 // outcome means for the host.

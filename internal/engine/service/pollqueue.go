@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type pollQueue struct {
 	wake chan struct{}
 	// rounds counts the rounds in flight, for wait.
 	rounds sync.WaitGroup
+	// idleRounds counts the rounds done by the queue itself, without a
+	// goroutine (poller.idleRound).
+	idleRounds atomic.Int64
 }
 
 func newPollQueue(interval time.Duration) *pollQueue {
@@ -105,10 +109,12 @@ func (q *pollQueue) remove(p *poller) {
 func (q *pollQueue) run(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	var due []*poller
 	for {
 		q.mu.Lock()
 		now := time.Now()
 		next := time.Hour
+		due = due[:0]
 		for q.due.Len() > 0 {
 			p := q.due[0]
 			if d := p.slot.at.Sub(now); d > 0 {
@@ -117,10 +123,24 @@ func (q *pollQueue) run(ctx context.Context) {
 			}
 			heap.Pop(&q.due)
 			p.slot.running = true
-			q.rounds.Add(1)
-			go q.round(ctx, p)
+			due = append(due, p)
 		}
 		q.mu.Unlock()
+		// A round that asks the agent nothing (its statistics were pushed,
+		// no capabilities are due) is done here; the others get a
+		// goroutine while they run. At ten thousand pushing hosts that is
+		// five thousand goroutines a second fewer, which waited for the
+		// cores in the same queue as the API's requests.
+		for i, p := range due {
+			if ctx.Err() == nil && p.ctx.Err() == nil && p.idleRound(p.ctx) {
+				q.idleRounds.Add(1)
+				q.requeue(ctx, p)
+			} else {
+				q.rounds.Add(1)
+				go q.round(ctx, p)
+			}
+			due[i] = nil
+		}
 		t.Reset(next)
 		select {
 		case <-ctx.Done():
@@ -138,6 +158,12 @@ func (q *pollQueue) round(ctx context.Context, p *poller) {
 	if ctx.Err() == nil && p.ctx.Err() == nil {
 		p.round(p.ctx)
 	}
+	q.requeue(ctx, p)
+}
+
+// requeue queues p's next round one interval after the one that ended (at
+// once when it was kicked meanwhile).
+func (q *pollQueue) requeue(ctx context.Context, p *poller) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	p.slot.running = false

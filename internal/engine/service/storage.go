@@ -532,8 +532,14 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 	if due {
 		s.checked[h.ID] = hostCheck{at: time.Now(), gen: gen}
 	}
+	// The cluster's pools as last read, when still good: a host with none
+	// to be asked about (most hosts of most clusters) needs no goroutine.
+	var none bool
+	if c := s.pools[h.ClusterID]; due && c != nil && c.loading == nil && c.gen == gen && time.Since(c.at) < poolListTTL {
+		none = len(poolsToAsk(c.pools, h.ID)) == 0
+	}
 	s.mu.Unlock()
-	if !due {
+	if !due || none {
 		return
 	}
 	// In the background: a slow file system does not hold the host's
@@ -547,6 +553,18 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 	}()
 }
 
+// poolsToAsk are the pools of a cluster a host is asked about: the shared
+// ones and its own local ones.
+func poolsToAsk(pools []store.Pool, hostID string) []store.Pool {
+	var ask []store.Pool
+	for _, p := range pools {
+		if p.Kind == store.PoolShared || p.HostID == hostID {
+			ask = append(ask, p)
+		}
+	}
+	return ask
+}
+
 // checkHost asks a host about its cluster's pools (the shared ones and its
 // own local ones) and records the answers.
 func (s *storageService) checkHost(ctx context.Context, h store.Host) error {
@@ -554,12 +572,7 @@ func (s *storageService) checkHost(ctx context.Context, h store.Host) error {
 	if err != nil {
 		return err
 	}
-	var ask []store.Pool
-	for _, p := range pools {
-		if p.Kind == store.PoolShared || p.HostID == h.ID {
-			ask = append(ask, p)
-		}
-	}
+	ask := poolsToAsk(pools, h.ID)
 	if len(ask) == 0 {
 		return nil
 	}
