@@ -35,7 +35,10 @@
 # level), TRACE (with PROFILES, an execution trace of the engine this long
 # from the middle of each window, BACKEND/HOSTS/LOAD-trace.out, such as 5s;
 # read it with go tool trace), ENGINE_GODEBUG (the engine's GODEBUG, such as gctrace=1; with
-# PROFILES the engine's log is kept as BACKEND/engine.log), ENGINE_GOMEMLIMIT
+# PROFILES the engine's log is kept as BACKEND/engine.log), GCTRACE (1: the
+# engine runs with gctrace=1 added to its GODEBUG, and each window counts
+# its API calls over 50 ms that overlapped the engine's garbage
+# collections, read from its log), ENGINE_GOMEMLIMIT
 # (the engine's GOMEMLIMIT, Go's soft memory limit, such as 900MiB; unset:
 # none). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the server
 # scripts/lib.sh's ensure_postgres sets up; a schema of its own, dropped
@@ -52,6 +55,11 @@ LOADS=${LOADS:-0:0s,2:100ms,175/s}
 SIMHOSTS=${SIMHOSTS:-2500}
 PROFILES=${PROFILES:-}
 SIMNICE=${SIMNICE:-0}
+GCTRACE=${GCTRACE:-}
+engine_godebug=${ENGINE_GODEBUG:-}
+if [ -n "$GCTRACE" ]; then
+	engine_godebug=${engine_godebug:+$engine_godebug,}gctrace=1
+fi
 steps=(${STEPS//,/ })
 HOSTS=${steps[-1]}
 backends=${*:-sqlite postgres}
@@ -110,7 +118,7 @@ run_backend() {
 		pprof=(--pprof-listen "127.0.0.1:$pport")
 		profiling=(--pprof "127.0.0.1:$pport")
 	fi
-	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" GODEBUG="${ENGINE_GODEBUG:-}" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
+	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" GODEBUG="$engine_godebug" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" 2>"$work/$backend.engine.log" &
 	engine_pid=$!
 	for _ in $(seq 1 100); do
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
@@ -137,6 +145,7 @@ run_backend() {
 		done
 		local prof=()
 		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n" ${TRACE:+--trace "$TRACE"} --cpu-profile "$PROFILES/$backend/$n/client-cpu.pprof")
+		[ -n "$GCTRACE" ] && prof+=(--engine-gc-log "$work/$backend.engine.log")
 		log "$backend: $n hosts"
 		if ! "${sim[@]}" --hosts 0 --total "$n" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
 			--engine-pid "$engine_pid" "${dbproc[@]}" "${prof[@]}"; then
@@ -154,9 +163,12 @@ run_backend() {
 		mkdir -p "$PROFILES/$backend"
 		cp "$work/$backend.engine.log" "$PROFILES/$backend/engine.log"
 	fi
-	if [ -s "$work/$backend.engine.log" ]; then
+	# The engine's warnings (its garbage collections' lines apart).
+	local warnings
+	warnings=$(grep -v '^gc [0-9]* @' "$work/$backend.engine.log" | tail -20 || true)
+	if [ -n "$warnings" ]; then
 		echo "engine warnings:"
-		sed 's/^/  /' "$work/$backend.engine.log" | tail -20
+		sed 's/^/  /' <<<"$warnings"
 	fi
 	if [ -n "$schema" ]; then
 		psql "$POLYVIRT_TEST_POSTGRES" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true

@@ -72,6 +72,14 @@ type Result struct {
 	API       map[string]*Latencies `json:"api"`
 	APIAll    *Latencies            `json:"apiAll"`
 	APIErrors map[string]int        `json:"apiErrors,omitempty"`
+	// With the engine's gctrace (--engine-gc-log): the calls slower than
+	// slowCall, those of them that overlapped one of the engine's garbage
+	// collections, and the collections of the window with the wall time
+	// they took of it.
+	SlowCalls     int     `json:"slowCalls,omitempty"`
+	SlowCallsInGC int     `json:"slowCallsInGC,omitempty"`
+	GCCycles      int     `json:"engineGCCycles,omitempty"`
+	GCSeconds     float64 `json:"engineGCSeconds,omitempty"`
 }
 
 // Latencies summarizes call durations in milliseconds.
@@ -238,6 +246,7 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 
 	var mu sync.Mutex
 	lat := map[string][]time.Duration{}
+	var spans []callSpan
 	var ages, listAll []time.Duration
 	var maxRSS float64
 	wctx, cancel := context.WithTimeout(ctx, o.bench)
@@ -350,6 +359,7 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 			res.APIErrors[c.name+": "+err.Error()]++
 		} else {
 			lat[c.name] = append(lat[c.name], d)
+			spans = append(spans, callSpan{start: start, took: d})
 		}
 		mu.Unlock()
 	}
@@ -400,8 +410,14 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	if err := errors.Join(profErr, traceErr); err != nil {
 		return err
 	}
-	window := time.Since(t0).Seconds()
+	t1 := time.Now()
+	window := t1.Sub(t0).Seconds()
 	res.WindowSeconds = window
+	if o.gcLog != "" {
+		if err := b.gcShare(res, spans, t0, t1); err != nil {
+			return err
+		}
+	}
 	engCPU1, _ := procCPU(o.enginePID)
 	simCPU1 := namedCPU("polyvirt-hostsim")
 	dbCPU1 := namedCPU(o.dbProcess)
@@ -458,6 +474,28 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	}
 	ages = append(ages, last...)
 	res.LastSeenP99Age, res.LastSeenMaxAge = quantile(ages, 0.99), quantile(ages, 1)
+	return nil
+}
+
+// gcShare reads the engine's garbage collections from its log (gctrace)
+// and counts the window's slow calls that overlapped them.
+func (b *bench) gcShare(res *Result, spans []callSpan, from, to time.Time) error {
+	started, err := processStart(b.o.enginePID)
+	if err != nil {
+		return fmt.Errorf("the engine's start: %w", err)
+	}
+	f, err := os.Open(b.o.gcLog)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cycles, err := parseGCTrace(f, started)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.o.gcLog, err)
+	}
+	var gcTime time.Duration
+	res.SlowCalls, res.SlowCallsInGC, res.GCCycles, gcTime = gcOverlap(spans, cycles, from, to)
+	res.GCSeconds = gcTime.Seconds()
 	return nil
 }
 
@@ -530,6 +568,10 @@ func reportOne(o options, r *Result) error {
 	for _, n := range names {
 		l := r.API[n]
 		fmt.Fprintf(w, "  %s\t%d calls, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms\n", n, l.Calls, l.P50, l.P95, l.P99, l.Max)
+	}
+	if o.gcLog != "" {
+		fmt.Fprintf(w, "API calls over %s\t%d of %d; %d of them overlapped the engine's garbage collections (%d, %.1f s of the %.0f s window)\n",
+			slowCall, r.SlowCalls, r.APIAll.Calls, r.SlowCallsInGC, r.GCCycles, r.GCSeconds, r.WindowSeconds)
 	}
 	if l := r.ListAll; l != nil && l.Calls > 0 {
 		fmt.Fprintf(w, "every host, page by page (sampled)\t%d reads, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", l.Calls, l.P50, l.P99, l.Max)

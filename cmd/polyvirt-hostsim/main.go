@@ -50,6 +50,7 @@ type options struct {
 	dbProcess                                          string
 	pprof, profileDir                                  string
 	cpuProfile                                         string
+	gcLog                                              string
 }
 
 func main() {
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
 	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write this process's own CPU profile to this file: a serving one's (--bench 0) from its hosts' enrollment to its end, the measuring one's over its windows")
+	flag.StringVar(&o.gcLog, "engine-gc-log", "", "the engine's log, run with GODEBUG=gctrace=1: each window also counts its API calls over 50 ms that overlapped the engine's garbage collections")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
 	var err error
