@@ -359,7 +359,7 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 			res.APIErrors[c.name+": "+err.Error()]++
 		} else {
 			lat[c.name] = append(lat[c.name], d)
-			spans = append(spans, callSpan{start: start, took: d})
+			spans = append(spans, callSpan{start: start, took: d, name: c.name})
 		}
 		mu.Unlock()
 	}
@@ -415,6 +415,18 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	res.WindowSeconds = window
 	if o.gcLog != "" {
 		if err := b.gcShare(res, spans, t0, t1); err != nil {
+			return err
+		}
+	}
+	if o.pprof != "" {
+		// Each call of the window, for lining them up with the engine's
+		// log or trace: when it was due (Unix ms), how long it took (ms),
+		// what it was.
+		var calls strings.Builder
+		for _, c := range spans {
+			fmt.Fprintf(&calls, "%d\t%.1f\t%s\n", c.start.UnixMilli(), float64(c.took)/float64(time.Millisecond), c.name)
+		}
+		if err := writeFile(o.profileDir, res.Load.String()+"-calls.tsv", []byte(calls.String())); err != nil {
 			return err
 		}
 	}

@@ -120,11 +120,12 @@ func processStart(pid int) (time.Time, error) {
 	return boot.Add(time.Duration(ticks) * time.Second / clockTicks), nil
 }
 
-// callSpan is one API call of a window: when it was due and how long it
-// took.
+// callSpan is one API call of a window: when it was due, how long it
+// took, and which call it was.
 type callSpan struct {
 	start time.Time
 	took  time.Duration
+	name  string
 }
 
 // gcOverlap counts the slow calls (over slowCall) and those of them that

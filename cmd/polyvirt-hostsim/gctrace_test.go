@@ -92,12 +92,12 @@ func TestGCOverlap(t *testing.T) {
 		{at(30000), at(30500)}, // after
 	}
 	calls := []callSpan{
-		{at(100), 10 * time.Millisecond},   // fast, in a collection
-		{at(1000), 80 * time.Millisecond},  // slow, none
-		{at(4900), 200 * time.Millisecond}, // slow, ends in one
-		{at(5500), 60 * time.Millisecond},  // slow, starts in one
-		{at(5601), 51 * time.Millisecond},  // slow, just after
-		{at(9000), 50 * time.Millisecond},  // not over 50 ms
+		{at(100), 10 * time.Millisecond, "GET /clusters"},   // fast, in a collection
+		{at(1000), 80 * time.Millisecond, "GET /clusters"},  // slow, none
+		{at(4900), 200 * time.Millisecond, "GET /clusters"}, // slow, ends in one
+		{at(5500), 60 * time.Millisecond, "GET /clusters"},  // slow, starts in one
+		{at(5601), 51 * time.Millisecond, "GET /clusters"},  // slow, just after
+		{at(9000), 50 * time.Millisecond, "GET /clusters"},  // not over 50 ms
 	}
 	slow, inGC, n, gc := gcOverlap(calls, cycles, at(0), at(20000))
 	if slow != 4 || inGC != 2 || n != 3 || gc != 1000*time.Millisecond {

@@ -74,7 +74,7 @@ func main() {
 	flag.IntVar(&o.enginePID, "engine-pid", 0, "the engine's process id (CPU and memory from /proc)")
 	flag.StringVar(&o.dbProcess, "db-process", "", "also measure the CPU of the processes with this name (postgres)")
 	flag.StringVar(&o.pprof, "pprof", "", "the engine's --pprof-listen address: take its CPU and heap profiles in each window")
-	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the profiles go (LOAD-cpu.pprof, LOAD-heap.pprof, LOAD-goroutine.pprof, LOAD-trace.out)")
+	flag.StringVar(&o.profileDir, "profile-dir", ".", "where the profiles go (LOAD-cpu.pprof, LOAD-heap.pprof, LOAD-goroutine.pprof, LOAD-trace.out), with each window's calls (LOAD-calls.tsv: when each was due, in Unix ms, how long it took, in ms, and which)")
 	flag.DurationVar(&o.trace, "trace", 0, "with --pprof, an execution trace of the engine this long from the middle of each window (LOAD-trace.out: go tool trace; 0: none)")
 	var loads string
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
