@@ -90,7 +90,9 @@ func (e *Engine) wrap(rt route, pattern string) http.Handler {
 		start := time.Now()
 		rec := metrics.NewStatusRecorder(w)
 		w = rec
-		defer func() { e.metrics.APIRequest(rt.Method, pattern, rec.Status(), time.Since(start), rt.Stream) }()
+		defer func() {
+			e.metrics.APIRequest(rt.Method, pattern, answeredStatus(r, rec.Status()), time.Since(start), rt.Stream)
+		}()
 		corr := httpx.Correlation(w, r)
 		defer httpx.Recover(w, corr, func(p any) {
 			e.log.Error("panic in API handler", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
@@ -107,7 +109,10 @@ func (e *Engine) wrap(rt route, pattern string) http.Handler {
 		} else {
 			httpx.WriteError(w, ae)
 		}
-		if ae != nil && api.StatusOf(ae) >= 500 {
+		switch {
+		case ae != nil && answeredStatus(r, api.StatusOf(ae)) == statusClientClosed:
+			e.log.Debug("API request abandoned by its client", "method", r.Method, "path", r.URL.Path, "err", ae.Message, "correlation", corr)
+		case ae != nil && api.StatusOf(ae) >= 500:
 			e.svc.System.NoteError(ae)
 			e.log.Warn("API error", "method", r.Method, "path", r.URL.Path, "code", ae.Code, "err", ae.Message, "correlation", corr)
 		}
@@ -170,4 +175,19 @@ func (e *Engine) routePaths() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// statusClientClosed is the status the request metrics count for a
+// request whose client left before its answer (nginx's 499): what failed
+// then was the request's own context, not the engine.
+const statusClientClosed = 499
+
+// answeredStatus is the status a request is counted with: a server error
+// of a request whose client had left (its context cancelled, so the call's
+// own reads failed with it) is statusClientClosed.
+func answeredStatus(r *http.Request, status int) int {
+	if status >= 500 && r.Context().Err() != nil {
+		return statusClientClosed
+	}
+	return status
 }
