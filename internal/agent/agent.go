@@ -292,6 +292,17 @@ func (a *Agent) Capabilities(ctx context.Context, refresh bool) (*hostreport.Rep
 		res, doc, err = a.collect(ctx)
 	}
 	switch {
+	case err == nil && ctx.Err() != nil:
+		// The reader gave up during the collection, and libvirt's calls
+		// may have failed with its context (a report of a libvirt
+		// "unavailable: context canceled", kept, made the host
+		// NonOperational without machines until something else changed):
+		// not kept, the next reader collects again.
+		a.log.Info("capabilities collected for a reader that gave up: not kept", "libvirt", libvirtAnswer(res.Report))
+		if prev != nil {
+			return prev.Report, nil
+		}
+		return res.Report, nil
 	case err == nil && !refresh && lostMachines(prev, res):
 		// Not kept: the next reader collects again, and the report
 		// with the machines stays until libvirt lists them again.

@@ -153,3 +153,49 @@ func TestFirstCollectionEndsWithItsContext(t *testing.T) {
 		t.Errorf("%d collections, want 2", got)
 	}
 }
+
+// TestCollectionForAGoneReaderIsNotKept: a collection whose reader gave up
+// meanwhile (an engine's request cancelled: libvirt's calls failed with its
+// context) is not kept — the reader gets the previous report, and the next
+// reader collects again and keeps what it gets.
+func TestCollectionForAGoneReaderIsNotKept(t *testing.T) {
+	withMachines := hostreport.Virt{Libvirt: true, Guests: []hostreport.Guest{{Arch: "ppc64le", Machines: []string{"pseries-7.2"}}},
+		EmulatedMachines: []string{"pseries-7.2"}}
+	cancelledLibvirt := hostreport.Virt{LibvirtError: "libvirt is not available: context canceled"}
+	again := hostreport.Virt{Libvirt: true, Guests: []hostreport.Guest{{Arch: "ppc64le", Machines: []string{"pseries-8.0"}}},
+		EmulatedMachines: []string{"pseries-8.0"}}
+	a := newTestAgent(t, newFakeConn())
+	a.capsRes, a.capsSeen = &caps.Result{Report: &hostreport.Report{Virt: withMachines}}, "before the host changed"
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int32
+	a.collectCaps = func(context.Context, caps.Options) (*caps.Result, error) {
+		if calls.Add(1) == 1 {
+			cancel()
+			return &caps.Result{Report: &hostreport.Report{Virt: cancelledLibvirt}}, nil
+		}
+		return &caps.Result{Report: &hostreport.Report{Virt: again}}, nil
+	}
+	r, err := a.Capabilities(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(withMachines, r.Virt); diff != "" {
+		t.Errorf("the gone reader's report (-want the previous +got):\n%s", diff)
+	}
+	if a.capsSeen != "before the host changed" {
+		t.Errorf("the collection for a gone reader was kept (seen %q)", a.capsSeen)
+	}
+	r, err = a.Capabilities(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(again, r.Virt); diff != "" {
+		t.Errorf("the next reader's report (-want +got):\n%s", diff)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("%d collections, want 2", got)
+	}
+	if r, _ := a.Capabilities(context.Background(), false); calls.Load() != 2 || !cmp.Equal(again, r.Virt) {
+		t.Errorf("the next reader's collection was not kept (%d collections)", calls.Load())
+	}
+}
