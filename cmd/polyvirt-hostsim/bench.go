@@ -600,25 +600,34 @@ const clockTicks = 100
 
 // procCPU is a process's user+system CPU time in seconds.
 func procCPU(pid int) (float64, error) {
-	if pid <= 0 {
-		return 0, errors.New("no pid")
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("stat: no ')'")
-	}
-	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
 		return 0, errors.New("stat: short")
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / clockTicks, nil
+}
+
+// procStat is a process's /proc stat after its command's ")": its state
+// (field 3 of proc(5)) first.
+func procStat(pid int) ([]string, error) {
+	if pid <= 0 {
+		return nil, errors.New("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, errors.New("stat: no ')'")
+	}
+	return strings.Fields(s[i+1:]), nil
 }
 
 // procRSS reads a memory line of /proc/PID/status, in MiB.

@@ -98,17 +98,11 @@ func processStart(pid int) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("/proc/uptime: %w", err)
 	}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// From state, field 3, to starttime, field 22.
+	fs, err := procStat(pid)
 	if err != nil {
 		return time.Time{}, err
 	}
-	s := string(st)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return time.Time{}, errors.New("stat: no ')'")
-	}
-	// After the command's ")": state is field 3, starttime field 22.
-	fs := strings.Fields(s[i+1:])
 	if len(fs) < 20 {
 		return time.Time{}, errors.New("stat: too few fields")
 	}
