@@ -379,9 +379,8 @@ func (p *poller) kickNow() { p.m.queue.kick(p) }
 // own fields are its to read).
 func (p *poller) idleRound(ctx context.Context) bool {
 	p.mu.Lock()
-	quiet := !p.clusterChanged && !p.capsDue && p.etag != "" && p.pushedDown == "" &&
-		!p.pushedAt.IsZero() && time.Since(p.pushedAt) < p.pushFresh() &&
-		time.Since(p.capsAt) < p.m.cfg.CapsInterval && !needsAdmissionHost(p.host, false, false)
+	_, askCaps := p.capsWanted(p.host, p.clusterChanged, p.capsDue)
+	quiet := !askCaps && p.pushedDown == "" && p.pushedFreshLocked()
 	var h store.Host
 	if quiet {
 		h = p.host
@@ -394,6 +393,15 @@ func (p *poller) idleRound(ctx context.Context) bool {
 	return true
 }
 
+// capsWanted tells whether a round of h asks for the capabilities report,
+// and whether whole (full: none read yet, the cluster changed, or the
+// host must be admitted) rather than with the ETag of the last one. The
+// caller owns the round (etag and capsAt are the rounds').
+func (p *poller) capsWanted(h store.Host, clusterChanged, capsDue bool) (full, ask bool) {
+	full = p.etag == "" || clusterChanged || needsAdmissionHost(h, false, false)
+	return full, full || capsDue || time.Since(p.capsAt) >= p.m.cfg.CapsInterval
+}
+
 // round is one monitoring round: capabilities when due (always when the
 // host's agent was not known to answer), statistics, then what the
 // outcome means for the host.
@@ -404,10 +412,10 @@ func (p *poller) round(ctx context.Context) {
 	capsDue := p.capsDue
 	p.clusterChanged, p.capsDue = false, false
 	p.mu.Unlock()
-	full := p.etag == "" || clusterChanged || needsAdmissionHost(h, false, false)
+	full, askCaps := p.capsWanted(h, clusterChanged, capsDue)
 	var body []byte
 	var hash string
-	if full || capsDue || time.Since(p.capsAt) >= p.m.cfg.CapsInterval {
+	if askCaps {
 		etag := p.etag
 		if full {
 			etag = ""
@@ -524,7 +532,13 @@ func (p *poller) pushFresh() time.Duration { return p.m.cfg.StatsInterval * 3 / 
 func (p *poller) pushedRecently() (down string, fresh bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.pushedDown, !p.pushedAt.IsZero() && time.Since(p.pushedAt) < p.pushFresh()
+	return p.pushedDown, p.pushedFreshLocked()
+}
+
+// pushedFreshLocked tells whether the agent pushed statistics within
+// pushFresh. The caller holds p.mu.
+func (p *poller) pushedFreshLocked() bool {
+	return !p.pushedAt.IsZero() && time.Since(p.pushedAt) < p.pushFresh()
 }
 
 // pushed records the statistics the host's agent pushed on its event

@@ -84,6 +84,13 @@ type clusterPools struct {
 	loading chan struct{}
 }
 
+// fresh tells whether c (nil: never read) holds a read that ended, of the
+// pools' generation gen, within poolListTTL. The caller holds the
+// storage's mutex.
+func (c *clusterPools) fresh(gen int64) bool {
+	return c != nil && c.loading == nil && c.gen == gen && time.Since(c.at) < poolListTTL
+}
+
 // clusterPools returns a cluster's pools for the hosts' checks. One read
 // at a time per cluster: the checks that come meanwhile wait for it (ten
 // thousand hosts' checks would otherwise all read the pools whenever the
@@ -106,7 +113,7 @@ func (s *storageService) clusterPools(ctx context.Context, clusterID string) ([]
 				return nil, ctx.Err()
 			}
 		}
-		if c != nil && c.gen == gen && time.Since(c.at) < poolListTTL {
+		if c.fresh(gen) {
 			pools := c.pools
 			s.mu.Unlock()
 			return pools, nil
@@ -535,7 +542,7 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 	// The cluster's pools as last read, when still good: a host with none
 	// to be asked about (most hosts of most clusters) needs no goroutine.
 	var none bool
-	if c := s.pools[h.ClusterID]; due && c != nil && c.loading == nil && c.gen == gen && time.Since(c.at) < poolListTTL {
+	if c := s.pools[h.ClusterID]; due && c.fresh(gen) {
 		none = len(poolsToAsk(c.pools, h.ID)) == 0
 	}
 	s.mu.Unlock()
