@@ -245,7 +245,6 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 	t0 := time.Now()
 
 	var mu sync.Mutex
-	lat := map[string][]time.Duration{}
 	var spans []callSpan
 	var ages, listAll []time.Duration
 	var maxRSS float64
@@ -358,7 +357,6 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		if err != nil {
 			res.APIErrors[c.name+": "+err.Error()]++
 		} else {
-			lat[c.name] = append(lat[c.name], d)
 			spans = append(spans, callSpan{start: start, took: d, name: c.name})
 		}
 		mu.Unlock()
@@ -468,6 +466,10 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		}
 	}
 	var all []time.Duration
+	lat := map[string][]time.Duration{}
+	for _, c := range spans {
+		lat[c.name] = append(lat[c.name], c.took)
+	}
 	for name, d := range lat {
 		all = append(all, d...)
 		res.API[name] = summarize(d)
