@@ -24,7 +24,9 @@
 # simulator process, 2500: each enrolls and serves its share; a separate
 # one measures), PROFILES (a directory: the engine's CPU and heap profiles
 # of each window, taken from its --pprof-listen, as
-# BACKEND/HOSTS/LOAD-cpu.pprof, BACKEND/HOSTS/LOAD-heap.pprof and
+# BACKEND/HOSTS/LOAD-cpu.pprof, BACKEND/HOSTS/LOAD-heap.pprof (and
+# LOAD-heap-start.pprof, the heap at the window's start: go tool pprof
+# -base it to see what the window allocated) and
 # BACKEND/HOSTS/LOAD-goroutine.pprof (its goroutines at the end), and each
 # simulator process's own CPU profile over its whole life as
 # BACKEND/simN-cpu.pprof, and the measuring process's over its windows as
@@ -32,7 +34,10 @@
 # simulator processes' nice level, 0: they stand for other machines, and
 # with a higher one the engine's work goes first on the shared cores as it
 # would on a machine of its own; the measuring process keeps the engine's
-# level), TRACE (with PROFILES, an execution trace of the engine this long
+# level), SIMRENICE (the simulator processes' nice level once all the
+# step's hosts are Up, before measuring, such as 19: their pushes then wait
+# for the engine's cores, as if they ran on machines of their own, while
+# their enrollment had SIMNICE's share), TRACE (with PROFILES, an execution trace of the engine this long
 # from the middle of each window, BACKEND/HOSTS/LOAD-trace.out, such as 5s;
 # read it with go tool trace), ENGINE_GODEBUG (the engine's GODEBUG, such as gctrace=1; with
 # PROFILES the engine's log is kept as BACKEND/engine.log), GCTRACE (1: the
@@ -55,6 +60,7 @@ LOADS=${LOADS:-0:0s,2:100ms,175/s}
 SIMHOSTS=${SIMHOSTS:-2500}
 PROFILES=${PROFILES:-}
 SIMNICE=${SIMNICE:-0}
+SIMRENICE=${SIMRENICE:-}
 GCTRACE=${GCTRACE:-}
 engine_godebug=${ENGINE_GODEBUG:-}
 if [ -n "$GCTRACE" ]; then
@@ -86,6 +92,17 @@ stop_sims() {
 		wait "$p" 2>/dev/null || true
 	done
 	sim_pids=()
+}
+# The running simulators' threads back at nice SIMNICE (the measuring
+# process set them to SIMRENICE for the step before): the next step's
+# enrollment gives them the share they had at theirs.
+renice_sims_back() {
+	local p t
+	for p in "${sim_pids[@]}"; do
+		for t in /proc/"$p"/task/*; do
+			renice -n "$SIMNICE" -p "${t##*/}" >/dev/null 2>&1 || true
+		done
+	done
 }
 cleanup() {
 	stop_sims
@@ -129,6 +146,7 @@ run_backend() {
 	local have=0 n share i=0 t0
 	for n in "${steps[@]}"; do
 		t0=$SECONDS
+		[ -n "$SIMRENICE" ] && renice_sims_back
 		# Simulator processes for the hosts this step adds; they serve until
 		# the end.
 		while [ "$have" -lt "$n" ]; do
@@ -146,6 +164,7 @@ run_backend() {
 		local prof=()
 		[ -n "$PROFILES" ] && prof=("${profiling[@]}" --profile-dir "$PROFILES/$backend/$n" ${TRACE:+--trace "$TRACE"} --cpu-profile "$PROFILES/$backend/$n/client-cpu.pprof")
 		[ -n "$GCTRACE" ] && prof+=(--engine-gc-log "$work/$backend.engine.log")
+		[ -n "$SIMRENICE" ] && prof+=(--sims-nice "$SIMRENICE")
 		log "$backend: $n hosts"
 		if ! "${sim[@]}" --hosts 0 --total "$n" --bench "$WINDOW" --warmup "$WARMUP" --api-loads "$LOADS" \
 			--engine-pid "$engine_pid" "${dbproc[@]}" "${prof[@]}"; then

@@ -235,6 +235,13 @@ func (b *bench) profile(ctx context.Context, path, file string) error {
 // measure runs one measurement window under its API load.
 func (b *bench) measure(ctx context.Context, res *Result) error {
 	o := b.o
+	if o.pprof != "" {
+		// The heap at the window's start: with the one at its end
+		// (go tool pprof -base), what the window allocated.
+		if err := b.profile(ctx, "/debug/pprof/heap", res.Load.String()+"-heap-start.pprof"); err != nil {
+			return err
+		}
+	}
 	m0, err := b.engineMetrics(ctx)
 	if err != nil {
 		return err

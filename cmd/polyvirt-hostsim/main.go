@@ -51,6 +51,7 @@ type options struct {
 	pprof, profileDir                                  string
 	cpuProfile                                         string
 	gcLog                                              string
+	simsNice                                           int
 }
 
 func main() {
@@ -80,6 +81,7 @@ func main() {
 	flag.StringVar(&loads, "api-loads", "0:0s,2:100ms,175/s", "API loads to measure under, one window each: CLIENTS:PAUSE (each client pauses PAUSE between calls) or RATE/s (calls started at a fixed rate, whatever the answers take)")
 	flag.StringVar(&o.output, "o", "text", "output: text or json")
 	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write this process's own CPU profile to this file: a serving one's (--bench 0) from its hosts' enrollment to its end, the measuring one's over its windows")
+	flag.IntVar(&o.simsNice, "sims-nice", 0, "once every host is Up, lower the other simulator processes' priority to this nice level (every thread of theirs), as if they ran on other machines (0: leave them)")
 	flag.StringVar(&o.gcLog, "engine-gc-log", "", "the engine's log, run with GODEBUG=gctrace=1: each window also counts its API calls over 50 ms that overlapped the engine's garbage collections")
 	flag.Parse()
 	o.profiles = strings.Split(profiles, ",")
@@ -159,6 +161,13 @@ func run(o options) error {
 	names := make([]string, len(hs))
 	for i, h := range hs {
 		names[i] = h.Name
+	}
+	if o.simsNice > 0 {
+		n, err := renice("polyvirt-hostsim", os.Getpid(), o.simsNice)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "the other simulator processes' %d threads at nice %d\n", n, o.simsNice)
 	}
 	select {
 	case <-time.After(o.warmup):
