@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -82,6 +83,32 @@ func TestCountHostsAndBriefLists(t *testing.T) {
 			if got != c.want {
 				t.Errorf("hosts of address %q: %q, want %q", c.addr, got, c.want)
 			}
+		}
+		// By ids: those hosts only (an unknown id finds nothing), none for
+		// an empty list, too many refused.
+		for _, c := range []struct {
+			ids  []string
+			want string
+		}{{[]string{full[1].ID, full[3].ID}, "h1h3"}, {[]string{full[2].ID, "00000000-0000-0000-0000-000000000000"}, "h2"}, {[]string{}, ""}} {
+			hs, err := s.ListHosts(ctx, store.HostFilter{IDs: c.ids, WithCapabilities: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, h := range hs {
+				got += h.Name
+				if !strings.Contains(string(h.Capabilities), "ppc64le") {
+					t.Errorf("host %s by id: report %s", h.Name, h.Capabilities)
+				}
+			}
+			if got != c.want {
+				t.Errorf("hosts of ids %v: %q, want %q", c.ids, got, c.want)
+			}
+		}
+		_, err = s.ListHosts(ctx, store.HostFilter{IDs: make([]string, store.MaxHostIDs+1)})
+		var se *store.Error
+		if !errors.As(err, &se) || !errors.Is(err, store.ErrInvalid) || se.Field != "ids" {
+			t.Errorf("%d ids: %v, want an invalid ids error", store.MaxHostIDs+1, err)
 		}
 		for _, name := range []string{"h1", "H1", "h", "nope"} {
 			hs, err := s.ListHosts(ctx, store.HostFilter{Name: name})

@@ -183,6 +183,18 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	if f.After != "" {
 		where, args = append(where, "h.name > ?"), append(args, f.After)
 	}
+	if f.IDs != nil {
+		if len(f.IDs) > MaxHostIDs {
+			return nil, invalid("list", "hosts", "ids", "%d host ids, at most %d at once", len(f.IDs), MaxHostIDs)
+		}
+		if len(f.IDs) == 0 {
+			return []Host{}, nil
+		}
+		where = append(where, "h.id IN ("+placeholders(len(f.IDs))+")")
+		for _, id := range f.IDs {
+			args = append(args, id)
+		}
+	}
 	query := `SELECT ` + hostColumns(f.WithCapabilities, f.Brief, f.NoStats) + hostFrom
 	if len(where) > 0 {
 		query += "WHERE " + strings.Join(where, " AND ")

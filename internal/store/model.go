@@ -202,6 +202,10 @@ type HostStats struct {
 	At time.Time
 }
 
+// MaxHostIDs is the most ids a HostFilter's IDs may hold (one query's
+// parameters).
+const MaxHostIDs = 500
+
 // HostFilter selects hosts in ListHosts. Zero fields select everything.
 type HostFilter struct {
 	ClusterID string
@@ -225,6 +229,10 @@ type HostFilter struct {
 	// LastSeen are read): the monitoring's reloads, and the leader's host
 	// list, which has the latest statistics in memory.
 	NoStats bool
+	// IDs, when not nil, keeps the hosts of these ids (at most MaxHostIDs
+	// of them; none when empty): the reports of a few hosts read without
+	// reading every host's.
+	IDs []string
 	// After keeps the hosts whose names sort after it (the database's
 	// order of names), and Limit, when above 0, the first Limit of them
 	// by name: the pages of a list.
