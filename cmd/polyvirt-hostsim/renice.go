@@ -9,8 +9,9 @@ import (
 	"syscall"
 )
 
-// renice sets the nice level of every thread of every process with this
-// command name (truncated as /proc's comm is) but self, and returns how
+// renice sets the nice level of every thread of every process of this
+// user with this command name (truncated as /proc's comm is) but self,
+// and returns how
 // many threads it set. Linux keeps a nice level per thread
 // (setpriority(2) on a process id sets its first thread's only), and a Go
 // process runs its goroutines on several: each is set.
@@ -28,6 +29,9 @@ func renice(name string, self, nice int) (int, error) {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
 		if err != nil || strings.TrimSpace(string(comm)) != name {
 			continue
+		}
+		if fi, err := os.Stat(d); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Getuid()) {
+			continue // another user's (or gone)
 		}
 		tasks, _ := filepath.Glob(filepath.Join(d, "task", "[0-9]*"))
 		for _, t := range tasks {

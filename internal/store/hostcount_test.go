@@ -84,13 +84,15 @@ func TestCountHostsAndBriefLists(t *testing.T) {
 				t.Errorf("hosts of address %q: %q, want %q", c.addr, got, c.want)
 			}
 		}
-		// By ids: those hosts only (an unknown id finds nothing), none for
-		// an empty list, too many refused.
+		// By ids: those hosts only (an unknown id finds nothing; with a
+		// cluster, those of it), none for an empty list, too many refused.
 		for _, c := range []struct {
-			ids  []string
-			want string
-		}{{[]string{full[1].ID, full[3].ID}, "h1h3"}, {[]string{full[2].ID, "00000000-0000-0000-0000-000000000000"}, "h2"}, {[]string{}, ""}} {
-			hs, err := s.ListHosts(ctx, store.HostFilter{IDs: c.ids, WithCapabilities: true})
+			ids     []string
+			cluster string
+			want    string
+		}{{[]string{full[1].ID, full[3].ID}, "", "h1h3"}, {[]string{full[2].ID, "00000000-0000-0000-0000-000000000000"}, "", "h2"},
+			{[]string{full[1].ID, full[3].ID}, cs[0].ID, "h1"}, {[]string{full[1].ID, full[3].ID}, cs[1].ID, "h3"}, {[]string{}, "", ""}} {
+			hs, err := s.ListHosts(ctx, store.HostFilter{IDs: c.ids, ClusterID: c.cluster, WithCapabilities: true})
 			if err != nil {
 				t.Fatal(err)
 			}

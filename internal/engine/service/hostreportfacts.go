@@ -71,12 +71,11 @@ func (c *reportFactsCache) of(h store.Host) (reportFacts, bool) {
 }
 
 // load reads the reports of the hosts whose facts are not known (a brief
-// list holds no report): those hosts' only, MaxHostIDs to a query, or
-// every host's in one query when most are not known (an engine's first
-// list). A fleet enrolling is admitted some tens of hosts at a time: each
-// list after an admission reads those hosts' reports, not the thousands
-// known already (reading every report each time, 10,000 hosts enrolling
-// read some 10 GB).
+// list holds no report): those hosts' only, MaxHostIDs to a query. A
+// fleet enrolling is admitted some tens of hosts at a time: each list
+// after an admission reads those hosts' reports, not the thousands known
+// already (reading every report each time, 10,000 hosts enrolling read
+// some 10 GB).
 func (c *reportFactsCache) load(ctx context.Context, st store.Store, hosts []store.Host) {
 	var missing []string
 	for _, h := range hosts {
@@ -84,21 +83,14 @@ func (c *reportFactsCache) load(ctx context.Context, st store.Store, hosts []sto
 			missing = append(missing, h.ID)
 		}
 	}
-	if len(missing) == 0 {
-		return
-	}
-	if len(missing) > len(hosts)/2 && len(missing) > store.MaxHostIDs {
-		full, err := st.ListHosts(ctx, store.HostFilter{WithCapabilities: true})
-		if err != nil {
-			return
-		}
-		for _, h := range full {
+	if len(missing) == 1 {
+		if h, err := st.GetHost(ctx, missing[0]); err == nil {
 			c.of(h)
 		}
 		return
 	}
 	for ids := range slices.Chunk(missing, store.MaxHostIDs) {
-		some, err := st.ListHosts(ctx, store.HostFilter{IDs: ids, WithCapabilities: true})
+		some, err := st.ListHosts(ctx, store.HostFilter{IDs: ids, WithCapabilities: true, NoStats: true})
 		if err != nil {
 			return
 		}

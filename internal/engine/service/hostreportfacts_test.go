@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -25,9 +26,8 @@ func (l *listCounter) ListHosts(ctx context.Context, f store.HostFilter) ([]stor
 }
 
 // TestReportFactsLoad: the facts of hosts whose reports are not known
-// are read from those hosts' reports only (by id, MaxHostIDs to a query),
-// every report in one query when most are not known, and nothing when all
-// are known.
+// are read from those hosts' reports only (by id, MaxHostIDs to a query;
+// one host's with GetHost), and nothing is read when all are known.
 func TestReportFactsLoad(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "engine.db"), store.Options{})
@@ -73,12 +73,24 @@ func TestReportFactsLoad(t *testing.T) {
 			}
 		}
 	}
-	// The first list: nothing known, every report in one query.
+	// idCounts is the ids of each list asked since the last call.
+	idCounts := func() []int {
+		var sizes []int
+		for _, f := range counter.lists {
+			if f.IDs == nil || !f.WithCapabilities {
+				t.Errorf("a list of %+v, want reports by id", f)
+			}
+			sizes = append(sizes, len(f.IDs))
+		}
+		counter.lists = nil
+		return sizes
+	}
+	// The first list: nothing known, every report by id.
 	hosts := brief()
 	cache.load(ctx, counter, hosts)
 	check(hosts)
-	if len(counter.lists) != 1 || counter.lists[0].IDs != nil || !counter.lists[0].WithCapabilities {
-		t.Fatalf("first load's lists: %+v, want one of every report", counter.lists)
+	if got, want := idCounts(), []int{store.MaxHostIDs, 3}; !slices.Equal(got, want) {
+		t.Errorf("first load: lists of %v ids, want %v", got, want)
 	}
 	// All known: no query.
 	counter.lists = nil
@@ -86,20 +98,19 @@ func TestReportFactsLoad(t *testing.T) {
 	if len(counter.lists) != 0 {
 		t.Errorf("all known: %d lists", len(counter.lists))
 	}
-	// MaxHostIDs+1 hosts more (fewer than the known ones): their reports
-	// only, in two queries.
-	for i := n; i < 2*n-2; i++ {
-		add(i)
+	// One host more: its report alone (GetHost, no list); then two more.
+	add(n)
+	cache.load(ctx, counter, brief())
+	check(brief())
+	if got := idCounts(); len(got) != 0 {
+		t.Errorf("one new host: lists of %v ids, want none", got)
 	}
+	add(n + 1)
+	add(n + 2)
 	hosts = brief()
-	counter.lists = nil
 	cache.load(ctx, counter, hosts)
 	check(hosts)
-	if len(counter.lists) != 2 || len(counter.lists[0].IDs) != store.MaxHostIDs || len(counter.lists[1].IDs) != 1 {
-		var sizes []int
-		for _, f := range counter.lists {
-			sizes = append(sizes, len(f.IDs))
-		}
-		t.Errorf("%d new hosts: %d lists of %v ids, want 2 of %d and 1", n-2, len(counter.lists), sizes, store.MaxHostIDs)
+	if got, want := idCounts(), []int{2}; !slices.Equal(got, want) {
+		t.Errorf("two new hosts: lists of %v ids, want %v", got, want)
 	}
 }
