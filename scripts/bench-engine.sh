@@ -37,7 +37,8 @@
 # level), SIMRENICE (the simulator processes' nice level once all the
 # step's hosts are Up, before measuring, such as 19: their pushes then wait
 # for the engine's cores, as if they ran on machines of their own, while
-# their enrollment had SIMNICE's share), TRACE (with PROFILES, an execution trace of the engine this long
+# their enrollment had SIMNICE's share; back at SIMNICE for the next
+# step's enrollment, as root), TRACE (with PROFILES, an execution trace of the engine this long
 # from the middle of each window, BACKEND/HOSTS/LOAD-trace.out, such as 5s;
 # read it with go tool trace), ENGINE_GODEBUG (the engine's GODEBUG, such as gctrace=1; with
 # PROFILES the engine's log is kept as BACKEND/engine.log), GCTRACE (1: the
@@ -95,14 +96,19 @@ stop_sims() {
 }
 # The running simulators' threads back at nice SIMNICE (the measuring
 # process set them to SIMRENICE for the step before): the next step's
-# enrollment gives them the share they had at theirs.
+# enrollment gives them the share they had at theirs. Lowering a nice
+# level takes root; without it they stay at SIMRENICE, and it says so.
 renice_sims_back() {
-	local p t
+	local p t failed=0
 	for p in "${sim_pids[@]}"; do
 		for t in /proc/"$p"/task/*; do
-			renice -n "$SIMNICE" -p "${t##*/}" >/dev/null 2>&1 || true
+			renice -n "$SIMNICE" -p "${t##*/}" >/dev/null 2>&1 || failed=$((failed + 1))
 		done
 	done
+	if [ "$failed" -gt 0 ]; then
+		log "the running simulators' $failed threads could not go back to nice $SIMNICE (root only): they enroll the next step's hosts beside them at nice $SIMRENICE"
+	fi
+	return 0
 }
 cleanup() {
 	stop_sims
