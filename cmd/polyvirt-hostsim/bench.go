@@ -627,7 +627,14 @@ func procStat(pid int) ([]string, error) {
 	if pid <= 0 {
 		return nil, errors.New("no pid")
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return statFields(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// statFields reads a /proc stat file (a process's or a thread's): its
+// fields after the command name, which is in parentheses and may hold
+// spaces, so that field N of proc(5) is at N-3.
+func statFields(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -664,24 +671,35 @@ func procRSS(pid int, key string) (float64, error) {
 // name (truncated as /proc's comm is), by process id.
 func namedCPU(name string) map[int]float64 {
 	out := map[int]float64{}
+	for _, pid := range processesNamed(name) {
+		if c, err := procCPU(pid); err == nil {
+			out[pid] = c
+		}
+	}
+	return out
+}
+
+// processesNamed lists the processes whose command name is name
+// (truncated to 15 bytes, as /proc's comm is); none for "".
+func processesNamed(name string) []int {
 	if name == "" {
-		return out
+		return nil
 	}
 	if len(name) > 15 {
 		name = name[:15]
 	}
+	var pids []int
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
 		if err != nil || strings.TrimSpace(string(comm)) != name {
 			continue
 		}
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		if c, err := procCPU(pid); err == nil {
-			out[pid] = c
+		if pid, err := strconv.Atoi(filepath.Base(d)); err == nil {
+			pids = append(pids, pid)
 		}
 	}
-	return out
+	return pids
 }
 
 // cpuSpent is the CPU time the processes of after spent since before:

@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -77,17 +76,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// threadNice reads a thread's (or process's) nice level: /proc's stat,
-// field 19.
+// threadNice reads a thread's (or process's) nice level: field 19 of its
+// /proc stat.
 func threadNice(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "stat"))
+	f, err := statFields(filepath.Join(dir, "stat"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The fields after the command name (in parentheses, which may hold
-	// spaces) start at field 3.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	n, err := strconv.Atoi(f[19-3])
 	if err != nil {
 		t.Fatal(err)
