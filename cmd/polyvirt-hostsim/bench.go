@@ -638,10 +638,15 @@ func statFields(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := string(b)
+	return parseStat(string(b))
+}
+
+// parseStat splits a /proc stat line into its fields after the command
+// name (the text up to its last ')').
+func parseStat(s string) ([]string, error) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return nil, errors.New("stat: no ')'")
+		return nil, errors.New("stat: no ')' closing the command name")
 	}
 	return strings.Fields(s[i+1:]), nil
 }

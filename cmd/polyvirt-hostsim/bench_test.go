@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode"
+)
 
 // TestCPUSpent: processes that ended are not counted, new ones (and new
 // ones with a reused id) count from zero; the figure is never negative.
@@ -13,4 +17,38 @@ func TestCPUSpent(t *testing.T) {
 	if got := cpuSpent(before, map[int]float64{}); got != 0 {
 		t.Errorf("all ended: %v, want 0", got)
 	}
+}
+
+// TestParseStat: the fields after the command name, whatever it holds
+// (spaces, parentheses); a line without one is refused.
+func TestParseStat(t *testing.T) {
+	f, err := parseStat("4242 (polyvirt (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 0 0 20 19 9 0 12345\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f) != 20 || f[0] != "S" || f[11] != "7" || f[12] != "3" || f[16] != "19" || f[19] != "12345" {
+		t.Errorf("fields %q", f)
+	}
+	if _, err := parseStat("4242 polyvirt S 1"); err == nil || !strings.Contains(err.Error(), "command name") {
+		t.Errorf("a line without ')': %v", err)
+	}
+}
+
+// FuzzParseStat: any line gives fields or an error, never a panic; the
+// fields hold no blank.
+func FuzzParseStat(f *testing.F) {
+	f.Add("1 (init) S 0 1 1 0 -1 4194560 5 0 0 0 1 2 0 0 20 0 1 0 3\n")
+	f.Add(")")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		fs, err := parseStat(s)
+		if err != nil {
+			return
+		}
+		for _, x := range fs {
+			if x == "" || strings.IndexFunc(x, unicode.IsSpace) >= 0 {
+				t.Fatalf("field %q from %q", x, s)
+			}
+		}
+	})
 }
