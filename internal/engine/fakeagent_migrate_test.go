@@ -25,6 +25,9 @@ type fakeMig struct {
 	// hold keeps the migrations in flight until it is closed (nil: they
 	// run through).
 	hold chan struct{}
+	// arrival keeps the VMs migrated here Arriving until it is closed
+	// (nil: they arrive with their migration).
+	arrival chan struct{}
 	// fail makes the next migrations fail with this message.
 	fail string
 	// noTLS makes the host take no VMs.
@@ -222,7 +225,17 @@ func (a *fakeAgent) runMigration(out *fakeOutgoing, dst *fakeAgent, hold chan st
 		dst.mu.Lock()
 		dst.vms[id] = &fakeVM{vm: vm, def: v.def}
 		if in := dst.mig.incoming[id]; in != nil {
-			in.State, in.DowntimeMs = agentapi.IncomingArrived, 42
+			if arrival := dst.mig.arrival; arrival != nil {
+				in.State = agentapi.IncomingArriving
+				go func() {
+					<-arrival
+					dst.mu.Lock()
+					in.State, in.DowntimeMs = agentapi.IncomingArrived, 42
+					dst.mu.Unlock()
+				}()
+			} else {
+				in.State, in.DowntimeMs = agentapi.IncomingArrived, 42
+			}
 		}
 		dst.publish(vm, "migrated", "from "+a.name)
 		dst.mu.Unlock()

@@ -168,6 +168,85 @@ func TestMigrateVM(t *testing.T) {
 	_ = websocket.StatusNormalClosure
 }
 
+// TestMigrationEndsWithTheVMRecord: a caller that sees a migration ended
+// (its GET, the CLI's wait) finds the VM where it ended: while the source
+// has said "completed" and the destination has not yet seen the VM arrive,
+// the migration is still in flight and the VM MigratingFrom its source;
+// once the migration reads completed, the VM is Up on its destination.
+func TestMigrationEndsWithTheVMRecord(t *testing.T) {
+	l := newPowerLab(t)
+	ctx := context.Background()
+	v := l.startedOn(t, "arriving", "p8a")
+	src, dst := l.p8a, l.p8b
+	arrival := make(chan struct{})
+	dst.mu.Lock()
+	dst.mig.arrival = arrival
+	dst.mu.Unlock()
+	released := false
+	defer func() {
+		if !released {
+			close(arrival)
+		}
+	}()
+	if _, err := l.te.admin.Migrate(ctx, "arriving", engineapi.MigrationRequest{Host: "p8b"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		src.mu.Lock()
+		out := src.mig.out[v.ID]
+		srcDone := out != nil && out.st.Phase == agentapi.PhaseCompleted
+		src.mu.Unlock()
+		if srcDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the source did not complete the migration within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The engine reads the source's "completed" within its follow interval
+	// (500 ms), then waits for the destination.
+	time.Sleep(1500 * time.Millisecond)
+	for i := 0; i < 10; i++ {
+		m, err := l.te.admin.Migration(ctx, "arriving")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.te.admin.VM(ctx, "arriving")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if agentapi.MigrationFinished(m.Phase) || got.State != "MigratingFrom" || got.Host != src.name {
+			t.Fatalf("before the VM arrived: the migration %s, the VM %s on %s", m.Phase, got.State, got.Host)
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+	close(arrival)
+	released = true
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		m, err := l.te.admin.Migration(ctx, "arriving")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if agentapi.MigrationFinished(m.Phase) {
+			got, err := l.te.admin.VM(ctx, "arriving")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Phase != agentapi.PhaseCompleted || m.DowntimeMs != 42 || got.State != "Up" || got.Host != dst.name || got.MigratingTo != "" {
+				t.Errorf("the migration %s (downtime %d ms), then the VM %s on %s (migrating to %q)", m.Phase, m.DowntimeMs, got.State, got.Host, got.MigratingTo)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the migration did not end within 5 s of the arrival: %s", m.Phase)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestMigrationRules: each rule refuses with its code, per host like the
 // scheduler.
 func TestMigrationRules(t *testing.T) {

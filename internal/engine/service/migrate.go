@@ -469,7 +469,11 @@ func (s *vmService) decideMigration(ctx context.Context, v store.VM, c store.Clu
 func (s *vmService) apply(f *flight, st agentapi.MigrationStatus) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	d := &f.doc
+	applyStatus(&f.doc, st)
+}
+
+// applyStatus takes a source's status into a migration's document.
+func applyStatus(d *engineapi.Migration, st agentapi.MigrationStatus) {
 	if st.Phase != "" {
 		d.Phase = st.Phase
 	}
@@ -684,8 +688,10 @@ const downtimeWait = 5 * time.Second
 func (s *vmService) conclude(ctx context.Context, f *flight, src, dst store.Host, st agentapi.MigrationStatus) {
 	e := s.e
 	ctx = context.WithoutCancel(ctx)
-	s.apply(f, st)
+	// The flight shows the outcome only once the VM's record has it: a
+	// caller that sees the migration ended finds the VM where it ended.
 	doc := f.snapshot()
+	applyStatus(&doc, st)
 	state := store.VMUp
 	if st.Phase == agentapi.PhaseCompleted {
 		// The destination says when the VM arrived, then (a moment later,
@@ -726,9 +732,6 @@ func (s *vmService) conclude(ctx context.Context, f *flight, src, dst store.Host
 			state = stateFromAgent(vm.State, vm.Reason)
 		}
 	}
-	f.mu.Lock()
-	f.doc = doc
-	f.mu.Unlock()
 	raw, _ := json.Marshal(doc)
 	_, err := e.mutateVM(ctx, doc.VM, func(tx store.Tx, cur *store.VM) (bool, error) {
 		if cur.State != store.VMMigratingFrom || cur.MigratingToHostID != doc.DestinationID {
@@ -769,6 +772,9 @@ func (s *vmService) conclude(ctx context.Context, f *flight, src, dst store.Host
 		e.log.Info("migration ended", "vm", doc.Name, "phase", doc.Phase, "from", doc.Source, "to", doc.Destination,
 			"ms", doc.ElapsedMs, "downtimeMs", doc.DowntimeMs, "err", doc.Error)
 	}
+	f.mu.Lock()
+	f.doc = doc
+	f.mu.Unlock()
 	if doc.Phase == agentapi.PhaseCompleted {
 		s.signalMoved(doc.VM)
 	}
