@@ -118,19 +118,32 @@ ensure_guest_kernels() {
 		tmp=$(mktemp -d)
 		if [ "$arch" = ppc64el ]; then
 			mkdir -p /var/cache/polyvirt/apt-ppc64el/lists/partial /var/cache/polyvirt/apt-ppc64el/archives/partial
-			(cd "$tmp" && apt-get -qq "${apt_ppc[@]}" download "linux-image-$abi" 2>/dev/null) ||
-				{ apt-get -qq "${apt_ppc[@]}" update >/dev/null && (cd "$tmp" && apt-get -qq "${apt_ppc[@]}" download "linux-image-$abi" 2>/dev/null); } ||
-				die "cannot download linux-image-$abi for ppc64el"
+			apt_download "$tmp" "linux-image-$abi" "${apt_ppc[@]}" || die "cannot download linux-image-$abi for ppc64el"
 		else
-			(cd "$tmp" && apt-get -qq download "linux-image-$abi" 2>/dev/null) ||
-				{ apt-get -qq update && (cd "$tmp" && apt-get -qq download "linux-image-$abi" 2>/dev/null); } ||
-				die "cannot download linux-image-$abi"
+			apt_download "$tmp" "linux-image-$abi" || die "cannot download linux-image-$abi"
 		fi
 		rm -rf "${base:?}/$arch"
 		mkdir -p "$base/$arch"
 		dpkg-deb -x "$tmp"/linux-image-*.deb "$base/$arch" || die "cannot unpack linux-image-$abi"
 		rm -rf "$tmp"
 	done
+}
+
+# apt_download DIR PACKAGE [APT OPTION...] downloads a package's .deb into
+# DIR. When the package lists lack it, it updates them and tries again; an
+# update that fails for one index (a mirror in the middle of a sync says
+# "File has unexpected size") still refreshes the others, so the download
+# is tried after it whatever it returned, three times 20 s apart.
+apt_download() {
+	local dir=$1 pkg=$2 try
+	shift 2
+	(cd "$dir" && apt-get -qq "$@" download "$pkg" 2>/dev/null) && return 0
+	for try in 1 2 3; do
+		apt-get -qq "$@" update >/dev/null || log "apt-get update failed (try $try of 3); trying the download with the lists it has"
+		(cd "$dir" && apt-get -qq "$@" download "$pkg" 2>/dev/null) && return 0
+		[ "$try" = 3 ] || sleep 20
+	done
+	return 1
 }
 
 # ensure_libvirt installs libvirt and QEMU and starts virtlogd and libvirtd
