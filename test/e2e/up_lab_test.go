@@ -31,10 +31,38 @@ func startLab(t *testing.T, o lab.Options) (*lab.Lab, []string) {
 	if err != nil {
 		t.Fatalf("lab.Start: %v", err)
 	}
+	// Runs after l.Stop (cleanups run last registered first), before the
+	// lab's directory is removed.
+	t.Cleanup(func() { logLabTails(t, o.Dir) })
 	t.Cleanup(l.Stop)
 	env := []string{client.EnvConfig + "=" + filepath.Join(t.TempDir(), "none.json"), client.EnvEngine + "=" + l.EngineURL(),
 		client.EnvTokenFile + "=" + l.TokenFile(), client.EnvCAFile + "=" + l.CAFile()}
 	return l, env
+}
+
+// labLogTail is how many last lines of each of a lab's logs a failed test
+// shows.
+const labLogTail = 150
+
+// logLabTails shows, when the test failed, the last lines of each log of
+// the lab in dir (the engine's and every agent's).
+func logLabTails(t *testing.T, dir string) {
+	if !t.Failed() {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	for _, p := range logs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Logf("%s: %v", p, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > labLogTail {
+			lines = lines[len(lines)-labLogTail:]
+		}
+		t.Logf("the last %d lines of %s:\n%s", len(lines), p, strings.Join(lines, "\n"))
+	}
 }
 
 // downLab stops the libvirt daemons of the lab's own in dir (power8-b's)
