@@ -53,6 +53,18 @@ tests=0
 	log "go test ./internal/libvirtconn (alone: its live migrations)" >&2
 	# (A failure is the summary's to count: the rest still runs.)
 	go test -json -count=1 -timeout 10m "$@" ./internal/libvirtconn || true
+	# TestRolloutLab next, alone, for the same reason: its two spinning
+	# POWER guests migrate from host to host; beside the other packages' tests
+	# a guest was found, after a migration, with its kernel deadlocked on a
+	# spinlock or oopsing in init's signal delivery (twice in two suites on
+	# a fresh machine, once with two busy loops beside it; never alone).
+	# With arguments (./scripts/test.sh -run X) the run is the one below.
+	skip=()
+	if [ $# = 0 ]; then
+		log "go test ./test/e2e -run TestRolloutLab (alone: a rolling firmware update's live migrations)" >&2
+		go test -json -count=1 -timeout 15m -run '^TestRolloutLab$' ./test/e2e || true
+		skip=(-skip '^TestRolloutLab$')
+	fi
 
 	# The cross-builds run while the other tests do (the end-to-end tests
 	# spend much of their time waiting for guests and daemons); their
@@ -74,7 +86,7 @@ tests=0
 	# started minutes late. -parallel 3: test/e2e's light tests run three
 	# at a time (its package doc).
 	log "go test (the whole suite: about 13-15 minutes on 2 cores)" >&2
-	go test -json -count=1 -timeout 30m -parallel 3 "$@" ./test/e2e ./test/browser \
+	go test -json -count=1 -timeout 30m -parallel 3 "${skip[@]}" "$@" ./test/e2e ./test/browser \
 		$(go list ./... | grep -vx 'polyvirt/internal/libvirtconn') || true
 	wait || true # the cross-builds' verdict: $crosslog.done
 } | tee bin/test.json | bin/testsummary || tests=$?
