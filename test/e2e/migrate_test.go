@@ -90,6 +90,11 @@ func (g *attachedConsole) waitPast(after int, within time.Duration, when string)
 		if boots > 1 {
 			g.t.Fatalf("%s: the guest booted again (%d boot lines): a reboot, not a live migration:\n%s", when, boots, tailString(g.out.String(), 2000))
 		}
+		if crash := guestKernelCrash(g.out.String()); crash != "" && n <= after+10 {
+			// Its counter will not go on: no use waiting for it.
+			g.t.Fatalf("%s: the guest's kernel crashed (%q on its console; an emulated POWER guest whose memory a migration under QEMU 7.2's TCG corrupted, docs/operations.md):\n%s",
+				when, crash, tailString(g.out.String(), 3000))
+		}
 		if n > after+10 {
 			return n
 		}
@@ -98,6 +103,21 @@ func (g *attachedConsole) waitPast(after int, within time.Duration, when string)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// kernelCrashLines are what a guest's Linux prints on its console when it
+// crashed ("BUG: soft lockup", which a starved guest prints and survives,
+// is not one).
+var kernelCrashLines = []string{"Kernel panic - not syncing", "Oops: ", "exited with irqs disabled"}
+
+// guestKernelCrash is the first of kernelCrashLines a console shows, or "".
+func guestKernelCrash(console string) string {
+	for _, l := range kernelCrashLines {
+		if strings.Contains(console, l) {
+			return l
+		}
+	}
+	return ""
 }
 
 // stillAttached checks that vm console is still attached, and that the
@@ -604,4 +624,20 @@ func consoleLogs(t *testing.T, uri, name string, inactive bool) []string {
 		}
 	}
 	return logs
+}
+
+// TestGuestKernelCrash: the consoles of guests seen crashed after a
+// migration are told from a guest that counts on.
+func TestGuestKernelCrash(t *testing.T) {
+	for _, c := range []struct{ console, want string }{
+		{"polyvirt-counter 86\npolyvirt-counter 87\n[   11.082389] Oops: Kernel access of bad area, sig: 11 [#2]\n", "Oops: "},
+		{"[    9.687058] Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: pSeries_lpar_hpte_insert+0x15c/0x180\n", "Kernel panic - not syncing"},
+		{"[   29.398174] \n[   30.402972] note: init[74] exited with irqs disabled\n", "exited with irqs disabled"},
+		{"polyvirt-boot 0011223344556677\npolyvirt-counter 1\npolyvirt-counter 2\n", ""},
+		{"[   52.1] watchdog: BUG: soft lockup - CPU#0 stuck for 23s! [init:1]\npolyvirt-counter 3\n", ""},
+	} {
+		if got := guestKernelCrash(c.console); got != c.want {
+			t.Errorf("guestKernelCrash(%q) = %q, want %q", c.console, got, c.want)
+		}
+	}
 }
