@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -409,6 +410,23 @@ func TestJoin(t *testing.T) {
 
 func TestEventsAPI(t *testing.T) {
 	te := startEngine(t, testMonitor)
+	// The engine records its taking over of the monitoring from the
+	// leader's goroutine, a moment after it started: awaited, so that the
+	// log's order below is the test's.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		page, err := te.admin.Events(ctx, client.EventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(page.Events, func(ev engineapi.Event) bool { return strings.Contains(ev.Message, "took over the host monitoring") }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event of the engine taking over the monitoring within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, n := range []string{"a", "b", "c"} {
 		if _, err := te.admin.CreateCluster(ctx, engineapi.ClusterRequest{Name: n}); err != nil {
 			t.Fatal(err)
