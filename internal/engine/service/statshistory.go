@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,18 +19,72 @@ import (
 // statsHistoryWindow is how far back the history goes.
 const statsHistoryWindow = time.Hour
 
-// statsHistory holds the points of every host.
+// statsHistory holds the samples of every host.
 type statsHistory struct {
 	interval time.Duration
 	mu       sync.Mutex
-	hosts    map[string][]engineapi.StatsPoint
+	hosts    map[string]*sampleRing
 }
+
+// statsSample is one host's point as kept: no pointers, so that the
+// collector marks an hour of ten thousand hosts' samples (1.2 million at the
+// default interval) without scanning them, and half the size of the API's
+// StatsPoint (whose time.Time holds a pointer). Percents and the load are
+// kept as float32, more than a chart needs.
+type statsSample struct {
+	unixMilli    int64
+	committedMiB uint64
+	cpu, memUsed float32
+	load         float32
+	vms          int32
+}
+
+// point is the sample as the API shows it: float32 values written back with
+// the digits they were kept with (12.3, not 12.300000190734863).
+func (s statsSample) point() engineapi.StatsPoint {
+	f := func(v float32) float64 {
+		x, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+		return x
+	}
+	return engineapi.StatsPoint{Time: time.UnixMilli(s.unixMilli).UTC(), CPUUsagePercent: f(s.cpu), MemoryUsedPercent: f(s.memUsed),
+		Load1: f(s.load), VMsRunning: int(s.vms), MemoryCommittedMiB: s.committedMiB}
+}
+
+// sampleRing is a host's samples, oldest first from start: the buffer
+// grows to max samples (an engine that just started, or a host just
+// enrolled, holds few), then the newest replaces the oldest.
+type sampleRing struct {
+	buf   []statsSample
+	start int
+	max   int
+}
+
+// add appends s, dropping the oldest when the ring is full.
+func (r *sampleRing) add(s statsSample) {
+	if len(r.buf) < r.max {
+		if len(r.buf) == cap(r.buf) {
+			grown := make([]statsSample, len(r.buf), min(max(2*cap(r.buf), 8), r.max))
+			copy(grown, r.buf)
+			r.buf = grown
+		}
+		r.buf = append(r.buf, s)
+		return
+	}
+	r.buf[r.start] = s
+	r.start = (r.start + 1) % len(r.buf)
+}
+
+// at is the i-th sample, oldest first.
+func (r *sampleRing) at(i int) statsSample { return r.buf[(r.start+i)%len(r.buf)] }
+
+// last is the newest sample (the ring is not empty).
+func (r *sampleRing) last() statsSample { return r.at(len(r.buf) - 1) }
 
 func newStatsHistory(interval time.Duration) *statsHistory {
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}
-	return &statsHistory{interval: interval, hosts: map[string][]engineapi.StatsPoint{}}
+	return &statsHistory{interval: interval, hosts: map[string]*sampleRing{}}
 }
 
 func (e *engine) statsHistory() *statsHistory {
@@ -37,11 +92,11 @@ func (e *engine) statsHistory() *statsHistory {
 	return e.stats
 }
 
-// max is the number of points kept per host.
+// max is the number of samples kept per host.
 func (s *statsHistory) max() int { return int(statsHistoryWindow/s.interval) + 1 }
 
-// record adds the hosts' current statistics: a point per host whose
-// statistics are newer than its last point; hosts no longer listed go.
+// record adds the hosts' current statistics: a sample per host whose
+// statistics are newer than its last sample; hosts no longer listed go.
 func (s *statsHistory) record(hosts []engineapi.Host) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,25 +106,25 @@ func (s *statsHistory) record(hosts []engineapi.Host) {
 		if len(h.Stats) == 0 || h.StatsAt.IsZero() {
 			continue
 		}
-		pts := s.hosts[h.ID]
-		if n := len(pts); n > 0 && !h.StatsAt.After(pts[n-1].Time) {
+		r := s.hosts[h.ID]
+		if r != nil && h.StatsAt.UnixMilli() <= r.last().unixMilli {
 			continue
 		}
 		var st agentapi.Stats
 		if err := json.Unmarshal(h.Stats, &st); err != nil {
 			continue
 		}
-		p := engineapi.StatsPoint{Time: h.StatsAt, CPUUsagePercent: st.Host.CPUUsagePercent, Load1: st.Host.Load1,
-			VMsRunning: st.Host.VMsRunning, MemoryCommittedMiB: st.Host.MemoryUsedMiB}
+		p := statsSample{unixMilli: h.StatsAt.UnixMilli(), cpu: float32(st.Host.CPUUsagePercent), load: float32(st.Host.Load1),
+			vms: int32(st.Host.VMsRunning), committedMiB: st.Host.MemoryUsedMiB}
 		if st.Host.MemTotalMiB > 0 {
 			used := st.Host.MemTotalMiB - min(st.Host.MemAvailableMiB, st.Host.MemTotalMiB)
-			p.MemoryUsedPercent = 100 * float64(used) / float64(st.Host.MemTotalMiB)
+			p.memUsed = float32(100 * float64(used) / float64(st.Host.MemTotalMiB))
 		}
-		pts = append(pts, p)
-		if len(pts) > s.max() {
-			pts = append(pts[:0:0], pts[len(pts)-s.max():]...)
+		if r == nil {
+			r = &sampleRing{max: s.max()}
+			s.hosts[h.ID] = r
 		}
-		s.hosts[h.ID] = pts
+		r.add(p)
 	}
 	for id := range s.hosts {
 		if !seen[id] {
@@ -83,9 +138,14 @@ func (s *statsHistory) points(hostID string, now time.Time) []engineapi.StatsPoi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []engineapi.StatsPoint{}
-	for _, p := range s.hosts[hostID] {
-		if now.Sub(p.Time) <= statsHistoryWindow {
-			out = append(out, p)
+	r := s.hosts[hostID]
+	if r == nil {
+		return out
+	}
+	since := now.Add(-statsHistoryWindow).UnixMilli()
+	for i := range len(r.buf) {
+		if p := r.at(i); p.unixMilli >= since {
+			out = append(out, p.point())
 		}
 	}
 	return out
