@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -341,10 +342,16 @@ func lostMachines(prev, res *caps.Result) bool {
 func (a *Agent) cachedCaps(fp string, refresh bool) *caps.Result {
 	a.capsMu.RLock()
 	defer a.capsMu.RUnlock()
-	if refresh || a.capsRes == nil || a.capsSeen != fp || libvirtStillProbing(a.capsRes.Report) {
+	if refresh || !a.capsCurrentLocked(fp) {
 		return nil
 	}
 	return a.capsRes
+}
+
+// capsCurrentLocked tells whether the report kept is current for fp, the
+// fingerprint read now, and may be served. The caller holds capsMu.
+func (a *Agent) capsCurrentLocked(fp string) bool {
+	return a.capsRes != nil && a.capsSeen == fp && !libvirtStillProbing(a.capsRes.Report)
 }
 
 // libvirtStillProbing tells whether a report was collected from a libvirtd
@@ -451,6 +458,21 @@ func (a *Agent) keep(res *caps.Result, doc []byte, fp string) {
 	a.capsRes, a.capsSeen = res, fp
 	a.capsDoc, a.capsETag = doc, `"`+hex.EncodeToString(sum[:16])+`"`
 	a.capsMu.Unlock()
+}
+
+// capsETagNow is the ETag of the report kept, without its quotes, when it
+// is current (what the report reads did not change since it was
+// collected, and libvirt had probed its QEMU binaries): what the
+// statistics pushed to the engine say. "" when it must be collected first:
+// the engine then asks GET /v1/capabilities, whose answer collects it.
+func (a *Agent) capsETagNow() string {
+	fp := a.capsFingerprint()
+	a.capsMu.RLock()
+	defer a.capsMu.RUnlock()
+	if !a.capsCurrentLocked(fp) {
+		return ""
+	}
+	return strings.Trim(a.capsETag, `"`)
 }
 
 // capabilitiesDocument returns the report as JSON with its ETag (the hash

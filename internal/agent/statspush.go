@@ -34,12 +34,14 @@ func statsPushInterval(r *http.Request) (time.Duration, error) {
 }
 
 // sendStats writes the statistics as an event of the stream (nothing
-// before the first sample).
+// before the first sample), with the capabilities' ETag when the report is
+// current (capsETagNow).
 func (a *Agent) sendStats(w io.Writer) {
 	s, err := a.statsNow()
 	if err != nil {
 		return
 	}
+	s.CapsETag = a.capsETagNow()
 	doc, err := json.Marshal(s)
 	if err != nil {
 		return

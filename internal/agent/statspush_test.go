@@ -56,6 +56,15 @@ func TestEventStreamPushesStats(t *testing.T) {
 	if took := time.Since(start); took < 300*time.Millisecond {
 		t.Errorf("3 statistics in %s: not every 200ms", took)
 	}
+	capsResp, err := c.Get("https://" + addr + "/v1/capabilities")
+	if err != nil {
+		t.Fatal(err)
+	}
+	capsResp.Body.Close()
+	etag := capsResp.Header.Get("ETag")
+	if len(etag) < 3 {
+		t.Fatalf("GET /v1/capabilities: ETag %q", etag)
+	}
 	for _, data := range got {
 		var s agentapi.Stats
 		if err := json.Unmarshal([]byte(data), &s); err != nil {
@@ -63,6 +72,10 @@ func TestEventStreamPushesStats(t *testing.T) {
 		}
 		if s.Host.CPUs != 2 || len(s.VMs) != 2 || s.Libvirt == nil || !s.Libvirt.Connected {
 			t.Errorf("statistics %+v", s)
+		}
+		// The report was collected for the VMs' creation: current.
+		if `"`+s.CapsETag+`"` != etag {
+			t.Errorf("the statistics name the capabilities %q; GET /v1/capabilities answers ETag %s", s.CapsETag, etag)
 		}
 		found := false
 		for _, v := range s.VMs {
@@ -86,5 +99,34 @@ func TestEventStreamPushesStats(t *testing.T) {
 		if err != nil || st != 400 || !strings.Contains(body, "BAD_REQUEST") {
 			t.Errorf("stats=%s: %d %s %v", bad, st, body, err)
 		}
+	}
+}
+
+// TestPushedCapsETagOnlyWhenCurrent: the statistics name the report's ETag
+// only while what the report reads is what it was collected from; a change
+// (here, another fingerprint) leaves it out until the report is collected
+// again.
+func TestPushedCapsETagOnlyWhenCurrent(t *testing.T) {
+	f := newFakeConn()
+	a, _ := statsAgent(t, f, 0)
+	ctx := context.Background()
+	_, etag, err := a.capabilitiesDocument(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.capsETagNow(); got == "" || `"`+got+`"` != etag {
+		t.Fatalf("capsETagNow %q, the report's ETag %s", got, etag)
+	}
+	a.capsMu.Lock()
+	a.capsSeen = "what the host was before"
+	a.capsMu.Unlock()
+	if got := a.capsETagNow(); got != "" {
+		t.Errorf("a report collected from another state: capsETagNow %q, want none", got)
+	}
+	if _, _, err := a.capabilitiesDocument(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.capsETagNow(); got == "" {
+		t.Errorf("collected again: capsETagNow names none")
 	}
 }

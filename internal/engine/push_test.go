@@ -10,9 +10,12 @@ import (
 
 // TestMonitorPushedStats: an agent that pushes its statistics on its
 // event stream is not polled for them (one connection and one stream
-// carry the monitoring); one that does not push is polled every interval;
-// both hosts' statistics stay fresh; a pushing agent that stops answering
-// is NonResponsive as a polled one is, and Up again when it is back.
+// carry the monitoring), nor asked whether its capabilities changed while
+// its pushes name its report's ETag; one whose pushes do not (an older
+// agent) is asked every CapsInterval; one that does not push is polled
+// every interval; every host's statistics stay fresh; a pushing agent
+// that stops answering is NonResponsive as a polled one is, and Up again
+// when it is back.
 func TestMonitorPushedStats(t *testing.T) {
 	te := startEngine(t, testMonitor)
 	sim := newSim(t)
@@ -22,7 +25,9 @@ func TestMonitorPushedStats(t *testing.T) {
 	pusher := simHost(t, te, sim, "pusher", "s822l-power8e", "power")
 	poller := simHost(t, te, sim, "polled", "ac922-power9", "power")
 	poller.NoPush(true)
-	for _, h := range []string{"pusher", "polled"} {
+	older := simHost(t, te, sim, "older", "s822l-power8e", "power")
+	older.NoPushETag(true)
+	for _, h := range []string{"pusher", "polled", "older"} {
 		waitHost(t, te.admin, h, 10*time.Second, status("Up"))
 	}
 	// Let the streams settle (the first rounds poll: nothing pushed yet).
@@ -33,22 +38,29 @@ func TestMonitorPushedStats(t *testing.T) {
 	if pusher.Pushes() < 3 {
 		t.Fatalf("the pushing host pushed %d statistics", pusher.Pushes())
 	}
-	r0, p0, q0 := pusher.Requests(), pusher.Pushes(), poller.Requests()
+	for older.Pushes() < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	r0, p0, q0, o0 := pusher.Requests(), pusher.Pushes(), poller.Requests(), older.Requests()
 	window := 20 * testMonitor.StatsInterval
 	time.Sleep(window)
-	r1, p1, q1 := pusher.Requests(), pusher.Pushes(), poller.Requests()
-	// The pusher: its pushes, and the capabilities asked once a second
-	// (a request); the polled host: a statistics request every interval.
+	r1, p1, q1, o1 := pusher.Requests(), pusher.Pushes(), poller.Requests(), older.Requests()
+	// The pusher: its pushes, and no request (they name its report's
+	// ETag); the older pusher: the capabilities asked once a second; the
+	// polled host: a statistics request every interval.
 	if pushes := p1 - p0; pushes < 10 {
 		t.Errorf("the pushing host pushed %d statistics in %s", pushes, window)
 	}
-	if reqs, max := r1-r0, int64(window/testMonitor.CapsInterval)+3; reqs > max {
-		t.Errorf("the pushing host was asked %d requests in %s (at most %d: capabilities only)", reqs, window, max)
+	if reqs := r1 - r0; reqs != 0 {
+		t.Errorf("the pushing host was asked %d requests in %s (want none: its pushes name its report's ETag)", reqs, window)
+	}
+	if reqs, min, max := o1-o0, int64(window/testMonitor.CapsInterval)-1, int64(window/testMonitor.CapsInterval)+3; reqs < min || reqs > max {
+		t.Errorf("the host pushing without its report's ETag was asked %d requests in %s (want %d to %d: capabilities only)", reqs, window, min, max)
 	}
 	if polls := q1 - q0; polls < 10 {
 		t.Errorf("the host that does not push was asked %d requests in %s", polls, window)
 	}
-	for _, name := range []string{"pusher", "polled"} {
+	for _, name := range []string{"pusher", "polled", "older"} {
 		h, err := te.admin.Host(ctx, name, false)
 		if err != nil || time.Since(h.LastSeen) > 2*time.Second || len(h.Stats) == 0 {
 			t.Errorf("host %s: last seen %v ago, statistics %s (%v)", name, time.Since(h.LastSeen), h.Stats, err)

@@ -28,6 +28,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,11 +90,12 @@ type Host struct {
 	srv     *http.Server
 	serving bool
 
-	hung     atomic.Bool
-	noPush   atomic.Bool
-	pushes   atomic.Int64
-	requests atomic.Int64
-	cpu      atomic.Uint64 // float64 bits: the simulated CPU usage
+	hung       atomic.Bool
+	noPush     atomic.Bool
+	noPushETag atomic.Bool
+	pushes     atomic.Int64
+	requests   atomic.Int64
+	cpu        atomic.Uint64 // float64 bits: the simulated CPU usage
 }
 
 // AddHost makes a host presenting a profile, listening on a free port of
@@ -300,16 +302,28 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// pushStats writes the statistics as an event of the stream.
+// pushStats writes the statistics as an event of the stream, with the
+// report's ETag as a real agent's say it.
 func (h *Host) pushStats(w io.Writer) {
 	h.pushes.Add(1)
-	doc, _ := json.Marshal(h.stats())
+	st := h.stats()
+	if !h.noPushETag.Load() {
+		h.mu.Lock()
+		st.CapsETag = strings.Trim(h.rep.etag, `"`)
+		h.mu.Unlock()
+	}
+	doc, _ := json.Marshal(st)
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", agentapi.EventStats, doc)
 }
 
 // NoPush makes the host answer its event stream without the statistics,
 // as an agent that cannot push them (the engine polls it instead).
 func (h *Host) NoPush(on bool) { h.noPush.Store(on) }
+
+// NoPushETag makes the host push its statistics without its report's
+// ETag, as an agent older than agentapi.Stats.CapsETag (the engine asks
+// every so often whether its report changed).
+func (h *Host) NoPushETag(on bool) { h.noPushETag.Store(on) }
 
 // Pushes counts the statistics the host pushed on its event stream.
 func (h *Host) Pushes() int64 { return h.pushes.Load() }

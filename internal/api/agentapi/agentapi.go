@@ -199,6 +199,14 @@ type Stats struct {
 	// Libvirt is whether the agent reaches libvirt, as of the answer
 	// (absent from agents that do not tell: taken as reachable).
 	Libvirt *LibvirtStatus `json:"libvirt,omitempty"`
+	// CapsETag is the entity tag GET /v1/capabilities answers now, without
+	// its quotes (the ETag header's "0a1b…" is 0a1b…), when the agent knows
+	// its report is current — nothing it reads changed since it was
+	// collected; absent when the report must be collected first, and from
+	// agents that do not tell. A monitor that pushed statistics reach
+	// compares it with the report it has and asks for the report only when
+	// it differs, instead of asking every so often whether it changed.
+	CapsETag string `json:"capsETag,omitempty"`
 }
 
 // ProbeResult is a probe guest's run (POST /v1/probe): the smallest guest

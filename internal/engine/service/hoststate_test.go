@@ -1,12 +1,14 @@
 package service
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"polyvirt/internal/api"
+	"polyvirt/internal/api/agentapi"
 	"polyvirt/internal/store"
 )
 
@@ -73,6 +75,55 @@ func FuzzLibvirtDown(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc string) {
 		if got, want := libvirtDown([]byte(doc)), decodeLibvirtDown([]byte(doc)); got != want {
 			t.Errorf("libvirtDown(%s) = %q, decoded whole %q", doc, got, want)
+		}
+	})
+}
+
+func TestPushedCapsETag(t *testing.T) {
+	cases := map[string]string{
+		`{"host":{},"vms":[],"libvirt":{"connected":true},"capsETag":"0a1b2c"}`: "0a1b2c",
+		`{"host":{},"vms":[],"libvirt":{"connected":true}}`:                     "",
+		`{"capsETag" : "0a1b2c"}`:                                               "0a1b2c",
+		`{"capsETag":"0a\"1b"}`:                                                 `0a"1b`,
+		`{"capsETag":"0a","CAPSETAG":"1b"}`:                                     "1b",
+		`{"vms":[{"capsETag":"x"}],"capsETag":"0a"}`:                            "0a",
+		`{"vms":[{"capsETag":"x"}]}`:                                            "",
+		`{"vms":[{"name":"\"capsETag\":\"x"}]}`:                                 "",
+		`{"caps\u0045Tag":"0a"}`:                                                "0a",
+		`{"capſETag":"0a"}`:                                                     "0a",
+		`{"capsETag":1}`:                                                        "",
+	}
+	for in, want := range cases {
+		if got := pushedCapsETag([]byte(in)); got != want {
+			t.Errorf("pushedCapsETag(%s) = %q, want %q", in, got, want)
+		}
+	}
+	// What the agent writes is read without decoding.
+	doc, err := json.Marshal(agentapi.Stats{Host: agentapi.HostStats{CPUs: 4}, VMs: []agentapi.VMStats{{Name: "web1"}},
+		Libvirt: &agentapi.LibvirtStatus{Connected: true}, CapsETag: "0a1b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag, ok := scanCapsETag(doc); !ok || tag != "0a1b" {
+		t.Errorf("an agent's document %s: %q, %v", doc, tag, ok)
+	}
+}
+
+// FuzzPushedCapsETag: the quick look at a statistics document (the event
+// stream passes JSON only) says what decoding it whole says.
+func FuzzPushedCapsETag(f *testing.F) {
+	f.Add(`{"host":{},"libvirt":{"connected":true},"capsETag":"0a1b"}`)
+	f.Add(`{"capsETag":"0a","capsetag":"1b"}`)
+	f.Add(`{"vms":[{"capsETag":"x"}],"capsETag":"0a"}`)
+	f.Add(`{"capsETag":"0a\\"}`)
+	f.Add(`{"capsETag":null}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		if !json.Valid([]byte(doc)) {
+			pushedCapsETag([]byte(doc)) // no panic
+			return
+		}
+		if got, want := pushedCapsETag([]byte(doc)), decodeCapsETag([]byte(doc)); got != want {
+			t.Errorf("pushedCapsETag(%s) = %q, decoded whole %q", doc, got, want)
 		}
 	})
 }

@@ -305,6 +305,9 @@ type poller struct {
 	// down as they said ("" when up).
 	statsAt, pushedAt time.Time
 	pushedDown        string
+	// pushedTag is the capabilities' ETag (without its quotes) the last
+	// pushed statistics said ("" when they did not).
+	pushedTag string
 	// queuedAt is the time of the last statistics queued for writing.
 	queuedAt time.Time
 	// latest are the host's latest statistics, for the API (read without
@@ -379,7 +382,7 @@ func (p *poller) kickNow() { p.m.queue.kick(p) }
 // own fields are its to read).
 func (p *poller) idleRound(ctx context.Context) bool {
 	p.mu.Lock()
-	_, askCaps := p.capsWanted(p.host, p.clusterChanged, p.capsDue)
+	_, askCaps := p.capsWanted(p.host, p.clusterChanged, p.capsDue, p.pushedTagLocked())
 	quiet := !askCaps && p.pushedDown == "" && p.pushedFreshLocked()
 	var h store.Host
 	if quiet {
@@ -396,10 +399,29 @@ func (p *poller) idleRound(ctx context.Context) bool {
 // capsWanted tells whether a round of h asks for the capabilities report,
 // and whether whole (full: none read yet, the cluster changed, or the
 // host must be admitted) rather than with the ETag of the last one. The
-// caller owns the round (etag and capsAt are the rounds').
-func (p *poller) capsWanted(h store.Host, clusterChanged, capsDue bool) (full, ask bool) {
+// report is asked for when asked (capsDue), when the agent's pushed
+// statistics name another ETag than the last report's, and every
+// CapsInterval — unless the agent's fresh pushes name the last report's
+// ETag (pushedTag, "" when they name none): it said its report did not
+// change. The caller owns the round (etag and capsAt are the rounds').
+func (p *poller) capsWanted(h store.Host, clusterChanged, capsDue bool, pushedTag string) (full, ask bool) {
 	full = p.etag == "" || clusterChanged || needsAdmissionHost(h, false, false)
-	return full, full || capsDue || time.Since(p.capsAt) >= p.m.cfg.CapsInterval
+	if full || capsDue {
+		return full, true
+	}
+	if pushedTag != "" {
+		return false, `"`+pushedTag+`"` != p.etag
+	}
+	return false, time.Since(p.capsAt) >= p.m.cfg.CapsInterval
+}
+
+// pushedTagLocked is the capabilities' ETag the agent's statistics said,
+// while they are fresh ("" otherwise). The caller holds p.mu.
+func (p *poller) pushedTagLocked() string {
+	if !p.pushedFreshLocked() {
+		return ""
+	}
+	return p.pushedTag
 }
 
 // round is one monitoring round: capabilities when due (always when the
@@ -410,9 +432,10 @@ func (p *poller) round(ctx context.Context) {
 	p.mu.Lock()
 	clusterChanged := p.clusterChanged
 	capsDue := p.capsDue
+	pushedTag := p.pushedTagLocked()
 	p.clusterChanged, p.capsDue = false, false
 	p.mu.Unlock()
-	full, askCaps := p.capsWanted(h, clusterChanged, capsDue)
+	full, askCaps := p.capsWanted(h, clusterChanged, capsDue, pushedTag)
 	var body []byte
 	var hash string
 	if askCaps {
@@ -548,8 +571,9 @@ func (p *poller) pushedFreshLocked() bool {
 func (p *poller) pushed(ctx context.Context, stats []byte) {
 	t := time.Now()
 	down := libvirtDown(stats)
+	tag := pushedCapsETag(stats)
 	p.mu.Lock()
-	p.pushedAt, p.pushedDown = t, down
+	p.pushedAt, p.pushedDown, p.pushedTag = t, down, tag
 	h := p.host
 	p.mu.Unlock()
 	p.m.e.obs.StatsPushed()
@@ -608,6 +632,14 @@ func countASCIIFold(b []byte, pat string) int {
 	n := 0
 next:
 	for i := 0; i+len(pat) <= len(b); i++ {
+		if pat[0] == '"' {
+			// Every pattern here starts with a quote: jump to the next.
+			k := bytes.IndexByte(b[i:len(b)-len(pat)+1], '"')
+			if k < 0 {
+				break
+			}
+			i += k
+		}
 		for j := 0; j < len(pat); j++ {
 			c := b[i+j]
 			if 'A' <= c && c <= 'Z' {
@@ -620,6 +652,67 @@ next:
 		n++
 	}
 	return n
+}
+
+// pushedCapsETag reads the capabilities' ETag (agentapi.Stats.CapsETag)
+// from an agent's statistics (JSON: the event stream passes no other), ""
+// when they carry none. A document as the agent writes it (compact ASCII
+// without a \u escape, its only "capsETag" key in any case the last
+// member, its value without escapes) is read without decoding; anything
+// else is decoded.
+func pushedCapsETag(stats []byte) string {
+	if tag, ok := scanCapsETag(stats); ok {
+		return tag
+	}
+	return decodeCapsETag(stats)
+}
+
+// decodeCapsETag is pushedCapsETag decoding the whole document.
+func decodeCapsETag(stats []byte) string {
+	var s struct {
+		CapsETag string `json:"capsETag"`
+	}
+	if json.Unmarshal(stats, &s) != nil {
+		return ""
+	}
+	return s.CapsETag
+}
+
+// scanCapsETag is pushedCapsETag's reading without decoding; false when
+// the document is not one it reads so.
+func scanCapsETag(b []byte) (string, bool) {
+	if bytes.Contains(b, []byte(`\u`)) {
+		return "", false
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			// Non-ASCII text may fold onto the key (ſ is an s to the
+			// decoder).
+			return "", false
+		}
+	}
+	switch countASCIIFold(b, `"capsetag"`) {
+	case 0:
+		return "", true
+	case 1:
+	default:
+		return "", false
+	}
+	// The agent writes it compact, as the outermost object's last member:
+	// after a comma or the opening brace (never so inside a string), its
+	// value's closing quote followed by the document's last brace (a
+	// member of an inner object would have two closings after it).
+	const key = `"capsETag":"`
+	i := bytes.Index(b, []byte(key))
+	if i < 1 || (b[i-1] != ',' && b[i-1] != '{') {
+		return "", false
+	}
+	v := b[i+len(key):]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 || bytes.IndexByte(v[:end], '\\') >= 0 || string(v[end:]) != `"}` {
+		return "", false
+	}
+	return string(v[:end]), true
 }
 
 // decodeLibvirtDown is libvirtDown reading the whole document.
