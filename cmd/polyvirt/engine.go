@@ -43,7 +43,7 @@ func (f *engineRunFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.SocketGroup, "socket-group", "", "the group (name or id) whose members may use --socket besides root and the engine's user (default: engine.json's socketGroup, else none: the socket is 0600)")
 	m := &f.cfg.Monitor
 	fl.DurationVar(&m.StatsInterval, "stats-interval", 3*time.Second, "how often each host's statistics are read")
-	fl.DurationVar(&m.CapsInterval, "caps-interval", 30*time.Second, "how often each host is asked whether its capabilities changed")
+	fl.DurationVar(&m.CapsInterval, "caps-interval", 30*time.Second, "how often a host whose pushed statistics do not name its report's ETag (an older agent) is asked whether its capabilities changed")
 	fl.DurationVar(&m.PollTimeout, "poll-timeout", 5*time.Second, "timeout of one request to an agent")
 	fl.IntVar(&m.Failures, "failures", 3, "consecutive failed polls that make a host NonResponsive")
 	fl.DurationVar(&m.HostsReload, "hosts-reload", 5*time.Second, "how often the host list is read again (changes made by other engines)")

@@ -27,8 +27,10 @@ type MonitorConfig struct {
 	// (default 3s).
 	StatsInterval time.Duration
 	// CapsInterval is how often a host is asked whether its capabilities
-	// changed (If-None-Match; default 30s). A host coming back is always
-	// asked at once.
+	// changed (If-None-Match; default 30s) while its pushed statistics do
+	// not name its report's ETag (an older agent; a host whose pushes name
+	// it is asked when it changes). A host coming back is always asked at
+	// once.
 	CapsInterval time.Duration
 	// PollTimeout bounds one request to an agent (default 5s).
 	PollTimeout time.Duration
@@ -84,8 +86,9 @@ func reloadPause(took time.Duration) time.Duration { return max(reloadSpacing, 4
 // monitor watches every enrolled host while this engine leads: a poller
 // per host, whose rounds (run from one pollQueue, every StatsInterval)
 // read its statistics unless its agent pushed them on its event stream,
-// ask whether its capabilities changed every CapsInterval (If-None-Match),
-// run admission when needed and drive the host's status (hoststate.go). Statistics are written in batches, one
+// ask for its capabilities when its pushes name another report's ETag
+// (or, when they name none, whether they changed every CapsInterval with
+// If-None-Match), run admission when needed and drive the host's status (hoststate.go). Statistics are written in batches, one
 // transaction per StatsFlush (less often when a flush takes long:
 // flushPause); statuses when they change, with an event.
 type monitor struct {
