@@ -40,8 +40,13 @@ type Result struct {
 	WindowSeconds float64 `json:"windowSeconds"`
 	// Load1 is the machine's load average at the end of the window (the
 	// other processes sharing it).
-	Load1           float64 `json:"loadAverage1m"`
-	EngineCPUCores  float64 `json:"engineCpuCores"`
+	Load1          float64 `json:"loadAverage1m"`
+	EngineCPUCores float64 `json:"engineCpuCores"`
+	// EngineRunDelay is how long the engine's threads waited on a run
+	// queue for a core, per second of the window (seconds per second, from
+	// their /proc schedstat): what the other processes and its own other
+	// threads cost it.
+	EngineRunDelay  float64 `json:"engineRunDelay"`
 	EngineRSSMiB    float64 `json:"engineRssMiB"`
 	EngineMaxRSSMiB float64 `json:"engineMaxRssMiB"`
 	EnginePeakMiB   float64 `json:"enginePeakRssMiB"`
@@ -247,6 +252,7 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		return err
 	}
 	engCPU0, _ := procCPU(o.enginePID)
+	engWait0 := threadsRunDelay(o.enginePID)
 	simCPU0 := namedCPU("polyvirt-hostsim")
 	dbCPU0 := namedCPU(o.dbProcess)
 	t0 := time.Now()
@@ -436,6 +442,7 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		}
 	}
 	engCPU1, _ := procCPU(o.enginePID)
+	res.EngineRunDelay = runDelaySpent(engWait0, threadsRunDelay(o.enginePID)) / window
 	simCPU1 := namedCPU("polyvirt-hostsim")
 	dbCPU1 := namedCPU(o.dbProcess)
 	res.EngineCPUCores = (engCPU1 - engCPU0) / window
@@ -569,6 +576,7 @@ func reportOne(o options, r *Result) error {
 	fmt.Fprintf(w, "statistics age when the next came\tp50 %.2f s, p99 %.2f s\n", r.StatsAgeP50, r.StatsAgeP99)
 	fmt.Fprintf(w, "last seen age in the API (sampled)\tp99 %.1f s, max %.1f s\n", r.LastSeenP99Age, r.LastSeenMaxAge)
 	fmt.Fprintf(w, "engine CPU\t%.3f cores\n", r.EngineCPUCores)
+	fmt.Fprintf(w, "engine threads waiting for a core\t%.0f ms per second (run queue delay, all its threads)\n", r.EngineRunDelay*1000)
 	if r.PushedPerSecond > 0 {
 		fmt.Fprintf(w, "engine CPU per statistics push\t%.0f µs (all the engine's CPU over the pushes)\n", r.EngineCPUCores/r.PushedPerSecond*1e6)
 	}
@@ -649,6 +657,58 @@ func parseStat(s string) ([]string, error) {
 		return nil, errors.New("stat: no ')' closing the command name")
 	}
 	return strings.Fields(s[i+1:]), nil
+}
+
+// threadsRunDelay is how long each thread of a process waited on a run
+// queue so far, in seconds, by thread id (/proc/PID/task/TID/schedstat);
+// none when the kernel keeps no scheduler statistics.
+func threadsRunDelay(pid int) map[int]float64 {
+	out := map[int]float64{}
+	if pid <= 0 {
+		return out
+	}
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*", pid))
+	for _, d := range dirs {
+		tid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d, "schedstat"))
+		if err != nil {
+			continue
+		}
+		if st, err := parseSchedstat(string(b)); err == nil {
+			out[tid] = float64(st.waitNs) / 1e9
+		}
+	}
+	return out
+}
+
+// runDelaySpent is the run queue delay of the threads of after since
+// before (threads that ended are not counted, new ones from zero).
+func runDelaySpent(before, after map[int]float64) float64 { return cpuSpent(before, after) }
+
+// schedstat is a thread's /proc schedstat: the time it ran on a CPU, the
+// time it waited on a run queue (both in nanoseconds), and its timeslices.
+type schedstat struct {
+	runNs, waitNs, slices uint64
+}
+
+// parseSchedstat reads a schedstat line ("RUN WAIT SLICES").
+func parseSchedstat(s string) (schedstat, error) {
+	f := strings.Fields(s)
+	if len(f) != 3 {
+		return schedstat{}, fmt.Errorf("schedstat: %d fields, want 3 (run time, wait time, timeslices)", len(f))
+	}
+	var v [3]uint64
+	for i, name := range []string{"run time", "wait time", "timeslices"} {
+		n, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return schedstat{}, fmt.Errorf("schedstat: %s %q: not a count", name, f[i])
+		}
+		v[i] = n
+	}
+	return schedstat{runNs: v[0], waitNs: v[1], slices: v[2]}, nil
 }
 
 // procRSS reads a memory line of /proc/PID/status, in MiB.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -48,6 +49,45 @@ func FuzzParseStat(f *testing.F) {
 		for _, x := range fs {
 			if x == "" || strings.IndexFunc(x, unicode.IsSpace) >= 0 {
 				t.Fatalf("field %q from %q", x, s)
+			}
+		}
+	})
+}
+
+// TestParseSchedstat: the three counts; anything else is refused naming
+// the field.
+func TestParseSchedstat(t *testing.T) {
+	st, err := parseSchedstat("123456789 987654321 42\n")
+	if err != nil || st != (schedstat{runNs: 123456789, waitNs: 987654321, slices: 42}) {
+		t.Errorf("%+v, %v", st, err)
+	}
+	for in, want := range map[string]string{
+		"1 2":       "2 fields",
+		"1 -2 3":    `wait time "-2"`,
+		"x 2 3":     `run time "x"`,
+		"1 2 3 4":   "4 fields",
+		"1 2 3.5\n": `timeslices "3.5"`,
+	} {
+		if _, err := parseSchedstat(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseSchedstat(%q): %v, want %q", in, err, want)
+		}
+	}
+}
+
+// FuzzParseSchedstat: any text gives the counts it holds or an error,
+// never a panic.
+func FuzzParseSchedstat(f *testing.F) {
+	f.Add("123 456 7\n")
+	f.Add("")
+	f.Add("1 2 18446744073709551616")
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := parseSchedstat(s)
+		if err != nil {
+			return
+		}
+		for i, x := range strings.Fields(s) {
+			if n, err := strconv.ParseUint(x, 10, 64); err != nil || n != [3]uint64{st.runNs, st.waitNs, st.slices}[i] {
+				t.Fatalf("%q read as %+v", s, st)
 			}
 		}
 	})
