@@ -24,21 +24,7 @@ func TestLocalSocket(t *testing.T) {
 	te := startEngine(t, MonitorConfig{})
 	dir := t.TempDir()
 	serve := func(name string, pol localsock.Policy) string {
-		path := filepath.Join(dir, name)
-		ln, err := localsock.Listen(path, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- te.e.serveLocal(ctx, ln, pol) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serveLocal: %v", err)
-			}
-		})
-		return "unix://" + path
+		return serveLocalSocket(t, te, filepath.Join(dir, name), pol)
 	}
 	call := func(engine, token string) (string, error) {
 		c, err := client.New(client.Options{Engine: engine, Token: token, Timeout: 10 * time.Second})
@@ -93,6 +79,27 @@ func TestLocalSocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveLocalSocket serves te's API on a local socket at path, admitting
+// the peers pol admits, until the test ends; it returns the socket's
+// engine URL (unix://PATH).
+func serveLocalSocket(t *testing.T, te *testEngine, path string, pol localsock.Policy) string {
+	t.Helper()
+	ln, err := localsock.Listen(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- te.e.serveLocal(ctx, ln, pol) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serveLocal: %v", err)
+		}
+	})
+	return "unix://" + path
 }
 
 // TestServeSocketFromSettings: the configured socket is made 0600 and

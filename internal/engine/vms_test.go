@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
 	"polyvirt/internal/engine/service"
+	"polyvirt/internal/localsock"
 )
 
 // powerLab is an engine with a POWER8 cluster of two fake POWER8 hosts, a
@@ -350,6 +353,27 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	if _, msg, err = ws.Read(ctx); err != nil || string(msg) != "echo: root\n" {
 		t.Errorf("console input: %q %v", msg, err)
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	// The same over the engine's local socket (a websocket over HTTP on a
+	// unix socket, as the CLI on the engine's machine opens it).
+	sock := serveLocalSocket(t, l.te, filepath.Join(t.TempDir(), "engine.sock"), localsock.Policy{UIDs: []uint32{uint32(os.Geteuid())}, GID: -1})
+	lc, err := client.New(client.Options{Engine: sock, Token: l.te.token, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err = lc.Console(ctx, "pinned", false)
+	if err != nil {
+		t.Fatalf("the console over the local socket: %v", err)
+	}
+	if _, msg, err = ws.Read(ctx); err != nil || !strings.Contains(string(msg), "Linux version") {
+		t.Errorf("console over the local socket: %q %v", msg, err)
+	}
+	if err := ws.Write(ctx, websocket.MessageBinary, []byte("root\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err = ws.Read(ctx); err != nil || string(msg) != "echo: root\n" {
+		t.Errorf("console input over the local socket: %q %v", msg, err)
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
 	// A readonly user watches but does not type.
