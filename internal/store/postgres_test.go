@@ -73,6 +73,58 @@ func pgConn(t *testing.T, dsn string) *pgx.Conn {
 	return conn
 }
 
+// TestPostgresMoreCallersThanConnections: many callers on a store of two
+// connections all get through, queries and transactions alike — the
+// connections database/sql keeps between queries are the pool's, and it
+// must never ask the pool for a third while it keeps one idle (that ask
+// would wait for ever).
+func TestPostgresMoreCallersThanConnections(t *testing.T) {
+	dsn := postgresDSN(t)
+	opts := pgOptions(newSchema(t, dsn))
+	opts.MaxConns = 2
+	s, err := store.OpenPostgres(ctx, dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := store.Cluster{Name: "c"}
+	if err := s.CreateCluster(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 25 {
+				id := fmt.Sprintf("w%d-%d", w, n)
+				if err := s.InTx(cctx, func(tx store.Tx) error {
+					h := store.Host{ID: id, Name: id, Address: "a:1", ClusterID: c.ID}
+					return tx.CreateHost(cctx, &h)
+				}); err != nil {
+					errs <- fmt.Errorf("create %s: %w", id, err)
+					return
+				}
+				if _, err := s.GetHost(cctx, id); err != nil {
+					errs <- fmt.Errorf("get %s: %w", id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if hosts, err := s.ListHosts(ctx, store.HostFilter{}); err != nil || len(hosts) != 16*25 {
+		t.Errorf("%d hosts, %v; want %d", len(hosts), err, 16*25)
+	}
+}
+
 // TestPostgresTwoEngines: two stores on one schema see each other's writes
 // and conflict on stale versions.
 func TestPostgresTwoEngines(t *testing.T) {
