@@ -318,6 +318,11 @@ func TestMigrationFaults(t *testing.T) {
 			c := &cli{t: t, env: env}
 			v := c.waitVM(vm, faultWait, func(v engineapi.VM) bool { return v.State != "MigratingFrom" })
 			t.Logf("with %s's libvirtd dead: %s on %s (%+v)", b.Name, v.State, v.Host, v.Migration)
+			// The engine sees the daemon gone before it comes back: else
+			// the Up read after the restart could be the one from before
+			// the outage, and the next migration find the host
+			// NonOperational the moment after.
+			waitHostStatus(t, env, b.Name, "NonOperational", 2*time.Minute)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			if err := d.StartLibvirtd(ctx); err != nil {
@@ -431,16 +436,22 @@ func waitNoDomain(t *testing.T, uri, name string, within time.Duration) {
 // waitHostUp waits until the engine says a host is Up.
 func waitHostUp(t *testing.T, env []string, host string, within time.Duration) {
 	t.Helper()
+	waitHostStatus(t, env, host, "Up", within)
+}
+
+// waitHostStatus waits until the engine says the host has status.
+func waitHostStatus(t *testing.T, env []string, host, status string, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	var h engineapi.Host
 	for time.Now().Before(deadline) {
 		out, _, code := runCLI(t, env, "", "host", "show", host, "-o", "json")
-		if code == 0 && json.Unmarshal([]byte(out), &h) == nil && h.Status == "Up" {
+		if code == 0 && json.Unmarshal([]byte(out), &h) == nil && h.Status == status {
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("host %s is %s, not Up, after %s", host, h.Status, within)
+	t.Fatalf("host %s is %s, not %s, after %s", host, h.Status, status, within)
 }
 
 // TestMigrationRefusedCPULevel: a VM that runs at POWER9 level (host-model
