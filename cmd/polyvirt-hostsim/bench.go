@@ -442,7 +442,7 @@ func (b *bench) measure(ctx context.Context, res *Result) error {
 		}
 	}
 	engCPU1, _ := procCPU(o.enginePID)
-	res.EngineRunDelay = runDelaySpent(engWait0, threadsRunDelay(o.enginePID)) / window
+	res.EngineRunDelay = cpuSpent(engWait0, threadsRunDelay(o.enginePID)) / window
 	simCPU1 := namedCPU("polyvirt-hostsim")
 	dbCPU1 := namedCPU(o.dbProcess)
 	res.EngineCPUCores = (engCPU1 - engCPU0) / window
@@ -683,10 +683,6 @@ func threadsRunDelay(pid int) map[int]float64 {
 	}
 	return out
 }
-
-// runDelaySpent is the run queue delay of the threads of after since
-// before (threads that ended are not counted, new ones from zero).
-func runDelaySpent(before, after map[int]float64) float64 { return cpuSpent(before, after) }
 
 // schedstat is a thread's /proc schedstat: the time it ran on a CPU, the
 // time it waited on a run queue (both in nanoseconds), and its timeslices.
