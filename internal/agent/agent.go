@@ -514,9 +514,13 @@ func (a *Agent) capsFingerprint() string {
 }
 
 // watchLibvirt keeps the event subscription alive: on every (re)connection
-// it recovers the VM index (publishing what changed while libvirt was away)
-// and subscribes to lifecycle events again. A lost daemon is redialled at
-// once and then every reconnectMax at most.
+// it subscribes to lifecycle events again, then recovers the VM index
+// (publishing what changed while libvirt was away) and then passes the
+// events on. Subscribing first leaves no gap: a change made while the index
+// is being recovered (a VM destroyed through the API the moment the agent
+// is back) comes as an event after the recovery, where the other order
+// lost it. A lost daemon is redialled at once and then every reconnectMax
+// at most.
 func (a *Agent) watchLibvirt(ctx context.Context) {
 	backoff := reconnectMin
 	lost := false
@@ -532,11 +536,6 @@ func (a *Agent) watchLibvirt(ctx context.Context) {
 			continue
 		}
 		backoff = reconnectMin
-		if err := a.resync(ctx, c, lost); err != nil {
-			a.log.Warn("recovery incomplete", "err", err)
-		}
-		a.adoptMigrations(ctx, c)
-		a.resumePowerdownsOnce.Do(a.resumePowerdowns)
 		evCtx, cancel := context.WithCancel(ctx)
 		events, err := c.Events(evCtx)
 		if err != nil {
@@ -546,6 +545,13 @@ func (a *Agent) watchLibvirt(ctx context.Context) {
 			lost = true
 			continue
 		}
+		// The events come while the index is recovered: libvirt's client
+		// queues them until pumpEvents reads them.
+		if err := a.resync(ctx, c, lost); err != nil {
+			a.log.Warn("recovery incomplete", "err", err)
+		}
+		a.adoptMigrations(ctx, c)
+		a.resumePowerdownsOnce.Do(a.resumePowerdowns)
 		a.consoles.reconcile(ctx)
 		a.pumpEvents(evCtx, c, events)
 		cancel()

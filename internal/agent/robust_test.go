@@ -543,3 +543,90 @@ func TestPowerdownBookRefusesGarbage(t *testing.T) {
 		t.Errorf("openPowerdownBook of garbage: %v", err)
 	}
 }
+
+// registeringConn is the fake libvirt with libvirt's rule for events: a
+// change is delivered only to a subscription registered before it. Its
+// first listing of the domains runs duringList (a change made while the
+// agent recovers its index).
+type registeringConn struct {
+	*fakeConn
+	mu         sync.Mutex
+	sub        chan libvirtconn.LifecycleEvent
+	duringList func()
+}
+
+func (r *registeringConn) Events(ctx context.Context) (<-chan libvirtconn.LifecycleEvent, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sub := make(chan libvirtconn.LifecycleEvent, 16)
+	r.sub = sub
+	// As libvirtconn's: the channel closes when ctx ends.
+	go func() {
+		<-ctx.Done()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.sub = nil
+		close(sub)
+	}()
+	return sub, nil
+}
+
+// emit delivers an event to the subscription, if there is one yet.
+func (r *registeringConn) emit(ev libvirtconn.LifecycleEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sub != nil {
+		r.sub <- ev
+	}
+}
+
+func (r *registeringConn) ListDomains(ctx context.Context) ([]libvirtconn.Domain, error) {
+	r.mu.Lock()
+	f := r.duringList
+	r.duringList = nil
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return r.fakeConn.ListDomains(ctx)
+}
+
+// TestNoEventLostWhileRecovering: a VM that stops while the agent (just
+// restarted, or back on libvirt) recovers its index has its "stopped"
+// event on the agent's stream — the subscription is made before the
+// recovery, so libvirt's event of the change is not lost.
+func TestNoEventLostWhileRecovering(t *testing.T) {
+	f := newFakeConn()
+	a := newTestAgent(t, f)
+	vm := startVM(t, a, "stops-during-recovery")
+	e, _ := a.entry(vm.ID)
+	r := &registeringConn{fakeConn: f}
+	r.duringList = func() {
+		if err := f.transition("", e.Domain, libvirtconn.StateShutoff); err != nil {
+			t.Error(err)
+		}
+		r.emit(libvirtconn.LifecycleEvent{Domain: e.Domain, Event: libvirtconn.EventStopped})
+	}
+	// A fresh connection, as after a restart.
+	a.conn = newConnManager("fake:///", a.log)
+	a.conn.dial = func(string, time.Duration) (libvirtconn.AgentConn, error) { return r, nil }
+	events, cancel := a.hub.subscribe()
+	defer cancel()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.watchLibvirt(ctx)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	ev := waitAgentEvent(t, events, vm.ID, "stopped")
+	if ev.State != agentapi.StateDefined {
+		t.Errorf("stopped event's state: %q, want %q", ev.State, agentapi.StateDefined)
+	}
+	if st := a.index.list(); len(st) != 1 {
+		t.Errorf("index after the recovery: %d VMs, want 1", len(st))
+	}
+}
