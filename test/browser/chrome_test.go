@@ -54,6 +54,10 @@ func startBrowser(t testing.TB, engineURL string) *browser {
 		chromedp.Flag("ignore-certificate-errors-spki-list", spki),
 		chromedp.WindowSize(1280, 800),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium keeps its singleton socket in a directory of its own
+		// under TMPDIR, and a browser stopped by a signal leaves it: one
+		// the test removes.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	root, cancel := chromedp.NewContext(alloc)
