@@ -53,7 +53,7 @@ func (f *engineRunFlags) add(cmd *cobra.Command) {
 	v := &f.cfg.VMs
 	fl.DurationVar(&v.HADelay, "ha-delay", 30*time.Second, "how long a host is NonResponsive before its highly available VMs restart elsewhere (negative: at once)")
 	fl.DurationVar(&v.HAInterval, "ha-interval", 5*time.Second, "how often the monitoring leader looks for HA VMs to restart")
-	fl.DurationVar(&v.Resync, "vm-resync", time.Minute, "how often each host's VM list is read again (besides its event stream)")
+	fl.DurationVar(&v.Resync, "vm-resync", 10*time.Minute, "how often each host's VM list is read again, a safety net besides its event stream (which is read again from a full list on every reconnection)")
 	fl.IntVar(&v.Policy.MemoryOvercommitPercent, "memory-overcommit", 100, "percent of a host's memory its VMs may use (100: no overcommit)")
 	fl.Int64Var(&v.Policy.ReservedMemoryMiB, "host-reserved-memory", 256, "MiB of each host's memory kept for the host")
 	fl.IntVar(&v.Policy.VCPUsPerCPU, "vcpus-per-cpu", 4, "vCPUs of running VMs per online host CPU")

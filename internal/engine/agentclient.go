@@ -29,14 +29,17 @@ const maxAgentBody = 16 << 20
 // in the certificate is not checked: the pinned fingerprint is stronger,
 // and a host keeps working when its address changes.
 //
-// One HTTP/2 connection per host carries everything the engine asks of
-// its agent: the monitoring's polls, the VM event stream (with the
-// statistics the agent pushes on it), the VM operations and the firmware
-// steps; only a console's websocket takes an HTTP/1.1 connection of its
-// own (agentOps.ws). Every request is bounded by its context (the poll
-// timeout for the monitoring, longer for the operations), not by the
-// transport; a connection that stops answering is found by HTTP/2 pings
-// and closed.
+// A host's VM event stream (with the statistics the agent pushes on it)
+// has an HTTP/1.1 connection of its own, read by the goroutine that follows
+// it (openStream): the one connection each host keeps open for good.
+// The rest — the monitoring's polls, the VM operations, the firmware
+// steps — share one HTTP/2 connection per host, opened when needed and
+// closed after idleAgentConn without a request; a console's websocket
+// takes an HTTP/1.1 connection of its own (agentOps.ws). Every request is
+// bounded by its context (the poll timeout for the monitoring, longer for
+// the operations), not by the transport; an HTTP/2 connection that stops
+// answering is found by pings and closed, a stream that goes silent by
+// its read deadline.
 type agentClient struct {
 	http    *http.Client
 	tr      *http.Transport
@@ -50,6 +53,12 @@ type agentClient struct {
 	// ops calls the VM API, with longer timeouts.
 	ops *agentOps
 }
+
+// idleAgentConn is how long a host's HTTP/2 connection stays open without
+// a request: long enough for an operation's requests to share it, short
+// enough that ten thousand hosts, each with its event stream's connection
+// open, do not keep a second one each (the engine's open files).
+const idleAgentConn = 20 * time.Second
 
 // service is the client as the services call it.
 func (c *agentClient) service() service.Agents { return &agentService{c: c, ops: c.ops} }
@@ -73,7 +82,7 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 		DialTLSContext:    c.dialTLS,
 		ForceAttemptHTTP2: true,
 		MaxIdleConns:      0, // no global limit: one connection per host
-		IdleConnTimeout:   90 * time.Second,
+		IdleConnTimeout:   idleAgentConn,
 		// An agent speaking HTTP/1.1 only (an older one) gets a few.
 		MaxIdleConnsPerHost: 2,
 		DisableCompression:  true,

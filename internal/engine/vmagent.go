@@ -216,37 +216,36 @@ type eventStream struct {
 }
 
 // events subscribes to a host's VM events (server-sent events), with its
-// statistics every stats (when not 0 and the agent can).
+// statistics every stats (when not 0 and the agent can). The stream has an
+// HTTP/1.1 connection of its own, read by the caller's goroutine alone
+// (streamConn); the other requests to the host share its HTTP/2
+// connection, which closes when they stop.
 func (o *agentOps) events(ctx context.Context, h store.Host, stats time.Duration) (*eventStream, error) {
 	addr, err := o.target(h)
 	if err != nil {
 		return nil, err
 	}
-	u := "https://" + addr + "/v1/events"
+	path := "/v1/events"
 	if stats >= agentapi.MinStatsPush && stats <= agentapi.MaxStatsPush {
-		u += "?stats=" + url.QueryEscape(stats.String())
+		path += "?stats=" + url.QueryEscape(stats.String())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := o.http.Do(req)
+	body, header, status, err := openStream(ctx, o.c.dialTLS1, addr, path, o.c.timeout, streamIdle)
 	if err != nil {
 		return nil, &service.AgentError{Host: h.Name, Msg: shortError(err)}
 	}
-	if resp.StatusCode == http.StatusNotFound {
-		resp.Body.Close()
+	if status == http.StatusNotFound {
+		body.Close()
 		return nil, service.ErrNoEvents
 	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, &service.AgentError{Host: h.Name, Status: resp.StatusCode, Code: fmt.Sprintf("HTTP_%d", resp.StatusCode), Msg: "GET /v1/events"}
+	if status != http.StatusOK {
+		body.Close()
+		return nil, &service.AgentError{Host: h.Name, Status: status, Code: fmt.Sprintf("HTTP_%d", status), Msg: "GET /v1/events"}
 	}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(body)
 	// Events are small: start with a small buffer (ten thousand hosts keep
 	// ten thousand streams open), grow to 1 MiB for statistics of many VMs.
 	sc.Buffer(make([]byte, 0, 1<<10), 1<<20)
-	return &eventStream{body: resp.Body, sc: sc, stats: resp.Header.Get(agentapi.StatsHeader) != ""}, nil
+	return &eventStream{body: body, sc: sc, stats: header.Get(agentapi.StatsHeader) != ""}, nil
 }
 
 // PushesStats tells whether the agent pushes its statistics on the

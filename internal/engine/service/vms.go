@@ -37,7 +37,11 @@ type VMConfig struct {
 	// restart (default 5s).
 	HAInterval time.Duration
 	// Resync is how often the leader reads each host's VM list again, to
-	// catch what its event stream missed (default 60s).
+	// catch what its event stream missed (default 10m, as OpenStack Nova's
+	// power-state sync: the stream is read again from a full list on every
+	// reconnection, and the agents subscribe to libvirt before they read
+	// theirs, so this is a safety net; at ten thousand hosts every minute
+	// was 167 requests a second and kept an idle connection open to each).
 	Resync time.Duration
 	// AdoptAfter is how long a migration in flight may go without news
 	// before the monitoring leader follows it itself (its engine stopped;
@@ -60,7 +64,7 @@ func (c VMConfig) withDefaults() VMConfig {
 		c.HAInterval = 5 * time.Second
 	}
 	if c.Resync <= 0 {
-		c.Resync = time.Minute
+		c.Resync = 10 * time.Minute
 	}
 	if c.AdoptAfter <= 0 {
 		c.AdoptAfter = 10 * time.Second
