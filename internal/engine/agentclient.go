@@ -43,7 +43,6 @@ const maxAgentBody = 16 << 20
 type agentClient struct {
 	http    *http.Client
 	tr      *http.Transport
-	once    *http.Client
 	base    *tls.Config
 	roots   *x509.CertPool
 	timeout time.Duration
@@ -102,15 +101,6 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 			MaxEncoderHeaderTableSize: 32,
 		},
 	}
-	// A whole capabilities report (tens of KiB, at a host's first contact)
-	// comes on a connection of its own, closed after it: read on the
-	// long-lived connection, it would leave that connection's TLS and
-	// HTTP/2 read buffers at their largest for good.
-	c.once = &http.Client{Transport: &http.Transport{
-		DialTLSContext:     c.dialTLS1,
-		DisableKeepAlives:  true,
-		DisableCompression: true,
-	}}
 	c.http = &http.Client{Transport: c.tr}
 	c.ops = newAgentOps(c)
 	return c, nil
@@ -128,7 +118,6 @@ func (c *agentClient) unpin(addr string) { c.pins.Delete(addr) }
 
 func (c *agentClient) close() {
 	c.tr.CloseIdleConnections()
-	c.once.CloseIdleConnections()
 	c.ops.close()
 }
 
@@ -245,14 +234,14 @@ func agentError(path string, r *agentResponse) error {
 // capabilities asks for the report; with etag, a 304 answer means it did
 // not change (notModified, no body).
 func (c *agentClient) capabilities(ctx context.Context, addr, etag string) (body []byte, newTag string, notModified bool, err error) {
+	// On the host's HTTP/2 connection: a whole report (tens of KiB) grows
+	// its read buffers, but that connection closes when idle; the one a
+	// host keeps open for good is its event stream's.
 	h := http.Header{}
-	hc := c.once
 	if etag != "" {
-		// Most likely a 304: on the long-lived connection.
 		h.Set("If-None-Match", etag)
-		hc = c.http
 	}
-	r, err := c.doWith(ctx, hc, http.MethodGet, addr, "/v1/capabilities", h, nil)
+	r, err := c.doWith(ctx, c.http, http.MethodGet, addr, "/v1/capabilities", h, nil)
 	if err != nil {
 		return nil, "", false, err
 	}
