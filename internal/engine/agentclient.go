@@ -54,10 +54,12 @@ type agentClient struct {
 }
 
 // idleAgentConn is how long a host's HTTP/2 connection stays open without
-// a request: long enough for an operation's requests to share it, short
-// enough that ten thousand hosts, each with its event stream's connection
-// open, do not keep a second one each (the engine's open files).
-const idleAgentConn = 20 * time.Second
+// a request: long enough for an operation's requests, which come a second
+// apart at most, to share it; short enough that ten thousand hosts, each
+// with its event stream's connection open, do not keep a second one each
+// (memory, open files) — a fleet enrolling has both only for the moments
+// between the stream's start and the last poll.
+const idleAgentConn = 5 * time.Second
 
 // service is the client as the services call it.
 func (c *agentClient) service() service.Agents { return &agentService{c: c, ops: c.ops} }
