@@ -219,9 +219,9 @@ func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
 // power8-a, and power8-b is in Maintenance. The events say each step.
 //
 // The POWER guest's test init spins (polyvirt.spin=1) instead of sleeping
-// between two counter lines: QEMU before 8.1 does not restart a POWER
+// between two counter lines: QEMU before 8.2 does not restart a POWER
 // guest's decrementer after a migration under TCG (QEMU's "target/ppc:
-// Migrate DECR SPR", 8.1), so an emulated POWER guest that was idle when it
+// Migrate DECR SPR", 8.2), so an emulated POWER guest that was idle when it
 // moved would wait for a timer interrupt that never comes. One that never
 // idles goes on, and its counter is checked after each move. Real POWER
 // hosts run KVM, which migrates the decrementer.

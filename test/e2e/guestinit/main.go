@@ -13,7 +13,7 @@
 //     waits for the next 100 ms on the clock (the timebase on POWER, read
 //     without a system call) instead of sleeping, writing each line with
 //     one system call and no allocation. An emulated POWER guest of QEMU
-//     before 8.1 loses its decrementer in a live migration (see
+//     before 8.2 loses its decrementer in a live migration (see
 //     TestMigration): one that sleeps never wakes on its new host, one
 //     that spins goes on;
 //   - polyvirt.modules=A.ko,B.ko: with the counter, loads these kernel
