@@ -54,7 +54,7 @@ func openStream(ctx context.Context, dial func(ctx context.Context, network, add
 	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, streamBuffer), req)
 	if err != nil {
 		s.Close()
-		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		if timedOut(err) {
 			err = fmt.Errorf("no answer within %s: %w", timeout, err)
 		}
 		return nil, nil, 0, err
@@ -97,18 +97,21 @@ func (s *streamConn) extend(now time.Time) {
 
 // cause names a read that timed out as the stream gone silent.
 func (s *streamConn) cause(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if timedOut(err) {
 		return fmt.Errorf("the agent's event stream was silent for %s: %w", s.idle, err)
 	}
 	return err
 }
 
+// timedOut tells whether err is a deadline's.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // Close closes the stream and its connection.
 func (s *streamConn) Close() error {
-	if s.stop != nil {
-		s.stop()
-	}
+	s.stop()
 	s.closeConn()
 	return nil
 }

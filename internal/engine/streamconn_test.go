@@ -146,6 +146,9 @@ func TestOpenStreamNoAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// A server's TLS configuration (its certificate) to answer with.
+	srv := httptest.NewTLSServer(nil)
+	defer srv.Close()
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -155,11 +158,7 @@ func TestOpenStreamNoAnswer(t *testing.T) {
 			// TLS, then nothing.
 			go func() {
 				defer c.Close()
-				srv := httptest.NewUnstartedServer(nil)
-				defer srv.Close()
-				srv.StartTLS()
-				tc := tls.Server(c, srv.TLS)
-				_ = tc.Handshake()
+				_ = tls.Server(c, srv.TLS).Handshake()
 				time.Sleep(3 * time.Second)
 			}()
 		}
