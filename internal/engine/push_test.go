@@ -66,6 +66,23 @@ func TestMonitorPushedStats(t *testing.T) {
 			t.Errorf("host %s: last seen %v ago, statistics %s (%v)", name, time.Since(h.LastSeen), h.Stats, err)
 		}
 	}
+	// Connections: the pushing host keeps its stream's alone (HTTP/1.1),
+	// its HTTP/2 one closed once idle for idleAgentConn; the polled host
+	// keeps both, its polls sharing the one HTTP/2 connection. Seconds, not
+	// the minute and a half of net/http's default.
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if h1, h2 := pusher.OpenConns(); h1 == 1 && h2 == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if h1, h2 := pusher.OpenConns(); h1 != 1 || h2 != 0 {
+		t.Errorf("connections open to the pushing host: %d HTTP/1.1, %d HTTP/2 (want its stream's alone)", h1, h2)
+	}
+	if h1, h2 := poller.OpenConns(); h1 != 1 || h2 != 1 {
+		t.Errorf("connections open to the polled host: %d HTTP/1.1, %d HTTP/2 (want its stream's and one for its polls)", h1, h2)
+	}
 	u, err := te.admin.CreateUser(ctx, "prom", string(store.RoleMetrics))
 	if err != nil {
 		t.Fatal(err)

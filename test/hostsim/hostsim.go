@@ -95,7 +95,9 @@ type Host struct {
 	noPushETag atomic.Bool
 	pushes     atomic.Int64
 	requests   atomic.Int64
-	cpu        atomic.Uint64 // float64 bits: the simulated CPU usage
+	// conns are the connections open to the host (OpenConns).
+	conns sync.Map      // net.Conn → struct{}
+	cpu   atomic.Uint64 // float64 bits: the simulated CPU usage
 }
 
 // AddHost makes a host presenting a profile, listening on a free port of
@@ -130,6 +132,29 @@ func (h *Host) Addr() string { return h.addr }
 
 // Requests counts the requests the host answered.
 func (h *Host) Requests() int64 { return h.requests.Load() }
+
+func (h *Host) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		h.conns.Store(c, struct{}{})
+	case http.StateClosed, http.StateHijacked:
+		h.conns.Delete(c)
+	}
+}
+
+// OpenConns counts the connections open to the host by the protocol they
+// negotiated: HTTP/1.1 (or none yet) and HTTP/2.
+func (h *Host) OpenConns() (http1, http2 int) {
+	h.conns.Range(func(k, _ any) bool {
+		if tc, ok := k.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+			http2++
+		} else {
+			http1++
+		}
+		return true
+	})
+	return http1, http2
+}
 
 // Enroll joins the engine with a join token (as polyvirt agent join does)
 // and starts answering with the certificate received.
@@ -178,7 +203,7 @@ func (h *Host) Start() error {
 		return fmt.Errorf("host %s: cannot listen on %s again: %v", h.name, h.addr, err)
 	}
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: log.New(io.Discard, "", 0)}
+		ErrorLog: log.New(io.Discard, "", 0), ConnState: h.connState}
 	h.serving = true
 	srv := h.srv
 	cfg := h.tlsCfg.Clone()
