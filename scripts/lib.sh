@@ -89,12 +89,70 @@ ensure_go() {
 	log "Go ${POLYVIRT_GO_VERSION} is in $POLYVIRT_GO_DIR"
 }
 
-# Debian packages for libvirt + QEMU (x86_64 and POWER guests), the ppc64el
-# and amd64 installer kernels used as real guests, and xmllint for schema
-# checks.
-LIBVIRT_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-	qemu-system-ppc qemu-system-x86 qemu-utils libxml2-utils
+# Debian packages for libvirt, the ppc64el and amd64 installer kernels used
+# as real guests, and xmllint for schema checks. QEMU comes apart
+# (ensure_qemu).
+LIBVIRT_PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
 	debian-installer-12-netboot-ppc64el debian-installer-12-netboot-amd64)
+
+# QEMU for x86_64 and POWER guests, SPICE and QXL among its modules.
+QEMU_PACKAGES=(qemu-system-ppc qemu-system-x86 qemu-utils qemu-system-modules-spice)
+
+# POLYVIRT_QEMU_MIN is the oldest QEMU the lab and the tests run their
+# guests on. Their guests run under TCG (software emulation), and Debian
+# 12's QEMU 7.2 now and then corrupts the memory of a guest migrated live
+# under TCG — x86_64 and POWER guests alike, their kernels oopsing on
+# arrival (QEMU 9.0's "physmem: Fix migration dirty bitmap coherency with
+# TCG memory access") — and does not migrate an emulated POWER guest's
+# decrementer (8.2's "target/ppc: Migrate DECR SPR"): docs/operations.md.
+POLYVIRT_QEMU_MIN=9.0
+
+# qemu_version prints the version of this machine's qemu-system-x86_64
+# (10.0.2), nothing when there is none.
+qemu_version() {
+	qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9.]*\).*/\1/p'
+}
+
+# ensure_qemu installs QEMU_PACKAGES, at POLYVIRT_QEMU_MIN at least: on
+# Debian 12 from Debian's bookworm-backports (QEMU 10.0), a suite added to
+# apt's sources from the mirror the machine's bookworm suite comes from
+# (apt-get indextargets) — nothing else is taken from it. This machine's
+# libvirtd, when it runs, is stopped after QEMU changed.
+ensure_qemu() {
+	local have codename backports uri list=/etc/apt/sources.list.d/polyvirt-backports.list
+	have=$(qemu_version)
+	if [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$POLYVIRT_QEMU_MIN" "$have" | sort -V | head -1)" = "$POLYVIRT_QEMU_MIN" ]; then
+		apt_install "${QEMU_PACKAGES[@]}"
+		return 0
+	fi
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || die "cannot read this machine's Debian release from /etc/os-release"
+	backports=$codename-backports
+	if ! apt-get indextargets --format '$(RELEASE)' 'Identifier: Packages' | grep -qx "$backports"; then
+		uri=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 'Identifier: Packages' | awk -v s="$codename" '$1 == s { print $2; exit }')
+		[ -n "$uri" ] || die "apt has no $codename suite to take $backports's mirror from (apt-get indextargets)"
+		log "adding $backports (from $uri) to apt's sources for QEMU $POLYVIRT_QEMU_MIN or later: $list"
+		printf '# written by polyvirt scripts/lib.sh: QEMU for the lab and the tests\ndeb %s %s main\n' "$uri" "$backports" >"$list"
+	fi
+	log "installing QEMU from $backports (this machine has ${have:-none}; the lab needs $POLYVIRT_QEMU_MIN or later)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q || die "apt-get update failed"
+	POLYVIRT_APT_UPDATED=1
+	apt-get install -y -q --no-install-recommends -t "$backports" "${QEMU_PACKAGES[@]}" || die "apt-get install -t $backports ${QEMU_PACKAGES[*]} failed"
+	have=$(qemu_version)
+	[ "$(printf '%s\n%s\n' "$POLYVIRT_QEMU_MIN" "$have" | sort -V | head -1)" = "$POLYVIRT_QEMU_MIN" ] ||
+		die "QEMU is ${have:-missing} after the install from $backports; the lab needs $POLYVIRT_QEMU_MIN or later"
+	log "installed QEMU $have"
+	# This machine's libvirtd (by its pid file: the lab's own daemons run
+	# under the same name) probed the old QEMU: ensure_libvirt starts it
+	# again.
+	local pid
+	pid=$(cat /run/libvirtd.pid 2>/dev/null)
+	if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+		log "stopped libvirtd (QEMU changed under it)"
+		sleep 1
+	fi
+}
 
 # ensure_guest_kernels unpacks, under /var/cache/polyvirt/guest-kernels/ARCH,
 # the Debian kernel packages of the installer kernels' ABI
@@ -146,10 +204,11 @@ apt_download() {
 	return 1
 }
 
-# ensure_libvirt installs libvirt and QEMU and starts virtlogd and libvirtd
+# ensure_libvirt installs libvirt and QEMU (ensure_qemu) and starts virtlogd and libvirtd
 # (no systemd is assumed), then waits for the socket to answer.
 ensure_libvirt() {
 	apt_install "${LIBVIRT_PACKAGES[@]}"
+	ensure_qemu
 	# The packages' post-install scripts expect users a minimal image lacks.
 	getent group kvm >/dev/null || groupadd -r kvm
 	getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu

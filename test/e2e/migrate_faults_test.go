@@ -165,6 +165,7 @@ func killPID(t *testing.T, what string, pid func() int) {
 // guest's counter goes on without a second boot.
 func TestMigrationFaults(t *testing.T) {
 	requireLibvirt(t)
+	requireMigratingQEMU(t)
 	requireAMD64Kernel(t)
 	if why := libvirtns.Require(); why != "" {
 		missing(t, "a libvirt daemon of the lab's own for x86_64-b: "+why)

@@ -319,6 +319,7 @@ const (
 // in there.
 func TestREADMEWalkthrough(t *testing.T) {
 	requireLibvirt(t)
+	requireMigratingQEMU(t)
 	requirePPCKernel(t)
 	cmds := readmeNext(t)
 	dir := t.TempDir()

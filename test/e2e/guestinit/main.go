@@ -9,13 +9,6 @@
 //     random id), then "polyvirt-counter N" every 100 ms, for ever — a
 //     guest whose counter goes on without a second boot line ran through
 //     whatever happened to it (a live migration);
-//   - polyvirt.spin=1: with the counter, the guest never goes idle: it
-//     waits for the next 100 ms on the clock (the timebase on POWER, read
-//     without a system call) instead of sleeping, writing each line with
-//     one system call and no allocation. An emulated POWER guest of QEMU
-//     before 8.2 loses its decrementer in a live migration (see
-//     TestMigration): one that sleeps never wakes on its new host, one
-//     that spins goes on;
 //   - polyvirt.modules=A.ko,B.ko: with the counter, loads these kernel
 //     modules of the initramfs's /modules first (in rounds, so that their
 //     order does not matter);
@@ -35,9 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,9 +95,6 @@ func counter(params map[string]string) {
 	if m := params["modules"]; m != "" {
 		loadModules(strings.Split(m, ","))
 	}
-	if params["spin"] != "" {
-		spinCounter()
-	}
 	disk := params["disk"]
 	var lastDisk time.Time
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -122,23 +110,6 @@ func counter(params map[string]string) {
 			}
 		}
 		<-tick.C
-	}
-}
-
-// spinCounter prints "polyvirt-counter N" every 100 ms for ever without
-// ever letting the CPU idle: no sleep, no timer, no allocation (no
-// garbage collection to wait for); runtime.Gosched lets the runtime's own
-// goroutines run between two looks at the clock.
-func spinCounter() {
-	buf := make([]byte, 0, 64)
-	next := time.Now()
-	for n := 0; ; n++ {
-		buf = append(strconv.AppendInt(append(buf[:0], "polyvirt-counter "...), int64(n), 10), '\n')
-		_, _ = syscall.Write(1, buf)
-		next = next.Add(100 * time.Millisecond)
-		for time.Now().Before(next) {
-			runtime.Gosched()
-		}
 	}
 }
 
