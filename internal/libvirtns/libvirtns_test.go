@@ -160,9 +160,12 @@ func displayPort(t *testing.T, uri string) int {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// With ACPI, as polyvirt's x86_64 domains: without it libvirt 9.0
+	// asks QEMU for -no-acpi, an option QEMU 10 no longer has.
 	dom := libvirtxml.Domain{Type: "qemu", Name: "pv-ns-display-" + strconv.Itoa(os.Getpid()),
-		Memory: &libvirtxml.DomainMemory{Value: 64, Unit: "MiB"},
-		OS:     &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Type: "hvm"}},
+		Memory:   &libvirtxml.DomainMemory{Value: 64, Unit: "MiB"},
+		OS:       &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Type: "hvm"}},
+		Features: &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}},
 		Devices: &libvirtxml.DomainDeviceList{Graphics: []libvirtxml.DomainGraphic{{VNC: &libvirtxml.DomainGraphicVNC{
 			AutoPort: "yes", Listen: "127.0.0.1"}}}}}
 	x, err := dom.Marshal()

@@ -192,8 +192,11 @@ func TestUpLabHostFacts(t *testing.T) {
 			}
 		}
 	}
+	// The lab's power8-a runs its guests on this machine's libvirtd and
+	// QEMU: its machines are those, as caps --profile says with that
+	// daemon (without one, it says those of the profile's own QEMU).
 	var prof hostreport.Report
-	c.json(&prof, "caps", "--profile", "s822l-power8e")
+	c.json(&prof, "caps", "--profile", "s822l-power8e", "--libvirt", libvirtURI())
 	if !slices.Equal(slices.Sorted(slices.Values(prof.Virt.EmulatedMachines)), slices.Sorted(slices.Values(p8.EmulatedMachines))) {
 		t.Errorf("caps --profile lists %v, the host %v", prof.Virt.EmulatedMachines, p8.EmulatedMachines)
 	}
