@@ -13,13 +13,29 @@ import (
 // runs. A host between two rounds costs a heap entry, not a goroutine and
 // its stack (ten thousand hosts would otherwise be ten thousand sleeping
 // goroutines whose stacks grew in their last round). A poller is in the
-// heap, or running, or stopped; its rounds never overlap.
+// heap, or running (or waiting for its lane), or stopped; its rounds never
+// overlap.
+//
+// The rounds that ask their agent something run in two lanes, each with
+// at most limit rounds at once, the others waiting their turn in order:
+// the hosts whose last round succeeded, and those whose last round failed
+// (an agent that does not answer holds its round for the poll timeout).
+// Ten thousand hosts enrolling at once (or an engine taking the lead)
+// would otherwise be ten thousand concurrent TLS handshakes, capabilities
+// reports and admissions, their memory pushing the engine to its limit
+// and its collector taking the cores; and hosts that stopped answering do
+// not delay the others' rounds.
 type pollQueue struct {
 	interval time.Duration
+	limit    int
+	// doRound runs a round of a poller (poller.round; tests replace it).
+	doRound func(ctx context.Context, p *poller)
 
 	mu   sync.Mutex
 	due  pollHeap
 	wake chan struct{}
+	// lanes are the rounds running and waiting, by laneOf.
+	lanes [2]roundLane
 	// rounds counts the rounds in flight, for wait.
 	rounds sync.WaitGroup
 	// idleRounds counts the rounds done by the queue itself, without a
@@ -27,17 +43,37 @@ type pollQueue struct {
 	idleRounds atomic.Int64
 }
 
+// roundLane holds the rounds of one lane: running, and waiting in order.
+type roundLane struct {
+	running int
+	waiting []*poller
+}
+
+// Lanes: the hosts whose last round succeeded, those whose last failed.
+const (
+	laneAnswering = iota
+	laneFailing
+)
+
+// defaultRoundLimit is a lane's rounds at once: at ten thousand hosts
+// enrolling, a few hundred at a time are enrolled within seconds each.
+const defaultRoundLimit = 256
+
 func newPollQueue(interval time.Duration) *pollQueue {
-	return &pollQueue{interval: interval, wake: make(chan struct{}, 1)}
+	return &pollQueue{interval: interval, limit: defaultRoundLimit, wake: make(chan struct{}, 1),
+		doRound: func(ctx context.Context, p *poller) { p.round(ctx) }}
 }
 
 // pollSlot is a poller's place in the queue; the queue's mutex guards it.
 type pollSlot struct {
 	at    time.Time
 	index int // in the heap; -1 when not in it
-	// running is true while a round runs, kicked when a round was asked
-	// for meanwhile (it runs again at once), stopped when the host went.
+	// running is true while a round runs or waits for its lane, kicked
+	// when a round was asked for meanwhile (it runs again at once),
+	// stopped when the host went.
 	running, kicked, stopped bool
+	// lane is the lane of the round running or waiting.
+	lane int
 }
 
 type pollHeap []*poller
@@ -136,8 +172,7 @@ func (q *pollQueue) run(ctx context.Context) {
 				q.idleRounds.Add(1)
 				q.requeue(ctx, p)
 			} else {
-				q.rounds.Add(1)
-				go q.round(ctx, p)
+				q.enter(ctx, p, laneOf(p))
 			}
 			due[i] = nil
 		}
@@ -151,14 +186,55 @@ func (q *pollQueue) run(ctx context.Context) {
 	}
 }
 
+// laneOf is the lane of p's next round: laneFailing when its last round
+// failed.
+func laneOf(p *poller) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failures > 0 {
+		return laneFailing
+	}
+	return laneAnswering
+}
+
+// enter starts a round of p in lane, or has it wait there for a round of
+// the lane to end.
+func (q *pollQueue) enter(ctx context.Context, p *poller, lane int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	p.slot.lane = lane
+	l := &q.lanes[lane]
+	if l.running >= q.limit {
+		l.waiting = append(l.waiting, p)
+		return
+	}
+	l.running++
+	q.rounds.Add(1)
+	go q.round(ctx, p)
+}
+
 // round runs one round of p and queues the next one interval later (at
 // once when it was kicked meanwhile).
 func (q *pollQueue) round(ctx context.Context, p *poller) {
 	defer q.rounds.Done()
 	if ctx.Err() == nil && p.ctx.Err() == nil {
-		p.round(p.ctx)
+		q.doRound(p.ctx, p)
 	}
-	q.requeue(ctx, p)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	l := &q.lanes[p.slot.lane]
+	l.running--
+	q.requeueLocked(ctx, p)
+	// The lane's next round waiting, if any (none once ctx ended: run is
+	// over, and wait waits only for the rounds started).
+	if ctx.Err() == nil && len(l.waiting) > 0 {
+		next := l.waiting[0]
+		l.waiting[0] = nil
+		l.waiting = l.waiting[1:]
+		l.running++
+		q.rounds.Add(1)
+		go q.round(ctx, next)
+	}
 }
 
 // requeue queues p's next round one interval after the one that ended (at
@@ -166,6 +242,11 @@ func (q *pollQueue) round(ctx context.Context, p *poller) {
 func (q *pollQueue) requeue(ctx context.Context, p *poller) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.requeueLocked(ctx, p)
+}
+
+// requeueLocked is requeue with the queue's mutex held.
+func (q *pollQueue) requeueLocked(ctx context.Context, p *poller) {
 	p.slot.running = false
 	if p.slot.stopped || ctx.Err() != nil {
 		return

@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +97,118 @@ func TestQueueRunsIdleRoundsItself(t *testing.T) {
 	if n := q.idleRounds.Load(); n < 5 {
 		t.Fatalf("%d idle rounds in 5 s at a 50 ms interval", n)
 	}
+}
+
+// lanePoller is a poller of the queue tests whose rounds are the test's
+// (pollQueue.doRound); failing says its last round failed.
+func lanePoller(id string, failing bool) *poller {
+	p := &poller{id: id, ctx: context.Background()}
+	if failing {
+		p.failures = 1
+	}
+	return p
+}
+
+// TestQueueBoundsRoundsPerLane: at most limit rounds run at once in a lane,
+// the others wait their turn and all run; the rounds of hosts whose last
+// round failed, stuck, do not hold back those of the hosts that answer.
+func TestQueueBoundsRoundsPerLane(t *testing.T) {
+	q := newPollQueue(time.Hour)
+	q.limit = 3
+	var mu sync.Mutex
+	running := map[int]int{}
+	most := map[int]int{}
+	ran := map[string]int{}
+	stuck := make(chan struct{})
+	q.doRound = func(ctx context.Context, p *poller) {
+		lane := laneOf(p)
+		mu.Lock()
+		running[lane]++
+		most[lane] = max(most[lane], running[lane])
+		ran[p.id]++
+		mu.Unlock()
+		if lane == laneFailing {
+			<-stuck // an agent that does not answer
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+		mu.Lock()
+		running[lane]--
+		mu.Unlock()
+	}
+	var answering []string
+	for i := range 20 {
+		p := lanePoller(fmt.Sprintf("up%d", i), false)
+		answering = append(answering, p.id)
+		q.add(p, time.Now())
+	}
+	for i := range 6 {
+		q.add(lanePoller(fmt.Sprintf("down%d", i), true), time.Now())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.run(ctx); close(done) }()
+	all := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return allRan(ran, answering)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !all() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	if !allRan(ran, answering) {
+		t.Errorf("answering hosts' rounds held back by stuck ones: %v", ran)
+	}
+	if most[laneAnswering] > 3 || most[laneFailing] > 3 {
+		t.Errorf("rounds at once: %d answering, %d failing (limit 3)", most[laneAnswering], most[laneFailing])
+	}
+	if most[laneAnswering] < 2 {
+		t.Errorf("answering rounds never ran side by side (at most %d)", most[laneAnswering])
+	}
+	downRan := 0
+	for i := range 6 {
+		downRan += ran[fmt.Sprintf("down%d", i)]
+	}
+	mu.Unlock()
+	if downRan != 3 {
+		t.Errorf("%d failing hosts' rounds started, want the lane's 3 (the others wait)", downRan)
+	}
+	q.mu.Lock()
+	waiting := len(q.lanes[laneFailing].waiting)
+	q.mu.Unlock()
+	if waiting != 3 {
+		t.Errorf("%d failing hosts wait, want 3", waiting)
+	}
+	// The stuck agents answer: the waiting rounds run.
+	close(stuck)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := 0
+		for i := range 6 {
+			n += min(ran[fmt.Sprintf("down%d", i)], 1)
+		}
+		mu.Unlock()
+		if n == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 6 failing hosts had a round after the stuck ones ended", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	q.wait()
+}
+
+func allRan(ran map[string]int, ids []string) bool {
+	for _, id := range ids {
+		if ran[id] == 0 {
+			return false
+		}
+	}
+	return true
 }

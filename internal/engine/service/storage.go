@@ -70,7 +70,15 @@ type storageService struct {
 	// checked every poolCheckInterval would otherwise read their
 	// cluster's pools over three hundred times a second.
 	pools map[string]*clusterPools
+	// checking counts the hosts' pool checks under way (checkHostPools).
+	checking int
 }
+
+// maxPoolChecks bounds the hosts' pool checks under way at once: when
+// thousands of hosts come Up together (a fleet enrolling, an engine taking
+// the lead), the others wait for their next round instead of a goroutine
+// each waiting for the database.
+const maxPoolChecks = 64
 
 // poolListTTL is how long the checks use a cluster's pools as read; a
 // pool another engine created is checked on the hosts this much later.
@@ -536,17 +544,22 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 	s.mu.Lock()
 	last := s.checked[h.ID]
 	due := last.gen != gen || time.Since(last.at) >= poolCheckInterval
-	if due {
-		s.checked[h.ID] = hostCheck{at: time.Now(), gen: gen}
-	}
 	// The cluster's pools as last read, when still good: a host with none
 	// to be asked about (most hosts of most clusters) needs no goroutine.
 	var none bool
 	if c := s.pools[h.ClusterID]; due && c.fresh(gen) {
 		none = len(poolsToAsk(c.pools, h.ID)) == 0
 	}
+	// maxPoolChecks under way: the check waits for the host's next round.
+	start := due && !none && s.checking < maxPoolChecks
+	if start {
+		s.checking++
+	}
+	if none || start {
+		s.checked[h.ID] = hostCheck{at: time.Now(), gen: gen}
+	}
 	s.mu.Unlock()
-	if !due || none {
+	if !start {
 		return
 	}
 	// In the background: a slow file system does not hold the host's
@@ -554,6 +567,11 @@ func (s *storageService) checkHostPools(ctx context.Context, h store.Host) {
 	// call's h to the heap, due or not.)
 	hc := h
 	go func() {
+		defer func() {
+			s.mu.Lock()
+			s.checking--
+			s.mu.Unlock()
+		}()
 		if err := s.checkHost(ctx, hc); err != nil && ctx.Err() == nil {
 			s.e.log.Debug("pool check", "host", hc.Name, "err", err)
 		}

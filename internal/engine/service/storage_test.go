@@ -2,11 +2,14 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"polyvirt/internal/api"
 	"polyvirt/internal/api/agentapi"
@@ -236,5 +239,93 @@ func TestVolumeNamesStayInTheirPool(t *testing.T) {
 	}
 	if len(fs.calls) != 0 {
 		t.Errorf("agents asked: %v", fs.calls)
+	}
+}
+
+// stuckChecks is a storage API whose pool checks wait for release,
+// counting those under way.
+type stuckChecks struct {
+	fakeStorage
+	release chan struct{}
+	mu      sync.Mutex
+	now     int
+	most    int
+}
+
+func (s *stuckChecks) Storage(ctx context.Context, h store.Host, op string, in, out any) error {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	<-s.release
+	s.mu.Lock()
+	s.now--
+	s.mu.Unlock()
+	return &AgentError{Host: h.Name, Status: 503, Code: api.CodeNotFound, Msg: "released"}
+}
+
+func (s *stuckChecks) underWay() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now
+}
+
+// TestPoolChecksBounded: of many hosts coming Up at once, maxPoolChecks
+// are asked about their pools at a time; the others are not marked
+// checked, and are asked at a round of theirs once checks ended.
+func TestPoolChecksBounded(t *testing.T) {
+	agents := &stuckChecks{release: make(chan struct{})}
+	s := newStorageService(&engine{log: slog.New(slog.DiscardHandler)}, agents)
+	s.pools = map[string]*clusterPools{"c1": {at: time.Now(), pools: []store.Pool{{ID: "p1", Name: "shared", Kind: store.PoolShared, ClusterID: "c1"}}}}
+	host := func(i int) store.Host {
+		return store.Host{ID: fmt.Sprintf("h%d", i), Name: fmt.Sprintf("host%d", i), ClusterID: "c1", Status: store.HostUp}
+	}
+	ctx := context.Background()
+	n := maxPoolChecks + 20
+	for i := range n {
+		s.checkHostPools(ctx, host(i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for agents.underWay() < maxPoolChecks && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	s.mu.Lock()
+	checked := len(s.checked)
+	s.mu.Unlock()
+	if got := agents.underWay(); got != maxPoolChecks || checked != maxPoolChecks {
+		t.Fatalf("%d checks under way, %d hosts marked checked; want %d of %d hosts", got, checked, maxPoolChecks, n)
+	}
+	close(agents.release)
+	for {
+		s.mu.Lock()
+		left := s.checking
+		s.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checks still under way", left)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The hosts' next rounds: the 20 left out are asked now, the others
+	// are not due.
+	for i := range n {
+		s.checkHostPools(ctx, host(i))
+	}
+	for {
+		s.mu.Lock()
+		checked, left := len(s.checked), s.checking
+		s.mu.Unlock()
+		if checked == n && left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d hosts checked, %d under way", checked, n, left)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if agents.most > maxPoolChecks {
+		t.Errorf("%d checks at once (limit %d)", agents.most, maxPoolChecks)
 	}
 }

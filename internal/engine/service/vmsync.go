@@ -32,11 +32,22 @@ type vmSync struct {
 	// reported remembers the foreign VMs already reported (host/VM).
 	reported map[string]bool
 	wg       sync.WaitGroup
+	// connecting bounds the watchers' (re)connections under way — the
+	// stream's TLS handshake and the VM list read after it — in two
+	// lanes like the monitoring's rounds (pollQueue): the watchers whose
+	// last connection held, and those whose last failed. Ten thousand
+	// watchers starting at once (an engine taking the lead) are otherwise
+	// ten thousand handshakes and VM lists at once; agents that do not
+	// answer do not delay the others.
+	connecting [2]chan struct{}
 }
+
+// maxConnecting is a lane's watcher (re)connections under way at once.
+const maxConnecting = 256
 
 func newVMSync(ctx context.Context, m *monitor) *vmSync {
 	return &vmSync{m: m, s: m.e.vms, ctx: ctx, watchers: map[string]*vmWatcher{}, downSince: map[string]time.Time{},
-		reported: map[string]bool{}}
+		reported: map[string]bool{}, connecting: [2]chan struct{}{make(chan struct{}, maxConnecting), make(chan struct{}, maxConnecting)}}
 }
 
 // watches tells whether a host's VMs are followed in a status.
@@ -195,22 +206,17 @@ func (w *vmWatcher) setHost(h store.Host) {
 }
 
 // run subscribes, reconciles, and applies the events until ctx ends,
-// reconnecting with a backoff; an agent without an event stream (a host
-// simulator) is asked again rarely.
+// reconnecting with a backoff (reconnect).
 func (w *vmWatcher) run(ctx context.Context) {
-	backoff := 500 * time.Millisecond
+	r := newReconnect()
 	for ctx.Err() == nil {
 		h := w.host()
-		err := w.follow(ctx, h)
+		t0 := time.Now()
+		connected, err := w.follow(ctx, h, r.lane)
 		if ctx.Err() != nil {
 			return
 		}
-		wait := backoff
-		if errors.Is(err, ErrNoEvents) {
-			wait = 5 * time.Minute
-		} else {
-			backoff = min(backoff*2, 15*time.Second)
-		}
+		wait := r.after(connected, time.Since(t0), err)
 		if err != nil && !errors.Is(err, io.EOF) {
 			w.y.m.log.Debug("VM event stream", "host", h.Name, "err", err, "retry", wait)
 		}
@@ -222,23 +228,61 @@ func (w *vmWatcher) run(ctx context.Context) {
 	}
 }
 
+// reconnect is a watcher's way between two connections: the wait, longer
+// after each connection that failed or broke soon (500 ms doubled up to
+// 15 s), from the start again after one that held stableStream; an agent
+// without an event stream (a host simulator) is asked again after 5
+// minutes. lane is the lane of the next connection (vmSync.connecting):
+// laneFailing after one that failed.
+type reconnect struct {
+	backoff time.Duration
+	lane    int
+}
+
+const (
+	firstBackoff = 500 * time.Millisecond
+	maxBackoff   = 15 * time.Second
+)
+
+// stableStream is how long a stream must have held for its watcher to
+// reconnect as if for the first time: an agent restarted after weeks is
+// followed again within a second, one whose streams keep breaking is not
+// asked ever faster.
+const stableStream = 30 * time.Second
+
+func newReconnect() *reconnect { return &reconnect{backoff: firstBackoff, lane: laneAnswering} }
+
+// after returns the wait after a connection that connected or not, held
+// for held, and ended with err.
+func (r *reconnect) after(connected bool, held time.Duration, err error) time.Duration {
+	r.lane = laneAnswering
+	if !connected {
+		r.lane = laneFailing
+	} else if held >= stableStream {
+		r.backoff = firstBackoff
+	}
+	if errors.Is(err, ErrNoEvents) {
+		return 5 * time.Minute
+	}
+	wait := r.backoff
+	r.backoff = min(r.backoff*2, maxBackoff)
+	return wait
+}
+
 // follow is one connection: subscribe first (no event is lost between the
 // list and the stream), reconcile, then apply events; reconcile again
 // every Resync. One goroutine reads and applies the events (ten thousand
 // hosts keep ten thousand of these); the resyncs run from a timer, under
 // the same lock as the events, and one that fails ends the stream.
-func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
+func (w *vmWatcher) follow(ctx context.Context, h store.Host, lane int) (connected bool, err error) {
 	s := w.y.s
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := s.agents.Events(sctx, h, w.y.m.cfg.StatsInterval)
+	stream, err := w.connect(sctx, h, lane)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer stream.Close()
-	if err := w.y.reconcile(ctx, h); err != nil {
-		return err
-	}
 	var (
 		mu        sync.Mutex // the events and the resyncs, one at a time
 		stopped   bool
@@ -276,7 +320,7 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 	for {
 		ev, err := stream.Next()
 		if err != nil {
-			return end(err)
+			return true, end(err)
 		}
 		if ev.Event == agentapi.EventStats {
 			// The host's statistics, pushed: the monitoring's round need
@@ -288,9 +332,30 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host) error {
 		err = w.apply(ctx, ev)
 		mu.Unlock()
 		if err != nil {
-			return end(err)
+			return true, end(err)
 		}
 	}
+}
+
+// connect subscribes to the host's events and reconciles its VMs, with a
+// place in the lane's connections under way (vmSync.connecting).
+func (w *vmWatcher) connect(ctx context.Context, h store.Host, lane int) (EventStream, error) {
+	sem := w.y.connecting[lane]
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-sem }()
+	stream, err := w.y.s.agents.Events(ctx, h, w.y.m.cfg.StatsInterval)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.y.reconcile(ctx, h); err != nil {
+		stream.Close()
+		return nil, err
+	}
+	return stream, nil
 }
 
 // apply applies an event of the host's stream.
