@@ -67,23 +67,14 @@ type hostSnapshot struct {
 	// statistics are those of the read (on the leader, its monitor's
 	// latest then).
 	views []engineapi.Host
-	// enc holds each view's latest JSON, made for the page that first
-	// needed it with the statistics of then, and made again when a page
-	// needs newer statistics: ten thousand hosts whose statistics change
-	// every few seconds cost only the encodings of the pages asked for.
-	enc []atomic.Pointer[hostEncoding]
+	// enc holds each view's JSON without its statistics, made for the
+	// page that first needed it: a page splices each host's latest
+	// statistics in, straight into the page's buffer (ten thousand hosts
+	// whose statistics change every few seconds cost no encoding kept
+	// per host, and a page no copy of one).
+	enc []atomic.Pointer[hostJSON]
 	// counts are the hosts per cluster and status.
 	counts map[string]map[string]int
-}
-
-// hostEncoding is a view's JSON with the statistics of statsAt and the
-// last contact lastSeen, and the view's JSON without them (js, from
-// which the next is made).
-type hostEncoding struct {
-	js       hostJSON
-	statsAt  time.Time
-	lastSeen time.Time
-	b        []byte
 }
 
 // invalidate drops the list: the next caller reads it again. It does not
@@ -196,33 +187,23 @@ func laidStats(m *monitor, v *engineapi.Host) (stats json.RawMessage, at, seen t
 	return stats, at, seen
 }
 
-// encoded answers view i's JSON with the statistics it shows now
-// (laidStats): the encoding kept when it is of these statistics, else a
-// new one, kept for the next page.
-func (s *hostSnapshot) encoded(m *monitor, i int) ([]byte, error) {
+// appendEncoded appends view i's JSON with the statistics it shows now
+// (laidStats) to dst: the JSON json.Marshal makes of it.
+func (s *hostSnapshot) appendEncoded(dst []byte, m *monitor, i int) ([]byte, error) {
 	v := &s.views[i]
 	stats, at, seen := laidStats(m, v)
-	c := s.enc[i].Load()
-	if c != nil && c.statsAt.Equal(at) && c.lastSeen.Equal(seen) {
-		return c.b, nil
-	}
-	var js hostJSON
-	if c != nil {
-		js = c.js
-	} else {
-		var err error
-		if js, err = newHostJSON(v); err != nil {
-			return nil, err
+	js := s.enc[i].Load()
+	if js == nil {
+		j, err := newHostJSON(v)
+		if err != nil {
+			return dst, err
 		}
+		js = &j
+		s.enc[i].Store(js)
 	}
 	w := *v
 	w.Stats, w.StatsAt, w.LastSeen = stats, at, seen
-	b, err := js.with(&w)
-	if err != nil {
-		return nil, err
-	}
-	s.enc[i].Store(&hostEncoding{js: js, statsAt: at, lastSeen: seen, b: b})
-	return b, nil
+	return js.appendWith(dst, &w)
 }
 
 // latestViews is a copy of the views with the statistics they show now
@@ -297,5 +278,5 @@ func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) (*hostS
 	// The database's order is its collation's; the pages need one order
 	// that Go compares (their cursor is the last name of a page).
 	slices.SortFunc(views, func(a, b engineapi.Host) int { return strings.Compare(a.Name, b.Name) })
-	return &hostSnapshot{views: views, enc: make([]atomic.Pointer[hostEncoding], len(views)), counts: counts}, nil
+	return &hostSnapshot{views: views, enc: make([]atomic.Pointer[hostJSON], len(views)), counts: counts}, nil
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"encoding/json"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,8 +12,8 @@ import (
 
 // TestSnapshotEncoded: a page's host shows the monitor's latest statistics
 // when they are newer than its row's, in the JSON json.Marshal makes of
-// it; its encoding is kept while they stay the same and made again when
-// they change; the list's own views are not changed.
+// it, appended to the page; its encoding without them is made once and
+// kept; the list's own views are not changed.
 func TestSnapshotEncoded(t *testing.T) {
 	m, pollers := monitorOf("h1")
 	p := pollers[0]
@@ -22,7 +23,7 @@ func TestSnapshotEncoded(t *testing.T) {
 		return engineapi.Host{ID: id, Name: name, Status: "Up", CPUFlags: []string{}, EmulatedMachines: []string{}, Version: 3,
 			Created: t0, Updated: t0, LastSeen: at(1), StatsAt: at(0), Stats: json.RawMessage(`{"n":0}`)}
 	}
-	snap := &hostSnapshot{views: []engineapi.Host{view("h1", "a"), view("h2", "b")}, enc: make([]atomic.Pointer[hostEncoding], 2)}
+	snap := &hostSnapshot{views: []engineapi.Host{view("h1", "a"), view("h2", "b")}, enc: make([]atomic.Pointer[hostJSON], 2)}
 	// shows is view i's JSON as json.Marshal makes it with the statistics
 	// given (none: its own).
 	shows := func(i int, stats string, statsAt, seen time.Time) string {
@@ -36,29 +37,34 @@ func TestSnapshotEncoded(t *testing.T) {
 		}
 		return string(b)
 	}
+	// enc is view i's JSON appended to a page's beginning.
 	enc := func(i int) []byte {
 		t.Helper()
-		b, err := snap.encoded(m, i)
+		b, err := snap.appendEncoded([]byte(`{"hosts":[`), m, i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b
+		if !strings.HasPrefix(string(b), `{"hosts":[`) {
+			t.Fatalf("the page's beginning lost: %s", b)
+		}
+		return b[len(`{"hosts":[`):]
 	}
 
 	first := enc(0)
 	if got, want := string(first), shows(0, "", time.Time{}, time.Time{}); got != want {
 		t.Errorf("before any push:\n got %s\nwant %s", got, want)
 	}
-	if again := enc(0); &again[0] != &first[0] {
-		t.Error("the same statistics encoded again, not kept")
+	base := snap.enc[0].Load()
+	if again := enc(0); string(again) != string(first) || snap.enc[0].Load() != base || base == nil {
+		t.Error("the host's encoding without statistics made again, not kept")
 	}
 	p.gotStats(at(2), []byte(`{"n":2}`))
 	pushed := enc(0)
 	if got, want := string(pushed), shows(0, `{"n":2}`, at(2), at(2)); got != want {
 		t.Errorf("after a push:\n got %s\nwant %s", got, want)
 	}
-	if again := enc(0); &again[0] != &pushed[0] {
-		t.Error("the pushed statistics encoded again, not kept")
+	if snap.enc[0].Load() != base {
+		t.Error("the host's encoding without statistics made again for new statistics")
 	}
 	if got, want := string(enc(1)), shows(1, "", time.Time{}, time.Time{}); got != want {
 		t.Errorf("a host the monitor has nothing of:\n got %s\nwant %s", got, want)
@@ -72,9 +78,9 @@ func TestSnapshotEncoded(t *testing.T) {
 	}
 
 	// Statistics older than the row's are not shown.
-	old := &hostSnapshot{views: []engineapi.Host{view("h1", "a")}, enc: make([]atomic.Pointer[hostEncoding], 1)}
+	old := &hostSnapshot{views: []engineapi.Host{view("h1", "a")}, enc: make([]atomic.Pointer[hostJSON], 1)}
 	old.views[0].StatsAt, old.views[0].Stats = at(5), json.RawMessage(`{"n":5}`)
-	b, err := old.encoded(m, 0)
+	b, err := old.appendEncoded(nil, m, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,22 +37,16 @@ func newHostJSON(v *engineapi.Host) (hostJSON, error) {
 	return hostJSON{base: b, at: at}, nil
 }
 
-// with is the view's JSON with its statistics (v's lastSeen, statsAt and
-// stats): the same document json.Marshal makes of v. A statistics
-// document that is not JSON (an agent's bad push) is left out rather than
-// failing the whole list.
-func (j hostJSON) with(v *engineapi.Host) ([]byte, error) {
+// appendWith appends the view's JSON with its statistics (v's lastSeen,
+// statsAt and stats) to dst: the same document json.Marshal makes of v. A
+// statistics document that is not JSON (an agent's bad push) is left out
+// rather than failing the whole list.
+func (j hostJSON) appendWith(dst []byte, v *engineapi.Host) ([]byte, error) {
 	if j.at < 0 {
-		b, err := json.Marshal(v)
-		if err != nil && len(v.Stats) > 0 {
-			c := *v
-			c.Stats = nil
-			return json.Marshal(&c)
-		}
-		return b, err
+		return appendMarshal(dst, v)
 	}
-	out := make([]byte, 0, len(j.base)+len(v.Stats)+96)
-	out = append(out, j.base[:j.at]...)
+	start := len(dst)
+	out := append(dst, j.base[:j.at]...)
 	for _, f := range []struct {
 		key string
 		t   time.Time
@@ -62,7 +56,7 @@ func (j hostJSON) with(v *engineapi.Host) ([]byte, error) {
 		}
 		if y := f.t.Year(); y < 0 || y > 9999 {
 			// As time.Time's MarshalJSON: no such year in RFC 3339.
-			return json.Marshal(v)
+			return appendMarshal(out[:start], v)
 		}
 		out = append(out, f.key...)
 		out = f.t.AppendFormat(out, time.RFC3339Nano)
@@ -73,10 +67,25 @@ func (j hostJSON) with(v *engineapi.Host) ([]byte, error) {
 		out = append(out, `,"stats":`...)
 		buf := bytes.NewBuffer(out)
 		if err := json.Compact(buf, v.Stats); err != nil {
-			out = out[:n]
+			out = buf.Bytes()[:n]
 		} else {
 			out = buf.Bytes()
 		}
 	}
 	return append(out, j.base[j.at:]...), nil
+}
+
+// appendMarshal appends json.Marshal's document of v to dst (without its
+// statistics when they are not JSON).
+func appendMarshal(dst []byte, v *engineapi.Host) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil && len(v.Stats) > 0 {
+		c := *v
+		c.Stats = nil
+		b, err = json.Marshal(&c)
+	}
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }

@@ -106,29 +106,18 @@ func parseLimit(s string) (int, error) {
 	return n, nil
 }
 
-// encodePage is the JSON answer of a page: the hosts' encodings joined
-// and the next page's token.
-func encodePage(enc [][]byte, next string) []byte {
-	n := 32 + len(next)
-	for _, b := range enc {
-		n += len(b) + 1
-	}
+// pageStart begins a page's JSON answer in a buffer of pageBuffers; the
+// hosts' JSON follow, joined by commas, then pageEnd.
+func pageStart() []byte {
 	var out []byte
-	if p, ok := pageBuffers.Get().(*[]byte); ok && cap(*p) >= n {
+	if p, ok := pageBuffers.Get().(*[]byte); ok {
 		out = (*p)[:0]
-	} else {
-		if ok {
-			pageBuffers.Put(p)
-		}
-		out = make([]byte, 0, n)
 	}
-	out = append(out, `{"hosts":[`...)
-	for i, b := range enc {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, b...)
-	}
+	return append(out, `{"hosts":[`...)
+}
+
+// pageEnd ends a page's JSON answer with the next page's token.
+func pageEnd(out []byte, next string) []byte {
 	out = append(out, ']')
 	if next != "" {
 		out = append(out, `,"continue":`...)

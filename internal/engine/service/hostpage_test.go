@@ -95,7 +95,8 @@ func TestHostQueryLimit(t *testing.T) {
 	}
 }
 
-// TestEncodePage: a page's answer is the JSON of a HostPage.
+// TestEncodePage: a page's answer (pageStart, the hosts, pageEnd) is the
+// JSON of a HostPage.
 func TestEncodePage(t *testing.T) {
 	hosts := []engineapi.Host{{Name: "a", Status: "Up"}, {Name: "b<c>", Status: "Installing"}}
 	var enc [][]byte
@@ -105,6 +106,16 @@ func TestEncodePage(t *testing.T) {
 			t.Fatal(err)
 		}
 		enc = append(enc, b)
+	}
+	encodePage := func(enc [][]byte, next string) []byte {
+		out := pageStart()
+		for i, b := range enc {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, b...)
+		}
+		return pageEnd(out, next)
 	}
 	for _, next := range []string{"", encodeContinue("b<c>", "q")} {
 		var got engineapi.HostPage

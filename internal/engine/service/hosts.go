@@ -169,29 +169,32 @@ func (e *engine) listHosts(ctx context.Context, q HostQuery) (HostList, error) {
 		if found {
 			i++
 		}
-		// Only the page's hosts are encoded (when their statistics
-		// changed since a page last showed them).
+		// Only the page's hosts are encoded, each with its latest
+		// statistics, straight into the page's buffer.
 		m := e.monitor()
 		var page engineapi.HostPage
-		var pick [][]byte
-		last := -1
+		out := pageStart()
+		n, last := 0, -1
 		for ; i < len(views); i++ {
 			h := &views[i]
 			if (f.ClusterID != "" && h.ClusterID != f.ClusterID) || (len(f.Statuses) > 0 && !slices.Contains(f.Statuses, store.HostStatus(h.Status))) {
 				continue
 			}
-			if len(pick) == limit {
+			if n == limit {
 				page.Continue = encodeContinue(views[last].Name, fp)
 				break
 			}
-			b, err := snap.encoded(m, i)
-			if err != nil {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			var err error
+			if out, err = snap.appendEncoded(out, m, i); err != nil {
 				return HostList{}, err
 			}
-			pick = append(pick, b)
+			n++
 			last = i
 		}
-		return HostList{Page: page, Encoded: encodePage(pick, page.Continue)}, nil
+		return HostList{Page: page, Encoded: pageEnd(out, page.Continue)}, nil
 	}
 	f.After, f.Limit = after, limit+1
 	hosts, err := e.st.ListHosts(ctx, f)
