@@ -51,7 +51,10 @@ func TestDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	// Removed after the daemon's stop (a Cleanup registered before it): a
+	// defer ran first when the test failed, and the stop, its pid files
+	// gone, left the daemon running.
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	ca, _ := pki.NewCA("test CA")
 	srv, _ := ca.Issue("power8-b", []string{"127.0.0.1"}, pki.LibvirtPeer, time.Hour)
 	cli, _ := ca.Issue("power8-a", []string{"127.0.0.1"}, pki.LibvirtPeer, time.Hour)
