@@ -1,9 +1,12 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -141,4 +144,31 @@ func TestWatcherConnectionsBounded(t *testing.T) {
 	if agents.most != 4 {
 		t.Errorf("%d connections at once, want 4 (2 per lane)", agents.most)
 	}
+}
+
+// TestAside: aside returns what f returned, f having run on a goroutine
+// of its own.
+func TestAside(t *testing.T) {
+	caller := goroutineID()
+	var ran uint64
+	v, err := aside(func() (int, error) {
+		ran = goroutineID()
+		return 7, io.ErrUnexpectedEOF
+	})
+	if v != 7 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("aside returned %d, %v", v, err)
+	}
+	if ran == 0 || ran == caller {
+		t.Errorf("f ran on goroutine %d, the caller's is %d", ran, caller)
+	}
+}
+
+// goroutineID is the running goroutine's number, as its stack trace
+// names it.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	n, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return n
 }
