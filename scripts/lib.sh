@@ -38,13 +38,19 @@ apt_install() {
 	log "installed ${missing[*]}"
 }
 
+# version_at_least MIN HAVE tells whether the version HAVE (1.26.8, 10.0.2)
+# is MIN or later; an empty HAVE is not.
+version_at_least() {
+	[ -n "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]
+}
+
 # go_recent GO tells whether the go command GO is at least
 # POLYVIRT_GO_VERSION (as it is, without fetching another toolchain).
 go_recent() {
 	[ -x "$1" ] || return 1
 	local have
 	have=$(GOTOOLCHAIN=local "$1" env GOVERSION 2>/dev/null | sed 's/^go//')
-	[ -n "$have" ] && [ "$(printf '%s\n%s\n' "$POLYVIRT_GO_VERSION" "$have" | sort -V | head -1)" = "$POLYVIRT_GO_VERSION" ]
+	version_at_least "$POLYVIRT_GO_VERSION" "$have"
 }
 
 # POLYVIRT_GO_DIR is where ensure_go puts the toolchain it fetches.
@@ -121,7 +127,7 @@ qemu_version() {
 ensure_qemu() {
 	local have codename backports uri list=/etc/apt/sources.list.d/polyvirt-backports.list
 	have=$(qemu_version)
-	if [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$POLYVIRT_QEMU_MIN" "$have" | sort -V | head -1)" = "$POLYVIRT_QEMU_MIN" ]; then
+	if version_at_least "$POLYVIRT_QEMU_MIN" "$have"; then
 		apt_install "${QEMU_PACKAGES[@]}"
 		return 0
 	fi
@@ -140,7 +146,7 @@ ensure_qemu() {
 	POLYVIRT_APT_UPDATED=1
 	apt-get install -y -q --no-install-recommends -t "$backports" "${QEMU_PACKAGES[@]}" || die "apt-get install -t $backports ${QEMU_PACKAGES[*]} failed"
 	have=$(qemu_version)
-	[ "$(printf '%s\n%s\n' "$POLYVIRT_QEMU_MIN" "$have" | sort -V | head -1)" = "$POLYVIRT_QEMU_MIN" ] ||
+	version_at_least "$POLYVIRT_QEMU_MIN" "$have" ||
 		die "QEMU is ${have:-missing} after the install from $backports; the lab needs $POLYVIRT_QEMU_MIN or later"
 	log "installed QEMU $have"
 	# This machine's libvirtd (by its pid file: the lab's own daemons run

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -280,41 +279,4 @@ func (c *rpcConn) Close() error {
 // minor*1e3 + release) as "major.minor.release".
 func FormatVersion(v uint64) string {
 	return fmt.Sprintf("%d.%d.%d", v/1000000, v/1000%1000, v%1000)
-}
-
-// VersionAtLeast tells whether version ("10.0.2", as FormatVersion prints
-// it) is min ("9.0") or later, part by numeric part, missing parts 0. A
-// version or minimum that is not dot-separated numbers is not.
-func VersionAtLeast(version, min string) bool {
-	v, okV := versionParts(version)
-	m, okM := versionParts(min)
-	if !okV || !okM {
-		return false
-	}
-	for i := 0; i < max(len(v), len(m)); i++ {
-		var a, b uint64
-		if i < len(v) {
-			a = v[i]
-		}
-		if i < len(m) {
-			b = m[i]
-		}
-		if a != b {
-			return a > b
-		}
-	}
-	return true
-}
-
-// versionParts reads "10.0.2" as 10, 0, 2.
-func versionParts(s string) ([]uint64, bool) {
-	var parts []uint64
-	for _, f := range strings.Split(s, ".") {
-		n, err := strconv.ParseUint(f, 10, 32)
-		if err != nil {
-			return nil, false
-		}
-		parts = append(parts, n)
-	}
-	return parts, true
 }

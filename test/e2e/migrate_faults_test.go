@@ -164,7 +164,6 @@ func killPID(t *testing.T, what string, pid func() int) {
 // (completed: it runs on the destination; failed: on its source), and the
 // guest's counter goes on without a second boot.
 func TestMigrationFaults(t *testing.T) {
-	requireLibvirt(t)
 	requireMigratingQEMU(t)
 	requireAMD64Kernel(t)
 	if why := libvirtns.Require(); why != "" {

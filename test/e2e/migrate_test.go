@@ -238,7 +238,6 @@ func runsOnlyOn(t *testing.T, when, vm string, on, off migHost) {
 // maintenance of x86_64-b brings it back, the counter still going on, and
 // x86_64-b is in Maintenance.
 func TestMigration(t *testing.T) {
-	requireLibvirt(t)
 	requireMigratingQEMU(t)
 	requirePPCKernel(t)
 	requireAMD64Kernel(t)

@@ -318,7 +318,6 @@ const (
 // address and the administrator's password file, and that password signs
 // in there.
 func TestREADMEWalkthrough(t *testing.T) {
-	requireLibvirt(t)
 	requireMigratingQEMU(t)
 	requirePPCKernel(t)
 	cmds := readmeNext(t)

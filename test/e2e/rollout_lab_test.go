@@ -257,7 +257,6 @@ func rolloutTimes(t *testing.T, c *cli, cluster, id string) {
 //     evacuation: the restarted engine resumes it from its database, it
 //     succeeds, each host flashed once, the VMs Up.
 func TestRolloutLab(t *testing.T) {
-	requireLibvirt(t)
 	requireMigratingQEMU(t)
 	requirePPCKernel(t)
 	if why := libvirtns.Require(); why != "" {
