@@ -150,8 +150,8 @@ ensure_qemu() {
 		die "QEMU is ${have:-missing} after the install from $backports; the lab needs $POLYVIRT_QEMU_MIN or later"
 	log "installed QEMU $have"
 	# This machine's libvirtd (by its pid file: the lab's own daemons run
-	# under the same name) probed the old QEMU: ensure_libvirt starts it
-	# again.
+	# under the same name) probed the old QEMU: its supervisor, or
+	# ensure_libvirt, starts it again.
 	local pid
 	pid=$(cat /run/libvirtd.pid 2>/dev/null)
 	if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
@@ -210,8 +210,48 @@ apt_download() {
 	return 1
 }
 
+# LIBVIRTD_SUPERVISOR is the pid file of the loop that keeps this machine's
+# libvirtd running (supervise_libvirtd); its log is LIBVIRTD_SUPERVISOR_LOG.
+LIBVIRTD_SUPERVISOR=/run/polyvirt-libvirtd-supervisor.pid
+LIBVIRTD_SUPERVISOR_LOG=/var/log/libvirt/polyvirt-supervisor.log
+
+# supervise_libvirtd runs this machine's libvirtd under a loop of its own that
+# starts it again one second after it ends, as systemd does with Debian's
+# libvirtd.service (Restart=on-failure) on a host: Debian 12's libvirtd 9.0
+# crashes now and then (two threads run a client's close at once when the
+# client goes while the daemon still works on a call of it), and the
+# machine's guests, the lab and the tests need it back — its guests keep
+# running meanwhile. A libvirtd running without the loop (started by hand,
+# or before) is stopped first; a running loop is left alone.
+supervise_libvirtd() {
+	local pid i
+	pid=$(cat "$LIBVIRTD_SUPERVISOR" 2>/dev/null)
+	if [ -n "$pid" ] && grep -qa polyvirt-libvirtd-supervisor "/proc/$pid/cmdline" 2>/dev/null; then
+		return 0
+	fi
+	pid=$(cat /run/libvirtd.pid 2>/dev/null)
+	if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+		log "stopping libvirtd $pid (not supervised) to start it supervised"
+		for i in $(seq 1 40); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.25
+		done
+	fi
+	log "starting libvirtd, supervised: started again when it ends (each restart is logged in $LIBVIRTD_SUPERVISOR_LOG)"
+	# Its log goes where libvirtd -d writes it (warnings and errors).
+	setsid bash -c '
+		echo $$ >"$1"
+		while :; do
+			LIBVIRT_LOG_OUTPUTS="3:file:/var/log/libvirt/libvirtd.log" libvirtd
+			rc=$?
+			echo "$(date -u "+%F %T") libvirtd ended (status $rc); starting it again in 1 s" >>"$2"
+			sleep 1
+		done' polyvirt-libvirtd-supervisor "$LIBVIRTD_SUPERVISOR" "$LIBVIRTD_SUPERVISOR_LOG" </dev/null >>"$LIBVIRTD_SUPERVISOR_LOG" 2>&1 &
+}
+
 # ensure_libvirt installs libvirt and QEMU (ensure_qemu) and starts virtlogd and libvirtd
-# (no systemd is assumed), then waits for the socket to answer.
+# (no systemd is assumed: libvirtd under supervise_libvirtd), then waits for
+# the socket to answer.
 ensure_libvirt() {
 	apt_install "${LIBVIRT_PACKAGES[@]}"
 	ensure_qemu
@@ -233,10 +273,7 @@ ensure_libvirt() {
 	# names: libvirt daemons of polyvirt's own (power8-b's, the tests')
 	# run in mount namespaces of their own under the same names.
 	[ -S /run/libvirt/virtlogd-sock ] && pgrep -x virtlogd >/dev/null || virtlogd -d || true
-	if ! virsh -c qemu:///system version >/dev/null 2>&1; then
-		log "starting libvirtd"
-		libvirtd -d || true
-	fi
+	supervise_libvirtd
 	local i
 	for i in $(seq 1 60); do
 		if virsh -c qemu:///system version >/dev/null 2>&1; then

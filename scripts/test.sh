@@ -35,6 +35,10 @@ go vet ./...
 build_polyvirt
 go build -o bin/testsummary ./test/testsummary || die "building test/testsummary failed"
 
+# The machine's libvirtd restarts during the run (supervise_libvirtd) are
+# named at its end: the tests in flight then may have failed for it.
+restarts_before=$(grep -c 'libvirtd ended' "$LIBVIRTD_SUPERVISOR_LOG" 2>/dev/null || true)
+
 # alone ARGS... runs go test -json ARGS on its own, its events on stdout
 # (the summary's), before the rest of the suite.
 alone() {
@@ -97,6 +101,10 @@ cat "$crosslog" >&2
 crossok=0
 [ -f "$crosslog.done" ] || crossok=1
 rm -f "$crosslog" "$crosslog.done"
+if ended=$(grep 'libvirtd ended' "$LIBVIRTD_SUPERVISOR_LOG" 2>/dev/null | tail -n +"$((${restarts_before:-0} + 1))") && [ -n "$ended" ]; then
+	log "this machine's libvirtd ended during the run and was started again ($LIBVIRTD_SUPERVISOR_LOG; its crashes in dmesg):"
+	printf '%s\n' "$ended" >&2
+fi
 [ "$crossok" = 0 ] || die "cross-builds failed"
 [ "$tests" = 0 ] || die "tests failed"
 log "all tests passed"

@@ -164,7 +164,7 @@ func notFound(what string, err error) error {
 }
 
 func (c *rpcConn) DefineDomain(ctx context.Context, xml string) (Domain, error) {
-	d, err := call(ctx, "DomainDefineXMLFlags", func() (golibvirt.Domain, error) {
+	d, err := call(ctx, c, "DomainDefineXMLFlags", func() (golibvirt.Domain, error) {
 		return c.l.DomainDefineXMLFlags(xml, golibvirt.DomainDefineValidate)
 	})
 	if err != nil {
@@ -174,7 +174,7 @@ func (c *rpcConn) DefineDomain(ctx context.Context, xml string) (Domain, error) 
 }
 
 func (c *rpcConn) CreateDomain(ctx context.Context, xml string) (Domain, error) {
-	d, err := call(ctx, "DomainCreateXML", func() (golibvirt.Domain, error) {
+	d, err := call(ctx, c, "DomainCreateXML", func() (golibvirt.Domain, error) {
 		return c.l.DomainCreateXML(xml, golibvirt.DomainStartValidate)
 	})
 	if err != nil {
@@ -184,7 +184,7 @@ func (c *rpcConn) CreateDomain(ctx context.Context, xml string) (Domain, error) 
 }
 
 func (c *rpcConn) LookupDomain(ctx context.Context, name string) (Domain, error) {
-	d, err := call(ctx, "DomainLookupByName", func() (golibvirt.Domain, error) { return c.l.DomainLookupByName(name) })
+	d, err := call(ctx, c, "DomainLookupByName", func() (golibvirt.Domain, error) { return c.l.DomainLookupByName(name) })
 	if err != nil {
 		return Domain{}, notFound(name, err)
 	}
@@ -196,7 +196,7 @@ func (c *rpcConn) LookupDomainByUUID(ctx context.Context, uuid string) (Domain, 
 	if err != nil {
 		return Domain{}, err
 	}
-	d, err := call(ctx, "DomainLookupByUUID", func() (golibvirt.Domain, error) { return c.l.DomainLookupByUUID(golibvirt.UUID(u)) })
+	d, err := call(ctx, c, "DomainLookupByUUID", func() (golibvirt.Domain, error) { return c.l.DomainLookupByUUID(golibvirt.UUID(u)) })
 	if err != nil {
 		return Domain{}, notFound(uuid, err)
 	}
@@ -204,7 +204,7 @@ func (c *rpcConn) LookupDomainByUUID(ctx context.Context, uuid string) (Domain, 
 }
 
 func (c *rpcConn) ListDomains(ctx context.Context) ([]Domain, error) {
-	ds, err := call(ctx, "ConnectListAllDomains", func() ([]golibvirt.Domain, error) {
+	ds, err := call(ctx, c, "ConnectListAllDomains", func() ([]golibvirt.Domain, error) {
 		ds, _, err := c.l.ConnectListAllDomains(1, 0)
 		return ds, err
 	})
@@ -224,7 +224,7 @@ func (c *rpcConn) withDomain(ctx context.Context, op string, d Domain, f func(go
 	if err != nil {
 		return err
 	}
-	_, err = call(ctx, op, func() (struct{}, error) { return struct{}{}, f(rd) })
+	_, err = call(ctx, c, op, func() (struct{}, error) { return struct{}{}, f(rd) })
 	return notFound(d.Name, err)
 }
 

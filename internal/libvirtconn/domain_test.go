@@ -136,13 +136,13 @@ func TestTimeoutErrorNamesTheCall(t *testing.T) {
 	defer cancel()
 	block := make(chan struct{})
 	defer close(block)
-	_, err := call(ctx, "DomainShutdown", func() (int, error) { <-block; return 0, nil })
+	_, err := call(ctx, &rpcConn{}, "DomainShutdown", func() (int, error) { <-block; return 0, nil })
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "DomainShutdown") {
 		t.Errorf("err = %v", err)
 	}
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	cancel2()
-	if _, err := call(ctx2, "DomainCreate", func() (int, error) { <-block; return 0, nil }); errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
+	if _, err := call(ctx2, &rpcConn{}, "DomainCreate", func() (int, error) { <-block; return 0, nil }); errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled call: %v", err)
 	}
 }

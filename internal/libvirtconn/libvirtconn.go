@@ -150,6 +150,12 @@ func (k *keptDialer) close() {
 // double free), and go-libvirt's event streams deregister in the background
 // when their context ends — so that context (life) ends only after the
 // connection is closed, when nothing more can reach the daemon.
+//
+// The same close path runs twice at once, and crashes libvirtd 9.0 the same
+// way, when the connection closes while the daemon still works on a call of
+// it: the daemon's worker finds the client closing when it replies and
+// closes it too. Close therefore first waits for the calls under way
+// (calls, up to closeTimeout) and lets no new one start.
 type rpcConn struct {
 	l   *golibvirt.Libvirt
 	raw *keptDialer
@@ -163,15 +169,21 @@ type rpcConn struct {
 	evMu       sync.Mutex
 	subscribed bool
 
+	calls inflight
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// call runs f (libvirt's procedure op), giving up when ctx ends or after
+// call runs f (libvirt's procedure op) on c, giving up when ctx ends or after
 // MaxCallTime (the RPC itself cannot be cancelled: its result is then
 // dropped, and the daemon may still be working on it). A call not answered
 // in time fails with ErrTimeout, naming the procedure and the time.
-func call[T any](ctx context.Context, op string, f func() (T, error)) (T, error) {
+func call[T any](ctx context.Context, c *rpcConn, op string, f func() (T, error)) (T, error) {
+	if !c.calls.begin() {
+		var zero T
+		return zero, fmt.Errorf("%w: %s on a closed connection", ErrUnavailable, op)
+	}
 	var cancel context.CancelFunc
 	if _, ok := ctx.Deadline(); !ok {
 		ctx, cancel = context.WithTimeout(ctx, MaxCallTime)
@@ -184,6 +196,7 @@ func call[T any](ctx context.Context, op string, f func() (T, error)) (T, error)
 	}
 	ch := make(chan result, 1)
 	go func() {
+		defer c.calls.end()
 		v, err := f()
 		ch <- result{v, err}
 	}()
@@ -226,18 +239,18 @@ func opt(s string) golibvirt.OptString {
 }
 
 func (c *rpcConn) Capabilities(ctx context.Context) (string, error) {
-	return call(ctx, "ConnectGetCapabilities", c.l.ConnectGetCapabilities)
+	return call(ctx, c, "ConnectGetCapabilities", c.l.ConnectGetCapabilities)
 }
 
 func (c *rpcConn) DomainCapabilities(ctx context.Context, emulator, arch, machine, virtType string) (string, error) {
-	return call(ctx, "ConnectGetDomainCapabilities", func() (string, error) {
+	return call(ctx, c, "ConnectGetDomainCapabilities", func() (string, error) {
 		return c.l.ConnectGetDomainCapabilities(opt(emulator), opt(arch), opt(machine), opt(virtType), 0)
 	})
 }
 
 func (c *rpcConn) Versions(ctx context.Context) (string, string, error) {
 	type pair struct{ lib, hv uint64 }
-	p, err := call(ctx, "ConnectGetLibVersion", func() (pair, error) {
+	p, err := call(ctx, c, "ConnectGetLibVersion", func() (pair, error) {
 		lib, err := c.l.ConnectGetLibVersion()
 		if err != nil {
 			return pair{}, err
@@ -251,11 +264,14 @@ func (c *rpcConn) Versions(ctx context.Context) (string, string, error) {
 	return FormatVersion(p.lib), FormatVersion(p.hv), nil
 }
 
-// Close ends the connection: politely (REMOTE_PROC_CONNECT_CLOSE) when the
-// daemon answers within closeTimeout, else by closing the socket. Only then
-// does the life of the connection's event stream end (see rpcConn).
+// Close ends the connection: it refuses new calls and waits up to
+// closeTimeout for the ones under way (see rpcConn), then closes politely
+// (REMOTE_PROC_CONNECT_CLOSE) when the daemon answers within closeTimeout,
+// else by closing the socket. Only then does the life of the connection's
+// event stream end.
 func (c *rpcConn) Close() error {
 	c.closeOnce.Do(func() {
+		left := c.calls.drain(closeTimeout)
 		done := make(chan error, 1)
 		go func() { done <- c.l.Disconnect() }()
 		select {
@@ -269,6 +285,9 @@ func (c *rpcConn) Close() error {
 			case <-time.After(closeTimeout):
 			}
 			c.closeErr = fmt.Errorf("%w: the daemon did not answer the close within %s; the socket was closed", ErrTimeout, closeTimeout)
+		}
+		if left > 0 && c.closeErr == nil {
+			c.closeErr = fmt.Errorf("%w: the connection was closed with %d call(s) still under way after %s", ErrTimeout, left, closeTimeout)
 		}
 		c.endLife()
 	})

@@ -226,7 +226,7 @@ func (c *rpcConn) DomainStats(ctx context.Context, ds []Domain, o StatsOptions) 
 	if o.NoWait {
 		flags |= golibvirt.ConnectGetAllDomainsStatsNowait
 	}
-	recs, err := call(ctx, "ConnectGetAllDomainStats", func() ([]golibvirt.DomainStatsRecord, error) {
+	recs, err := call(ctx, c, "ConnectGetAllDomainStats", func() ([]golibvirt.DomainStatsRecord, error) {
 		return c.l.ConnectGetAllDomainStats(rds, uint32(kinds), uint32(flags))
 	})
 	if err != nil {
@@ -373,7 +373,7 @@ func (c *rpcConn) Events(ctx context.Context) (<-chan LifecycleEvent, error) {
 	}
 	// The subscription lives with the connection (c.life ends after Close),
 	// never with ctx: see rpcConn for the daemon crash that avoids.
-	in, err := call(ctx, "ConnectDomainEventCallbackRegisterAny", func() (<-chan golibvirt.DomainEventLifecycleMsg, error) {
+	in, err := call(ctx, c, "ConnectDomainEventCallbackRegisterAny", func() (<-chan golibvirt.DomainEventLifecycleMsg, error) {
 		return c.l.LifecycleEvents(c.life)
 	})
 	if err != nil {

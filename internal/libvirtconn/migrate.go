@@ -250,8 +250,12 @@ func (c *rpcConn) Migrate(ctx context.Context, d Domain, destURI string, p Migra
 	if destURI == "" {
 		return errors.New("migrate: no destination URI")
 	}
+	if !c.calls.begin() {
+		return fmt.Errorf("%w: DomainMigratePerform3Params on a closed connection", ErrUnavailable)
+	}
 	done := make(chan error, 1)
 	go func() {
+		defer c.calls.end()
 		_, err := c.l.DomainMigratePerform3Params(rd, golibvirt.OptString{destURI}, p.typedParams(), nil, p.flags())
 		done <- err
 	}()
@@ -262,7 +266,10 @@ func (c *rpcConn) Migrate(ctx context.Context, d Domain, destURI string, p Migra
 	}
 	// The migration runs in the daemon whatever happens to this call:
 	// cancel it there.
-	_ = c.l.DomainAbortJob(rd)
+	if c.calls.begin() {
+		_ = c.l.DomainAbortJob(rd)
+		c.calls.end()
+	}
 	select {
 	case err := <-done:
 		if err == nil {
