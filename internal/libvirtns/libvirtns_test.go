@@ -2,6 +2,7 @@ package libvirtns
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -196,4 +197,37 @@ func displayPort(t *testing.T, uri string) int {
 		t.Fatalf("the guest's live XML has no VNC display: %s", live)
 	}
 	return got.Devices.Graphics[0].VNC.Port
+}
+
+// Incoming migration ports are above the ephemeral range, where no
+// outgoing connection takes them, and the whole block fits under 65536.
+func TestMigrationBlockAboveEphemeralRange(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	write := func(s string) string {
+		n++
+		p := filepath.Join(dir, fmt.Sprintf("range%d", n))
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		file     string
+		min, max int
+	}{
+		{write("32768\t60999\n"), 61000, 65535},
+		{write("1024 50000\n"), 50001, 65535},
+		{write("32768 65000\n"), 65001, 65535}, // room for 8 blocks above
+		{write("32768 65200\n"), 61000, 65535}, // less: 61000 on, as with no file
+		{filepath.Join(dir, "none"), 61000, 65535},
+		{write("garbage\n"), 61000, 65535},
+	} {
+		for range 200 {
+			first := migrationBlock(tc.file)
+			if first < tc.min || first+63 > tc.max {
+				t.Fatalf("%s: block %d-%d, want within %d-%d", tc.file, first, first+63, tc.min, tc.max)
+			}
+		}
+	}
 }

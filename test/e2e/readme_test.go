@@ -588,8 +588,27 @@ func (w *walkthrough) step(cmd readmeCommand) []string {
 		}
 		var vms []engineapi.VM
 		w.c.json(&vms, "vm", "list", "--host", args[3])
-		for _, v := range vms {
-			check(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(v.Name)+` +running`).MatchString(out), "VM %s of the host is not in its statistics:\n%s", v.Name, out)
+		// A VM that arrived a moment ago (the maintenance's evacuation
+		// just before) is in the host's next statistics, taken every 2 s:
+		// the same command again, as a user would, until it is there.
+		missing := func() string {
+			for _, v := range vms {
+				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(v.Name) + ` +running`).MatchString(out) {
+					return v.Name
+				}
+			}
+			return ""
+		}
+		deadline := time.Now().Add(statsWait)
+		for missing() != "" && time.Now().Before(deadline) {
+			time.Sleep(time.Second)
+			var p []string
+			if out, _, p = w.run(args); len(p) > 0 {
+				return append(problems, p...)
+			}
+		}
+		if name := missing(); name != "" {
+			check(false, "VM %s of the host is not in its statistics after %s:\n%s", name, statsWait, out)
 		}
 	case "vm stop":
 		name := args[3]
@@ -785,6 +804,10 @@ wait:
 }
 
 // statsAge reads "Statistics, taken 1.2s ago" of host show.
+// statsWait is how long host show may take to list a VM that has just
+// arrived on the host: a few statistics intervals of polyvirt up (2 s).
+const statsWait = 10 * time.Second
+
 func statsAge(out string) (time.Duration, bool) {
 	m := regexp.MustCompile(`Statistics, taken (\S+) ago`).FindStringSubmatch(out)
 	if m == nil {
