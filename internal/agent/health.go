@@ -90,33 +90,52 @@ func (v *vmConns) get(ctx context.Context, id string) (libvirtconn.AgentConn, er
 	}
 }
 
-// drop closes the connection of VM id (the VM stopped or went).
+// drop closes the connection of VM id (the VM stopped or went), in the
+// background.
 func (v *vmConns) drop(id string) {
-	v.mu.Lock()
-	vc := v.conns[id]
-	delete(v.conns, id)
-	v.mu.Unlock()
-	if vc != nil {
-		go func() {
-			<-vc.ready
-			if vc.c != nil {
-				vc.c.Close()
-			}
-		}()
+	if vc := v.take(id); vc != nil {
+		go vc.close()
 	}
 }
 
-// closeAll closes every VM's connection (the daemon went away).
+// take removes the connection of VM id from the set (nil when it has none).
+func (v *vmConns) take(id string) *vmConn {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	vc := v.conns[id]
+	delete(v.conns, id)
+	return vc
+}
+
+// close closes the connection once its dial ended (a failed dial has none).
+func (vc *vmConn) close() {
+	<-vc.ready
+	if vc.c != nil {
+		vc.c.Close()
+	}
+}
+
+// closeAll closes every VM's connection (the daemon went away, or the
+// agent stops) and returns once they are closed: a connection closes after
+// the calls under way on it (libvirtconn), and an agent that exited before
+// would close its sockets under those calls — which crashes libvirtd 9.0.
 func (v *vmConns) closeAll() {
 	v.mu.Lock()
-	ids := make([]string, 0, len(v.conns))
-	for id := range v.conns {
-		ids = append(ids, id)
+	all := make([]*vmConn, 0, len(v.conns))
+	for id, vc := range v.conns {
+		all = append(all, vc)
+		delete(v.conns, id)
 	}
 	v.mu.Unlock()
-	for _, id := range ids {
-		v.drop(id)
+	var wg sync.WaitGroup
+	for _, vc := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vc.close()
+		}()
 	}
+	wg.Wait()
 }
 
 func isClosed(ch <-chan struct{}) bool {
