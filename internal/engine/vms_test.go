@@ -591,15 +591,24 @@ func TestHARestartAfterHostLoss(t *testing.T) {
 	if v, _ := api1.VM(ctx, "ha1"); v.State != "Up" || v.Host != "p8b" {
 		t.Errorf("ha1 after p8a came back: %s on %s", v.State, v.Host)
 	}
-	page, _ := api1.Events(ctx, client.EventFilter{Object: ha.ID, Limit: 50})
-	var msgs []string
-	for _, ev := range page.Events {
-		msgs = append(msgs, ev.Message)
-	}
-	all := strings.Join(msgs, "\n")
-	for _, want := range []string{"VM ha1 was set to the Unknown status: host p8a does not answer.",
+	// The destroy's event is written once the agent answered it: a moment
+	// after the copy went.
+	wanted := []string{"VM ha1 was set to the Unknown status: host p8a does not answer.",
 		"Highly available VM ha1 was restarted on host p8b.",
-		"VM ha1 was found Up on host p8a while it runs on host p8b: the copy on p8a was destroyed."} {
+		"VM ha1 was found Up on host p8a while it runs on host p8b: the copy on p8a was destroyed."}
+	var all string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		page, _ := api1.Events(ctx, client.EventFilter{Object: ha.ID, Limit: 50})
+		var msgs []string
+		for _, ev := range page.Events {
+			msgs = append(msgs, ev.Message)
+		}
+		all = strings.Join(msgs, "\n")
+		if strings.Contains(all, wanted[2]) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wanted {
 		if !strings.Contains(all, want) {
 			t.Errorf("events lack %q:\n%s", want, all)
 		}
