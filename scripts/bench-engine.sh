@@ -48,7 +48,9 @@
 # (the engine's GOMEMLIMIT, Go's soft memory limit, such as 900MiB; unset:
 # none), ENGINE_GOGC (the engine's GOGC, such as off with a
 # ENGINE_GOMEMLIMIT far above its heap: a run without collections in its
-# windows, to see what they cost; unset: Go's default), ENGINE_ARGS (more
+# windows, to see what they cost; unset: Go's default), ENGINE_GOMAXPROCS
+# (the engine's GOMAXPROCS; unset: Go's default, the machine's cores),
+# ENGINE_ARGS (more
 # flags of polyvirt engine run, such as --stats-write 30s). PostgreSQL: POLYVIRT_TEST_POSTGRES, else (as root) the server
 # scripts/lib.sh's ensure_postgres sets up; a schema of its own, dropped
 # afterwards.
@@ -145,7 +147,7 @@ run_backend() {
 		pprof=(--pprof-listen "127.0.0.1:$pport")
 		profiling=(--pprof "127.0.0.1:$pport")
 	fi
-	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" GOGC="${ENGINE_GOGC:-}" GODEBUG="$engine_godebug" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" "${engine_args[@]}" 2>"$work/$backend.engine.log" &
+	"${runenv[@]}" GOMEMLIMIT="${ENGINE_GOMEMLIMIT:-}" GOGC="${ENGINE_GOGC:-}" GOMAXPROCS="${ENGINE_GOMAXPROCS:-}" GODEBUG="$engine_godebug" bin/polyvirt engine run --data-dir "$dir" --stats-interval "$INTERVAL" --log-level warn "${pprof[@]}" "${engine_args[@]}" 2>"$work/$backend.engine.log" &
 	engine_pid=$!
 	for _ in $(seq 1 100); do
 		curl -skf "https://127.0.0.1:$port/api/v1/health" >/dev/null 2>&1 && break
