@@ -56,6 +56,10 @@ type fakeAgent struct {
 	libvirtDown string
 	// actions are the action requests received ("shutdown {...}").
 	actions []string
+	// lateStart, when set, makes a shutdown leave the guest running and
+	// publish, before the answer, the "started" event of the start just
+	// before as if it arrived late.
+	lateStart bool
 	// mig is its migration side (fakeagent_migrate_test.go).
 	mig fakeMig
 }
@@ -345,6 +349,11 @@ func (a *fakeAgent) handler() http.Handler {
 			v.vm.State = agentapi.StateDefined
 			a.publish(v.vm, "stopped", "destroyed")
 		case "shutdown":
+			if a.lateStart {
+				a.publish(v.vm, "started", "booted")
+				time.Sleep(300 * time.Millisecond) // the engine sees it first
+				break
+			}
 			// The guest powers off a moment later.
 			id := v.vm.ID
 			go func() {

@@ -216,3 +216,39 @@ func TestHostWithoutLibvirt(t *testing.T) {
 		return json.Unmarshal(h.Stats, &stats) == nil && stats.Libvirt != nil && stats.Libvirt.Connected
 	})
 }
+
+// A shutdown, forced or not, stays PoweringDown when the event of the
+// start just before arrives late — after PoweringDown was recorded, before
+// the agent answered: the VM must not turn Up again while its guest is
+// asked to power off (it did, for a shutdown without a time-out).
+func TestShutdownNotUndoneByALateStartEvent(t *testing.T) {
+	l := newPowerLab(t)
+	ctx := context.Background()
+	api1 := l.te.admin
+	l.create(t, "web1", "power", strings.ReplaceAll(ppcDef, "%s", "web1"), false, "p8a")
+	for _, force := range []bool{false, true} {
+		if _, err := api1.VMAction(ctx, "web1", "start", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitVM(t, api1, "web1", 5*time.Second, vmState("Up"))
+		l.p8a.mu.Lock()
+		l.p8a.lateStart = true
+		l.p8a.mu.Unlock()
+		res, err := api1.ShutdownVM(ctx, "web1", 0, force, "")
+		if err != nil || res.State != "PoweringDown" {
+			t.Errorf("force %v: shutdown answered %+v %v, want PoweringDown", force, res, err)
+		}
+		for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if v, err := api1.VM(ctx, "web1"); err != nil || v.State != "PoweringDown" {
+				t.Fatalf("force %v: VM %s (%v) while its guest is asked to power off", force, v.State, err)
+			}
+		}
+		l.p8a.mu.Lock()
+		l.p8a.lateStart = false
+		l.p8a.mu.Unlock()
+		if _, err := api1.VMAction(ctx, "web1", "destroy", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitVM(t, api1, "web1", 5*time.Second, vmState("Down"))
+	}
+}

@@ -606,6 +606,25 @@ func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VM
 	if err != nil {
 		return engineapi.VMAction{}, err
 	}
+	var shutdown *agentapi.ShutdownRequest
+	if action == "shutdown" {
+		timeout := req.TimeoutSeconds
+		if timeout == 0 {
+			c, err := e.st.GetCluster(ctx, v.ClusterID)
+			if err != nil {
+				return engineapi.VMAction{}, err
+			}
+			timeout = c.ShutdownTimeoutSeconds
+		}
+		if req.Force == nil || *req.Force {
+			shutdown = &agentapi.ShutdownRequest{TimeoutSeconds: timeout, Force: true}
+		}
+		// Before PoweringDown is recorded, forced or not: an Up seen
+		// meanwhile (the event of the start just before, arriving late)
+		// must not undo it; after the time-out one does (the guest kept
+		// running).
+		s.powerdowns.Store(v.ID, time.Now().Add(time.Duration(timeout)*time.Second+powerdownGrace))
+	}
 	if action == "shutdown" && (v.State == store.VMUp || v.State == store.VMPaused || v.State == store.VMPoweringUp) {
 		// Recorded first: the Down that follows is then expected (not a
 		// crash for an HA VM), whichever engine sees it.
@@ -618,20 +637,6 @@ func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VM
 		}); err != nil {
 			return engineapi.VMAction{}, err
 		}
-	}
-	var shutdown *agentapi.ShutdownRequest
-	timeout := 0
-	if action == "shutdown" && (req.Force == nil || *req.Force) {
-		timeout = req.TimeoutSeconds
-		if timeout == 0 {
-			c, err := e.st.GetCluster(ctx, v.ClusterID)
-			if err != nil {
-				return engineapi.VMAction{}, err
-			}
-			timeout = c.ShutdownTimeoutSeconds
-		}
-		shutdown = &agentapi.ShutdownRequest{TimeoutSeconds: timeout, Force: true}
-		s.powerdowns.Store(v.ID, time.Now().Add(time.Duration(timeout)*time.Second+powerdownGrace))
 	}
 	res, err := s.agents.Act(ctx, h, v.ID, action, shutdown)
 	if err != nil {
@@ -659,8 +664,8 @@ func (s *vmService) act(ctx context.Context, id, action string, req engineapi.VM
 			return write, nil
 		}
 		msg := actionMessage(action, cur.Name, userName(ctx), h.Name)
-		if timeout > 0 {
-			msg += fmt.Sprintf(" It is powered off if the guest is not down within %s.", time.Duration(timeout)*time.Second)
+		if shutdown != nil {
+			msg += fmt.Sprintf(" It is powered off if the guest is not down within %s.", time.Duration(shutdown.TimeoutSeconds)*time.Second)
 		}
 		return write, e.appendEvent(ctx, tx, store.Event{Action: "vm." + action, ObjectKind: "vm", ObjectID: cur.ID, ObjectName: cur.Name,
 			Message: msg, Reason: reason})
