@@ -103,16 +103,7 @@ func TestEventStreamsNeverCrashTheDaemon(t *testing.T) {
 	close(stop)
 	churn.Wait()
 
-	if d.Crashed() {
-		t.Fatalf("libvirtd crashed (%v)", d.ExitError())
-	}
-	for _, line := range strings.Split(d.Log(), "\n") {
-		for _, bad := range []string{"could not find event callback", "event deregister failure", "not registered"} {
-			if strings.Contains(line, bad) {
-				t.Errorf("libvirtd logged: %s", line)
-			}
-		}
-	}
+	requireDaemonUnhurt(t, d, "could not find event callback", "event deregister failure", "not registered")
 
 	// After all that, a stream still sees what happens.
 	c, err := libvirtconn.DialAgent(d.URI, 10*time.Second)
@@ -152,4 +143,21 @@ func tinyDomain(name string) string {
 		panic(err)
 	}
 	return x
+}
+
+// requireDaemonUnhurt fails the test when the daemon crashed, and names
+// each line of its log that holds one of the symptoms given (the signs of
+// its callback-list races, before any crash).
+func requireDaemonUnhurt(t *testing.T, d *ownlibvirtd.Daemon, symptoms ...string) {
+	t.Helper()
+	if d.Crashed() {
+		t.Fatalf("libvirtd crashed (%v)", d.ExitError())
+	}
+	for _, line := range strings.Split(d.Log(), "\n") {
+		for _, bad := range symptoms {
+			if strings.Contains(line, bad) {
+				t.Errorf("libvirtd logged: %s", line)
+			}
+		}
+	}
 }
