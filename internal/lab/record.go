@@ -14,6 +14,7 @@ import (
 	"polyvirt/internal/arch"
 	"polyvirt/internal/archspec"
 	"polyvirt/internal/pki"
+	"polyvirt/internal/portrange"
 )
 
 // RecordFile is the lab's record in its directory: the engine's address
@@ -180,7 +181,7 @@ func (h *Host) complete(domainPrefix string) error {
 		if *p != "" {
 			continue
 		}
-		addr, err := freePort(ephemeralRangeFile)
+		addr, err := freePort(portrange.EphemeralFile)
 		if err != nil {
 			return err
 		}
@@ -239,10 +240,6 @@ func engineURLFor(addr net.Addr) string {
 	return "https://" + net.JoinHostPort(host, port)
 }
 
-// ephemeralRangeFile is where Linux says which ports it gives to outgoing
-// connections and to listeners on port 0.
-const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
-
 // freePort is a loopback address whose port is free now and below the
 // ephemeral range that rangeFile gives (Linux's default 32768–60999): a
 // lab's ports are recorded once and bound much later, every time the lab
@@ -250,13 +247,9 @@ const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
 // any process's outgoing connection or listener on port 0. It falls back
 // to a port the system chooses when none below the range is free.
 func freePort(rangeFile string) (string, error) {
-	low := 32768
-	if b, err := os.ReadFile(rangeFile); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 2048 {
-				low = n
-			}
-		}
+	low := portrange.DefaultLow
+	if n, _, err := portrange.Read(rangeFile); err == nil && n > 2048 {
+		low = n
 	}
 	floor := max(low-12000, 1024)
 	for range 64 {

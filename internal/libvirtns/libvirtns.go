@@ -35,6 +35,7 @@ import (
 
 	"polyvirt/internal/libvirtconn"
 	"polyvirt/internal/libvirttls"
+	"polyvirt/internal/portrange"
 )
 
 // Config is a daemon's configuration.
@@ -255,7 +256,7 @@ log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 			vnc = 10000 + 100*randN(107)
 		}
 		if mig == 0 {
-			mig = migrationBlock(ephemeralRangeFile)
+			mig = migrationBlock(portrange.EphemeralFile)
 		}
 		qemuConf, err := os.ReadFile(filepath.Join(etc, "qemu.conf"))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -543,10 +544,6 @@ func randN(n int) int {
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// ephemeralRangeFile is where Linux says which ports it gives to outgoing
-// connections and to listeners on port 0.
-const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
-
 // migrationBlock is the first of 64 incoming migration ports chosen at
 // random above the ephemeral range rangeFile gives (Linux's default
 // 32768–60999; ports below it are the displays' and the labs'): inside it,
@@ -556,12 +553,8 @@ const ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
 // fewer than 8 blocks above it, a block of 61000–65535 is used anyway.
 func migrationBlock(rangeFile string) int {
 	first := 61000
-	if b, err := os.ReadFile(rangeFile); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if hi, err := strconv.Atoi(f[1]); err == nil && hi >= 1024 && hi+1+8*64 <= 65536 {
-				first = hi + 1
-			}
-		}
+	if _, hi, err := portrange.Read(rangeFile); err == nil && hi >= 1024 && hi+1+8*64 <= 65536 {
+		first = hi + 1
 	}
 	return first + 64*randN((65536-first)/64)
 }
