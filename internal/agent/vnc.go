@@ -126,7 +126,8 @@ func (a *Agent) serveVNC(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	err = <-done
-	cancel()
+	// The close frame goes before ctx ends: cancelling a websocket's read
+	// closes its connection at once (the client would see no status).
 	if cs := websocket.CloseStatus(err); cs != -1 || errors.Is(err, context.Canceled) {
 		ws.Close(websocket.StatusNormalClosure, "")
 		return

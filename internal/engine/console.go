@@ -109,16 +109,12 @@ func (e *Engine) bridge(ctx context.Context, cancel context.CancelFunc, c servic
 			break
 		}
 	}
-	cancel()
-	status := websocket.StatusNormalClosure
-	reason := ""
-	if cs := websocket.CloseStatus(err); cs != -1 {
-		status = cs
-	} else if err != nil && !errors.Is(err, context.Canceled) {
-		status, reason = websocket.StatusGoingAway, "console closed"
-	}
+	// The close frames go before ctx ends: cancelling a websocket's read
+	// closes its connection at once, and the client would see no status.
+	status, reason := passedClose(err, "console closed")
 	_ = clientWS.Close(status, reason)
 	_ = current().Close(websocket.StatusNormalClosure, "")
+	cancel()
 }
 
 // follow attaches a bridge to the console of the VM's new host after it
@@ -141,6 +137,24 @@ func (e *Engine) follow(ctx context.Context, c *service.Console, mu *sync.Mutex,
 	old.CloseNow()
 	c.Host = nc.Host
 	return true
+}
+
+// passedClose is the close status and reason a bridge gives its client
+// when the other end's read ended with err: the other end's own (a
+// close frame), a normal closure when the bridge itself ended, else
+// StatusGoingAway with the reason given.
+func passedClose(err error, goingAway string) (websocket.StatusCode, string) {
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.StatusNoStatusRcvd:
+		// A close frame without a status (which may not be sent on).
+		return websocket.StatusNormalClosure, ""
+	case errors.As(err, &ce):
+		return ce.Code, ce.Reason
+	case err == nil || errors.Is(err, context.Canceled):
+		return websocket.StatusNormalClosure, ""
+	}
+	return websocket.StatusGoingAway, goingAway
 }
 
 // pipe copies messages from one websocket to the other until one fails.

@@ -396,6 +396,11 @@ func (a *fakeAgent) handler() http.Handler {
 			if err != nil {
 				return
 			}
+			if string(b) == "bye" {
+				// The console ends (as when its VM stops).
+				ws.Close(websocket.StatusGoingAway, "bye from "+a.name)
+				return
+			}
 			a.mu.Lock()
 			a.typed = append(a.typed, b...)
 			a.mu.Unlock()
@@ -419,6 +424,11 @@ func (a *fakeAgent) handler() http.Handler {
 		for {
 			_, b, err := ws.Read(ctx)
 			if err != nil {
+				return
+			}
+			if string(b) == "bye" {
+				// The VNC server ends (as when its VM stops).
+				ws.Close(websocket.StatusGoingAway, "bye from "+a.name)
 				return
 			}
 			ws.Write(ctx, websocket.MessageBinary, append([]byte("vnc: "), b...))

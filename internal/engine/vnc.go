@@ -76,30 +76,43 @@ func (e *Engine) vmVNC(w http.ResponseWriter, r *http.Request) error {
 	clientWS.SetReadLimit(1 << 20)
 	e.log.Info("graphical console attached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
 	// The RFB bytes both ways until either side ends, or the VM moves.
-	clientDone := make(chan struct{})
-	agentDone := make(chan struct{})
-	go func() { _ = pipe(ctx, clientWS, agentWS); close(clientDone) }()
-	go func() { _ = pipe(ctx, agentWS, clientWS); close(agentDone) }()
-	to := ""
+	clientDone := make(chan error, 1)
+	agentDone := make(chan error, 1)
+	go func() { clientDone <- pipe(ctx, clientWS, agentWS) }()
+	go func() { agentDone <- pipe(ctx, agentWS, clientWS) }()
+	// Every close frame goes before ctx ends: cancelling a websocket's read
+	// closes its connection at once, and the viewer would see no status.
 	select {
 	case <-clientDone:
 	case <-moved:
-		to = e.movedTo(ctx, c)
-	case <-agentDone:
-		// The VNC server closed: its QEMU ends as its migration completes.
-		to = e.awaitMove(ctx, c, moved)
-	}
-	if to != "" {
-		e.log.Info("graphical console closed: its VM moved", "vm", c.VM.Name, "from", c.Host.Name, "to", to, "user", c.User)
-		reason := "the VM moved to " + to
-		if len(reason) > 123 {
-			reason = reason[:123]
+		if !e.closeMoved(clientWS, c, e.movedTo(ctx, c)) {
+			_ = clientWS.Close(websocket.StatusGoingAway, "the graphical console closed")
 		}
-		_ = clientWS.Close(StatusVMMoved, reason)
+	case err := <-agentDone:
+		// The VNC server closed: its QEMU ends as its migration completes.
+		if !e.closeMoved(clientWS, c, e.awaitMove(ctx, c, moved)) {
+			_ = clientWS.Close(passedClose(err, "the VNC server closed the connection"))
+		}
 	}
+	_ = agentWS.Close(websocket.StatusNormalClosure, "")
 	cancel()
 	e.log.Info("graphical console detached", "vm", c.VM.Name, "host", c.Host.Name, "user", c.User)
 	return nil
+}
+
+// closeMoved closes a graphical console whose VM moved to the host named
+// to (StatusVMMoved); false, and nothing done, when to is "".
+func (e *Engine) closeMoved(clientWS *websocket.Conn, c service.Console, to string) bool {
+	if to == "" {
+		return false
+	}
+	e.log.Info("graphical console closed: its VM moved", "vm", c.VM.Name, "from", c.Host.Name, "to", to, "user", c.User)
+	reason := "the VM moved to " + to
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	_ = clientWS.Close(StatusVMMoved, reason)
+	return true
 }
 
 // movedTo is the name of the VM's host when it is not the console's any
