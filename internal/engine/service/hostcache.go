@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -173,25 +172,24 @@ func (l *hostList) refresh(e *engine, gen, set uint64, rev store.HostsRevision, 
 // (m, on the leading engine) when they are newer than the view's, else
 // the view's; and its last contact, the later of the view's and the
 // statistics'.
-func laidStats(m *monitor, v *engineapi.Host) (stats json.RawMessage, at, seen time.Time) {
-	stats, at, seen = v.Stats, v.StatsAt, v.LastSeen
+func laidStats(m *monitor, v *engineapi.Host) laid {
+	l := laidOf(v)
 	if m == nil {
-		return stats, at, seen
+		return l
 	}
-	if s := m.latestStats(v.ID); s != nil && s.At.After(at) && len(s.Stats) > 0 {
-		stats, at = s.Stats, s.At
-		if at.After(seen) {
-			seen = at
+	if s := m.latestStats(v.ID); s != nil && s.At.After(l.at) && len(s.Stats) > 0 {
+		l.stats, l.at = s.Stats, s.At
+		if l.at.After(l.seen) {
+			l.seen = l.at
 		}
 	}
-	return stats, at, seen
+	return l
 }
 
 // appendEncoded appends view i's JSON with the statistics it shows now
 // (laidStats) to dst: the JSON json.Marshal makes of it.
 func (s *hostSnapshot) appendEncoded(dst []byte, m *monitor, i int) ([]byte, error) {
 	v := &s.views[i]
-	stats, at, seen := laidStats(m, v)
 	js := s.enc[i].Load()
 	if js == nil {
 		j, err := newHostJSON(v)
@@ -201,9 +199,7 @@ func (s *hostSnapshot) appendEncoded(dst []byte, m *monitor, i int) ([]byte, err
 		js = &j
 		s.enc[i].Store(js)
 	}
-	w := *v
-	w.Stats, w.StatsAt, w.LastSeen = stats, at, seen
-	return js.appendWith(dst, &w)
+	return js.appendWith(dst, v, laidStats(m, v))
 }
 
 // latestViews is a copy of the views with the statistics they show now
@@ -212,7 +208,8 @@ func (s *hostSnapshot) latestViews(m *monitor) []engineapi.Host {
 	views := slices.Clone(s.views)
 	for i := range views {
 		v := &views[i]
-		v.Stats, v.StatsAt, v.LastSeen = laidStats(m, v)
+		l := laidStats(m, v)
+		v.Stats, v.StatsAt, v.LastSeen = l.stats, l.at, l.seen
 	}
 	return views
 }
@@ -263,7 +260,8 @@ func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) (*hostS
 	m := e.monitor()
 	for _, h := range hosts {
 		v := e.hostView(h, names[h.ClusterID])
-		v.Stats, v.StatsAt, v.LastSeen = laidStats(m, &v)
+		l := laidStats(m, &v)
+		v.Stats, v.StatsAt, v.LastSeen = l.stats, l.at, l.seen
 		views = append(views, v)
 		c := counts[h.ClusterID]
 		if c == nil {

@@ -66,6 +66,16 @@ func TestSnapshotEncoded(t *testing.T) {
 	if snap.enc[0].Load() != base {
 		t.Error("the host's encoding without statistics made again for new statistics")
 	}
+	// Every host of every page comes through here: into a page's buffer
+	// with room, it allocates nothing (it copied the view once).
+	page := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := snap.appendEncoded(page[:0], m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("appending a host with pushed statistics to a page: %.0f allocations, want none", n)
+	}
 	if got, want := string(enc(1)), shows(1, "", time.Time{}, time.Time{}); got != want {
 		t.Errorf("a host the monitor has nothing of:\n got %s\nwant %s", got, want)
 	}

@@ -37,42 +37,60 @@ func newHostJSON(v *engineapi.Host) (hostJSON, error) {
 	return hostJSON{base: b, at: at}, nil
 }
 
-// appendWith appends the view's JSON with its statistics (v's lastSeen,
-// statsAt and stats) to dst: the same document json.Marshal makes of v. A
-// statistics document that is not JSON (an agent's bad push) is left out
-// rather than failing the whole list.
-func (j hostJSON) appendWith(dst []byte, v *engineapi.Host) ([]byte, error) {
+// laid are the statistics a view shows (laidStats): the document, when it
+// was taken, and the host's last contact.
+type laid struct {
+	stats    json.RawMessage
+	at, seen time.Time
+}
+
+// laidOf are the statistics a view holds itself.
+func laidOf(v *engineapi.Host) laid { return laid{v.Stats, v.StatsAt, v.LastSeen} }
+
+// appendWith appends the view's JSON with the statistics l (its lastSeen,
+// statsAt and stats) to dst: the same document json.Marshal makes of v
+// with them. A statistics document that is not JSON (an agent's bad push)
+// is left out rather than failing the whole list. Only a view JSON cannot
+// be spliced into is copied (every host of every page goes through here).
+func (j hostJSON) appendWith(dst []byte, v *engineapi.Host, l laid) ([]byte, error) {
 	if j.at < 0 {
-		return appendMarshal(dst, v)
+		return appendMarshalLaid(dst, v, l)
 	}
 	start := len(dst)
 	out := append(dst, j.base[:j.at]...)
 	for _, f := range []struct {
 		key string
 		t   time.Time
-	}{{`,"lastSeen":"`, v.LastSeen}, {`,"statsAt":"`, v.StatsAt}} {
+	}{{`,"lastSeen":"`, l.seen}, {`,"statsAt":"`, l.at}} {
 		if f.t.IsZero() {
 			continue
 		}
 		if y := f.t.Year(); y < 0 || y > 9999 {
 			// As time.Time's MarshalJSON: no such year in RFC 3339.
-			return appendMarshal(out[:start], v)
+			return appendMarshalLaid(out[:start], v, l)
 		}
 		out = append(out, f.key...)
 		out = f.t.AppendFormat(out, time.RFC3339Nano)
 		out = append(out, '"')
 	}
-	if len(v.Stats) > 0 {
+	if len(l.stats) > 0 {
 		n := len(out)
 		out = append(out, `,"stats":`...)
 		buf := bytes.NewBuffer(out)
-		if err := json.Compact(buf, v.Stats); err != nil {
+		if err := json.Compact(buf, l.stats); err != nil {
 			out = buf.Bytes()[:n]
 		} else {
 			out = buf.Bytes()
 		}
 	}
 	return append(out, j.base[j.at:]...), nil
+}
+
+// appendMarshalLaid is appendMarshal of a copy of v with the statistics l.
+func appendMarshalLaid(dst []byte, v *engineapi.Host, l laid) ([]byte, error) {
+	c := *v
+	c.Stats, c.StatsAt, c.LastSeen = l.stats, l.at, l.seen
+	return appendMarshal(dst, &c)
 }
 
 // appendMarshal appends json.Marshal's document of v to dst (without its

@@ -76,7 +76,7 @@ func BenchmarkHostJSON(b *testing.B) {
 		var page []byte
 		for b.Loop() {
 			var err error
-			if page, err = j.appendWith(page[:0], &v); err != nil {
+			if page, err = j.appendWith(page[:0], &v, laidOf(&v)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -116,7 +116,7 @@ func spliced(t *testing.T, v *engineapi.Host) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := j.appendWith(nil, v)
+	got, err := j.appendWith(nil, v, laidOf(v))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,27 @@ func TestPushedCapsETag(t *testing.T) {
 	if tag, ok := scanCapsETag(doc); !ok || tag != "0a1b" {
 		t.Errorf("an agent's document %s: %q, %v", doc, tag, ok)
 	}
+	// A host's pushes that say the tag they said before make no string
+	// (ten thousand hosts push every few seconds); another tag is read.
+	prev := "0a1b"
+	if n := testing.AllocsPerRun(100, func() {
+		if got := pushedCapsETagSince(doc, prev); got != prev {
+			t.Fatalf("pushedCapsETagSince = %q, want %q", got, prev)
+		}
+	}); n != 0 {
+		t.Errorf("a push with the same tag: %.0f allocations, want none", n)
+	}
+	if got := pushedCapsETagSince(doc, "ffff"); got != "0a1b" {
+		t.Errorf("a push with a new tag: %q", got)
+	}
+	for _, tc := range []struct {
+		etag, tag string
+		want      bool
+	}{{`"0a1b"`, "0a1b", true}, {`"0a1b"`, "0a1", false}, {`0a1b`, "0a1b", false}, {`"0a1b`, "0a1", false}, {`""`, "", true}, {`"`, "", false}, {``, "", false}} {
+		if got := isQuoted(tc.etag, tc.tag); got != tc.want {
+			t.Errorf("isQuoted(%q, %q) = %v", tc.etag, tc.tag, got)
+		}
+	}
 }
 
 // FuzzPushedCapsETag: the quick look at a statistics document (the event

@@ -413,9 +413,16 @@ func (p *poller) capsWanted(h store.Host, clusterChanged, capsDue bool, pushedTa
 		return full, true
 	}
 	if pushedTag != "" {
-		return false, `"`+pushedTag+`"` != p.etag
+		return false, !isQuoted(p.etag, pushedTag)
 	}
 	return false, time.Since(p.capsAt) >= p.m.cfg.CapsInterval
+}
+
+// isQuoted tells whether etag is tag in double quotes (without making
+// the quoted string: every push of ten thousand hosts asks).
+func isQuoted(etag, tag string) bool {
+	n := len(etag)
+	return n == len(tag)+2 && etag[0] == '"' && etag[n-1] == '"' && etag[1:n-1] == tag
 }
 
 // pushedTagLocked is the capabilities' ETag the agent's statistics said,
@@ -574,7 +581,10 @@ func (p *poller) pushedFreshLocked() bool {
 func (p *poller) pushed(ctx context.Context, stats []byte) {
 	t := time.Now()
 	down := libvirtDown(stats)
-	tag := pushedCapsETag(stats)
+	p.mu.Lock()
+	prev := p.pushedTag
+	p.mu.Unlock()
+	tag := pushedCapsETagSince(stats, prev)
 	p.mu.Lock()
 	p.pushedAt, p.pushedDown, p.pushedTag = t, down, tag
 	h := p.host
@@ -663,9 +673,17 @@ next:
 // without a \u escape, its only "capsETag" key in any case the last
 // member, its value without escapes) is read without decoding; anything
 // else is decoded.
-func pushedCapsETag(stats []byte) string {
-	if tag, ok := scanCapsETag(stats); ok {
-		return tag
+func pushedCapsETag(stats []byte) string { return pushedCapsETagSince(stats, "") }
+
+// pushedCapsETagSince is pushedCapsETag given the tag the host's pushes
+// said before (prev): prev itself when they still say it, so that the
+// pushes of an unchanged host make no string.
+func pushedCapsETagSince(stats []byte, prev string) string {
+	if tag, ok := scanCapsETagBytes(stats); ok {
+		if string(tag) == prev {
+			return prev
+		}
+		return string(tag)
 	}
 	return decodeCapsETag(stats)
 }
@@ -684,22 +702,28 @@ func decodeCapsETag(stats []byte) string {
 // scanCapsETag is pushedCapsETag's reading without decoding; false when
 // the document is not one it reads so.
 func scanCapsETag(b []byte) (string, bool) {
+	tag, ok := scanCapsETagBytes(b)
+	return string(tag), ok
+}
+
+// scanCapsETagBytes is scanCapsETag answering the tag's bytes within b.
+func scanCapsETagBytes(b []byte) ([]byte, bool) {
 	if bytes.Contains(b, []byte(`\u`)) {
-		return "", false
+		return nil, false
 	}
 	for _, c := range b {
 		if c >= utf8.RuneSelf {
 			// Non-ASCII text may fold onto the key (ſ is an s to the
 			// decoder).
-			return "", false
+			return nil, false
 		}
 	}
 	switch countASCIIFold(b, `"capsetag"`) {
 	case 0:
-		return "", true
+		return nil, true
 	case 1:
 	default:
-		return "", false
+		return nil, false
 	}
 	// The agent writes it compact, as the outermost object's last member:
 	// after a comma or the opening brace (never so inside a string), its
@@ -708,14 +732,14 @@ func scanCapsETag(b []byte) (string, bool) {
 	const key = `"capsETag":"`
 	i := bytes.Index(b, []byte(key))
 	if i < 1 || (b[i-1] != ',' && b[i-1] != '{') {
-		return "", false
+		return nil, false
 	}
 	v := b[i+len(key):]
 	end := bytes.IndexByte(v, '"')
 	if end < 0 || bytes.IndexByte(v[:end], '\\') >= 0 || string(v[end:]) != `"}` {
-		return "", false
+		return nil, false
 	}
-	return string(v[:end]), true
+	return v[:end], true
 }
 
 // decodeLibvirtDown is libvirtDown reading the whole document.

@@ -328,8 +328,11 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host, lane int) (connect
 			w.y.m.pushed(ctx, h.ID, ev.Stats)
 			continue
 		}
+		// Its own variable: ev, taken by the closure, would be moved to
+		// the heap for every push as well.
+		e := ev
 		mu.Lock()
-		_, err = aside(func() (struct{}, error) { return struct{}{}, w.apply(ctx, ev) })
+		_, err = aside(func() (struct{}, error) { return struct{}{}, w.apply(ctx, e) })
 		mu.Unlock()
 		if err != nil {
 			return true, end(err)
