@@ -176,3 +176,15 @@ func BenchmarkGetHost(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHostStatsBatch1000: 1,000 hosts' reports in one transaction,
+// the size of the engine's flushes at 10,000 hosts (ns/op per batch).
+func BenchmarkHostStatsBatch1000(b *testing.B) {
+	eachBackend(b, 1000, func(b *testing.B, s store.Store, ids []string) {
+		for i := 0; i < b.N; i++ {
+			if _, err := s.UpdateHostStats(ctx, statsFor(ids)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -333,6 +333,15 @@ func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missi
 		}
 	}
 	d := q.s.d
+	if q.tx == nil && q.s.copyStats && len(reports) > statsChunk {
+		if err := q.s.check(op); err != nil {
+			return nil, err
+		}
+		for i := range reports {
+			reports[i].At = reports[i].At.UTC().Truncate(time.Microsecond)
+		}
+		return copyHostStats(ctx, q.s.db, d, op, reports)
+	}
 	jsonType, timeType := "TEXT", "TEXT"
 	if d.backend == Postgres {
 		jsonType, timeType = "JSONB", "TIMESTAMPTZ"

@@ -87,6 +87,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) 
 	db.SetConnMaxLifetime(cfg.MaxConnLifetime)
 	db.SetConnMaxIdleTime(cfg.MaxConnIdleTime)
 	s := newSQLStore(db, postgresDialect)
+	s.copyStats = true
 	if _, err := migrate(ctx, db, postgresDialect, "SELECT pg_advisory_xact_lock(?)", lockKey(schema, "migrate")); err != nil {
 		db.Close()
 		return fail(err)

@@ -39,6 +39,11 @@ type sqlStore struct {
 	lead func(ctx context.Context, role string) (Leadership, bool, error)
 	// closeHook releases what the backend holds besides db.
 	closeHook func() error
+	// copyStats: UpdateHostStats of more hosts than one statement takes,
+	// outside a transaction, goes through COPY (copyHostStats; PostgreSQL:
+	// 1,000 hosts' reports in 28% less time with 9 times fewer bytes
+	// allocated; fewer take less time as UPDATEs, BenchmarkHostStatsBatch*).
+	copyStats bool
 
 	// stmts keeps the prepared statements by their SQL (the dialect's),
 	// nstmts counts them (at most maxStmts), when the dialect prepares.

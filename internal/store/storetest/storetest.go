@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteClusterInUse", testDeleteClusterInUse},
 		{"Hosts", testHosts},
 		{"HostStats", testHostStats},
+		{"HostStatsLargeBatch", testHostStatsLargeBatch},
 		{"JoinToken", testJoinToken},
 		{"JoinTokenConcurrent", testJoinTokenConcurrent},
 		{"OptimisticLock", testOptimisticLock},
@@ -473,6 +474,67 @@ func testHostStats(t *testing.T, s store.Store) {
 	missing, err = s.UpdateHostStats(ctx, nil)
 	if err != nil || missing != nil {
 		t.Errorf("empty batch: %v %v", missing, err)
+	}
+}
+
+// testHostStatsLargeBatch: a batch of more hosts than one statement takes
+// (PostgreSQL writes it through COPY) keeps UpdateHostStats' contract —
+// each host's last report of the batch wins, a report without statistics
+// only records the contact, unknown hosts are answered in order.
+func testHostStatsLargeBatch(t *testing.T, s store.Store) {
+	c := mkCluster(t, s, "c")
+	const n = 300
+	ids := make([]string, 0, n)
+	must(t, "create hosts", s.InTx(ctx, func(tx store.Tx) error {
+		for i := 0; i < n; i++ {
+			h := store.Host{Name: fmt.Sprintf("h%03d", i), Address: fmt.Sprintf("h%03d.example:54321", i), ClusterID: c.ID, Arch: arch.PPC64LE,
+				CPUFlags: []string{"powernv", "model_POWER8"}, EmulatedMachines: []string{"pseries-7.2"}}
+			if err := tx.CreateHost(ctx, &h); err != nil {
+				return err
+			}
+			ids = append(ids, h.ID)
+		}
+		return nil
+	}))
+	first := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := first.Add(time.Minute + 987654321)
+	must(t, "first stats", func() error {
+		_, err := s.UpdateHostStats(ctx, []store.HostStats{{HostID: ids[1], Stats: json.RawMessage(`{"n":"first"}`), At: first}})
+		return err
+	}())
+	var batch []store.HostStats
+	batch = append(batch, store.HostStats{HostID: "gone-1", Stats: json.RawMessage(`{}`), At: at})
+	for i, id := range ids {
+		batch = append(batch, store.HostStats{HostID: id, Stats: json.RawMessage(`{"n":"early"}`), At: at})
+		if i != 1 {
+			batch = append(batch, store.HostStats{HostID: id, Stats: json.RawMessage(fmt.Sprintf(`{"n": %d, "s": "\u00e9t\u00e9 \"x\""}`, i)), At: at})
+		}
+	}
+	// Host 1's last report has no document: its first stays.
+	batch = append(batch, store.HostStats{HostID: ids[1], At: at}, store.HostStats{HostID: "gone-2", At: at})
+	missing, err := s.UpdateHostStats(ctx, batch)
+	must(t, "large batch", err)
+	if diff := cmp.Diff([]string{"gone-1", "gone-2"}, missing); diff != "" {
+		t.Errorf("missing (-want +got):\n%s", diff)
+	}
+	hosts, err := s.ListHosts(ctx, store.HostFilter{ClusterID: c.ID})
+	must(t, "list", err)
+	if len(hosts) != n {
+		t.Fatalf("%d hosts listed, want %d", len(hosts), n)
+	}
+	want := at.Truncate(time.Microsecond)
+	for _, h := range hosts {
+		var i int
+		if _, err := fmt.Sscanf(h.Name, "h%03d", &i); err != nil {
+			t.Fatal(err)
+		}
+		doc, statsAt := fmt.Sprintf(`{"n": %d, "s": "été \"x\""}`, i), want
+		if i == 1 {
+			doc, statsAt = `{"n":"first"}`, first
+		}
+		if !jsonSame(h.Stats, json.RawMessage(doc)) || !h.StatsAt.Equal(statsAt) || !h.LastSeen.Equal(want) {
+			t.Errorf("host %s: stats %s at %v, seen %v; want %s at %v, seen %v", h.Name, h.Stats, h.StatsAt, h.LastSeen, doc, statsAt, want)
+		}
 	}
 }
 
