@@ -203,18 +203,16 @@ func (q *queries) ListHosts(ctx context.Context, f HostFilter) ([]Host, error) {
 	if f.Limit > 0 {
 		query += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	out := []Host{}
+	var out chunked[Host]
 	err := q.read("list", func() error {
 		return q.many(ctx, "list", "hosts", func(r rowScanner) error {
-			var h Host
-			if err := scanHost(&h)(r); err != nil {
-				return err
-			}
-			out = append(out, h)
-			return nil
+			return scanHost(out.next())(r)
 		}, query, args...)
 	})
-	return out, err
+	if err != nil {
+		return []Host{}, err
+	}
+	return out.rows(), nil
 }
 
 // CountHosts implements Queries.
