@@ -1,10 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
+
+	"polyvirt/internal/api/engineapi"
 )
 
 // TestCPUSpent: processes that ended are not counted, new ones (and new
@@ -91,4 +95,24 @@ func FuzzParseSchedstat(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHostBriefReadsTheEnginesHost: the fields the bench reads of a listed
+// host are the engine's own (names as engineapi.Host encodes them).
+func TestHostBriefReadsTheEnginesHost(t *testing.T) {
+	seen := time.Date(2026, 12, 6, 20, 0, 1, 123456789, time.UTC)
+	b, err := json.Marshal(engineapi.HostPage{Hosts: []engineapi.Host{{ID: "i", Name: "sim-00042", Status: "Up", LastSeen: seen,
+		Stats: json.RawMessage(`{"host":{"cpus":4},"name":"not this"}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Hosts []hostBrief `json:"hosts"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Hosts) != 1 || p.Hosts[0] != (hostBrief{Name: "sim-00042", Status: "Up", LastSeen: seen}) {
+		t.Errorf("read %+v from %s", p.Hosts, b)
+	}
 }
