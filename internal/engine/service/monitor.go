@@ -115,7 +115,6 @@ type monitor struct {
 	vsync        *vmSync
 	queue        *pollQueue
 	admitter     *admitter
-	pushers      *pushers
 	warned       rateLimiter
 }
 
@@ -124,7 +123,6 @@ func newMonitor(e *engine) *monitor {
 		pollers: map[string]*poller{}, batch: statsBatch{pending: map[string]store.HostStats{}},
 		queue: newPollQueue(e.cfg.Monitor.StatsInterval), warned: rateLimiter{every: 30 * time.Second, burst: 3}}
 	m.admitter = newAdmitter(m)
-	m.pushers = newPushers()
 	return m
 }
 
@@ -146,8 +144,6 @@ func (m *monitor) run(ctx context.Context) {
 	go func() { m.admitter.run(ctx); close(admitDone) }()
 	queueDone := make(chan struct{})
 	go func() { m.queue.run(ctx); close(queueDone) }()
-	pushersDone := make(chan struct{})
-	go func() { m.pushers.run(ctx); close(pushersDone) }()
 	t := time.NewTicker(m.cfg.HostsReload)
 	defer t.Stop()
 	m.reloadHosts(ctx, true)
@@ -157,7 +153,6 @@ func (m *monitor) run(ctx context.Context) {
 		case <-ctx.Done():
 			<-queueDone
 			<-admitDone
-			<-pushersDone
 			m.queue.wait()
 			<-batchDone
 			<-haDone
@@ -582,22 +577,8 @@ func (p *poller) pushedFreshLocked() bool {
 // pushed records the statistics the host's agent pushed on its event
 // stream: the host answers. An agent that cannot reach libvirt makes the
 // host NonOperational at once; a host that must be admitted again (it did
-// not answer, or libvirt is back) gets a round now. stats is kept.
+// not answer, or libvirt is back) gets a round now.
 func (p *poller) pushed(ctx context.Context, stats []byte) {
-	p.afterPush(ctx, p.recordPush(stats))
-}
-
-// pushOutcome is what a push recorded asks of its host's poller.
-type pushOutcome struct {
-	// down is why the agent cannot reach libvirt ("" when it can).
-	down string
-	// admit: the host must be admitted again.
-	admit bool
-}
-
-// recordPush is pushed's recording (stats is kept): what it allocates is
-// allocated by the caller (a push recorder, pushers).
-func (p *poller) recordPush(stats []byte) pushOutcome {
 	t := time.Now()
 	down := libvirtDown(stats)
 	p.mu.Lock()
@@ -610,34 +591,22 @@ func (p *poller) recordPush(stats []byte) pushOutcome {
 	p.mu.Unlock()
 	p.m.e.obs.StatsPushed()
 	p.gotStats(t, stats)
-	return pushOutcome{down: down, admit: down == "" && needsAdmissionHost(h, false, false)}
-}
-
-// afterPush does what a recorded push asks: the host's status when its
-// agent cannot reach libvirt, else a round now when it must be admitted.
-func (p *poller) afterPush(ctx context.Context, o pushOutcome) {
-	if o.down != "" {
-		p.setStatus(ctx, pollOutcome{OK: true, LibvirtDown: o.down})
+	if down != "" {
+		p.setStatus(ctx, pollOutcome{OK: true, LibvirtDown: down})
 		return
 	}
-	if o.admit {
+	if needsAdmissionHost(h, false, false) {
 		p.kickNow()
 	}
 }
 
-// pushed passes the statistics a host's agent pushed to its poller:
-// stats (the stream's buffer, not kept) is copied and recorded by one of
-// the push recorders, and reply (the caller's, one push at a time) has
-// their outcome, which the caller then acts on.
-func (m *monitor) pushed(ctx context.Context, hostID string, stats []byte, reply chan pushOutcome) {
+// pushed passes the statistics a host's agent pushed to its poller (a
+// copy: stats may be the stream's buffer).
+func (m *monitor) pushed(ctx context.Context, hostID string, stats []byte) {
 	p := m.poller(hostID)
-	if p == nil || len(stats) == 0 {
-		return
+	if p != nil && len(stats) > 0 {
+		p.pushed(ctx, bytes.Clone(stats))
 	}
-	if !m.pushers.record(ctx, p, stats, reply) {
-		return
-	}
-	p.afterPush(ctx, <-reply)
 }
 
 // libvirtDown reads, from an agent's statistics, why it cannot reach

@@ -317,7 +317,6 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host, lane int) (connect
 		}
 		return err
 	}
-	reply := make(chan pushOutcome, 1)
 	for {
 		ev, err := stream.Next()
 		if err != nil {
@@ -326,7 +325,7 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host, lane int) (connect
 		if ev.Event == agentapi.EventStats {
 			// The host's statistics, pushed: the monitoring's round need
 			// not ask for them.
-			w.y.m.pushed(ctx, h.ID, ev.Stats, reply)
+			w.y.m.pushed(ctx, h.ID, ev.Stats)
 			continue
 		}
 		// Its own variable: ev, taken by the closure, would be moved to
