@@ -241,40 +241,11 @@ func (o *agentOps) events(ctx context.Context, h store.Host, stats time.Duration
 		body.Close()
 		return nil, &service.AgentError{Host: h.Name, Status: status, Code: fmt.Sprintf("HTTP_%d", status), Msg: "GET /v1/events"}
 	}
-	return &eventStream{body: body, sc: newEventScanner(body), stats: header.Get(agentapi.StatsHeader) != ""}, nil
-}
-
-// newEventScanner reads server-sent events from r: each token is one
-// event's lines (without the blank line that ends it). Events are small:
-// it starts with a small buffer (ten thousand hosts keep ten thousand
-// streams open) and grows to 1 MiB for statistics of many VMs.
-func newEventScanner(r io.Reader) *bufio.Scanner {
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(body)
+	// Events are small: start with a small buffer (ten thousand hosts keep
+	// ten thousand streams open), grow to 1 MiB for statistics of many VMs.
 	sc.Buffer(make([]byte, 0, 1<<10), 1<<20)
-	sc.Split(scanEvents)
-	return sc
-}
-
-// scanEvents is a bufio.SplitFunc of server-sent events: a token is the
-// lines up to a blank one ("\n" or "\r\n" ending each); an event the
-// stream ends in the middle of is dropped.
-func scanEvents(data []byte, atEOF bool) (advance int, token []byte, err error) {
-	start := 0
-	for start < len(data) {
-		i := bytes.IndexByte(data[start:], '\n')
-		if i < 0 {
-			break
-		}
-		line := data[start : start+i]
-		if len(line) == 0 || (len(line) == 1 && line[0] == '\r') {
-			return start + i + 1, data[:max(start-1, 0)], nil
-		}
-		start += i + 1
-	}
-	if atEOF {
-		return len(data), nil, nil
-	}
-	return 0, nil, nil
+	return &eventStream{body: body, sc: sc, stats: header.Get(agentapi.StatsHeader) != ""}, nil
 }
 
 // PushesStats tells whether the agent pushes its statistics on the
@@ -283,53 +254,49 @@ func (s *eventStream) PushesStats() bool { return s.stats }
 
 // Next returns the next VM event, or the statistics the agent pushed (an
 // event agentapi.EventStats whose Stats is the data as it came, when it is
-// JSON, valid until the next call); io.EOF when the stream ended. Events
-// that cannot be read are skipped.
+// JSON); io.EOF when the stream ended. Events that cannot be read are
+// skipped.
 func (s *eventStream) Next() (agentapi.Event, error) {
 	// Ten thousand hosts push every few seconds: the event's name is
-	// compared, not kept, and statistics of one data line (as the agent
-	// writes them) are not copied out of the stream's buffer.
+	// compared, not kept, and the data is one allocation of its size.
+	var data []byte
+	stats := false
 	for s.sc.Scan() {
-		var data []byte
-		lines, stats, joined := s.sc.Bytes(), false, false
-		for len(lines) > 0 {
-			var line []byte
-			line, lines, _ = bytes.Cut(lines, []byte("\n"))
-			line = bytes.TrimSuffix(line, []byte("\r"))
-			switch {
-			case bytes.HasPrefix(line, []byte("event:")):
-				stats = string(bytes.TrimSpace(line[len("event:"):])) == agentapi.EventStats
-			case bytes.HasPrefix(line, []byte("data:")):
-				part := bytes.TrimPrefix(line[len("data:"):], []byte(" "))
-				switch {
-				case data == nil:
-					data = part[:len(part):len(part)]
-				case !joined:
-					// Several data lines: joined in a copy.
-					data = append(append(append(make([]byte, 0, len(data)+1+len(part)), data...), '\n'), part...)
-					joined = true
-				default:
-					data = append(append(data, '\n'), part...)
-				}
-			}
-		}
-		if len(data) == 0 {
-			continue
-		}
-		if stats {
-			if !json.Valid(data) {
-				// Kept as the host's statistics, written in a batch with
-				// every other host's: a document that is not JSON would
-				// fail them all. Skipped, as a malformed event is.
+		line := s.sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if len(data) == 0 {
+				stats = false
 				continue
 			}
-			return agentapi.Event{Event: agentapi.EventStats, Stats: data}, nil
+			if stats {
+				if !json.Valid(data) {
+					// Kept as the host's statistics, written in a batch
+					// with every other host's: a document that is not
+					// JSON would fail them all. Skipped, as a malformed
+					// event is.
+					data, stats = data[:0], false
+					continue
+				}
+				return agentapi.Event{Event: agentapi.EventStats, Stats: data}, nil
+			}
+			var ev agentapi.Event
+			if err := json.Unmarshal(data, &ev); err != nil {
+				data, stats = data[:0], false
+				continue
+			}
+			return ev, nil
+		case bytes.HasPrefix(line, []byte("event:")):
+			stats = string(bytes.TrimSpace(line[len("event:"):])) == agentapi.EventStats
+		case bytes.HasPrefix(line, []byte("data:")):
+			part := bytes.TrimPrefix(line[len("data:"):], []byte(" "))
+			if data == nil {
+				data = make([]byte, 0, len(part))
+			} else if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, part...)
 		}
-		var ev agentapi.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			continue
-		}
-		return ev, nil
 	}
 	if err := s.sc.Err(); err != nil {
 		return agentapi.Event{}, err

@@ -72,9 +72,7 @@ type Agents interface {
 // EventStream is a host's VM events, one at a time, and the statistics
 // its agent pushes (agentapi.EventStats events).
 type EventStream interface {
-	// Next returns the next event; io.EOF when the stream ended. Pushed
-	// statistics (agentapi.EventStats) may be the stream's buffer: valid
-	// until the next call.
+	// Next returns the next event; io.EOF when the stream ended.
 	Next() (agentapi.Event, error)
 	// PushesStats tells whether the agent pushes its statistics on this
 	// stream (it said so: agentapi.StatsHeader).

@@ -600,12 +600,11 @@ func (p *poller) pushed(ctx context.Context, stats []byte) {
 	}
 }
 
-// pushed passes the statistics a host's agent pushed to its poller (a
-// copy: stats may be the stream's buffer).
+// pushed passes the statistics a host's agent pushed to its poller.
 func (m *monitor) pushed(ctx context.Context, hostID string, stats []byte) {
 	p := m.poller(hostID)
 	if p != nil && len(stats) > 0 {
-		p.pushed(ctx, bytes.Clone(stats))
+		p.pushed(ctx, stats)
 	}
 }
 
