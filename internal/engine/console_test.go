@@ -2,17 +2,11 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"polyvirt/internal/api/engineapi"
 )
 
 // TestConsolesEndWithTheHostsCloseStatus: when the host's end of a
@@ -27,17 +21,7 @@ func TestConsolesEndWithTheHostsCloseStatus(t *testing.T) {
 	defer cancel()
 	v := l.startedOn(t, "ender", "p8a")
 	want := "bye from " + l.agent(v.Host).name
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(l.te.caPEM)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	openVNC := func() (*websocket.Conn, error) {
-		var tk engineapi.ConsoleTicket
-		if err := l.te.admin.Do(ctx, "POST", "/vms/ender/console-ticket", nil, engineapi.ConsoleTicketRequest{Type: "vnc"}, &tk); err != nil {
-			return nil, err
-		}
-		ws, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(l.te.url, "https")+tk.Path, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"binary"}})
-		return ws, err
-	}
+	openVNC := func() (*websocket.Conn, error) { return l.te.openVNC(ctx, "ender") }
 	openSerial := func() (*websocket.Conn, error) { return l.te.admin.Console(ctx, "ender", false) }
 	for _, tc := range []struct {
 		name string

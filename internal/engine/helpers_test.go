@@ -3,9 +3,16 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"polyvirt/internal/api/engineapi"
 	"polyvirt/internal/client"
@@ -83,4 +90,19 @@ func waitHost(t *testing.T, c *client.Client, name string, within time.Duration,
 
 func status(s string) func(engineapi.Host) bool {
 	return func(h engineapi.Host) bool { return h.Status == s }
+}
+
+// openVNC opens a VM's graphical console through the engine as the web UI
+// does: a console ticket of the administrator's, then the websocket
+// (subprotocol binary) over the engine's HTTPS.
+func (te *testEngine) openVNC(ctx context.Context, vm string) (*websocket.Conn, error) {
+	var tk engineapi.ConsoleTicket
+	if err := te.admin.Do(ctx, "POST", "/vms/"+url.PathEscape(vm)+"/console-ticket", nil, engineapi.ConsoleTicketRequest{Type: "vnc"}, &tk); err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(te.caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	ws, _, err := websocket.Dial(ctx, "wss"+strings.TrimPrefix(te.url, "https")+tk.Path, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"binary"}})
+	return ws, err
 }

@@ -2,10 +2,7 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -579,18 +576,11 @@ func TestGraphicalConsoleOfMovedVM(t *testing.T) {
 	src.mu.Lock()
 	src.mig.hold = hold
 	src.mu.Unlock()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(l.te.caPEM)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	open := func() *websocket.Conn {
 		t.Helper()
-		var tk engineapi.ConsoleTicket
-		if err := l.te.admin.Do(ctx, "POST", "/vms/mover/console-ticket", nil, engineapi.ConsoleTicketRequest{Type: "vnc"}, &tk); err != nil {
-			t.Fatal(err)
-		}
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		ws, _, err := websocket.Dial(dctx, "wss"+strings.TrimPrefix(l.te.url, "https")+tk.Path, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"binary"}})
+		ws, err := l.te.openVNC(dctx, "mover")
 		if err != nil {
 			t.Fatal(err)
 		}
