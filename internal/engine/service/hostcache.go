@@ -207,9 +207,7 @@ func (s *hostSnapshot) appendEncoded(dst []byte, m *monitor, i int) ([]byte, err
 func (s *hostSnapshot) latestViews(m *monitor) []engineapi.Host {
 	views := slices.Clone(s.views)
 	for i := range views {
-		v := &views[i]
-		l := laidStats(m, v)
-		v.Stats, v.StatsAt, v.LastSeen = l.stats, l.at, l.seen
+		laidStats(m, &views[i]).setOn(&views[i])
 	}
 	return views
 }
@@ -260,8 +258,7 @@ func readHostList(ctx context.Context, e *engine, prev []engineapi.Host) (*hostS
 	m := e.monitor()
 	for _, h := range hosts {
 		v := e.hostView(h, names[h.ClusterID])
-		l := laidStats(m, &v)
-		v.Stats, v.StatsAt, v.LastSeen = l.stats, l.at, l.seen
+		laidStats(m, &v).setOn(&v)
 		views = append(views, v)
 		c := counts[h.ClusterID]
 		if c == nil {

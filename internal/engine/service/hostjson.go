@@ -47,6 +47,9 @@ type laid struct {
 // laidOf are the statistics a view holds itself.
 func laidOf(v *engineapi.Host) laid { return laid{v.Stats, v.StatsAt, v.LastSeen} }
 
+// setOn makes them v's.
+func (l laid) setOn(v *engineapi.Host) { v.Stats, v.StatsAt, v.LastSeen = l.stats, l.at, l.seen }
+
 // appendWith appends the view's JSON with the statistics l (its lastSeen,
 // statsAt and stats) to dst: the same document json.Marshal makes of v
 // with them. A statistics document that is not JSON (an agent's bad push)
@@ -89,7 +92,7 @@ func (j hostJSON) appendWith(dst []byte, v *engineapi.Host, l laid) ([]byte, err
 // appendMarshalLaid is appendMarshal of a copy of v with the statistics l.
 func appendMarshalLaid(dst []byte, v *engineapi.Host, l laid) ([]byte, error) {
 	c := *v
-	c.Stats, c.StatsAt, c.LastSeen = l.stats, l.at, l.seen
+	l.setOn(&c)
 	return appendMarshal(dst, &c)
 }
 

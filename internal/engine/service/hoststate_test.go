@@ -104,7 +104,7 @@ func TestPushedCapsETag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tag, ok := scanCapsETag(doc); !ok || tag != "0a1b" {
+	if tag, ok := scanCapsETag(doc); !ok || string(tag) != "0a1b" {
 		t.Errorf("an agent's document %s: %q, %v", doc, tag, ok)
 	}
 	// A host's pushes that say the tag they said before make no string

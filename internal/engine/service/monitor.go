@@ -582,11 +582,7 @@ func (p *poller) pushed(ctx context.Context, stats []byte) {
 	t := time.Now()
 	down := libvirtDown(stats)
 	p.mu.Lock()
-	prev := p.pushedTag
-	p.mu.Unlock()
-	tag := pushedCapsETagSince(stats, prev)
-	p.mu.Lock()
-	p.pushedAt, p.pushedDown, p.pushedTag = t, down, tag
+	p.pushedAt, p.pushedDown, p.pushedTag = t, down, pushedCapsETagSince(stats, p.pushedTag)
 	h := p.host
 	p.mu.Unlock()
 	p.m.e.obs.StatsPushed()
@@ -679,7 +675,7 @@ func pushedCapsETag(stats []byte) string { return pushedCapsETagSince(stats, "")
 // said before (prev): prev itself when they still say it, so that the
 // pushes of an unchanged host make no string.
 func pushedCapsETagSince(stats []byte, prev string) string {
-	if tag, ok := scanCapsETagBytes(stats); ok {
+	if tag, ok := scanCapsETag(stats); ok {
 		if string(tag) == prev {
 			return prev
 		}
@@ -699,15 +695,9 @@ func decodeCapsETag(stats []byte) string {
 	return s.CapsETag
 }
 
-// scanCapsETag is pushedCapsETag's reading without decoding; false when
-// the document is not one it reads so.
-func scanCapsETag(b []byte) (string, bool) {
-	tag, ok := scanCapsETagBytes(b)
-	return string(tag), ok
-}
-
-// scanCapsETagBytes is scanCapsETag answering the tag's bytes within b.
-func scanCapsETagBytes(b []byte) ([]byte, bool) {
+// scanCapsETag is pushedCapsETag's reading without decoding: the tag's
+// bytes within b; false when the document is not one it reads so.
+func scanCapsETag(b []byte) ([]byte, bool) {
 	if bytes.Contains(b, []byte(`\u`)) {
 		return nil, false
 	}
