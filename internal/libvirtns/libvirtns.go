@@ -550,9 +550,10 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 // any process's outgoing connection could hold the port libvirt gives an
 // incoming migration, and QEMU's migrate-incoming failed with "Failed to
 // find an available port: Address already in use". When the range leaves
-// fewer than 8 blocks above it, a block of 61000–65535 is used anyway.
+// fewer than 8 blocks above it (or cannot be read), a block above Linux's
+// default range is used: 61000–65535.
 func migrationBlock(rangeFile string) int {
-	first := 61000
+	first := portrange.DefaultHigh + 1
 	if _, hi, err := portrange.Read(rangeFile); err == nil && hi >= 1024 && hi+1+8*64 <= 65536 {
 		first = hi + 1
 	}
