@@ -61,13 +61,15 @@ func (d *dialect) q(query string) string {
 	return b.String()
 }
 
-// ts is a time argument: NULL for the zero time, UTC to the microsecond
-// (what both backends keep).
+// storedTime is t as both backends keep it: UTC, to the microsecond.
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// ts is a time argument: NULL for the zero time, else storedTime.
 func (d *dialect) ts(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	t = t.UTC().Truncate(time.Microsecond)
+	t = storedTime(t)
 	if d.backend == SQLite {
 		return t.Format(sqliteTime)
 	}

@@ -336,7 +336,7 @@ func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missi
 			return nil, err
 		}
 		for i := range reports {
-			reports[i].At = reports[i].At.UTC().Truncate(time.Microsecond)
+			reports[i].At = storedTime(reports[i].At)
 		}
 		return copyHostStats(ctx, q.s.db, d, op, reports)
 	}
@@ -372,11 +372,7 @@ func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missi
 			}, query, args...); err != nil {
 				return err
 			}
-			for _, s := range chunk {
-				if !done[s.HostID] {
-					missing = append(missing, s.HostID)
-				}
-			}
+			missing = appendNotDone(missing, chunk, done)
 		}
 		return nil
 	})
@@ -384,6 +380,17 @@ func (q *queries) UpdateHostStats(ctx context.Context, stats []HostStats) (missi
 		return nil, err
 	}
 	return missing, nil
+}
+
+// appendNotDone appends to missing, in order, the hosts of reports whose
+// statistics row the update did not find (not in done).
+func appendNotDone(missing []string, reports []HostStats, done map[string]bool) []string {
+	for _, s := range reports {
+		if !done[s.HostID] {
+			missing = append(missing, s.HostID)
+		}
+	}
+	return missing
 }
 
 // SetHostJoinToken implements Queries.

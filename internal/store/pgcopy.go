@@ -87,12 +87,7 @@ func copyHostStatsOn(ctx context.Context, c *pgx.Conn, reports []HostStats) (mis
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	for _, s := range reports {
-		if !done[s.HostID] {
-			missing = append(missing, s.HostID)
-		}
-	}
-	return missing, nil
+	return appendNotDone(nil, reports, done), nil
 }
 
 // statsRows is a batch's rows for COPY: each row's values point into the
