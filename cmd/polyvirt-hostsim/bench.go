@@ -547,15 +547,11 @@ func (b *bench) readAll(ctx context.Context, cluster string) ([]hostBrief, []tim
 	var ages []time.Duration
 	cont := ""
 	for {
-		q := url.Values{"cluster": {cluster}, "limit": {strconv.Itoa(engineapi.MaxHostPageSize)}}
-		if cont != "" {
-			q.Set("continue", cont)
-		}
 		var p struct {
 			Hosts    []hostBrief `json:"hosts"`
 			Continue string      `json:"continue"`
 		}
-		if err := b.eng.Do(ctx, "GET", "/hosts", q, nil, &p); err != nil {
+		if err := b.eng.HostPageInto(ctx, client.HostFilter{Cluster: cluster}, engineapi.MaxHostPageSize, cont, &p); err != nil {
 			return nil, nil, err
 		}
 		now := time.Now()

@@ -477,6 +477,15 @@ func (c *Client) Hosts(ctx context.Context, f HostFilter) ([]engineapi.Host, err
 // (0: the engine's default), after the position of cont (the Continue
 // of the page before; empty: the first page).
 func (c *Client) HostPage(ctx context.Context, f HostFilter, limit int, cont string) (engineapi.HostPage, error) {
+	var out engineapi.HostPage
+	err := c.HostPageInto(ctx, f, limit, cont, &out)
+	return out, err
+}
+
+// HostPageInto is HostPage decoding the page into out, a type of the
+// caller's (fields it does not name are skipped, not decoded: a reader of
+// ten thousand hosts that needs a few of their fields).
+func (c *Client) HostPageInto(ctx context.Context, f HostFilter, limit int, cont string, out any) error {
 	q := url.Values{}
 	if f.Cluster != "" {
 		q.Set("cluster", f.Cluster)
@@ -493,9 +502,7 @@ func (c *Client) HostPage(ctx context.Context, f HostFilter, limit int, cont str
 	if cont != "" {
 		q.Set("continue", cont)
 	}
-	var out engineapi.HostPage
-	err := c.Do(ctx, "GET", "/hosts", q, nil, &out)
-	return out, err
+	return c.Do(ctx, "GET", "/hosts", q, nil, out)
 }
 
 // Host shows a host; withCaps includes its capabilities report.

@@ -379,3 +379,39 @@ func TestConnectionLost(t *testing.T) {
 		t.Errorf("no engine listening: %v; want a refused connection, not a lost one", err)
 	}
 }
+
+// TestHostPageInto: a page of the host list asked for with its filter,
+// size and continuation, decoded into the caller's own type (what it does
+// not name is skipped); HostPage is the same page as engineapi's type.
+func TestHostPageInto(t *testing.T) {
+	var asked []string
+	s, ca := engineServing(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Path+"?"+r.URL.RawQuery)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"hosts":[{"id":"i1","name":"p8","status":"Up","stats":{"host":{"cpus":4}}}],"continue":"c2"}`)
+	}))
+	c, err := New(Options{Engine: s.URL, CAPEM: ca.CertPEM, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var brief struct {
+		Hosts []struct {
+			Name string `json:"name"`
+		} `json:"hosts"`
+		Continue string `json:"continue"`
+	}
+	if err := c.HostPageInto(context.Background(), HostFilter{Cluster: "power", Statuses: []string{"Up", "Maintenance"}}, 500, "c1", &brief); err != nil {
+		t.Fatal(err)
+	}
+	if len(brief.Hosts) != 1 || brief.Hosts[0].Name != "p8" || brief.Continue != "c2" {
+		t.Errorf("page %+v", brief)
+	}
+	page, err := c.HostPage(context.Background(), HostFilter{Cluster: "power"}, 0, "")
+	if err != nil || len(page.Hosts) != 1 || page.Hosts[0].ID != "i1" || string(page.Hosts[0].Stats) != `{"host":{"cpus":4}}` || page.Continue != "c2" {
+		t.Errorf("HostPage: %+v %v", page, err)
+	}
+	want := []string{"/api/v1/hosts?cluster=power&continue=c1&limit=500&status=Up%2CMaintenance", "/api/v1/hosts?cluster=power"}
+	if len(asked) != 2 || asked[0] != want[0] || asked[1] != want[1] {
+		t.Errorf("asked %q, want %q", asked, want)
+	}
+}
