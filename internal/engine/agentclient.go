@@ -51,7 +51,14 @@ type agentClient struct {
 	pins sync.Map
 	// ops calls the VM API, with longer timeouts.
 	ops *agentOps
+	// readers read the hosts' event streams.
+	readers *streamReaders
 }
+
+// streamReaderCount is the number of goroutines that read the hosts'
+// event streams (streamReaders): a push takes one some 50 µs, and ten
+// thousand hosts push five thousand times a second.
+const streamReaderCount = 4
 
 // idleAgentConn is how long a host's HTTP/2 connection stays open without
 // a request: long enough for an operation's requests, which come a second
@@ -71,7 +78,7 @@ func newAgentClient(p *pkiFiles, timeout time.Duration) (*agentClient, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(p.ca.Cert)
-	c := &agentClient{roots: roots, timeout: timeout}
+	c := &agentClient{roots: roots, timeout: timeout, readers: newStreamReaders(streamReaderCount)}
 	c.base = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
@@ -121,21 +128,18 @@ func (c *agentClient) unpin(addr string) { c.pins.Delete(addr) }
 func (c *agentClient) close() {
 	c.tr.CloseIdleConnections()
 	c.ops.close()
+	c.readers.close()
 }
 
 // dialTLS dials an agent for HTTP/2 (HTTP/1.1 when it cannot).
 func (c *agentClient) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
-	return c.dialAgent(ctx, network, addr, "h2", "http/1.1")
-}
-
-// dialTLS1 dials an agent for HTTP/1.1.
-func (c *agentClient) dialTLS1(ctx context.Context, network, addr string) (net.Conn, error) {
-	return c.dialAgent(ctx, network, addr, "http/1.1")
+	return c.dialAgent(ctx, network, addr, nil, "h2", "http/1.1")
 }
 
 // dialAgent dials an agent with mutual TLS, offering protos, and accepts
-// it when it presents the certificate pinned for its address.
-func (c *agentClient) dialAgent(ctx context.Context, network, addr string, protos ...string) (net.Conn, error) {
+// it when it presents the certificate pinned for its address. Wrap, when
+// not nil, wraps the TCP connection under the TLS one.
+func (c *agentClient) dialAgent(ctx context.Context, network, addr string, wrap func(net.Conn) net.Conn, protos ...string) (net.Conn, error) {
 	want := ""
 	if v, ok := c.pins.Load(addr); ok {
 		want = v.(string)
@@ -147,6 +151,9 @@ func (c *agentClient) dialAgent(ctx context.Context, network, addr string, proto
 	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		raw = wrap(raw)
 	}
 	cfg := c.base.Clone()
 	if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -28,7 +27,7 @@ func streamServer(t *testing.T, lines int, every time.Duration) (*httptest.Serve
 		w.Header().Set("X-Test", "yes")
 		rc := http.NewResponseController(w)
 		for i := 0; i < lines; i++ {
-			fmt.Fprintf(w, "data: %d\n\n", i)
+			fmt.Fprintf(w, "event: stats\ndata: %d\n\n", i)
 			if rc.Flush() != nil {
 				return
 			}
@@ -42,9 +41,55 @@ func streamServer(t *testing.T, lines int, every time.Duration) (*httptest.Serve
 	return srv, protos
 }
 
-func testDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
-	return d.DialContext(ctx, network, addr)
+// testDial dials addr with TLS (HTTP/1.1, any certificate), wrapping the
+// TCP connection as the engine's dial does.
+func testDial(ctx context.Context, network, addr string, wrap func(net.Conn) net.Conn) (net.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if wrap != nil {
+		raw = wrap(raw)
+	}
+	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// tcpPair is two ends of a loopback TCP connection, closed when the test
+// ends.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-accepted
+	if b == nil {
+		t.Fatal("no connection accepted")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// nextStats is the data of the stream's next statistics.
+func nextStats(s *eventStream) (string, error) {
+	ev, err := s.Next()
+	return string(ev.Stats), err
 }
 
 // TestOpenStreamReadsOverItsOwnHTTP1Connection: the stream's answer is
@@ -53,33 +98,35 @@ func testDial(ctx context.Context, network, addr string) (net.Conn, error) {
 func TestOpenStreamReadsOverItsOwnHTTP1Connection(t *testing.T) {
 	srv, protos := streamServer(t, 3, 50*time.Millisecond)
 	addr := strings.TrimPrefix(srv.URL, "https://")
-	body, hdr, status, err := openStream(context.Background(), testDial, addr, "/events", 5*time.Second, 5*time.Second)
+	c, err := openStream(context.Background(), testDial, addr, "/events", 5*time.Second, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer body.Close()
-	if status != http.StatusOK || hdr.Get("X-Test") != "yes" {
-		t.Errorf("status %d, headers %v", status, hdr)
+	defer c.Close()
+	if c.status != http.StatusOK || c.header.Get("X-Test") != "yes" || !c.chunked || c.length != -1 {
+		t.Errorf("status %d, headers %v, chunked %v, length %d", c.status, c.header, c.chunked, c.length)
 	}
 	if p := <-protos; p != "HTTP/1.1" {
 		t.Errorf("the stream came as %s, want HTTP/1.1", p)
 	}
-	sc := bufio.NewScanner(body)
+	s := newEventStream(c, testReaders(t, 1), nil)
 	var got []string
-	for len(got) < 3 && sc.Scan() {
-		if l := sc.Text(); l != "" {
-			got = append(got, l)
+	for len(got) < 3 {
+		d, err := nextStats(s)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
 		}
+		got = append(got, d)
 	}
-	if strings.Join(got, ",") != "data: 0,data: 1,data: 2" {
-		t.Errorf("lines %q (scan error %v)", got, sc.Err())
+	if strings.Join(got, ",") != "0,1,2" {
+		t.Errorf("statistics %q", got)
 	}
 	// A missing path is an answer, not an error.
-	b2, _, st2, err := openStream(context.Background(), testDial, addr, "/nothing", 5*time.Second, 5*time.Second)
-	if err != nil || st2 != http.StatusNotFound {
-		t.Fatalf("404: status %d, err %v", st2, err)
+	c2, err := openStream(context.Background(), testDial, addr, "/nothing", 5*time.Second, 5*time.Second)
+	if err != nil || c2.status != http.StatusNotFound {
+		t.Fatalf("404: %v", err)
 	}
-	b2.Close()
+	c2.Close()
 }
 
 // TestOpenStreamSilentIsGivenUp: a stream silent for longer than idle ends
@@ -87,16 +134,17 @@ func TestOpenStreamReadsOverItsOwnHTTP1Connection(t *testing.T) {
 func TestOpenStreamSilentIsGivenUp(t *testing.T) {
 	srv, _ := streamServer(t, 1, 0)
 	addr := strings.TrimPrefix(srv.URL, "https://")
-	body, _, _, err := openStream(context.Background(), testDial, addr, "/events", 5*time.Second, 300*time.Millisecond)
+	c, err := openStream(context.Background(), testDial, addr, "/events", 5*time.Second, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer body.Close()
+	s := newEventStream(c, testReaders(t, 1), nil)
+	defer s.Close()
 	start := time.Now()
-	sc := bufio.NewScanner(body)
-	for sc.Scan() {
+	if d, err := nextStats(s); d != "0" || err != nil {
+		t.Fatalf("the first statistics: %q, %v", d, err)
 	}
-	if err := sc.Err(); err == nil || !strings.Contains(err.Error(), "silent for 300ms") {
+	if _, err := s.Next(); err == nil || !strings.Contains(err.Error(), "silent for 300ms") {
 		t.Errorf("end of a silent stream: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -110,16 +158,19 @@ func TestOpenStreamEndsWithItsContext(t *testing.T) {
 	srv, _ := streamServer(t, 1, 0)
 	addr := strings.TrimPrefix(srv.URL, "https://")
 	ctx, cancel := context.WithCancel(context.Background())
-	body, _, _, err := openStream(ctx, testDial, addr, "/events", 5*time.Second, time.Minute)
+	c, err := openStream(ctx, testDial, addr, "/events", 5*time.Second, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer body.Close()
+	s := newEventStream(c, testReaders(t, 1), nil)
+	defer s.Close()
 	done := make(chan int, 1)
 	go func() {
-		sc := bufio.NewScanner(body)
 		n := 0
-		for sc.Scan() {
+		for {
+			if _, err := s.Next(); err != nil {
+				break
+			}
 			n++
 		}
 		done <- n
@@ -128,10 +179,10 @@ func TestOpenStreamEndsWithItsContext(t *testing.T) {
 	cancel()
 	select {
 	case n := <-done:
-		// The event and its blank line, then the end (an error or EOF,
-		// whichever the closed connection gives).
-		if n != 2 {
-			t.Errorf("%d lines before the end, want 2", n)
+		// The event, then the end (an error or EOF, whichever the
+		// closed connection gives).
+		if n != 1 {
+			t.Errorf("%d events before the end, want 1", n)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the read did not end with the context")
@@ -163,7 +214,7 @@ func TestOpenStreamNoAnswer(t *testing.T) {
 			}()
 		}
 	}()
-	_, _, _, err = openStream(context.Background(), testDial, ln.Addr().String(), "/events", 500*time.Millisecond, time.Minute)
+	_, err = openStream(context.Background(), testDial, ln.Addr().String(), "/events", 500*time.Millisecond, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "no answer within 500ms") {
 		t.Errorf("no answer: %v", err)
 	}

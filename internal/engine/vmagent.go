@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -208,105 +207,6 @@ func (o *agentOps) screenshot(ctx context.Context, h store.Host, id string) ([]b
 	return out, err
 }
 
-// eventStream is an agent's GET /v1/events, read event by event.
-type eventStream struct {
-	body  io.ReadCloser
-	sc    *bufio.Scanner
-	stats bool
-}
-
-// events subscribes to a host's VM events (server-sent events), with its
-// statistics every stats (when not 0 and the agent can). The stream has an
-// HTTP/1.1 connection of its own, read by the caller's goroutine alone
-// (streamConn); the other requests to the host share its HTTP/2
-// connection, which closes when they stop.
-func (o *agentOps) events(ctx context.Context, h store.Host, stats time.Duration) (*eventStream, error) {
-	addr, err := o.target(h)
-	if err != nil {
-		return nil, err
-	}
-	path := "/v1/events"
-	if stats >= agentapi.MinStatsPush && stats <= agentapi.MaxStatsPush {
-		path += "?stats=" + url.QueryEscape(stats.String())
-	}
-	body, header, status, err := openStream(ctx, o.c.dialTLS1, addr, path, o.c.timeout, streamIdle)
-	if err != nil {
-		return nil, &service.AgentError{Host: h.Name, Msg: shortError(err)}
-	}
-	if status == http.StatusNotFound {
-		body.Close()
-		return nil, service.ErrNoEvents
-	}
-	if status != http.StatusOK {
-		body.Close()
-		return nil, &service.AgentError{Host: h.Name, Status: status, Code: fmt.Sprintf("HTTP_%d", status), Msg: "GET /v1/events"}
-	}
-	sc := bufio.NewScanner(body)
-	// Events are small: start with a small buffer (ten thousand hosts keep
-	// ten thousand streams open), grow to 1 MiB for statistics of many VMs.
-	sc.Buffer(make([]byte, 0, 1<<10), 1<<20)
-	return &eventStream{body: body, sc: sc, stats: header.Get(agentapi.StatsHeader) != ""}, nil
-}
-
-// PushesStats tells whether the agent pushes its statistics on the
-// stream.
-func (s *eventStream) PushesStats() bool { return s.stats }
-
-// Next returns the next VM event, or the statistics the agent pushed (an
-// event agentapi.EventStats whose Stats is the data as it came, when it is
-// JSON); io.EOF when the stream ended. Events that cannot be read are
-// skipped.
-func (s *eventStream) Next() (agentapi.Event, error) {
-	// Ten thousand hosts push every few seconds: the event's name is
-	// compared, not kept, and the data is one allocation of its size.
-	var data []byte
-	stats := false
-	for s.sc.Scan() {
-		line := s.sc.Bytes()
-		switch {
-		case len(line) == 0:
-			if len(data) == 0 {
-				stats = false
-				continue
-			}
-			if stats {
-				if !json.Valid(data) {
-					// Kept as the host's statistics, written in a batch
-					// with every other host's: a document that is not
-					// JSON would fail them all. Skipped, as a malformed
-					// event is.
-					data, stats = data[:0], false
-					continue
-				}
-				return agentapi.Event{Event: agentapi.EventStats, Stats: data}, nil
-			}
-			var ev agentapi.Event
-			if err := json.Unmarshal(data, &ev); err != nil {
-				data, stats = data[:0], false
-				continue
-			}
-			return ev, nil
-		case bytes.HasPrefix(line, []byte("event:")):
-			stats = string(bytes.TrimSpace(line[len("event:"):])) == agentapi.EventStats
-		case bytes.HasPrefix(line, []byte("data:")):
-			part := bytes.TrimPrefix(line[len("data:"):], []byte(" "))
-			if data == nil {
-				data = make([]byte, 0, len(part))
-			} else if len(data) > 0 {
-				data = append(data, '\n')
-			}
-			data = append(data, part...)
-		}
-	}
-	if err := s.sc.Err(); err != nil {
-		return agentapi.Event{}, err
-	}
-	return agentapi.Event{}, io.EOF
-}
-
-// Close ends the stream.
-func (s *eventStream) Close() { s.body.Close() }
-
 // console opens the agent's websocket to a VM's serial console.
 func (o *agentOps) console(ctx context.Context, h store.Host, id, query, user string) (*websocket.Conn, error) {
 	return o.websocket(ctx, h, "/v1/vms/"+url.PathEscape(id)+"/console", query, user)
@@ -393,8 +293,8 @@ func (a *agentService) Act(ctx context.Context, h store.Host, id, action string,
 func (a *agentService) Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error) {
 	return a.ops.screenshot(ctx, h, id)
 }
-func (a *agentService) Events(ctx context.Context, h store.Host, stats time.Duration) (service.EventStream, error) {
-	s, err := a.ops.events(ctx, h, stats)
+func (a *agentService) Events(ctx context.Context, h store.Host, stats time.Duration, pushed func([]byte)) (service.EventStream, error) {
+	s, err := a.ops.events(ctx, h, stats, pushed)
 	if err != nil {
 		return nil, err
 	}

@@ -38,9 +38,11 @@ type Agents interface {
 	Act(ctx context.Context, h store.Host, id, action string, shutdown *agentapi.ShutdownRequest) (agentapi.ActionResult, error)
 	Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error)
 	// Events subscribes to a host's VM events, asking the agent to push
-	// its statistics on the stream every stats too (0: not);
-	// ErrNoEvents when the agent has no event stream.
-	Events(ctx context.Context, h store.Host, stats time.Duration) (EventStream, error)
+	// its statistics on the stream every stats too (0: not), which go to
+	// pushed as they come (when not nil): called on a goroutine the
+	// stream's reading shares with other hosts', one push at a time, it
+	// must return soon. ErrNoEvents when the agent has no event stream.
+	Events(ctx context.Context, h store.Host, stats time.Duration, pushed func(stats []byte)) (EventStream, error)
 
 	// MigrationPlan reads what a destination must offer for a running VM
 	// (its disks probed); Announce tells a destination a VM comes;
@@ -70,7 +72,8 @@ type Agents interface {
 }
 
 // EventStream is a host's VM events, one at a time, and the statistics
-// its agent pushes (agentapi.EventStats events).
+// its agent pushes (agentapi.EventStats events) when they have no pushed
+// function to go to.
 type EventStream interface {
 	// Next returns the next event; io.EOF when the stream ended.
 	Next() (agentapi.Event, error)

@@ -128,7 +128,7 @@ func (f *fakeFirmwareAgents) Act(ctx context.Context, h store.Host, id, action s
 func (f *fakeFirmwareAgents) Screenshot(ctx context.Context, h store.Host, id string) ([]byte, error) {
 	return nil, fmt.Errorf("no VM")
 }
-func (f *fakeFirmwareAgents) Events(ctx context.Context, h store.Host, _ time.Duration) (EventStream, error) {
+func (f *fakeFirmwareAgents) Events(ctx context.Context, h store.Host, _ time.Duration, _ func([]byte)) (EventStream, error) {
 	return nil, ErrNoEvents
 }
 

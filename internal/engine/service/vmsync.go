@@ -278,7 +278,10 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host, lane int) (connect
 	s := w.y.s
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := aside(func() (EventStream, error) { return w.connect(sctx, h, lane) })
+	// The statistics the agent pushes are recorded as they come, by the
+	// goroutine that read them: this one only waits.
+	pushed := func(stats []byte) { w.y.m.pushed(ctx, h.ID, stats) }
+	stream, err := aside(func() (EventStream, error) { return w.connect(sctx, h, lane, pushed) })
 	if err != nil {
 		return false, err
 	}
@@ -323,9 +326,10 @@ func (w *vmWatcher) follow(ctx context.Context, h store.Host, lane int) (connect
 			return true, end(err)
 		}
 		if ev.Event == agentapi.EventStats {
-			// The host's statistics, pushed: the monitoring's round need
-			// not ask for them.
-			w.y.m.pushed(ctx, h.ID, ev.Stats)
+			// The host's statistics, pushed, from a stream that gives
+			// them as events: the monitoring's round need not ask for
+			// them.
+			pushed(ev.Stats)
 			continue
 		}
 		// Its own variable: ev, taken by the closure, would be moved to
@@ -364,7 +368,7 @@ func aside[T any](f func() (T, error)) (T, error) {
 
 // connect subscribes to the host's events and reconciles its VMs, with a
 // place in the lane's connections under way (vmSync.connecting).
-func (w *vmWatcher) connect(ctx context.Context, h store.Host, lane int) (EventStream, error) {
+func (w *vmWatcher) connect(ctx context.Context, h store.Host, lane int, pushed func([]byte)) (EventStream, error) {
 	sem := w.y.connecting[lane]
 	select {
 	case sem <- struct{}{}:
@@ -372,7 +376,7 @@ func (w *vmWatcher) connect(ctx context.Context, h store.Host, lane int) (EventS
 		return nil, ctx.Err()
 	}
 	defer func() { <-sem }()
-	stream, err := w.y.s.agents.Events(ctx, h, w.y.m.cfg.StatsInterval)
+	stream, err := w.y.s.agents.Events(ctx, h, w.y.m.cfg.StatsInterval, pushed)
 	if err != nil {
 		return nil, err
 	}

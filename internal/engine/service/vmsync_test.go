@@ -65,7 +65,7 @@ type connectingAgents struct {
 	now, most int
 }
 
-func (a *connectingAgents) Events(ctx context.Context, h store.Host, _ time.Duration) (EventStream, error) {
+func (a *connectingAgents) Events(ctx context.Context, h store.Host, _ time.Duration, _ func([]byte)) (EventStream, error) {
 	a.mu.Lock()
 	a.now++
 	a.most = max(a.most, a.now)
@@ -112,7 +112,7 @@ func TestWatcherConnectionsBounded(t *testing.T) {
 	connect := func(lane int) {
 		w := &vmWatcher{y: y}
 		go func() {
-			_, err := w.connect(ctx, store.Host{Name: "h"}, lane)
+			_, err := w.connect(ctx, store.Host{Name: "h"}, lane, nil)
 			errs <- err
 		}()
 	}
