@@ -178,6 +178,9 @@ type pollConn struct {
 	readFn func(fd uintptr) bool
 	peekFn func(fd uintptr) bool
 	peek   [1]byte
+	// peeked tells that the wait under way looked at the socket once
+	// already: a later look follows the poller's word that data came.
+	peeked bool
 }
 
 func newPollConn(c net.Conn) *pollConn {
@@ -241,10 +244,21 @@ func (c *pollConn) readNow(fd uintptr) bool {
 
 // waitReadable waits until the socket has data (or an end, or an error),
 // or the read deadline passed, or the connection closed.
-func (c *pollConn) waitReadable() error { return c.rc.Read(c.peekFn) }
+func (c *pollConn) waitReadable() error {
+	c.peeked = false
+	return c.rc.Read(c.peekFn)
+}
 
-// hasData tells whether a read would not block.
+// hasData tells whether a read would not block: the first time by looking
+// (data may have come before the wait began, and the poller tells only of
+// what comes after), then as the poller said (it calls again only when
+// it saw the socket readable). Wrong at worst once: the read finds nothing
+// and the stream waits again.
 func (c *pollConn) hasData(fd uintptr) bool {
+	if c.peeked {
+		return true
+	}
+	c.peeked = true
 	for {
 		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		if err == syscall.EINTR {
