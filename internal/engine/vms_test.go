@@ -647,3 +647,25 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestLateDefinedEventKeepsVMUp: the "defined" event of a VM's start (a
+// start defines, then starts), read after the start took the VM Up, does
+// not take it Down; the events after it are applied as before.
+func TestLateDefinedEventKeepsVMUp(t *testing.T) {
+	l := newPowerLab(t)
+	v := l.startedOn(t, "late", "")
+	a := l.agent(v.Host)
+	a.mu.Lock()
+	fv := a.vms[v.ID].vm
+	fv.State = agentapi.StateDefined
+	a.publish(fv, "defined", "added")
+	fv.State = agentapi.StatePaused
+	a.publish(fv, "suspended", "paused")
+	a.mu.Unlock()
+	waitVM(t, l.te.admin, "late", 5*time.Second, func(v engineapi.VM) bool { return v.State == "Paused" })
+	for _, e := range eventsOf(t, l.te, v.ID) {
+		if strings.HasPrefix(e, api.CodeVMDown+" ") {
+			t.Errorf("the VM went Down: %q", e)
+		}
+	}
+}

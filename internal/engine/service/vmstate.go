@@ -105,6 +105,12 @@ func observeEvent(ev agentapi.Event) observation {
 	return o
 }
 
+// definedStopped tells whether an event is a VM's definition that says it
+// does not run: it tells nothing of a change of its state.
+func definedStopped(ev agentapi.Event) bool {
+	return ev.Event == "defined" && !runs(stateFromAgent(ev.State, ""))
+}
+
 // runs tells whether a state means QEMU runs the VM.
 func runs(s store.VMState) bool {
 	switch s {

@@ -56,6 +56,18 @@ func TestStateMapping(t *testing.T) {
 		{agentapi.Event{Event: agentapi.EventNotResponding, Detail: "no reply to query-status within 10s", State: agentapi.StateRunning}, obs{store.VMNotResponding, false, false}},
 		{agentapi.Event{Event: agentapi.EventResponding, State: agentapi.StateRunning}, obs{store.VMUp, false, false}},
 	}
+	for _, tc := range []struct {
+		ev   agentapi.Event
+		want bool
+	}{
+		{agentapi.Event{Event: "defined", Detail: "added", State: agentapi.StateDefined}, true},
+		{agentapi.Event{Event: "defined", Detail: "found after reconnecting to libvirt", State: agentapi.StateRunning}, false},
+		{agentapi.Event{Event: "stopped", Detail: "destroyed", State: agentapi.StateDefined}, false},
+	} {
+		if got := definedStopped(tc.ev); got != tc.want {
+			t.Errorf("definedStopped(%s/%s, %s) = %v", tc.ev.Event, tc.ev.Detail, tc.ev.State, got)
+		}
+	}
 	for _, tc := range events {
 		o := observeEvent(tc.ev)
 		if diff := cmp.Diff(tc.want, obs{o.State, o.Gone, o.Crashed}); diff != "" {

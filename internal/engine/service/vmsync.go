@@ -396,6 +396,10 @@ func (w *vmWatcher) apply(ctx context.Context, ev agentapi.Event) error {
 	case ev.VM == "":
 	case ev.Event == agentapi.EventShutdownTimeout:
 		w.y.shutdownTimedOut(ctx, w.host(), ev)
+	case definedStopped(ev):
+		// A definition stops nothing (a VM that stops says so with an
+		// event of its own), and a start defines before it starts: read
+		// after the start took the VM Up, this event would take it Down.
 	default:
 		w.y.observe(ctx, w.host(), observeEvent(ev), false)
 	}
