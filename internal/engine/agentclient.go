@@ -30,8 +30,9 @@ const maxAgentBody = 16 << 20
 // and a host keeps working when its address changes.
 //
 // A host's VM event stream (with the statistics the agent pushes on it)
-// has an HTTP/1.1 connection of its own, read by the goroutine that follows
-// it (openStream): the one connection each host keeps open for good.
+// has an HTTP/1.1 connection of its own (openStream), waited on by the
+// goroutine that follows it and read by the streams' few readers
+// (eventStream): the one connection each host keeps open for good.
 // The rest — the monitoring's polls, the VM operations, the firmware
 // steps — share one HTTP/2 connection per host, opened when needed and
 // closed after idleAgentConn without a request; a console's websocket
