@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -156,12 +155,10 @@ func (s *eventStream) turn(buf []byte) {
 	s.waiting = false
 }
 
-// feed decodes b, telling whether the stream ended.
+// feed decodes b, telling whether the stream ended (its error then
+// io.EOF, sse.ErrEnded, when the body's last chunk came).
 func (s *eventStream) feed(b []byte) bool {
 	if err := s.dec.Feed(b, s.onEvent); err != nil {
-		if errors.Is(err, sse.ErrEnded) {
-			err = io.EOF
-		}
 		s.err = err
 		return true
 	}

@@ -98,6 +98,8 @@ func openStream(ctx context.Context, dial streamDial, addr, path string, timeout
 		b, _ := br.Peek(n)
 		s.rest = bytes.Clone(b)
 	}
+	// From here the body is read a turn at a time, never waiting.
+	raw.nonblocking = true
 	s.extend(time.Now())
 	return s, nil
 }
@@ -106,7 +108,6 @@ func openStream(ctx context.Context, dial streamDial, addr, path string, timeout
 // when it has nothing more yet. It moves the read deadline at most once a
 // second.
 func (s *streamConn) read(p []byte) (int, error) {
-	s.raw.nonblocking = true
 	n, err := s.conn.Read(p)
 	if n > 0 {
 		if now := time.Now(); now.Sub(s.deadlineAt) >= time.Second {
@@ -167,8 +168,8 @@ func (s *streamConn) closeConn() { s.once.Do(func() { s.conn.Close() }) }
 type pollConn struct {
 	net.Conn
 	rc syscall.RawConn
-	// nonblocking is set by the stream's reader once its headers came;
-	// read by the goroutine reading the connection (one at a time).
+	// nonblocking is set once the stream's headers came (openStream),
+	// before any reader takes a turn.
 	nonblocking bool
 
 	// A read's buffer and outcome, for readFn (made once).

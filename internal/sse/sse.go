@@ -65,7 +65,8 @@ func NewDecoder(chunked bool, max int) *Decoder {
 }
 
 // ErrEnded is what Feed returns once the body ended (its last chunk and
-// trailer came): nothing may follow.
+// trailer came): io.EOF itself, the end of the stream's reading. Nothing
+// may follow.
 var ErrEnded = io.EOF
 
 // Feed decodes p, giving each event it completes to h. It returns an error
@@ -195,15 +196,12 @@ func (d *Decoder) text(p []byte, h Handler) error {
 		}
 		line := p[:i]
 		p = p[i+1:]
+		if len(d.line)+len(line) > d.max {
+			return fmt.Errorf("sse: line: longer than %d bytes", d.max)
+		}
 		if len(d.line) > 0 {
-			if len(d.line)+len(line) > d.max {
-				return fmt.Errorf("sse: line: longer than %d bytes", d.max)
-			}
 			d.line = append(d.line, line...)
 			line = d.line
-		}
-		if len(line) > d.max {
-			return fmt.Errorf("sse: line: longer than %d bytes", d.max)
 		}
 		err := d.field(bytes.TrimSuffix(line, []byte("\r")), h)
 		d.line = d.line[:0]
